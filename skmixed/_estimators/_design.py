@@ -2,9 +2,12 @@
 
 Nothing here mutates the estimator: a failed check leaves a fitted model as it was.
 X is a DataFrame (columns by name, or by position) or anything ``check_array`` accepts
-(columns by position). The grouping column becomes int32 codes via ``pandas.factorize``;
-the remaining columns are the fixed effects, copied once into a Fortran-ordered float64
-block (one contiguous copy per column, the only copy of X a fit makes).
+(columns by position). The grouping column becomes int32 codes (a categorical's own codes,
+unused categories dropped after the row pass; otherwise ``pandas.factorize``); the
+remaining columns are the fixed effects, handed to the row pass as the DataFrame's own
+arrays (no copy of X for numeric numpy dtypes). Finiteness is checked after the row pass:
+NaN or infinity anywhere shows in the sums, and only then are the columns scanned to name
+the culprit.
 """
 
 from dataclasses import dataclass
@@ -13,19 +16,29 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 from sklearn.utils import check_array
-from sklearn.utils.validation import _check_sample_weight, column_or_1d
+from sklearn.utils.validation import _check_sample_weight, _get_feature_names, column_or_1d
 
-__all__ = ["GroupedDesign", "as_table", "resolve_column", "encode_groups", "make_design",
-           "fixed_block", "check_target"]
+__all__ = ["GroupedDesign", "as_table", "resolve_column", "encode_groups", "lookup_groups",
+           "make_design", "fixed_columns", "check_finite_columns", "fixed_block",
+           "check_target", "check_weights", "missing_groups_error"]
 
 
 def as_table(X, estimator_name):
-    """Return X itself if it is a DataFrame, else a validated 2-D array (dtype kept)."""
+    """Return X itself if it is a DataFrame, else a validated 2-D array (dtype kept).
+
+    A DataFrame is not copied; its column labels must be unique (columns are found by
+    label), and sklearn's rule on feature names (all strings, or none) is checked here,
+    before any work, rather than when the fitted attributes are set.
+    """
     if isinstance(X, pd.DataFrame):
         if X.shape[1] == 0:
             raise ValueError(f"0 feature(s) (shape={X.shape}) while a minimum of 1 is required.")
         if X.shape[0] == 0:
             raise ValueError(f"0 sample(s) (shape={X.shape}) while a minimum of 1 is required.")
+        if not X.columns.is_unique:
+            dup = sorted(map(str, X.columns[X.columns.duplicated()].unique()))
+            raise ValueError(f"X has duplicate column names {dup}; column names must be unique.")
+        _get_feature_names(X)  # raises TypeError for a mix of str and non-str names
         return X
     return check_array(X, dtype=None, ensure_all_finite=False, estimator=estimator_name)
 
@@ -63,68 +76,137 @@ def column_name(label):
     return label if isinstance(label, str) else str(label)
 
 
+def missing_groups_error(label):
+    return ValueError(f"Input X column {label!r} (the grouping column) contains NaN, infinity "
+                      "or missing labels; every row needs a group.")
+
+
+def _unhashable_groups_error(label, exc):
+    return TypeError(f"group column {label!r} holds a value that cannot be a group label "
+                     f"({exc}): the argument must be a string, a number or another hashable "
+                     "value.")
+
+
+def _check_float_labels(arr, label):
+    # factorize gives NaN the code -1 but keeps ±inf as a label: both are data errors here.
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise missing_groups_error(label)
+
+
 def encode_groups(values, label):
-    """Integer codes in ``[0, G)`` and the sorted group labels (unused categories dropped)."""
+    """Integer codes in ``[0, G)`` and the sorted group labels.
+
+    A categorical's codes and categories are used as they are: unused categories are
+    dropped after the row pass, which counts the rows per group anyway. Missing labels
+    (NaN, None, a categorical's missing code) and infinite float labels raise ValueError;
+    unhashable labels raise TypeError.
+    """
     if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
         cat_codes = values.cat.codes.to_numpy()
         if cat_codes.size and cat_codes.min() < 0:
-            raise ValueError(f"group column {label!r} contains missing values.")
-        counts = np.bincount(cat_codes, minlength=len(values.cat.categories))
-        used = counts > 0
-        if used.all():
-            return cat_codes.astype(np.int32, copy=False), pd.Index(values.cat.categories)
-        remap = np.cumsum(used) - 1
-        return remap[cat_codes].astype(np.int32), pd.Index(values.cat.categories[used])
+            raise missing_groups_error(label)
+        return cat_codes.astype(np.int32, copy=False), pd.Index(values.cat.categories)
     values = values.to_numpy() if isinstance(values, pd.Series) else np.asarray(values)
+    _check_float_labels(values, label)
     try:
-        codes, levels = pd.factorize(values, sort=True)
-    except TypeError:  # labels of mixed, unorderable types: keep order of appearance
-        codes, levels = pd.factorize(values, sort=False)
+        try:
+            codes, levels = pd.factorize(values, sort=True)
+        except TypeError:  # labels of mixed, unorderable types: keep order of appearance
+            codes, levels = pd.factorize(values, sort=False)
+    except TypeError as exc:
+        raise _unhashable_groups_error(label, exc) from None
     if codes.size and codes.min() < 0:
-        raise ValueError(f"group column {label!r} contains missing values.")
+        raise missing_groups_error(label)
     return codes.astype(np.int32, copy=False), pd.Index(levels)
 
 
-def lookup_groups(values, levels):
-    """Codes of ``values`` among fitted ``levels``; -1 for groups not seen in fit."""
+def lookup_groups(values, levels, label):
+    """Codes of ``values`` among fitted ``levels``; -1 for groups not seen in fit.
+
+    Missing, infinite or unhashable labels raise as in :func:`encode_groups`.
+    """
     if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
-        lut = levels.get_indexer(values.cat.categories)
         cat_codes = values.cat.codes.to_numpy()
-        return np.where(cat_codes >= 0, lut[cat_codes], -1)
+        if cat_codes.size and cat_codes.min() < 0:
+            raise missing_groups_error(label)
+        return levels.get_indexer(values.cat.categories)[cat_codes]
     values = values.to_numpy() if isinstance(values, pd.Series) else np.asarray(values)
-    return levels.get_indexer(values)
+    _check_float_labels(values, label)
+    if values.dtype.kind not in "biuf" and pd.isna(values).any():
+        raise missing_groups_error(label)
+    try:
+        return levels.get_indexer(values)
+    except TypeError as exc:
+        raise _unhashable_groups_error(label, exc) from None
 
 
-def _numeric_column(values, label):
+def _not_numeric_error(label, dtype):
+    return ValueError(
+        f"column {label!r} is not numeric (dtype {dtype}); encode it first, e.g. with "
+        "OneHotEncoder inside a ColumnTransformer, or name it as the grouping column."
+    )
+
+
+def fixed_columns(X, labels):
+    """The named columns as 1-D numeric arrays, without copying numeric numpy columns.
+
+    Numeric numpy dtypes (bool, int, float) are handed over as they are (the row pass reads
+    any of them); nullable and object columns are converted to float64 (missing → NaN).
+    Finiteness is not checked here: see :func:`check_finite_columns`.
+    """
+    return [_numeric_values(column_values(X, label), label) for label in labels]
+
+
+def _numeric_values(values, label):
     if isinstance(values, pd.Series):
-        if not (ptypes.is_numeric_dtype(values.dtype) or ptypes.is_bool_dtype(values.dtype)):
-            raise ValueError(
-                f"column {label!r} is not numeric (dtype {values.dtype}); encode it first, "
-                "e.g. with OneHotEncoder inside a ColumnTransformer, or name it as the "
-                "grouping column."
-            )
-        arr = values.to_numpy(dtype=np.float64, na_value=np.nan)
-    else:
-        try:
-            arr = np.asarray(values, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(f"column {label!r} is not numeric; encode it first, e.g. with "
-                             "OneHotEncoder inside a ColumnTransformer.") from None
-    if not np.isfinite(arr).all():
-        raise ValueError(f"Input X column {label!r} contains NaN or infinity.")
-    return arr
+        dtype = values.dtype
+        if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
+            return values.to_numpy()
+        if getattr(dtype, "kind", None) == "c":
+            raise ValueError(f"column {label!r} holds complex numbers (dtype {dtype}), which "
+                             "are not supported.")
+        if ptypes.is_numeric_dtype(dtype) or ptypes.is_bool_dtype(dtype):
+            return values.to_numpy(dtype=np.float64, na_value=np.nan)
+        if dtype == object:  # numbers stored as objects are numbers, as in check_array
+            try:
+                return values.to_numpy(dtype=np.float64, na_value=np.nan)
+            except (TypeError, ValueError):
+                raise _not_numeric_error(label, dtype) from None
+        raise _not_numeric_error(label, dtype)
+    if values.dtype.kind in "biuf":
+        return values
+    if values.dtype.kind in "USV":
+        raise _not_numeric_error(label, values.dtype)
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise _not_numeric_error(label, values.dtype) from None
+
+
+def check_finite_columns(columns, labels, y=None):
+    """Raise naming the first column (or y) holding NaN or infinity; integers are skipped."""
+    for col, label in zip(columns, labels):
+        if col.dtype.kind == "f" and not np.isfinite(col).all():
+            raise ValueError(f"Input X column {label!r} contains NaN or infinity.")
+    if y is not None and not np.isfinite(y).all():
+        raise ValueError("Input y contains NaN or infinity.")
 
 
 def fixed_block(X, labels):
     """Fortran-ordered float64 copy of the named columns, each checked to be numeric and finite."""
+    columns = fixed_columns(X, labels)
+    check_finite_columns(columns, labels)
     out = np.empty((n_rows(X), len(labels)), dtype=np.float64, order="F")
-    for j, label in enumerate(labels):
-        out[:, j] = _numeric_column(column_values(X, label), label)
+    for j, col in enumerate(columns):
+        out[:, j] = col
     return out
 
 
 def check_target(y, n, estimator_name):
-    """A finite float64 vector of length n (sklearn's messages and conversions)."""
+    """A float64 vector of length n (sklearn's messages and conversions).
+
+    Its finiteness is checked after the row pass (:func:`check_finite_columns`).
+    """
     if y is None:
         raise ValueError(f"This {estimator_name} estimator requires y to be passed, "
                          "but the target y is None.")
@@ -134,8 +216,6 @@ def check_target(y, n, estimator_name):
     if y.shape[0] != n:
         raise ValueError(f"y has {y.shape[0]} rows but X has {n}: Found input variables with "
                          "inconsistent numbers of samples.")
-    if not np.isfinite(y).all():
-        raise ValueError("Input y contains NaN or infinity.")
     return y
 
 
@@ -145,14 +225,16 @@ class GroupedDesign:
 
     Attributes
     ----------
-    X : ndarray (n, p_x), Fortran order — fixed-effect columns without intercept
+    columns : list of ndarray (n,) — fixed-effect columns without intercept (views of X)
     fixed_labels : list — their labels in X;  fixed_names : list of str
     slope_pos : ndarray — positions of the random slopes within the fixed columns
     slope_names : list of str
     codes : ndarray (n,) int32;  levels : pandas.Index;  group_label, group_name
+    group_position : int;  fixed_positions : list of int — where those columns are in X, so
+        that predict can find them in an array when fit saw a DataFrame, and vice versa
     """
 
-    X: np.ndarray
+    columns: list
     fixed_labels: list
     fixed_names: list
     slope_pos: np.ndarray
@@ -161,10 +243,12 @@ class GroupedDesign:
     levels: pd.Index
     group_label: object
     group_name: str
+    group_position: int
+    fixed_positions: list
 
 
 def make_design(X, *, groups, random_slopes, exclude=(), estimator_name="estimator"):
-    """Resolve the grouping and slope columns, encode the groups, copy the fixed columns.
+    """Resolve the grouping and slope columns, encode the groups, collect the fixed columns.
 
     ``exclude`` names further columns (trials, offset) that are neither fixed effects nor
     groups. Random-slope columns stay fixed effects too, as in ``y ~ x + (1 + x | g)``.
@@ -182,21 +266,21 @@ def make_design(X, *, groups, random_slopes, exclude=(), estimator_name="estimat
     if len(set(slope_labels)) != len(slope_labels):
         raise ValueError(f"random_slopes lists a column twice: {list(random_slopes)}.")
     excluded = {group_label, *exclude}
-    columns = list(X.columns) if isinstance(X, pd.DataFrame) else list(range(X.shape[1]))
-    fixed_labels = [c for c in columns if c not in excluded]
-    Xf = fixed_block(X, fixed_labels)
+    labels = list(X.columns) if isinstance(X, pd.DataFrame) else list(range(X.shape[1]))
+    fixed_labels = [c for c in labels if c not in excluded]
+    position = {c: i for i, c in enumerate(labels)}
+    columns = fixed_columns(X, fixed_labels)
     if n < 2:
         raise ValueError(f"{estimator_name} needs at least 2 groups; got n_samples = {n}.")
     codes, levels = encode_groups(column_values(X, group_label), group_label)
-    if len(levels) < 2:
-        raise ValueError(f"{estimator_name} needs at least 2 groups in column {group_label!r}; "
-                         f"found {len(levels)}.")
     slope_pos = np.array([fixed_labels.index(s) for s in slope_labels], dtype=np.int64)
     return GroupedDesign(
-        X=Xf, fixed_labels=fixed_labels, fixed_names=[column_name(c) for c in fixed_labels],
+        columns=columns, fixed_labels=fixed_labels,
+        fixed_names=[column_name(c) for c in fixed_labels],
         slope_pos=slope_pos, slope_names=[column_name(c) for c in slope_labels],
         codes=codes, levels=levels, group_label=group_label,
-        group_name=column_name(group_label),
+        group_name=column_name(group_label), group_position=position[group_label],
+        fixed_positions=[position[c] for c in fixed_labels],
     )
 
 

@@ -16,7 +16,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._kernels.crossprod import reduce_crossprods
+from .._kernels.crossprod import grouped_crossprods
 from .._kernels.threads import numba_threads
 from .._model.lmm import GroupedCrossproducts, ProfiledDeviance, independent_columns
 from .._model.optimize import minimize_theta
@@ -27,6 +27,52 @@ from ._results import (fixed_effects_table, random_effects_table, summary_text,
                        variance_components_table)
 
 __all__ = ["MixedLM"]
+
+
+def _checked_after_pass(design, sums, y, estimator_name):
+    """Checks that the row pass answers cheaply: non-finite input, missing group labels,
+    unused categories (dropped here), fewer than two groups."""
+    if sums.n_bad_codes:
+        raise _design.missing_groups_error(design.group_label)
+    if not (np.isfinite(sums.total_vv).all() and np.isfinite(sums.group_xv).all()):
+        _design.check_finite_columns(design.columns, design.fixed_labels, y)
+        raise ValueError("the cross-products overflowed: rescale the columns of X or y.")
+    used = sums.group_rows > 0
+    if not used.all():
+        sums.group_xv = sums.group_xv[used]
+        sums.group_rows = sums.group_rows[used]
+        design.levels = design.levels[used]
+    if len(design.levels) < 2:
+        raise ValueError(f"{estimator_name} needs at least 2 groups in column "
+                         f"{design.group_label!r}; found {len(design.levels)}.")
+    return design
+
+
+# The penalized RSS is a difference of cross-products, exact to a few eps · y'Wy (up to
+# ~1e3 eps seen with 30 collinear-ish columns on 15 rows): a fixed-effects residual sum of
+# squares below this multiple of y'Wy is rounding noise (y constant, or a linear function
+# of the fixed columns). Real data are refused only if their residual SD is below ~5e-7
+# times the RMS of y (e.g. y = 1e6 + noise of SD 0.5), where the fit would be noise too.
+_EXACT_FIT_RTOL = 1e3 * np.finfo(np.float64).eps
+
+
+def _check_residual_variation(objective, term):
+    """Refuse a y that the fixed effects fit exactly, before optimizing.
+
+    At θ = 0 the penalized least-squares problem is ordinary least squares, and the penalized
+    RSS can only be lower at any other θ; if the OLS residuals are zero (to rounding), so is
+    σ², the profiled deviance is -inf or noise and no covariance parameter is identified.
+    """
+    yty = objective.stats.yty
+    r2 = objective.evaluate(np.zeros(term.n_theta)).penalized_rss
+    if np.isfinite(r2) and r2 <= _EXACT_FIT_RTOL * yty:
+        raise ValueError(
+            "y is fitted exactly by the fixed effects (residual sum of squares "
+            f"{max(r2, 0.0):.3g}, at the rounding level of sum(w*y**2) = {yty:.3g}): y is "
+            "constant or a linear function of the fixed-effect columns, so the residual "
+            "variance is 0 and no variance component can be estimated. If y only varies "
+            "by less than ~1e-6 of its magnitude, subtract its mean first."
+        )
 
 
 class MixedLM(RegressorMixin, BaseEstimator):
@@ -43,7 +89,8 @@ class MixedLM(RegressorMixin, BaseEstimator):
     ----------
     groups : str or int, default=None
         The grouping column of X (label, or position for arrays). Required; its values may
-        be any hashable labels. Not a fixed effect.
+        be any hashable labels (missing or infinite labels are errors, in fit and predict).
+        Not a fixed effect.
     random_slopes : sequence of str or int, default=()
         Columns of X that get a random slope within groups (they stay fixed effects too).
     covariance : {"unstructured", "diagonal"}, default="unstructured"
@@ -54,8 +101,9 @@ class MixedLM(RegressorMixin, BaseEstimator):
     fit_intercept : bool, default=True
         Include a fixed intercept.
     n_jobs : int, default=None
-        Threads for the parallel kernels (None or -1: all of Numba's threads). The previous
-        thread count is restored after the fit.
+        Threads for the parallel kernels (None or -1: all of Numba's threads; -2: all but
+        one; 0 is invalid). The previous thread count is restored after the fit, also when
+        the fit raises.
     tol : float, default=1e-10
         Relative tolerance of the optimizer (decrease of the criterion; the projected
         gradient is scaled by the criterion's magnitude), in (0, 1).
@@ -136,7 +184,9 @@ class MixedLM(RegressorMixin, BaseEstimator):
         "covariance": [StrOptions({"unstructured", "diagonal"})],
         "reml": ["boolean"],
         "fit_intercept": ["boolean"],
-        "n_jobs": [Integral, None],
+        # 0 threads has no meaning (as in joblib): reject it with the other bad values.
+        "n_jobs": [Interval(Integral, None, -1, closed="right"),
+                   Interval(Integral, 1, None, closed="left"), None],
         "tol": [Interval(Real, 0, 1, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
     }
@@ -172,20 +222,26 @@ class MixedLM(RegressorMixin, BaseEstimator):
         timings = {}
         t0 = time.perf_counter()
         name = type(self).__name__
-        design = _design.make_design(X, groups=self.groups, random_slopes=self.random_slopes,
-                                     estimator_name=name)
-        n = design.X.shape[0]
+        if self.groups is None:
+            raise ValueError(f"{name} needs groups=<the grouping column of X> (a column "
+                             "label of a DataFrame, or a position for an array).")
+        # Cheap checks of y and the weights first, before the columns of X are touched.
+        X_table = _design.as_table(X, name)
+        n = _design.n_rows(X_table)
         y_arr = _design.check_target(y, n, name)
         w = _design.check_weights(sample_weight, n)
+        design = _design.make_design(X_table, groups=self.groups,
+                                     random_slopes=self.random_slopes, estimator_name=name)
         timings["prepare"] = time.perf_counter() - t0
 
         with numba_threads(self.n_jobs) as n_threads:
             t1 = time.perf_counter()
             z_pos = np.concatenate([[0], 1 + design.slope_pos]).astype(np.int64)
-            group_xv, total_vv = reduce_crossprods(design.X, y_arr, w, design.codes, z_pos,
-                                                   len(design.levels), n_threads)
+            sums = grouped_crossprods(design.columns, y_arr, w, design.codes,
+                                      len(design.levels), z_pos, n_threads)
             timings["row_pass"] = time.perf_counter() - t1
-            result = self._fit_from_crossprods(design, group_xv, total_vv, n_threads)
+            design = _checked_after_pass(design, sums, y_arr, name)
+            result = self._fit_from_crossprods(design, sums.group_xv, sums.total_vv, n_threads)
         result["timings"] = {**timings, **result["timings"],
                              "total": time.perf_counter() - t0}
         self._set_fitted(X, y, design, result)
@@ -195,7 +251,7 @@ class MixedLM(RegressorMixin, BaseEstimator):
         """Everything after the row pass: rank check, θ optimization, results."""
         timings = {}
         t0 = time.perf_counter()
-        n_fixed = design.X.shape[1]
+        n_fixed = len(design.columns)
         fixed_pos = np.arange(0 if self.fit_intercept else 1, n_fixed + 1)
         names = (["(Intercept)"] if self.fit_intercept else []) + list(design.fixed_names)
         kept = independent_columns(total_vv[np.ix_(fixed_pos, fixed_pos)])
@@ -219,6 +275,7 @@ class MixedLM(RegressorMixin, BaseEstimator):
             group_xv, total_vv, np.concatenate([[0], 1 + design.slope_pos]), fixed_pos)
         term = RandomEffectTerm(tuple(["(Intercept)"] + design.slope_names), self.covariance)
         objective = ProfiledDeviance(stats, term, reml=self.reml, n_chunks=n_threads)
+        _check_residual_variation(objective, term)
         opt = minimize_theta(objective, term.theta_start(), term.theta_lower(),
                              tol=self.tol, max_iter=self.max_iter)
         timings["optimize"] = time.perf_counter() - t0
@@ -278,15 +335,19 @@ class MixedLM(RegressorMixin, BaseEstimator):
         self.optimization_ = opt
         self._group_label = design.group_label
         self._fixed_labels = list(design.fixed_labels)
+        # Positions too: predict may get an array after a DataFrame fit, or the reverse.
+        self._fitted_on_frame = isinstance(X, pd.DataFrame)
+        self._group_position = design.group_position
+        self._fixed_positions = list(design.fixed_positions)
         self._slope_pos = design.slope_pos
         self._term_names = list(term.names)
         self._target_name = getattr(y, "name", None) or "y"
         if not opt.converged:
             warnings.warn(f"the optimizer did not converge: {opt.message}",
-                          ConvergenceWarning, stacklevel=3)
+                          ConvergenceWarning, stacklevel=4)
         if term.is_singular(self.theta_):
             warnings.warn("boundary (singular) fit: a random-effect variance is (near) zero; "
-                          "see variance_components_", SingularFitWarning, stacklevel=3)
+                          "see variance_components_", SingularFitWarning, stacklevel=4)
 
     # ------------------------------------------------------------ predict
     def predict(self, X, *, random_effects=True):
@@ -306,13 +367,16 @@ class MixedLM(RegressorMixin, BaseEstimator):
         y_pred : ndarray of shape (n_samples,)
         """
         check_is_fitted(self)
-        X = _design.as_table(X, type(self).__name__)
+        X_table = _design.as_table(X, type(self).__name__)
+        # On the caller's X: sklearn's feature-name checks need its columns.
         validate_data(self, X, reset=False, skip_check_array=True)
-        Xf = _design.fixed_block(X, self._fixed_labels)
+        group_key, fixed_keys = self._predict_columns(X_table)
+        Xf = _design.fixed_block(X_table, fixed_keys)
+        # Checked even without random effects: a row without a group is invalid input.
+        group_values = _design.column_values(X_table, group_key)
+        codes = _design.lookup_groups(group_values, self.group_levels_, group_key)
         pred = Xf @ self.coef_ + self.intercept_
         if random_effects:
-            codes = _design.lookup_groups(_design.column_values(X, self._group_label),
-                                          self.group_levels_)
             seen = codes >= 0
             b = self.random_effects_matrix_[np.where(seen, codes, 0)]
             b[~seen] = 0.0
@@ -320,6 +384,21 @@ class MixedLM(RegressorMixin, BaseEstimator):
             for a, pos in enumerate(self._slope_pos, start=1):
                 pred += b[:, a] * Xf[:, pos]
         return pred
+
+    def _predict_columns(self, X):
+        """Keys of the grouping and fixed columns in X: labels when fit and X are both
+        DataFrames, otherwise positions (sklearn has already warned about the names)."""
+        if isinstance(X, pd.DataFrame):
+            if self._fitted_on_frame:
+                needed = [self._group_label, *self._fixed_labels]
+                missing = [c for c in needed if c not in X.columns]
+                if missing:
+                    raise ValueError(f"X lacks the column(s) {missing} seen in fit; its "
+                                     f"columns are {list(X.columns)}.")
+                return self._group_label, self._fixed_labels
+            cols = X.columns
+            return cols[self._group_position], [cols[j] for j in self._fixed_positions]
+        return self._group_position, self._fixed_positions
 
     # ------------------------------------------------------------ summary
     def summary(self):

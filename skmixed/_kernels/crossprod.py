@@ -5,23 +5,32 @@ Each row r contributes through the extended row vector ``v_r = [1, x_r1 .. x_rp,
 
 * per group g(r), the ``q`` rows of ``Σ w_r z_r v_r'`` where ``z_r = v_r[z_pos]`` are the
   random-effect covariates (DESIGN §1: ``Z_i'WZ_i``, ``Z_i'WX_i`` and ``Z_i'Wy_i`` in one
-  array), and
-* in total, the upper triangle of ``Σ w_r v_r v_r'`` (``n = Σ w``, ``X'WX``, ``X'Wy``,
-  ``y'Wy``).
+  array), and the number of rows per group;
+* in total, the upper triangle of ``Σ w_r v_r v_r'`` (``X'WX``, ``X'Wy``, ``y'Wy``); its
+  first row (``Σ w``, ``Σ w x``, ``Σ w y``) is the sum of the groups' intercept rows, so
+  ``z_pos[0]`` must be 0.
 
 The rows are split into one contiguous chunk per thread; each chunk accumulates into its own
-slice of ``group_out``/``total_out`` and its small total lives in a thread-local array, so no
-two threads ever write the same cache line. The caller sums over the chunk axis.
+slice of the per-chunk outputs and its small total lives in thread-local storage, so no two
+threads write the same cache line. Rows whose group code is out of range are skipped and
+counted. Two implementations share these outputs: :func:`crossprod_grouped` (any number of
+columns, X as one 2-D block) and the code-generated kernels of :mod:`.codegen` (few columns,
+each read from the caller's own array).
 """
 
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["crossprod_grouped", "reduce_crossprods"]
+from .codegen import MAX_SPECIALIZED_COLUMNS, crossprod_kernel
+
+__all__ = ["crossprod_grouped", "grouped_crossprods", "GroupedSums"]
+
+# Below this many rows the generic, always-cached kernel is fast enough (a few ms).
+SPECIALIZE_MIN_ROWS = 100_000
 
 
 @njit(parallel=True, cache=True)
-def crossprod_grouped(X, y, w, codes, z_pos, group_out, total_out):
+def crossprod_grouped(X, y, w, codes, z_pos, group_out, count_out, total_out, bad_out):
     """Accumulate per-chunk grouped cross-products (see module docstring).
 
     Parameters
@@ -32,21 +41,22 @@ def crossprod_grouped(X, y, w, codes, z_pos, group_out, total_out):
     w : ndarray of shape (n,) or (0,), float64
         Frequency weights; an empty array means unit weights.
     codes : ndarray of shape (n,), integer
-        Group code of each row, in ``[0, n_groups)``; rows need not be sorted.
+        Group code of each row; rows need not be sorted.
     z_pos : ndarray of shape (q,), int64
-        Positions of the random-effect covariates in ``v = [1, x_1 .. x_p, y]``;
-        ``z_pos[0]`` must be 0 (the group's intercept row, which also yields the first row
-        of the total).
+        Positions of the random-effect covariates in ``v = [1, x_1 .. x_p, y]``.
     group_out : ndarray of shape (n_chunks, n_groups, q, p + 2), float64, zeroed
-    total_out : ndarray of shape (n_chunks, p + 2, p + 2), float64
-        Rows 1.. of the upper triangle are written; row 0 and the lower triangle are left
-        untouched (row 0 is the sum of the groups' row 0).
+    count_out : ndarray of shape (n_chunks, n_groups), int64, zeroed
+    total_out : ndarray of shape (n_chunks, p + 2, p + 2), float64, zeroed
+        Rows 1.. of the upper triangle are written.
+    bad_out : ndarray of shape (n_chunks,), int64
+        Rows skipped because their code is outside ``[0, n_groups)``.
     """
     n = y.shape[0]
     p = X.shape[1]
     m = p + 2
     q = z_pos.shape[0]
     n_chunks = group_out.shape[0]
+    n_groups = group_out.shape[1]
     weighted = w.shape[0] > 0
     chunk = (n + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):
@@ -55,13 +65,19 @@ def crossprod_grouped(X, y, w, codes, z_pos, group_out, total_out):
         v = np.empty(m)
         total = np.zeros((m, m))
         gbuf = group_out[c]
+        cnt = count_out[c]
+        nbad = 0
         for r in range(start, stop):
+            g = codes[r]
+            if g < 0 or g >= n_groups:
+                nbad += 1
+                continue
             wr = w[r] if weighted else 1.0
+            cnt[g] += 1
             v[0] = 1.0
             for j in range(p):
                 v[1 + j] = X[r, j]
             v[m - 1] = y[r]
-            g = codes[r]
             for a in range(q):
                 za = wr * v[z_pos[a]]
                 for k in range(m):
@@ -73,28 +89,68 @@ def crossprod_grouped(X, y, w, codes, z_pos, group_out, total_out):
         for a in range(1, m):
             for k in range(a, m):
                 total_out[c, a, k] = total[a, k]
+        bad_out[c] = nbad
 
 
-def reduce_crossprods(X, y, w, codes, z_pos, n_groups, n_chunks):
-    """Run :func:`crossprod_grouped` and reduce its per-chunk buffers.
+class GroupedSums:
+    """Reduced output of the row pass.
 
-    Returns
-    -------
-    group_xv : ndarray of shape (n_groups, q, p + 2)
-        ``Σ_{r in group} w_r z_r v_r'``.
-    total_vv : ndarray of shape (p + 2, p + 2)
-        Symmetric ``Σ_r w_r v_r v_r'``.
+    Attributes
+    ----------
+    group_xv : ndarray (G, q, p + 2) — ``Σ_{rows of g} w z v'``
+    total_vv : ndarray (p + 2, p + 2) — symmetric ``Σ w v v'``
+    group_rows : ndarray (G,) int64 — rows per group
+    n_bad_codes : int — rows skipped for an out-of-range group code
     """
-    m = X.shape[1] + 2
-    q = z_pos.shape[0]
+
+    def __init__(self, group_xv, total_vv, group_rows, n_bad_codes):
+        self.group_xv = group_xv
+        self.total_vv = total_vv
+        self.group_rows = group_rows
+        self.n_bad_codes = n_bad_codes
+
+
+def grouped_crossprods(columns, y, w, codes, n_groups, z_pos, n_chunks):
+    """Run the row pass over fixed-effect ``columns`` (a list of 1-D numeric arrays).
+
+    Few columns on many rows use a specialized kernel that reads the arrays in place;
+    otherwise the columns are stacked once into a Fortran-ordered float64 block for the
+    generic kernel. ``w`` is an empty array for unit weights.
+    """
+    z_pos = np.asarray(z_pos, dtype=np.int64)
     if z_pos[0] != 0:
         raise ValueError("z_pos[0] must be 0: the group intercept row carries Σ w v.")
-    n_chunks = max(1, min(n_chunks, y.shape[0]))
+    n = y.shape[0]
+    p = len(columns)
+    m = p + 2
+    q = z_pos.shape[0]
+    n_chunks = max(1, min(int(n_chunks), n))
     group_out = np.zeros((n_chunks, n_groups, q, m))
+    count_out = np.zeros((n_chunks, n_groups), dtype=np.int64)
     total_out = np.zeros((n_chunks, m, m))
-    crossprod_grouped(X, y, w, codes, z_pos, group_out, total_out)
+    bad_out = np.zeros(n_chunks, dtype=np.int64)
+    if p <= MAX_SPECIALIZED_COLUMNS and n >= SPECIALIZE_MIN_ROWS:
+        kernel = crossprod_kernel(p, z_pos, w.shape[0] > 0)
+        kernel(*columns, y, w, codes, group_out, count_out, total_out, bad_out)
+    else:
+        X = np.empty((n, p), order="F")
+        for j, col in enumerate(columns):
+            X[:, j] = col
+        crossprod_grouped(X, np.asarray(y, dtype=np.float64), w, codes, z_pos,
+                          group_out, count_out, total_out, bad_out)
     group_xv = group_out[0] if n_chunks == 1 else group_out.sum(axis=0)
     upper = total_out.sum(axis=0)
     upper[0] = group_xv[:, 0, :].sum(axis=0)
     total_vv = np.triu(upper) + np.triu(upper, 1).T
-    return group_xv, total_vv
+    group_rows = count_out[0] if n_chunks == 1 else count_out.sum(axis=0)
+    return GroupedSums(group_xv, total_vv, group_rows, int(bad_out.sum()))
+
+
+def reduce_crossprods(X, y, w, codes, z_pos, n_groups, n_chunks):
+    """Row pass over a 2-D block ``X``; returns ``(group_xv, total_vv)``.
+
+    Convenience form of :func:`grouped_crossprods` for arrays already in one block.
+    """
+    columns = [X[:, j] for j in range(X.shape[1])]
+    sums = grouped_crossprods(columns, y, w, codes, n_groups, z_pos, n_chunks)
+    return sums.group_xv, sums.total_vv

@@ -94,80 +94,94 @@ def _chunk_bounds(n, n_chunks, c):
     return start, min(n, start + size)
 
 
+@njit(cache=True)
+def _pls_chunk(T, C, D, e, L_out, c_out, R_out, logdet_out, RtR_out, Rtc_out, cc_out, ch):
+    """Chunk ``ch`` of :func:`pls_groups`."""
+    G = C.shape[0]
+    q = C.shape[1]
+    p = D.shape[2]
+    n_chunks = logdet_out.shape[0]
+    start, stop = _chunk_bounds(G, n_chunks, ch)
+    TtC = np.empty((q, q))
+    M = np.empty((q, q))
+    RtR = np.zeros((p, p))
+    Rtc = np.zeros(p)
+    logdet = 0.0
+    cc = 0.0
+    for i in range(start, stop):
+        Ci = C[i]
+        for a in range(q):
+            for b in range(q):
+                s = 0.0
+                for k in range(a, q):  # T is lower triangular: T'[a, k] = T[k, a]
+                    s += T[k, a] * Ci[k, b]
+                TtC[a, b] = s
+        for a in range(q):
+            for b in range(q):
+                s = 0.0
+                for k in range(b, q):
+                    s += TtC[a, k] * T[k, b]
+                M[a, b] = s + (1.0 if a == b else 0.0)
+        Li = L_out[i]
+        _chol_lower(M, Li)
+        ci = c_out[i]
+        Ri = R_out[i]
+        for a in range(q):
+            s = 0.0
+            for k in range(a, q):
+                s += T[k, a] * e[i, k]
+            ci[a] = s
+            for j in range(p):
+                s = 0.0
+                for k in range(a, q):
+                    s += T[k, a] * D[i, k, j]
+                Ri[a, j] = s
+        # forward solves with L_i
+        for a in range(q):
+            t = ci[a]
+            for k in range(a):
+                t -= Li[a, k] * ci[k]
+            ci[a] = t / Li[a, a]
+        _forward(Li, Ri)
+        for a in range(q):
+            logdet += 2.0 * math.log(Li[a, a])
+            cc += ci[a] * ci[a]
+        for j in range(p):
+            for k in range(p):
+                s = 0.0
+                for a in range(q):
+                    s += Ri[a, j] * Ri[a, k]
+                RtR[j, k] += s
+            s = 0.0
+            for a in range(q):
+                s += Ri[a, j] * ci[a]
+            Rtc[j] += s
+    logdet_out[ch] = logdet
+    cc_out[ch] = cc
+    for j in range(p):
+        Rtc_out[ch, j] = Rtc[j]
+        for k in range(p):
+            RtR_out[ch, j, k] = RtR[j, k]
+
 @njit(parallel=True, cache=True)
+def _pls_parallel(T, C, D, e, L_out, c_out, R_out, logdet_out, RtR_out, Rtc_out, cc_out):
+    for ch in prange(logdet_out.shape[0]):
+        _pls_chunk(T, C, D, e, L_out, c_out, R_out, logdet_out, RtR_out, Rtc_out, cc_out, ch)
+
+
 def pls_groups(T, C, D, e, L_out, c_out, R_out, logdet_out, RtR_out, Rtc_out, cc_out):
     """Factor every group's block at ``T`` and reduce over groups, per chunk.
 
     Writes ``L_out[i]``, ``c_out[i]``, ``R_out[i]`` per group and the per-chunk partial sums
     ``logdet_out[c] = Σ 2 log|L_i|``, ``RtR_out[c] = Σ R_i'R_i``, ``Rtc_out[c] = Σ R_i'c_i``,
-    ``cc_out[c] = Σ ‖c_i‖²``; the number of chunks is ``logdet_out.shape[0]``.
+    ``cc_out[c] = Σ ‖c_i‖²``; the number of chunks is ``logdet_out.shape[0]``. One chunk
+    runs serially, without starting Numba's thread pool.
     """
-    G = C.shape[0]
-    q = C.shape[1]
-    p = D.shape[2]
-    n_chunks = logdet_out.shape[0]
-    for ch in prange(n_chunks):
-        start, stop = _chunk_bounds(G, n_chunks, ch)
-        TtC = np.empty((q, q))
-        M = np.empty((q, q))
-        RtR = np.zeros((p, p))
-        Rtc = np.zeros(p)
-        logdet = 0.0
-        cc = 0.0
-        for i in range(start, stop):
-            Ci = C[i]
-            for a in range(q):
-                for b in range(q):
-                    s = 0.0
-                    for k in range(a, q):  # T is lower triangular: T'[a, k] = T[k, a]
-                        s += T[k, a] * Ci[k, b]
-                    TtC[a, b] = s
-            for a in range(q):
-                for b in range(q):
-                    s = 0.0
-                    for k in range(b, q):
-                        s += TtC[a, k] * T[k, b]
-                    M[a, b] = s + (1.0 if a == b else 0.0)
-            Li = L_out[i]
-            _chol_lower(M, Li)
-            ci = c_out[i]
-            Ri = R_out[i]
-            for a in range(q):
-                s = 0.0
-                for k in range(a, q):
-                    s += T[k, a] * e[i, k]
-                ci[a] = s
-                for j in range(p):
-                    s = 0.0
-                    for k in range(a, q):
-                        s += T[k, a] * D[i, k, j]
-                    Ri[a, j] = s
-            # forward solves with L_i
-            for a in range(q):
-                t = ci[a]
-                for k in range(a):
-                    t -= Li[a, k] * ci[k]
-                ci[a] = t / Li[a, a]
-            _forward(Li, Ri)
-            for a in range(q):
-                logdet += 2.0 * math.log(Li[a, a])
-                cc += ci[a] * ci[a]
-            for j in range(p):
-                for k in range(p):
-                    s = 0.0
-                    for a in range(q):
-                        s += Ri[a, j] * Ri[a, k]
-                    RtR[j, k] += s
-                s = 0.0
-                for a in range(q):
-                    s += Ri[a, j] * ci[a]
-                Rtc[j] += s
-        logdet_out[ch] = logdet
-        cc_out[ch] = cc
-        for j in range(p):
-            Rtc_out[ch, j] = Rtc[j]
-            for k in range(p):
-                RtR_out[ch, j, k] = RtR[j, k]
+    args = (T, C, D, e, L_out, c_out, R_out, logdet_out, RtR_out, Rtc_out, cc_out)
+    if logdet_out.shape[0] == 1:
+        _pls_chunk(*args, 0)
+    else:
+        _pls_parallel(*args)
 
 
 @njit(cache=True)
@@ -183,7 +197,110 @@ def _group_mode(T, Li, ci, Ri, beta, u):
     _backward(Li, u)
 
 
+@njit(cache=True)
+def _gradient_chunk(T, C, D, e, L, c, R, beta, S_inv, theta_rows, theta_cols, reml,
+                    dlogdet_out, dr2_out, ch):
+    """Chunk ``ch`` of :func:`pls_gradient_groups`."""
+    G = C.shape[0]
+    q = C.shape[1]
+    p = D.shape[2]
+    K = theta_rows.shape[0]
+    n_chunks = dlogdet_out.shape[0]
+    start, stop = _chunk_bounds(G, n_chunks, ch)
+    u = np.empty(q)
+    zr = np.empty(q)
+    Tu = np.empty(q)
+    Minv = np.empty((q, q))
+    B = np.empty((q, p))
+    MB = np.empty((q, p))
+    P = np.empty((q, q))
+    PTt = np.empty((q, q))
+    PTtC = np.empty((q, q))
+    DQ = np.zeros((q, q))
+    SBM = np.empty((p, q))
+    dld = np.zeros(K)
+    dr2 = np.zeros(K)
+    for i in range(start, stop):
+        Li = L[i]
+        _group_mode(T, Li, c[i], R[i], beta, u)
+        for a in range(q):
+            s = 0.0
+            for k in range(a + 1):
+                s += T[a, k] * u[k]
+            Tu[a] = s
+        for a in range(q):
+            s = e[i, a]
+            for j in range(p):
+                s -= D[i, a, j] * beta[j]
+            for k in range(q):
+                s -= C[i, a, k] * Tu[k]
+            zr[a] = s
+        _inverse_from_chol(Li, Minv)
+        for a in range(q):
+            for b in range(q):
+                P[a, b] = Minv[a, b]
+        if reml:
+            for a in range(q):
+                for j in range(p):
+                    s = 0.0
+                    for k in range(a, q):
+                        s += T[k, a] * D[i, k, j]
+                    B[a, j] = s
+            for a in range(q):
+                for j in range(p):
+                    s = 0.0
+                    for k in range(q):
+                        s += Minv[a, k] * B[k, j]
+                    MB[a, j] = s
+            # SBM = S⁻¹ (M⁻¹B)'  (p×q); Q = −SBM
+            for j in range(p):
+                for a in range(q):
+                    s = 0.0
+                    for k in range(p):
+                        s += S_inv[j, k] * MB[a, k]
+                    SBM[j, a] = s
+            for a in range(q):
+                for b in range(q):
+                    s = 0.0
+                    for j in range(p):
+                        s += MB[a, j] * SBM[j, b]
+                    P[a, b] += s
+                    t = 0.0
+                    for j in range(p):
+                        t -= D[i, a, j] * SBM[j, b]
+                    DQ[a, b] = t
+        # P T' C
+        for a in range(q):
+            for b in range(q):
+                s = 0.0
+                for k in range(b + 1):  # T'[k, b] = T[b, k], nonzero for k ≤ b
+                    s += P[a, k] * T[b, k]
+                PTt[a, b] = s
+        for a in range(q):
+            for b in range(q):
+                s = 0.0
+                for k in range(q):
+                    s += PTt[a, k] * C[i, k, b]
+                PTtC[a, b] = s
+        for kk in range(K):
+            a = theta_rows[kk]
+            b = theta_cols[kk]
+            dld[kk] += 2.0 * PTtC[b, a]
+            if reml:
+                dld[kk] += 2.0 * DQ[a, b]
+            dr2[kk] -= 2.0 * zr[a] * u[b]
+    for kk in range(K):
+        dlogdet_out[ch, kk] = dld[kk]
+        dr2_out[ch, kk] = dr2[kk]
+
 @njit(parallel=True, cache=True)
+def _gradient_parallel(T, C, D, e, L, c, R, beta, S_inv, theta_rows, theta_cols, reml,
+                       dlogdet_out, dr2_out):
+    for ch in prange(dlogdet_out.shape[0]):
+        _gradient_chunk(T, C, D, e, L, c, R, beta, S_inv, theta_rows, theta_cols, reml,
+                        dlogdet_out, dr2_out, ch)
+
+
 def pls_gradient_groups(T, C, D, e, L, c, R, beta, S_inv, theta_rows, theta_cols, reml,
                         dlogdet_out, dr2_out):
     """Per-chunk partial sums of ``∂ log det`` and ``∂ r²`` over θ (module docstring).
@@ -191,98 +308,11 @@ def pls_gradient_groups(T, C, D, e, L, c, R, beta, S_inv, theta_rows, theta_cols
     ``theta_rows``/``theta_cols`` give the (a, b) position in ``T`` of each θ component;
     ``L``, ``c``, ``R`` are the outputs of :func:`pls_groups` at the same ``T``.
     """
-    G = C.shape[0]
-    q = C.shape[1]
-    p = D.shape[2]
-    K = theta_rows.shape[0]
-    n_chunks = dlogdet_out.shape[0]
-    for ch in prange(n_chunks):
-        start, stop = _chunk_bounds(G, n_chunks, ch)
-        u = np.empty(q)
-        zr = np.empty(q)
-        Tu = np.empty(q)
-        Minv = np.empty((q, q))
-        B = np.empty((q, p))
-        MB = np.empty((q, p))
-        P = np.empty((q, q))
-        PTt = np.empty((q, q))
-        PTtC = np.empty((q, q))
-        DQ = np.zeros((q, q))
-        SBM = np.empty((p, q))
-        dld = np.zeros(K)
-        dr2 = np.zeros(K)
-        for i in range(start, stop):
-            Li = L[i]
-            _group_mode(T, Li, c[i], R[i], beta, u)
-            for a in range(q):
-                s = 0.0
-                for k in range(a + 1):
-                    s += T[a, k] * u[k]
-                Tu[a] = s
-            for a in range(q):
-                s = e[i, a]
-                for j in range(p):
-                    s -= D[i, a, j] * beta[j]
-                for k in range(q):
-                    s -= C[i, a, k] * Tu[k]
-                zr[a] = s
-            _inverse_from_chol(Li, Minv)
-            for a in range(q):
-                for b in range(q):
-                    P[a, b] = Minv[a, b]
-            if reml:
-                for a in range(q):
-                    for j in range(p):
-                        s = 0.0
-                        for k in range(a, q):
-                            s += T[k, a] * D[i, k, j]
-                        B[a, j] = s
-                for a in range(q):
-                    for j in range(p):
-                        s = 0.0
-                        for k in range(q):
-                            s += Minv[a, k] * B[k, j]
-                        MB[a, j] = s
-                # SBM = S⁻¹ (M⁻¹B)'  (p×q); Q = −SBM
-                for j in range(p):
-                    for a in range(q):
-                        s = 0.0
-                        for k in range(p):
-                            s += S_inv[j, k] * MB[a, k]
-                        SBM[j, a] = s
-                for a in range(q):
-                    for b in range(q):
-                        s = 0.0
-                        for j in range(p):
-                            s += MB[a, j] * SBM[j, b]
-                        P[a, b] += s
-                        t = 0.0
-                        for j in range(p):
-                            t -= D[i, a, j] * SBM[j, b]
-                        DQ[a, b] = t
-            # P T' C
-            for a in range(q):
-                for b in range(q):
-                    s = 0.0
-                    for k in range(b + 1):  # T'[k, b] = T[b, k], nonzero for k ≤ b
-                        s += P[a, k] * T[b, k]
-                    PTt[a, b] = s
-            for a in range(q):
-                for b in range(q):
-                    s = 0.0
-                    for k in range(q):
-                        s += PTt[a, k] * C[i, k, b]
-                    PTtC[a, b] = s
-            for kk in range(K):
-                a = theta_rows[kk]
-                b = theta_cols[kk]
-                dld[kk] += 2.0 * PTtC[b, a]
-                if reml:
-                    dld[kk] += 2.0 * DQ[a, b]
-                dr2[kk] -= 2.0 * zr[a] * u[b]
-        for kk in range(K):
-            dlogdet_out[ch, kk] = dld[kk]
-            dr2_out[ch, kk] = dr2[kk]
+    args = (T, C, D, e, L, c, R, beta, S_inv, theta_rows, theta_cols, reml, dlogdet_out, dr2_out)
+    if dlogdet_out.shape[0] == 1:
+        _gradient_chunk(*args, 0)
+    else:
+        _gradient_parallel(*args)
 
 
 @njit(parallel=True, cache=True)

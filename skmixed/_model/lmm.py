@@ -21,6 +21,7 @@ from .._kernels.pls import conditional_modes_groups, pls_gradient_groups, pls_gr
 __all__ = ["GroupedCrossproducts", "ProfiledDeviance", "independent_columns"]
 
 _LOG_2PI = np.log(2.0 * np.pi)
+_PARALLEL_WORK = 500_000
 
 
 @dataclass
@@ -128,7 +129,10 @@ class ProfiledDeviance:
         self.term = term
         self.reml = bool(reml)
         G, q, p = stats.n_groups, term.q, stats.p
-        self.n_chunks = max(1, min(int(n_chunks), G))
+        # Threads pay only when the per-evaluation work is large: starting the pool costs
+        # tens of microseconds, the whole sweep for 2,000 scalar groups about as much.
+        work = G * q * (q + p + 1) ** 2
+        self.n_chunks = max(1, min(int(n_chunks), G)) if work >= _PARALLEL_WORK else 1
         self._L = np.zeros((G, q, q))
         self._c = np.zeros((G, q))
         self._R = np.zeros((G, q, p))

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import optimize
 
+from .._kernels.threads import single_threaded_blas
+
 __all__ = ["OptSummary", "minimize_theta"]
 
 
@@ -52,6 +54,11 @@ def minimize_theta(objective, theta_start, lower, *, tol=1e-10, max_iter=1000):
     for 180 rows and for 2e6 rows.
     """
     start = time.perf_counter()
+    with single_threaded_blas():
+        return _minimize(objective, theta_start, lower, tol, max_iter, start)
+
+
+def _minimize(objective, theta_start, lower, tol, max_iter, start):
     f0, _ = objective.value_and_grad(theta_start)
     scale = max(1.0, abs(f0)) if np.isfinite(f0) else 1.0
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]

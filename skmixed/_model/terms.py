@@ -26,8 +26,8 @@ class RandomEffectTerm:
 
     names: tuple
     covariance: str = "unstructured"
-    rows: np.ndarray = field(init=False, repr=False)
-    cols: np.ndarray = field(init=False, repr=False)
+    rows: np.ndarray = field(init=False, repr=False, compare=False)
+    cols: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         q = len(self.names)
