@@ -56,6 +56,40 @@ def _checked_after_pass(design, sums, y, estimator_name):
 _EXACT_FIT_RTOL = 1e3 * np.finfo(np.float64).eps
 
 
+def _centring_shift(design, y, fit_intercept):
+    """Values subtracted from ``v = [1, x…, y]`` in the row pass (DESIGN §1 sums).
+
+    With an intercept, shifting y and the fixed columns that carry no random slope is an
+    exact reparametrization (only the intercept moves, undone by :func:`_uncentre`), and it
+    keeps ``y'y − Σ‖c_i‖² − ‖c_β‖²`` free of cancellation when y or a column has a large
+    mean. A strided sample of ≤ 4096 rows gives the shift; any value near the mean will do.
+    Random-slope columns are never shifted: that would change what the random intercept
+    means.
+    """
+    m = len(design.columns) + 2
+    shift = np.zeros(m)
+    if not fit_intercept:
+        return shift
+    n = y.shape[0]
+    step = max(1, n // 4096)
+    slopes = set(design.slope_pos.tolist())
+    for j, col in enumerate(design.columns):
+        if j not in slopes:
+            shift[1 + j] = float(np.mean(col[::step]))
+    shift[m - 1] = float(np.mean(y[::step]))
+    return shift
+
+
+def _uncentre(beta, cov, fixed_pos, shift):
+    """Back-transform (β, cov β) from the centred columns to the user's (intercept first)."""
+    s = shift[fixed_pos]
+    A = np.eye(len(beta))
+    A[0, 1:] = -s[1:]
+    beta = A @ beta
+    beta[0] += shift[-1]
+    return beta, A @ cov @ A.T
+
+
 def _check_residual_variation(objective, term):
     """Refuse a y that the fixed effects fit exactly, before optimizing.
 
@@ -70,8 +104,7 @@ def _check_residual_variation(objective, term):
             "y is fitted exactly by the fixed effects (residual sum of squares "
             f"{max(r2, 0.0):.3g}, at the rounding level of sum(w*y**2) = {yty:.3g}): y is "
             "constant or a linear function of the fixed-effect columns, so the residual "
-            "variance is 0 and no variance component can be estimated. If y only varies "
-            "by less than ~1e-6 of its magnitude, subtract its mean first."
+            "variance is 0 and no variance component can be estimated."
         )
 
 
@@ -104,9 +137,10 @@ class MixedLM(RegressorMixin, BaseEstimator):
         Threads for the parallel kernels (None or -1: all of Numba's threads; -2: all but
         one; 0 is invalid). The previous thread count is restored after the fit, also when
         the fit raises.
-    tol : float, default=1e-10
-        Relative tolerance of the optimizer (decrease of the criterion; the projected
-        gradient is scaled by the criterion's magnitude), in (0, 1).
+    tol : float, default=1e-8
+        Convergence tolerance: the fit stops when a Newton step (exact gradient,
+        finite-difference Hessian) predicts a further decrease of the criterion (−2 log
+        likelihood units, so independent of n and of the scale of y) of at most ``tol``.
     max_iter : int, default=1000
         Maximum optimizer iterations (>= 1).
 
@@ -187,12 +221,12 @@ class MixedLM(RegressorMixin, BaseEstimator):
         # 0 threads has no meaning (as in joblib): reject it with the other bad values.
         "n_jobs": [Interval(Integral, None, -1, closed="right"),
                    Interval(Integral, 1, None, closed="left"), None],
-        "tol": [Interval(Real, 0, 1, closed="neither")],
+        "tol": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
     }
 
     def __init__(self, *, groups=None, random_slopes=(), covariance="unstructured", reml=True,
-                 fit_intercept=True, n_jobs=None, tol=1e-10, max_iter=1000):
+                 fit_intercept=True, n_jobs=None, tol=1e-8, max_iter=1000):
         self.groups = groups
         self.random_slopes = random_slopes
         self.covariance = covariance
@@ -237,18 +271,23 @@ class MixedLM(RegressorMixin, BaseEstimator):
         with numba_threads(self.n_jobs) as n_threads:
             t1 = time.perf_counter()
             z_pos = np.concatenate([[0], 1 + design.slope_pos]).astype(np.int64)
+            shift = _centring_shift(design, y_arr, self.fit_intercept)
             sums = grouped_crossprods(design.columns, y_arr, w, design.codes,
-                                      len(design.levels), z_pos, n_threads)
+                                      len(design.levels), z_pos, n_threads, shift)
             timings["row_pass"] = time.perf_counter() - t1
             design = _checked_after_pass(design, sums, y_arr, name)
-            result = self._fit_from_crossprods(design, sums.group_xv, sums.total_vv, n_threads)
+            result = self._fit_from_crossprods(design, sums.group_xv, sums.total_vv, n_threads,
+                                               shift)
         result["timings"] = {**timings, **result["timings"],
                              "total": time.perf_counter() - t0}
         self._set_fitted(X, y, design, result)
         return self
 
-    def _fit_from_crossprods(self, design, group_xv, total_vv, n_threads):
-        """Everything after the row pass: rank check, θ optimization, results."""
+    def _fit_from_crossprods(self, design, group_xv, total_vv, n_threads, shift=None):
+        """Everything after the row pass: rank check, θ optimization, results.
+
+        ``shift`` is what the row pass subtracted from ``v = [1, x…, y]`` (default none).
+        """
         timings = {}
         t0 = time.perf_counter()
         n_fixed = len(design.columns)
@@ -276,8 +315,7 @@ class MixedLM(RegressorMixin, BaseEstimator):
         term = RandomEffectTerm(tuple(["(Intercept)"] + design.slope_names), self.covariance)
         objective = ProfiledDeviance(stats, term, reml=self.reml, n_chunks=n_threads)
         _check_residual_variation(objective, term)
-        opt = minimize_theta(objective, term.theta_start(), term.theta_lower(),
-                             tol=self.tol, max_iter=self.max_iter)
+        opt = minimize_theta(objective, term, tol=self.tol, max_iter=self.max_iter)
         timings["optimize"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         state = objective.evaluate(opt.theta_final)
@@ -285,11 +323,13 @@ class MixedLM(RegressorMixin, BaseEstimator):
             raise ValueError("the profiled deviance is not finite at the optimum: the response "
                              "may be constant or perfectly fitted by the fixed effects.")
         sigma2 = state.penalized_rss / objective.dof
-        S_inv = np.linalg.inv(state.S)
         modes, rel_cond_cov = objective.conditional_modes(state)
+        beta, fixed_cov = state.beta, sigma2 * np.linalg.inv(state.S)
+        if shift is not None and self.fit_intercept:
+            beta, fixed_cov = _uncentre(beta, fixed_cov, fixed_pos, shift)
         result = dict(
             stats=stats, term=term, opt=opt, state=state, names=names, dropped=dropped,
-            sigma=float(np.sqrt(sigma2)), fixed_cov=sigma2 * S_inv, modes=modes,
+            sigma=float(np.sqrt(sigma2)), beta=beta, fixed_cov=fixed_cov, modes=modes,
             cond_var=sigma2 * np.diagonal(rel_cond_cov, axis1=1, axis2=2),
             fixed_pos=fixed_pos,
         )
@@ -302,7 +342,7 @@ class MixedLM(RegressorMixin, BaseEstimator):
         validate_data(self, X, reset=True, skip_check_array=True)
         opt, state, term, stats = r["opt"], r["state"], r["term"], r["stats"]
         names = r["names"]
-        beta = state.beta
+        beta = r["beta"]
         n_obs = stats.n
         n_params = len(beta) + term.n_theta + 1
         dev = state.deviance

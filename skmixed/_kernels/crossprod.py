@@ -30,7 +30,8 @@ SPECIALIZE_MIN_ROWS = 100_000
 
 
 @njit(parallel=True, cache=True)
-def crossprod_grouped(X, y, w, codes, z_pos, group_out, count_out, total_out, bad_out):
+def crossprod_grouped(X, y, w, codes, z_pos, shift, group_out, count_out, total_out,
+                      bad_out):
     """Accumulate per-chunk grouped cross-products (see module docstring).
 
     Parameters
@@ -44,6 +45,9 @@ def crossprod_grouped(X, y, w, codes, z_pos, group_out, count_out, total_out, ba
         Group code of each row; rows need not be sorted.
     z_pos : ndarray of shape (q,), int64
         Positions of the random-effect covariates in ``v = [1, x_1 .. x_p, y]``.
+    shift : ndarray of shape (p + 2,), float64
+        Subtracted from v before accumulating (centring: keeps ``y'y − …`` free of
+        cancellation when y or a column has a large mean); ``shift[0]`` is ignored.
     group_out : ndarray of shape (n_chunks, n_groups, q, p + 2), float64, zeroed
     count_out : ndarray of shape (n_chunks, n_groups), int64, zeroed
     total_out : ndarray of shape (n_chunks, p + 2, p + 2), float64, zeroed
@@ -76,8 +80,8 @@ def crossprod_grouped(X, y, w, codes, z_pos, group_out, count_out, total_out, ba
             cnt[g] += 1
             v[0] = 1.0
             for j in range(p):
-                v[1 + j] = X[r, j]
-            v[m - 1] = y[r]
+                v[1 + j] = X[r, j] - shift[1 + j]
+            v[m - 1] = y[r] - shift[m - 1]
             for a in range(q):
                 za = wr * v[z_pos[a]]
                 for k in range(m):
@@ -110,12 +114,13 @@ class GroupedSums:
         self.n_bad_codes = n_bad_codes
 
 
-def grouped_crossprods(columns, y, w, codes, n_groups, z_pos, n_chunks):
+def grouped_crossprods(columns, y, w, codes, n_groups, z_pos, n_chunks, shift=None):
     """Run the row pass over fixed-effect ``columns`` (a list of 1-D numeric arrays).
 
     Few columns on many rows use a specialized kernel that reads the arrays in place;
     otherwise the columns are stacked once into a Fortran-ordered float64 block for the
-    generic kernel. ``w`` is an empty array for unit weights.
+    generic kernel. ``w`` is an empty array for unit weights; ``shift`` (length p + 2,
+    default zeros) is subtracted from ``v = [1, x…, y]`` row by row.
     """
     z_pos = np.asarray(z_pos, dtype=np.int64)
     if z_pos[0] != 0:
@@ -124,6 +129,7 @@ def grouped_crossprods(columns, y, w, codes, n_groups, z_pos, n_chunks):
     p = len(columns)
     m = p + 2
     q = z_pos.shape[0]
+    shift = np.zeros(m) if shift is None else np.ascontiguousarray(shift, dtype=np.float64)
     n_chunks = max(1, min(int(n_chunks), n))
     group_out = np.zeros((n_chunks, n_groups, q, m))
     count_out = np.zeros((n_chunks, n_groups), dtype=np.int64)
@@ -131,12 +137,12 @@ def grouped_crossprods(columns, y, w, codes, n_groups, z_pos, n_chunks):
     bad_out = np.zeros(n_chunks, dtype=np.int64)
     if p <= MAX_SPECIALIZED_COLUMNS and n >= SPECIALIZE_MIN_ROWS:
         kernel = crossprod_kernel(p, z_pos, w.shape[0] > 0)
-        kernel(*columns, y, w, codes, group_out, count_out, total_out, bad_out)
+        kernel(*columns, y, w, codes, shift, group_out, count_out, total_out, bad_out)
     else:
         X = np.empty((n, p), order="F")
         for j, col in enumerate(columns):
             X[:, j] = col
-        crossprod_grouped(X, np.asarray(y, dtype=np.float64), w, codes, z_pos,
+        crossprod_grouped(X, np.asarray(y, dtype=np.float64), w, codes, z_pos, shift,
                           group_out, count_out, total_out, bad_out)
     group_xv = group_out[0] if n_chunks == 1 else group_out.sum(axis=0)
     upper = total_out.sum(axis=0)

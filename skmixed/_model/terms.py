@@ -3,7 +3,8 @@
 The relative covariance of the q random effects of one group is ``T T'`` (in units of σ²),
 ``T`` lower triangular. θ lists the free elements of ``T`` in lme4's order: the lower
 triangle column by column (``"unstructured"``, lme4's ``(1 + x | g)``), or only the diagonal
-(``"diagonal"``, lme4's ``(1 + x || g)``). Diagonal elements are bounded below by 0.
+(``"diagonal"``, lme4's ``(1 + x || g)``). Reported θ has a non-negative diagonal, as lme4's
+(whose bounds are 0); the optimizer itself runs unconstrained (:meth:`canonical`).
 """
 
 from dataclasses import dataclass, field
@@ -61,6 +62,13 @@ class RandomEffectTerm:
         T = np.zeros((self.q, self.q))
         T[self.rows, self.cols] = theta
         return T
+
+    def canonical(self, theta):
+        """θ with a non-negative diagonal: ``T T'`` is unchanged when a column of ``T`` flips
+        sign, so the optimizer may run unconstrained and the sign is fixed afterwards."""
+        T = self.factor(theta)
+        T *= np.where(np.diag(T) < 0, -1.0, 1.0)[None, :]
+        return T[self.rows, self.cols]
 
     def is_singular(self, theta, tol=1e-4):
         """lme4's ``isSingular``: a diagonal element of ``T`` at (near) zero."""

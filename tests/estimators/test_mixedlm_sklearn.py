@@ -194,7 +194,7 @@ def test_get_and_set_params():
     model = MixedLM(groups="g")
     params = model.get_params()
     assert params == {"groups": "g", "random_slopes": (), "covariance": "unstructured",
-                      "reml": True, "fit_intercept": True, "n_jobs": None, "tol": 1e-10,
+                      "reml": True, "fit_intercept": True, "n_jobs": None, "tol": 1e-8,
                       "max_iter": 1000}
     assert model.set_params(reml=False, random_slopes=["x"], covariance="diagonal") is model
     assert model.get_params()["reml"] is False

@@ -141,7 +141,8 @@ def test_raw_kernel_more_chunks_than_rows(n_threads, order):
     total_out = np.zeros((n_chunks, p + 2, p + 2))
     bad_out = np.full(n_chunks, -1, dtype=np.int64)
     with numba_threads(n_threads):
-        crossprod_grouped(X, y, w, codes, z_pos, group_out, count_out, total_out, bad_out)
+        crossprod_grouped(X, y, w, codes, z_pos, np.zeros(X.shape[1] + 2), group_out, count_out,
+                          total_out, bad_out)
     ref_group, ref_total = reference_crossprods(X, y, w, codes, z_pos, G)
     np.testing.assert_allclose(group_out.sum(axis=0), ref_group, rtol=1e-13, atol=1e-13)
     assert np.all(group_out[n:] == 0.0)
@@ -228,7 +229,8 @@ def test_specialized_kernel_matches_reference(specialized, p, z_pos, weighted):
     count_out = np.zeros((n_chunks, G), dtype=np.int64)
     total_out = np.zeros((n_chunks, p + 2, p + 2))
     bad_out = np.zeros(n_chunks, dtype=np.int64)
-    crossprod_grouped(np.ascontiguousarray(Xcast), y, w, codes, z_pos, group_out, count_out,
+    crossprod_grouped(np.ascontiguousarray(Xcast), y, w, codes, z_pos, np.zeros(p + 2),
+                      group_out, count_out,
                       total_out, bad_out)
     sums = grouped_crossprods(columns, y, w, codes, G, z_pos, n_chunks)
     np.testing.assert_allclose(sums.group_xv, group_out.sum(axis=0), rtol=1e-14, atol=1e-13)
