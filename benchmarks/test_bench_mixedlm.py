@@ -154,3 +154,37 @@ def test_statsmodels_peer(benchmark, machine_info):
     machine_info(peer="statsmodels", n_obs=200_000, skmixed_seconds=ours_seconds)
     np.testing.assert_allclose(res.fe_params["x"], ours.fixed_effects_.loc["x", "estimate"],
                                rtol=1e-4)
+
+
+@pytest.mark.parametrize("slope", [False, True], ids=["intercept", "slope_x"])
+def test_row_pass_thread_speedup(benchmark, machine_info, slope):
+    """1 vs 2 threads on the 2e6-row pass, interleaved round by round so that both see the
+    same machine state; records the ratio of medians (target on an idle machine: ≥ 1.6)."""
+    df = simulated(2_000_000, 2_000)
+    design = _design.make_design(df[["g", "x", "b"]], groups="g",
+                                 random_slopes=["x"] if slope else [])
+    y = df["y"].to_numpy()
+    z_pos = np.array([0, 1] if slope else [0])
+
+    def one(n_jobs):
+        with numba_threads(n_jobs) as n_threads:
+            start = time.perf_counter()
+            grouped_crossprods(design.columns, y, np.empty(0), design.codes,
+                               len(design.levels), z_pos, n_threads)
+            return time.perf_counter() - start
+
+    def interleaved():
+        times = {1: [], 2: []}
+        for _ in range(25):
+            for n_jobs in (1, 2):
+                times[n_jobs].append(one(n_jobs))
+        return {k: float(np.median(v)) for k, v in times.items()}
+
+    medians = benchmark.pedantic(interleaved, rounds=1, warmup_rounds=1)
+    speedup = medians[1] / medians[2]
+    machine_info(slope=slope, median_1_thread_ms=medians[1] * 1e3,
+                 median_2_threads_ms=medians[2] * 1e3, speedup=speedup)
+    print(f"\nrow pass 2e6 ({'slope' if slope else 'intercept'}): 1 thread "
+          f"{medians[1] * 1e3:.2f} ms, 2 threads {medians[2] * 1e3:.2f} ms, x{speedup:.2f}")
+    # a shared cache line between threads makes 2 threads slower than 1; catch that
+    assert speedup > 1.2

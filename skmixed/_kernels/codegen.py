@@ -23,7 +23,7 @@ from pathlib import Path
 __all__ = ["crossprod_kernel", "MAX_SPECIALIZED_COLUMNS"]
 
 MAX_SPECIALIZED_COLUMNS = 10
-_VERSION = 3  # bump when the generated source changes
+_VERSION = 4  # bump when the generated source changes
 _LOADED = {}
 
 
@@ -53,14 +53,27 @@ def _source(p, z_pos, weighted):
          "        gbuf = group_out[c]",
          "        cnt = count_out[c]",
          "        nbad = 0"]
+    acc = [(a, k) for a in range(len(z_pos)) for k in range(m)]
+    flush = [f"gbuf[gprev, {a}, {k}] += r{a}_{k}" for a, k in acc] + ["cnt[gprev] += nrun"]
     L += [f"        t{a}_{k} = 0.0" for a, k in tri]
-    L += ["        for r in range(start, stop):",
+    # The current group's sums stay in registers while consecutive rows share a group
+    # (sorted data: no store-to-load chain through gbuf); flushed when the group changes.
+    L += [f"        r{a}_{k} = 0.0" for a, k in acc]
+    L += ["        nrun = 0",
+          "        gprev = -1",
+          "        for r in range(start, stop):",
           "            g = codes[r]",
           "            if g < 0 or g >= n_groups:",
           "                nbad += 1",
           "                continue",
-          "            wr = w[r]" if weighted else "            wr = 1.0",
-          "            cnt[g] += 1"]
+          "            if g != gprev:",
+          "                if gprev >= 0:"]
+    L += [f"                    {line}" for line in flush]
+    L += [f"                r{a}_{k} = 0.0" for a, k in acc]
+    L += ["                nrun = 0",
+          "                gprev = g",
+          "            nrun += 1",
+          "            wr = w[r]" if weighted else "            wr = 1.0"]
     # np.float64, not float(): Numba keeps float(float32) in single precision
     L += [f"            v{j + 1} = np.float64({cols[j]}[r]) - s{j + 1}" for j in range(p)]
     L.append(f"            v{m - 1} = np.float64(y[r]) - s{m - 1}")
@@ -70,14 +83,14 @@ def _source(p, z_pos, weighted):
         else:
             za = f"z{a}"
             L.append(f"            {za} = wr * v{zp}")
-        L += [f"            gbuf[g, {a}, {k}] += {za}" + (f" * v{k}" if k else "")
-              for k in range(m)]
+        L += [f"            r{a}_{k} += {za}" + (f" * v{k}" if k else "") for k in range(m)]
     for a in range(1, m):
         wa = f"v{a}"
         if weighted:
             L.append(f"            wv{a} = wr * v{a}")
             wa = f"wv{a}"
         L += [f"            t{a}_{k} += {wa} * v{k}" for k in range(a, m)]
+    L += ["        if gprev >= 0:"] + [f"            {line}" for line in flush]
     L += [f"        total_out[c, {a}, {k}] = t{a}_{k}" for a, k in tri]
     L += ["        bad_out[c] = nbad", "", "",
           "kernel = njit(parallel=True, cache=True)(_kernel)", ""]

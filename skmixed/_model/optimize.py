@@ -115,15 +115,34 @@ def minimize_theta(objective, term, *, tol=1e-8, max_iter=1000):
     return summary
 
 
+def _escape_saddle(fun, term, theta, f, H):
+    """Leave a stationary point that is not a minimum along H's most negative curvature.
+
+    A zero diagonal element of θ is always stationary (the criterion depends on it through
+    its square), so the search can land on θ_j = 0 where the criterion has a maximum in θ_j.
+    Returns the new (θ, f, g) or None when H has no clearly negative curvature.
+    """
+    eigval, eigvec = linalg.eigh(H)
+    if eigval[0] >= -1e-8 * max(1.0, np.abs(eigval).max()):
+        return None
+    direction = eigvec[:, 0]
+    for alpha in (1.0, 0.3, 0.1, 0.03, 0.01):
+        trial = term.canonical(theta + alpha * direction)
+        f_trial, g_trial = fun(trial)
+        if f_trial < f:
+            return trial, f_trial, g_trial
+    return None
+
+
 def _minimize(fun, term, tol, max_iter):
     theta = term.theta_start()
     n_iter = 0
     message = ""
-    f, g, decrement = np.inf, None, np.inf
+    f, g, decrement, at_minimum = np.inf, None, np.inf, False
     for _ in range(_MAX_RESTARTS):
         res = optimize.minimize(fun, theta, jac=True, method="L-BFGS-B",
                                 options={"ftol": 1e-15, "gtol": 1e-12,
-                                         "maxiter": max_iter - n_iter, "maxcor": 20})
+                                         "maxiter": max(1, max_iter - n_iter), "maxcor": 20})
         n_iter += int(res.nit)
         message = str(res.message)
         theta = term.canonical(res.x)
@@ -133,6 +152,12 @@ def _minimize(fun, term, tol, max_iter):
         # Newton polish: accept a step only if it lowers the criterion
         for _ in range(_NEWTON_STEPS):
             H = _hessian(fun, theta, g)
+            escaped = _escape_saddle(fun, term, theta, f, H)
+            if escaped is not None:
+                theta, f, g = escaped
+                at_minimum = False
+                break
+            at_minimum = True
             step, decrement = _newton_step(H, g)
             if abs(decrement) <= tol or not np.isfinite(decrement) or n_iter >= max_iter:
                 break
@@ -142,9 +167,9 @@ def _minimize(fun, term, tol, max_iter):
                 break
             theta, f, g = trial, f_trial, g_trial
             n_iter += 1
-        if abs(decrement) <= tol or n_iter >= max_iter:
+        if (at_minimum and abs(decrement) <= tol) or n_iter >= max_iter:
             break
-    converged = bool(np.isfinite(f) and abs(decrement) <= tol)
+    converged = bool(np.isfinite(f) and at_minimum and abs(decrement) <= tol)
     return OptSummary(
         optimizer="L-BFGS-B + Newton",
         theta_start=term.theta_start(),
