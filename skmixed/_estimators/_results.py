@@ -91,6 +91,6 @@ def summary_text(*, title, formula, criterion_name, criterion, vc, fixed, n_obs,
     lines.extend(extra_lines)
     lines += ["", "Fixed effects:"]
     ft = fixed.rename(columns={"estimate": "Estimate", "std_error": "Std. Error",
-                               "z": "z value", "p_value": "Pr(>|z|)"})
+                               "z": "z value", "p_value": "Pr(>|z|)"}).rename_axis(None)
     lines.append(ft.to_string(float_format=lambda v: f"{v:.6g}"))
     return "\n".join(lines)

@@ -70,20 +70,19 @@ def _backward(L, b):
 
 
 @njit(cache=True)
-def _inverse_from_chol(L, out):
-    """``out = (L L')⁻¹``."""
+def _inverse_from_chol(L, out, work):
+    """``out = (L L')⁻¹``; ``work`` is a q×q scratch array (no allocation per group)."""
     q = L.shape[0]
     for col in range(q):
         for i in range(q):
-            out[i, col] = 1.0 if i == col else 0.0
-    _forward(L, out)
-    # out now holds L⁻¹; (LL')⁻¹ = L⁻ᵀL⁻¹
-    tmp = out.copy()
+            work[i, col] = 1.0 if i == col else 0.0
+    _forward(L, work)
+    # work now holds L⁻¹; (LL')⁻¹ = L⁻ᵀL⁻¹
     for i in range(q):
         for j in range(q):
             s = 0.0
             for k in range(max(i, j), q):
-                s += tmp[k, i] * tmp[k, j]
+                s += work[k, i] * work[k, j]
             out[i, j] = s
 
 
@@ -211,6 +210,7 @@ def _gradient_chunk(T, C, D, e, L, c, R, beta, S_inv, theta_rows, theta_cols, re
     zr = np.empty(q)
     Tu = np.empty(q)
     Minv = np.empty((q, q))
+    work = np.empty((q, q))
     B = np.empty((q, p))
     MB = np.empty((q, p))
     P = np.empty((q, q))
@@ -235,7 +235,7 @@ def _gradient_chunk(T, C, D, e, L, c, R, beta, S_inv, theta_rows, theta_cols, re
             for k in range(q):
                 s -= C[i, a, k] * Tu[k]
             zr[a] = s
-        _inverse_from_chol(Li, Minv)
+        _inverse_from_chol(Li, Minv, work)
         for a in range(q):
             for b in range(q):
                 P[a, b] = Minv[a, b]
@@ -323,13 +323,14 @@ def conditional_modes_groups(T, L, c, R, beta, modes_out, cond_cov_out):
     for i in prange(G):
         u = np.empty(q)
         Minv = np.empty((q, q))
+        work = np.empty((q, q))
         _group_mode(T, L[i], c[i], R[i], beta, u)
         for a in range(q):
             s = 0.0
             for k in range(a + 1):
                 s += T[a, k] * u[k]
             modes_out[i, a] = s
-        _inverse_from_chol(L[i], Minv)
+        _inverse_from_chol(L[i], Minv, work)
         for a in range(q):
             for b in range(q):
                 s = 0.0

@@ -4,7 +4,7 @@ MixedModels.jl's OptSummary).
 θ is optimized without bounds: the deviance depends on ``T`` only through ``T T'``, which a
 sign flip of any column leaves unchanged, so a variance at zero is an interior point of the
 unconstrained problem (a bounded search stalls there: the gradient of a diagonal element at 0
-vanishes). L-BFGS-B with the exact gradient runs to its numerical limit; then Newton steps
+vanishes). L-BFGS-B with the exact gradient runs close to the optimum; then Newton steps
 with a finite-difference Hessian of the exact gradient polish the optimum and give the
 convergence test: the predicted further decrease of the criterion, ``½ g'H⁻¹g``, in the
 criterion's own units (−2 log-likelihood), which do not depend on the scale of y or on n.
@@ -139,9 +139,13 @@ def _minimize(fun, term, tol, max_iter):
     n_iter = 0
     message = ""
     f, g, decrement, at_minimum = np.inf, None, np.inf, False
+    # L-BFGS-B stops a little short of rounding level (its line search thrashes there, at
+    # ~20 evaluations a try); the Newton steps below finish the job.
+    f0, _ = fun(theta)
+    gtol = 1e-10 * max(1.0, abs(f0)) if np.isfinite(f0) else 1e-8
     for _ in range(_MAX_RESTARTS):
         res = optimize.minimize(fun, theta, jac=True, method="L-BFGS-B",
-                                options={"ftol": 1e-15, "gtol": 1e-12,
+                                options={"ftol": 1e-13, "gtol": gtol,
                                          "maxiter": max(1, max_iter - n_iter), "maxcor": 20})
         n_iter += int(res.nit)
         message = str(res.message)

@@ -1,0 +1,43 @@
+"""The study CLI: runs end to end on small data, writes its report, rejects bad options."""
+
+import json
+
+import pytest
+
+from skmixed import study
+
+
+def test_study_runs_and_writes_report(tmp_path, capsys):
+    out = tmp_path / "report"
+    assert study.main(["--n-obs", "20000", "--n-groups", "100", "--threads", "1",
+                       "--repeats", "1", "--seed", "3", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Linear mixed model fit by REML" in printed
+    assert "1 thread(s):" in printed
+    result = json.loads((out / "results.json").read_text())
+    assert result["data"] == {**result["data"], "n_obs": 20000, "n_groups": 100, "seed": 3}
+    fixed = {row["term"]: row for row in result["lmm"]["fixed_effects"]}
+    # the simulator's truth: beta_x = 0.5 (SE ~0.007 at 20,000 rows)
+    assert abs(fixed["x"]["estimate"] - 0.5) < 6 * fixed["x"]["std_error"]
+    assert result["lmm"]["converged"]
+    report = (out / "report.md").read_text()
+    assert "| x |" in report and "median fit (ms)" in report
+    assert not list(out.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--n-obs", "0"], "must be a positive integer"),
+    (["--n-groups", "-5"], "must be a positive integer"),
+    (["--n-obs", "10", "--n-groups", "20"], "cannot exceed"),
+    (["--threads", "1,x"], "is not an integer"),
+])
+def test_study_rejects_bad_options(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        study.main(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_study_accepts_scientific_sizes():
+    args = study.build_parser().parse_args(["--n-obs", "2e6"])
+    assert args.n_obs == 2_000_000
