@@ -10,21 +10,19 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from .._kernels.crossprod import grouped_crossprods
 from .._kernels.threads import numba_threads
 from .._model.lmm import GroupedCrossproducts, ProfiledDeviance, independent_columns
 from .._model.optimize import minimize_theta
 from .._model.terms import RandomEffectTerm
-from ..exceptions import RankDeficientWarning, SingularFitWarning
+from ..exceptions import RankDeficientWarning
 from . import _design
-from ._results import (fixed_effects_table, random_effects_table, summary_text,
-                       variance_components_table)
+from ._base import GroupedModelMixin
+from ._results import summary_text
 
 __all__ = ["MixedLM"]
 
@@ -108,7 +106,7 @@ def _check_residual_variation(objective, term):
         )
 
 
-class MixedLM(RegressorMixin, BaseEstimator):
+class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
     """Linear mixed-effects model with one grouping factor (lme4's ``lmer``).
 
     ``y = Xβ + Z b + ε`` with ``b_i ~ N(0, Σ)`` per group and ``ε ~ N(0, σ²)``: a random
@@ -339,55 +337,22 @@ class MixedLM(RegressorMixin, BaseEstimator):
 
     def _set_fitted(self, X, y, design, r):
         """Set every fitted attribute at once, after all checks have passed."""
-        validate_data(self, X, reset=True, skip_check_array=True)
         opt, state, term, stats = r["opt"], r["state"], r["term"], r["stats"]
-        names = r["names"]
-        beta = r["beta"]
+        self._set_common_fitted(
+            X, y, design, term=term, names=r["names"], beta=r["beta"],
+            fixed_cov=r["fixed_cov"], modes=r["modes"], cond_var=r["cond_var"], opt=opt,
+            dropped=r["dropped"], sigma=r["sigma"])
         n_obs = stats.n
-        n_params = len(beta) + term.n_theta + 1
+        n_params = len(r["beta"]) + term.n_theta + 1
         dev = state.deviance
-        self.theta_ = opt.theta_final.copy()
-        self.sigma_ = r["sigma"]
-        est = dict(zip(names, beta))
-        self.intercept_ = float(est.get("(Intercept)", 0.0)) if self.fit_intercept else 0.0
-        self.coef_ = np.array([est.get(nm, 0.0) for nm in design.fixed_names])
-        self.fixed_feature_names_ = list(design.fixed_names)
-        self.dropped_features_ = list(r["dropped"])
-        self.fixed_effects_ = fixed_effects_table(names, beta, r["fixed_cov"])
-        self.fixed_cov_ = r["fixed_cov"]
-        T = term.factor(self.theta_)
-        self.variance_components_ = variance_components_table(
-            design.group_name, list(term.names), self.covariance, T @ T.T, self.sigma_)
-        self.random_effects_ = random_effects_table(
-            design.group_name, design.levels, list(term.names), r["modes"], r["cond_var"])
-        self.random_effects_matrix_ = r["modes"]
-        self.group_levels_ = design.levels
-        self.n_groups_ = len(design.levels)
         self.n_obs_ = float(n_obs)
         self.loglik_ = float(-0.5 * dev)
         self.reml_criterion_ = float(dev) if self.reml else np.nan
         self.deviance_ = np.nan if self.reml else float(dev)
         self.aic_ = float(dev + 2 * n_params)
         self.bic_ = float(dev + np.log(n_obs) * n_params)
-        self.n_iter_ = opt.n_iter
-        self.converged_ = opt.converged
         opt.timings = r["timings"]
-        self.optimization_ = opt
-        self._group_label = design.group_label
-        self._fixed_labels = list(design.fixed_labels)
-        # Positions too: predict may get an array after a DataFrame fit, or the reverse.
-        self._fitted_on_frame = isinstance(X, pd.DataFrame)
-        self._group_position = design.group_position
-        self._fixed_positions = list(design.fixed_positions)
-        self._slope_pos = design.slope_pos
-        self._term_names = list(term.names)
-        self._target_name = getattr(y, "name", None) or "y"
-        if not opt.converged:
-            warnings.warn(f"the optimizer did not converge: {opt.message}",
-                          ConvergenceWarning, stacklevel=4)
-        if term.is_singular(self.theta_):
-            warnings.warn("boundary (singular) fit: a random-effect variance is (near) zero; "
-                          "see variance_components_", SingularFitWarning, stacklevel=4)
+        self._warn_fit_state(term)
 
     # ------------------------------------------------------------ predict
     def predict(self, X, *, random_effects=True):
@@ -406,48 +371,13 @@ class MixedLM(RegressorMixin, BaseEstimator):
         -------
         y_pred : ndarray of shape (n_samples,)
         """
-        check_is_fitted(self)
-        X_table = _design.as_table(X, type(self).__name__)
-        # On the caller's X: sklearn's feature-name checks need its columns.
-        validate_data(self, X, reset=False, skip_check_array=True)
-        group_key, fixed_keys = self._predict_columns(X_table)
-        Xf = _design.fixed_block(X_table, fixed_keys)
-        # Checked even without random effects: a row without a group is invalid input.
-        group_values = _design.column_values(X_table, group_key)
-        codes = _design.lookup_groups(group_values, self.group_levels_, group_key)
-        pred = Xf @ self.coef_ + self.intercept_
-        if random_effects:
-            seen = codes >= 0
-            b = self.random_effects_matrix_[np.where(seen, codes, 0)]
-            b[~seen] = 0.0
-            pred += b[:, 0]
-            for a, pos in enumerate(self._slope_pos, start=1):
-                pred += b[:, a] * Xf[:, pos]
-        return pred
-
-    def _predict_columns(self, X):
-        """Keys of the grouping and fixed columns in X: labels when fit and X are both
-        DataFrames, otherwise positions (sklearn has already warned about the names)."""
-        if isinstance(X, pd.DataFrame):
-            if self._fitted_on_frame:
-                needed = [self._group_label, *self._fixed_labels]
-                missing = [c for c in needed if c not in X.columns]
-                if missing:
-                    raise ValueError(f"X lacks the column(s) {missing} seen in fit; its "
-                                     f"columns are {list(X.columns)}.")
-                return self._group_label, self._fixed_labels
-            cols = X.columns
-            return cols[self._group_position], [cols[j] for j in self._fixed_positions]
-        return self._group_position, self._fixed_positions
+        return self._linear_predictor(X, random_effects)
 
     # ------------------------------------------------------------ summary
     def summary(self):
         """lme4-style text summary of the fit (random effects, fixed effects, criteria)."""
         check_is_fitted(self)
-        bar = " || " if self.covariance == "diagonal" else " | "
-        re_terms = " + ".join(["1"] + self._term_names[1:])
-        fixed = " + ".join((["1"] if self.fit_intercept else ["0"]) + self.fixed_feature_names_)
-        formula = f"{self._target_name} ~ {fixed} + ({re_terms}{bar}{self.variance_components_['group'].iloc[0]})"
+        formula = self._formula()
         method = "REML" if self.reml else "maximum likelihood"
         crit_name = "REML criterion at convergence" if self.reml else "deviance"
         crit = self.reml_criterion_ if self.reml else self.deviance_

@@ -74,12 +74,12 @@ class _Counted:
         return self.objective.value_and_grad(theta)
 
 
-def _hessian(fun, theta, grad):
+def _hessian(fun, theta, grad, rel_step=1e-5):
     """Symmetric finite-difference Hessian from the exact gradient (central differences)."""
     k = theta.size
     H = np.empty((k, k))
     for j in range(k):
-        h = 1e-5 * max(1.0, abs(theta[j]))
+        h = rel_step * max(1.0, abs(theta[j]))
         e = np.zeros(k)
         e[j] = h
         H[:, j] = (fun(theta + e)[1] - fun(theta - e)[1]) / (2.0 * h)
@@ -95,6 +95,22 @@ def _newton_step(H, g):
     return step, 0.5 * float(g @ step)
 
 
+class _ThetaSpace:
+    """θ alone: start, lme4's bounds, sign canonicalization (see RandomEffectTerm)."""
+
+    def __init__(self, term):
+        self.term = term
+
+    def start(self):
+        return self.term.theta_start()
+
+    def lower(self):
+        return self.term.theta_lower()
+
+    def canonical(self, x):
+        return self.term.canonical(x)
+
+
 def minimize_theta(objective, term, *, tol=1e-8, max_iter=1000):
     """Minimize ``objective.value_and_grad`` over θ (see the module docstring).
 
@@ -108,14 +124,23 @@ def minimize_theta(objective, term, *, tol=1e-8, max_iter=1000):
     max_iter : int
         Maximum L-BFGS-B iterations per run.
     """
+    return minimize_criterion(objective, _ThetaSpace(term), tol=tol, max_iter=max_iter)
+
+
+def minimize_criterion(objective, space, *, tol=1e-8, max_iter=1000, hessian_step=1e-5):
+    """Minimize ``objective.value_and_grad`` over a parameter space.
+
+    ``space`` gives ``start()``, ``lower()`` (lme4's bounds, for the record) and
+    ``canonical(x)`` (the sign canonicalization of the θ part).
+    """
     start = time.perf_counter()
     with single_threaded_blas():
-        summary = _minimize(_Counted(objective), term, tol, max_iter)
+        summary = _minimize(_Counted(objective), space, tol, max_iter, hessian_step)
     summary.timings["optimize"] = time.perf_counter() - start
     return summary
 
 
-def _escape_saddle(fun, term, theta, f, H):
+def _escape_saddle(fun, space, theta, f, H):
     """Leave a stationary point that is not a minimum along H's most negative curvature.
 
     A zero diagonal element of θ is always stationary (the criterion depends on it through
@@ -127,15 +152,15 @@ def _escape_saddle(fun, term, theta, f, H):
         return None
     direction = eigvec[:, 0]
     for alpha in (1.0, 0.3, 0.1, 0.03, 0.01):
-        trial = term.canonical(theta + alpha * direction)
+        trial = space.canonical(theta + alpha * direction)
         f_trial, g_trial = fun(trial)
         if f_trial < f:
             return trial, f_trial, g_trial
     return None
 
 
-def _minimize(fun, term, tol, max_iter):
-    theta = term.theta_start()
+def _minimize(fun, space, tol, max_iter, hessian_step):
+    theta = space.start()
     n_iter = 0
     message = ""
     f, g, decrement, at_minimum = np.inf, None, np.inf, False
@@ -149,14 +174,14 @@ def _minimize(fun, term, tol, max_iter):
                                          "maxiter": max(1, max_iter - n_iter), "maxcor": 20})
         n_iter += int(res.nit)
         message = str(res.message)
-        theta = term.canonical(res.x)
+        theta = space.canonical(res.x)
         f, g = fun(theta)
         if not np.isfinite(f):
             break
         # Newton polish: accept a step only if it lowers the criterion
         for _ in range(_NEWTON_STEPS):
-            H = _hessian(fun, theta, g)
-            escaped = _escape_saddle(fun, term, theta, f, H)
+            H = _hessian(fun, theta, g, hessian_step)
+            escaped = _escape_saddle(fun, space, theta, f, H)
             if escaped is not None:
                 theta, f, g = escaped
                 at_minimum = False
@@ -165,7 +190,7 @@ def _minimize(fun, term, tol, max_iter):
             step, decrement = _newton_step(H, g)
             if abs(decrement) <= tol or not np.isfinite(decrement) or n_iter >= max_iter:
                 break
-            trial = term.canonical(theta - step)
+            trial = space.canonical(theta - step)
             f_trial, g_trial = fun(trial)
             if not f_trial < f:
                 break
@@ -176,11 +201,11 @@ def _minimize(fun, term, tol, max_iter):
     converged = bool(np.isfinite(f) and at_minimum and abs(decrement) <= tol)
     return OptSummary(
         optimizer="L-BFGS-B + Newton",
-        theta_start=term.theta_start(),
+        theta_start=space.start(),
         theta_final=theta,
-        lower=term.theta_lower(),
+        lower=space.lower(),
         fmin=float(f),
-        gradient=np.asarray(g) if g is not None else np.full(term.n_theta, np.nan),
+        gradient=np.asarray(g) if g is not None else np.full(len(theta), np.nan),
         decrement=float(decrement),
         n_evals=fun.n_evals,
         n_iter=n_iter,

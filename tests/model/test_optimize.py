@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from skmixed import MixedLM
-from skmixed._model.optimize import _escape_saddle, _hessian, minimize_theta
+from skmixed._model.optimize import _escape_saddle, _hessian, _ThetaSpace, minimize_theta
 from skmixed._model.terms import RandomEffectTerm
 from skmixed.datasets import make_multilevel
 
@@ -25,7 +25,7 @@ def test_escape_saddle_leaves_a_maximum_at_zero():
     f0, g0 = fun(theta)
     assert g0[0] == 0.0  # stationary: a gradient-only test would call this converged
     H = _hessian(fun, theta, g0)
-    escaped = _escape_saddle(fun, term, theta, f0, H)
+    escaped = _escape_saddle(fun, _ThetaSpace(term), theta, f0, H)
     assert escaped is not None
     assert escaped[1] < f0 and escaped[0][0] > 0.0
 
@@ -35,7 +35,7 @@ def test_escape_saddle_keeps_a_minimum():
     fun = DoubleWell().value_and_grad
     theta = np.array([0.5])
     f, g = fun(theta)
-    assert _escape_saddle(fun, term, theta, f, _hessian(fun, theta, g)) is None
+    assert _escape_saddle(fun, _ThetaSpace(term), theta, f, _hessian(fun, theta, g)) is None
 
 
 def test_minimize_theta_reaches_the_minimum_and_records_it():

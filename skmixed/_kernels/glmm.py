@@ -1,0 +1,420 @@
+"""Per-group penalized IRLS and the Laplace / adaptive Gauss–Hermite deviance of a GLMM.
+
+Rows are grouped (``starts[i]:starts[i+1]`` are group i's rows). For group i with spherical
+random effects u, ``η_j = o_j + x_j'β + z_j'T u`` and
+
+    f_i(u) = Σ_j w_j ℓ(y_j; η_j) − ½‖u‖²                         (w: frequency weights)
+
+the conditional mode û_i maximizes f_i by Newton steps with the observed information
+``H_i = T'(Σ_j w_j v_j z_j z_j')T + I`` (``v = −∂²ℓ/∂η²``), warm-started from the last
+evaluation. The Laplace deviance (lme4's nAGQ = 1) is
+
+    d = Σ_i −2 f_i(û_i) + log det H_i
+
+with ℓ the full log-likelihood (log C(m, k) included). The gradient over (β, θ) (derivation
+in DESIGN §3, for canonical links, where observed = Fisher information):
+
+    ∂d/∂β_k = −2 Σ ℓ'_j x_jk + Σ s_j x_jk + (Σ s_j z_j)'T ∂û/∂β_k
+    ∂d/∂θ_m = −2 (Σℓ'_j z_j)_a û_b + 2 (H⁻¹T'C)_{ba} + (Σ s_j z_j)_a û_b + (Σ s_j z_j)'T ∂û/∂θ_m
+
+for θ_m = T[a, b]; ``s_j = w_j v'_j z_j'A z_j`` with ``A = T H⁻¹ T'`` and ``v' = ∂v/∂η``;
+``∂û/∂β = −H⁻¹T'(Σ w v z x')``, ``∂û/∂θ_m = H⁻¹(e_b (Σℓ'z)_a − T'C[:, a] û_b)``,
+``C = Σ w v z z'``. Adaptive Gauss–Hermite (scalar random effect): nodes at
+``û + t_k/√H`` with the probabilists' weights.
+
+Families (codes): 0 binomial-logit, 1 Poisson-log. ``m`` holds binomial trials (y are
+success counts), empty for 0/1 data.
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = ["BINOMIAL_LOGIT", "POISSON_LOG", "laplace_groups", "agq_groups", "row_terms",
+           "fixed_glm_sums"]
+
+BINOMIAL_LOGIT = 0
+POISSON_LOG = 1
+
+
+@njit(cache=True, inline="always")
+def _log1pexp(x):
+    if x > 0.0:
+        return x + math.log1p(math.exp(-x))
+    return math.log1p(math.exp(x))
+
+
+@njit(cache=True)
+def row_terms(family, y, m, eta):
+    """``(ℓ, ℓ', v, v')`` of one row: log-likelihood, its η-derivative, the information
+    ``v = −ℓ''`` and ``v' = ∂v/∂η``."""
+    if family == BINOMIAL_LOGIT:
+        # ℓ = k η − m log(1 + e^η) + log C(m, k)
+        mu = 1.0 / (1.0 + math.exp(-eta))
+        ll = y * eta - m * _log1pexp(eta)
+        if m != 1.0:
+            ll += math.lgamma(m + 1.0) - math.lgamma(y + 1.0) - math.lgamma(m - y + 1.0)
+        v = m * mu * (1.0 - mu)
+        return ll, y - m * mu, v, v * (1.0 - 2.0 * mu)
+    # Poisson log: ℓ = y η − e^η − log y!
+    mu = math.exp(eta)
+    return y * eta - mu - math.lgamma(y + 1.0), y - mu, mu, mu
+
+
+@njit(cache=True)
+def _chol(M, L):
+    q = M.shape[0]
+    for j in range(q):
+        s = M[j, j]
+        for k in range(j):
+            s -= L[j, k] * L[j, k]
+        if s <= 0.0:
+            return False
+        d = math.sqrt(s)
+        L[j, j] = d
+        for i in range(j + 1, q):
+            t = M[i, j]
+            for k in range(j):
+                t -= L[i, k] * L[j, k]
+            L[i, j] = t / d
+        for i in range(j):
+            L[i, j] = 0.0
+    return True
+
+
+@njit(cache=True)
+def _chol_solve(L, b, out):
+    q = L.shape[0]
+    for i in range(q):
+        t = b[i]
+        for k in range(i):
+            t -= L[i, k] * out[k]
+        out[i] = t / L[i, i]
+    for i in range(q - 1, -1, -1):
+        t = out[i]
+        for k in range(i + 1, q):
+            t -= L[k, i] * out[k]
+        out[i] = t / L[i, i]
+
+
+@njit(cache=True)
+def _group_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, z, Tu, want_c,
+                sl_z, C):
+    """One pass over a group's rows at u: returns Σ w ℓ; fills Σ w ℓ' z and (if want_c)
+    C = Σ w v z z'."""
+    p = X.shape[1]
+    q = zcol.shape[0]
+    for a in range(q):
+        s = 0.0
+        for k in range(a + 1):
+            s += T[a, k] * u[k]
+        Tu[a] = s
+        sl_z[a] = 0.0
+        if want_c:
+            for b in range(q):
+                C[a, b] = 0.0
+    has_m = m.shape[0] > 0
+    has_off = off.shape[0] > 0
+    has_w = fw.shape[0] > 0
+    ll = 0.0
+    for r in range(lo, hi):
+        eta = off[r] if has_off else 0.0
+        for j in range(p):
+            eta += X[r, j] * beta[j]
+        for a in range(q):
+            z[a] = 1.0 if zcol[a] < 0 else X[r, zcol[a]]
+            eta += z[a] * Tu[a]
+        mr = m[r] if has_m else 1.0
+        wr = fw[r] if has_w else 1.0
+        l0, l1, v, _ = row_terms(family, y[r], mr, eta)
+        ll += wr * l0
+        for a in range(q):
+            sl_z[a] += wr * l1 * z[a]
+            if want_c:
+                wvz = wr * v * z[a]
+                for b in range(q):
+                    C[a, b] += wvz * z[b]
+    return ll
+
+
+@njit(cache=True)
+def _hessian_of(T, C, H):
+    """H = T'CT + I."""
+    q = T.shape[0]
+    for a in range(q):
+        for b in range(q):
+            s = 0.0
+            for k in range(a, q):
+                for l in range(b, q):
+                    s += T[k, a] * C[k, l] * T[l, b]
+            H[a, b] = s + (1.0 if a == b else 0.0)
+
+
+@njit(cache=True)
+def _mode(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, max_steps, tol, work):
+    """Newton iterations for û (in place in u). Returns (f(û), converged) and leaves C, H,
+    L (Cholesky of H) at û in ``work``."""
+    q = u.shape[0]
+    z, Tu, sl_z, grad, step, unew = work[0], work[1], work[2], work[3], work[4], work[5]
+    C, H, L = work[6:6 + q], work[6 + q:6 + 2 * q], work[6 + 2 * q:6 + 3 * q]
+    f = _group_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, z, Tu, True, sl_z, C)
+    for a in range(q):
+        f -= 0.5 * u[a] * u[a]
+    converged = False
+    for _ in range(max_steps):
+        _hessian_of(T, C, H)
+        if not _chol(H, L):
+            return -np.inf, False
+        # gradient T'Σℓ'z − u
+        for a in range(q):
+            s = 0.0
+            for k in range(a, q):
+                s += T[k, a] * sl_z[k]
+            grad[a] = s - u[a]
+        _chol_solve(L, grad, step)
+        size = 0.0
+        for a in range(q):
+            size = max(size, abs(step[a]) / (1.0 + abs(u[a])))
+        if size < tol:
+            converged = True
+            break
+        # step halving until f increases
+        t = 1.0
+        accepted = False
+        for _h in range(30):
+            for a in range(q):
+                unew[a] = u[a] + t * step[a]
+            fn = _group_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, unew, z, Tu,
+                             True, sl_z, C)
+            for a in range(q):
+                fn -= 0.5 * unew[a] * unew[a]
+            if fn >= f - 1e-12 * abs(f):
+                accepted = True
+                break
+            t *= 0.5
+        if not accepted:
+            # could not improve: recompute the sums at u and stop here
+            f = _group_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, z, Tu, True,
+                            sl_z, C)
+            for a in range(q):
+                f -= 0.5 * u[a] * u[a]
+            _hessian_of(T, C, H)
+            _chol(H, L)
+            converged = True
+            break
+        for a in range(q):
+            u[a] = unew[a]
+        f = fn
+    else:
+        _hessian_of(T, C, H)
+        _chol(H, L)
+    return f, converged
+
+
+@njit(parallel=True, cache=True)
+def laplace_groups(family, X, zcol, y, m, off, fw, starts, beta, T, theta_rows, theta_cols,
+                   u, want_grad, max_steps, tol, dev_out, grad_out, conv_out, H_out):
+    """Laplace deviance per group (``dev_out[i]``) and, if ``want_grad``, its gradient over
+    (β, θ) per group (``grad_out[i]``); conditional modes updated in place in ``u``, the
+    information ``H_i`` at the mode in ``H_out[i]``."""
+    G = starts.shape[0] - 1
+    p = X.shape[1]
+    q = zcol.shape[0]
+    K = theta_rows.shape[0]
+    for i in prange(G):
+        lo = starts[i]
+        hi = starts[i + 1]
+        work = np.zeros((6 + 3 * q, max(q, 1)))
+        ui = u[i]
+        f, conv = _mode(family, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, max_steps, tol,
+                        work)
+        conv_out[i] = conv
+        C, H, L = work[6:6 + q], work[6 + q:6 + 2 * q], work[6 + 2 * q:6 + 3 * q]
+        logdet = 0.0
+        for a in range(q):
+            logdet += 2.0 * math.log(L[a, a])
+        dev_out[i] = -2.0 * f + logdet
+        for a in range(q):
+            for b in range(q):
+                H_out[i, a, b] = H[a, b]
+        if not want_grad:
+            continue
+        # A = T H⁻¹ T', Hinv
+        Hinv = np.zeros((q, q))
+        e = np.zeros(q)
+        col = np.zeros(q)
+        for b in range(q):
+            for a in range(q):
+                e[a] = 1.0 if a == b else 0.0
+            _chol_solve(L, e, col)
+            for a in range(q):
+                Hinv[a, b] = col[a]
+        A = np.zeros((q, q))
+        for a in range(q):
+            for b in range(q):
+                s = 0.0
+                for k in range(a + 1):
+                    for l in range(b + 1):
+                        s += T[a, k] * Hinv[k, l] * T[b, l]
+                A[a, b] = s
+        # gradient pass at û
+        z = np.zeros(q)
+        Tu = np.zeros(q)
+        for a in range(q):
+            s = 0.0
+            for k in range(a + 1):
+                s += T[a, k] * ui[k]
+            Tu[a] = s
+        sl_x = np.zeros(p)
+        s_x = np.zeros(p)
+        s_z = np.zeros(q)
+        sl_z = np.zeros(q)
+        wzx = np.zeros((q, p))
+        has_m = m.shape[0] > 0
+        has_off = off.shape[0] > 0
+        has_w = fw.shape[0] > 0
+        for r in range(lo, hi):
+            eta = off[r] if has_off else 0.0
+            for j in range(p):
+                eta += X[r, j] * beta[j]
+            for a in range(q):
+                z[a] = 1.0 if zcol[a] < 0 else X[r, zcol[a]]
+                eta += z[a] * Tu[a]
+            mr = m[r] if has_m else 1.0
+            wr = fw[r] if has_w else 1.0
+            _, l1, v, v1 = row_terms(family, y[r], mr, eta)
+            zAz = 0.0
+            for a in range(q):
+                t = 0.0
+                for b in range(q):
+                    t += A[a, b] * z[b]
+                zAz += z[a] * t
+            sr = wr * v1 * zAz
+            for j in range(p):
+                xj = X[r, j]
+                sl_x[j] += wr * l1 * xj
+                s_x[j] += sr * xj
+            for a in range(q):
+                s_z[a] += sr * z[a]
+                sl_z[a] += wr * l1 * z[a]
+                wvz = wr * v * z[a]
+                for j in range(p):
+                    wzx[a, j] += wvz * X[r, j]
+        # (Σ s z)' T  as a row vector c_t
+        c_t = np.zeros(q)
+        for b in range(q):
+            s = 0.0
+            for a in range(b, q):
+                s += s_z[a] * T[a, b]
+            c_t[b] = s
+        # β part: ∂û/∂β_k = −H⁻¹ T' wzx[:, k]
+        rhs = np.zeros(q)
+        du = np.zeros(q)
+        for k in range(p):
+            for a in range(q):
+                s = 0.0
+                for l in range(a, q):
+                    s += T[l, a] * wzx[l, k]
+                rhs[a] = -s
+            _chol_solve(L, rhs, du)
+            g = -2.0 * sl_x[k] + s_x[k]
+            for a in range(q):
+                g += c_t[a] * du[a]
+            grad_out[i, k] = g
+        # θ part
+        HTC = np.zeros((q, q))  # H⁻¹ T' C
+        for a in range(q):
+            for b in range(q):
+                s = 0.0
+                for k in range(q):
+                    tc = 0.0
+                    for l in range(k, q):
+                        tc += T[l, k] * C[l, b]
+                    s += Hinv[a, k] * tc
+                HTC[a, b] = s
+        for kk in range(K):
+            a = theta_rows[kk]
+            b = theta_cols[kk]
+            # ∂F/∂θ = e_b (Σℓ'z)_a − T' C[:, a] û_b
+            for c in range(q):
+                s = 0.0
+                for l in range(c, q):
+                    s += T[l, c] * C[l, a]
+                rhs[c] = -s * ui[b]
+            rhs[b] += sl_z[a]
+            _chol_solve(L, rhs, du)
+            g = -2.0 * sl_z[a] * ui[b] + 2.0 * HTC[b, a] + s_z[a] * ui[b]
+            for c in range(q):
+                g += c_t[c] * du[c]
+            grad_out[i, p + kk] = g
+
+
+@njit(parallel=True, cache=True)
+def agq_groups(family, X, zcol, y, m, off, fw, starts, beta, T, u, nodes, weights, max_steps,
+               tol, dev_out, conv_out):
+    """Adaptive Gauss–Hermite deviance per group for a scalar random effect (q = 1):
+    ``−2 log(σ Σ_k w_k exp(f(û + σ t_k) + t_k²/2))`` with σ = H^{-1/2}."""
+    G = starts.shape[0] - 1
+    for i in prange(G):
+        lo = starts[i]
+        hi = starts[i + 1]
+        work = np.zeros((9, 1))
+        ui = u[i]
+        f, conv = _mode(family, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, max_steps, tol,
+                        work)
+        conv_out[i] = conv
+        L = work[8]
+        sigma = 1.0 / L[0]
+        z = np.zeros(1)
+        Tu = np.zeros(1)
+        slz = np.zeros(1)
+        Cd = np.zeros((1, 1))
+        un = np.zeros(1)
+        # log-sum-exp over nodes
+        vals = np.empty(nodes.shape[0])
+        top = -np.inf
+        for k in range(nodes.shape[0]):
+            un[0] = ui[0] + sigma * nodes[k]
+            fk = _group_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, un, z, Tu,
+                             False, slz, Cd) - 0.5 * un[0] * un[0]
+            vals[k] = fk + 0.5 * nodes[k] * nodes[k] + math.log(weights[k])
+            top = max(top, vals[k])
+        s = 0.0
+        for k in range(nodes.shape[0]):
+            s += math.exp(vals[k] - top)
+        dev_out[i] = -2.0 * (math.log(sigma) + top + math.log(s))
+
+
+@njit(parallel=True, cache=True)
+def fixed_glm_sums(family, X, y, m, off, fw, beta, n_chunks, ll_out, score_out, info_out):
+    """Per-chunk log-likelihood, score and information of the GLM without random effects
+    (start values)."""
+    n = X.shape[0]
+    p = X.shape[1]
+    chunk = (n + n_chunks - 1) // n_chunks
+    has_m = m.shape[0] > 0
+    has_off = off.shape[0] > 0
+    has_w = fw.shape[0] > 0
+    for c in prange(n_chunks):
+        ll = 0.0
+        sc = np.zeros(p)
+        info = np.zeros((p, p))
+        for r in range(c * chunk, min(n, (c + 1) * chunk)):
+            eta = off[r] if has_off else 0.0
+            for j in range(p):
+                eta += X[r, j] * beta[j]
+            mr = m[r] if has_m else 1.0
+            wr = fw[r] if has_w else 1.0
+            l0, l1, v, _ = row_terms(family, y[r], mr, eta)
+            ll += wr * l0
+            for j in range(p):
+                sc[j] += wr * l1 * X[r, j]
+                wvx = wr * v * X[r, j]
+                for k in range(j, p):
+                    info[j, k] += wvx * X[r, k]
+        ll_out[c] = ll
+        for j in range(p):
+            score_out[c, j] = sc[j]
+            for k in range(p):
+                info_out[c, j, k] = info[min(j, k), max(j, k)]
