@@ -32,7 +32,7 @@ import numpy as np
 from numba import njit, prange
 
 __all__ = ["BINOMIAL_LOGIT", "POISSON_LOG", "laplace_groups", "agq_groups", "row_terms",
-           "fixed_glm_sums"]
+           "fixed_glm_sums", "pirls_beta_groups"]
 
 BINOMIAL_LOGIT = 0
 POISSON_LOG = 1
@@ -418,3 +418,87 @@ def fixed_glm_sums(family, X, y, m, off, fw, beta, n_chunks, ll_out, score_out, 
             score_out[c, j] = sc[j]
             for k in range(p):
                 info_out[c, j, k] = info[min(j, k), max(j, k)]
+
+
+@njit(parallel=True, cache=True)
+def pirls_beta_groups(family, X, zcol, y, m, off, fw, starts, beta, T, u, max_steps, tol,
+                      f_out, logdet_out, score_out, schur_out):
+    """Per-group pieces of a Newton step for β with u profiled out (lme4's nAGQ = 0 PIRLS).
+
+    At the conditional modes û_i(β) (updated in place in ``u``): ``f_out[i] = f_i(û_i)``,
+    ``logdet_out[i] = log det H_i``, ``score_out[i] = Σ w ℓ' x`` (the profiled score) and
+    ``schur_out[i] = Σ w v x x' − B_i'H_i⁻¹B_i`` with ``B_i = T'Σ w v z x'`` (its sum over
+    groups is the profiled information).
+    """
+    G = starts.shape[0] - 1
+    p = X.shape[1]
+    q = zcol.shape[0]
+    for i in prange(G):
+        lo = starts[i]
+        hi = starts[i + 1]
+        work = np.zeros((6 + 3 * q, max(q, 1)))
+        ui = u[i]
+        f, _ = _mode(family, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, max_steps, tol, work)
+        L = work[6 + 2 * q:6 + 3 * q]
+        logdet = 0.0
+        for a in range(q):
+            logdet += 2.0 * math.log(L[a, a])
+        f_out[i] = f
+        logdet_out[i] = logdet
+        z = np.zeros(q)
+        Tu = np.zeros(q)
+        for a in range(q):
+            s = 0.0
+            for k in range(a + 1):
+                s += T[a, k] * ui[k]
+            Tu[a] = s
+        sc = np.zeros(p)
+        xvx = np.zeros((p, p))
+        wzx = np.zeros((q, p))
+        has_m = m.shape[0] > 0
+        has_off = off.shape[0] > 0
+        has_w = fw.shape[0] > 0
+        for r in range(lo, hi):
+            eta = off[r] if has_off else 0.0
+            for j in range(p):
+                eta += X[r, j] * beta[j]
+            for a in range(q):
+                z[a] = 1.0 if zcol[a] < 0 else X[r, zcol[a]]
+                eta += z[a] * Tu[a]
+            mr = m[r] if has_m else 1.0
+            wr = fw[r] if has_w else 1.0
+            _, l1, v, _ = row_terms(family, y[r], mr, eta)
+            for j in range(p):
+                xj = X[r, j]
+                sc[j] += wr * l1 * xj
+                wvx = wr * v * xj
+                for k in range(j, p):
+                    xvx[j, k] += wvx * X[r, k]
+            for a in range(q):
+                wvz = wr * v * z[a]
+                for j in range(p):
+                    wzx[a, j] += wvz * X[r, j]
+        # B = T' wzx ; H⁻¹B column by column
+        B = np.zeros((q, p))
+        for a in range(q):
+            for j in range(p):
+                s = 0.0
+                for l in range(a, q):
+                    s += T[l, a] * wzx[l, j]
+                B[a, j] = s
+        HB = np.zeros((q, p))
+        col = np.zeros(q)
+        out = np.zeros(q)
+        for j in range(p):
+            for a in range(q):
+                col[a] = B[a, j]
+            _chol_solve(L, col, out)
+            for a in range(q):
+                HB[a, j] = out[a]
+        for j in range(p):
+            score_out[i, j] = sc[j]
+            for k in range(p):
+                s = xvx[min(j, k), max(j, k)]
+                for a in range(q):
+                    s -= B[a, j] * HB[a, k]
+                schur_out[i, j, k] = s

@@ -8,10 +8,11 @@ the exact gradient, all in parallel over groups (:mod:`skmixed._kernels.glmm`).
 import numpy as np
 from numba import njit
 
-from .._kernels.glmm import agq_groups, fixed_glm_sums, laplace_groups
+from .._kernels.glmm import agq_groups, fixed_glm_sums, laplace_groups, pirls_beta_groups
 from .optimize import minimize_criterion
 
-__all__ = ["group_order", "GroupedRows", "LaplaceDeviance", "fit_fixed_glm", "ParamSpace"]
+__all__ = ["group_order", "GroupedRows", "LaplaceDeviance", "JointPIRLSDeviance",
+           "fit_fixed_glm", "ParamSpace", "minimize_deviance"]
 
 
 @njit(cache=True)
@@ -191,3 +192,77 @@ def minimize_deviance(objective, space, *, tol, max_iter):
     """Minimize the GLMM deviance over (β, θ) (L-BFGS-B, then Newton polish)."""
     step = 1e-5 if objective.n_agq == 1 else 1e-3
     return minimize_criterion(objective, space, tol=tol, max_iter=max_iter, hessian_step=step)
+
+
+class JointPIRLSDeviance:
+    """lme4's nAGQ = 0 criterion: for each θ, β and u maximize the penalized log-likelihood
+    jointly (Newton steps for β with u profiled out per group), and the criterion is the
+    Laplace deviance there. θ is optimized with central-difference gradients."""
+
+    n_agq = 0
+
+    def __init__(self, family, rows, term, beta_start, max_steps=50, mode_tol=1e-10,
+                 beta_tol=1e-10, max_beta_steps=100):
+        self.family, self.rows, self.term = family, rows, term
+        self.max_steps, self.mode_tol = max_steps, mode_tol
+        self.beta_tol, self.max_beta_steps = beta_tol, max_beta_steps
+        G, q, p = rows.n_groups, term.q, rows.X.shape[1]
+        self.p = p
+        self.beta = np.asarray(beta_start, dtype=float).copy()
+        self.u = np.zeros((G, q))
+        self._f = np.zeros(G)
+        self._logdet = np.zeros(G)
+        self._score = np.zeros((G, p))
+        self._schur = np.zeros((G, p, p))
+
+    def _pieces(self, beta, T):
+        r = self.rows
+        pirls_beta_groups(self.family, r.X, r.zcol, r.y, r.m, r.offset, r.weights, r.starts,
+                          beta, T, self.u, self.max_steps, self.mode_tol, self._f,
+                          self._logdet, self._score, self._schur)
+        return float(self._f.sum())
+
+    def solve(self, theta):
+        """β̃(θ) (stored in ``self.beta``); returns (deviance, profiled information)."""
+        T = self.term.factor(np.asarray(theta, dtype=float))
+        beta = self.beta
+        f = self._pieces(beta, T)
+        for _ in range(self.max_beta_steps):
+            info = self._schur.sum(axis=0)
+            step = np.linalg.lstsq(info, self._score.sum(axis=0), rcond=None)[0]
+            t = 1.0
+            for _h in range(30):
+                trial = beta + t * step
+                f_trial = self._pieces(trial, T)
+                if f_trial >= f - 1e-12 * abs(f):
+                    break
+                t *= 0.5
+            else:
+                self._pieces(beta, T)
+                break
+            beta, f = trial, f_trial
+            if np.max(np.abs(t * step) / (1.0 + np.abs(beta))) < self.beta_tol:
+                break
+        self.beta = beta
+        return -2.0 * f + float(self._logdet.sum()), self._schur.sum(axis=0)
+
+    def value(self, theta):
+        return self.solve(theta)[0]
+
+    def value_and_grad(self, theta):
+        theta = np.asarray(theta, dtype=float)
+        beta_keep = self.beta.copy()
+        f = self.value(theta)
+        g = np.empty_like(theta)
+        for j in range(theta.size):
+            h = 1e-5 * max(1.0, abs(theta[j]))
+            e = np.zeros_like(theta)
+            e[j] = h
+            self.beta = beta_keep.copy()
+            fp = self.value(theta + e)
+            self.beta = beta_keep.copy()
+            fm = self.value(theta - e)
+            g[j] = (fp - fm) / (2.0 * h)
+        self.beta = beta_keep
+        self.value(theta)  # leave β̃ and the modes at θ
+        return f, g

@@ -1,0 +1,439 @@
+"""``MixedGLM``: generalized linear mixed models (lme4's ``glmer``), one grouping factor.
+
+Rows are put in group order once (a counting sort, skipped when already sorted); each
+evaluation of the deviance runs warm-started per-group Newton steps for the conditional
+modes and, for the Laplace approximation, one more pass for its exact gradient over (β, θ)
+(:mod:`skmixed._model.glmm`). Standard errors come from the Hessian of the deviance over
+(β, θ) (finite differences of the exact gradient), as lme4's.
+"""
+
+import time
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, _fit_context
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.utils._available_if import available_if
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._tags import ClassifierTags, RegressorTags
+from sklearn.utils.validation import check_is_fitted
+
+from .._kernels.glmm import BINOMIAL_LOGIT, POISSON_LOG
+from .._kernels.threads import numba_threads, single_threaded_blas
+from .._model.glmm import (GroupedRows, JointPIRLSDeviance, LaplaceDeviance, ParamSpace,
+                           fit_fixed_glm, group_order, minimize_deviance)
+from .._model.lmm import independent_columns
+from .._model.optimize import _hessian, _ThetaSpace, minimize_criterion
+from .._model.terms import RandomEffectTerm
+from ..exceptions import RankDeficientWarning
+from . import _design
+from ._base import GroupedModelMixin
+from ._results import summary_text
+
+__all__ = ["MixedGLM"]
+
+_FAMILIES = {("binomial", "logit"): BINOMIAL_LOGIT, ("poisson", "log"): POISSON_LOG}
+_CANONICAL = {"binomial": "logit", "poisson": "log"}
+_PLANNED_LINKS = {("binomial", "probit"), ("binomial", "cloglog")}
+
+
+def _family_code(family, link):
+    link = link or _CANONICAL.get(family)
+    if family == "gamma" or (family, link) in _PLANNED_LINKS:
+        raise ValueError(f"family={family!r} with link={link!r} is not implemented yet; "
+                         "available: binomial/logit, poisson/log.")
+    if (family, link) not in _FAMILIES:
+        raise ValueError(f"unknown link {link!r} for family {family!r}; "
+                         f"valid: {sorted(f'{f}/{l}' for f, l in _FAMILIES)}.")
+    return _FAMILIES[family, link], link
+
+
+def _is_integral(a):
+    return bool(np.all(np.abs(a - np.round(a)) <= 1e-8 * np.maximum(1.0, np.abs(a))))
+
+
+class MixedGLM(GroupedModelMixin, BaseEstimator):
+    """Generalized linear mixed model with one grouping factor (lme4's ``glmer``).
+
+    ``g(E[y | b]) = offset + Xβ + Z b`` with ``b_i ~ N(0, Σ)`` per group; families binomial
+    (logit) and Poisson (log). The marginal likelihood is approximated by the Laplace method
+    (``n_agq=1``, lme4's default) or adaptive Gauss–Hermite quadrature (``n_agq > 1``, a
+    single random intercept), and maximized over (β, θ).
+
+    With ``family="binomial"`` and no ``trials`` the estimator is a classifier: y holds two
+    class labels, ``predict`` returns labels, ``predict_proba`` probabilities. With ``trials``
+    (aggregated binomial: y = successes out of trials) and for Poisson it is a regressor
+    predicting the mean of y.
+
+    Parameters
+    ----------
+    family : {"binomial", "poisson"}, default="binomial"
+    link : str, default=None
+        The canonical link (logit, log) when None.
+    groups : str or int, default=None
+        The grouping column of X (required).
+    random_slopes : sequence of str or int, default=()
+        Columns with a random slope within groups (they stay fixed effects too).
+    covariance : {"unstructured", "diagonal"}, default="unstructured"
+    n_agq : int, default=1
+        1: Laplace approximation; > 1: adaptive Gauss–Hermite quadrature with that many
+        nodes (only with a single random intercept); 0: Laplace deviance optimized over θ
+        only, with β from the joint penalized IRLS (fast, slightly less accurate) — lme4's
+        nAGQ.
+    trials : str or int, default=None
+        Column of X with the number of binomial trials (y = successes).
+    offset : str or int, default=None
+        Column of X added to the linear predictor with coefficient 1.
+    fit_intercept : bool, default=True
+    n_jobs : int, default=None
+        Threads for the per-group kernels (None or -1: all).
+    tol : float, default=1e-6
+        Convergence: predicted further decrease of the deviance (Newton decrement).
+    max_iter : int, default=1000
+
+    Attributes
+    ----------
+    coef_, intercept_, theta_, fixed_effects_, fixed_cov_, variance_components_,
+    random_effects_, random_effects_matrix_, group_levels_, n_groups_, n_iter_,
+    converged_, optimization_, fixed_feature_names_, dropped_features_ :
+        As :class:`MixedLM` (``sigma_`` is 1).
+    loglik_ : float
+        Full log-likelihood approximation (binomial coefficients included).
+    deviance_ : float
+        ``-2 * loglik_``.
+    aic_, bic_ : float
+    classes_ : ndarray of shape (2,)
+        Class labels (binomial without ``trials`` only).
+    n_obs_ : float
+
+    Notes
+    -----
+    lme4 reports for ``nAGQ > 1`` the log-likelihood relative to the saturated model (its
+    unit-deviance form); ``loglik_`` is always the full log-likelihood — for 0/1 responses
+    both agree.
+    """
+
+    _parameter_constraints = {
+        "family": [StrOptions({"binomial", "poisson", "gamma"})],
+        "link": [str, None],
+        "groups": [str, Integral, None],
+        "random_slopes": [list, tuple, str, Integral],
+        "covariance": [StrOptions({"unstructured", "diagonal"})],
+        "n_agq": [Interval(Integral, 0, 50, closed="both")],
+        "trials": [str, Integral, None],
+        "offset": [str, Integral, None],
+        "fit_intercept": ["boolean"],
+        "n_jobs": [Integral, None],
+        "tol": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(self, *, family="binomial", link=None, groups=None, random_slopes=(),
+                 covariance="unstructured", n_agq=1, trials=None, offset=None,
+                 fit_intercept=True, n_jobs=None, tol=1e-6, max_iter=1000):
+        self.family = family
+        self.link = link
+        self.groups = groups
+        self.random_slopes = random_slopes
+        self.covariance = covariance
+        self.n_agq = n_agq
+        self.trials = trials
+        self.offset = offset
+        self.fit_intercept = fit_intercept
+        self.n_jobs = n_jobs
+        self.tol = tol
+        self.max_iter = max_iter
+
+    def _is_classifier(self):
+        return self.family == "binomial" and self.trials is None
+
+    # ------------------------------------------------------------------ fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Fixed-effect columns, the grouping column and (if named) trials and offset.
+        y : array-like of shape (n_samples,)
+            Two class labels (binomial classifier), successes (with ``trials``) or counts.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative frequency weights.
+
+        Returns
+        -------
+        self : MixedGLM
+        """
+        t0 = time.perf_counter()
+        name = type(self).__name__
+        family, link = _family_code(self.family, self.link)
+        if self.groups is None:
+            raise ValueError(f"{name} needs groups=<the grouping column of X>.")
+        X_table = _design.as_table(X, name)
+        n = _design.n_rows(X_table)
+        w = _design.check_weights(sample_weight, n)
+        extra = {}
+        for param in ("trials", "offset"):
+            key = getattr(self, param)
+            if key is not None:
+                extra[param] = _design.resolve_column(X_table, key, param)
+        if self.trials is not None and self.family != "binomial":
+            raise ValueError("trials= is for family='binomial' only.")
+        design = _design.make_design(X_table, groups=self.groups,
+                                     random_slopes=self.random_slopes,
+                                     exclude=list(extra.values()), estimator_name=name)
+        extra_cols = {k: _design.fixed_columns(X_table, [v])[0].astype(np.float64)
+                      for k, v in extra.items()}
+        _design.check_finite_columns(list(extra_cols.values()), list(extra.values()))
+        _design.check_finite_columns(design.columns, design.fixed_labels)
+        y_num, classes = self._encode_target(y, n, extra_cols.get("trials"))
+        term = RandomEffectTerm(tuple(["(Intercept)"] + design.slope_names), self.covariance)
+        if self.n_agq > 1 and term.q > 1:
+            raise ValueError(f"n_agq={self.n_agq} > 1 needs a single scalar random effect "
+                             f"(a random intercept); this model has {term.q}.")
+
+        with numba_threads(self.n_jobs) as n_threads:
+            codes = np.asarray(design.codes, dtype=np.int64)
+            if codes.size and (codes.min() < 0 or codes.max() >= len(design.levels)):
+                raise ValueError(f"group column {design.group_label!r} contains missing "
+                                 "values.")
+            counts = np.bincount(codes, minlength=len(design.levels))
+            used = counts > 0
+            if not used.all():
+                codes = (np.cumsum(used) - 1)[codes]
+                design.levels = design.levels[used]
+            if len(design.levels) < 2:
+                raise ValueError(f"{name} needs at least 2 groups in column "
+                                 f"{design.group_label!r}; found {len(design.levels)}.")
+            order, starts = group_order(codes, len(design.levels))
+            rows, names, dropped = self._grouped_rows(design, y_num, w, extra_cols, order,
+                                                      starts)
+            t1 = time.perf_counter()
+            result = self._optimize(family, rows, term, n_threads)
+            result["timings"] = {"prepare": t1 - t0, **result["timings"],
+                                 "total": time.perf_counter() - t0}
+        self._set_glm_fitted(X, y, design, term, names, dropped, rows, result, classes,
+                             extra)
+        return self
+
+    def _encode_target(self, y, n, trials):
+        """y as float64 successes / counts, with the family's checks; class labels for the
+        binomial classifier."""
+        name = type(self).__name__
+        if y is None:
+            raise ValueError(f"This {name} estimator requires y to be passed, but the target "
+                             "y is None.")
+        if self._is_classifier():
+            y_arr = np.asarray(y)
+            if y_arr.ndim == 2 and y_arr.shape[1] == 1:
+                y_arr = y_arr.ravel()
+            if y_arr.ndim != 1 or y_arr.shape[0] != n:
+                raise ValueError(f"y must be 1-D with {n} rows; got shape {y_arr.shape}.")
+            if y_arr.dtype.kind == "f" and not np.isfinite(y_arr).all():
+                raise ValueError("Input y contains NaN or infinity.")
+            classes, y01 = np.unique(y_arr, return_inverse=True)
+            if len(classes) != 2:
+                raise ValueError(f"binomial MixedGLM without trials needs exactly 2 classes "
+                                 f"in y; found {len(classes)}: {classes[:5].tolist()}. For "
+                                 "success counts name the trials column with trials=.")
+            return y01.astype(np.float64), classes
+        y_arr = _design.check_target(y, n, name)
+        if not np.isfinite(y_arr).all():
+            raise ValueError("Input y contains NaN or infinity.")
+        if self.family == "binomial":
+            if np.any(trials <= 0) or not _is_integral(trials):
+                raise ValueError("the trials column must hold positive integers.")
+            if np.any(y_arr < 0) or np.any(y_arr > trials) or not _is_integral(y_arr):
+                raise ValueError("binomial y with trials must be integer successes between 0 "
+                                 "and the trials column.")
+        elif self.family == "poisson":
+            if np.any(y_arr < 0) or not _is_integral(y_arr):
+                raise ValueError("Poisson y must hold non-negative integer counts.")
+        return y_arr, None
+
+    def _grouped_rows(self, design, y, w, extra_cols, order, starts):
+        """The fixed-effect block (intercept first) and the per-row vectors in group order;
+        constant or collinear fixed columns dropped (lme4's rank check)."""
+        n = y.shape[0]
+        names = (["(Intercept)"] if self.fit_intercept else []) + list(design.fixed_names)
+        cols = ([np.ones(n)] if self.fit_intercept else []) + list(design.columns)
+        take = (lambda a: a) if order is None else (lambda a: np.asarray(a)[order])
+        X = np.empty((n, len(cols)), order="F")
+        for j, col in enumerate(cols):
+            X[:, j] = take(col)
+        with single_threaded_blas():
+            XtX = X.T @ X
+        kept = independent_columns(XtX)
+        dropped = [names[j] for j in range(len(names)) if j not in set(kept)]
+        if dropped:
+            warnings.warn(f"fixed-effect model matrix is rank deficient so dropping "
+                          f"{len(dropped)} column(s): {dropped}", RankDeficientWarning,
+                          stacklevel=4)
+            X = np.asfortranarray(X[:, kept])
+        offset_pos = int(self.fit_intercept)
+        zcol = [-1] + [int(np.searchsorted(kept, offset_pos + j)) for j in design.slope_pos]
+        for j, pos in zip(design.slope_pos, zcol[1:]):
+            if kept[pos] != offset_pos + j:
+                raise ValueError(f"random-slope column {design.slope_names[0]!r} was dropped "
+                                 "as collinear with other fixed columns.")
+        rows = GroupedRows(
+            X, np.array(zcol, dtype=np.int64), np.ascontiguousarray(take(y)),
+            np.ascontiguousarray(take(extra_cols["trials"])) if "trials" in extra_cols
+            else np.empty(0),
+            np.ascontiguousarray(take(extra_cols["offset"])) if "offset" in extra_cols
+            else np.empty(0),
+            np.ascontiguousarray(take(w)) if w.size else np.empty(0), starts)
+        return rows, [names[j] for j in kept], dropped
+
+    def _optimize(self, family, rows, term, n_threads):
+        timings = {}
+        t0 = time.perf_counter()
+        beta0 = fit_fixed_glm(family, rows, n_threads)
+        p = rows.X.shape[1]
+        if self.n_agq == 0:
+            return self._optimize_nagq0(family, rows, term, beta0, t0)
+        objective = LaplaceDeviance(family, rows, term, n_agq=1)
+        opt = minimize_deviance(objective, ParamSpace(term, beta0), tol=self.tol,
+                                max_iter=self.max_iter)
+        if self.n_agq > 1:
+            laplace = opt
+            modes = objective.u
+            objective = LaplaceDeviance(family, rows, term, n_agq=self.n_agq)
+            objective.u[:] = modes
+            opt = minimize_deviance(
+                objective, ParamSpace(term, laplace.theta_final[:p], laplace.theta_final[p:]),
+                tol=self.tol, max_iter=self.max_iter)
+            opt.n_iter += laplace.n_iter
+            opt.n_evals += laplace.n_evals
+        timings["optimize"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        x = opt.theta_final
+        f, g = objective.value_and_grad(x)
+        # lme4's standard errors: the Hessian of the deviance over (β, θ)
+        step = 1e-5 if objective.n_agq == 1 else 1e-3
+        with single_threaded_blas():
+            H = _hessian(objective.value_and_grad, x, g, step)
+        try:
+            cov = 2.0 * np.linalg.inv(H)[:p, :p]
+        except np.linalg.LinAlgError:
+            cov = np.full((p, p), np.nan)
+        laplace_at_x = objective if objective.n_agq == 1 else LaplaceDeviance(family, rows,
+                                                                               term)
+        modes, cond_var = laplace_at_x.modes(x)
+        timings["results"] = time.perf_counter() - t1
+        return dict(opt=opt, deviance=f, fixed_cov=cov, modes=modes, cond_var=cond_var,
+                    beta=x[:p], timings=timings)
+
+    def _optimize_nagq0(self, family, rows, term, beta0, t0):
+        """lme4's nAGQ = 0: θ optimized on the Laplace deviance with β and u from a joint
+        penalized IRLS; standard errors from the profiled information at θ̂ (lme4's R_X)."""
+        objective = JointPIRLSDeviance(family, rows, term, beta0)
+        opt = minimize_criterion(objective, _ThetaSpace(term), tol=self.tol,
+                                 max_iter=self.max_iter, hessian_step=1e-3)
+        t1 = time.perf_counter()
+        deviance, info = objective.solve(opt.theta_final)
+        p = rows.X.shape[1]
+        try:
+            cov = np.linalg.inv(info)
+        except np.linalg.LinAlgError:
+            cov = np.full((p, p), np.nan)
+        x = np.concatenate([objective.beta, opt.theta_final])
+        opt.theta_final = x
+        modes, cond_var = LaplaceDeviance(family, rows, term).modes(x)
+        timings = {"optimize": t1 - t0, "results": time.perf_counter() - t1}
+        return dict(opt=opt, deviance=deviance, fixed_cov=cov, modes=modes,
+                    cond_var=cond_var, beta=x[:p], timings=timings)
+
+    def _set_glm_fitted(self, X, y, design, term, names, dropped, rows, r, classes, extra):
+        opt = r["opt"]
+        self._set_common_fitted(
+            X, y, design, term=term, names=names, beta=r["beta"], fixed_cov=r["fixed_cov"],
+            modes=r["modes"], cond_var=r["cond_var"], opt=opt, dropped=dropped, sigma=1.0)
+        # the variance-components table of a GLMM has no residual row (lme4's VarCorr)
+        vc = self.variance_components_
+        self.variance_components_ = vc[vc["group"] != "Residual"].reset_index(drop=True)
+        n_obs = float(rows.weights.sum()) if rows.weights.size else float(rows.y.shape[0])
+        n_params = len(r["beta"]) + term.n_theta
+        dev = float(r["deviance"])
+        self.n_obs_ = n_obs
+        self.loglik_ = -0.5 * dev
+        self.deviance_ = dev
+        self.aic_ = dev + 2 * n_params
+        self.bic_ = dev + np.log(n_obs) * n_params
+        if classes is not None:
+            self.classes_ = classes
+        self._extra_labels = dict(extra)
+        opt.timings = r["timings"]
+        self._warn_fit_state(term)
+
+    # ------------------------------------------------------------ predict
+    def _offset_of(self, X_table):
+        if self.offset is None:
+            return 0.0
+        col = _design.resolve_column(X_table, self._extra_labels["offset"], "offset")
+        return _design.fixed_columns(X_table, [col])[0].astype(np.float64)
+
+    def decision_function(self, X, *, random_effects=True):
+        """The linear predictor η (logit or log scale), with the offset."""
+        return self._linear_predictor(X, random_effects, extra=self._offset_of)
+
+    def _mean(self, eta):
+        if self.family == "binomial":
+            return 1.0 / (1.0 + np.exp(-eta))
+        return np.exp(eta)
+
+    @available_if(lambda est: est._is_classifier())
+    def predict_proba(self, X, *, random_effects=True):
+        """Class probabilities, columns in ``classes_`` order (binomial classifier only)."""
+        p1 = self._mean(self.decision_function(X, random_effects=random_effects))
+        return np.column_stack([1.0 - p1, p1])
+
+    def predict(self, X, *, random_effects=True):
+        """Class labels (binomial classifier) or the mean of y: expected successes with
+        ``trials``, expected counts for Poisson. Unseen groups: population level."""
+        eta = self.decision_function(X, random_effects=random_effects)
+        if self._is_classifier():
+            return self.classes_[(eta > 0).astype(int)]
+        mu = self._mean(eta)
+        if self.trials is not None:
+            X_table = _design.as_table(X, type(self).__name__)
+            col = _design.resolve_column(X_table, self._extra_labels["trials"], "trials")
+            mu = mu * _design.fixed_columns(X_table, [col])[0]
+        return mu
+
+    def score(self, X, y, sample_weight=None):
+        """Accuracy (classifier) or R² of the predicted mean."""
+        if self._is_classifier():
+            return accuracy_score(y, self.predict(X), sample_weight=sample_weight)
+        return r2_score(y, self.predict(X), sample_weight=sample_weight)
+
+    def summary(self):
+        """lme4-style text summary."""
+        check_is_fitted(self)
+        method = ("Laplace approximation" if self.n_agq == 1
+                  else f"adaptive Gauss-Hermite quadrature (nAGQ = {self.n_agq})")
+        extra = [f"AIC {self.aic_:.2f}  BIC {self.bic_:.2f}  logLik {self.loglik_:.2f}",
+                 f"optimizer {self.optimization_.optimizer}: {self.n_iter_} iterations, "
+                 f"{'converged' if self.converged_ else 'NOT converged'}"]
+        return summary_text(
+            title=f"Generalized linear mixed model fit by maximum likelihood ({method}) "
+                  f"[skmixed.MixedGLM]\n Family: {self.family} ({self.link or _CANONICAL[self.family]})",
+            formula=self._formula(), criterion_name="deviance (-2 logLik)",
+            criterion=self.deviance_, vc=self.variance_components_, fixed=self.fixed_effects_,
+            n_obs=self.n_obs_, group_name=self.variance_components_["group"].iloc[0],
+            n_groups=self.n_groups_, extra_lines=extra)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.target_tags.required = True
+        if self._is_classifier():
+            tags.estimator_type = "classifier"
+            tags.classifier_tags = ClassifierTags(multi_class=False)
+        else:
+            tags.estimator_type = "regressor"
+            tags.regressor_tags = RegressorTags()
+        return tags
+
