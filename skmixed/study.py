@@ -4,10 +4,12 @@
 "Multilevel modelling for big data" design (2,000,000 rows in 2,000 groups by default, see
 :func:`skmixed.datasets.make_multilevel`), fits the linear mixed model
 ``y ~ x + b + (1 | g)`` by REML with :class:`skmixed.MixedLM` for each requested thread
-count, and prints the fixed effects, the variance components beside the truth, and the wall
-times. With ``--out DIR`` it also writes ``results.json`` and ``report.md`` there.
+count and the binomial GLMM ``y_bin ~ x + b + (1 | g)`` (Laplace) with
+:class:`skmixed.MixedGLM`, and prints the fixed effects side by side, the variance
+components beside the truth, and the wall times. With ``--out DIR`` it also writes
+``results.json`` and ``report.md`` there.
 
-Later issues add the GLMM and the additive model to the same run.
+A later issue adds the additive model to the same run.
 """
 
 import argparse
@@ -21,6 +23,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
+from ._estimators.mixed_glm import MixedGLM
 from ._estimators.mixed_lm import MixedLM
 from .datasets import make_multilevel
 
@@ -58,13 +61,18 @@ def build_parser():
     parser.add_argument("--seed", type=int, default=12358, help="random seed (default 12358)")
     parser.add_argument("--repeats", type=_positive_int, default=3,
                         help="timed fits per thread count; the median is reported (default 3)")
+    parser.add_argument("--glmm-repeats", type=_positive_int, default=1,
+                        help="timed GLMM fits per thread count (default 1)")
     parser.add_argument("--out", type=Path, default=None,
                         help="folder for results.json and report.md")
     return parser
 
 
 def _timed_fits(model, X, y, repeats):
-    model.fit(X, y)  # first fit: Numba compilation (or cache load); not timed
+    # warm-up on the first rows (all groups' dtypes and kernel paths are the same):
+    # Numba compilation or cache loading is not timed
+    head = min(len(y), 200_000)
+    model.fit(X.iloc[:head], y.iloc[:head])
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -74,7 +82,7 @@ def _timed_fits(model, X, y, repeats):
 
 
 def run_study(n_obs=2_000_000, n_groups=2_000, threads=None, seed=12358, repeats=3,
-              echo=print):
+              echo=print, glmm_repeats=1):
     """Simulate the study's data, fit the LMM, and return a dict of results.
 
     Parameters
@@ -85,15 +93,17 @@ def run_study(n_obs=2_000_000, n_groups=2_000, threads=None, seed=12358, repeats
         Thread counts to time (default ``[1, all]``).
     seed : int
     repeats : int
-        Timed fits per thread count (after one untimed warm-up fit).
+        Timed LMM fits per thread count (after one untimed warm-up fit).
+    glmm_repeats : int
+        Timed GLMM fits per thread count (after one warm-up fit).
     echo : callable
         Where progress lines go (``print``; pass ``lambda *a: None`` to silence).
 
     Returns
     -------
     dict
-        ``data`` (sizes, seed, simulation seconds), ``truth``, ``lmm`` (fixed effects,
-        variance components, REML criterion, timings per thread count), ``machine``.
+        ``data`` (sizes, seed, simulation seconds), ``truth``, ``lmm`` and ``glmm`` (fixed
+        effects, variance components, criterion, timings per thread count), ``machine``.
     """
     if n_groups > n_obs:
         raise ValueError(f"n_groups ({n_groups}) cannot exceed n_obs ({n_obs}).")
@@ -105,62 +115,91 @@ def run_study(n_obs=2_000_000, n_groups=2_000, threads=None, seed=12358, repeats
     echo(f"simulated {n_obs:,} rows x {n_groups:,} groups in {sim_seconds:.2f} s")
     X, y = df[["g", "x", "b"]], df["y"]
 
+    lmm, model = _fit_timed(
+        lambda n_threads: MixedLM(groups="g", n_jobs=n_threads), X, y, threads, repeats,
+        "MixedLM y ~ x + b + (1 | g), REML", echo)
+    lmm.update(model="y ~ x + b + (1 | g)", reml_criterion=model.reml_criterion_)
+    glmm, glmm_model = _fit_timed(
+        lambda n_threads: MixedGLM(family="binomial", groups="g", n_jobs=n_threads),
+        X, df["y_bin"], threads, glmm_repeats,
+        "MixedGLM y_bin ~ x + b + (1 | g), binomial, Laplace", echo)
+    glmm.update(model="y_bin ~ x + b + (1 | g), binomial (Laplace)",
+                loglik=glmm_model.loglik_)
+    return {
+        "data": {"n_obs": n_obs, "n_groups": n_groups, "seed": seed,
+                 "simulate_seconds": sim_seconds},
+        "truth": truth,
+        "lmm": lmm,
+        "glmm": glmm,
+        "machine": {"python": platform.python_version(), "numba": numba.__version__,
+                    "processor": platform.processor() or platform.machine(),
+                    "cores": numba.config.NUMBA_NUM_THREADS},
+        "_model": model,
+        "_glmm_model": glmm_model,
+    }
+
+
+def _records(frame):
+    """A DataFrame as JSON-ready records (NaN → None)."""
+    return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+
+
+def _fit_timed(make, X, y, threads, repeats, label, echo):
+    """Fit ``make(n_threads)`` for each thread count; timings and the last model's tables."""
     timings = {}
     model = None
     for n_threads in threads:
-        model = MixedLM(groups="g", n_jobs=n_threads)
+        model = make(n_threads)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=UserWarning)
             median, all_times = _timed_fits(model, X, y, repeats)
         timings[n_threads] = {"median_seconds": median, "seconds": all_times,
                               "phases": model.optimization_.timings}
-        echo(f"MixedLM y ~ x + b + (1 | g), REML, {n_threads} thread(s): "
-             f"median {median * 1e3:.1f} ms over {repeats} fits")
+        echo(f"{label}, {n_threads} thread(s): median {median * 1e3:.1f} ms over "
+             f"{repeats} fit(s)")
     return {
-        "data": {"n_obs": n_obs, "n_groups": n_groups, "seed": seed,
-                 "simulate_seconds": sim_seconds},
-        "truth": truth,
-        "lmm": {
-            "model": "y ~ x + b + (1 | g)",
-            "fixed_effects": model.fixed_effects_.reset_index().to_dict(orient="records"),
-            "variance_components": model.variance_components_.astype(object)
-            .where(model.variance_components_.notna(), None).to_dict(orient="records"),
-            "reml_criterion": model.reml_criterion_,
-            "converged": model.converged_,
-            "timings": timings,
-        },
-        "machine": {"python": platform.python_version(), "numba": numba.__version__,
-                    "processor": platform.processor() or platform.machine(),
-                    "cores": numba.config.NUMBA_NUM_THREADS},
-        "_model": model,
-    }
+        "fixed_effects": _records(model.fixed_effects_.reset_index()),
+        "variance_components": _records(model.variance_components_),
+        "converged": model.converged_,
+        "timings": timings,
+    }, model
+
+
+def _fixed_effects_side_by_side(result):
+    """Rows (term, truth, LMM estimate/SE, GLMM estimate/SE)."""
+    truth = result["truth"]
+    true_beta = {"(Intercept)": truth.get("intercept"), "x": truth.get("beta_x"),
+                 "b": truth.get("beta_b")}
+    lmm = {r["term"]: r for r in result["lmm"]["fixed_effects"]}
+    glmm = {r["term"]: r for r in result["glmm"]["fixed_effects"]}
+    return [(t, true_beta.get(t), lmm[t]["estimate"], lmm[t]["std_error"],
+             glmm[t]["estimate"], glmm[t]["std_error"]) for t in lmm]
 
 
 def format_report(result):
     """Markdown report of :func:`run_study`'s result."""
-    d, lmm, truth = result["data"], result["lmm"], result["truth"]
+    d, truth = result["data"], result["truth"]
     lines = [f"# skmixed big-data study: {d['n_obs']:,} rows x {d['n_groups']:,} groups",
              "", f"seed {d['seed']}; machine: {result['machine']}", "",
-             f"## LMM `{lmm['model']}` (REML)", "",
-             "| term | estimate | std. error | truth |", "|---|---|---|---|"]
-    true_beta = {"(Intercept)": truth.get("intercept"), "x": truth.get("beta_x"),
-                 "b": truth.get("beta_b")}
-    for row in lmm["fixed_effects"]:
-        lines.append(f"| {row['term']} | {row['estimate']:.5f} | {row['std_error']:.5f} | "
-                     f"{true_beta.get(row['term'])} |")
-    lines += ["", "| component | variance | truth |", "|---|---|---|"]
+             f"LMM: `{result['lmm']['model']}` (REML); GLMM: `{result['glmm']['model']}`.",
+             "", "## Fixed effects", "",
+             "| term | truth | LMM estimate | LMM SE | GLMM estimate | GLMM SE |",
+             "|---|---|---|---|---|---|"]
+    for t, tr, le, ls, ge, gs in _fixed_effects_side_by_side(result):
+        lines.append(f"| {t} | {tr} | {le:.5f} | {ls:.5f} | {ge:.5f} | {gs:.5f} |")
+    lines += ["", "## Variance components", "", "| model | component | variance | truth |",
+              "|---|---|---|---|"]
     true_var = {"g": truth.get("group_sd", np.nan) ** 2,
                 "Residual": truth.get("residual_sd", np.nan) ** 2}
-    for row in lmm["variance_components"]:
-        lines.append(f"| {row['group']} {row['var1'] or ''} | {row['variance']:.5f} | "
-                     f"{true_var.get(row['group'], '')} |")
-    lines += ["", "| threads | median fit (ms) | row pass (ms) | optimization (ms) |",
-              "|---|---|---|---|"]
-    for n_threads, t in lmm["timings"].items():
-        ph = t["phases"]
-        lines.append(f"| {n_threads} | {t['median_seconds'] * 1e3:.1f} | "
-                     f"{ph.get('row_pass', np.nan) * 1e3:.1f} | "
-                     f"{ph.get('optimize', np.nan) * 1e3:.1f} |")
+    for label in ("lmm", "glmm"):
+        for row in result[label]["variance_components"]:
+            lines.append(f"| {label.upper()} | {row['group']} {row['var1'] or ''} | "
+                         f"{row['variance']:.5f} | {true_var.get(row['group'], '')} |")
+    lines += ["", "## Timings (median wall seconds, fit from the in-memory DataFrame)", "",
+              "| model | threads | median fit (s) |", "|---|---|---|"]
+    for label in ("lmm", "glmm"):
+        for n_threads, t in result[label]["timings"].items():
+            lines.append(f"| {label.upper()} | {n_threads} | {t['median_seconds']:.4f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -182,17 +221,24 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.n_groups > args.n_obs:
         parser.error(f"--n-groups ({args.n_groups}) cannot exceed --n-obs ({args.n_obs})")
-    result = run_study(args.n_obs, args.n_groups, args.threads, args.seed, args.repeats)
-    model = result["_model"]
+    result = run_study(args.n_obs, args.n_groups, args.threads, args.seed, args.repeats,
+                       glmm_repeats=args.glmm_repeats)
     print()
-    print(model.summary())
+    print(result["_model"].summary())
     print()
+    print(result["_glmm_model"].summary())
+    print()
+    print("fixed effects side by side (estimate (SE)):")
+    print(f"  {'term':<12} {'truth':>6} {'LMM':>22} {'GLMM (logit)':>22}")
+    for t, tr, le, ls, ge, gs in _fixed_effects_side_by_side(result):
+        print(f"  {t:<12} {tr!s:>6} {le:>11.5f} ({ls:.5f}) {ge:>11.5f} ({gs:.5f})")
     print("truth: " + ", ".join(f"{k}={v}" for k, v in result["truth"].items()))
     print("timings (median wall seconds, fit from the in-memory DataFrame):")
-    for n_threads, t in result["lmm"]["timings"].items():
-        ph = t["phases"]
-        print(f"  {n_threads} thread(s): {t['median_seconds']:.4f} s "
-              f"(row pass {ph['row_pass']:.4f} s, optimization {ph['optimize']:.4f} s)")
+    for label in ("lmm", "glmm"):
+        for n_threads, t in result[label]["timings"].items():
+            ph = t["phases"]
+            print(f"  {label.upper():<4} {n_threads} thread(s): {t['median_seconds']:.4f} s "
+                  f"(optimization {ph['optimize']:.4f} s)")
     if args.out is not None:
         _write_outputs(result, args.out)
         print(f"wrote {args.out / 'results.json'} and {args.out / 'report.md'}")

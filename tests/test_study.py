@@ -20,8 +20,12 @@ def test_study_runs_and_writes_report(tmp_path, capsys):
     # the simulator's truth: beta_x = 0.5 (SE ~0.007 at 20,000 rows)
     assert abs(fixed["x"]["estimate"] - 0.5) < 6 * fixed["x"]["std_error"]
     assert result["lmm"]["converged"]
+    glmm = {row["term"]: row for row in result["glmm"]["fixed_effects"]}
+    assert abs(glmm["x"]["estimate"] - 0.5) < 6 * glmm["x"]["std_error"]
+    assert result["glmm"]["converged"]
+    assert "Generalized linear mixed model" in printed
     report = (out / "report.md").read_text()
-    assert "| x |" in report and "median fit (ms)" in report
+    assert "| x | 0.5 |" in report and "| GLMM | 1 |" in report
     assert not list(out.glob(".*.tmp"))
 
 

@@ -311,10 +311,13 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         t1 = time.perf_counter()
         x = opt.theta_final
         f, g = objective.value_and_grad(x)
-        # lme4's standard errors: the Hessian of the deviance over (β, θ)
-        step = 1e-5 if objective.n_agq == 1 else 1e-3
-        with single_threaded_blas():
-            H = _hessian(objective.value_and_grad, x, g, step)
+        # lme4's standard errors: the Hessian of the deviance over (β, θ) — the optimizer's
+        # own, computed within a few tiny Newton steps of x, when it has one
+        H = opt.hessian
+        if H is None:
+            step = 1e-5 if objective.n_agq == 1 else 1e-3
+            with single_threaded_blas():
+                H = _hessian(objective.value_and_grad, x, g, step)
         try:
             cov = 2.0 * np.linalg.inv(H)[:p, :p]
         except np.linalg.LinAlgError:

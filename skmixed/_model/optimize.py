@@ -46,6 +46,9 @@ class OptSummary:
     message : str
     timings : dict
         Wall seconds per phase of the fit.
+    hessian : ndarray or None
+        The finite-difference Hessian (of the exact gradient) used by the last Newton steps,
+        computed within a few tiny steps of ``theta_final``.
     """
 
     optimizer: str
@@ -60,6 +63,7 @@ class OptSummary:
     converged: bool
     message: str
     timings: dict = field(default_factory=dict)
+    hessian: np.ndarray = None
 
 
 class _Counted:
@@ -163,7 +167,7 @@ def _minimize(fun, space, tol, max_iter, hessian_step):
     theta = space.start()
     n_iter = 0
     message = ""
-    f, g, decrement, at_minimum = np.inf, None, np.inf, False
+    f, g, decrement, at_minimum, H = np.inf, None, np.inf, False, None
     # L-BFGS-B stops a little short of rounding level (its line search thrashes there, at
     # ~20 evaluations a try); the Newton steps below finish the job.
     f0, _ = fun(theta)
@@ -178,15 +182,17 @@ def _minimize(fun, space, tol, max_iter, hessian_step):
         f, g = fun(theta)
         if not np.isfinite(f):
             break
-        # Newton polish: accept a step only if it lowers the criterion
+        # Newton polish: accept a step only if it lowers the criterion. The Hessian is
+        # computed once per restart (2k evaluations) and reused: near the optimum the
+        # steps are tiny and a fixed H still converges linearly at a fast rate.
+        H = _hessian(fun, theta, g, hessian_step)
+        escaped = _escape_saddle(fun, space, theta, f, H)
+        if escaped is not None:
+            theta, f, g = escaped
+            at_minimum = False
+            continue
+        at_minimum = True
         for _ in range(_NEWTON_STEPS):
-            H = _hessian(fun, theta, g, hessian_step)
-            escaped = _escape_saddle(fun, space, theta, f, H)
-            if escaped is not None:
-                theta, f, g = escaped
-                at_minimum = False
-                break
-            at_minimum = True
             step, decrement = _newton_step(H, g)
             if abs(decrement) <= tol or not np.isfinite(decrement) or n_iter >= max_iter:
                 break
@@ -196,6 +202,8 @@ def _minimize(fun, space, tol, max_iter, hessian_step):
                 break
             theta, f, g = trial, f_trial, g_trial
             n_iter += 1
+        else:
+            step, decrement = _newton_step(H, g)  # at the last accepted point
         if (at_minimum and abs(decrement) <= tol) or n_iter >= max_iter:
             break
     converged = bool(np.isfinite(f) and at_minimum and abs(decrement) <= tol)
@@ -211,4 +219,5 @@ def _minimize(fun, space, tol, max_iter, hessian_step):
         n_iter=n_iter,
         converged=converged,
         message=message if converged else f"{message}; predicted decrease {decrement:.3g} > tol",
+        hessian=H,
     )
