@@ -191,7 +191,8 @@ class ParamSpace:
 def minimize_deviance(objective, space, *, tol, max_iter):
     """Minimize the GLMM deviance over (β, θ) (L-BFGS-B, then Newton polish)."""
     step = 1e-5 if objective.n_agq == 1 else 1e-3
-    return minimize_criterion(objective, space, tol=tol, max_iter=max_iter, hessian_step=step)
+    return minimize_criterion(objective, space, tol=tol, max_iter=max_iter, hessian_step=step,
+                              lbfgs_gtol=1e-7)
 
 
 class JointPIRLSDeviance:

@@ -131,15 +131,19 @@ def minimize_theta(objective, term, *, tol=1e-8, max_iter=1000):
     return minimize_criterion(objective, _ThetaSpace(term), tol=tol, max_iter=max_iter)
 
 
-def minimize_criterion(objective, space, *, tol=1e-8, max_iter=1000, hessian_step=1e-5):
+def minimize_criterion(objective, space, *, tol=1e-8, max_iter=1000, hessian_step=1e-5,
+                       lbfgs_gtol=1e-10):
     """Minimize ``objective.value_and_grad`` over a parameter space.
 
     ``space`` gives ``start()``, ``lower()`` (lme4's bounds, for the record) and
-    ``canonical(x)`` (the sign canonicalization of the θ part).
+    ``canonical(x)`` (the sign canonicalization of the θ part). ``lbfgs_gtol`` (relative to
+    the criterion at the start) is where L-BFGS-B hands over to the Newton steps: a looser
+    value saves evaluations where each one is expensive (a GLMM's passes over the rows).
     """
     start = time.perf_counter()
     with single_threaded_blas():
-        summary = _minimize(_Counted(objective), space, tol, max_iter, hessian_step)
+        summary = _minimize(_Counted(objective), space, tol, max_iter, hessian_step,
+                            lbfgs_gtol)
     summary.timings["optimize"] = time.perf_counter() - start
     return summary
 
@@ -163,7 +167,7 @@ def _escape_saddle(fun, space, theta, f, H):
     return None
 
 
-def _minimize(fun, space, tol, max_iter, hessian_step):
+def _minimize(fun, space, tol, max_iter, hessian_step, lbfgs_gtol):
     theta = space.start()
     n_iter = 0
     message = ""
@@ -171,7 +175,7 @@ def _minimize(fun, space, tol, max_iter, hessian_step):
     # L-BFGS-B stops a little short of rounding level (its line search thrashes there, at
     # ~20 evaluations a try); the Newton steps below finish the job.
     f0, _ = fun(theta)
-    gtol = 1e-10 * max(1.0, abs(f0)) if np.isfinite(f0) else 1e-8
+    gtol = lbfgs_gtol * max(1.0, abs(f0)) if np.isfinite(f0) else 1e-8
     for _ in range(_MAX_RESTARTS):
         res = optimize.minimize(fun, theta, jac=True, method="L-BFGS-B",
                                 options={"ftol": 1e-13, "gtol": gtol,
