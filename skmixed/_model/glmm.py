@@ -106,6 +106,10 @@ class LaplaceDeviance:
         self.rows = rows
         self.term = term
         self.n_agq = int(n_agq)
+        if self.n_agq < 1 or (self.n_agq > 1 and term.q != 1):
+            # agq_groups' workspace is sized for q = 1 (Numba does not check bounds)
+            raise ValueError(f"n_agq={n_agq}: 1 (Laplace) or > 1 for a single scalar random "
+                             f"effect (this term has q={term.q}).")
         self.max_steps = max_steps
         self.mode_tol = mode_tol
         G, q, p = rows.n_groups, term.q, rows.X.shape[1]

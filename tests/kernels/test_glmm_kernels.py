@@ -1,0 +1,220 @@
+"""The GLMM kernels (:mod:`skmixed._kernels.glmm`) against scipy.stats and NumPy references.
+
+* ``row_terms``: ``ℓ`` against ``scipy.stats.binom.logpmf`` / ``poisson.logpmf`` (so the full
+  log-likelihood, log C(m, k) included) and ``ℓ'``, ``v = −ℓ''``, ``v' = ∂v/∂η`` against
+  central finite differences of the kernel's own ``ℓ``, ``ℓ'`` and ``v``.
+* ``fixed_glm_sums``: per-chunk log-likelihood, score ``X'(w ℓ')`` and information
+  ``X' diag(w v) X`` against NumPy, several chunks (some empty), 1 and 2 threads.
+* ``laplace_groups`` / ``agq_groups``: an empty group contributes nothing; a one-node
+  quadrature (node 0, weight 1) is the Laplace approximation, group by group.
+
+The Laplace deviance, its gradient and the quadrature against integrals are tested through
+the model layer in ``tests/model/test_glmm_model.py``.
+"""
+
+import math
+
+import numba
+import numpy as np
+import pytest
+from scipy import special, stats
+
+from skmixed._kernels.glmm import (BINOMIAL_LOGIT, POISSON_LOG, agq_groups, fixed_glm_sums,
+                                   laplace_groups, row_terms)
+from skmixed._kernels.threads import numba_threads
+
+ETAS = np.array([-6.0, -2.3, -0.7, 0.0, 0.4, 1.9, 5.5])
+two_threads = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2,
+                                 reason="needs 2 Numba threads")
+
+
+def terms(family, y, m, eta):
+    return np.array(row_terms(family, float(y), float(m), float(eta)))
+
+
+def central(fun, eta, h=1e-5):
+    return (fun(eta + h) - fun(eta - h)) / (2.0 * h)
+
+
+# ----------------------------------------------------------------------------- row_terms
+@pytest.mark.parametrize("m, ys", [(1, [0, 1]), (2, [0, 1, 2]), (7, [0, 3, 7]),
+                                   (25, [0, 11, 25])])
+def test_row_terms_binomial_logit_against_scipy(m, ys):
+    for y in ys:
+        for eta in ETAS:
+            ll, l1, v, v1 = terms(BINOMIAL_LOGIT, y, m, eta)
+            mu = special.expit(eta)
+            np.testing.assert_allclose(ll, stats.binom.logpmf(y, m, mu), rtol=1e-12,
+                                       atol=1e-12)
+            # derivatives by central differences of the kernel's own ℓ, ℓ', v
+            np.testing.assert_allclose(
+                l1, central(lambda e: terms(BINOMIAL_LOGIT, y, m, e)[0], eta),
+                rtol=1e-7, atol=1e-8)
+            np.testing.assert_allclose(
+                v, -central(lambda e: terms(BINOMIAL_LOGIT, y, m, e)[1], eta),
+                rtol=1e-7, atol=1e-8)
+            np.testing.assert_allclose(
+                v1, central(lambda e: terms(BINOMIAL_LOGIT, y, m, e)[2], eta),
+                rtol=1e-6, atol=1e-8)
+            # closed forms
+            np.testing.assert_allclose(l1, y - m * mu, rtol=1e-12, atol=1e-14)
+            np.testing.assert_allclose(v, m * mu * (1 - mu), rtol=1e-12, atol=1e-300)
+
+
+def test_row_terms_binomial_includes_log_binomial_coefficient():
+    # same η and y, m = 1 versus m = 5: the difference is log C(5, 1) plus the m-part
+    eta, y = 0.3, 1.0
+    ll5 = terms(BINOMIAL_LOGIT, y, 5, eta)[0]
+    expected = math.log(5.0) + y * eta - 5 * np.logaddexp(0.0, eta)
+    np.testing.assert_allclose(ll5, expected, rtol=1e-13)
+
+
+def test_row_terms_binomial_extreme_eta_is_finite_and_accurate():
+    for eta in (-40.0, -750.0, 40.0, 750.0):
+        for y, m in ((0, 1), (1, 1), (0, 3), (3, 3)):
+            ll, l1, v, v1 = terms(BINOMIAL_LOGIT, y, m, eta)
+            expected = (y * eta - m * np.logaddexp(0.0, eta)
+                        + special.gammaln(m + 1) - special.gammaln(y + 1)
+                        - special.gammaln(m - y + 1))
+            assert np.isfinite([ll, l1, v, v1]).all()
+            np.testing.assert_allclose(ll, expected, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("y", [0, 1, 4, 30])
+def test_row_terms_poisson_log_against_scipy(y):
+    for eta in np.array([-4.0, -1.1, 0.0, 0.8, 2.5, 4.0]):
+        ll, l1, v, v1 = terms(POISSON_LOG, y, 1.0, eta)
+        np.testing.assert_allclose(ll, stats.poisson.logpmf(y, np.exp(eta)), rtol=1e-12,
+                                   atol=1e-12)
+        np.testing.assert_allclose(l1, central(lambda e: terms(POISSON_LOG, y, 1, e)[0], eta),
+                                   rtol=1e-7, atol=1e-8)
+        np.testing.assert_allclose(v, -central(lambda e: terms(POISSON_LOG, y, 1, e)[1], eta),
+                                   rtol=1e-7, atol=1e-8)
+        np.testing.assert_allclose(v1, central(lambda e: terms(POISSON_LOG, y, 1, e)[2], eta),
+                                   rtol=1e-7, atol=1e-8)
+        np.testing.assert_allclose([l1, v, v1], [y - np.exp(eta)] + 2 * [np.exp(eta)],
+                                   rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------- fixed_glm_sums
+def numpy_glm_sums(family, X, y, m, off, w, beta):
+    eta = X @ beta + (off if off.size else 0.0)
+    mm = m if m.size else np.ones_like(y)
+    ww = w if w.size else np.ones_like(y)
+    if family == BINOMIAL_LOGIT:
+        mu = special.expit(eta)
+        ll = stats.binom.logpmf(y, mm, mu)
+        l1, v = y - mm * mu, mm * mu * (1 - mu)
+    else:
+        mu = np.exp(eta)
+        ll = stats.poisson.logpmf(y, mu)
+        l1, v = y - mu, mu
+    return ww @ ll, X.T @ (ww * l1), (X * (ww * v)[:, None]).T @ X
+
+
+def glm_rows(rng, family, n, trials, offset, weights):
+    X = np.asfortranarray(np.column_stack([np.ones(n), rng.normal(size=(n, 2))]))
+    beta = np.array([0.2, -0.5, 0.3])
+    m = rng.integers(1, 6, size=n).astype(float) if trials else np.empty(0)
+    off = rng.uniform(-0.5, 0.5, size=n) if offset else np.empty(0)
+    w = rng.integers(0, 4, size=n).astype(float) if weights else np.empty(0)
+    eta = X @ beta + (off if off.size else 0.0)
+    if family == BINOMIAL_LOGIT:
+        y = rng.binomial(m.astype(int) if trials else 1, special.expit(eta)).astype(float)
+    else:
+        y = rng.poisson(np.exp(eta)).astype(float)
+    return X, y, m, off, w, beta
+
+
+@pytest.mark.parametrize("family, trials, offset, weights", [
+    (BINOMIAL_LOGIT, False, False, False),
+    (BINOMIAL_LOGIT, True, True, True),
+    (POISSON_LOG, False, True, True),
+])
+@pytest.mark.parametrize("n_chunks", [1, 3, 40])
+def test_fixed_glm_sums_against_numpy(family, trials, offset, weights, n_chunks):
+    rng = np.random.default_rng(7 + n_chunks)
+    X, y, m, off, w, beta = glm_rows(rng, family, 29, trials, offset, weights)
+    ll = np.full(n_chunks, np.nan)
+    score = np.full((n_chunks, 3), np.nan)
+    info = np.full((n_chunks, 3, 3), np.nan)
+    fixed_glm_sums(family, X, y, m, off, w, beta, n_chunks, ll, score, info)
+    ref = numpy_glm_sums(family, X, y, m, off, w, beta)
+    np.testing.assert_allclose(ll.sum(), ref[0], rtol=1e-12)
+    np.testing.assert_allclose(score.sum(axis=0), ref[1], rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(info.sum(axis=0), ref[2], rtol=1e-12)
+    np.testing.assert_array_equal(info, np.transpose(info, (0, 2, 1)))
+
+
+@two_threads
+def test_fixed_glm_sums_threads_identical():
+    rng = np.random.default_rng(3)
+    X, y, m, off, w, beta = glm_rows(rng, POISSON_LOG, 101, False, True, True)
+    out = []
+    for n_jobs in (1, 2):
+        ll, score, info = np.zeros(4), np.zeros((4, 3)), np.zeros((4, 3, 3))
+        with numba_threads(n_jobs):
+            fixed_glm_sums(POISSON_LOG, X, y, m, off, w, beta, 4, ll, score, info)
+        out.append((ll, score, info))
+    for a, b in zip(*out):
+        np.testing.assert_array_equal(a, b)
+
+
+# ----------------------------------------------------------------------------- laplace / agq
+def grouped_q1(rng, sizes, family=BINOMIAL_LOGIT):
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    n = int(starts[-1])
+    X = np.asfortranarray(np.column_stack([np.ones(n), rng.normal(size=n)]))
+    codes = np.repeat(np.arange(len(sizes)), sizes)
+    b = rng.normal(scale=0.8, size=len(sizes))
+    eta = X @ np.array([0.1, 0.7]) + b[codes]
+    if family == BINOMIAL_LOGIT:
+        y = rng.binomial(1, special.expit(eta)).astype(float)
+    else:
+        y = rng.poisson(np.exp(eta)).astype(float)
+    return X, y, starts
+
+
+def run_laplace(family, X, zcol, y, starts, beta, T, rows, cols, want_grad=True):
+    G, q, p = starts.size - 1, zcol.size, X.shape[1]
+    u = np.zeros((G, q))
+    dev, grad = np.full(G, np.nan), np.full((G, p + rows.size), np.nan)
+    conv, H = np.zeros(G, dtype=np.bool_), np.full((G, q, q), np.nan)
+    e = np.empty(0)
+    laplace_groups(family, X, zcol, y, e, e, e, starts, beta, T, rows, cols, u, want_grad,
+                   50, 1e-10, dev, grad, conv, H)
+    return u, dev, grad, conv, H
+
+
+def test_laplace_groups_empty_group_contributes_nothing():
+    rng = np.random.default_rng(11)
+    X, y, starts = grouped_q1(rng, [4, 0, 6, 1, 0])
+    zcol = np.array([-1], dtype=np.int64)
+    rows = cols = np.array([0], dtype=np.int64)
+    u, dev, grad, conv, H = run_laplace(BINOMIAL_LOGIT, X, zcol, y, starts,
+                                        np.array([0.2, -0.4]), np.array([[0.9]]), rows, cols)
+    for i in (1, 4):
+        assert dev[i] == 0.0
+        assert u[i, 0] == 0.0
+        np.testing.assert_array_equal(grad[i], 0.0)
+        assert H[i, 0, 0] == 1.0
+    assert conv.all()
+    assert np.all(dev[[0, 2, 3]] > 0)
+
+
+@pytest.mark.parametrize("family", [BINOMIAL_LOGIT, POISSON_LOG])
+def test_one_node_quadrature_is_laplace(family):
+    rng = np.random.default_rng(5)
+    X, y, starts = grouped_q1(rng, [1, 3, 0, 8, 15], family)
+    zcol = np.array([-1], dtype=np.int64)
+    rows = cols = np.array([0], dtype=np.int64)
+    beta, T = np.array([0.1, 0.5]), np.array([[1.3]])
+    u_lap, dev_lap, *_ = run_laplace(family, X, zcol, y, starts, beta, T, rows, cols, False)
+    G = starts.size - 1
+    u, dev, conv = np.zeros((G, 1)), np.full(G, np.nan), np.zeros(G, dtype=np.bool_)
+    e = np.empty(0)
+    agq_groups(family, X, zcol, y, e, e, e, starts, beta, T, u, np.array([0.0]),
+               np.array([1.0]), 50, 1e-10, dev, conv)
+    assert conv.all()
+    np.testing.assert_allclose(u, u_lap, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(dev, dev_lap, rtol=1e-12, atol=1e-12)
