@@ -2,7 +2,8 @@
 
 from ._estimators.mixed_glm import MixedGLM
 from ._estimators.mixed_lm import MixedLM
-from .exceptions import RankDeficientWarning, SingularFitWarning
+from .exceptions import PerfectSeparationWarning, RankDeficientWarning, SingularFitWarning
 
-__all__ = ["MixedLM", "MixedGLM", "SingularFitWarning", "RankDeficientWarning"]
+__all__ = ["MixedLM", "MixedGLM", "SingularFitWarning", "RankDeficientWarning",
+           "PerfectSeparationWarning"]
 __version__ = "0.1.0"

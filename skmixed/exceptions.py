@@ -1,6 +1,8 @@
 """Warnings raised by skmixed's estimators (besides sklearn's ``ConvergenceWarning``)."""
 
-__all__ = ["SingularFitWarning", "RankDeficientWarning"]
+from sklearn.exceptions import ConvergenceWarning
+
+__all__ = ["SingularFitWarning", "RankDeficientWarning", "PerfectSeparationWarning"]
 
 
 class SingularFitWarning(UserWarning):
@@ -10,3 +12,9 @@ class SingularFitWarning(UserWarning):
 
 class RankDeficientWarning(UserWarning):
     """Constant or collinear fixed-effect columns were dropped, as lme4 does."""
+
+
+class PerfectSeparationWarning(ConvergenceWarning):
+    """A binomial fit with fitted probabilities numerically 0 or 1: (quasi-)complete
+    separation, so some coefficient's maximum-likelihood estimate is infinite (R's glm:
+    "fitted probabilities numerically 0 or 1 occurred")."""

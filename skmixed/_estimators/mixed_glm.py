@@ -12,12 +12,15 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
+import pandas as pd
+from scipy.special import expit
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils._tags import ClassifierTags, RegressorTags
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from .._kernels.glmm import BINOMIAL_LOGIT, POISSON_LOG
 from .._kernels.threads import numba_threads, single_threaded_blas
@@ -26,7 +29,7 @@ from .._model.glmm import (GroupedRows, JointPIRLSDeviance, LaplaceDeviance, Par
 from .._model.lmm import independent_columns
 from .._model.optimize import _hessian, _ThetaSpace, minimize_criterion
 from .._model.terms import RandomEffectTerm
-from ..exceptions import RankDeficientWarning
+from ..exceptions import PerfectSeparationWarning, RankDeficientWarning
 from . import _design
 from ._base import GroupedModelMixin
 from ._results import summary_text
@@ -39,18 +42,76 @@ _PLANNED_LINKS = {("binomial", "probit"), ("binomial", "cloglog")}
 
 
 def _family_code(family, link):
-    link = link or _CANONICAL.get(family)
+    """The kernels' code of (family, link); ``link=None`` is the canonical link. Links
+    planned by the design (binomial probit / cloglog, Gamma) raise "not implemented yet"."""
+    link = link or _CANONICAL.get(family, "log")
     if family == "gamma" or (family, link) in _PLANNED_LINKS:
         raise ValueError(f"family={family!r} with link={link!r} is not implemented yet; "
                          "available: binomial/logit, poisson/log.")
     if (family, link) not in _FAMILIES:
-        raise ValueError(f"unknown link {link!r} for family {family!r}; "
-                         f"valid: {sorted(f'{f}/{l}' for f, l in _FAMILIES)}.")
+        valid = sorted(lk for f, lk in _FAMILIES if f == family)
+        planned = sorted(lk for f, lk in _PLANNED_LINKS if f == family)
+        raise ValueError(f"unknown link {link!r} for family {family!r}; valid links: "
+                         f"{valid}" + (f" (planned: {planned})" if planned else "") + ".")
     return _FAMILIES[family, link], link
 
 
+def _non_integral(a):
+    """Rows of ``a`` that are not integers (up to rounding in a float computation)."""
+    return np.abs(a - np.round(a)) > 1e-8 * np.maximum(1.0, np.abs(a))
+
+
 def _is_integral(a):
-    return bool(np.all(np.abs(a - np.round(a)) <= 1e-8 * np.maximum(1.0, np.abs(a))))
+    return not _non_integral(a).any()
+
+
+def _separating_columns(columns, labels, success, failure):
+    """Fixed columns that on their own (with the intercept) separate the rows with a success
+    from the rows with a failure: all successes on one side of a threshold, all failures on
+    the other (ties at the threshold: quasi-complete separation). Such a coefficient has an
+    infinite maximum-likelihood estimate (Albert & Anderson 1984). One O(n) pass per column;
+    separation by a combination of columns is not detected here (it needs a linear program).
+
+    Returns ``(label, kind, side, threshold)`` tuples; ``side`` is ">=" when the successes
+    lie at or above the threshold.
+    """
+    found = []
+    for col, label in zip(columns, labels):
+        col = np.asarray(col, dtype=np.float64)
+        xs, xf = col[success], col[failure]
+        lo_s, hi_s, lo_f, hi_f = xs.min(), xs.max(), xf.min(), xf.max()
+        if min(lo_s, lo_f) == max(hi_s, hi_f):  # constant: dropped as the intercept's twin
+            continue
+        if hi_f <= lo_s:
+            found.append((label, "complete" if hi_f < lo_s else "quasi-complete", ">=",
+                          lo_s))
+        elif hi_s <= lo_f:
+            found.append((label, "complete" if hi_s < lo_f else "quasi-complete", "<=",
+                          hi_s))
+    return found
+
+
+def _warn_fitted_bounds(family, rows, beta, modes):
+    """R's glm check: fitted probabilities numerically 0 or 1 (|η| > 33) mean (quasi-)
+    complete separation, also by a combination of columns that no single-column check sees."""
+    if family != BINOMIAL_LOGIT:
+        return
+    sizes = np.diff(rows.starts)
+    b = np.repeat(modes, sizes, axis=0)
+    eta = rows.X @ beta + b[:, 0]
+    for a, col in enumerate(rows.zcol[1:], start=1):
+        eta += b[:, a] * rows.X[:, col]
+    if rows.offset.size:
+        eta += rows.offset
+    extreme = np.abs(eta) > 33.0  # R's glm: μ within 10·eps of 0 or 1
+    if rows.weights.size:
+        extreme &= rows.weights > 0
+    if extreme.any():
+        warnings.warn(
+            f"fitted probabilities numerically 0 or 1 occurred in {int(extreme.sum())} row(s): "
+            "(quasi-)complete separation — some coefficients' estimates are infinite and "
+            "their standard errors meaningless. Drop or recode the separating columns.",
+            PerfectSeparationWarning, stacklevel=5)
 
 
 class MixedGLM(GroupedModelMixin, BaseEstimator):
@@ -171,16 +232,14 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         family, link = _family_code(self.family, self.link)
         if self.groups is None:
             raise ValueError(f"{name} needs groups=<the grouping column of X>.")
+        if self.trials is not None and self.family != "binomial":
+            raise ValueError(f"trials={self.trials!r} is for family='binomial' only (y = "
+                             f"successes out of trials); family={self.family!r} takes y "
+                             "as it is.")
         X_table = _design.as_table(X, name)
         n = _design.n_rows(X_table)
         w = _design.check_weights(sample_weight, n)
-        extra = {}
-        for param in ("trials", "offset"):
-            key = getattr(self, param)
-            if key is not None:
-                extra[param] = _design.resolve_column(X_table, key, param)
-        if self.trials is not None and self.family != "binomial":
-            raise ValueError("trials= is for family='binomial' only.")
+        extra = self._extra_columns(X_table)
         design = _design.make_design(X_table, groups=self.groups,
                                      random_slopes=self.random_slopes,
                                      exclude=list(extra.values()), estimator_name=name)
@@ -191,8 +250,16 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         y_num, classes = self._encode_target(y, n, extra_cols.get("trials"))
         term = RandomEffectTerm(tuple(["(Intercept)"] + design.slope_names), self.covariance)
         if self.n_agq > 1 and term.q > 1:
-            raise ValueError(f"n_agq={self.n_agq} > 1 needs a single scalar random effect "
-                             f"(a random intercept); this model has {term.q}.")
+            raise ValueError(f"n_agq={self.n_agq} > 1 (adaptive Gauss-Hermite quadrature) "
+                             "needs a single scalar random effect (a random intercept), as "
+                             f"lme4's nAGQ; this model has {term.q} per group "
+                             f"{list(term.names)}: use n_agq=1 (Laplace) or n_agq=0.")
+        if w.size:
+            n_weighted = np.unique(np.asarray(design.codes)[w > 0]).size
+            if n_weighted < 2:
+                raise ValueError(f"{name} needs at least 2 groups with positive weight in "
+                                 f"column {design.group_label!r}; found {n_weighted}.")
+        self._check_separation(design, y_num, w, extra_cols.get("trials"), classes)
 
         with numba_threads(self.n_jobs) as n_threads:
             codes = np.asarray(design.codes, dtype=np.int64)
@@ -218,6 +285,31 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
                              extra)
         return self
 
+    def _extra_columns(self, X_table):
+        """Labels of the trials and offset columns in X, each distinct from the grouping
+        and random-slope columns and from each other."""
+        extra = {}
+        for param in ("trials", "offset"):
+            key = getattr(self, param)
+            if key is not None:
+                extra[param] = _design.resolve_column(X_table, key, param)
+        if not extra:
+            return extra
+        slopes = self.random_slopes
+        if isinstance(slopes, (str, Integral)):
+            slopes = (slopes,)
+        roles = {"groups": [_design.resolve_column(X_table, self.groups, "groups")]}
+        roles["random_slopes"] = [_design.resolve_column(X_table, s, "random_slopes")
+                                  for s in slopes]
+        for param, label in extra.items():
+            for other, labels in roles.items():
+                if label in labels:
+                    raise ValueError(f"{param}={getattr(self, param)!r} names the column "
+                                     f"{label!r}, which is already given as {other}: a "
+                                     "column has one role.")
+            roles[param] = [label]
+        return extra
+
     def _encode_target(self, y, n, trials):
         """y as float64 successes / counts, with the family's checks; class labels for the
         binomial classifier."""
@@ -226,32 +318,90 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
             raise ValueError(f"This {name} estimator requires y to be passed, but the target "
                              "y is None.")
         if self._is_classifier():
-            y_arr = np.asarray(y)
-            if y_arr.ndim == 2 and y_arr.shape[1] == 1:
-                y_arr = y_arr.ravel()
-            if y_arr.ndim != 1 or y_arr.shape[0] != n:
-                raise ValueError(f"y must be 1-D with {n} rows; got shape {y_arr.shape}.")
-            if y_arr.dtype.kind == "f" and not np.isfinite(y_arr).all():
-                raise ValueError("Input y contains NaN or infinity.")
+            y_arr = column_or_1d(y, warn=True)  # DataConversionWarning for a column vector
+            if y_arr.shape[0] != n:
+                raise ValueError(f"y has {y_arr.shape[0]} rows but X has {n}: Found input "
+                                 "variables with inconsistent numbers of samples.")
+            if (y_arr.dtype.kind == "f" and not np.isfinite(y_arr).all()) or (
+                    y_arr.dtype.kind == "O" and pd.isna(y_arr).any()):
+                raise ValueError("Input y contains NaN, infinity or missing labels.")
+            check_classification_targets(y_arr)  # "Unknown label type: continuous ..."
+            y_type = type_of_target(y_arr, input_name="y")
+            if y_type != "binary":
+                raise ValueError(
+                    "Only binary classification is supported. The type of the target is "
+                    f"{y_type}: binomial {name} without trials needs exactly 2 classes in y "
+                    f"(found {len(np.unique(y_arr))}). For successes out of a number of "
+                    "trials name the trials column with trials=; for counts use "
+                    "family='poisson'.")
             classes, y01 = np.unique(y_arr, return_inverse=True)
             if len(classes) != 2:
-                raise ValueError(f"binomial MixedGLM without trials needs exactly 2 classes "
-                                 f"in y; found {len(classes)}: {classes[:5].tolist()}. For "
-                                 "success counts name the trials column with trials=.")
+                raise ValueError(f"binomial {name} without trials needs exactly 2 classes in "
+                                 f"y; found {len(classes)}: {classes.tolist()}.")
             return y01.astype(np.float64), classes
         y_arr = _design.check_target(y, n, name)
         if not np.isfinite(y_arr).all():
             raise ValueError("Input y contains NaN or infinity.")
         if self.family == "binomial":
+            label = repr(self.trials)
             if np.any(trials <= 0) or not _is_integral(trials):
-                raise ValueError("the trials column must hold positive integers.")
+                bad = np.flatnonzero((trials <= 0) | _non_integral(trials))
+                raise ValueError(f"the trials column {label} must hold positive integers; "
+                                 f"row {bad[0]} has {trials[bad[0]]:g}.")
             if np.any(y_arr < 0) or np.any(y_arr > trials) or not _is_integral(y_arr):
-                raise ValueError("binomial y with trials must be integer successes between 0 "
-                                 "and the trials column.")
+                bad = np.flatnonzero((y_arr < 0) | (y_arr > trials) | _non_integral(y_arr))
+                raise ValueError("binomial y with trials must hold integer successes between "
+                                 f"0 and the trials column {label}; row {bad[0]} has y = "
+                                 f"{y_arr[bad[0]]:g} with {trials[bad[0]]:g} trials.")
         elif self.family == "poisson":
             if np.any(y_arr < 0) or not _is_integral(y_arr):
-                raise ValueError("Poisson y must hold non-negative integer counts.")
+                bad = np.flatnonzero((y_arr < 0) | _non_integral(y_arr))
+                raise ValueError("Poisson y must hold non-negative integer counts; row "
+                                 f"{bad[0]} has {y_arr[bad[0]]:g}.")
         return y_arr, None
+
+    def _check_separation(self, design, y, w, trials, classes):
+        """Refuse a y without successes or without failures; warn when a fixed-effect
+        column alone separates successes from failures (its coefficient's estimate is
+        infinite). Rows with zero weight do not count."""
+        rows = w > 0 if w.size else slice(None)
+        y_pos, m_pos = y[rows], (trials[rows] if trials is not None else None)
+        if self._is_classifier():
+            success, failure = y_pos > 0, y_pos == 0
+            s_text, f_text = (f"y = {c!r}" for c in classes.tolist()[::-1])
+        elif self.family == "binomial":
+            success, failure = y_pos > 0, y_pos < m_pos
+            s_text, f_text = "a success", "a failure"
+        else:  # Poisson: every row could have a lower count
+            success, failure = y_pos > 0, np.ones(y_pos.shape[0], dtype=bool)
+            s_text = f_text = None
+        weighted = " with positive sample_weight" if w.size else ""
+        if not success.any() or not failure.any():
+            what = ("no success (y is 0 in every row)" if not success.any()
+                    else "no failure (y equals the trials in every row)")
+            if self._is_classifier():
+                present = classes.tolist()[1 if success.any() else 0]
+                what = f"only the class {present!r}"
+            elif self.family == "poisson":
+                what = "only zero counts"
+            raise ValueError(f"y has {what} among the rows{weighted}: the maximum-likelihood "
+                             "mean is at the boundary (probability 0 or 1, count 0) and no "
+                             "model can be fitted.")
+        columns = [np.asarray(c)[rows] for c in design.columns]
+        for label, kind, side, threshold in _separating_columns(
+                columns, design.fixed_labels, success, failure):
+            if self.family == "poisson":
+                where = (f"every row with a positive count has {label!r} = {threshold:g}, "
+                         f"the column's {'largest' if side == '>=' else 'smallest'} value")
+            else:
+                where = (f"the fixed-effect column {label!r} alone separates the rows with "
+                         f"{s_text} (all {side} {threshold:g}) from the rows with {f_text}")
+            warnings.warn(
+                f"{kind} separation: {where}{weighted}. The maximum-likelihood estimate of "
+                "its coefficient is infinite: the fit stops at an arbitrary large value, with "
+                "meaningless standard errors and fitted probabilities (or means) near their "
+                "bounds. Drop or recode the column (e.g. merge rare levels).",
+                PerfectSeparationWarning, stacklevel=4)
 
     def _grouped_rows(self, design, y, w, extra_cols, order, starts):
         """The fixed-effect block (intercept first) and the per-row vectors in group order;
@@ -264,7 +414,8 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         for j, col in enumerate(cols):
             X[:, j] = take(col)
         with single_threaded_blas():
-            XtX = X.T @ X
+            # rows of zero weight do not count (frequency weights: they are absent)
+            XtX = X.T @ X if not w.size else X.T @ (X * take(w)[:, None])
         kept = independent_columns(XtX)
         dropped = [names[j] for j in range(len(names)) if j not in set(kept)]
         if dropped:
@@ -290,7 +441,15 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
     def _optimize(self, family, rows, term, n_threads):
         timings = {}
         t0 = time.perf_counter()
-        beta0 = fit_fixed_glm(family, rows, n_threads)
+        beta0, loglik0 = fit_fixed_glm(family, rows, n_threads, return_loglik=True)
+        n_obs = rows.weights.sum() if rows.weights.size else rows.y.shape[0]
+        if family == BINOMIAL_LOGIT and rows.m.size == 0 and loglik0 > -1e-6 * n_obs:
+            warnings.warn(
+                "complete separation: the fixed effects alone fit every 0/1 response "
+                f"(log-likelihood {loglik0:.3g} of the GLM without random effects), so the "
+                "maximum-likelihood estimates are infinite and the fit stops at an arbitrary "
+                "point. Drop or recode the separating columns.", PerfectSeparationWarning,
+                stacklevel=5)
         p = rows.X.shape[1]
         if self.n_agq == 0:
             return self._optimize_nagq0(family, rows, term, beta0, t0)
@@ -325,6 +484,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         laplace_at_x = objective if objective.n_agq == 1 else LaplaceDeviance(family, rows,
                                                                                term)
         modes, cond_var = laplace_at_x.modes(x)
+        _warn_fitted_bounds(family, rows, x[:p], modes)
         timings["results"] = time.perf_counter() - t1
         return dict(opt=opt, deviance=f, fixed_cov=cov, modes=modes, cond_var=cond_var,
                     beta=x[:p], timings=timings)
@@ -345,6 +505,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         x = np.concatenate([objective.beta, opt.theta_final])
         opt.theta_final = x
         modes, cond_var = LaplaceDeviance(family, rows, term).modes(x)
+        _warn_fitted_bounds(family, rows, x[:p], modes)
         timings = {"optimize": t1 - t0, "results": time.perf_counter() - t1}
         return dict(opt=opt, deviance=deviance, fixed_cov=cov, modes=modes,
                     cond_var=cond_var, beta=x[:p], timings=timings)
@@ -372,38 +533,54 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         self._warn_fit_state(term)
 
     # ------------------------------------------------------------ predict
+    def _extra_values(self, X_table, param):
+        """The fitted trials or offset column of X as float64, checked finite. Found by the
+        label seen in fit; by its position among ``feature_names_in_`` when fit saw a
+        DataFrame and X is an array (sklearn has warned about the names then)."""
+        label = self._extra_labels[param]
+        if not isinstance(X_table, pd.DataFrame) and isinstance(label, str):
+            names = list(getattr(self, "feature_names_in_", []))
+            label = names.index(label) if label in names else label
+        col = _design.resolve_column(X_table, label, param)
+        return _design.fixed_block(X_table, [col])[:, 0]
+
     def _offset_of(self, X_table):
         if self.offset is None:
             return 0.0
-        col = _design.resolve_column(X_table, self._extra_labels["offset"], "offset")
-        return _design.fixed_columns(X_table, [col])[0].astype(np.float64)
+        return self._extra_values(X_table, "offset")
 
-    def decision_function(self, X, *, random_effects=True):
-        """The linear predictor η (logit or log scale), with the offset."""
+    def _eta(self, X, random_effects):
         return self._linear_predictor(X, random_effects, extra=self._offset_of)
+
+    @available_if(lambda est: est._is_classifier())
+    def decision_function(self, X, *, random_effects=True):
+        """The linear predictor η on the logit scale, offset included (binomial classifier
+        only: sklearn's regressors have no decision function; a Poisson model's η is
+        ``np.log(predict(X))``). Positive values predict ``classes_[1]``."""
+        return self._eta(X, random_effects)
 
     def _mean(self, eta):
         if self.family == "binomial":
-            return 1.0 / (1.0 + np.exp(-eta))
+            return expit(eta)  # no overflow warning for large |η|
         return np.exp(eta)
 
     @available_if(lambda est: est._is_classifier())
     def predict_proba(self, X, *, random_effects=True):
         """Class probabilities, columns in ``classes_`` order (binomial classifier only)."""
-        p1 = self._mean(self.decision_function(X, random_effects=random_effects))
+        p1 = self._mean(self._eta(X, random_effects))
         return np.column_stack([1.0 - p1, p1])
 
     def predict(self, X, *, random_effects=True):
         """Class labels (binomial classifier) or the mean of y: expected successes with
-        ``trials``, expected counts for Poisson. Unseen groups: population level."""
-        eta = self.decision_function(X, random_effects=random_effects)
+        ``trials`` (the trials column of X times the probability), expected counts for
+        Poisson; the offset column of X enters η. ``random_effects=False``: population
+        level for every row; groups not seen in fit get it anyway."""
+        eta = self._eta(X, random_effects)
         if self._is_classifier():
             return self.classes_[(eta > 0).astype(int)]
         mu = self._mean(eta)
         if self.trials is not None:
-            X_table = _design.as_table(X, type(self).__name__)
-            col = _design.resolve_column(X_table, self._extra_labels["trials"], "trials")
-            mu = mu * _design.fixed_columns(X_table, [col])[0]
+            mu = mu * self._extra_values(_design.as_table(X, type(self).__name__), "trials")
         return mu
 
     def score(self, X, y, sample_weight=None):
@@ -438,5 +615,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         else:
             tags.estimator_type = "regressor"
             tags.regressor_tags = RegressorTags()
+            # counts and successes are non-negative (as sklearn's PoissonRegressor)
+            tags.target_tags.positive_only = True
         return tags
 

@@ -72,25 +72,38 @@ class GroupedRows:
         return self.starts.shape[0] - 1
 
 
-def fit_fixed_glm(family, rows, n_chunks, max_iter=50, tol=1e-10):
-    """β of the GLM without random effects by Newton's method (start values)."""
+def fit_fixed_glm(family, rows, n_chunks, max_iter=100, tol=1e-10, return_loglik=False):
+    """β of the GLM without random effects by Newton's method with step halving (start
+    values); with ``return_loglik`` also its log-likelihood."""
     X = rows.X
     p = X.shape[1]
-    beta = np.zeros(p)
     ll_out = np.zeros(n_chunks)
     score = np.zeros((n_chunks, p))
     info = np.zeros((n_chunks, p, p))
-    previous = -np.inf
-    for _ in range(max_iter):
+
+    def sums(beta):
         fixed_glm_sums(family, X, rows.y, rows.m, rows.offset, rows.weights, beta, n_chunks,
                        ll_out, score, info)
-        ll = ll_out.sum()
-        step = np.linalg.lstsq(info.sum(axis=0), score.sum(axis=0), rcond=None)[0]
-        beta = beta + step
-        if abs(ll - previous) <= tol * max(1.0, abs(ll)):
+        return ll_out.sum(), score.sum(axis=0), info.sum(axis=0)
+
+    beta = np.zeros(p)
+    ll, sc, inf = sums(beta)
+    for _ in range(max_iter):
+        step = np.linalg.lstsq(inf, sc, rcond=None)[0]
+        t = 1.0
+        for _h in range(40):
+            trial = beta + t * step
+            ll_new, sc_new, inf_new = sums(trial)
+            if np.isfinite(ll_new) and ll_new >= ll - 1e-12 * abs(ll):
+                break
+            t *= 0.5
+        else:
             break
-        previous = ll
-    return beta
+        converged = abs(ll_new - ll) <= tol * max(1.0, abs(ll))
+        beta, ll, sc, inf = trial, ll_new, sc_new, inf_new
+        if converged:
+            break
+    return (beta, ll) if return_loglik else beta
 
 
 class LaplaceDeviance:

@@ -6,7 +6,7 @@ import warnings
 
 import numba
 import numpy as np
-import pandas as pd
+
 import pytest
 from numpy.testing import assert_allclose
 from sklearn.base import clone
