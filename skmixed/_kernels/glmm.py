@@ -38,21 +38,19 @@ BINOMIAL_LOGIT = 0
 POISSON_LOG = 1
 
 
-@njit(cache=True, inline="always")
-def _log1pexp(x):
-    if x > 0.0:
-        return x + math.log1p(math.exp(-x))
-    return math.log1p(math.exp(x))
-
-
 @njit(cache=True)
 def row_terms(family, y, m, eta):
     """``(ℓ, ℓ', v, v')`` of one row: log-likelihood, its η-derivative, the information
     ``v = −ℓ''`` and ``v' = ∂v/∂η``."""
     if family == BINOMIAL_LOGIT:
-        # ℓ = k η − m log(1 + e^η) + log C(m, k)
-        mu = 1.0 / (1.0 + math.exp(-eta))
-        ll = y * eta - m * _log1pexp(eta)
+        # ℓ = k η − m log(1 + e^η) + log C(m, k); one exp serves μ and log(1 + e^η)
+        e = math.exp(-abs(eta))
+        if eta >= 0.0:
+            mu = 1.0 / (1.0 + e)
+            ll = y * eta - m * (eta + math.log1p(e))
+        else:
+            mu = e / (1.0 + e)
+            ll = y * eta - m * math.log1p(e)
         if m != 1.0:
             ll += math.lgamma(m + 1.0) - math.lgamma(y + 1.0) - math.lgamma(m - y + 1.0)
         v = m * mu * (1.0 - mu)

@@ -6,7 +6,6 @@ import warnings
 
 import numba
 import numpy as np
-
 import pytest
 from numpy.testing import assert_allclose
 from sklearn.base import clone
