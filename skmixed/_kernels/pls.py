@@ -24,66 +24,12 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from .dense import backward_solve as _backward
+from .dense import chol_lower
+from .dense import forward_solve as _forward
+from .dense import inverse_from_chol as _inverse_from_chol
+
 __all__ = ["pls_groups", "pls_gradient_groups", "conditional_modes_groups"]
-
-
-@njit(cache=True)
-def _chol_lower(M, L):
-    """Cholesky factor of a small SPD matrix (lower triangle written into ``L``)."""
-    q = M.shape[0]
-    for j in range(q):
-        s = M[j, j]
-        for k in range(j):
-            s -= L[j, k] * L[j, k]
-        d = math.sqrt(s)
-        L[j, j] = d
-        for i in range(j + 1, q):
-            t = M[i, j]
-            for k in range(j):
-                t -= L[i, k] * L[j, k]
-            L[i, j] = t / d
-        for i in range(j):
-            L[i, j] = 0.0
-
-
-@njit(cache=True)
-def _forward(L, B):
-    """Solve ``L X = B`` in place (B of shape (q, k))."""
-    q = L.shape[0]
-    for col in range(B.shape[1]):
-        for i in range(q):
-            t = B[i, col]
-            for k in range(i):
-                t -= L[i, k] * B[k, col]
-            B[i, col] = t / L[i, i]
-
-
-@njit(cache=True)
-def _backward(L, b):
-    """Solve ``L' x = b`` in place (vector b)."""
-    q = L.shape[0]
-    for i in range(q - 1, -1, -1):
-        t = b[i]
-        for k in range(i + 1, q):
-            t -= L[k, i] * b[k]
-        b[i] = t / L[i, i]
-
-
-@njit(cache=True)
-def _inverse_from_chol(L, out, work):
-    """``out = (L L')⁻¹``; ``work`` is a q×q scratch array (no allocation per group)."""
-    q = L.shape[0]
-    for col in range(q):
-        for i in range(q):
-            work[i, col] = 1.0 if i == col else 0.0
-    _forward(L, work)
-    # work now holds L⁻¹; (LL')⁻¹ = L⁻ᵀL⁻¹
-    for i in range(q):
-        for j in range(q):
-            s = 0.0
-            for k in range(max(i, j), q):
-                s += work[k, i] * work[k, j]
-            out[i, j] = s
 
 
 @njit(cache=True)
@@ -122,7 +68,7 @@ def _pls_chunk(T, C, D, e, L_out, c_out, R_out, logdet_out, RtR_out, Rtc_out, cc
                     s += TtC[a, k] * T[k, b]
                 M[a, b] = s + (1.0 if a == b else 0.0)
         Li = L_out[i]
-        _chol_lower(M, Li)
+        chol_lower(M, Li)
         ci = c_out[i]
         Ri = R_out[i]
         for a in range(q):
