@@ -63,3 +63,26 @@ def test_glmm_fit_groups(benchmark, machine_info, glmm_groups, n_jobs):
     machine_info(n_jobs=n_jobs, n_obs=200_000, n_groups=glmm_groups,
                  n_evals=model.optimization_.n_evals)
     _check(model, df.attrs["truth"])
+
+
+def test_glmm_memory_2e6(benchmark, machine_info):
+    """Peak extra memory (numpy allocations, tracemalloc) of the 2e6-row Laplace fit:
+    target ≤ 400 MB (lme4's glmer: 1.66 GB peak)."""
+    import tracemalloc
+
+    df = simulated(2_000_000, 2_000)
+    X, y = df[["g", "x", "b"]], df["y_bin"]
+    _fit(X.iloc[:100_000], y.iloc[:100_000])  # compile outside the measurement
+
+    def run():
+        tracemalloc.start()
+        try:
+            model = _fit(X, y, n_jobs=2)
+            return tracemalloc.get_traced_memory()[1], model
+        finally:
+            tracemalloc.stop()
+
+    peak, model = benchmark.pedantic(run, rounds=1, warmup_rounds=0)
+    machine_info(peak_mb=peak / 2**20)
+    _check(model, df.attrs["truth"])
+    assert peak < 400 * 2**20
