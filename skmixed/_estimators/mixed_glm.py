@@ -474,7 +474,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         # own, computed within a few tiny Newton steps of x, when it has one
         H = opt.hessian
         if H is None:
-            step = 1e-5 if objective.n_agq == 1 else 1e-3
+            step = 1e-5
             with single_threaded_blas():
                 H = _hessian(objective.value_and_grad, x, g, step)
         try:

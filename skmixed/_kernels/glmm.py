@@ -20,7 +20,8 @@ in DESIGN §3, for canonical links, where observed = Fisher information):
 for θ_m = T[a, b]; ``s_j = w_j v'_j z_j'A z_j`` with ``A = T H⁻¹ T'`` and ``v' = ∂v/∂η``;
 ``∂û/∂β = −H⁻¹T'(Σ w v z x')``, ``∂û/∂θ_m = H⁻¹(e_b (Σℓ'z)_a − T'C[:, a] û_b)``,
 ``C = Σ w v z z'``. Adaptive Gauss–Hermite (scalar random effect): nodes at
-``û + t_k/√H`` with the probabilists' weights.
+``û + t_k/√H`` with the probabilists' weights; its exact gradient (differentiating the
+nodes through û and H) is in :func:`_agq_group`.
 
 Families (codes): 0 binomial-logit, 1 Poisson-log. ``m`` holds binomial trials (y are
 success counts), empty for 0/1 data.
@@ -31,8 +32,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["BINOMIAL_LOGIT", "POISSON_LOG", "laplace_groups", "agq_groups", "row_terms",
-           "fixed_glm_sums", "pirls_beta_groups"]
+__all__ = ["BINOMIAL_LOGIT", "POISSON_LOG", "laplace_groups", "agq_groups", "agq_grad_groups",
+           "row_terms", "fixed_glm_sums", "pirls_beta_groups"]
 
 BINOMIAL_LOGIT = 0
 POISSON_LOG = 1
@@ -348,40 +349,181 @@ def laplace_groups(family, X, zcol, y, m, off, fw, starts, beta, T, theta_rows, 
             grad_out[i, p + kk] = g
 
 
+@njit(cache=True)
+def _agq_mode_sums(family, X, zcol, y, m, off, fw, lo, hi, beta, bz, svzx, sv1zzx):
+    """The pass at û for the AGQ gradient (q = 1), at ``η = o + x'β + z·bz`` (bz = θû).
+    Returns ``(Σ w ℓ' z, Σ w v z², Σ w v' z³)``; fills ``svzx = Σ w v z x`` and
+    ``sv1zzx = Σ w v' z² x``."""
+    p = X.shape[1]
+    for j in range(p):
+        svzx[j] = 0.0
+        sv1zzx[j] = 0.0
+    has_m = m.shape[0] > 0
+    has_off = off.shape[0] > 0
+    has_w = fw.shape[0] > 0
+    sl_z = 0.0
+    c = 0.0
+    s3 = 0.0
+    for r in range(lo, hi):
+        eta = off[r] if has_off else 0.0
+        for j in range(p):
+            eta += X[r, j] * beta[j]
+        z = 1.0 if zcol[0] < 0 else X[r, zcol[0]]
+        eta += z * bz
+        mr = m[r] if has_m else 1.0
+        wr = fw[r] if has_w else 1.0
+        _, l1, v, v1 = row_terms(family, y[r], mr, eta)
+        wvz = wr * v * z
+        wv1zz = wr * v1 * z * z
+        sl_z += wr * l1 * z
+        c += wvz * z
+        s3 += wv1zz * z
+        for j in range(p):
+            xj = X[r, j]
+            svzx[j] += wvz * xj
+            sv1zzx[j] += wv1zz * xj
+    return sl_z, c, s3
+
+
+@njit(cache=True)
+def _agq_node_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, bz, sl_x):
+    """One quadrature-node pass (q = 1) at ``η = o + x'β + z·bz``: returns ``(Σ w ℓ,
+    Σ w ℓ' z)`` and fills ``sl_x = Σ w ℓ' x``. Σ w ℓ is accumulated exactly as in
+    :func:`_group_pass`, so the deviance equals the value-only kernel's."""
+    p = X.shape[1]
+    for j in range(p):
+        sl_x[j] = 0.0
+    has_m = m.shape[0] > 0
+    has_off = off.shape[0] > 0
+    has_w = fw.shape[0] > 0
+    ll = 0.0
+    sl_z = 0.0
+    for r in range(lo, hi):
+        eta = off[r] if has_off else 0.0
+        for j in range(p):
+            eta += X[r, j] * beta[j]
+        z = 1.0 if zcol[0] < 0 else X[r, zcol[0]]
+        eta += z * bz
+        mr = m[r] if has_m else 1.0
+        wr = fw[r] if has_w else 1.0
+        l0, l1, _, _ = row_terms(family, y[r], mr, eta)
+        ll += wr * l0
+        wl1 = wr * l1
+        sl_z += wl1 * z
+        for j in range(p):
+            sl_x[j] += wl1 * X[r, j]
+    return ll, sl_z
+
+
+@njit(cache=True)
+def _agq_group(family, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, nodes, weights,
+               max_steps, tol, want_grad, grad):
+    """AGQ deviance of one group (q = 1) and, if ``want_grad``, its gradient over (β, θ)
+    into ``grad`` (length p + 1). Returns ``(deviance, converged)``.
+
+    With π_k ∝ w_k exp(f(u_k) + t_k²/2) (normalized), u_k = û + σ t_k, σ = H^{-1/2}:
+
+        ∂d/∂φ = −2 [σ_φ/σ + Σ_k π_k (∂f/∂φ|_{u_k} + f'(u_k)(û_φ + t_k σ_φ))]
+
+    with ∂f/∂β|_u = Σ w ℓ' x, ∂f/∂θ|_u = u Σ w ℓ' z, f'(u) = θ Σ w ℓ' z − u (sums at u),
+    û_β = −θ H⁻¹ Σ w v z x, û_θ = H⁻¹ (Σ w ℓ' z − θ û Σ w v z²), σ_φ/σ = −½ H_φ/H,
+    H_β = θ² (Σ w v' z² x + θ û_β Σ w v' z³),
+    H_θ = 2θ Σ w v z² + θ² (û + θ û_θ) Σ w v' z³ (sums at û).
+    """
+    p = X.shape[1]
+    n_nodes = nodes.shape[0]
+    work = np.zeros((9, 1))
+    f, conv = _mode(family, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, max_steps, tol,
+                    work)
+    L = work[8]
+    sigma = 1.0 / L[0]
+    z = np.zeros(1)
+    Tu = np.zeros(1)
+    slz = np.zeros(1)
+    Cd = np.zeros((1, 1))
+    un = np.zeros(1)
+    vals = np.empty(n_nodes)
+    th = T[0, 0]
+    n_keep = n_nodes if want_grad else 0
+    node_slx = np.empty((n_keep, p))
+    node_slz = np.empty(n_keep)
+    node_u = np.empty(n_keep)
+    top = -np.inf
+    for k in range(n_nodes):
+        un[0] = ui[0] + sigma * nodes[k]
+        if want_grad:
+            ll, slz_k = _agq_node_pass(family, X, zcol, y, m, off, fw, lo, hi, beta,
+                                       th * un[0], node_slx[k])
+            node_slz[k] = slz_k
+            node_u[k] = un[0]
+            fk = ll - 0.5 * un[0] * un[0]
+        else:
+            fk = _group_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, un, z, Tu,
+                             False, slz, Cd) - 0.5 * un[0] * un[0]
+        vals[k] = fk + 0.5 * nodes[k] * nodes[k] + math.log(weights[k])
+        top = max(top, vals[k])
+    s = 0.0
+    for k in range(n_nodes):
+        s += math.exp(vals[k] - top)
+    dev = -2.0 * (math.log(sigma) + top + math.log(s))
+    if not want_grad:
+        return dev, conv
+    # derivatives of û and of log σ at the mode
+    u0 = ui[0]
+    svzx = np.empty(p)
+    sv1zzx = np.empty(p)
+    slz0, c, s3 = _agq_mode_sums(family, X, zcol, y, m, off, fw, lo, hi, beta, th * u0,
+                                 svzx, sv1zzx)
+    H = work[7][0]
+    du_t = (slz0 - th * u0 * c) / H
+    r_t = -0.5 * (2.0 * th * c + th * th * (u0 + th * du_t) * s3) / H
+    du_b = np.empty(p)
+    r_b = np.empty(p)
+    for j in range(p):
+        du_b[j] = -th * svzx[j] / H
+        r_b[j] = -0.5 * th * th * (sv1zzx[j] + th * du_b[j] * s3) / H
+    # Σ_k π_k (...) over the nodes
+    for j in range(p + 1):
+        grad[j] = 0.0
+    for k in range(n_nodes):
+        pk = math.exp(vals[k] - top) / s
+        uk = node_u[k]
+        fp = th * node_slz[k] - uk
+        ts = nodes[k] * sigma
+        for j in range(p):
+            grad[j] += pk * (node_slx[k, j] + fp * (du_b[j] + ts * r_b[j]))
+        grad[p] += pk * (node_slz[k] * uk + fp * (du_t + ts * r_t))
+    for j in range(p):
+        grad[j] = -2.0 * (r_b[j] + grad[j])
+    grad[p] = -2.0 * (r_t + grad[p])
+    return dev, conv
+
+
 @njit(parallel=True, cache=True)
 def agq_groups(family, X, zcol, y, m, off, fw, starts, beta, T, u, nodes, weights, max_steps,
                tol, dev_out, conv_out):
     """Adaptive Gauss–Hermite deviance per group for a scalar random effect (q = 1):
     ``−2 log(σ Σ_k w_k exp(f(û + σ t_k) + t_k²/2))`` with σ = H^{-1/2}."""
     G = starts.shape[0] - 1
+    unused = np.empty(0)
     for i in prange(G):
-        lo = starts[i]
-        hi = starts[i + 1]
-        work = np.zeros((9, 1))
-        ui = u[i]
-        f, conv = _mode(family, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, max_steps, tol,
-                        work)
+        dev, conv = _agq_group(family, X, zcol, y, m, off, fw, starts[i], starts[i + 1], beta,
+                               T, u[i], nodes, weights, max_steps, tol, False, unused)
+        dev_out[i] = dev
         conv_out[i] = conv
-        L = work[8]
-        sigma = 1.0 / L[0]
-        z = np.zeros(1)
-        Tu = np.zeros(1)
-        slz = np.zeros(1)
-        Cd = np.zeros((1, 1))
-        un = np.zeros(1)
-        # log-sum-exp over nodes
-        vals = np.empty(nodes.shape[0])
-        top = -np.inf
-        for k in range(nodes.shape[0]):
-            un[0] = ui[0] + sigma * nodes[k]
-            fk = _group_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, un, z, Tu,
-                             False, slz, Cd) - 0.5 * un[0] * un[0]
-            vals[k] = fk + 0.5 * nodes[k] * nodes[k] + math.log(weights[k])
-            top = max(top, vals[k])
-        s = 0.0
-        for k in range(nodes.shape[0]):
-            s += math.exp(vals[k] - top)
-        dev_out[i] = -2.0 * (math.log(sigma) + top + math.log(s))
+
+
+@njit(parallel=True, cache=True)
+def agq_grad_groups(family, X, zcol, y, m, off, fw, starts, beta, T, u, nodes, weights,
+                    max_steps, tol, dev_out, grad_out, conv_out):
+    """:func:`agq_groups` with the exact gradient of each group's deviance over (β, θ) in
+    ``grad_out[i]`` (p + 1 columns): the mode passes, one pass at û and one pass per node."""
+    G = starts.shape[0] - 1
+    for i in prange(G):
+        dev, conv = _agq_group(family, X, zcol, y, m, off, fw, starts[i], starts[i + 1], beta,
+                               T, u[i], nodes, weights, max_steps, tol, True, grad_out[i])
+        dev_out[i] = dev
+        conv_out[i] = conv
 
 
 @njit(parallel=True, cache=True)

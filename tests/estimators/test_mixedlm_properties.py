@@ -34,9 +34,13 @@ SAME_FIT_RTOL = 1e-6
 # diagonal element of θ and stopped at data-dependent points; they are kept as regression
 # cases for the unconstrained L-BFGS-B + Newton optimizer, which passes them at the default
 # tol (a predicted further decrease of the criterion ≤ 1e-8).
-TIGHT_TOL = 1e-8  # MixedLM's default tol
+# "The same fit" at 1e-6 needs θ to ~1e-7: a predicted decrease of the criterion ≤ 1e-8
+# (MixedLM's default tol) leaves a weakly identified θ (6 groups, a random slope) ~1e-5
+# away from the optimum (hypothesis found SEs 1e-6 apart at the default), so the invariance
+# tests ask the optimizer for more.
+TIGHT_TOL = 1e-13
 
-INVARIANCE_SETTINGS = settings(max_examples=20, deadline=None,
+INVARIANCE_SETTINGS = settings(max_examples=20, deadline=None, derandomize=True,
                                suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -240,11 +244,13 @@ def test_integer_weights_equal_repeated_rows(scenario, weight_seed):
 # rule (relative decrease of the criterion) depends on the criterion's magnitude.
 @example(scenario=Scenario(n_obs=168, n_groups=23, seed=4147082303, group_sd=1.0,
                            random_slope=True, reml=False), log10_scale=2.98)
+@example(scenario=Scenario(n_obs=76, n_groups=6, seed=149908, group_sd=0.5,
+                           random_slope=True, reml=False), log10_scale=1.0)
 def test_scaling_y_scales_beta_and_sigma_not_theta(scenario, log10_scale):
     df = scenario.frame()
     c = 10.0**log10_scale
-    ref = scenario.fit(df, df["y"])
-    model = scenario.fit(df, c * df["y"])
+    ref = scenario.fit(df, df["y"], tol=TIGHT_TOL)
+    model = scenario.fit(df, c * df["y"], tol=TIGHT_TOL)
     # r² scales by c², so the criterion moves by dof · log c² (dof: n − p for REML, n for ML).
     dof = ref.n_obs_ - (len(ref.fixed_effects_) if scenario.reml else 0)
     assert_same_fit(model, ref, y_scale=c, criterion_shift=2.0 * dof * math.log(c))
@@ -261,8 +267,8 @@ def test_scaling_y_scales_beta_and_sigma_not_theta(scenario, log10_scale):
                            random_slope=False, reml=True), shift=-86.9)
 def test_adding_a_constant_to_y_moves_only_the_intercept(scenario, shift):
     df = scenario.frame()
-    ref = scenario.fit(df, df["y"])
-    model = scenario.fit(df, df["y"] + shift)
+    ref = scenario.fit(df, df["y"], tol=TIGHT_TOL)
+    model = scenario.fit(df, df["y"] + shift, tol=TIGHT_TOL)
     assert_same_fit(model, ref, intercept_shift=shift)
     _close(model.random_effects_matrix_, ref.random_effects_matrix_,
            np.maximum(np.abs(ref.random_effects_matrix_), ref.sigma_), "conditional modes")
