@@ -32,6 +32,9 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from .dense import chol_lower as _chol
+from .dense import chol_solve as _chol_solve
+
 __all__ = ["BINOMIAL_LOGIT", "POISSON_LOG", "laplace_groups", "agq_groups", "agq_grad_groups",
            "row_terms", "fixed_glm_sums", "pirls_beta_groups"]
 
@@ -61,40 +64,29 @@ def row_terms(family, y, m, eta):
     return y * eta - mu - math.lgamma(y + 1.0), y - mu, mu, mu
 
 
-@njit(cache=True)
-def _chol(M, L):
-    q = M.shape[0]
-    for j in range(q):
-        s = M[j, j]
-        for k in range(j):
-            s -= L[j, k] * L[j, k]
-        if s <= 0.0:
-            return False
-        d = math.sqrt(s)
-        L[j, j] = d
-        for i in range(j + 1, q):
-            t = M[i, j]
-            for k in range(j):
-                t -= L[i, k] * L[j, k]
-            L[i, j] = t / d
-        for i in range(j):
-            L[i, j] = 0.0
-    return True
+@njit(cache=True, inline="always")
+def _fixed_eta(X, off, beta, r):
+    """``o_r + x_r'β`` (an empty offset array means no offset)."""
+    eta = off[r] if off.shape[0] > 0 else 0.0
+    for j in range(X.shape[1]):
+        eta += X[r, j] * beta[j]
+    return eta
 
 
-@njit(cache=True)
-def _chol_solve(L, b, out):
-    q = L.shape[0]
-    for i in range(q):
-        t = b[i]
-        for k in range(i):
-            t -= L[i, k] * out[k]
-        out[i] = t / L[i, i]
-    for i in range(q - 1, -1, -1):
-        t = out[i]
-        for k in range(i + 1, q):
-            t -= L[k, i] * out[k]
-        out[i] = t / L[i, i]
+@njit(cache=True, inline="always")
+def _re_covariate(X, zcol, r, a):
+    """Random-effect covariate ``a`` of row r (``zcol[a] < 0``: the constant 1)."""
+    return 1.0 if zcol[a] < 0 else X[r, zcol[a]]
+
+
+@njit(cache=True, inline="always")
+def _weighted_terms(family, y, m, fw, r, eta):
+    """``(w, ℓ, ℓ', v, v')`` of row r: its frequency weight and :func:`row_terms` with its
+    trials (empty arrays: weight 1, one trial)."""
+    mr = m[r] if m.shape[0] > 0 else 1.0
+    wr = fw[r] if fw.shape[0] > 0 else 1.0
+    l0, l1, v, v1 = row_terms(family, y[r], mr, eta)
+    return wr, l0, l1, v, v1
 
 
 @njit(cache=True)
@@ -102,7 +94,6 @@ def _group_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, z, Tu, want_
                 sl_z, C):
     """One pass over a group's rows at u: returns Σ w ℓ; fills Σ w ℓ' z and (if want_c)
     C = Σ w v z z'."""
-    p = X.shape[1]
     q = zcol.shape[0]
     for a in range(q):
         s = 0.0
@@ -113,20 +104,13 @@ def _group_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, z, Tu, want_
         if want_c:
             for b in range(q):
                 C[a, b] = 0.0
-    has_m = m.shape[0] > 0
-    has_off = off.shape[0] > 0
-    has_w = fw.shape[0] > 0
     ll = 0.0
     for r in range(lo, hi):
-        eta = off[r] if has_off else 0.0
-        for j in range(p):
-            eta += X[r, j] * beta[j]
+        eta = _fixed_eta(X, off, beta, r)
         for a in range(q):
-            z[a] = 1.0 if zcol[a] < 0 else X[r, zcol[a]]
+            z[a] = _re_covariate(X, zcol, r, a)
             eta += z[a] * Tu[a]
-        mr = m[r] if has_m else 1.0
-        wr = fw[r] if has_w else 1.0
-        l0, l1, v, _ = row_terms(family, y[r], mr, eta)
+        wr, l0, l1, v, _ = _weighted_terms(family, y, m, fw, r, eta)
         ll += wr * l0
         for a in range(q):
             sl_z[a] += wr * l1 * z[a]
@@ -270,19 +254,12 @@ def laplace_groups(family, X, zcol, y, m, off, fw, starts, beta, T, theta_rows, 
         s_z = np.zeros(q)
         sl_z = np.zeros(q)
         wzx = np.zeros((q, p))
-        has_m = m.shape[0] > 0
-        has_off = off.shape[0] > 0
-        has_w = fw.shape[0] > 0
         for r in range(lo, hi):
-            eta = off[r] if has_off else 0.0
-            for j in range(p):
-                eta += X[r, j] * beta[j]
+            eta = _fixed_eta(X, off, beta, r)
             for a in range(q):
-                z[a] = 1.0 if zcol[a] < 0 else X[r, zcol[a]]
+                z[a] = _re_covariate(X, zcol, r, a)
                 eta += z[a] * Tu[a]
-            mr = m[r] if has_m else 1.0
-            wr = fw[r] if has_w else 1.0
-            _, l1, v, v1 = row_terms(family, y[r], mr, eta)
+            wr, _, l1, v, v1 = _weighted_terms(family, y, m, fw, r, eta)
             zAz = 0.0
             for a in range(q):
                 t = 0.0
@@ -358,21 +335,13 @@ def _agq_mode_sums(family, X, zcol, y, m, off, fw, lo, hi, beta, bz, svzx, sv1zz
     for j in range(p):
         svzx[j] = 0.0
         sv1zzx[j] = 0.0
-    has_m = m.shape[0] > 0
-    has_off = off.shape[0] > 0
-    has_w = fw.shape[0] > 0
     sl_z = 0.0
     c = 0.0
     s3 = 0.0
     for r in range(lo, hi):
-        eta = off[r] if has_off else 0.0
-        for j in range(p):
-            eta += X[r, j] * beta[j]
-        z = 1.0 if zcol[0] < 0 else X[r, zcol[0]]
-        eta += z * bz
-        mr = m[r] if has_m else 1.0
-        wr = fw[r] if has_w else 1.0
-        _, l1, v, v1 = row_terms(family, y[r], mr, eta)
+        z = _re_covariate(X, zcol, r, 0)
+        eta = _fixed_eta(X, off, beta, r) + z * bz
+        wr, _, l1, v, v1 = _weighted_terms(family, y, m, fw, r, eta)
         wvz = wr * v * z
         wv1zz = wr * v1 * z * z
         sl_z += wr * l1 * z
@@ -393,20 +362,12 @@ def _agq_node_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, bz, sl_x):
     p = X.shape[1]
     for j in range(p):
         sl_x[j] = 0.0
-    has_m = m.shape[0] > 0
-    has_off = off.shape[0] > 0
-    has_w = fw.shape[0] > 0
     ll = 0.0
     sl_z = 0.0
     for r in range(lo, hi):
-        eta = off[r] if has_off else 0.0
-        for j in range(p):
-            eta += X[r, j] * beta[j]
-        z = 1.0 if zcol[0] < 0 else X[r, zcol[0]]
-        eta += z * bz
-        mr = m[r] if has_m else 1.0
-        wr = fw[r] if has_w else 1.0
-        l0, l1, _, _ = row_terms(family, y[r], mr, eta)
+        z = _re_covariate(X, zcol, r, 0)
+        eta = _fixed_eta(X, off, beta, r) + z * bz
+        wr, l0, l1, _, _ = _weighted_terms(family, y, m, fw, r, eta)
         ll += wr * l0
         wl1 = wr * l1
         sl_z += wl1 * z
@@ -533,20 +494,13 @@ def fixed_glm_sums(family, X, y, m, off, fw, beta, n_chunks, ll_out, score_out, 
     n = X.shape[0]
     p = X.shape[1]
     chunk = (n + n_chunks - 1) // n_chunks
-    has_m = m.shape[0] > 0
-    has_off = off.shape[0] > 0
-    has_w = fw.shape[0] > 0
     for c in prange(n_chunks):
         ll = 0.0
         sc = np.zeros(p)
         info = np.zeros((p, p))
         for r in range(c * chunk, min(n, (c + 1) * chunk)):
-            eta = off[r] if has_off else 0.0
-            for j in range(p):
-                eta += X[r, j] * beta[j]
-            mr = m[r] if has_m else 1.0
-            wr = fw[r] if has_w else 1.0
-            l0, l1, v, _ = row_terms(family, y[r], mr, eta)
+            eta = _fixed_eta(X, off, beta, r)
+            wr, l0, l1, v, _ = _weighted_terms(family, y, m, fw, r, eta)
             ll += wr * l0
             for j in range(p):
                 sc[j] += wr * l1 * X[r, j]
@@ -595,19 +549,12 @@ def pirls_beta_groups(family, X, zcol, y, m, off, fw, starts, beta, T, u, max_st
         sc = np.zeros(p)
         xvx = np.zeros((p, p))
         wzx = np.zeros((q, p))
-        has_m = m.shape[0] > 0
-        has_off = off.shape[0] > 0
-        has_w = fw.shape[0] > 0
         for r in range(lo, hi):
-            eta = off[r] if has_off else 0.0
-            for j in range(p):
-                eta += X[r, j] * beta[j]
+            eta = _fixed_eta(X, off, beta, r)
             for a in range(q):
-                z[a] = 1.0 if zcol[a] < 0 else X[r, zcol[a]]
+                z[a] = _re_covariate(X, zcol, r, a)
                 eta += z[a] * Tu[a]
-            mr = m[r] if has_m else 1.0
-            wr = fw[r] if has_w else 1.0
-            _, l1, v, _ = row_terms(family, y[r], mr, eta)
+            wr, _, l1, v, _ = _weighted_terms(family, y, m, fw, r, eta)
             for j in range(p):
                 xj = X[r, j]
                 sc[j] += wr * l1 * xj
