@@ -27,7 +27,8 @@ from .._kernels.threads import numba_threads, single_threaded_blas
 from .._model.glmm import (GroupedRows, JointPIRLSDeviance, LaplaceDeviance, ParamSpace,
                            fit_fixed_glm, group_order, minimize_deviance)
 from .._model.lmm import independent_columns
-from .._model.optimize import _hessian, _ThetaSpace, minimize_criterion
+from .._model.optimize import (_hessian, _ThetaSpace, minimize_criterion,
+                               minimize_scalar_theta)
 from .._model.terms import RandomEffectTerm
 from ..exceptions import PerfectSeparationWarning, RankDeficientWarning
 from . import _design
@@ -493,8 +494,11 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         """lme4's nAGQ = 0: θ optimized on the Laplace deviance with β and u from a joint
         penalized IRLS; standard errors from the profiled information at θ̂ (lme4's R_X)."""
         objective = JointPIRLSDeviance(family, rows, term, beta0)
-        opt = minimize_criterion(objective, _ThetaSpace(term), tol=self.tol,
-                                 max_iter=self.max_iter, hessian_step=1e-3)
+        if term.n_theta == 1:
+            opt = minimize_scalar_theta(objective.value, term, max_iter=self.max_iter)
+        else:
+            opt = minimize_criterion(objective, _ThetaSpace(term), tol=self.tol,
+                                     max_iter=self.max_iter, hessian_step=1e-3)
         t1 = time.perf_counter()
         deviance, info = objective.solve(opt.theta_final)
         p = rows.X.shape[1]

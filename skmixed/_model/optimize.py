@@ -18,7 +18,7 @@ from scipy import linalg, optimize
 
 from .._kernels.threads import single_threaded_blas
 
-__all__ = ["OptSummary", "minimize_theta"]
+__all__ = ["OptSummary", "minimize_theta", "minimize_criterion", "minimize_scalar_theta"]
 
 _MAX_RESTARTS = 4
 _NEWTON_STEPS = 4
@@ -224,4 +224,38 @@ def _minimize(fun, space, tol, max_iter, hessian_step, lbfgs_gtol):
         converged=converged,
         message=message if converged else f"{message}; predicted decrease {decrement:.3g} > tol",
         hessian=H,
+    )
+
+
+def minimize_scalar_theta(value, term, *, xtol=1e-7, upper=20.0, max_iter=500):
+    """Minimize ``value(θ)`` over a scalar θ ∈ [0, upper] by bounded Brent.
+
+    For criteria without a cheap gradient (lme4's nAGQ = 0, where each value is a joint
+    penalized IRLS), a derivative-free 1-D search needs a third of the evaluations of
+    finite-difference quasi-Newton. θ = −θ gives the same criterion, so [0, upper] is no
+    restriction below ``upper`` (a relative SD of 20 on the link scale); an optimum at the
+    upper bound is reported as not converged.
+    """
+    start = time.perf_counter()
+    with single_threaded_blas():
+        res = optimize.minimize_scalar(lambda t: value(np.array([t])), bounds=(0.0, upper),
+                                       method="bounded",
+                                       options={"xatol": xtol, "maxiter": max_iter})
+    theta = np.array([float(res.x)])
+    at_bound = theta[0] > upper * (1.0 - 1e-4)
+    converged = bool(res.success and not at_bound)
+    message = str(res.message) + ("; θ at the upper search bound" if at_bound else "")
+    return OptSummary(
+        optimizer="bounded Brent (scalar θ)",
+        theta_start=term.theta_start(),
+        theta_final=theta,
+        lower=term.theta_lower(),
+        fmin=float(res.fun),
+        gradient=np.full(1, np.nan),
+        decrement=np.nan,
+        n_evals=int(res.nfev),
+        n_iter=int(res.nit),
+        converged=converged,
+        message=message,
+        timings={"optimize": time.perf_counter() - start},
     )
