@@ -42,7 +42,6 @@ why cbpp-laplace's fixed effects and θ differ from ours by 3-4e-4 relative and 
 the full convention, SEs from lme4's ``RX`` as it computes no Hessian) follows the same tests.
 """
 
-import math
 import warnings
 from dataclasses import dataclass
 
@@ -54,6 +53,7 @@ from sklearn.base import is_classifier
 from sklearn.exceptions import ConvergenceWarning
 
 from skmixed import MixedGLM, SingularFitWarning
+from lme4_refs import label, ref_term_sd
 
 FIXEF_RTOL = 1e-3
 VARCORR_RTOL = 1e-3
@@ -275,16 +275,6 @@ def fitted(request, fits):
 # --------------------------------------------------------------------------------------------
 
 
-def _missing(value):
-    """lme4's NA as written by jsonlite: ``null`` (None), ``{}`` or a float NaN."""
-    return (value is None or value == {}
-            or (isinstance(value, float) and math.isnan(value)))
-
-
-def _label(value):
-    return None if _missing(value) else str(value)
-
-
 def _diagnosis(fit):
     """The optimizer's record beside lme4's: says who stopped short."""
     opt, case = fit.model.optimization_, fit.case
@@ -298,14 +288,6 @@ def _diagnosis(fit):
             f"{np.array2string(fit.model.theta_, precision=6)} vs lme4 "
             f"{np.atleast_1d(fit.ref['theta'])}; logLik (lme4's convention) ours - lme4 = "
             f"{ours - theirs:.3g} ({who})")
-
-
-def _ref_term_sd(ref, term):
-    """The SD of random-effect ``term`` (the scale of its conditional modes)."""
-    for row in ref["varcorr"]:
-        if row["var1"] == term and _missing(row["var2"]):
-            return row["sdcor"]
-    raise KeyError(f"no variance component for random-effect term {term!r}")
 
 
 def _assert_rel(ours, theirs, rtol, what, fit):
@@ -364,9 +346,9 @@ def test_standard_errors(fitted):
 @pytest.mark.parametrize("fitted", _params(CASES), indirect=True)
 def test_variance_components(fitted):
     model, ref = fitted.model, fitted.ref
-    expected = {(row["grp"], _label(row["var1"]), _label(row["var2"])): row["sdcor"]
+    expected = {(row["grp"], label(row["var1"]), label(row["var2"])): row["sdcor"]
                 for row in ref["varcorr"]}
-    ours = {(row.group, _label(row.var1), _label(row.var2)): row.sd_cor
+    ours = {(row.group, label(row.var1), label(row.var2)): row.sd_cor
             for row in model.variance_components_.itertuples(index=False)}
     assert set(ours) == set(expected)
     keys = sorted(expected, key=str)
@@ -396,7 +378,7 @@ def test_conditional_modes(fitted):
     assert expected.index.isin(ours.index).all()
     got = ours.loc[expected.index]
     for term, rows in expected.groupby(level="term"):
-        atol = MODE_TOL_IN_SDS * _ref_term_sd(ref, term)
+        atol = MODE_TOL_IN_SDS * ref_term_sd(ref, term)
         worst = np.max(np.abs(got.loc[rows.index, "mode"] - rows["condval"]))
         np.testing.assert_allclose(
             got.loc[rows.index, "mode"], rows["condval"], rtol=0, atol=atol,

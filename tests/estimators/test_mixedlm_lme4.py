@@ -30,6 +30,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 from skmixed import MixedLM, SingularFitWarning
+from lme4_refs import label, ref_term_sd
 
 FIXEF_RTOL = 1e-5
 BOUNDARY_FIXEF_RTOL = 1e-4
@@ -190,16 +191,6 @@ def fitted(request, fits):
 # --------------------------------------------------------------------------------------------
 
 
-def _missing(value):
-    """lme4's NA as written by jsonlite: ``null`` (None), ``{}`` or a float NaN."""
-    return (value is None or value == {}
-            or (isinstance(value, float) and math.isnan(value)))
-
-
-def _label(value):
-    return None if _missing(value) else str(value)
-
-
 def _criterion(model, reml):
     return model.reml_criterion_ if reml else model.deviance_
 
@@ -231,16 +222,8 @@ def _theta_diagonal(case):
 
 def _ref_varcorr(ref):
     """lme4's ``as.data.frame(VarCorr(m))`` rows keyed by (group, var1, var2)."""
-    return {(row["grp"], _label(row["var1"]), _label(row["var2"])): row
+    return {(row["grp"], label(row["var1"]), label(row["var2"])): row
             for row in ref["varcorr"]}
-
-
-def _ref_term_sd(ref, term):
-    """The SD of random-effect ``term`` (the scale of its conditional modes)."""
-    for row in ref["varcorr"]:
-        if row["grp"] != "Residual" and row["var1"] == term and _missing(row["var2"]):
-            return row["sdcor"]
-    raise KeyError(f"no variance component for random-effect term {term!r}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -286,7 +269,7 @@ def test_fixed_effects_covariance(fitted):
 def test_variance_components(fitted):
     model, ref = fitted.model, fitted.ref
     expected = _ref_varcorr(ref)
-    ours = {(row.group, _label(row.var1), _label(row.var2)): row
+    ours = {(row.group, label(row.var1), label(row.var2)): row
             for row in model.variance_components_.itertuples(index=False)}
     assert set(ours) == set(expected)
     keys = sorted(expected, key=str)
@@ -330,7 +313,7 @@ def test_conditional_modes(fitted):
     assert expected.index.isin(ours.index).all()
     got = ours.loc[expected.index]
     for term, rows in expected.groupby(level="term"):
-        scale = MODE_TOL_IN_SDS * _ref_term_sd(ref, term)
+        scale = MODE_TOL_IN_SDS * ref_term_sd(ref, term)
         np.testing.assert_allclose(got.loc[rows.index, "mode"], rows["condval"], rtol=0,
                                    atol=scale, err_msg=f"modes of {term}\n" + _diagnosis(fitted))
         np.testing.assert_allclose(got.loc[rows.index, "cond_sd"], rows["condsd"],
