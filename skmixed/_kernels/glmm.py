@@ -36,7 +36,7 @@ from .dense import chol_lower as _chol
 from .dense import chol_solve as _chol_solve
 
 __all__ = ["BINOMIAL_LOGIT", "POISSON_LOG", "laplace_groups", "agq_groups", "agq_grad_groups",
-           "row_terms", "fixed_glm_sums", "pirls_beta_groups"]
+           "row_terms", "fixed_glm_sums", "pirls_joint_sums"]
 
 BINOMIAL_LOGIT = 0
 POISSON_LOG = 1
@@ -515,30 +515,17 @@ def fixed_glm_sums(family, X, y, m, off, fw, beta, n_chunks, ll_out, score_out, 
 
 
 @njit(parallel=True, cache=True)
-def pirls_beta_groups(family, X, zcol, y, m, off, fw, starts, beta, T, u, max_steps, tol,
-                      f_out, logdet_out, score_out, schur_out):
-    """Per-group pieces of a Newton step for β with u profiled out (lme4's nAGQ = 0 PIRLS).
-
-    At the conditional modes û_i(β) (updated in place in ``u``): ``f_out[i] = f_i(û_i)``,
-    ``logdet_out[i] = log det H_i``, ``score_out[i] = Σ w ℓ' x`` (the profiled score) and
-    ``schur_out[i] = Σ w v x x' − B_i'H_i⁻¹B_i`` with ``B_i = T'Σ w v z x'`` (its sum over
-    groups is the profiled information).
-    """
+def pirls_joint_sums(family, X, zcol, y, m, off, fw, starts, beta, T, u, f_out, H_out, g_out,
+                     B_out, score_out, xvx_out):
+    """One pass per group at the current (β, u) for a joint Newton step of the penalized
+    log-likelihood (lme4's PIRLS, nAGQ = 0): ``f_out[i] = Σ w ℓ − ½‖u_i‖²``,
+    ``H_out[i] = T'(Σ w v z z')T + I``, ``g_out[i] = T'Σ w ℓ' z − u_i``,
+    ``B_out[i] = T'Σ w v z x'``, ``score_out[i] = Σ w ℓ' x``, ``xvx_out[i] = Σ w v x x'``."""
     G = starts.shape[0] - 1
     p = X.shape[1]
     q = zcol.shape[0]
     for i in prange(G):
-        lo = starts[i]
-        hi = starts[i + 1]
-        work = np.zeros((6 + 3 * q, max(q, 1)))
         ui = u[i]
-        f, _ = _mode(family, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, max_steps, tol, work)
-        L = work[6 + 2 * q:6 + 3 * q]
-        logdet = 0.0
-        for a in range(q):
-            logdet += 2.0 * math.log(L[a, a])
-        f_out[i] = f
-        logdet_out[i] = logdet
         z = np.zeros(q)
         Tu = np.zeros(q)
         for a in range(q):
@@ -546,46 +533,47 @@ def pirls_beta_groups(family, X, zcol, y, m, off, fw, starts, beta, T, u, max_st
             for k in range(a + 1):
                 s += T[a, k] * ui[k]
             Tu[a] = s
+        C = np.zeros((q, q))
+        slz = np.zeros(q)
+        wzx = np.zeros((q, p))
         sc = np.zeros(p)
         xvx = np.zeros((p, p))
-        wzx = np.zeros((q, p))
-        for r in range(lo, hi):
+        ll = 0.0
+        for r in range(starts[i], starts[i + 1]):
             eta = _fixed_eta(X, off, beta, r)
             for a in range(q):
                 z[a] = _re_covariate(X, zcol, r, a)
                 eta += z[a] * Tu[a]
-            wr, _, l1, v, _ = _weighted_terms(family, y, m, fw, r, eta)
+            wr, l0, l1, v, _ = _weighted_terms(family, y, m, fw, r, eta)
+            ll += wr * l0
+            for a in range(q):
+                slz[a] += wr * l1 * z[a]
+                wvz = wr * v * z[a]
+                for b in range(q):
+                    C[a, b] += wvz * z[b]
+                for j in range(p):
+                    wzx[a, j] += wvz * X[r, j]
             for j in range(p):
                 xj = X[r, j]
                 sc[j] += wr * l1 * xj
                 wvx = wr * v * xj
                 for k in range(j, p):
                     xvx[j, k] += wvx * X[r, k]
-            for a in range(q):
-                wvz = wr * v * z[a]
-                for j in range(p):
-                    wzx[a, j] += wvz * X[r, j]
-        # B = T' wzx ; H⁻¹B column by column
-        B = np.zeros((q, p))
         for a in range(q):
+            ll -= 0.5 * ui[a] * ui[a]
+        f_out[i] = ll
+        _hessian_of(T, C, H_out[i])
+        for a in range(q):
+            s = 0.0
+            for k in range(a, q):
+                s += T[k, a] * slz[k]
+            g_out[i, a] = s - ui[a]
             for j in range(p):
                 s = 0.0
-                for l in range(a, q):
-                    s += T[l, a] * wzx[l, j]
-                B[a, j] = s
-        HB = np.zeros((q, p))
-        col = np.zeros(q)
-        out = np.zeros(q)
-        for j in range(p):
-            for a in range(q):
-                col[a] = B[a, j]
-            _chol_solve(L, col, out)
-            for a in range(q):
-                HB[a, j] = out[a]
+                for k in range(a, q):
+                    s += T[k, a] * wzx[k, j]
+                B_out[i, a, j] = s
         for j in range(p):
             score_out[i, j] = sc[j]
             for k in range(p):
-                s = xvx[min(j, k), max(j, k)]
-                for a in range(q):
-                    s -= B[a, j] * HB[a, k]
-                schur_out[i, j, k] = s
+                xvx_out[i, j, k] = xvx[min(j, k), max(j, k)]

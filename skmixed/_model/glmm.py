@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit
 
 from .._kernels.glmm import (agq_grad_groups, agq_groups, fixed_glm_sums, laplace_groups,
-                              pirls_beta_groups)
+                              pirls_joint_sums)
 from .optimize import minimize_criterion
 
 __all__ = ["group_order", "GroupedRows", "LaplaceDeviance", "JointPIRLSDeviance",
@@ -218,73 +218,88 @@ def minimize_deviance(objective, space, *, tol, max_iter):
 
 class JointPIRLSDeviance:
     """lme4's nAGQ = 0 criterion: for each θ, β and u maximize the penalized log-likelihood
-    jointly (Newton steps for β with u profiled out per group), and the criterion is the
-    Laplace deviance there. θ is optimized with central-difference gradients."""
+    jointly (PIRLS: Newton steps on (β, u) together, one pass over the rows each, the u
+    blocks eliminated group by group), and the criterion is the Laplace deviance there."""
 
     n_agq = 0
 
-    def __init__(self, family, rows, term, beta_start, max_steps=50, mode_tol=1e-10,
-                 beta_tol=1e-10, max_beta_steps=100):
+    def __init__(self, family, rows, term, beta_start, tol=1e-10, max_steps=100):
         self.family, self.rows, self.term = family, rows, term
-        self.max_steps, self.mode_tol = max_steps, mode_tol
-        self.beta_tol, self.max_beta_steps = beta_tol, max_beta_steps
+        self.tol, self.max_steps = tol, max_steps
         G, q, p = rows.n_groups, term.q, rows.X.shape[1]
         self.p = p
         self.beta = np.asarray(beta_start, dtype=float).copy()
         self.u = np.zeros((G, q))
         self._f = np.zeros(G)
-        self._logdet = np.zeros(G)
+        self._H = np.zeros((G, q, q))
+        self._g = np.zeros((G, q))
+        self._B = np.zeros((G, q, p))
         self._score = np.zeros((G, p))
-        self._schur = np.zeros((G, p, p))
+        self._xvx = np.zeros((G, p, p))
 
-    def _pieces(self, beta, T):
+    def _sums(self, beta, u, T):
         r = self.rows
-        pirls_beta_groups(self.family, r.X, r.zcol, r.y, r.m, r.offset, r.weights, r.starts,
-                          beta, T, self.u, self.max_steps, self.mode_tol, self._f,
-                          self._logdet, self._score, self._schur)
+        pirls_joint_sums(self.family, r.X, r.zcol, r.y, r.m, r.offset, r.weights, r.starts,
+                         beta, T, u, self._f, self._H, self._g, self._B, self._score,
+                         self._xvx)
         return float(self._f.sum())
 
+    def _newton(self):
+        """The joint Newton step (Δβ, Δu) from the current sums, and the profiled
+        information ``S = Σ (X'VX_i − B_i'H_i⁻¹B_i)``."""
+        HiB = np.linalg.solve(self._H, self._B)
+        Hig = np.linalg.solve(self._H, self._g[:, :, None])[:, :, 0]
+        S = self._xvx.sum(axis=0) - np.einsum("gaj,gak->jk", self._B, HiB)
+        rhs = self._score.sum(axis=0) - np.einsum("gaj,ga->j", self._B, Hig)
+        dbeta = np.linalg.lstsq(S, rhs, rcond=None)[0]
+        du = Hig - np.einsum("gaj,j->ga", HiB, dbeta)
+        return dbeta, du, S
+
     def solve(self, theta):
-        """β̃(θ) (stored in ``self.beta``); returns (deviance, profiled information)."""
+        """β̃(θ), ũ(θ) (stored); returns (Laplace deviance, profiled information)."""
         T = self.term.factor(np.asarray(theta, dtype=float))
-        beta = self.beta
-        f = self._pieces(beta, T)
-        for _ in range(self.max_beta_steps):
-            info = self._schur.sum(axis=0)
-            step = np.linalg.lstsq(info, self._score.sum(axis=0), rcond=None)[0]
+        beta, u = self.beta, self.u
+        f = self._sums(beta, u, T)
+        for _ in range(self.max_steps):
+            dbeta, du, _ = self._newton()
+            size = max(np.max(np.abs(dbeta) / (1.0 + np.abs(beta))),
+                       np.max(np.abs(du) / (1.0 + np.abs(u)), initial=0.0))
+            if size < self.tol:
+                break
             t = 1.0
             for _h in range(30):
-                trial = beta + t * step
-                f_trial = self._pieces(trial, T)
-                if f_trial >= f - 1e-12 * abs(f):
+                beta_t, u_t = beta + t * dbeta, u + t * du
+                f_t = self._sums(beta_t, u_t, T)
+                if f_t >= f - 1e-12 * abs(f):
                     break
                 t *= 0.5
             else:
-                self._pieces(beta, T)
+                self._sums(beta, u, T)
                 break
-            beta, f = trial, f_trial
-            if np.max(np.abs(t * step) / (1.0 + np.abs(beta))) < self.beta_tol:
-                break
-        self.beta = beta
-        return -2.0 * f + float(self._logdet.sum()), self._schur.sum(axis=0)
+            beta, u, f = beta_t, u_t, f_t
+        self.beta, self.u = beta, u
+        _, _, S = self._newton()
+        logdet = np.linalg.slogdet(self._H)[1].sum()
+        return -2.0 * f + float(logdet), S
 
     def value(self, theta):
         return self.solve(theta)[0]
 
     def value_and_grad(self, theta):
+        """The criterion and its central-difference gradient over θ (each side warm-started
+        from the solution at θ)."""
         theta = np.asarray(theta, dtype=float)
-        beta_keep = self.beta.copy()
         f = self.value(theta)
+        keep = self.beta.copy(), self.u.copy()
         g = np.empty_like(theta)
         for j in range(theta.size):
             h = 1e-5 * max(1.0, abs(theta[j]))
             e = np.zeros_like(theta)
             e[j] = h
-            self.beta = beta_keep.copy()
-            fp = self.value(theta + e)
-            self.beta = beta_keep.copy()
-            fm = self.value(theta - e)
-            g[j] = (fp - fm) / (2.0 * h)
-        self.beta = beta_keep
-        self.value(theta)  # leave β̃ and the modes at θ
+            sides = []
+            for x in (theta + e, theta - e):
+                self.beta, self.u = keep[0].copy(), keep[1].copy()
+                sides.append(self.value(x))
+            g[j] = (sides[0] - sides[1]) / (2.0 * h)
+        self.beta, self.u = keep
         return f, g
