@@ -21,8 +21,7 @@ from scipy import integrate, optimize, special, stats
 from skmixed._kernels.glmm import BINOMIAL_LOGIT, POISSON_LOG
 from skmixed._kernels.threads import numba_threads
 from skmixed._model.glmm import (GroupedRows, JointPIRLSDeviance, LaplaceDeviance, ParamSpace,
-                                fit_fixed_glm,
-                                 group_order, minimize_deviance)
+                                 fit_fixed_glm, group_order, minimize_deviance)
 from skmixed._model.terms import RandomEffectTerm
 
 two_threads = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2,
