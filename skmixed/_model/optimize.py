@@ -67,15 +67,25 @@ class OptSummary:
 
 
 class _Counted:
-    """Wraps the objective to count evaluations."""
+    """Wraps the objective to count evaluations, and remembers the last one: the optimizer
+    asks again for the point L-BFGS-B started or stopped at, and a GLMM evaluation costs
+    passes over all rows."""
 
     def __init__(self, objective):
         self.objective = objective
         self.n_evals = 0
+        self._last = None
 
     def __call__(self, theta):
+        theta = np.array(theta, dtype=float)
+        if self._last is not None and np.array_equal(self._last[0], theta):
+            f, g = self._last[1], self._last[2]
+            return f, g.copy()
         self.n_evals += 1
-        return self.objective.value_and_grad(theta)
+        f, g = self.objective.value_and_grad(theta)
+        g = np.asarray(g, dtype=float)
+        self._last = (theta, f, g.copy())
+        return f, g
 
 
 def _hessian(fun, theta, grad, rel_step=1e-5):
