@@ -186,7 +186,8 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         "trials": [str, Integral, None],
         "offset": [str, Integral, None],
         "fit_intercept": ["boolean"],
-        "n_jobs": [Integral, None],
+        "n_jobs": [Interval(Integral, None, -1, closed="right"),
+                   Interval(Integral, 1, None, closed="left"), None],
         "tol": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
     }
@@ -425,11 +426,14 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
                           stacklevel=4)
             X = np.asfortranarray(X[:, kept])
         offset_pos = int(self.fit_intercept)
-        zcol = [-1] + [int(np.searchsorted(kept, offset_pos + j)) for j in design.slope_pos]
-        for j, pos in zip(design.slope_pos, zcol[1:]):
-            if kept[pos] != offset_pos + j:
-                raise ValueError(f"random-slope column {design.slope_names[0]!r} was dropped "
-                                 "as collinear with other fixed columns.")
+        zcol = [-1]
+        for name, j in zip(design.slope_names, design.slope_pos):
+            pos = int(np.searchsorted(kept, offset_pos + j))
+            if pos >= len(kept) or kept[pos] != offset_pos + j:
+                raise ValueError(f"random-slope column {name!r} was dropped as collinear "
+                                 "with other fixed columns; drop it or the columns it "
+                                 "duplicates.")
+            zcol.append(pos)
         rows = GroupedRows(
             X, np.array(zcol, dtype=np.int64), np.ascontiguousarray(take(y)),
             np.ascontiguousarray(take(extra_cols["trials"])) if "trials" in extra_cols
@@ -470,14 +474,13 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         timings["optimize"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         x = opt.theta_final
-        f, g = objective.value_and_grad(x)
+        f = opt.fmin
         # lme4's standard errors: the Hessian of the deviance over (β, θ) — the optimizer's
         # own, computed within a few tiny Newton steps of x, when it has one
         H = opt.hessian
         if H is None:
-            step = 1e-5
             with single_threaded_blas():
-                H = _hessian(objective.value_and_grad, x, g, step)
+                H = _hessian(objective.value_and_grad, x, opt.gradient, 1e-5)
         try:
             cov = 2.0 * np.linalg.inv(H)[:p, :p]
         except np.linalg.LinAlgError:
@@ -532,19 +535,23 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         self.bic_ = dev + np.log(n_obs) * n_params
         if classes is not None:
             self.classes_ = classes
+        elif hasattr(self, "classes_"):
+            del self.classes_  # a refit as a regressor (trials= or Poisson)
         self._extra_labels = dict(extra)
+        columns = list(X.columns) if isinstance(X, pd.DataFrame) else None
+        self._extra_positions = {k: (columns.index(v) if columns is not None else v)
+                                 for k, v in extra.items()}
         opt.timings = r["timings"]
         self._warn_fit_state(term)
 
     # ------------------------------------------------------------ predict
     def _extra_values(self, X_table, param):
         """The fitted trials or offset column of X as float64, checked finite. Found by the
-        label seen in fit; by its position among ``feature_names_in_`` when fit saw a
-        DataFrame and X is an array (sklearn has warned about the names then)."""
+        label seen in fit when fit and X are both DataFrames, otherwise by its position
+        (sklearn has warned about the names then), as the other columns."""
         label = self._extra_labels[param]
-        if not isinstance(X_table, pd.DataFrame) and isinstance(label, str):
-            names = list(getattr(self, "feature_names_in_", []))
-            label = names.index(label) if label in names else label
+        if not (isinstance(X_table, pd.DataFrame) and self._fitted_on_frame):
+            label = self._extra_positions[param]  # positions, as _predict_columns
         col = _design.resolve_column(X_table, label, param)
         return _design.fixed_block(X_table, [col])[:, 0]
 

@@ -262,7 +262,7 @@ class JointPIRLSDeviance:
         f = self._sums(beta, u, T)
         for _ in range(self.max_steps):
             dbeta, du, _ = self._newton()
-            size = max(np.max(np.abs(dbeta) / (1.0 + np.abs(beta))),
+            size = max(np.max(np.abs(dbeta) / (1.0 + np.abs(beta)), initial=0.0),
                        np.max(np.abs(du) / (1.0 + np.abs(u)), initial=0.0))
             if size < self.tol:
                 break

@@ -18,7 +18,7 @@ from scipy.special import expit
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
-from skmixed import MixedGLM, SingularFitWarning
+from skmixed import MixedGLM, RankDeficientWarning, SingularFitWarning
 from skmixed.datasets import make_multilevel
 
 FITTED_ATTRIBUTES = ["coef_", "intercept_", "theta_", "fixed_effects_", "variance_components_",
@@ -556,3 +556,52 @@ def test_non_convergence_warns(df, family, target):
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         assert MixedGLM(groups="g", family=family).fit(X, y).converged_
+
+
+# ------------------------------------------- regressions found in code review (session 1)
+
+
+def _small_binary(seed=0):
+    rng = np.random.default_rng(seed)
+    n = 600
+    g = np.repeat(np.arange(30), 20)
+    x1 = rng.normal(size=n)
+    y = (rng.random(n) < expit(x1)).astype(int)
+    return pd.DataFrame({"g": g, "x1": x1, "x2": 2.0 * x1}), y, rng
+
+
+def test_collinear_random_slope_names_the_dropped_column():
+    df, y, _ = _small_binary()
+    with pytest.warns(RankDeficientWarning), \
+            pytest.raises(ValueError, match="random-slope column 'x2' was dropped"):
+        MixedGLM(groups="g", random_slopes=["x2"]).fit(df, y)
+
+
+def test_nagq0_without_fixed_effects():
+    df, y, _ = _small_binary()
+    model = MixedGLM(groups="g", fit_intercept=False, n_agq=0).fit(df[["g"]], y)
+    assert model.converged_ and model.fixed_effects_.empty
+
+
+def test_trials_found_by_position_with_non_string_labels():
+    df, _, rng = _small_binary()
+    m = rng.integers(1, 5, len(df))
+    k = rng.binomial(m, 0.4)
+    frame = pd.DataFrame({10: df["g"], 20: df["x1"], 30: m})
+    model = MixedGLM(groups=10, trials=30).fit(frame, k)
+    np.testing.assert_allclose(model.predict(frame.to_numpy()), model.predict(frame))
+
+
+def test_refit_as_regressor_drops_classes():
+    df, y, rng = _small_binary()
+    model = MixedGLM(groups="g").fit(df[["g", "x1"]], y)
+    assert hasattr(model, "classes_")
+    m = rng.integers(1, 5, len(df))
+    model.set_params(trials="m").fit(df[["g", "x1"]].assign(m=m), rng.binomial(m, 0.4))
+    assert not hasattr(model, "classes_")
+
+
+def test_n_jobs_zero_is_an_invalid_parameter():
+    df, y, _ = _small_binary()
+    with pytest.raises(InvalidParameterError):
+        MixedGLM(groups="g", n_jobs=0).fit(df[["g", "x1"]], y)
