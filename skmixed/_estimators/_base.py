@@ -8,18 +8,32 @@ import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..exceptions import SingularFitWarning
+from .._model.lmm import independent_columns
+from ..exceptions import RankDeficientWarning, SingularFitWarning
 from . import _design
 from ._results import fixed_effects_table, random_effects_table, variance_components_table
 
-__all__ = ["GroupedModelMixin"]
+__all__ = ["GroupedModelMixin", "independent_fixed_columns"]
+
+
+def independent_fixed_columns(XtX, names, stacklevel):
+    """Indices of the fixed columns kept by lme4's rank check on the cross-product ``XtX``,
+    with a RankDeficientWarning naming the dropped ones; returns ``(kept, dropped names)``.
+    ``stacklevel`` is counted from the caller."""
+    kept = independent_columns(XtX)
+    dropped = [names[j] for j in range(len(names)) if j not in set(kept)]
+    if dropped:
+        warnings.warn(f"fixed-effect model matrix is rank deficient so dropping "
+                      f"{len(dropped)} column(s): {dropped}", RankDeficientWarning,
+                      stacklevel=stacklevel + 1)
+    return kept, dropped
 
 
 class GroupedModelMixin:
     """Fitted-state and prediction helpers for estimators with one grouping factor."""
 
     def _set_common_fitted(self, X, y, design, *, term, names, beta, fixed_cov, modes,
-                           cond_var, opt, dropped, sigma, offset=np.array([])):
+                           cond_var, opt, dropped, sigma):
         """Set the attributes every grouped model has (after all checks have passed)."""
         validate_data(self, X, reset=True, skip_check_array=True)
         self.theta_ = opt.theta_final[-term.n_theta:].copy()

@@ -225,7 +225,8 @@ class GroupedDesign:
 
     Attributes
     ----------
-    columns : list of ndarray (n,) — fixed-effect columns without intercept (views of X)
+    columns : list of ndarray (n,) — fixed-effect columns without intercept (the frame's
+        own arrays for numpy numeric dtypes, converted copies otherwise)
     fixed_labels : list — their labels in X;  fixed_names : list of str
     slope_pos : ndarray — positions of the random slopes within the fixed columns
     slope_names : list of str

@@ -26,13 +26,12 @@ from .._kernels.glmm import BINOMIAL_LOGIT, POISSON_LOG
 from .._kernels.threads import numba_threads, single_threaded_blas
 from .._model.glmm import (GroupedRows, JointPIRLSDeviance, LaplaceDeviance, ParamSpace,
                            fit_fixed_glm, group_order, minimize_deviance)
-from .._model.lmm import independent_columns
 from .._model.optimize import (_hessian, _ThetaSpace, minimize_criterion,
                                minimize_scalar_theta)
 from .._model.terms import RandomEffectTerm
-from ..exceptions import PerfectSeparationWarning, RankDeficientWarning
+from ..exceptions import PerfectSeparationWarning
 from . import _design
-from ._base import GroupedModelMixin
+from ._base import GroupedModelMixin, independent_fixed_columns
 from ._results import summary_text
 
 __all__ = ["MixedGLM"]
@@ -264,10 +263,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         self._check_separation(design, y_num, w, extra_cols.get("trials"), classes)
 
         with numba_threads(self.n_jobs) as n_threads:
-            codes = np.asarray(design.codes, dtype=np.int64)
-            if codes.size and (codes.min() < 0 or codes.max() >= len(design.levels)):
-                raise ValueError(f"group column {design.group_label!r} contains missing "
-                                 "values.")
+            codes = np.asarray(design.codes, dtype=np.int64)  # encode_groups checked them
             counts = np.bincount(codes, minlength=len(design.levels))
             used = counts > 0
             if not used.all():
@@ -418,12 +414,8 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         with single_threaded_blas():
             # rows of zero weight do not count (frequency weights: they are absent)
             XtX = X.T @ X if not w.size else X.T @ (X * take(w)[:, None])
-        kept = independent_columns(XtX)
-        dropped = [names[j] for j in range(len(names)) if j not in set(kept)]
+        kept, dropped = independent_fixed_columns(XtX, names, stacklevel=4)
         if dropped:
-            warnings.warn(f"fixed-effect model matrix is rank deficient so dropping "
-                          f"{len(dropped)} column(s): {dropped}", RankDeficientWarning,
-                          stacklevel=4)
             X = np.asfortranarray(X[:, kept])
         offset_pos = int(self.fit_intercept)
         zcol = [-1]
@@ -600,6 +592,16 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
             return accuracy_score(y, self.predict(X), sample_weight=sample_weight)
         return r2_score(y, self.predict(X), sample_weight=sample_weight)
 
+    def _glm_formula(self):
+        """lme4's formula text: ``cbind(k, m - k)`` with trials, ``offset(o)``."""
+        y = self._target_name
+        lhs = None
+        if self.trials is not None:
+            m = self._extra_labels["trials"]
+            lhs = f"cbind({y}, {m} - {y})"
+        extra = [f"offset({self._extra_labels['offset']})"] if self.offset is not None else []
+        return self._formula(lhs=lhs, extra_terms=extra)
+
     def summary(self):
         """lme4-style text summary."""
         check_is_fitted(self)
@@ -611,7 +613,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         return summary_text(
             title=f"Generalized linear mixed model fit by maximum likelihood ({method}) "
                   f"[skmixed.MixedGLM]\n Family: {self.family} ({self.link or _CANONICAL[self.family]})",
-            formula=self._formula(), criterion_name="deviance (-2 logLik)",
+            formula=self._glm_formula(), criterion_name="deviance (-2 logLik)",
             criterion=self.deviance_, vc=self.variance_components_, fixed=self.fixed_effects_,
             n_obs=self.n_obs_, group_name=self.variance_components_["group"].iloc[0],
             n_groups=self.n_groups_, extra_lines=extra)

@@ -6,7 +6,6 @@ The fit makes one Numba-parallel pass over the rows to per-group sufficient stat
 """
 
 import time
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -16,12 +15,11 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._kernels.crossprod import grouped_crossprods
 from .._kernels.threads import numba_threads
-from .._model.lmm import GroupedCrossproducts, ProfiledDeviance, independent_columns
+from .._model.lmm import GroupedCrossproducts, ProfiledDeviance
 from .._model.optimize import minimize_theta
 from .._model.terms import RandomEffectTerm
-from ..exceptions import RankDeficientWarning
 from . import _design
-from ._base import GroupedModelMixin
+from ._base import GroupedModelMixin, independent_fixed_columns
 from ._results import summary_text
 
 __all__ = ["MixedLM"]
@@ -291,12 +289,8 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         n_fixed = len(design.columns)
         fixed_pos = np.arange(0 if self.fit_intercept else 1, n_fixed + 1)
         names = (["(Intercept)"] if self.fit_intercept else []) + list(design.fixed_names)
-        kept = independent_columns(total_vv[np.ix_(fixed_pos, fixed_pos)])
-        dropped = [names[j] for j in range(len(names)) if j not in set(kept)]
-        if dropped:
-            warnings.warn(
-                f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} "
-                f"column(s): {dropped}", RankDeficientWarning, stacklevel=4)
+        kept, dropped = independent_fixed_columns(total_vv[np.ix_(fixed_pos, fixed_pos)],
+                                                  names, stacklevel=4)
         fixed_pos = fixed_pos[kept]
         names = [names[j] for j in kept]
         weight_sum = total_vv[0, 0]
@@ -329,7 +323,6 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
             stats=stats, term=term, opt=opt, state=state, names=names, dropped=dropped,
             sigma=float(np.sqrt(sigma2)), beta=beta, fixed_cov=fixed_cov, modes=modes,
             cond_var=sigma2 * np.diagonal(rel_cond_cov, axis1=1, axis2=2),
-            fixed_pos=fixed_pos,
         )
         timings["results"] = time.perf_counter() - t1
         result["timings"] = timings

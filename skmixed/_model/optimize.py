@@ -136,7 +136,7 @@ def minimize_theta(objective, term, *, tol=1e-8, max_iter=1000):
     tol : float
         Convergence: the predicted further decrease of the criterion is at most ``tol``.
     max_iter : int
-        Maximum L-BFGS-B iterations per run.
+        Iteration budget over all L-BFGS-B runs and Newton steps together.
     """
     return minimize_criterion(objective, _ThetaSpace(term), tol=tol, max_iter=max_iter)
 
