@@ -9,7 +9,7 @@ import math
 from numba import njit
 
 __all__ = ["chol_lower", "forward_solve", "backward_solve", "chol_solve",
-           "inverse_from_chol"]
+           "inverse_from_chol", "lower_matvec", "lower_sandwich"]
 
 
 @njit(cache=True)
@@ -86,3 +86,27 @@ def inverse_from_chol(L, out, work):
             for k in range(max(i, j), q):
                 s += work[k, i] * work[k, j]
             out[i, j] = s
+
+
+@njit(cache=True)
+def lower_matvec(T, u, out):
+    """``out = T u`` for a lower-triangular T (the random effects ``b = Λ u`` of a group)."""
+    q = T.shape[0]
+    for a in range(q):
+        s = 0.0
+        for k in range(a + 1):
+            s += T[a, k] * u[k]
+        out[a] = s
+
+
+@njit(cache=True)
+def lower_sandwich(T, A, out):
+    """``out = T A T'`` for a lower-triangular T (e.g. a conditional covariance Λ H⁻¹ Λ')."""
+    q = T.shape[0]
+    for a in range(q):
+        for b in range(q):
+            s = 0.0
+            for k in range(a + 1):
+                for l in range(b + 1):
+                    s += T[a, k] * A[k, l] * T[b, l]
+            out[a, b] = s

@@ -34,6 +34,7 @@ from numba import njit, prange
 
 from .dense import chol_lower as _chol
 from .dense import chol_solve as _chol_solve
+from .dense import lower_matvec, lower_sandwich
 
 __all__ = ["BINOMIAL_LOGIT", "POISSON_LOG", "laplace_groups", "agq_groups", "agq_grad_groups",
            "row_terms", "fixed_glm_sums", "pirls_joint_sums"]
@@ -95,11 +96,8 @@ def _group_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, z, Tu, want_
     """One pass over a group's rows at u: returns Σ w ℓ; fills Σ w ℓ' z and (if want_c)
     C = Σ w v z z'."""
     q = zcol.shape[0]
+    lower_matvec(T, u, Tu)
     for a in range(q):
-        s = 0.0
-        for k in range(a + 1):
-            s += T[a, k] * u[k]
-        Tu[a] = s
         sl_z[a] = 0.0
         if want_c:
             for b in range(q):
@@ -234,21 +232,11 @@ def laplace_groups(family, X, zcol, y, m, off, fw, starts, beta, T, theta_rows, 
             for a in range(q):
                 Hinv[a, b] = col[a]
         A = np.zeros((q, q))
-        for a in range(q):
-            for b in range(q):
-                s = 0.0
-                for k in range(a + 1):
-                    for l in range(b + 1):
-                        s += T[a, k] * Hinv[k, l] * T[b, l]
-                A[a, b] = s
+        lower_sandwich(T, Hinv, A)
         # gradient pass at û
         z = np.zeros(q)
         Tu = np.zeros(q)
-        for a in range(q):
-            s = 0.0
-            for k in range(a + 1):
-                s += T[a, k] * ui[k]
-            Tu[a] = s
+        lower_matvec(T, ui, Tu)
         sl_x = np.zeros(p)
         s_x = np.zeros(p)
         s_z = np.zeros(q)
@@ -528,11 +516,7 @@ def pirls_joint_sums(family, X, zcol, y, m, off, fw, starts, beta, T, u, f_out, 
         ui = u[i]
         z = np.zeros(q)
         Tu = np.zeros(q)
-        for a in range(q):
-            s = 0.0
-            for k in range(a + 1):
-                s += T[a, k] * ui[k]
-            Tu[a] = s
+        lower_matvec(T, ui, Tu)
         C = np.zeros((q, q))
         slz = np.zeros(q)
         wzx = np.zeros((q, p))

@@ -28,6 +28,7 @@ from .dense import backward_solve as _backward
 from .dense import chol_lower
 from .dense import forward_solve as _forward
 from .dense import inverse_from_chol as _inverse_from_chol
+from .dense import lower_matvec, lower_sandwich
 
 __all__ = ["pls_groups", "pls_gradient_groups", "conditional_modes_groups"]
 
@@ -169,11 +170,7 @@ def _gradient_chunk(T, C, D, e, L, c, R, beta, S_inv, theta_rows, theta_cols, re
     for i in range(start, stop):
         Li = L[i]
         _group_mode(T, Li, c[i], R[i], beta, u)
-        for a in range(q):
-            s = 0.0
-            for k in range(a + 1):
-                s += T[a, k] * u[k]
-            Tu[a] = s
+        lower_matvec(T, u, Tu)
         for a in range(q):
             s = e[i, a]
             for j in range(p):
@@ -271,16 +268,6 @@ def conditional_modes_groups(T, L, c, R, beta, modes_out, cond_cov_out):
         Minv = np.empty((q, q))
         work = np.empty((q, q))
         _group_mode(T, L[i], c[i], R[i], beta, u)
-        for a in range(q):
-            s = 0.0
-            for k in range(a + 1):
-                s += T[a, k] * u[k]
-            modes_out[i, a] = s
+        lower_matvec(T, u, modes_out[i])
         _inverse_from_chol(L[i], Minv, work)
-        for a in range(q):
-            for b in range(q):
-                s = 0.0
-                for k in range(a + 1):
-                    for l in range(b + 1):
-                        s += T[a, k] * Minv[k, l] * T[b, l]
-                cond_cov_out[i, a, b] = s
+        lower_sandwich(T, Minv, cond_cov_out[i])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from skmixed._kernels.dense import (backward_solve, chol_lower, chol_solve, forward_solve,
-                                    inverse_from_chol)
+                                    inverse_from_chol, lower_matvec, lower_sandwich)
 
 
 def _spd(q, seed):
@@ -41,3 +41,17 @@ def test_cholesky_and_solves_match_numpy(q):
                                np.array([[np.nan]])], ids=["indefinite", "negative", "nan"])
 def test_cholesky_reports_non_positive_definite(M):
     assert not chol_lower(M, np.zeros_like(M))
+
+
+@pytest.mark.parametrize("q", [1, 2, 4])
+def test_lower_triangular_products_match_numpy(q):
+    rng = np.random.default_rng(20 + q)
+    T = np.tril(rng.normal(size=(q, q)))
+    u = rng.normal(size=q)
+    out = np.full(q, np.nan)
+    lower_matvec(T, u, out)
+    np.testing.assert_allclose(out, T @ u, rtol=1e-13, atol=1e-14)
+    A = _spd(q, 30 + q)
+    S = np.full((q, q), np.nan)
+    lower_sandwich(T, A, S)
+    np.testing.assert_allclose(S, T @ A @ T.T, rtol=1e-12, atol=1e-13)
