@@ -2,10 +2,12 @@
 the linear predictor with the population-level fallback for unseen groups, formula text."""
 
 import warnings
+from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._model.lmm import independent_columns
@@ -13,7 +15,21 @@ from ..exceptions import RankDeficientWarning, SingularFitWarning
 from . import _design
 from ._results import fixed_effects_table, random_effects_table, variance_components_table
 
-__all__ = ["GroupedModelMixin", "independent_fixed_columns"]
+__all__ = ["GroupedModelMixin", "independent_fixed_columns", "GROUPED_CONSTRAINTS"]
+
+# Parameters every grouped estimator shares, validated the same way (sklearn's declarative
+# checks); each estimator adds its own.
+GROUPED_CONSTRAINTS = {
+    "groups": [str, Integral, None],
+    "random_slopes": [list, tuple, str, Integral],
+    "covariance": [StrOptions({"unstructured", "diagonal"})],
+    "fit_intercept": ["boolean"],
+    # 0 threads has no meaning (as in joblib): reject it with the other bad values.
+    "n_jobs": [Interval(Integral, None, -1, closed="right"),
+               Interval(Integral, 1, None, closed="left"), None],
+    "tol": [Interval(Real, 0, None, closed="neither")],
+    "max_iter": [Interval(Integral, 1, None, closed="left")],
+}
 
 
 def independent_fixed_columns(XtX, names, stacklevel):

@@ -20,7 +20,7 @@ from sklearn.utils.validation import _check_sample_weight, _get_feature_names, c
 
 __all__ = ["GroupedDesign", "as_table", "resolve_column", "encode_groups", "lookup_groups",
            "make_design", "fixed_columns", "check_finite_columns", "fixed_block",
-           "check_target", "check_weights", "missing_groups_error"]
+           "check_target", "check_weights", "missing_groups_error", "drop_unused_levels"]
 
 
 def as_table(X, estimator_name):
@@ -283,6 +283,19 @@ def make_design(X, *, groups, random_slopes, exclude=(), estimator_name="estimat
         group_name=column_name(group_label), group_position=position[group_label],
         fixed_positions=[position[c] for c in fixed_labels],
     )
+
+
+def drop_unused_levels(design, group_rows, estimator_name):
+    """Drop the levels with no rows (unused categories of a categorical group column) from
+    ``design.levels``; returns the mask of kept levels. Fewer than 2 groups left is an
+    error."""
+    used = np.asarray(group_rows) > 0
+    if not used.all():
+        design.levels = design.levels[used]
+    if len(design.levels) < 2:
+        raise ValueError(f"{estimator_name} needs at least 2 groups in column "
+                         f"{design.group_label!r}; found {len(design.levels)}.")
+    return used
 
 
 def check_weights(sample_weight, n):

@@ -9,7 +9,7 @@ modes and, for the Laplace approximation, one more pass for its exact gradient o
 
 import time
 import warnings
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 import pandas as pd
@@ -31,7 +31,7 @@ from .._model.optimize import (_hessian, _ThetaSpace, minimize_criterion,
 from .._model.terms import RandomEffectTerm
 from ..exceptions import PerfectSeparationWarning
 from . import _design
-from ._base import GroupedModelMixin, independent_fixed_columns
+from ._base import GROUPED_CONSTRAINTS, GroupedModelMixin, independent_fixed_columns
 from ._results import summary_text
 
 __all__ = ["MixedGLM"]
@@ -178,17 +178,10 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
     _parameter_constraints = {
         "family": [StrOptions({"binomial", "poisson", "gamma"})],
         "link": [str, None],
-        "groups": [str, Integral, None],
-        "random_slopes": [list, tuple, str, Integral],
-        "covariance": [StrOptions({"unstructured", "diagonal"})],
         "n_agq": [Interval(Integral, 0, 50, closed="both")],
         "trials": [str, Integral, None],
         "offset": [str, Integral, None],
-        "fit_intercept": ["boolean"],
-        "n_jobs": [Interval(Integral, None, -1, closed="right"),
-                   Interval(Integral, 1, None, closed="left"), None],
-        "tol": [Interval(Real, 0, None, closed="neither")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        **GROUPED_CONSTRAINTS,
     }
 
     def __init__(self, *, family="binomial", link=None, groups=None, random_slopes=(),
@@ -264,14 +257,10 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
 
         with numba_threads(self.n_jobs) as n_threads:
             codes = np.asarray(design.codes, dtype=np.int64)  # encode_groups checked them
-            counts = np.bincount(codes, minlength=len(design.levels))
-            used = counts > 0
+            used = _design.drop_unused_levels(
+                design, np.bincount(codes, minlength=len(design.levels)), name)
             if not used.all():
                 codes = (np.cumsum(used) - 1)[codes]
-                design.levels = design.levels[used]
-            if len(design.levels) < 2:
-                raise ValueError(f"{name} needs at least 2 groups in column "
-                                 f"{design.group_label!r}; found {len(design.levels)}.")
             order, starts = group_order(codes, len(design.levels))
             rows, names, dropped = self._grouped_rows(design, y_num, w, extra_cols, order,
                                                       starts)

@@ -6,11 +6,9 @@ The fit makes one Numba-parallel pass over the rows to per-group sufficient stat
 """
 
 import time
-from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._kernels.crossprod import grouped_crossprods
@@ -19,7 +17,7 @@ from .._model.lmm import GroupedCrossproducts, ProfiledDeviance
 from .._model.optimize import minimize_theta
 from .._model.terms import RandomEffectTerm
 from . import _design
-from ._base import GroupedModelMixin, independent_fixed_columns
+from ._base import GROUPED_CONSTRAINTS, GroupedModelMixin, independent_fixed_columns
 from ._results import summary_text
 
 __all__ = ["MixedLM"]
@@ -33,14 +31,10 @@ def _checked_after_pass(design, sums, y, estimator_name):
     if not (np.isfinite(sums.total_vv).all() and np.isfinite(sums.group_xv).all()):
         _design.check_finite_columns(design.columns, design.fixed_labels, y)
         raise ValueError("the cross-products overflowed: rescale the columns of X or y.")
-    used = sums.group_rows > 0
+    used = _design.drop_unused_levels(design, sums.group_rows, estimator_name)
     if not used.all():
         sums.group_xv = sums.group_xv[used]
         sums.group_rows = sums.group_rows[used]
-        design.levels = design.levels[used]
-    if len(design.levels) < 2:
-        raise ValueError(f"{estimator_name} needs at least 2 groups in column "
-                         f"{design.group_label!r}; found {len(design.levels)}.")
     return design
 
 
@@ -208,18 +202,7 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
     np.float64(0.5)
     """
 
-    _parameter_constraints = {
-        "groups": [str, Integral, None],
-        "random_slopes": [list, tuple, str, Integral],
-        "covariance": [StrOptions({"unstructured", "diagonal"})],
-        "reml": ["boolean"],
-        "fit_intercept": ["boolean"],
-        # 0 threads has no meaning (as in joblib): reject it with the other bad values.
-        "n_jobs": [Interval(Integral, None, -1, closed="right"),
-                   Interval(Integral, 1, None, closed="left"), None],
-        "tol": [Interval(Real, 0, None, closed="neither")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-    }
+    _parameter_constraints = {**GROUPED_CONSTRAINTS, "reml": ["boolean"]}
 
     def __init__(self, *, groups=None, random_slopes=(), covariance="unstructured", reml=True,
                  fit_intercept=True, n_jobs=None, tol=1e-8, max_iter=1000):
