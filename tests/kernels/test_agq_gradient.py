@@ -17,12 +17,11 @@ modes; empty groups contribute nothing; 1 and 2 threads give identical results.
 import numba
 import numpy as np
 import pytest
-from scipy import special
+from glmm_problems import glmm_response, grouped_rows
 
-from skmixed._kernels.glmm import (BINOMIAL_LOGIT, POISSON_LOG, agq_grad_groups, agq_groups,
-                                   laplace_groups)
+from skmixed._kernels.glmm import agq_grad_groups, agq_groups, laplace_groups
 from skmixed._kernels.threads import numba_threads
-from skmixed._model.glmm import GroupedRows, LaplaceDeviance, group_order
+from skmixed._model.glmm import LaplaceDeviance
 from skmixed._model.terms import RandomEffectTerm
 
 two_threads = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2,
@@ -45,24 +44,8 @@ def make_problem(kind, slope=False, seed=0, sizes=SIZES):
     Xraw = np.column_stack([np.ones(n), rng.normal(size=n), rng.uniform(-1, 1, size=n)])
     b = rng.normal(size=G) * 0.9
     eta = Xraw @ BETA + b[codes] * (Xraw[:, 1] if slope else 1.0)
-    m = off = w = np.empty(0)
-    family = BINOMIAL_LOGIT
-    if kind == "binomial":
-        y = rng.binomial(1, special.expit(eta))
-    elif kind == "trials":
-        m = rng.integers(1, 7, size=n).astype(float)
-        y = rng.binomial(m.astype(int), special.expit(eta))
-    else:
-        family = POISSON_LOG
-        if kind == "poisson":
-            off = rng.uniform(-0.7, 0.7, size=n)
-            w = rng.integers(1, 4, size=n).astype(float)
-        y = rng.poisson(np.exp(eta + (off if off.size else 0.0)))
-    order, starts = group_order(codes, G)
-    take = (lambda a: a) if order is None else (lambda a: a[order] if a.size else a)
-    zcol = np.array([1 if slope else -1], dtype=np.int64)
-    rows = GroupedRows(np.asfortranarray(take(Xraw)), zcol, take(y.astype(float)), take(m),
-                       take(off), take(w), starts)
+    family, y, m, off, w = glmm_response(rng, kind, eta)
+    rows = grouped_rows(codes, G, Xraw, [1 if slope else -1], y, m, off, w)
     term = RandomEffectTerm(("x1",) if slope else ("(Intercept)",), "unstructured")
     return family, rows, term
 

@@ -18,7 +18,9 @@ import numpy as np
 import pytest
 from scipy import integrate, optimize, special, stats
 
-from skmixed._kernels.glmm import BINOMIAL_LOGIT, POISSON_LOG
+from glmm_problems import glmm_response, grouped_rows
+
+from skmixed._kernels.glmm import BINOMIAL_LOGIT
 from skmixed._kernels.threads import numba_threads
 from skmixed._model.glmm import (GroupedRows, JointPIRLSDeviance, LaplaceDeviance, ParamSpace,
                                  fit_fixed_glm, group_order, minimize_deviance)
@@ -46,24 +48,8 @@ def make_rows(rng, kind, q, sizes=SIZES, weight_low=1):
     Xraw = np.column_stack([np.ones(n), rng.normal(size=n), rng.uniform(-1, 1, size=n)])
     b = rng.normal(size=(G, 2)) * np.array([0.9, 0.5])
     eta = Xraw @ TRUE_BETA + b[codes, 0] + (b[codes, 1] * Xraw[:, 1] if q == 2 else 0.0)
-    m = off = w = np.empty(0)
-    family = BINOMIAL_LOGIT
-    if kind == "binomial":
-        y = rng.binomial(1, special.expit(eta))
-    elif kind == "trials":
-        m = rng.integers(1, 7, size=n).astype(float)
-        y = rng.binomial(m.astype(int), special.expit(eta))
-    else:
-        family = POISSON_LOG
-        if kind == "poisson":
-            off = rng.uniform(-0.7, 0.7, size=n)
-            w = rng.integers(weight_low, 4, size=n).astype(float)
-        y = rng.poisson(np.exp(eta + (off if off.size else 0.0)))
-    order, starts = group_order(codes, G)
-    take = (lambda a: a) if order is None else (lambda a: a[order] if a.size else a)
-    rows = GroupedRows(np.asfortranarray(take(Xraw)), np.array([-1, 1][:q], dtype=np.int64),
-                       take(y.astype(float)), take(m), take(off), take(w), starts)
-    return family, rows
+    family, y, m, off, w = glmm_response(rng, kind, eta, weight_low)
+    return family, grouped_rows(codes, G, Xraw, [-1, 1][:q], y, m, off, w)
 
 
 def x_at(term, theta=None):

@@ -1,0 +1,40 @@
+"""Small simulated GLMM problems for the kernel and model tests: the response of one of
+four kinds given the linear predictor, and the rows put in group order."""
+
+import numpy as np
+from scipy import special
+
+from skmixed._kernels.glmm import BINOMIAL_LOGIT, POISSON_LOG
+from skmixed._model.glmm import GroupedRows, group_order
+
+
+def glmm_response(rng, kind, eta, weight_low=1):
+    """``(family, y, m, offset, weights)`` for linear predictor ``eta``.
+
+    kind: "binomial" (0/1), "trials" (successes of m = 1…6 trials), "poisson" (with an
+    offset and integer frequency weights from ``weight_low`` to 3), "poisson_plain".
+    Empty arrays stand for no trials, offset or weights.
+    """
+    n = eta.shape[0]
+    m = off = w = np.empty(0)
+    family = BINOMIAL_LOGIT
+    if kind == "binomial":
+        y = rng.binomial(1, special.expit(eta))
+    elif kind == "trials":
+        m = rng.integers(1, 7, size=n).astype(float)
+        y = rng.binomial(m.astype(int), special.expit(eta))
+    else:
+        family = POISSON_LOG
+        if kind == "poisson":
+            off = rng.uniform(-0.7, 0.7, size=n)
+            w = rng.integers(weight_low, 4, size=n).astype(float)
+        y = rng.poisson(np.exp(eta + (off if off.size else 0.0)))
+    return family, y.astype(float), m, off, w
+
+
+def grouped_rows(codes, n_groups, X, zcol, y, m, off, w):
+    """The rows in group order (``group_order``) as the kernels read them."""
+    order, starts = group_order(codes, n_groups)
+    take = (lambda a: a) if order is None else (lambda a: a[order] if a.size else a)
+    return GroupedRows(np.asfortranarray(take(X)), np.asarray(zcol, dtype=np.int64), take(y),
+                       take(m), take(off), take(w), starts)
