@@ -13,11 +13,11 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from numpy.testing import assert_array_equal
 from scipy.special import expit
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
+from fitted_state import assert_refit_fails, snapshot
 from skmixed import MixedGLM, RankDeficientWarning, SingularFitWarning
 from skmixed.datasets import make_multilevel
 
@@ -56,10 +56,6 @@ def fitted_models(df):
     return models
 
 
-def _copy(value):
-    return value.copy() if hasattr(value, "copy") else value
-
-
 @pytest.fixture
 def fitted(request, df, fitted_models):
     """(model, snapshot of its fitted attributes, X, y) of the kind named by the test's
@@ -68,29 +64,12 @@ def fitted(request, df, fitted_models):
     params, columns, target = KINDS[kind]
     model = MixedGLM(groups="g", **params).fit(df[columns], df[target])
     attributes = FITTED_ATTRIBUTES + (["classes_"] if kind == "classifier" else [])
-    snapshot = {a: _copy(getattr(model, a)) for a in attributes}
-    return model, snapshot, df[columns].copy(), df[target].copy()
-
-
-def assert_unchanged(model, snapshot):
-    for name, before in snapshot.items():
-        after = getattr(model, name)
-        if isinstance(before, pd.DataFrame):
-            pd.testing.assert_frame_equal(after, before)
-        elif isinstance(before, pd.Index):
-            pd.testing.assert_index_equal(after, before)
-        elif isinstance(before, np.ndarray):
-            assert_array_equal(after, before)
-        else:
-            assert after == before, name
+    return model, snapshot(model, attributes), df[columns].copy(), df[target].copy()
 
 
 def refit_fails(fitted, exc, match, X, y, **fit_params):
     """Refit the fitted model on bad input: it raises ``exc`` and nothing changes."""
-    model, snapshot = fitted[:2]
-    with pytest.raises(exc, match=match):
-        model.fit(X, y, **fit_params)
-    assert_unchanged(model, snapshot)
+    assert_refit_fails(*fitted[:2], exc, match, X, y, **fit_params)
 
 
 def refit_with_params_fails(fitted, exc, match, X=None, y=None, **params):

@@ -14,7 +14,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from scipy.special import expit
 from sklearn.base import clone, is_classifier, is_regressor
 from sklearn.compose import ColumnTransformer
-from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import GridSearchCV, GroupKFold, cross_validate
 from sklearn.pipeline import Pipeline
@@ -23,6 +23,7 @@ from sklearn.utils import estimator_checks
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn.utils.validation import check_is_fitted
 
+from fitted_state import assert_clone_is_unfitted
 from skmixed import MixedGLM, RankDeficientWarning, SingularFitWarning
 from skmixed.datasets import make_multilevel
 
@@ -281,13 +282,7 @@ def test_grid_search_over_n_agq(X, df):
 def test_clone_is_unfitted_with_equal_params(X, df):
     model = MixedGLM(groups="g", family="poisson", n_agq=3, n_jobs=1, tol=1e-8,
                      max_iter=50).fit(X, df["y_count"])
-    copy = clone(model)
-    assert copy is not model
-    assert copy.get_params() == model.get_params()
-    with pytest.raises(NotFittedError):
-        copy.predict(X)
-    assert not [a for a in vars(copy) if a.endswith("_") and not a.startswith("_")]
-    check_is_fitted(model)  # the original is untouched
+    assert_clone_is_unfitted(model, X)
 
 
 def test_get_and_set_params():

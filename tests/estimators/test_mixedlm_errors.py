@@ -16,6 +16,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import InvalidParameterError
 
+from fitted_state import assert_refit_fails, snapshot
 from skmixed import MixedLM, RankDeficientWarning, SingularFitWarning
 from skmixed.datasets import make_multilevel
 
@@ -43,35 +44,15 @@ def y(df):
 def fitted(X, y):
     """A fitted model and a deep snapshot of its fitted attributes."""
     model = MixedLM(groups="g").fit(X, y)
-    snapshot = {a: _copy(getattr(model, a)) for a in FITTED_ATTRIBUTES}
-    return model, snapshot
-
-
-def _copy(value):
-    return value.copy() if hasattr(value, "copy") else value
-
-
-def assert_unchanged(model, snapshot):
-    for name, before in snapshot.items():
-        after = getattr(model, name)
-        if isinstance(before, pd.DataFrame):
-            pd.testing.assert_frame_equal(after, before)
-        elif isinstance(before, pd.Index):
-            pd.testing.assert_index_equal(after, before)
-        elif isinstance(before, np.ndarray):
-            assert_array_equal(after, before)
-        else:
-            assert after == before, name
-    assert model.n_features_in_ == 3
-    assert list(model.feature_names_in_) == ["g", "x", "b"]
+    return model, snapshot(model, FITTED_ATTRIBUTES)
 
 
 def refit_fails(fitted, exc, match, X, y, **fit_params):
     """Refit the fitted model on bad input: it raises ``exc`` and nothing changes."""
-    model, snapshot = fitted
-    with pytest.raises(exc, match=match):
-        model.fit(X, y, **fit_params)
-    assert_unchanged(model, snapshot)
+    model = fitted[0]
+    assert_refit_fails(*fitted, exc, match, X, y, **fit_params)
+    assert model.n_features_in_ == 3
+    assert list(model.feature_names_in_) == ["g", "x", "b"]
 
 
 # ------------------------------------------------------------- bad X and y

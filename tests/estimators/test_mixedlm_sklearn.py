@@ -8,15 +8,14 @@ import numba
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
-from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
-from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, GroupKFold, cross_validate
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn.utils.validation import check_is_fitted
 
+from fitted_state import assert_clone_is_unfitted
 from skmixed import MixedLM, RankDeficientWarning, SingularFitWarning
 from skmixed.datasets import make_multilevel
 
@@ -180,13 +179,7 @@ def test_clone_is_unfitted_with_equal_params(data):
     X, y = data
     model = MixedLM(groups="g", random_slopes=["x"], reml=False, n_jobs=1, tol=1e-8,
                     max_iter=50, covariance="diagonal").fit(X, y)
-    copy = clone(model)
-    assert copy is not model
-    assert copy.get_params() == model.get_params()
-    with pytest.raises(NotFittedError):
-        copy.predict(X)
-    assert not [a for a in vars(copy) if a.endswith("_") and not a.startswith("_")]
-    check_is_fitted(model)  # the original is untouched
+    assert_clone_is_unfitted(model, X)
 
 
 def test_get_and_set_params():
