@@ -9,7 +9,8 @@ import math
 from numba import njit
 
 __all__ = ["chol_lower", "forward_solve", "backward_solve", "chol_solve",
-           "inverse_from_chol", "lower_matvec", "lower_sandwich"]
+           "inverse_from_chol", "lower_matvec", "lower_sandwich", "forward_solve_vector",
+           "tct_plus_identity"]
 
 
 @njit(cache=True)
@@ -60,14 +61,22 @@ def backward_solve(L, b):
 
 
 @njit(cache=True)
-def chol_solve(L, b, out):
-    """``out = (L L')⁻¹ b`` for a vector b."""
+def forward_solve_vector(L, b):
+    """Solve ``L x = b`` in place (vector b)."""
     q = L.shape[0]
     for i in range(q):
         t = b[i]
         for k in range(i):
-            t -= L[i, k] * out[k]
-        out[i] = t / L[i, i]
+            t -= L[i, k] * b[k]
+        b[i] = t / L[i, i]
+
+
+@njit(cache=True)
+def chol_solve(L, b, out):
+    """``out = (L L')⁻¹ b`` for a vector b."""
+    for i in range(b.shape[0]):
+        out[i] = b[i]
+    forward_solve_vector(L, out)
     backward_solve(L, out)
 
 
@@ -110,3 +119,17 @@ def lower_sandwich(T, A, out):
                 for l in range(b + 1):
                     s += T[a, k] * A[k, l] * T[b, l]
             out[a, b] = s
+
+
+@njit(cache=True)
+def tct_plus_identity(T, C, out):
+    """``out = T'CT + I`` for a lower-triangular T: a group's penalized block
+    (Λ'Z'WZΛ + I in DESIGN §1)."""
+    q = T.shape[0]
+    for a in range(q):
+        for b in range(q):
+            s = 0.0
+            for k in range(a, q):
+                for l in range(b, q):
+                    s += T[k, a] * C[k, l] * T[l, b]
+            out[a, b] = s + (1.0 if a == b else 0.0)

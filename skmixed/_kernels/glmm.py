@@ -34,7 +34,7 @@ from numba import njit, prange
 
 from .dense import chol_lower as _chol
 from .dense import chol_solve as _chol_solve
-from .dense import lower_matvec, lower_sandwich
+from .dense import lower_matvec, lower_sandwich, tct_plus_identity
 
 __all__ = ["BINOMIAL_LOGIT", "POISSON_LOG", "laplace_groups", "agq_groups", "agq_grad_groups",
            "row_terms", "fixed_glm_sums", "pirls_joint_sums"]
@@ -120,19 +120,6 @@ def _group_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, z, Tu, want_
 
 
 @njit(cache=True)
-def _hessian_of(T, C, H):
-    """H = T'CT + I."""
-    q = T.shape[0]
-    for a in range(q):
-        for b in range(q):
-            s = 0.0
-            for k in range(a, q):
-                for l in range(b, q):
-                    s += T[k, a] * C[k, l] * T[l, b]
-            H[a, b] = s + (1.0 if a == b else 0.0)
-
-
-@njit(cache=True)
 def _mode(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, max_steps, tol, work):
     """Newton iterations for û (in place in u). Returns (f(û), converged) and leaves C, H,
     L (Cholesky of H) at û in ``work``."""
@@ -144,7 +131,7 @@ def _mode(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, max_steps, tol, wo
         f -= 0.5 * u[a] * u[a]
     converged = False
     for _ in range(max_steps):
-        _hessian_of(T, C, H)
+        tct_plus_identity(T, C, H)
         if not _chol(H, L):
             return -np.inf, False
         # gradient T'Σℓ'z − u
@@ -180,7 +167,7 @@ def _mode(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, max_steps, tol, wo
                             sl_z, C)
             for a in range(q):
                 f -= 0.5 * u[a] * u[a]
-            _hessian_of(T, C, H)
+            tct_plus_identity(T, C, H)
             _chol(H, L)
             converged = True
             break
@@ -188,7 +175,7 @@ def _mode(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, max_steps, tol, wo
             u[a] = unew[a]
         f = fn
     else:
-        _hessian_of(T, C, H)
+        tct_plus_identity(T, C, H)
         _chol(H, L)
     return f, converged
 
@@ -546,7 +533,7 @@ def pirls_joint_sums(family, X, zcol, y, m, off, fw, starts, beta, T, u, f_out, 
         for a in range(q):
             ll -= 0.5 * ui[a] * ui[a]
         f_out[i] = ll
-        _hessian_of(T, C, H_out[i])
+        tct_plus_identity(T, C, H_out[i])
         for a in range(q):
             s = 0.0
             for k in range(a, q):

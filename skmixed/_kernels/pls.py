@@ -28,7 +28,7 @@ from .dense import backward_solve as _backward
 from .dense import chol_lower
 from .dense import forward_solve as _forward
 from .dense import inverse_from_chol as _inverse_from_chol
-from .dense import lower_matvec, lower_sandwich
+from .dense import forward_solve_vector, lower_matvec, lower_sandwich, tct_plus_identity
 
 __all__ = ["pls_groups", "pls_gradient_groups", "conditional_modes_groups"]
 
@@ -48,26 +48,13 @@ def _pls_chunk(T, C, D, e, L_out, c_out, R_out, logdet_out, RtR_out, Rtc_out, cc
     p = D.shape[2]
     n_chunks = logdet_out.shape[0]
     start, stop = _chunk_bounds(G, n_chunks, ch)
-    TtC = np.empty((q, q))
     M = np.empty((q, q))
     RtR = np.zeros((p, p))
     Rtc = np.zeros(p)
     logdet = 0.0
     cc = 0.0
     for i in range(start, stop):
-        Ci = C[i]
-        for a in range(q):
-            for b in range(q):
-                s = 0.0
-                for k in range(a, q):  # T is lower triangular: T'[a, k] = T[k, a]
-                    s += T[k, a] * Ci[k, b]
-                TtC[a, b] = s
-        for a in range(q):
-            for b in range(q):
-                s = 0.0
-                for k in range(b, q):
-                    s += TtC[a, k] * T[k, b]
-                M[a, b] = s + (1.0 if a == b else 0.0)
+        tct_plus_identity(T, C[i], M)
         Li = L_out[i]
         chol_lower(M, Li)
         ci = c_out[i]
@@ -83,11 +70,7 @@ def _pls_chunk(T, C, D, e, L_out, c_out, R_out, logdet_out, RtR_out, Rtc_out, cc
                     s += T[k, a] * D[i, k, j]
                 Ri[a, j] = s
         # forward solves with L_i
-        for a in range(q):
-            t = ci[a]
-            for k in range(a):
-                t -= Li[a, k] * ci[k]
-            ci[a] = t / Li[a, a]
+        forward_solve_vector(Li, ci)
         _forward(Li, Ri)
         for a in range(q):
             logdet += 2.0 * math.log(Li[a, a])

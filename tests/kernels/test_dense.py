@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from skmixed._kernels.dense import (backward_solve, chol_lower, chol_solve, forward_solve,
-                                    inverse_from_chol, lower_matvec, lower_sandwich)
+                                    forward_solve_vector, inverse_from_chol, lower_matvec,
+                                    lower_sandwich, tct_plus_identity)
 
 
 def _spd(q, seed):
@@ -55,3 +56,10 @@ def test_lower_triangular_products_match_numpy(q):
     S = np.full((q, q), np.nan)
     lower_sandwich(T, A, S)
     np.testing.assert_allclose(S, T @ A @ T.T, rtol=1e-12, atol=1e-13)
+    P = np.full((q, q), np.nan)
+    tct_plus_identity(T, A, P)
+    np.testing.assert_allclose(P, T.T @ A @ T + np.eye(q), rtol=1e-12, atol=1e-13)
+    L = np.linalg.cholesky(_spd(q, 40 + q))
+    v = u.copy()
+    forward_solve_vector(L, v)
+    np.testing.assert_allclose(L @ v, u, rtol=1e-12, atol=1e-13)
