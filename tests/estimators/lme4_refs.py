@@ -1,6 +1,10 @@
-"""Helpers shared by the lme4 agreement tests: reading jsonlite's NA, VarCorr look-ups."""
+"""Helpers shared by the lme4 agreement tests: reading jsonlite's NA, VarCorr look-ups,
+the comparison of conditional modes."""
 
 import math
+
+import numpy as np
+import pandas as pd
 
 
 def missing(value):
@@ -20,3 +24,27 @@ def ref_term_sd(ref, term):
         if row["grp"] != "Residual" and row["var1"] == term and missing(row["var2"]):
             return row["sdcor"]
     raise KeyError(f"no variance component for random-effect term {term!r}")
+
+
+def assert_conditional_modes(model, ref, full_table, mode_tol_in_sds, cond_sd_rtol, diagnosis):
+    """``random_effects_`` against lme4's ``ranef`` rows (matched by term and level as text):
+    modes within ``mode_tol_in_sds`` × the term's SD, conditional SDs within
+    ``cond_sd_rtol``. ``full_table``: the reference lists every group (not only the first
+    rows), so the counts must match too."""
+    ours = model.random_effects_.assign(level=lambda d: d["level"].astype(str))
+    ours = ours.set_index(["term", "level"])
+    expected = pd.DataFrame(ref["ranef"]).set_index(["term", "grp"])
+    if full_table:
+        assert len(ours) == len(expected)
+    assert expected.index.isin(ours.index).all()
+    got = ours.loc[expected.index]
+    for term, rows in expected.groupby(level="term"):
+        atol = mode_tol_in_sds * ref_term_sd(ref, term)
+        worst = np.max(np.abs(got.loc[rows.index, "mode"] - rows["condval"]))
+        np.testing.assert_allclose(
+            got.loc[rows.index, "mode"], rows["condval"], rtol=0, atol=atol,
+            err_msg=f"modes of {term}: worst {worst:.3g} (tolerance {atol:.3g})\n"
+            + diagnosis)
+        np.testing.assert_allclose(got.loc[rows.index, "cond_sd"], rows["condsd"],
+                                   rtol=cond_sd_rtol, atol=0,
+                                   err_msg=f"conditional SDs of {term}\n" + diagnosis)

@@ -53,7 +53,7 @@ from sklearn.base import is_classifier
 from sklearn.exceptions import ConvergenceWarning
 
 from skmixed import MixedGLM, SingularFitWarning
-from lme4_refs import label, ref_term_sd
+from lme4_refs import assert_conditional_modes, label
 
 FIXEF_RTOL = 1e-3
 VARCORR_RTOL = 1e-3
@@ -369,23 +369,8 @@ def test_loglik_not_below_lme4(fitted):
 
 @pytest.mark.parametrize("fitted", _params(CASES), indirect=True)
 def test_conditional_modes(fitted):
-    model, ref = fitted.model, fitted.ref
-    ours = model.random_effects_.assign(level=lambda d: d["level"].astype(str))
-    ours = ours.set_index(["term", "level"])
-    expected = pd.DataFrame(ref["ranef"]).set_index(["term", "grp"])
-    if fitted.case.data != "study_2e5":  # the study's reference keeps only 40 rows
-        assert len(ours) == len(expected)
-    assert expected.index.isin(ours.index).all()
-    got = ours.loc[expected.index]
-    for term, rows in expected.groupby(level="term"):
-        atol = MODE_TOL_IN_SDS * ref_term_sd(ref, term)
-        worst = np.max(np.abs(got.loc[rows.index, "mode"] - rows["condval"]))
-        np.testing.assert_allclose(
-            got.loc[rows.index, "mode"], rows["condval"], rtol=0, atol=atol,
-            err_msg=f"modes of {term}: worst {worst:.3g} (tolerance {atol:.3g})\n"
-            + _diagnosis(fitted))
-        _assert_rel(got.loc[rows.index, "cond_sd"], rows["condsd"], COND_SD_RTOL,
-                    f"conditional SDs of {term}", fitted)
+    assert_conditional_modes(fitted.model, fitted.ref, fitted.case.data != "study_2e5",
+                             MODE_TOL_IN_SDS, COND_SD_RTOL, _diagnosis(fitted))
 
 
 # --------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 from skmixed import MixedLM, SingularFitWarning
-from lme4_refs import label, ref_term_sd
+from lme4_refs import assert_conditional_modes, label
 
 FIXEF_RTOL = 1e-5
 BOUNDARY_FIXEF_RTOL = 1e-4
@@ -304,21 +304,9 @@ def test_criteria(fitted):
 
 @pytest.mark.parametrize("fitted", _params(INTERIOR_CASES), indirect=True)
 def test_conditional_modes(fitted):
-    model, ref = fitted.model, fitted.ref
-    ours = model.random_effects_.assign(level=lambda d: d["level"].astype(str))
-    ours = ours.set_index(["term", "level"])
-    expected = pd.DataFrame(ref["ranef"]).set_index(["term", "grp"])
-    if fitted.case.data != "study_2e5":  # the study's reference keeps only 40 rows
-        assert len(ours) == len(expected)
-    assert expected.index.isin(ours.index).all()
-    got = ours.loc[expected.index]
-    for term, rows in expected.groupby(level="term"):
-        scale = MODE_TOL_IN_SDS * ref_term_sd(ref, term)
-        np.testing.assert_allclose(got.loc[rows.index, "mode"], rows["condval"], rtol=0,
-                                   atol=scale, err_msg=f"modes of {term}\n" + _diagnosis(fitted))
-        np.testing.assert_allclose(got.loc[rows.index, "cond_sd"], rows["condsd"],
-                                   rtol=COND_SD_RTOL, atol=0,
-                                   err_msg=f"conditional SDs of {term}\n" + _diagnosis(fitted))
+    # the study's reference keeps only 40 rows
+    assert_conditional_modes(fitted.model, fitted.ref, fitted.case.data != "study_2e5",
+                             MODE_TOL_IN_SDS, COND_SD_RTOL, _diagnosis(fitted))
 
 
 # --------------------------------------------------------------------------------------------
