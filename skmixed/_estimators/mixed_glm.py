@@ -25,7 +25,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 from .._kernels.glmm import BINOMIAL_LOGIT, POISSON_LOG
 from .._kernels.threads import numba_threads, single_threaded_blas
 from .._model.glmm import (GroupedRows, JointPIRLSDeviance, LaplaceDeviance, ParamSpace,
-                           fit_fixed_glm, group_order, minimize_deviance)
+                           em_start, fit_fixed_glm, group_order, minimize_deviance)
 from .._model.optimize import (_hessian, _ThetaSpace, minimize_criterion,
                                minimize_scalar_theta)
 from .._model.terms import RandomEffectTerm
@@ -440,7 +440,8 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         if self.n_agq == 0:
             return self._optimize_nagq0(family, rows, term, beta0, t0)
         objective = LaplaceDeviance(family, rows, term, n_agq=1)
-        opt = minimize_deviance(objective, ParamSpace(term, beta0), tol=self.tol,
+        theta0 = em_start(objective, beta0, term.theta_start())
+        opt = minimize_deviance(objective, ParamSpace(term, beta0, theta0), tol=self.tol,
                                 max_iter=self.max_iter)
         if self.n_agq > 1:
             laplace = opt
@@ -449,7 +450,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
             objective.u[:] = modes
             opt = minimize_deviance(
                 objective, ParamSpace(term, laplace.theta_final[:p], laplace.theta_final[p:]),
-                tol=self.tol, max_iter=self.max_iter)
+                tol=self.tol, max_iter=self.max_iter, hessian=laplace.hessian)
             opt.n_iter += laplace.n_iter
             opt.n_evals += laplace.n_evals
         timings["optimize"] = time.perf_counter() - t0

@@ -34,7 +34,7 @@ from numba import njit, prange
 
 from .dense import chol_lower as _chol
 from .dense import chol_solve as _chol_solve
-from .dense import lower_matvec, lower_sandwich, tct_plus_identity
+from .dense import inverse_from_chol, lower_matvec, lower_sandwich, tct_plus_identity
 
 __all__ = ["BINOMIAL_LOGIT", "POISSON_LOG", "laplace_groups", "agq_groups", "agq_grad_groups",
            "row_terms", "fixed_glm_sums", "pirls_joint_sums"]
@@ -66,6 +66,17 @@ def row_terms(family, y, m, eta):
 
 
 @njit(cache=True, inline="always")
+def row_derivs(family, y, m, eta):
+    """``(ℓ', v)`` of one row without ℓ itself: the Newton passes for the modes need no
+    logarithm (one exp per row instead of an exp and a log1p)."""
+    if family == BINOMIAL_LOGIT:
+        mu = 1.0 / (1.0 + math.exp(-eta))
+        return y - m * mu, m * mu * (1.0 - mu)
+    mu = math.exp(eta)
+    return y - mu, mu
+
+
+@njit(cache=True, inline="always")
 def _fixed_eta(X, off, beta, r):
     """``o_r + x_r'β`` (an empty offset array means no offset)."""
     eta = off[r] if off.shape[0] > 0 else 0.0
@@ -81,6 +92,17 @@ def _re_covariate(X, zcol, r, a):
 
 
 @njit(cache=True, inline="always")
+def _row_eta(X, zcol, off, beta, Tu, r, z):
+    """η of row r at random effects ``Tu`` (``o_r + x_r'β + z_r'Tu``), its random-effect
+    covariates written into z."""
+    eta = _fixed_eta(X, off, beta, r)
+    for a in range(zcol.shape[0]):
+        z[a] = _re_covariate(X, zcol, r, a)
+        eta += z[a] * Tu[a]
+    return eta
+
+
+@njit(cache=True, inline="always")
 def _weighted_terms(family, y, m, fw, r, eta):
     """``(w, ℓ, ℓ', v, v')`` of row r: its frequency weight and :func:`row_terms` with its
     trials (empty arrays: weight 1, one trial)."""
@@ -91,10 +113,10 @@ def _weighted_terms(family, y, m, fw, r, eta):
 
 
 @njit(cache=True)
-def _group_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, z, Tu, want_c,
+def _group_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, z, Tu, want_c, want_ll,
                 sl_z, C):
-    """One pass over a group's rows at u: returns Σ w ℓ; fills Σ w ℓ' z and (if want_c)
-    C = Σ w v z z'."""
+    """One pass over a group's rows at u: returns Σ w ℓ (0 unless ``want_ll``); fills
+    Σ w ℓ' z and (if want_c) C = Σ w v z z'."""
     q = zcol.shape[0]
     lower_matvec(T, u, Tu)
     for a in range(q):
@@ -104,12 +126,13 @@ def _group_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, z, Tu, want_
                 C[a, b] = 0.0
     ll = 0.0
     for r in range(lo, hi):
-        eta = _fixed_eta(X, off, beta, r)
-        for a in range(q):
-            z[a] = _re_covariate(X, zcol, r, a)
-            eta += z[a] * Tu[a]
-        wr, l0, l1, v, _ = _weighted_terms(family, y, m, fw, r, eta)
-        ll += wr * l0
+        eta = _row_eta(X, zcol, off, beta, Tu, r, z)
+        wr = fw[r] if fw.shape[0] > 0 else 1.0
+        if want_ll:
+            _, l0, l1, v, _ = _weighted_terms(family, y, m, fw, r, eta)
+            ll += wr * l0
+        else:
+            l1, v = row_derivs(family, y[r], m[r] if m.shape[0] > 0 else 1.0, eta)
         for a in range(q):
             sl_z[a] += wr * l1 * z[a]
             if want_c:
@@ -120,31 +143,48 @@ def _group_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, z, Tu, want_
 
 
 @njit(cache=True)
+def _newton_step(T, C, sl_z, u, H, L, grad, step):
+    """At u with sums Σ w ℓ' z and C: ``H = T'CT + I``, its Cholesky factor L, the gradient
+    ``T'Σ w ℓ' z − u`` of f and the Newton step ``H⁻¹·grad``. False if H is not positive
+    definite."""
+    tct_plus_identity(T, C, H)
+    if not _chol(H, L):
+        return False
+    q = u.shape[0]
+    for a in range(q):
+        s = 0.0
+        for k in range(a, q):
+            s += T[k, a] * sl_z[k]
+        grad[a] = s - u[a]
+    _chol_solve(L, grad, step)
+    return True
+
+
+@njit(cache=True)
+def _step_size(step, u):
+    size = 0.0
+    for a in range(u.shape[0]):
+        size = max(size, abs(step[a]) / (1.0 + abs(u[a])))
+    return size
+
+
+@njit(cache=True)
 def _mode(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, max_steps, tol, work):
-    """Newton iterations for û (in place in u). Returns (f(û), converged) and leaves C, H,
-    L (Cholesky of H) at û in ``work``."""
+    """Guarded Newton iterations for û (in place in u): every pass computes f, and a step is
+    halved until f does not decrease. Returns (f(û), converged) and leaves C, H, L
+    (Cholesky of H) at û in ``work``."""
     q = u.shape[0]
     z, Tu, sl_z, grad, step, unew = work[0], work[1], work[2], work[3], work[4], work[5]
     C, H, L = work[6:6 + q], work[6 + q:6 + 2 * q], work[6 + 2 * q:6 + 3 * q]
-    f = _group_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, z, Tu, True, sl_z, C)
+    f = _group_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, z, Tu, True, True,
+                    sl_z, C)
     for a in range(q):
         f -= 0.5 * u[a] * u[a]
     converged = False
     for _ in range(max_steps):
-        tct_plus_identity(T, C, H)
-        if not _chol(H, L):
+        if not _newton_step(T, C, sl_z, u, H, L, grad, step):
             return -np.inf, False
-        # gradient T'Σℓ'z − u
-        for a in range(q):
-            s = 0.0
-            for k in range(a, q):
-                s += T[k, a] * sl_z[k]
-            grad[a] = s - u[a]
-        _chol_solve(L, grad, step)
-        size = 0.0
-        for a in range(q):
-            size = max(size, abs(step[a]) / (1.0 + abs(u[a])))
-        if size < tol:
+        if _step_size(step, u) < tol:
             converged = True
             break
         # step halving until f increases
@@ -154,7 +194,7 @@ def _mode(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, max_steps, tol, wo
             for a in range(q):
                 unew[a] = u[a] + t * step[a]
             fn = _group_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, unew, z, Tu,
-                             True, sl_z, C)
+                             True, True, sl_z, C)
             for a in range(q):
                 fn -= 0.5 * unew[a] * unew[a]
             if fn >= f - 1e-12 * abs(f):
@@ -164,7 +204,7 @@ def _mode(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, max_steps, tol, wo
         if not accepted:
             # could not improve: recompute the sums at u and stop here
             f = _group_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, z, Tu, True,
-                            sl_z, C)
+                            True, sl_z, C)
             for a in range(q):
                 f -= 0.5 * u[a] * u[a]
             tct_plus_identity(T, C, H)
@@ -180,125 +220,254 @@ def _mode(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, max_steps, tol, wo
     return f, converged
 
 
+# Mode search of the Laplace kernel (see laplace_groups): Newton passes without ℓ until a
+# step is below _NEAR (the error left is about its square), then full passes at the point
+# until their Newton step is below _ACCEPT; the value and the O(n) gradient terms are then
+# corrected to first order in that step. Iterates that do not contract, or a first step
+# beyond _FAR, hand over to the guarded _mode.
+_NEAR = 1e-5
+_ACCEPT = 1e-8
+_FAR = 8.0
+_FULL_PASSES = 4
+
+
+@njit(cache=True)
+def _refine_mode(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, max_steps, work):
+    """Newton steps for û from a warm start with derivative-only passes (no ℓ). Returns
+    True once a step was below _NEAR (u holds the stepped point), False when the steps do
+    not shrink (the caller restarts from its warm start with :func:`_mode`)."""
+    q = u.shape[0]
+    z, Tu, sl_z, grad, step = work[0], work[1], work[2], work[3], work[4]
+    C, H, L = work[6:6 + q], work[6 + q:6 + 2 * q], work[6 + 2 * q:6 + 3 * q]
+    prev = _FAR
+    for _ in range(max_steps):
+        _group_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, z, Tu, True, False,
+                    sl_z, C)
+        if not _newton_step(T, C, sl_z, u, H, L, grad, step):
+            return False
+        size = _step_size(step, u)
+        if not size < prev:
+            return False
+        for a in range(q):
+            u[a] += step[a]
+        if size < _NEAR:
+            return True
+        prev = size
+    return False
+
+
+@njit(cache=True)
+def _laplace_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, want_grad, z, Tu,
+                  sl_z, C, sl_x, wzx, v1zzx, v1zzz):
+    """The full pass at (near) the mode: returns Σ w ℓ; fills Σ w ℓ' z, C = Σ w v z z' and,
+    if want_grad, Σ w ℓ' x, Σ w v z x', Σ w v' z z' x and Σ w v' z z' z — the log
+    determinant's derivatives need ``s_j = w v'_j z_j'A z_j`` with A = T H⁻¹ T', which is
+    known only after the pass, so its sums are kept uncontracted (q²(p + q) numbers)."""
+    q = zcol.shape[0]
+    p = X.shape[1]
+    lower_matvec(T, u, Tu)
+    sl_z[:] = 0.0
+    C[:, :] = 0.0
+    if want_grad:
+        sl_x[:] = 0.0
+        wzx[:, :] = 0.0
+        v1zzx[:, :, :] = 0.0
+        v1zzz[:, :, :] = 0.0
+    ll = 0.0
+    for r in range(lo, hi):
+        eta = _row_eta(X, zcol, off, beta, Tu, r, z)
+        wr, l0, l1, v, v1 = _weighted_terms(family, y, m, fw, r, eta)
+        ll += wr * l0
+        wl1 = wr * l1
+        for a in range(q):
+            sl_z[a] += wl1 * z[a]
+            wvz = wr * v * z[a]
+            for b in range(a, q):
+                C[a, b] += wvz * z[b]
+        if want_grad:
+            for j in range(p):
+                sl_x[j] += wl1 * X[r, j]
+            for a in range(q):
+                wvz = wr * v * z[a]
+                for j in range(p):
+                    wzx[a, j] += wvz * X[r, j]
+                for b in range(a, q):
+                    t = wr * v1 * z[a] * z[b]
+                    for j in range(p):
+                        v1zzx[a, b, j] += t * X[r, j]
+                    for c in range(q):
+                        v1zzz[a, b, c] += t * z[c]
+    for a in range(q):
+        for b in range(a):
+            C[a, b] = C[b, a]
+            if want_grad:
+                for j in range(p):
+                    v1zzx[a, b, j] = v1zzx[b, a, j]
+                for c in range(q):
+                    v1zzz[a, b, c] = v1zzz[b, a, c]
+    return ll
+
+
+@njit(cache=True)
+def _laplace_gradient(T, u, L, C, sl_z, sl_x, wzx, v1zzx, v1zzz, step, theta_rows,
+                      theta_cols, grad, jac):
+    """One group's deviance gradient over (β, θ) into ``grad`` and ∂û/∂(β, θ) into ``jac``
+    (q × (p + K)), from the sums of :func:`_laplace_pass` at u and the Newton step δ there
+    (û ≈ u + δ): the O(n) terms ``−2Σℓ'x`` and ``−2(Σℓ'z)_a u_b`` are corrected by their
+    derivative along δ. Returns ``c_t·δ``, the first-order change of log det H to û."""
+    q = u.shape[0]
+    p = sl_x.shape[0]
+    K = theta_rows.shape[0]
+    Hinv = np.empty((q, q))
+    scratch = np.empty((q, q))
+    inverse_from_chol(L, Hinv, scratch)
+    A = np.empty((q, q))
+    lower_sandwich(T, Hinv, A)
+    # s_x = Σ s_j x_j, s_z = Σ s_j z_j with s_j = w v'_j z_j'A z_j
+    s_x = np.zeros(p)
+    s_z = np.zeros(q)
+    for a in range(q):
+        for b in range(q):
+            for j in range(p):
+                s_x[j] += A[a, b] * v1zzx[a, b, j]
+            for c in range(q):
+                s_z[c] += A[a, b] * v1zzz[a, b, c]
+    # c_t = T's_z: ∂ log det H / ∂u
+    c_t = np.zeros(q)
+    for b in range(q):
+        for a in range(b, q):
+            c_t[b] += s_z[a] * T[a, b]
+    # T'C and C T δ
+    TtC = np.zeros((q, q))
+    for c in range(q):
+        for b in range(q):
+            for l in range(c, q):
+                TtC[c, b] += T[l, c] * C[l, b]
+    Td = np.empty(q)
+    lower_matvec(T, step, Td)
+    CTd = np.zeros(q)
+    for a in range(q):
+        for b in range(q):
+            CTd[a] += C[a, b] * Td[b]
+    rhs = np.empty(q)
+    du = np.empty(q)
+    # β: ∂û/∂β_k = −H⁻¹ T' Σ w v z x_k
+    for k in range(p):
+        corr = 0.0
+        for a in range(q):
+            s = 0.0
+            for l in range(a, q):
+                s += T[l, a] * wzx[l, k]
+            rhs[a] = -s
+            corr += s * step[a]
+        _chol_solve(L, rhs, du)
+        g = -2.0 * sl_x[k] + s_x[k] + 2.0 * corr
+        for a in range(q):
+            g += c_t[a] * du[a]
+            jac[a, k] = du[a]
+        grad[k] = g
+    # θ_m = T[a, b]: ∂û/∂θ_m = H⁻¹ (e_b (Σℓ'z)_a − T'C[:, a] û_b)
+    for kk in range(K):
+        a = theta_rows[kk]
+        b = theta_cols[kk]
+        for c in range(q):
+            rhs[c] = -TtC[c, a] * u[b]
+        rhs[b] += sl_z[a]
+        _chol_solve(L, rhs, du)
+        htc = 0.0  # (H⁻¹ T'C)[b, a]
+        for c in range(q):
+            htc += Hinv[b, c] * TtC[c, a]
+        g = (-2.0 * sl_z[a] * u[b] + 2.0 * htc + s_z[a] * u[b]
+             - 2.0 * (sl_z[a] * step[b] - u[b] * CTd[a]))
+        for c in range(q):
+            g += c_t[c] * du[c]
+            jac[c, p + kk] = du[c]
+        grad[p + kk] = g
+    cd = 0.0
+    for a in range(q):
+        cd += c_t[a] * step[a]
+    return cd
+
+
 @njit(parallel=True, cache=True)
 def laplace_groups(family, X, zcol, y, m, off, fw, starts, beta, T, theta_rows, theta_cols,
-                   u, want_grad, max_steps, tol, dev_out, grad_out, conv_out, H_out):
+                   u, J, dx, want_grad, max_steps, tol, dev_out, grad_out, conv_out, H_out):
     """Laplace deviance per group (``dev_out[i]``) and, if ``want_grad``, its gradient over
-    (β, θ) per group (``grad_out[i]``); conditional modes updated in place in ``u``, the
-    information ``H_i`` at the mode in ``H_out[i]``."""
+    (β, θ) per group (``grad_out[i]``) and ∂û_i/∂(β, θ) (``J[i]``, q × (p + K)); conditional
+    modes updated in place in ``u``, the information ``H_i`` at the mode in ``H_out[i]``.
+
+    Each group's mode starts from ``u[i] + J[i]·dx`` (a first-order prediction from the
+    point where u was found; empty ``dx``: from ``u[i]``), takes Newton steps with
+    derivative-only passes, and ends with the full pass (ℓ and the gradient's sums) at the
+    converged point: usually one cheap and one full pass per evaluation, and a single full
+    pass when the prediction moves the mode by less than _NEAR."""
     G = starts.shape[0] - 1
     p = X.shape[1]
     q = zcol.shape[0]
-    K = theta_rows.shape[0]
     for i in prange(G):
         lo = starts[i]
         hi = starts[i + 1]
         work = np.zeros((6 + 3 * q, max(q, 1)))
-        ui = u[i]
-        f, conv = _mode(family, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, max_steps, tol,
-                        work)
-        conv_out[i] = conv
+        z, Tu, sl_z, gu, step = work[0], work[1], work[2], work[3], work[4]
         C, H, L = work[6:6 + q], work[6 + q:6 + 2 * q], work[6 + 2 * q:6 + 3 * q]
+        ui = u[i]
+        u0 = ui.copy()
+        moved = np.inf
+        if dx.shape[0] > 0:
+            moved = 0.0
+            for a in range(q):
+                d = 0.0
+                for k in range(dx.shape[0]):
+                    d += J[i, a, k] * dx[k]
+                ui[a] += d
+                moved = max(moved, abs(d) / (1.0 + abs(ui[a])))
+        if not (moved < _NEAR or _refine_mode(family, X, zcol, y, m, off, fw, lo, hi, beta,
+                                               T, ui, max_steps, work)):
+            ui[:] = u0
+            f, _ = _mode(family, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, max_steps, tol,
+                         work)
+            if not np.isfinite(f):
+                dev_out[i] = np.inf
+                conv_out[i] = False
+                continue
+        sl_x = np.empty(p if want_grad else 0)
+        wzx = np.empty((q, p) if want_grad else (0, 0))
+        v1zzx = np.empty((q, q, p) if want_grad else (0, 0, 0))
+        v1zzz = np.empty((q, q, q) if want_grad else (0, 0, 0))
+        ll = -np.inf
+        conv = False
+        for it in range(_FULL_PASSES):
+            ll = _laplace_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, want_grad,
+                               z, Tu, sl_z, C, sl_x, wzx, v1zzx, v1zzz)
+            if not _newton_step(T, C, sl_z, ui, H, L, gu, step):
+                ll = -np.inf
+                break
+            conv = _step_size(step, ui) <= _ACCEPT
+            if conv or it == _FULL_PASSES - 1:
+                break
+            for a in range(q):
+                ui[a] += step[a]
+        conv_out[i] = conv
+        if not np.isfinite(ll):
+            dev_out[i] = np.inf
+            continue
+        if not conv:
+            step[:] = 0.0  # report the point itself: no first-order correction
+        # f(û) ≈ f(u) + ½ g'δ; log det H(û) ≈ log det H(u) + c_t·δ (with the gradient)
+        f = ll
+        for a in range(q):
+            f += -0.5 * ui[a] * ui[a] + 0.5 * gu[a] * step[a]
         logdet = 0.0
         for a in range(q):
             logdet += 2.0 * math.log(L[a, a])
+        if want_grad:
+            logdet += _laplace_gradient(T, ui, L, C, sl_z, sl_x, wzx, v1zzx, v1zzz, step,
+                                        theta_rows, theta_cols, grad_out[i], J[i])
         dev_out[i] = -2.0 * f + logdet
         for a in range(q):
             for b in range(q):
                 H_out[i, a, b] = H[a, b]
-        if not want_grad:
-            continue
-        # A = T H⁻¹ T', Hinv
-        Hinv = np.zeros((q, q))
-        e = np.zeros(q)
-        col = np.zeros(q)
-        for b in range(q):
-            for a in range(q):
-                e[a] = 1.0 if a == b else 0.0
-            _chol_solve(L, e, col)
-            for a in range(q):
-                Hinv[a, b] = col[a]
-        A = np.zeros((q, q))
-        lower_sandwich(T, Hinv, A)
-        # gradient pass at û
-        z = np.zeros(q)
-        Tu = np.zeros(q)
-        lower_matvec(T, ui, Tu)
-        sl_x = np.zeros(p)
-        s_x = np.zeros(p)
-        s_z = np.zeros(q)
-        sl_z = np.zeros(q)
-        wzx = np.zeros((q, p))
-        for r in range(lo, hi):
-            eta = _fixed_eta(X, off, beta, r)
-            for a in range(q):
-                z[a] = _re_covariate(X, zcol, r, a)
-                eta += z[a] * Tu[a]
-            wr, _, l1, v, v1 = _weighted_terms(family, y, m, fw, r, eta)
-            zAz = 0.0
-            for a in range(q):
-                t = 0.0
-                for b in range(q):
-                    t += A[a, b] * z[b]
-                zAz += z[a] * t
-            sr = wr * v1 * zAz
-            for j in range(p):
-                xj = X[r, j]
-                sl_x[j] += wr * l1 * xj
-                s_x[j] += sr * xj
-            for a in range(q):
-                s_z[a] += sr * z[a]
-                sl_z[a] += wr * l1 * z[a]
-                wvz = wr * v * z[a]
-                for j in range(p):
-                    wzx[a, j] += wvz * X[r, j]
-        # (Σ s z)' T  as a row vector c_t
-        c_t = np.zeros(q)
-        for b in range(q):
-            s = 0.0
-            for a in range(b, q):
-                s += s_z[a] * T[a, b]
-            c_t[b] = s
-        # β part: ∂û/∂β_k = −H⁻¹ T' wzx[:, k]
-        rhs = np.zeros(q)
-        du = np.zeros(q)
-        for k in range(p):
-            for a in range(q):
-                s = 0.0
-                for l in range(a, q):
-                    s += T[l, a] * wzx[l, k]
-                rhs[a] = -s
-            _chol_solve(L, rhs, du)
-            g = -2.0 * sl_x[k] + s_x[k]
-            for a in range(q):
-                g += c_t[a] * du[a]
-            grad_out[i, k] = g
-        # θ part
-        HTC = np.zeros((q, q))  # H⁻¹ T' C
-        for a in range(q):
-            for b in range(q):
-                s = 0.0
-                for k in range(q):
-                    tc = 0.0
-                    for l in range(k, q):
-                        tc += T[l, k] * C[l, b]
-                    s += Hinv[a, k] * tc
-                HTC[a, b] = s
-        for kk in range(K):
-            a = theta_rows[kk]
-            b = theta_cols[kk]
-            # ∂F/∂θ = e_b (Σℓ'z)_a − T' C[:, a] û_b
-            for c in range(q):
-                s = 0.0
-                for l in range(c, q):
-                    s += T[l, c] * C[l, a]
-                rhs[c] = -s * ui[b]
-            rhs[b] += sl_z[a]
-            _chol_solve(L, rhs, du)
-            g = -2.0 * sl_z[a] * ui[b] + 2.0 * HTC[b, a] + s_z[a] * ui[b]
-            for c in range(q):
-                g += c_t[c] * du[c]
-            grad_out[i, p + kk] = g
+            ui[a] += step[a]
 
 
 @njit(cache=True)
@@ -395,7 +564,7 @@ def _agq_group(family, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, nodes, weigh
             fk = ll - 0.5 * un[0] * un[0]
         else:
             fk = _group_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, un, z, Tu,
-                             False, slz, Cd) - 0.5 * un[0] * un[0]
+                             False, True, slz, Cd) - 0.5 * un[0] * un[0]
         vals[k] = fk + 0.5 * nodes[k] * nodes[k] + math.log(weights[k])
         top = max(top, vals[k])
     s = 0.0
@@ -511,10 +680,7 @@ def pirls_joint_sums(family, X, zcol, y, m, off, fw, starts, beta, T, u, f_out, 
         xvx = np.zeros((p, p))
         ll = 0.0
         for r in range(starts[i], starts[i + 1]):
-            eta = _fixed_eta(X, off, beta, r)
-            for a in range(q):
-                z[a] = _re_covariate(X, zcol, r, a)
-                eta += z[a] * Tu[a]
+            eta = _row_eta(X, zcol, off, beta, Tu, r, z)
             wr, l0, l1, v, _ = _weighted_terms(family, y, m, fw, r, eta)
             ll += wr * l0
             for a in range(q):

@@ -12,10 +12,10 @@ from numba import njit
 
 from .._kernels.glmm import (agq_grad_groups, agq_groups, fixed_glm_sums, laplace_groups,
                               pirls_joint_sums)
-from .optimize import minimize_criterion
+from .optimize import minimize_newton
 
 __all__ = ["group_order", "GroupedRows", "LaplaceDeviance", "JointPIRLSDeviance",
-           "fit_fixed_glm", "ParamSpace", "minimize_deviance"]
+           "fit_fixed_glm", "ParamSpace", "em_start", "minimize_deviance"]
 
 
 @njit(cache=True)
@@ -134,6 +134,10 @@ class LaplaceDeviance:
         self._grad = np.zeros((G, p + term.n_theta))
         self._conv = np.zeros(G, dtype=np.bool_)
         self._H = np.zeros((G, q, q))
+        # ∂û/∂x from the last gradient evaluation and the x where u was found: the next
+        # evaluation starts each mode from û + J·(x_new − x_u)
+        self._J = np.zeros((G, q, p + term.n_theta))
+        self._x_u = None
         if self.n_agq > 1:
             nodes, weights = np.polynomial.hermite_e.hermegauss(self.n_agq)
             self._nodes, self._weights = nodes, weights / weights.sum()
@@ -142,13 +146,21 @@ class LaplaceDeviance:
         return x[: self.p], x[self.p:]
 
     def _laplace(self, x, want_grad):
-        beta, theta = self.split(np.asarray(x, dtype=float))
+        x = np.asarray(x, dtype=float)
+        beta, theta = self.split(x)
         r = self.rows
+        dx = np.empty(0) if self._x_u is None else x - self._x_u
         laplace_groups(self.family, r.X, r.zcol, r.y, r.m, r.offset, r.weights, r.starts,
                        beta, self.term.factor(theta), self.term.rows, self.term.cols, self.u,
-                       want_grad, self.max_steps, self.mode_tol, self._dev, self._grad,
-                       self._conv, self._H)
-        return float(self._dev.sum())
+                       self._J, dx, want_grad, self.max_steps, self.mode_tol, self._dev,
+                       self._grad, self._conv, self._H)
+        f = float(self._dev.sum())
+        # the prediction needs a Jacobian (from a gradient evaluation) and finite modes
+        if np.isfinite(f) and (want_grad or self._x_u is not None):
+            self._x_u = x.copy()
+        else:
+            self._x_u = None
+        return f
 
     def value(self, x):
         if self.n_agq == 1:
@@ -189,6 +201,34 @@ class LaplaceDeviance:
         return b, np.diagonal(cond_cov, axis1=1, axis2=2).copy()
 
 
+def em_start(objective, beta, theta, max_steps=3, rtol=0.1, floor=1e-2):
+    """θ to start the Laplace optimization from: EM steps for the random-effect covariance
+    at fixed β, ``Σ ← mean_i T(û_i û_i' + H_i⁻¹)T'`` (the conditional modes' second moment
+    under the Laplace approximation), from lme4's start. Each step is one value-only
+    evaluation; they stop once θ changes by less than ``rtol`` (relative). Diagonal
+    elements are kept at least ``floor``: θ_j = 0 is a stationary point of the deviance."""
+    term = objective.term
+    theta = np.asarray(theta, dtype=float)
+    diag = term.rows == term.cols
+    for _ in range(max_steps):
+        x = np.concatenate([beta, theta])
+        if not np.isfinite(objective.value(x)):
+            break
+        T = term.factor(theta)
+        second = (np.einsum("ga,gb->ab", objective.u, objective.u)
+                  + np.linalg.inv(objective._H).sum(axis=0)) / objective.u.shape[0]
+        try:
+            new = term.theta_from_covariance(T @ second @ T.T)
+        except np.linalg.LinAlgError:
+            break
+        new[diag] = np.maximum(new[diag], floor)
+        change = np.max(np.abs(new - theta) / np.maximum(np.abs(theta), floor))
+        theta = new
+        if change < rtol:
+            break
+    return theta
+
+
 class ParamSpace:
     """x = (β, θ): start from the fixed-effect GLM and θ's start; θ part canonicalized."""
 
@@ -208,12 +248,12 @@ class ParamSpace:
         return np.concatenate([x[:p], self.term.canonical(x[p:])])
 
 
-def minimize_deviance(objective, space, *, tol, max_iter):
-    """Minimize the GLMM deviance over (β, θ) (L-BFGS-B, then Newton polish)."""
-    # the finite-difference Hessian of the exact gradient (Laplace and AGQ alike)
-    step = 1e-5
-    return minimize_criterion(objective, space, tol=tol, max_iter=max_iter, hessian_step=step,
-                              lbfgs_gtol=1e-7)
+def minimize_deviance(objective, space, *, tol, max_iter, hessian=None):
+    """Minimize the GLMM deviance over (β, θ): Newton steps with a finite-difference
+    Hessian of the exact gradient (Laplace and AGQ alike), BFGS-updated between refreshes;
+    ``hessian`` (e.g. the Laplace fit's, for AGQ) replaces the first one."""
+    return minimize_newton(objective, space, tol=tol, max_iter=max_iter, hessian_step=1e-5,
+                           hessian=hessian)
 
 
 class JointPIRLSDeviance:

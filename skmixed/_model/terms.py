@@ -63,6 +63,16 @@ class RandomEffectTerm:
         T[self.rows, self.cols] = theta
         return T
 
+    def theta_from_covariance(self, cov):
+        """θ of the relative covariance ``cov`` (q × q, positive definite): its lower
+        Cholesky factor (``"unstructured"``) or the square roots of its diagonal."""
+        cov = np.asarray(cov, dtype=float)
+        if self.covariance == "unstructured":
+            T = np.linalg.cholesky(cov)
+        else:
+            T = np.diag(np.sqrt(np.diag(cov)))
+        return T[self.rows, self.cols]
+
     def canonical(self, theta):
         """θ with a non-negative diagonal: ``T T'`` is unchanged when a column of ``T`` flips
         sign, so the optimizer may run unconstrained and the sign is fixed afterwards."""

@@ -149,11 +149,14 @@ def test_one_node_rule_gives_the_laplace_gradient(kind):
                     u1, np.array([0.0]), np.array([1.0]), 50, 1e-10, dev1, grad1, conv1)
     u2, dev2, grad2 = np.zeros((G, 1)), np.zeros(G), np.zeros((G, p + 1))
     conv2, H = np.zeros(G, dtype=np.bool_), np.zeros((G, 1, 1))
+    J = np.zeros((G, 1, p + 1))
     laplace_groups(family, r.X, r.zcol, r.y, r.m, r.offset, r.weights, r.starts, beta, T,
-                   term.rows, term.cols, u2, True, 50, 1e-10, dev2, grad2, conv2, H)
+                   term.rows, term.cols, u2, J, np.empty(0), True, 50, 1e-10, dev2, grad2,
+                   conv2, H)
     assert conv1.all() and conv2.all()
-    np.testing.assert_array_equal(u1, u2)
-    np.testing.assert_allclose(dev1, dev2, rtol=1e-12, atol=1e-12)
+    # the two kernels stop their mode searches at different points within their tolerances
+    np.testing.assert_allclose(u1, u2, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(dev1, dev2, rtol=1e-11, atol=1e-11)
     np.testing.assert_allclose(grad1, grad2, rtol=1e-9, atol=1e-10)
 
 

@@ -181,8 +181,9 @@ def run_laplace(family, X, zcol, y, starts, beta, T, rows, cols, want_grad=True)
     dev, grad = np.full(G, np.nan), np.full((G, p + rows.size), np.nan)
     conv, H = np.zeros(G, dtype=np.bool_), np.full((G, q, q), np.nan)
     e = np.empty(0)
-    laplace_groups(family, X, zcol, y, e, e, e, starts, beta, T, rows, cols, u, want_grad,
-                   50, 1e-10, dev, grad, conv, H)
+    J = np.zeros((G, q, p + rows.size))
+    laplace_groups(family, X, zcol, y, e, e, e, starts, beta, T, rows, cols, u, J, e,
+                   want_grad, 50, 1e-10, dev, grad, conv, H)
     return u, dev, grad, conv, H
 
 
@@ -216,5 +217,6 @@ def test_one_node_quadrature_is_laplace(family):
     agq_groups(family, X, zcol, y, e, e, e, starts, beta, T, u, np.array([0.0]),
                np.array([1.0]), 50, 1e-10, dev, conv)
     assert conv.all()
-    np.testing.assert_allclose(u, u_lap, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(dev, dev_lap, rtol=1e-12, atol=1e-12)
+    # the kernels stop their mode searches at different points within their tolerances
+    np.testing.assert_allclose(u, u_lap, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dev, dev_lap, rtol=1e-11, atol=1e-11)

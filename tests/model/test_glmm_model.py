@@ -425,7 +425,8 @@ def test_minimize_deviance_reaches_nelder_mead_optimum(q, covariance):
     check = LaplaceDeviance(family, rows, term)
     f, g = check.value_and_grad(opt.theta_final)
     assert f == pytest.approx(opt.fmin, rel=1e-12)
-    assert np.abs(g).max() < 1e-3
+    # converged: the Newton decrement from a fresh evaluation's gradient is below tol
+    assert 0.5 * g @ np.linalg.solve(opt.hessian, g) < 1e-6
     diag = opt.theta_final[p:][term.rows == term.cols]
     assert np.all(diag >= 0)
     nm = optimize.minimize(LaplaceDeviance(family, rows, term).value, space.start(),
