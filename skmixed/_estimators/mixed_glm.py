@@ -22,10 +22,11 @@ from sklearn.utils._tags import ClassifierTags, RegressorTags
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from .._kernels.glmm import BINOMIAL_LOGIT, POISSON_LOG
+from .._kernels.glmm import BINOMIAL_LOGIT, POISSON_LOG, count_extreme_eta
 from .._kernels.threads import numba_threads, single_threaded_blas
 from .._model.glmm import (GroupedRows, JointPIRLSDeviance, LaplaceDeviance, ParamSpace,
-                           em_start, fit_fixed_glm, group_order, minimize_deviance)
+                           em_start, fit_fixed_glm, group_order, minimize_deviance,
+                           row_sample)
 from .._model.optimize import (_hessian, _ThetaSpace, minimize_criterion,
                                minimize_scalar_theta)
 from .._model.terms import RandomEffectTerm
@@ -39,6 +40,7 @@ __all__ = ["MixedGLM"]
 _FAMILIES = {("binomial", "logit"): BINOMIAL_LOGIT, ("poisson", "log"): POISSON_LOG}
 _CANONICAL = {"binomial": "logit", "poisson": "log"}
 _PLANNED_LINKS = {("binomial", "probit"), ("binomial", "cloglog")}
+_START_ROWS = 100_000  # rows of the GLM that gives the start values
 
 
 def _family_code(family, link):
@@ -96,19 +98,13 @@ def _warn_fitted_bounds(family, rows, beta, modes):
     complete separation, also by a combination of columns that no single-column check sees."""
     if family != BINOMIAL_LOGIT:
         return
-    sizes = np.diff(rows.starts)
-    b = np.repeat(modes, sizes, axis=0)
-    eta = rows.X @ beta + b[:, 0]
-    for a, col in enumerate(rows.zcol[1:], start=1):
-        eta += b[:, a] * rows.X[:, col]
-    if rows.offset.size:
-        eta += rows.offset
-    extreme = np.abs(eta) > 33.0  # R's glm: μ within 10·eps of 0 or 1
-    if rows.weights.size:
-        extreme &= rows.weights > 0
-    if extreme.any():
+    # R's glm: μ within 10·eps of 0 or 1
+    n_extreme = count_extreme_eta(rows.X, rows.zcol, rows.offset, rows.weights, rows.starts,
+                                  np.asarray(beta, dtype=float),
+                                  np.ascontiguousarray(modes, dtype=float), 33.0)
+    if n_extreme:
         warnings.warn(
-            f"fitted probabilities numerically 0 or 1 occurred in {int(extreme.sum())} row(s): "
+            f"fitted probabilities numerically 0 or 1 occurred in {n_extreme} row(s): "
             "(quasi-)complete separation — some coefficients' estimates are infinite and "
             "their standard errors meaningless. Drop or recode the separating columns.",
             PerfectSeparationWarning, stacklevel=5)
@@ -427,9 +423,18 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
     def _optimize(self, family, rows, term, n_threads):
         timings = {}
         t0 = time.perf_counter()
-        beta0, loglik0 = fit_fixed_glm(family, rows, n_threads, return_loglik=True)
-        n_obs = rows.weights.sum() if rows.weights.size else rows.y.shape[0]
-        if family == BINOMIAL_LOGIT and rows.m.size == 0 and loglik0 > -1e-6 * n_obs:
+        # start values from the GLM without random effects on at most _START_ROWS rows
+        # (every k-th row); complete separation found there is confirmed on all rows
+        sample = row_sample(rows, _START_ROWS)
+        beta0, loglik0 = fit_fixed_glm(family, sample, n_threads, return_loglik=True)
+
+        def separated(r, loglik):
+            n_obs = r.weights.sum() if r.weights.size else r.y.shape[0]
+            return family == BINOMIAL_LOGIT and r.m.size == 0 and loglik > -1e-6 * n_obs
+
+        if separated(sample, loglik0) and sample is not rows:
+            beta0, loglik0 = fit_fixed_glm(family, rows, n_threads, return_loglik=True)
+        if separated(rows, loglik0):
             warnings.warn(
                 "complete separation: the fixed effects alone fit every 0/1 response "
                 f"(log-likelihood {loglik0:.3g} of the GLM without random effects), so the "

@@ -37,7 +37,8 @@ from .dense import chol_solve as _chol_solve
 from .dense import inverse_from_chol, lower_matvec, lower_sandwich, tct_plus_identity
 
 __all__ = ["BINOMIAL_LOGIT", "POISSON_LOG", "laplace_groups", "agq_groups", "agq_grad_groups",
-           "row_terms", "fixed_glm_sums", "pirls_joint_sums"]
+           "row_terms", "row_derivs", "fixed_glm_sums", "pirls_joint_sums",
+           "count_extreme_eta"]
 
 BINOMIAL_LOGIT = 0
 POISSON_LOG = 1
@@ -714,3 +715,22 @@ def pirls_joint_sums(family, X, zcol, y, m, off, fw, starts, beta, T, u, f_out, 
             score_out[i, j] = sc[j]
             for k in range(p):
                 xvx_out[i, j, k] = xvx[min(j, k), max(j, k)]
+
+
+@njit(parallel=True, cache=True)
+def count_extreme_eta(X, zcol, off, fw, starts, beta, B, bound):
+    """The number of rows (with positive weight) whose linear predictor
+    ``o + x'β + z'b_i`` (B: the groups' random effects, G × q) exceeds ``bound`` in
+    absolute value."""
+    G = starts.shape[0] - 1
+    counts = np.zeros(G, dtype=np.int64)
+    for i in prange(G):
+        z = np.empty(zcol.shape[0])
+        c = 0
+        for r in range(starts[i], starts[i + 1]):
+            if fw.shape[0] > 0 and not fw[r] > 0.0:
+                continue
+            if abs(_row_eta(X, zcol, off, beta, B[i], r, z)) > bound:
+                c += 1
+        counts[i] = c
+    return counts.sum()

@@ -15,7 +15,7 @@ from .._kernels.glmm import (agq_grad_groups, agq_groups, fixed_glm_sums, laplac
 from .optimize import minimize_newton
 
 __all__ = ["group_order", "GroupedRows", "LaplaceDeviance", "JointPIRLSDeviance",
-           "fit_fixed_glm", "ParamSpace", "em_start", "minimize_deviance"]
+           "fit_fixed_glm", "row_sample", "ParamSpace", "em_start", "minimize_deviance"]
 
 
 @njit(cache=True)
@@ -109,6 +109,22 @@ def fit_fixed_glm(family, rows, n_chunks, max_iter=100, tol=1e-10, return_loglik
     return (beta, ll) if return_loglik else beta
 
 
+def row_sample(rows, max_rows):
+    """Every k-th row of ``rows`` (k = ⌈n / max_rows⌉; the rows themselves when n ≤
+    max_rows) as a :class:`GroupedRows` without group structure: a GLM start needs no more."""
+    n = rows.y.shape[0]
+    k = -(-n // max_rows)
+    if k <= 1:
+        return rows
+
+    def take(a):
+        return np.ascontiguousarray(a[::k]) if a.size else a
+
+    X = np.asfortranarray(rows.X[::k])
+    return GroupedRows(X, rows.zcol, take(rows.y), take(rows.m), take(rows.offset),
+                       take(rows.weights), np.array([0, X.shape[0]], dtype=np.int64))
+
+
 class LaplaceDeviance:
     """The deviance of a one-factor GLMM as a function of ``x = (β, θ)``.
 
@@ -138,6 +154,7 @@ class LaplaceDeviance:
         # evaluation starts each mode from û + J·(x_new − x_u)
         self._J = np.zeros((G, q, p + term.n_theta))
         self._x_u = None
+        self._best = (None, np.inf, None, None)
         if self.n_agq > 1:
             nodes, weights = np.polynomial.hermite_e.hermegauss(self.n_agq)
             self._nodes, self._weights = nodes, weights / weights.sum()
@@ -160,6 +177,9 @@ class LaplaceDeviance:
             self._x_u = x.copy()
         else:
             self._x_u = None
+        if f < self._best[1]:
+            # the optimizer ends at its lowest evaluation: keep its modes for modes()
+            self._best = (x.copy(), f, self.u.copy(), self._H.copy())
         return f
 
     def value(self, x):
@@ -192,11 +212,16 @@ class LaplaceDeviance:
 
     def modes(self, x):
         """Conditional modes ``b_i = T û_i`` (G, q) and conditional variances diag(T H⁻¹ T')."""
+        x = np.asarray(x, dtype=float)
         _, theta = self.split(x)
-        self._laplace(x, False)
+        if self._best[0] is not None and np.array_equal(self._best[0], x):
+            u, H = self._best[2], self._best[3]
+        else:
+            self._laplace(x, False)
+            u, H = self.u, self._H
         T = self.term.factor(theta)
-        b = self.u @ T.T
-        Hinv = np.linalg.inv(self._H)
+        b = u @ T.T
+        Hinv = np.linalg.inv(H)
         cond_cov = np.einsum("ak,gkl,bl->gab", T, Hinv, T)
         return b, np.diagonal(cond_cov, axis1=1, axis2=2).copy()
 
