@@ -1,10 +1,10 @@
 """Small simulated GLMM problems for the kernel and model tests: the response of one of
-four kinds given the linear predictor, and the rows put in group order."""
+six kinds given the linear predictor, and the rows put in group order."""
 
 import numpy as np
 from scipy import special
 
-from skmixed._kernels.glmm import BINOMIAL_LOGIT, POISSON_LOG
+from skmixed._kernels.glmm import BINOMIAL_CLOGLOG, BINOMIAL_LOGIT, BINOMIAL_PROBIT, POISSON_LOG
 from skmixed._model.glmm import GroupedRows, group_order
 
 
@@ -12,8 +12,9 @@ def glmm_response(rng, kind, eta, weight_low=1):
     """``(family, y, m, offset, weights)`` for linear predictor ``eta``.
 
     kind: "binomial" (0/1), "trials" (successes of m = 1…6 trials), "poisson" (with an
-    offset and integer frequency weights from ``weight_low`` to 3), "poisson_plain".
-    Empty arrays stand for no trials, offset or weights.
+    offset and integer frequency weights from ``weight_low`` to 3), "poisson_plain",
+    "probit" (successes of m = 1…6 trials, probit link), "cloglog" (0/1, complementary
+    log-log link, with an offset). Empty arrays stand for no trials, offset or weights.
     """
     n = eta.shape[0]
     m = off = w = np.empty(0)
@@ -23,6 +24,14 @@ def glmm_response(rng, kind, eta, weight_low=1):
     elif kind == "trials":
         m = rng.integers(1, 7, size=n).astype(float)
         y = rng.binomial(m.astype(int), special.expit(eta))
+    elif kind == "probit":
+        family = BINOMIAL_PROBIT
+        m = rng.integers(1, 7, size=n).astype(float)
+        y = rng.binomial(m.astype(int), special.ndtr(eta))
+    elif kind == "cloglog":
+        family = BINOMIAL_CLOGLOG
+        off = rng.uniform(-0.5, 0.5, size=n)
+        y = rng.binomial(1, -np.expm1(-np.exp(eta + off)))
     else:
         family = POISSON_LOG
         if kind == "poisson":

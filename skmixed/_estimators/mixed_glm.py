@@ -13,7 +13,7 @@ from numbers import Integral
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
+from scipy.special import expit, ndtr
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils._available_if import available_if
@@ -22,7 +22,8 @@ from sklearn.utils._tags import ClassifierTags, RegressorTags
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from .._kernels.glmm import BINOMIAL_LOGIT, POISSON_LOG, count_extreme_eta
+from .._kernels.glmm import (BINOMIAL_CLOGLOG, BINOMIAL_LOGIT, BINOMIAL_PROBIT, POISSON_LOG,
+                             count_extreme_eta, is_canonical)
 from .._kernels.threads import numba_threads, single_threaded_blas
 from .._model.glmm import (GroupedRows, JointPIRLSDeviance, LaplaceDeviance, ParamSpace,
                            em_start, fit_fixed_glm, group_order, minimize_deviance,
@@ -37,24 +38,29 @@ from ._results import summary_text
 
 __all__ = ["MixedGLM"]
 
-_FAMILIES = {("binomial", "logit"): BINOMIAL_LOGIT, ("poisson", "log"): POISSON_LOG}
+_FAMILIES = {("binomial", "logit"): BINOMIAL_LOGIT, ("binomial", "probit"): BINOMIAL_PROBIT,
+             ("binomial", "cloglog"): BINOMIAL_CLOGLOG, ("poisson", "log"): POISSON_LOG}
+_BINOMIAL = (BINOMIAL_LOGIT, BINOMIAL_PROBIT, BINOMIAL_CLOGLOG)
 _CANONICAL = {"binomial": "logit", "poisson": "log"}
-_PLANNED_LINKS = {("binomial", "probit"), ("binomial", "cloglog")}
+# R's glm.fit: fitted probabilities within 10·eps of 0 or 1, as bounds on η per link —
+# except cloglog's upper tail, where μ = 1 − exp(−e^η) is that close to 1 from η = 3.5 on in
+# regular data: there only where μ is exactly 1 in double precision (e^η > 745)
+_ETA_BOUNDS = {BINOMIAL_LOGIT: (-33.0, 33.0), BINOMIAL_PROBIT: (-7.86, 7.86),
+               BINOMIAL_CLOGLOG: (-33.74, 6.61)}
 _START_ROWS = 100_000  # rows of the GLM that gives the start values
 
 
 def _family_code(family, link):
-    """The kernels' code of (family, link); ``link=None`` is the canonical link. Links
-    planned by the design (binomial probit / cloglog, Gamma) raise "not implemented yet"."""
+    """The kernels' code of (family, link); ``link=None`` is the canonical link. Gamma,
+    planned by the design, raises "not implemented yet"."""
     link = link or _CANONICAL.get(family, "log")
-    if family == "gamma" or (family, link) in _PLANNED_LINKS:
+    if family == "gamma":
         raise ValueError(f"family={family!r} with link={link!r} is not implemented yet; "
-                         "available: binomial/logit, poisson/log.")
+                         "available: binomial/logit, probit, cloglog; poisson/log.")
     if (family, link) not in _FAMILIES:
         valid = sorted(lk for f, lk in _FAMILIES if f == family)
-        planned = sorted(lk for f, lk in _PLANNED_LINKS if f == family)
         raise ValueError(f"unknown link {link!r} for family {family!r}; valid links: "
-                         f"{valid}" + (f" (planned: {planned})" if planned else "") + ".")
+                         f"{valid}.")
     return _FAMILIES[family, link], link
 
 
@@ -96,12 +102,12 @@ def _separating_columns(columns, labels, success, failure):
 def _warn_fitted_bounds(family, rows, beta, modes):
     """R's glm check: fitted probabilities numerically 0 or 1 (|η| > 33) mean (quasi-)
     complete separation, also by a combination of columns that no single-column check sees."""
-    if family != BINOMIAL_LOGIT:
+    if family not in _BINOMIAL:
         return
-    # R's glm: μ within 10·eps of 0 or 1
+    low, high = _ETA_BOUNDS[family]
     n_extreme = count_extreme_eta(rows.X, rows.zcol, rows.offset, rows.weights, rows.starts,
                                   np.asarray(beta, dtype=float),
-                                  np.ascontiguousarray(modes, dtype=float), 33.0)
+                                  np.ascontiguousarray(modes, dtype=float), low, high)
     if n_extreme:
         warnings.warn(
             f"fitted probabilities numerically 0 or 1 occurred in {n_extreme} row(s): "
@@ -114,9 +120,12 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
     """Generalized linear mixed model with one grouping factor (lme4's ``glmer``).
 
     ``g(E[y | b]) = offset + Xβ + Z b`` with ``b_i ~ N(0, Σ)`` per group; families binomial
-    (logit) and Poisson (log). The marginal likelihood is approximated by the Laplace method
-    (``n_agq=1``, lme4's default) or adaptive Gauss–Hermite quadrature (``n_agq > 1``, a
-    single random intercept), and maximized over (β, θ).
+    (links logit, probit, cloglog) and Poisson (log). The marginal likelihood is approximated
+    by the Laplace method (``n_agq=1``, lme4's default) or adaptive Gauss–Hermite quadrature
+    (``n_agq > 1``, a single random intercept), and maximized over (β, θ). For the
+    non-canonical links the approximation is lme4's: the conditional modes maximize the
+    penalized log-likelihood, and the log determinant and the quadrature's scale use the
+    expected (Fisher) information, as lme4's PIRLS weights do.
 
     With ``family="binomial"`` and no ``trials`` the estimator is a classifier: y holds two
     class labels, ``predict`` returns labels, ``predict_proba`` probabilities. With ``trials``
@@ -126,8 +135,9 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
     Parameters
     ----------
     family : {"binomial", "poisson"}, default="binomial"
-    link : str, default=None
-        The canonical link (logit, log) when None.
+    link : {"logit", "probit", "cloglog", "log"}, default=None
+        Binomial: "logit", "probit" or "cloglog"; Poisson: "log". The canonical link (logit,
+        log) when None.
     groups : str or int, default=None
         The grouping column of X (required).
     random_slopes : sequence of str or int, default=()
@@ -430,7 +440,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
 
         def separated(r, loglik):
             n_obs = r.weights.sum() if r.weights.size else r.y.shape[0]
-            return family == BINOMIAL_LOGIT and r.m.size == 0 and loglik > -1e-6 * n_obs
+            return family in _BINOMIAL and r.m.size == 0 and loglik > -1e-6 * n_obs
 
         if separated(sample, loglik0) and sample is not rows:
             beta0, loglik0 = fit_fixed_glm(family, rows, n_threads, return_loglik=True)
@@ -552,13 +562,18 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
 
     @available_if(lambda est: est._is_classifier())
     def decision_function(self, X, *, random_effects=True):
-        """The linear predictor η on the logit scale, offset included (binomial classifier
+        """The linear predictor η on the link scale, offset included (binomial classifier
         only: sklearn's regressors have no decision function; a Poisson model's η is
         ``np.log(predict(X))``). Positive values predict ``classes_[1]``."""
         return self._eta(X, random_effects)
 
     def _mean(self, eta):
         if self.family == "binomial":
+            link = self.link or "logit"
+            if link == "probit":
+                return ndtr(eta)
+            if link == "cloglog":
+                return -np.expm1(-np.exp(np.minimum(eta, 700.0)))
             return expit(eta)  # no overflow warning for large |η|
         return np.exp(eta)
 

@@ -36,18 +36,72 @@ from .dense import chol_lower as _chol
 from .dense import chol_solve as _chol_solve
 from .dense import inverse_from_chol, lower_matvec, lower_sandwich, tct_plus_identity
 
-__all__ = ["BINOMIAL_LOGIT", "POISSON_LOG", "laplace_groups", "agq_groups", "agq_grad_groups",
+__all__ = ["BINOMIAL_LOGIT", "POISSON_LOG", "BINOMIAL_PROBIT", "BINOMIAL_CLOGLOG",
+           "is_canonical", "laplace_groups", "agq_groups", "agq_grad_groups",
            "row_terms", "row_derivs", "fixed_glm_sums", "pirls_joint_sums",
            "count_extreme_eta"]
 
 BINOMIAL_LOGIT = 0
 POISSON_LOG = 1
+BINOMIAL_PROBIT = 2
+BINOMIAL_CLOGLOG = 3
+
+_SQRT_HALF = 0.7071067811865476
+_LOG_SQRT_2PI = 0.9189385332046728
+
+
+@njit(cache=True, inline="always")
+def is_canonical(family):
+    """Canonical links: the observed information equals the expected (Fisher) one."""
+    return family == BINOMIAL_LOGIT or family == POISSON_LOG
+
+
+@njit(cache=True)
+def _log_ndtr(t):
+    """log Φ(t), accurate in both tails (asymptotic series below −37)."""
+    if t > 0.0:
+        return math.log1p(-0.5 * math.erfc(t * _SQRT_HALF))
+    if t > -37.0:
+        return math.log(0.5 * math.erfc(-t * _SQRT_HALF))
+    s = 1.0 / (t * t)
+    return -0.5 * t * t - _LOG_SQRT_2PI - math.log(-t) + math.log1p(s * (-1.0 + s * (3.0 - 15.0 * s)))
+
+
+@njit(cache=True)
+def _mills(t):
+    """λ(t) = φ(t)/Φ(t) (inverse Mills ratio), and its derivative −λ(t + λ)."""
+    if t > -37.0:
+        lam = math.exp(-0.5 * t * t - _LOG_SQRT_2PI) / (0.5 * math.erfc(-t * _SQRT_HALF))
+    else:
+        s = 1.0 / (t * t)
+        lam = -t / (1.0 + s * (-1.0 + s * (3.0 - 15.0 * s)))
+    return lam, -lam * (t + lam)
+
+
+@njit(cache=True)
+def _cloglog_parts(eta):
+    """For μ = 1 − exp(−e^η): ``(t, log μ, r, q)`` with t = e^η, r = t/(e^t − 1) and
+    q = t/(1 − e^{−t}) = r e^t, each without overflow or cancellation."""
+    t = math.exp(min(eta, 700.0))
+    if t < 1e-10:
+        return t, eta - 0.5 * t, 1.0 - 0.5 * t, 1.0 + 0.5 * t
+    em = -math.expm1(-t)  # 1 − e^{−t} = μ
+    q = t / em
+    return t, math.log(em), q * math.exp(-t), q
+
+
+@njit(cache=True)
+def _log_binomial_coefficient(y, m):
+    if m == 1.0:
+        return 0.0
+    return math.lgamma(m + 1.0) - math.lgamma(y + 1.0) - math.lgamma(m - y + 1.0)
 
 
 @njit(cache=True)
 def row_terms(family, y, m, eta):
-    """``(ℓ, ℓ', v, v')`` of one row: log-likelihood, its η-derivative, the information
-    ``v = −ℓ''`` and ``v' = ∂v/∂η``."""
+    """``(ℓ, ℓ', v, v_F, v_F')`` of one row: log-likelihood, its η-derivative, the
+    observed information ``v = −ℓ''``, the expected (Fisher) information ``v_F`` and
+    ``v_F' = ∂v_F/∂η`` (v_F = v for canonical links)."""
     if family == BINOMIAL_LOGIT:
         # ℓ = k η − m log(1 + e^η) + log C(m, k); one exp serves μ and log(1 + e^η)
         e = math.exp(-abs(eta))
@@ -57,24 +111,41 @@ def row_terms(family, y, m, eta):
         else:
             mu = e / (1.0 + e)
             ll = y * eta - m * math.log1p(e)
-        if m != 1.0:
-            ll += math.lgamma(m + 1.0) - math.lgamma(y + 1.0) - math.lgamma(m - y + 1.0)
+        ll += _log_binomial_coefficient(y, m)
         v = m * mu * (1.0 - mu)
-        return ll, y - m * mu, v, v * (1.0 - 2.0 * mu)
-    # Poisson log: ℓ = y η − e^η − log y!
-    mu = math.exp(eta)
-    return y * eta - mu - math.lgamma(y + 1.0), y - mu, mu, mu
+        v1 = v * (1.0 - 2.0 * mu)
+        return ll, y - m * mu, v, v, v1
+    if family == POISSON_LOG:
+        # ℓ = y η − e^η − log y!
+        mu = math.exp(eta)
+        return y * eta - mu - math.lgamma(y + 1.0), y - mu, mu, mu, mu
+    if family == BINOMIAL_PROBIT:
+        # ℓ = k log Φ(η) + (m − k) log Φ(−η); ℓ' = k λ(η) − (m − k) λ(−η)
+        lp, dlp = _mills(eta)
+        lm, dlm = _mills(-eta)
+        ll = y * _log_ndtr(eta) + (m - y) * _log_ndtr(-eta) + _log_binomial_coefficient(y, m)
+        vf = m * lp * lm
+        return (ll, y * lp - (m - y) * lm, -(y * dlp + (m - y) * dlm), vf,
+                m * (dlp * lm - lp * dlm))
+    # binomial cloglog: ℓ = k log μ − (m − k) e^η, ℓ' = k r − (m − k) t
+    t, logmu, r, q = _cloglog_parts(eta)
+    ll = y * logmu - (m - y) * t + _log_binomial_coefficient(y, m)
+    vf = m * t * r
+    return ll, y * r - (m - y) * t, (m - y) * t + y * r * (q - 1.0), vf, vf * (2.0 - q)
 
 
 @njit(cache=True, inline="always")
 def row_derivs(family, y, m, eta):
     """``(ℓ', v)`` of one row without ℓ itself: the Newton passes for the modes need no
-    logarithm (one exp per row instead of an exp and a log1p)."""
+    logarithm (logit: one exp per row instead of an exp and a log1p)."""
     if family == BINOMIAL_LOGIT:
         mu = 1.0 / (1.0 + math.exp(-eta))
         return y - m * mu, m * mu * (1.0 - mu)
-    mu = math.exp(eta)
-    return y - mu, mu
+    if family == POISSON_LOG:
+        mu = math.exp(eta)
+        return y - mu, mu
+    _, l1, v, _, _ = row_terms(family, y, m, eta)
+    return l1, v
 
 
 @njit(cache=True, inline="always")
@@ -109,8 +180,8 @@ def _weighted_terms(family, y, m, fw, r, eta):
     trials (empty arrays: weight 1, one trial)."""
     mr = m[r] if m.shape[0] > 0 else 1.0
     wr = fw[r] if fw.shape[0] > 0 else 1.0
-    l0, l1, v, v1 = row_terms(family, y[r], mr, eta)
-    return wr, l0, l1, v, v1
+    l0, l1, v, vf, vf1 = row_terms(family, y[r], mr, eta)
+    return wr, l0, l1, v, vf, vf1
 
 
 @njit(cache=True)
@@ -130,7 +201,7 @@ def _group_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, z, Tu, want_
         eta = _row_eta(X, zcol, off, beta, Tu, r, z)
         wr = fw[r] if fw.shape[0] > 0 else 1.0
         if want_ll:
-            _, l0, l1, v, _ = _weighted_terms(family, y, m, fw, r, eta)
+            _, l0, l1, v, _, _ = _weighted_terms(family, y, m, fw, r, eta)
             ll += wr * l0
         else:
             l1, v = row_derivs(family, y[r], m[r] if m.shape[0] > 0 else 1.0, eta)
@@ -259,25 +330,29 @@ def _refine_mode(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, max_steps, 
 
 @njit(cache=True)
 def _laplace_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, want_grad, z, Tu,
-                  sl_z, C, sl_x, wzx, v1zzx, v1zzz):
-    """The full pass at (near) the mode: returns Σ w ℓ; fills Σ w ℓ' z, C = Σ w v z z' and,
-    if want_grad, Σ w ℓ' x, Σ w v z x', Σ w v' z z' x and Σ w v' z z' z — the log
-    determinant's derivatives need ``s_j = w v'_j z_j'A z_j`` with A = T H⁻¹ T', which is
-    known only after the pass, so its sums are kept uncontracted (q²(p + q) numbers)."""
+                  sl_z, C, CF, sl_x, wzx, v1zzx, v1zzz):
+    """The full pass at (near) the mode: returns Σ w ℓ; fills Σ w ℓ' z, the observed
+    ``C = Σ w v z z'`` and expected ``CF = Σ w v_F z z'`` information (the same for
+    canonical links), Σ w v_F' z z' z and, if want_grad, Σ w ℓ' x, Σ w v z x' and
+    Σ w v_F' z z' x — the log determinant's derivatives need ``s_j = w v_F'_j z_j'A z_j``
+    with A = T H_F⁻¹ T', which is known only after the pass, so its sums are kept
+    uncontracted (q²(p + q) numbers)."""
     q = zcol.shape[0]
     p = X.shape[1]
+    fisher = not is_canonical(family)
     lower_matvec(T, u, Tu)
     sl_z[:] = 0.0
     C[:, :] = 0.0
+    CF[:, :] = 0.0
+    v1zzz[:, :, :] = 0.0
     if want_grad:
         sl_x[:] = 0.0
         wzx[:, :] = 0.0
         v1zzx[:, :, :] = 0.0
-        v1zzz[:, :, :] = 0.0
     ll = 0.0
     for r in range(lo, hi):
         eta = _row_eta(X, zcol, off, beta, Tu, r, z)
-        wr, l0, l1, v, v1 = _weighted_terms(family, y, m, fw, r, eta)
+        wr, l0, l1, v, vf, vf1 = _weighted_terms(family, y, m, fw, r, eta)
         ll += wr * l0
         wl1 = wr * l1
         for a in range(q):
@@ -285,6 +360,18 @@ def _laplace_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, want_grad,
             wvz = wr * v * z[a]
             for b in range(a, q):
                 C[a, b] += wvz * z[b]
+            if fisher:
+                wvz = wr * vf * z[a]
+                for b in range(a, q):
+                    CF[a, b] += wvz * z[b]
+        for a in range(q):
+            for b in range(a, q):
+                t = wr * vf1 * z[a] * z[b]
+                for c in range(q):
+                    v1zzz[a, b, c] += t * z[c]
+                if want_grad:
+                    for j in range(p):
+                        v1zzx[a, b, j] += t * X[r, j]
         if want_grad:
             for j in range(p):
                 sl_x[j] += wl1 * X[r, j]
@@ -292,58 +379,65 @@ def _laplace_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, want_grad,
                 wvz = wr * v * z[a]
                 for j in range(p):
                     wzx[a, j] += wvz * X[r, j]
-                for b in range(a, q):
-                    t = wr * v1 * z[a] * z[b]
-                    for j in range(p):
-                        v1zzx[a, b, j] += t * X[r, j]
-                    for c in range(q):
-                        v1zzz[a, b, c] += t * z[c]
     for a in range(q):
         for b in range(a):
             C[a, b] = C[b, a]
+            CF[a, b] = CF[b, a]
+            for c in range(q):
+                v1zzz[a, b, c] = v1zzz[b, a, c]
             if want_grad:
                 for j in range(p):
                     v1zzx[a, b, j] = v1zzx[b, a, j]
-                for c in range(q):
-                    v1zzz[a, b, c] = v1zzz[b, a, c]
+    if not fisher:
+        CF[:, :] = C
     return ll
 
 
 @njit(cache=True)
-def _laplace_gradient(T, u, L, C, sl_z, sl_x, wzx, v1zzx, v1zzz, step, theta_rows,
-                      theta_cols, grad, jac):
+def _logdet_slope(T, LF, v1zzz, Hinv, A, s_z, c_t):
+    """From the Cholesky factor of H_F: ``Hinv = H_F⁻¹``, ``A = T H_F⁻¹ T'``,
+    ``s_z = Σ s_j z_j`` (s_j = w v_F'_j z_j'A z_j) and ``c_t = T's_z = ∂ log det H_F/∂u``."""
+    q = T.shape[0]
+    scratch = np.empty((q, q))
+    inverse_from_chol(LF, Hinv, scratch)
+    lower_sandwich(T, Hinv, A)
+    s_z[:] = 0.0
+    for a in range(q):
+        for b in range(q):
+            for c in range(q):
+                s_z[c] += A[a, b] * v1zzz[a, b, c]
+    c_t[:] = 0.0
+    for b in range(q):
+        for a in range(b, q):
+            c_t[b] += s_z[a] * T[a, b]
+
+
+@njit(cache=True)
+def _laplace_gradient(T, u, L, Hinv, A, s_z, c_t, C, CF, sl_z, sl_x, wzx, v1zzx, step,
+                      theta_rows, theta_cols, grad, jac):
     """One group's deviance gradient over (β, θ) into ``grad`` and ∂û/∂(β, θ) into ``jac``
-    (q × (p + K)), from the sums of :func:`_laplace_pass` at u and the Newton step δ there
-    (û ≈ u + δ): the O(n) terms ``−2Σℓ'x`` and ``−2(Σℓ'z)_a u_b`` are corrected by their
-    derivative along δ. Returns ``c_t·δ``, the first-order change of log det H to û."""
+    (q × (p + K)), from the sums of :func:`_laplace_pass` at u, :func:`_logdet_slope`'s
+    H_F⁻¹, A, s_z, c_t, and the Newton step δ there (û ≈ u + δ): the O(n) terms
+    ``−2Σℓ'x`` and ``−2(Σℓ'z)_a u_b`` are corrected by their derivative along δ. ``L``:
+    Cholesky factor of the observed H (û's derivatives, by the implicit function theorem);
+    the log determinant is that of the expected H_F (lme4's, from its PIRLS weights)."""
     q = u.shape[0]
     p = sl_x.shape[0]
     K = theta_rows.shape[0]
-    Hinv = np.empty((q, q))
-    scratch = np.empty((q, q))
-    inverse_from_chol(L, Hinv, scratch)
-    A = np.empty((q, q))
-    lower_sandwich(T, Hinv, A)
-    # s_x = Σ s_j x_j, s_z = Σ s_j z_j with s_j = w v'_j z_j'A z_j
+    # s_x = Σ s_j x_j with s_j = w v_F'_j z_j'A z_j
     s_x = np.zeros(p)
-    s_z = np.zeros(q)
     for a in range(q):
         for b in range(q):
             for j in range(p):
                 s_x[j] += A[a, b] * v1zzx[a, b, j]
-            for c in range(q):
-                s_z[c] += A[a, b] * v1zzz[a, b, c]
-    # c_t = T's_z: ∂ log det H / ∂u
-    c_t = np.zeros(q)
-    for b in range(q):
-        for a in range(b, q):
-            c_t[b] += s_z[a] * T[a, b]
-    # T'C and C T δ
+    # T'C, T'C_F and C T δ
     TtC = np.zeros((q, q))
+    TtCF = np.zeros((q, q))
     for c in range(q):
         for b in range(q):
             for l in range(c, q):
                 TtC[c, b] += T[l, c] * C[l, b]
+                TtCF[c, b] += T[l, c] * CF[l, b]
     Td = np.empty(q)
     lower_matvec(T, step, Td)
     CTd = np.zeros(q)
@@ -375,19 +469,15 @@ def _laplace_gradient(T, u, L, C, sl_z, sl_x, wzx, v1zzx, v1zzz, step, theta_row
             rhs[c] = -TtC[c, a] * u[b]
         rhs[b] += sl_z[a]
         _chol_solve(L, rhs, du)
-        htc = 0.0  # (H⁻¹ T'C)[b, a]
+        htc = 0.0  # (H_F⁻¹ T'C_F)[b, a]
         for c in range(q):
-            htc += Hinv[b, c] * TtC[c, a]
+            htc += Hinv[b, c] * TtCF[c, a]
         g = (-2.0 * sl_z[a] * u[b] + 2.0 * htc + s_z[a] * u[b]
              - 2.0 * (sl_z[a] * step[b] - u[b] * CTd[a]))
         for c in range(q):
             g += c_t[c] * du[c]
             jac[c, p + kk] = du[c]
         grad[p + kk] = g
-    cd = 0.0
-    for a in range(q):
-        cd += c_t[a] * step[a]
-    return cd
 
 
 @njit(parallel=True, cache=True)
@@ -395,7 +485,11 @@ def laplace_groups(family, X, zcol, y, m, off, fw, starts, beta, T, theta_rows, 
                    u, J, dx, want_grad, max_steps, tol, dev_out, grad_out, conv_out, H_out):
     """Laplace deviance per group (``dev_out[i]``) and, if ``want_grad``, its gradient over
     (β, θ) per group (``grad_out[i]``) and ∂û_i/∂(β, θ) (``J[i]``, q × (p + K)); conditional
-    modes updated in place in ``u``, the information ``H_i`` at the mode in ``H_out[i]``.
+    modes updated in place in ``u``, the information ``H_F`` at the mode in ``H_out[i]``.
+
+    The mode maximizes f; the deviance is ``−2 f(û) + log det H_F`` with the expected
+    information in H_F (lme4's Laplace approximation, whose PIRLS weights are the Fisher
+    weights; for canonical links H_F = H, the observed information).
 
     Each group's mode starts from ``u[i] + J[i]·dx`` (a first-order prediction from the
     point where u was found; empty ``dx``: from ``u[i]``), takes Newton steps with
@@ -411,6 +505,9 @@ def laplace_groups(family, X, zcol, y, m, off, fw, starts, beta, T, theta_rows, 
         work = np.zeros((6 + 3 * q, max(q, 1)))
         z, Tu, sl_z, gu, step = work[0], work[1], work[2], work[3], work[4]
         C, H, L = work[6:6 + q], work[6 + q:6 + 2 * q], work[6 + 2 * q:6 + 3 * q]
+        CF = np.zeros((q, q))
+        HF = np.zeros((q, q))
+        LF = np.zeros((q, q))
         ui = u[i]
         u0 = ui.copy()
         moved = np.inf
@@ -434,12 +531,12 @@ def laplace_groups(family, X, zcol, y, m, off, fw, starts, beta, T, theta_rows, 
         sl_x = np.empty(p if want_grad else 0)
         wzx = np.empty((q, p) if want_grad else (0, 0))
         v1zzx = np.empty((q, q, p) if want_grad else (0, 0, 0))
-        v1zzz = np.empty((q, q, q) if want_grad else (0, 0, 0))
+        v1zzz = np.empty((q, q, q))
         ll = -np.inf
         conv = False
         for it in range(_FULL_PASSES):
             ll = _laplace_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, want_grad,
-                               z, Tu, sl_z, C, sl_x, wzx, v1zzx, v1zzz)
+                               z, Tu, sl_z, C, CF, sl_x, wzx, v1zzx, v1zzz)
             if not _newton_step(T, C, sl_z, ui, H, L, gu, step):
                 ll = -np.inf
                 break
@@ -449,54 +546,61 @@ def laplace_groups(family, X, zcol, y, m, off, fw, starts, beta, T, theta_rows, 
             for a in range(q):
                 ui[a] += step[a]
         conv_out[i] = conv
-        if not np.isfinite(ll):
+        tct_plus_identity(T, CF, HF)
+        if not (np.isfinite(ll) and _chol(HF, LF)):
             dev_out[i] = np.inf
             continue
         if not conv:
             step[:] = 0.0  # report the point itself: no first-order correction
-        # f(û) ≈ f(u) + ½ g'δ; log det H(û) ≈ log det H(u) + c_t·δ (with the gradient)
+        # f(û) ≈ f(u) + ½ g'δ; log det H_F(û) ≈ log det H_F(u) + c_t·δ
+        Hinv = np.empty((q, q))
+        A = np.empty((q, q))
+        s_z = np.empty(q)
+        c_t = np.empty(q)
+        _logdet_slope(T, LF, v1zzz, Hinv, A, s_z, c_t)
         f = ll
-        for a in range(q):
-            f += -0.5 * ui[a] * ui[a] + 0.5 * gu[a] * step[a]
         logdet = 0.0
         for a in range(q):
-            logdet += 2.0 * math.log(L[a, a])
+            f += -0.5 * ui[a] * ui[a] + 0.5 * gu[a] * step[a]
+            logdet += 2.0 * math.log(LF[a, a]) + c_t[a] * step[a]
         if want_grad:
-            logdet += _laplace_gradient(T, ui, L, C, sl_z, sl_x, wzx, v1zzx, v1zzz, step,
-                                        theta_rows, theta_cols, grad_out[i], J[i])
+            _laplace_gradient(T, ui, L, Hinv, A, s_z, c_t, C, CF, sl_z, sl_x, wzx, v1zzx,
+                              step, theta_rows, theta_cols, grad_out[i], J[i])
         dev_out[i] = -2.0 * f + logdet
         for a in range(q):
             for b in range(q):
-                H_out[i, a, b] = H[a, b]
+                H_out[i, a, b] = HF[a, b]
             ui[a] += step[a]
 
 
 @njit(cache=True)
 def _agq_mode_sums(family, X, zcol, y, m, off, fw, lo, hi, beta, bz, svzx, sv1zzx):
     """The pass at û for the AGQ gradient (q = 1), at ``η = o + x'β + z·bz`` (bz = θû).
-    Returns ``(Σ w ℓ' z, Σ w v z², Σ w v' z³)``; fills ``svzx = Σ w v z x`` and
-    ``sv1zzx = Σ w v' z² x``."""
+    Returns ``(Σ w ℓ' z, Σ w v z², Σ w v_F z², Σ w v_F' z³)``; fills ``svzx = Σ w v z x``
+    and ``sv1zzx = Σ w v_F' z² x`` (v: observed, v_F: expected information)."""
     p = X.shape[1]
     for j in range(p):
         svzx[j] = 0.0
         sv1zzx[j] = 0.0
     sl_z = 0.0
     c = 0.0
+    cf = 0.0
     s3 = 0.0
     for r in range(lo, hi):
         z = _re_covariate(X, zcol, r, 0)
         eta = _fixed_eta(X, off, beta, r) + z * bz
-        wr, _, l1, v, v1 = _weighted_terms(family, y, m, fw, r, eta)
+        wr, _, l1, v, vf, vf1 = _weighted_terms(family, y, m, fw, r, eta)
         wvz = wr * v * z
-        wv1zz = wr * v1 * z * z
+        wv1zz = wr * vf1 * z * z
         sl_z += wr * l1 * z
         c += wvz * z
+        cf += wr * vf * z * z
         s3 += wv1zz * z
         for j in range(p):
             xj = X[r, j]
             svzx[j] += wvz * xj
             sv1zzx[j] += wv1zz * xj
-    return sl_z, c, s3
+    return sl_z, c, cf, s3
 
 
 @njit(cache=True)
@@ -512,7 +616,7 @@ def _agq_node_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, bz, sl_x):
     for r in range(lo, hi):
         z = _re_covariate(X, zcol, r, 0)
         eta = _fixed_eta(X, off, beta, r) + z * bz
-        wr, l0, l1, _, _ = _weighted_terms(family, y, m, fw, r, eta)
+        wr, l0, l1, _, _, _ = _weighted_terms(family, y, m, fw, r, eta)
         ll += wr * l0
         wl1 = wr * l1
         sl_z += wl1 * z
@@ -527,29 +631,38 @@ def _agq_group(family, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, nodes, weigh
     """AGQ deviance of one group (q = 1) and, if ``want_grad``, its gradient over (β, θ)
     into ``grad`` (length p + 1). Returns ``(deviance, converged)``.
 
-    With π_k ∝ w_k exp(f(u_k) + t_k²/2) (normalized), u_k = û + σ t_k, σ = H^{-1/2}:
+    With π_k ∝ w_k exp(f(u_k) + t_k²/2) (normalized), u_k = û + σ t_k, σ = H_F^{-1/2}
+    (H_F from the expected information, as lme4's PIRLS factor; = H for canonical links):
 
         ∂d/∂φ = −2 [σ_φ/σ + Σ_k π_k (∂f/∂φ|_{u_k} + f'(u_k)(û_φ + t_k σ_φ))]
 
     with ∂f/∂β|_u = Σ w ℓ' x, ∂f/∂θ|_u = u Σ w ℓ' z, f'(u) = θ Σ w ℓ' z − u (sums at u),
-    û_β = −θ H⁻¹ Σ w v z x, û_θ = H⁻¹ (Σ w ℓ' z − θ û Σ w v z²), σ_φ/σ = −½ H_φ/H,
-    H_β = θ² (Σ w v' z² x + θ û_β Σ w v' z³),
-    H_θ = 2θ Σ w v z² + θ² (û + θ û_θ) Σ w v' z³ (sums at û).
+    û_β = −θ H⁻¹ Σ w v z x, û_θ = H⁻¹ (Σ w ℓ' z − θ û Σ w v z²), σ_φ/σ = −½ H_F,φ/H_F,
+    H_F,β = θ² (Σ w v_F' z² x + θ û_β Σ w v_F' z³),
+    H_F,θ = 2θ Σ w v_F z² + θ² (û + θ û_θ) Σ w v_F' z³ (sums at û).
     """
     p = X.shape[1]
     n_nodes = nodes.shape[0]
     work = np.zeros((9, 1))
     f, conv = _mode(family, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, max_steps, tol,
                     work)
-    L = work[8]
-    sigma = 1.0 / L[0]
+    H = work[7][0]  # observed information at û
+    th = T[0, 0]
+    u0 = ui[0]
+    svzx = np.empty(p)
+    sv1zzx = np.empty(p)
+    slz0, c, cf, s3 = 0.0, 0.0, 0.0, 0.0
+    if want_grad or not is_canonical(family):
+        slz0, c, cf, s3 = _agq_mode_sums(family, X, zcol, y, m, off, fw, lo, hi, beta,
+                                         th * u0, svzx, sv1zzx)
+    HF = H if is_canonical(family) else 1.0 + th * th * cf
+    sigma = 1.0 / math.sqrt(HF)
     z = np.zeros(1)
     Tu = np.zeros(1)
     slz = np.zeros(1)
     Cd = np.zeros((1, 1))
     un = np.zeros(1)
     vals = np.empty(n_nodes)
-    th = T[0, 0]
     n_keep = n_nodes if want_grad else 0
     node_slx = np.empty((n_keep, p))
     node_slz = np.empty(n_keep)
@@ -575,19 +688,15 @@ def _agq_group(family, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, nodes, weigh
     if not want_grad:
         return dev, conv
     # derivatives of û and of log σ at the mode
-    u0 = ui[0]
-    svzx = np.empty(p)
-    sv1zzx = np.empty(p)
-    slz0, c, s3 = _agq_mode_sums(family, X, zcol, y, m, off, fw, lo, hi, beta, th * u0,
-                                 svzx, sv1zzx)
-    H = work[7][0]
+    if is_canonical(family):
+        cf = c
     du_t = (slz0 - th * u0 * c) / H
-    r_t = -0.5 * (2.0 * th * c + th * th * (u0 + th * du_t) * s3) / H
+    r_t = -0.5 * (2.0 * th * cf + th * th * (u0 + th * du_t) * s3) / HF
     du_b = np.empty(p)
     r_b = np.empty(p)
     for j in range(p):
         du_b[j] = -th * svzx[j] / H
-        r_b[j] = -0.5 * th * th * (sv1zzx[j] + th * du_b[j] * s3) / H
+        r_b[j] = -0.5 * th * th * (sv1zzx[j] + th * du_b[j] * s3) / HF
     # Σ_k π_k (...) over the nodes
     for j in range(p + 1):
         grad[j] = 0.0
@@ -645,7 +754,7 @@ def fixed_glm_sums(family, X, y, m, off, fw, beta, n_chunks, ll_out, score_out, 
         info = np.zeros((p, p))
         for r in range(c * chunk, min(n, (c + 1) * chunk)):
             eta = _fixed_eta(X, off, beta, r)
-            wr, l0, l1, v, _ = _weighted_terms(family, y, m, fw, r, eta)
+            wr, l0, l1, _, v, _ = _weighted_terms(family, y, m, fw, r, eta)
             ll += wr * l0
             for j in range(p):
                 sc[j] += wr * l1 * X[r, j]
@@ -682,7 +791,7 @@ def pirls_joint_sums(family, X, zcol, y, m, off, fw, starts, beta, T, u, f_out, 
         ll = 0.0
         for r in range(starts[i], starts[i + 1]):
             eta = _row_eta(X, zcol, off, beta, Tu, r, z)
-            wr, l0, l1, v, _ = _weighted_terms(family, y, m, fw, r, eta)
+            wr, l0, l1, _, v, _ = _weighted_terms(family, y, m, fw, r, eta)
             ll += wr * l0
             for a in range(q):
                 slz[a] += wr * l1 * z[a]
@@ -718,10 +827,10 @@ def pirls_joint_sums(family, X, zcol, y, m, off, fw, starts, beta, T, u, f_out, 
 
 
 @njit(parallel=True, cache=True)
-def count_extreme_eta(X, zcol, off, fw, starts, beta, B, bound):
+def count_extreme_eta(X, zcol, off, fw, starts, beta, B, low, high):
     """The number of rows (with positive weight) whose linear predictor
-    ``o + x'β + z'b_i`` (B: the groups' random effects, G × q) exceeds ``bound`` in
-    absolute value."""
+    ``o + x'β + z'b_i`` (B: the groups' random effects, G × q) lies outside
+    ``[low, high]``."""
     G = starts.shape[0] - 1
     counts = np.zeros(G, dtype=np.int64)
     for i in prange(G):
@@ -730,7 +839,8 @@ def count_extreme_eta(X, zcol, off, fw, starts, beta, B, bound):
         for r in range(starts[i], starts[i + 1]):
             if fw.shape[0] > 0 and not fw[r] > 0.0:
                 continue
-            if abs(_row_eta(X, zcol, off, beta, B[i], r, z)) > bound:
+            eta = _row_eta(X, zcol, off, beta, B[i], r, z)
+            if eta < low or eta > high:
                 c += 1
         counts[i] = c
     return counts.sum()

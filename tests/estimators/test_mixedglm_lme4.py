@@ -42,8 +42,10 @@ why cbpp-laplace's fixed effects and θ differ from ours by 3-4e-4 relative and 
 the full convention, SEs from lme4's ``RX`` as it computes no Hessian) follows the same tests.
 """
 
+import json
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -119,6 +121,7 @@ class GlmmCase:
     fixed: tuple = ()
     random_slopes: tuple = ()
     n_agq: int = 1
+    link: str = None
     trials: str = None
     offset: str = None
     marks: tuple = ()
@@ -133,10 +136,14 @@ class GlmmCase:
         return list(self.fixed) + [self.group] + extra
 
     def estimator(self):
-        return MixedGLM(family=self.family, groups=self.group,
+        return MixedGLM(family=self.family, link=self.link, groups=self.group,
                         random_slopes=list(self.random_slopes), n_agq=self.n_agq,
                         trials=self.trials, offset=self.offset)
 
+
+# references made by this repository's tests/reference/lme4_links.R (the shared ones have
+# the logit link only); the data stay in ../shared/data
+LOCAL_REFERENCE = Path(__file__).resolve().parents[1] / "reference"
 
 CBPP = dict(formula="cbind(incidence, size - incidence) ~ period + (1 | herd)", data="cbpp",
             reference="lme4_cbpp.json", response="incidence", family="binomial",
@@ -159,6 +166,10 @@ CASES = [
     GlmmCase("study2e5-laplace", entry="glmer_ri", **STUDY),
     GlmmCase("study2e5-agq10", entry="glmer_ri_agq10", n_agq=10, **STUDY),
     GlmmCase("study2e5-nagq0", entry="glmer_ri_agq0", n_agq=0, **STUDY),
+    *[GlmmCase(f"cbpp-{link}-{kind}", entry=f"{link}_{kind}", n_agq=n_agq, link=link,
+               **{**CBPP, "reference": "lme4_cbpp_links.json"})
+      for link in ("probit", "cloglog")
+      for kind, n_agq in (("laplace", 1), ("agq10", 10), ("nagq0", 0))],
 ]
 
 CASES_BY_NAME = {case.name: case for case in CASES}
@@ -255,7 +266,9 @@ def fits(data_sets, load_reference):
             except Exception as exc:  # noqa: BLE001 - re-raised by every test of the case
                 cache[case.name] = exc
             else:
-                ref = load_reference(case.reference)[case.entry]
+                local = LOCAL_REFERENCE / case.reference
+                ref = (json.loads(local.read_text()) if local.exists()
+                       else load_reference(case.reference))[case.entry]
                 cache[case.name] = Fitted(case, model, ref, [w.category for w in caught],
                                           saturated_loglik(case, frame))
         if isinstance(cache[case.name], Exception):

@@ -73,7 +73,8 @@ def _expected_failed_checks(estimator):
     return EXPECTED_FAILED_CLASSIFIER if is_classifier(estimator) else EXPECTED_FAILED_POISSON
 
 
-@parametrize_with_checks([MixedGLM(groups=0), MixedGLM(groups=0, family="poisson")],
+@parametrize_with_checks([MixedGLM(groups=0), MixedGLM(groups=0, link="probit"),
+                          MixedGLM(groups=0, family="poisson")],
                          expected_failed_checks=_expected_failed_checks, xfail_strict=True)
 def test_sklearn_compatible_estimator(estimator, check):
     # The checks' tiny random data give boundary fits, collinear columns and separated

@@ -30,7 +30,7 @@ two_threads = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2,
 # a one-row group, empty groups (in the middle and last), a larger group
 SIZES = (1, 6, 0, 3, 11, 2, 17, 5, 40, 0)
 BETA = np.array([-0.25, 0.5, -0.3])
-KINDS = ["binomial", "trials", "poisson", "poisson_plain"]
+KINDS = ["binomial", "trials", "poisson", "poisson_plain", "probit", "cloglog"]
 THETAS = [0.9, 0.02, 0.0, -0.7]
 
 

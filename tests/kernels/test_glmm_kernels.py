@@ -1,8 +1,9 @@
 """The GLMM kernels (:mod:`skmixed._kernels.glmm`) against scipy.stats and NumPy references.
 
-* ``row_terms``: ``ℓ`` against ``scipy.stats.binom.logpmf`` / ``poisson.logpmf`` (so the full
-  log-likelihood, log C(m, k) included) and ``ℓ'``, ``v = −ℓ''``, ``v' = ∂v/∂η`` against
-  central finite differences of the kernel's own ``ℓ``, ``ℓ'`` and ``v``.
+* ``row_terms``: ``ℓ`` against ``scipy.stats.binom.logpmf`` (logit, probit, cloglog) /
+  ``poisson.logpmf`` (so the full log-likelihood, log C(m, k) included); ``ℓ'``,
+  ``v = −ℓ''`` and ``v_F' = ∂v_F/∂η`` against central finite differences of the kernel's own
+  ``ℓ``, ``ℓ'`` and ``v_F``; the expected information ``v_F = m μ'²/(μ(1 − μ))``.
 * ``fixed_glm_sums``: per-chunk log-likelihood, score ``X'(w ℓ')`` and information
   ``X' diag(w v) X`` against NumPy, several chunks (some empty), 1 and 2 threads.
 * ``laplace_groups`` / ``agq_groups``: an empty group contributes nothing; a one-node
@@ -19,8 +20,9 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from skmixed._kernels.glmm import (BINOMIAL_LOGIT, POISSON_LOG, agq_groups, fixed_glm_sums,
-                                   laplace_groups, row_terms)
+from skmixed._kernels.glmm import (BINOMIAL_CLOGLOG, BINOMIAL_LOGIT, BINOMIAL_PROBIT,
+                                   POISSON_LOG, agq_groups, fixed_glm_sums, laplace_groups,
+                                   row_derivs, row_terms)
 from skmixed._kernels.threads import numba_threads
 
 ETAS = np.array([-6.0, -2.3, -0.7, 0.0, 0.4, 1.9, 5.5])
@@ -37,28 +39,53 @@ def central(fun, eta, h=1e-5):
 
 
 # ----------------------------------------------------------------------------- row_terms
+# log μ(η), log(1 − μ(η)) and dμ/dη per binomial link, from scipy (accurate logs in both
+# tails: binom.logpmf's log(1 − μ) cancels where μ is near 1)
+LINKS = {
+    BINOMIAL_LOGIT: (lambda e: -np.logaddexp(0.0, -e), lambda e: -np.logaddexp(0.0, e),
+                     lambda e: special.expit(e) * special.expit(-e)),
+    BINOMIAL_PROBIT: (special.log_ndtr, lambda e: special.log_ndtr(-e),
+                      lambda e: np.exp(-0.5 * e * e) / np.sqrt(2 * np.pi)),
+    BINOMIAL_CLOGLOG: (lambda e: np.log(-np.expm1(-np.exp(e))), lambda e: -np.exp(e),
+                       lambda e: np.exp(e - np.exp(e))),
+}
+
+
+def check_derivatives(family, y, m, eta):
+    """ℓ', v = −ℓ'' and v_F' = ∂v_F/∂η against central differences of the kernel's own ℓ,
+    ℓ' and v_F."""
+    ll, l1, v, vf, vf1 = terms(family, y, m, eta)
+    np.testing.assert_allclose(l1, central(lambda e: terms(family, y, m, e)[0], eta),
+                               rtol=1e-7, atol=1e-8)
+    np.testing.assert_allclose(v, -central(lambda e: terms(family, y, m, e)[1], eta),
+                               rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(vf1, central(lambda e: terms(family, y, m, e)[3], eta),
+                               rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("family", list(LINKS), ids=["logit", "probit", "cloglog"])
 @pytest.mark.parametrize("m, ys", [(1, [0, 1]), (2, [0, 1, 2]), (7, [0, 3, 7]),
                                    (25, [0, 11, 25])])
-def test_row_terms_binomial_logit_against_scipy(m, ys):
+def test_row_terms_binomial_against_scipy(family, m, ys):
+    log_mu, log_1mu, dmean = LINKS[family]
     for y in ys:
         for eta in ETAS:
-            ll, l1, v, v1 = terms(BINOMIAL_LOGIT, y, m, eta)
-            mu = special.expit(eta)
-            np.testing.assert_allclose(ll, stats.binom.logpmf(y, m, mu), rtol=1e-12,
-                                       atol=1e-12)
-            # derivatives by central differences of the kernel's own ℓ, ℓ', v
-            np.testing.assert_allclose(
-                l1, central(lambda e: terms(BINOMIAL_LOGIT, y, m, e)[0], eta),
-                rtol=1e-7, atol=1e-8)
-            np.testing.assert_allclose(
-                v, -central(lambda e: terms(BINOMIAL_LOGIT, y, m, e)[1], eta),
-                rtol=1e-7, atol=1e-8)
-            np.testing.assert_allclose(
-                v1, central(lambda e: terms(BINOMIAL_LOGIT, y, m, e)[2], eta),
-                rtol=1e-6, atol=1e-8)
-            # closed forms
-            np.testing.assert_allclose(l1, y - m * mu, rtol=1e-12, atol=1e-14)
-            np.testing.assert_allclose(v, m * mu * (1 - mu), rtol=1e-12, atol=1e-300)
+            ll, l1, v, vf, vf1 = terms(family, y, m, eta)
+            mu = np.exp(log_mu(eta))
+            log_c = special.gammaln(m + 1) - special.gammaln(y + 1) - special.gammaln(m - y + 1)
+            np.testing.assert_allclose(ll, y * log_mu(eta) + (m - y) * log_1mu(eta) + log_c,
+                                       rtol=1e-12, atol=1e-12)
+            if 1e-6 < mu < 1 - 1e-6:  # away from the tails binom.logpmf is accurate too
+                np.testing.assert_allclose(ll, stats.binom.logpmf(y, m, mu), rtol=1e-11)
+            check_derivatives(family, y, m, eta)
+            # the expected information m μ'² / (μ(1 − μ))
+            var = np.exp(log_mu(eta) + log_1mu(eta))  # μ(1 − μ) without cancellation
+            np.testing.assert_allclose(vf, m * dmean(eta) ** 2 / var, rtol=1e-9,
+                                       atol=1e-300)
+            assert v >= 0.0  # ℓ is concave in η for these links
+            if family == BINOMIAL_LOGIT:  # canonical: observed = expected
+                np.testing.assert_allclose([l1, v, vf], [y - m * mu] + 2 * [m * mu * (1 - mu)],
+                                           rtol=1e-12, atol=1e-300)
 
 
 def test_row_terms_binomial_includes_log_binomial_coefficient():
@@ -72,28 +99,52 @@ def test_row_terms_binomial_includes_log_binomial_coefficient():
 def test_row_terms_binomial_extreme_eta_is_finite_and_accurate():
     for eta in (-40.0, -750.0, 40.0, 750.0):
         for y, m in ((0, 1), (1, 1), (0, 3), (3, 3)):
-            ll, l1, v, v1 = terms(BINOMIAL_LOGIT, y, m, eta)
+            ll, l1, v, vf, vf1 = terms(BINOMIAL_LOGIT, y, m, eta)
             expected = (y * eta - m * np.logaddexp(0.0, eta)
                         + special.gammaln(m + 1) - special.gammaln(y + 1)
                         - special.gammaln(m - y + 1))
-            assert np.isfinite([ll, l1, v, v1]).all()
+            assert np.isfinite([ll, l1, v, vf, vf1]).all()
             np.testing.assert_allclose(ll, expected, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("family", [BINOMIAL_PROBIT, BINOMIAL_CLOGLOG], ids=["probit", "cloglog"])
+def test_row_terms_noncanonical_tails(family):
+    """Far tails: finite terms; ℓ of the likely outcome ~0, of the unlikely one ≈ log μ from
+    scipy's log-CDF (probit) or η (cloglog, μ ≈ e^η); the derivatives stay consistent where
+    the differences are still accurate."""
+    for eta in (-45.0, -30.0, -9.0, 9.0, 30.0, 750.0, -750.0):
+        for y, m in ((0, 1), (1, 1), (2, 5)):
+            ll, l1, v, vf, vf1 = terms(family, y, m, eta)
+            assert np.isfinite([ll, l1, v, vf, vf1]).all(), (eta, y, m)
+        if family == BINOMIAL_PROBIT:
+            np.testing.assert_allclose(terms(family, 1, 1, eta)[0], special.log_ndtr(eta),
+                                       rtol=1e-10)
+            np.testing.assert_allclose(terms(family, 0, 1, eta)[0], special.log_ndtr(-eta),
+                                       rtol=1e-10)
+        elif eta < -30:
+            np.testing.assert_allclose(terms(family, 1, 1, eta)[0], eta, rtol=1e-12)
+    for eta in (-30.0, -9.0, 3.0, 9.0):
+        check_derivatives(family, 1.0, 3.0, eta)
 
 
 @pytest.mark.parametrize("y", [0, 1, 4, 30])
 def test_row_terms_poisson_log_against_scipy(y):
     for eta in np.array([-4.0, -1.1, 0.0, 0.8, 2.5, 4.0]):
-        ll, l1, v, v1 = terms(POISSON_LOG, y, 1.0, eta)
+        ll, l1, v, vf, vf1 = terms(POISSON_LOG, y, 1.0, eta)
         np.testing.assert_allclose(ll, stats.poisson.logpmf(y, np.exp(eta)), rtol=1e-12,
                                    atol=1e-12)
-        np.testing.assert_allclose(l1, central(lambda e: terms(POISSON_LOG, y, 1, e)[0], eta),
-                                   rtol=1e-7, atol=1e-8)
-        np.testing.assert_allclose(v, -central(lambda e: terms(POISSON_LOG, y, 1, e)[1], eta),
-                                   rtol=1e-7, atol=1e-8)
-        np.testing.assert_allclose(v1, central(lambda e: terms(POISSON_LOG, y, 1, e)[2], eta),
-                                   rtol=1e-7, atol=1e-8)
-        np.testing.assert_allclose([l1, v, v1], [y - np.exp(eta)] + 2 * [np.exp(eta)],
+        check_derivatives(POISSON_LOG, y, 1.0, eta)
+        np.testing.assert_allclose([l1, v, vf, vf1], [y - np.exp(eta)] + 3 * [np.exp(eta)],
                                    rtol=1e-12)
+
+
+@pytest.mark.parametrize("family", [BINOMIAL_LOGIT, POISSON_LOG, BINOMIAL_PROBIT,
+                                    BINOMIAL_CLOGLOG])
+def test_row_derivs_are_row_terms_without_the_log_likelihood(family):
+    for eta in ETAS:
+        full = terms(family, 2.0, 5.0, eta)
+        cheap = row_derivs(family, 2.0, 5.0, float(eta))
+        np.testing.assert_allclose(cheap, full[[1, 2]], rtol=1e-12, atol=1e-300)
 
 
 # ----------------------------------------------------------------------------- fixed_glm_sums

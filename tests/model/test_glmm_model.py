@@ -20,7 +20,7 @@ from scipy import integrate, optimize, special, stats
 
 from glmm_problems import glmm_response, grouped_rows
 
-from skmixed._kernels.glmm import BINOMIAL_LOGIT
+from skmixed._kernels.glmm import BINOMIAL_CLOGLOG, BINOMIAL_LOGIT, BINOMIAL_PROBIT, POISSON_LOG
 from skmixed._kernels.threads import numba_threads
 from skmixed._model.glmm import (GroupedRows, JointPIRLSDeviance, LaplaceDeviance, ParamSpace,
                                  fit_fixed_glm, group_order, minimize_deviance)
@@ -64,8 +64,39 @@ def make_term(q, covariance):
     return RandomEffectTerm(("(Intercept)", "x1")[:q], covariance)
 
 
+def glm_terms(family, y, m, eta):
+    """ℓ (scipy), ℓ', the observed information −ℓ'' and the expected information, in the
+    textbook form of a binomial GLM with mean μ(η): ℓ' = (y − mμ) μ'/V, V = μ(1 − μ),
+    −ℓ'' = m μ'²/V − (y − mμ) (μ''V − μ'²(1 − 2μ))/V²."""
+    if family == POISSON_LOG:
+        mu = np.exp(eta)
+        return stats.poisson.logpmf(y, mu), y - mu, mu, mu
+    with np.errstate(divide="ignore", invalid="ignore"):  # μ(1 − μ) = 0 far in the tails
+        return _binomial_terms(family, y, m, eta)
+
+
+def _binomial_terms(family, y, m, eta):
+    if family == BINOMIAL_LOGIT:
+        mu = special.expit(eta)
+        d1 = mu * (1 - mu)
+        d2 = d1 * (1 - 2 * mu)
+    elif family == BINOMIAL_PROBIT:
+        mu = special.ndtr(eta)
+        d1 = np.exp(-0.5 * eta ** 2) / np.sqrt(2 * np.pi)
+        d2 = -eta * d1
+    else:
+        mu = -np.expm1(-np.exp(eta))
+        d1 = np.exp(eta - np.exp(eta))
+        d2 = d1 * (1 - np.exp(eta))
+    V = mu * (1 - mu)
+    fisher = m * d1 ** 2 / V
+    observed = fisher - (y - m * mu) * (d2 * V - d1 ** 2 * (1 - 2 * mu)) / V ** 2
+    return stats.binom.logpmf(y, m, mu), (y - m * mu) * d1 / V, observed, fisher
+
+
 class Reference:
-    """Pure NumPy/scipy per-group f_i, its gradient and H_i."""
+    """Pure NumPy/scipy per-group f_i, its gradient and H_i (observed information; the
+    Laplace deviance's log determinant uses the expected one, as lme4's)."""
 
     def __init__(self, family, rows, term):
         self.family, self.rows, self.term = family, rows, term
@@ -84,16 +115,17 @@ class Reference:
         p = X.shape[1]
         beta, T = x[:p], self.term.factor(x[p:])
         eta = o + X @ beta + Z @ (T @ u)
-        if self.family == BINOMIAL_LOGIT:
-            mu = special.expit(eta)
-            ll, l1, v = stats.binom.logpmf(y, m, mu), y - m * mu, m * mu * (1 - mu)
-        else:
-            mu = np.exp(eta)
-            ll, l1, v = stats.poisson.logpmf(y, mu), y - mu, mu
+        ll, l1, v, vf = glm_terms(self.family, y, m, eta)
         f = w @ ll - 0.5 * u @ u
         grad = T.T @ (Z.T @ (w * l1)) - u
         H = T.T @ (Z.T * (w * v)) @ Z @ T + np.eye(len(u))
+        self.fisher = T.T @ (Z.T * (w * vf)) @ Z @ T + np.eye(len(u))
         return f, grad, H
+
+    def fisher_H(self, i, x, u):
+        """H_F: the penalized expected information (lme4's PIRLS factor) at u."""
+        self.parts(i, x, u)
+        return self.fisher
 
     def f(self, i, x, u):
         return self.parts(i, x, u)[0]
@@ -116,8 +148,8 @@ class Reference:
         dev, modes = 0.0, []
         for i in range(self.rows.n_groups):
             u = self.mode(i, x)
-            f, _, H = self.parts(i, x, u)
-            dev += -2.0 * f + np.linalg.slogdet(H)[1]
+            f = self.parts(i, x, u)[0]
+            dev += -2.0 * f + np.linalg.slogdet(self.fisher_H(i, x, u))[1]
             modes.append(u)
         return dev, np.array(modes)
 
@@ -146,6 +178,10 @@ LAPLACE_CASES = [
     ("poisson", 2, "unstructured"),
     ("poisson", 2, "diagonal"),
     ("poisson_plain", 1, "unstructured"),
+    ("probit", 1, "unstructured"),
+    ("probit", 2, "unstructured"),
+    ("cloglog", 1, "unstructured"),
+    ("cloglog", 2, "diagonal"),
 ]
 
 
@@ -218,7 +254,7 @@ def test_laplace_modes_and_deviance_against_reference(problem):
     T = term.factor(x[3:])
     np.testing.assert_allclose(b, ref_modes @ T.T, atol=1e-8)
     for i in range(rows.n_groups):
-        H = ref.parts(i, x, ref_modes[i])[2]
+        H = ref.fisher_H(i, x, ref_modes[i])  # lme4's condVar: the PIRLS factor
         np.testing.assert_allclose(cond_var[i], np.diag(T @ np.linalg.solve(H, T.T)),
                                    rtol=1e-8, atol=1e-12)
 
@@ -317,9 +353,10 @@ def test_one_and_two_threads_identical(problem):
 
 
 # ----------------------------------------------------------------------------- AGQ
-@pytest.mark.parametrize("kind", ["binomial", "trials", "poisson"])
+@pytest.mark.parametrize("kind", ["binomial", "trials", "poisson", "probit", "cloglog"])
 def test_agq_matches_integral_and_converges_with_nodes(kind):
-    rng = np.random.default_rng({"binomial": 1, "trials": 2, "poisson": 3}[kind])
+    rng = np.random.default_rng({"binomial": 1, "trials": 2, "poisson": 3, "probit": 5,
+                                 "cloglog": 6}[kind])
     family, rows = make_rows(rng, kind, 1)
     term = make_term(1, "unstructured")
     ref = Reference(family, rows, term)
@@ -343,7 +380,7 @@ def test_agq_matches_integral_and_converges_with_nodes(kind):
         obj.value(x)
         for i in range(rows.n_groups):
             u_hat = ref.mode(i, x)
-            s = 1.0 / np.sqrt(ref.parts(i, x, u_hat)[2][0, 0])
+            s = 1.0 / np.sqrt(ref.fisher_H(i, x, u_hat)[0, 0])  # lme4's node scale
             vals = [ref.f(i, x, u_hat + s * t) + 0.5 * t * t + np.log(w)
                     for t, w in zip(nodes, weights)]
             assert obj._dev[i] == pytest.approx(-2.0 * (np.log(s) + special.logsumexp(vals)),
@@ -369,7 +406,8 @@ def test_agq_value_and_grad_leaves_modes_at_x():
 
 
 # ----------------------------------------------------------------------------- fixed GLM
-@pytest.mark.parametrize("kind", ["binomial", "trials", "poisson", "poisson_plain"])
+@pytest.mark.parametrize("kind", ["binomial", "trials", "poisson", "poisson_plain", "probit",
+                                  "cloglog"])
 @pytest.mark.parametrize("n_chunks", [1, 3])
 def test_fit_fixed_glm_matches_statsmodels(kind, n_chunks):
     sm = pytest.importorskip("statsmodels.api")
@@ -381,9 +419,11 @@ def test_fit_fixed_glm_matches_statsmodels(kind, n_chunks):
         kw["offset"] = rows.offset
     if rows.weights.size:
         kw["freq_weights"] = rows.weights
-    if family == BINOMIAL_LOGIT:
+    if family != POISSON_LOG:
         endog = np.column_stack([rows.y, rows.m - rows.y]) if rows.m.size else rows.y
-        fam = sm.families.Binomial()
+        link = {BINOMIAL_LOGIT: sm.families.links.Logit, BINOMIAL_PROBIT: sm.families.links.Probit,
+                BINOMIAL_CLOGLOG: sm.families.links.CLogLog}[family]
+        fam = sm.families.Binomial(link=link())
     else:
         endog, fam = rows.y, sm.families.Poisson()
     res = sm.GLM(endog, np.asarray(rows.X), family=fam, **kw).fit(tol=1e-13, maxiter=100)
