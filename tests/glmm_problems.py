@@ -1,10 +1,11 @@
 """Small simulated GLMM problems for the kernel and model tests: the response of one of
-six kinds given the linear predictor, and the rows put in group order."""
+seven kinds given the linear predictor, and the rows put in group order."""
 
 import numpy as np
 from scipy import special
 
-from skmixed._kernels.glmm import BINOMIAL_CLOGLOG, BINOMIAL_LOGIT, BINOMIAL_PROBIT, POISSON_LOG
+from skmixed._kernels.glmm import (BINOMIAL_CLOGLOG, BINOMIAL_LOGIT, BINOMIAL_PROBIT,
+                                   GAMMA_LOG, POISSON_LOG)
 from skmixed._model.glmm import GroupedRows, group_order
 
 
@@ -14,7 +15,8 @@ def glmm_response(rng, kind, eta, weight_low=1):
     kind: "binomial" (0/1), "trials" (successes of m = 1…6 trials), "poisson" (with an
     offset and integer frequency weights from ``weight_low`` to 3), "poisson_plain",
     "probit" (successes of m = 1…6 trials, probit link), "cloglog" (0/1, complementary
-    log-log link, with an offset). Empty arrays stand for no trials, offset or weights.
+    log-log link, with an offset), "gamma" (log link, shape 4, with frequency weights).
+    Empty arrays stand for no trials, offset or weights.
     """
     n = eta.shape[0]
     m = off = w = np.empty(0)
@@ -28,6 +30,10 @@ def glmm_response(rng, kind, eta, weight_low=1):
         family = BINOMIAL_PROBIT
         m = rng.integers(1, 7, size=n).astype(float)
         y = rng.binomial(m.astype(int), special.ndtr(eta))
+    elif kind == "gamma":
+        family = GAMMA_LOG
+        w = rng.integers(weight_low, 4, size=n).astype(float)
+        y = rng.gamma(4.0, np.exp(eta) / 4.0)
     elif kind == "cloglog":
         family = BINOMIAL_CLOGLOG
         off = rng.uniform(-0.5, 0.5, size=n)

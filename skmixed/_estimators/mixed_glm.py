@@ -22,12 +22,12 @@ from sklearn.utils._tags import ClassifierTags, RegressorTags
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from .._kernels.glmm import (BINOMIAL_CLOGLOG, BINOMIAL_LOGIT, BINOMIAL_PROBIT, POISSON_LOG,
-                             count_extreme_eta, is_canonical)
+from .._kernels.glmm import (BINOMIAL_CLOGLOG, BINOMIAL_LOGIT, BINOMIAL_PROBIT, GAMMA_LOG,
+                             POISSON_LOG, count_extreme_eta)
 from .._kernels.threads import numba_threads, single_threaded_blas
-from .._model.glmm import (GroupedRows, JointPIRLSDeviance, LaplaceDeviance, ParamSpace,
-                           em_start, fit_fixed_glm, group_order, minimize_deviance,
-                           row_sample)
+from .._model.glmm import (GammaDispersion, GroupedRows, JointPIRLSDeviance, LaplaceDeviance,
+                           ParamSpace, em_start, fit_fixed_glm, group_order,
+                           minimize_deviance, row_sample)
 from .._model.optimize import (_hessian, _ThetaSpace, minimize_criterion,
                                minimize_scalar_theta)
 from .._model.terms import RandomEffectTerm
@@ -39,9 +39,12 @@ from ._results import summary_text
 __all__ = ["MixedGLM"]
 
 _FAMILIES = {("binomial", "logit"): BINOMIAL_LOGIT, ("binomial", "probit"): BINOMIAL_PROBIT,
-             ("binomial", "cloglog"): BINOMIAL_CLOGLOG, ("poisson", "log"): POISSON_LOG}
+             ("binomial", "cloglog"): BINOMIAL_CLOGLOG, ("poisson", "log"): POISSON_LOG,
+             ("gamma", "log"): GAMMA_LOG}
 _BINOMIAL = (BINOMIAL_LOGIT, BINOMIAL_PROBIT, BINOMIAL_CLOGLOG)
 _CANONICAL = {"binomial": "logit", "poisson": "log"}
+# the link used when link=None (Gamma's canonical link, the inverse, is not supported)
+_DEFAULT_LINK = {**_CANONICAL, "gamma": "log"}
 # R's glm.fit: fitted probabilities within 10·eps of 0 or 1, as bounds on η per link —
 # except cloglog's upper tail, where μ = 1 − exp(−e^η) is that close to 1 from η = 3.5 on in
 # regular data: there only where μ is exactly 1 in double precision (e^η > 745)
@@ -51,12 +54,9 @@ _START_ROWS = 100_000  # rows of the GLM that gives the start values
 
 
 def _family_code(family, link):
-    """The kernels' code of (family, link); ``link=None`` is the canonical link. Gamma,
-    planned by the design, raises "not implemented yet"."""
-    link = link or _CANONICAL.get(family, "log")
-    if family == "gamma":
-        raise ValueError(f"family={family!r} with link={link!r} is not implemented yet; "
-                         "available: binomial/logit, probit, cloglog; poisson/log.")
+    """The kernels' code of (family, link); ``link=None`` is the canonical link (log for
+    Gamma)."""
+    link = link or _DEFAULT_LINK[family]
     if (family, link) not in _FAMILIES:
         valid = sorted(lk for f, lk in _FAMILIES if f == family)
         raise ValueError(f"unknown link {link!r} for family {family!r}; valid links: "
@@ -120,12 +120,14 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
     """Generalized linear mixed model with one grouping factor (lme4's ``glmer``).
 
     ``g(E[y | b]) = offset + Xβ + Z b`` with ``b_i ~ N(0, Σ)`` per group; families binomial
-    (links logit, probit, cloglog) and Poisson (log). The marginal likelihood is approximated
-    by the Laplace method (``n_agq=1``, lme4's default) or adaptive Gauss–Hermite quadrature
-    (``n_agq > 1``, a single random intercept), and maximized over (β, θ). For the
-    non-canonical links the approximation is lme4's: the conditional modes maximize the
-    penalized log-likelihood, and the log determinant and the quadrature's scale use the
-    expected (Fisher) information, as lme4's PIRLS weights do.
+    (links logit, probit, cloglog), Poisson (log) and Gamma (log). The marginal likelihood is
+    approximated by the Laplace method (``n_agq=1``, lme4's default) or adaptive
+    Gauss–Hermite quadrature (``n_agq > 1``, a single random intercept), and maximized over
+    (β, θ). For probit and cloglog the approximation is lme4's: the conditional modes
+    maximize the penalized log-likelihood, and the log determinant and the quadrature's
+    scale use the expected (Fisher) information, as lme4's PIRLS weights do. Gamma's
+    dispersion φ is a parameter of the Laplace approximation of the likelihood (as
+    glmmTMB; lme4's ``glmer`` uses a different, plug-in criterion — see the README).
 
     With ``family="binomial"`` and no ``trials`` the estimator is a classifier: y holds two
     class labels, ``predict`` returns labels, ``predict_proba`` probabilities. With ``trials``
@@ -134,10 +136,10 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
 
     Parameters
     ----------
-    family : {"binomial", "poisson"}, default="binomial"
+    family : {"binomial", "poisson", "gamma"}, default="binomial"
     link : {"logit", "probit", "cloglog", "log"}, default=None
-        Binomial: "logit", "probit" or "cloglog"; Poisson: "log". The canonical link (logit,
-        log) when None.
+        Binomial: "logit", "probit" or "cloglog"; Poisson and Gamma: "log". None: logit for
+        binomial, log otherwise.
     groups : str or int, default=None
         The grouping column of X (required).
     random_slopes : sequence of str or int, default=()
@@ -164,7 +166,10 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
     coef_, intercept_, theta_, fixed_effects_, fixed_cov_, variance_components_,
     random_effects_, random_effects_matrix_, group_levels_, n_groups_, n_iter_,
     converged_, optimization_, fixed_feature_names_, dropped_features_ :
-        As :class:`MixedLM` (``sigma_`` is 1).
+        As :class:`MixedLM`. ``sigma_`` is 1 for binomial and Poisson; for Gamma it is
+        √φ (φ the dispersion; the shape is 1/φ) and, as in lme4's output, ``theta_`` is
+        relative to it: the random-effect SDs on the link scale are ``sigma_ * theta_``
+        (``variance_components_``, which has a ``Residual`` row with φ for Gamma only).
     loglik_ : float
         Full log-likelihood approximation (binomial coefficients included).
     deviance_ : float
@@ -254,6 +259,11 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
                              "needs a single scalar random effect (a random intercept), as "
                              f"lme4's nAGQ; this model has {term.q} per group "
                              f"{list(term.names)}: use n_agq=1 (Laplace) or n_agq=0.")
+        if self.n_agq != 1 and family == GAMMA_LOG:
+            raise ValueError(f"n_agq={self.n_agq} with family='gamma': the Gamma model is "
+                             "fitted by the Laplace approximation (n_agq=1) only, with its "
+                             "dispersion as a parameter (adaptive quadrature and the joint "
+                             "PIRLS of n_agq=0 are not implemented for it).")
         if w.size:
             n_weighted = np.unique(np.asarray(design.codes)[w > 0]).size
             if n_weighted < 2:
@@ -351,6 +361,11 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
                 bad = np.flatnonzero((y_arr < 0) | _non_integral(y_arr))
                 raise ValueError("Poisson y must hold non-negative integer counts; row "
                                  f"{bad[0]} has {y_arr[bad[0]]:g}.")
+        elif self.family == "gamma":
+            if not np.all(y_arr > 0):
+                bad = np.flatnonzero(~(y_arr > 0))
+                raise ValueError("Gamma y must be positive; row "
+                                 f"{bad[0]} has {y_arr[bad[0]]:g}.")
         return y_arr, None
 
     def _check_separation(self, design, y, w, trials, classes):
@@ -359,6 +374,12 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         infinite). Rows with zero weight do not count."""
         rows = w > 0 if w.size else slice(None)
         y_pos, m_pos = y[rows], (trials[rows] if trials is not None else None)
+        if self.family == "gamma":
+            if np.ptp(y_pos) == 0:
+                weighted = " with positive sample_weight" if w.size else ""
+                raise ValueError(f"y has the same value in every row{weighted}: a Gamma "
+                                 "model's dispersion would be 0.")
+            return
         if self._is_classifier():
             success, failure = y_pos > 0, y_pos == 0
             s_text, f_text = (f"y = {c!r}" for c in classes.tolist()[::-1])
@@ -451,13 +472,22 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
                 "maximum-likelihood estimates are infinite and the fit stops at an arbitrary "
                 "point. Drop or recode the separating columns.", PerfectSeparationWarning,
                 stacklevel=5)
+        extra = []
+        if family == GAMMA_LOG:
+            # the dispersion is a parameter too: ρ = −log φ, started from the GLM's
+            rho0 = GammaDispersion(sample).start(loglik0)
+            if not rho0 < 25.0:
+                raise ValueError("the fixed effects alone fit y exactly (the Gamma GLM "
+                                 "without random effects has deviance ~0): no dispersion is "
+                                 "left to estimate.")
+            extra = [rho0]
         p = rows.X.shape[1]
         if self.n_agq == 0:
             return self._optimize_nagq0(family, rows, term, beta0, t0)
         objective = LaplaceDeviance(family, rows, term, n_agq=1)
-        theta0 = em_start(objective, beta0, term.theta_start())
-        opt = minimize_deviance(objective, ParamSpace(term, beta0, theta0), tol=self.tol,
-                                max_iter=self.max_iter)
+        theta0 = em_start(objective, beta0, term.theta_start(), extra)
+        opt = minimize_deviance(objective, ParamSpace(term, beta0, theta0, extra),
+                                tol=self.tol, max_iter=self.max_iter)
         if self.n_agq > 1:
             laplace = opt
             modes = objective.u
@@ -486,9 +516,15 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
                                                                                term)
         modes, cond_var = laplace_at_x.modes(x)
         _warn_fitted_bounds(family, rows, x[:p], modes)
+        sigma = 1.0
+        if family == GAMMA_LOG:
+            # report as lme4 does: σ = √φ, θ relative to σ (variance components σθ)
+            k = term.n_theta
+            sigma = float(np.exp(-0.5 * x[p + k]))
+            opt.theta_final = np.concatenate([x[:p], x[p:p + k] / sigma])
         timings["results"] = time.perf_counter() - t1
         return dict(opt=opt, deviance=f, fixed_cov=cov, modes=modes, cond_var=cond_var,
-                    beta=x[:p], timings=timings)
+                    beta=x[:p], timings=timings, sigma=sigma)
 
     def _optimize_nagq0(self, family, rows, term, beta0, t0):
         """lme4's nAGQ = 0: θ optimized on the Laplace deviance with β and u from a joint
@@ -502,28 +538,31 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         t1 = time.perf_counter()
         deviance, info = objective.solve(opt.theta_final)
         p = rows.X.shape[1]
-        try:
-            cov = np.linalg.inv(info)
-        except np.linalg.LinAlgError:
-            cov = np.full((p, p), np.nan)
         x = np.concatenate([objective.beta, opt.theta_final])
         opt.theta_final = x
         modes, cond_var = LaplaceDeviance(family, rows, term).modes(x)
         _warn_fitted_bounds(family, rows, x[:p], modes)
+        try:
+            cov = np.linalg.inv(info)
+        except np.linalg.LinAlgError:
+            cov = np.full((p, p), np.nan)
         timings = {"optimize": t1 - t0, "results": time.perf_counter() - t1}
         return dict(opt=opt, deviance=deviance, fixed_cov=cov, modes=modes,
-                    cond_var=cond_var, beta=x[:p], timings=timings)
+                    cond_var=cond_var, beta=x[:p], timings=timings, sigma=1.0)
 
     def _set_glm_fitted(self, X, y, design, term, names, dropped, rows, r, classes, extra):
         opt = r["opt"]
         self._set_common_fitted(
             X, y, design, term=term, names=names, beta=r["beta"], fixed_cov=r["fixed_cov"],
-            modes=r["modes"], cond_var=r["cond_var"], opt=opt, dropped=dropped, sigma=1.0)
-        # the variance-components table of a GLMM has no residual row (lme4's VarCorr)
-        vc = self.variance_components_
-        self.variance_components_ = vc[vc["group"] != "Residual"].reset_index(drop=True)
+            modes=r["modes"], cond_var=r["cond_var"], opt=opt, dropped=dropped,
+            sigma=r["sigma"])
+        if self.family != "gamma":
+            # no residual row in a binomial or Poisson GLMM's table (lme4's VarCorr)
+            vc = self.variance_components_
+            self.variance_components_ = vc[vc["group"] != "Residual"].reset_index(drop=True)
         n_obs = float(rows.weights.sum()) if rows.weights.size else float(rows.y.shape[0])
-        n_params = len(r["beta"]) + term.n_theta
+        # lme4 counts Gamma's dispersion as a parameter
+        n_params = len(r["beta"]) + term.n_theta + (self.family == "gamma")
         dev = float(r["deviance"])
         self.n_obs_ = n_obs
         self.loglik_ = -0.5 * dev

@@ -36,8 +36,8 @@ from .dense import chol_lower as _chol
 from .dense import chol_solve as _chol_solve
 from .dense import inverse_from_chol, lower_matvec, lower_sandwich, tct_plus_identity
 
-__all__ = ["BINOMIAL_LOGIT", "POISSON_LOG", "BINOMIAL_PROBIT", "BINOMIAL_CLOGLOG",
-           "is_canonical", "laplace_groups", "agq_groups", "agq_grad_groups",
+__all__ = ["BINOMIAL_LOGIT", "POISSON_LOG", "BINOMIAL_PROBIT", "BINOMIAL_CLOGLOG", "GAMMA_LOG",
+           "observed_logdet", "laplace_groups", "agq_groups", "agq_grad_groups",
            "row_terms", "row_derivs", "fixed_glm_sums", "pirls_joint_sums",
            "count_extreme_eta"]
 
@@ -45,15 +45,19 @@ BINOMIAL_LOGIT = 0
 POISSON_LOG = 1
 BINOMIAL_PROBIT = 2
 BINOMIAL_CLOGLOG = 3
+GAMMA_LOG = 4
 
 _SQRT_HALF = 0.7071067811865476
 _LOG_SQRT_2PI = 0.9189385332046728
 
 
 @njit(cache=True, inline="always")
-def is_canonical(family):
-    """Canonical links: the observed information equals the expected (Fisher) one."""
-    return family == BINOMIAL_LOGIT or family == POISSON_LOG
+def observed_logdet(family):
+    """Families whose Laplace log determinant (and quadrature scale) uses the observed
+    information, for which :func:`row_terms` returns v_F = v: the canonical links, where
+    the two coincide, and Gamma (the true Laplace approximation, as glmmTMB's). The binomial
+    probit and cloglog links use the expected information, as lme4's PIRLS weights."""
+    return family == BINOMIAL_LOGIT or family == POISSON_LOG or family == GAMMA_LOG
 
 
 @njit(cache=True)
@@ -127,6 +131,12 @@ def row_terms(family, y, m, eta):
         vf = m * lp * lm
         return (ll, y * lp - (m - y) * lm, -(y * dlp + (m - y) * dlm), vf,
                 m * (dlp * lm - lp * dlm))
+    if family == GAMMA_LOG:
+        # unit dispersion, without constants: ℓ = −y e^{−η} − η (the shape ν enters as a
+        # factor of the frequency weights, its constants at the model level); the observed
+        # information y e^{−η} stands in v_F (see observed_logdet)
+        ye = y * math.exp(-eta)
+        return -ye - eta, ye - 1.0, ye, ye, -ye
     # binomial cloglog: ℓ = k log μ − (m − k) e^η, ℓ' = k r − (m − k) t
     t, logmu, r, q = _cloglog_parts(eta)
     ll = y * logmu - (m - y) * t + _log_binomial_coefficient(y, m)
@@ -339,7 +349,7 @@ def _laplace_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, want_grad,
     uncontracted (q²(p + q) numbers)."""
     q = zcol.shape[0]
     p = X.shape[1]
-    fisher = not is_canonical(family)
+    fisher = not observed_logdet(family)
     lower_matvec(T, u, Tu)
     sl_z[:] = 0.0
     C[:, :] = 0.0
@@ -414,13 +424,15 @@ def _logdet_slope(T, LF, v1zzz, Hinv, A, s_z, c_t):
 
 @njit(cache=True)
 def _laplace_gradient(T, u, L, Hinv, A, s_z, c_t, C, CF, sl_z, sl_x, wzx, v1zzx, step,
-                      theta_rows, theta_cols, grad, jac):
+                      theta_rows, theta_cols, grad, jac, dll):
     """One group's deviance gradient over (β, θ) into ``grad`` and ∂û/∂(β, θ) into ``jac``
     (q × (p + K)), from the sums of :func:`_laplace_pass` at u, :func:`_logdet_slope`'s
     H_F⁻¹, A, s_z, c_t, and the Newton step δ there (û ≈ u + δ): the O(n) terms
     ``−2Σℓ'x`` and ``−2(Σℓ'z)_a u_b`` are corrected by their derivative along δ. ``L``:
     Cholesky factor of the observed H (û's derivatives, by the implicit function theorem);
-    the log determinant is that of the expected H_F (lme4's, from its PIRLS weights)."""
+    the log determinant is that of the expected H_F (lme4's, from its PIRLS weights).
+    ``dll``: the total derivative of Σ w ℓ(û(x), x) over (β, θ) (the Gamma criterion needs
+    the log-likelihood apart from the penalty)."""
     q = u.shape[0]
     p = sl_x.shape[0]
     K = theta_rows.shape[0]
@@ -457,10 +469,13 @@ def _laplace_gradient(T, u, L, Hinv, A, s_z, c_t, C, CF, sl_z, sl_x, wzx, v1zzx,
             corr += s * step[a]
         _chol_solve(L, rhs, du)
         g = -2.0 * sl_x[k] + s_x[k] + 2.0 * corr
+        d = sl_x[k] - corr
         for a in range(q):
             g += c_t[a] * du[a]
+            d += (u[a] + step[a]) * du[a]
             jac[a, k] = du[a]
         grad[k] = g
+        dll[k] = d
     # θ_m = T[a, b]: ∂û/∂θ_m = H⁻¹ (e_b (Σℓ'z)_a − T'C[:, a] û_b)
     for kk in range(K):
         a = theta_rows[kk]
@@ -472,20 +487,27 @@ def _laplace_gradient(T, u, L, Hinv, A, s_z, c_t, C, CF, sl_z, sl_x, wzx, v1zzx,
         htc = 0.0  # (H_F⁻¹ T'C_F)[b, a]
         for c in range(q):
             htc += Hinv[b, c] * TtCF[c, a]
-        g = (-2.0 * sl_z[a] * u[b] + 2.0 * htc + s_z[a] * u[b]
-             - 2.0 * (sl_z[a] * step[b] - u[b] * CTd[a]))
+        explicit = sl_z[a] * u[b] + sl_z[a] * step[b] - u[b] * CTd[a]  # (Σℓ'z)_a û_b at û
+        g = -2.0 * explicit + 2.0 * htc + s_z[a] * u[b]
+        d = explicit
         for c in range(q):
             g += c_t[c] * du[c]
+            d += (u[c] + step[c]) * du[c]
             jac[c, p + kk] = du[c]
         grad[p + kk] = g
+        dll[p + kk] = d
 
 
 @njit(parallel=True, cache=True)
 def laplace_groups(family, X, zcol, y, m, off, fw, starts, beta, T, theta_rows, theta_cols,
-                   u, J, dx, want_grad, max_steps, tol, dev_out, grad_out, conv_out, H_out):
+                   u, J, dx, want_grad, max_steps, tol, dev_out, grad_out, conv_out, H_out,
+                   ll_out):
     """Laplace deviance per group (``dev_out[i]``) and, if ``want_grad``, its gradient over
     (β, θ) per group (``grad_out[i]``) and ∂û_i/∂(β, θ) (``J[i]``, q × (p + K)); conditional
-    modes updated in place in ``u``, the information ``H_F`` at the mode in ``H_out[i]``.
+    modes updated in place in ``u``, the information ``H_F`` at the mode in ``H_out[i]``,
+    and ``Σ w ℓ`` at the mode in ``ll_out[i, 0]`` with (if want_grad) its total derivative
+    over (β, θ) in ``ll_out[i, 1:1 + p + K]``; a last column beyond those gets
+    ``c_t·H⁻¹û`` (∂ log det H_F/∂u along H⁻¹û: the Gamma dispersion's derivative).
 
     The mode maximizes f; the deviance is ``−2 f(û) + log det H_F`` with the expected
     information in H_F (lme4's Laplace approximation, whose PIRLS weights are the Fisher
@@ -563,9 +585,20 @@ def laplace_groups(family, X, zcol, y, m, off, fw, starts, beta, T, theta_rows, 
         for a in range(q):
             f += -0.5 * ui[a] * ui[a] + 0.5 * gu[a] * step[a]
             logdet += 2.0 * math.log(LF[a, a]) + c_t[a] * step[a]
+            ll += (gu[a] + ui[a]) * step[a]  # T'Σ w ℓ' z = g + u: ℓ's own slope
+        ll_out[i, 0] = ll
+        if want_grad and ll_out.shape[1] > 1 + grad_out.shape[1]:
+            # c_t · H⁻¹ û: with weights scaled by ν, ∂û/∂ν = H⁻¹û/ν (Gamma's dispersion)
+            hu = np.empty(q)
+            _chol_solve(L, ui, hu)
+            ct_hu = 0.0
+            for a in range(q):
+                ct_hu += c_t[a] * hu[a]
+            ll_out[i, ll_out.shape[1] - 1] = ct_hu
         if want_grad:
             _laplace_gradient(T, ui, L, Hinv, A, s_z, c_t, C, CF, sl_z, sl_x, wzx, v1zzx,
-                              step, theta_rows, theta_cols, grad_out[i], J[i])
+                              step, theta_rows, theta_cols, grad_out[i], J[i],
+                              ll_out[i, 1:1 + grad_out.shape[1]])
         dev_out[i] = -2.0 * f + logdet
         for a in range(q):
             for b in range(q):
@@ -652,10 +685,10 @@ def _agq_group(family, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, nodes, weigh
     svzx = np.empty(p)
     sv1zzx = np.empty(p)
     slz0, c, cf, s3 = 0.0, 0.0, 0.0, 0.0
-    if want_grad or not is_canonical(family):
+    if want_grad or not observed_logdet(family):
         slz0, c, cf, s3 = _agq_mode_sums(family, X, zcol, y, m, off, fw, lo, hi, beta,
                                          th * u0, svzx, sv1zzx)
-    HF = H if is_canonical(family) else 1.0 + th * th * cf
+    HF = H if observed_logdet(family) else 1.0 + th * th * cf
     sigma = 1.0 / math.sqrt(HF)
     z = np.zeros(1)
     Tu = np.zeros(1)
@@ -688,7 +721,7 @@ def _agq_group(family, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, nodes, weigh
     if not want_grad:
         return dev, conv
     # derivatives of û and of log σ at the mode
-    if is_canonical(family):
+    if observed_logdet(family):
         cf = c
     du_t = (slz0 - th * u0 * c) / H
     r_t = -0.5 * (2.0 * th * cf + th * th * (u0 + th * du_t) * s3) / HF
@@ -844,3 +877,4 @@ def count_extreme_eta(X, zcol, off, fw, starts, beta, B, low, high):
                 c += 1
         counts[i] = c
     return counts.sum()
+

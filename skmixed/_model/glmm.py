@@ -9,9 +9,10 @@ Gauss–Hermite, value and exact gradient), all in parallel over groups
 
 import numpy as np
 from numba import njit
+from scipy import special
 
-from .._kernels.glmm import (agq_grad_groups, agq_groups, fixed_glm_sums, laplace_groups,
-                              pirls_joint_sums)
+from .._kernels.glmm import (GAMMA_LOG, agq_grad_groups, agq_groups, fixed_glm_sums,
+                              laplace_groups, pirls_joint_sums)
 from .optimize import minimize_newton
 
 __all__ = ["group_order", "GroupedRows", "LaplaceDeviance", "JointPIRLSDeviance",
@@ -91,6 +92,12 @@ def fit_fixed_glm(family, rows, n_chunks, max_iter=100, tol=1e-14, return_loglik
         return ll_out.sum(), score.sum(axis=0), info.sum(axis=0)
 
     beta = np.zeros(p)
+    if family == GAMMA_LOG:
+        # β = 0 (μ = 1) is far from typical positive responses and the scoring steps from
+        # there overshoot: start from the least-squares fit of log y (R's mustart = y)
+        sw = np.sqrt(rows.weights) if rows.weights.size else 1.0
+        beta = np.linalg.lstsq(X * np.asarray(sw)[..., None] if rows.weights.size else X,
+                               np.log(rows.y) * sw, rcond=None)[0]
     ll, sc, inf = sums(beta)
     for _ in range(max_iter):
         step = np.linalg.lstsq(inf, sc, rcond=None)[0]
@@ -127,8 +134,60 @@ def row_sample(rows, max_rows):
                        take(rows.weights), np.array([0, X.shape[0]], dtype=np.int64))
 
 
+class GammaDispersion:
+    """The Gamma family's dispersion φ as one more parameter ``ρ = −log φ`` (so ν = 1/φ =
+    e^ρ, the shape) of the Laplace approximation — the true likelihood, as glmmTMB's.
+
+    With shape ν each row's log-density is ``ν ℓ₁ + ν log ν − log Γ(ν) + (ν − 1) log y``
+    where ``ℓ₁ = −y/μ − log μ`` is the kernels' unit-dispersion Gamma term. So the kernels,
+    given the frequency weights ``w ν``, return ``K = −2 ν S₁ + ‖û‖² + log det H`` (S₁ =
+    Σ w ℓ₁ at û, H = I + ν T'Σ w (y/μ) z z'T the observed information, as TMB's Laplace
+    approximation), and the deviance is ``K − 2 c(ν)`` with
+    ``c(ν) = n_w (ν log ν − log Γ(ν)) + (ν − 1) Σ w log y``. Its ν-derivative: f is
+    stationary at û; log det H moves explicitly, by tr(H⁻¹(H − I))/ν, and through
+    ∂û/∂ν = H⁻¹û/ν along its u-gradient c_t:
+    ``∂d/∂ν = −2 S₁ + Σ_i (q − tr H_i⁻¹ + c_t,i·H_i⁻¹û_i)/ν − 2 c'(ν)``.
+
+    (lme4's ``glmer`` instead finds the modes at unit dispersion and adds R's
+    ``Gamma()$aic`` with a plug-in dispersion; that criterion penalizes ‖u‖² without the
+    1/φ of the likelihood and is not the Laplace approximation of the model's likelihood.)
+    """
+
+    def __init__(self, rows):
+        self.w = rows.weights if rows.weights.size else np.ones_like(rows.y)
+        self.n_w = float(self.w.sum())
+        self.sum_log_y = float(self.w @ np.log(rows.y))
+
+    def weights(self, rho):
+        return self.w * np.exp(rho)
+
+    def constant(self, rho):
+        nu = np.exp(rho)
+        return self.n_w * (nu * rho - special.gammaln(nu)) + (nu - 1.0) * self.sum_log_y
+
+    def deviance(self, K, rho):
+        return K - 2.0 * self.constant(rho)
+
+    def slope(self, rho, ll_nu, H, ct_hu):
+        """∂d/∂ρ from ``ll_nu = ν S₁`` (the kernels' Σ (w ν) ℓ₁), the groups' H and
+        ``c_t·H⁻¹û`` per group."""
+        nu = np.exp(rho)
+        q = H.shape[1]
+        trace = np.trace(np.linalg.inv(H), axis1=1, axis2=2) if H.shape[0] else np.zeros(0)
+        dc = self.n_w * (rho + 1.0 - special.digamma(nu)) + self.sum_log_y
+        d_nu = -2.0 * ll_nu / nu + np.sum(q - trace + ct_hu) / nu - 2.0 * dc
+        return nu * d_nu
+
+    def start(self, S1):
+        """ρ from the GLM without random effects: the deviance-based dispersion estimate
+        (R's ``Gamma()$aic`` plug-in), S1 = Σ w ℓ₁ at its fit."""
+        deviance = -2.0 * (S1 - (-self.n_w - self.sum_log_y))
+        return -np.log(max(deviance / self.n_w, 1e-12))
+
+
 class LaplaceDeviance:
-    """The deviance of a one-factor GLMM as a function of ``x = (β, θ)``.
+    """The deviance of a one-factor GLMM as a function of ``x = (β, θ)`` (Gamma:
+    ``x = (β, θ, ρ)``, see :class:`GammaDispersion`).
 
     ``n_agq = 1`` gives the Laplace approximation, ``n_agq > 1`` (scalar random effect)
     adaptive Gauss–Hermite quadrature, both with their exact gradients.
@@ -157,23 +216,32 @@ class LaplaceDeviance:
         self._J = np.zeros((G, q, p + term.n_theta))
         self._x_u = None
         self._best = (None, np.inf, None, None)
+        self.gamma = GammaDispersion(rows) if family == GAMMA_LOG else None
+        self._ll = np.zeros((G, 1 + p + term.n_theta + (self.gamma is not None)))
+        if self.gamma is not None and self.n_agq > 1:
+            raise ValueError("adaptive quadrature for Gamma is not implemented: n_agq=1")
         if self.n_agq > 1:
             nodes, weights = np.polynomial.hermite_e.hermegauss(self.n_agq)
             self._nodes, self._weights = nodes, weights / weights.sum()
 
     def split(self, x):
-        return x[: self.p], x[self.p:]
+        """(β, θ) — for Gamma without ρ, the last element."""
+        return x[: self.p], x[self.p:self.p + self.term.n_theta]
 
     def _laplace(self, x, want_grad):
         x = np.asarray(x, dtype=float)
         beta, theta = self.split(x)
         r = self.rows
-        dx = np.empty(0) if self._x_u is None else x - self._x_u
-        laplace_groups(self.family, r.X, r.zcol, r.y, r.m, r.offset, r.weights, r.starts,
+        n_bt = self.p + self.term.n_theta
+        dx = np.empty(0) if self._x_u is None else x[:n_bt] - self._x_u[:n_bt]
+        weights = r.weights if self.gamma is None else self.gamma.weights(x[n_bt])
+        laplace_groups(self.family, r.X, r.zcol, r.y, r.m, r.offset, weights, r.starts,
                        beta, self.term.factor(theta), self.term.rows, self.term.cols, self.u,
                        self._J, dx, want_grad, self.max_steps, self.mode_tol, self._dev,
-                       self._grad, self._conv, self._H)
+                       self._grad, self._conv, self._H, self._ll)
         f = float(self._dev.sum())
+        if self.gamma is not None:
+            f = self.gamma.deviance(f, x[n_bt])
         # the prediction needs a Jacobian (from a gradient evaluation) and finite modes
         if np.isfinite(f) and (want_grad or self._x_u is not None):
             self._x_u = x.copy()
@@ -200,7 +268,12 @@ class LaplaceDeviance:
             f = self._laplace(x, True)
             if not np.isfinite(f):
                 return np.inf, np.zeros_like(x)
-            return f, self._grad.sum(axis=0)
+            g = self._grad.sum(axis=0)
+            if self.gamma is not None:
+                rho = x[-1]
+                g = np.append(g, self.gamma.slope(rho, float(self._ll[:, 0].sum()), self._H,
+                                                  self._ll[:, -1]))
+            return f, g
         beta, theta = self.split(x)
         r = self.rows
         agq_grad_groups(self.family, r.X, r.zcol, r.y, r.m, r.offset, r.weights, r.starts,
@@ -223,22 +296,24 @@ class LaplaceDeviance:
             u, H = self.u, self._H
         T = self.term.factor(theta)
         b = u @ T.T
+        self.modes_u = u.copy()  # the spherical modes (lme4's u), e.g. for its ‖u‖²
         Hinv = np.linalg.inv(H)
         cond_cov = np.einsum("ak,gkl,bl->gab", T, Hinv, T)
         return b, np.diagonal(cond_cov, axis1=1, axis2=2).copy()
 
 
-def em_start(objective, beta, theta, max_steps=3, rtol=0.1, floor=1e-2):
+def em_start(objective, beta, theta, extra=(), max_steps=3, rtol=0.1, floor=1e-2):
     """θ to start the Laplace optimization from: EM steps for the random-effect covariance
     at fixed β, ``Σ ← mean_i T(û_i û_i' + H_i⁻¹)T'`` (the conditional modes' second moment
     under the Laplace approximation), from lme4's start. Each step is one value-only
     evaluation; they stop once θ changes by less than ``rtol`` (relative). Diagonal
-    elements are kept at least ``floor``: θ_j = 0 is a stationary point of the deviance."""
+    elements are kept at least ``floor``: θ_j = 0 is a stationary point of the deviance.
+    ``extra``: parameters after θ, held fixed (Gamma's ρ)."""
     term = objective.term
     theta = np.asarray(theta, dtype=float)
     diag = term.rows == term.cols
     for _ in range(max_steps):
-        x = np.concatenate([beta, theta])
+        x = np.concatenate([beta, theta, extra])
         if not np.isfinite(objective.value(x)):
             break
         T = term.factor(theta)
@@ -257,22 +332,25 @@ def em_start(objective, beta, theta, max_steps=3, rtol=0.1, floor=1e-2):
 
 
 class ParamSpace:
-    """x = (β, θ): start from the fixed-effect GLM and θ's start; θ part canonicalized."""
+    """x = (β, θ[, extra]): start from the fixed-effect GLM and θ's start; θ part
+    canonicalized; ``extra`` (Gamma's ρ) unbounded and left as it is."""
 
-    def __init__(self, term, beta_start, theta_start=None):
+    def __init__(self, term, beta_start, theta_start=None, extra_start=()):
         self.term = term
         self.beta_start = np.asarray(beta_start, dtype=float)
         self.theta_start = term.theta_start() if theta_start is None else theta_start
+        self.extra_start = np.asarray(extra_start, dtype=float)
 
     def start(self):
-        return np.concatenate([self.beta_start, self.theta_start])
+        return np.concatenate([self.beta_start, self.theta_start, self.extra_start])
 
     def lower(self):
-        return np.concatenate([np.full(self.beta_start.size, -np.inf), self.term.theta_lower()])
+        return np.concatenate([np.full(self.beta_start.size, -np.inf), self.term.theta_lower(),
+                               np.full(self.extra_start.size, -np.inf)])
 
     def canonical(self, x):
-        p = self.beta_start.size
-        return np.concatenate([x[:p], self.term.canonical(x[p:])])
+        p, k = self.beta_start.size, self.term.n_theta
+        return np.concatenate([x[:p], self.term.canonical(x[p:p + k]), x[p + k:]])
 
 
 def minimize_deviance(objective, space, *, tol, max_iter, hessian=None):

@@ -28,8 +28,9 @@ FITTED_ATTRIBUTES = ["coef_", "intercept_", "theta_", "fixed_effects_", "varianc
 
 @pytest.fixture(scope="module")
 def df():
-    """600 rows in 30 groups: the binary y_bin, successes y_succ out of n trials, and
-    Poisson counts y_count with the offset column off (log exposure)."""
+    """600 rows in 30 groups: the binary y_bin, successes y_succ out of n trials,
+    Poisson counts y_count with the offset column off (log exposure) and a positive
+    Gamma response y_gamma."""
     df = make_multilevel(600, 30, random_state=0)
     rng = np.random.default_rng(1)
     u = rng.normal(0.0, 0.5, size=30)[df["g"].cat.codes.to_numpy()]
@@ -37,7 +38,8 @@ def df():
     off = np.log(rng.uniform(0.5, 4.0, size=len(df)))
     n = rng.integers(1, 8, size=len(df))
     return df.assign(n=n, y_succ=rng.binomial(n, expit(eta)), off=off,
-                     y_count=rng.poisson(np.exp(0.5 + eta + off)))
+                     y_count=rng.poisson(np.exp(0.5 + eta + off)),
+                     y_gamma=rng.gamma(4.0, np.exp(1.0 + eta) / 4.0))
 
 
 # Each kind: the estimator's parameters, the columns of X, the target.
@@ -45,6 +47,7 @@ KINDS = {
     "classifier": ({}, ["g", "x", "b"], "y_bin"),
     "trials": ({"trials": "n"}, ["g", "x", "b", "n"], "y_succ"),
     "poisson": ({"family": "poisson", "offset": "off"}, ["g", "x", "b", "off"], "y_count"),
+    "gamma": ({"family": "gamma"}, ["g", "x", "b"], "y_gamma"),
 }
 
 
@@ -82,6 +85,7 @@ def refit_with_params_fails(fitted, exc, match, X=None, y=None, **params):
 CLASSIFIER = pytest.mark.parametrize("fitted", ["classifier"], indirect=True)
 TRIALS = pytest.mark.parametrize("fitted", ["trials"], indirect=True)
 POISSON = pytest.mark.parametrize("fitted", ["poisson"], indirect=True)
+GAMMA = pytest.mark.parametrize("fitted", ["gamma"], indirect=True)
 ALL_KINDS = pytest.mark.parametrize("fitted", list(KINDS), indirect=True)
 
 
@@ -342,21 +346,45 @@ def test_invalid_parameter(fitted, params):
     ("binomial", "log", r"\['cloglog', 'logit', 'probit'\]"),
     ("poisson", "logit", r"\['log'\]"),
     ("poisson", "sqrt", r"\['log'\]"),
+    ("gamma", "inverse", r"\['log'\]"),
 ])
 def test_unknown_link(fitted, df, family, link, valid):
-    y = df["y_count"] if family == "poisson" else None
+    y = {"poisson": df["y_count"], "gamma": df["y_gamma"]}.get(family)
     refit_with_params_fails(fitted, ValueError, f"unknown link '{link}' for family "
                             f"'{family}'; valid links: {valid}", y=y, family=family, link=link)
 
 
-@CLASSIFIER
-@pytest.mark.parametrize("family, link", [("gamma", None), ("gamma", "log"),
-                                          ("gamma", "inverse")])
-def test_planned_family_or_link_not_implemented_yet(fitted, family, link):
-    shown = link or "log"
-    refit_with_params_fails(fitted, ValueError, f"family='{family}' with link='{shown}' is "
-                            "not implemented yet; available: binomial/logit, probit, "
-                            "cloglog; poisson/log", family=family, link=link)
+# ------------------------------------------------------------------ Gamma responses
+
+
+@GAMMA
+@pytest.mark.parametrize("value, shown", [(0.0, "0"), (-2.5, "-2.5")])
+def test_non_positive_gamma_response(fitted, value, shown):
+    X, y = fitted[2:]
+    y = y.copy()
+    y.iloc[11] = value
+    refit_fails(fitted, ValueError, f"Gamma y must be positive; row 11 has {shown}", X, y)
+
+
+@GAMMA
+def test_constant_gamma_response(fitted):
+    X, y = fitted[2:]
+    refit_fails(fitted, ValueError, "y has the same value in every row: a Gamma model's "
+                "dispersion would be 0", X, pd.Series(np.full(len(y), 3.5), index=y.index))
+
+
+@GAMMA
+def test_gamma_response_fitted_exactly_by_the_fixed_effects(fitted):
+    X, y = fitted[2:]
+    exact = pd.Series(np.exp(0.2 + 0.4 * X["x"].to_numpy()), index=y.index)
+    refit_fails(fitted, ValueError, "the fixed effects alone fit y exactly", X, exact)
+
+
+@GAMMA
+@pytest.mark.parametrize("n_agq", [0, 5])
+def test_gamma_needs_the_laplace_approximation(fitted, n_agq):
+    refit_with_params_fails(fitted, ValueError, f"n_agq={n_agq} with family='gamma': the "
+                            "Gamma model is fitted by the Laplace approximation", n_agq=n_agq)
 
 
 @ALL_KINDS

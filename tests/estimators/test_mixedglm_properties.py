@@ -1,4 +1,4 @@
-"""MixedGLM recovers known parameters, for every family and link.
+"""MixedGLM recovers known parameters, for every family and link (Gamma with shape 4).
 
 Each family/link simulates REPLICATES data sets from one known model (80 groups of 60
 rows, a random intercept with SD 0.6, β = (-0.4, 0.7, 0.5) on an intercept, a continuous and
@@ -34,7 +34,9 @@ MEANS = {
     ("binomial", "probit"): special.ndtr,
     ("binomial", "cloglog"): lambda eta: -np.expm1(-np.exp(eta)),
     ("poisson", "log"): np.exp,
+    ("gamma", "log"): np.exp,
 }
+GAMMA_SHAPE = 4.0
 
 
 def simulate(family, link, seed, trials=False):
@@ -48,6 +50,8 @@ def simulate(family, link, seed, trials=False):
     df = pd.DataFrame({"g": pd.Categorical(g), "x": x, "b": b})
     if family == "poisson":
         y = rng.poisson(mean)
+    elif family == "gamma":
+        y = rng.gamma(GAMMA_SHAPE, mean / GAMMA_SHAPE)
     elif trials:
         df["m"] = rng.integers(1, 6, size=n).astype(float)
         y = rng.binomial(df["m"].astype(int), mean)
@@ -65,7 +69,7 @@ def fit(family, link, df, y, trials=False):
 
 
 CASES = [("binomial", "logit", False), ("binomial", "probit", True),
-         ("binomial", "cloglog", False), ("poisson", "log", False)]
+         ("binomial", "cloglog", False), ("poisson", "log", False), ("gamma", "log", False)]
 
 
 @pytest.fixture(scope="module", params=CASES, ids=lambda c: f"{c[0]}-{c[1]}")

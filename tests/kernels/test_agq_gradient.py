@@ -152,7 +152,7 @@ def test_one_node_rule_gives_the_laplace_gradient(kind):
     J = np.zeros((G, 1, p + 1))
     laplace_groups(family, r.X, r.zcol, r.y, r.m, r.offset, r.weights, r.starts, beta, T,
                    term.rows, term.cols, u2, J, np.empty(0), True, 50, 1e-10, dev2, grad2,
-                   conv2, H)
+                   conv2, H, np.zeros((G, p + 2)))
     assert conv1.all() and conv2.all()
     # the two kernels stop their mode searches at different points within their tolerances
     np.testing.assert_allclose(u1, u2, rtol=1e-9, atol=1e-12)

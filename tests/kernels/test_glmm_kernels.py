@@ -21,8 +21,8 @@ import pytest
 from scipy import special, stats
 
 from skmixed._kernels.glmm import (BINOMIAL_CLOGLOG, BINOMIAL_LOGIT, BINOMIAL_PROBIT,
-                                   POISSON_LOG, agq_groups, fixed_glm_sums, laplace_groups,
-                                   row_derivs, row_terms)
+                                   GAMMA_LOG, POISSON_LOG, agq_groups, fixed_glm_sums,
+                                   laplace_groups, row_derivs, row_terms)
 from skmixed._kernels.threads import numba_threads
 
 ETAS = np.array([-6.0, -2.3, -0.7, 0.0, 0.4, 1.9, 5.5])
@@ -138,8 +138,22 @@ def test_row_terms_poisson_log_against_scipy(y):
                                    rtol=1e-12)
 
 
+@pytest.mark.parametrize("y", [0.05, 1.0, 7.5])
+def test_row_terms_gamma_log_at_unit_dispersion(y):
+    """Gamma, log link, unit dispersion: ℓ = −y/μ − log μ; the observed information y/μ
+    stands in v_F (the log determinant of the true Laplace approximation)."""
+    for eta in np.array([-3.0, -0.4, 0.0, 1.2, 4.0]):
+        ll, l1, v, vf, vf1 = terms(GAMMA_LOG, y, 1.0, eta)
+        mu = np.exp(eta)
+        # scipy's Gamma density with shape 1 and scale μ, without its log y constant (0 here)
+        np.testing.assert_allclose(ll, stats.gamma.logpdf(y, 1.0, scale=mu), rtol=1e-12)
+        check_derivatives(GAMMA_LOG, y, 1.0, eta)
+        np.testing.assert_allclose([l1, v, vf, vf1], [y / mu - 1, y / mu, y / mu, -y / mu],
+                                   rtol=1e-12)
+
+
 @pytest.mark.parametrize("family", [BINOMIAL_LOGIT, POISSON_LOG, BINOMIAL_PROBIT,
-                                    BINOMIAL_CLOGLOG])
+                                    BINOMIAL_CLOGLOG, GAMMA_LOG])
 def test_row_derivs_are_row_terms_without_the_log_likelihood(family):
     for eta in ETAS:
         full = terms(family, 2.0, 5.0, eta)
@@ -234,7 +248,7 @@ def run_laplace(family, X, zcol, y, starts, beta, T, rows, cols, want_grad=True)
     e = np.empty(0)
     J = np.zeros((G, q, p + rows.size))
     laplace_groups(family, X, zcol, y, e, e, e, starts, beta, T, rows, cols, u, J, e,
-                   want_grad, 50, 1e-10, dev, grad, conv, H)
+                   want_grad, 50, 1e-10, dev, grad, conv, H, np.zeros((G, 1 + p + rows.size)))
     return u, dev, grad, conv, H
 
 

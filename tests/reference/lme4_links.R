@@ -1,5 +1,6 @@
-# lme4 references for the binomial links beyond logit (../shared/reference has logit only).
-# Run from the repository root:  Rscript tests/reference/lme4_links.R tests/reference
+# lme4 references for the binomial links beyond ../shared/reference (which has logit only):
+# cbpp with the probit and cloglog links. Run from the repository root:
+#     Rscript tests/reference/lme4_links.R tests/reference
 # Needs R with lme4 and jsonlite (Debian: r-cran-lme4 r-cran-jsonlite). The output JSON has
 # the same fields as ../shared/reference/lme4_cbpp.json; `data` names the data set the tests
 # read (lme4's own cbpp, saved in ../shared/data/cbpp.csv).
@@ -30,3 +31,4 @@ for (link in c("probit", "cloglog")) {
 }
 write_json(out, file.path(outdir, "lme4_cbpp_links.json"), digits = NA, auto_unbox = TRUE,
            pretty = TRUE, na = "null")
+
