@@ -328,20 +328,24 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
             if (y_arr.dtype.kind == "f" and not np.isfinite(y_arr).all()) or (
                     y_arr.dtype.kind == "O" and pd.isna(y_arr).any()):
                 raise ValueError("Input y contains NaN, infinity or missing labels.")
-            check_classification_targets(y_arr)  # "Unknown label type: continuous ..."
-            y_type = type_of_target(y_arr, input_name="y")
+            # sklearn's target checks see the distinct labels only (one hash pass over y,
+            # not the sorts of np.unique on millions of rows): the target's type depends on
+            # the set of values alone
+            labels = pd.unique(y_arr)
+            check_classification_targets(labels)  # "Unknown label type: continuous ..."
+            y_type = type_of_target(labels, input_name="y")
             if y_type != "binary":
                 raise ValueError(
                     "Only binary classification is supported. The type of the target is "
                     f"{y_type}: binomial {name} without trials needs exactly 2 classes in y "
-                    f"(found {len(np.unique(y_arr))}). For successes out of a number of "
+                    f"(found {len(labels)}). For successes out of a number of "
                     "trials name the trials column with trials=; for counts use "
                     "family='poisson'.")
-            classes, y01 = np.unique(y_arr, return_inverse=True)
+            classes = np.sort(labels)
             if len(classes) != 2:
                 raise ValueError(f"binomial {name} without trials needs exactly 2 classes in "
                                  f"y; found {len(classes)}: {classes.tolist()}.")
-            return y01.astype(np.float64), classes
+            return (y_arr == classes[1]).astype(np.float64), classes
         y_arr = _design.check_target(y, n, name)
         if not np.isfinite(y_arr).all():
             raise ValueError("Input y contains NaN or infinity.")
@@ -654,14 +658,16 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
     def summary(self):
         """lme4-style text summary."""
         check_is_fitted(self)
-        method = ("Laplace approximation" if self.n_agq == 1
-                  else f"adaptive Gauss-Hermite quadrature (nAGQ = {self.n_agq})")
+        method = {0: "Laplace approximation, nAGQ = 0: β from the joint PIRLS",
+                  1: "Laplace approximation"}.get(
+            self.n_agq, f"adaptive Gauss-Hermite quadrature (nAGQ = {self.n_agq})")
         extra = [f"AIC {self.aic_:.2f}  BIC {self.bic_:.2f}  logLik {self.loglik_:.2f}",
                  f"optimizer {self.optimization_.optimizer}: {self.n_iter_} iterations, "
                  f"{'converged' if self.converged_ else 'NOT converged'}"]
         return summary_text(
             title=f"Generalized linear mixed model fit by maximum likelihood ({method}) "
-                  f"[skmixed.MixedGLM]\n Family: {self.family} ({self.link or _CANONICAL[self.family]})",
+                  f"[skmixed.MixedGLM]\n Family: {self.family} "
+                  f"({self.link or _DEFAULT_LINK[self.family]})",
             formula=self._glm_formula(), criterion_name="deviance (-2 logLik)",
             criterion=self.deviance_, vc=self.variance_components_, fixed=self.fixed_effects_,
             n_obs=self.n_obs_, group_name=self.variance_components_["group"].iloc[0],

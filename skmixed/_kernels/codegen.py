@@ -17,10 +17,11 @@ import hashlib
 import importlib.util
 import os
 import sys
+import types
 from pathlib import Path
 
 
-__all__ = ["crossprod_kernel", "MAX_SPECIALIZED_COLUMNS"]
+__all__ = ["crossprod_kernel", "load_module", "MAX_SPECIALIZED_COLUMNS"]
 
 MAX_SPECIALIZED_COLUMNS = 10
 _VERSION = 4  # bump when the generated source changes
@@ -114,13 +115,24 @@ def _load_from_file(name, source):
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
-    return module.kernel
+    return module
 
 
 def _compile_in_memory(name, source):
-    namespace = {}
-    exec(compile(source.replace("cache=True", "cache=False"), f"<{name}>", "exec"), namespace)
-    return namespace["kernel"]
+    module = types.ModuleType(f"skmixed_generated.{name}")
+    exec(compile(source.replace("cache=True", "cache=False"), f"<{name}>", "exec"),
+         module.__dict__)
+    return module
+
+
+def load_module(name, source):
+    """Import generated source as a module: from the cache folder (so Numba's ``cache=True``
+    keeps its machine code across processes), or compiled in memory if the folder cannot be
+    written."""
+    try:
+        return _load_from_file(name, source)
+    except OSError:
+        return _compile_in_memory(name, source)
 
 
 def crossprod_kernel(p, z_pos, weighted):
@@ -132,9 +144,6 @@ def crossprod_kernel(p, z_pos, weighted):
         source = _source(*key)
         digest = hashlib.sha1(source.encode()).hexdigest()[:12]
         name = f"crossprod_p{key[0]}_q{len(key[1])}_w{int(key[2])}_{digest}"
-        try:
-            kernel = _load_from_file(name, source)
-        except OSError:
-            kernel = _compile_in_memory(name, source)
+        kernel = load_module(name, source).kernel
         _LOADED[key] = kernel
     return kernel

@@ -68,7 +68,8 @@ def _log_ndtr(t):
     if t > -37.0:
         return math.log(0.5 * math.erfc(-t * _SQRT_HALF))
     s = 1.0 / (t * t)
-    return -0.5 * t * t - _LOG_SQRT_2PI - math.log(-t) + math.log1p(s * (-1.0 + s * (3.0 - 15.0 * s)))
+    series = s * (-1.0 + s * (3.0 - 15.0 * s))
+    return -0.5 * t * t - _LOG_SQRT_2PI - math.log(-t) + math.log1p(series)
 
 
 @njit(cache=True)
@@ -101,7 +102,7 @@ def _log_binomial_coefficient(y, m):
     return math.lgamma(m + 1.0) - math.lgamma(y + 1.0) - math.lgamma(m - y + 1.0)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def row_terms(family, y, m, eta):
     """``(ℓ, ℓ', v, v_F, v_F')`` of one row: log-likelihood, its η-derivative, the
     observed information ``v = −ℓ''``, the expected (Fisher) information ``v_F`` and

@@ -11,8 +11,9 @@ import numpy as np
 from numba import njit
 from scipy import special
 
-from .._kernels.glmm import (GAMMA_LOG, agq_grad_groups, agq_groups, fixed_glm_sums,
-                              laplace_groups, pirls_joint_sums)
+from .._kernels import glmm as generic_kernels
+from .._kernels.glmm import GAMMA_LOG, fixed_glm_sums, pirls_joint_sums
+from .._kernels.glmm_codegen import SPECIALIZE_MIN_ROWS, specialized_kernels
 from .optimize import minimize_newton
 
 __all__ = ["group_order", "GroupedRows", "LaplaceDeviance", "JointPIRLSDeviance",
@@ -190,8 +191,12 @@ class LaplaceDeviance:
     ``x = (β, θ, ρ)``, see :class:`GammaDispersion`).
 
     ``n_agq = 1`` gives the Laplace approximation, ``n_agq > 1`` (scalar random effect)
-    adaptive Gauss–Hermite quadrature, both with their exact gradients.
+    adaptive Gauss–Hermite quadrature, both with their exact gradients. From
+    ``specialize_min_rows`` rows on, the kernels are the generated ones for the family and
+    the design's shape (:mod:`skmixed._kernels.glmm_codegen`).
     """
+
+    specialize_min_rows = SPECIALIZE_MIN_ROWS
 
     def __init__(self, family, rows, term, n_agq=1, max_steps=50, mode_tol=1e-10):
         self.family = family
@@ -217,6 +222,9 @@ class LaplaceDeviance:
         self._x_u = None
         self._best = (None, np.inf, None, None)
         self.gamma = GammaDispersion(rows) if family == GAMMA_LOG else None
+        # kernels written out for this shape once the rows are many (see glmm_codegen)
+        self._kernels = (specialized_kernels(family, rows)
+                         if rows.y.shape[0] >= self.specialize_min_rows else generic_kernels)
         self._ll = np.zeros((G, 1 + p + term.n_theta + (self.gamma is not None)))
         if self.gamma is not None and self.n_agq > 1:
             raise ValueError("adaptive quadrature for Gamma is not implemented: n_agq=1")
@@ -235,10 +243,11 @@ class LaplaceDeviance:
         n_bt = self.p + self.term.n_theta
         dx = np.empty(0) if self._x_u is None else x[:n_bt] - self._x_u[:n_bt]
         weights = r.weights if self.gamma is None else self.gamma.weights(x[n_bt])
-        laplace_groups(self.family, r.X, r.zcol, r.y, r.m, r.offset, weights, r.starts,
-                       beta, self.term.factor(theta), self.term.rows, self.term.cols, self.u,
-                       self._J, dx, want_grad, self.max_steps, self.mode_tol, self._dev,
-                       self._grad, self._conv, self._H, self._ll)
+        self._kernels.laplace_groups(
+            self.family, r.X, r.zcol, r.y, r.m, r.offset, weights, r.starts, beta,
+            self.term.factor(theta), self.term.rows, self.term.cols, self.u, self._J, dx,
+            want_grad, self.max_steps, self.mode_tol, self._dev, self._grad, self._conv,
+            self._H, self._ll)
         f = float(self._dev.sum())
         if self.gamma is not None:
             f = self.gamma.deviance(f, x[n_bt])
@@ -257,9 +266,10 @@ class LaplaceDeviance:
             return self._laplace(x, False)
         beta, theta = self.split(np.asarray(x, dtype=float))
         r = self.rows
-        agq_groups(self.family, r.X, r.zcol, r.y, r.m, r.offset, r.weights, r.starts, beta,
-                   self.term.factor(theta), self.u, self._nodes, self._weights,
-                   self.max_steps, self.mode_tol, self._dev, self._conv)
+        self._kernels.agq_groups(
+            self.family, r.X, r.zcol, r.y, r.m, r.offset, r.weights, r.starts, beta,
+            self.term.factor(theta), self.u, self._nodes, self._weights, self.max_steps,
+            self.mode_tol, self._dev, self._conv)
         return float(self._dev.sum())
 
     def value_and_grad(self, x):
@@ -276,9 +286,10 @@ class LaplaceDeviance:
             return f, g
         beta, theta = self.split(x)
         r = self.rows
-        agq_grad_groups(self.family, r.X, r.zcol, r.y, r.m, r.offset, r.weights, r.starts,
-                        beta, self.term.factor(theta), self.u, self._nodes, self._weights,
-                        self.max_steps, self.mode_tol, self._dev, self._grad, self._conv)
+        self._kernels.agq_grad_groups(
+            self.family, r.X, r.zcol, r.y, r.m, r.offset, r.weights, r.starts, beta,
+            self.term.factor(theta), self.u, self._nodes, self._weights, self.max_steps,
+            self.mode_tol, self._dev, self._grad, self._conv)
         f = float(self._dev.sum())
         g = self._grad.sum(axis=0)
         if not (np.isfinite(f) and np.all(np.isfinite(g))):

@@ -560,3 +560,31 @@ def test_gamma_deviance_is_the_laplace_approximation_of_the_likelihood():
         total += -2.0 * f(res.x) + np.log(H)
         np.testing.assert_allclose(obj.u[i, 0], res.x, atol=1e-6)
     np.testing.assert_allclose(value, total, rtol=1e-9)
+
+
+# ----------------------------------------------------------------------------- generated
+@pytest.mark.parametrize("kind, q, covariance, n_agq", [
+    # each shape compiles its own kernels (~15 s): one in the default run, the rest slow
+    ("binomial", 1, "unstructured", 5),
+    *[pytest.param(*case, marks=pytest.mark.slow) for case in [
+        ("trials", 2, "unstructured", 1), ("poisson", 2, "diagonal", 1),
+        ("poisson_plain", 1, "unstructured", 3), ("probit", 1, "unstructured", 4),
+        ("cloglog", 2, "unstructured", 1), ("gamma", 2, "unstructured", 1)]],
+])
+def test_generated_kernels_agree_with_the_generic_ones(monkeypatch, kind, q, covariance,
+                                                       n_agq):
+    """The passes written out for a shape (skmixed._kernels.glmm_codegen, used from 100,000
+    rows on) give the generic kernels' deviance, gradient, modes and information."""
+    rng = np.random.default_rng(90 + q)
+    family, rows = make_rows(rng, kind, q)
+    term = make_term(q, covariance)
+    x = gamma_x(term) if kind == "gamma" else x_at(term)
+    results = []
+    for min_rows in (10 ** 12, 0):
+        monkeypatch.setattr(LaplaceDeviance, "specialize_min_rows", min_rows)
+        obj = LaplaceDeviance(family, rows, term, n_agq=n_agq)
+        assert (obj._kernels.__name__ == "skmixed._kernels.glmm") == (min_rows > 0)
+        f, g = obj.value_and_grad(x)
+        results.append((f, g, obj.u.copy(), obj._H.copy(), obj.value(x + 0.01)))
+    for generic, generated in zip(*results):
+        np.testing.assert_allclose(generated, generic, rtol=1e-10, atol=1e-12)
