@@ -490,8 +490,10 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
             return self._optimize_nagq0(family, rows, term, beta0, t0)
         objective = LaplaceDeviance(family, rows, term, n_agq=1)
         theta0 = em_start(objective, beta0, term.theta_start(), extra)
+        # before quadrature the Laplace fit is only its start: its BFGS Hessian will do
         opt = minimize_deviance(objective, ParamSpace(term, beta0, theta0, extra),
-                                tol=self.tol, max_iter=self.max_iter)
+                                tol=self.tol, max_iter=self.max_iter,
+                                final_hessian=self.n_agq == 1)
         if self.n_agq > 1:
             laplace = opt
             modes = objective.u
@@ -516,8 +518,11 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
             cov = 2.0 * np.linalg.inv(H)[:p, :p]
         except np.linalg.LinAlgError:
             cov = np.full((p, p), np.nan)
-        laplace_at_x = objective if objective.n_agq == 1 else LaplaceDeviance(family, rows,
-                                                                               term)
+        laplace_at_x = objective
+        if objective.n_agq > 1:
+            # lme4 reports the Laplace modes at the quadrature's optimum: warm-started
+            laplace_at_x = LaplaceDeviance(family, rows, term)
+            laplace_at_x.u[:] = objective.u
         modes, cond_var = laplace_at_x.modes(x)
         _warn_fitted_bounds(family, rows, x[:p], modes)
         sigma = 1.0

@@ -108,15 +108,12 @@ def row_terms(family, y, m, eta):
     observed information ``v = −ℓ''``, the expected (Fisher) information ``v_F`` and
     ``v_F' = ∂v_F/∂η`` (v_F = v for canonical links)."""
     if family == BINOMIAL_LOGIT:
-        # ℓ = k η − m log(1 + e^η) + log C(m, k); one exp serves μ and log(1 + e^η)
+        # ℓ = k η − m log(1 + e^η) + log C(m, k); one exp serves μ and log(1 + e^η), and
+        # selects instead of a branch on the sign of η (random in real data: mispredicted)
         e = math.exp(-abs(eta))
-        if eta >= 0.0:
-            mu = 1.0 / (1.0 + e)
-            ll = y * eta - m * (eta + math.log1p(e))
-        else:
-            mu = e / (1.0 + e)
-            ll = y * eta - m * math.log1p(e)
-        ll += _log_binomial_coefficient(y, m)
+        inv = 1.0 / (1.0 + e)
+        mu = inv if eta >= 0.0 else e * inv
+        ll = y * eta - m * (max(eta, 0.0) + math.log1p(e)) + _log_binomial_coefficient(y, m)
         v = m * mu * (1.0 - mu)
         v1 = v * (1.0 - 2.0 * mu)
         return ll, y - m * mu, v, v, v1
@@ -678,17 +675,31 @@ def _agq_group(family, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, nodes, weigh
     p = X.shape[1]
     n_nodes = nodes.shape[0]
     work = np.zeros((9, 1))
-    f, conv = _mode(family, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, max_steps, tol,
-                    work)
-    H = work[7][0]  # observed information at û
     th = T[0, 0]
-    u0 = ui[0]
+    # the mode: derivative-only Newton passes from the warm start (guarded steps if they
+    # do not contract), then the pass at û, whose Newton step must be negligible
+    u_start = ui[0]
+    conv = True
+    if not _refine_mode(family, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, max_steps,
+                        work):
+        ui[0] = u_start
+        f, conv = _mode(family, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, max_steps, tol,
+                        work)
+        if not np.isfinite(f):
+            return np.inf, False
     svzx = np.empty(p)
     sv1zzx = np.empty(p)
-    slz0, c, cf, s3 = 0.0, 0.0, 0.0, 0.0
-    if want_grad or not observed_logdet(family):
+    for _ in range(_FULL_PASSES):
+        u0 = ui[0]
         slz0, c, cf, s3 = _agq_mode_sums(family, X, zcol, y, m, off, fw, lo, hi, beta,
                                          th * u0, svzx, sv1zzx)
+        H = 1.0 + th * th * c  # observed information at û
+        step = (th * slz0 - u0) / H
+        if abs(step) / (1.0 + abs(u0)) <= _ACCEPT:
+            break
+        ui[0] = u0 + step
+    else:
+        conv = False
     HF = H if observed_logdet(family) else 1.0 + th * th * cf
     sigma = 1.0 / math.sqrt(HF)
     z = np.zeros(1)
@@ -802,6 +813,34 @@ def fixed_glm_sums(family, X, y, m, off, fw, beta, n_chunks, ll_out, score_out, 
                 info_out[c, j, k] = info[min(j, k), max(j, k)]
 
 
+@njit(cache=True)
+def _joint_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, Tu, z, slz, C, wzx, sc, xvx):
+    """A group's pass for the joint PIRLS step (Fisher weights v_F, as lme4's PIRLS):
+    returns Σ w ℓ; adds Σ w ℓ' z, C = Σ w v_F z z', Σ w v_F z x', Σ w ℓ' x and the upper
+    triangle of Σ w v_F x x' into the (zeroed) arrays."""
+    p = X.shape[1]
+    q = zcol.shape[0]
+    ll = 0.0
+    for r in range(lo, hi):
+        eta = _row_eta(X, zcol, off, beta, Tu, r, z)
+        wr, l0, l1, _, v, _ = _weighted_terms(family, y, m, fw, r, eta)
+        ll += wr * l0
+        for a in range(q):
+            slz[a] += wr * l1 * z[a]
+            wvz = wr * v * z[a]
+            for b in range(q):
+                C[a, b] += wvz * z[b]
+            for j in range(p):
+                wzx[a, j] += wvz * X[r, j]
+        for j in range(p):
+            xj = X[r, j]
+            sc[j] += wr * l1 * xj
+            wvx = wr * v * xj
+            for k in range(j, p):
+                xvx[j, k] += wvx * X[r, k]
+    return ll
+
+
 @njit(parallel=True, cache=True)
 def pirls_joint_sums(family, X, zcol, y, m, off, fw, starts, beta, T, u, f_out, H_out, g_out,
                      B_out, score_out, xvx_out):
@@ -822,24 +861,8 @@ def pirls_joint_sums(family, X, zcol, y, m, off, fw, starts, beta, T, u, f_out, 
         wzx = np.zeros((q, p))
         sc = np.zeros(p)
         xvx = np.zeros((p, p))
-        ll = 0.0
-        for r in range(starts[i], starts[i + 1]):
-            eta = _row_eta(X, zcol, off, beta, Tu, r, z)
-            wr, l0, l1, _, v, _ = _weighted_terms(family, y, m, fw, r, eta)
-            ll += wr * l0
-            for a in range(q):
-                slz[a] += wr * l1 * z[a]
-                wvz = wr * v * z[a]
-                for b in range(q):
-                    C[a, b] += wvz * z[b]
-                for j in range(p):
-                    wzx[a, j] += wvz * X[r, j]
-            for j in range(p):
-                xj = X[r, j]
-                sc[j] += wr * l1 * xj
-                wvx = wr * v * xj
-                for k in range(j, p):
-                    xvx[j, k] += wvx * X[r, k]
+        ll = _joint_pass(family, X, zcol, y, m, off, fw, starts[i], starts[i + 1], beta, Tu,
+                         z, slz, C, wzx, sc, xvx)
         for a in range(q):
             ll -= 0.5 * ui[a] * ui[a]
         f_out[i] = ll

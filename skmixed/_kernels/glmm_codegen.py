@@ -26,7 +26,7 @@ SPECIALIZE_MIN_ROWS = 100_000
 
 # The drivers compiled again against the generated passes.
 _DRIVERS = ["_mode", "_refine_mode", "laplace_groups", "_agq_group", "agq_groups",
-            "agq_grad_groups"]
+            "agq_grad_groups", "pirls_joint_sums"]
 _LOADED = {}
 
 
@@ -62,19 +62,59 @@ def _row(p, zcol, has_m, has_off, has_fw, tu):
     return lines
 
 
+def _product_log(family, has_m, has_fw):
+    """0/1 logit rows without weights: ``Σ log(1 + e^{−|η|})`` as the log of running
+    products (a multiply per row instead of a log1p, which costs more than the rest of the
+    row together; every factor is in (1, 2], so 256 of them cannot overflow)."""
+    return family == glmm.BINOMIAL_LOGIT and not has_m and not has_fw
+
+
+def _terms(family, has_m, has_fw, v="v"):
+    """Lines (indent 8) setting ``l0, l1, <v>, vf, vf1`` of row r as :func:`.glmm.row_terms`
+    does; with :func:`_product_log`, ``l0`` lacks ``−log(1 + e^{−|η|})``, which goes into
+    the running product ``prod_`` (see :func:`_product_end`)."""
+    if not _product_log(family, has_m, has_fw):
+        return [f"        l0, l1, {v}, vf, vf1 = row_terms(fam, y[r], mr, eta)"]
+    return ["        e_ = math.exp(-abs(eta))",
+            "        d_ = 1.0 + e_",
+            "        inv_ = 1.0 / d_",
+            "        mu_ = inv_ if eta >= 0.0 else e_ * inv_",
+            "        l0 = y[r] * eta - max(eta, 0.0)",
+            "        l1 = y[r] - mu_",
+            f"        {v} = mu_ * (1.0 - mu_)",
+            f"        vf = {v}",
+            f"        vf1 = {v} * (1.0 - 2.0 * mu_)",
+            "        prod_ *= d_",
+            "        k_ += 1",
+            "        if k_ == 256:",
+            "            lsum_ += math.log(prod_)",
+            "            prod_ = 1.0",
+            "            k_ = 0"]
+
+
+def _product_start():
+    return ["    prod_ = 1.0", "    lsum_ = 0.0", "    k_ = 0"]
+
+
+def _product_end(family, has_m, has_fw):
+    if not _product_log(family, has_m, has_fw):
+        return []
+    return ["    ll -= lsum_ + math.log(prod_)"]
+
+
 def _group_pass_source(family, p, zcol, has_m, has_off, has_fw):
     q = len(zcol)
     c_pairs = [(a, b) for a in range(q) for b in range(a, q)]
     L = ["@njit(cache=True)",
          "def _group_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, z, Tu, want_c,",
          "                want_ll, sl_z, C):",
-         *_group_sums_header(p, q, family)]
+         *_group_sums_header(p, q, family), *_product_start()]
     for want_c, want_ll in ((True, True), (True, False), (False, True)):
         L.append(f"    if want_c == {want_c} and want_ll == {want_ll}:")
         L.append("        for r in range(lo, hi):")
         body = _row(p, zcol, has_m, has_off, has_fw, lambda a: f"t{a}")
         if want_ll:
-            body.append("        l0, l1, v, vf, vf1 = row_terms(fam, y[r], mr, eta)")
+            body += _terms(family, has_m, has_fw)
             body.append("        ll += wr * l0")
         else:
             body.append("        l1, v = row_derivs(fam, y[r], mr, eta)")
@@ -88,6 +128,7 @@ def _group_pass_source(family, p, zcol, has_m, has_off, has_fw):
     L.append("    if want_c:")
     L += [f"        C[{a}, {b}] = c{a}_{b}" for a, b in c_pairs]
     L += [f"        C[{b}, {a}] = c{a}_{b}" for a, b in c_pairs if a != b]
+    L += _product_end(family, has_m, has_fw)
     L.append("    return ll")
     return L
 
@@ -99,7 +140,7 @@ def _laplace_pass_source(family, p, zcol, has_m, has_off, has_fw):
     L = ["@njit(cache=True)",
          "def _laplace_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, want_grad, z,",
          "                  Tu, sl_z, C, CF, sl_x, wzx, v1zzx, v1zzz):",
-         *_group_sums_header(p, q, family),
+         *_group_sums_header(p, q, family), *_product_start(),
          *([f"    f{a}_{b} = 0.0" for a, b in pairs] if fisher else []),
          *[f"    w{a}_{b}_{c} = 0.0" for a, b in pairs for c in range(q)],
          *[f"    sx{j} = 0.0" for j in range(p)],
@@ -109,8 +150,8 @@ def _laplace_pass_source(family, p, zcol, has_m, has_off, has_fw):
         L.append(f"    if want_grad == {grad}:")
         L.append("        for r in range(lo, hi):")
         body = _row(p, zcol, has_m, has_off, has_fw, lambda a: f"t{a}")
-        body += ["        l0, l1, v, vf, vf1 = row_terms(fam, y[r], mr, eta)",
-                 "        ll += wr * l0",
+        body += _terms(family, has_m, has_fw)
+        body += ["        ll += wr * l0",
                  "        wl1 = wr * l1",
                  "        wv = wr * v",
                  "        wv1 = wr * vf1"]
@@ -148,6 +189,7 @@ def _laplace_pass_source(family, p, zcol, has_m, has_off, has_fw):
             L.append(f"        v1zzx[{a}, {b}, {j}] = wx{a}_{b}_{j}")
             if a != b:
                 L.append(f"        v1zzx[{b}, {a}, {j}] = wx{a}_{b}_{j}")
+    L += _product_end(family, has_m, has_fw)
     L.append("    return ll")
     return L
 
@@ -159,16 +201,57 @@ def _agq_node_pass_source(family, p, zcol, has_m, has_off, has_fw):
          "    ll = 0.0",
          "    slz = 0.0",
          *[f"    sx{j} = 0.0" for j in range(p)],
+         *_product_start(),
          "    for r in range(lo, hi):"]
     body = _row(p, zcol, has_m, has_off, has_fw, lambda a: "bz")
-    body += ["        l0, l1, v, vf, vf1 = row_terms(fam, y[r], mr, eta)",
-             "        ll += wr * l0",
+    body += _terms(family, has_m, has_fw)
+    body += ["        ll += wr * l0",
              "        wl1 = wr * l1",
              "        slz += wl1 * z0"]
     body += [f"        sx{j} += wl1 * v{j}" for j in range(p)]
     L += body
     L += [f"    sl_x[{j}] = sx{j}" for j in range(p)]
+    L += _product_end(family, has_m, has_fw)
     L.append("    return ll, slz")
+    return L
+
+
+def _joint_pass_source(family, p, zcol, has_m, has_off, has_fw):
+    q = len(zcol)
+    c_pairs = [(a, b) for a in range(q) for b in range(a, q)]
+    x_pairs = [(j, k) for j in range(p) for k in range(j, p)]
+    L = ["@njit(cache=True)",
+         "def _joint_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, Tu, z, slz, C, wzx, sc,",
+         "                xvx):",
+         *_header(p, family),
+         *[f"    t{a} = Tu[{a}]" for a in range(q)],
+         "    ll = 0.0",
+         *[f"    s{a} = 0.0" for a in range(q)],
+         *[f"    c{a}_{b} = 0.0" for a, b in c_pairs],
+         *[f"    zx{a}_{j} = 0.0" for a in range(q) for j in range(p)],
+         *[f"    sx{j} = 0.0" for j in range(p)],
+         *[f"    xx{j}_{k} = 0.0" for j, k in x_pairs],
+         *_product_start(),
+         "    for r in range(lo, hi):"]
+    body = _row(p, zcol, has_m, has_off, has_fw, lambda a: f"t{a}")
+    body += _terms(family, has_m, has_fw, v="v0_")
+    body += ["        ll += wr * l0",
+             "        wl1 = wr * l1",
+             "        wv = wr * vf"]
+    body += [f"        s{a} += wl1 * z{a}" for a in range(q)]
+    body += [f"        c{a}_{b} += wv * z{a} * z{b}" for a, b in c_pairs]
+    body += [f"        zx{a}_{j} += wv * z{a} * v{j}" for a in range(q) for j in range(p)]
+    body += [f"        sx{j} += wl1 * v{j}" for j in range(p)]
+    body += [f"        xx{j}_{k} += wv * v{j} * v{k}" for j, k in x_pairs]
+    L += body
+    L += [f"    slz[{a}] = s{a}" for a in range(q)]
+    L += [f"    C[{a}, {b}] = c{a}_{b}" for a, b in c_pairs]
+    L += [f"    C[{b}, {a}] = c{a}_{b}" for a, b in c_pairs if a != b]
+    L += [f"    wzx[{a}, {j}] = zx{a}_{j}" for a in range(q) for j in range(p)]
+    L += [f"    sc[{j}] = sx{j}" for j in range(p)]
+    L += [f"    xvx[{j}, {k}] = xx{j}_{k}" for j, k in x_pairs]
+    L += _product_end(family, has_m, has_fw)
+    L.append("    return ll")
     return L
 
 
@@ -184,6 +267,7 @@ def _source(family, p, zcol, has_m, has_off, has_fw):
          "", ""]
     L += _group_pass_source(*key) + ["", ""]
     L += _laplace_pass_source(*key) + ["", ""]
+    L += _joint_pass_source(*key) + ["", ""]
     if len(zcol) == 1:
         L += _agq_node_pass_source(*key) + ["", ""]
     for name in _DRIVERS:
@@ -201,7 +285,8 @@ def _digest(source):
 
 def specialized_kernels(family, rows):
     """The generated module for this family and these rows' shape (its ``laplace_groups``,
-    ``agq_groups`` and ``agq_grad_groups`` take the arguments of :mod:`.glmm`'s)."""
+    ``agq_groups``, ``agq_grad_groups`` and ``pirls_joint_sums`` take the arguments of
+    :mod:`.glmm`'s)."""
     key = (int(family), int(rows.X.shape[1]), tuple(int(c) for c in rows.zcol),
            rows.m.size > 0, rows.offset.size > 0, rows.weights.size > 0)
     module = _LOADED.get(key)

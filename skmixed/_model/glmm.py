@@ -12,7 +12,7 @@ from numba import njit
 from scipy import special
 
 from .._kernels import glmm as generic_kernels
-from .._kernels.glmm import GAMMA_LOG, fixed_glm_sums, pirls_joint_sums
+from .._kernels.glmm import GAMMA_LOG, fixed_glm_sums
 from .._kernels.glmm_codegen import SPECIALIZE_MIN_ROWS, specialized_kernels
 from .optimize import minimize_newton
 
@@ -364,12 +364,13 @@ class ParamSpace:
         return np.concatenate([x[:p], self.term.canonical(x[p:p + k]), x[p + k:]])
 
 
-def minimize_deviance(objective, space, *, tol, max_iter, hessian=None):
+def minimize_deviance(objective, space, *, tol, max_iter, hessian=None, final_hessian=True):
     """Minimize the GLMM deviance over (β, θ): Newton steps with a finite-difference
     Hessian of the exact gradient (Laplace and AGQ alike), BFGS-updated between refreshes;
-    ``hessian`` (e.g. the Laplace fit's, for AGQ) replaces the first one."""
+    ``hessian`` (e.g. the Laplace fit's, for AGQ) replaces the first one;
+    ``final_hessian=False``: stop on the BFGS model's convergence (a start for AGQ)."""
     return minimize_newton(objective, space, tol=tol, max_iter=max_iter, hessian_step=1e-5,
-                           hessian=hessian)
+                           hessian=hessian, final_hessian=final_hessian)
 
 
 class JointPIRLSDeviance:
@@ -379,8 +380,12 @@ class JointPIRLSDeviance:
 
     n_agq = 0
 
+    specialize_min_rows = SPECIALIZE_MIN_ROWS
+
     def __init__(self, family, rows, term, beta_start, tol=1e-10, max_steps=100):
         self.family, self.rows, self.term = family, rows, term
+        self._kernels = (specialized_kernels(family, rows)
+                         if rows.y.shape[0] >= self.specialize_min_rows else generic_kernels)
         self.tol, self.max_steps = tol, max_steps
         G, q, p = rows.n_groups, term.q, rows.X.shape[1]
         self.p = p
@@ -395,9 +400,9 @@ class JointPIRLSDeviance:
 
     def _sums(self, beta, u, T):
         r = self.rows
-        pirls_joint_sums(self.family, r.X, r.zcol, r.y, r.m, r.offset, r.weights, r.starts,
-                         beta, T, u, self._f, self._H, self._g, self._B, self._score,
-                         self._xvx)
+        self._kernels.pirls_joint_sums(self.family, r.X, r.zcol, r.y, r.m, r.offset,
+                                       r.weights, r.starts, beta, T, u, self._f, self._H,
+                                       self._g, self._B, self._score, self._xvx)
         return float(self._f.sum())
 
     def _newton(self):

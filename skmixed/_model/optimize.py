@@ -284,7 +284,7 @@ def _line_search(fun, x, f, g, direction, max_halvings=30):
 
 
 def minimize_newton(objective, space, *, tol=1e-8, max_iter=200, hessian_step=1e-5,
-                    hessian=None):
+                    hessian=None, final_hessian=True):
     """Minimize ``objective.value_and_grad`` by Newton steps from a finite-difference
     Hessian of the exact gradient, updated by BFGS between its refreshes.
 
@@ -295,16 +295,18 @@ def minimize_newton(objective, space, *, tol=1e-8, max_iter=200, hessian_step=1e
     e.g. from a related fit) and again wherever the BFGS model predicts convergence; the
     fit has converged when, with a fresh Hessian at a point without negative curvature,
     the predicted decrease ``½ g'H⁻¹g`` is at most ``tol``. The Hessian returned is that
-    fresh one (lme4's standard errors come from it).
+    fresh one (lme4's standard errors come from it). ``final_hessian=False`` accepts the
+    BFGS model's convergence and returns its Hessian (a start for a related fit).
     """
     start = time.perf_counter()
     with single_threaded_blas():
-        summary = _newton(_Counted(objective), space, tol, max_iter, hessian_step, hessian)
+        summary = _newton(_Counted(objective), space, tol, max_iter, hessian_step, hessian,
+                          final_hessian)
     summary.timings["optimize"] = time.perf_counter() - start
     return summary
 
 
-def _newton(fun, space, tol, max_iter, hessian_step, H):
+def _newton(fun, space, tol, max_iter, hessian_step, H, final_hessian):
     x = space.start()
     f, g = fun(x)
     fresh = False
@@ -317,6 +319,12 @@ def _newton(fun, space, tol, max_iter, hessian_step, H):
         H_pd, modified = _positive_definite(H)
         step, decrement = _newton_step(H_pd, g)
         if abs(decrement) <= tol:
+            if not fresh and not final_hessian:
+                # a start for a related fit (Laplace before quadrature): the BFGS model
+                # says converged and its Hessian will do as the next fit's first one
+                converged = True
+                message = "predicted decrease below tol (BFGS Hessian)"
+                break
             if not fresh:
                 x = space.canonical(x)
                 f, g = fun(x)
@@ -378,7 +386,7 @@ def _newton(fun, space, tol, max_iter, hessian_step, H):
         n_iter=n_iter,
         converged=converged,
         message=message if converged else f"{message}; predicted decrease {decrement:.3g}",
-        hessian=H if fresh else None,
+        hessian=H if (fresh or not final_hessian) else None,
     )
 
 
