@@ -44,7 +44,7 @@ def test_glmm_fit_rows(benchmark, machine_info, glmm_rows, n_agq, n_jobs):
     n_groups = 2_000 if glmm_rows >= 100_000 else 200
     df = simulated(glmm_rows, n_groups)
     X, y = df[["g", "x", "b"]], df["y_bin"]
-    rounds = 3 if glmm_rows <= 200_000 else 1
+    rounds = 3  # a 2e6 fit takes about a second
     model = benchmark.pedantic(_fit, args=(X, y), kwargs=dict(n_agq=n_agq, n_jobs=n_jobs),
                                rounds=rounds, warmup_rounds=1)
     machine_info(n_jobs=n_jobs, n_obs=glmm_rows, n_groups=n_groups, n_agq=n_agq,
