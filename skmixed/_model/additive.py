@@ -38,14 +38,16 @@ class SmoothBlocks:
 
 @dataclass
 class REMLFit:
-    """The REML fit: ``tau`` (σ-relative SD per smooth; λ = 1/τ²), ``sigma``, ``beta``
-    (fixed columns), ``b`` (range-space coefficients, Λu), ``criterion`` (d_R),
-    ``edf`` (per smooth), ``edf_total`` and the optimizer's result."""
+    """The REML fit: ``tau`` (σ-relative SD per smooth, then the groups'; λ = 1/τ²),
+    ``sigma``, ``beta`` (fixed columns), ``b`` (range-space coefficients, Λu), ``group``
+    (the groups' random intercepts, or None), ``criterion`` (d_R), ``edf`` (per smooth,
+    then the group block), ``edf_total`` and the optimizer's result."""
 
     tau: np.ndarray
     sigma: float
     beta: np.ndarray
     b: np.ndarray
+    group: np.ndarray
     criterion: float
     edf: np.ndarray
     edf_total: float
@@ -53,81 +55,150 @@ class REMLFit:
 
 
 class DenseREML:
-    """Profiled REML of ``y = Fβ + R b + e`` with ``b_j ~ N(0, σ²τ_j² I)`` from the
-    cross-products of ``[F, R, y]`` (one pass over the rows; each evaluation O((p + q)³))."""
+    """Profiled REML of ``y = Fβ + R b + Z g + e`` with ``b_j ~ N(0, σ²τ_j² I)`` per smooth
+    and, when ``groups`` (integer codes) are given, a random intercept per group
+    ``g ~ N(0, σ²τ_g² I)`` (mgcv's ``s(fac, bs = "re")``), from cross-products only: one
+    pass over the rows, no n × G indicator matrix (Z'Z is diagonal: the group counts).
 
-    def __init__(self, blocks, y, weights=None):
+    With ``Λ = diag(τ)`` (τ_j repeated over smooth j's columns, then τ_g) the penalized
+    system ``A = ΛW'WΛ + I`` over ``W = [R, Z]`` has a diagonal group block; it is
+    eliminated first (``a_22 = τ_g² n_i + 1``) and the smooths' Schur complement
+    ``S = A_11 − A_12 diag(1/a_22) A_21`` (q × q) is factored, so an evaluation costs
+    O(G q² + (p + q)³).
+    """
+
+    def __init__(self, blocks, y, weights=None, groups=None, n_groups=None):
         F, R = blocks.fixed, blocks.random
+        y = np.asarray(y, dtype=float)
+        w = np.ones_like(y) if weights is None else np.asarray(weights, dtype=float)
         W = np.column_stack([F, R, y])
-        if weights is not None:
-            M = (W * weights[:, None]).T @ W
-            self.n = float(np.sum(weights))
-        else:
-            M = W.T @ W
-            self.n = float(W.shape[0])
+        M = (W * w[:, None]).T @ W
+        self.n = float(w.sum())
         self.p, self.q = F.shape[1], R.shape[1]
         p, q = self.p, self.q
         self.FF, self.RF, self.RR = M[:p, :p], M[p:p + q, :p], M[p:p + q, p:p + q]
         self.Fy, self.Ry, self.yy = M[:p, -1], M[p:p + q, -1], M[-1, -1]
         self.sizes = list(blocks.sizes)
         self.fixed_of = list(blocks.fixed_of)
+        self.G = 0
+        if groups is not None:
+            codes = np.asarray(groups, dtype=np.int64)
+            G = int(n_groups if n_groups is not None else codes.max() + 1)
+            self.G = G
+            # per-group sums of w·[F, R, y] (Z'F, Z'R, Z'y) and the counts Z'Z
+            self.counts = np.bincount(codes, weights=w, minlength=G)
+            sums = np.stack([np.bincount(codes, weights=w * col, minlength=G)
+                             for col in W.T], axis=1)
+            self.ZF, self.ZR, self.Zy = sums[:, :p], sums[:, p:p + q], sums[:, -1]
 
-    def _lambda_diag(self, log_tau):
-        return np.repeat(np.exp(log_tau), self.sizes)
+    @property
+    def n_tau(self):
+        return len(self.sizes) + (self.G > 0)
+
+    def _system(self, log_tau):
+        """The pieces of A and of the right-hand sides at τ, and a solver for A."""
+        tau = np.exp(np.asarray(log_tau, dtype=float))
+        lam = np.repeat(tau[:len(self.sizes)], self.sizes)
+        A11 = lam[:, None] * self.RR * lam[None, :] + np.eye(self.q)
+        K1 = lam[:, None] * self.RF
+        g1 = lam * self.Ry
+        if self.G == 0:
+            S = linalg.cholesky(A11, lower=True)
+            logdet = 2.0 * np.log(np.diag(S)).sum()
+
+            def solve(r1, r2):
+                return linalg.cho_solve((S, True), r1), r2
+
+            return dict(lam=lam, tau_g=None, solve=solve, logdet=logdet, K=(K1, None),
+                        g=(g1, None), S=S)
+        tg = tau[-1]
+        a22 = tg * tg * self.counts + 1.0
+        A12 = lam[:, None] * self.ZR.T * tg  # q × G
+        K2 = tg * self.ZF
+        g2 = tg * self.Zy
+        S = linalg.cholesky(A11 - (A12 / a22) @ A12.T, lower=True)
+        logdet = np.log(a22).sum() + 2.0 * np.log(np.diag(S)).sum()
+
+        def solve(r1, r2):
+            t2 = r2 / (a22 if r2.ndim == 1 else a22[:, None])
+            x1 = linalg.cho_solve((S, True), r1 - A12 @ t2)
+            x2 = t2 - (A12.T @ x1) / (a22 if x1.ndim == 1 else a22[:, None])
+            return x1, x2
+
+        return dict(lam=lam, tau_g=tg, solve=solve, logdet=logdet, K=(K1, K2), g=(g1, g2),
+                    S=S, A12=A12, a22=a22)
+
+    @staticmethod
+    def _dot(a, b):
+        """Σ over the two blocks of a'b (the group block may be absent)."""
+        out = a[0].T @ b[0]
+        if a[1] is not None:
+            out = out + a[1].T @ b[1]
+        return out
 
     def solve(self, log_tau):
-        """The penalized least-squares solution at τ: returns a dict with the pieces of
-        d_R, β, u and the Cholesky factors."""
-        lam = self._lambda_diag(np.asarray(log_tau, dtype=float))
-        A = lam[:, None] * self.RR * lam[None, :] + np.eye(self.q)
-        L = linalg.cholesky(A, lower=True)
-        cu = linalg.solve_triangular(L, lam * self.Ry, lower=True)
-        RZX = linalg.solve_triangular(L, lam[:, None] * self.RF, lower=True)
-        XtX = self.FF - RZX.T @ RZX
+        """The penalized least-squares solution at τ: β, the spherical random effects u
+        (in y's units) per block, r², the log determinants and the system."""
+        sys = self._system(log_tau)
+        K, g = sys["K"], sys["g"]
+        AiK = sys["solve"](*K) if K[1] is not None else (sys["solve"](K[0], None)[0], None)
+        Aig = sys["solve"](*g) if g[1] is not None else (sys["solve"](g[0], None)[0], None)
+        XtX = self.FF - self._dot(K, AiK)
         RX = linalg.cholesky(XtX, lower=True)
-        cb = linalg.solve_triangular(RX, self.Fy - RZX.T @ cu, lower=True)
-        beta = linalg.solve_triangular(RX.T, cb, lower=False)
-        u = linalg.solve_triangular(L.T, cu - RZX @ beta, lower=False)
-        r2 = self.yy - cu @ cu - cb @ cb
-        return dict(lam=lam, L=L, RX=RX, beta=beta, u=u, r2=r2)
+        rhs = self.Fy - self._dot(K, Aig)
+        beta = linalg.cho_solve((RX, True), rhs)
+        r2 = self.yy - self._dot(g, Aig) - rhs @ beta
+        u = tuple(None if a is None else a - k @ beta for a, k in zip(Aig, AiK))
+        return dict(sys=sys, RX=RX, beta=beta, u=u, r2=r2, AiK=AiK)
 
     def criterion(self, log_tau):
-        s = self.solve(log_tau)
+        try:
+            s = self.solve(log_tau)
+        except linalg.LinAlgError:
+            return np.inf
         dof = self.n - self.p
         if not s["r2"] > 0:
             return np.inf
-        logdet = 2.0 * (np.log(np.diag(s["L"])).sum() + np.log(np.diag(s["RX"])).sum())
+        logdet = s["sys"]["logdet"] + 2.0 * np.log(np.diag(s["RX"])).sum()
         return float(logdet + dof * (1.0 + np.log(2.0 * np.pi * s["r2"] / dof)))
 
     def fit(self, log_tau0=None, bounds=(-15.0, 10.0)):
-        J = len(self.sizes)
+        J = self.n_tau
         x0 = np.zeros(J) if log_tau0 is None else np.asarray(log_tau0, dtype=float)
         res = optimize.minimize(self.criterion, x0, method="L-BFGS-B",
                                 bounds=[bounds] * J, options={"ftol": 1e-14, "gtol": 1e-8})
         s = self.solve(res.x)
+        sys = s["sys"]
         sigma = float(np.sqrt(s["r2"] / (self.n - self.p)))
-        b = s["lam"] * s["u"]  # the PLS solution u is in y's units: b = Λu
+        # the PLS solution u is in y's units: the coefficients are Λu
+        b = sys["lam"] * s["u"][0]
+        g = None if self.G == 0 else sys["tau_g"] * s["u"][1]
         edf = self._edf(s)
-        return REMLFit(tau=np.exp(res.x), sigma=sigma, beta=s["beta"], b=b,
+        n_fixed_smooth = sum(len(f) for f in self.fixed_of)
+        return REMLFit(tau=np.exp(res.x), sigma=sigma, beta=s["beta"], b=b, group=g,
                        criterion=float(res.fun), edf=edf,
-                       edf_total=float(self.p + np.sum(edf - [len(f) for f in self.fixed_of])),
-                       result=res)
+                       edf_total=float(self.p - n_fixed_smooth + edf.sum()), result=res)
 
     def _edf(self, s):
-        """Per smooth: its null-space dimension plus Σ over its range coefficients of
-        ``1 − λ_j (P⁻¹)_ii`` — the trace of its block of ``P⁻¹ C'C`` with P the penalized
-        normal matrix ``C'C + diag(0, 1/τ²)`` in (β, b/σ) coordinates."""
-        lam = s["lam"]
-        p, q = self.p, self.q
-        P = np.zeros((p + q, p + q))
-        P[:p, :p] = self.FF
-        P[p:, :p] = self.RF
-        P[:p, p:] = self.RF.T
-        P[p:, p:] = self.RR + np.diag(1.0 / lam ** 2)
-        Pinv_diag = np.diag(linalg.inv(P))[p:]
-        shrink = 1.0 - Pinv_diag / lam ** 2
+        """Per smooth (and the group block last): its null-space dimension plus
+        ``Σ_i (1 − (M⁻¹)_ii)`` over its random coefficients, M the PLS normal matrix in
+        (u, β) coordinates: the trace of its block of the hat-matrix decomposition
+        (mgcv's edf). ``(M⁻¹)_uu = A⁻¹ + A⁻¹K (R_X R_X')⁻¹ K'A⁻¹``; the diagonal of A⁻¹ by
+        the block elimination."""
+        sys = s["sys"]
+        Sinv = linalg.cho_solve((sys["S"], True), np.eye(self.q))
+        diag1 = np.diag(Sinv).copy()
+        T1 = linalg.solve_triangular(s["RX"], s["AiK"][0].T, lower=True)
+        diag1 += np.sum(T1 * T1, axis=0)
         edf, start = [], 0
         for size, fixed in zip(self.sizes, self.fixed_of):
-            edf.append(len(fixed) + shrink[start:start + size].sum())
+            edf.append(len(fixed) + np.sum(1.0 - diag1[start:start + size]))
             start += size
+        if self.G:
+            a22, A12 = sys["a22"], sys["A12"]
+            C = A12 / a22  # q × G: A⁻¹'s group diagonal is 1/a22 + diag(C' S⁻¹ C)
+            diag2 = 1.0 / a22 + np.sum(C * (Sinv @ C), axis=0)
+            T2 = linalg.solve_triangular(s["RX"], s["AiK"][1].T, lower=True)
+            diag2 += np.sum(T2 * T2, axis=0)
+            edf.append(np.sum(1.0 - diag2))
         return np.array(edf)
