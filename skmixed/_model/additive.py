@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import linalg, optimize
 
-__all__ = ["SmoothBlocks", "DenseREML", "REMLFit"]
+__all__ = ["SmoothBlocks", "CrossProducts", "DenseREML", "REMLFit", "discretize"]
 
 
 @dataclass
@@ -34,6 +34,114 @@ class SmoothBlocks:
     random: np.ndarray
     sizes: list
     fixed_of: list
+
+
+def discretize(x, n_bins=1000):
+    """mgcv's ``bam(discrete = TRUE)`` binning of one covariate: its distinct values if
+    there are at most ``n_bins``, else rounded to the nearest of ``n_bins`` equally spaced
+    values over its range. Returns ``(values, index)`` with ``x ≈ values[index]``."""
+    x = np.asarray(x, dtype=float)
+    values, index = np.unique(x, return_inverse=True)
+    if values.size <= n_bins:
+        return values, index.astype(np.int32)
+    lo, hi = float(x.min()), float(x.max())
+    grid = np.linspace(lo, hi, n_bins)
+    index = np.rint((x - lo) / (grid[1] - grid[0])).astype(np.int32)
+    return grid, index
+
+
+@dataclass
+class CrossProducts:
+    """What the REML needs from the rows: ``M = W'diag(w)W`` over ``W = [F, R, y]`` (p fixed
+    columns, q random columns), ``n = Σ w`` and, with groups, the counts and per-group sums
+    ``ZW`` (G × (p + q + 1))."""
+
+    M: np.ndarray
+    n: float
+    p: int
+    q: int
+    counts: np.ndarray = None
+    ZW: np.ndarray = None
+
+    @classmethod
+    def dense(cls, F, R, y, w=None, groups=None, n_groups=None):
+        """From the columns themselves (the exact fit)."""
+        y = np.asarray(y, dtype=float)
+        w = np.ones_like(y) if w is None else np.asarray(w, dtype=float)
+        W = np.column_stack([F, R, y])
+        out = cls((W * w[:, None]).T @ W, float(w.sum()), F.shape[1], R.shape[1])
+        if groups is not None:
+            codes = np.asarray(groups, dtype=np.int64)
+            G = int(n_groups if n_groups is not None else codes.max() + 1)
+            out.counts = np.bincount(codes, weights=w, minlength=G)
+            out.ZW = np.stack([np.bincount(codes, weights=w * col, minlength=G)
+                               for col in W.T], axis=1)
+        return out
+
+    @classmethod
+    def binned(cls, X, y, smooths, w=None, groups=None, n_groups=None):
+        """From binned smooth covariates (``bam(discrete = TRUE)``): ``smooths`` lists per
+        smooth ``(index, null, range)`` — the int bin of each row and the basis at the bin
+        values in null-space and range-space coordinates (m × f, m × r). No n × k basis is
+        formed: every product with a smooth's columns comes from per-bin sums (per bin,
+        per pair of bins, per (group, bin)) and the m-row bases. Columns are ordered
+        ``[X, null₁ … null_J, range₁ … range_J, y]``."""
+        y = np.asarray(y, dtype=float)
+        X = np.asarray(X, dtype=float)
+        w = np.ones_like(y) if w is None else np.asarray(w, dtype=float)
+        raw = np.column_stack([X, y])  # the columns that are not smooths
+        Bc = [np.hstack([nul, rng]) for _, nul, rng in smooths]
+        widths = [X.shape[1]] + [b.shape[1] for b in Bc] + [1]
+        edges = np.concatenate([[0], np.cumsum(widths)])
+        E = np.zeros((edges[-1], edges[-1]))  # over [X, Bc_1 … Bc_J, y]
+        plain = list(range(X.shape[1])) + [edges[-1] - 1]
+        E[np.ix_(plain, plain)] = (raw * w[:, None]).T @ raw
+        for j, (idx, _, _) in enumerate(smooths):
+            m = Bc[j].shape[0]
+            cnt = np.bincount(idx, weights=w, minlength=m)
+            per_bin = np.stack([np.bincount(idx, weights=w * col, minlength=m)
+                                for col in raw.T], axis=1)  # m × (p0 + 1)
+            cols = slice(edges[j + 1], edges[j + 2])
+            E[cols, cols] = (Bc[j] * cnt[:, None]).T @ Bc[j]
+            E[cols, plain] = Bc[j].T @ per_bin
+            E[plain, cols] = E[cols, plain].T
+            for l in range(j + 1, len(smooths)):
+                idx_l, ml = smooths[l][0], Bc[l].shape[0]
+                table = np.bincount(idx.astype(np.int64) * ml + idx_l, weights=w,
+                                    minlength=m * ml).reshape(m, ml)
+                other = slice(edges[l + 1], edges[l + 2])
+                E[cols, other] = Bc[j].T @ table @ Bc[l]
+                E[other, cols] = E[cols, other].T
+        order = _column_order(X.shape[1], [b.shape[1] for _, b, _ in smooths],
+                              [r.shape[1] for _, _, r in smooths], edges)
+        p = X.shape[1] + sum(nul.shape[1] for _, nul, _ in smooths)
+        out = cls(E[np.ix_(order, order)], float(w.sum()), p,
+                  sum(rng.shape[1] for _, _, rng in smooths))
+        if groups is not None:
+            codes = np.asarray(groups, dtype=np.int64)
+            G = int(n_groups if n_groups is not None else codes.max() + 1)
+            out.counts = np.bincount(codes, weights=w, minlength=G)
+            ZE = np.zeros((G, edges[-1]))
+            ZE[:, plain] = np.stack([np.bincount(codes, weights=w * col, minlength=G)
+                                     for col in raw.T], axis=1)
+            for j, (idx, _, _) in enumerate(smooths):
+                m = Bc[j].shape[0]
+                table = np.bincount(codes * m + idx, weights=w,
+                                    minlength=G * m).reshape(G, m)
+                ZE[:, edges[j + 1]:edges[j + 2]] = table @ Bc[j]
+            out.ZW = ZE[:, order]
+        return out
+
+
+def _column_order(p0, nulls, ranges, edges):
+    """Indices into ``[X, Bc_1 … Bc_J, y]`` (Bc_j = [null_j, range_j]) giving
+    ``[X, null_1 … null_J, range_1 … range_J, y]``."""
+    order = list(range(p0))
+    for j, f in enumerate(nulls):
+        order += list(range(edges[j + 1], edges[j + 1] + f))
+    for j, (f, r) in enumerate(zip(nulls, ranges)):
+        order += list(range(edges[j + 1] + f, edges[j + 1] + f + r))
+    return order + [edges[-1] - 1]
 
 
 @dataclass
@@ -68,27 +176,30 @@ class DenseREML:
     """
 
     def __init__(self, blocks, y, weights=None, groups=None, n_groups=None):
-        F, R = blocks.fixed, blocks.random
-        y = np.asarray(y, dtype=float)
-        w = np.ones_like(y) if weights is None else np.asarray(weights, dtype=float)
-        W = np.column_stack([F, R, y])
-        M = (W * w[:, None]).T @ W
-        self.n = float(w.sum())
-        self.p, self.q = F.shape[1], R.shape[1]
-        p, q = self.p, self.q
+        cross = CrossProducts.dense(blocks.fixed, blocks.random, y, weights, groups, n_groups)
+        self._setup(cross, blocks.sizes, blocks.fixed_of)
+
+    @classmethod
+    def from_crossproducts(cls, cross, sizes, fixed_of):
+        """The REML from precomputed cross-products (e.g. :meth:`CrossProducts.binned`);
+        ``sizes`` and ``fixed_of`` as :class:`SmoothBlocks`'."""
+        self = cls.__new__(cls)
+        self._setup(cross, sizes, fixed_of)
+        return self
+
+    def _setup(self, cross, sizes, fixed_of):
+        M, p, q = cross.M, cross.p, cross.q
+        self.n, self.p, self.q = cross.n, p, q
         self.FF, self.RF, self.RR = M[:p, :p], M[p:p + q, :p], M[p:p + q, p:p + q]
         self.Fy, self.Ry, self.yy = M[:p, -1], M[p:p + q, -1], M[-1, -1]
-        self.sizes = list(blocks.sizes)
-        self.fixed_of = list(blocks.fixed_of)
+        self.sizes = list(sizes)
+        self.fixed_of = list(fixed_of)
         self.G = 0
-        if groups is not None:
-            codes = np.asarray(groups, dtype=np.int64)
-            G = int(n_groups if n_groups is not None else codes.max() + 1)
-            self.G = G
-            # per-group sums of w·[F, R, y] (Z'F, Z'R, Z'y) and the counts Z'Z
-            self.counts = np.bincount(codes, weights=w, minlength=G)
-            sums = np.stack([np.bincount(codes, weights=w * col, minlength=G)
-                             for col in W.T], axis=1)
+        if cross.counts is not None:
+            # Z'Z (the group counts) and the per-group sums Z'F, Z'R, Z'y
+            self.G = cross.counts.shape[0]
+            self.counts = cross.counts
+            sums = cross.ZW
             self.ZF, self.ZR, self.Zy = sums[:, :p], sums[:, p:p + q], sums[:, -1]
 
     @property

@@ -60,8 +60,9 @@ class PSpline:
     def degree(self):
         return self.m[0] + 1
 
-    def fit(self, x):
-        """Knots, penalty and the sum-to-zero constraint from the covariate's values."""
+    def fit(self, x, weights=None):
+        """Knots, penalty and the sum-to-zero constraint from the covariate's values;
+        ``weights`` (e.g. the row counts of binned values) weight the constraint's sums."""
         x = np.asarray(x, dtype=float)
         if x.ndim != 1 or x.size == 0 or not np.all(np.isfinite(x)):
             raise ValueError("a smooth's covariate must be a non-empty 1-D array of finite "
@@ -70,7 +71,7 @@ class PSpline:
         if not hi > lo:
             raise ValueError(f"a smooth of a constant covariate (every value is {lo:g}) "
                              "has no shape to estimate.")
-        n_distinct = np.unique(x).size
+        n_distinct = np.unique(x if weights is None else x[np.asarray(weights) > 0]).size
         if n_distinct < self.k:
             raise ValueError(f"k={self.k} basis functions but the covariate has only "
                              f"{n_distinct} distinct values: use k <= {n_distinct}.")
@@ -84,7 +85,8 @@ class PSpline:
         D = np.diff(np.eye(self.k), n=self.m[1], axis=0)
         self.penalty_ = D.T @ D
         # Σ_rows B(x) c = 0: Z spans the null space of the column sums (one Householder QR)
-        sums = self.basis(x).sum(axis=0)
+        B = self.basis(x)
+        sums = B.sum(axis=0) if weights is None else np.asarray(weights, dtype=float) @ B
         q, _ = linalg.qr(sums[:, None], mode="full")
         self.constraint_ = q[:, 1:]
         return self

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from skmixed._model.additive import DenseREML, SmoothBlocks
+from skmixed._model.additive import CrossProducts, DenseREML, SmoothBlocks, discretize
 from skmixed._model.smooth import PSpline
 
 
@@ -81,6 +81,17 @@ def test_random_intercept_block_against_mgcv(shared_data_dir, load_reference):
     np.testing.assert_allclose(fitted[:head.size], head, rtol=1e-3, atol=1e-4)
 
 
+def assert_study_fit(fit, ref):
+    """The study's y_nl model against an mgcv entry: parametric slopes at 1e-5, edf 2e-3,
+    the group SD 1e-3 and σ 1e-5 (the issue asks 1e-3, 2 %, 1e-2)."""
+    coef = ref["coef_parametric"]
+    np.testing.assert_allclose(fit.beta[1:3], [coef["x"], coef["b"]], rtol=1e-5)
+    np.testing.assert_allclose(fit.edf, list(ref["edf"].values()), rtol=2e-3)
+    sds = {row["_row"]: row["std.dev"] for row in ref["vcomp_sd"]}
+    np.testing.assert_allclose(fit.sigma * fit.tau[-1], sds["s(g)"], rtol=1e-3)
+    np.testing.assert_allclose(fit.sigma, sds["scale"], rtol=1e-5)
+
+
 def test_study_smooth_and_groups_against_mgcv(shared_data_dir, load_reference):
     """The study's ``gam(y_nl ~ x + b + s(z, bs = "ps") + s(g, bs = "re"), method =
     "REML")`` on its 200,000 rows: parametric slopes at 1e-5, edf, SDs, REML score."""
@@ -93,11 +104,54 @@ def test_study_smooth_and_groups_against_mgcv(shared_data_dir, load_reference):
     fixed = np.column_stack([np.ones(len(df)), df["x"], df["b"], design @ F])
     blocks = SmoothBlocks(fixed, design @ R, [R.shape[1]], [[3]])
     fit = DenseREML(blocks, df["y_nl"].to_numpy(), groups=pd.Categorical(df["g"]).codes).fit()
-    coef = ref["coef_parametric"]
-    np.testing.assert_allclose(fit.beta[1:3], [coef["x"], coef["b"]], rtol=1e-5)
-    np.testing.assert_allclose(fit.edf, list(ref["edf"].values()), rtol=2e-3)
-    sds = {row["_row"]: row["std.dev"] for row in ref["vcomp_sd"]}
-    np.testing.assert_allclose(fit.sigma * fit.tau[-1], sds["s(g)"], rtol=1e-3)
-    np.testing.assert_allclose(fit.sigma, sds["scale"], rtol=1e-5)
+    assert_study_fit(fit, ref)
     assert fit.criterion / 2 <= ref["reml_score"] + 1e-6
     assert abs(fit.criterion / 2 - ref["reml_score"]) < 0.1
+
+
+def test_binned_crossproducts_against_bam_discrete(shared_data_dir, load_reference):
+    """``bam(y_nl ~ x + b + s(z, bs = "ps") + s(g, bs = "re"), discrete = TRUE)``: z binned
+    to 1000 values as mgcv does, every product with the smooth's columns from per-bin sums
+    (no n × k basis): parametric slopes at 1e-5, edf 2e-3, SDs 1e-3 (the issue: 1e-3, 2 %,
+    1e-2)."""
+    df = pd.read_csv(shared_data_dir / "study_2e5.csv.gz", usecols=["g", "x", "b", "z", "y_nl"])
+    ref = load_reference("study_2e5.json")["bam_gau_nl_disc"]
+    values, index = discretize(df["z"].to_numpy(), 1000)
+    assert values.size == 1000 and index.max() == 999
+    ps = PSpline().fit(values, weights=np.bincount(index, minlength=values.size))
+    F, R, _ = ps.mixed_parts()
+    basis = ps.design(values)
+    X = np.column_stack([np.ones(len(df)), df["x"], df["b"]])
+    cross = CrossProducts.binned(X, df["y_nl"].to_numpy(), [(index, basis @ F, basis @ R)],
+                                 groups=pd.Categorical(df["g"]).codes)
+    fit = DenseREML.from_crossproducts(cross, [R.shape[1]], [[3]]).fit()
+    assert_study_fit(fit, ref)
+
+
+def test_binned_crossproducts_equal_dense_ones_on_the_binned_data():
+    """With the covariates already on their bins, the binned cross-products are the dense
+    ones exactly (two smooths: the per-(bin, bin) table; groups: per-(group, bin) sums)."""
+    rng = np.random.default_rng(3)
+    n, G = 3000, 17
+    z1 = rng.integers(0, 40, n) / 7.0
+    z2 = rng.integers(0, 25, n) / 3.0
+    X = np.column_stack([np.ones(n), rng.normal(size=n)])
+    y = rng.normal(size=n)
+    w = rng.uniform(0.5, 2.0, n)
+    codes = rng.integers(0, G, n)
+    smooths, dense_null, dense_range = [], [], []
+    for z in (z1, z2):
+        values, index = discretize(z, 1000)
+        ps = PSpline(8).fit(values, weights=np.bincount(index, weights=w))
+        F, R, _ = ps.mixed_parts()
+        basis = ps.design(values)
+        smooths.append((index, basis @ F, basis @ R))
+        dense_null.append((basis @ F)[index])
+        dense_range.append((basis @ R)[index])
+    binned = CrossProducts.binned(X, y, smooths, w=w, groups=codes)
+    dense = CrossProducts.dense(np.hstack([X] + dense_null), np.hstack(dense_range), y, w=w,
+                                groups=codes)
+    np.testing.assert_allclose(binned.M, dense.M, rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(binned.ZW, dense.ZW, rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(binned.counts, dense.counts, rtol=1e-12)
+    assert (binned.p, binned.q, binned.n) == (dense.p, dense.q, dense.n)
