@@ -1,9 +1,10 @@
 """skmixed: fast, scikit-learn-compatible mixed-effects models for big data."""
 
+from ._estimators.additive_mixed import AdditiveMixed
 from ._estimators.mixed_glm import MixedGLM
 from ._estimators.mixed_lm import MixedLM
 from .exceptions import PerfectSeparationWarning, RankDeficientWarning, SingularFitWarning
 
-__all__ = ["MixedLM", "MixedGLM", "SingularFitWarning", "RankDeficientWarning",
+__all__ = ["MixedLM", "MixedGLM", "AdditiveMixed", "SingularFitWarning", "RankDeficientWarning",
            "PerfectSeparationWarning"]
 __version__ = "0.1.0"

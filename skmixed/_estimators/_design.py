@@ -170,7 +170,9 @@ def _numeric_values(values, label):
         if dtype == object:  # numbers stored as objects are numbers, as in check_array
             try:
                 return values.to_numpy(dtype=np.float64, na_value=np.nan)
-            except (TypeError, ValueError):
+            except TypeError as exc:  # e.g. a dict in the column (sklearn's TypeError)
+                raise TypeError(f"column {label!r}: {exc}") from None
+            except ValueError:
                 raise _not_numeric_error(label, dtype) from None
         raise _not_numeric_error(label, dtype)
     if values.dtype.kind in "biuf":
@@ -179,7 +181,9 @@ def _numeric_values(values, label):
         raise _not_numeric_error(label, values.dtype)
     try:
         return np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
+    except TypeError as exc:
+        raise TypeError(f"column {label!r}: {exc}") from None
+    except ValueError:
         raise _not_numeric_error(label, values.dtype) from None
 
 

@@ -153,7 +153,8 @@ class REMLFit:
     """The REML fit: ``tau`` (σ-relative SD per smooth, then the groups'; λ = 1/τ²),
     ``sigma``, ``beta`` (fixed columns), ``b`` (range-space coefficients, Λu), ``group``
     (the groups' random intercepts, or None), ``criterion`` (d_R), ``edf`` (per smooth,
-    then the group block), ``edf_total`` and the optimizer's result."""
+    then the group block), ``edf_total``, the optimizer's result and ``cov``, the
+    posterior (Bayesian) covariance of ``(β, b)`` (mgcv's Vp; the groups integrated out)."""
 
     tau: np.ndarray
     sigma: float
@@ -164,6 +165,7 @@ class REMLFit:
     edf: np.ndarray
     edf_total: float
     result: object
+    cov: np.ndarray = None
 
 
 class DenseREML:
@@ -288,8 +290,13 @@ class DenseREML:
     def fit(self, log_tau0=None, bounds=(-15.0, 10.0)):
         J = self.n_tau
         x0 = np.zeros(J) if log_tau0 is None else np.asarray(log_tau0, dtype=float)
-        res = optimize.minimize(self.criterion, x0, method="L-BFGS-B",
-                                bounds=[bounds] * J, options={"ftol": 1e-14, "gtol": 1e-8})
+        if J == 0:  # no smooth and no groups: a linear model, nothing to optimize
+            res = optimize.OptimizeResult(x=x0, fun=self.criterion(x0), success=True,
+                                          message="no variance parameters", nit=0)
+        else:
+            res = optimize.minimize(self.criterion, x0, method="L-BFGS-B",
+                                    bounds=[bounds] * J,
+                                    options={"ftol": 1e-14, "gtol": 1e-8})
         s = self.solve(res.x)
         sys = s["sys"]
         sigma = (float(np.sqrt(self.scale)) if self.scale is not None
@@ -301,7 +308,25 @@ class DenseREML:
         n_fixed_smooth = sum(len(f) for f in self.fixed_of)
         return REMLFit(tau=np.exp(res.x), sigma=sigma, beta=s["beta"], b=b, group=g,
                        criterion=float(res.fun), edf=edf,
-                       edf_total=float(self.p - n_fixed_smooth + edf.sum()), result=res)
+                       edf_total=float(self.p - n_fixed_smooth + edf.sum()), result=res,
+                       cov=sigma ** 2 * self._posterior(s))
+
+    def _posterior(self, s):
+        """``M⁻¹`` of the PLS normal equations, mapped to (β, b = Λu) and restricted to them
+        (the group block integrated out): with X = R_X R_X',
+        ``Cov(β) = X⁻¹``, ``Cov(u, β) = −A⁻¹K X⁻¹``, ``Cov(u) = A⁻¹ + A⁻¹K X⁻¹ K'A⁻¹``
+        (A⁻¹'s smooth block is S⁻¹), in units of σ²."""
+        p, q = self.p, self.q
+        lam = s["sys"]["lam"]
+        Xinv = linalg.cho_solve((s["RX"], True), np.eye(p))
+        AiK = s["AiK"][0]
+        Sinv = linalg.cho_solve((s["sys"]["S"], True), np.eye(q))
+        V = np.empty((p + q, p + q))
+        V[:p, :p] = Xinv
+        V[p:, :p] = -lam[:, None] * (AiK @ Xinv)
+        V[:p, p:] = V[p:, :p].T
+        V[p:, p:] = lam[:, None] * (Sinv + AiK @ Xinv @ AiK.T) * lam[None, :]
+        return V
 
     def _edf(self, s):
         """Per smooth (and the group block last): its null-space dimension plus
@@ -328,20 +353,27 @@ class DenseREML:
         return np.array(edf)
 
 
-def _logit_working(eta, y, m, prior):
-    """The binomial-logit PIRLS working response and weights at η (y successes of m)."""
-    mu = 1.0 / (1.0 + np.exp(-eta))
-    w = prior * m * mu * (1.0 - mu)
-    return eta + (y - m * mu) / np.maximum(m * mu * (1.0 - mu), 1e-300), w
+def _working(family, eta, y, m, prior):
+    """The PIRLS working response and weights at η: binomial logit (y successes of m:
+    information m μ(1 − μ)) or Poisson log (information μ)."""
+    if family == "poisson":
+        mu = np.exp(np.minimum(eta, 700.0))
+        info = mu
+        resid = y - mu
+    else:
+        mu = 1.0 / (1.0 + np.exp(-eta))
+        info = m * mu * (1.0 - mu)
+        resid = y - m * mu
+    return eta + resid / np.maximum(info, 1e-300), prior * info
 
 
 def performance_iteration(make_reml, linear_predictor, y, eta0, m=None, weights=None,
-                          tol=1e-8, max_iter=100):
-    """A binomial-logit additive mixed model by PIRLS "performance iteration" (Gu 1992;
-    mgcv's ``bam(method = "fREML")``): at the current η, the working Gaussian model
-    ``z = η + (y − mμ)/(m μ(1 − μ))`` with weights ``m μ(1 − μ)`` and known scale 1 is fitted
-    by REML — smoothing parameters and variance components re-estimated every step — and η
-    moves to its fitted linear predictor, until η stops changing.
+                          family="binomial", tol=1e-8, max_iter=100):
+    """A binomial-logit or Poisson-log additive mixed model by PIRLS "performance
+    iteration" (Gu 1992; mgcv's ``bam(method = "fREML")``): at the current η, the working
+    Gaussian model ``z = η + (y − E y)/v`` with weights v (the information) and known scale
+    1 is fitted by REML — smoothing parameters and variance components re-estimated every
+    step — and η moves to its fitted linear predictor, until η stops changing.
 
     ``make_reml(z, w)`` returns the :class:`DenseREML` of the working model (its
     cross-products from z and w); ``linear_predictor(fit)`` the fitted η at every row.
@@ -351,7 +383,7 @@ def performance_iteration(make_reml, linear_predictor, y, eta0, m=None, weights=
     eta = np.asarray(eta0, dtype=float)
     log_tau, fit = None, None
     for it in range(1, max_iter + 1):
-        z, w = _logit_working(eta, y, m, prior)
+        z, w = _working(family, eta, y, m, prior)
         reml = make_reml(z, w)
         reml.scale = 1.0
         fit = reml.fit(log_tau)

@@ -1,0 +1,412 @@
+"""``AdditiveMixed``: additive mixed models (mgcv's ``gam``/``bam`` with ``bs = "ps"`` smooths
+and ``s(g, bs = "re")`` random intercepts).
+
+``g(E[y]) = Xβ + Σ_j s_j(z_j) + b_group``: parametric columns, P-spline smooths
+(:class:`skmixed._model.smooth.PSpline`, mgcv's ``"ps"`` basis, sum-to-zero constrained) and
+an optional random intercept per group. Each smooth is a random effect in disguise; the
+smoothing parameters and the group variance are estimated by REML of the mixed-model form
+(Gaussian, exact) or of the PIRLS working model at every step (binomial / Poisson,
+``bam``'s performance iteration) — :mod:`skmixed._model.additive`. With ``discrete=True``
+(default from 50,000 rows) each smooth's covariate is binned as ``bam(discrete = TRUE)`` and
+every cross-product comes from per-bin sums: no n × k basis is formed.
+"""
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .._model.additive import (CrossProducts, DenseREML, SmoothBlocks, discretize,
+                               performance_iteration)
+from .._model.smooth import PSpline
+from . import _design
+from ._results import fixed_effects_table
+
+__all__ = ["AdditiveMixed"]
+
+_DISCRETE_FROM_ROWS = 50_000
+
+
+class AdditiveMixed(RegressorMixin, BaseEstimator):
+    """Additive mixed model: parametric effects, P-spline smooths, a random intercept per
+    group; smoothing parameters and variance components by REML (mgcv's ``gam`` with
+    ``method = "REML"``, or ``bam(discrete = TRUE)`` with binned covariates).
+
+    Parameters
+    ----------
+    smooths : sequence of str or int, default=()
+        Columns of X with a smooth ``s(z, bs = "ps")``; the other columns (except
+        ``groups``) are parametric (linear) effects.
+    k : int or dict, default=10
+        Basis dimension per smooth (a dict maps a column to its k), as mgcv's k.
+    groups : str or int, default=None
+        Grouping column for a random intercept (mgcv's ``s(g, bs = "re")``); None: none.
+    family : {"gaussian", "binomial", "poisson"}, default="gaussian"
+        Binomial (0/1 y, logit link) and Poisson (log link) are fitted by performance
+        iteration (``bam``'s fREML); the model predicts the mean of y.
+    discrete : bool or "auto", default="auto"
+        Bin each smooth's covariate to at most ``n_bins`` values (``bam(discrete = TRUE)``);
+        "auto": from 50,000 rows on.
+    n_bins : int, default=1000
+        Bins per smooth covariate when discrete (mgcv's default for one covariate).
+    fit_intercept : bool, default=True
+    tol : float, default=1e-8
+        Performance iteration: relative change of the linear predictor at convergence.
+    max_iter : int, default=100
+        Performance-iteration steps at most.
+
+    Attributes
+    ----------
+    coef_ : ndarray (n_parametric,)
+    intercept_ : float
+    fixed_effects_ : DataFrame
+        Parametric coefficients with standard errors from the posterior covariance
+        (mgcv's ``Vp``), z and p-values.
+    smooths_ : DataFrame
+        Per smooth: edf, λ (= 1/τ², relative to the residual variance, on the constrained
+        basis with the unscaled difference penalty) and the variance σ²τ² of its penalized
+        part.
+    variance_components_ : DataFrame
+        The group random intercept's variance and SD, and the residual (Gaussian).
+    random_effects_ : DataFrame
+        The groups' predicted random intercepts.
+    sigma_ : float
+        Residual SD (Gaussian; 1 otherwise).
+    reml_criterion_ : float
+        ``−2 ×`` the restricted log-likelihood of the (working) mixed model (mgcv's REML
+        score ×2 for Gaussian ``gam``).
+    edf_ : float
+        Total effective degrees of freedom.
+    n_iter_ : int
+        Performance-iteration steps (1 for Gaussian: a single REML fit).
+    converged_ : bool
+    """
+
+    _parameter_constraints = {
+        "smooths": [list, tuple],
+        "k": [Interval(Integral, 3, None, closed="left"), dict],
+        "groups": [str, Integral, None],
+        "family": [StrOptions({"gaussian", "binomial", "poisson"})],
+        "discrete": ["boolean", StrOptions({"auto"})],
+        "n_bins": [Interval(Integral, 4, None, closed="left")],
+        "fit_intercept": ["boolean"],
+        "tol": [Interval(Real, 0.0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(self, *, smooths=(), k=10, groups=None, family="gaussian", discrete="auto",
+                 n_bins=1000, fit_intercept=True, tol=1e-8, max_iter=100):
+        self.smooths = smooths
+        self.k = k
+        self.groups = groups
+        self.family = family
+        self.discrete = discrete
+        self.n_bins = n_bins
+        self.fit_intercept = fit_intercept
+        self.tol = tol
+        self.max_iter = max_iter
+
+    # ------------------------------------------------------------------ fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Parametric columns, the smooths' covariates and (if named) the groups.
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative frequency weights.
+
+        Returns
+        -------
+        self : AdditiveMixed
+        """
+        name = type(self).__name__
+        X_table = _design.as_table(X, name)
+        n = _design.n_rows(X_table)
+        w = _design.check_weights(sample_weight, n)
+        weights = w if w.size else np.ones(n)
+        if n < 2:
+            raise ValueError(f"{name} needs at least 2 samples; got n_samples = {n}.")
+        y_arr = self._check_target(y, n)
+        smooth_labels = [_design.resolve_column(X_table, s, "smooths") for s in self.smooths]
+        if len(set(smooth_labels)) != len(smooth_labels):
+            raise ValueError(f"smooths lists a column twice: {list(self.smooths)}.")
+        group_label = (None if self.groups is None
+                       else _design.resolve_column(X_table, self.groups, "groups"))
+        if group_label is not None and group_label in smooth_labels:
+            raise ValueError(f"the grouping column {group_label!r} cannot also be a smooth.")
+        labels = (list(X_table.columns) if isinstance(X_table, pd.DataFrame)
+                  else list(range(X_table.shape[1])))
+        param_labels = [c for c in labels if c not in smooth_labels and c != group_label]
+        param_cols = _design.fixed_columns(X_table, param_labels)
+        smooth_cols = _design.fixed_columns(X_table, smooth_labels)
+        _design.check_finite_columns(param_cols + smooth_cols, param_labels + smooth_labels)
+        codes, levels = None, None
+        if group_label is not None:
+            codes, levels = _design.encode_groups(_design.column_values(X_table, group_label),
+                                                  group_label)
+            codes = np.asarray(codes, dtype=np.int64)
+            if len(levels) < 2:
+                raise ValueError(f"{name} needs at least 2 groups in column "
+                                 f"{group_label!r}; found {len(levels)}.")
+        discrete = (n >= _DISCRETE_FROM_ROWS) if self.discrete == "auto" else self.discrete
+        ks = [self._k_of(label) for label in smooth_labels]
+        if discrete:
+            for label, k in zip(smooth_labels, ks):
+                if self.n_bins < k:
+                    raise ValueError(f"n_bins={self.n_bins} is smaller than k={k} of the "
+                                     f"smooth of {label!r}: use n_bins >= k.")
+        X_param = np.column_stack(([np.ones(n)] if self.fit_intercept else [])
+                                  + [np.asarray(c, dtype=float) for c in param_cols]) \
+            if (self.fit_intercept or param_cols) else np.empty((n, 0))
+        if n <= X_param.shape[1]:
+            raise ValueError(f"{name} needs more rows than parametric columns; got "
+                             f"n_samples = {n} for {X_param.shape[1]} column(s).")
+        XtX = (X_param * weights[:, None]).T @ X_param
+        if X_param.shape[1] and np.linalg.matrix_rank(XtX) < X_param.shape[1]:
+            shown = [_design.column_name(c) for c in param_labels]
+            with_intercept = " with the intercept" if self.fit_intercept else ""
+            raise ValueError(f"the parametric columns {shown}{with_intercept} are collinear "
+                             "(rank-deficient design): drop or combine columns.")
+        bases = []
+        for label, col, k in zip(smooth_labels, smooth_cols, ks):
+            x = np.asarray(col, dtype=float)
+            if discrete:
+                values, index = discretize(x, self.n_bins)
+            else:
+                values, index = np.unique(x, return_inverse=True)
+            counts = np.bincount(index, weights=weights, minlength=values.size)
+            try:
+                spline = PSpline(k).fit(values, weights=counts)
+            except ValueError as exc:
+                raise ValueError(f"smooth of {label!r}: {exc}") from None
+            F, R, _ = spline.mixed_parts()
+            basis = spline.design(values)
+            bases.append(dict(label=label, spline=spline, index=index, null=basis @ F,
+                              range=basis @ R, F=F, R=R))
+        model = _AdditiveSystem(X_param, bases, codes, len(levels) if levels is not None else 0,
+                                discrete)
+        if self.family == "gaussian":
+            fit = model.reml(y_arr, weights).fit()
+            n_iter, converged = 1, bool(fit.result.success)  # one REML fit
+        else:
+            eta0 = self._start_eta(y_arr)
+            fit, _, n_iter, converged = performance_iteration(
+                model.reml, model.linear_predictor, y_arr, eta0, weights=weights,
+                family=self.family, tol=self.tol, max_iter=self.max_iter)
+        self._set_fitted(X, model, fit, param_labels, smooth_labels, group_label, levels,
+                         n_iter, converged)
+        if not converged:
+            warnings.warn(f"{name} did not converge in {n_iter} iterations.",
+                          ConvergenceWarning, stacklevel=2)
+        return self
+
+    def _k_of(self, label):
+        if isinstance(self.k, dict):
+            k = self.k.get(label, 10)
+            if not (isinstance(k, Integral) and k >= 3):
+                raise ValueError(f"k[{label!r}]={k!r}: an integer >= 3.")
+            return int(k)
+        return int(self.k)
+
+    def _check_target(self, y, n):
+        y_arr = _design.check_target(y, n, type(self).__name__)
+        if not np.isfinite(y_arr).all():
+            raise ValueError("Input y contains NaN or infinity.")
+        if self.family == "binomial" and not np.isin(y_arr, (0.0, 1.0)).all():
+            raise ValueError("binomial y must hold 0/1 values.")
+        if self.family == "poisson" and (np.any(y_arr < 0)
+                                         or np.any(y_arr != np.round(y_arr))):
+            raise ValueError("Poisson y must hold non-negative integer counts.")
+        return y_arr
+
+    def _start_eta(self, y):
+        """The link of the mean-shrunk response (R's mustart)."""
+        if self.family == "binomial":
+            mu = (y + 0.5) / 2.0
+            return np.log(mu / (1.0 - mu))
+        return np.log(y + 0.1)
+
+    def _set_fitted(self, X, model, fit, param_labels, smooth_labels, group_label, levels,
+                    n_iter, converged):
+        validate_data(self, X, reset=True, skip_check_array=True)
+        p0 = model.X.shape[1]
+        names = (["(Intercept)"] if self.fit_intercept else []) + [
+            _design.column_name(c) for c in param_labels]
+        beta = fit.beta[:p0]
+        self.fixed_effects_ = fixed_effects_table(names, beta, fit.cov[:p0, :p0])
+        est = dict(zip(names, beta))
+        self.intercept_ = float(est.get("(Intercept)", 0.0))
+        self.coef_ = np.array([est[_design.column_name(c)] for c in param_labels])
+        J = len(smooth_labels)
+        sigma = fit.sigma
+        self.smooths_ = pd.DataFrame({
+            "edf": fit.edf[:J], "lambda": 1.0 / fit.tau[:J] ** 2,
+            "variance": (sigma * fit.tau[:J]) ** 2},
+            index=pd.Index([f"s({_design.column_name(c)})" for c in smooth_labels],
+                           name="term"))
+        rows = []
+        if group_label is not None:
+            sd = sigma * fit.tau[-1]
+            rows.append((_design.column_name(group_label), "(Intercept)", sd ** 2, sd))
+            self.random_effects_ = pd.DataFrame({"level": levels, "mode": fit.group})
+            self.group_levels_ = levels
+        if self.family == "gaussian":
+            rows.append(("Residual", None, sigma ** 2, sigma))
+        self.variance_components_ = pd.DataFrame(rows, columns=["group", "var1", "variance",
+                                                                "sd"])
+        self.sigma_ = float(sigma)
+        self.reml_criterion_ = float(fit.criterion)
+        self.edf_ = float(fit.edf_total)
+        self.n_iter_ = int(n_iter)
+        self.converged_ = bool(converged)
+        self._fit = fit
+        self._model_info = dict(
+            p0=p0, bases=[dict(label=b["label"], spline=b["spline"], F=b["F"], R=b["R"])
+                          for b in model.bases],
+            null_widths=model.null_widths, range_widths=model.range_widths)
+        self._labels = dict(param=param_labels, smooth=smooth_labels, group=group_label)
+        self._fitted_on_frame = isinstance(X, pd.DataFrame)
+
+    # ------------------------------------------------------------ predict
+    def _columns(self, X_table, labels):
+        if isinstance(X_table, pd.DataFrame) and self._fitted_on_frame:
+            missing = [c for c in labels if c not in X_table.columns]
+            if missing:
+                raise ValueError(f"X lacks the column(s) {missing} seen in fit.")
+        return _design.fixed_columns(X_table, labels)
+
+    def _eta(self, X, random_effects=True):
+        check_is_fitted(self)
+        X_table = _design.as_table(X, type(self).__name__)
+        validate_data(self, X, reset=False, skip_check_array=True)
+        n = _design.n_rows(X_table)
+        info, fit = self._model_info, self._fit
+        params = [np.asarray(c, dtype=float) for c in self._columns(X_table,
+                                                                    self._labels["param"])]
+        _design.check_finite_columns(params, self._labels["param"])
+        eta = np.full(n, self.intercept_)
+        for c, coef in zip(params, self.coef_):
+            eta += c * coef
+        smooth_cols = self._columns(X_table, self._labels["smooth"])
+        _design.check_finite_columns(smooth_cols, self._labels["smooth"])
+        for j, col in enumerate(smooth_cols):
+            eta += self._smooth_values(j, np.asarray(col, dtype=float))[0]
+        if random_effects and self._labels["group"] is not None:
+            key = self._labels["group"]
+            codes = _design.lookup_groups(_design.column_values(X_table, key),
+                                          self.group_levels_, key)
+            seen = codes >= 0  # unseen groups: population level (random effect 0)
+            eta[seen] += fit.group[codes[seen]]
+        return eta
+
+    def _smooth_coefficients(self, j):
+        """Smooth j's coefficients on its constrained basis and their posterior
+        covariance: ``c = F β_null + R b``."""
+        info, fit = self._model_info, self._fit
+        p0 = info["p0"]
+        start_f = p0 + sum(info["null_widths"][:j])
+        start_r = sum(info["range_widths"][:j])
+        f, r = info["null_widths"][j], info["range_widths"][j]
+        idx = list(range(start_f, start_f + f)) + [len(fit.beta) + i
+                                                   for i in range(start_r, start_r + r)]
+        basis = info["bases"][j]
+        G = np.hstack([basis["F"], basis["R"]])  # constrained coefficients per (β_null, b)
+        coef = np.concatenate([fit.beta[start_f:start_f + f], fit.b[start_r:start_r + r]])
+        return G @ coef, G @ fit.cov[np.ix_(idx, idx)] @ G.T
+
+    def _smooth_values(self, j, x):
+        coef, cov = self._smooth_coefficients(j)
+        design = self._model_info["bases"][j]["spline"].design(x)
+        return design @ coef, np.sqrt(np.einsum("ij,jk,ik->i", design, cov, design))
+
+    def _mean(self, eta):
+        if self.family == "binomial":
+            return 1.0 / (1.0 + np.exp(-eta))
+        if self.family == "poisson":
+            return np.exp(eta)
+        return eta
+
+    def predict(self, X, *, random_effects=True):
+        """The mean of y: fitted smooths (extrapolated beyond the data's range from the
+        end polynomials), parametric effects and the group's random intercept (groups not
+        seen in fit, or ``random_effects=False``: population level)."""
+        return self._mean(self._eta(X, random_effects))
+
+    def partial_effect(self, term, grid, level=0.95):
+        """The smooth of column ``term`` on ``grid`` (link scale, centred as fitted) with
+        a pointwise confidence band from the posterior covariance (mgcv's ``plot.gam``
+        band uses ±2 SE).
+
+        Returns
+        -------
+        DataFrame with columns ``x``, ``effect``, ``std_error``, ``lower``, ``upper``.
+        """
+        check_is_fitted(self)
+        labels = [_design.column_name(c) for c in self._labels["smooth"]]
+        key = _design.column_name(term)
+        if key not in labels:
+            raise ValueError(f"{term!r} is not a smooth of this model; smooths: {labels}.")
+        grid = np.asarray(grid, dtype=float)
+        effect, se = self._smooth_values(labels.index(key), grid)
+        zq = stats.norm.ppf(0.5 + level / 2.0)
+        return pd.DataFrame({"x": grid, "effect": effect, "std_error": se,
+                             "lower": effect - zq * se, "upper": effect + zq * se})
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.target_tags.required = True
+        if self.family != "gaussian":
+            tags.target_tags.positive_only = True
+        return tags
+
+
+class _AdditiveSystem:
+    """The columns of one fit: parametric X, the smooths' binned (or unique-value) bases,
+    the groups; builds the REML of a (working) response and its linear predictor."""
+
+    def __init__(self, X, bases, codes, n_groups, discrete):
+        self.X, self.bases, self.codes, self.G = X, bases, codes, n_groups
+        self.discrete = discrete
+        self.null_widths = [b["null"].shape[1] for b in bases]
+        self.range_widths = [b["range"].shape[1] for b in bases]
+        p0 = X.shape[1]
+        self.fixed_of, start = [], p0
+        for f in self.null_widths:
+            self.fixed_of.append(list(range(start, start + f)))
+            start += f
+
+    def reml(self, y, w):
+        groups = self.codes if self.G else None
+        if self.discrete:
+            cross = CrossProducts.binned(self.X, y, [(b["index"], b["null"], b["range"])
+                                                     for b in self.bases], w=w,
+                                         groups=groups, n_groups=self.G or None)
+            return DenseREML.from_crossproducts(cross, self.range_widths, self.fixed_of)
+        fixed = np.hstack([self.X] + [b["null"][b["index"]] for b in self.bases])
+        random = (np.hstack([b["range"][b["index"]] for b in self.bases]) if self.bases
+                  else np.empty((self.X.shape[0], 0)))
+        blocks = SmoothBlocks(fixed, random, self.range_widths, self.fixed_of)
+        return DenseREML(blocks, y, w, groups=groups, n_groups=self.G or None)
+
+    def linear_predictor(self, fit):
+        p0 = self.X.shape[1]
+        eta = self.X @ fit.beta[:p0]
+        cb, cr = p0, 0
+        for b, f, r in zip(self.bases, self.null_widths, self.range_widths):
+            eta = eta + (b["null"] @ fit.beta[cb:cb + f] + b["range"] @ fit.b[cr:cr + r])[
+                b["index"]]
+            cb, cr = cb + f, cr + r
+        if self.G:
+            eta = eta + fit.group[self.codes]
+        return eta

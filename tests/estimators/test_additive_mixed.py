@@ -1,0 +1,163 @@
+"""AdditiveMixed: the estimator surface over skmixed._model.additive.
+
+* mgcv agreement through the estimator (the model layer's own tests are in
+  tests/model/test_additive.py): the study's ``y_nl ~ x + b + s(z, bs = "ps") + s(g, bs =
+  "re")`` exact (``gam(method = "REML")``) and binned (``bam(discrete = TRUE)``), and the
+  binomial ``y_bin ~ x + b + s(g, bs = "re")`` (``bam``);
+* sklearn: ``parametrize_with_checks`` (expected failures listed with reasons), clone,
+  cross-validation;
+* prediction: unseen groups at population level, the partial effect's band;
+* bad input: clear errors, nothing changed.
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.model_selection import GroupKFold, cross_val_score
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skmixed import AdditiveMixed
+
+_TOO_FEW_ROWS = (
+    "X has 15 rows and 30 columns (27 rows once repeated): more parametric columns than rows, "
+    "which AdditiveMixed refuses with a ValueError (it does not drop collinear columns); the "
+    "weights/repeats equivalence holds on regular data (test_integer_weights_equal_repeated_rows)"
+)
+EXPECTED_FAILED = {"check_sample_weight_equivalence_on_dense_data": _TOO_FEW_ROWS}
+
+
+@parametrize_with_checks([AdditiveMixed(), AdditiveMixed(groups=0)],
+                         expected_failed_checks=lambda est: EXPECTED_FAILED, xfail_strict=True)
+def test_sklearn_compatible_estimator(estimator, check):
+    """Without smooths (the checks' random data have too few distinct values for a basis):
+    the linear model by REML, with and without a random intercept per row-group."""
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def study(shared_data_dir):
+    df = pd.read_csv(shared_data_dir / "study_2e5.csv.gz",
+                     usecols=["g", "x", "b", "z", "y_nl", "y_bin"])
+    df["g"] = df["g"].astype("category")
+    return df
+
+
+@pytest.mark.parametrize("discrete, entry", [(False, "gam_gau_nl_reml"),
+                                             (True, "bam_gau_nl_disc")])
+def test_study_gaussian_against_mgcv(study, load_reference, discrete, entry):
+    ref = load_reference("study_2e5.json")[entry]
+    model = AdditiveMixed(smooths=["z"], groups="g", discrete=discrete).fit(
+        study[["x", "b", "z", "g"]], study["y_nl"])
+    coef = ref["coef_parametric"]
+    np.testing.assert_allclose(model.coef_, [coef["x"], coef["b"]], rtol=1e-5)
+    np.testing.assert_allclose(model.smooths_["edf"], [ref["edf"]["s(z)"]], rtol=2e-3)
+    sds = {row["_row"]: row["std.dev"] for row in ref["vcomp_sd"]}
+    vc = model.variance_components_.set_index("group")["sd"]
+    np.testing.assert_allclose(vc["g"], sds["s(g)"], rtol=1e-3)
+    np.testing.assert_allclose(vc["Residual"], sds["scale"], rtol=1e-5)
+    head = np.asarray(ref["fitted_head"])
+    fitted = model.predict(study[["x", "b", "z", "g"]].iloc[:head.size])
+    assert np.sqrt(np.mean((fitted - head) ** 2) / np.mean(head ** 2)) < 1e-2
+    if not discrete:
+        assert abs(model.reml_criterion_ / 2 - ref["reml_score"]) < 0.1
+        np.testing.assert_allclose(model.intercept_, coef["(Intercept)"], rtol=1e-5)
+
+
+def test_study_binomial_against_bam(study, load_reference):
+    ref = load_reference("study_2e5.json")["bam_bin_re_disc"]
+    model = AdditiveMixed(groups="g", family="binomial").fit(study[["x", "b", "g"]],
+                                                             study["y_bin"])
+    coef = ref["coef_parametric"]
+    np.testing.assert_allclose(model.coef_, [coef["x"], coef["b"]], rtol=1e-3)
+    np.testing.assert_allclose(model.variance_components_["sd"].iloc[0],
+                               ref["vcomp_sd"][0]["std.dev"], rtol=1e-3)
+    assert model.converged_ and model.n_iter_ >= 2
+    head = np.asarray(ref["fitted_head"])
+    fitted = model.predict(study[["x", "b", "g"]].iloc[:head.size])
+    assert np.sqrt(np.mean((fitted - head) ** 2) / np.mean(head ** 2)) < 1e-2
+
+
+# ----------------------------------------------------------------------------- behaviour
+@pytest.fixture(scope="module")
+def small():
+    """2,000 rows in 40 groups: y = sin(2πz) + 0.5 x + group effect + noise."""
+    rng = np.random.default_rng(0)
+    n, G = 2000, 40
+    g = rng.integers(0, G, n)
+    z = rng.uniform(0, 1, n)
+    x = rng.normal(size=n)
+    y = np.sin(2 * np.pi * z) + 0.5 * x + rng.normal(0, 0.4, G)[g] + rng.normal(0, 0.3, n)
+    return pd.DataFrame({"g": pd.Categorical(g), "z": z, "x": x, "y": y})
+
+
+@pytest.fixture(scope="module")
+def fitted(small):
+    return AdditiveMixed(smooths=["z"], groups="g").fit(small[["g", "z", "x"]], small["y"])
+
+
+def test_recovers_the_simulated_model(fitted, small):
+    assert abs(fitted.coef_[0] - 0.5) < 4 * fitted.fixed_effects_["std_error"]["x"]
+    vc = fitted.variance_components_.set_index("group")["sd"]
+    assert abs(vc["g"] - 0.4) < 0.15 and abs(vc["Residual"] - 0.3) < 0.02
+    grid = np.linspace(0.05, 0.95, 19)
+    band = fitted.partial_effect("z", grid)
+    truth = np.sin(2 * np.pi * grid)
+    truth -= truth.mean()  # the smooth is centred over the data
+    inside = (band["lower"] <= truth + 0.05) & (truth - 0.05 <= band["upper"])
+    assert inside.mean() >= 0.9
+    assert 5 < fitted.smooths_["edf"].iloc[0] < 10
+
+
+def test_unseen_groups_get_population_predictions(fitted, small):
+    X = small[["g", "z", "x"]].iloc[:5].copy()
+    population = fitted.predict(X, random_effects=False)
+    X["g"] = pd.Categorical(["new"] * 5)
+    np.testing.assert_allclose(fitted.predict(X), population)
+
+
+def test_clone_and_group_cross_validation(small):
+    model = AdditiveMixed(smooths=["z"], groups="g", k=8)
+    assert clone(model).get_params() == model.get_params()
+    scores = cross_val_score(model, small[["g", "z", "x"]], small["y"],
+                             groups=small["g"].cat.codes, cv=GroupKFold(3))
+    assert np.all(scores > 0.5)  # population-level R² on unseen groups
+
+
+def test_integer_weights_equal_repeated_rows(small):
+    rng = np.random.default_rng(2)
+    sw = rng.integers(0, 3, len(small))
+    X, y = small[["g", "z", "x"]], small["y"]
+    weighted = AdditiveMixed(smooths=["z"], groups="g").fit(X, y, sample_weight=sw)
+    repeated = AdditiveMixed(smooths=["z"], groups="g").fit(X.loc[X.index.repeat(sw)],
+                                                             y.loc[y.index.repeat(sw)])
+    np.testing.assert_allclose(weighted.coef_, repeated.coef_, rtol=1e-6)
+    np.testing.assert_allclose(weighted.smooths_["edf"], repeated.smooths_["edf"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("change, params, match", [
+    (lambda X: X.assign(z=2.0), {}, "smooth of 'z': a smooth of a constant covariate"),
+    (lambda X: X.assign(z=np.round(X["z"] * 4)), {}, "only 5 distinct values: use k <= 5"),
+    (lambda X: X.assign(z=np.where(np.arange(len(X)) == 3, np.nan, X["z"])), {},
+     "column 'z' contains NaN"),
+    (lambda X: X, {"discrete": True, "n_bins": 8}, "n_bins=8 is smaller than k=10"),
+    (lambda X: X, {"smooths": ["w"]}, "w"),
+    (lambda X: X, {"smooths": ["g"]}, "cannot also be a smooth"),
+])
+def test_bad_input_raises_and_changes_nothing(fitted, small, change, params, match):
+    before = fitted.coef_.copy(), fitted.smooths_.copy()
+    model = clone(fitted).set_params(**params)
+    with pytest.raises(ValueError, match=match):
+        model.fit(change(small[["g", "z", "x"]]), small["y"])
+    np.testing.assert_array_equal(fitted.coef_, before[0])
+    pd.testing.assert_frame_equal(fitted.smooths_, before[1])
+
+
+def test_binomial_y_must_be_binary(small):
+    with pytest.raises(ValueError, match="binomial y must hold 0/1"):
+        AdditiveMixed(family="binomial").fit(small[["x"]], small["y"])
+
+
+def test_partial_effect_of_an_unknown_term(fitted):
+    with pytest.raises(ValueError, match="'x' is not a smooth of this model"):
+        fitted.partial_effect("x", [0.1, 0.2])
