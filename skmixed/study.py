@@ -4,10 +4,12 @@
 "Multilevel modelling for big data" design (2,000,000 rows in 2,000 groups by default, see
 :func:`skmixed.datasets.make_multilevel`), fits the linear mixed model
 ``y ~ x + b + (1 | g)`` by REML with :class:`skmixed.MixedLM` for each requested thread
-count and the binomial GLMM ``y_bin ~ x + b + (1 | g)`` (Laplace) with
-:class:`skmixed.MixedGLM`, and prints the fixed effects side by side, the variance
-components beside the truth, and the wall times. With ``--out DIR`` it also writes
-``results.json`` and ``report.md`` there.
+count, the binomial GLMM ``y_bin ~ x + b + (1 | g)`` (Laplace) with
+:class:`skmixed.MixedGLM`, and with :class:`skmixed.AdditiveMixed` the study's additive
+models — ``bam(y_bin ~ x + b + s(g, bs = "re"), binomial, discrete = TRUE)`` and the Gaussian
+``y_nl ~ x + b + s(z, bs = "ps") + s(g, bs = "re")`` — and prints the fixed effects side by
+side, the variance components beside the truth, and the wall times. With ``--out DIR`` it
+also writes ``results.json`` and ``report.md`` there.
 """
 
 import argparse
@@ -21,6 +23,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
+from ._estimators.additive_mixed import AdditiveMixed
 from ._estimators.mixed_glm import MixedGLM
 from ._estimators.mixed_lm import MixedLM
 from .datasets import make_multilevel
@@ -124,12 +127,25 @@ def run_study(n_obs=2_000_000, n_groups=2_000, threads=None, seed=12358, repeats
         "MixedGLM y_bin ~ x + b + (1 | g), binomial, Laplace", echo)
     glmm.update(model="y_bin ~ x + b + (1 | g), binomial (Laplace)",
                 loglik=glmm_model.loglik_)
+    # the additive models: their binned sums are single-threaded NumPy (one timing)
+    gam, gam_model = _fit_timed(
+        lambda n_threads: AdditiveMixed(groups="g", family="binomial"), X, df["y_bin"],
+        [1], glmm_repeats, "AdditiveMixed y_bin ~ x + b + s(g, re), binomial", echo)
+    gam.update(model='y_bin ~ x + b + s(g, bs = "re"), binomial (bam discrete)')
+    amm, amm_model = _fit_timed(
+        lambda n_threads: AdditiveMixed(smooths=["z"], groups="g"), df[["g", "x", "b", "z"]],
+        df["y_nl"], [1], glmm_repeats,
+        "AdditiveMixed y_nl ~ x + b + s(z) + s(g, re)", echo)
+    amm.update(model='y_nl ~ x + b + s(z, bs = "ps") + s(g, bs = "re") (bam discrete)',
+               edf=_records(amm_model.smooths_.reset_index()))
     return {
         "data": {"n_obs": n_obs, "n_groups": n_groups, "seed": seed,
                  "simulate_seconds": sim_seconds},
         "truth": truth,
         "lmm": lmm,
         "glmm": glmm,
+        "gam": gam,
+        "amm": amm,
         "machine": {"python": platform.python_version(), "numba": numba.__version__,
                     "processor": platform.processor() or platform.machine(),
                     "cores": numba.config.NUMBA_NUM_THREADS},
@@ -156,7 +172,8 @@ def _fit_timed(make, X, y, threads, repeats, label, echo):
             warnings.simplefilter("ignore", category=RankDeficientWarning)
             median, all_times = _timed_fits(model, X, y, repeats)
         timings[n_threads] = {"median_seconds": median, "seconds": all_times,
-                              "phases": model.optimization_.timings}
+                              "phases": getattr(model, "optimization_", None)
+                              and model.optimization_.timings}
         echo(f"{label}, {n_threads} thread(s): median {median * 1e3:.1f} ms over "
              f"{repeats} fit(s)")
     return {
@@ -167,15 +184,19 @@ def _fit_timed(make, X, y, threads, repeats, label, echo):
     }, model
 
 
+MODELS = {"lmm": "LMM", "glmm": "GLMM", "gam": "GAM binomial", "amm": "AMM y_nl"}
+
+
 def _fixed_effects_side_by_side(result):
-    """Rows (term, truth, LMM estimate/SE, GLMM estimate/SE)."""
+    """Rows (term, truth, then estimate and SE per model of :data:`MODELS`)."""
     truth = result["truth"]
     true_beta = {"(Intercept)": truth.get("intercept"), "x": truth.get("beta_x"),
                  "b": truth.get("beta_b")}
-    lmm = {r["term"]: r for r in result["lmm"]["fixed_effects"]}
-    glmm = {r["term"]: r for r in result["glmm"]["fixed_effects"]}
-    return [(t, true_beta.get(t), lmm[t]["estimate"], lmm[t]["std_error"],
-             glmm[t]["estimate"], glmm[t]["std_error"]) for t in lmm]
+    tables = {k: {r["term"]: r for r in result[k]["fixed_effects"]} for k in MODELS}
+    return [(t, true_beta.get(t), *[v for k in MODELS
+                                    for v in (tables[k][t]["estimate"],
+                                              tables[k][t]["std_error"])])
+            for t in tables["lmm"]]
 
 
 def format_report(result):
@@ -183,25 +204,25 @@ def format_report(result):
     d, truth = result["data"], result["truth"]
     lines = [f"# skmixed big-data study: {d['n_obs']:,} rows x {d['n_groups']:,} groups",
              "", f"seed {d['seed']}; machine: {result['machine']}", "",
-             f"LMM: `{result['lmm']['model']}` (REML); GLMM: `{result['glmm']['model']}`.",
+             *[f"{name}: `{result[k]['model']}`" for k, name in MODELS.items()],
              "", "## Fixed effects", "",
-             "| term | truth | LMM estimate | LMM SE | GLMM estimate | GLMM SE |",
-             "|---|---|---|---|---|---|"]
-    for t, tr, le, ls, ge, gs in _fixed_effects_side_by_side(result):
-        lines.append(f"| {t} | {tr} | {le:.5f} | {ls:.5f} | {ge:.5f} | {gs:.5f} |")
+             "| term | truth | " + " | ".join(f"{n} estimate | {n} SE" for n in MODELS.values())
+             + " |", "|---|---|" + "---|---|" * len(MODELS)]
+    for t, tr, *values in _fixed_effects_side_by_side(result):
+        lines.append(f"| {t} | {tr} | " + " | ".join(f"{v:.5f}" for v in values) + " |")
     lines += ["", "## Variance components", "", "| model | component | variance | truth |",
               "|---|---|---|---|"]
     true_var = {"g": truth.get("group_sd", np.nan) ** 2,
                 "Residual": truth.get("residual_sd", np.nan) ** 2}
-    for label in ("lmm", "glmm"):
+    for label, name in MODELS.items():
         for row in result[label]["variance_components"]:
-            lines.append(f"| {label.upper()} | {row['group']} {row['var1'] or ''} | "
+            lines.append(f"| {name} | {row['group']} {row['var1'] or ''} | "
                          f"{row['variance']:.5f} | {true_var.get(row['group'], '')} |")
     lines += ["", "## Timings (median wall seconds, fit from the in-memory DataFrame)", "",
               "| model | threads | median fit (s) |", "|---|---|---|"]
-    for label in ("lmm", "glmm"):
+    for label, name in MODELS.items():
         for n_threads, t in result[label]["timings"].items():
-            lines.append(f"| {label.upper()} | {n_threads} | {t['median_seconds']:.4f} |")
+            lines.append(f"| {name} | {n_threads} | {t['median_seconds']:.4f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -231,16 +252,21 @@ def main(argv=None):
     print(result["_glmm_model"].summary())
     print()
     print("fixed effects side by side (estimate (SE)):")
-    print(f"  {'term':<12} {'truth':>6} {'LMM':>22} {'GLMM (logit)':>22}")
-    for t, tr, le, ls, ge, gs in _fixed_effects_side_by_side(result):
-        print(f"  {t:<12} {tr!s:>6} {le:>11.5f} ({ls:.5f}) {ge:>11.5f} ({gs:.5f})")
+    print(f"  {'term':<12} {'truth':>6} " + " ".join(f"{n:>22}" for n in MODELS.values()))
+    for t, tr, *values in _fixed_effects_side_by_side(result):
+        cells = [f"{e:>11.5f} ({s:.5f})" for e, s in zip(values[::2], values[1::2])]
+        print(f"  {t:<12} {tr!s:>6} " + " ".join(cells))
     print("truth: " + ", ".join(f"{k}={v}" for k, v in result["truth"].items()))
+    print("random-effect SDs: " + ", ".join(
+        f"{name} {row['group']} {np.sqrt(row['variance']):.4f}"
+        for label, name in MODELS.items() for row in result[label]["variance_components"]))
     print("timings (median wall seconds, fit from the in-memory DataFrame):")
-    for label in ("lmm", "glmm"):
+    for label, name in MODELS.items():
         for n_threads, t in result[label]["timings"].items():
             ph = t["phases"]
-            print(f"  {label.upper():<4} {n_threads} thread(s): {t['median_seconds']:.4f} s "
-                  f"(optimization {ph['optimize']:.4f} s)")
+            extra = (f" (optimization {ph['optimize']:.4f} s)" if ph
+                     else " (single-threaded NumPy sums)")
+            print(f"  {name:<12} {n_threads} thread(s): {t['median_seconds']:.4f} s{extra}")
     if args.out is not None:
         _write_outputs(result, args.out)
         print(f"wrote {args.out / 'results.json'} and {args.out / 'report.md'}")

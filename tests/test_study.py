@@ -24,8 +24,15 @@ def test_study_runs_and_writes_report(tmp_path, capsys):
     assert abs(glmm["x"]["estimate"] - 0.5) < 6 * glmm["x"]["std_error"]
     assert result["glmm"]["converged"]
     assert "Generalized linear mixed model" in printed
+    # the additive models: the study's bam(..., s(g, bs = "re")) and the smooth of z
+    for key in ("gam", "amm"):
+        fixed = {row["term"]: row for row in result[key]["fixed_effects"]}
+        assert abs(fixed["x"]["estimate"] - 0.5) < 6 * fixed["x"]["std_error"]
+        assert result[key]["converged"]
+    assert result["amm"]["edf"][0]["edf"] > 2  # z's nonlinear effect on y_nl
     report = (out / "report.md").read_text()
     assert "| x | 0.5 |" in report and "| GLMM | 1 |" in report
+    assert "| GAM binomial | 1 |" in report and "AMM y_nl" in printed
     assert not list(out.glob(".*.tmp"))
 
 
