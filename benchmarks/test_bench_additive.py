@@ -84,3 +84,49 @@ def test_additive_memory_2e6(benchmark, machine_info, model):
     machine_info(model=model, peak_mb=round(run.peak / 2**20, 1))
     _check(fitted, df.attrs["truth"])
     assert run.peak < 500 * 2**20
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_binned_pass_threads(benchmark, machine_info, n_jobs):
+    """The accumulation pass alone (skmixed._kernels.binned.binned_sums on 2e6 rows: s(z)
+    binned to 1000 values with its 11-column basis, 2000 groups), one chunk per thread with
+    its own buffers. Target: 2 threads ≥ 1.6× faster than 1."""
+    import numpy as np
+    import pandas as pd
+
+    from skmixed._kernels.binned import binned_sums
+    from skmixed._kernels.threads import numba_threads
+    from skmixed._model.additive import discretize
+
+    df = simulated(2_000_000, 2_000)
+    _, index = discretize(df["z"].to_numpy(), 1000)
+    X = np.asfortranarray(np.column_stack([np.ones(len(df)), df["x"], df["b"]]))
+    y = df["y_nl"].to_numpy()
+    codes = pd.Categorical(df["g"]).codes.astype(np.int64)
+    bins = index[None, :]
+    basis = np.random.default_rng(0).random((1000, 11))
+    offsets, cols = np.array([0, 1000]), np.array([0, 11])
+
+    def run():
+        with numba_threads(n_jobs) as k:
+            out = [np.zeros((k, 4, 4)), np.zeros((k, 1000)), np.zeros((k, 1000, 4)),
+                   np.zeros((k, 0)), np.zeros((k, 2000)), np.zeros((k, 2000, 4)),
+                   np.zeros((k, 2000, 11))]
+            binned_sums(X, y, np.empty(0), bins, offsets, np.zeros((1, 1), dtype=np.int64),
+                        codes, basis, cols, *out)
+            return out
+
+    out = benchmark.pedantic(run, rounds=5, warmup_rounds=1)
+    machine_info(n_jobs=n_jobs, n_obs=len(df))
+    assert out[1].sum() == len(df) and out[4].sum() == len(df)
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_additive_2e6_threads(benchmark, machine_info, n_jobs):
+    """The Gaussian s(z) + random intercept fit at 2e6 rows with 1 and 2 threads."""
+    params, cols, target = MODELS["gaussian"]
+    df = simulated(2_000_000, 2_000)
+    fitted = benchmark.pedantic(_fit, args=(df[cols], df[target]),
+                                kwargs=dict(params, n_jobs=n_jobs), rounds=3, warmup_rounds=1)
+    machine_info(n_jobs=n_jobs, n_obs=len(df))
+    _check(fitted, df.attrs["truth"])

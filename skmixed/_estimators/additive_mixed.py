@@ -12,7 +12,7 @@ every cross-product comes from per-bin sums: no n × k basis is formed.
 """
 
 import warnings
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 import pandas as pd
@@ -25,7 +25,9 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .._model.additive import (CrossProducts, DenseREML, SmoothBlocks, discretize,
                                performance_iteration)
 from .._model.smooth import PSpline
+from .._kernels.threads import numba_threads
 from . import _design
+from ._base import GROUPED_CONSTRAINTS
 from ._results import fixed_effects_table
 
 __all__ = ["AdditiveMixed"]
@@ -56,6 +58,8 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
     n_bins : int, default=1000
         Bins per smooth covariate when discrete (mgcv's default for one covariate).
     fit_intercept : bool, default=True
+    n_jobs : int, default=None
+        Threads for the binned pass over the rows (None or -1: all).
     tol : float, default=1e-8
         Performance iteration: relative change of the linear predictor at convergence.
     max_iter : int, default=100
@@ -95,13 +99,14 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         "family": [StrOptions({"gaussian", "binomial", "poisson"})],
         "discrete": ["boolean", StrOptions({"auto"})],
         "n_bins": [Interval(Integral, 4, None, closed="left")],
-        "fit_intercept": ["boolean"],
-        "tol": [Interval(Real, 0.0, None, closed="neither")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "fit_intercept": GROUPED_CONSTRAINTS["fit_intercept"],
+        "n_jobs": GROUPED_CONSTRAINTS["n_jobs"],
+        "tol": GROUPED_CONSTRAINTS["tol"],
+        "max_iter": GROUPED_CONSTRAINTS["max_iter"],
     }
 
     def __init__(self, *, smooths=(), k=10, groups=None, family="gaussian", discrete="auto",
-                 n_bins=1000, fit_intercept=True, tol=1e-8, max_iter=100):
+                 n_bins=1000, fit_intercept=True, n_jobs=None, tol=1e-8, max_iter=100):
         self.smooths = smooths
         self.k = k
         self.groups = groups
@@ -109,6 +114,7 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         self.discrete = discrete
         self.n_bins = n_bins
         self.fit_intercept = fit_intercept
+        self.n_jobs = n_jobs
         self.tol = tol
         self.max_iter = max_iter
 
@@ -193,16 +199,18 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
             basis = spline.design(values)
             bases.append(dict(label=label, spline=spline, index=index, null=basis @ F,
                               range=basis @ R, F=F, R=R))
-        model = _AdditiveSystem(X_param, bases, codes, len(levels) if levels is not None else 0,
-                                discrete)
-        if self.family == "gaussian":
-            fit = model.reml(y_arr, weights).fit()
-            n_iter, converged = 1, bool(fit.result.success)  # one REML fit
-        else:
-            eta0 = self._start_eta(y_arr)
-            fit, _, n_iter, converged = performance_iteration(
-                model.reml, model.linear_predictor, y_arr, eta0, weights=weights,
-                family=self.family, tol=self.tol, max_iter=self.max_iter)
+        with numba_threads(self.n_jobs) as n_threads:
+            model = _AdditiveSystem(X_param, bases, codes,
+                                    len(levels) if levels is not None else 0, discrete,
+                                    n_threads)
+            if self.family == "gaussian":
+                fit = model.reml(y_arr, weights).fit()
+                n_iter, converged = 1, bool(fit.result.success)  # one REML fit
+            else:
+                eta0 = self._start_eta(y_arr)
+                fit, _, n_iter, converged = performance_iteration(
+                    model.reml, model.linear_predictor, y_arr, eta0, weights=weights,
+                    family=self.family, tol=self.tol, max_iter=self.max_iter)
         self._set_fitted(X, model, fit, param_labels, smooth_labels, group_label, levels,
                          n_iter, converged)
         if not converged:
@@ -375,9 +383,9 @@ class _AdditiveSystem:
     """The columns of one fit: parametric X, the smooths' binned (or unique-value) bases,
     the groups; builds the REML of a (working) response and its linear predictor."""
 
-    def __init__(self, X, bases, codes, n_groups, discrete):
+    def __init__(self, X, bases, codes, n_groups, discrete, n_threads=1):
         self.X, self.bases, self.codes, self.G = X, bases, codes, n_groups
-        self.discrete = discrete
+        self.discrete, self.n_threads = discrete, n_threads
         self.null_widths = [b["null"].shape[1] for b in bases]
         self.range_widths = [b["range"].shape[1] for b in bases]
         p0 = X.shape[1]
@@ -391,7 +399,8 @@ class _AdditiveSystem:
         if self.discrete:
             cross = CrossProducts.binned(self.X, y, [(b["index"], b["null"], b["range"])
                                                      for b in self.bases], w=w,
-                                         groups=groups, n_groups=self.G or None)
+                                         groups=groups, n_groups=self.G or None,
+                                         n_chunks=self.n_threads)
             return DenseREML.from_crossproducts(cross, self.range_widths, self.fixed_of)
         fixed = np.hstack([self.X] + [b["null"][b["index"]] for b in self.bases])
         random = (np.hstack([b["range"][b["index"]] for b in self.bases]) if self.bases

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import linalg, optimize
 
+from .._kernels.binned import bin_layout, binned_sums
+
 __all__ = ["SmoothBlocks", "CrossProducts", "DenseREML", "REMLFit", "discretize",
            "performance_iteration"]
 
@@ -83,58 +85,74 @@ class CrossProducts:
         return out
 
     @classmethod
-    def binned(cls, X, y, smooths, w=None, groups=None, n_groups=None):
+    def binned(cls, X, y, smooths, w=None, groups=None, n_groups=None, n_chunks=1):
         """From binned smooth covariates (``bam(discrete = TRUE)``): ``smooths`` lists per
         smooth ``(index, null, range)`` — the int bin of each row and the basis at the bin
         values in null-space and range-space coordinates (m × f, m × r). No n × k basis is
-        formed: every product with a smooth's columns comes from per-bin sums (per bin,
-        per pair of bins, per (group, bin)) and the m-row bases. Columns are ordered
-        ``[X, null₁ … null_J, range₁ … range_J, y]``."""
-        y = np.asarray(y, dtype=float)
+        formed: one pass over the rows (:func:`skmixed._kernels.binned.binned_sums`, in
+        ``n_chunks`` parallel chunks) gives per-bin, per-(bin, bin) and per-(group, bin)
+        sums, and every product with a smooth's columns comes from them and the m-row
+        bases. Columns are ordered ``[X, null₁ … null_J, range₁ … range_J, y]``."""
+        y = np.ascontiguousarray(y, dtype=float)
         X = np.asarray(X, dtype=float)
-        w = np.ones_like(y) if w is None else np.asarray(w, dtype=float)
-        raw = np.column_stack([X, y])  # the columns that are not smooths
+        c = X.shape[1] + 1  # the columns that are not smooths: [X, y]
+        J = len(smooths)
+        sizes = np.array([nul.shape[0] for _, nul, _ in smooths], dtype=np.int64)
+        bin_offsets, pair_offsets, n_pair = bin_layout(sizes)
+        bins = (np.stack([np.asarray(idx, dtype=np.int32) for idx, _, _ in smooths])
+                if J else np.zeros((0, y.shape[0]), dtype=np.int32))
+        codes = (np.asarray(groups, dtype=np.int64) if groups is not None
+                 else np.empty(0, dtype=np.int64))
+        G = (int(n_groups if n_groups is not None else codes.max() + 1)
+             if groups is not None else 0)
+        M = int(bin_offsets[-1])
         Bc = [np.hstack([nul, rng]) for _, nul, rng in smooths]
+        col_offsets = np.concatenate([[0], np.cumsum([b.shape[1] for b in Bc])]).astype(
+            np.int64)
+        basis = np.zeros((M, int(col_offsets[-1])))
+        for j, b in enumerate(Bc):
+            basis[bin_offsets[j]:bin_offsets[j + 1], col_offsets[j]:col_offsets[j + 1]] = b
+        k = max(1, int(n_chunks))
+        out = dict(plain=np.zeros((k, c, c)), cnt=np.zeros((k, M)), sums=np.zeros((k, M, c)),
+                   pairs=np.zeros((k, n_pair)), gcnt=np.zeros((k, G)),
+                   gsum=np.zeros((k, G, c)), gbasis=np.zeros((k, G, basis.shape[1])))
+        binned_sums(X, y, np.empty(0) if w is None else np.asarray(w, dtype=float), bins,
+                    bin_offsets, pair_offsets, codes, basis, col_offsets, out["plain"],
+                    out["cnt"], out["sums"], out["pairs"], out["gcnt"], out["gsum"],
+                    out["gbasis"])
+        tot = {key: a.sum(axis=0) for key, a in out.items()}
         widths = [X.shape[1]] + [b.shape[1] for b in Bc] + [1]
         edges = np.concatenate([[0], np.cumsum(widths)])
         E = np.zeros((edges[-1], edges[-1]))  # over [X, Bc_1 … Bc_J, y]
         plain = list(range(X.shape[1])) + [edges[-1] - 1]
-        E[np.ix_(plain, plain)] = (raw * w[:, None]).T @ raw
-        for j, (idx, _, _) in enumerate(smooths):
-            m = Bc[j].shape[0]
-            cnt = np.bincount(idx, weights=w, minlength=m)
-            per_bin = np.stack([np.bincount(idx, weights=w * col, minlength=m)
-                                for col in raw.T], axis=1)  # m × (p0 + 1)
+        E[np.ix_(plain, plain)] = tot["plain"]
+        for j in range(J):
+            b = slice(bin_offsets[j], bin_offsets[j + 1])
             cols = slice(edges[j + 1], edges[j + 2])
-            E[cols, cols] = (Bc[j] * cnt[:, None]).T @ Bc[j]
-            E[cols, plain] = Bc[j].T @ per_bin
+            E[cols, cols] = (Bc[j] * tot["cnt"][b][:, None]).T @ Bc[j]
+            E[cols, plain] = Bc[j].T @ tot["sums"][b]
             E[plain, cols] = E[cols, plain].T
-            for l in range(j + 1, len(smooths)):
-                idx_l, ml = smooths[l][0], Bc[l].shape[0]
-                table = np.bincount(idx.astype(np.int64) * ml + idx_l, weights=w,
-                                    minlength=m * ml).reshape(m, ml)
+            for l in range(j + 1, J):
+                table = tot["pairs"][pair_offsets[j, l]:pair_offsets[j, l]
+                                     + sizes[j] * sizes[l]].reshape(sizes[j], sizes[l])
                 other = slice(edges[l + 1], edges[l + 2])
                 E[cols, other] = Bc[j].T @ table @ Bc[l]
                 E[other, cols] = E[cols, other].T
         order = _column_order(X.shape[1], [b.shape[1] for _, b, _ in smooths],
                               [r.shape[1] for _, _, r in smooths], edges)
         p = X.shape[1] + sum(nul.shape[1] for _, nul, _ in smooths)
-        out = cls(E[np.ix_(order, order)], float(w.sum()), p,
-                  sum(rng.shape[1] for _, _, rng in smooths))
+        n_w = float(np.sum(w)) if w is not None else float(y.shape[0])
+        result = cls(E[np.ix_(order, order)], n_w, p,
+                     sum(rng.shape[1] for _, _, rng in smooths))
         if groups is not None:
-            codes = np.asarray(groups, dtype=np.int64)
-            G = int(n_groups if n_groups is not None else codes.max() + 1)
-            out.counts = np.bincount(codes, weights=w, minlength=G)
+            result.counts = tot["gcnt"]
             ZE = np.zeros((G, edges[-1]))
-            ZE[:, plain] = np.stack([np.bincount(codes, weights=w * col, minlength=G)
-                                     for col in raw.T], axis=1)
-            for j, (idx, _, _) in enumerate(smooths):
-                m = Bc[j].shape[0]
-                table = np.bincount(codes * m + idx, weights=w,
-                                    minlength=G * m).reshape(G, m)
-                ZE[:, edges[j + 1]:edges[j + 2]] = table @ Bc[j]
-            out.ZW = ZE[:, order]
-        return out
+            ZE[:, plain] = tot["gsum"]
+            for j in range(J):
+                ZE[:, edges[j + 1]:edges[j + 2]] = \
+                    tot["gbasis"][:, col_offsets[j]:col_offsets[j + 1]]
+            result.ZW = ZE[:, order]
+        return result
 
 
 def _column_order(p0, nulls, ranges, edges):
