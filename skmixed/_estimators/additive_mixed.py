@@ -213,6 +213,7 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
                     family=self.family, tol=self.tol, max_iter=self.max_iter)
         self._set_fitted(X, model, fit, param_labels, smooth_labels, group_label, levels,
                          n_iter, converged)
+        self._target_name = getattr(y, "name", None) or "y"
         if not converged:
             warnings.warn(f"{name} did not converge in {n_iter} iterations.",
                           ConvergenceWarning, stacklevel=2)
@@ -283,6 +284,7 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
                           for b in model.bases],
             null_widths=model.null_widths, range_widths=model.range_widths)
         self._labels = dict(param=param_labels, smooth=smooth_labels, group=group_label)
+        self._discrete = bool(model.discrete)
         self._fitted_on_frame = isinstance(X, pd.DataFrame)
 
     # ------------------------------------------------------------ predict
@@ -369,6 +371,78 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         zq = stats.norm.ppf(0.5 + level / 2.0)
         return pd.DataFrame({"x": grid, "effect": effect, "std_error": se,
                              "lower": effect - zq * se, "upper": effect + zq * se})
+
+    def summary(self):
+        """mgcv-style text summary: the model, parametric coefficients, smooth terms (edf,
+        λ), variance components, REML criterion."""
+        check_is_fitted(self)
+        smooths = [f's({_design.column_name(c)}, bs = "ps")' for c in self._labels["smooth"]]
+        group = self._labels["group"]
+        terms = ([] if self.fit_intercept else ["0"]) + [
+            _design.column_name(c) for c in self._labels["param"]] + smooths
+        if group is not None:
+            terms.append(f's({_design.column_name(group)}, bs = "re")')
+        method = "binned (bam discrete)" if self._discrete else "exact (gam)"
+        lines = [f"Additive mixed model [skmixed.AdditiveMixed], family {self.family}, "
+                 f"REML ({method})",
+                 f"Formula: {self._target_name} ~ " + (" + ".join(terms) if terms else "1"),
+                 "",
+                 "Parametric coefficients:",
+                 self.fixed_effects_.to_string(float_format=lambda v: f"{v:.6g}"), ""]
+        if len(self.smooths_):
+            lines += ["Smooth terms:",
+                      self.smooths_.to_string(float_format=lambda v: f"{v:.6g}"), ""]
+        if len(self.variance_components_):
+            lines += ["Variance components:",
+                      self.variance_components_.to_string(index=False,
+                                                          float_format=lambda v: f"{v:.6g}"),
+                      ""]
+        lines.append(f"REML criterion (-2 restricted log-likelihood of the "
+                     f"{'working ' if self.family != 'gaussian' else ''}model): "
+                     f"{self.reml_criterion_:.4f}; total edf {self.edf_:.3f}; "
+                     f"{'converged' if self.converged_ else 'NOT converged'} after "
+                     f"{self.n_iter_} iteration(s)")
+        return "\n".join(lines)
+
+    def plot_partial_effects(self, n_points=200, level=0.95, axes=None):
+        """Plot every smooth with its pointwise confidence band over the range of the
+        fitted covariate (needs matplotlib: ``pip install "skmixed[plot]"``).
+
+        Parameters
+        ----------
+        n_points : int, default=200
+        level : float, default=0.95
+        axes : sequence of matplotlib Axes, default=None
+            One per smooth; None: a new figure with a row of panels.
+
+        Returns
+        -------
+        list of matplotlib Axes
+        """
+        check_is_fitted(self)
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError as exc:  # an optional extra
+            raise ImportError("plot_partial_effects needs matplotlib: "
+                              'pip install "skmixed[plot]"') from exc
+        bases = self._model_info["bases"]
+        if not bases:
+            raise ValueError("this model has no smooths to plot.")
+        if axes is None:
+            _, axes = plt.subplots(1, len(bases), figsize=(4 * len(bases), 3.2),
+                                   squeeze=False)
+            axes = list(axes[0])
+        for ax, basis, term in zip(axes, bases, self.smooths_.index):
+            knots = basis["spline"].knots_
+            outer = basis["spline"].m[0] + 1
+            # the fitted covariate's range, widened 0.1 % by the basis (mgcv's layout)
+            lo, hi = knots[outer], knots[-outer - 1]
+            band = self.partial_effect(basis["label"], np.linspace(lo, hi, n_points), level)
+            ax.fill_between(band["x"], band["lower"], band["upper"], alpha=0.3, lw=0)
+            ax.plot(band["x"], band["effect"])
+            ax.set_xlabel(_design.column_name(basis["label"]))
+            ax.set_ylabel(f"{term}, edf {self.smooths_.loc[term, 'edf']:.2f}")
+        return list(axes)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -71,6 +71,9 @@ class PSpline:
         if not hi > lo:
             raise ValueError(f"a smooth of a constant covariate (every value is {lo:g}) "
                              "has no shape to estimate.")
+        if hi - lo <= 1e-9 * max(abs(lo), abs(hi)):
+            raise ValueError(f"a smooth of a nearly constant covariate (values from {lo!r} to "
+                             f"{hi!r}) has no shape to estimate: rescale or drop it.")
         n_distinct = np.unique(x if weights is None else x[np.asarray(weights) > 0]).size
         if n_distinct < self.k:
             raise ValueError(f"k={self.k} basis functions but the covariate has only "

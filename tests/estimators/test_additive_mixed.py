@@ -161,3 +161,32 @@ def test_binomial_y_must_be_binary(small):
 def test_partial_effect_of_an_unknown_term(fitted):
     with pytest.raises(ValueError, match="'x' is not a smooth of this model"):
         fitted.partial_effect("x", [0.1, 0.2])
+
+
+def test_nearly_constant_smooth_covariate(small):
+    X = small[["g", "z", "x"]].assign(z=1000.0 + small["z"] * 1e-10)
+    with pytest.raises(ValueError, match="nearly constant covariate"):
+        AdditiveMixed(smooths=["z"], groups="g").fit(X, small["y"])
+
+
+def test_plot_partial_effects(fitted, small):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    axes = fitted.plot_partial_effects(n_points=50)
+    assert len(axes) == 1
+    line = axes[0].get_lines()[0]
+    x, effect = line.get_data()
+    assert len(x) == 50 and x.min() < 0.01 and x.max() > 0.99
+    band = fitted.partial_effect("z", x)
+    np.testing.assert_allclose(effect, band["effect"])
+    assert "edf" in axes[0].get_ylabel()
+    with pytest.raises(ValueError, match="no smooths"):
+        AdditiveMixed(groups="g").fit(small[["g", "x"]], small["y"]).plot_partial_effects()
+
+
+def test_summary_names_every_part(fitted):
+    text = fitted.summary()
+    assert 'Formula: y ~ x + s(z, bs = "ps") + s(g, bs = "re")' in text
+    for part in ("Parametric coefficients:", "Smooth terms:", "Variance components:",
+                 "REML criterion", "(Intercept)", "s(z)", "Residual", "exact (gam)"):
+        assert part in text
