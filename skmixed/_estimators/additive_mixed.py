@@ -295,7 +295,11 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
                 raise ValueError(f"X lacks the column(s) {missing} seen in fit.")
         return _design.fixed_columns(X_table, labels)
 
-    def _eta(self, X, random_effects=True):
+    def _eta(self, X, random_effects=True, return_std=False):
+        """η at the rows of X and, with ``return_std``, its posterior SD: the row's
+        coefficient vector ``v`` over (β, b) — parametric values, the smooths' null and range
+        bases — with ``v'Vv``, plus the group's random intercept's variance and covariance
+        with (β, b) for rows of a seen group."""
         check_is_fitted(self)
         X_table = _design.as_table(X, type(self).__name__)
         validate_data(self, X, reset=False, skip_check_array=True)
@@ -304,20 +308,31 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         params = [np.asarray(c, dtype=float) for c in self._columns(X_table,
                                                                     self._labels["param"])]
         _design.check_finite_columns(params, self._labels["param"])
-        eta = np.full(n, self.intercept_)
-        for c, coef in zip(params, self.coef_):
-            eta += c * coef
         smooth_cols = self._columns(X_table, self._labels["smooth"])
         _design.check_finite_columns(smooth_cols, self._labels["smooth"])
-        for j, col in enumerate(smooth_cols):
-            eta += self._smooth_values(j, np.asarray(col, dtype=float))[0]
+        # the rows' coefficient vectors over (β, b): [intercept, parametric, nulls, ranges]
+        blocks = [np.ones((n, 1))] if self.fit_intercept else []
+        blocks += [c[:, None] for c in params]
+        nulls, ranges = [], []
+        for basis, col in zip(info["bases"], smooth_cols):
+            design = basis["spline"].design(np.asarray(col, dtype=float))
+            nulls.append(design @ basis["F"])
+            ranges.append(design @ basis["R"])
+        V_rows = (np.hstack(blocks + nulls + ranges) if blocks + nulls + ranges
+                  else np.zeros((n, 0)))
+        eta = V_rows @ np.concatenate([fit.beta, fit.b])
+        var = np.einsum("ij,jk,ik->i", V_rows, fit.cov, V_rows) if return_std else None
         if random_effects and self._labels["group"] is not None:
             key = self._labels["group"]
             codes = _design.lookup_groups(_design.column_values(X_table, key),
                                           self.group_levels_, key)
             seen = codes >= 0  # unseen groups: population level (random effect 0)
             eta[seen] += fit.group[codes[seen]]
-        return eta
+            if return_std:
+                cross, gvar = fit.group_cov
+                c = codes[seen]
+                var[seen] += gvar[c] + 2.0 * np.sum(V_rows[seen] * cross[c], axis=1)
+        return (eta, np.sqrt(np.maximum(var, 0.0))) if return_std else eta
 
     def _smooth_coefficients(self, j):
         """Smooth j's coefficients on its constrained basis and their posterior
@@ -346,11 +361,20 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
             return np.exp(eta)
         return eta
 
-    def predict(self, X, *, random_effects=True):
+    def predict(self, X, *, random_effects=True, return_std=False):
         """The mean of y: fitted smooths (extrapolated beyond the data's range from the
         end polynomials), parametric effects and the group's random intercept (groups not
-        seen in fit, or ``random_effects=False``: population level)."""
-        return self._mean(self._eta(X, random_effects))
+        seen in fit, or ``random_effects=False``: population level).
+
+        With ``return_std=True`` also the standard error of that mean from the posterior
+        covariance (mgcv's ``predict(se.fit = TRUE)``; binomial and Poisson by the delta
+        method, ``|dμ/dη|`` times the SE of η)."""
+        if not return_std:
+            return self._mean(self._eta(X, random_effects))
+        eta, se = self._eta(X, random_effects, return_std=True)
+        mu = self._mean(eta)
+        slope = {"binomial": mu * (1.0 - mu), "poisson": mu}.get(self.family, 1.0)
+        return mu, np.abs(slope) * se
 
     def partial_effect(self, term, grid, level=0.95):
         """The smooth of column ``term`` on ``grid`` (link scale, centred as fitted) with

@@ -171,8 +171,10 @@ class REMLFit:
     """The REML fit: ``tau`` (σ-relative SD per smooth, then the groups'; λ = 1/τ²),
     ``sigma``, ``beta`` (fixed columns), ``b`` (range-space coefficients, Λu), ``group``
     (the groups' random intercepts, or None), ``criterion`` (d_R), ``edf`` (per smooth,
-    then the group block), ``edf_total``, the optimizer's result and ``cov``, the
-    posterior (Bayesian) covariance of ``(β, b)`` (mgcv's Vp; the groups integrated out)."""
+    then the group block), ``edf_total``, the optimizer's result, ``cov``, the
+    posterior (Bayesian) covariance of ``(β, b)`` (mgcv's Vp; the groups integrated out) and,
+    with groups, ``group_cov = (cross, var)``: each group's random intercept's posterior
+    covariance with ``(β, b)`` (G × (p + q)) and its variance (G,)."""
 
     tau: np.ndarray
     sigma: float
@@ -184,6 +186,7 @@ class REMLFit:
     edf_total: float
     result: object
     cov: np.ndarray = None
+    group_cov: tuple = None
 
 
 class DenseREML:
@@ -327,7 +330,28 @@ class DenseREML:
         return REMLFit(tau=np.exp(res.x), sigma=sigma, beta=s["beta"], b=b, group=g,
                        criterion=float(res.fun), edf=edf,
                        edf_total=float(self.p - n_fixed_smooth + edf.sum()), result=res,
-                       cov=sigma ** 2 * self._posterior(s))
+                       cov=sigma ** 2 * self._posterior(s),
+                       group_cov=None if self.G == 0 else tuple(
+                           sigma ** 2 * a for a in self._group_posterior(s)))
+
+    def _group_posterior(self, s):
+        """The groups' rows of ``M⁻¹`` (units of σ²) in (β, b, g) coordinates: with
+        D = diag(a_22), ``(A⁻¹)_gs = −D⁻¹A_21 S⁻¹``, ``diag (A⁻¹)_gg = 1/a_22 + diag(D⁻¹A_21
+        S⁻¹A_12 D⁻¹)``, and the fixed effects' share through ``A⁻¹K X⁻¹``."""
+        sys = s["sys"]
+        lam, tg, a22, A12 = sys["lam"], sys["tau_g"], sys["a22"], sys["A12"]
+        p = self.p
+        Sinv = linalg.cho_solve((sys["S"], True), np.eye(self.q))
+        Xinv = linalg.cho_solve((s["RX"], True), np.eye(p))
+        AiK_s, AiK_g = s["AiK"]
+        C = A12 / a22  # q × G
+        Ai_gs = -(C.T @ Sinv)  # G × q
+        Ai_gg = 1.0 / a22 + np.sum(C * (Sinv @ C), axis=0)
+        cross_u = Ai_gs + AiK_g @ Xinv @ AiK_s.T  # Cov(u_g, u_s)
+        cross_beta = -(AiK_g @ Xinv)  # Cov(u_g, β)
+        var_u = Ai_gg + np.einsum("gi,ij,gj->g", AiK_g, Xinv, AiK_g)
+        cross = np.hstack([tg * cross_beta, tg * cross_u * lam[None, :]])
+        return cross, tg * tg * var_u
 
     def _posterior(self, s):
         """``M⁻¹`` of the PLS normal equations, mapped to (β, b = Λu) and restricted to them

@@ -190,3 +190,32 @@ def test_summary_names_every_part(fitted):
     for part in ("Parametric coefficients:", "Smooth terms:", "Variance components:",
                  "REML criterion", "(Intercept)", "s(z)", "Residual", "exact (gam)"):
         assert part in text
+
+
+@pytest.mark.parametrize("with_groups", [False, True])
+def test_predict_return_std_is_the_posterior_sd(small, with_groups):
+    """``predict(return_std=True)`` against the dense posterior: with the columns
+    C = [parametric, smooth null, smooth range, group indicators] and the fitted τ, σ,
+    ``Var(η_row) = σ² c'(C'C + diag(0, 1/τ²))⁻¹c`` (mgcv's Vp); the mean is η."""
+    X = small[["g", "z", "x"]]
+    model = AdditiveMixed(smooths=["z"], groups="g" if with_groups else None,
+                          discrete=False).fit(X if with_groups else X[["z", "x"]], small["y"])
+    basis = model._model_info["bases"][0]
+    design = basis["spline"].design(small["z"].to_numpy())
+    n = len(small)
+    cols = [np.ones((n, 1)), small[["x"]].to_numpy(), design @ basis["F"], design @ basis["R"]]
+    tau = model._fit.tau
+    penalty = [np.zeros(3), np.full(basis["R"].shape[1], 1 / tau[0] ** 2)]
+    if with_groups:
+        G = len(model.group_levels_)
+        cols.append(np.eye(G)[small["g"].cat.codes.to_numpy()])
+        penalty.append(np.full(G, 1 / tau[1] ** 2))
+    C = np.hstack(cols)
+    cov = model.sigma_ ** 2 * np.linalg.inv(C.T @ C + np.diag(np.concatenate(penalty)))
+    rows = slice(0, 25)
+    mean, se = model.predict((X if with_groups else X[["z", "x"]]).iloc[rows],
+                             return_std=True)
+    np.testing.assert_allclose(se, np.sqrt(np.einsum("ij,jk,ik->i", C[rows], cov, C[rows])),
+                               rtol=1e-6)
+    np.testing.assert_allclose(mean, model.predict((X if with_groups else X[["z", "x"]])
+                                                   .iloc[rows]), rtol=1e-12)
