@@ -23,7 +23,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._model.additive import (CrossProducts, DenseREML, SmoothBlocks, discretize,
-                               performance_iteration)
+                               laplace_reml, performance_iteration)
 from .._model.smooth import PSpline
 from .._kernels.threads import numba_threads
 from . import _design
@@ -50,8 +50,9 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
     groups : str or int, default=None
         Grouping column for a random intercept (mgcv's ``s(g, bs = "re")``); None: none.
     family : {"gaussian", "binomial", "poisson"}, default="gaussian"
-        Binomial (0/1 y, logit link) and Poisson (log link) are fitted by performance
-        iteration (``bam``'s fREML); the model predicts the mean of y.
+        Binomial (0/1 y, logit link) and Poisson (log link): with ``discrete`` by
+        performance iteration (``bam``'s fREML), otherwise by the Laplace-approximate REML
+        optimized directly (``gam(method = "REML")``); the model predicts the mean of y.
     discrete : bool or "auto", default="auto"
         Bin each smooth's covariate to at most ``n_bins`` values (``bam(discrete = TRUE)``);
         "auto": from 50,000 rows on.
@@ -88,7 +89,8 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
     edf_ : float
         Total effective degrees of freedom.
     n_iter_ : int
-        Performance-iteration steps (1 for Gaussian: a single REML fit).
+        Performance-iteration steps (binned binomial/Poisson), outer iterations + 1 (exact
+        binomial/Poisson), 1 for Gaussian (a single REML fit).
     converged_ : bool
     """
 
@@ -206,11 +208,16 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
             if self.family == "gaussian":
                 fit = model.reml(y_arr, weights).fit()
                 n_iter, converged = 1, bool(fit.result.success)  # one REML fit
-            else:
+            elif discrete:  # bam(discrete = TRUE): performance iteration (PQL-type)
                 eta0 = self._start_eta(y_arr)
                 fit, _, n_iter, converged = performance_iteration(
                     model.reml, model.linear_predictor, y_arr, eta0, weights=weights,
                     family=self.family, tol=self.tol, max_iter=self.max_iter)
+            else:  # gam(method = "REML"): the Laplace-approximate REML, outer iteration
+                fit, _, _, converged = laplace_reml(
+                    model.reml, model.linear_predictor, y_arr, self._start_eta(y_arr),
+                    weights=weights, family=self.family)
+                n_iter = int(fit.result.nit) + 1
         self._set_fitted(X, model, fit, param_labels, smooth_labels, group_label, levels,
                          n_iter, converged)
         self._target_name = getattr(y, "name", None) or "y"

@@ -19,6 +19,7 @@ computed exactly, or from binned covariates as ``bam(discrete = TRUE)``
 """
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 from scipy import linalg, optimize
@@ -26,7 +27,7 @@ from scipy import linalg, optimize
 from .._kernels.binned import bin_layout, binned_sums
 
 __all__ = ["SmoothBlocks", "CrossProducts", "DenseREML", "REMLFit", "discretize",
-           "performance_iteration"]
+           "performance_iteration", "laplace_reml"]
 
 
 @dataclass
@@ -318,7 +319,12 @@ class DenseREML:
             res = optimize.minimize(self.criterion, x0, method="L-BFGS-B",
                                     bounds=[bounds] * J,
                                     options={"ftol": 1e-14, "gtol": 1e-8})
-        s = self.solve(res.x)
+        return self.fit_at(res.x, res)
+
+    def fit_at(self, log_tau, result):
+        """The :class:`REMLFit` at given τ (``result``: the optimizer's record)."""
+        res = result
+        s = self.solve(log_tau)
         sys = s["sys"]
         sigma = (float(np.sqrt(self.scale)) if self.scale is not None
                  else float(np.sqrt(s["r2"] / (self.n - self.p))))
@@ -327,7 +333,8 @@ class DenseREML:
         g = None if self.G == 0 else sys["tau_g"] * s["u"][1]
         edf = self._edf(s)
         n_fixed_smooth = sum(len(f) for f in self.fixed_of)
-        return REMLFit(tau=np.exp(res.x), sigma=sigma, beta=s["beta"], b=b, group=g,
+        return REMLFit(tau=np.exp(np.asarray(log_tau, dtype=float)), sigma=sigma,
+                       beta=s["beta"], b=b, group=g,
                        criterion=float(res.fun), edf=edf,
                        edf_total=float(self.p - n_fixed_smooth + edf.sum()), result=res,
                        cov=sigma ** 2 * self._posterior(s),
@@ -352,6 +359,13 @@ class DenseREML:
         var_u = Ai_gg + np.einsum("gi,ij,gj->g", AiK_g, Xinv, AiK_g)
         cross = np.hstack([tg * cross_beta, tg * cross_u * lam[None, :]])
         return cross, tg * tg * var_u
+
+    def coefficients(self, s):
+        """β, b = Λu and the groups' random intercepts from a :meth:`solve` result (as the
+        attributes of a :class:`REMLFit`-like namespace, for a linear predictor)."""
+        sys = s["sys"]
+        return SimpleNamespace(beta=s["beta"], b=sys["lam"] * s["u"][0],
+                               group=None if self.G == 0 else sys["tau_g"] * s["u"][1])
 
     def _posterior(self, s):
         """``M⁻¹`` of the PLS normal equations, mapped to (β, b = Λu) and restricted to them
@@ -436,3 +450,63 @@ def performance_iteration(make_reml, linear_predictor, y, eta0, m=None, weights=
         if change < tol * (1.0 + np.max(np.abs(eta))):
             return fit, eta, it, True
     return fit, eta, max_iter, False
+
+
+def _log_likelihood(family, eta, y, m, prior):
+    """Σ w ℓ (without constants): binomial logit or Poisson log."""
+    if family == "poisson":
+        return float(prior @ (y * eta - np.exp(np.minimum(eta, 700.0))))
+    return float(prior @ (y * eta - m * np.logaddexp(0.0, eta)))
+
+
+def laplace_reml(make_reml, linear_predictor, y, eta0, m=None, weights=None,
+                 family="binomial", tol=1e-10, max_iter=200, bounds=(-15.0, 10.0)):
+    """``gam(method = "REML")`` for binomial logit / Poisson log: the Laplace approximation
+    of the restricted likelihood (Wood 2011), optimized over τ ("outer iteration"):
+
+        V(τ) = −2 Σ w ℓ(η̂_τ) + ‖û_τ‖² + log|A| + log|R_X|²
+
+    at the penalized maximum (β̂, û) for τ, found by PIRLS (Newton = Fisher scoring for these
+    canonical links) from the previous τ's η. Unlike :func:`performance_iteration` (PQL, as
+    ``bam``), the smoothing parameters optimize this criterion itself.
+    Returns ``(fit, eta, n_evaluations, converged)``."""
+    m = np.ones_like(y) if m is None else m
+    prior = np.ones_like(y) if weights is None else weights
+    state = {"eta": np.asarray(eta0, dtype=float), "evals": 0}
+
+    def pirls(log_tau):
+        eta = state["eta"]
+        for _ in range(max_iter):
+            z, w = _working(family, eta, y, m, prior)
+            reml = make_reml(z, w)
+            reml.scale = 1.0
+            s = reml.solve(log_tau)
+            eta_new = linear_predictor(reml.coefficients(s))
+            change = np.max(np.abs(eta_new - eta))
+            eta = eta_new
+            if change < tol * (1.0 + np.max(np.abs(eta))):
+                break
+        z, w = _working(family, eta, y, m, prior)
+        reml = make_reml(z, w)
+        reml.scale = 1.0
+        return reml, reml.solve(log_tau), eta
+
+    def criterion(log_tau):
+        state["evals"] += 1
+        try:
+            reml, s, eta = pirls(log_tau)
+        except linalg.LinAlgError:
+            return np.inf
+        state["eta"] = eta
+        u2 = sum(float(u @ u) for u in s["u"] if u is not None)
+        logdet = s["sys"]["logdet"] + 2.0 * np.log(np.diag(s["RX"])).sum()
+        return -2.0 * _log_likelihood(family, eta, y, m, prior) + u2 + logdet
+
+    reml0 = make_reml(*_working(family, state["eta"], y, m, prior))
+    x0 = np.zeros(reml0.n_tau)
+    res = optimize.minimize(criterion, x0, method="L-BFGS-B", bounds=[bounds] * x0.size,
+                            options={"ftol": 1e-13, "gtol": 1e-7})
+    reml, s, eta = pirls(res.x)
+    res.fun = float(res.fun)
+    # the final working model at τ̂: coefficients, edf, Vp (σ = 1)
+    return reml.fit_at(res.x, res), eta, state["evals"], bool(res.success)

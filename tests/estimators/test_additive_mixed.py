@@ -219,3 +219,27 @@ def test_predict_return_std_is_the_posterior_sd(small, with_groups):
                                rtol=1e-6)
     np.testing.assert_allclose(mean, model.predict((X if with_groups else X[["z", "x"]])
                                                    .iloc[rows]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("discrete, entry, rtol", [(False, "gam_ps_bin_reml", 1e-4),
+                                                   (True, "bam_ps_bin_disc", 1e-4)])
+def test_gamsim1_binomial_against_mgcv(shared_data_dir, load_reference, discrete, entry,
+                                       rtol):
+    """``yb ~ s(x0) + s(x1) + s(x2) + s(fac, bs = "re")``, binomial: exact → gam's
+    Laplace REML, binned → bam's performance iteration."""
+    df = pd.read_csv(shared_data_dir / "gamsim1.csv")
+    df["fac"] = df["fac"].astype("category")
+    ref = load_reference("mgcv_gamsim1_binomial.json")[entry]
+    model = AdditiveMixed(smooths=["x0", "x1", "x2"], groups="fac", family="binomial",
+                          discrete=discrete).fit(df[["x0", "x1", "x2", "fac"]], df["yb"])
+    assert model.converged_
+    edf = list(ref["edf"].values())
+    np.testing.assert_allclose(model.smooths_["edf"], edf[:3], rtol=rtol)
+    sds = [row["std.dev"] for row in ref["vcomp_sd"]]
+    np.testing.assert_allclose(model.variance_components_["sd"].iloc[0], sds[-1], rtol=1e-3)
+    head = np.asarray(ref["fitted_head"])
+    fitted = model.predict(df[["x0", "x1", "x2", "fac"]].iloc[:head.size])
+    if discrete:  # bam's fitted values are at the binned covariates, predict's at the rows'
+        assert np.sqrt(np.mean((fitted - head) ** 2) / np.mean(head ** 2)) < 1e-2
+    else:
+        np.testing.assert_allclose(fitted, head, rtol=1e-4)
