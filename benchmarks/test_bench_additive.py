@@ -130,3 +130,32 @@ def test_additive_2e6_threads(benchmark, machine_info, n_jobs):
                                 kwargs=dict(params, n_jobs=n_jobs), rounds=3, warmup_rounds=1)
     machine_info(n_jobs=n_jobs, n_obs=len(df))
     _check(fitted, df.attrs["truth"])
+
+
+@pytest.mark.parametrize("n_bins", [100, 1000, 10_000])
+def test_additive_n_bins(benchmark, machine_info, n_bins):
+    """Gaussian s(z) + random intercept at 200,000 rows, binned to n_bins values."""
+    params, cols, target = MODELS["gaussian"]
+    df = simulated(200_000, 2_000)
+    fitted = benchmark.pedantic(_fit, args=(df[cols], df[target]),
+                                kwargs=dict(params, discrete=True, n_bins=n_bins), rounds=3,
+                                warmup_rounds=1)
+    machine_info(n_bins=n_bins, edf=round(float(fitted.smooths_["edf"].iloc[0]), 4))
+    _check(fitted, df.attrs["truth"])
+
+
+@pytest.mark.parametrize("n_smooths", [1, 2, 3])
+def test_additive_smooth_count(benchmark, machine_info, n_smooths):
+    """1–3 smooths (of z, x and a uniform noise covariate) + random intercept at 200,000
+    rows, binned: two or more smooths add the per-(bin, bin) tables."""
+    import numpy as np
+
+    df = simulated(200_000, 2_000).copy()
+    df["u"] = np.random.default_rng(1).uniform(size=len(df))
+    smooths = ["z", "x", "u"][:n_smooths]
+    cols = ["b", "g"] + smooths + ([] if "x" in smooths else ["x"])
+    fitted = benchmark.pedantic(_fit, args=(df[cols], df["y_nl"]),
+                                kwargs=dict(smooths=smooths, discrete=True), rounds=3,
+                                warmup_rounds=1)
+    machine_info(n_smooths=n_smooths, edf=[round(e, 3) for e in fitted.smooths_["edf"]])
+    assert fitted.converged_

@@ -96,7 +96,7 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
 
     _parameter_constraints = {
         "smooths": [list, tuple],
-        "k": [Interval(Integral, 3, None, closed="left"), dict],
+        "k": [Interval(Integral, 4, None, closed="left"), dict],
         "groups": [str, Integral, None],
         "family": [StrOptions({"gaussian", "binomial", "poisson"})],
         "discrete": ["boolean", StrOptions({"auto"})],
@@ -163,10 +163,16 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
             codes, levels = _design.encode_groups(_design.column_values(X_table, group_label),
                                                   group_label)
             codes = np.asarray(codes, dtype=np.int64)
-            if len(levels) < 2:
+            # levels without rows of positive weight (unused categories) are not groups
+            used = np.bincount(codes, weights=weights, minlength=len(levels)) > 0
+            if used.sum() < 2:
                 raise ValueError(f"{name} needs at least 2 groups in column "
-                                 f"{group_label!r}; found {len(levels)}.")
+                                 f"{group_label!r}; found {int(used.sum())}.")
+            if not used.all():
+                codes = np.where(used[codes], (np.cumsum(used) - 1)[codes], 0)
+                levels = levels[used]
         discrete = (n >= _DISCRETE_FROM_ROWS) if self.discrete == "auto" else self.discrete
+        self._check_k_keys(smooth_labels)
         ks = [self._k_of(label) for label in smooth_labels]
         if discrete:
             for label, k in zip(smooth_labels, ks):
@@ -179,6 +185,13 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         if n <= X_param.shape[1]:
             raise ValueError(f"{name} needs more rows than parametric columns; got "
                              f"n_samples = {n} for {X_param.shape[1]} column(s).")
+        # fixed effects: the parametric columns and each smooth's linear trend (its
+        # penalty's null space after the sum-to-zero constraint)
+        n_fixed = X_param.shape[1] + len(smooth_labels)
+        if weights.sum() <= n_fixed:
+            raise ValueError(f"{name} needs more observations ({weights.sum():g}, the sum "
+                             "of sample_weight: frequency weights count rows) than fixed "
+                             f"effects ({n_fixed}).")
         XtX = (X_param * weights[:, None]).T @ X_param
         if X_param.shape[1] and np.linalg.matrix_rank(XtX) < X_param.shape[1]:
             shown = [_design.column_name(c) for c in param_labels]
@@ -226,11 +239,18 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
                           ConvergenceWarning, stacklevel=2)
         return self
 
+    def _check_k_keys(self, smooth_labels):
+        if isinstance(self.k, dict):
+            unknown = [key for key in self.k if key not in smooth_labels]
+            if unknown:
+                raise ValueError(f"k names {unknown}, which are not smooths; smooths: "
+                                 f"{[_design.column_name(c) for c in smooth_labels]}.")
+
     def _k_of(self, label):
         if isinstance(self.k, dict):
             k = self.k.get(label, 10)
             if not (isinstance(k, Integral) and k >= 3):
-                raise ValueError(f"k[{label!r}]={k!r}: an integer >= 3.")
+                raise ValueError(f"k[{label!r}]={k!r}: an integer >= 4.")
             return int(k)
         return int(self.k)
 
@@ -260,9 +280,8 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
             _design.column_name(c) for c in param_labels]
         beta = fit.beta[:p0]
         self.fixed_effects_ = fixed_effects_table(names, beta, fit.cov[:p0, :p0])
-        est = dict(zip(names, beta))
-        self.intercept_ = float(est.get("(Intercept)", 0.0))
-        self.coef_ = np.array([est[_design.column_name(c)] for c in param_labels])
+        self.intercept_ = float(beta[0]) if self.fit_intercept else 0.0
+        self.coef_ = np.asarray(beta[1:] if self.fit_intercept else beta, dtype=float).copy()
         J = len(smooth_labels)
         sigma = fit.sigma
         self.smooths_ = pd.DataFrame({
@@ -271,6 +290,9 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
             index=pd.Index([f"s({_design.column_name(c)})" for c in smooth_labels],
                            name="term"))
         rows = []
+        for stale in ("random_effects_", "group_levels_"):
+            if hasattr(self, stale):
+                delattr(self, stale)  # a refit without groups
         if group_label is not None:
             sd = sigma * fit.tau[-1]
             rows.append((_design.column_name(group_label), "(Intercept)", sd ** 2, sd))
@@ -291,16 +313,34 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
                           for b in model.bases],
             null_widths=model.null_widths, range_widths=model.range_widths)
         self._labels = dict(param=param_labels, smooth=smooth_labels, group=group_label)
+        all_labels = (list(X.columns) if isinstance(X, pd.DataFrame)
+                      else list(range(self.n_features_in_)))
+        position = {c: i for i, c in enumerate(all_labels)}
+        # positions too: predict may get an array after a DataFrame fit, or the reverse
+        self._positions = dict(param=[position[c] for c in param_labels],
+                               smooth=[position[c] for c in smooth_labels],
+                               group=None if group_label is None else position[group_label])
         self._discrete = bool(model.discrete)
         self._fitted_on_frame = isinstance(X, pd.DataFrame)
 
     # ------------------------------------------------------------ predict
-    def _columns(self, X_table, labels):
-        if isinstance(X_table, pd.DataFrame) and self._fitted_on_frame:
-            missing = [c for c in labels if c not in X_table.columns]
-            if missing:
-                raise ValueError(f"X lacks the column(s) {missing} seen in fit.")
-        return _design.fixed_columns(X_table, labels)
+    def _keys(self, X_table, kind):
+        """The keys of the fitted columns of ``kind`` in X: labels when fit and X are both
+        DataFrames, otherwise positions (sklearn has already warned about the names)."""
+        labels, positions = self._labels[kind], self._positions[kind]
+        if isinstance(X_table, pd.DataFrame):
+            if self._fitted_on_frame:
+                needed = [labels] if kind == "group" else labels
+                missing = [c for c in needed if c not in X_table.columns]
+                if missing:
+                    raise ValueError(f"X lacks the column(s) {missing} seen in fit.")
+                return labels
+            cols = X_table.columns
+            return cols[positions] if kind == "group" else [cols[i] for i in positions]
+        return positions
+
+    def _columns(self, X_table, kind):
+        return _design.fixed_columns(X_table, self._keys(X_table, kind))
 
     def _eta(self, X, random_effects=True, return_std=False):
         """η at the rows of X and, with ``return_std``, its posterior SD: the row's
@@ -312,11 +352,10 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         validate_data(self, X, reset=False, skip_check_array=True)
         n = _design.n_rows(X_table)
         info, fit = self._model_info, self._fit
-        params = [np.asarray(c, dtype=float) for c in self._columns(X_table,
-                                                                    self._labels["param"])]
-        _design.check_finite_columns(params, self._labels["param"])
-        smooth_cols = self._columns(X_table, self._labels["smooth"])
-        _design.check_finite_columns(smooth_cols, self._labels["smooth"])
+        params = [np.asarray(c, dtype=float) for c in self._columns(X_table, "param")]
+        _design.check_finite_columns(params, self._keys(X_table, "param"))
+        smooth_cols = self._columns(X_table, "smooth")
+        _design.check_finite_columns(smooth_cols, self._keys(X_table, "smooth"))
         # the rows' coefficient vectors over (β, b): [intercept, parametric, nulls, ranges]
         blocks = [np.ones((n, 1))] if self.fit_intercept else []
         blocks += [c[:, None] for c in params]
@@ -330,7 +369,7 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         eta = V_rows @ np.concatenate([fit.beta, fit.b])
         var = np.einsum("ij,jk,ik->i", V_rows, fit.cov, V_rows) if return_std else None
         if random_effects and self._labels["group"] is not None:
-            key = self._labels["group"]
+            key = self._keys(X_table, "group")
             codes = _design.lookup_groups(_design.column_values(X_table, key),
                                           self.group_levels_, key)
             seen = codes >= 0  # unseen groups: population level (random effect 0)
@@ -395,6 +434,8 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         check_is_fitted(self)
         labels = [_design.column_name(c) for c in self._labels["smooth"]]
         key = _design.column_name(term)
+        if key not in labels and term in self._positions["smooth"]:
+            key = labels[self._positions["smooth"].index(term)]  # a column position
         if key not in labels:
             raise ValueError(f"{term!r} is not a smooth of this model; smooths: {labels}.")
         grid = np.asarray(grid, dtype=float)

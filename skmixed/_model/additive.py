@@ -220,6 +220,11 @@ class DenseREML:
         self.n, self.p, self.q = cross.n, p, q
         self.FF, self.RF, self.RR = M[:p, :p], M[p:p + q, :p], M[p:p + q, p:p + q]
         self.Fy, self.Ry, self.yy = M[:p, -1], M[p:p + q, -1], M[-1, -1]
+        if p and np.linalg.matrix_rank(self.FF) < p:
+            raise ValueError("the fixed part of the model (the parametric columns and the "
+                             "smooths' linear trends) is collinear: e.g. a parametric copy "
+                             "of a smooth's covariate, or two smooths of the same column; "
+                             "drop one of them.")
         self.sizes = list(sizes)
         self.fixed_of = list(fixed_of)
         self.G = 0
@@ -412,6 +417,13 @@ class DenseREML:
 def _working(family, eta, y, m, prior):
     """The PIRLS working response and weights at η: binomial logit (y successes of m:
     information m μ(1 − μ)) or Poisson log (information μ)."""
+    # beyond |η| = 30 a probability is within 1e-13 of 0 or 1 (a Poisson mean below 1e-13):
+    # the estimates run to infinity and the working weights underflow
+    if (np.min(eta) < -30.0 if family == "poisson" else np.max(np.abs(eta)) > 30.0):
+        raise ValueError("fitted means numerically at the boundary (probability 0 or 1, or "
+                         "a Poisson mean of 0): the linear predictor diverges — "
+                         "(quasi-)complete separation by the covariates or smooths; drop "
+                         "or recode the separating terms.")
     if family == "poisson":
         mu = np.exp(np.minimum(eta, 700.0))
         info = mu
@@ -504,8 +516,12 @@ def laplace_reml(make_reml, linear_predictor, y, eta0, m=None, weights=None,
 
     reml0 = make_reml(*_working(family, state["eta"], y, m, prior))
     x0 = np.zeros(reml0.n_tau)
-    res = optimize.minimize(criterion, x0, method="L-BFGS-B", bounds=[bounds] * x0.size,
-                            options={"ftol": 1e-13, "gtol": 1e-7})
+    if x0.size == 0:  # no smooth, no groups: a GLM, the PIRLS alone
+        res = optimize.OptimizeResult(x=x0, fun=criterion(x0), success=True, nit=0,
+                                      message="no variance parameters")
+    else:
+        res = optimize.minimize(criterion, x0, method="L-BFGS-B", bounds=[bounds] * x0.size,
+                                options={"ftol": 1e-13, "gtol": 1e-7})
     reml, s, eta = pirls(res.x)
     res.fun = float(res.fun)
     # the final working model at τ̂: coefficients, edf, Vp (σ = 1)

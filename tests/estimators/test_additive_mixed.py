@@ -243,3 +243,85 @@ def test_gamsim1_binomial_against_mgcv(shared_data_dir, load_reference, discrete
         assert np.sqrt(np.mean((fitted - head) ** 2) / np.mean(head ** 2)) < 1e-2
     else:
         np.testing.assert_allclose(fitted, head, rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------- review fixes
+def test_unused_categories_are_not_groups(small):
+    X = small[["g", "z", "x"]].copy()
+    X["g"] = X["g"].cat.add_categories(["unused_a", "unused_b"])
+    model = AdditiveMixed(smooths=["z"], groups="g").fit(X, small["y"])
+    assert len(model.random_effects_) == small["g"].nunique()
+    one = small[small["g"] == small["g"].iloc[0]]
+    with pytest.raises(ValueError, match="at least 2 groups in column 'g'; found 1"):
+        AdditiveMixed(groups="g").fit(one[["g", "x"]], one["y"])
+
+
+def test_a_column_named_intercept_does_not_replace_the_intercept(small):
+    X = small[["z", "x"]].rename(columns={"x": "(Intercept)"})
+    model = AdditiveMixed(smooths=["z"]).fit(X, small["y"])
+    table = model.fixed_effects_["estimate"]
+    assert model.intercept_ == table.iloc[0] and model.coef_[0] == table.iloc[1]
+    np.testing.assert_allclose(model.predict(X, random_effects=False),
+                               model.intercept_ + X["(Intercept)"] * model.coef_[0]
+                               + model.partial_effect("z", X["z"])["effect"], rtol=1e-10)
+
+
+def test_k_dict_with_an_unknown_column(small):
+    with pytest.raises(ValueError, match=r"k names \['zz'\], which are not smooths"):
+        AdditiveMixed(smooths=["z"], k={"zz": 5}).fit(small[["z", "x"]], small["y"])
+
+
+def test_predict_across_array_and_frame(fitted, small):
+    X = small[["g", "z", "x"]].iloc[:7]
+    expected = fitted.predict(X)
+    with pytest.warns(UserWarning, match="feature names"):
+        np.testing.assert_allclose(fitted.predict(X.to_numpy()), expected)
+    Xn = np.column_stack([small["g"].cat.codes, small["z"], small["x"]])
+    on_array = AdditiveMixed(smooths=[1], groups=0).fit(Xn, small["y"])
+    frame = pd.DataFrame(Xn[:7], columns=["a", "b", "c"])
+    with pytest.warns(UserWarning, match="feature names"):
+        np.testing.assert_allclose(on_array.predict(frame), on_array.predict(Xn[:7]))
+    assert on_array.partial_effect(1, [0.5])["effect"].size == 1
+
+
+def test_glm_without_smooths_or_groups(small):
+    y = (small["y"] > 0).astype(int)
+    for discrete in (False, True):
+        model = AdditiveMixed(family="binomial", discrete=discrete).fit(small[["x"]], y)
+        assert model.converged_ and model.coef_[0] > 0
+
+
+def test_partial_effect_by_position(fitted):
+    by_name = fitted.partial_effect("z", [0.2, 0.7])
+    np.testing.assert_array_equal(fitted.partial_effect(1, [0.2, 0.7]), by_name)
+
+
+def test_refit_without_groups_clears_group_attributes(small):
+    model = AdditiveMixed(smooths=["z"], groups="g").fit(small[["g", "z", "x"]], small["y"])
+    model.set_params(groups=None).fit(small[["z", "x"]], small["y"])
+    assert not hasattr(model, "random_effects_") and not hasattr(model, "group_levels_")
+
+
+def test_weights_summing_below_the_fixed_effects(small):
+    w = np.full(len(small), 1.0 / len(small))
+    with pytest.raises(ValueError, match=r"needs more observations \(1, the sum"):
+        AdditiveMixed(smooths=["z"], groups="g").fit(small[["g", "z", "x"]], small["y"],
+                                                     sample_weight=w)
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+def test_collinear_fixed_part(small, discrete):
+    X = small[["g", "z", "x"]].assign(z2=small["z"])
+    if not discrete:  # binned, z's trend is no longer exactly the parametric copy's
+        with pytest.raises(ValueError, match="fixed part of the model .* is collinear"):
+            AdditiveMixed(smooths=["z"], groups="g", discrete=discrete).fit(X, small["y"])
+    with pytest.raises(ValueError, match="is collinear"):
+        AdditiveMixed(smooths=["z", "z2"], groups="g", discrete=discrete).fit(X, small["y"])
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+def test_binomial_separation_is_a_clear_error(small, discrete):
+    y = (small["z"] > 0.5).astype(int)
+    with pytest.raises(ValueError, match="complete separation"):
+        AdditiveMixed(smooths=["z"], family="binomial", discrete=discrete).fit(
+            small[["z", "x"]], y)
