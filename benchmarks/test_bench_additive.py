@@ -110,10 +110,9 @@ def test_binned_pass_threads(benchmark, machine_info, n_jobs):
     def run():
         with numba_threads(n_jobs) as k:
             out = [np.zeros((k, 4, 4)), np.zeros((k, 1000)), np.zeros((k, 1000, 4)),
-                   np.zeros((k, 0)), np.zeros((k, 2000)), np.zeros((k, 2000, 4)),
+                   np.zeros((k, 11, 11)), np.zeros((k, 2000)), np.zeros((k, 2000, 4)),
                    np.zeros((k, 2000, 11))]
-            binned_sums(X, y, np.empty(0), bins, offsets, np.zeros((1, 1), dtype=np.int64),
-                        codes, basis, cols, *out)
+            binned_sums(X, y, np.empty(0), bins, offsets, codes, basis, cols, *out)
             return out
 
     out = benchmark.pedantic(run, rounds=5, warmup_rounds=1)

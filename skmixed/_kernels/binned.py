@@ -6,7 +6,9 @@ cross-product with a smooth's columns needs — never the n × k basis:
 
 * ``plain``: ``Σ w v v'`` (upper triangle, then mirrored);
 * per smooth j and bin b: ``Σ w`` and ``Σ w v`` over the rows in the bin;
-* per pair of smooths (j < l): the table of ``Σ w`` per (bin_j, bin_l);
+* per pair of smooths (j < l): ``Σ w B_j(z_j)' B_l(z_l)`` — each row adds the outer
+  product of its bins' basis rows (k_j k_l numbers; an m_j × m_l bin table per thread
+  would cost a megabyte of page faults per pair);
 * per group g: ``Σ w``, ``Σ w v`` and ``Σ w B(z)`` — each row adds its bin's row of the
   smooths' (m-row) bases, so the group × basis product needs no group × bin table (whose
   first touch, G × m pages per thread, serializes the threads on page faults).
@@ -23,24 +25,14 @@ __all__ = ["binned_sums", "bin_layout"]
 
 
 def bin_layout(sizes):
-    """``(bin_offsets, pair_offsets, n_pair)`` for smooths with ``sizes`` bins: where each
-    smooth's bins start in the flat per-bin outputs and where each (j < l) table starts in
-    the flat pair output, and that output's length."""
-    J = len(sizes)
-    bin_offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    pair_offsets = np.zeros((J, J), dtype=np.int64)
-    n_pair = 0
-    for j in range(J):
-        for l in range(j + 1, J):
-            pair_offsets[j, l] = n_pair
-            n_pair += int(sizes[j]) * int(sizes[l])
-    return bin_offsets, pair_offsets, n_pair
+    """Where each smooth's bins (or basis columns) start in the flat outputs: the offsets
+    ``[0, sizes[0], sizes[0] + sizes[1], …]``."""
+    return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
 
 @njit(parallel=True, cache=True)
-def binned_sums(X, y, w, bins, bin_offsets, pair_offsets, codes, basis, col_offsets,
-                plain_out, bin_cnt_out, bin_sum_out, pair_out, grp_cnt_out, grp_sum_out,
-                grp_basis_out):
+def binned_sums(X, y, w, bins, bin_offsets, codes, basis, col_offsets, plain_out,
+                bin_cnt_out, bin_sum_out, pair_out, grp_cnt_out, grp_sum_out, grp_basis_out):
     """Accumulate the per-chunk sums (see the module docstring).
 
     Parameters
@@ -51,14 +43,14 @@ def binned_sums(X, y, w, bins, bin_offsets, pair_offsets, codes, basis, col_offs
     bins : ndarray (J, n), int32 — bin of each row per smooth
     bin_offsets : ndarray (J + 1,), int64 — smooth j's bins are
         ``bin_offsets[j]:bin_offsets[j + 1]`` of the flat per-bin outputs
-    pair_offsets : ndarray (J, J), int64 — start of the (j, l) table (j < l) in ``pair_out``
     codes : ndarray (n,) or (0,), int64 — group codes (empty: no groups)
     basis : ndarray (M, K) — the smooths' bases at their bins, smooth j in rows
         ``bin_offsets[j]:bin_offsets[j + 1]`` and columns ``col_offsets[j]:col_offsets[j + 1]``
     col_offsets : ndarray (J + 1,), int64
     plain_out : (n_chunks, c, c); bin_cnt_out : (n_chunks, M); bin_sum_out : (n_chunks, M, c)
-    pair_out : (n_chunks, P); grp_cnt_out : (n_chunks, G); grp_sum_out : (n_chunks, G, c)
-    grp_basis_out : (n_chunks, G, K) — all zeroed; M = Σ bins, P = Σ_{j<l} m_j m_l
+    pair_out : (n_chunks, K, K) — the (j < l) blocks get Σ w B_j' B_l
+    grp_cnt_out : (n_chunks, G); grp_sum_out : (n_chunks, G, c)
+    grp_basis_out : (n_chunks, G, K) — all zeroed; M = Σ bins, K = Σ basis columns
     """
     n = y.shape[0]
     p = X.shape[1]
@@ -69,7 +61,9 @@ def binned_sums(X, y, w, bins, bin_offsets, pair_offsets, codes, basis, col_offs
     weighted = w.shape[0] > 0
     grouped = codes.shape[0] > 0
     for k in prange(n_chunks):
-        plain = plain_out[k]
+        # the small per-row sums live in the thread's own array, written out at the end:
+        # neighbouring chunks' slices of plain_out could share a cache line
+        plain = np.zeros((c, c))
         cnt = bin_cnt_out[k]
         sums = bin_sum_out[k]
         pairs = pair_out[k]
@@ -88,9 +82,13 @@ def binned_sums(X, y, w, bins, bin_offsets, pair_offsets, codes, basis, col_offs
                 cnt[bj] += wr
                 for a in range(c):
                     sums[bj, a] += wr * v[a]
+                row_j = bin_offsets[j] + bins[j, r]
                 for l in range(j + 1, J):
-                    m_l = bin_offsets[l + 1] - bin_offsets[l]
-                    pairs[pair_offsets[j, l] + bins[j, r] * m_l + bins[l, r]] += wr
+                    row_l = bin_offsets[l] + bins[l, r]
+                    for a in range(col_offsets[j], col_offsets[j + 1]):
+                        wb = wr * basis[row_j, a]
+                        for b in range(col_offsets[l], col_offsets[l + 1]):
+                            pairs[a, b] += wb * basis[row_l, b]
             if grouped:
                 g = codes[r]
                 grp_cnt_out[k, g] += wr
@@ -101,5 +99,5 @@ def binned_sums(X, y, w, bins, bin_offsets, pair_offsets, codes, basis, col_offs
                     for col in range(col_offsets[j], col_offsets[j + 1]):
                         grp_basis_out[k, g, col] += wr * basis[row, col]
         for a in range(c):
-            for b in range(a):
-                plain[a, b] = plain[b, a]
+            for b in range(c):
+                plain_out[k, a, b] = plain[min(a, b), max(a, b)]

@@ -91,15 +91,15 @@ class CrossProducts:
         smooth ``(index, null, range)`` — the int bin of each row and the basis at the bin
         values in null-space and range-space coordinates (m × f, m × r). No n × k basis is
         formed: one pass over the rows (:func:`skmixed._kernels.binned.binned_sums`, in
-        ``n_chunks`` parallel chunks) gives per-bin, per-(bin, bin) and per-(group, bin)
-        sums, and every product with a smooth's columns comes from them and the m-row
-        bases. Columns are ordered ``[X, null₁ … null_J, range₁ … range_J, y]``."""
+        ``n_chunks`` parallel chunks) gives per-bin sums, the smooths' pairwise basis
+        products and per-group sums of basis rows, and every product with a smooth's
+        columns comes from them and the m-row bases. Columns are ordered ``[X, null₁ … null_J, range₁ … range_J, y]``."""
         y = np.ascontiguousarray(y, dtype=float)
         X = np.asarray(X, dtype=float)
         c = X.shape[1] + 1  # the columns that are not smooths: [X, y]
         J = len(smooths)
         sizes = np.array([nul.shape[0] for _, nul, _ in smooths], dtype=np.int64)
-        bin_offsets, pair_offsets, n_pair = bin_layout(sizes)
+        bin_offsets = bin_layout(sizes)
         bins = (np.stack([np.asarray(idx, dtype=np.int32) for idx, _, _ in smooths])
                 if J else np.zeros((0, y.shape[0]), dtype=np.int32))
         codes = (np.asarray(groups, dtype=np.int64) if groups is not None
@@ -108,19 +108,18 @@ class CrossProducts:
              if groups is not None else 0)
         M = int(bin_offsets[-1])
         Bc = [np.hstack([nul, rng]) for _, nul, rng in smooths]
-        col_offsets = np.concatenate([[0], np.cumsum([b.shape[1] for b in Bc])]).astype(
-            np.int64)
+        col_offsets = bin_layout([b.shape[1] for b in Bc])
         basis = np.zeros((M, int(col_offsets[-1])))
         for j, b in enumerate(Bc):
             basis[bin_offsets[j]:bin_offsets[j + 1], col_offsets[j]:col_offsets[j + 1]] = b
         k = max(1, int(n_chunks))
+        K = basis.shape[1]
         out = dict(plain=np.zeros((k, c, c)), cnt=np.zeros((k, M)), sums=np.zeros((k, M, c)),
-                   pairs=np.zeros((k, n_pair)), gcnt=np.zeros((k, G)),
-                   gsum=np.zeros((k, G, c)), gbasis=np.zeros((k, G, basis.shape[1])))
+                   pairs=np.zeros((k, K, K)), gcnt=np.zeros((k, G)),
+                   gsum=np.zeros((k, G, c)), gbasis=np.zeros((k, G, K)))
         binned_sums(X, y, np.empty(0) if w is None else np.asarray(w, dtype=float), bins,
-                    bin_offsets, pair_offsets, codes, basis, col_offsets, out["plain"],
-                    out["cnt"], out["sums"], out["pairs"], out["gcnt"], out["gsum"],
-                    out["gbasis"])
+                    bin_offsets, codes, basis, col_offsets, out["plain"], out["cnt"],
+                    out["sums"], out["pairs"], out["gcnt"], out["gsum"], out["gbasis"])
         tot = {key: a.sum(axis=0) for key, a in out.items()}
         widths = [X.shape[1]] + [b.shape[1] for b in Bc] + [1]
         edges = np.concatenate([[0], np.cumsum(widths)])
@@ -134,10 +133,9 @@ class CrossProducts:
             E[cols, plain] = Bc[j].T @ tot["sums"][b]
             E[plain, cols] = E[cols, plain].T
             for l in range(j + 1, J):
-                table = tot["pairs"][pair_offsets[j, l]:pair_offsets[j, l]
-                                     + sizes[j] * sizes[l]].reshape(sizes[j], sizes[l])
                 other = slice(edges[l + 1], edges[l + 2])
-                E[cols, other] = Bc[j].T @ table @ Bc[l]
+                E[cols, other] = tot["pairs"][col_offsets[j]:col_offsets[j + 1],
+                                              col_offsets[l]:col_offsets[l + 1]]
                 E[other, cols] = E[cols, other].T
         order = _column_order(X.shape[1], [b.shape[1] for _, b, _ in smooths],
                               [r.shape[1] for _, _, r in smooths], edges)

@@ -1,5 +1,6 @@
-"""The binned pass (skmixed._kernels.binned.binned_sums) against NumPy bincounts: plain
-cross-products, per-bin and per-(bin, bin) sums, per-group sums of the bins' basis rows,
+"""The binned pass (skmixed._kernels.binned.binned_sums) against NumPy: plain
+cross-products, per-bin sums, the smooths' pairwise basis products, per-group sums of the
+bins' basis rows,
 with and without weights and groups, one chunk or several (the per-thread buffers), 1 and 2
 threads."""
 
@@ -13,13 +14,13 @@ from skmixed._kernels.threads import numba_threads
 
 def run(X, y, w, bins, sizes, codes, G, n_chunks, basis, widths):
     """The kernel's outputs summed over chunks, and the smooths' bin offsets."""
-    offsets, pair_offsets, n_pair = bin_layout(sizes)
-    c, M = X.shape[1] + 1, int(offsets[-1])
-    col_offsets = np.concatenate([[0], np.cumsum(widths)]).astype(np.int64)
+    offsets = bin_layout(sizes)
+    c, M, K = X.shape[1] + 1, int(offsets[-1]), basis.shape[1]
+    col_offsets = bin_layout(widths)
     out = [np.zeros((n_chunks, c, c)), np.zeros((n_chunks, M)), np.zeros((n_chunks, M, c)),
-           np.zeros((n_chunks, n_pair)), np.zeros((n_chunks, G)), np.zeros((n_chunks, G, c)),
-           np.zeros((n_chunks, G, basis.shape[1]))]
-    binned_sums(X, y, w, bins, offsets, pair_offsets, codes, basis, col_offsets, *out)
+           np.zeros((n_chunks, K, K)), np.zeros((n_chunks, G)), np.zeros((n_chunks, G, c)),
+           np.zeros((n_chunks, G, K))]
+    binned_sums(X, y, w, bins, offsets, codes, basis, col_offsets, *out)
     return [a.sum(axis=0) for a in out], offsets
 
 
@@ -51,17 +52,17 @@ def test_binned_sums_against_numpy(weighted, grouped, n_chunks):
         X, y, wv if weighted else np.empty(0), bins, sizes, codes, G if grouped else 0,
         n_chunks, basis, widths)
     np.testing.assert_allclose(plain, (V * wv[:, None]).T @ V, rtol=1e-12)
-    start = 0
     for j, m in enumerate(sizes):
         b = slice(offsets[j], offsets[j + 1])
         np.testing.assert_allclose(cnt[b], np.bincount(bins[j], wv, minlength=m), rtol=1e-12)
         for a in range(3):
             np.testing.assert_allclose(sums[b, a], np.bincount(bins[j], wv * V[:, a], m),
                                        rtol=1e-12, atol=1e-12)
+        rows_j = basis[offsets[j] + bins[j]][:, 2 * j:2 * j + 2]  # n × 2: each row's basis
         for l in range(j + 1, len(sizes)):
-            table = np.bincount(bins[j] * sizes[l] + bins[l], wv, minlength=m * sizes[l])
-            np.testing.assert_allclose(pairs[start:start + m * sizes[l]], table, rtol=1e-12)
-            start += m * sizes[l]
+            rows_l = basis[offsets[l] + bins[l]][:, 2 * l:2 * l + 2]
+            np.testing.assert_allclose(pairs[2 * j:2 * j + 2, 2 * l:2 * l + 2],
+                                       (rows_j * wv[:, None]).T @ rows_l, rtol=1e-12)
         if grouped:
             for col, power in ((2 * j, 1), (2 * j + 1, 2)):
                 expected = np.bincount(codes, wv * bins[j].astype(float) ** power, G)
