@@ -42,9 +42,9 @@ _FAMILIES = {("binomial", "logit"): BINOMIAL_LOGIT, ("binomial", "probit"): BINO
              ("binomial", "cloglog"): BINOMIAL_CLOGLOG, ("poisson", "log"): POISSON_LOG,
              ("gamma", "log"): GAMMA_LOG}
 _BINOMIAL = (BINOMIAL_LOGIT, BINOMIAL_PROBIT, BINOMIAL_CLOGLOG)
-_CANONICAL = {"binomial": "logit", "poisson": "log"}
-# the link used when link=None (Gamma's canonical link, the inverse, is not supported)
-_DEFAULT_LINK = {**_CANONICAL, "gamma": "log"}
+# the link used when link=None: the canonical one, except for Gamma (its canonical link,
+# the inverse, is not supported)
+_DEFAULT_LINK = {"binomial": "logit", "poisson": "log", "gamma": "log"}
 # R's glm.fit: fitted probabilities within 10·eps of 0 or 1, as bounds on η per link —
 # except cloglog's upper tail, where μ = 1 − exp(−e^η) is that close to 1 from η = 3.5 on in
 # regular data: there only where μ is exactly 1 in double precision (e^η > 745)

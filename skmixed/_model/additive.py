@@ -326,89 +326,73 @@ class DenseREML:
 
     def fit_at(self, log_tau, result):
         """The :class:`REMLFit` at given τ (``result``: the optimizer's record)."""
-        res = result
         s = self.solve(log_tau)
         sys = s["sys"]
         sigma = (float(np.sqrt(self.scale)) if self.scale is not None
                  else float(np.sqrt(s["r2"] / (self.n - self.p))))
-        # the PLS solution u is in y's units: the coefficients are Λu
-        b = sys["lam"] * s["u"][0]
-        g = None if self.G == 0 else sys["tau_g"] * s["u"][1]
-        edf = self._edf(s)
+        coef = self.coefficients(s)
+        inv = self._inverse(s)
+        edf = self._edf(inv)
         n_fixed_smooth = sum(len(f) for f in self.fixed_of)
+        lam, p = sys["lam"], self.p
+        # the posterior in (β, b = Λu) coordinates, in units of σ² (mgcv's Vp)
+        V = np.empty((p + self.q, p + self.q))
+        V[:p, :p] = inv["Xinv"]
+        V[p:, :p] = lam[:, None] * inv["cov_ub"]
+        V[:p, p:] = V[p:, :p].T
+        V[p:, p:] = lam[:, None] * inv["cov_uu"] * lam[None, :]
+        group_cov = None
+        if self.G:
+            tg = sys["tau_g"]
+            cross = np.hstack([tg * inv["cov_gb"], tg * inv["cov_gu"] * lam[None, :]])
+            group_cov = (sigma ** 2 * cross, sigma ** 2 * tg * tg * inv["var_g"])
         return REMLFit(tau=np.exp(np.asarray(log_tau, dtype=float)), sigma=sigma,
-                       beta=s["beta"], b=b, group=g,
-                       criterion=float(res.fun), edf=edf,
-                       edf_total=float(self.p - n_fixed_smooth + edf.sum()), result=res,
-                       cov=sigma ** 2 * self._posterior(s),
-                       group_cov=None if self.G == 0 else tuple(
-                           sigma ** 2 * a for a in self._group_posterior(s)))
-
-    def _group_posterior(self, s):
-        """The groups' rows of ``M⁻¹`` (units of σ²) in (β, b, g) coordinates: with
-        D = diag(a_22), ``(A⁻¹)_gs = −D⁻¹A_21 S⁻¹``, ``diag (A⁻¹)_gg = 1/a_22 + diag(D⁻¹A_21
-        S⁻¹A_12 D⁻¹)``, and the fixed effects' share through ``A⁻¹K X⁻¹``."""
-        sys = s["sys"]
-        lam, tg, a22, A12 = sys["lam"], sys["tau_g"], sys["a22"], sys["A12"]
-        p = self.p
-        Sinv = linalg.cho_solve((sys["S"], True), np.eye(self.q))
-        Xinv = linalg.cho_solve((s["RX"], True), np.eye(p))
-        AiK_s, AiK_g = s["AiK"]
-        C = A12 / a22  # q × G
-        Ai_gs = -(C.T @ Sinv)  # G × q
-        Ai_gg = 1.0 / a22 + np.sum(C * (Sinv @ C), axis=0)
-        cross_u = Ai_gs + AiK_g @ Xinv @ AiK_s.T  # Cov(u_g, u_s)
-        cross_beta = -(AiK_g @ Xinv)  # Cov(u_g, β)
-        var_u = Ai_gg + np.einsum("gi,ij,gj->g", AiK_g, Xinv, AiK_g)
-        cross = np.hstack([tg * cross_beta, tg * cross_u * lam[None, :]])
-        return cross, tg * tg * var_u
+                       beta=coef.beta, b=coef.b, group=coef.group,
+                       criterion=float(result.fun), edf=edf,
+                       edf_total=float(self.p - n_fixed_smooth + edf.sum()), result=result,
+                       cov=sigma ** 2 * V, group_cov=group_cov)
 
     def coefficients(self, s):
         """β, b = Λu and the groups' random intercepts from a :meth:`solve` result (as the
-        attributes of a :class:`REMLFit`-like namespace, for a linear predictor)."""
+        attributes of a :class:`REMLFit`-like namespace, for a linear predictor; the PLS
+        solution u is in y's units)."""
         sys = s["sys"]
         return SimpleNamespace(beta=s["beta"], b=sys["lam"] * s["u"][0],
                                group=None if self.G == 0 else sys["tau_g"] * s["u"][1])
 
-    def _posterior(self, s):
-        """``M⁻¹`` of the PLS normal equations, mapped to (β, b = Λu) and restricted to them
-        (the group block integrated out): with X = R_X R_X',
-        ``Cov(β) = X⁻¹``, ``Cov(u, β) = −A⁻¹K X⁻¹``, ``Cov(u) = A⁻¹ + A⁻¹K X⁻¹ K'A⁻¹``
-        (A⁻¹'s smooth block is S⁻¹), in units of σ²."""
-        p, q = self.p, self.q
-        lam = s["sys"]["lam"]
-        Xinv = linalg.cho_solve((s["RX"], True), np.eye(p))
-        AiK = s["AiK"][0]
-        Sinv = linalg.cho_solve((s["sys"]["S"], True), np.eye(q))
-        V = np.empty((p + q, p + q))
-        V[:p, :p] = Xinv
-        V[p:, :p] = -lam[:, None] * (AiK @ Xinv)
-        V[:p, p:] = V[p:, :p].T
-        V[p:, p:] = lam[:, None] * (Sinv + AiK @ Xinv @ AiK.T) * lam[None, :]
-        return V
-
-    def _edf(self, s):
-        """Per smooth (and the group block last): its null-space dimension plus
-        ``Σ_i (1 − (M⁻¹)_ii)`` over its random coefficients, M the PLS normal matrix in
-        (u, β) coordinates: the trace of its block of the hat-matrix decomposition
-        (mgcv's edf). ``(M⁻¹)_uu = A⁻¹ + A⁻¹K (R_X R_X')⁻¹ K'A⁻¹``; the diagonal of A⁻¹ by
-        the block elimination."""
+    def _inverse(self, s):
+        """The pieces of ``M⁻¹`` (the PLS normal matrix in (u, β) coordinates, units of σ²)
+        that the results need. With X = R_X R_X': ``Cov(β) = X⁻¹``,
+        ``Cov(u, β) = −A⁻¹K X⁻¹``, ``Cov(u) = A⁻¹ + A⁻¹K X⁻¹ K'A⁻¹``; A⁻¹ by the block
+        elimination — its smooth block is S⁻¹, and with D = diag(a_22)
+        ``(A⁻¹)_gs = −D⁻¹A_21 S⁻¹``, ``diag (A⁻¹)_gg = 1/a_22 + diag(D⁻¹A_21 S⁻¹A_12 D⁻¹)``.
+        Returns ``Xinv``, ``cov_uu``, ``cov_ub`` (smooths) and with groups ``cov_gu``,
+        ``cov_gb`` and ``var_g`` (their diagonal)."""
         sys = s["sys"]
         Sinv = linalg.cho_solve((sys["S"], True), np.eye(self.q))
-        diag1 = np.diag(Sinv).copy()
-        T1 = linalg.solve_triangular(s["RX"], s["AiK"][0].T, lower=True)
-        diag1 += np.sum(T1 * T1, axis=0)
+        Xinv = linalg.cho_solve((s["RX"], True), np.eye(self.p))
+        AiK_s, AiK_g = s["AiK"]
+        out = dict(Xinv=Xinv, cov_uu=Sinv + AiK_s @ Xinv @ AiK_s.T, cov_ub=-(AiK_s @ Xinv))
+        if self.G:
+            a22 = sys["a22"]
+            C = sys["A12"] / a22  # q × G
+            out["cov_gu"] = -(C.T @ Sinv) + AiK_g @ Xinv @ AiK_s.T
+            out["cov_gb"] = -(AiK_g @ Xinv)
+            out["var_g"] = (1.0 / a22 + np.sum(C * (Sinv @ C), axis=0)
+                            + np.einsum("gi,ij,gj->g", AiK_g, Xinv, AiK_g))
+        return out
+
+    def _edf(self, inv):
+        """Per smooth (and the group block last): its null-space dimension plus
+        ``Σ_i (1 − (M⁻¹)_ii)`` over its random coefficients (u coordinates): the trace of
+        its block of the hat-matrix decomposition (mgcv's edf)."""
+        diag1 = np.diag(inv["cov_uu"])
         edf, start = [], 0
         for size, fixed in zip(self.sizes, self.fixed_of):
             edf.append(len(fixed) + np.sum(1.0 - diag1[start:start + size]))
             start += size
         if self.G:
-            a22, A12 = sys["a22"], sys["A12"]
-            C = A12 / a22  # q × G: A⁻¹'s group diagonal is 1/a22 + diag(C' S⁻¹ C)
-            diag2 = 1.0 / a22 + np.sum(C * (Sinv @ C), axis=0)
-            T2 = linalg.solve_triangular(s["RX"], s["AiK"][1].T, lower=True)
-            diag2 += np.sum(T2 * T2, axis=0)
-            edf.append(np.sum(1.0 - diag2))
+            edf.append(np.sum(1.0 - inv["var_g"]))
         return np.array(edf)
 
 
