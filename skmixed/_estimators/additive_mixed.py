@@ -532,6 +532,7 @@ class _AdditiveSystem:
     def __init__(self, X, bases, codes, n_groups, discrete, n_threads=1):
         self.X, self.bases, self.codes, self.G = X, bases, codes, n_groups
         self.discrete, self.n_threads = discrete, n_threads
+        self._blocks = None
         self.null_widths = [b["null"].shape[1] for b in bases]
         self.range_widths = [b["range"].shape[1] for b in bases]
         p0 = X.shape[1]
@@ -548,11 +549,18 @@ class _AdditiveSystem:
                                          groups=groups, n_groups=self.G or None,
                                          n_chunks=self.n_threads)
             return DenseREML.from_crossproducts(cross, self.range_widths, self.fixed_of)
-        fixed = np.hstack([self.X] + [b["null"][b["index"]] for b in self.bases])
-        random = (np.hstack([b["range"][b["index"]] for b in self.bases]) if self.bases
-                  else np.empty((self.X.shape[0], 0)))
-        blocks = SmoothBlocks(fixed, random, self.range_widths, self.fixed_of)
-        return DenseREML(blocks, y, w, groups=groups, n_groups=self.G or None)
+        return DenseREML(self._dense_blocks(), y, w, groups=groups,
+                         n_groups=self.G or None)
+
+    def _dense_blocks(self):
+        """The exact fit's n-row columns, formed once (every PIRLS step of a binomial or
+        Poisson fit builds a new working model from them)."""
+        if self._blocks is None:
+            fixed = np.hstack([self.X] + [b["null"][b["index"]] for b in self.bases])
+            random = (np.hstack([b["range"][b["index"]] for b in self.bases]) if self.bases
+                      else np.empty((self.X.shape[0], 0)))
+            self._blocks = SmoothBlocks(fixed, random, self.range_widths, self.fixed_of)
+        return self._blocks
 
     def linear_predictor(self, fit):
         p0 = self.X.shape[1]

@@ -92,7 +92,9 @@ def _terms(family, has_m, has_fw, v="v"):
             "            k_ = 0"]
 
 
-def _product_start():
+def _product_start(family, has_m, has_fw):
+    if not _product_log(family, has_m, has_fw):
+        return []
     return ["    prod_ = 1.0", "    lsum_ = 0.0", "    k_ = 0"]
 
 
@@ -108,7 +110,7 @@ def _group_pass_source(family, p, zcol, has_m, has_off, has_fw):
     L = ["@njit(cache=True)",
          "def _group_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, z, Tu, want_c,",
          "                want_ll, sl_z, C):",
-         *_group_sums_header(p, q, family), *_product_start()]
+         *_group_sums_header(p, q, family), *_product_start(family, has_m, has_fw)]
     for want_c, want_ll in ((True, True), (True, False), (False, True)):
         L.append(f"    if want_c == {want_c} and want_ll == {want_ll}:")
         L.append("        for r in range(lo, hi):")
@@ -140,7 +142,7 @@ def _laplace_pass_source(family, p, zcol, has_m, has_off, has_fw):
     L = ["@njit(cache=True)",
          "def _laplace_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, want_grad, z,",
          "                  Tu, sl_z, C, CF, sl_x, wzx, v1zzx, v1zzz):",
-         *_group_sums_header(p, q, family), *_product_start(),
+         *_group_sums_header(p, q, family), *_product_start(family, has_m, has_fw),
          *([f"    f{a}_{b} = 0.0" for a, b in pairs] if fisher else []),
          *[f"    w{a}_{b}_{c} = 0.0" for a, b in pairs for c in range(q)],
          *[f"    sx{j} = 0.0" for j in range(p)],
@@ -201,7 +203,7 @@ def _agq_node_pass_source(family, p, zcol, has_m, has_off, has_fw):
          "    ll = 0.0",
          "    slz = 0.0",
          *[f"    sx{j} = 0.0" for j in range(p)],
-         *_product_start(),
+         *_product_start(family, has_m, has_fw),
          "    for r in range(lo, hi):"]
     body = _row(p, zcol, has_m, has_off, has_fw, lambda a: "bz")
     body += _terms(family, has_m, has_fw)
@@ -231,7 +233,7 @@ def _joint_pass_source(family, p, zcol, has_m, has_off, has_fw):
          *[f"    zx{a}_{j} = 0.0" for a in range(q) for j in range(p)],
          *[f"    sx{j} = 0.0" for j in range(p)],
          *[f"    xx{j}_{k} = 0.0" for j, k in x_pairs],
-         *_product_start(),
+         *_product_start(family, has_m, has_fw),
          "    for r in range(lo, hi):"]
     body = _row(p, zcol, has_m, has_off, has_fw, lambda a: f"t{a}")
     body += _terms(family, has_m, has_fw, v="v0_")

@@ -93,7 +93,8 @@ class CrossProducts:
         formed: one pass over the rows (:func:`skmixed._kernels.binned.binned_sums`, in
         ``n_chunks`` parallel chunks) gives per-bin sums, the smooths' pairwise basis
         products and per-group sums of basis rows, and every product with a smooth's
-        columns comes from them and the m-row bases. Columns are ordered ``[X, null₁ … null_J, range₁ … range_J, y]``."""
+        columns comes from them and the m-row bases. Columns are ordered
+        ``[X, null₁ … null_J, range₁ … range_J, y]``."""
         y = np.ascontiguousarray(y, dtype=float)
         X = np.asarray(X, dtype=float)
         c = X.shape[1] + 1  # the columns that are not smooths: [X, y]

@@ -135,6 +135,14 @@ def row_sample(rows, max_rows):
                        take(rows.weights), np.array([0, X.shape[0]], dtype=np.int64))
 
 
+def kernels_for(family, rows, min_rows):
+    """The kernel module for a fit: written out for the family and the design's shape once
+    there are ``min_rows`` rows (see :mod:`skmixed._kernels.glmm_codegen`), else the
+    generic one."""
+    return (specialized_kernels(family, rows) if rows.y.shape[0] >= min_rows
+            else generic_kernels)
+
+
 class GammaDispersion:
     """The Gamma family's dispersion φ as one more parameter ``ρ = −log φ`` (so ν = 1/φ =
     e^ρ, the shape) of the Laplace approximation — the true likelihood, as glmmTMB's.
@@ -222,9 +230,7 @@ class LaplaceDeviance:
         self._x_u = None
         self._best = (None, np.inf, None, None)
         self.gamma = GammaDispersion(rows) if family == GAMMA_LOG else None
-        # kernels written out for this shape once the rows are many (see glmm_codegen)
-        self._kernels = (specialized_kernels(family, rows)
-                         if rows.y.shape[0] >= self.specialize_min_rows else generic_kernels)
+        self._kernels = kernels_for(family, rows, self.specialize_min_rows)
         self._ll = np.zeros((G, 1 + p + term.n_theta + (self.gamma is not None)))
         if self.gamma is not None and self.n_agq > 1:
             raise ValueError("adaptive quadrature for Gamma is not implemented: n_agq=1")
@@ -384,8 +390,7 @@ class JointPIRLSDeviance:
 
     def __init__(self, family, rows, term, beta_start, tol=1e-10, max_steps=100):
         self.family, self.rows, self.term = family, rows, term
-        self._kernels = (specialized_kernels(family, rows)
-                         if rows.y.shape[0] >= self.specialize_min_rows else generic_kernels)
+        self._kernels = kernels_for(family, rows, self.specialize_min_rows)
         self.tol, self.max_steps = tol, max_steps
         G, q, p = rows.n_groups, term.q, rows.X.shape[1]
         self.p = p

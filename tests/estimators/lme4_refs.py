@@ -1,10 +1,41 @@
-"""Helpers shared by the lme4 agreement tests: reading jsonlite's NA, VarCorr look-ups,
-the comparison of conditional modes."""
+"""Helpers shared by the lme4 agreement tests: the data sets in ../shared/data, reading
+jsonlite's NA, VarCorr look-ups, the comparison of conditional modes."""
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+
+@dataclass(frozen=True)
+class DataSet:
+    """A CSV file in ``../shared/data``, read with pandas, then ``prepare``d (if given);
+    ``group`` becomes categorical."""
+
+    file: str
+    group: str
+    columns: tuple = None  # read only these (the 200,000-row study has unused columns)
+    prepare: object = None
+
+
+def cached_loader(data_dir, data_sets):
+    """``load(name) -> DataFrame`` for the :class:`DataSet` ``data_sets[name]``, each file
+    read once."""
+    cache = {}
+
+    def load(name):
+        if name not in cache:
+            spec = data_sets[name]
+            usecols = list(spec.columns) if spec.columns else None
+            frame = pd.read_csv(data_dir / spec.file, usecols=usecols)
+            if spec.prepare is not None:
+                frame = spec.prepare(frame)
+            frame[spec.group] = frame[spec.group].astype("category")
+            cache[name] = frame
+        return cache[name]
+
+    return load
 
 
 def missing(value):

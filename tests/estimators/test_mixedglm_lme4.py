@@ -55,7 +55,7 @@ from sklearn.base import is_classifier
 from sklearn.exceptions import ConvergenceWarning
 
 from skmixed import MixedGLM, SingularFitWarning
-from lme4_refs import assert_conditional_modes, label
+from lme4_refs import DataSet, assert_conditional_modes, cached_loader, label
 
 FIXEF_RTOL = 1e-3
 VARCORR_RTOL = 1e-3
@@ -83,17 +83,6 @@ def _cbpp(frame):
 def _poisson_sim(frame):
     """``offset(log(expo))`` as a column."""
     return frame.assign(log_expo=np.log(frame["expo"]))
-
-
-@dataclass(frozen=True)
-class DataSet:
-    """A CSV file in ``../shared/data``, read with pandas, then ``prepare``d; ``group``
-    becomes categorical."""
-
-    file: str
-    group: str
-    columns: tuple = None  # read only these (the 200,000-row study has unused columns)
-    prepare: object = None
 
 
 DATA_SETS = {
@@ -203,20 +192,7 @@ def _params(cases, known=None):
 @pytest.fixture(scope="module")
 def data_sets(shared_data_dir):
     """``data_sets(name) -> DataFrame``, each file read once (the study is 200,000 rows)."""
-    cache = {}
-
-    def load(name):
-        if name not in cache:
-            spec = DATA_SETS[name]
-            usecols = list(spec.columns) if spec.columns else None
-            frame = pd.read_csv(shared_data_dir / spec.file, usecols=usecols)
-            if spec.prepare is not None:
-                frame = spec.prepare(frame)
-            frame[spec.group] = frame[spec.group].astype("category")
-            cache[name] = frame
-        return cache[name]
-
-    return load
+    return cached_loader(shared_data_dir, DATA_SETS)
 
 
 def saturated_loglik(case, frame):

@@ -25,12 +25,11 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 from skmixed import MixedLM, SingularFitWarning
-from lme4_refs import assert_conditional_modes, label
+from lme4_refs import DataSet, assert_conditional_modes, cached_loader, label
 
 FIXEF_RTOL = 1e-5
 BOUNDARY_FIXEF_RTOL = 1e-4
@@ -48,15 +47,6 @@ LME4_SINGULAR_TOL = 1e-4
 # --------------------------------------------------------------------------------------------
 # The registry
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DataSet:
-    """A CSV file in ``../shared/data``, read with pandas; ``group`` becomes categorical."""
-
-    file: str
-    group: str
-    columns: tuple = None  # read only these (the 200,000-row study has unused columns)
 
 
 DATA_SETS = {
@@ -140,18 +130,7 @@ def _params(cases):
 @pytest.fixture(scope="module")
 def data_sets(shared_data_dir):
     """``data_sets(name) -> DataFrame``, each CSV read once (the study is 200,000 rows)."""
-    cache = {}
-
-    def load(name):
-        if name not in cache:
-            spec = DATA_SETS[name]
-            usecols = list(spec.columns) if spec.columns else None
-            frame = pd.read_csv(shared_data_dir / spec.file, usecols=usecols)
-            frame[spec.group] = frame[spec.group].astype("category")
-            cache[name] = frame
-        return cache[name]
-
-    return load
+    return cached_loader(shared_data_dir, DATA_SETS)
 
 
 @dataclass
