@@ -11,7 +11,8 @@ __all__ = ["fixed_effects_table", "variance_components_table", "random_effects_t
 def fixed_effects_table(names, estimate, cov):
     """Estimate, standard error, Wald z and two-sided normal p-value per fixed effect."""
     se = np.sqrt(np.diag(cov))
-    z = estimate / se
+    with np.errstate(divide="ignore", invalid="ignore"):  # an exact fit: se = 0
+        z = estimate / se
     return pd.DataFrame(
         {"estimate": estimate, "std_error": se, "z": z, "p_value": 2.0 * stats.norm.sf(np.abs(z))},
         index=pd.Index(names, name="term"),

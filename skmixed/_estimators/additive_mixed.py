@@ -74,9 +74,16 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         Parametric coefficients with standard errors from the posterior covariance
         (mgcv's ``Vp``), z and p-values.
     smooths_ : DataFrame
-        Per smooth: edf, λ (= 1/τ², relative to the residual variance, on the constrained
-        basis with the unscaled difference penalty) and the variance σ²τ² of its penalized
-        part.
+        Per smooth: ``edf``; ``ref_df``, the reference degrees of freedom of its test (the
+        alternative edf ``tr(2F − F²)`` over its coefficients, at most its basis size);
+        ``statistic`` and ``p_value`` of the approximate test that the smooth is zero
+        (Wood 2013; mgcv's ``summary.gam``): for Gaussian models mgcv's F (the Wald
+        statistic over ``ref_df``, referred to an F-type distribution with ``n − edf_``
+        residual df), otherwise mgcv's Chi.sq; ``lambda`` (= 1/τ², relative to the
+        residual variance, on the constrained basis with the unscaled difference penalty)
+        and ``variance``, σ²τ² of its penalized part. The p-values ignore the uncertainty
+        of the smoothing parameters (as mgcv's) and are computed to an absolute accuracy of
+        about 1e-10 (mgcv's are to about 1e-6).
     variance_components_ : DataFrame
         The group random intercept's variance and SD, and the residual (Gaussian).
     random_effects_ : DataFrame
@@ -284,8 +291,10 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         self.coef_ = np.asarray(beta[1:] if self.fit_intercept else beta, dtype=float).copy()
         J = len(smooth_labels)
         sigma = fit.sigma
+        ref_df, tests = fit.significance()
+        stat = tests[:, 0] / (ref_df if self.family == "gaussian" else 1.0)
         self.smooths_ = pd.DataFrame({
-            "edf": fit.edf[:J], "lambda": 1.0 / fit.tau[:J] ** 2,
+            "edf": fit.edf[:J], "ref_df": ref_df, "statistic": stat, "p_value": tests[:, 1], "lambda": 1.0 / fit.tau[:J] ** 2,
             "variance": (sigma * fit.tau[:J]) ** 2},
             index=pd.Index([f"s({_design.column_name(c)})" for c in smooth_labels],
                            name="term"))
@@ -446,7 +455,8 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
 
     def summary(self):
         """mgcv-style text summary: the model, parametric coefficients, smooth terms (edf,
-        λ), variance components, REML criterion."""
+        reference df, F or χ² statistic, p-value, λ), variance components, REML
+        criterion."""
         check_is_fitted(self)
         smooths = [f's({_design.column_name(c)}, bs = "ps")' for c in self._labels["smooth"]]
         group = self._labels["group"]
@@ -462,7 +472,8 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
                  "Parametric coefficients:",
                  self.fixed_effects_.to_string(float_format=lambda v: f"{v:.6g}"), ""]
         if len(self.smooths_):
-            lines += ["Smooth terms:",
+            stat = "F" if self.family == "gaussian" else "Chi.sq"
+            lines += [f"Smooth terms (approximate significance; statistic = {stat}):",
                       self.smooths_.to_string(float_format=lambda v: f"{v:.6g}"), ""]
         if len(self.variance_components_):
             lines += ["Variance components:",

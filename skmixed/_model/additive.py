@@ -18,13 +18,15 @@ computed exactly, or from binned covariates as ``bam(discrete = TRUE)``
 (:func:`performance_iteration`, as ``bam``'s fREML).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 import numpy as np
 from scipy import linalg, optimize
 
 from .._kernels.binned import bin_layout, binned_sums
+from .._kernels.threads import single_threaded_blas
+from .significance import alternative_edf_terms, smooth_test
 
 __all__ = ["SmoothBlocks", "CrossProducts", "DenseREML", "REMLFit", "discretize",
            "performance_iteration", "laplace_reml"]
@@ -174,7 +176,8 @@ class REMLFit:
     then the group block), ``edf_total``, the optimizer's result, ``cov``, the
     posterior (Bayesian) covariance of ``(β, b)`` (mgcv's Vp; the groups integrated out) and,
     with groups, ``group_cov = (cross, var)``: each group's random intercept's posterior
-    covariance with ``(β, b)`` (G × (p + q)) and its variance (G,)."""
+    covariance with ``(β, b)`` (G × (p + q)) and its variance (G,); ``reml``, the
+    :class:`DenseREML` it came from (for :meth:`significance`)."""
 
     tau: np.ndarray
     sigma: float
@@ -187,6 +190,25 @@ class REMLFit:
     result: object
     cov: np.ndarray = None
     group_cov: tuple = None
+    reml: object = field(default=None, repr=False)
+
+    def significance(self):
+        """Per smooth: the reference df and Wood's test, ``(ref_df, tests)`` with
+        ``tests[:, 0]`` the statistic (χ² scale) and ``tests[:, 1]`` the p-value
+        (:meth:`DenseREML.significance`; computed on demand, once, for the final fit)."""
+        return self.reml.significance(self)
+
+
+def _accept_flat_stop(res, rtol=1e-6):
+    """L-BFGS-B stops "abnormally" when its line search meets the finite-difference noise
+    of a criterion that is flat — typically a smoothing parameter running to the boundary
+    (a smooth shrunk to its null space). Count that as converged when the (projected)
+    gradient is below ``rtol`` × |criterion|: a unit step of every log τ changes the REML
+    log-likelihood by less than that."""
+    if not res.success and np.all(np.isfinite(res.jac)) and \
+            np.max(np.abs(res.jac)) <= rtol * max(1.0, abs(res.fun)):
+        res.success = True
+        res.message = f"{res.message} (accepted: gradient at the criterion's numerical noise)"
 
 
 class DenseREML:
@@ -300,18 +322,62 @@ class DenseREML:
     scale = None
 
     def criterion(self, log_tau):
+        return self._criterion(log_tau, gradient=False)
+
+    def criterion_and_gradient(self, log_tau):
+        """:meth:`criterion` and its exact gradient in log τ. With ``ρ_j = log λ_j =
+        −2 log τ_j`` and ``M`` the penalized normal matrix in (u, β) coordinates
+        (``log|M| = log|X'X + S_λ| − Σ_j q_j ρ_j``), the envelope theorem on the penalized
+        residual sum of squares r² gives ``∂d_R/∂ρ_j = tr((M⁻¹)_jj) − q_j + c ‖û_j‖²``,
+        ``c = (n − p)/r²`` (σ profiled) or ``1/σ²`` (σ known); j runs over the smooths
+        and the group block (q_g = G). One evaluation costs one :meth:`criterion` plus the
+        diagonal of M⁻¹ (O(G q² + q³))."""
+        return self._criterion(log_tau, gradient=True)
+
+    def _criterion(self, log_tau, gradient):
+        fail = (np.inf, np.zeros(self.n_tau)) if gradient else np.inf
         try:
             s = self.solve(log_tau)
         except linalg.LinAlgError:
-            return np.inf
+            return fail
         dof = self.n - self.p
         if not s["r2"] > 0:
-            return np.inf
+            return fail
         logdet = s["sys"]["logdet"] + 2.0 * np.log(np.diag(s["RX"])).sum()
         if self.scale is not None:
             phi = self.scale
-            return float(logdet + s["r2"] / phi + dof * np.log(2.0 * np.pi * phi))
-        return float(logdet + dof * (1.0 + np.log(2.0 * np.pi * s["r2"] / dof)))
+            value = float(logdet + s["r2"] / phi + dof * np.log(2.0 * np.pi * phi))
+            c = 1.0 / phi
+        else:
+            value = float(logdet + dof * (1.0 + np.log(2.0 * np.pi * s["r2"] / dof)))
+            c = dof / s["r2"]
+        if not gradient:
+            return value
+        diag_u, trace_g = self._inverse_diagonal(s)
+        edges = np.cumsum([0] + self.sizes)
+        d_rho = [diag_u[a:b].sum() - (b - a) + c * float(s["u"][0][a:b] @ s["u"][0][a:b])
+                 for a, b in zip(edges[:-1], edges[1:])]
+        if self.G:
+            d_rho.append(trace_g - self.G + c * float(s["u"][1] @ s["u"][1]))
+        return value, -2.0 * np.asarray(d_rho)
+
+    def _inverse_diagonal(self, s):
+        """The diagonal of ``M⁻¹`` over the smooths' u and the trace of its group block,
+        without :meth:`_inverse`'s off-diagonal pieces: with ``S = L L'`` and
+        ``C = D⁻¹A_21'`` (q × G), ``diag S⁻¹`` = column sums of ``(L⁻¹)²`` and
+        ``tr (A⁻¹)_gg = Σ 1/a_22 + tr(S⁻¹ C C')``, plus the fixed effects' share
+        ``diag(A⁻¹K X⁻¹ K'A⁻¹)``."""
+        sys = s["sys"]
+        Linv = linalg.solve_triangular(sys["S"], np.eye(self.q), lower=True)
+        RXinv = linalg.solve_triangular(s["RX"], np.eye(self.p), lower=True)
+        AiK_s, AiK_g = s["AiK"]
+        diag_u = np.sum(Linv ** 2, axis=0) + np.sum((AiK_s @ RXinv.T) ** 2, axis=1)
+        if not self.G:
+            return diag_u, 0.0
+        C = sys["A12"] / sys["a22"]
+        trace_g = (np.sum(1.0 / sys["a22"]) + np.sum((Linv @ C) ** 2)
+                   + np.sum((AiK_g @ RXinv.T) ** 2))
+        return diag_u, float(trace_g)
 
     def fit(self, log_tau0=None, bounds=(-15.0, 10.0)):
         J = self.n_tau
@@ -320,17 +386,23 @@ class DenseREML:
             res = optimize.OptimizeResult(x=x0, fun=self.criterion(x0), success=True,
                                           message="no variance parameters", nit=0)
         else:
-            res = optimize.minimize(self.criterion, x0, method="L-BFGS-B",
-                                    bounds=[bounds] * J,
-                                    options={"ftol": 1e-14, "gtol": 1e-8})
-        return self.fit_at(res.x, res)
+            # small dense algebra only: BLAS threads beside Numba's pool cost 20× here
+            with single_threaded_blas():
+                res = optimize.minimize(self.criterion_and_gradient, x0, jac=True,
+                                        method="L-BFGS-B", bounds=[bounds] * J,
+                                        options={"ftol": 0.0, "gtol": 1e-7,
+                                                 "maxiter": 500})
+            _accept_flat_stop(res)
+        with single_threaded_blas():
+            return self.fit_at(res.x, res)
 
     def fit_at(self, log_tau, result):
         """The :class:`REMLFit` at given τ (``result``: the optimizer's record)."""
         s = self.solve(log_tau)
         sys = s["sys"]
         sigma = (float(np.sqrt(self.scale)) if self.scale is not None
-                 else float(np.sqrt(s["r2"] / (self.n - self.p))))
+                 else float(np.sqrt(max(s["r2"], 0.0) / (self.n - self.p))))  # r² may
+        # round to −1e-16 on an exact fit
         coef = self.coefficients(s)
         inv = self._inverse(s)
         edf = self._edf(inv)
@@ -351,7 +423,34 @@ class DenseREML:
                        beta=coef.beta, b=coef.b, group=coef.group,
                        criterion=float(result.fun), edf=edf,
                        edf_total=float(self.p - n_fixed_smooth + edf.sum()), result=result,
-                       cov=sigma ** 2 * V, group_cov=group_cov)
+                       cov=sigma ** 2 * V, group_cov=group_cov, reml=self)
+
+    def significance(self, fit):
+        """Per smooth of a :meth:`fit_at` result: the reference df (its alternative edf
+        ``tr(2F − F²)``, at most its column count) and Wood's (2013) test that it is zero
+        (:func:`~skmixed._model.significance.smooth_test`: F-type with ``n − edf_total``
+        residual df when σ is estimated) from its coefficients ``(β_null, b)``, their block
+        of the posterior and the Gram matrix of its columns (its blocks of FF, RF, RR).
+        Returns ``(ref_df, tests)``, tests[:, 0] the statistic (χ² scale), [:, 1] the
+        p-value."""
+        inv = self._inverse(self.solve(np.log(fit.tau)))
+        res_df = None if self.scale is not None else self.n - fit.edf_total
+        coef, V = fit, fit.cov
+        ref_df, tests, start, p = [], [], 0, self.p
+        for size, fixed in zip(self.sizes, self.fixed_of):
+            fixed = list(fixed)
+            rng = np.arange(start, start + size)
+            start += size
+            blocks = [inv["cov_uu"][:, rng]] + ([inv["cov_gu"][:, rng]] if self.G else [])
+            edf1 = len(fixed) + float(np.sum(alternative_edf_terms(blocks)))
+            gram = np.block([[self.FF[np.ix_(fixed, fixed)], self.RF[rng][:, fixed].T],
+                             [self.RF[rng][:, fixed], self.RR[np.ix_(rng, rng)]]])
+            idx = fixed + list(p + rng)
+            ref = min(len(idx), edf1)
+            ref_df.append(ref)
+            tests.append(smooth_test(np.concatenate([coef.beta[fixed], coef.b[rng]]),
+                                     V[np.ix_(idx, idx)], gram, ref, res_df))
+        return np.array(ref_df), np.array(tests).reshape(-1, 2)
 
     def coefficients(self, s):
         """β, b = Λu and the groups' random intercepts from a :meth:`solve` result (as the
@@ -503,8 +602,11 @@ def laplace_reml(make_reml, linear_predictor, y, eta0, m=None, weights=None,
         res = optimize.OptimizeResult(x=x0, fun=criterion(x0), success=True, nit=0,
                                       message="no variance parameters")
     else:
-        res = optimize.minimize(criterion, x0, method="L-BFGS-B", bounds=[bounds] * x0.size,
-                                options={"ftol": 1e-13, "gtol": 1e-7})
+        with single_threaded_blas():
+            res = optimize.minimize(criterion, x0, method="L-BFGS-B",
+                                    bounds=[bounds] * x0.size,
+                                    options={"ftol": 1e-13, "gtol": 1e-7})
+        _accept_flat_stop(res)
     reml, s, eta = pirls(res.x)
     res.fun = float(res.fun)
     # the final working model at τ̂: coefficients, edf, Vp (σ = 1)

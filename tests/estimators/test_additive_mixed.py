@@ -187,8 +187,9 @@ def test_plot_partial_effects(fitted, small):
 def test_summary_names_every_part(fitted):
     text = fitted.summary()
     assert 'Formula: y ~ x + s(z, bs = "ps") + s(g, bs = "re")' in text
-    for part in ("Parametric coefficients:", "Smooth terms:", "Variance components:",
-                 "REML criterion", "(Intercept)", "s(z)", "Residual", "exact (gam)"):
+    for part in ("Parametric coefficients:", "Smooth terms", "statistic = F", "ref_df",
+                 "p_value", "Variance components:", "REML criterion", "(Intercept)", "s(z)",
+                 "Residual", "exact (gam)"):
         assert part in text
 
 
