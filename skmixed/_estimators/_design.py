@@ -65,7 +65,8 @@ def resolve_column(X, key, param):
     if isinstance(key, (int, np.integer)) and -X.shape[1] <= key < X.shape[1]:
         return int(key) % X.shape[1]
     raise ValueError(f"{param}={key!r} must be an integer column position when X is an array "
-                     f"(X has {X.shape[1]} columns); pass a DataFrame to use column names.")
+                     f"(X has n_features = {X.shape[1]}); pass a DataFrame to use column "
+                     "names.")
 
 
 def column_values(X, label):

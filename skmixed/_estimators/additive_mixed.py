@@ -28,7 +28,7 @@ from .._model.smooth import PSpline
 from .._kernels.threads import numba_threads
 from . import _design
 from ._base import GROUPED_CONSTRAINTS
-from ._results import fixed_effects_table
+from ._results import fixed_effects_table, random_effects_table
 
 __all__ = ["AdditiveMixed"]
 
@@ -36,8 +36,9 @@ _DISCRETE_FROM_ROWS = 50_000
 
 
 class AdditiveMixed(RegressorMixin, BaseEstimator):
-    """Additive mixed model: parametric effects, P-spline smooths, a random intercept per
-    group; smoothing parameters and variance components by REML (mgcv's ``gam`` with
+    """Additive mixed model: parametric effects, P-spline smooths, a random intercept and
+    optional independent random slopes per group; smoothing parameters and variance
+    components by REML (mgcv's ``gam`` with
     ``method = "REML"``, or ``bam(discrete = TRUE)`` with binned covariates).
 
     Parameters
@@ -49,6 +50,11 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         Basis dimension per smooth (a dict maps a column to its k), as mgcv's k.
     groups : str or int, default=None
         Grouping column for a random intercept (mgcv's ``s(g, bs = "re")``); None: none.
+    random_slopes : sequence of str or int, default=()
+        Columns of X with a random slope per group, independent of the intercept and of
+        each other, each with its own variance (mgcv's ``s(g, x, bs = "re")``; lme4's
+        ``(1 + x || g)``). A parametric column stays a fixed effect too; a smooth's column
+        keeps its smooth. Needs ``groups``. (Correlated slopes: MixedLM/MixedGLM.)
     family : {"gaussian", "binomial", "poisson"}, default="gaussian"
         Binomial (0/1 y, logit link) and Poisson (log link): with ``discrete`` by
         performance iteration (``bam``'s fREML), otherwise by the Laplace-approximate REML
@@ -85,9 +91,12 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         of the smoothing parameters (as mgcv's) and are computed to an absolute accuracy of
         about 1e-10 (mgcv's are to about 1e-6).
     variance_components_ : DataFrame
-        The group random intercept's variance and SD, and the residual (Gaussian).
+        The group random intercept's and slopes' variances and SDs, and the residual
+        (Gaussian).
     random_effects_ : DataFrame
-        The groups' predicted random intercepts.
+        The groups' predicted random effects, lme4's ``as.data.frame(ranef(m))`` layout
+        (group, level, term, mode, cond_sd; cond_sd from the posterior covariance, mgcv's
+        Vp, which includes the fixed effects' uncertainty).
     sigma_ : float
         Residual SD (Gaussian; 1 otherwise).
     reml_criterion_ : float
@@ -105,6 +114,7 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         "smooths": [list, tuple],
         "k": [Interval(Integral, 4, None, closed="left"), dict],
         "groups": [str, Integral, None],
+        "random_slopes": [list, tuple, str, Integral],
         "family": [StrOptions({"gaussian", "binomial", "poisson"})],
         "discrete": ["boolean", StrOptions({"auto"})],
         "n_bins": [Interval(Integral, 4, None, closed="left")],
@@ -114,11 +124,13 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         "max_iter": GROUPED_CONSTRAINTS["max_iter"],
     }
 
-    def __init__(self, *, smooths=(), k=10, groups=None, family="gaussian", discrete="auto",
-                 n_bins=1000, fit_intercept=True, n_jobs=None, tol=1e-8, max_iter=100):
+    def __init__(self, *, smooths=(), k=10, groups=None, random_slopes=(), family="gaussian",
+                 discrete="auto", n_bins=1000, fit_intercept=True, n_jobs=None, tol=1e-8,
+                 max_iter=100):
         self.smooths = smooths
         self.k = k
         self.groups = groups
+        self.random_slopes = random_slopes
         self.family = family
         self.discrete = discrete
         self.n_bins = n_bins
@@ -159,6 +171,18 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
                        else _design.resolve_column(X_table, self.groups, "groups"))
         if group_label is not None and group_label in smooth_labels:
             raise ValueError(f"the grouping column {group_label!r} cannot also be a smooth.")
+        slopes = self.random_slopes
+        if isinstance(slopes, (str, int, np.integer)):
+            slopes = (slopes,)
+        slope_labels = [_design.resolve_column(X_table, c, "random_slopes") for c in slopes]
+        if slope_labels and group_label is None:
+            raise ValueError(f"random_slopes={list(slopes)} need groups=<the grouping "
+                             "column>.")
+        if group_label is not None and group_label in slope_labels:
+            raise ValueError(f"the grouping column {group_label!r} cannot also be a random "
+                             "slope.")
+        if len(set(slope_labels)) != len(slope_labels):
+            raise ValueError(f"random_slopes lists a column twice: {list(slopes)}.")
         labels = (list(X_table.columns) if isinstance(X_table, pd.DataFrame)
                   else list(range(X_table.shape[1])))
         param_labels = [c for c in labels if c not in smooth_labels and c != group_label]
@@ -222,9 +246,12 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
             bases.append(dict(label=label, spline=spline, index=index, null=basis @ F,
                               range=basis @ R, F=F, R=R))
         with numba_threads(self.n_jobs) as n_threads:
+            slope_values = (np.column_stack([np.asarray(c, dtype=float) for c in
+                                             _design.fixed_columns(X_table, slope_labels)])
+                            if slope_labels else None)
             model = _AdditiveSystem(X_param, bases, codes,
                                     len(levels) if levels is not None else 0, discrete,
-                                    n_threads)
+                                    n_threads, slope_values)
             if self.family == "gaussian":
                 fit = model.reml(y_arr, weights).fit()
                 n_iter, converged = 1, bool(fit.result.success)  # one REML fit
@@ -238,7 +265,8 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
                     model.reml, model.linear_predictor, y_arr, self._start_eta(y_arr),
                     weights=weights, family=self.family)
                 n_iter = int(fit.result.nit) + 1
-        self._set_fitted(X, model, fit, param_labels, smooth_labels, group_label, levels,
+        self._set_fitted(X, model, fit, param_labels, smooth_labels, group_label, slope_labels,
+                         levels,
                          n_iter, converged)
         self._target_name = getattr(y, "name", None) or "y"
         if not converged:
@@ -279,8 +307,8 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
             return np.log(mu / (1.0 - mu))
         return np.log(y + 0.1)
 
-    def _set_fitted(self, X, model, fit, param_labels, smooth_labels, group_label, levels,
-                    n_iter, converged):
+    def _set_fitted(self, X, model, fit, param_labels, smooth_labels, group_label,
+                    slope_labels, levels, n_iter, converged):
         validate_data(self, X, reset=True, skip_check_array=True)
         p0 = model.X.shape[1]
         names = (["(Intercept)"] if self.fit_intercept else []) + [
@@ -294,8 +322,8 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         ref_df, tests = fit.significance()
         stat = tests[:, 0] / (ref_df if self.family == "gaussian" else 1.0)
         self.smooths_ = pd.DataFrame({
-            "edf": fit.edf[:J], "ref_df": ref_df, "statistic": stat, "p_value": tests[:, 1], "lambda": 1.0 / fit.tau[:J] ** 2,
-            "variance": (sigma * fit.tau[:J]) ** 2},
+            "edf": fit.edf[:J], "ref_df": ref_df, "statistic": stat, "p_value": tests[:, 1],
+            "lambda": 1.0 / fit.tau[:J] ** 2, "variance": (sigma * fit.tau[:J]) ** 2},
             index=pd.Index([f"s({_design.column_name(c)})" for c in smooth_labels],
                            name="term"))
         rows = []
@@ -303,9 +331,13 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
             if hasattr(self, stale):
                 delattr(self, stale)  # a refit without groups
         if group_label is not None:
-            sd = sigma * fit.tau[-1]
-            rows.append((_design.column_name(group_label), "(Intercept)", sd ** 2, sd))
-            self.random_effects_ = pd.DataFrame({"level": levels, "mode": fit.group})
+            group_name = _design.column_name(group_label)
+            terms = ["(Intercept)"] + [_design.column_name(c) for c in slope_labels]
+            for term, tau in zip(terms, fit.tau[J:]):
+                rows.append((group_name, term, (sigma * tau) ** 2, sigma * tau))
+            cond_var = np.diagonal(fit.group_cov[1], axis1=1, axis2=2)
+            self.random_effects_ = random_effects_table(group_name, levels, terms, fit.group,
+                                                        cond_var)
             self.group_levels_ = levels
         if self.family == "gaussian":
             rows.append(("Residual", None, sigma ** 2, sigma))
@@ -321,14 +353,16 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
             p0=p0, bases=[dict(label=b["label"], spline=b["spline"], F=b["F"], R=b["R"])
                           for b in model.bases],
             null_widths=model.null_widths, range_widths=model.range_widths)
-        self._labels = dict(param=param_labels, smooth=smooth_labels, group=group_label)
+        self._labels = dict(param=param_labels, smooth=smooth_labels, group=group_label,
+                            slope=slope_labels)
         all_labels = (list(X.columns) if isinstance(X, pd.DataFrame)
                       else list(range(self.n_features_in_)))
         position = {c: i for i, c in enumerate(all_labels)}
         # positions too: predict may get an array after a DataFrame fit, or the reverse
         self._positions = dict(param=[position[c] for c in param_labels],
                                smooth=[position[c] for c in smooth_labels],
-                               group=None if group_label is None else position[group_label])
+                               group=None if group_label is None else position[group_label],
+                               slope=[position[c] for c in slope_labels])
         self._discrete = bool(model.discrete)
         self._fitted_on_frame = isinstance(X, pd.DataFrame)
 
@@ -382,11 +416,19 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
             codes = _design.lookup_groups(_design.column_values(X_table, key),
                                           self.group_levels_, key)
             seen = codes >= 0  # unseen groups: population level (random effect 0)
-            eta[seen] += fit.group[codes[seen]]
+            c = codes[seen]
+            # the row's random-effect columns z = [1, slopes…]
+            z = np.column_stack([np.ones(n)] + [np.asarray(col, dtype=float) for col in
+                                                self._columns(X_table, "slope")])[seen]
+            eta[seen] += np.sum(z * fit.group[c], axis=1)
             if return_std:
                 cross, gvar = fit.group_cov
-                c = codes[seen]
-                var[seen] += gvar[c] + 2.0 * np.sum(V_rows[seen] * cross[c], axis=1)
+                r = z.shape[1]
+                # Var(v'θ + z'g_i) = v'Vv + z'V_i z + 2 Σ_a z_a v'Cov(θ, g_ia)
+                var[seen] += np.einsum("ia,iab,ib->i", z, gvar[c], z)
+                for a in range(r):
+                    var[seen] += 2.0 * z[:, a] * np.sum(V_rows[seen] * cross[c * r + a],
+                                                        axis=1)
         return (eta, np.sqrt(np.maximum(var, 0.0))) if return_std else eta
 
     def _smooth_coefficients(self, j):
@@ -463,7 +505,10 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         terms = ([] if self.fit_intercept else ["0"]) + [
             _design.column_name(c) for c in self._labels["param"]] + smooths
         if group is not None:
-            terms.append(f's({_design.column_name(group)}, bs = "re")')
+            name = _design.column_name(group)
+            terms.append(f's({name}, bs = "re")')
+            terms += [f's({name}, {_design.column_name(c)}, bs = "re")'
+                      for c in self._labels["slope"]]
         method = "binned (bam discrete)" if self._discrete else "exact (gam)"
         lines = [f"Additive mixed model [skmixed.AdditiveMixed], family {self.family}, "
                  f"REML ({method})",
@@ -540,8 +585,9 @@ class _AdditiveSystem:
     """The columns of one fit: parametric X, the smooths' binned (or unique-value) bases,
     the groups; builds the REML of a (working) response and its linear predictor."""
 
-    def __init__(self, X, bases, codes, n_groups, discrete, n_threads=1):
+    def __init__(self, X, bases, codes, n_groups, discrete, n_threads=1, slopes=None):
         self.X, self.bases, self.codes, self.G = X, bases, codes, n_groups
+        self.slopes = slopes
         self.discrete, self.n_threads = discrete, n_threads
         self._blocks = None
         self.null_widths = [b["null"].shape[1] for b in bases]
@@ -558,10 +604,10 @@ class _AdditiveSystem:
             cross = CrossProducts.binned(self.X, y, [(b["index"], b["null"], b["range"])
                                                      for b in self.bases], w=w,
                                          groups=groups, n_groups=self.G or None,
-                                         n_chunks=self.n_threads)
+                                         n_chunks=self.n_threads, slopes=self.slopes)
             return DenseREML.from_crossproducts(cross, self.range_widths, self.fixed_of)
         return DenseREML(self._dense_blocks(), y, w, groups=groups,
-                         n_groups=self.G or None)
+                         n_groups=self.G or None, slopes=self.slopes)
 
     def _dense_blocks(self):
         """The exact fit's n-row columns, formed once (every PIRLS step of a binomial or
@@ -582,5 +628,7 @@ class _AdditiveSystem:
                 b["index"]]
             cb, cr = cb + f, cr + r
         if self.G:
-            eta = eta + fit.group[self.codes]
+            eta = eta + fit.group[self.codes, 0]
+            for a in range(1, fit.group.shape[1]):
+                eta = eta + self.slopes[:, a - 1] * fit.group[self.codes, a]
         return eta

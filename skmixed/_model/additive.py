@@ -62,19 +62,29 @@ def discretize(x, n_bins=1000):
 @dataclass
 class CrossProducts:
     """What the REML needs from the rows: ``M = W'diag(w)W`` over ``W = [F, R, y]`` (p fixed
-    columns, q random columns), ``n = Σ w`` and, with groups, the counts and per-group sums
-    ``ZW`` (G × (p + q + 1))."""
+    columns, q random columns), ``n = Σ w`` and, with groups, per group i the products of
+    its random-effect columns ``z = [1, x_1 … x_m]`` (intercept, then the random slopes):
+    ``ZZ`` (G × r × r, ``Σ_i w z z'``) and ``ZW`` (G × r × (p + q + 1), ``Σ_i w z W'``)."""
 
     M: np.ndarray
     n: float
     p: int
     q: int
-    counts: np.ndarray = None
+    ZZ: np.ndarray = None
     ZW: np.ndarray = None
 
+    @staticmethod
+    def _group_columns(n, slopes):
+        """The groups' random-effect columns [1, slopes…] (n × r)."""
+        z = [np.ones(n)]
+        if slopes is not None:
+            z += [np.asarray(c, dtype=float) for c in np.asarray(slopes, dtype=float).T]
+        return z
+
     @classmethod
-    def dense(cls, F, R, y, w=None, groups=None, n_groups=None):
-        """From the columns themselves (the exact fit)."""
+    def dense(cls, F, R, y, w=None, groups=None, n_groups=None, slopes=None):
+        """From the columns themselves (the exact fit); ``slopes`` (n × m): the columns
+        with a random slope per group."""
         y = np.asarray(y, dtype=float)
         w = np.ones_like(y) if w is None else np.asarray(w, dtype=float)
         W = np.column_stack([F, R, y])
@@ -82,21 +92,26 @@ class CrossProducts:
         if groups is not None:
             codes = np.asarray(groups, dtype=np.int64)
             G = int(n_groups if n_groups is not None else codes.max() + 1)
-            out.counts = np.bincount(codes, weights=w, minlength=G)
-            out.ZW = np.stack([np.bincount(codes, weights=w * col, minlength=G)
-                               for col in W.T], axis=1)
+            z = cls._group_columns(y.shape[0], slopes)
+            out.ZZ = np.stack([np.stack([np.bincount(codes, weights=w * za * zb, minlength=G)
+                                         for zb in z], axis=1) for za in z], axis=1)
+            out.ZW = np.stack([np.stack([np.bincount(codes, weights=w * za * col,
+                                                     minlength=G) for col in W.T], axis=1)
+                               for za in z], axis=1)
         return out
 
     @classmethod
-    def binned(cls, X, y, smooths, w=None, groups=None, n_groups=None, n_chunks=1):
+    def binned(cls, X, y, smooths, w=None, groups=None, n_groups=None, n_chunks=1,
+               slopes=None):
         """From binned smooth covariates (``bam(discrete = TRUE)``): ``smooths`` lists per
         smooth ``(index, null, range)`` — the int bin of each row and the basis at the bin
         values in null-space and range-space coordinates (m × f, m × r). No n × k basis is
         formed: one pass over the rows (:func:`skmixed._kernels.binned.binned_sums`, in
         ``n_chunks`` parallel chunks) gives per-bin sums, the smooths' pairwise basis
         products and per-group sums of basis rows, and every product with a smooth's
-        columns comes from them and the m-row bases. Columns are ordered
-        ``[X, null₁ … null_J, range₁ … range_J, y]``."""
+        columns comes from them and the m-row bases. Each random-slope column x (of
+        ``slopes``, n × m) takes one more pass, with weights w·x, for its per-group sums.
+        Columns are ordered ``[X, null₁ … null_J, range₁ … range_J, y]``."""
         y = np.ascontiguousarray(y, dtype=float)
         X = np.asarray(X, dtype=float)
         c = X.shape[1] + 1  # the columns that are not smooths: [X, y]
@@ -147,13 +162,25 @@ class CrossProducts:
         result = cls(E[np.ix_(order, order)], n_w, p,
                      sum(rng.shape[1] for _, _, rng in smooths))
         if groups is not None:
-            result.counts = tot["gcnt"]
-            ZE = np.zeros((G, edges[-1]))
-            ZE[:, plain] = tot["gsum"]
-            for j in range(J):
-                ZE[:, edges[j + 1]:edges[j + 2]] = \
-                    tot["gbasis"][:, col_offsets[j]:col_offsets[j + 1]]
-            result.ZW = ZE[:, order]
+            z = cls._group_columns(y.shape[0], slopes)
+            w1 = np.ones_like(y) if w is None else np.asarray(w, dtype=float)
+            result.ZZ = np.stack([np.stack([np.bincount(codes, weights=w1 * za * zb,
+                                                        minlength=G) for zb in z], axis=1)
+                                  for za in z], axis=1)
+            ZE = np.zeros((G, len(z), edges[-1]))
+            for a, za in enumerate(z):
+                if a:  # a random slope: the per-group sums again, weighted by w·x
+                    for key in ("plain", "cnt", "sums", "pairs", "gcnt", "gsum", "gbasis"):
+                        out[key][...] = 0.0
+                    binned_sums(X, y, w1 * za, bins, bin_offsets, codes, basis, col_offsets,
+                                out["plain"], out["cnt"], out["sums"], out["pairs"],
+                                out["gcnt"], out["gsum"], out["gbasis"])
+                    tot = {key: out[key].sum(axis=0) for key in ("gsum", "gbasis")}
+                ZE[:, a, plain] = tot["gsum"]
+                for j in range(J):
+                    ZE[:, a, edges[j + 1]:edges[j + 2]] = \
+                        tot["gbasis"][:, col_offsets[j]:col_offsets[j + 1]]
+            result.ZW = ZE[:, :, order]
         return result
 
 
@@ -213,19 +240,24 @@ def _accept_flat_stop(res, rtol=1e-6):
 
 class DenseREML:
     """Profiled REML of ``y = Fβ + R b + Z g + e`` with ``b_j ~ N(0, σ²τ_j² I)`` per smooth
-    and, when ``groups`` (integer codes) are given, a random intercept per group
-    ``g ~ N(0, σ²τ_g² I)`` (mgcv's ``s(fac, bs = "re")``), from cross-products only: one
-    pass over the rows, no n × G indicator matrix (Z'Z is diagonal: the group counts).
+    and, when ``groups`` (integer codes) are given, per group i the random effects
+    ``g_i = (g_i0, g_i1 … g_im)`` of the columns ``z = [1, x_1 … x_m]`` (a random intercept
+    and independent random slopes), ``g_ia ~ N(0, σ²τ_{g,a}²)`` (mgcv's
+    ``s(fac, bs = "re") + s(fac, x, bs = "re")``; lme4's ``(1 + x || fac)``), from
+    cross-products only: one pass over the rows, no n × G indicator matrix.
 
-    With ``Λ = diag(τ)`` (τ_j repeated over smooth j's columns, then τ_g) the penalized
-    system ``A = ΛW'WΛ + I`` over ``W = [R, Z]`` has a diagonal group block; it is
-    eliminated first (``a_22 = τ_g² n_i + 1``) and the smooths' Schur complement
-    ``S = A_11 − A_12 diag(1/a_22) A_21`` (q × q) is factored, so an evaluation costs
-    O(G q² + (p + q)³).
+    With ``Λ = diag(τ)`` (τ_j repeated over smooth j's columns, then the groups' τ_{g,a})
+    the penalized system ``A = ΛW'WΛ + I`` over ``W = [R, Z]`` has a block-diagonal group
+    part (r × r per group, r = 1 + m); it is eliminated first
+    (``a_22,i = T Σ_i z z' T + I``) and the smooths' Schur complement
+    ``S = A_11 − Σ_i A_12,i a_22,i⁻¹ A_21,i`` (q × q) is factored, so an evaluation costs
+    O(G r² q + q³ + p³). Vectors over the group part are laid out group-major
+    (index ``i r + a``).
     """
 
-    def __init__(self, blocks, y, weights=None, groups=None, n_groups=None):
-        cross = CrossProducts.dense(blocks.fixed, blocks.random, y, weights, groups, n_groups)
+    def __init__(self, blocks, y, weights=None, groups=None, n_groups=None, slopes=None):
+        cross = CrossProducts.dense(blocks.fixed, blocks.random, y, weights, groups, n_groups,
+                                    slopes)
         self._setup(cross, blocks.sizes, blocks.fixed_of)
 
     @classmethod
@@ -248,17 +280,17 @@ class DenseREML:
                              "drop one of them.")
         self.sizes = list(sizes)
         self.fixed_of = list(fixed_of)
-        self.G = 0
-        if cross.counts is not None:
-            # Z'Z (the group counts) and the per-group sums Z'F, Z'R, Z'y
-            self.G = cross.counts.shape[0]
-            self.counts = cross.counts
+        self.G, self.r = 0, 0
+        if cross.ZZ is not None:
+            # per group: Z'Z (r × r) and the sums Z'F, Z'R, Z'y
+            self.G, self.r = cross.ZZ.shape[:2]
+            self.ZZ = cross.ZZ
             sums = cross.ZW
-            self.ZF, self.ZR, self.Zy = sums[:, :p], sums[:, p:p + q], sums[:, -1]
+            self.ZF, self.ZR, self.Zy = sums[:, :, :p], sums[:, :, p:p + q], sums[:, :, -1]
 
     @property
     def n_tau(self):
-        return len(self.sizes) + (self.G > 0)
+        return len(self.sizes) + self.r
 
     def _system(self, log_tau):
         """The pieces of A and of the right-hand sides at τ, and a solver for A."""
@@ -276,22 +308,29 @@ class DenseREML:
 
             return dict(lam=lam, tau_g=None, solve=solve, logdet=logdet, K=(K1, None),
                         g=(g1, None), S=S)
-        tg = tau[-1]
-        a22 = tg * tg * self.counts + 1.0
-        A12 = lam[:, None] * self.ZR.T * tg  # q × G
-        K2 = tg * self.ZF
-        g2 = tg * self.Zy
-        S = linalg.cholesky(A11 - (A12 / a22) @ A12.T, lower=True)
-        logdet = np.log(a22).sum() + 2.0 * np.log(np.diag(S)).sum()
+        G, r = self.G, self.r
+        tg = tau[len(self.sizes):]
+        a22 = tg[None, :, None] * self.ZZ * tg[None, None, :] + np.eye(r)
+        if r == 1:
+            Dinv = 1.0 / a22
+            logdet_22 = np.log(a22).sum()
+        else:
+            Dinv = np.linalg.inv(a22)
+            logdet_22 = np.linalg.slogdet(a22)[1].sum()
+        A21 = (tg[None, :, None] * self.ZR * lam[None, None, :]).reshape(G * r, self.q)
+        C = (Dinv @ A21.reshape(G, r, self.q)).reshape(G * r, self.q)  # D⁻¹A_21
+        S = linalg.cholesky(A11 - A21.T @ C, lower=True)
+        logdet = logdet_22 + 2.0 * np.log(np.diag(S)).sum()
+        K2 = (tg[None, :, None] * self.ZF).reshape(G * r, self.p)
+        g2 = (tg[None, :] * self.Zy).reshape(G * r)
 
         def solve(r1, r2):
-            t2 = r2 / (a22 if r2.ndim == 1 else a22[:, None])
-            x1 = linalg.cho_solve((S, True), r1 - A12 @ t2)
-            x2 = t2 - (A12.T @ x1) / (a22 if x1.ndim == 1 else a22[:, None])
-            return x1, x2
+            t2 = (Dinv @ r2.reshape(G, r, -1)).reshape(r2.shape)
+            x1 = linalg.cho_solve((S, True), r1 - A21.T @ t2)
+            return x1, t2 - C @ x1
 
         return dict(lam=lam, tau_g=tg, solve=solve, logdet=logdet, K=(K1, K2), g=(g1, g2),
-                    S=S, A12=A12, a22=a22)
+                    S=S, A21=A21, C=C, Dinv=Dinv)
 
     @staticmethod
     def _dot(a, b):
@@ -358,15 +397,16 @@ class DenseREML:
         d_rho = [diag_u[a:b].sum() - (b - a) + c * float(s["u"][0][a:b] @ s["u"][0][a:b])
                  for a, b in zip(edges[:-1], edges[1:])]
         if self.G:
-            d_rho.append(trace_g - self.G + c * float(s["u"][1] @ s["u"][1]))
+            u_g = s["u"][1].reshape(self.G, self.r)
+            d_rho.extend(trace_g - self.G + c * np.sum(u_g ** 2, axis=0))
         return value, -2.0 * np.asarray(d_rho)
 
     def _inverse_diagonal(self, s):
-        """The diagonal of ``M⁻¹`` over the smooths' u and the trace of its group block,
-        without :meth:`_inverse`'s off-diagonal pieces: with ``S = L L'`` and
-        ``C = D⁻¹A_21'`` (q × G), ``diag S⁻¹`` = column sums of ``(L⁻¹)²`` and
-        ``tr (A⁻¹)_gg = Σ 1/a_22 + tr(S⁻¹ C C')``, plus the fixed effects' share
-        ``diag(A⁻¹K X⁻¹ K'A⁻¹)``."""
+        """The diagonal of ``M⁻¹`` over the smooths' u and the traces of its group block per
+        random-effect column (intercept, slopes), without :meth:`_inverse`'s off-diagonal
+        pieces: with ``S = L L'`` and ``C = D⁻¹A_21`` (Gr × q), ``diag S⁻¹`` = column sums
+        of ``(L⁻¹)²`` and ``diag (A⁻¹)_gg = diag D⁻¹ + diag(C S⁻¹ C')``, plus the fixed
+        effects' share ``diag(A⁻¹K X⁻¹ K'A⁻¹)``."""
         sys = s["sys"]
         Linv = linalg.solve_triangular(sys["S"], np.eye(self.q), lower=True)
         RXinv = linalg.solve_triangular(s["RX"], np.eye(self.p), lower=True)
@@ -374,10 +414,11 @@ class DenseREML:
         diag_u = np.sum(Linv ** 2, axis=0) + np.sum((AiK_s @ RXinv.T) ** 2, axis=1)
         if not self.G:
             return diag_u, 0.0
-        C = sys["A12"] / sys["a22"]
-        trace_g = (np.sum(1.0 / sys["a22"]) + np.sum((Linv @ C) ** 2)
-                   + np.sum((AiK_g @ RXinv.T) ** 2))
-        return diag_u, float(trace_g)
+        G, r = self.G, self.r
+        diag_g = (np.diagonal(sys["Dinv"], axis1=1, axis2=2)
+                  + np.sum((Linv @ sys["C"].T) ** 2, axis=0).reshape(G, r)
+                  + np.sum((AiK_g @ RXinv.T) ** 2, axis=1).reshape(G, r))
+        return diag_u, diag_g.sum(axis=0)
 
     def fit(self, log_tau0=None, bounds=(-15.0, 10.0)):
         J = self.n_tau
@@ -417,8 +458,10 @@ class DenseREML:
         group_cov = None
         if self.G:
             tg = sys["tau_g"]
-            cross = np.hstack([tg * inv["cov_gb"], tg * inv["cov_gu"] * lam[None, :]])
-            group_cov = (sigma ** 2 * cross, sigma ** 2 * tg * tg * inv["var_g"])
+            rows = np.tile(tg, self.G)[:, None]  # τ of each group-part coordinate
+            cross = rows * np.hstack([inv["cov_gb"], inv["cov_gu"] * lam[None, :]])
+            group_cov = (sigma ** 2 * cross,
+                         sigma ** 2 * tg[None, :, None] * inv["var_g"] * tg[None, None, :])
         return REMLFit(tau=np.exp(np.asarray(log_tau, dtype=float)), sigma=sigma,
                        beta=coef.beta, b=coef.b, group=coef.group,
                        criterion=float(result.fun), edf=edf,
@@ -458,32 +501,37 @@ class DenseREML:
         solution u is in y's units)."""
         sys = s["sys"]
         return SimpleNamespace(beta=s["beta"], b=sys["lam"] * s["u"][0],
-                               group=None if self.G == 0 else sys["tau_g"] * s["u"][1])
+                               group=None if self.G == 0
+                               else sys["tau_g"] * s["u"][1].reshape(self.G, self.r))
 
     def _inverse(self, s):
         """The pieces of ``M⁻¹`` (the PLS normal matrix in (u, β) coordinates, units of σ²)
         that the results need. With X = R_X R_X': ``Cov(β) = X⁻¹``,
         ``Cov(u, β) = −A⁻¹K X⁻¹``, ``Cov(u) = A⁻¹ + A⁻¹K X⁻¹ K'A⁻¹``; A⁻¹ by the block
-        elimination — its smooth block is S⁻¹, and with D = diag(a_22)
-        ``(A⁻¹)_gs = −D⁻¹A_21 S⁻¹``, ``diag (A⁻¹)_gg = 1/a_22 + diag(D⁻¹A_21 S⁻¹A_12 D⁻¹)``.
-        Returns ``Xinv``, ``cov_uu``, ``cov_ub`` (smooths) and with groups ``cov_gu``,
-        ``cov_gb`` and ``var_g`` (their diagonal)."""
+        elimination — its smooth block is S⁻¹, and with D = blockdiag(a_22,i) and
+        C = D⁻¹A_21: ``(A⁻¹)_gs = −C S⁻¹``, the group blocks of ``(A⁻¹)_gg`` are those of
+        ``D⁻¹ + C S⁻¹ C'``. Returns ``Xinv``, ``cov_uu``, ``cov_ub`` (smooths) and with
+        groups ``cov_gu``, ``cov_gb`` (Gr rows, group-major) and ``var_g`` (G × r × r, each
+        group's block)."""
         sys = s["sys"]
         Sinv = linalg.cho_solve((sys["S"], True), np.eye(self.q))
         Xinv = linalg.cho_solve((s["RX"], True), np.eye(self.p))
         AiK_s, AiK_g = s["AiK"]
         out = dict(Xinv=Xinv, cov_uu=Sinv + AiK_s @ Xinv @ AiK_s.T, cov_ub=-(AiK_s @ Xinv))
         if self.G:
-            a22 = sys["a22"]
-            C = sys["A12"] / a22  # q × G
-            out["cov_gu"] = -(C.T @ Sinv) + AiK_g @ Xinv @ AiK_s.T
-            out["cov_gb"] = -(AiK_g @ Xinv)
-            out["var_g"] = (1.0 / a22 + np.sum(C * (Sinv @ C), axis=0)
-                            + np.einsum("gi,ij,gj->g", AiK_g, Xinv, AiK_g))
+            G, r, C = self.G, self.r, sys["C"]
+            CS = C @ Sinv
+            AX = AiK_g @ Xinv
+            out["cov_gu"] = -CS + AX @ AiK_s.T
+            out["cov_gb"] = -AX
+            out["var_g"] = (sys["Dinv"]
+                            + C.reshape(G, r, -1) @ CS.reshape(G, r, -1).transpose(0, 2, 1)
+                            + AiK_g.reshape(G, r, -1) @ AX.reshape(G, r, -1).transpose(0, 2, 1))
         return out
 
     def _edf(self, inv):
-        """Per smooth (and the group block last): its null-space dimension plus
+        """Per smooth (and the group blocks last, one per random-effect column): its
+        null-space dimension plus
         ``Σ_i (1 − (M⁻¹)_ii)`` over its random coefficients (u coordinates): the trace of
         its block of the hat-matrix decomposition (mgcv's edf)."""
         diag1 = np.diag(inv["cov_uu"])
@@ -492,7 +540,7 @@ class DenseREML:
             edf.append(len(fixed) + np.sum(1.0 - diag1[start:start + size]))
             start += size
         if self.G:
-            edf.append(np.sum(1.0 - inv["var_g"]))
+            edf.extend(np.sum(1.0 - np.diagonal(inv["var_g"], axis1=1, axis2=2), axis=0))
         return np.array(edf)
 
 

@@ -27,11 +27,13 @@ _TOO_FEW_ROWS = (
 EXPECTED_FAILED = {"check_sample_weight_equivalence_on_dense_data": _TOO_FEW_ROWS}
 
 
-@parametrize_with_checks([AdditiveMixed(), AdditiveMixed(groups=0)],
+@parametrize_with_checks([AdditiveMixed(), AdditiveMixed(groups=0),
+                          AdditiveMixed(groups=0, random_slopes=[1])],
                          expected_failed_checks=lambda est: EXPECTED_FAILED, xfail_strict=True)
 def test_sklearn_compatible_estimator(estimator, check):
     """Without smooths (the checks' random data have too few distinct values for a basis):
-    the linear model by REML, with and without a random intercept per row-group."""
+    the linear model by REML, with and without a random intercept (and slope) per
+    row-group."""
     check(estimator)
 
 

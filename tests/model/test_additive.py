@@ -84,7 +84,7 @@ def test_random_intercept_block_against_mgcv(shared_data_dir, load_reference):
     np.testing.assert_allclose(fit.sigma * fit.tau[-1], sds["s(fac)"], rtol=1e-2)
     np.testing.assert_allclose(fit.sigma, sds["scale"], rtol=1e-4)
     head = np.asarray(ref["fitted_head"])
-    fitted = blocks.fixed @ fit.beta + blocks.random @ fit.b + fit.group[codes]
+    fitted = blocks.fixed @ fit.beta + blocks.random @ fit.b + fit.group[codes, 0]
     np.testing.assert_allclose(fitted[:head.size], head, rtol=1e-3, atol=1e-4)
 
 
@@ -135,9 +135,11 @@ def test_binned_crossproducts_against_bam_discrete(shared_data_dir, load_referen
     assert_study_fit(fit, ref)
 
 
-def test_binned_crossproducts_equal_dense_ones_on_the_binned_data():
+@pytest.mark.parametrize("with_slopes", [False, True])
+def test_binned_crossproducts_equal_dense_ones_on_the_binned_data(with_slopes):
     """With the covariates already on their bins, the binned cross-products are the dense
-    ones exactly (two smooths: the per-(bin, bin) table; groups: per-(group, bin) sums)."""
+    ones exactly (two smooths: the per-(bin, bin) table; groups: per-(group, bin) sums;
+    random slopes: the same sums weighted by the slope columns)."""
     rng = np.random.default_rng(3)
     n, G = 3000, 17
     z1 = rng.integers(0, 40, n) / 7.0
@@ -155,12 +157,14 @@ def test_binned_crossproducts_equal_dense_ones_on_the_binned_data():
         smooths.append((index, basis @ F, basis @ R))
         dense_null.append((basis @ F)[index])
         dense_range.append((basis @ R)[index])
-    binned = CrossProducts.binned(X, y, smooths, w=w, groups=codes)
+    slopes = np.column_stack([X[:, 1], z1]) if with_slopes else None
+    binned = CrossProducts.binned(X, y, smooths, w=w, groups=codes, slopes=slopes)
     dense = CrossProducts.dense(np.hstack([X] + dense_null), np.hstack(dense_range), y, w=w,
-                                groups=codes)
+                                groups=codes, slopes=slopes)
+    assert binned.ZZ.shape == (G, 3 if with_slopes else 1, 3 if with_slopes else 1)
     np.testing.assert_allclose(binned.M, dense.M, rtol=1e-10, atol=1e-9)
     np.testing.assert_allclose(binned.ZW, dense.ZW, rtol=1e-10, atol=1e-9)
-    np.testing.assert_allclose(binned.counts, dense.counts, rtol=1e-12)
+    np.testing.assert_allclose(binned.ZZ, dense.ZZ, rtol=1e-12)
     assert (binned.p, binned.q, binned.n) == (dense.p, dense.q, dense.n)
 
 
@@ -193,7 +197,7 @@ def binomial_fit(X, y, smooths, parts, codes):
         return DenseREML.from_crossproducts(cross, sizes, fixed_of)
 
     def linear_predictor(fit):
-        eta = X @ fit.beta[:p0] + fit.group[codes]
+        eta = X @ fit.beta[:p0] + fit.group[codes, 0]
         cb, cr = p0, 0
         for (index, null, rng), (f, r) in zip(smooths, parts):
             eta = eta + (null @ fit.beta[cb:cb + f] + rng @ fit.b[cr:cr + r])[index]
@@ -256,7 +260,7 @@ def test_binomial_laplace_reml_against_gam(shared_data_dir, load_reference):
         return DenseREML(blocks, z, w, groups=codes)
 
     def linear_predictor(fit):
-        return blocks.fixed @ fit.beta + blocks.random @ fit.b + fit.group[codes]
+        return blocks.fixed @ fit.beta + blocks.random @ fit.b + fit.group[codes, 0]
 
     fit, eta, _, converged = laplace_reml(make, linear_predictor, df["yb"].to_numpy(float),
                                           np.zeros(len(df)))
@@ -266,3 +270,32 @@ def test_binomial_laplace_reml_against_gam(shared_data_dir, load_reference):
     np.testing.assert_allclose(fit.beta[0], ref["coef_parametric"]["(Intercept)"], rtol=1e-4)
     head = np.asarray(ref["fitted_head"])
     np.testing.assert_allclose(1.0 / (1.0 + np.exp(-eta[:head.size])), head, rtol=1e-5)
+
+
+@pytest.mark.parametrize("scale", [None, 1.7])
+@pytest.mark.parametrize("n_slopes", [0, 2])
+def test_reml_gradient_against_finite_differences(scale, n_slopes):
+    """The exact gradient of the REML criterion in log τ (smooths, the group intercept and
+    slopes) against central differences, σ profiled and σ known."""
+    rng = np.random.default_rng(5)
+    n, G = 1500, 23
+    z = rng.uniform(size=n)
+    X = np.column_stack([np.ones(n), rng.normal(size=n), rng.normal(size=n)])
+    codes = rng.integers(0, G, n)
+    y = (np.sin(5 * z) + X[:, 1] * (0.5 + rng.normal(0, 0.4, G)[codes])
+         + rng.normal(0, 0.5, G)[codes] + rng.normal(size=n))
+    ps = PSpline(10).fit(z)
+    F, R, _ = ps.mixed_parts()
+    basis = ps.design(z)
+    blocks = SmoothBlocks(np.hstack([X, basis @ F]), basis @ R, [R.shape[1]], [[3]])
+    reml = DenseREML(blocks, y, groups=codes, slopes=X[:, 1:1 + n_slopes] if n_slopes
+                     else None)
+    reml.scale = scale
+    assert reml.n_tau == 2 + n_slopes
+    for x in (np.zeros(reml.n_tau), np.linspace(-1.0, 0.5, reml.n_tau)):
+        value, grad = reml.criterion_and_gradient(x)
+        assert value == pytest.approx(reml.criterion(x), rel=1e-14)
+        h = 1e-5
+        fd = [(reml.criterion(x + h * e) - reml.criterion(x - h * e)) / (2 * h)
+              for e in np.eye(x.size)]
+        np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-5)
