@@ -88,7 +88,11 @@ def summary_text(*, title, formula, criterion_name, criterion, vc, fixed, n_obs,
             shown[0] = ""
         previous = r[0]
         lines.append(fmt_row(shown))
-    lines.append(f"Number of obs: {n_obs:g}, groups:  {group_name}, {n_groups}")
+    if isinstance(group_name, (list, tuple)):  # several grouping factors
+        shown = "; ".join(f"{g}, {n}" for g, n in zip(group_name, n_groups))
+    else:
+        shown = f"{group_name}, {n_groups}"
+    lines.append(f"Number of obs: {n_obs:g}, groups:  {shown}")
     lines.extend(extra_lines)
     lines += ["", "Fixed effects:"]
     ft = fixed.rename(columns={"estimate": "Estimate", "std_error": "Std. Error",

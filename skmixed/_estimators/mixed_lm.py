@@ -6,19 +6,23 @@ The fit makes one Numba-parallel pass over the rows to per-group sufficient stat
 """
 
 import time
+import warnings
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
-from sklearn.utils.validation import check_is_fitted
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._kernels.crossprod import grouped_crossprods
 from .._kernels.threads import numba_threads
 from .._model.lmm import GroupedCrossproducts, ProfiledDeviance
 from .._model.optimize import minimize_theta
 from .._model.terms import RandomEffectTerm
-from . import _design
+from ..exceptions import SingularFitWarning
+from . import _design, _multi
 from ._base import GROUPED_CONSTRAINTS, GroupedModelMixin, independent_fixed_columns
-from ._results import summary_text
+from ._results import fixed_effects_table, summary_text
 
 __all__ = ["MixedLM"]
 
@@ -202,7 +206,14 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
     np.float64(0.5)
     """
 
-    _parameter_constraints = {**GROUPED_CONSTRAINTS, "reml": ["boolean"]}
+    _parameter_constraints = {
+        **GROUPED_CONSTRAINTS, "reml": ["boolean"],
+        # several grouping factors: a list of columns (or tuples of columns: interactions),
+        # slopes by factor name, covariance by factor name
+        "groups": GROUPED_CONSTRAINTS["groups"] + [list, tuple],
+        "random_slopes": GROUPED_CONSTRAINTS["random_slopes"] + [dict],
+        "covariance": GROUPED_CONSTRAINTS["covariance"] + [dict],
+    }
 
     def __init__(self, *, groups=None, random_slopes=(), covariance="unstructured", reml=True,
                  fit_intercept=True, n_jobs=None, tol=1e-8, max_iter=1000):
@@ -235,7 +246,15 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         timings = {}
         t0 = time.perf_counter()
         name = type(self).__name__
-        if self.groups is None:
+        self._multi_design = None
+        if _multi.is_multi(self.groups):
+            return self._fit_multi(X, y, sample_weight)
+        # one factor given as a one-element list
+        groups = self.groups[0] if isinstance(self.groups, (list, tuple)) else self.groups
+        if isinstance(self.covariance, dict) or isinstance(self.random_slopes, dict):
+            raise ValueError("covariance and random_slopes as dicts (by factor) need "
+                             "several grouping factors in groups.")
+        if groups is None:
             raise ValueError(f"{name} needs groups=<the grouping column of X> (a column "
                              "label of a DataFrame, or a position for an array).")
         # Cheap checks of y and the weights first, before the columns of X are touched.
@@ -243,7 +262,7 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         n = _design.n_rows(X_table)
         y_arr = _design.check_target(y, n, name)
         w = _design.check_weights(sample_weight, n)
-        design = _design.make_design(X_table, groups=self.groups,
+        design = _design.make_design(X_table, groups=groups,
                                      random_slopes=self.random_slopes, estimator_name=name)
         timings["prepare"] = time.perf_counter() - t0
 
@@ -260,6 +279,65 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         result["timings"] = {**timings, **result["timings"],
                              "total": time.perf_counter() - t0}
         self._set_fitted(X, y, design, result)
+        return self
+
+    def _fit_multi(self, X, y, sample_weight):
+        """Several grouping factors (skmixed._estimators._multi)."""
+        t0 = time.perf_counter()
+        name = type(self).__name__
+        X_table = _design.as_table(X, name)
+        n = _design.n_rows(X_table)
+        y_arr = _design.check_target(y, n, name)
+        w = _design.check_weights(sample_weight, n)
+        design = _multi.make_multi_design(X_table, groups=list(self.groups),
+                                          random_slopes=self.random_slopes,
+                                          covariance=self.covariance, estimator_name=name)
+        with numba_threads(self.n_jobs) as n_threads:
+            r = _multi.fit_multi_lmm(design, y_arr, w, reml=self.reml,
+                                     fit_intercept=self.fit_intercept, n_threads=n_threads,
+                                     tol=self.tol, max_iter=self.max_iter,
+                                     estimator_name=name)
+        validate_data(self, X, reset=True, skip_check_array=True)
+        theta, vc, re = _multi.multi_random_part(design, r)
+        est = dict(zip(r["names"], r["beta"]))
+        self.theta_ = theta
+        self.sigma_ = r["sigma"]
+        self.intercept_ = float(est.get("(Intercept)", 0.0)) if self.fit_intercept else 0.0
+        self.coef_ = np.array([est.get(nm, 0.0) for nm in design.fixed_names])
+        self.fixed_feature_names_ = list(design.fixed_names)
+        self.dropped_features_ = list(r["dropped"])
+        self.fixed_effects_ = fixed_effects_table(r["names"], r["beta"], r["fixed_cov"])
+        self.fixed_cov_ = r["fixed_cov"]
+        self.variance_components_ = vc
+        self.random_effects_ = re
+        self.random_effects_matrix_ = {f.name: m[0] for f, m in zip(design.factors,
+                                                                    r["modes"])}
+        self.group_levels_ = {f.name: f.levels for f in design.factors}
+        self.n_groups_ = {f.name: len(f.levels) for f in design.factors}
+        opt = r["opt"]
+        self.n_iter_ = opt.n_iter
+        self.converged_ = opt.converged
+        self.optimization_ = opt
+        dev = r["deviance"]
+        n_params = len(r["beta"]) + len(theta) + 1
+        self.n_obs_ = float(r["n_obs"])
+        self.loglik_ = float(-0.5 * dev)
+        self.reml_criterion_ = float(dev) if self.reml else np.nan
+        self.deviance_ = np.nan if self.reml else float(dev)
+        self.aic_ = float(dev + 2 * n_params)
+        self.bic_ = float(dev + np.log(r["n_obs"]) * n_params)
+        opt.timings = {**r["timings"], "total": time.perf_counter() - t0}
+        self._multi_design = design
+        self._multi_modes = [m[0] for m in r["modes"]]
+        self._fitted_on_frame = isinstance(X, pd.DataFrame)
+        self._target_name = getattr(y, "name", None) or "y"
+        if not self.converged_:
+            warnings.warn(f"the optimizer did not converge: {opt.message}",
+                          ConvergenceWarning, stacklevel=3)
+        if np.any(theta[np.concatenate([f.term.rows == f.term.cols
+                                        for f in design.factors])] < 1e-4):
+            warnings.warn("boundary (singular) fit: a random-effect variance is (near) "
+                          "zero; see variance_components_", SingularFitWarning, stacklevel=3)
         return self
 
     def _fit_from_crossprods(self, design, group_xv, total_vv, n_threads, shift=None):
@@ -347,13 +425,37 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         -------
         y_pred : ndarray of shape (n_samples,)
         """
+        if getattr(self, "_multi_design", None) is not None:
+            return self._multi_predict(X, random_effects)
         return self._linear_predictor(X, random_effects)
+
+    def _multi_predict(self, X, random_effects):
+        check_is_fitted(self)
+        X_table = _design.as_table(X, type(self).__name__)
+        validate_data(self, X, reset=False, skip_check_array=True)
+        design = self._multi_design
+        if isinstance(X_table, pd.DataFrame) and self._fitted_on_frame:
+            missing = [c for c in design.fixed_labels if c not in X_table.columns]
+            if missing:
+                raise ValueError(f"X lacks the column(s) {missing} seen in fit.")
+            keys = design.fixed_labels
+        elif isinstance(X_table, pd.DataFrame):
+            keys = [X_table.columns[p] for p in design.fixed_positions]
+        else:
+            keys = design.fixed_positions
+        Xf = _design.fixed_block(X_table, keys)
+        pred = Xf @ self.coef_ + self.intercept_
+        if random_effects:
+            pred += _multi.multi_random_effects(design, X_table, self._fitted_on_frame,
+                                                self._multi_modes, Xf)
+        return pred
 
     # ------------------------------------------------------------ summary
     def summary(self):
         """lme4-style text summary of the fit (random effects, fixed effects, criteria)."""
         check_is_fitted(self)
-        formula = self._formula()
+        multi = getattr(self, "_multi_design", None)
+        formula = self._multi_formula() if multi is not None else self._formula()
         method = "REML" if self.reml else "maximum likelihood"
         crit_name = "REML criterion at convergence" if self.reml else "deviance"
         crit = self.reml_criterion_ if self.reml else self.deviance_
@@ -364,8 +466,21 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
             title=f"Linear mixed model fit by {method} [skmixed.MixedLM]", formula=formula,
             criterion_name=crit_name, criterion=crit, vc=self.variance_components_,
             fixed=self.fixed_effects_, n_obs=self.n_obs_,
-            group_name=self.variance_components_["group"].iloc[0],
-            n_groups=self.n_groups_, extra_lines=extra)
+            group_name=(self.variance_components_["group"].iloc[0] if multi is None
+                        else list(self.n_groups_)),
+            n_groups=self.n_groups_ if multi is None else list(self.n_groups_.values()),
+            extra_lines=extra)
+
+    def _multi_formula(self):
+        """lme4-style formula text with one random-effect term per factor."""
+        design = self._multi_design
+        fixed = " + ".join((["1"] if self.fit_intercept else ["0"])
+                           + self.fixed_feature_names_)
+        terms = []
+        for f in design.factors:
+            bar = " || " if f.covariance == "diagonal" else " | "
+            terms.append(f"({' + '.join(['1'] + f.slope_names)}{bar}{f.name})")
+        return f"{self._target_name} ~ {fixed} + " + " + ".join(terms)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -6,7 +6,7 @@ from contextlib import contextmanager
 import numba
 from threadpoolctl import ThreadpoolController
 
-__all__ = ["resolve_n_jobs", "numba_threads", "single_threaded_blas"]
+__all__ = ["resolve_n_jobs", "numba_threads", "single_threaded_blas", "blas_threads"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -23,6 +23,14 @@ def single_threaded_blas():
     beside Numba's thread pool on two cores.
     """
     with _controller().limit(limits=1, user_api="blas"):
+        yield
+
+
+@contextmanager
+def blas_threads(n):
+    """Limit BLAS to ``n`` threads for the enclosed block (dense factorizations of a
+    thousand columns, where threads pay)."""
+    with _controller().limit(limits=max(1, int(n)), user_api="blas"):
         yield
 
 

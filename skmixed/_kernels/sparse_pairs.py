@@ -1,0 +1,76 @@
+"""Products over the nonzeros of a sparse matrix's rows (CSR), for the Schur complement of
+several grouping factors (skmixed._model.multilevel): with F the first factor's levels ×
+the other factors' columns, ``F'F = Σ_i f_i f_i'`` and the quadratic forms
+``f_i' S f_i`` touch only the pairs of nonzeros within each row (Σ_i nnz_i² of them) — a
+weighted contingency table of the factors, as MixedModels.jl forms it.
+
+Rows are split into one contiguous chunk per thread; :func:`row_outer_sum` gives each
+chunk its own output matrix (summed by the caller), :func:`row_quadratic_forms` writes one
+number per row (rows are disjoint between threads).
+"""
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = ["row_outer_sum", "row_quadratic_forms", "scaled_schur_lower"]
+
+
+@njit(parallel=True, cache=True)
+def row_outer_sum(indptr, indices, data, out):
+    """``out[c] = Σ_{rows in chunk c} f_i f_i'`` on the lower triangle (column index of
+    the first factor ≥ the second's; the caller mirrors it). ``out``: (n_chunks, m, m),
+    zeroed by the caller; ``indices`` sorted within each row."""
+    n_rows = indptr.shape[0] - 1
+    n_chunks = out.shape[0]
+    for c in prange(n_chunks):
+        lo = c * n_rows // n_chunks
+        hi = (c + 1) * n_rows // n_chunks
+        acc = out[c]
+        for i in range(lo, hi):
+            for a in range(indptr[i], indptr[i + 1]):
+                ja = indices[a]
+                va = data[a]
+                for b in range(indptr[i], a + 1):
+                    acc[ja, indices[b]] += va * data[b]
+
+
+@njit(parallel=True, cache=True)
+def row_quadratic_forms(indptr, indices, data, S, out):
+    """``out[i] = f_i' S f_i`` for every row i, S symmetric given by its lower triangle
+    (``indices`` sorted within each row)."""
+    n_rows = indptr.shape[0] - 1
+    for i in prange(n_rows):
+        total = 0.0
+        for a in range(indptr[i], indptr[i + 1]):
+            ja = indices[a]
+            inner = 0.5 * S[ja, ja] * data[a]
+            for b in range(indptr[i], a):
+                inner += S[ja, indices[b]] * data[b]
+            total += data[a] * inner
+        out[i] = 2.0 * total
+
+
+@njit(parallel=True, cache=True)
+def scaled_schur_lower(lam, ZZ, indptr, indices, data, out, n_parts=1):
+    """The lower triangle of ``diag(λ) ZZ diag(λ) + I − Σ_i f_i f_i'`` into ``out`` (the
+    rest factors' Schur complement of DESIGN §1, formed in place, ready for an in-place
+    Cholesky factorization; the upper triangle is left as it was).
+
+    ``n_parts`` threads each own the output rows ``≡ part (mod n_parts)``: every thread
+    scans all nonzeros but writes only its own rows (no races, no per-thread copies)."""
+    m = lam.shape[0]
+    n_rows = indptr.shape[0] - 1
+    for part in prange(n_parts):
+        for i in range(part, m, n_parts):
+            li = lam[i]
+            for j in range(i + 1):
+                out[i, j] = li * ZZ[i, j] * lam[j]
+            out[i, i] += 1.0
+        for r in range(n_rows):
+            for a in range(indptr[r], indptr[r + 1]):
+                ja = indices[a]
+                if ja % n_parts != part:
+                    continue
+                va = data[a]
+                for b in range(indptr[r], a + 1):
+                    out[ja, indices[b]] -= va * data[b]

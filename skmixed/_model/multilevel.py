@@ -1,0 +1,362 @@
+"""Linear mixed models with several grouping factors (nested or crossed): the blocked
+Cholesky factorization of DESIGN §1 (MixedModels.jl's scheme, Bates et al. 2015 §3).
+
+With ``Λ = blockdiag(I_{G_k} ⊗ T_k)`` over the factors and ``A = Λ'Z'WZΛ + I``, the
+factor with the most random-effect columns comes first: its part of A is block diagonal
+(one q₁ × q₁ block per level) and is eliminated level by level; the remaining factors'
+columns (Q_r of them) form one dense Schur complement
+
+    S_rr = Λ_r'Z_r'WZ_rΛ_r + I − F'F,      F = L₁⁻¹ Λ₁'Z₁'WZ_r Λ_r   (sparse: the levels of
+                                                                     the other factors met
+                                                                     by each first-factor level)
+
+factored densely (Q_r ≤ a few thousand: InstEval's lecturers and departments). The fixed
+effects and y follow as in the one-factor case:
+
+    R_X'R_X = X'WX − R₁'R₁ − R_r'R_r,   r² = y'Wy − ‖c₁‖² − ‖c_r‖² − ‖c_β‖²,
+    d(θ) = 2 log|L₁| + 2 log|L_r| (+ 2 log|R_X|) + dof (1 + log(2π r²/dof)).
+
+Everything is computed from cross-products formed in one pass over the rows (Z'WZ sparse,
+Z'WX, Z'Wy, X'WX, X'Wy, y'Wy): an evaluation never touches the rows.
+"""
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+from scipy import linalg, sparse
+
+from .._kernels.sparse_pairs import row_quadratic_forms, scaled_schur_lower
+
+__all__ = ["FactorColumns", "MultiCrossproducts", "MultiProfiledDeviance",
+           "ScalarFactorsDeviance"]
+
+_LOG_2PI = np.log(2.0 * np.pi)
+
+
+@dataclass
+class FactorColumns:
+    """One grouping factor's random-effect columns: ``codes`` (n,) in 0..G−1, ``values``
+    (n, q): the row's random-effect covariates ([1, slopes…]), ``term`` its covariance
+    structure (:class:`~skmixed._model.terms.RandomEffectTerm`)."""
+
+    codes: np.ndarray
+    n_levels: int
+    values: np.ndarray
+    term: object
+
+    @property
+    def width(self):
+        return self.n_levels * self.term.q
+
+
+@dataclass
+class MultiCrossproducts:
+    """Sufficient statistics of a Gaussian model with several grouping factors, the factors
+    in elimination order (the first is block diagonal).
+
+    ``ZZ`` (Q × Q, sparse CSR) = Z'WZ over all factors' columns (factor-major, then
+    level-major: column ``offset_k + level·q_k + a``); ``ZX`` (Q × p), ``Zy`` (Q,);
+    ``XtX``, ``Xty``, ``yty``, ``n = Σ w``; ``offsets`` (K + 1,)."""
+
+    ZZ: object
+    ZX: np.ndarray
+    Zy: np.ndarray
+    XtX: np.ndarray
+    Xty: np.ndarray
+    yty: float
+    n: float
+    offsets: np.ndarray
+
+    @classmethod
+    def from_rows(cls, X, y, w, factors):
+        """One pass over the rows: Z as a sparse matrix (n × Q, Σ_k q_k entries per row)."""
+        n = y.shape[0]
+        w = np.ones(n) if w is None or len(w) == 0 else np.asarray(w, dtype=float)
+        blocks = []
+        for f in factors:
+            q = f.term.q
+            cols = (f.codes[:, None] * q + np.arange(q)[None, :]).ravel()
+            blocks.append(sparse.csr_matrix(
+                (np.asarray(f.values, dtype=float).ravel(), cols, np.arange(0, n * q + 1, q)),
+                shape=(n, f.width)))
+        Z = sparse.hstack(blocks, format="csr")
+        ZtW = Z.T.multiply(w[None, :]).tocsr()
+        Xw = X * w[:, None]
+        return cls(ZZ=(ZtW @ Z).tocsr(), ZX=np.asarray(ZtW @ X), Zy=np.asarray(ZtW @ y),
+                   XtX=X.T @ Xw, Xty=Xw.T @ y, yty=float(y @ (w * y)), n=float(w.sum()),
+                   offsets=np.concatenate([[0], np.cumsum([f.width for f in factors])]))
+
+    @property
+    def p(self):
+        return self.XtX.shape[0]
+
+
+@dataclass
+class MultiPLSState:
+    theta: np.ndarray
+    beta: np.ndarray
+    penalized_rss: float
+    deviance: float
+    S: np.ndarray = None
+    pieces: dict = None
+
+
+class MultiProfiledDeviance:
+    """Profiled ML/REML deviance over θ (the factors' θ concatenated in elimination order)
+    of an LMM with several grouping factors; see the module docstring."""
+
+    def __init__(self, stats, factors, reml=True):
+        self.stats, self.factors, self.reml = stats, factors, bool(reml)
+        self.terms = [f.term for f in factors]
+        self.theta_slices = np.cumsum([0] + [t.n_theta for t in self.terms])
+        off = stats.offsets
+        self.q1, self.G1 = factors[0].term.q, factors[0].n_levels
+        Q1 = off[1]
+        ZZ = stats.ZZ
+        # the first factor's diagonal blocks, its cross-product with the rest, the rest
+        d1 = ZZ[:Q1, :Q1].tocoo()
+        self.C1 = np.zeros((self.G1, self.q1, self.q1))
+        self.C1[d1.row // self.q1, d1.row % self.q1, d1.col % self.q1] = d1.data
+        self.B = ZZ[:Q1, Q1:].tocsr()
+        self.ZrZr = ZZ[Q1:, Q1:].toarray()
+        self.n_evals = 0
+
+    @property
+    def n_theta(self):
+        return int(self.theta_slices[-1])
+
+    @property
+    def dof(self):
+        return self.stats.n - self.stats.p if self.reml else self.stats.n
+
+    def _lambda_rest(self, theta):
+        """Λ_r (sparse, block diagonal) of the factors after the first."""
+        blocks = []
+        for k, f in enumerate(self.factors[1:], start=1):
+            T = f.term.factor(theta[self.theta_slices[k]:self.theta_slices[k + 1]])
+            blocks.append(sparse.kron(sparse.identity(f.n_levels, format="csr"),
+                                      sparse.csr_matrix(T), format="csr"))
+        return sparse.block_diag(blocks, format="csr")
+
+    def evaluate(self, theta, keep=False):
+        """Solve the PLS problem at θ; ``keep`` retains the factors for the conditional
+        modes and variances."""
+        st = self.stats
+        theta = np.asarray(theta, dtype=float)
+        self.n_evals += 1
+        G1, q1, p = self.G1, self.q1, st.p
+        Q1 = st.offsets[1]
+        T1 = self.terms[0].factor(theta[:self.theta_slices[1]])
+        # first factor: L1_i = chol(T1'C1_i T1 + I), per level
+        A11 = np.einsum("ba,gbc,cd->gad", T1, self.C1, T1) + np.eye(q1)
+        try:
+            L1 = np.linalg.cholesky(A11)
+        except np.linalg.LinAlgError:
+            return MultiPLSState(theta, np.full(p, np.nan), np.nan, np.inf)
+        logdet = 2.0 * np.log(np.diagonal(L1, axis1=1, axis2=2)).sum()
+        L1inv = np.linalg.inv(L1)  # (G1, q1, q1), lower triangular
+        P1 = L1inv @ T1.T[None]  # L1⁻¹ T1' per level
+        P1s = sparse.bsr_matrix((P1, np.arange(G1), np.arange(G1 + 1)),
+                                shape=(Q1, Q1)).tocsr()
+        Lr = self._lambda_rest(theta)
+        F = (P1s @ self.B @ Lr).tocsr()  # Q1 × Qr
+        R1 = P1s @ st.ZX[:Q1]  # Q1 × p
+        c1 = P1s @ st.Zy[:Q1]
+        Arr = np.asarray((Lr.T @ (Lr.T @ self.ZrZr).T).T) if Lr.shape[0] else np.zeros((0, 0))
+        Arr = Arr + np.eye(Arr.shape[0]) - (F.T @ F).toarray()
+        Kr = Lr.T @ st.ZX[Q1:] - F.T @ R1
+        gr = Lr.T @ st.Zy[Q1:] - F.T @ c1
+        try:
+            Lrr = linalg.cholesky(Arr, lower=True)
+        except linalg.LinAlgError:
+            return MultiPLSState(theta, np.full(p, np.nan), np.nan, np.inf)
+        pieces = dict(T1=T1, L1inv=L1inv, P1s=P1s, Lr=Lr, F=F) if keep else None
+        return self._finish(theta, logdet, Lrr, R1, c1, Kr, gr, pieces)
+
+    def _finish(self, theta, logdet, Lrr, R1, c1, Kr, gr, pieces):
+        """From the factored rest block (``Lrr``): the fixed effects' Schur complement,
+        β, r² and the deviance (the last steps of DESIGN §1's blocked factorization)."""
+        st, p = self.stats, self.stats.p
+        logdet += 2.0 * np.log(np.diag(Lrr)).sum()
+        Rr = linalg.solve_triangular(Lrr, Kr, lower=True)
+        cr = linalg.solve_triangular(Lrr, gr, lower=True)
+        S = st.XtX - R1.T @ R1 - Rr.T @ Rr
+        rhs = st.Xty - R1.T @ c1 - Rr.T @ cr
+        try:
+            RX = linalg.cholesky(S, lower=False) if p else np.zeros((0, 0))
+        except linalg.LinAlgError:
+            return MultiPLSState(theta, np.full(p, np.nan), np.nan, np.inf)
+        beta = linalg.cho_solve((RX, False), rhs) if p else np.zeros(0)
+        r2 = st.yty - c1 @ c1 - cr @ cr - rhs @ beta
+        dof = self.dof
+        if not (r2 > 0.0 and dof > 0):
+            return MultiPLSState(theta, beta, r2, np.inf)
+        dev = logdet + dof * (1.0 + _LOG_2PI + np.log(r2 / dof))
+        if self.reml:
+            dev += 2.0 * np.log(np.abs(np.diag(RX))).sum()
+        if pieces is not None:
+            pieces.update(R1=R1, c1=c1, Lrr=Lrr, Rr=Rr, cr=cr, RX=RX)
+        return MultiPLSState(theta, beta, r2, dev, S, pieces)
+
+    def __call__(self, theta):
+        return self.evaluate(theta).deviance
+
+    def conditional_modes(self, state):
+        """Per factor: the conditional modes (G_k, q_k) and the relative conditional
+        covariance blocks (G_k, q_k, q_k) of ``b = Λu`` (lme4's ranef with condVar, in
+        units of σ²). The spherical solution: ``u_r = L_r'⁻¹(c_r − R_r β)``,
+        ``u_1 = L_1'⁻¹(c_1 − R_1 β − F u_r)``; the covariance of u is A⁻¹ (its diagonal
+        blocks: ``S_rr⁻¹`` for the rest, ``L₁⁻ᵀ(I + F S_rr⁻¹ F')L₁⁻¹`` per first-factor
+        level)."""
+        pc = state.pieces
+        st = self.stats
+        G1, q1 = self.G1, self.q1
+        Q1 = st.offsets[1]
+        beta = state.beta
+        ur = linalg.solve_triangular(pc["Lrr"], pc["cr"] - pc["Rr"] @ beta, lower=True,
+                                     trans="T")
+        t1 = (pc["c1"] - pc["R1"] @ beta - pc["F"] @ ur).reshape(G1, q1)
+        L1invT = pc["L1inv"].transpose(0, 2, 1)
+        u1 = np.einsum("gab,gb->ga", L1invT, t1)
+        # A⁻¹'s diagonal blocks
+        Srr_inv = linalg.cho_solve((pc["Lrr"], True), np.eye(pc["Lrr"].shape[0]))
+        F = pc["F"]
+        FS = np.asarray(F @ Srr_inv)  # Q1 × Qr (dense; Q1 rows of the sparse F)
+        inner = np.einsum("ga,gb->gab", np.zeros((G1, q1)), np.zeros((G1, q1)))
+        rows = (F.multiply(FS)).sum(axis=1) if q1 == 1 else None
+        if q1 == 1:
+            inner[:, 0, 0] = np.asarray(rows).ravel()
+        else:
+            for a in range(q1):
+                for b in range(q1):
+                    Fa = F[a::q1]
+                    inner[:, a, b] = np.asarray(Fa.multiply(FS[b::q1]).sum(axis=1)).ravel()
+        cov1 = L1invT @ (np.eye(q1) + inner) @ pc["L1inv"]
+        out = []
+        T1 = pc["T1"]
+        out.append((u1 @ T1.T, T1[None] @ cov1 @ T1.T[None]))
+        start = 0
+        for k, f in enumerate(self.factors[1:], start=1):
+            T = f.term.factor(state.theta[self.theta_slices[k]:self.theta_slices[k + 1]])
+            q, G = f.term.q, f.n_levels
+            u = ur[start:start + G * q].reshape(G, q)
+            blk = Srr_inv[start:start + G * q, start:start + G * q]
+            covk = np.stack([blk[i * q:(i + 1) * q, i * q:(i + 1) * q] for i in range(G)])
+            out.append((u @ T.T, T[None] @ covk @ T.T[None]))
+            start += G * q
+        return out
+
+
+class ScalarFactorsDeviance(MultiProfiledDeviance):
+    """The common case of intercept-only factors (``(1|a) + (1|b) + …``; InstEval,
+    Penicillin, Pastes): Λ is diagonal (θ_k on factor k's columns), so with the first
+    factor's ``l_i = √(θ₁² c_i + 1)`` the elimination is by scalings of Z'WZ's blocks:
+    ``F = diag(θ₁/l) B diag(λ_r)`` keeps B's sparsity pattern, and every product below is
+    over the pattern's per-row pairs (Σ_i nnz_i², fixed across θ).
+
+    Exact gradient (θ_k > 0; the envelope theorem on r² as in the additive REML):
+    ``∂d/∂θ_k = (2/θ_k)(G_k − tr_k(M⁻¹)_uu − dof ‖u_k‖²/r²)``, where ``(M⁻¹)_uu`` is
+    A⁻¹ (ML) or A⁻¹ + A⁻¹K S_X⁻¹K'A⁻¹ (REML), its diagonal from ``S_rr⁻¹`` (LAPACK
+    potri) and the pairs."""
+
+    def __init__(self, stats, factors, reml=True):
+        super().__init__(stats, factors, reml)
+        B = self.B.tocsr()
+        B.sort_indices()
+        self.B = B
+        self.B_rows = np.repeat(np.arange(B.shape[0]), np.diff(B.indptr))
+        self.B_cols = B.indices.astype(np.int64)
+        self.c1 = self.C1[:, 0, 0]
+        self.col_factor = np.concatenate([np.full(f.n_levels, k) for k, f in
+                                          enumerate(factors)])
+        Qr = self.ZrZr.shape[0]
+        self._schur = np.empty((Qr, Qr), order="F")
+        self._schur.fill(0.0)  # touch every page now, not inside the threaded kernel
+
+    def _lams(self, theta):
+        return np.repeat(theta, [f.n_levels for f in self.factors])
+
+    def evaluate(self, theta, keep=False):
+        st = self.stats
+        theta = np.asarray(theta, dtype=float)
+        self.n_evals += 1
+        p, Q1 = st.p, st.offsets[1]
+        lam = self._lams(theta)
+        lam1, lamr = lam[:Q1], lam[Q1:]
+        l = np.sqrt(lam1 * lam1 * self.c1 + 1.0)
+        logdet = 2.0 * np.log(l).sum()
+        p1 = lam1 / l
+        Fdata = p1[self.B_rows] * self.B.data * lamr[self.B_cols]
+        F = sparse.csr_matrix((Fdata, self.B.indices, self.B.indptr), shape=self.B.shape)
+        # the Schur complement's lower triangle, formed and factored in place (LAPACK's
+        # potrf reads no other part and writes L there)
+        Lrr = self._schur
+        scaled_schur_lower(lamr, self.ZrZr, self.B.indptr, self.B.indices, Fdata, Lrr,
+                           numba.get_num_threads())
+        R1 = p1[:, None] * st.ZX[:Q1]
+        c1 = p1 * st.Zy[:Q1]
+        Kr = lamr[:, None] * st.ZX[Q1:] - F.T @ R1
+        gr = lamr * st.Zy[Q1:] - F.T @ c1
+        Lrr, info = linalg.lapack.dpotrf(Lrr, lower=1, clean=0, overwrite_a=1)
+        if info != 0 or not np.all(np.isfinite(np.diag(Lrr))):
+            return MultiPLSState(theta, np.full(p, np.nan), np.nan, np.inf)
+        pieces = dict(T1=np.array([[theta[0]]]), L1inv=(1.0 / l)[:, None, None], l=l,
+                      F=F, Fdata=Fdata)
+        return self._finish(theta, logdet, Lrr, R1, c1, Kr, gr, pieces)
+
+    def value_and_grad(self, theta):
+        state = self.evaluate(theta)
+        if not np.isfinite(state.deviance):
+            return np.inf, np.zeros(self.n_theta)
+        return state.deviance, self.gradient(state)
+
+    def gradient(self, state):
+        pc, st, theta = state.pieces, self.stats, state.theta
+        Q1 = st.offsets[1]
+        l, F, Lrr = pc["l"], pc["F"], pc["Lrr"]
+        beta = state.beta
+        # spherical modes u and the diagonal of (M⁻¹)_uu
+        ur = linalg.solve_triangular(Lrr, pc["cr"] - pc["Rr"] @ beta, lower=True, trans="T")
+        u1 = (pc["c1"] - pc["R1"] @ beta - F @ ur) / l
+        Sinv, info = linalg.lapack.dpotri(Lrr, lower=1, overwrite_c=0)  # lower triangle
+        quad = np.empty(Q1)
+        row_quadratic_forms(self.B.indptr, self.B.indices, pc["Fdata"], Sinv, quad)
+        diag = np.concatenate([(1.0 + quad) / (l * l), np.diag(Sinv).copy()])
+        if self.reml and st.p:
+            Yr = linalg.solve_triangular(Lrr, pc["Rr"], lower=True, trans="T")
+            Y1 = (pc["R1"] - F @ Yr) / l[:, None]
+            Y = np.vstack([Y1, Yr]) @ linalg.solve_triangular(pc["RX"], np.eye(st.p))
+            diag = diag + np.sum(Y * Y, axis=1)
+        u = np.concatenate([u1, ur])
+        c = self.dof / state.penalized_rss
+        G = np.array([f.n_levels for f in self.factors], dtype=float)
+        tr = np.bincount(self.col_factor, weights=diag, minlength=len(G))
+        uu = np.bincount(self.col_factor, weights=u * u, minlength=len(G))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            grad = 2.0 * (G - tr - c * uu) / theta
+        small = np.abs(theta) < 1e-8
+        grad[small] = 0.0  # θ_k = 0 is stationary (d depends on θ_k through θ_k²)
+        return grad
+
+    def conditional_modes(self, state):
+        """As :meth:`MultiProfiledDeviance.conditional_modes` (scalar terms): the first
+        factor's conditional variances ``(1 + f_i'S_rr⁻¹f_i)/l_i²`` from the row pairs."""
+        pc, st = state.pieces, self.stats
+        Q1 = st.offsets[1]
+        l, F, Lrr, beta = pc["l"], pc["F"], pc["Lrr"], state.beta
+        ur = linalg.solve_triangular(Lrr, pc["cr"] - pc["Rr"] @ beta, lower=True, trans="T")
+        u1 = (pc["c1"] - pc["R1"] @ beta - F @ ur) / l
+        Sinv, _ = linalg.lapack.dpotri(Lrr, lower=1, overwrite_c=0)
+        quad = np.empty(Q1)
+        row_quadratic_forms(self.B.indptr, self.B.indices, pc["Fdata"], Sinv, quad)
+        var = np.concatenate([(1.0 + quad) / (l * l), np.diag(Sinv)])
+        u = np.concatenate([u1, ur])
+        out, start = [], 0
+        for k, f in enumerate(self.factors):
+            t = state.theta[k]
+            G = f.n_levels
+            out.append((t * u[start:start + G, None],
+                        (t * t * var[start:start + G])[:, None, None]))
+            start += G
+        return out
