@@ -316,10 +316,7 @@ def _random_spec(parsed, data, fixed):
         if len(t.group) == 1:
             group_cols[name] = data[t.group[0]]
         else:
-            labels = data[t.group[0]].astype(str).to_numpy(dtype=object)
-            for c in t.group[1:]:
-                labels = labels + ":" + data[c].astype(str).to_numpy(dtype=object)
-            group_cols[name] = pd.Series(labels, index=data.index, name=name)
+            group_cols[name] = _interaction(data, t.group, name)
     if len(parsed.random) == 1:
         t = parsed.random[0]
         return dict(groups=names[0], random_slopes=list(t.slopes),
@@ -329,6 +326,26 @@ def _random_spec(parsed, data, fixed):
     covariance = {n: ("diagonal" if t.diagonal else "unstructured")
                   for n, t in zip(names, parsed.random)}
     return dict(groups=groups, random_slopes=slopes, covariance=covariance), group_cols
+
+
+def _interaction(data, columns, name):
+    """The interaction of columns as a categorical with lme4's labels ``"v1:v2"``, built
+    from the columns' codes (only the combinations present are labelled)."""
+    codes, uniques = zip(*(pd.factorize(data[c], sort=True) for c in columns))
+    if any((c < 0).any() for c in codes):
+        raise ValueError(f"the grouping factor {name!r} has missing values.")
+    combined = np.zeros(len(data), dtype=np.int64)
+    for c, u in zip(codes, uniques):
+        combined = combined * len(u) + c
+    present, inverse = np.unique(combined, return_inverse=True)
+    labels = []
+    for k in present:
+        parts = []
+        for u in reversed(uniques):
+            parts.append(str(u[k % len(u)]))
+            k //= len(u)
+        labels.append(":".join(reversed(parts)))
+    return pd.Series(pd.Categorical.from_codes(inverse, labels), index=data.index, name=name)
 
 
 def from_formula(formula, data, kind="lmer", **params):
@@ -404,9 +421,6 @@ def from_formula(formula, data, kind="lmer", **params):
         return MixedLM(**spec, fit_intercept=intercept, **params), X, y
     if kind != "glmer":
         raise ValueError(f"kind must be 'lmer', 'glmer' or 'bam'; got {kind!r}")
-    if not isinstance(spec["groups"], (str, int)):
-        raise ValueError("glmer(): MixedGLM fits one grouping factor; several factors are "
-                         "MixedLM's (lmer) so far.")
     extra = {}
     if parsed.offset:
         _check_columns(parsed, data, [parsed.offset])

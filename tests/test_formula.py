@@ -133,7 +133,7 @@ def test_from_formula_gives_an_unfitted_estimator_for_pipelines():
     est, X, y = from_formula("y ~ x + (1 | g)", df)
     assert isinstance(est, MixedLM) and not hasattr(est, "coef_")
     assert list(X.columns) == ["x", "g"] and y.name == "y"
-    with pytest.raises(ValueError, match="one grouping factor"):
-        from_formula("y ~ x + (1 | g) + (1 | h)", df.assign(h=df["g"] % 2), "glmer")
+    est, X, _ = from_formula("y ~ x + (1 | g) + (1 | h)", df.assign(h=df["g"] % 2), "glmer")
+    assert isinstance(est, MixedGLM) and est.groups == ["g", "h"]
     with pytest.raises(ValueError, match="both a fixed effect and a grouping factor"):
         from_formula("y ~ x + (1 | g) + (1 | x)", df)

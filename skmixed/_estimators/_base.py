@@ -129,8 +129,92 @@ class GroupedModelMixin:
             return cols[self._group_position], [cols[j] for j in self._fixed_positions]
         return self._group_position, self._fixed_positions
 
+    def _set_multi_fitted(self, X, y, design, r, *, keep_residual):
+        """The fitted attributes of a several-factor fit (skmixed._estimators._multi's
+        result ``r``), shared by MixedLM and MixedGLM; the criterion attributes are the
+        caller's."""
+        from . import _multi
+
+        validate_data(self, X, reset=True, skip_check_array=True)
+        theta, vc, re = _multi.multi_random_part(design, r)
+        est = dict(zip(r["names"], r["beta"]))
+        self.theta_ = theta
+        self.sigma_ = float(r["sigma"])
+        self.intercept_ = float(est.get("(Intercept)", 0.0)) if self.fit_intercept else 0.0
+        self.coef_ = np.array([est.get(nm, 0.0) for nm in design.fixed_names])
+        self.fixed_feature_names_ = list(design.fixed_names)
+        self.dropped_features_ = list(r["dropped"])
+        self.fixed_effects_ = fixed_effects_table(r["names"], r["beta"], r["fixed_cov"])
+        self.fixed_cov_ = r["fixed_cov"]
+        self.variance_components_ = (vc if keep_residual else
+                                     vc[vc["group"] != "Residual"].reset_index(drop=True))
+        self.random_effects_ = re
+        self.random_effects_matrix_ = {f.name: m[0] for f, m in zip(design.factors,
+                                                                    r["modes"])}
+        self.group_levels_ = {f.name: f.levels for f in design.factors}
+        self.n_groups_ = {f.name: len(f.levels) for f in design.factors}
+        opt = r["opt"]
+        opt.timings = r["timings"]
+        self.n_iter_, self.converged_, self.optimization_ = opt.n_iter, opt.converged, opt
+        self.n_obs_ = float(r["n_obs"])
+        self._multi_design = design
+        self._multi_modes = [m[0] for m in r["modes"]]
+        self._fitted_on_frame = isinstance(X, pd.DataFrame)
+        self._target_name = getattr(y, "name", None) or "y"
+        if not self.converged_:
+            warnings.warn(f"the optimizer did not converge: {opt.message}",
+                          ConvergenceWarning, stacklevel=4)
+        diag = np.concatenate([f.term.rows == f.term.cols for f in design.factors])
+        if np.any(theta[diag] < 1e-4):
+            warnings.warn("boundary (singular) fit: a random-effect variance is (near) "
+                          "zero; see variance_components_", SingularFitWarning, stacklevel=4)
+        return len(theta)
+
+    def _multi_linear_predictor(self, X, random_effects, extra=None):
+        """Xβ (+ ``extra(X_table)``) + each factor's modes for the rows of X (a level not
+        seen in fit contributes 0 for its factor)."""
+        from . import _multi
+
+        check_is_fitted(self)
+        X_table = _design.as_table(X, type(self).__name__)
+        validate_data(self, X, reset=False, skip_check_array=True)
+        design = self._multi_design
+        if isinstance(X_table, pd.DataFrame) and self._fitted_on_frame:
+            missing = [c for c in design.fixed_labels if c not in X_table.columns]
+            if missing:
+                raise ValueError(f"X lacks the column(s) {missing} seen in fit.")
+            keys = design.fixed_labels
+        elif isinstance(X_table, pd.DataFrame):
+            keys = [X_table.columns[p] for p in design.fixed_positions]
+        else:
+            keys = design.fixed_positions
+        Xf = _design.fixed_block(X_table, keys)
+        pred = Xf @ self.coef_ + self.intercept_
+        if extra is not None:
+            pred = pred + extra(X_table)
+        if random_effects:
+            pred += _multi.multi_random_effects(design, X_table, self._fitted_on_frame,
+                                                self._multi_modes, Xf)
+        return pred
+
+    def _summary_groups(self):
+        """(group name(s), level count(s)) for summary_text's "groups:" line."""
+        if getattr(self, "_multi_design", None) is not None:
+            return list(self.n_groups_), list(self.n_groups_.values())
+        return self.variance_components_["group"].iloc[0], self.n_groups_
+
     def _formula(self, lhs=None, extra_terms=()):
-        """lme4-style formula text of the fitted model."""
+        """lme4-style formula text of the fitted model (one random-effect term per
+        grouping factor)."""
+        design = getattr(self, "_multi_design", None)
+        if design is not None:
+            fixed = " + ".join((["1"] if self.fit_intercept else ["0"])
+                               + self.fixed_feature_names_ + list(extra_terms))
+            terms = []
+            for f in design.factors:
+                bar = " || " if f.covariance == "diagonal" else " | "
+                terms.append(f"({' + '.join(['1'] + f.slope_names)}{bar}{f.name})")
+            return f"{lhs or self._target_name} ~ {fixed} + " + " + ".join(terms)
         bar = " || " if self.covariance == "diagonal" else " | "
         re_terms = " + ".join(["1"] + self._term_names[1:])
         fixed = " + ".join((["1"] if self.fit_intercept else ["0"]) + self.fixed_feature_names_

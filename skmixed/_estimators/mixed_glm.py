@@ -32,7 +32,7 @@ from .._model.optimize import (_hessian, _ThetaSpace, minimize_criterion,
                                minimize_scalar_theta)
 from .._model.terms import RandomEffectTerm
 from ..exceptions import PerfectSeparationWarning
-from . import _design
+from . import _design, _multi
 from ._base import GROUPED_CONSTRAINTS, GroupedModelMixin, independent_fixed_columns
 from ._results import summary_text
 
@@ -193,6 +193,10 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         "trials": [str, Integral, None],
         "offset": [str, Integral, None],
         **GROUPED_CONSTRAINTS,
+        # several grouping factors (Laplace, binomial logit / Poisson log): as MixedLM's
+        "groups": GROUPED_CONSTRAINTS["groups"] + [list, tuple],
+        "random_slopes": GROUPED_CONSTRAINTS["random_slopes"] + [dict],
+        "covariance": GROUPED_CONSTRAINTS["covariance"] + [dict],
     }
 
     def __init__(self, *, family="binomial", link=None, groups=None, random_slopes=(),
@@ -235,7 +239,15 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         t0 = time.perf_counter()
         name = type(self).__name__
         family, link = _family_code(self.family, self.link)
-        if self.groups is None:
+        self._multi_design = None
+        if _multi.is_multi(self.groups):
+            return self._fit_multi(X, y, sample_weight)
+        if isinstance(self.covariance, dict) or isinstance(self.random_slopes, dict):
+            raise ValueError("covariance and random_slopes as dicts (by factor) need "
+                             "several grouping factors in groups.")
+        # one factor given as a one-element list
+        groups = self.groups[0] if isinstance(self.groups, (list, tuple)) else self.groups
+        if groups is None:
             raise ValueError(f"{name} needs groups=<the grouping column of X>.")
         if self.trials is not None and self.family != "binomial":
             raise ValueError(f"trials={self.trials!r} is for family='binomial' only (y = "
@@ -244,8 +256,8 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         X_table = _design.as_table(X, name)
         n = _design.n_rows(X_table)
         w = _design.check_weights(sample_weight, n)
-        extra = self._extra_columns(X_table)
-        design = _design.make_design(X_table, groups=self.groups,
+        extra = self._extra_columns(X_table, groups)
+        design = _design.make_design(X_table, groups=groups,
                                      random_slopes=self.random_slopes,
                                      exclude=list(extra.values()), estimator_name=name)
         extra_cols = {k: _design.fixed_columns(X_table, [v])[0].astype(np.float64)
@@ -288,7 +300,62 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
                              extra)
         return self
 
-    def _extra_columns(self, X_table):
+    def _fit_multi(self, X, y, sample_weight):
+        """Several grouping factors: binomial logit or Poisson log by the Laplace
+        approximation (skmixed._model.multilevel_glmm)."""
+        name = type(self).__name__
+        link = self.link or {"binomial": "logit", "poisson": "log", "gamma": "log"}[self.family]
+        if (self.family, link) not in (("binomial", "logit"), ("poisson", "log")):
+            raise ValueError(f"several grouping factors: family={self.family!r} with link="
+                             f"{link!r} is not supported (binomial logit and Poisson log "
+                             "are).")
+        if self.n_agq != 1:
+            raise ValueError(f"several grouping factors: n_agq={self.n_agq} is not "
+                             "supported; the Laplace approximation (n_agq=1) is, as lme4 "
+                             "allows nAGQ > 1 only for a single scalar random effect.")
+        if self.trials is not None and self.family != "binomial":
+            raise ValueError(f"trials={self.trials!r} is for family='binomial' only.")
+        X_table = _design.as_table(X, name)
+        n = _design.n_rows(X_table)
+        w = _design.check_weights(sample_weight, n)
+        extra = {p: _design.resolve_column(X_table, getattr(self, p), p)
+                 for p in ("trials", "offset") if getattr(self, p) is not None}
+        if len(set(extra.values())) < len(extra):
+            raise ValueError("trials and offset name the same column: a column has one role.")
+        design = _multi.make_multi_design(X_table, groups=list(self.groups),
+                                          random_slopes=self.random_slopes,
+                                          covariance=self.covariance, estimator_name=name,
+                                          exclude=list(extra.values()))
+        extra_cols = {k: _design.fixed_columns(X_table, [v])[0].astype(np.float64)
+                      for k, v in extra.items()}
+        _design.check_finite_columns(list(extra_cols.values()), list(extra.values()))
+        _design.check_finite_columns(design.columns, design.fixed_labels)
+        y_num, classes = self._encode_target(y, n, extra_cols.get("trials"))
+        self._check_separation(design, y_num, w, extra_cols.get("trials"), classes)
+        m = extra_cols.get("trials", np.ones(n))
+        offset = extra_cols.get("offset", np.zeros(n))
+        with numba_threads(self.n_jobs):
+            r = _multi.fit_multi_glmm(design, y_num, w, m, offset, family=self.family,
+                                      fit_intercept=self.fit_intercept, tol=self.tol,
+                                      max_iter=self.max_iter, estimator_name=name)
+        n_params = len(r["beta"]) + self._set_multi_fitted(X, y, design, r,
+                                                           keep_residual=False)
+        dev = float(r["deviance"])
+        self.loglik_ = -0.5 * dev
+        self.deviance_ = dev
+        self.aic_ = dev + 2 * n_params
+        self.bic_ = dev + np.log(r["n_obs"]) * n_params
+        if classes is not None:
+            self.classes_ = classes
+        elif hasattr(self, "classes_"):
+            del self.classes_
+        self._extra_labels = dict(extra)
+        columns = list(X.columns) if isinstance(X, pd.DataFrame) else None
+        self._extra_positions = {k: (columns.index(v) if columns is not None else v)
+                                 for k, v in extra.items()}
+        return self
+
+    def _extra_columns(self, X_table, groups):
         """Labels of the trials and offset columns in X, each distinct from the grouping
         and random-slope columns and from each other."""
         extra = {}
@@ -301,7 +368,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         slopes = self.random_slopes
         if isinstance(slopes, (str, Integral)):
             slopes = (slopes,)
-        roles = {"groups": [_design.resolve_column(X_table, self.groups, "groups")]}
+        roles = {"groups": [_design.resolve_column(X_table, groups, "groups")]}
         roles["random_slopes"] = [_design.resolve_column(X_table, s, "random_slopes")
                                   for s in slopes]
         for param, label in extra.items():
@@ -606,6 +673,8 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         return self._extra_values(X_table, "offset")
 
     def _eta(self, X, random_effects):
+        if getattr(self, "_multi_design", None) is not None:
+            return self._multi_linear_predictor(X, random_effects, extra=self._offset_of)
         return self._linear_predictor(X, random_effects, extra=self._offset_of)
 
     @available_if(lambda est: est._is_classifier())
@@ -675,8 +744,8 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
                   f"({self.link or _DEFAULT_LINK[self.family]})",
             formula=self._glm_formula(), criterion_name="deviance (-2 logLik)",
             criterion=self.deviance_, vc=self.variance_components_, fixed=self.fixed_effects_,
-            n_obs=self.n_obs_, group_name=self.variance_components_["group"].iloc[0],
-            n_groups=self.n_groups_, extra_lines=extra)
+            n_obs=self.n_obs_, group_name=self._summary_groups()[0],
+            n_groups=self._summary_groups()[1], extra_lines=extra)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

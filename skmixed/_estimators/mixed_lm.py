@@ -6,23 +6,19 @@ The fit makes one Numba-parallel pass over the rows to per-group sufficient stat
 """
 
 import time
-import warnings
 
 import numpy as np
-import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from .._kernels.crossprod import grouped_crossprods
 from .._kernels.threads import numba_threads
 from .._model.lmm import GroupedCrossproducts, ProfiledDeviance
 from .._model.optimize import minimize_theta
 from .._model.terms import RandomEffectTerm
-from ..exceptions import SingularFitWarning
 from . import _design, _multi
 from ._base import GROUPED_CONSTRAINTS, GroupedModelMixin, independent_fixed_columns
-from ._results import fixed_effects_table, summary_text
+from ._results import summary_text
 
 __all__ = ["MixedLM"]
 
@@ -297,47 +293,15 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
                                      fit_intercept=self.fit_intercept, n_threads=n_threads,
                                      tol=self.tol, max_iter=self.max_iter,
                                      estimator_name=name)
-        validate_data(self, X, reset=True, skip_check_array=True)
-        theta, vc, re = _multi.multi_random_part(design, r)
-        est = dict(zip(r["names"], r["beta"]))
-        self.theta_ = theta
-        self.sigma_ = r["sigma"]
-        self.intercept_ = float(est.get("(Intercept)", 0.0)) if self.fit_intercept else 0.0
-        self.coef_ = np.array([est.get(nm, 0.0) for nm in design.fixed_names])
-        self.fixed_feature_names_ = list(design.fixed_names)
-        self.dropped_features_ = list(r["dropped"])
-        self.fixed_effects_ = fixed_effects_table(r["names"], r["beta"], r["fixed_cov"])
-        self.fixed_cov_ = r["fixed_cov"]
-        self.variance_components_ = vc
-        self.random_effects_ = re
-        self.random_effects_matrix_ = {f.name: m[0] for f, m in zip(design.factors,
-                                                                    r["modes"])}
-        self.group_levels_ = {f.name: f.levels for f in design.factors}
-        self.n_groups_ = {f.name: len(f.levels) for f in design.factors}
-        opt = r["opt"]
-        self.n_iter_ = opt.n_iter
-        self.converged_ = opt.converged
-        self.optimization_ = opt
+        n_theta = self._set_multi_fitted(X, y, design, r, keep_residual=True)
         dev = r["deviance"]
-        n_params = len(r["beta"]) + len(theta) + 1
-        self.n_obs_ = float(r["n_obs"])
+        n_params = len(r["beta"]) + n_theta + 1
         self.loglik_ = float(-0.5 * dev)
         self.reml_criterion_ = float(dev) if self.reml else np.nan
         self.deviance_ = np.nan if self.reml else float(dev)
         self.aic_ = float(dev + 2 * n_params)
         self.bic_ = float(dev + np.log(r["n_obs"]) * n_params)
-        opt.timings = {**r["timings"], "total": time.perf_counter() - t0}
-        self._multi_design = design
-        self._multi_modes = [m[0] for m in r["modes"]]
-        self._fitted_on_frame = isinstance(X, pd.DataFrame)
-        self._target_name = getattr(y, "name", None) or "y"
-        if not self.converged_:
-            warnings.warn(f"the optimizer did not converge: {opt.message}",
-                          ConvergenceWarning, stacklevel=3)
-        if np.any(theta[np.concatenate([f.term.rows == f.term.cols
-                                        for f in design.factors])] < 1e-4):
-            warnings.warn("boundary (singular) fit: a random-effect variance is (near) "
-                          "zero; see variance_components_", SingularFitWarning, stacklevel=3)
+        self.optimization_.timings["total"] = time.perf_counter() - t0
         return self
 
     def _fit_from_crossprods(self, design, group_xv, total_vv, n_threads, shift=None):
@@ -426,36 +390,14 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         y_pred : ndarray of shape (n_samples,)
         """
         if getattr(self, "_multi_design", None) is not None:
-            return self._multi_predict(X, random_effects)
+            return self._multi_linear_predictor(X, random_effects)
         return self._linear_predictor(X, random_effects)
-
-    def _multi_predict(self, X, random_effects):
-        check_is_fitted(self)
-        X_table = _design.as_table(X, type(self).__name__)
-        validate_data(self, X, reset=False, skip_check_array=True)
-        design = self._multi_design
-        if isinstance(X_table, pd.DataFrame) and self._fitted_on_frame:
-            missing = [c for c in design.fixed_labels if c not in X_table.columns]
-            if missing:
-                raise ValueError(f"X lacks the column(s) {missing} seen in fit.")
-            keys = design.fixed_labels
-        elif isinstance(X_table, pd.DataFrame):
-            keys = [X_table.columns[p] for p in design.fixed_positions]
-        else:
-            keys = design.fixed_positions
-        Xf = _design.fixed_block(X_table, keys)
-        pred = Xf @ self.coef_ + self.intercept_
-        if random_effects:
-            pred += _multi.multi_random_effects(design, X_table, self._fitted_on_frame,
-                                                self._multi_modes, Xf)
-        return pred
 
     # ------------------------------------------------------------ summary
     def summary(self):
         """lme4-style text summary of the fit (random effects, fixed effects, criteria)."""
         check_is_fitted(self)
-        multi = getattr(self, "_multi_design", None)
-        formula = self._multi_formula() if multi is not None else self._formula()
+        formula = self._formula()
         method = "REML" if self.reml else "maximum likelihood"
         crit_name = "REML criterion at convergence" if self.reml else "deviance"
         crit = self.reml_criterion_ if self.reml else self.deviance_
@@ -466,21 +408,8 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
             title=f"Linear mixed model fit by {method} [skmixed.MixedLM]", formula=formula,
             criterion_name=crit_name, criterion=crit, vc=self.variance_components_,
             fixed=self.fixed_effects_, n_obs=self.n_obs_,
-            group_name=(self.variance_components_["group"].iloc[0] if multi is None
-                        else list(self.n_groups_)),
-            n_groups=self.n_groups_ if multi is None else list(self.n_groups_.values()),
+            group_name=self._summary_groups()[0], n_groups=self._summary_groups()[1],
             extra_lines=extra)
-
-    def _multi_formula(self):
-        """lme4-style formula text with one random-effect term per factor."""
-        design = self._multi_design
-        fixed = " + ".join((["1"] if self.fit_intercept else ["0"])
-                           + self.fixed_feature_names_)
-        terms = []
-        for f in design.factors:
-            bar = " || " if f.covariance == "diagonal" else " | "
-            terms.append(f"({' + '.join(['1'] + f.slope_names)}{bar}{f.name})")
-        return f"{self._target_name} ~ {fixed} + " + " + ".join(terms)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

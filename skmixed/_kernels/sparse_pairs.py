@@ -9,7 +9,6 @@ chunk its own output matrix (summed by the caller), :func:`row_quadratic_forms` 
 number per row (rows are disjoint between threads).
 """
 
-import numpy as np
 from numba import njit, prange
 
 __all__ = ["row_outer_sum", "row_quadratic_forms", "scaled_schur_lower"]

@@ -29,7 +29,7 @@ from scipy import linalg, sparse
 from .._kernels.sparse_pairs import row_quadratic_forms, scaled_schur_lower
 
 __all__ = ["FactorColumns", "MultiCrossproducts", "MultiProfiledDeviance",
-           "ScalarFactorsDeviance"]
+           "ScalarFactorsDeviance", "random_effects_matrix"]
 
 _LOG_2PI = np.log(2.0 * np.pi)
 
@@ -48,6 +48,19 @@ class FactorColumns:
     @property
     def width(self):
         return self.n_levels * self.term.q
+
+
+def random_effects_matrix(factors, n):
+    """Z over all factors' columns (sparse CSR, n × Q; factor-major, then level-major:
+    column ``offset_k + level·q_k + a``), ``Σ_k q_k`` entries per row."""
+    blocks = []
+    for f in factors:
+        q = f.term.q
+        cols = (f.codes[:, None] * q + np.arange(q)[None, :]).ravel()
+        blocks.append(sparse.csr_matrix(
+            (np.asarray(f.values, dtype=float).ravel(), cols, np.arange(0, n * q + 1, q)),
+            shape=(n, f.width)))
+    return sparse.hstack(blocks, format="csr")
 
 
 @dataclass
@@ -73,14 +86,7 @@ class MultiCrossproducts:
         """One pass over the rows: Z as a sparse matrix (n × Q, Σ_k q_k entries per row)."""
         n = y.shape[0]
         w = np.ones(n) if w is None or len(w) == 0 else np.asarray(w, dtype=float)
-        blocks = []
-        for f in factors:
-            q = f.term.q
-            cols = (f.codes[:, None] * q + np.arange(q)[None, :]).ravel()
-            blocks.append(sparse.csr_matrix(
-                (np.asarray(f.values, dtype=float).ravel(), cols, np.arange(0, n * q + 1, q)),
-                shape=(n, f.width)))
-        Z = sparse.hstack(blocks, format="csr")
+        Z = random_effects_matrix(factors, n)
         ZtW = Z.T.multiply(w[None, :]).tocsr()
         Xw = X * w[:, None]
         return cls(ZZ=(ZtW @ Z).tocsr(), ZX=np.asarray(ZtW @ X), Zy=np.asarray(ZtW @ y),
@@ -210,9 +216,7 @@ class MultiProfiledDeviance:
         blocks: ``S_rr⁻¹`` for the rest, ``L₁⁻ᵀ(I + F S_rr⁻¹ F')L₁⁻¹`` per first-factor
         level)."""
         pc = state.pieces
-        st = self.stats
         G1, q1 = self.G1, self.q1
-        Q1 = st.offsets[1]
         beta = state.beta
         ur = linalg.solve_triangular(pc["Lrr"], pc["cr"] - pc["Rr"] @ beta, lower=True,
                                      trans="T")
