@@ -17,6 +17,7 @@ import pandas as pd
 from scipy import linalg
 
 from .._kernels.threads import numba_threads, single_threaded_blas
+from .._model import multilevel
 from .._model.multilevel import (FactorColumns, MultiCrossproducts, MultiProfiledDeviance,
                                  ScalarFactorsDeviance)
 from .._model.multilevel_glmm import MultiLaplace
@@ -177,7 +178,9 @@ def fit_multi_lmm(design, y, w, *, reml, fit_intercept, n_threads, tol, max_iter
     order, cols = _elimination_order(design, Xf)
     stats = MultiCrossproducts.from_rows(X, y, weights, cols)
     timings["row_pass"] = time.perf_counter() - t0
-    scalar = all(c.term.q == 1 for c in cols)
+    # intercept-only factors with a dense rest block: the exact-gradient fast path
+    scalar = (all(c.term.q == 1 for c in cols)
+              and stats.offsets[-1] - stats.offsets[1] <= multilevel.DENSE_LIMIT)
     objective = (ScalarFactorsDeviance if scalar else MultiProfiledDeviance)(stats, cols,
                                                                             reml=reml)
     t1 = time.perf_counter()

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 from scipy import linalg, sparse
+from scipy.sparse.linalg import splu
 
 from .._kernels.sparse_pairs import row_quadratic_forms, scaled_schur_lower
 
@@ -48,6 +49,58 @@ class FactorColumns:
     @property
     def width(self):
         return self.n_levels * self.term.q
+
+
+#: the other factors' Schur complement is factored densely up to this many columns (InstEval:
+#: 1,156), by SciPy's sparse LU (SuperLU, fill-reducing order) beyond
+DENSE_LIMIT = 4000
+
+
+class RestFactor:
+    """The other factors' Schur complement ``S = A_rr − F'F``, factored: a dense Cholesky
+    factor, or (``S`` sparse: more than :data:`DENSE_LIMIT` columns) SciPy's SuperLU with a
+    symmetric fill-reducing order and no pivoting (S is positive definite; a nonpositive
+    pivot means it is not, and raises LinAlgError). :meth:`solve` gives ``S⁻¹b``."""
+
+    def __init__(self, S):
+        self.sparse = sparse.issparse(S)
+        self.m = S.shape[0]
+        if self.sparse:
+            self.lu = splu(sparse.csc_matrix(S), permc_spec="MMD_AT_PLUS_A",
+                           diag_pivot_thresh=0.0, options={"SymmetricMode": True})
+            d = self.lu.U.diagonal()
+            if np.any(d <= 0) or not np.all(np.isfinite(d)):
+                raise linalg.LinAlgError("the Schur complement is not positive definite")
+            self.logdet = float(np.log(d).sum())
+        else:
+            self.L = linalg.cholesky(S, lower=True) if self.m else np.zeros((0, 0))
+            self.logdet = 2.0 * float(np.log(np.diag(self.L)).sum())
+
+    def solve(self, b):
+        if not self.m:
+            return np.zeros_like(b)
+        if self.sparse:
+            return self.lu.solve(np.asarray(b, dtype=float))
+        return linalg.cho_solve((self.L, True), b)
+
+    def diagonal_blocks(self, sizes, chunk=512):
+        """The diagonal blocks of S⁻¹ for consecutive (n_levels, q) factors: a list of
+        (n_levels, q, q) arrays (dense: from the full inverse; sparse: solves against
+        chunks of unit vectors)."""
+        out, start = [], 0
+        for G, q in sizes:
+            blocks = np.empty((G, q, q))
+            for a in range(0, G, max(1, chunk // q)):
+                b = min(G, a + max(1, chunk // q))
+                cols = np.arange(start + a * q, start + b * q)
+                E = np.zeros((self.m, cols.size))
+                E[cols, np.arange(cols.size)] = 1.0
+                sol = self.solve(E)[cols]
+                for i in range(b - a):
+                    blocks[a + i] = sol[i * q:(i + 1) * q, i * q:(i + 1) * q]
+            out.append(blocks)
+            start += G * q
+        return out
 
 
 def random_effects_matrix(factors, n):
@@ -125,7 +178,9 @@ class MultiProfiledDeviance:
         self.C1 = np.zeros((self.G1, self.q1, self.q1))
         self.C1[d1.row // self.q1, d1.row % self.q1, d1.col % self.q1] = d1.data
         self.B = ZZ[:Q1, Q1:].tocsr()
-        self.ZrZr = ZZ[Q1:, Q1:].toarray()
+        Qr = ZZ.shape[0] - Q1
+        self.dense = Qr <= DENSE_LIMIT
+        self.ZrZr = ZZ[Q1:, Q1:].toarray() if self.dense else ZZ[Q1:, Q1:].tocsr()
         self.n_evals = 0
 
     @property
@@ -169,32 +224,36 @@ class MultiProfiledDeviance:
         F = (P1s @ self.B @ Lr).tocsr()  # Q1 × Qr
         R1 = P1s @ st.ZX[:Q1]  # Q1 × p
         c1 = P1s @ st.Zy[:Q1]
-        Arr = np.asarray((Lr.T @ (Lr.T @ self.ZrZr).T).T) if Lr.shape[0] else np.zeros((0, 0))
-        Arr = Arr + np.eye(Arr.shape[0]) - (F.T @ F).toarray()
+        Qr = Lr.shape[0]
+        if self.dense:
+            Arr = (np.asarray((Lr.T @ (Lr.T @ self.ZrZr).T).T) if Qr else np.zeros((0, 0)))
+            Arr = Arr + np.eye(Qr) - (F.T @ F).toarray()
+        else:
+            Arr = (Lr.T @ self.ZrZr @ Lr + sparse.identity(Qr) - F.T @ F).tocsc()
         Kr = Lr.T @ st.ZX[Q1:] - F.T @ R1
         gr = Lr.T @ st.Zy[Q1:] - F.T @ c1
         try:
-            Lrr = linalg.cholesky(Arr, lower=True)
-        except linalg.LinAlgError:
+            rest = RestFactor(Arr)
+        except (linalg.LinAlgError, RuntimeError):
             return MultiPLSState(theta, np.full(p, np.nan), np.nan, np.inf)
         pieces = dict(T1=T1, L1inv=L1inv, P1s=P1s, Lr=Lr, F=F) if keep else None
-        return self._finish(theta, logdet, Lrr, R1, c1, Kr, gr, pieces)
+        return self._finish(theta, logdet + rest.logdet, rest.solve, R1, c1, Kr, gr, pieces,
+                            rest=rest)
 
-    def _finish(self, theta, logdet, Lrr, R1, c1, Kr, gr, pieces):
-        """From the factored rest block (``Lrr``): the fixed effects' Schur complement,
-        β, r² and the deviance (the last steps of DESIGN §1's blocked factorization)."""
+    def _finish(self, theta, logdet, solve, R1, c1, Kr, gr, pieces, rest=None):
+        """From the factored rest block (``solve(b) = S_rr⁻¹b``): the fixed effects' Schur
+        complement, β, r² and the deviance (the last steps of DESIGN §1's blocked
+        factorization)."""
         st, p = self.stats, self.stats.p
-        logdet += 2.0 * np.log(np.diag(Lrr)).sum()
-        Rr = linalg.solve_triangular(Lrr, Kr, lower=True)
-        cr = linalg.solve_triangular(Lrr, gr, lower=True)
-        S = st.XtX - R1.T @ R1 - Rr.T @ Rr
-        rhs = st.Xty - R1.T @ c1 - Rr.T @ cr
+        Y, z = solve(Kr), solve(gr)
+        S = st.XtX - R1.T @ R1 - Kr.T @ Y
+        rhs = st.Xty - R1.T @ c1 - Kr.T @ z
         try:
             RX = linalg.cholesky(S, lower=False) if p else np.zeros((0, 0))
         except linalg.LinAlgError:
             return MultiPLSState(theta, np.full(p, np.nan), np.nan, np.inf)
         beta = linalg.cho_solve((RX, False), rhs) if p else np.zeros(0)
-        r2 = st.yty - c1 @ c1 - cr @ cr - rhs @ beta
+        r2 = st.yty - c1 @ c1 - gr @ z - rhs @ beta
         dof = self.dof
         if not (r2 > 0.0 and dof > 0):
             return MultiPLSState(theta, beta, r2, np.inf)
@@ -202,7 +261,7 @@ class MultiProfiledDeviance:
         if self.reml:
             dev += 2.0 * np.log(np.abs(np.diag(RX))).sum()
         if pieces is not None:
-            pieces.update(R1=R1, c1=c1, Lrr=Lrr, Rr=Rr, cr=cr, RX=RX)
+            pieces.update(R1=R1, c1=c1, Kr=Kr, gr=gr, Y=Y, solve=solve, rest=rest, RX=RX)
         return MultiPLSState(theta, beta, r2, dev, S, pieces)
 
     def __call__(self, theta):
@@ -217,36 +276,33 @@ class MultiProfiledDeviance:
         level)."""
         pc = state.pieces
         G1, q1 = self.G1, self.q1
-        beta = state.beta
-        ur = linalg.solve_triangular(pc["Lrr"], pc["cr"] - pc["Rr"] @ beta, lower=True,
-                                     trans="T")
-        t1 = (pc["c1"] - pc["R1"] @ beta - pc["F"] @ ur).reshape(G1, q1)
+        beta, F, rest = state.beta, pc["F"], pc["rest"]
+        ur = rest.solve(pc["gr"] - pc["Kr"] @ beta)
+        t1 = (pc["c1"] - pc["R1"] @ beta - F @ ur).reshape(G1, q1)
         L1invT = pc["L1inv"].transpose(0, 2, 1)
         u1 = np.einsum("gab,gb->ga", L1invT, t1)
-        # A⁻¹'s diagonal blocks
-        Srr_inv = linalg.cho_solve((pc["Lrr"], True), np.eye(pc["Lrr"].shape[0]))
-        F = pc["F"]
-        FS = np.asarray(F @ Srr_inv)  # Q1 × Qr (dense; Q1 rows of the sparse F)
-        inner = np.einsum("ga,gb->gab", np.zeros((G1, q1)), np.zeros((G1, q1)))
-        rows = (F.multiply(FS)).sum(axis=1) if q1 == 1 else None
-        if q1 == 1:
-            inner[:, 0, 0] = np.asarray(rows).ravel()
-        else:
-            for a in range(q1):
-                for b in range(q1):
-                    Fa = F[a::q1]
-                    inner[:, a, b] = np.asarray(Fa.multiply(FS[b::q1]).sum(axis=1)).ravel()
+        # A⁻¹'s diagonal blocks: F S_rr⁻¹ F' on the first factor's blocks, in chunks of
+        # its levels (S_rr⁻¹ F' is dense: Q_r × chunk)
+        inner = np.zeros((G1, q1, q1))
+        chunk = max(1, 512 // q1)
+        for a in range(0, G1, chunk):
+            b = min(G1, a + chunk)
+            Fc = F[a * q1:b * q1]
+            W = np.asarray(Fc @ rest.solve(Fc.T.toarray())) if rest.m else np.zeros(
+                (Fc.shape[0], Fc.shape[0]))
+            for i in range(b - a):
+                inner[a + i] = W[i * q1:(i + 1) * q1, i * q1:(i + 1) * q1]
         cov1 = L1invT @ (np.eye(q1) + inner) @ pc["L1inv"]
         out = []
         T1 = pc["T1"]
         out.append((u1 @ T1.T, T1[None] @ cov1 @ T1.T[None]))
+        blocks = rest.diagonal_blocks([(f.n_levels, f.term.q) for f in self.factors[1:]])
         start = 0
         for k, f in enumerate(self.factors[1:], start=1):
             T = f.term.factor(state.theta[self.theta_slices[k]:self.theta_slices[k + 1]])
             q, G = f.term.q, f.n_levels
             u = ur[start:start + G * q].reshape(G, q)
-            blk = Srr_inv[start:start + G * q, start:start + G * q]
-            covk = np.stack([blk[i * q:(i + 1) * q, i * q:(i + 1) * q] for i in range(G)])
+            covk = blocks[k - 1]
             out.append((u @ T.T, T[None] @ covk @ T.T[None]))
             start += G * q
         return out
@@ -306,8 +362,10 @@ class ScalarFactorsDeviance(MultiProfiledDeviance):
         if info != 0 or not np.all(np.isfinite(np.diag(Lrr))):
             return MultiPLSState(theta, np.full(p, np.nan), np.nan, np.inf)
         pieces = dict(T1=np.array([[theta[0]]]), L1inv=(1.0 / l)[:, None, None], l=l,
-                      F=F, Fdata=Fdata)
-        return self._finish(theta, logdet, Lrr, R1, c1, Kr, gr, pieces)
+                      F=F, Fdata=Fdata, Lrr=Lrr)
+        return self._finish(theta, logdet + 2.0 * np.log(np.diag(Lrr)).sum(),
+                            lambda b: linalg.cho_solve((Lrr, True), b, check_finite=False),
+                            R1, c1, Kr, gr, pieces)
 
     def value_and_grad(self, theta):
         state = self.evaluate(theta)
@@ -321,14 +379,14 @@ class ScalarFactorsDeviance(MultiProfiledDeviance):
         l, F, Lrr = pc["l"], pc["F"], pc["Lrr"]
         beta = state.beta
         # spherical modes u and the diagonal of (M⁻¹)_uu
-        ur = linalg.solve_triangular(Lrr, pc["cr"] - pc["Rr"] @ beta, lower=True, trans="T")
+        ur = pc["solve"](pc["gr"] - pc["Kr"] @ beta)
         u1 = (pc["c1"] - pc["R1"] @ beta - F @ ur) / l
         Sinv, info = linalg.lapack.dpotri(Lrr, lower=1, overwrite_c=0)  # lower triangle
         quad = np.empty(Q1)
         row_quadratic_forms(self.B.indptr, self.B.indices, pc["Fdata"], Sinv, quad)
         diag = np.concatenate([(1.0 + quad) / (l * l), np.diag(Sinv).copy()])
         if self.reml and st.p:
-            Yr = linalg.solve_triangular(Lrr, pc["Rr"], lower=True, trans="T")
+            Yr = pc["Y"]
             Y1 = (pc["R1"] - F @ Yr) / l[:, None]
             Y = np.vstack([Y1, Yr]) @ linalg.solve_triangular(pc["RX"], np.eye(st.p))
             diag = diag + np.sum(Y * Y, axis=1)
@@ -349,7 +407,7 @@ class ScalarFactorsDeviance(MultiProfiledDeviance):
         pc, st = state.pieces, self.stats
         Q1 = st.offsets[1]
         l, F, Lrr, beta = pc["l"], pc["F"], pc["Lrr"], state.beta
-        ur = linalg.solve_triangular(Lrr, pc["cr"] - pc["Rr"] @ beta, lower=True, trans="T")
+        ur = pc["solve"](pc["gr"] - pc["Kr"] @ beta)
         u1 = (pc["c1"] - pc["R1"] @ beta - F @ ur) / l
         Sinv, _ = linalg.lapack.dpotri(Lrr, lower=1, overwrite_c=0)
         quad = np.empty(Q1)

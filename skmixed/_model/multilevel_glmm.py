@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import linalg, optimize, sparse, special
 
-from .multilevel import random_effects_matrix
+from .multilevel import DENSE_LIMIT, RestFactor, random_effects_matrix
 
 __all__ = ["BlockedSystem", "MultiLaplace"]
 
@@ -55,48 +55,43 @@ class BlockedSystem:
         P = sparse.bsr_matrix((self.L1inv, np.arange(G1), np.arange(G1 + 1)),
                               shape=(Q1, Q1)).tocsr()
         self.F = (P @ A[:Q1, Q1:]).tocsr()
-        Arr = A[Q1:, Q1:].toarray() + np.eye(A.shape[0] - Q1) - (self.F.T @ self.F).toarray()
-        self.Lrr = linalg.cholesky(Arr, lower=True) if Arr.size else np.zeros((0, 0))
+        Qr = A.shape[0] - Q1
+        if Qr <= DENSE_LIMIT:
+            Arr = A[Q1:, Q1:].toarray() + np.eye(Qr) - (self.F.T @ self.F).toarray()
+        else:
+            Arr = (A[Q1:, Q1:] + sparse.identity(Qr) - self.F.T @ self.F).tocsc()
+        self.rest = RestFactor(Arr)
         self.P, self.Q1, self.G1, self.q1 = P, Q1, G1, q1
         self.logdet = (2.0 * np.log(np.diagonal(self.L1, axis1=1, axis2=2)).sum()
-                       + 2.0 * np.log(np.diag(self.Lrr)).sum())
+                       + self.rest.logdet)
 
     def solve(self, b):
         if b.ndim == 2:
             return np.column_stack([self.solve(col) for col in b.T]) if b.shape[1] else b
         Q1 = self.Q1
         z1 = self.P @ b[:Q1]
-        zr = b[Q1:] - self.F.T @ z1
-        if zr.size:
-            zr = linalg.solve_triangular(self.Lrr, zr, lower=True)
-            ur = linalg.solve_triangular(self.Lrr, zr, lower=True, trans="T")
-        else:
-            ur = zr
+        ur = self.rest.solve(b[Q1:] - self.F.T @ z1)
         t1 = (z1 - self.F @ ur).reshape(self.G1, self.q1)
         u1 = np.einsum("gba,gb->ga", self.L1inv, t1).ravel()  # L1⁻ᵀ per level
         return np.concatenate([u1, ur])
 
     def inverse_diagonal_blocks(self, factors):
-        """Per factor, the q × q diagonal blocks of A⁻¹ (the conditional covariance of u)."""
-        Srr_inv = (linalg.cho_solve((self.Lrr, True), np.eye(self.Lrr.shape[0]))
-                   if self.Lrr.size else np.zeros((0, 0)))
-        FS = np.asarray(self.F @ Srr_inv) if Srr_inv.size else np.zeros((self.Q1, 0))
-        F = self.F
-        inner = np.zeros((self.G1, self.q1, self.q1))
-        for a in range(self.q1):
-            for b in range(self.q1):
-                inner[:, a, b] = np.asarray(F[a::self.q1].multiply(FS[b::self.q1])
-                                            .sum(axis=1)).ravel()
+        """Per factor, the q × q diagonal blocks of A⁻¹ (the conditional covariance of u):
+        ``L₁⁻ᵀ(I + F S_rr⁻¹ F')L₁⁻¹`` per first-factor level (F's rows in chunks), the
+        blocks of ``S_rr⁻¹`` for the others."""
+        q1, G1, rest = self.q1, self.G1, self.rest
+        inner = np.zeros((G1, q1, q1))
+        chunk = max(1, 512 // q1)
+        for a in range(0, G1, chunk):
+            b = min(G1, a + chunk)
+            Fc = self.F[a * q1:b * q1]
+            if rest.m:
+                W = np.asarray(Fc @ rest.solve(Fc.T.toarray()))
+                for i in range(b - a):
+                    inner[a + i] = W[i * q1:(i + 1) * q1, i * q1:(i + 1) * q1]
         L1invT = self.L1inv.transpose(0, 2, 1)
-        out = [L1invT @ (np.eye(self.q1) + inner) @ self.L1inv]
-        start = 0
-        for f in factors[1:]:
-            q, G = f.term.q, f.n_levels
-            blk = Srr_inv[start:start + G * q, start:start + G * q]
-            out.append(np.stack([blk[i * q:(i + 1) * q, i * q:(i + 1) * q]
-                                 for i in range(G)]))
-            start += G * q
-        return out
+        out = [L1invT @ (np.eye(q1) + inner) @ self.L1inv]
+        return out + rest.diagonal_blocks([(f.n_levels, f.term.q) for f in factors[1:]])
 
 
 @dataclass

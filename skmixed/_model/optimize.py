@@ -488,7 +488,7 @@ def minimize_log_theta(objective, terms, *, theta0=None, tol=1e-8, max_iter=1000
         # the criterion's gradient of hundreds (a wasted evaluation at the bound)
         f0, g0 = fg(x0)
         scale = max(1.0, float(np.max(np.abs(g0)))) if np.isfinite(f0) else 1.0
-        gtol = max(_LOG_THETA_GTOL * abs(f0), 1e-7) if np.isfinite(f0) else 1e-7
+        gtol = max(_LOG_THETA_GTOL * abs(f0), 1e-4) if np.isfinite(f0) else 1e-4
         res = optimize.minimize(lambda x: tuple(v / scale for v in fg(x)), x0, jac=True,
                                 method="L-BFGS-B",
                                 bounds=[(_LOG_THETA_FLOOR, 8.0)] * x0.size,

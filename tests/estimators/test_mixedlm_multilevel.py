@@ -171,3 +171,30 @@ def test_summary_lists_every_factor(shared_data_dir):
                                                             df["strength"]).summary()
     assert "strength ~ 1 + (1 | batch) + (1 | cask:batch)" in text
     assert "groups:  batch, 10; cask:batch, 30" in text
+
+
+def test_sparse_rest_block_equals_the_dense_one(monkeypatch):
+    """Beyond ``DENSE_LIMIT`` columns the other factors' Schur complement is factored by
+    SciPy's sparse LU: the same fit as the dense path (here forced with a limit of 0, on a
+    nested design whose inner factor has 1,200 levels)."""
+    from skmixed._model import multilevel
+
+    rng = np.random.default_rng(9)
+    n = 12_000
+    a = rng.integers(0, 60, n)
+    b = a * 20 + rng.integers(0, 20, n)  # 20 levels of b within each a
+    x = rng.normal(size=n)
+    y = 0.3 * x + rng.normal(0, 0.8, 60)[a] + rng.normal(0, 0.5, 1200)[b] + rng.normal(size=n)
+    X = pd.DataFrame({"x": x, "a": a, "b": b})
+    dense = MixedLM(groups=["a", "b"]).fit(X, y)
+    monkeypatch.setattr(multilevel, "DENSE_LIMIT", 0)
+    sparse_fit = MixedLM(groups=["a", "b"]).fit(X, y)
+    # the general path ran (sparse LU, finite-difference gradient)
+    assert sparse_fit.optimization_.optimizer != dense.optimization_.optimizer
+    assert sparse_fit.reml_criterion_ == pytest.approx(dense.reml_criterion_, rel=1e-9)
+    np.testing.assert_allclose(sparse_fit.theta_, dense.theta_, rtol=1e-4)
+    np.testing.assert_allclose(sparse_fit.coef_, dense.coef_, rtol=1e-6)
+    re_s = sparse_fit.random_effects_.set_index(["group", "level"])
+    re_d = dense.random_effects_.set_index(["group", "level"])
+    np.testing.assert_allclose(re_s["mode"], re_d["mode"], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(re_s["cond_sd"], re_d["cond_sd"], rtol=1e-4)
