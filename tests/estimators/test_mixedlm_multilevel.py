@@ -198,3 +198,21 @@ def test_sparse_rest_block_equals_the_dense_one(monkeypatch):
     re_d = dense.random_effects_.set_index(["group", "level"])
     np.testing.assert_allclose(re_s["mode"], re_d["mode"], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(re_s["cond_sd"], re_d["cond_sd"], rtol=1e-4)
+
+
+def test_clone_and_cross_validation_with_several_factors():
+    from sklearn.base import clone
+    from sklearn.model_selection import KFold, cross_val_score
+
+    rng = np.random.default_rng(1)
+    n = 3000
+    X = pd.DataFrame({"x": rng.normal(size=n), "a": rng.integers(0, 50, n),
+                      "b": rng.integers(0, 10, n)})
+    y = (0.5 + rng.normal(0, 0.3, 50)[X["a"]]) * X["x"] + rng.normal(0, 0.6, 50)[X["a"]] \
+        + rng.normal(0, 0.4, 10)[X["b"]] + rng.normal(size=n)
+    model = MixedLM(groups=["a", "b"], random_slopes={"a": ["x"]},
+                    covariance={"a": "diagonal"})
+    twin = clone(model)
+    assert twin.get_params() == model.get_params()
+    scores = cross_val_score(model, X, y, cv=KFold(3, shuffle=True, random_state=0))
+    assert np.all(scores > 0.2)
