@@ -8,6 +8,7 @@ The fit makes one Numba-parallel pass over the rows to per-group sufficient stat
 import time
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.utils.validation import check_is_fitted
 
@@ -16,7 +17,9 @@ from .._kernels.threads import numba_threads
 from .._model.lmm import GroupedCrossproducts, ProfiledDeviance
 from .._model.optimize import minimize_theta
 from .._model.terms import RandomEffectTerm
+from ..sources import ChunkedData
 from . import _design, _multi
+from ._chunked import chunked_pass, dask_pass, is_dask
 from ._base import GROUPED_CONSTRAINTS, GroupedModelMixin, independent_fixed_columns
 from ._results import summary_text
 
@@ -224,13 +227,18 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Fit the model.
 
         Parameters
         ----------
-        X : DataFrame or array-like of shape (n_samples, n_features)
-            Fixed-effect columns plus the grouping column named by ``groups``.
+        X : DataFrame, array-like of shape (n_samples, n_features), or ChunkedData
+            Fixed-effect columns plus the grouping column named by ``groups``; or a chunked
+            source (:mod:`skmixed.sources`: a Parquet dataset, an iterator of DataFrames)
+            read once, out of core, which names its target and weight columns (then y
+            and sample_weight stay None; one grouping factor); or a Dask DataFrame, with
+            y (and sample_weight) Dask Series partitioned alike: every partition reduced
+            to per-group sums where it lives.
         y : array-like of shape (n_samples,)
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative frequency weights.
@@ -243,6 +251,8 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         t0 = time.perf_counter()
         name = type(self).__name__
         self._multi_design = None
+        if isinstance(X, ChunkedData) or is_dask(X):
+            return self._fit_chunked(X, y, sample_weight)
         if _multi.is_multi(self.groups):
             return self._fit_multi(X, y, sample_weight)
         # one factor given as a one-element list
@@ -275,6 +285,48 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         result["timings"] = {**timings, **result["timings"],
                              "total": time.perf_counter() - t0}
         self._set_fitted(X, y, design, result)
+        return self
+
+    def _fit_chunked(self, source, y, sample_weight):
+        """Out of core: one pass over the source's chunks (skmixed._estimators._chunked),
+        then the same optimization as an in-memory fit."""
+        t0 = time.perf_counter()
+        name = type(self).__name__
+        dask_input = is_dask(source)
+        if dask_input and not is_dask(y):
+            raise ValueError(f"{name}.fit(X, y) with a Dask DataFrame X needs y as a Dask "
+                             "Series partitioned like X (e.g. ddf['y']).")
+        if dask_input and sample_weight is not None and not is_dask(sample_weight):
+            raise ValueError("with a Dask DataFrame X, sample_weight is a Dask Series too.")
+        if not dask_input and (y is not None or sample_weight is not None):
+            raise ValueError(f"{name}.fit(source): a chunked source names its target (and "
+                             "weight) column; pass y and sample_weight as None.")
+        if _multi.is_multi(self.groups) or isinstance(self.random_slopes, dict):
+            raise ValueError("several grouping factors need an in-memory X (a chunked "
+                             "source fits one grouping factor).")
+        groups = self.groups[0] if isinstance(self.groups, (list, tuple)) else self.groups
+        if groups is None:
+            raise ValueError(f"{name} needs groups=<the grouping column of X>.")
+        with numba_threads(self.n_jobs) as n_threads:
+            if dask_input:
+                chunked = dask_pass(source, y, sample_weight, groups=groups,
+                                    random_slopes=self.random_slopes,
+                                    fit_intercept=self.fit_intercept,
+                                    centring_shift=_centring_shift, estimator_name=name)
+            else:
+                chunked = chunked_pass(source, groups=groups,
+                                       random_slopes=self.random_slopes,
+                                       fit_intercept=self.fit_intercept, n_threads=n_threads,
+                                       centring_shift=_centring_shift, estimator_name=name)
+            row_pass = time.perf_counter() - t0
+            design = _checked_after_pass(chunked.design, chunked.sums, None, name)
+            result = self._fit_from_crossprods(design, chunked.sums.group_xv,
+                                               chunked.sums.total_vv, n_threads,
+                                               chunked.shift)
+        result["timings"] = {"row_pass": row_pass, **result["timings"],
+                             "total": time.perf_counter() - t0}
+        self._set_fitted(chunked.X_first, pd.Series([], name=chunked.y_name, dtype=float),
+                         design, result)
         return self
 
     def _fit_multi(self, X, y, sample_weight):

@@ -1,0 +1,77 @@
+"""MixedLM out of core: the study's data written to Parquet (10 files) and fitted from disk
+(skmixed.sources.from_parquet, batches of 1,000,000 rows, read once) vs the in-memory fit
+of the same data, and the peak memory of the out-of-core fit measured in a fresh process
+(its maximum resident set size, everything included: Python, NumPy, Numba, Arrow).
+Quick grid: 2,000,000 rows × 2,000 groups; ``--bench-full``: 20,000,000 × 20,000 (issue 7:
+peak ≤ 2 GB)."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytest.importorskip("pyarrow", reason="Parquet sources need the 'parquet' extra")
+
+COLS = ["x", "b", "g"]
+
+
+@pytest.fixture(scope="module")
+def parquet_data(request, tmp_path_factory):
+    from skmixed.datasets import make_multilevel
+
+    full = request.config.getoption("--bench-full")
+    n_obs, n_groups = (20_000_000, 20_000) if full else (2_000_000, 2_000)
+    df = make_multilevel(n_obs, n_groups, random_state=7)[COLS + ["y"]]
+    df.attrs = {}
+    folder = tmp_path_factory.mktemp("parquet")
+    step = n_obs // 10
+    for i in range(10):
+        df.iloc[i * step:(i + 1) * step].to_parquet(folder / f"part-{i}.parquet", index=False)
+    return folder, df, n_obs
+
+
+def _fit_from_disk(folder):
+    from skmixed import MixedLM
+    from skmixed.sources import from_parquet
+
+    return MixedLM(groups="g").fit(from_parquet(folder, target="y", columns=COLS,
+                                                progress=False))
+
+
+def test_outofcore_parquet_fit(benchmark, machine_info, parquet_data):
+    folder, df, n_obs = parquet_data
+    model = benchmark.pedantic(_fit_from_disk, args=(folder,), rounds=3, warmup_rounds=1)
+    machine_info(n_obs=n_obs, source="parquet")
+    assert model.converged_ and abs(model.coef_[0] - 0.5) < 0.01
+
+
+def test_inmemory_fit_same_data(benchmark, machine_info, parquet_data):
+    from skmixed import MixedLM
+
+    _, df, n_obs = parquet_data
+    model = benchmark.pedantic(lambda: MixedLM(groups="g").fit(df[COLS], df["y"]), rounds=3,
+                               warmup_rounds=1)
+    machine_info(n_obs=n_obs, source="memory")
+    reference = _fit_from_disk(parquet_data[0])
+    assert abs(model.coef_[0] / reference.coef_[0] - 1) < 1e-8
+
+
+def test_outofcore_peak_memory(benchmark, machine_info, parquet_data):
+    folder, _, n_obs = parquet_data
+    code = textwrap.dedent(f"""
+        import json, resource
+        from skmixed import MixedLM
+        from skmixed.sources import from_parquet
+        model = MixedLM(groups="g").fit(from_parquet({str(folder)!r}, target="y",
+                                                     columns={COLS!r}, progress=False))
+        print(json.dumps(dict(peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                              / 1024, coef=model.coef_.tolist())))
+    """)
+    out = benchmark.pedantic(lambda: subprocess.run([sys.executable, "-c", code], check=True,
+                                                    capture_output=True, text=True).stdout,
+                             rounds=1, warmup_rounds=0)
+    peak = json.loads(out.strip().splitlines()[-1])["peak_mb"]
+    machine_info(n_obs=n_obs, peak_mb=round(peak, 1))
+    assert peak < 2048

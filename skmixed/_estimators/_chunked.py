@@ -1,0 +1,188 @@
+"""The row pass of MixedLM over a chunked source (skmixed.sources): each chunk's per-group
+sums from the in-memory kernel, mapped onto the groups seen so far and added up.
+
+Groups are labelled per chunk (its own codes) and mapped to running codes by their labels,
+so a group may appear in any number of chunks; at the end the levels are sorted as an
+in-memory fit sorts them. The centring shift (see ``mixed_lm._centring_shift``) comes from
+the first chunk: any value near the means keeps the sums free of cancellation, and the
+shift is undone exactly afterwards.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .._kernels.crossprod import GroupedSums, grouped_crossprods
+from ..sources import chunk_columns
+from . import _design
+
+__all__ = ["ChunkedPass", "chunked_pass", "dask_pass", "is_dask"]
+
+
+@dataclass
+class ChunkedPass:
+    design: object  # the first chunk's GroupedDesign with the running levels
+    sums: GroupedSums
+    shift: np.ndarray
+    X_first: pd.DataFrame  # the first chunk's columns (feature names for validate_data)
+    y_name: str
+    n_chunks: int
+
+
+class _Accumulator:
+    """Per-group sums over a growing set of group labels."""
+
+    def __init__(self, q, m):
+        self.levels = {}
+        self.order = []
+        self.xv = np.zeros((1024, q, m))
+        self.rows = np.zeros(1024, dtype=np.int64)
+        self.total = np.zeros((m, m))
+
+    def add(self, levels, group_xv, group_rows, total_vv):
+        codes = np.empty(len(levels), dtype=np.int64)
+        for i, level in enumerate(levels):
+            code = self.levels.get(level)
+            if code is None:
+                code = self.levels[level] = len(self.order)
+                self.order.append(level)
+            codes[i] = code
+        if len(self.order) > self.xv.shape[0]:
+            size = max(len(self.order), 2 * self.xv.shape[0])
+            self.xv = np.concatenate([self.xv, np.zeros((size - self.xv.shape[0],)
+                                                        + self.xv.shape[1:])])
+            self.rows = np.concatenate([self.rows, np.zeros(size - self.rows.shape[0],
+                                                            dtype=np.int64)])
+        self.xv[codes] += group_xv  # codes are distinct within a chunk
+        self.rows[codes] += group_rows
+        self.total += total_vv
+
+    def finish(self):
+        """Sums and levels in the order an in-memory fit gives them (sorted labels)."""
+        G = len(self.order)
+        levels = pd.Index(self.order)
+        try:
+            perm = np.argsort(levels.to_numpy(), kind="stable")
+        except TypeError:  # unorderable mixed labels: order of appearance
+            perm = np.arange(G)
+        return (levels[perm], self.xv[:G][perm], self.rows[:G][perm], self.total)
+
+
+def is_dask(obj):
+    """A Dask DataFrame or Series (without importing dask)."""
+    return type(obj).__module__.split(".")[0] == "dask" and hasattr(obj, "to_delayed")
+
+
+def _partition_sums(frame, y, w, label, kinds, groups, random_slopes, z_pos, shift,
+                    estimator_name, n_threads=1):
+    """One partition's (or chunk's) per-group sums — run where the partition lives (a Dask
+    worker) or in the loop over chunks: ``(levels, group_xv, group_rows, total_vv)`` over
+    the groups present, or None for no rows."""
+    chunk_columns(frame, label, kinds)
+    n = len(frame)
+    if n == 0:
+        return None
+    y = _design.check_target(y, n, estimator_name)
+    w = _design.check_weights(None if w is None else np.asarray(w), n)
+    design = _chunk_design(frame, label, groups, random_slopes, estimator_name)
+    sums = grouped_crossprods(design.columns, y, w, design.codes, len(design.levels), z_pos,
+                              n_threads, shift)
+    if sums.n_bad_codes:
+        raise ValueError(f"{label}: {_design.missing_groups_error(design.group_label)}")
+    if not (np.isfinite(sums.total_vv).all() and np.isfinite(sums.group_xv).all()):
+        try:
+            _design.check_finite_columns(design.columns, design.fixed_labels, y)
+        except ValueError as exc:
+            raise ValueError(f"{label}: {exc}") from None
+        raise ValueError(f"{label}: the cross-products overflowed: rescale the columns.")
+    present = sums.group_rows > 0
+    return (list(design.levels[present]), sums.group_xv[present], sums.group_rows[present],
+            sums.total_vv)
+
+
+def _chunk_design(frame, label, groups, random_slopes, estimator_name):
+    try:
+        return _design.make_design(frame, groups=groups, random_slopes=random_slopes,
+                                   estimator_name=estimator_name)
+    except (ValueError, TypeError) as exc:
+        raise type(exc)(f"{label}: {exc}") from None
+
+
+def dask_pass(X, y, w, *, groups, random_slopes, fit_intercept, centring_shift,
+              estimator_name):
+    """One pass over a Dask DataFrame X and Series y (and weights w): every partition
+    reduced to its per-group sums where it lives (one task each), the small results
+    gathered and added by group label as for chunks. The centring shift comes from the
+    first rows (``X.head``)."""
+    import dask
+
+    parts_X, parts_y = X.to_delayed(), y.to_delayed()
+    parts_w = w.to_delayed() if w is not None else [None] * len(parts_X)
+    if not len(parts_X) == len(parts_y) == len(parts_w):
+        raise ValueError(f"X has {len(parts_X)} partitions but y (or sample_weight) has "
+                         f"{len(parts_y)}: partition them alike (e.g. y = ddf['y'] of the "
+                         "same frame).")
+    head = X.head(4096, npartitions=-1)
+    if len(head) == 0:
+        raise ValueError(f"{estimator_name}: the Dask DataFrame has no rows.")
+    y_head = np.asarray(y.head(len(head), npartitions=-1), dtype=float)
+    template = _design.make_design(head, groups=groups, random_slopes=random_slopes,
+                                   estimator_name=estimator_name)
+    shift = centring_shift(template, y_head[:len(head)], fit_intercept)
+    z_pos = np.concatenate([[0], 1 + template.slope_pos]).astype(np.int64)
+    kinds = chunk_columns(X._meta, "the Dask DataFrame's metadata", None)
+    tasks = [dask.delayed(_partition_sums)(px, py, pw, f"partition {i}", kinds, groups,
+                                           random_slopes, z_pos, shift, estimator_name)
+             for i, (px, py, pw) in enumerate(zip(parts_X, parts_y, parts_w))]
+    results = dask.compute(*tasks)
+    acc = _Accumulator(len(z_pos), len(template.columns) + 2)
+    for r in results:
+        if r is not None:
+            acc.add(*r)
+    if not acc.order:
+        raise ValueError(f"{estimator_name}: the Dask DataFrame has no rows.")
+    levels, group_xv, group_rows, total_vv = acc.finish()
+    template.levels = levels
+    template.codes = np.empty(0, dtype=np.int32)
+    return ChunkedPass(template, GroupedSums(group_xv, total_vv, group_rows, 0), shift,
+                       X._meta, getattr(y, "name", None) or "y", len(parts_X))
+
+
+def chunked_pass(source, *, groups, random_slopes, fit_intercept, n_threads, centring_shift,
+                 estimator_name):
+    """One pass over ``source`` (a :class:`~skmixed.sources.ChunkedData`)."""
+    kinds, acc, template, shift, X_first, z_pos = None, None, None, None, None, None
+    n_chunks = 0
+    bar = tqdm(source.chunks(), total=source.n_chunks, disable=not source.progress,
+               desc=f"{estimator_name}: row pass", unit="chunk")
+    for label, frame in bar:
+        kinds = chunk_columns(frame, label, kinds)
+        for role, column in (("target", source.target), ("weight", source.weight)):
+            if column is not None and column not in frame.columns:
+                raise ValueError(f"{label} lacks the {role} column {column!r}.")
+        if len(frame) == 0:
+            continue
+        X = frame.drop(columns=[c for c in (source.target, source.weight) if c is not None])
+        y = frame[source.target]
+        if template is None:  # the first rows: the design's layout and the centring shift
+            template = _chunk_design(X, label, groups, random_slopes, estimator_name)
+            X_first = X.iloc[:0]
+            shift = centring_shift(template, _design.check_target(y, len(y), estimator_name),
+                                   fit_intercept)
+            z_pos = np.concatenate([[0], 1 + template.slope_pos]).astype(np.int64)
+            acc = _Accumulator(len(z_pos), len(template.columns) + 2)
+        result = _partition_sums(
+            X, y, None if source.weight is None else frame[source.weight], label,
+            {c: k for c, k in kinds.items() if c in X.columns}, groups, random_slopes,
+            z_pos, shift, estimator_name, n_threads)
+        acc.add(*result)
+        n_chunks += 1
+    if template is None:
+        raise ValueError(f"{estimator_name}: the source has no rows.")
+    levels, group_xv, group_rows, total_vv = acc.finish()
+    template.levels = levels
+    template.codes = np.empty(0, dtype=np.int32)  # the rows are gone
+    return ChunkedPass(template, GroupedSums(group_xv, total_vv, group_rows, 0), shift,
+                       X_first, source.target, n_chunks)
