@@ -1,4 +1,5 @@
-"""MixedLM out of core: the study's data written to Parquet (10 files) and fitted from disk
+"""Out of core: the study's data written to Parquet (10 files) and fitted from disk by
+MixedLM (and AdditiveMixed's Gaussian binned model)
 (skmixed.sources.from_parquet, batches of 1,000,000 rows, read once) vs the in-memory fit
 of the same data, and the peak memory of the out-of-core fit measured in a fresh process
 (its maximum resident set size, everything included: Python, NumPy, Numba, Arrow).
@@ -15,6 +16,7 @@ import pytest
 pytest.importorskip("pyarrow", reason="Parquet sources need the 'parquet' extra")
 
 COLS = ["x", "b", "g"]
+ADDITIVE = ["x", "b", "z", "g"]
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +25,7 @@ def parquet_data(request, tmp_path_factory):
 
     full = request.config.getoption("--bench-full")
     n_obs, n_groups = (20_000_000, 20_000) if full else (2_000_000, 2_000)
-    df = make_multilevel(n_obs, n_groups, random_state=7)[COLS + ["y"]]
+    df = make_multilevel(n_obs, n_groups, random_state=7)[ADDITIVE + ["y", "y_nl"]]
     df.attrs = {}
     folder = tmp_path_factory.mktemp("parquet")
     step = n_obs // 10
@@ -75,3 +77,20 @@ def test_outofcore_peak_memory(benchmark, machine_info, parquet_data):
     peak = json.loads(out.strip().splitlines()[-1])["peak_mb"]
     machine_info(n_obs=n_obs, peak_mb=round(peak, 1))
     assert peak < 2048
+
+
+def test_outofcore_additive_parquet(benchmark, machine_info, parquet_data):
+    """AdditiveMixed ``y_nl ~ x + b + s(z) + s(g, bs = "re")`` from the same Parquet files
+    (z's range from the files' statistics), against the in-memory binned fit."""
+    from skmixed import AdditiveMixed
+    from skmixed.sources import from_parquet
+
+    folder, df, n_obs = parquet_data
+    model = benchmark.pedantic(
+        lambda: AdditiveMixed(smooths=["z"], groups="g").fit(
+            from_parquet(folder, target="y_nl", columns=ADDITIVE, progress=False)),
+        rounds=3, warmup_rounds=1)
+    machine_info(n_obs=n_obs, source="parquet")
+    memory = AdditiveMixed(smooths=["z"], groups="g", discrete=True).fit(df[ADDITIVE],
+                                                                       df["y_nl"])
+    assert abs(model.coef_[0] / memory.coef_[0] - 1) < 1e-8

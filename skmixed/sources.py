@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-__all__ = ["ChunkedData", "from_chunks", "from_parquet"]
+__all__ = ["ChunkedData", "from_chunks", "from_parquet", "checked_chunks"]
 
 
 @dataclass
@@ -39,6 +39,10 @@ class ChunkedData:
         The number of chunks if known (for the progress bar).
     progress : bool
         Show a progress bar (tqdm) over the chunks.
+    ranges : dict or None
+        ``{column: (min, max)}`` of numeric columns over all chunks, known before the
+        first (AdditiveMixed's binned smooths need the range of a covariate with more than
+        ``n_bins`` distinct values; Parquet sources read it from the files' statistics).
     """
 
     make_chunks: object
@@ -46,21 +50,22 @@ class ChunkedData:
     weight: str = None
     n_chunks: int = None
     progress: bool = True
+    ranges: dict = None
 
     def chunks(self):
         return self.make_chunks()
 
 
-def from_chunks(chunks, target, *, weight=None, progress=True):
+def from_chunks(chunks, target, *, weight=None, ranges=None, progress=True):
     """A :class:`ChunkedData` over an iterable of DataFrames (consumed once; a list can be
-    read again)."""
+    read again); ``ranges`` as :class:`ChunkedData`'s."""
     n_chunks = len(chunks) if hasattr(chunks, "__len__") else None
 
     def make():
         for i, frame in enumerate(chunks):
             yield f"chunk {i}", frame
 
-    return ChunkedData(make, target, weight, n_chunks, progress)
+    return ChunkedData(make, target, weight, n_chunks, progress, ranges)
 
 
 def from_parquet(path, target, *, columns=None, weight=None, batch_size=1_000_000,
@@ -85,6 +90,7 @@ def from_parquet(path, target, *, columns=None, weight=None, batch_size=1_000_00
     if columns is not None:
         wanted = list(dict.fromkeys(wanted + [target] + ([weight] if weight else [])))
     fragments = list(dataset.get_fragments())
+    ranges = _parquet_ranges(fragments, wanted)
 
     def make():
         for fragment in fragments:
@@ -93,7 +99,31 @@ def from_parquet(path, target, *, columns=None, weight=None, batch_size=1_000_00
                 frame = batch.to_pandas()
                 yield f"{fragment.path}, batch {i}", frame
 
-    return ChunkedData(make, target, weight, None, progress)
+    return ChunkedData(make, target, weight, None, progress, ranges)
+
+
+def _parquet_ranges(fragments, columns):
+    """``{column: (min, max)}`` of the numeric columns from the row groups' statistics
+    (columns without statistics in some row group are left out)."""
+    import pyarrow.parquet as pq
+
+    lo, hi, missing = {}, {}, set()
+    for fragment in fragments:
+        meta = pq.ParquetFile(fragment.path, filesystem=fragment.filesystem).metadata
+        names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+        for r in range(meta.num_row_groups):
+            group = meta.row_group(r)
+            for i, name in enumerate(names):
+                if name not in columns:
+                    continue
+                stats = group.column(i).statistics
+                if (stats is None or not stats.has_min_max
+                        or not isinstance(stats.min, (int, float))):
+                    missing.add(name)
+                    continue
+                lo[name] = min(lo.get(name, stats.min), stats.min)
+                hi[name] = max(hi.get(name, stats.max), stats.max)
+    return {c: (float(lo[c]), float(hi[c])) for c in lo if c not in missing}
 
 
 def chunk_columns(frame, label, first):
@@ -119,3 +149,19 @@ def chunk_columns(frame, label, first):
                              f"chunk's is {kind!r} (inconsistent column types across "
                              "chunks).")
     return kinds
+
+
+def checked_chunks(source, desc):
+    """The source's non-empty chunks, each checked against the first (columns, dtype kinds,
+    target and weight present), under a tqdm progress bar: ``(label, frame, kinds)``."""
+    from tqdm.auto import tqdm
+
+    kinds = None
+    for label, frame in tqdm(source.chunks(), total=source.n_chunks,
+                             disable=not source.progress, desc=desc, unit="chunk"):
+        kinds = chunk_columns(frame, label, kinds)
+        for role, column in (("target", source.target), ("weight", source.weight)):
+            if column is not None and column not in frame.columns:
+                raise ValueError(f"{label} lacks the {role} column {column!r}.")
+        if len(frame):
+            yield label, frame, kinds

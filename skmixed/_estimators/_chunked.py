@@ -12,10 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
-
 from .._kernels.crossprod import GroupedSums, grouped_crossprods
-from ..sources import chunk_columns
+from .._model.bin_tables import RunningLevels
+from ..sources import checked_chunks, chunk_columns
 from . import _design
 
 __all__ = ["ChunkedPass", "chunked_pass", "dask_pass", "is_dask"]
@@ -35,22 +34,20 @@ class _Accumulator:
     """Per-group sums over a growing set of group labels."""
 
     def __init__(self, q, m):
-        self.levels = {}
-        self.order = []
+        self.groups = RunningLevels()
         self.xv = np.zeros((1024, q, m))
         self.rows = np.zeros(1024, dtype=np.int64)
         self.total = np.zeros((m, m))
 
+    @property
+    def order(self):
+        return self.groups.levels
+
     def add(self, levels, group_xv, group_rows, total_vv):
-        codes = np.empty(len(levels), dtype=np.int64)
-        for i, level in enumerate(levels):
-            code = self.levels.get(level)
-            if code is None:
-                code = self.levels[level] = len(self.order)
-                self.order.append(level)
-            codes[i] = code
-        if len(self.order) > self.xv.shape[0]:
-            size = max(len(self.order), 2 * self.xv.shape[0])
+        codes = self.groups.codes(levels)
+        G = len(self.groups.levels)
+        if G > self.xv.shape[0]:
+            size = max(G, 2 * self.xv.shape[0])
             self.xv = np.concatenate([self.xv, np.zeros((size - self.xv.shape[0],)
                                                         + self.xv.shape[1:])])
             self.rows = np.concatenate([self.rows, np.zeros(size - self.rows.shape[0],
@@ -61,12 +58,9 @@ class _Accumulator:
 
     def finish(self):
         """Sums and levels in the order an in-memory fit gives them (sorted labels)."""
-        G = len(self.order)
-        levels = pd.Index(self.order)
-        try:
-            perm = np.argsort(levels.to_numpy(), kind="stable")
-        except TypeError:  # unorderable mixed labels: order of appearance
-            perm = np.arange(G)
+        G = len(self.groups.levels)
+        perm = self.groups.sort_order()
+        levels = pd.Index(self.groups.levels)
         return (levels[perm], self.xv[:G][perm], self.rows[:G][perm], self.total)
 
 
@@ -153,17 +147,9 @@ def dask_pass(X, y, w, *, groups, random_slopes, fit_intercept, centring_shift,
 def chunked_pass(source, *, groups, random_slopes, fit_intercept, n_threads, centring_shift,
                  estimator_name):
     """One pass over ``source`` (a :class:`~skmixed.sources.ChunkedData`)."""
-    kinds, acc, template, shift, X_first, z_pos = None, None, None, None, None, None
+    acc, template, shift, X_first, z_pos = None, None, None, None, None
     n_chunks = 0
-    bar = tqdm(source.chunks(), total=source.n_chunks, disable=not source.progress,
-               desc=f"{estimator_name}: row pass", unit="chunk")
-    for label, frame in bar:
-        kinds = chunk_columns(frame, label, kinds)
-        for role, column in (("target", source.target), ("weight", source.weight)):
-            if column is not None and column not in frame.columns:
-                raise ValueError(f"{label} lacks the {role} column {column!r}.")
-        if len(frame) == 0:
-            continue
+    for label, frame, kinds in checked_chunks(source, f"{estimator_name}: row pass"):
         X = frame.drop(columns=[c for c in (source.target, source.weight) if c is not None])
         y = frame[source.target]
         if template is None:  # the first rows: the design's layout and the centring shift

@@ -13,6 +13,7 @@ every cross-product comes from per-bin sums: no n × k basis is formed.
 
 import warnings
 from numbers import Integral
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -22,10 +23,13 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._model.additive import (CrossProducts, DenseREML, SmoothBlocks, discretize,
-                               laplace_reml, performance_iteration)
+from .._model.additive import (CrossProducts, DenseREML, SmoothBlocks,
+                               crossproducts_from_tables, discretize, laplace_reml,
+                               performance_iteration)
+from .._model.bin_tables import BinTables, SmoothAxis
 from .._model.smooth import PSpline
 from .._kernels.threads import numba_threads
+from ..sources import ChunkedData, checked_chunks
 from . import _design
 from ._base import GROUPED_CONSTRAINTS
 from ._results import fixed_effects_table, random_effects_table
@@ -141,13 +145,15 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Fit the model.
 
         Parameters
         ----------
-        X : DataFrame or array-like of shape (n_samples, n_features)
-            Parametric columns, the smooths' covariates and (if named) the groups.
+        X : DataFrame, array-like of shape (n_samples, n_features), or ChunkedData
+            Parametric columns, the smooths' covariates and (if named) the groups; or a
+            chunked source (:mod:`skmixed.sources`) read once, out of core (Gaussian,
+            binned), which names its target and weight columns.
         y : array-like of shape (n_samples,)
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative frequency weights.
@@ -157,6 +163,8 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         self : AdditiveMixed
         """
         name = type(self).__name__
+        if isinstance(X, ChunkedData):
+            return self._fit_chunked(X, y, sample_weight)
         X_table = _design.as_table(X, name)
         n = _design.n_rows(X_table)
         w = _design.check_weights(sample_weight, n)
@@ -272,6 +280,109 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         if not converged:
             warnings.warn(f"{name} did not converge in {n_iter} iterations.",
                           ConvergenceWarning, stacklevel=2)
+        return self
+
+    def _fit_chunked(self, source, y, sample_weight):
+        """Out of core (Gaussian, binned): one pass over the chunks into basis-free bin
+        tables (skmixed._model.bin_tables), then the bases and the REML fit as
+        ``bam(discrete = TRUE)``'s."""
+        name = type(self).__name__
+        if y is not None or sample_weight is not None:
+            raise ValueError(f"{name}.fit(source): a chunked source names its target (and "
+                             "weight) column; pass y and sample_weight as None.")
+        if self.family != "gaussian" or self.discrete is False:
+            raise ValueError(f"{name} fits a chunked source for family='gaussian' with "
+                             "binned smooths (discrete=True or 'auto') only.")
+        tables, info, X_first = None, None, None
+        for label, frame, _ in checked_chunks(source, f"{name}: binned pass"):
+            n = len(frame)
+            X = frame.drop(columns=[c for c in (source.target, source.weight)
+                                    if c is not None])
+            if info is None:
+                info = self._chunk_layout(X, source.ranges or {})
+                X_first = X.iloc[:0]
+                tables = BinTables(len(info["param"]) + self.fit_intercept + 1,
+                                   info["axes"], info["group"] is not None,
+                                   1 + len(info["slopes"]))
+            y_arr = self._check_target(frame[source.target], n)
+            w = (_design.check_weights(frame[source.weight].to_numpy(), n)
+                 if source.weight is not None else np.ones(n))
+            if not w.size:
+                w = np.ones(n)
+            cols = _design.fixed_columns(X, info["param"] + info["smooth"])
+            try:
+                _design.check_finite_columns(cols, info["param"] + info["smooth"])
+            except ValueError as exc:
+                raise ValueError(f"{label}: {exc}") from None
+            params = cols[:len(info["param"])]
+            V = np.column_stack(([np.ones(n)] if self.fit_intercept else [])
+                                + [np.asarray(c, dtype=float) for c in params] + [y_arr])
+            codes = levels = z = None
+            if info["group"] is not None:
+                codes, levels = _design.encode_groups(_design.column_values(
+                    X, info["group"]), info["group"])
+                z = np.column_stack([np.ones(n)] + [np.asarray(c, dtype=float) for c in
+                                                    _design.fixed_columns(X, info["slopes"])])
+            tables.add(V, w, cols[len(info["param"]):], label, codes, levels, z)
+        if tables is None:
+            raise ValueError(f"{name}: the source has no rows.")
+        values = tables.finish()
+        return self._fit_from_tables(tables, values, info, X_first, source.target)
+
+    def _chunk_layout(self, X, ranges):
+        """The columns' roles, from the first chunk (as an in-memory fit resolves them)."""
+        smooth = [_design.resolve_column(X, c, "smooths") for c in self.smooths]
+        group = (None if self.groups is None
+                 else _design.resolve_column(X, self.groups, "groups"))
+        slopes = self.random_slopes
+        if isinstance(slopes, (str, int, np.integer)):
+            slopes = (slopes,)
+        slopes = [_design.resolve_column(X, c, "random_slopes") for c in slopes]
+        if slopes and group is None:
+            raise ValueError("random_slopes need groups=<the grouping column>.")
+        self._check_k_keys(smooth)
+        for label in smooth:
+            if self.n_bins < self._k_of(label):
+                raise ValueError(f"n_bins={self.n_bins} is smaller than k="
+                                 f"{self._k_of(label)} of the smooth of {label!r}.")
+        param = [c for c in X.columns if c not in smooth and c != group]
+        axes = [SmoothAxis(c, self.n_bins, ranges.get(c)) for c in smooth]
+        return dict(smooth=smooth, group=group, slopes=slopes, param=param, axes=axes)
+
+    def _fit_from_tables(self, tables, values, info, X_first, target):
+        bases = []
+        for label, v, counts in zip(info["smooth"], values, tables.cnt):
+            try:
+                spline = PSpline(self._k_of(label)).fit(v, weights=counts)
+            except ValueError as exc:
+                raise ValueError(f"smooth of {label!r}: {exc}") from None
+            F, R, _ = spline.mixed_parts()
+            basis = spline.design(v)
+            bases.append(dict(label=label, spline=spline, null=basis @ F, range=basis @ R,
+                              F=F, R=R))
+        if info["group"] is not None and len(tables.group_levels) < 2:
+            raise ValueError(f"{type(self).__name__} needs at least 2 groups in column "
+                             f"{info['group']!r}; found {len(tables.group_levels)}.")
+        cross = crossproducts_from_tables(tables, [(b["null"], b["range"]) for b in bases])
+        p0 = len(info["param"]) + self.fit_intercept
+        null_widths = [b["null"].shape[1] for b in bases]
+        range_widths = [b["range"].shape[1] for b in bases]
+        fixed_of, start = [], p0
+        for f in null_widths:
+            fixed_of.append(list(range(start, start + f)))
+            start += f
+        with numba_threads(self.n_jobs):
+            fit = DenseREML.from_crossproducts(cross, range_widths, fixed_of).fit()
+        model = SimpleNamespace(X=np.empty((0, p0)), bases=bases, null_widths=null_widths,
+                                range_widths=range_widths, discrete=True)
+        levels = (pd.Index(tables.group_levels) if info["group"] is not None else None)
+        converged = bool(fit.result.success)
+        self._set_fitted(X_first, model, fit, info["param"], info["smooth"], info["group"],
+                         info["slopes"], levels, 1, converged)
+        self._target_name = target
+        if not converged:
+            warnings.warn(f"{type(self).__name__} did not converge.", ConvergenceWarning,
+                          stacklevel=3)
         return self
 
     def _check_k_keys(self, smooth_labels):
