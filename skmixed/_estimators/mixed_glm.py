@@ -32,7 +32,10 @@ from .._model.optimize import (_hessian, _ThetaSpace, minimize_criterion,
                                minimize_scalar_theta)
 from .._model.terms import RandomEffectTerm
 from ..exceptions import PerfectSeparationWarning
+from ..sources import chunk_columns
 from . import _design, _multi
+from ._chunked import is_dask
+from ._dask_glmm import DaskLaplace, partition_arrays
 from ._base import GROUPED_CONSTRAINTS, GroupedModelMixin, independent_fixed_columns
 from ._results import summary_text
 
@@ -114,6 +117,12 @@ def _warn_fitted_bounds(family, rows, beta, modes):
             "(quasi-)complete separation — some coefficients' estimates are infinite and "
             "their standard errors meaningless. Drop or recode the separating columns.",
             PerfectSeparationWarning, stacklevel=5)
+
+
+def _partition_xtx(frame, spec, label):
+    """X'WX of a partition's fixed-effect block (intercept first)."""
+    X, _, _, _, w, _, _ = partition_arrays(frame, spec, label)
+    return X.T @ (X * (w if w.size else np.ones(X.shape[0]))[:, None])
 
 
 class MixedGLM(GroupedModelMixin, BaseEstimator):
@@ -240,6 +249,8 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         name = type(self).__name__
         family, link = _family_code(self.family, self.link)
         self._multi_design = None
+        if is_dask(X):
+            return self._fit_dask(X, y, sample_weight)
         if _multi.is_multi(self.groups):
             return self._fit_multi(X, y, sample_weight)
         if isinstance(self.covariance, dict) or isinstance(self.random_slopes, dict):
@@ -296,8 +307,105 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
             result = self._optimize(family, rows, term, n_threads)
             result["timings"] = {"prepare": t1 - t0, **result["timings"],
                                  "total": time.perf_counter() - t0}
-        self._set_glm_fitted(X, y, design, term, names, dropped, rows, result, classes,
+        n_obs = float(rows.weights.sum()) if rows.weights.size else float(rows.y.shape[0])
+        self._set_glm_fitted(X, y, design, term, names, dropped, n_obs, result, classes,
                              extra)
+        return self
+
+    def _fit_dask(self, X, y, sample_weight):
+        """A Dask DataFrame: rows shuffled by group, one actor per partition holding its
+        groups' Laplace deviance (skmixed._estimators._dask_glmm); the optimizer on the
+        client sums their deviances and gradients."""
+        import dask
+        from distributed import get_client
+
+        name = type(self).__name__
+        t0 = time.perf_counter()
+        if not is_dask(y) or (sample_weight is not None and not is_dask(sample_weight)):
+            raise ValueError(f"{name}.fit with a Dask DataFrame X needs y (and "
+                             "sample_weight) as Dask Series partitioned like X.")
+        if _multi.is_multi(self.groups) or self.groups is None:
+            raise ValueError("a Dask fit of MixedGLM takes one grouping factor.")
+        link = self.link or {"binomial": "logit", "poisson": "log", "gamma": "log"}[self.family]
+        if (self.family, link) not in (("binomial", "logit"), ("poisson", "log")) \
+                or self.n_agq != 1:
+            raise ValueError("a Dask fit of MixedGLM supports binomial logit and Poisson log "
+                             "by the Laplace approximation (n_agq=1).")
+        try:
+            client = get_client()
+        except ValueError:
+            raise ValueError("a Dask fit of MixedGLM needs a dask.distributed Client "
+                             "(e.g. Client(LocalCluster())): its partitions are actors on "
+                             "the workers.") from None
+        family, _ = _family_code(self.family, self.link)
+        meta = X._meta
+        group = _design.resolve_column(meta, self.groups, "groups")
+        extra = {p: _design.resolve_column(meta, getattr(self, p), p)
+                 for p in ("trials", "offset") if getattr(self, p) is not None}
+        frame = X.assign(__y__=y)
+        if sample_weight is not None:
+            frame = frame.assign(__w__=sample_weight)
+        head = frame.head(100_000, npartitions=-1)  # the layout and the start values
+        if len(head) == 0:
+            raise ValueError(f"{name}: the Dask DataFrame has no rows.")
+        design = _design.make_design(head[list(meta.columns)], groups=group,
+                                     random_slopes=self.random_slopes,
+                                     exclude=list(extra.values()), estimator_name=name)
+        classes = None
+        if self._is_classifier():
+            classes = np.sort(np.asarray(y.unique().compute()))
+            if classes.size != 2:
+                raise ValueError(f"{name} (binomial, no trials) is a binary classifier; y "
+                                 f"has {classes.size} classes.")
+        names = (["(Intercept)"] if self.fit_intercept else []) + list(design.fixed_names)
+        spec = dict(kinds=chunk_columns(frame._meta, "metadata", None),
+                    fixed=list(design.fixed_labels), intercept=self.fit_intercept,
+                    target="__y__", classes=classes, trials=extra.get("trials"),
+                    offset=extra.get("offset"),
+                    weight="__w__" if sample_weight is not None else None, group=group,
+                    zcol=None, family=family, term=None)
+        # the fixed effects' rank check on X'WX summed over the partitions
+        XtX = sum(dask.compute(*[dask.delayed(_partition_xtx)(part, spec, f"partition {i}")
+                                 for i, part in enumerate(frame.to_delayed())]))
+        kept, dropped = independent_fixed_columns(XtX, names, stacklevel=4)
+        offset = int(self.fit_intercept)
+        spec["fixed"] = [lab for j, lab in enumerate(design.fixed_labels)
+                         if offset + j in set(kept)]
+        spec["intercept"] = bool(self.fit_intercept and 0 in set(kept))
+        zcol = [-1]
+        for nm, j in zip(design.slope_names, design.slope_pos):
+            if offset + j not in set(kept):
+                raise ValueError(f"random-slope column {nm!r} was dropped as collinear.")
+            zcol.append(list(kept).index(offset + j))
+        spec["zcol"] = np.array(zcol, dtype=np.int64)
+        term = RandomEffectTerm(tuple(["(Intercept)"] + design.slope_names), self.covariance)
+        spec["term"] = term
+        shuffled = frame.shuffle(on=group)
+        objective = DaskLaplace(client, shuffled.to_delayed(), spec)
+        Xh, yh, mh, oh, wh, _, _ = partition_arrays(head, spec, "the first rows")
+        beta0 = _multi._glm_start(Xh, yh, mh if mh.size else np.ones(yh.size),
+                                  oh if oh.size else np.zeros(yh.size),
+                                  wh if wh.size else np.ones(yh.size), self.family)
+        opt = minimize_deviance(objective, ParamSpace(term, beta0), tol=self.tol,
+                                max_iter=self.max_iter, final_hessian=True)
+        x = opt.theta_final
+        p = beta0.size
+        H = opt.hessian
+        if H is None:
+            H = _hessian(objective.value_and_grad, x, opt.gradient, 1e-5)
+        try:
+            cov = 2.0 * np.linalg.inv(H)[:p, :p]
+        except np.linalg.LinAlgError:
+            cov = np.full((p, p), np.nan)
+        levels, modes, cond_var = objective.modes(x)
+        design.levels = levels
+        opt.timings = {"total": time.perf_counter() - t0}
+        n_obs = float(frame["__w__"].sum().compute() if sample_weight is not None
+                      else len(frame))
+        result = dict(opt=opt, deviance=opt.fmin, fixed_cov=cov, modes=modes,
+                      cond_var=cond_var, beta=x[:p], timings=opt.timings, sigma=1.0)
+        self._set_glm_fitted(head[list(meta.columns)].iloc[:0], y._meta, design, term,
+                             [names[j] for j in kept], dropped, n_obs, result, classes, extra)
         return self
 
     def _fit_multi(self, X, y, sample_weight):
@@ -626,7 +734,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         return dict(opt=opt, deviance=deviance, fixed_cov=cov, modes=modes,
                     cond_var=cond_var, beta=x[:p], timings=timings, sigma=1.0)
 
-    def _set_glm_fitted(self, X, y, design, term, names, dropped, rows, r, classes, extra):
+    def _set_glm_fitted(self, X, y, design, term, names, dropped, n_obs, r, classes, extra):
         opt = r["opt"]
         self._set_common_fitted(
             X, y, design, term=term, names=names, beta=r["beta"], fixed_cov=r["fixed_cov"],
@@ -636,7 +744,6 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
             # no residual row in a binomial or Poisson GLMM's table (lme4's VarCorr)
             vc = self.variance_components_
             self.variance_components_ = vc[vc["group"] != "Residual"].reset_index(drop=True)
-        n_obs = float(rows.weights.sum()) if rows.weights.size else float(rows.y.shape[0])
         # lme4 counts Gamma's dispersion as a parameter
         n_params = len(r["beta"]) + term.n_theta + (self.family == "gamma")
         dev = float(r["deviance"])
