@@ -29,9 +29,10 @@ from .._model.additive import (CrossProducts, DenseREML, SmoothBlocks,
 from .._model.bin_tables import BinTables, SmoothAxis
 from .._model.smooth import PSpline
 from .._kernels.threads import numba_threads
-from ..sources import ChunkedData, checked_chunks
+from ..sources import ChunkedData, checked_chunks, chunk_columns
 from . import _design
 from ._base import GROUPED_CONSTRAINTS
+from ._chunked import is_dask
 from ._results import fixed_effects_table, random_effects_table
 
 __all__ = ["AdditiveMixed"]
@@ -165,6 +166,8 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         name = type(self).__name__
         if isinstance(X, ChunkedData):
             return self._fit_chunked(X, y, sample_weight)
+        if is_dask(X):
+            return self._fit_dask(X, y, sample_weight)
         X_table = _design.as_table(X, name)
         n = _design.n_rows(X_table)
         w = _design.check_weights(sample_weight, n)
@@ -295,7 +298,6 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
                              "binned smooths (discrete=True or 'auto') only.")
         tables, info, X_first = None, None, None
         for label, frame, _ in checked_chunks(source, f"{name}: binned pass"):
-            n = len(frame)
             X = frame.drop(columns=[c for c in (source.target, source.weight)
                                     if c is not None])
             if info is None:
@@ -304,30 +306,96 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
                 tables = BinTables(len(info["param"]) + self.fit_intercept + 1,
                                    info["axes"], info["group"] is not None,
                                    1 + len(info["slopes"]))
-            y_arr = self._check_target(frame[source.target], n)
-            w = (_design.check_weights(frame[source.weight].to_numpy(), n)
-                 if source.weight is not None else np.ones(n))
-            if not w.size:
-                w = np.ones(n)
-            cols = _design.fixed_columns(X, info["param"] + info["smooth"])
-            try:
-                _design.check_finite_columns(cols, info["param"] + info["smooth"])
-            except ValueError as exc:
-                raise ValueError(f"{label}: {exc}") from None
-            params = cols[:len(info["param"])]
-            V = np.column_stack(([np.ones(n)] if self.fit_intercept else [])
-                                + [np.asarray(c, dtype=float) for c in params] + [y_arr])
-            codes = levels = z = None
-            if info["group"] is not None:
-                codes, levels = _design.encode_groups(_design.column_values(
-                    X, info["group"]), info["group"])
-                z = np.column_stack([np.ones(n)] + [np.asarray(c, dtype=float) for c in
-                                                    _design.fixed_columns(X, info["slopes"])])
-            tables.add(V, w, cols[len(info["param"]):], label, codes, levels, z)
+            self._add_frame(tables, frame, info, source.target, source.weight, label)
         if tables is None:
             raise ValueError(f"{name}: the source has no rows.")
         values = tables.finish()
         return self._fit_from_tables(tables, values, info, X_first, source.target)
+
+    def _fit_dask(self, X, y, sample_weight):
+        """A Dask DataFrame (Gaussian, binned): the smooth covariates' ranges and distinct
+        values first (a reduction over those columns only), then every partition reduced
+        to its bin tables where it lives and the tables merged by group label."""
+        import dask
+
+        name = type(self).__name__
+        if not is_dask(y) or (sample_weight is not None and not is_dask(sample_weight)):
+            raise ValueError(f"{name}.fit with a Dask DataFrame X needs y (and "
+                             "sample_weight) as Dask Series partitioned like X.")
+        if self.family != "gaussian" or self.discrete is False:
+            raise ValueError(f"{name} fits a Dask DataFrame for family='gaussian' with "
+                             "binned smooths (discrete=True or 'auto') only.")
+        frame = X.assign(__y__=y)
+        if sample_weight is not None:
+            frame = frame.assign(__w__=sample_weight)
+        head = frame.head(1000, npartitions=-1)
+        if len(head) == 0:
+            raise ValueError(f"{name}: the Dask DataFrame has no rows.")
+        info = self._chunk_layout(head[list(X._meta.columns)], {})
+        stats = dask.compute(*[(X[c].min(), X[c].max(), X[c].nunique())
+                               for c in info["smooth"]])
+        few = [c for c, st in zip(info["smooth"], stats) if st[2] <= self.n_bins]
+        distinct = dict(zip(few, dask.compute(*[X[c].unique() for c in few])))
+        axes = [(c, (float(lo), float(hi)), (sorted(np.asarray(distinct[c]).tolist())
+                                             if c in distinct else None))
+                for c, (lo, hi, _) in zip(info["smooth"], stats)]
+        spec = dict(info={k: v for k, v in info.items() if k != "axes"}, axes=axes,
+                    kinds=chunk_columns(frame._meta, "metadata", None),
+                    weight="__w__" if sample_weight is not None else None)
+        parts = dask.compute(*[dask.delayed(self._partition_tables)(part, spec,
+                                                                     f"partition {i}")
+                               for i, part in enumerate(frame.to_delayed())])
+        tables = self._empty_tables(spec)
+        for part in parts:
+            if part is not None:
+                tables.merge(part)
+        if tables.n == 0:
+            raise ValueError(f"{name}: the Dask DataFrame has no rows.")
+        values = tables.finish()
+        info["axes"] = tables.axes
+        return self._fit_from_tables(tables, values, info, head[list(X._meta.columns)]
+                                     .iloc[:0], getattr(y, "name", None) or "y")
+
+    def _empty_tables(self, spec):
+        info = spec["info"]
+        axes = [SmoothAxis(c, self.n_bins, rng, values=vals, grid=vals is None)
+                for c, rng, vals in spec["axes"]]
+        return BinTables(len(info["param"]) + self.fit_intercept + 1, axes,
+                         info["group"] is not None, 1 + len(info["slopes"]))
+
+    def _partition_tables(self, frame, spec, label):
+        """One partition's bin tables (runs on a Dask worker)."""
+        chunk_columns(frame, label, spec["kinds"])
+        if len(frame) == 0:
+            return None
+        tables = self._empty_tables(spec)
+        self._add_frame(tables, frame, spec["info"], "__y__", spec["weight"], label)
+        return tables
+
+    def _add_frame(self, tables, frame, info, target, weight, label):
+        """One chunk's rows into the bin tables."""
+        n = len(frame)
+        X = frame.drop(columns=[c for c in (target, weight) if c is not None])
+        y_arr = self._check_target(frame[target], n)
+        w = (_design.check_weights(frame[weight].to_numpy(), n) if weight is not None
+             else np.ones(n))
+        if not w.size:
+            w = np.ones(n)
+        cols = _design.fixed_columns(X, info["param"] + info["smooth"])
+        try:
+            _design.check_finite_columns(cols, info["param"] + info["smooth"])
+        except ValueError as exc:
+            raise ValueError(f"{label}: {exc}") from None
+        params = cols[:len(info["param"])]
+        V = np.column_stack(([np.ones(n)] if self.fit_intercept else [])
+                            + [np.asarray(c, dtype=float) for c in params] + [y_arr])
+        codes = levels = z = None
+        if info["group"] is not None:
+            codes, levels = _design.encode_groups(_design.column_values(X, info["group"]),
+                                                  info["group"])
+            z = np.column_stack([np.ones(n)] + [np.asarray(c, dtype=float) for c in
+                                                _design.fixed_columns(X, info["slopes"])])
+        tables.add(V, w, cols[len(info["param"]):], label, codes, levels, z)
 
     def _chunk_layout(self, X, ranges):
         """The columns' roles, from the first chunk (as an in-memory fit resolves them)."""

@@ -23,6 +23,17 @@ import numpy as np
 __all__ = ["SmoothAxis", "BinTables", "RunningLevels"]
 
 
+def _padded_sum(a, b):
+    """a + b for tables of the same bins whose leading sizes may differ (empty start)."""
+    if a.shape == b.shape:
+        return a + b
+    shape = np.maximum(a.shape, b.shape)
+    out = np.zeros(shape)
+    out[tuple(slice(0, k) for k in a.shape)] += a
+    out[tuple(slice(0, k) for k in b.shape)] += b
+    return out
+
+
 class RunningLevels:
     """Group labels met over chunks → running codes (order of first appearance);
     :meth:`sort_order` gives the order an in-memory fit sorts them in."""
@@ -50,11 +61,14 @@ class RunningLevels:
 class SmoothAxis:
     """The bins of one smooth covariate across chunks."""
 
-    def __init__(self, label, n_bins, value_range=None):
+    def __init__(self, label, n_bins, value_range=None, values=None, grid=False):
         self.label, self.n_bins, self.range = label, int(n_bins), value_range
         self.position = {}  # exact value → bin (order of first appearance)
         self.values = []
-        self.exact = True
+        self.exact = not grid  # grid: the bins span the range from the start
+        for v in sorted(values) if values is not None else ():  # known beforehand
+            self.position[v] = len(self.values)
+            self.values.append(v)
 
     @property
     def size(self):
@@ -199,6 +213,29 @@ class BinTables:
                 m = self.axes[j].size
                 self.zbin[j][glob, a, :] += np.bincount(dense * m + index, weights=wa,
                                                         minlength=Gc * m).reshape(Gc, m)
+
+    def merge(self, other):
+        """Add the tables of ``other`` (the same axes, fixed beforehand: a Dask partition's)
+        into these, its groups matched by label."""
+        self.plain += other.plain
+        self.n += other.n
+        for j in range(len(self.axes)):
+            self.cnt[j] = _padded_sum(self.cnt[j], other.cnt[j])
+            self.sums[j] = _padded_sum(self.sums[j], other.sums[j])
+        for key in self.pairs:
+            self.pairs[key] = _padded_sum(self.pairs[key], other.pairs[key])
+        if not self.grouped or not other.groups.levels:
+            return
+        G = len(other.groups.levels)
+        codes = self._group_codes(other.groups.levels)
+        m = [self.axes[j].size for j in range(len(self.axes))]
+        for j in range(len(self.axes)):
+            if self.zbin[j].shape[2] < m[j]:
+                self._resize_bins(j, m[j])
+        self.zz[codes] += other.zz[:G]
+        self.zsum[codes] += other.zsum[:G]
+        for j in range(len(self.axes)):
+            self.zbin[j][codes] += other.zbin[j][:G]
 
     def finish(self):
         """Bin values per smooth, tables in sorted-bin and sorted-group order."""
