@@ -49,6 +49,15 @@ def _thread_list(text):
     return values
 
 
+def _model_list(text):
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [t for t in names if t not in MODELS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown model name(s) {unknown or [text]}; choose from {', '.join(MODELS)}")
+    return [m for m in MODELS if m in names]
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="python -m skmixed.study",
@@ -65,8 +74,13 @@ def build_parser():
                         help="timed fits per thread count; the median is reported (default 3)")
     parser.add_argument("--glmm-repeats", type=_positive_int, default=1,
                         help="timed GLMM fits per thread count (default 1)")
+    parser.add_argument("--models", type=_model_list, default=list(MODELS),
+                        help="comma-separated models to fit: lmm (MixedLM), glmm (MixedGLM "
+                             "binomial), gam (AdditiveMixed binomial, s(g, re)), amm "
+                             "(AdditiveMixed y_nl with s(z)); default all")
     parser.add_argument("--out", type=Path, default=None,
-                        help="folder for results.json and report.md")
+                        help="folder for results.json, report.md and (with matplotlib) the "
+                             "report's plots")
     return parser
 
 
@@ -84,8 +98,8 @@ def _timed_fits(model, X, y, repeats):
 
 
 def run_study(n_obs=2_000_000, n_groups=2_000, threads=None, seed=12358, repeats=3,
-              echo=print, glmm_repeats=1):
-    """Simulate the study's data, fit the LMM and the GLMM, and return a dict of results.
+              echo=print, glmm_repeats=1, models=None, progress=None):
+    """Simulate the study's data, fit the requested models, and return a dict of results.
 
     Parameters
     ----------
@@ -97,62 +111,94 @@ def run_study(n_obs=2_000_000, n_groups=2_000, threads=None, seed=12358, repeats
     repeats : int
         Timed LMM fits per thread count (after one untimed warm-up fit).
     glmm_repeats : int
-        Timed GLMM fits per thread count (after one warm-up fit).
+        Timed fits per thread count of the other models (after one warm-up fit).
     echo : callable
         Where progress lines go (``print``; pass ``lambda *a: None`` to silence).
+    models : list of str, default=None
+        Keys of :data:`MODELS` to fit (default all).
+    progress : bool or None
+        A tqdm bar over the steps (None: only on a terminal).
 
     Returns
     -------
     dict
-        ``data`` (sizes, seed, simulation seconds), ``truth``, ``lmm`` and ``glmm`` (fixed
-        effects, variance components, criterion, timings per thread count), ``machine``.
+        ``data`` (sizes, seed, simulation seconds), ``truth``, one entry per fitted model
+        (fixed effects, variance components, timings per thread count, the thread study),
+        ``machine``.
     """
+    from tqdm.auto import tqdm
+
     if n_groups > n_obs:
         raise ValueError(f"n_groups ({n_groups}) cannot exceed n_obs ({n_obs}).")
+    models = list(MODELS) if models is None else [m for m in MODELS if m in models]
     threads = threads or sorted({1, numba.config.NUMBA_NUM_THREADS})
+    bar = tqdm(total=1 + len(models), disable=None if progress is None else not progress,
+               desc="skmixed study", unit="step")
     start = time.perf_counter()
     df = make_multilevel(n_obs, n_groups, random_state=seed)
     sim_seconds = time.perf_counter() - start
+    bar.update()
     truth = {k: v for k, v in df.attrs["truth"].items() if np.ndim(v) == 0}
     echo(f"simulated {n_obs:,} rows x {n_groups:,} groups in {sim_seconds:.2f} s")
-    X, y = df[["g", "x", "b"]], df["y"]
-
-    lmm, model = _fit_timed(
-        lambda n_threads: MixedLM(groups="g", n_jobs=n_threads), X, y, threads, repeats,
-        "MixedLM y ~ x + b + (1 | g), REML", echo)
-    lmm.update(model="y ~ x + b + (1 | g)", reml_criterion=model.reml_criterion_)
-    glmm, glmm_model = _fit_timed(
-        lambda n_threads: MixedGLM(family="binomial", groups="g", n_jobs=n_threads),
-        X, df["y_bin"], threads, glmm_repeats,
-        "MixedGLM y_bin ~ x + b + (1 | g), binomial, Laplace", echo)
-    glmm.update(model="y_bin ~ x + b + (1 | g), binomial (Laplace)",
-                loglik=glmm_model.loglik_)
-    # the additive models (binned, as bam(discrete = TRUE))
-    gam, gam_model = _fit_timed(
-        lambda n_threads: AdditiveMixed(groups="g", family="binomial", n_jobs=n_threads), X,
-        df["y_bin"], threads, glmm_repeats,
-        "AdditiveMixed y_bin ~ x + b + s(g, re), binomial", echo)
-    gam.update(model='y_bin ~ x + b + s(g, bs = "re"), binomial (bam discrete)')
-    amm, amm_model = _fit_timed(
-        lambda n_threads: AdditiveMixed(smooths=["z"], groups="g", n_jobs=n_threads),
-        df[["g", "x", "b", "z"]], df["y_nl"], threads, glmm_repeats,
-        "AdditiveMixed y_nl ~ x + b + s(z) + s(g, re)", echo)
-    amm.update(model='y_nl ~ x + b + s(z, bs = "ps") + s(g, bs = "re") (bam discrete)',
-               edf=_records(amm_model.smooths_.reset_index()))
-    return {
-        "data": {"n_obs": n_obs, "n_groups": n_groups, "seed": seed,
-                 "simulate_seconds": sim_seconds},
-        "truth": truth,
-        "lmm": lmm,
-        "glmm": glmm,
-        "gam": gam,
-        "amm": amm,
-        "machine": {"python": platform.python_version(), "numba": numba.__version__,
-                    "processor": platform.processor() or platform.machine(),
-                    "cores": numba.config.NUMBA_NUM_THREADS},
-        "_model": model,
-        "_glmm_model": glmm_model,
+    X = df[["g", "x", "b"]]
+    specs = {
+        "lmm": (lambda n: MixedLM(groups="g", n_jobs=n), X, df["y"], repeats,
+                "MixedLM y ~ x + b + (1 | g), REML", "y ~ x + b + (1 | g)"),
+        "glmm": (lambda n: MixedGLM(family="binomial", groups="g", n_jobs=n), X, df["y_bin"],
+                 glmm_repeats, "MixedGLM y_bin ~ x + b + (1 | g), binomial, Laplace",
+                 "y_bin ~ x + b + (1 | g), binomial (Laplace)"),
+        "gam": (lambda n: AdditiveMixed(groups="g", family="binomial", n_jobs=n), X,
+                df["y_bin"], glmm_repeats, "AdditiveMixed y_bin ~ x + b + s(g, re), binomial",
+                'y_bin ~ x + b + s(g, bs = "re"), binomial (bam discrete)'),
+        "amm": (lambda n: AdditiveMixed(smooths=["z"], groups="g", n_jobs=n),
+                df[["g", "x", "b", "z"]], df["y_nl"], glmm_repeats,
+                "AdditiveMixed y_nl ~ x + b + s(z) + s(g, re)",
+                'y_nl ~ x + b + s(z, bs = "ps") + s(g, bs = "re") (bam discrete)'),
     }
+    result = {"data": {"n_obs": n_obs, "n_groups": n_groups, "seed": seed,
+                       "simulate_seconds": sim_seconds},
+              "truth": truth, "models": models,
+              "machine": {"python": platform.python_version(), "numba": numba.__version__,
+                          "processor": platform.processor() or platform.machine(),
+                          "cores": numba.config.NUMBA_NUM_THREADS}}
+    for key in models:
+        make, Xk, yk, reps, label, formula = specs[key]
+        entry, model = _fit_timed(make, Xk, yk, threads, reps, label, echo)
+        entry["model"] = formula
+        entry["thread_study"] = thread_study(entry["timings"])
+        if key == "lmm":
+            entry["reml_criterion"] = model.reml_criterion_
+        elif key == "glmm":
+            entry["loglik"] = model.loglik_
+        elif key == "amm":
+            entry["edf"] = _records(model.smooths_.reset_index())
+            grid = np.linspace(0.0, 1.0, 101)
+            band = model.partial_effect("z", grid)
+            truth_z = np.sin(2 * np.pi * grid)
+            entry["smooth_z"] = {"z": grid.tolist(), "estimate": band["effect"].tolist(),
+                                 "lower": band["lower"].tolist(),
+                                 "upper": band["upper"].tolist(),
+                                 "truth": (truth_z - truth_z.mean()).tolist()}
+        result[key] = entry
+        result[f"_{key}_model"] = model
+        bar.update()
+    bar.close()
+    return result
+
+
+def thread_study(timings):
+    """Speed-up from 1 thread to the most timed and the serial fraction it implies by
+    Amdahl's law, ``S(n) = 1 / (s + (1 − s)/n)`` → ``s = (n/S − 1)/(n − 1)``: where more
+    threads stop paying (S → 1/s). None without both 1 and more threads."""
+    counts = sorted(int(k) for k in timings)
+    if 1 not in counts or counts[-1] == 1:
+        return None
+    n = counts[-1]
+    t1, tn = timings[1]["median_seconds"], timings[n]["median_seconds"]
+    speedup = t1 / tn
+    serial = min(1.0, max(0.0, (n / speedup - 1.0) / (n - 1.0)))
+    return {"threads": n, "speedup": speedup, "serial_fraction": serial,
+            "max_speedup": (1.0 / serial) if serial > 0 else float("inf")}
 
 
 def _records(frame):
@@ -193,49 +239,127 @@ def _fixed_effects_side_by_side(result):
     truth = result["truth"]
     true_beta = {"(Intercept)": truth.get("intercept"), "x": truth.get("beta_x"),
                  "b": truth.get("beta_b")}
-    tables = {k: {r["term"]: r for r in result[k]["fixed_effects"]} for k in MODELS}
-    return [(t, true_beta.get(t), *[v for k in MODELS
+    keys = result["models"]
+    tables = {k: {r["term"]: r for r in result[k]["fixed_effects"]} for k in keys}
+    return [(t, true_beta.get(t), *[v for k in keys
                                     for v in (tables[k][t]["estimate"],
                                               tables[k][t]["std_error"])])
-            for t in tables["lmm"]]
+            for t in tables[keys[0]]]
 
 
-def format_report(result):
-    """Markdown report of :func:`run_study`'s result."""
+def format_report(result, plots=()):
+    """Markdown report of :func:`run_study`'s result (``plots``: image files beside it)."""
     d, truth = result["data"], result["truth"]
+    keys = result["models"]
+    names = [MODELS[k] for k in keys]
     lines = [f"# skmixed big-data study: {d['n_obs']:,} rows x {d['n_groups']:,} groups",
              "", f"seed {d['seed']}; machine: {result['machine']}", "",
-             *[f"{name}: `{result[k]['model']}`" for k, name in MODELS.items()],
+             *[f"{MODELS[k]}: `{result[k]['model']}`" for k in keys],
              "", "## Fixed effects", "",
-             "| term | truth | " + " | ".join(f"{n} estimate | {n} SE" for n in MODELS.values())
-             + " |", "|---|---|" + "---|---|" * len(MODELS)]
+             "| term | truth | " + " | ".join(f"{n} estimate | {n} SE" for n in names)
+             + " |", "|---|---|" + "---|---|" * len(keys)]
     for t, tr, *values in _fixed_effects_side_by_side(result):
         lines.append(f"| {t} | {tr} | " + " | ".join(f"{v:.5f}" for v in values) + " |")
     lines += ["", "## Variance components", "", "| model | component | variance | truth |",
               "|---|---|---|---|"]
     true_var = {"g": truth.get("group_sd", np.nan) ** 2,
                 "Residual": truth.get("residual_sd", np.nan) ** 2}
-    for label, name in MODELS.items():
-        for row in result[label]["variance_components"]:
-            lines.append(f"| {name} | {row['group']} {row['var1'] or ''} | "
+    for k in keys:
+        for row in result[k]["variance_components"]:
+            lines.append(f"| {MODELS[k]} | {row['group']} {row['var1'] or ''} | "
                          f"{row['variance']:.5f} | {true_var.get(row['group'], '')} |")
     lines += ["", "## Timings (median wall seconds, fit from the in-memory DataFrame)", "",
               "| model | threads | median fit (s) |", "|---|---|---|"]
-    for label, name in MODELS.items():
-        for n_threads, t in result[label]["timings"].items():
-            lines.append(f"| {name} | {n_threads} | {t['median_seconds']:.4f} |")
+    for k in keys:
+        for n_threads, t in result[k]["timings"].items():
+            lines.append(f"| {MODELS[k]} | {n_threads} | {t['median_seconds']:.4f} |")
+    studies = [(k, result[k]["thread_study"]) for k in keys if result[k]["thread_study"]]
+    if studies:
+        lines += ["", "## Threads (Amdahl)", "",
+                  "Speed-up from 1 thread to n and the serial fraction s it implies "
+                  "(S(n) = 1/(s + (1 - s)/n)); more threads cannot beat 1/s.", "",
+                  "| model | n | speed-up | serial fraction | speed-up limit |",
+                  "|---|---|---|---|---|"]
+        for k, st in studies:
+            lines.append(f"| {MODELS[k]} | {st['threads']} | {st['speedup']:.2f} | "
+                         f"{st['serial_fraction']:.2f} | {st['max_speedup']:.1f} |")
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
     return "\n".join(lines) + "\n"
 
 
+def _plots(result, folder):
+    """The report's figures (matplotlib, optional): wall time per thread count, the fixed
+    effects across models with 2-SE bars, the estimated smooth of z against the truth.
+    Written under temporary names; returns ``[(temporary, final name)]``."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    keys = result["models"]
+    made = []
+
+    def save(fig, name):
+        tmp = folder / f".{name}.tmp.png"
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        made.append((tmp, name))
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for k in keys:
+        counts = sorted(int(n) for n in result[k]["timings"])
+        ax.plot(counts, [result[k]["timings"][n]["median_seconds"] for n in counts], "o-",
+                label=MODELS[k])
+    ax.set(xlabel="threads", ylabel="median fit (s)", title="wall time vs threads")
+    ax.legend()
+    save(fig, "threads.png")
+    rows = _fixed_effects_side_by_side(result)
+    fig, axes = plt.subplots(1, len(rows), figsize=(3 * len(rows), 3))
+    for ax, (term, tr, *values) in zip(np.atleast_1d(axes), rows):
+        est, se = values[::2], values[1::2]
+        ax.errorbar(range(len(keys)), est, yerr=2 * np.asarray(se), fmt="o")
+        if tr is not None:
+            ax.axhline(tr, color="grey", lw=0.8)
+        ax.set_xticks(range(len(keys)), [MODELS[k] for k in keys], rotation=45, ha="right")
+        ax.set_title(term)
+    save(fig, "fixed_effects.png")
+    if "amm" in keys:
+        sz = result["amm"]["smooth_z"]
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        ax.fill_between(sz["z"], sz["lower"], sz["upper"], alpha=0.3, label="95 % band")
+        ax.plot(sz["z"], sz["estimate"], label="estimate")
+        ax.plot(sz["z"], sz["truth"], "--", label="truth sin(2πz), centred")
+        ax.set(xlabel="z", ylabel="s(z)", title="smooth of z")
+        ax.legend()
+        save(fig, "smooth_z.png")
+    return made
+
+
 def _write_outputs(result, out):
-    """Write results.json and report.md atomically (temporary files, then rename)."""
+    """Write results.json, report.md and the plots atomically: every file under a
+    temporary name first, renamed only when all are written (a failure leaves no
+    half-written report)."""
     out.mkdir(parents=True, exist_ok=True)
     payload = {k: v for k, v in result.items() if not k.startswith("_")}
-    files = {"results.json": json.dumps(payload, indent=2, default=float),
-             "report.md": format_report(result)}
-    for name, text in files.items():
-        tmp = out / f".{name}.tmp"
-        tmp.write_text(text)
+    written = []
+    try:
+        plots = _plots(result, out)
+        written += [tmp for tmp, _ in plots]
+        files = {"results.json": json.dumps(payload, indent=2, default=float),
+                 "report.md": format_report(result, [name for _, name in plots])}
+        for name, text in files.items():
+            tmp = out / f".{name}.tmp"
+            tmp.write_text(text)
+            written.append(tmp)
+            plots.append((tmp, name))
+    except BaseException:
+        for tmp in written:
+            tmp.unlink(missing_ok=True)
+        raise
+    for tmp, name in plots:
         tmp.replace(out / name)
 
 
@@ -246,27 +370,33 @@ def main(argv=None):
     if args.n_groups > args.n_obs:
         parser.error(f"--n-groups ({args.n_groups}) cannot exceed --n-obs ({args.n_obs})")
     result = run_study(args.n_obs, args.n_groups, args.threads, args.seed, args.repeats,
-                       glmm_repeats=args.glmm_repeats)
-    print()
-    print(result["_model"].summary())
-    print()
-    print(result["_glmm_model"].summary())
+                       glmm_repeats=args.glmm_repeats, models=args.models)
+    keys = result["models"]
+    for k in ("lmm", "glmm"):
+        if k in keys:
+            print()
+            print(result[f"_{k}_model"].summary())
     print()
     print("fixed effects side by side (estimate (SE)):")
-    print(f"  {'term':<12} {'truth':>6} " + " ".join(f"{n:>22}" for n in MODELS.values()))
+    print(f"  {'term':<12} {'truth':>6} " + " ".join(f"{MODELS[k]:>22}" for k in keys))
     for t, tr, *values in _fixed_effects_side_by_side(result):
         cells = [f"{e:>11.5f} ({s:.5f})" for e, s in zip(values[::2], values[1::2])]
         print(f"  {t:<12} {tr!s:>6} " + " ".join(cells))
     print("truth: " + ", ".join(f"{k}={v}" for k, v in result["truth"].items()))
     print("random-effect SDs: " + ", ".join(
-        f"{name} {row['group']} {np.sqrt(row['variance']):.4f}"
-        for label, name in MODELS.items() for row in result[label]["variance_components"]))
+        f"{MODELS[k]} {row['group']} {np.sqrt(row['variance']):.4f}"
+        for k in keys for row in result[k]["variance_components"]))
     print("timings (median wall seconds, fit from the in-memory DataFrame):")
-    for label, name in MODELS.items():
-        for n_threads, t in result[label]["timings"].items():
+    for k in keys:
+        for n_threads, t in result[k]["timings"].items():
             ph = t["phases"]
-            extra = f" (optimization {ph['optimize']:.4f} s)" if ph else ""
-            print(f"  {name:<12} {n_threads} thread(s): {t['median_seconds']:.4f} s{extra}")
+            extra = f" (optimization {ph['optimize']:.4f} s)" if ph and "optimize" in ph else ""
+            print(f"  {MODELS[k]:<12} {n_threads} thread(s): {t['median_seconds']:.4f} s"
+                  f"{extra}")
+        st = result[k]["thread_study"]
+        if st:
+            print(f"  {MODELS[k]:<12} speed-up x{st['speedup']:.2f} on {st['threads']} "
+                  f"threads; Amdahl serial fraction {st['serial_fraction']:.2f}")
     if args.out is not None:
         _write_outputs(result, args.out)
         print(f"wrote {args.out / 'results.json'} and {args.out / 'report.md'}")

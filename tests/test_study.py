@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from skmixed import study
@@ -41,6 +42,7 @@ def test_study_runs_and_writes_report(tmp_path, capsys):
     (["--n-groups", "-5"], "must be a positive integer"),
     (["--n-obs", "10", "--n-groups", "20"], "cannot exceed"),
     (["--threads", "1,x"], "is not an integer"),
+    (["--models", "lmm,nope"], "unknown model name"),
 ])
 def test_study_rejects_bad_options(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -52,3 +54,48 @@ def test_study_rejects_bad_options(argv, message, capsys):
 def test_study_accepts_scientific_sizes():
     args = study.build_parser().parse_args(["--n-obs", "2e6"])
     assert args.n_obs == 2_000_000
+
+
+def test_study_models_threads_plots(tmp_path, capsys):
+    """A subset of models, two thread counts (the Amdahl section), the plots in the
+    report (matplotlib is in the test extras)."""
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "r"
+    assert study.main(["--n-obs", "20000", "--n-groups", "100", "--threads", "1,2",
+                       "--repeats", "1", "--models", "lmm,amm", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Amdahl serial fraction" in printed and "GLMM" not in printed
+    result = json.loads((out / "results.json").read_text())
+    assert result["models"] == ["lmm", "amm"] and "glmm" not in result
+    st = result["lmm"]["thread_study"]
+    assert st["threads"] == 2 and 0.0 <= st["serial_fraction"] <= 1.0
+    report = (out / "report.md").read_text()
+    assert "## Threads (Amdahl)" in report
+    for name in ("threads.png", "fixed_effects.png", "smooth_z.png"):
+        assert (out / name).stat().st_size > 1000 and f"]({name})" in report
+    sz = result["amm"]["smooth_z"]
+    assert np.max(np.abs(np.subtract(sz["estimate"], sz["truth"]))) < 0.3
+    assert not list(out.glob(".*"))
+
+
+def test_study_never_leaves_a_half_written_report(tmp_path, monkeypatch):
+    out = tmp_path / "r"
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(study, "format_report", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        study.main(["--n-obs", "5000", "--n-groups", "50", "--threads", "1", "--repeats",
+                    "1", "--models", "lmm", "--out", str(out)])
+    assert list(out.iterdir()) == []
+
+
+def test_thread_study_amdahl():
+    timings = {1: {"median_seconds": 1.0}, 4: {"median_seconds": 0.4}}
+    st = study.thread_study(timings)
+    # S = 2.5 on 4 threads: s = (4/2.5 - 1)/3 = 0.2, limit 1/s = 5
+    assert st["speedup"] == pytest.approx(2.5)
+    assert st["serial_fraction"] == pytest.approx(0.2)
+    assert st["max_speedup"] == pytest.approx(5.0)
+    assert study.thread_study({1: {"median_seconds": 1.0}}) is None
