@@ -1,7 +1,11 @@
-"""Turn a pytest-benchmark JSON file into a Markdown table of medians.
+"""Turn a pytest-benchmark JSON file into a Markdown table of medians, and (``--threads``)
+the thread study: per estimator the speed-up from 1 thread to the most timed and the
+serial fraction Amdahl's law implies, with a plot of wall time vs threads (``--plot``).
 
     python -m pytest benchmarks --benchmark-json=bench.json
     python benchmarks/report.py bench.json > table.md
+    python -m pytest benchmarks/test_bench_threads.py --bench-full --benchmark-json=t.json
+    python benchmarks/report.py t.json --threads --plot threads.png > threads.md
 """
 
 import json
@@ -27,5 +31,47 @@ def table(path):
     return "\n".join(lines)
 
 
+def thread_study(path, plot=None):
+    """Markdown rows: estimator, threads, median (ms), speed-up, serial fraction, limit."""
+    data = json.load(open(path))
+    by = {}
+    for b in data["benchmarks"]:
+        extra = b.get("extra_info", {})
+        if "estimator" in extra and "n_jobs" in extra:
+            by.setdefault(extra["estimator"], {})[int(extra["n_jobs"])] = b["stats"]["median"]
+    lines = ["| estimator | threads | median (ms) | speed-up | serial fraction (Amdahl) | "
+             "speed-up limit |", "|---|---|---|---|---|---|"]
+    for name, times in sorted(by.items()):
+        t1 = times.get(1)
+        for n in sorted(times):
+            if n == 1 or t1 is None:
+                lines.append(f"| {name} | {n} | {times[n] * 1e3:.1f} | | | |")
+                continue
+            speedup = t1 / times[n]
+            serial = min(1.0, max(0.0, (n / speedup - 1.0) / (n - 1.0)))
+            limit = f"{1 / serial:.1f}" if serial > 0 else "∞"
+            lines.append(f"| {name} | {n} | {times[n] * 1e3:.1f} | {speedup:.2f} | "
+                         f"{serial:.2f} | {limit} |")
+    if plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        for name, times in sorted(by.items()):
+            counts = sorted(times)
+            ax.plot(counts, [times[n] * 1e3 for n in counts], "o-", label=name)
+        ax.set(xlabel="threads", ylabel="median fit (ms)", title="wall time vs threads")
+        ax.legend()
+        fig.savefig(plot, dpi=110, bbox_inches="tight")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
-    print(table(sys.argv[1]))
+    args = sys.argv[1:]
+    if "--threads" in args:
+        plot = args[args.index("--plot") + 1] if "--plot" in args else None
+        print(thread_study(args[0], plot))
+    else:
+        print(table(args[0]))
