@@ -6,10 +6,13 @@ serial fraction Amdahl's law implies, with a plot of wall time vs threads (``--p
     python benchmarks/report.py bench.json > table.md
     python -m pytest benchmarks/test_bench_threads.py --bench-full --benchmark-json=t.json
     python benchmarks/report.py t.json --threads --plot threads.png > threads.md
+    python benchmarks/report.py --page a.json b.json --plot docs/medians.png > page.md
 """
 
 import json
 import sys
+
+import numpy as np
 
 
 def table(path):
@@ -24,11 +27,45 @@ def table(path):
         notes = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                           for k, v in extra.items()
                           if k in ("n_jobs", "peak_mb", "speedup", "median_1_thread_ms",
-                                   "median_2_threads_ms", "n_evals", "skmixed_seconds"))
+                                   "median_2_threads_ms", "n_evals", "skmixed_seconds",
+                                   "peer", "peer_seconds", "n_obs"))
         s = b["stats"]
         lines.append(f"| `{b['name']}` | {s['median'] * 1e3:.2f} | {s['min'] * 1e3:.2f} | "
                      f"{s['rounds']} | {notes} |")
     return "\n".join(lines)
+
+
+def page(paths, plot=None):
+    """A Markdown page of several JSON files' tables (one section per file) and a bar chart
+    of the medians per benchmark function (``plot``, matplotlib), for docs/."""
+    parts, medians = [], {}
+    for path in paths:
+        data = json.load(open(path))
+        parts += [f"## {path.split('/')[-1]}", "", table(path), ""]
+        for b in data["benchmarks"]:
+            medians.setdefault(b["name"].split("[")[0], []).append(
+                (b["name"], b["stats"]["median"]))
+    if plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        groups = sorted(medians)
+        fig, axes = plt.subplots(len(groups), 1, figsize=(7, 1.2 + 0.28 * sum(
+            len(v) for v in medians.values())), squeeze=False)
+        for ax, name in zip(axes[:, 0], groups):
+            labels, values = zip(*sorted(medians[name]))
+            ax.barh(range(len(values)), np.asarray(values) * 1e3)
+            ax.set_yticks(range(len(values)), [lab.replace(name, "") or name
+                                                for lab in labels], fontsize=7)
+            ax.set_title(name, fontsize=8)
+            ax.set_xscale("log")
+        axes[-1, 0].set_xlabel("median (ms, log scale)")
+        fig.tight_layout()
+        fig.savefig(plot, dpi=100)
+        parts += [f"![medians]({plot.split('/')[-1]})", ""]
+    return "\n".join(parts)
 
 
 def thread_study(path, plot=None):
@@ -70,7 +107,11 @@ def thread_study(path, plot=None):
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    if "--threads" in args:
+    if "--page" in args:  # report.py --page a.json b.json ... [--plot medians.png]
+        plot = args[args.index("--plot") + 1] if "--plot" in args else None
+        files = [a for a in args if a.endswith(".json")]
+        print(page(files, plot))
+    elif "--threads" in args:
         plot = args[args.index("--plot") + 1] if "--plot" in args else None
         print(thread_study(args[0], plot))
     else:
