@@ -182,6 +182,24 @@ def run_study(n_obs=2_000_000, n_groups=2_000, threads=None, seed=12358, repeats
         result[key] = entry
         result[f"_{key}_model"] = model
         bar.update()
+    # wall time vs rows: each model once on random subsets of 1 % and 10 % of the rows
+    sizes = [n for n in (n_obs // 100, n_obs // 10) if n >= max(10 * n_groups, 10_000)]
+    result["scaling"] = {}
+    for key in models if sizes else ():
+        make, Xk, yk, *_ = specs[key]
+        points = []
+        for size in sizes:
+            rows = np.random.default_rng(seed).choice(n_obs, size, replace=False)
+            rows.sort()
+            Xs, ys = Xk.iloc[rows], yk.iloc[rows]
+            start = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                make(threads[-1]).fit(Xs, ys)
+            points.append({"n_obs": int(size), "seconds": time.perf_counter() - start})
+        points.append({"n_obs": n_obs, "seconds": result[key]["timings"][threads[-1]][
+            "median_seconds"]})
+        result["scaling"][key] = points
     bar.close()
     return result
 
@@ -283,6 +301,12 @@ def format_report(result, plots=()):
         for k, st in studies:
             lines.append(f"| {MODELS[k]} | {st['threads']} | {st['speedup']:.2f} | "
                          f"{st['serial_fraction']:.2f} | {st['max_speedup']:.1f} |")
+    if result.get("scaling"):
+        lines += ["", "## Wall time vs rows (all threads; random subsets of the rows)", "",
+                  "| model | rows | fit (s) |", "|---|---|---|"]
+        for k, points in result["scaling"].items():
+            lines += [f"| {MODELS[k]} | {p['n_obs']:,} | {p['seconds']:.4f} |"
+                      for p in points]
     if plots:
         lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
     return "\n".join(lines) + "\n"
@@ -309,13 +333,26 @@ def _plots(result, folder):
         made.append((tmp, name))
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
+    top = 1
     for k in keys:
         counts = sorted(int(n) for n in result[k]["timings"])
-        ax.plot(counts, [result[k]["timings"][n]["median_seconds"] for n in counts], "o-",
-                label=MODELS[k])
-    ax.set(xlabel="threads", ylabel="median fit (s)", title="wall time vs threads")
+        t1 = result[k]["timings"][counts[0]]["median_seconds"]
+        ax.plot(counts, [t1 / result[k]["timings"][n]["median_seconds"] for n in counts],
+                "o-", label=MODELS[k])
+        top = max(top, counts[-1])
+    ax.plot([1, top], [1, top], ":", color="grey", label="ideal")
+    ax.set(xlabel="threads", ylabel=f"speed-up over {counts[0]} thread(s)",
+           title="speed-up vs threads")
     ax.legend()
     save(fig, "threads.png")
+    if result.get("scaling"):
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for k, points in result["scaling"].items():
+            ax.loglog([p["n_obs"] for p in points], [p["seconds"] for p in points], "o-",
+                      label=MODELS[k])
+        ax.set(xlabel="rows", ylabel="fit (s)", title="wall time vs rows (all threads)")
+        ax.legend()
+        save(fig, "rows.png")
     rows = _fixed_effects_side_by_side(result)
     fig, axes = plt.subplots(1, len(rows), figsize=(3 * len(rows), 3))
     for ax, (term, tr, *values) in zip(np.atleast_1d(axes), rows):

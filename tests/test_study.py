@@ -61,7 +61,7 @@ def test_study_models_threads_plots(tmp_path, capsys):
     report (matplotlib is in the test extras)."""
     pytest.importorskip("matplotlib")
     out = tmp_path / "r"
-    assert study.main(["--n-obs", "20000", "--n-groups", "100", "--threads", "1,2",
+    assert study.main(["--n-obs", "120000", "--n-groups", "100", "--threads", "1,2",
                        "--repeats", "1", "--models", "lmm,amm", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "Amdahl serial fraction" in printed and "GLMM" not in printed
@@ -71,7 +71,10 @@ def test_study_models_threads_plots(tmp_path, capsys):
     assert st["threads"] == 2 and 0.0 <= st["serial_fraction"] <= 1.0
     report = (out / "report.md").read_text()
     assert "## Threads (Amdahl)" in report
-    for name in ("threads.png", "fixed_effects.png", "smooth_z.png"):
+    # wall time vs rows: a 12,000-row subset (10 %) besides the full fit
+    assert [p["n_obs"] for p in result["scaling"]["lmm"]] == [12_000, 120_000]
+    assert "## Wall time vs rows" in report
+    for name in ("threads.png", "rows.png", "fixed_effects.png", "smooth_z.png"):
         assert (out / name).stat().st_size > 1000 and f"]({name})" in report
     sz = result["amm"]["smooth_z"]
     assert np.max(np.abs(np.subtract(sz["estimate"], sz["truth"]))) < 0.3
