@@ -20,6 +20,8 @@ from .._kernels.threads import numba_threads, single_threaded_blas
 from .._model import multilevel
 from .._model.multilevel import (FactorColumns, MultiCrossproducts, MultiProfiledDeviance,
                                  ScalarFactorsDeviance)
+from .._kernels.glmm import BINOMIAL_LOGIT, POISSON_LOG
+from .._model.glmm import GroupedRows, fit_fixed_glm
 from .._model.multilevel_glmm import MultiLaplace
 from .._model.optimize import OptSummary, TermsSpace, minimize_criterion, minimize_log_theta
 from .._model.terms import RandomEffectTerm
@@ -276,7 +278,7 @@ def fit_multi_glmm(design, y, w, m, offset, *, family, fit_intercept, tol, max_i
     weights, Xf, X, names, dropped = _prepared(design, y, w, fit_intercept, estimator_name)
     order, cols = _elimination_order(design, Xf)
     lap = MultiLaplace(X, y, m, offset, weights, cols, family)
-    beta0 = _glm_start(X, y, m, offset, weights, family)
+    beta0 = glm_start(X, y, m, offset, weights, family)
     theta0 = np.concatenate([c.term.theta_start() for c in cols])
     res = lap.fit(theta0, beta0, max_iter=max_iter)
     x = res.x.copy()
@@ -290,7 +292,7 @@ def fit_multi_glmm(design, y, w, m, offset, *, family, fit_intercept, tol, max_i
     except linalg.LinAlgError:  # a boundary θ: the Hessian of β alone
         fixed_cov = 2.0 * linalg.inv(H[lap.n_theta:, lap.n_theta:])
     u, eta, system = lap.modes(x)
-    deviance = lap.deviance(x)
+    deviance = lap.laplace_deviance(eta, u, system)
     blocks = system.inverse_diagonal_blocks(cols)
     modes, start = [None] * len(order), 0
     theta_of = [None] * len(order)
@@ -316,23 +318,17 @@ def fit_multi_glmm(design, y, w, m, offset, *, family, fit_intercept, tol, max_i
                 timings={"total": time.perf_counter() - t0})
 
 
-def _glm_start(X, y, m, offset, w, family, n_iter=50):
-    """β of the GLM without random effects (Fisher scoring)."""
-    beta = np.zeros(X.shape[1])
-    for _ in range(n_iter):
-        eta = offset + X @ beta
-        if family == "poisson":
-            mu = np.exp(eta)
-            v = mu
-        else:
-            p = 1.0 / (1.0 + np.exp(-eta))
-            mu, v = m * p, m * p * (1.0 - p)
-        step = linalg.solve((X * (w * v)[:, None]).T @ X, X.T @ (w * (y - mu)),
-                            assume_a="pos")
-        beta = beta + step
-        if np.max(np.abs(step)) < 1e-10 * (1.0 + np.max(np.abs(beta))):
-            break
-    return beta
+def glm_start(X, y, m, offset, w, family):
+    """β of the GLM without random effects (:func:`~skmixed._model.glmm.fit_fixed_glm` on
+    the rows as one block; ``m``, ``offset``, ``w`` may be empty: 0/1 y, no offset, unit
+    weights)."""
+    code = POISSON_LOG if family == "poisson" else BINOMIAL_LOGIT
+    n = y.shape[0]
+    rows = GroupedRows(np.asfortranarray(X, dtype=float), np.array([-1], dtype=np.int64),
+                       np.ascontiguousarray(y, dtype=float), np.asarray(m, dtype=float),
+                       np.asarray(offset, dtype=float), np.asarray(w, dtype=float),
+                       np.array([0, n], dtype=np.int64))
+    return fit_fixed_glm(code, rows, 1)
 
 
 class _FiniteDifferenceGradient:

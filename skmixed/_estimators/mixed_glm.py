@@ -383,9 +383,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         shuffled = frame.shuffle(on=group)
         objective = DaskLaplace(client, shuffled.to_delayed(), spec)
         Xh, yh, mh, oh, wh, _, _ = partition_arrays(head, spec, "the first rows")
-        beta0 = _multi._glm_start(Xh, yh, mh if mh.size else np.ones(yh.size),
-                                  oh if oh.size else np.zeros(yh.size),
-                                  wh if wh.size else np.ones(yh.size), self.family)
+        beta0 = _multi.glm_start(Xh, yh, mh, oh, wh, self.family)
         opt = minimize_deviance(objective, ParamSpace(term, beta0), tol=self.tol,
                                 max_iter=self.max_iter, final_hessian=True)
         x = opt.theta_final

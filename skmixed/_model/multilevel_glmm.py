@@ -171,6 +171,10 @@ class MultiLaplace:
         M = (self.ZT @ self.Z.multiply((self.w * v)[:, None])).tocsr()
         return u, eta, BlockedSystem(M, self.factors, thetas)
 
+    def laplace_deviance(self, eta, u, system):
+        """``−2ℓ(η̂) + ‖û‖² + log|A(û)|`` from :meth:`modes`' output."""
+        return self._objective(eta, u) + system.logdet
+
     def deviance(self, x):
         self.n_evals += 1
         try:
@@ -180,7 +184,7 @@ class MultiLaplace:
         if not np.all(np.isfinite(eta)):
             return np.inf
         self.u = u  # warm start for the next evaluation
-        return self._objective(eta, u) + system.logdet
+        return self.laplace_deviance(eta, u, system)
 
     def value_and_grad(self, x, step=1e-5):
         f = self.deviance(x)
