@@ -175,28 +175,7 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         if n < 2:
             raise ValueError(f"{name} needs at least 2 samples; got n_samples = {n}.")
         y_arr = self._check_target(y, n)
-        smooth_labels = [_design.resolve_column(X_table, s, "smooths") for s in self.smooths]
-        if len(set(smooth_labels)) != len(smooth_labels):
-            raise ValueError(f"smooths lists a column twice: {list(self.smooths)}.")
-        group_label = (None if self.groups is None
-                       else _design.resolve_column(X_table, self.groups, "groups"))
-        if group_label is not None and group_label in smooth_labels:
-            raise ValueError(f"the grouping column {group_label!r} cannot also be a smooth.")
-        slopes = self.random_slopes
-        if isinstance(slopes, (str, int, np.integer)):
-            slopes = (slopes,)
-        slope_labels = [_design.resolve_column(X_table, c, "random_slopes") for c in slopes]
-        if slope_labels and group_label is None:
-            raise ValueError(f"random_slopes={list(slopes)} need groups=<the grouping "
-                             "column>.")
-        if group_label is not None and group_label in slope_labels:
-            raise ValueError(f"the grouping column {group_label!r} cannot also be a random "
-                             "slope.")
-        if len(set(slope_labels)) != len(slope_labels):
-            raise ValueError(f"random_slopes lists a column twice: {list(slopes)}.")
-        labels = (list(X_table.columns) if isinstance(X_table, pd.DataFrame)
-                  else list(range(X_table.shape[1])))
-        param_labels = [c for c in labels if c not in smooth_labels and c != group_label]
+        smooth_labels, group_label, slope_labels, param_labels = self._roles(X_table)
         param_cols = _design.fixed_columns(X_table, param_labels)
         smooth_cols = _design.fixed_columns(X_table, smooth_labels)
         _design.check_finite_columns(param_cols + smooth_cols, param_labels + smooth_labels)
@@ -217,10 +196,7 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         self._check_k_keys(smooth_labels)
         ks = [self._k_of(label) for label in smooth_labels]
         if discrete:
-            for label, k in zip(smooth_labels, ks):
-                if self.n_bins < k:
-                    raise ValueError(f"n_bins={self.n_bins} is smaller than k={k} of the "
-                                     f"smooth of {label!r}: use n_bins >= k.")
+            self._check_bins(smooth_labels)
         X_param = np.column_stack(([np.ones(n)] if self.fit_intercept else [])
                                   + [np.asarray(c, dtype=float) for c in param_cols]) \
             if (self.fit_intercept or param_cols) else np.empty((n, 0))
@@ -303,9 +279,7 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
             if info is None:
                 info = self._chunk_layout(X, source.ranges or {})
                 X_first = X.iloc[:0]
-                tables = BinTables(len(info["param"]) + self.fit_intercept + 1,
-                                   info["axes"], info["group"] is not None,
-                                   1 + len(info["slopes"]))
+                tables = self._new_tables(info, info["axes"])
             self._add_frame(tables, frame, info, source.target, source.weight, label)
         if tables is None:
             raise ValueError(f"{name}: the source has no rows.")
@@ -356,12 +330,16 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         return self._fit_from_tables(tables, values, info, head[list(X._meta.columns)]
                                      .iloc[:0], getattr(y, "name", None) or "y")
 
-    def _empty_tables(self, spec):
-        info = spec["info"]
-        axes = [SmoothAxis(c, self.n_bins, rng, values=vals, grid=vals is None)
-                for c, rng, vals in spec["axes"]]
+    def _new_tables(self, info, axes):
+        """Empty bin tables for the layout ``info`` ([intercept, parametric…, y])."""
         return BinTables(len(info["param"]) + self.fit_intercept + 1, axes,
                          info["group"] is not None, 1 + len(info["slopes"]))
+
+    def _empty_tables(self, spec):
+        """A Dask partition's (or the merged) tables: the bin axes fixed beforehand."""
+        return self._new_tables(spec["info"], [
+            SmoothAxis(c, self.n_bins, rng, values=vals, grid=vals is None)
+            for c, rng, vals in spec["axes"]])
 
     def _partition_tables(self, frame, spec, label):
         """One partition's bin tables (runs on a Dask worker)."""
@@ -397,23 +375,47 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
                                                 _design.fixed_columns(X, info["slopes"])])
         tables.add(V, w, cols[len(info["param"]):], label, codes, levels, z)
 
-    def _chunk_layout(self, X, ranges):
-        """The columns' roles, from the first chunk (as an in-memory fit resolves them)."""
-        smooth = [_design.resolve_column(X, c, "smooths") for c in self.smooths]
-        group = (None if self.groups is None
-                 else _design.resolve_column(X, self.groups, "groups"))
+    def _roles(self, X_table):
+        """The columns' roles: smooths, the grouping column, random slopes and the
+        parametric rest, each resolved and checked (in-memory, chunked and Dask fits)."""
+        smooth_labels = [_design.resolve_column(X_table, s, "smooths") for s in self.smooths]
+        if len(set(smooth_labels)) != len(smooth_labels):
+            raise ValueError(f"smooths lists a column twice: {list(self.smooths)}.")
+        group_label = (None if self.groups is None
+                       else _design.resolve_column(X_table, self.groups, "groups"))
+        if group_label is not None and group_label in smooth_labels:
+            raise ValueError(f"the grouping column {group_label!r} cannot also be a smooth.")
         slopes = self.random_slopes
         if isinstance(slopes, (str, int, np.integer)):
             slopes = (slopes,)
-        slopes = [_design.resolve_column(X, c, "random_slopes") for c in slopes]
-        if slopes and group is None:
-            raise ValueError("random_slopes need groups=<the grouping column>.")
+        slope_labels = [_design.resolve_column(X_table, c, "random_slopes") for c in slopes]
+        if slope_labels and group_label is None:
+            raise ValueError(f"random_slopes={list(slopes)} need groups=<the grouping "
+                             "column>.")
+        if group_label is not None and group_label in slope_labels:
+            raise ValueError(f"the grouping column {group_label!r} cannot also be a random "
+                             "slope.")
+        if len(set(slope_labels)) != len(slope_labels):
+            raise ValueError(f"random_slopes lists a column twice: {list(slopes)}.")
+        labels = (list(X_table.columns) if isinstance(X_table, pd.DataFrame)
+                  else list(range(X_table.shape[1])))
+        param_labels = [c for c in labels if c not in smooth_labels and c != group_label]
+        return smooth_labels, group_label, slope_labels, param_labels
+
+    def _check_bins(self, smooth_labels):
+        """Binned smooths need at least k bins."""
+        for label in smooth_labels:
+            k = self._k_of(label)
+            if self.n_bins < k:
+                raise ValueError(f"n_bins={self.n_bins} is smaller than k={k} of the "
+                                 f"smooth of {label!r}: use n_bins >= k.")
+
+    def _chunk_layout(self, X, ranges):
+        """The columns' roles from the first chunk (:meth:`_roles`) and the smooths' bin
+        axes."""
+        smooth, group, slopes, param = self._roles(X)
         self._check_k_keys(smooth)
-        for label in smooth:
-            if self.n_bins < self._k_of(label):
-                raise ValueError(f"n_bins={self.n_bins} is smaller than k="
-                                 f"{self._k_of(label)} of the smooth of {label!r}.")
-        param = [c for c in X.columns if c not in smooth and c != group]
+        self._check_bins(smooth)
         axes = [SmoothAxis(c, self.n_bins, ranges.get(c)) for c in smooth]
         return dict(smooth=smooth, group=group, slopes=slopes, param=param, axes=axes)
 
