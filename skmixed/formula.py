@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ._estimators._design import interaction
+
 __all__ = ["ParsedFormula", "parse_formula", "from_formula", "lmer", "glmer", "bam",
            "FormulaError"]
 
@@ -316,7 +318,9 @@ def _random_spec(parsed, data, fixed):
         if len(t.group) == 1:
             group_cols[name] = data[t.group[0]]
         else:
-            group_cols[name] = _interaction(data, t.group, name)
+            group_cols[name] = pd.Series(
+                interaction([data[c] for c in t.group], list(t.group)), index=data.index,
+                name=name)
     if len(parsed.random) == 1:
         t = parsed.random[0]
         return dict(groups=names[0], random_slopes=list(t.slopes),
@@ -326,26 +330,6 @@ def _random_spec(parsed, data, fixed):
     covariance = {n: ("diagonal" if t.diagonal else "unstructured")
                   for n, t in zip(names, parsed.random)}
     return dict(groups=groups, random_slopes=slopes, covariance=covariance), group_cols
-
-
-def _interaction(data, columns, name):
-    """The interaction of columns as a categorical with lme4's labels ``"v1:v2"``, built
-    from the columns' codes (only the combinations present are labelled)."""
-    codes, uniques = zip(*(pd.factorize(data[c], sort=True) for c in columns))
-    if any((c < 0).any() for c in codes):
-        raise ValueError(f"the grouping factor {name!r} has missing values.")
-    combined = np.zeros(len(data), dtype=np.int64)
-    for c, u in zip(codes, uniques):
-        combined = combined * len(u) + c
-    present, inverse = np.unique(combined, return_inverse=True)
-    labels = []
-    for k in present:
-        parts = []
-        for u in reversed(uniques):
-            parts.append(str(u[k % len(u)]))
-            k //= len(u)
-        labels.append(":".join(reversed(parts)))
-    return pd.Series(pd.Categorical.from_codes(inverse, labels), index=data.index, name=name)
 
 
 def from_formula(formula, data, kind="lmer", **params):

@@ -82,6 +82,35 @@ def missing_groups_error(label):
                       "or missing labels; every row needs a group.")
 
 
+def interaction(columns, labels):
+    """The interaction of grouping columns as a categorical with lme4's labels ``"v1:v2"``
+    (one category per combination present, in the order of the columns' sorted values),
+    built from the columns' codes. ``columns``: the columns' values; ``labels``: their
+    names (for errors)."""
+    codes, uniques = [], []
+    for values, label in zip(columns, labels):
+        try:
+            c, u = pd.factorize(values, sort=True)
+        except TypeError:  # labels of mixed, unorderable types: order of appearance
+            c, u = pd.factorize(values, sort=False)
+        if c.size and c.min() < 0:
+            raise missing_groups_error(label)
+        codes.append(c)
+        uniques.append(u)
+    combined = np.zeros(len(codes[0]), dtype=np.int64)
+    for c, u in zip(codes, uniques):
+        combined = combined * len(u) + c
+    present, inverse = np.unique(combined, return_inverse=True)
+    names = []
+    for k in present:
+        parts = []
+        for u in reversed(uniques):
+            parts.append(str(u[k % len(u)]))
+            k //= len(u)
+        names.append(":".join(reversed(parts)))
+    return pd.Categorical.from_codes(inverse.reshape(-1), names)
+
+
 def _unhashable_groups_error(label, exc):
     return TypeError(f"group column {label!r} holds a value that cannot be a group label "
                      f"({exc}): the argument must be a string, a number or another hashable "

@@ -71,25 +71,12 @@ def _entry_labels(X, entry):
     return tuple(_design.resolve_column(X, k, "groups") for k in keys)
 
 
-def _interaction_values(X, labels):
-    """lme4's labels of an interaction, ``"v1:v2"``."""
-    parts = []
-    for lab in labels:
-        values = _design.column_values(X, lab)
-        values = values.to_numpy() if isinstance(values, pd.Series) else np.asarray(values)
-        if pd.isna(values).any():
-            raise _design.missing_groups_error(lab)
-        parts.append(values.astype(str).astype(object))
-    out = parts[0]
-    for p in parts[1:]:
-        out = out + ":" + p
-    return out
-
-
 def _factor_values(X, labels):
+    """A factor's values: its column, or the interaction of its columns."""
     if len(labels) == 1:
         return _design.column_values(X, labels[0])
-    return _interaction_values(X, labels)
+    return pd.Series(_design.interaction([_design.column_values(X, c) for c in labels],
+                                         labels))
 
 
 def make_multi_design(X, *, groups, random_slopes, covariance, estimator_name,
