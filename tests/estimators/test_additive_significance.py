@@ -36,8 +36,8 @@ CASES = {  # reference entry: (response, groups, family, discrete)
 
 
 @pytest.fixture(scope="module")
-def gamsim1(shared_data_dir):
-    df = pd.read_csv(shared_data_dir / "gamsim1.csv")
+def gamsim1(data_file):
+    df = pd.read_csv(data_file("gamsim1.csv"))
     df["fac"] = df["fac"].astype("category")
     return df
 
