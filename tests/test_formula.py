@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-pytest.importorskip("formulaic", reason="formulas need the 'formula' extra (formulaic)")
+from conftest import require_package
+
+require_package("formulaic", "formula")
 
 from skmixed import AdditiveMixed, MixedGLM, MixedLM  # noqa: E402
 from skmixed.formula import (FormulaError, bam, from_formula, glmer, lmer,  # noqa: E402
@@ -70,21 +72,21 @@ def _same_fit(a, b, rtol=1e-10):
                                rtol=rtol)
 
 
-def test_lmer_equals_the_column_api(shared_data_dir, load_reference):
-    ss = pd.read_csv(shared_data_dir / "sleepstudy.csv")
+def test_lmer_equals_the_column_api(data_file, load_reference):
+    ss = pd.read_csv(data_file("sleepstudy.csv"))
     by_formula = lmer("Reaction ~ Days + (Days | Subject)", ss)
     by_columns = MixedLM(groups="Subject", random_slopes=["Days"]).fit(
         ss[["Days", "Subject"]], ss["Reaction"])
     _same_fit(by_formula, by_columns)
     diag = lmer("Reaction ~ Days + (Days || Subject)", ss, REML=False)
     assert diag.covariance == "diagonal" and not diag.reml
-    pen = pd.read_csv(shared_data_dir / "Penicillin.csv")
+    pen = pd.read_csv(data_file("Penicillin.csv"))
     ref = load_reference("lme4_penicillin.json")["reml"]
     m = lmer("diameter ~ 1 + (1|plate) + (1|sample)", pen)
     _same_fit(m, MixedLM(groups=["plate", "sample"]).fit(pen[["plate", "sample"]],
                                                           pen["diameter"]))
     assert m.reml_criterion_ == pytest.approx(ref["REMLcrit"], rel=1e-8)
-    pastes = pd.read_csv(shared_data_dir / "Pastes.csv")
+    pastes = pd.read_csv(data_file("Pastes.csv"))
     ref = load_reference("lme4_pastes.json")["reml"]
     m = lmer("strength ~ 1 + (1|batch/cask)", pastes)
     assert list(m.variance_components_["group"]) == ["cask:batch", "batch", "Residual"]
@@ -92,11 +94,11 @@ def test_lmer_equals_the_column_api(shared_data_dir, load_reference):
     np.testing.assert_allclose(m.theta_, ref["theta"], rtol=1e-5)
 
 
-def test_glmer_cbind_with_factor_contrasts(shared_data_dir, load_reference):
+def test_glmer_cbind_with_factor_contrasts(data_file, load_reference):
     """lme4's cbpp model, ``cbind(incidence, size - incidence) ~ period + (1 | herd)``
     with period a factor (treatment contrasts): the same fit as the column API and lme4's
     estimates at MixedGLM's tolerance (lme4 stops short by up to 4e-4 here)."""
-    cb = pd.read_csv(shared_data_dir / "cbpp.csv")
+    cb = pd.read_csv(data_file("cbpp.csv"))
     ref = load_reference("lme4_cbpp.json")["laplace"]
     m = glmer("cbind(incidence, size - incidence) ~ C(period) + (1 | herd)", cb)
     assert isinstance(m, MixedGLM)

@@ -1,6 +1,6 @@
 """The study's real-data examples (issue 8): the Metacognition experiment
-(``../shared/data/metacognition.csv``) — the LMM ``confidence ~ visibility + (1 | id)``
-against ``../shared/reference/lme4_metacognition_lmm.json`` and the GLMM
+(``tests/data/metacognition.csv``) — the LMM ``confidence ~ visibility + (1 | id)``
+against ``tests/reference/lme4_metacognition_lmm.json`` and the GLMM
 ``correct ~ confidence_z * contrast_z + (confidence_z + contrast_z || id)``, binomial, with
 both predictors z-scaled over the whole sample and contrast numeric, against lme4's glmer
 (``tests/reference/lme4_metacognition_glmm.R``); by the column API and by formula.
@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import require_package
+
 from skmixed import MixedGLM, MixedLM
 from skmixed.datasets import load_metacognition
 
@@ -24,8 +26,8 @@ GLMM_REF = Path(__file__).resolve().parent / "reference" / "lme4_metacognition_g
 
 
 @pytest.fixture(scope="module")
-def meta(shared_data_dir):
-    df = load_metacognition(shared_data_dir / "metacognition.csv")
+def meta(data_file):
+    df = load_metacognition(data_file("metacognition.csv"))
     df["confidence_z"] = (df["confidence"] - df["confidence"].mean()) / df["confidence"].std()
     df["contrast_z"] = (df["contrast"] - df["contrast"].mean()) / df["contrast"].std()
     df["confidence_z:contrast_z"] = df["confidence_z"] * df["contrast_z"]
@@ -45,7 +47,7 @@ def test_metacognition_lmm(meta, load_reference):
 
 
 def test_metacognition_glmm(meta):
-    pytest.importorskip("formulaic", reason="the formula variant needs the 'formula' extra")
+    require_package("formulaic", "formula")
     from skmixed.formula import glmer
 
     ref = json.loads(GLMM_REF.read_text())

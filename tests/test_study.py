@@ -5,6 +5,8 @@ import json
 import numpy as np
 import pytest
 
+from conftest import require_package
+
 from skmixed import study
 
 
@@ -59,7 +61,7 @@ def test_study_accepts_scientific_sizes():
 def test_study_models_threads_plots(tmp_path, capsys):
     """A subset of models, two thread counts (the Amdahl section), the plots in the
     report (matplotlib is in the test extras)."""
-    pytest.importorskip("matplotlib")
+    require_package("matplotlib", "plot")
     out = tmp_path / "r"
     assert study.main(["--n-obs", "120000", "--n-groups", "100", "--threads", "1,2",
                        "--repeats", "1", "--models", "lmm,amm", "--out", str(out)]) == 0

@@ -1,4 +1,4 @@
-"""Helpers shared by the lme4 agreement tests: the data sets in ../shared/data, reading
+"""Helpers shared by the lme4 agreement tests: the data sets of tests/data, reading
 jsonlite's NA, VarCorr look-ups, the comparison of conditional modes."""
 
 import math
@@ -10,8 +10,8 @@ import pandas as pd
 
 @dataclass(frozen=True)
 class DataSet:
-    """A CSV file in ``../shared/data``, read with pandas, then ``prepare``d (if given);
-    ``group`` becomes categorical."""
+    """A data file (``file`` as named to conftest's ``data_file``), read with pandas, then
+    ``prepare``d (if given); ``group`` becomes categorical."""
 
     file: str
     group: str
@@ -19,16 +19,17 @@ class DataSet:
     prepare: object = None
 
 
-def cached_loader(data_dir, data_sets):
+def cached_loader(data_file, data_sets):
     """``load(name) -> DataFrame`` for the :class:`DataSet` ``data_sets[name]``, each file
-    read once."""
+    read once; ``data_file(file) -> Path`` is conftest's fixture (it skips, or fails, when
+    the large study data are absent)."""
     cache = {}
 
     def load(name):
         if name not in cache:
             spec = data_sets[name]
             usecols = list(spec.columns) if spec.columns else None
-            frame = pd.read_csv(data_dir / spec.file, usecols=usecols)
+            frame = pd.read_csv(data_file(spec.file), usecols=usecols)
             if spec.prepare is not None:
                 frame = spec.prepare(frame)
             frame[spec.group] = frame[spec.group].astype("category")

@@ -7,6 +7,8 @@ covariate with few distinct values is binned by value, and one whose values outg
 import numpy as np
 import pytest
 
+from conftest import require_package
+
 from skmixed import AdditiveMixed
 from skmixed.datasets import make_multilevel
 from skmixed.sources import from_chunks, from_parquet
@@ -51,7 +53,7 @@ def test_chunks_equal_the_binned_in_memory_fit(data, slopes):
 
 
 def test_parquet_ranges_from_statistics(data, tmp_path):
-    pytest.importorskip("pyarrow", reason="Parquet sources need the 'parquet' extra")
+    require_package("pyarrow", "parquet")
     for i, chunk in enumerate(_chunks(data[COLS + ["y_nl"]], 20_000)):
         chunk.to_parquet(tmp_path / f"part-{i}.parquet", index=False)
     memory = AdditiveMixed(smooths=["z"], groups="g", discrete=True).fit(data[COLS],

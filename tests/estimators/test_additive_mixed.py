@@ -17,6 +17,8 @@ from sklearn.base import clone
 from sklearn.model_selection import GroupKFold, cross_val_score
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from conftest import require_package
+
 from skmixed import AdditiveMixed
 
 _TOO_FEW_ROWS = (
@@ -38,8 +40,8 @@ def test_sklearn_compatible_estimator(estimator, check):
 
 
 @pytest.fixture(scope="module")
-def study(shared_data_dir):
-    df = pd.read_csv(shared_data_dir / "study_2e5.csv.gz",
+def study(data_file):
+    df = pd.read_csv(data_file("study_2e5.csv.gz"),
                      usecols=["g", "x", "b", "z", "y_nl", "y_bin"])
     df["g"] = df["g"].astype("category")
     return df
@@ -172,7 +174,7 @@ def test_nearly_constant_smooth_covariate(small):
 
 
 def test_plot_partial_effects(fitted, small):
-    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib = require_package("matplotlib", "plot")
     matplotlib.use("Agg")
     axes = fitted.plot_partial_effects(n_points=50)
     assert len(axes) == 1
@@ -226,11 +228,11 @@ def test_predict_return_std_is_the_posterior_sd(small, with_groups):
 
 @pytest.mark.parametrize("discrete, entry, rtol", [(False, "gam_ps_bin_reml", 1e-4),
                                                    (True, "bam_ps_bin_disc", 1e-4)])
-def test_gamsim1_binomial_against_mgcv(shared_data_dir, load_reference, discrete, entry,
+def test_gamsim1_binomial_against_mgcv(data_file, load_reference, discrete, entry,
                                        rtol):
     """``yb ~ s(x0) + s(x1) + s(x2) + s(fac, bs = "re")``, binomial: exact → gam's
     Laplace REML, binned → bam's performance iteration."""
-    df = pd.read_csv(shared_data_dir / "gamsim1.csv")
+    df = pd.read_csv(data_file("gamsim1.csv"))
     df["fac"] = df["fac"].astype("category")
     ref = load_reference("mgcv_gamsim1_binomial.json")[entry]
     model = AdditiveMixed(smooths=["x0", "x1", "x2"], groups="fac", family="binomial",

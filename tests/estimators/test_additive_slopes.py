@@ -32,8 +32,8 @@ def ref():
 
 
 @pytest.fixture(scope="module")
-def sleep(shared_data_dir):
-    df = pd.read_csv(shared_data_dir / "sleepstudy.csv")
+def sleep(data_file):
+    df = pd.read_csv(data_file("sleepstudy.csv"))
     df["Subject"] = df["Subject"].astype("category")
     return df
 
@@ -63,8 +63,8 @@ def test_sleepstudy_against_gam_and_lmer(sleep, ref):
 
 
 @pytest.fixture(scope="module")
-def study(shared_data_dir, ref):
-    df = pd.read_csv(shared_data_dir / "study_2e5.csv.gz",
+def study(data_file, ref):
+    df = pd.read_csv(data_file("study_2e5.csv.gz"),
                      usecols=["g", "x", "b", "z", "y_nl"])
     dev = np.asarray(ref["study_slope_dev"])[df["g"].to_numpy() - 1]
     df["y_rs"] = df["y_nl"] + dev * df["x"]

@@ -12,8 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-dd = pytest.importorskip("dask.dataframe", reason="Dask fits need the 'dask' extra")
-distributed = pytest.importorskip("distributed", reason="Dask fits need the 'dask' extra")
+from conftest import require_package
+
+dd = require_package("dask.dataframe", "dask")
+distributed = require_package("distributed", "dask")
 
 from skmixed import MixedGLM, MixedLM  # noqa: E402
 from skmixed.datasets import make_multilevel  # noqa: E402

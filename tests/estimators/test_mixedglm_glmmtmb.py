@@ -28,8 +28,8 @@ REFERENCE = Path(__file__).resolve().parents[1] / "reference" / "glmmtmb_sleepst
 
 
 @pytest.fixture(scope="module")
-def fit_and_ref(shared_data_dir):
-    frame = pd.read_csv(shared_data_dir / "sleepstudy.csv")
+def fit_and_ref(data_file):
+    frame = pd.read_csv(data_file("sleepstudy.csv"))
     frame["Subject"] = frame["Subject"].astype("category")
     ref = json.loads(REFERENCE.read_text())["gamma_laplace"]
     model = MixedGLM(family="gamma", groups="Subject").fit(frame[["Days", "Subject"]],

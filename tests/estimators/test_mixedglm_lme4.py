@@ -1,9 +1,10 @@
 """MixedGLM against lme4's ``glmer``: a registry of (data set, model) → reference entry.
 
 Like ``test_mixedlm_lme4.py`` (and MixedModels.jl's model cache), every case names a data set
-in ``../shared/data``, the model (lme4's formula, spelled as MixedGLM arguments) and the entry
-of a reference JSON in ``../shared/reference`` written by lme4 1.1-31 (``make_ref.R``,
-``study_ref.R``). Each case is fitted once per module; every test reads the cached fit.
+in ``tests/data``, the model (lme4's formula, spelled as MixedGLM arguments) and the entry
+of a reference JSON in ``tests/reference`` written by lme4 1.1-31 (``make_ref.R``,
+``study_ref.R``, ``lme4_links.R`` for the probit and cloglog links); the 200,000-row study
+data come from ``../shared/data`` (skipped without it, see ``tests/conftest.py``). Each case is fitted once per module; every test reads the cached fit.
 
 Tolerances (the issue's):
 
@@ -42,10 +43,8 @@ why cbpp-laplace's fixed effects and θ differ from ours by 3-4e-4 relative and 
 the full convention, SEs from lme4's ``RX`` as it computes no Hessian) follows the same tests.
 """
 
-import json
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -130,10 +129,6 @@ class GlmmCase:
                         trials=self.trials, offset=self.offset)
 
 
-# references made by this repository's tests/reference/lme4_links.R (the shared ones have
-# the logit link only); the data stay in ../shared/data
-LOCAL_REFERENCE = Path(__file__).resolve().parents[1] / "reference"
-
 CBPP = dict(formula="cbind(incidence, size - incidence) ~ period + (1 | herd)", data="cbpp",
             reference="lme4_cbpp.json", response="incidence", family="binomial",
             fixed=("period2", "period3", "period4"), trials="size")
@@ -190,9 +185,9 @@ def _params(cases, known=None):
 
 
 @pytest.fixture(scope="module")
-def data_sets(shared_data_dir):
+def data_sets(data_file):
     """``data_sets(name) -> DataFrame``, each file read once (the study is 200,000 rows)."""
-    return cached_loader(shared_data_dir, DATA_SETS)
+    return cached_loader(data_file, DATA_SETS)
 
 
 def saturated_loglik(case, frame):
@@ -242,9 +237,7 @@ def fits(data_sets, load_reference):
             except Exception as exc:  # noqa: BLE001 - re-raised by every test of the case
                 cache[case.name] = exc
             else:
-                local = LOCAL_REFERENCE / case.reference
-                ref = (json.loads(local.read_text()) if local.exists()
-                       else load_reference(case.reference))[case.entry]
+                ref = load_reference(case.reference)[case.entry]
                 cache[case.name] = Fitted(case, model, ref, [w.category for w in caught],
                                           saturated_loglik(case, frame))
         if isinstance(cache[case.name], Exception):

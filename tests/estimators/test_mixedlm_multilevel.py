@@ -2,7 +2,7 @@
 
 * Penicillin (crossed, ``diameter ~ 1 + (1|plate) + (1|sample)``) and Pastes (nested,
   ``strength ~ 1 + (1|batch/cask)``, i.e. ``(1|cask:batch) + (1|batch)``) from
-  ``../shared/reference``;
+  ``tests/reference`` (``make_ref.R``);
 * the study's 200,000 rows with a crossed factor h and random slopes in g
   (``tests/reference/lme4_crossed_slopes.R``): ``(1 + x | g) + (1 | h)`` by REML and ML,
   ``(1 + x || g) + (1 | h)`` — the general (non-scalar) path.
@@ -52,18 +52,18 @@ def _check_against_lme4(model, ref, names_map=None):
         assert mine["cond_sd"] == pytest.approx(row["condsd"], rel=1e-3)
 
 
-def test_penicillin_crossed(shared_data_dir, load_reference):
-    df = pd.read_csv(shared_data_dir / "Penicillin.csv")
+def test_penicillin_crossed(data_file, load_reference):
+    df = pd.read_csv(data_file("Penicillin.csv"))
     model = MixedLM(groups=["plate", "sample"]).fit(df[["plate", "sample"]], df["diameter"])
     _check_against_lme4(model, load_reference("lme4_penicillin.json")["reml"])
     assert model.n_groups_ == {"plate": 24, "sample": 6}
     assert list(model.variance_components_["group"]) == ["plate", "sample", "Residual"]
 
 
-def test_pastes_nested(shared_data_dir, load_reference):
+def test_pastes_nested(data_file, load_reference):
     """``(1 | batch/cask)``: the interaction cask:batch as a tuple of columns, named and
     labelled as lme4 does (levels ``a:A``)."""
-    df = pd.read_csv(shared_data_dir / "Pastes.csv")
+    df = pd.read_csv(data_file("Pastes.csv"))
     model = MixedLM(groups=["batch", ("cask", "batch")]).fit(df[["batch", "cask"]],
                                                               df["strength"])
     _check_against_lme4(model, load_reference("lme4_pastes.json")["reml"])
@@ -79,8 +79,8 @@ def test_pastes_nested(shared_data_dir, load_reference):
 
 
 @pytest.fixture(scope="module")
-def crossed(shared_data_dir):
-    df = pd.read_csv(shared_data_dir / "study_2e5.csv.gz", usecols=["g", "x", "b", "y"])
+def crossed(data_file):
+    df = pd.read_csv(data_file("study_2e5.csv.gz"), usecols=["g", "x", "b", "y"])
     df["h"] = np.arange(len(df)) % 37 + 1
     df["y2"] = df["y"] + np.sin(df["h"])
     return df
@@ -107,10 +107,10 @@ def test_crossed_with_random_slopes(crossed, entry, reml, covariance):
 
 
 @pytest.mark.parametrize("reml", [True, False])
-def test_scalar_path_equals_general_path_and_its_gradient(shared_data_dir, reml):
+def test_scalar_path_equals_general_path_and_its_gradient(data_file, reml):
     """The intercept-only fast path (:class:`ScalarFactorsDeviance`) has the general
     blocked deviance's value, and its exact gradient matches central differences."""
-    df = pd.read_csv(shared_data_dir / "Pastes.csv")
+    df = pd.read_csv(data_file("Pastes.csv"))
     n = len(df)
     factors = []
     for values in (df["cask"] + ":" + df["batch"], df["batch"]):
@@ -165,8 +165,8 @@ def test_bad_multilevel_input(params, match):
     assert not hasattr(model, "coef_")
 
 
-def test_summary_lists_every_factor(shared_data_dir):
-    df = pd.read_csv(shared_data_dir / "Pastes.csv")
+def test_summary_lists_every_factor(data_file):
+    df = pd.read_csv(data_file("Pastes.csv"))
     text = MixedLM(groups=["batch", ("cask", "batch")]).fit(df[["batch", "cask"]],
                                                             df["strength"]).summary()
     assert "strength ~ 1 + (1 | batch) + (1 | cask:batch)" in text

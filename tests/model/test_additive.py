@@ -36,8 +36,8 @@ def additive_blocks(df, terms, k=10):
 
 
 @pytest.fixture(scope="module")
-def gam_fit(shared_data_dir, load_reference):
-    df = pd.read_csv(shared_data_dir / "gamsim1.csv")
+def gam_fit(data_file, load_reference):
+    df = pd.read_csv(data_file("gamsim1.csv"))
     ref = load_reference("mgcv_gamsim1.json")["gam_ps_reml"]
     blocks = additive_blocks(df, ["x0", "x1", "x2", "x3"])
     return blocks, DenseREML(blocks, df["y"].to_numpy()).fit(), ref
@@ -68,9 +68,9 @@ def test_fitted_values(gam_fit):
     np.testing.assert_allclose(fitted, head, rtol=1e-4)
 
 
-def test_random_intercept_block_against_mgcv(shared_data_dir, load_reference):
+def test_random_intercept_block_against_mgcv(data_file, load_reference):
     """``+ s(fac, bs = "re")`` (40 levels): the group block eliminated as a diagonal block."""
-    df = pd.read_csv(shared_data_dir / "gamsim1.csv")
+    df = pd.read_csv(data_file("gamsim1.csv"))
     ref = load_reference("mgcv_gamsim1.json")["gam_ps_re_reml"]
     blocks = additive_blocks(df, ["x0", "x1", "x2", "x3"])
     codes = pd.Categorical(df["fac"]).codes
@@ -99,10 +99,10 @@ def assert_study_fit(fit, ref):
     np.testing.assert_allclose(fit.sigma, sds["scale"], rtol=1e-5)
 
 
-def test_study_smooth_and_groups_against_mgcv(shared_data_dir, load_reference):
+def test_study_smooth_and_groups_against_mgcv(data_file, load_reference):
     """The study's ``gam(y_nl ~ x + b + s(z, bs = "ps") + s(g, bs = "re"), method =
     "REML")`` on its 200,000 rows: parametric slopes at 1e-5, edf, SDs, REML score."""
-    df = pd.read_csv(shared_data_dir / "study_2e5.csv.gz", usecols=["g", "x", "b", "z", "y_nl"])
+    df = pd.read_csv(data_file("study_2e5.csv.gz"), usecols=["g", "x", "b", "z", "y_nl"])
     ref = load_reference("study_2e5.json")["gam_gau_nl_reml"]
     z = df["z"].to_numpy()
     ps = PSpline().fit(z)
@@ -116,12 +116,12 @@ def test_study_smooth_and_groups_against_mgcv(shared_data_dir, load_reference):
     assert abs(fit.criterion / 2 - ref["reml_score"]) < 0.1
 
 
-def test_binned_crossproducts_against_bam_discrete(shared_data_dir, load_reference):
+def test_binned_crossproducts_against_bam_discrete(data_file, load_reference):
     """``bam(y_nl ~ x + b + s(z, bs = "ps") + s(g, bs = "re"), discrete = TRUE)``: z binned
     to 1000 values as mgcv does, every product with the smooth's columns from per-bin sums
     (no n × k basis): parametric slopes at 1e-5, edf 2e-3, SDs 1e-3 (the issue: 1e-3, 2 %,
     1e-2)."""
-    df = pd.read_csv(shared_data_dir / "study_2e5.csv.gz", usecols=["g", "x", "b", "z", "y_nl"])
+    df = pd.read_csv(data_file("study_2e5.csv.gz"), usecols=["g", "x", "b", "z", "y_nl"])
     ref = load_reference("study_2e5.json")["bam_gau_nl_disc"]
     values, index = discretize(df["z"].to_numpy(), 1000)
     assert values.size == 1000 and index.max() == 999
@@ -210,10 +210,10 @@ def binomial_fit(X, y, smooths, parts, codes):
     return fit, eta, n_iter
 
 
-def test_binomial_random_intercept_against_bam(shared_data_dir, load_reference):
+def test_binomial_random_intercept_against_bam(data_file, load_reference):
     """The study's ``bam(y_bin ~ x + b + s(g, bs = "re"), binomial, discrete = TRUE)``:
     performance iteration (PQL with REML steps, as bam's fREML)."""
-    df = pd.read_csv(shared_data_dir / "study_2e5.csv.gz", usecols=["g", "x", "b", "y_bin"])
+    df = pd.read_csv(data_file("study_2e5.csv.gz"), usecols=["g", "x", "b", "y_bin"])
     ref = load_reference("study_2e5.json")["bam_bin_re_disc"]
     X = np.column_stack([np.ones(len(df)), df["x"], df["b"]])
     fit, eta, _ = binomial_fit(X, df["y_bin"].to_numpy(float), [], [],
@@ -228,11 +228,11 @@ def test_binomial_random_intercept_against_bam(shared_data_dir, load_reference):
     assert np.sqrt(np.mean((mu - head) ** 2) / np.mean(head ** 2)) < 1e-2
 
 
-def test_binomial_smooths_against_bam(shared_data_dir, load_reference):
+def test_binomial_smooths_against_bam(data_file, load_reference):
     """gamsim1 ``bam(yb ~ s(x0) + s(x1) + s(x2) + s(fac, bs = "re"), binomial, discrete =
     TRUE)`` (bs = "ps"): edf, SDs and fitted probabilities; against gam(method = "REML"),
     whose binomial REML is a Laplace approximation rather than PQL, the edf agree to 1 %."""
-    df = pd.read_csv(shared_data_dir / "gamsim1.csv")
+    df = pd.read_csv(data_file("gamsim1.csv"))
     refs = load_reference("mgcv_gamsim1_binomial.json")
     smooths, parts = binned_smooths(df, ["x0", "x1", "x2"])
     fit, eta, _ = binomial_fit(np.ones((len(df), 1)), df["yb"].to_numpy(float), smooths,
@@ -247,11 +247,11 @@ def test_binomial_smooths_against_bam(shared_data_dir, load_reference):
                                rtol=1e-2)
 
 
-def test_binomial_laplace_reml_against_gam(shared_data_dir, load_reference):
+def test_binomial_laplace_reml_against_gam(data_file, load_reference):
     """gamsim1 ``gam(yb ~ s(x0) + s(x1) + s(x2) + s(fac, bs = "re"), binomial, method =
     "REML")`` (bs = "ps", exact cross-products): the Laplace-approximate REML optimized
     directly (outer iteration) reproduces gam's edf, SD, intercept and fitted values."""
-    df = pd.read_csv(shared_data_dir / "gamsim1.csv")
+    df = pd.read_csv(data_file("gamsim1.csv"))
     ref = load_reference("mgcv_gamsim1_binomial.json")["gam_ps_bin_reml"]
     blocks = additive_blocks(df, ["x0", "x1", "x2"])
     codes = pd.Categorical(df["fac"]).codes

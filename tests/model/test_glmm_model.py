@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from scipy import integrate, optimize, special, stats
 
+from conftest import require_package
 from glmm_problems import glmm_response, grouped_rows
 
 from skmixed._kernels.glmm import BINOMIAL_CLOGLOG, BINOMIAL_LOGIT, BINOMIAL_PROBIT, POISSON_LOG
@@ -410,7 +411,7 @@ def test_agq_value_and_grad_leaves_modes_at_x():
                                   "cloglog"])
 @pytest.mark.parametrize("n_chunks", [1, 3])
 def test_fit_fixed_glm_matches_statsmodels(kind, n_chunks):
-    sm = pytest.importorskip("statsmodels.api")
+    sm = require_package("statsmodels.api", "test")
     rng = np.random.default_rng(8)
     family, rows = make_rows(rng, kind, 2, sizes=(30, 25, 40, 10))
     beta = fit_fixed_glm(family, rows, n_chunks)

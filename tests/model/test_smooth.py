@@ -24,8 +24,8 @@ CASES = ["x0_k10", "x2_k20", "x1_k8_m13"]
 
 
 @pytest.fixture(scope="module")
-def gamsim(shared_data_dir):
-    return pd.read_csv(shared_data_dir / "gamsim1.csv")
+def gamsim(data_file):
+    return pd.read_csv(data_file("gamsim1.csv"))
 
 
 @pytest.fixture(scope="module")

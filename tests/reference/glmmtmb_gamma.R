@@ -4,7 +4,7 @@
 # criterion is not the likelihood's Laplace approximation, so it is not a reference here.)
 # Run from the repository root:  Rscript tests/reference/glmmtmb_gamma.R tests/reference
 # Needs R with glmmTMB, lme4 (for sleepstudy) and jsonlite (Debian: r-cran-glmmtmb
-# r-cran-lme4 r-cran-jsonlite). The data are lme4's sleepstudy (../shared/data/sleepstudy.csv).
+# r-cran-lme4 r-cran-jsonlite). The data are lme4's sleepstudy (tests/data/sleepstudy.csv).
 suppressMessages({library(glmmTMB); library(lme4); library(jsonlite)})
 outdir <- commandArgs(TRUE)[1]
 secs <- system.time(model <- glmmTMB(Reaction ~ Days + (1 | Subject), data = sleepstudy,

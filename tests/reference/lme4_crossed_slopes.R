@@ -1,4 +1,4 @@
-# lme4 fits with several grouping factors beyond the shared references (Penicillin, Pastes)
+# lme4 fits with several grouping factors beyond make_ref.R's (Penicillin, Pastes)
 # for tests/estimators/test_mixedlm_multilevel.py: the study's 200,000 rows
 # (../shared/data/study_2e5.csv.gz) with a second, crossed factor h = row %% 37 + 1 (row =
 # 0-based row index) and y2 = y + sin(h) (a deterministic h effect, rebuilt the same way by

@@ -1,9 +1,9 @@
-# lme4 references for the binomial links beyond ../shared/reference (which has logit only):
+# lme4 references for the binomial links beyond make_ref.R's (which has logit only):
 # cbpp with the probit and cloglog links. Run from the repository root:
 #     Rscript tests/reference/lme4_links.R tests/reference
 # Needs R with lme4 and jsonlite (Debian: r-cran-lme4 r-cran-jsonlite). The output JSON has
-# the same fields as ../shared/reference/lme4_cbpp.json; `data` names the data set the tests
-# read (lme4's own cbpp, saved in ../shared/data/cbpp.csv).
+# the same fields as lme4_cbpp.json; `data` names the data set the tests
+# read (lme4's own cbpp, saved in tests/data/cbpp.csv).
 suppressMessages({library(lme4); library(jsonlite)})
 outdir <- commandArgs(TRUE)[1]
 entry <- function(model, secs) {

@@ -1,4 +1,4 @@
-# lme4's glmer on the Metacognition data (../shared/data/metacognition.csv) for
+# lme4's glmer on the Metacognition data (tests/data/metacognition.csv) for
 # tests/test_real_data.py: correct ~ confidence_z * contrast_z + (confidence_z + contrast_z || id),
 # binomial, Laplace; both predictors z-scaled over the whole sample, contrast numeric.
 # Run from the repository root:
@@ -7,7 +7,7 @@
 suppressMessages({library(lme4); library(jsonlite)})
 args <- commandArgs(TRUE)
 outdir <- args[1]
-d <- read.csv(file.path(dirname(outdir), "..", "..", "shared", "data", "metacognition.csv"))
+d <- read.csv(file.path(dirname(outdir), "data", "metacognition.csv"))
 d$id <- factor(d$id)
 d$confidence_z <- as.numeric(scale(d$confidence))
 d$contrast_z <- as.numeric(scale(d$contrast))

@@ -1,13 +1,13 @@
 # mgcv's "ps" (P-spline) smooth basis for tests/model/test_smooth.py: the design matrix
 # before and after the sum-to-zero constraint, the penalty, and the knots, from
-# smoothCon() on the gamsim1 data (../shared/data/gamsim1.csv, made by
-# ../shared/reference/make_ref.R). Run from the repository root:
+# smoothCon() on the gamsim1 data (tests/data/gamsim1.csv, made by
+# tests/reference/make_ref.R). Run from the repository root:
 #     Rscript tests/reference/mgcv_ps_basis.R tests/reference
 # Needs R with mgcv and jsonlite (Debian: r-cran-mgcv r-cran-jsonlite).
 suppressMessages({library(mgcv); library(jsonlite)})
 args <- commandArgs(TRUE)
 outdir <- args[1]
-data <- read.csv(file.path(dirname(outdir), "..", "..", "shared", "data", "gamsim1.csv"))
+data <- read.csv(file.path(dirname(outdir), "data", "gamsim1.csv"))
 basis <- function(term, k, m) {
   spec <- eval(parse(text = sprintf('s(%s, bs = "ps", k = %d, m = c(%d, %d))', term, k,
                                     m[1], m[2])))

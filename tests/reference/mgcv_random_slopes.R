@@ -1,6 +1,6 @@
 # Additive mixed models with independent random slopes (mgcv's s(g, x, bs = "re") beside
 # s(g, bs = "re"); lme4's (1 + x || g)) for tests/estimators/test_additive_slopes.py.
-#  * sleepstudy (../shared/data/sleepstudy.csv): gam(method = "REML"), and lmer's
+#  * sleepstudy (tests/data/sleepstudy.csv): gam(method = "REML"), and lmer's
 #    (Days || Subject) fit of the same model;
 #  * the study's 200,000 rows (../shared/data/study_2e5.csv.gz) with a random slope of x added
 #    to y_nl: per-group slope deviations drawn here (set.seed(2026), SD 0.3) and stored in the
@@ -13,7 +13,7 @@
 suppressMessages({library(mgcv); library(lme4); library(jsonlite)})
 args <- commandArgs(TRUE)
 outdir <- args[1]
-shared <- file.path(dirname(outdir), "..", "..", "shared", "data")
+shared <- file.path(dirname(outdir), "..", "..", "shared", "data")  # the large study only
 summ <- function(fit, n_head = 20) {
   sm <- summary(fit)
   list(formula = paste(deparse(formula(fit)), collapse = " "),
@@ -26,7 +26,7 @@ summ <- function(fit, n_head = 20) {
          s$S.scale)), names(fit$sp))), sp = as.list(fit$sp), scale = fit$sig2,
        reml_score = as.numeric(fit$gcv.ubre), fitted_head = unname(fitted(fit)[1:n_head]))
 }
-ss <- read.csv(file.path(shared, "sleepstudy.csv"))
+ss <- read.csv(file.path(dirname(outdir), "data", "sleepstudy.csv"))
 ss$Subject <- factor(ss$Subject)
 g_ss <- gam(Reaction ~ Days + s(Subject, bs = "re") + s(Subject, Days, bs = "re"),
             data = ss, method = "REML")

@@ -2,14 +2,14 @@
 # F or chi-squared statistic, the p-value; Wood 2013, Biometrika 100, 221-228) and the
 # per-smooth alternative edf (sum of fit$edf1 over the smooth's coefficients) for
 # tests/estimators/test_additive_significance.py, on the gamsim1 data
-# (../shared/data/gamsim1.csv, made by ../shared/reference/make_ref.R). Run from the
+# (tests/data/gamsim1.csv, made by tests/reference/make_ref.R). Run from the
 # repository root:
 #     Rscript tests/reference/mgcv_smooth_tests.R tests/reference
 # Needs R with mgcv and jsonlite (Debian: r-cran-mgcv r-cran-jsonlite).
 suppressMessages({library(mgcv); library(jsonlite)})
 args <- commandArgs(TRUE)
 outdir <- args[1]
-gs <- read.csv(file.path(dirname(outdir), "..", "..", "shared", "data", "gamsim1.csv"))
+gs <- read.csv(file.path(dirname(outdir), "data", "gamsim1.csv"))
 gs$fac <- factor(gs$fac)
 tab <- function(fit) {
   st <- summary(fit)$s.table
