@@ -45,7 +45,6 @@ def test_metacognition_lmm(meta, load_reference):
 
 
 def test_metacognition_glmm(meta):
-    pytest.importorskip("formulaic", reason="the formula variant needs the 'formula' extra")
     from skmixed.formula import glmer
 
     ref = json.loads(GLMM_REF.read_text())
