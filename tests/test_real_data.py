@@ -17,8 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import require_package
-
 from skmixed import MixedGLM, MixedLM
 from skmixed.datasets import load_metacognition
 
@@ -47,7 +45,6 @@ def test_metacognition_lmm(meta, load_reference):
 
 
 def test_metacognition_glmm(meta):
-    require_package("formulaic", "formula")
     from skmixed.formula import glmer
 
     ref = json.loads(GLMM_REF.read_text())
