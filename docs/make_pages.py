@@ -17,6 +17,7 @@ PAGES = {  # page: (title, README section)
                     "Several grouping factors and formulas"),
     "outofcore.md": ("Out of core and Dask", "Out of core: Parquet and chunks"),
     "datasets.md": ("Data sets", "Data sets"),
+    "kernels.md": ("Compiled kernels", "Compiled kernels"),
     "benchmarks.md": ("Benchmarks", "Benchmarks"),
 }
 

@@ -2,7 +2,8 @@
 
 from sklearn.exceptions import ConvergenceWarning
 
-__all__ = ["SingularFitWarning", "RankDeficientWarning", "PerfectSeparationWarning"]
+__all__ = ["SingularFitWarning", "RankDeficientWarning", "PerfectSeparationWarning",
+           "KernelCacheWarning"]
 
 
 class SingularFitWarning(UserWarning):
@@ -18,3 +19,9 @@ class PerfectSeparationWarning(ConvergenceWarning):
     """A binomial fit with fitted probabilities numerically 0 or 1: (quasi-)complete
     separation, so some coefficient's maximum-likelihood estimate is infinite (R's glm:
     "fitted probabilities numerically 0 or 1 occurred")."""
+
+
+class KernelCacheWarning(UserWarning):
+    """The on-disk cache of compiled kernels was not used as it is: a damaged file was
+    deleted and its kernel compiled again, or the cache folder is owned by or writable by
+    another user and was ignored (see the README's "Compiled kernels" section)."""

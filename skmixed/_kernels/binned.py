@@ -19,7 +19,9 @@ sums the chunks.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from .cache import cached_njit
 
 __all__ = ["binned_sums", "bin_layout"]
 
@@ -30,7 +32,7 @@ def bin_layout(sizes):
     return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
 
-@njit(parallel=True, cache=True)
+@cached_njit(parallel=True)
 def binned_sums(X, y, w, bins, bin_offsets, codes, basis, col_offsets, plain_out,
                 bin_cnt_out, bin_sum_out, pair_out, grp_cnt_out, grp_sum_out, grp_basis_out):
     """Accumulate the per-chunk sums (see the module docstring).

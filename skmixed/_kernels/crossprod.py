@@ -19,8 +19,9 @@ each read from the caller's own array).
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
+from .cache import cached_njit
 from .codegen import MAX_SPECIALIZED_COLUMNS, crossprod_kernel
 
 __all__ = ["crossprod_grouped", "grouped_crossprods", "GroupedSums"]
@@ -29,7 +30,7 @@ __all__ = ["crossprod_grouped", "grouped_crossprods", "GroupedSums"]
 SPECIALIZE_MIN_ROWS = 100_000
 
 
-@njit(parallel=True, cache=True)
+@cached_njit(parallel=True)
 def crossprod_grouped(X, y, w, codes, z_pos, shift, group_out, count_out, total_out,
                       bad_out):
     """Accumulate per-chunk grouped cross-products (see module docstring).

@@ -6,14 +6,15 @@ cost more than the arithmetic. No fastmath here (STYLE.md: never in Cholesky fac
 
 import math
 
-from numba import njit
+from .cache import cached_njit
+
 
 __all__ = ["chol_lower", "forward_solve", "backward_solve", "chol_solve",
            "inverse_from_chol", "lower_matvec", "lower_sandwich", "forward_solve_vector",
            "tct_plus_identity"]
 
 
-@njit(cache=True)
+@cached_njit
 def chol_lower(M, L):
     """Cholesky factor of a small symmetric matrix into the lower triangle of ``L`` (the
     upper triangle is zeroed). Returns False, leaving ``L`` partial, if M is not positive
@@ -37,7 +38,7 @@ def chol_lower(M, L):
     return True
 
 
-@njit(cache=True)
+@cached_njit
 def forward_solve(L, B):
     """Solve ``L X = B`` in place (B of shape (q, k))."""
     q = L.shape[0]
@@ -49,7 +50,7 @@ def forward_solve(L, B):
             B[i, col] = t / L[i, i]
 
 
-@njit(cache=True)
+@cached_njit
 def backward_solve(L, b):
     """Solve ``L' x = b`` in place (vector b)."""
     q = L.shape[0]
@@ -60,7 +61,7 @@ def backward_solve(L, b):
         b[i] = t / L[i, i]
 
 
-@njit(cache=True)
+@cached_njit
 def forward_solve_vector(L, b):
     """Solve ``L x = b`` in place (vector b)."""
     q = L.shape[0]
@@ -71,7 +72,7 @@ def forward_solve_vector(L, b):
         b[i] = t / L[i, i]
 
 
-@njit(cache=True)
+@cached_njit
 def chol_solve(L, b, out):
     """``out = (L L')⁻¹ b`` for a vector b."""
     for i in range(b.shape[0]):
@@ -80,7 +81,7 @@ def chol_solve(L, b, out):
     backward_solve(L, out)
 
 
-@njit(cache=True)
+@cached_njit
 def inverse_from_chol(L, out, work):
     """``out = (L L')⁻¹``; ``work`` is a q×q scratch array (no allocation per group)."""
     q = L.shape[0]
@@ -97,7 +98,7 @@ def inverse_from_chol(L, out, work):
             out[i, j] = s
 
 
-@njit(cache=True)
+@cached_njit
 def lower_matvec(T, u, out):
     """``out = T u`` for a lower-triangular T (the random effects ``b = Λ u`` of a group)."""
     q = T.shape[0]
@@ -108,7 +109,7 @@ def lower_matvec(T, u, out):
         out[a] = s
 
 
-@njit(cache=True)
+@cached_njit
 def lower_sandwich(T, A, out):
     """``out = T A T'`` for a lower-triangular T (e.g. a conditional covariance Λ H⁻¹ Λ')."""
     q = T.shape[0]
@@ -121,7 +122,7 @@ def lower_sandwich(T, A, out):
             out[a, b] = s
 
 
-@njit(cache=True)
+@cached_njit
 def tct_plus_identity(T, C, out):
     """``out = T'CT + I`` for a lower-triangular T: a group's penalized block
     (Λ'Z'WZΛ + I in DESIGN §1)."""

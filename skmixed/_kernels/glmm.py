@@ -30,8 +30,9 @@ success counts), empty for 0/1 data.
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
+from .cache import cached_njit
 from .dense import chol_lower as _chol
 from .dense import chol_solve as _chol_solve
 from .dense import inverse_from_chol, lower_matvec, lower_sandwich, tct_plus_identity
@@ -51,7 +52,7 @@ _SQRT_HALF = 0.7071067811865476
 _LOG_SQRT_2PI = 0.9189385332046728
 
 
-@njit(cache=True, inline="always")
+@cached_njit(inline="always")
 def observed_logdet(family):
     """Families whose Laplace log determinant (and quadrature scale) uses the observed
     information, for which :func:`row_terms` returns v_F = v: the canonical links, where
@@ -60,7 +61,7 @@ def observed_logdet(family):
     return family == BINOMIAL_LOGIT or family == POISSON_LOG or family == GAMMA_LOG
 
 
-@njit(cache=True)
+@cached_njit
 def _log_ndtr(t):
     """log Φ(t), accurate in both tails (asymptotic series below −37)."""
     if t > 0.0:
@@ -72,7 +73,7 @@ def _log_ndtr(t):
     return -0.5 * t * t - _LOG_SQRT_2PI - math.log(-t) + math.log1p(series)
 
 
-@njit(cache=True)
+@cached_njit
 def _mills(t):
     """λ(t) = φ(t)/Φ(t) (inverse Mills ratio), and its derivative −λ(t + λ)."""
     if t > -37.0:
@@ -83,7 +84,7 @@ def _mills(t):
     return lam, -lam * (t + lam)
 
 
-@njit(cache=True)
+@cached_njit
 def _cloglog_parts(eta):
     """For μ = 1 − exp(−e^η): ``(t, log μ, r, q)`` with t = e^η, r = t/(e^t − 1) and
     q = t/(1 − e^{−t}) = r e^t, each without overflow or cancellation."""
@@ -95,14 +96,14 @@ def _cloglog_parts(eta):
     return t, math.log(em), q * math.exp(-t), q
 
 
-@njit(cache=True)
+@cached_njit
 def _log_binomial_coefficient(y, m):
     if m == 1.0:
         return 0.0
     return math.lgamma(m + 1.0) - math.lgamma(y + 1.0) - math.lgamma(m - y + 1.0)
 
 
-@njit(cache=True, inline="always")
+@cached_njit(inline="always")
 def row_terms(family, y, m, eta):
     """``(ℓ, ℓ', v, v_F, v_F')`` of one row: log-likelihood, its η-derivative, the
     observed information ``v = −ℓ''``, the expected (Fisher) information ``v_F`` and
@@ -142,7 +143,7 @@ def row_terms(family, y, m, eta):
     return ll, y * r - (m - y) * t, (m - y) * t + y * r * (q - 1.0), vf, vf * (2.0 - q)
 
 
-@njit(cache=True, inline="always")
+@cached_njit(inline="always")
 def row_derivs(family, y, m, eta):
     """``(ℓ', v)`` of one row without ℓ itself: the Newton passes for the modes need no
     logarithm (logit: one exp per row instead of an exp and a log1p)."""
@@ -156,7 +157,7 @@ def row_derivs(family, y, m, eta):
     return l1, v
 
 
-@njit(cache=True, inline="always")
+@cached_njit(inline="always")
 def _fixed_eta(X, off, beta, r):
     """``o_r + x_r'β`` (an empty offset array means no offset)."""
     eta = off[r] if off.shape[0] > 0 else 0.0
@@ -165,13 +166,13 @@ def _fixed_eta(X, off, beta, r):
     return eta
 
 
-@njit(cache=True, inline="always")
+@cached_njit(inline="always")
 def _re_covariate(X, zcol, r, a):
     """Random-effect covariate ``a`` of row r (``zcol[a] < 0``: the constant 1)."""
     return 1.0 if zcol[a] < 0 else X[r, zcol[a]]
 
 
-@njit(cache=True, inline="always")
+@cached_njit(inline="always")
 def _row_eta(X, zcol, off, beta, Tu, r, z):
     """η of row r at random effects ``Tu`` (``o_r + x_r'β + z_r'Tu``), its random-effect
     covariates written into z."""
@@ -182,7 +183,7 @@ def _row_eta(X, zcol, off, beta, Tu, r, z):
     return eta
 
 
-@njit(cache=True, inline="always")
+@cached_njit(inline="always")
 def _weighted_terms(family, y, m, fw, r, eta):
     """``(w, ℓ, ℓ', v, v')`` of row r: its frequency weight and :func:`row_terms` with its
     trials (empty arrays: weight 1, one trial)."""
@@ -192,7 +193,7 @@ def _weighted_terms(family, y, m, fw, r, eta):
     return wr, l0, l1, v, vf, vf1
 
 
-@njit(cache=True)
+@cached_njit
 def _group_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, z, Tu, want_c, want_ll,
                 sl_z, C):
     """One pass over a group's rows at u: returns Σ w ℓ (0 unless ``want_ll``); fills
@@ -222,7 +223,7 @@ def _group_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, z, Tu, want_
     return ll
 
 
-@njit(cache=True)
+@cached_njit
 def _newton_step(T, C, sl_z, u, H, L, grad, step):
     """At u with sums Σ w ℓ' z and C: ``H = T'CT + I``, its Cholesky factor L, the gradient
     ``T'Σ w ℓ' z − u`` of f and the Newton step ``H⁻¹·grad``. False if H is not positive
@@ -240,7 +241,7 @@ def _newton_step(T, C, sl_z, u, H, L, grad, step):
     return True
 
 
-@njit(cache=True)
+@cached_njit
 def _step_size(step, u):
     size = 0.0
     for a in range(u.shape[0]):
@@ -248,7 +249,7 @@ def _step_size(step, u):
     return size
 
 
-@njit(cache=True)
+@cached_njit
 def _mode(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, max_steps, tol, work):
     """Guarded Newton iterations for û (in place in u): every pass computes f, and a step is
     halved until f does not decrease. Returns (f(û), converged) and leaves C, H, L
@@ -311,7 +312,7 @@ _FAR = 8.0
 _FULL_PASSES = 4
 
 
-@njit(cache=True)
+@cached_njit
 def _refine_mode(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, max_steps, work):
     """Newton steps for û from a warm start with derivative-only passes (no ℓ). Returns
     True once a step was below _NEAR (u holds the stepped point), False when the steps do
@@ -336,7 +337,7 @@ def _refine_mode(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, max_steps, 
     return False
 
 
-@njit(cache=True)
+@cached_njit
 def _laplace_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, want_grad, z, Tu,
                   sl_z, C, CF, sl_x, wzx, v1zzx, v1zzz):
     """The full pass at (near) the mode: returns Σ w ℓ; fills Σ w ℓ' z, the observed
@@ -401,7 +402,7 @@ def _laplace_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, want_grad,
     return ll
 
 
-@njit(cache=True)
+@cached_njit
 def _logdet_slope(T, LF, v1zzz, Hinv, A, s_z, c_t):
     """From the Cholesky factor of H_F: ``Hinv = H_F⁻¹``, ``A = T H_F⁻¹ T'``,
     ``s_z = Σ s_j z_j`` (s_j = w v_F'_j z_j'A z_j) and ``c_t = T's_z = ∂ log det H_F/∂u``."""
@@ -420,7 +421,7 @@ def _logdet_slope(T, LF, v1zzz, Hinv, A, s_z, c_t):
             c_t[b] += s_z[a] * T[a, b]
 
 
-@njit(cache=True)
+@cached_njit
 def _laplace_gradient(T, u, L, Hinv, A, s_z, c_t, C, CF, sl_z, sl_x, wzx, v1zzx, step,
                       theta_rows, theta_cols, grad, jac, dll):
     """One group's deviance gradient over (β, θ) into ``grad`` and ∂û/∂(β, θ) into ``jac``
@@ -496,7 +497,7 @@ def _laplace_gradient(T, u, L, Hinv, A, s_z, c_t, C, CF, sl_z, sl_x, wzx, v1zzx,
         dll[p + kk] = d
 
 
-@njit(parallel=True, cache=True)
+@cached_njit(parallel=True)
 def laplace_groups(family, X, zcol, y, m, off, fw, starts, beta, T, theta_rows, theta_cols,
                    u, J, dx, want_grad, max_steps, tol, dev_out, grad_out, conv_out, H_out,
                    ll_out):
@@ -604,7 +605,7 @@ def laplace_groups(family, X, zcol, y, m, off, fw, starts, beta, T, theta_rows, 
             ui[a] += step[a]
 
 
-@njit(cache=True)
+@cached_njit
 def _agq_mode_sums(family, X, zcol, y, m, off, fw, lo, hi, beta, bz, svzx, sv1zzx):
     """The pass at û for the AGQ gradient (q = 1), at ``η = o + x'β + z·bz`` (bz = θû).
     Returns ``(Σ w ℓ' z, Σ w v z², Σ w v_F z², Σ w v_F' z³)``; fills ``svzx = Σ w v z x``
@@ -634,7 +635,7 @@ def _agq_mode_sums(family, X, zcol, y, m, off, fw, lo, hi, beta, bz, svzx, sv1zz
     return sl_z, c, cf, s3
 
 
-@njit(cache=True)
+@cached_njit
 def _agq_node_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, bz, sl_x):
     """One quadrature-node pass (q = 1) at ``η = o + x'β + z·bz``: returns ``(Σ w ℓ,
     Σ w ℓ' z)`` and fills ``sl_x = Σ w ℓ' x``. Σ w ℓ is accumulated exactly as in
@@ -656,7 +657,7 @@ def _agq_node_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, bz, sl_x):
     return ll, sl_z
 
 
-@njit(cache=True)
+@cached_njit
 def _agq_group(family, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, nodes, weights,
                max_steps, tol, want_grad, grad):
     """AGQ deviance of one group (q = 1) and, if ``want_grad``, its gradient over (β, θ)
@@ -759,7 +760,7 @@ def _agq_group(family, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, nodes, weigh
     return dev, conv
 
 
-@njit(parallel=True, cache=True)
+@cached_njit(parallel=True)
 def agq_groups(family, X, zcol, y, m, off, fw, starts, beta, T, u, nodes, weights, max_steps,
                tol, dev_out, conv_out):
     """Adaptive Gauss–Hermite deviance per group for a scalar random effect (q = 1):
@@ -773,7 +774,7 @@ def agq_groups(family, X, zcol, y, m, off, fw, starts, beta, T, u, nodes, weight
         conv_out[i] = conv
 
 
-@njit(parallel=True, cache=True)
+@cached_njit(parallel=True)
 def agq_grad_groups(family, X, zcol, y, m, off, fw, starts, beta, T, u, nodes, weights,
                     max_steps, tol, dev_out, grad_out, conv_out):
     """:func:`agq_groups` with the exact gradient of each group's deviance over (β, θ) in
@@ -786,7 +787,7 @@ def agq_grad_groups(family, X, zcol, y, m, off, fw, starts, beta, T, u, nodes, w
         conv_out[i] = conv
 
 
-@njit(parallel=True, cache=True)
+@cached_njit(parallel=True)
 def fixed_glm_sums(family, X, y, m, off, fw, beta, n_chunks, ll_out, score_out, info_out):
     """Per-chunk log-likelihood, score and information of the GLM without random effects
     (start values)."""
@@ -813,7 +814,7 @@ def fixed_glm_sums(family, X, y, m, off, fw, beta, n_chunks, ll_out, score_out, 
                 info_out[c, j, k] = info[min(j, k), max(j, k)]
 
 
-@njit(cache=True)
+@cached_njit
 def _joint_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, Tu, z, slz, C, wzx, sc, xvx):
     """A group's pass for the joint PIRLS step (Fisher weights v_F, as lme4's PIRLS):
     returns Σ w ℓ; adds Σ w ℓ' z, C = Σ w v_F z z', Σ w v_F z x', Σ w ℓ' x and the upper
@@ -841,7 +842,7 @@ def _joint_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, Tu, z, slz, C, wzx
     return ll
 
 
-@njit(parallel=True, cache=True)
+@cached_njit(parallel=True)
 def pirls_joint_sums(family, X, zcol, y, m, off, fw, starts, beta, T, u, f_out, H_out, g_out,
                      B_out, score_out, xvx_out):
     """One pass per group at the current (β, u) for a joint Newton step of the penalized
@@ -883,7 +884,7 @@ def pirls_joint_sums(family, X, zcol, y, m, off, fw, starts, beta, T, u, f_out, 
                 xvx_out[i, j, k] = xvx[min(j, k), max(j, k)]
 
 
-@njit(parallel=True, cache=True)
+@cached_njit(parallel=True)
 def count_extreme_eta(X, zcol, off, fw, starts, beta, B, low, high):
     """The number of rows (with positive weight) whose linear predictor
     ``o + x'β + z'b_i`` (B: the groups' random effects, G × q) lies outside

@@ -22,8 +22,9 @@ with ``P_i = M_i⁻¹ + M_i⁻¹B_i S⁻¹B_i'M_i⁻¹``, ``Q_i = −S⁻¹B_i'M
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
+from .cache import cached_njit
 from .dense import backward_solve as _backward
 from .dense import chol_lower
 from .dense import forward_solve as _forward
@@ -33,14 +34,14 @@ from .dense import forward_solve_vector, lower_matvec, lower_sandwich, tct_plus_
 __all__ = ["pls_groups", "pls_gradient_groups", "conditional_modes_groups"]
 
 
-@njit(cache=True)
+@cached_njit
 def _chunk_bounds(n, n_chunks, c):
     size = (n + n_chunks - 1) // n_chunks
     start = min(n, c * size)
     return start, min(n, start + size)
 
 
-@njit(cache=True)
+@cached_njit
 def _pls_chunk(T, C, D, e, L_out, c_out, R_out, logdet_out, RtR_out, Rtc_out, cc_out, ch):
     """Chunk ``ch`` of :func:`pls_groups`."""
     G = C.shape[0]
@@ -92,7 +93,7 @@ def _pls_chunk(T, C, D, e, L_out, c_out, R_out, logdet_out, RtR_out, Rtc_out, cc
         for k in range(p):
             RtR_out[ch, j, k] = RtR[j, k]
 
-@njit(parallel=True, cache=True)
+@cached_njit(parallel=True)
 def _pls_parallel(T, C, D, e, L_out, c_out, R_out, logdet_out, RtR_out, Rtc_out, cc_out):
     for ch in prange(logdet_out.shape[0]):
         _pls_chunk(T, C, D, e, L_out, c_out, R_out, logdet_out, RtR_out, Rtc_out, cc_out, ch)
@@ -113,7 +114,7 @@ def pls_groups(T, C, D, e, L_out, c_out, R_out, logdet_out, RtR_out, Rtc_out, cc
         _pls_parallel(*args)
 
 
-@njit(cache=True)
+@cached_njit
 def _group_mode(T, Li, ci, Ri, beta, u):
     """``u = L_i'⁻¹(c_i − R_i β)``, the spherical conditional mode of one group."""
     q = Li.shape[0]
@@ -126,7 +127,7 @@ def _group_mode(T, Li, ci, Ri, beta, u):
     _backward(Li, u)
 
 
-@njit(cache=True)
+@cached_njit
 def _gradient_chunk(T, C, D, e, L, c, R, beta, S_inv, theta_rows, theta_cols, reml,
                     dlogdet_out, dr2_out, ch):
     """Chunk ``ch`` of :func:`pls_gradient_groups`."""
@@ -219,7 +220,7 @@ def _gradient_chunk(T, C, D, e, L, c, R, beta, S_inv, theta_rows, theta_cols, re
         dlogdet_out[ch, kk] = dld[kk]
         dr2_out[ch, kk] = dr2[kk]
 
-@njit(parallel=True, cache=True)
+@cached_njit(parallel=True)
 def _gradient_parallel(T, C, D, e, L, c, R, beta, S_inv, theta_rows, theta_cols, reml,
                        dlogdet_out, dr2_out):
     for ch in prange(dlogdet_out.shape[0]):
@@ -241,7 +242,7 @@ def pls_gradient_groups(T, C, D, e, L, c, R, beta, S_inv, theta_rows, theta_cols
         _gradient_parallel(*args)
 
 
-@njit(parallel=True, cache=True)
+@cached_njit(parallel=True)
 def conditional_modes_groups(T, L, c, R, beta, modes_out, cond_cov_out):
     """Conditional modes ``b_i = T u_i`` and ``T M_i⁻¹ T'`` (to be scaled by σ²)."""
     G = L.shape[0]

@@ -9,12 +9,14 @@ chunk its own output matrix (summed by the caller), :func:`row_quadratic_forms` 
 number per row (rows are disjoint between threads).
 """
 
-from numba import njit, prange
+from numba import prange
+
+from .cache import cached_njit
 
 __all__ = ["row_outer_sum", "row_quadratic_forms", "scaled_schur_lower"]
 
 
-@njit(parallel=True, cache=True)
+@cached_njit(parallel=True)
 def row_outer_sum(indptr, indices, data, out):
     """``out[c] = Σ_{rows in chunk c} f_i f_i'`` on the lower triangle (column index of
     the first factor ≥ the second's; the caller mirrors it). ``out``: (n_chunks, m, m),
@@ -33,7 +35,7 @@ def row_outer_sum(indptr, indices, data, out):
                     acc[ja, indices[b]] += va * data[b]
 
 
-@njit(parallel=True, cache=True)
+@cached_njit(parallel=True)
 def row_quadratic_forms(indptr, indices, data, S, out):
     """``out[i] = f_i' S f_i`` for every row i, S symmetric given by its lower triangle
     (``indices`` sorted within each row)."""
@@ -49,7 +51,7 @@ def row_quadratic_forms(indptr, indices, data, S, out):
         out[i] = 2.0 * total
 
 
-@njit(parallel=True, cache=True)
+@cached_njit(parallel=True)
 def scaled_schur_lower(lam, ZZ, indptr, indices, data, out, n_parts=1):
     """The lower triangle of ``diag(λ) ZZ diag(λ) + I − Σ_i f_i f_i'`` into ``out`` (the
     rest factors' Schur complement of DESIGN §1, formed in place, ready for an in-place

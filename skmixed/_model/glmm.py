@@ -8,10 +8,10 @@ Gauss–Hermite, value and exact gradient), all in parallel over groups
 """
 
 import numpy as np
-from numba import njit
 from scipy import special
 
 from .._kernels import glmm as generic_kernels
+from .._kernels.cache import cached_njit
 from .._kernels.glmm import GAMMA_LOG, fixed_glm_sums
 from .._kernels.glmm_codegen import SPECIALIZE_MIN_ROWS, specialized_kernels
 from .optimize import minimize_newton
@@ -20,7 +20,7 @@ __all__ = ["group_order", "GroupedRows", "LaplaceDeviance", "JointPIRLSDeviance"
            "fit_fixed_glm", "row_sample", "ParamSpace", "em_start", "minimize_deviance"]
 
 
-@njit(cache=True)
+@cached_njit
 def _counting_order(codes, n_groups, order, starts):
     counts = np.zeros(n_groups + 1, dtype=np.int64)
     for r in range(codes.shape[0]):
@@ -35,7 +35,7 @@ def _counting_order(codes, n_groups, order, starts):
         counts[g] += 1
 
 
-@njit(cache=True)
+@cached_njit
 def _is_sorted(codes):
     for r in range(1, codes.shape[0]):
         if codes[r] < codes[r - 1]:
