@@ -1,8 +1,10 @@
-"""Warnings raised by skmixed's estimators (besides sklearn's ``ConvergenceWarning``)."""
+"""Warnings raised by skmixed's estimators (besides sklearn's ``ConvergenceWarning``), and
+the errors of its data sources."""
 
 from sklearn.exceptions import ConvergenceWarning
 
-__all__ = ["SingularFitWarning", "RankDeficientWarning", "PerfectSeparationWarning"]
+__all__ = ["SingularFitWarning", "RankDeficientWarning", "PerfectSeparationWarning",
+           "SourceError"]
 
 
 class SingularFitWarning(UserWarning):
@@ -18,3 +20,10 @@ class PerfectSeparationWarning(ConvergenceWarning):
     """A binomial fit with fitted probabilities numerically 0 or 1: (quasi-)complete
     separation, so some coefficient's maximum-likelihood estimate is infinite (R's glm:
     "fitted probabilities numerically 0 or 1 occurred")."""
+
+
+class SourceError(ValueError):
+    """A chunked source (skmixed.sources) that cannot be read as asked: a file that is not
+    Parquet, is truncated or lacks a column, or a call that leaves the columns to guess.
+    The message names the file and the problem."""
+

@@ -32,7 +32,7 @@ from .._model.optimize import (_hessian, _ThetaSpace, minimize_criterion,
                                minimize_scalar_theta)
 from .._model.terms import RandomEffectTerm
 from ..exceptions import PerfectSeparationWarning
-from ..sources import chunk_columns
+from ..sources import READS_CHUNKED, ChunkedData, chunk_columns
 from . import _design, _multi
 from ._chunked import is_dask
 from ._dask_glmm import DaskLaplace, partition_arrays
@@ -229,13 +229,17 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Fit the model.
 
         Parameters
         ----------
-        X : DataFrame or array-like of shape (n_samples, n_features)
-            Fixed-effect columns, the grouping column and (if named) trials and offset.
+        X : DataFrame or array-like of shape (n_samples, n_features), or Dask DataFrame
+            Fixed-effect columns, the grouping column and (if named) trials and offset; or
+            a Dask DataFrame with y (and sample_weight) Dask Series from the same frame
+            (a ``dask.distributed`` Client active). A chunked source
+            (:mod:`skmixed.sources`) is refused: the Laplace deviance revisits the rows at
+            every evaluation, a chunked source is read once.
         y : array-like of shape (n_samples,)
             Two class labels (binomial classifier), successes (with ``trials``) or counts.
         sample_weight : array-like of shape (n_samples,), default=None
@@ -249,6 +253,12 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         name = type(self).__name__
         family, link = _family_code(self.family, self.link)
         self._multi_design = None
+        if isinstance(X, ChunkedData):
+            raise TypeError(f"{name} cannot fit from a chunked source: its Laplace deviance "
+                            "revisits every row at each evaluation and a chunked source is "
+                            "read once. Read the data into memory (e.g. pandas.read_parquet"
+                            "(path, columns=[...])) or pass a Dask DataFrame X and Series y; "
+                            f"chunked sources are read by {READS_CHUNKED}.")
         if is_dask(X):
             return self._fit_dask(X, y, sample_weight)
         if _multi.is_multi(self.groups):
