@@ -15,7 +15,25 @@ from .._model.glmm import GroupedRows, LaplaceDeviance, group_order
 from ..sources import chunk_columns
 from . import _design
 
-__all__ = ["DaskLaplace", "partition_arrays"]
+__all__ = ["DaskLaplace", "partition_arrays", "shuffle_by_group"]
+
+
+def shuffle_by_group(frame, group, head):
+    """The rows shuffled so that every group lives in one partition. A categorical group
+    column travels as its values: Dask's P2P shuffle cannot concatenate partitions whose
+    categories differ (read from several Parquet files, their Arrow dictionaries do not
+    combine); ``head`` (the first rows) gives the values' dtype."""
+    if isinstance(frame._meta[group].dtype, pd.CategoricalDtype):
+        frame = frame.map_partitions(_group_values, group,
+                                     meta=_group_values(head.iloc[:0], group))
+    return frame.shuffle(on=group)
+
+
+def _group_values(frame, group):
+    column = frame[group]
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return frame.assign(**{group: column.to_numpy()})
+    return frame
 
 
 def partition_arrays(frame, spec, label):

@@ -34,8 +34,8 @@ from .._model.terms import RandomEffectTerm
 from ..exceptions import PerfectSeparationWarning
 from ..sources import READS_CHUNKED, ChunkedData, chunk_columns
 from . import _design, _multi
-from ._chunked import is_dask
-from ._dask_glmm import DaskLaplace, partition_arrays
+from ._chunked import dask_frame, is_dask
+from ._dask_glmm import DaskLaplace, partition_arrays, shuffle_by_group
 from ._base import GROUPED_CONSTRAINTS, GroupedModelMixin, independent_fixed_columns
 from ._results import summary_text
 
@@ -331,9 +331,6 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
 
         name = type(self).__name__
         t0 = time.perf_counter()
-        if not is_dask(y) or (sample_weight is not None and not is_dask(sample_weight)):
-            raise ValueError(f"{name}.fit with a Dask DataFrame X needs y (and "
-                             "sample_weight) as Dask Series partitioned like X.")
         if _multi.is_multi(self.groups) or self.groups is None:
             raise ValueError("a Dask fit of MixedGLM takes one grouping factor.")
         link = self.link or {"binomial": "logit", "poisson": "log", "gamma": "log"}[self.family]
@@ -352,9 +349,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         group = _design.resolve_column(meta, self.groups, "groups")
         extra = {p: _design.resolve_column(meta, getattr(self, p), p)
                  for p in ("trials", "offset") if getattr(self, p) is not None}
-        frame = X.assign(__y__=y)
-        if sample_weight is not None:
-            frame = frame.assign(__w__=sample_weight)
+        frame = dask_frame(X, y, sample_weight, name)
         head = frame.head(100_000, npartitions=-1)  # the layout and the start values
         if len(head) == 0:
             raise ValueError(f"{name}: the Dask DataFrame has no rows.")
@@ -390,10 +385,12 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         spec["zcol"] = np.array(zcol, dtype=np.int64)
         term = RandomEffectTerm(tuple(["(Intercept)"] + design.slope_names), self.covariance)
         spec["term"] = term
-        shuffled = frame.shuffle(on=group)
-        objective = DaskLaplace(client, shuffled.to_delayed(), spec)
         Xh, yh, mh, oh, wh, _, _ = partition_arrays(head, spec, "the first rows")
         beta0 = _multi.glm_start(Xh, yh, mh, oh, wh, self.family)
+        shuffled = shuffle_by_group(frame, group, head)
+        objective = DaskLaplace(client, shuffled.to_delayed(),
+                                dict(spec, kinds=chunk_columns(shuffled._meta, "metadata",
+                                                               None)))
         opt = minimize_deviance(objective, ParamSpace(term, beta0), tol=self.tol,
                                 max_iter=self.max_iter, final_hessian=True)
         x = opt.theta_final
