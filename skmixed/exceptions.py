@@ -1,10 +1,10 @@
 """Warnings raised by skmixed's estimators (besides sklearn's ``ConvergenceWarning``), and
-the errors of its data sources."""
+the errors of its data sources and distributed fits."""
 
 from sklearn.exceptions import ConvergenceWarning
 
 __all__ = ["SingularFitWarning", "RankDeficientWarning", "PerfectSeparationWarning",
-           "SourceError"]
+           "SourceError", "LostWorkerError"]
 
 
 class SingularFitWarning(UserWarning):
@@ -27,3 +27,7 @@ class SourceError(ValueError):
     Parquet, is truncated or lacks a column, or a call that leaves the columns to guess.
     The message names the file and the problem."""
 
+
+class LostWorkerError(RuntimeError):
+    """A Dask worker holding part of a distributed fit was lost and its part could not be
+    rebuilt on the remaining workers; the message names the worker. The fit can be rerun."""

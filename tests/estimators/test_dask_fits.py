@@ -6,10 +6,14 @@ processes):
   that name the partition;
 * MixedGLM (Laplace): rows shuffled by group, one actor per partition; the same estimates
   as the in-memory fit at the GLMM tolerance (β and θ 1e-6, standard errors 1e-3: both
-  from finite-difference Hessians at slightly different points);
+  from finite-difference Hessians at slightly different points); a worker killed mid-fit
+  is replaced (or, past the rebuild limit, named in a LostWorkerError);
 * X and y as columns of one ``read_parquet`` frame, which the query optimizer partitions
   differently when they are projected apart, for all three estimators; X and y from
   different frames are joined partition by partition, never aligned by index."""
+
+import os
+import signal
 
 import numpy as np
 import pandas as pd
@@ -19,7 +23,9 @@ dd = pytest.importorskip("dask.dataframe", reason="Dask fits need the 'dask' ext
 distributed = pytest.importorskip("distributed", reason="Dask fits need the 'dask' extra")
 
 from skmixed import AdditiveMixed, MixedGLM, MixedLM  # noqa: E402
+from skmixed._estimators._dask_glmm import DaskLaplace  # noqa: E402
 from skmixed.datasets import make_multilevel  # noqa: E402
+from skmixed.exceptions import LostWorkerError  # noqa: E402
 
 COLS = ["x", "b", "g"]
 
@@ -216,3 +222,53 @@ def test_other_frames_are_joined_by_partition_never_by_index(client, data, tmp_p
             model.fit(X, y)
         assert not hasattr(model, "coef_")
 
+
+def _kill_at_evaluation(monkeypatch, client, evaluation):
+    """SIGKILL the worker of the first partition's actor at the given deviance
+    evaluation of a Dask MixedGLM fit (its nanny starts a new worker)."""
+    original = DaskLaplace.value_and_grad
+    seen = {"n": 0}
+
+    def value_and_grad(self, x):
+        seen["n"] += 1
+        if seen["n"] == evaluation:
+            address = self.actors[0]._address
+            pid = client.run(os.getpid, workers=[address])[address]
+            os.kill(pid, signal.SIGKILL)
+            seen.update(address=address, objective=self)
+        return original(self, x)
+
+    monkeypatch.setattr(DaskLaplace, "value_and_grad", value_and_grad)
+    return seen
+
+
+def test_glmm_fit_rebuilds_the_partitions_of_a_lost_worker(client, data, monkeypatch):
+    """A worker killed mid-fit: its partitions are recomputed on the other worker and the
+    optimizer continues from where it was — the fit equals the undisturbed one (issue 13:
+    a raw "OSError: Unable to contact Actor's worker")."""
+    ddf = dd.from_pandas(data[COLS + ["y_bin"]], npartitions=4)
+    normal = MixedGLM(groups="g").fit(ddf[COLS], ddf["y_bin"])
+    seen = _kill_at_evaluation(monkeypatch, client, 4)
+    try:
+        with pytest.warns(RuntimeWarning, match=r"was lost .*rebuilding partition\(s\)"):
+            model = MixedGLM(groups="g").fit(ddf[COLS], ddf["y_bin"])
+    finally:
+        client.wait_for_workers(2, timeout=120)
+    assert seen["objective"].n_rebuilds >= 1
+    _same_glmm_fit(model, normal)
+
+
+def test_glmm_fit_names_a_lost_worker_past_the_rebuild_limit(client, data, monkeypatch):
+    ddf = dd.from_pandas(data[COLS + ["y_bin"]], npartitions=4)
+    monkeypatch.setattr(DaskLaplace, "MAX_REBUILDS", 0)
+    seen = _kill_at_evaluation(monkeypatch, client, 2)
+    model = MixedGLM(groups="g")
+    try:
+        with pytest.raises(LostWorkerError, match=r"the Dask worker tcp://\S+ holding "
+                           r"partition 0 of the MixedGLM fit was lost .*the fit can be "
+                           "rerun"):
+            model.fit(ddf[COLS], ddf["y_bin"])
+    finally:
+        client.wait_for_workers(2, timeout=120)
+    assert not hasattr(model, "coef_")
+    assert issubclass(LostWorkerError, RuntimeError) and seen["address"]
