@@ -94,3 +94,36 @@ def test_outofcore_additive_parquet(benchmark, machine_info, parquet_data):
     memory = AdditiveMixed(smooths=["z"], groups="g", discrete=True).fit(df[ADDITIVE],
                                                                        df["y_nl"])
     assert abs(model.coef_[0] / memory.coef_[0] - 1) < 1e-8
+
+
+@pytest.fixture(scope="module")
+def small_parquet(tmp_path_factory):
+    """60,000 rows × 300 groups in one Parquet file of 12 row groups."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from skmixed.datasets import make_multilevel
+
+    df = make_multilevel(60_000, 300, random_state=3)[COLS + ["y"]]
+    df.attrs = {}
+    path = tmp_path_factory.mktemp("small") / "part-0.parquet"
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, row_group_size=5_000)
+    return path
+
+
+def test_outofcore_tiny_batches(benchmark, machine_info, small_parquet):
+    """``batch_size=7`` on 60,000 rows (8,572 record batches of 7 rows; issue 13 took over
+    120 s): the batches are read and passed on in blocks of at least 65,536 rows of a file,
+    so the fit costs what the default batch size does and gives the same numbers."""
+    from skmixed import MixedLM
+    from skmixed.sources import from_parquet
+
+    def fit(batch_size):
+        return MixedLM(groups="g").fit(from_parquet(small_parquet, target="y", columns=COLS,
+                                                    batch_size=batch_size, progress=False))
+
+    model = benchmark.pedantic(fit, args=(7,), rounds=3, warmup_rounds=1)
+    machine_info(n_obs=60_000, batch_size=7)
+    reference = fit(1_000_000)
+    assert model.coef_.tolist() == reference.coef_.tolist()
+    assert model.theta_.tolist() == reference.theta_.tolist()

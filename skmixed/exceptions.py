@@ -1,9 +1,10 @@
-"""Warnings raised by skmixed's estimators (besides sklearn's ``ConvergenceWarning``)."""
+"""Warnings raised by skmixed's estimators (besides sklearn's ``ConvergenceWarning``), and
+the errors of its data sources and distributed fits."""
 
 from sklearn.exceptions import ConvergenceWarning
 
 __all__ = ["SingularFitWarning", "RankDeficientWarning", "PerfectSeparationWarning",
-           "KernelCacheWarning"]
+           "KernelCacheWarning", "SourceError", "LostWorkerError"]
 
 
 class SingularFitWarning(UserWarning):
@@ -25,3 +26,14 @@ class KernelCacheWarning(UserWarning):
     """The on-disk cache of compiled kernels was not used as it is: a damaged file was
     deleted and its kernel compiled again, or the cache folder is owned by or writable by
     another user and was ignored (see the README's "Compiled kernels" section)."""
+
+
+class SourceError(ValueError):
+    """A chunked source (skmixed.sources) that cannot be read as asked: a file that is not
+    Parquet, is truncated or lacks a column, or a call that leaves the columns to guess.
+    The message names the file and the problem."""
+
+
+class LostWorkerError(RuntimeError):
+    """A Dask worker holding part of a distributed fit was lost and its part could not be
+    rebuilt on the remaining workers; the message names the worker. The fit can be rerun."""

@@ -17,7 +17,8 @@ from .._model.bin_tables import RunningLevels
 from ..sources import checked_chunks, chunk_columns
 from . import _design
 
-__all__ = ["ChunkedPass", "chunked_pass", "dask_pass", "is_dask"]
+__all__ = ["ChunkedPass", "chunked_pass", "dask_pass", "dask_frame", "split_frame",
+           "is_dask"]
 
 
 @dataclass
@@ -104,32 +105,100 @@ def _chunk_design(frame, label, groups, random_slopes, estimator_name):
         raise type(exc)(f"{label}: {exc}") from None
 
 
+def dask_frame(X, y, w, estimator_name):
+    """X's columns with y as ``__y__`` (and w as ``__w__``): one Dask DataFrame whose
+    partitions hold matching rows.
+
+    X, y and w taken from one frame (``ddf[cols]``, ``ddf["y"]``) are joined as one
+    expression, so the query optimizer partitions them together (on their own, two column
+    projections of a Parquet dataset may be fused into different partitions). Others are
+    joined partition by partition, which needs as many partitions of as many rows; they
+    are never aligned by index (a Parquet dataset's index restarts in every file)."""
+    import dask
+    import dask.dataframe as dd
+
+    if not is_dask(y) or (w is not None and not is_dask(w)):
+        raise ValueError(f"{estimator_name}.fit with a Dask DataFrame X needs y (and "
+                         "sample_weight) as Dask Series of the same frame (e.g. X = "
+                         "ddf[cols], y = ddf['y']).")
+    extra = {"__y__": y} if w is None else {"__y__": y, "__w__": w}
+    taken = [c for c in extra if c in X.columns]
+    if taken:
+        raise ValueError(f"X has column(s) {taken}, the names a Dask fit gives y and "
+                         "sample_weight: rename them.")
+    if _co_aligned(X, *extra.values()):
+        return X.assign(**extra)
+    parts = [X.to_delayed()] + [s.to_delayed() for s in extra.values()]
+    if len({len(p) for p in parts}) > 1:
+        counts = ", ".join(f"{role} {len(p)}" for role, p in zip(("X", "y", "sample_weight"),
+                                                                 parts))
+        raise ValueError(f"the numbers of partitions differ ({counts}) and X and y are not "
+                         "columns of one frame: take them from one Dask DataFrame (X = "
+                         "ddf[cols], y = ddf['y']) or partition them alike.")
+    meta = X._meta.assign(**{k: s._meta for k, s in extra.items()})
+    joined = [dask.delayed(_join_partition)(f"partition {i}", list(extra), *ps)
+              for i, ps in enumerate(zip(*parts))]
+    return dd.from_delayed(joined, meta=meta, verify_meta=False)
+
+
+def _co_aligned(*collections):
+    """Dask's own test that collections come from the same parents (modulo blockwise
+    steps), which lets it join them partition-wise; False without the query planner
+    (there a projection keeps its partitions, and the partition-wise join serves)."""
+    try:
+        from dask.dataframe.dask_expr._expr import are_co_aligned
+    except ImportError:  # pragma: no cover - dask before the planner moved into it
+        try:
+            from dask_expr._expr import are_co_aligned
+        except ImportError:
+            return False
+    exprs = [getattr(c, "expr", None) for c in collections]
+    return all(e is not None for e in exprs) and bool(are_co_aligned(*exprs))
+
+
+def _join_partition(label, names, frame, *series):
+    """One partition of X with its y (and w) put beside it by position."""
+    for name, s in zip(names, series):
+        if len(s) != len(frame):
+            role = "y" if name == "__y__" else "sample_weight"
+            raise ValueError(f"{label}: X has {len(frame)} rows but {role} has {len(s)}: "
+                             "partition them alike.")
+    return frame.assign(**{name: np.asarray(s) for name, s in zip(names, series)})
+
+
+def split_frame(frame):
+    """A joined partition (:func:`dask_frame`) back into X, y and w (or None)."""
+    w = frame["__w__"] if "__w__" in frame.columns else None
+    return frame.drop(columns=[c for c in ("__y__", "__w__") if c in frame.columns]), \
+        frame["__y__"], w
+
+
+def _joined_partition_sums(frame, label, kinds, *args):
+    X, y, w = split_frame(frame)
+    return _partition_sums(X, y, w, label, kinds, *args)
+
+
 def dask_pass(X, y, w, *, groups, random_slopes, fit_intercept, centring_shift,
               estimator_name):
-    """One pass over a Dask DataFrame X and Series y (and weights w): every partition
-    reduced to its per-group sums where it lives (one task each), the small results
-    gathered and added by group label as for chunks. The centring shift comes from the
-    first rows (``X.head``)."""
+    """One pass over a Dask DataFrame X and Series y (and weights w), joined by
+    :func:`dask_frame`: every partition reduced to its per-group sums where it lives (one
+    task each), the small results gathered and added by group label as for chunks. The
+    centring shift comes from the first rows (``head``)."""
     import dask
 
-    parts_X, parts_y = X.to_delayed(), y.to_delayed()
-    parts_w = w.to_delayed() if w is not None else [None] * len(parts_X)
-    if not len(parts_X) == len(parts_y) == len(parts_w):
-        raise ValueError(f"X has {len(parts_X)} partitions but y (or sample_weight) has "
-                         f"{len(parts_y)}: partition them alike (e.g. y = ddf['y'] of the "
-                         "same frame).")
-    head = X.head(4096, npartitions=-1)
+    frame = dask_frame(X, y, w, estimator_name)
+    head, y_head, _ = split_frame(frame.head(4096, npartitions=-1))
     if len(head) == 0:
         raise ValueError(f"{estimator_name}: the Dask DataFrame has no rows.")
-    y_head = np.asarray(y.head(len(head), npartitions=-1), dtype=float)
     template = _design.make_design(head, groups=groups, random_slopes=random_slopes,
                                    estimator_name=estimator_name)
-    shift = centring_shift(template, y_head[:len(head)], fit_intercept)
+    shift = centring_shift(template, np.asarray(y_head, dtype=float), fit_intercept)
     z_pos = np.concatenate([[0], 1 + template.slope_pos]).astype(np.int64)
     kinds = chunk_columns(X._meta, "the Dask DataFrame's metadata", None)
-    tasks = [dask.delayed(_partition_sums)(px, py, pw, f"partition {i}", kinds, groups,
-                                           random_slopes, z_pos, shift, estimator_name)
-             for i, (px, py, pw) in enumerate(zip(parts_X, parts_y, parts_w))]
+    parts = frame.to_delayed()
+    tasks = [dask.delayed(_joined_partition_sums)(part, f"partition {i}", kinds, groups,
+                                                  random_slopes, z_pos, shift, estimator_name)
+             for i, part in enumerate(parts)]
     results = dask.compute(*tasks)
     acc = _Accumulator(len(z_pos), len(template.columns) + 2)
     for r in results:
@@ -141,7 +210,7 @@ def dask_pass(X, y, w, *, groups, random_slopes, fit_intercept, centring_shift,
     template.levels = levels
     template.codes = np.empty(0, dtype=np.int32)
     return ChunkedPass(template, GroupedSums(group_xv, total_vv, group_rows, 0), shift,
-                       X._meta, getattr(y, "name", None) or "y", len(parts_X))
+                       X._meta, getattr(y, "name", None) or "y", len(parts))
 
 
 def chunked_pass(source, *, groups, random_slopes, fit_intercept, n_threads, centring_shift,

@@ -8,14 +8,37 @@ evaluation of the client-side optimizer sends (β, θ) to the actors and adds up
 modes stay partition-local. At the optimum the actors return their groups' modes.
 """
 
+import asyncio
+import time
+import warnings
+
 import numpy as np
 import pandas as pd
 
 from .._model.glmm import GroupedRows, LaplaceDeviance, group_order
+from ..exceptions import LostWorkerError
 from ..sources import chunk_columns
 from . import _design
 
-__all__ = ["DaskLaplace", "partition_arrays"]
+__all__ = ["DaskLaplace", "partition_arrays", "shuffle_by_group"]
+
+
+def shuffle_by_group(frame, group, head):
+    """The rows shuffled so that every group lives in one partition. A categorical group
+    column travels as its values: Dask's P2P shuffle cannot concatenate partitions whose
+    categories differ (read from several Parquet files, their Arrow dictionaries do not
+    combine); ``head`` (the first rows) gives the values' dtype."""
+    if isinstance(frame._meta[group].dtype, pd.CategoricalDtype):
+        frame = frame.map_partitions(_group_values, group,
+                                     meta=_group_values(head.iloc[:0], group))
+    return frame.shuffle(on=group)
+
+
+def _group_values(frame, group):
+    column = frame[group]
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return frame.assign(**{group: column.to_numpy()})
+    return frame
 
 
 def partition_arrays(frame, spec, label):
@@ -75,28 +98,44 @@ class _PartitionLaplace:
 
 
 class DaskLaplace:
-    """The objective the optimizer sees: ``value_and_grad`` summed over the actors."""
+    """The objective the optimizer sees: ``value_and_grad`` summed over the actors.
+
+    A worker may be lost mid-fit (killed, out of memory, retired). Every request to an
+    actor is watched: when its worker no longer answers, or has left the cluster while
+    the request waits (checked every ``POLL_SECONDS``), the actor is rebuilt on the
+    workers that remain from its partition (recomputed from the task graph) and asked
+    again at the same (β, θ): the partition's Laplace deviance is a function of (β, θ)
+    alone (the rebuilt actor's PIRLS starts its modes from zero instead of from the last
+    evaluation's, which moves the result by PIRLS's tolerance only), so the optimizer
+    continues where it was. After ``MAX_REBUILDS`` rebuilds of one partition within one
+    evaluation, or a rebuild that fails or outlasts ``max(REBUILD_SECONDS, 3 × the first
+    build)``, a :class:`~skmixed.exceptions.LostWorkerError` names the worker."""
+
+    POLL_SECONDS = 2.0
+    MAX_REBUILDS = 2
+    REBUILD_SECONDS = 120.0
 
     def __init__(self, client, frames, spec):
+        t0 = time.perf_counter()
+        self.client, self.frames, self.spec = client, frames, spec
         futures = client.compute(frames)
-        self.actors = [client.submit(_PartitionLaplace, f, spec, f"partition {i}",
-                                     actor=True).result()
-                       for i, f in enumerate(futures)]
+        pending = [client.submit(_PartitionLaplace, f, spec, f"partition {i}", actor=True)
+                   for i, f in enumerate(futures)]
+        self.actors = [future.result() for future in pending]
+        self.build_seconds = time.perf_counter() - t0
+        self.n_rebuilds = 0
         self.n_groups = None
 
     def value_and_grad(self, x):
-        parts = [a.value_and_grad(x) for a in self.actors]  # ActorFutures, in parallel
         total_f, total_g = 0.0, None
-        for fut in parts:
-            f, g = fut.result()
+        for f, g in self._ask_all("value_and_grad", x):  # in partition order
             total_f += f
             total_g = np.asarray(g, dtype=float) if total_g is None else total_g + g
         return total_f, total_g
 
     def modes(self, x):
         levels, modes, cond = [], [], []
-        for fut in [a.modes(x) for a in self.actors]:
-            lv, m, c = fut.result()
+        for lv, m, c in self._ask_all("modes", x):
             if len(lv):
                 levels += list(lv)
                 modes.append(m)
@@ -107,3 +146,87 @@ class DaskLaplace:
         except TypeError:
             perm = np.arange(len(levels))
         return pd.Index([levels[i] for i in perm]), modes[perm], cond[perm]
+
+    # ------------------------------------------------------------ lost workers
+    def _ask_all(self, method, x):
+        """``method(x)`` of every actor (sent to all first, so they run in parallel),
+        their answers in partition order; lost actors are rebuilt and asked again."""
+        x = np.asarray(x, dtype=float)
+        calls = [self._send(i, method, x) for i in range(len(self.actors))]
+        answers = []
+        for i in range(len(self.actors)):
+            for attempt in range(self.MAX_REBUILDS + 1):
+                address = self._address(i)
+                try:
+                    answers.append(self._wait(i, calls[i]))
+                    break
+                except _WorkerLost as lost:
+                    if attempt == self.MAX_REBUILDS:
+                        raise LostWorkerError(
+                            f"the Dask worker {address} holding partition {i} of the "
+                            f"MixedGLM fit was lost ({lost}), after {self.MAX_REBUILDS} "
+                            "rebuilds of that partition within one deviance evaluation; "
+                            "the fit can be rerun.") from None
+                    for j in self._rebuild(i, address, lost):
+                        if j >= i:  # answers before i came in before the loss
+                            calls[j] = self._send(j, method, x)
+        return answers
+
+    def _address(self, i):
+        return getattr(self.actors[i], "_address", "?")
+
+    def _send(self, i, method, x):
+        try:
+            return getattr(self.actors[i], method)(x)
+        except (RuntimeError, OSError) as exc:  # "Worker holding Actor was lost"
+            return _WorkerLost(str(exc))
+
+    def _wait(self, i, call):
+        """The answer of one request, watching the actor's worker while it waits."""
+        if isinstance(call, _WorkerLost):
+            raise call
+        while True:
+            try:
+                return call.result(timeout=self.POLL_SECONDS)
+            except (TimeoutError, asyncio.TimeoutError):
+                if self._address(i) not in self._workers():
+                    raise _WorkerLost("it left the cluster") from None
+            except OSError as exc:  # "Unable to contact Actor's worker", closed comms
+                raise _WorkerLost(str(exc) or type(exc).__name__) from None
+
+    def _workers(self):
+        return set(self.client.scheduler_info(n_workers=-1)["workers"])
+
+    def _rebuild(self, i, address, cause):
+        """Partition ``i`` and every other partition on its worker or on a worker that
+        has left, recomputed from the graph (together: one shuffle) and made actors
+        again; returns their indices."""
+        workers = self._workers()
+        lost = [j for j in range(len(self.actors))
+                if self._address(j) == address or self._address(j) not in workers]
+        limit = max(self.REBUILD_SECONDS, 3.0 * self.build_seconds)
+        warnings.warn(f"the Dask worker {address} holding partition {i} of the MixedGLM "
+                      f"fit was lost ({cause}); rebuilding partition(s) {lost} on the "
+                      "remaining workers and continuing from the current parameters.",
+                      RuntimeWarning, stacklevel=2)
+        t0 = time.perf_counter()
+        try:
+            frames = self.client.compute([self.frames[j] for j in lost])
+            pending = [self.client.submit(_PartitionLaplace, frame, self.spec,
+                                          f"partition {j}", actor=True, pure=False)
+                       for j, frame in zip(lost, frames)]
+            for j, actor in zip(lost, pending):
+                left = limit - (time.perf_counter() - t0)
+                self.actors[j] = actor.result(timeout=max(left, self.POLL_SECONDS))
+        except Exception as exc:
+            raise LostWorkerError(
+                f"the Dask worker {address} holding partition {i} of the MixedGLM fit was "
+                f"lost ({cause}) and partition(s) {lost} could not be rebuilt within "
+                f"{limit:.0f} s ({type(exc).__name__}: {exc}); the fit can be rerun.") \
+                from exc
+        self.n_rebuilds += len(lost)
+        return lost
+
+
+class _WorkerLost(Exception):
+    """An actor that did not answer because its worker is gone (handled inside)."""

@@ -18,6 +18,8 @@ from pandas.api import types as ptypes
 from sklearn.utils import check_array
 from sklearn.utils.validation import _check_sample_weight, _get_feature_names, column_or_1d
 
+from ..sources import refuse_chunked
+
 __all__ = ["GroupedDesign", "as_table", "resolve_column", "encode_groups", "lookup_groups",
            "make_design", "fixed_columns", "check_finite_columns", "fixed_block",
            "check_target", "check_weights", "missing_groups_error", "drop_unused_levels"]
@@ -30,6 +32,7 @@ def as_table(X, estimator_name):
     label), and sklearn's rule on feature names (all strings, or none) is checked here,
     before any work, rather than when the fitted attributes are set.
     """
+    refuse_chunked(X, estimator_name)
     if isinstance(X, pd.DataFrame):
         if X.shape[1] == 0:
             raise ValueError(f"0 feature(s) (shape={X.shape}) while a minimum of 1 is required.")

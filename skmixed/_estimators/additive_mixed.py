@@ -32,7 +32,7 @@ from .._kernels.threads import numba_threads
 from ..sources import ChunkedData, checked_chunks, chunk_columns
 from . import _design
 from ._base import GROUPED_CONSTRAINTS
-from ._chunked import is_dask
+from ._chunked import dask_frame, is_dask
 from ._results import fixed_effects_table, random_effects_table
 
 __all__ = ["AdditiveMixed"]
@@ -293,15 +293,10 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         import dask
 
         name = type(self).__name__
-        if not is_dask(y) or (sample_weight is not None and not is_dask(sample_weight)):
-            raise ValueError(f"{name}.fit with a Dask DataFrame X needs y (and "
-                             "sample_weight) as Dask Series partitioned like X.")
         if self.family != "gaussian" or self.discrete is False:
             raise ValueError(f"{name} fits a Dask DataFrame for family='gaussian' with "
                              "binned smooths (discrete=True or 'auto') only.")
-        frame = X.assign(__y__=y)
-        if sample_weight is not None:
-            frame = frame.assign(__w__=sample_weight)
+        frame = dask_frame(X, y, sample_weight, name)
         head = frame.head(1000, npartitions=-1)
         if len(head) == 0:
             raise ValueError(f"{name}: the Dask DataFrame has no rows.")

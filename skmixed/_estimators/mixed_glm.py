@@ -32,10 +32,10 @@ from .._model.optimize import (_hessian, _ThetaSpace, minimize_criterion,
                                minimize_scalar_theta)
 from .._model.terms import RandomEffectTerm
 from ..exceptions import PerfectSeparationWarning
-from ..sources import chunk_columns
+from ..sources import READS_CHUNKED, ChunkedData, chunk_columns
 from . import _design, _multi
-from ._chunked import is_dask
-from ._dask_glmm import DaskLaplace, partition_arrays
+from ._chunked import dask_frame, is_dask
+from ._dask_glmm import DaskLaplace, partition_arrays, shuffle_by_group
 from ._base import GROUPED_CONSTRAINTS, GroupedModelMixin, independent_fixed_columns
 from ._results import summary_text
 
@@ -229,13 +229,17 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Fit the model.
 
         Parameters
         ----------
-        X : DataFrame or array-like of shape (n_samples, n_features)
-            Fixed-effect columns, the grouping column and (if named) trials and offset.
+        X : DataFrame or array-like of shape (n_samples, n_features), or Dask DataFrame
+            Fixed-effect columns, the grouping column and (if named) trials and offset; or
+            a Dask DataFrame with y (and sample_weight) Dask Series from the same frame
+            (a ``dask.distributed`` Client active). A chunked source
+            (:mod:`skmixed.sources`) is refused: the Laplace deviance revisits the rows at
+            every evaluation, a chunked source is read once.
         y : array-like of shape (n_samples,)
             Two class labels (binomial classifier), successes (with ``trials``) or counts.
         sample_weight : array-like of shape (n_samples,), default=None
@@ -249,6 +253,12 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         name = type(self).__name__
         family, link = _family_code(self.family, self.link)
         self._multi_design = None
+        if isinstance(X, ChunkedData):
+            raise TypeError(f"{name} cannot fit from a chunked source: its Laplace deviance "
+                            "revisits every row at each evaluation and a chunked source is "
+                            "read once. Read the data into memory (e.g. pandas.read_parquet"
+                            "(path, columns=[...])) or pass a Dask DataFrame X and Series y; "
+                            f"chunked sources are read by {READS_CHUNKED}.")
         if is_dask(X):
             return self._fit_dask(X, y, sample_weight)
         if _multi.is_multi(self.groups):
@@ -321,9 +331,6 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
 
         name = type(self).__name__
         t0 = time.perf_counter()
-        if not is_dask(y) or (sample_weight is not None and not is_dask(sample_weight)):
-            raise ValueError(f"{name}.fit with a Dask DataFrame X needs y (and "
-                             "sample_weight) as Dask Series partitioned like X.")
         if _multi.is_multi(self.groups) or self.groups is None:
             raise ValueError("a Dask fit of MixedGLM takes one grouping factor.")
         link = self.link or {"binomial": "logit", "poisson": "log", "gamma": "log"}[self.family]
@@ -342,9 +349,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         group = _design.resolve_column(meta, self.groups, "groups")
         extra = {p: _design.resolve_column(meta, getattr(self, p), p)
                  for p in ("trials", "offset") if getattr(self, p) is not None}
-        frame = X.assign(__y__=y)
-        if sample_weight is not None:
-            frame = frame.assign(__w__=sample_weight)
+        frame = dask_frame(X, y, sample_weight, name)
         head = frame.head(100_000, npartitions=-1)  # the layout and the start values
         if len(head) == 0:
             raise ValueError(f"{name}: the Dask DataFrame has no rows.")
@@ -380,10 +385,12 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         spec["zcol"] = np.array(zcol, dtype=np.int64)
         term = RandomEffectTerm(tuple(["(Intercept)"] + design.slope_names), self.covariance)
         spec["term"] = term
-        shuffled = frame.shuffle(on=group)
-        objective = DaskLaplace(client, shuffled.to_delayed(), spec)
         Xh, yh, mh, oh, wh, _, _ = partition_arrays(head, spec, "the first rows")
         beta0 = _multi.glm_start(Xh, yh, mh, oh, wh, self.family)
+        shuffled = shuffle_by_group(frame, group, head)
+        objective = DaskLaplace(client, shuffled.to_delayed(),
+                                dict(spec, kinds=chunk_columns(shuffled._meta, "metadata",
+                                                               None)))
         opt = minimize_deviance(objective, ParamSpace(term, beta0), tol=self.tol,
                                 max_iter=self.max_iter, final_hessian=True)
         x = opt.theta_final

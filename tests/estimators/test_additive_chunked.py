@@ -58,7 +58,7 @@ def test_parquet_ranges_from_statistics(data, tmp_path):
         chunk.to_parquet(tmp_path / f"part-{i}.parquet", index=False)
     memory = AdditiveMixed(smooths=["z"], groups="g", discrete=True).fit(data[COLS],
                                                                        data["y_nl"])
-    source = from_parquet(tmp_path, target="y_nl", progress=False)
+    source = from_parquet(tmp_path, target="y_nl", columns=COLS, progress=False)
     assert source.ranges["z"] == (data["z"].min(), data["z"].max())
     _same_fit(AdditiveMixed(smooths=["z"], groups="g").fit(source), memory)
 

@@ -6,7 +6,14 @@ processes):
   that name the partition;
 * MixedGLM (Laplace): rows shuffled by group, one actor per partition; the same estimates
   as the in-memory fit at the GLMM tolerance (β and θ 1e-6, standard errors 1e-3: both
-  from finite-difference Hessians at slightly different points)."""
+  from finite-difference Hessians at slightly different points); a worker killed mid-fit
+  is replaced (or, past the rebuild limit, named in a LostWorkerError);
+* X and y as columns of one ``read_parquet`` frame, which the query optimizer partitions
+  differently when they are projected apart, for all three estimators; X and y from
+  different frames are joined partition by partition, never aligned by index."""
+
+import os
+import signal
 
 import numpy as np
 import pandas as pd
@@ -17,8 +24,10 @@ from conftest import require_package
 dd = require_package("dask.dataframe", "dask")
 distributed = require_package("distributed", "dask")
 
-from skmixed import MixedGLM, MixedLM  # noqa: E402
+from skmixed import AdditiveMixed, MixedGLM, MixedLM  # noqa: E402
+from skmixed._estimators._dask_glmm import DaskLaplace  # noqa: E402
 from skmixed.datasets import make_multilevel  # noqa: E402
+from skmixed.exceptions import LostWorkerError  # noqa: E402
 
 COLS = ["x", "b", "g"]
 
@@ -84,6 +93,15 @@ def test_dask_misuse(client, data):
         MixedLM(groups="g").fit(ddf[COLS], y4)
 
 
+def _same_glmm_fit(model, reference):
+    """The GLMM tolerance: β and θ 1e-6, the deviance 1e-9, the modes 1e-6."""
+    np.testing.assert_allclose(model.coef_, reference.coef_, rtol=1e-6)
+    np.testing.assert_allclose(model.theta_, reference.theta_, rtol=1e-6, atol=1e-8)
+    assert model.deviance_ == pytest.approx(reference.deviance_, rel=1e-9)
+    np.testing.assert_allclose(model.random_effects_["mode"],
+                               reference.random_effects_["mode"], atol=1e-6)
+
+
 @pytest.mark.parametrize("family", ["binomial", "poisson"])
 def test_dask_glmm_equals_the_in_memory_fit(client, data, family):
     frame = data[COLS].copy()
@@ -98,13 +116,9 @@ def test_dask_glmm_equals_the_in_memory_fit(client, data, family):
     memory = MixedGLM(**params).fit(frame[cols], frame["y"])
     ddf = dd.from_pandas(frame, npartitions=4)
     model = MixedGLM(**params).fit(ddf[cols], ddf["y"])
-    np.testing.assert_allclose(model.coef_, memory.coef_, rtol=1e-6)
-    np.testing.assert_allclose(model.theta_, memory.theta_, rtol=1e-6, atol=1e-8)
+    _same_glmm_fit(model, memory)
     np.testing.assert_allclose(model.fixed_effects_["std_error"],
                                memory.fixed_effects_["std_error"], rtol=1e-3)
-    assert model.deviance_ == pytest.approx(memory.deviance_, rel=1e-9)
-    np.testing.assert_allclose(model.random_effects_["mode"], memory.random_effects_["mode"],
-                               atol=1e-6)
     if family == "binomial":
         np.testing.assert_allclose(model.predict_proba(frame[cols].iloc[:10]),
                                    memory.predict_proba(frame[cols].iloc[:10]), rtol=1e-6)
@@ -123,8 +137,6 @@ def test_dask_additive_equals_the_binned_in_memory_fit(client, data, z_kind):
     """AdditiveMixed (Gaussian, binned) from Dask: ranges and distinct values of the smooth
     covariate first, then per-partition bin tables merged by group label — the in-memory
     ``discrete=True`` fit to round-off (coefficients 1e-8, edf and SDs 1e-6)."""
-    from skmixed import AdditiveMixed
-
     frame = data[["x", "b", "z", "g", "y_nl"]].copy()
     if z_kind == "few values":
         frame["z"] = np.round(frame["z"] * 39) / 39
@@ -139,3 +151,126 @@ def test_dask_additive_equals_the_binned_in_memory_fit(client, data, z_kind):
                                memory.variance_components_["sd"], rtol=1e-6)
     np.testing.assert_allclose(model.predict(frame[cols].iloc[:20]),
                                memory.predict(frame[cols].iloc[:20]), rtol=1e-8)
+
+
+def _write_parquet(frame, folder, n_files):
+    """``n_files`` files of 2 row groups each (the group column stays categorical: Arrow
+    dictionaries that differ from file to file)."""
+    pa = pytest.importorskip("pyarrow", reason="read_parquet needs the 'parquet' extra")
+    import pyarrow.parquet as pq
+
+    step = -(-len(frame) // n_files)
+    for i in range(n_files):
+        part = frame.iloc[i * step:(i + 1) * step]
+        pq.write_table(pa.Table.from_pandas(part, preserve_index=False),
+                       folder / f"part-{i}.parquet", row_group_size=-(-len(part) // 2))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def parquet_folder(data, tmp_path_factory):
+    frame = data.assign(w=np.random.default_rng(2).integers(1, 4, len(data)).astype(float))
+    return _write_parquet(frame, tmp_path_factory.mktemp("dask_parquet"), 10)
+
+
+def test_columns_of_one_read_parquet_frame(client, data, parquet_folder):
+    """The README's usage on Parquet data: X and y projected from one read_parquet frame,
+    which the optimizer fuses into different partitions when they are projected apart
+    (issue 13: "X has 4 partitions but y has 3") — MixedLM (with weights), AdditiveMixed
+    and MixedGLM equal their in-memory fits."""
+    f = dd.read_parquet(parquet_folder)
+    assert f[COLS].optimize().npartitions != f["y"].optimize().npartitions
+    w = data.assign(w=f["w"].compute().to_numpy())["w"]
+    memory = MixedLM(groups="g").fit(data[COLS], data["y"], sample_weight=w)
+    model = MixedLM(groups="g").fit(f[COLS], f["y"], sample_weight=f["w"])
+    np.testing.assert_allclose(model.coef_, memory.coef_, rtol=1e-8)
+    np.testing.assert_allclose(model.theta_, memory.theta_, rtol=1e-8)
+    np.testing.assert_allclose(model.random_effects_["mode"], memory.random_effects_["mode"],
+                               rtol=1e-8, atol=1e-10)
+
+    cols = ["x", "b", "z", "g"]
+    memory = AdditiveMixed(smooths=["z"], groups="g", discrete=True).fit(data[cols],
+                                                                       data["y_nl"])
+    model = AdditiveMixed(smooths=["z"], groups="g").fit(f[cols], f["y_nl"])
+    np.testing.assert_allclose(model.coef_, memory.coef_, rtol=1e-8)
+    np.testing.assert_allclose(model.smooths_["edf"], memory.smooths_["edf"], rtol=1e-6)
+
+    memory = MixedGLM(groups="g").fit(data[COLS], data["y_bin"])
+    _same_glmm_fit(MixedGLM(groups="g").fit(f[COLS], f["y_bin"]), memory)
+
+
+def test_other_frames_are_joined_by_partition_never_by_index(client, data, tmp_path):
+    """y from another frame: partition by partition when the partitions match (here two
+    from_pandas frames), else refused — the index is never used to align them (issue 13:
+    AdditiveMixed aligned a read_parquet X and a from_pandas y by an index that restarts
+    in every file, and fitted coefficients 0.048 and 0.009 for 0.494 and 0.255)."""
+    memory = MixedLM(groups="g").fit(data[COLS], data["y"])
+    X3 = dd.from_pandas(data[COLS], npartitions=3)
+    model = MixedLM(groups="g").fit(X3, dd.from_pandas(data["y"], npartitions=3))
+    np.testing.assert_allclose(model.coef_, memory.coef_, rtol=1e-8)
+    with pytest.raises(ValueError, match=r"partition \d: X has 20000 rows but y has 199\d\d"):
+        MixedLM(groups="g").fit(X3, dd.from_pandas(data["y"].iloc[:-10], npartitions=3))
+
+    frame = data.assign(g=data["g"].astype(np.int64))  # an index-aligning shuffle works
+    f = dd.read_parquet(_write_parquet(frame, tmp_path, 10))
+    y4 = dd.from_pandas(frame["y_nl"], npartitions=4)
+    cols = ["x", "b", "z", "g"]
+    for model, X in ((MixedLM(groups="g"), f[COLS]),
+                     (AdditiveMixed(smooths=["z"], groups="g"), f[cols]),
+                     (MixedGLM(groups="g"), f[COLS])):
+        y = y4 if not isinstance(model, MixedGLM) else dd.from_pandas(frame["y_bin"], 4)
+        with pytest.raises(ValueError, match=r"numbers of partitions differ \(X \d+, y 4\) "
+                           "and X and y are not columns of one frame"):
+            model.fit(X, y)
+        assert not hasattr(model, "coef_")
+
+
+def _kill_at_evaluation(monkeypatch, client, evaluation):
+    """SIGKILL the worker of the first partition's actor at the given deviance
+    evaluation of a Dask MixedGLM fit (its nanny starts a new worker)."""
+    original = DaskLaplace.value_and_grad
+    seen = {"n": 0}
+
+    def value_and_grad(self, x):
+        seen["n"] += 1
+        if seen["n"] == evaluation:
+            address = self.actors[0]._address
+            pid = client.run(os.getpid, workers=[address])[address]
+            os.kill(pid, signal.SIGKILL)
+            seen.update(address=address, objective=self)
+        return original(self, x)
+
+    monkeypatch.setattr(DaskLaplace, "value_and_grad", value_and_grad)
+    return seen
+
+
+def test_glmm_fit_rebuilds_the_partitions_of_a_lost_worker(client, data, monkeypatch):
+    """A worker killed mid-fit: its partitions are recomputed on the other worker and the
+    optimizer continues from where it was — the fit equals the undisturbed one (issue 13:
+    a raw "OSError: Unable to contact Actor's worker")."""
+    ddf = dd.from_pandas(data[COLS + ["y_bin"]], npartitions=4)
+    normal = MixedGLM(groups="g").fit(ddf[COLS], ddf["y_bin"])
+    seen = _kill_at_evaluation(monkeypatch, client, 4)
+    try:
+        with pytest.warns(RuntimeWarning, match=r"was lost .*rebuilding partition\(s\)"):
+            model = MixedGLM(groups="g").fit(ddf[COLS], ddf["y_bin"])
+    finally:
+        client.wait_for_workers(2, timeout=120)
+    assert seen["objective"].n_rebuilds >= 1
+    _same_glmm_fit(model, normal)
+
+
+def test_glmm_fit_names_a_lost_worker_past_the_rebuild_limit(client, data, monkeypatch):
+    ddf = dd.from_pandas(data[COLS + ["y_bin"]], npartitions=4)
+    monkeypatch.setattr(DaskLaplace, "MAX_REBUILDS", 0)
+    seen = _kill_at_evaluation(monkeypatch, client, 2)
+    model = MixedGLM(groups="g")
+    try:
+        with pytest.raises(LostWorkerError, match=r"the Dask worker tcp://\S+ holding "
+                           r"partition 0 of the MixedGLM fit was lost .*the fit can be "
+                           "rerun"):
+            model.fit(ddf[COLS], ddf["y_bin"])
+    finally:
+        client.wait_for_workers(2, timeout=120)
+    assert not hasattr(model, "coef_")
+    assert issubclass(LostWorkerError, RuntimeError) and seen["address"]
