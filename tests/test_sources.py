@@ -7,13 +7,15 @@ what can."""
 import numpy as np
 import pytest
 
+from conftest import require_package
+
 from skmixed import AdditiveMixed, MixedGLM, MixedLM
 from skmixed.datasets import make_multilevel
 from skmixed.exceptions import SourceError
 from skmixed.sources import MIN_BLOCK_ROWS, from_parquet
 
-pa = pytest.importorskip("pyarrow", reason="Parquet sources need the 'parquet' extra")
-pq = pytest.importorskip("pyarrow.parquet")
+pa = require_package("pyarrow", "parquet")
+pq = require_package("pyarrow.parquet", "parquet")
 
 COLS = ["x", "b", "g"]
 

@@ -156,7 +156,7 @@ def test_dask_additive_equals_the_binned_in_memory_fit(client, data, z_kind):
 def _write_parquet(frame, folder, n_files):
     """``n_files`` files of 2 row groups each (the group column stays categorical: Arrow
     dictionaries that differ from file to file)."""
-    pa = pytest.importorskip("pyarrow", reason="read_parquet needs the 'parquet' extra")
+    pa = require_package("pyarrow", "parquet")
     import pyarrow.parquet as pq
 
     step = -(-len(frame) // n_files)
