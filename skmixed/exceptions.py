@@ -2,7 +2,8 @@
 
 from sklearn.exceptions import ConvergenceWarning
 
-__all__ = ["SingularFitWarning", "RankDeficientWarning", "PerfectSeparationWarning"]
+__all__ = ["SingularFitWarning", "RankDeficientWarning", "PerfectSeparationWarning",
+           "GroupLabelWarning"]
 
 
 class SingularFitWarning(UserWarning):
@@ -18,3 +19,9 @@ class PerfectSeparationWarning(ConvergenceWarning):
     """A binomial fit with fitted probabilities numerically 0 or 1: (quasi-)complete
     separation, so some coefficient's maximum-likelihood estimate is infinite (R's glm:
     "fitted probabilities numerically 0 or 1 occurred")."""
+
+
+class GroupLabelWarning(UserWarning):
+    """Group labels at predict of another type than in fit (e.g. the strings ``"1"``,
+    ``"2"`` for the integers 1, 2) leave most rows in groups not seen in fit, so they
+    silently get population-level predictions."""

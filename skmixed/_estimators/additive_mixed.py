@@ -433,6 +433,9 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         if info["group"] is not None and len(tables.group_levels) < 2:
             raise ValueError(f"{type(self).__name__} needs at least 2 groups in column "
                              f"{info['group']!r}; found {len(tables.group_levels)}.")
+        if info["group"] is not None:
+            _design.check_label_types(pd.Index(tables.group_levels, dtype=object),
+                                      info["group"])
         cross = crossproducts_from_tables(tables, [(b["null"], b["range"]) for b in bases])
         p0 = len(info["param"]) + self.fit_intercept
         null_widths = [b["null"].shape[1] for b in bases]

@@ -396,6 +396,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         except np.linalg.LinAlgError:
             cov = np.full((p, p), np.nan)
         levels, modes, cond_var = objective.modes(x)
+        _design.check_label_types(levels, group)  # each partition's labels were checked
         design.levels = levels
         opt.timings = {"total": time.perf_counter() - t0}
         n_obs = float(frame["__w__"].sum().compute() if sample_weight is not None
