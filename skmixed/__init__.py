@@ -3,9 +3,9 @@
 from ._estimators.additive_mixed import AdditiveMixed
 from ._estimators.mixed_glm import MixedGLM
 from ._estimators.mixed_lm import MixedLM
-from .exceptions import (GroupLabelWarning, PerfectSeparationWarning, RankDeficientWarning,
-                         SingularFitWarning)
+from .exceptions import (GroupLabelWarning, IdentifiabilityWarning, PerfectSeparationWarning,
+                         RankDeficientWarning, SingularFitWarning)
 
 __all__ = ["MixedLM", "MixedGLM", "AdditiveMixed", "SingularFitWarning", "RankDeficientWarning",
-           "PerfectSeparationWarning", "GroupLabelWarning"]
+           "PerfectSeparationWarning", "IdentifiabilityWarning", "GroupLabelWarning"]
 __version__ = "0.1.0"

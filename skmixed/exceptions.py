@@ -3,7 +3,7 @@
 from sklearn.exceptions import ConvergenceWarning
 
 __all__ = ["SingularFitWarning", "RankDeficientWarning", "PerfectSeparationWarning",
-           "GroupLabelWarning"]
+           "IdentifiabilityWarning", "GroupLabelWarning"]
 
 
 class SingularFitWarning(UserWarning):
@@ -19,6 +19,13 @@ class PerfectSeparationWarning(ConvergenceWarning):
     """A binomial fit with fitted probabilities numerically 0 or 1: (quasi-)complete
     separation, so some coefficient's maximum-likelihood estimate is infinite (R's glm:
     "fitted probabilities numerically 0 or 1 occurred")."""
+
+
+class IdentifiabilityWarning(UserWarning):
+    """Parameters the data cannot tell apart: two grouping factors that split the rows into
+    the same groups (up to relabelling, e.g. ``g`` and a copy, or ``b`` and ``b:a`` when
+    ``b``'s labels are unique across ``a``). Their intercept variances are not identified
+    separately — only their sum is; lme4 fits such a model silently, splitting it."""
 
 
 class GroupLabelWarning(UserWarning):
