@@ -141,7 +141,7 @@ def test_recovers_the_simulated_model(fitted, small):
 def test_unseen_groups_get_population_predictions(fitted, small):
     X = small[["g", "z", "x"]].iloc[:5].copy()
     population = fitted.predict(X, random_effects=False)
-    X["g"] = pd.Categorical(["new"] * 5)
+    X["g"] = pd.Categorical([-1] * 5)  # a group of the fitted labels' type, not seen
     np.testing.assert_allclose(fitted.predict(X), population)
 
 
