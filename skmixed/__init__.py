@@ -3,9 +3,10 @@
 from ._estimators.additive_mixed import AdditiveMixed
 from ._estimators.mixed_glm import MixedGLM
 from ._estimators.mixed_lm import MixedLM
-from .exceptions import (KernelCacheWarning, PerfectSeparationWarning, RankDeficientWarning,
-                         SingularFitWarning)
+from .exceptions import (GroupLabelWarning, IdentifiabilityWarning, KernelCacheWarning,
+                         PerfectSeparationWarning, RankDeficientWarning, SingularFitWarning)
 
 __all__ = ["MixedLM", "MixedGLM", "AdditiveMixed", "SingularFitWarning", "RankDeficientWarning",
-           "PerfectSeparationWarning", "KernelCacheWarning"]
+           "PerfectSeparationWarning", "IdentifiabilityWarning", "GroupLabelWarning",
+           "KernelCacheWarning"]
 __version__ = "0.1.0"

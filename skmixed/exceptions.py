@@ -4,7 +4,8 @@ the errors of its data sources and distributed fits."""
 from sklearn.exceptions import ConvergenceWarning
 
 __all__ = ["SingularFitWarning", "RankDeficientWarning", "PerfectSeparationWarning",
-           "KernelCacheWarning", "SourceError", "LostWorkerError"]
+           "KernelCacheWarning", "SourceError", "LostWorkerError", "IdentifiabilityWarning",
+           "GroupLabelWarning"]
 
 
 class SingularFitWarning(UserWarning):
@@ -37,3 +38,16 @@ class SourceError(ValueError):
 class LostWorkerError(RuntimeError):
     """A Dask worker holding part of a distributed fit was lost and its part could not be
     rebuilt on the remaining workers; the message names the worker. The fit can be rerun."""
+
+
+class IdentifiabilityWarning(UserWarning):
+    """Parameters the data cannot tell apart: two grouping factors that split the rows into
+    the same groups (up to relabelling, e.g. ``g`` and a copy, or ``b`` and ``b:a`` when
+    ``b``'s labels are unique across ``a``). Their intercept variances are not identified
+    separately — only their sum is; lme4 fits such a model silently, splitting it."""
+
+
+class GroupLabelWarning(UserWarning):
+    """Group labels at predict of another type than in fit (e.g. the strings ``"1"``,
+    ``"2"`` for the integers 1, 2) leave most rows in groups not seen in fit, so they
+    silently get population-level predictions."""

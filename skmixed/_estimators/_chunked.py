@@ -207,6 +207,8 @@ def dask_pass(X, y, w, *, groups, random_slopes, fit_intercept, centring_shift,
     if not acc.order:
         raise ValueError(f"{estimator_name}: the Dask DataFrame has no rows.")
     levels, group_xv, group_rows, total_vv = acc.finish()
+    # each partition's labels are checked; labels of one type per partition could differ
+    _design.check_label_types(levels, template.group_label)
     template.levels = levels
     template.codes = np.empty(0, dtype=np.int32)
     return ChunkedPass(template, GroupedSums(group_xv, total_vv, group_rows, 0), shift,
@@ -237,6 +239,7 @@ def chunked_pass(source, *, groups, random_slopes, fit_intercept, n_threads, cen
     if template is None:
         raise ValueError(f"{estimator_name}: the source has no rows.")
     levels, group_xv, group_rows, total_vv = acc.finish()
+    _design.check_label_types(levels, template.group_label)  # across chunks too
     template.levels = levels
     template.codes = np.empty(0, dtype=np.int32)  # the rows are gone
     return ChunkedPass(template, GroupedSums(group_xv, total_vv, group_rows, 0), shift,

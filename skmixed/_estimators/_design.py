@@ -10,7 +10,9 @@ NaN or infinity anywhere shows in the sums, and only then are the columns scanne
 the culprit.
 """
 
+import warnings
 from dataclasses import dataclass
+from numbers import Number
 
 import numpy as np
 import pandas as pd
@@ -18,11 +20,13 @@ from pandas.api import types as ptypes
 from sklearn.utils import check_array
 from sklearn.utils.validation import _check_sample_weight, _get_feature_names, column_or_1d
 
+from ..exceptions import GroupLabelWarning
 from ..sources import refuse_chunked
 
 __all__ = ["GroupedDesign", "as_table", "resolve_column", "encode_groups", "lookup_groups",
            "make_design", "fixed_columns", "check_finite_columns", "fixed_block",
-           "check_target", "check_weights", "missing_groups_error", "drop_unused_levels"]
+           "check_target", "check_weights", "missing_groups_error", "drop_unused_levels",
+           "check_label_types"]
 
 
 def as_table(X, estimator_name):
@@ -85,6 +89,41 @@ def missing_groups_error(label):
                       "or missing labels; every row needs a group.")
 
 
+def _several_types(labels):
+    """One C-level scan: could ``labels`` (object dtype) hold values of several types?"""
+    return labels.dtype == object and ptypes.infer_dtype(labels, skipna=True) in (
+        "mixed", "mixed-integer")
+
+
+def check_label_types(labels, column):
+    """Refuse group labels of mixed kinds — strings next to numbers, as ``"1"`` and ``1`` —
+    in one column: they are different labels, so the same group would silently become two.
+    ``labels``: the column's distinct labels (or all its values). One C-level type scan;
+    the distinct labels are classified one by one only when it finds several types."""
+    labels = labels if isinstance(labels, (pd.Index, np.ndarray)) else np.asarray(
+        labels, dtype=object)
+    if not _several_types(labels):
+        return
+    distinct = pd.unique(np.asarray(labels, dtype=object))
+    text = [v for v in distinct if isinstance(v, (str, bytes))]
+    numbers = [v for v in distinct if isinstance(v, Number)]
+    if text and numbers:
+        kinds = sorted({type(v).__name__ for v in text + numbers})
+        raise ValueError(
+            f"the grouping column {column!r} mixes label types ({', '.join(kinds)}), e.g. "
+            f"{text[0]!r} and {numbers[0]!r}: labels of different types are different "
+            "groups, so one group could silently count as two. Give the column one type, "
+            f"e.g. X[{column!r}].astype(str).")
+
+
+def _check_category_types(categories, cat_codes, column):
+    """:func:`check_label_types` over the categories in use (a categorical may declare
+    categories its rows never take)."""
+    if _several_types(categories):
+        used = np.bincount(cat_codes, minlength=len(categories)) > 0
+        check_label_types(categories[used], column)
+
+
 def interaction(columns, labels):
     """The interaction of grouping columns as a categorical with lme4's labels ``"v1:v2"``
     (one category per combination present, in the order of the columns' sorted values),
@@ -98,6 +137,7 @@ def interaction(columns, labels):
             c, u = pd.factorize(values, sort=False)
         if c.size and c.min() < 0:
             raise missing_groups_error(label)
+        check_label_types(u, label)
         codes.append(c)
         uniques.append(u)
     combined = np.zeros(len(codes[0]), dtype=np.int64)
@@ -138,6 +178,7 @@ def encode_groups(values, label):
         cat_codes = values.cat.codes.to_numpy()
         if cat_codes.size and cat_codes.min() < 0:
             raise missing_groups_error(label)
+        _check_category_types(values.cat.categories, cat_codes, label)
         return cat_codes.astype(np.int32, copy=False), pd.Index(values.cat.categories)
     values = values.to_numpy() if isinstance(values, pd.Series) else np.asarray(values)
     _check_float_labels(values, label)
@@ -150,27 +191,58 @@ def encode_groups(values, label):
         raise _unhashable_groups_error(label, exc) from None
     if codes.size and codes.min() < 0:
         raise missing_groups_error(label)
+    check_label_types(levels, label)
     return codes.astype(np.int32, copy=False), pd.Index(levels)
 
 
 def lookup_groups(values, levels, label):
     """Codes of ``values`` among fitted ``levels``; -1 for groups not seen in fit.
 
-    Missing, infinite or unhashable labels raise as in :func:`encode_groups`.
+    Missing, infinite, unhashable or mixed-type labels raise as in :func:`encode_groups`.
+    When most rows are unseen and the labels are of another type than the fitted ones (the
+    strings "1", "2" for the integers 1, 2), a GroupLabelWarning says so.
     """
     if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
         cat_codes = values.cat.codes.to_numpy()
         if cat_codes.size and cat_codes.min() < 0:
             raise missing_groups_error(label)
-        return levels.get_indexer(values.cat.categories)[cat_codes]
+        _check_category_types(values.cat.categories, cat_codes, label)
+        codes = levels.get_indexer(values.cat.categories)[cat_codes]
+        _warn_other_label_type(codes, values.cat.categories, values.to_numpy(), levels,
+                               label)
+        return codes
     values = values.to_numpy() if isinstance(values, pd.Series) else np.asarray(values)
     _check_float_labels(values, label)
     if values.dtype.kind not in "biuf" and pd.isna(values).any():
         raise missing_groups_error(label)
+    check_label_types(values, label)
     try:
-        return levels.get_indexer(values)
+        codes = levels.get_indexer(values)
     except TypeError as exc:
         raise _unhashable_groups_error(label, exc) from None
+    _warn_other_label_type(codes, values, values, levels, label)
+    return codes
+
+
+def _warn_other_label_type(codes, labels, rows, levels, label):
+    """Warn when most rows fall in unseen groups and the labels' type (``labels``: the
+    values, or a categorical's categories) differs from the fitted levels': a type
+    mismatch, not new groups, is then the likely cause. ``rows``: the rows' labels."""
+    unseen = codes < 0
+    if not codes.size or np.count_nonzero(unseen) * 2 <= codes.size:
+        return
+    seen_type, fit_type = ptypes.infer_dtype(labels, skipna=True), levels.inferred_type
+    if seen_type == fit_type:
+        return
+    example, fitted = (getattr(v, "item", lambda v=v: v)()  # numpy scalars as plain values
+                       for v in (rows[np.flatnonzero(unseen)[0]], levels[0]))
+    warnings.warn(
+        f"{np.mean(unseen):.0%} of the rows have a {label!r} label not seen in fit, and the "
+        f"labels' type differs from fit's: {labels.dtype} ({seen_type}) here, "
+        f"{levels.dtype} ({fit_type}) in fit (e.g. {example!r} here, {fitted!r} in "
+        "fit). Those rows get no random effects (population level). If they are the same "
+        f"groups, convert the column to fit's type (e.g. X[{label!r}].astype("
+        f"{str(levels.dtype)!r})).", GroupLabelWarning, stacklevel=5)
 
 
 def _not_numeric_error(label, dtype):

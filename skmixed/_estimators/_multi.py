@@ -25,7 +25,7 @@ from .._model.glmm import GroupedRows, fit_fixed_glm
 from .._model.multilevel_glmm import MultiLaplace
 from .._model.optimize import OptSummary, TermsSpace, minimize_criterion, minimize_log_theta
 from .._model.terms import RandomEffectTerm
-from . import _design
+from . import _design, _identifiability
 from ._base import independent_fixed_columns
 from ._results import random_effects_table, variance_components_table
 
@@ -150,6 +150,12 @@ def _drop_unused(factor, w, estimator_name):
         factor.levels = factor.levels[used]
 
 
+def identical_factors(design, w):
+    """Sets of the design's factors that split the rows (of positive weight) identically
+    (:func:`~skmixed._estimators._identifiability.identical_factor_sets`)."""
+    return _identifiability.identical_factor_sets([f.codes for f in design.factors], w)
+
+
 def lme4_order(factors):
     """lme4's order of the random-effect terms: decreasing number of levels (stable)."""
     return sorted(range(len(factors)), key=lambda k: -len(factors[k].levels))
@@ -161,6 +167,12 @@ def fit_multi_lmm(design, y, w, *, reml, fit_intercept, n_threads, tol, max_iter
     timings = {}
     t0 = time.perf_counter()
     weights, Xf, X, names, dropped = _prepared(design, y, w, fit_intercept, estimator_name)
+    _identifiability.check_levels_vs_observations(
+        weights.sum(), [(f.name, len(f.levels), list(f.term.names), f.covariance)
+                        for f in design.factors], estimator_name, weighted=bool(w.size))
+    # fit → _fit_multi → here: the warning points at the caller of fit
+    _identifiability.warn_identical(
+        design.factors, identical_factors(design, weights), stacklevel=5)
     if reml and weights.sum() <= X.shape[1]:
         raise ValueError(f"REML needs more observations ({weights.sum():g}) than fixed "
                          f"effects ({X.shape[1]}).")

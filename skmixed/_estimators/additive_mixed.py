@@ -30,7 +30,7 @@ from .._model.bin_tables import BinTables, SmoothAxis
 from .._model.smooth import PSpline
 from .._kernels.threads import numba_threads
 from ..sources import ChunkedData, checked_chunks, chunk_columns
-from . import _design
+from . import _design, _identifiability
 from ._base import GROUPED_CONSTRAINTS
 from ._chunked import dask_frame, is_dask
 from ._results import fixed_effects_table, random_effects_table
@@ -55,6 +55,8 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         Basis dimension per smooth (a dict maps a column to its k), as mgcv's k.
     groups : str or int, default=None
         Grouping column for a random intercept (mgcv's ``s(g, bs = "re")``); None: none.
+        A Gaussian model needs fewer groups than observations (the sum of the weights), as
+        MixedLM and lme4's ``lmer``; binomial and Poisson ones may have a group per row.
     random_slopes : sequence of str or int, default=()
         Columns of X with a random slope per group, independent of the intercept and of
         each other, each with its own variance (mgcv's ``s(g, x, bs = "re")``; lme4's
@@ -192,6 +194,7 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
             if not used.all():
                 codes = np.where(used[codes], (np.cumsum(used) - 1)[codes], 0)
                 levels = levels[used]
+        self._check_boundary_response(y_arr, w)
         discrete = (n >= _DISCRETE_FROM_ROWS) if self.discrete == "auto" else self.discrete
         self._check_k_keys(smooth_labels)
         ks = [self._k_of(label) for label in smooth_labels]
@@ -210,6 +213,9 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
             raise ValueError(f"{name} needs more observations ({weights.sum():g}, the sum "
                              "of sample_weight: frequency weights count rows) than fixed "
                              f"effects ({n_fixed}).")
+        if group_label is not None:
+            self._check_levels(weights.sum(), len(levels), group_label, slope_labels,
+                               weighted=bool(w.size))
         XtX = (X_param * weights[:, None]).T @ X_param
         if X_param.shape[1] and np.linalg.matrix_rank(XtX) < X_param.shape[1]:
             shown = [_design.column_name(c) for c in param_labels]
@@ -240,7 +246,9 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
                                     len(levels) if levels is not None else 0, discrete,
                                     n_threads, slope_values)
             if self.family == "gaussian":
-                fit = model.reml(y_arr, weights).fit()
+                reml = model.reml(y_arr, weights)
+                _check_residual_variation(reml)
+                fit = reml.fit()
                 n_iter, converged = 1, bool(fit.result.success)  # one REML fit
             elif discrete:  # bam(discrete = TRUE): performance iteration (PQL-type)
                 eta0 = self._start_eta(y_arr)
@@ -284,7 +292,8 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         if tables is None:
             raise ValueError(f"{name}: the source has no rows.")
         values = tables.finish()
-        return self._fit_from_tables(tables, values, info, X_first, source.target)
+        return self._fit_from_tables(tables, values, info, X_first, source.target,
+                                     weighted=source.weight is not None)
 
     def _fit_dask(self, X, y, sample_weight):
         """A Dask DataFrame (Gaussian, binned): the smooth covariates' ranges and distinct
@@ -323,7 +332,8 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         values = tables.finish()
         info["axes"] = tables.axes
         return self._fit_from_tables(tables, values, info, head[list(X._meta.columns)]
-                                     .iloc[:0], getattr(y, "name", None) or "y")
+                                     .iloc[:0], getattr(y, "name", None) or "y",
+                                     weighted=sample_weight is not None)
 
     def _new_tables(self, info, axes):
         """Empty bin tables for the layout ``info`` ([intercept, parametric…, y])."""
@@ -414,7 +424,7 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         axes = [SmoothAxis(c, self.n_bins, ranges.get(c)) for c in smooth]
         return dict(smooth=smooth, group=group, slopes=slopes, param=param, axes=axes)
 
-    def _fit_from_tables(self, tables, values, info, X_first, target):
+    def _fit_from_tables(self, tables, values, info, X_first, target, weighted):
         bases = []
         for label, v, counts in zip(info["smooth"], values, tables.cnt):
             try:
@@ -428,6 +438,11 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         if info["group"] is not None and len(tables.group_levels) < 2:
             raise ValueError(f"{type(self).__name__} needs at least 2 groups in column "
                              f"{info['group']!r}; found {len(tables.group_levels)}.")
+        if info["group"] is not None:
+            _design.check_label_types(pd.Index(tables.group_levels, dtype=object),
+                                      info["group"])
+            self._check_levels(tables.n, int(np.count_nonzero(tables.zz[:, 0, 0] > 0)),
+                               info["group"], info["slopes"], weighted=weighted)
         cross = crossproducts_from_tables(tables, [(b["null"], b["range"]) for b in bases])
         p0 = len(info["param"]) + self.fit_intercept
         null_widths = [b["null"].shape[1] for b in bases]
@@ -436,8 +451,10 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         for f in null_widths:
             fixed_of.append(list(range(start, start + f)))
             start += f
+        reml = DenseREML.from_crossproducts(cross, range_widths, fixed_of)
+        _check_residual_variation(reml)
         with numba_threads(self.n_jobs):
-            fit = DenseREML.from_crossproducts(cross, range_widths, fixed_of).fit()
+            fit = reml.fit()
         model = SimpleNamespace(X=np.empty((0, p0)), bases=bases, null_widths=null_widths,
                                 range_widths=range_widths, discrete=True)
         levels = (pd.Index(tables.group_levels) if info["group"] is not None else None)
@@ -464,6 +481,37 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
                 raise ValueError(f"k[{label!r}]={k!r}: an integer >= 4.")
             return int(k)
         return int(self.k)
+
+    def _check_levels(self, n_obs, n_levels, group_label, slope_labels, *, weighted):
+        """Gaussian: refuse as many groups as observations, as MixedLM and lme4's lmer
+        (skmixed._estimators._identifiability); mgcv fits ``s(g, bs = "re")`` with a level
+        per row, but its group and residual variances are then one variance, split
+        arbitrarily. Binomial and Poisson keep observation-level effects (overdispersion),
+        as glmer."""
+        if self.family != "gaussian":
+            return
+        terms = ["(Intercept)"] + [_design.column_name(c) for c in slope_labels]
+        # independent slopes: mgcv's separate s(g, x, bs = "re") terms, lme4's (1 + x || g)
+        _identifiability.check_levels_vs_observations(
+            n_obs, [(_design.column_name(group_label), n_levels, terms, "diagonal")],
+            type(self).__name__, weighted=weighted)
+
+    def _check_boundary_response(self, y, w):
+        """Binomial y of one class, or Poisson y of zeros only (rows of positive weight; ``w``
+        empty for unit weights): the maximum-likelihood mean is at the boundary, as
+        MixedGLM refuses."""
+        if self.family == "gaussian":
+            return
+        y = y[w > 0] if w.size else y
+        if not y.size:
+            return  # no observations: refused with the fixed effects' count
+        if self.family == "binomial" and np.ptp(y) == 0:
+            what = f"only {'successes (y = 1)' if y[0] else 'failures (y = 0)'}"
+        elif self.family == "poisson" and not np.any(y):
+            what = "only zero counts"
+        else:
+            return
+        raise _identifiability.boundary_response_error(what, bool(w.size))
 
     def _check_target(self, y, n):
         y_arr = _design.check_target(y, n, type(self).__name__)
@@ -751,10 +799,29 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
+        # a grouping column holds categories (as MixedLM's tags say)
+        tags.input_tags.categorical = self.groups is not None
         tags.target_tags.required = True
         if self.family != "gaussian":
             tags.target_tags.positive_only = True
         return tags
+
+
+def _check_residual_variation(reml):
+    """Refuse a y that the fixed part (parametric columns and the smooths' linear trends)
+    fits exactly when there are smoothing parameters or group variances to estimate (a
+    linear model alone may fit exactly): its least-squares residual sum of squares from the
+    REML's cross-products, ``y'Wy − F'Wy' (F'WF)⁻¹ F'Wy`` (F'WF has full rank: DenseREML
+    checks it), F's columns scaled to unit norm so that their scales stay out of the
+    solve's rounding."""
+    if not reml.n_tau:
+        return
+    rss = reml.yy
+    if reml.p:
+        d = 1.0 / np.sqrt(np.diag(reml.FF))
+        Fy = d * reml.Fy
+        rss = reml.yy - Fy @ np.linalg.solve(d[:, None] * reml.FF * d[None, :], Fy)
+    _identifiability.check_residual_variation(rss, reml.yy)
 
 
 class _AdditiveSystem:

@@ -10,6 +10,7 @@ modes and, for the Laplace approximation, one more pass for its exact gradient o
 import time
 import warnings
 from numbers import Integral
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -33,7 +34,7 @@ from .._model.optimize import (_hessian, _ThetaSpace, minimize_criterion,
 from .._model.terms import RandomEffectTerm
 from ..exceptions import PerfectSeparationWarning
 from ..sources import READS_CHUNKED, ChunkedData, chunk_columns
-from . import _design, _multi
+from . import _design, _identifiability, _multi
 from ._chunked import dask_frame, is_dask
 from ._dask_glmm import DaskLaplace, partition_arrays, shuffle_by_group
 from ._base import GROUPED_CONSTRAINTS, GroupedModelMixin, independent_fixed_columns
@@ -192,7 +193,10 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
     -----
     lme4 reports for ``nAGQ > 1`` the log-likelihood relative to the saturated model (its
     unit-deviance form); ``loglik_`` is always the full log-likelihood — for 0/1 responses
-    both agree.
+    both agree. As ``glmer``, a grouping factor may have a level per observation (an
+    overdispersion term). Grouping factors with the same groups warn
+    ``IdentifiabilityWarning`` and, with equal terms, are fitted once with their variance
+    split equally.
     """
 
     _parameter_constraints = {
@@ -403,6 +407,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         except np.linalg.LinAlgError:
             cov = np.full((p, p), np.nan)
         levels, modes, cond_var = objective.modes(x)
+        _design.check_label_types(levels, group)  # each partition's labels were checked
         design.levels = levels
         opt.timings = {"total": time.perf_counter() - t0}
         n_obs = float(frame["__w__"].sum().compute() if sample_weight is not None
@@ -447,10 +452,24 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         self._check_separation(design, y_num, w, extra_cols.get("trials"), classes)
         m = extra_cols.get("trials", np.ones(n))
         offset = extra_cols.get("offset", np.zeros(n))
-        with numba_threads(self.n_jobs):
-            r = _multi.fit_multi_glmm(design, y_num, w, m, offset, family=self.family,
-                                      fit_intercept=self.fit_intercept, tol=self.tol,
-                                      max_iter=self.max_iter, estimator_name=name)
+        sets = _multi.identical_factors(design, w)
+        # copies with the same term (slopes, covariance) are fitted once, then split
+        once = [s for s in sets if len({(tuple(design.factors[j].slope_names),
+                                          design.factors[j].covariance) for j in s}) == 1]
+        _identifiability.warn_identical(design.factors, once, stacklevel=4, refit_note=(
+            " They are fitted as one factor and its variance split equally among them, as "
+            "lme4's symmetric fit splits it."))
+        _identifiability.warn_identical(design.factors, [s for s in sets if s not in once],
+                                        stacklevel=4)
+        with numba_threads(self.n_jobs) as n_threads:
+            if once:
+                r = self._fit_identical_once(design, once, y_num, w, extra_cols, m, offset,
+                                             _family_code(self.family, self.link)[0],
+                                             n_threads)
+            else:
+                r = _multi.fit_multi_glmm(design, y_num, w, m, offset, family=self.family,
+                                          fit_intercept=self.fit_intercept, tol=self.tol,
+                                          max_iter=self.max_iter, estimator_name=name)
         n_params = len(r["beta"]) + self._set_multi_fitted(X, y, design, r,
                                                            keep_residual=False)
         dev = float(r["deviance"])
@@ -467,6 +486,46 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         self._extra_positions = {k: (columns.index(v) if columns is not None else v)
                                  for k, v in extra.items()}
         return self
+
+    def _fit_identical_once(self, design, sets, y, w, extra_cols, m, offset, family,
+                            n_threads):
+        """A several-factor fit with sets of identical factors (same rows, same term): the
+        model with each set's first factor only — through the single-factor path when one
+        factor is left, seconds instead of minutes on 10⁵ rows — its θ and modes then split
+        among the copies (:func:`~skmixed._estimators._identifiability.split_identical`).
+        """
+        name = type(self).__name__
+        for f in design.factors:
+            _multi._drop_unused(f, w if w.size else np.ones(y.shape[0]), name)
+        copies = {j for s in sets for j in s[1:]}
+        reduced = _multi.MultiDesign(**{**vars(design), "factors": [
+            f for j, f in enumerate(design.factors) if j not in copies]})
+        if len(reduced.factors) > 1:
+            r = _multi.fit_multi_glmm(reduced, y, w, m, offset, family=self.family,
+                                      fit_intercept=self.fit_intercept, tol=self.tol,
+                                      max_iter=self.max_iter, estimator_name=name)
+        else:
+            f = reduced.factors[0]
+            order, starts = group_order(f.codes, len(f.levels))
+            rows, names, dropped = self._grouped_rows(
+                SimpleNamespace(fixed_names=design.fixed_names, columns=design.columns,
+                                slope_names=f.slope_names, slope_pos=f.slope_pos),
+                y, w, extra_cols, order, starts)
+            res = self._optimize(family, rows, f.term, n_threads)
+            # the single-factor path keeps the modes' conditional variances only: the
+            # diagonals of their covariances (all that the random-effects table reads)
+            cond = np.zeros(res["cond_var"].shape + res["cond_var"].shape[-1:])
+            idx = np.arange(cond.shape[-1])
+            cond[:, idx, idx] = res["cond_var"]
+            r = dict(names=names, dropped=dropped, beta=res["beta"],
+                     fixed_cov=res["fixed_cov"], sigma=1.0,
+                     theta_of=[res["opt"].theta_final[len(names):]],
+                     modes=[(res["modes"], cond)], cond_scale=1.0, opt=res["opt"],
+                     deviance=res["deviance"], timings=res["timings"],
+                     n_obs=float(w.sum()) if w.size else float(y.shape[0]))
+        r["theta_of"], r["modes"] = _identifiability.split_identical(r, design.factors, sets,
+                                                                     w)
+        return r
 
     def _extra_columns(self, X_table, groups):
         """Labels of the trials and offset columns in X, each distinct from the grouping
@@ -573,7 +632,6 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         else:  # Poisson: every row could have a lower count
             success, failure = y_pos > 0, np.ones(y_pos.shape[0], dtype=bool)
             s_text = f_text = None
-        weighted = " with positive sample_weight" if w.size else ""
         if not success.any() or not failure.any():
             what = ("no success (y is 0 in every row)" if not success.any()
                     else "no failure (y equals the trials in every row)")
@@ -582,9 +640,8 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
                 what = f"only the class {present!r}"
             elif self.family == "poisson":
                 what = "only zero counts"
-            raise ValueError(f"y has {what} among the rows{weighted}: the maximum-likelihood "
-                             "mean is at the boundary (probability 0 or 1, count 0) and no "
-                             "model can be fitted.")
+            raise _identifiability.boundary_response_error(what, bool(w.size))
+        weighted = " with positive sample_weight" if w.size else ""
         columns = [np.asarray(c)[rows] for c in design.columns]
         for label, kind, side, threshold in _separating_columns(
                 columns, design.fixed_labels, success, failure):

@@ -18,7 +18,7 @@ from .._model.lmm import GroupedCrossproducts, ProfiledDeviance
 from .._model.optimize import minimize_theta
 from .._model.terms import RandomEffectTerm
 from ..sources import ChunkedData
-from . import _design, _multi
+from . import _design, _identifiability, _multi
 from ._chunked import chunked_pass, dask_pass, is_dask
 from ._base import GROUPED_CONSTRAINTS, GroupedModelMixin, independent_fixed_columns
 from ._results import summary_text
@@ -39,14 +39,6 @@ def _checked_after_pass(design, sums, y, estimator_name):
         sums.group_xv = sums.group_xv[used]
         sums.group_rows = sums.group_rows[used]
     return design
-
-
-# The penalized RSS is a difference of cross-products, exact to a few eps · y'Wy (up to
-# ~1e3 eps seen with 30 collinear-ish columns on 15 rows): a fixed-effects residual sum of
-# squares below this multiple of y'Wy is rounding noise (y constant, or a linear function
-# of the fixed columns). Real data are refused only if their residual SD is below ~5e-7
-# times the RMS of y (e.g. y = 1e6 + noise of SD 0.5), where the fit would be noise too.
-_EXACT_FIT_RTOL = 1e3 * np.finfo(np.float64).eps
 
 
 def _centring_shift(design, y, fit_intercept):
@@ -90,15 +82,8 @@ def _check_residual_variation(objective, term):
     RSS can only be lower at any other θ; if the OLS residuals are zero (to rounding), so is
     σ², the profiled deviance is -inf or noise and no covariance parameter is identified.
     """
-    yty = objective.stats.yty
-    r2 = objective.evaluate(np.zeros(term.n_theta)).penalized_rss
-    if np.isfinite(r2) and r2 <= _EXACT_FIT_RTOL * yty:
-        raise ValueError(
-            "y is fitted exactly by the fixed effects (residual sum of squares "
-            f"{max(r2, 0.0):.3g}, at the rounding level of sum(w*y**2) = {yty:.3g}): y is "
-            "constant or a linear function of the fixed-effect columns, so the residual "
-            "variance is 0 and no variance component can be estimated."
-        )
+    _identifiability.check_residual_variation(
+        objective.evaluate(np.zeros(term.n_theta)).penalized_rss, objective.stats.yty)
 
 
 class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
@@ -193,7 +178,10 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
     -----
     ``sample_weight`` holds frequency weights: an integer weight equals repeating the row.
     The criterion follows Bates et al. (2015), section 3; θ, the REML criterion and
-    log-likelihood are directly comparable with lme4's.
+    log-likelihood are directly comparable with lme4's. As lme4's ``lmer``, the fit refuses
+    a grouping factor with as many levels as observations (the sum of the weights) and a
+    term with as many random effects: their variances are not identified. Two grouping
+    factors with the same groups warn ``IdentifiabilityWarning``.
 
     Examples
     --------
@@ -281,7 +269,7 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
             timings["row_pass"] = time.perf_counter() - t1
             design = _checked_after_pass(design, sums, y_arr, name)
             result = self._fit_from_crossprods(design, sums.group_xv, sums.total_vv, n_threads,
-                                               shift)
+                                               shift, weighted=bool(w.size))
         result["timings"] = {**timings, **result["timings"],
                              "total": time.perf_counter() - t0}
         self._set_fitted(X, y, design, result)
@@ -320,9 +308,11 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
                                        centring_shift=_centring_shift, estimator_name=name)
             row_pass = time.perf_counter() - t0
             design = _checked_after_pass(chunked.design, chunked.sums, None, name)
+            weighted = (sample_weight is not None if dask_input
+                        else source.weight is not None)
             result = self._fit_from_crossprods(design, chunked.sums.group_xv,
                                                chunked.sums.total_vv, n_threads,
-                                               chunked.shift)
+                                               chunked.shift, weighted=weighted)
         result["timings"] = {"row_pass": row_pass, **result["timings"],
                              "total": time.perf_counter() - t0}
         self._set_fitted(chunked.X_first, pd.Series([], name=chunked.y_name, dtype=float),
@@ -356,10 +346,12 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         self.optimization_.timings["total"] = time.perf_counter() - t0
         return self
 
-    def _fit_from_crossprods(self, design, group_xv, total_vv, n_threads, shift=None):
+    def _fit_from_crossprods(self, design, group_xv, total_vv, n_threads, shift=None, *,
+                             weighted=False):
         """Everything after the row pass: rank check, θ optimization, results.
 
-        ``shift`` is what the row pass subtracted from ``v = [1, x…, y]`` (default none).
+        ``shift`` is what the row pass subtracted from ``v = [1, x…, y]`` (default none);
+        ``weighted``: sample weights were given (for the messages).
         """
         timings = {}
         t0 = time.perf_counter()
@@ -375,6 +367,9 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         if n_groups_obs < 2:
             raise ValueError(f"{type(self).__name__} needs at least 2 groups with positive "
                              f"weight; found {n_groups_obs}.")
+        _identifiability.check_levels_vs_observations(
+            weight_sum, [(design.group_name, n_groups_obs, ["(Intercept)", *design.slope_names],
+                          self.covariance)], type(self).__name__, weighted=weighted)
         if self.reml and weight_sum <= len(fixed_pos):
             raise ValueError(f"REML needs more observations ({weight_sum:g}) than fixed "
                              f"effects ({len(fixed_pos)}).")
@@ -466,5 +461,10 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
+        # The grouping column holds categories (any labels, pandas categoricals included);
+        # sklearn's checks then give integer-valued X, so a numeric grouping column repeats
+        # its labels as grouped data do (a continuous one has a level per row, a model that
+        # lmer and MixedLM refuse).
+        tags.input_tags.categorical = True
         tags.target_tags.required = True
         return tags

@@ -10,11 +10,14 @@
 * bad input: clear errors, nothing changed.
 """
 
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import clone
 from sklearn.model_selection import GroupKFold, cross_val_score
+from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from conftest import require_package
@@ -26,16 +29,40 @@ _TOO_FEW_ROWS = (
     "which AdditiveMixed refuses with a ValueError (it does not drop collinear columns); the "
     "weights/repeats equivalence holds on regular data (test_integer_weights_equal_repeated_rows)"
 )
-EXPECTED_FAILED = {"check_sample_weight_equivalence_on_dense_data": _TOO_FEW_ROWS}
+_EXACT_Y = (
+    "its 16 rows are 4 groups (column 0 = 1, 2, 3, 4) in which y = 2.5 - 0.5 * column 1 "
+    "exactly: zero residual variance, so the group variance is not identified and "
+    "AdditiveMixed refuses the y with a ValueError, as MixedLM does (without groups, a "
+    "linear model alone, it fits); the weights' checks run on regular data "
+    "(test_sample_weight_shape_and_not_overwritten)"
+)
+_BLOBS = (
+    "two tight blobs at (0, 0, 0) and (1, 1, 1), made integer-valued by the categorical tag "
+    "(the grouping column): columns 1 and 2 then both equal y's 0/1 label, collinear "
+    "parametric columns that AdditiveMixed refuses with a ValueError (it does not drop "
+    "them); pickling and Pipeline are tested on grouped data "
+    "(test_pickle_and_pipeline_on_grouped_data)"
+)
+
+
+def _expected_failed(estimator):
+    if estimator.groups is None:
+        return {"check_sample_weight_equivalence_on_dense_data": _TOO_FEW_ROWS}
+    return {"check_sample_weight_equivalence_on_dense_data": _TOO_FEW_ROWS,
+            "check_sample_weights_shape": _EXACT_Y,
+            "check_sample_weights_not_overwritten": _EXACT_Y,
+            "check_pipeline_consistency": _BLOBS, "check_estimators_pickle": _BLOBS}
 
 
 @parametrize_with_checks([AdditiveMixed(), AdditiveMixed(groups=0),
                           AdditiveMixed(groups=0, random_slopes=[1])],
-                         expected_failed_checks=lambda est: EXPECTED_FAILED, xfail_strict=True)
+                         expected_failed_checks=_expected_failed, xfail_strict=True)
 def test_sklearn_compatible_estimator(estimator, check):
     """Without smooths (the checks' random data have too few distinct values for a basis):
     the linear model by REML, with and without a random intercept (and slope) per
-    row-group."""
+    row-group. With groups the estimator's categorical tag makes the checks' X integer
+    valued, so column 0 repeats its labels as a grouping column does (continuous, it has
+    a level per row: a Gaussian model that AdditiveMixed refuses, as lme4's lmer)."""
     check(estimator)
 
 
@@ -116,7 +143,7 @@ def test_recovers_the_simulated_model(fitted, small):
 def test_unseen_groups_get_population_predictions(fitted, small):
     X = small[["g", "z", "x"]].iloc[:5].copy()
     population = fitted.predict(X, random_effects=False)
-    X["g"] = pd.Categorical(["new"] * 5)
+    X["g"] = pd.Categorical([-1] * 5)  # a group of the fitted labels' type, not seen
     np.testing.assert_allclose(fitted.predict(X), population)
 
 
@@ -137,6 +164,33 @@ def test_integer_weights_equal_repeated_rows(small):
                                                              y.loc[y.index.repeat(sw)])
     np.testing.assert_allclose(weighted.coef_, repeated.coef_, rtol=1e-6)
     np.testing.assert_allclose(weighted.smooths_["edf"], repeated.smooths_["edf"], rtol=1e-5)
+
+
+def test_sample_weight_shape_and_not_overwritten(small):
+    """sklearn's two weight checks (which AdditiveMixed(groups=...) cannot run: their y has
+    no residual variation) on grouped data."""
+    X, y = small[["g", "z", "x"]], small["y"]
+    model = AdditiveMixed(groups="g")
+    with pytest.raises(ValueError, match=r"sample_weight.shape == \(4000,\), expected"):
+        model.fit(X, y, sample_weight=np.ones(2 * len(y)))
+    with pytest.raises(ValueError, match="Sample weights must be 1D"):
+        model.fit(X, y, sample_weight=np.ones((len(y), 2)))
+    sw = np.ones(len(y))
+    sw[0] = 10.0
+    sw_fit = sw.copy()
+    model.fit(X, y, sample_weight=sw_fit)
+    np.testing.assert_array_equal(sw_fit, sw)
+
+
+def test_pickle_and_pipeline_on_grouped_data(small):
+    """sklearn's pickling and Pipeline checks (whose blobs AdditiveMixed(groups=...)
+    refuses as collinear) on grouped data."""
+    X, y = small[["g", "z", "x"]], small["y"]
+    model = AdditiveMixed(smooths=["z"], groups="g", k=8).fit(X, y)
+    again = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(again.predict(X), model.predict(X))
+    pipe = make_pipeline(AdditiveMixed(smooths=["z"], groups="g", k=8)).fit(X, y)
+    assert pipe.score(X, y) == model.score(X, y)
 
 
 @pytest.mark.parametrize("change, params, match", [

@@ -150,7 +150,7 @@ def test_predict_return_std_with_slopes_is_the_posterior_sd(discrete):
     np.testing.assert_allclose(se, np.sqrt(np.einsum("ij,jk,ik->i", C[rows], cov, C[rows])),
                                rtol=1e-6)
     # an unseen group: population level, no random effects
-    new = X.iloc[:3].assign(g=pd.Categorical(["new"] * 3))
+    new = X.iloc[:3].assign(g=pd.Categorical([-1] * 3))
     np.testing.assert_allclose(model.predict(new), model.predict(X.iloc[:3],
                                                                  random_effects=False))
 

@@ -2,6 +2,7 @@
 and tools a user puts it in (Pipeline, ColumnTransformer, cross_validate with GroupKFold,
 GridSearchCV, clone), plus ``n_jobs``'s handling of Numba's thread count."""
 
+import pickle
 import warnings
 
 import numba
@@ -10,7 +11,7 @@ import pytest
 from numpy.testing import assert_allclose
 from sklearn.compose import ColumnTransformer
 from sklearn.model_selection import GridSearchCV, GroupKFold, cross_validate
-from sklearn.pipeline import Pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn.utils.validation import check_is_fitted
@@ -19,14 +20,23 @@ from fitted_state import assert_clone_is_unfitted
 from skmixed import MixedLM, RankDeficientWarning, SingularFitWarning
 from skmixed.datasets import make_multilevel
 
-# ``MixedLM(groups=0)`` reads column 0 of the checks' arrays as the grouping factor. Every
-# check not listed here passes. The three listed ones feed a y that the fixed-effect columns
-# fit exactly; MixedLM refuses such a y with a ValueError ("y is fitted exactly by the fixed
-# effects"): the residual variance is then 0, the profiled deviance is -inf (or rounding
-# noise) and no variance component is identified, so there is no fit to return. What the
-# first two checks are about is tested below on data with residual variation
-# (test_sample_weight_shape_is_checked, test_sample_weight_not_overwritten), and the claim
-# of the third on grouped data (test_integer_weights_equal_repeated_rows).
+# ``MixedLM(groups=0)`` reads column 0 of the checks' arrays as the grouping factor; the
+# estimator's categorical tag (its grouping column holds categories) makes the checks' X
+# integer valued where they adapt it to the tags, so that column repeats its labels as
+# grouped data do (a continuous column 0 has a level per row: a Gaussian model that lme4's
+# lmer and MixedLM refuse, "number of levels of each grouping factor must be < number of
+# observations"). Every check not listed here passes. The listed ones feed a y that the
+# fixed-effect columns fit exactly; MixedLM refuses such a y with a ValueError ("y is fitted
+# exactly by the fixed effects"): the residual variance is then 0, the profiled deviance is
+# -inf (or rounding noise) and no variance component is identified, so there is no fit to
+# return. What the checks are about is tested below on data with residual variation
+# (test_sample_weight_shape_is_checked, test_sample_weight_not_overwritten,
+# test_integer_weights_equal_repeated_rows, test_pickle_and_pipeline_on_grouped_data).
+_BLOBS = (
+    "two tight blobs at (0, 0, 0) and (1, 1, 1) with y their 0/1 label, integer valued under "
+    "the categorical tag: every column equals y, so y is fitted exactly (zero residual "
+    "variance), which MixedLM refuses with a ValueError"
+)
 EXPECTED_FAILED_CHECKS = {
     "check_sample_weights_shape": (
         "its data are 4 groups (column 0 = 1, 2, 3, 4) in which y = 2.5 - 0.5 * column 1 "
@@ -38,11 +48,14 @@ EXPECTED_FAILED_CHECKS = {
         "MixedLM refuses a y without residual variation"
     ),
     "check_sample_weight_equivalence_on_dense_data": (
-        "X has 15 rows and 30 columns with column 0 continuous (each row its own group): "
-        "after the collinear columns are dropped the fixed effects interpolate y exactly, "
-        "a zero-residual y that MixedLM refuses; the weights/repeats equivalence itself "
-        "holds on grouped data (test_integer_weights_equal_repeated_rows)"
+        "X has 15 rows and 30 columns with column 0 continuous (each row its own group, "
+        "fewer levels than the 27 weighted rows): after the collinear columns are dropped "
+        "the fixed effects interpolate y exactly, a zero-residual y that MixedLM refuses; "
+        "the weights/repeats equivalence itself holds on grouped data "
+        "(test_integer_weights_equal_repeated_rows)"
     ),
+    "check_pipeline_consistency": _BLOBS,
+    "check_estimators_pickle": _BLOBS,
 }
 
 
@@ -101,6 +114,17 @@ def test_integer_weights_equal_repeated_rows(data):
     assert_allclose(weighted.sigma_, repeated.sigma_, rtol=1e-7)
     assert_allclose(weighted.loglik_, repeated.loglik_, rtol=1e-9)
     assert_allclose(weighted.predict(X), repeated.predict(X), rtol=1e-6, atol=1e-8)
+
+
+def test_pickle_and_pipeline_on_grouped_data(data):
+    """sklearn's pickling and Pipeline checks (whose blobs MixedLM refuses: y is fitted
+    exactly) on grouped data."""
+    X, y = data
+    model = MixedLM(groups="g", random_slopes=["x"]).fit(X, y)
+    again = pickle.loads(pickle.dumps(model))
+    assert_allclose(again.predict(X), model.predict(X), rtol=0, atol=0)
+    pipe = make_pipeline(MixedLM(groups="g", random_slopes=["x"])).fit(X, y)
+    assert pipe.score(X, y) == model.score(X, y)
 
 
 # ------------------------------------------------- Pipeline and ColumnTransformer
