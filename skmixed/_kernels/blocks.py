@@ -22,7 +22,7 @@ block touches a few groups, and the blocks' tables together cost about one table
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 __all__ = ["n_blocks", "block_bounds", "cover", "sum_spans", "MAX_BLOCKS"]
 
@@ -31,7 +31,6 @@ MIN_BLOCK_ROWS = 16_384
 TABLE_RATIO = 4
 MIN_SPLIT = 8
 MAX_TABLE_BYTES = 256 * 2**20
-_SLICES = 64  # the merge's parallel slices of the group axis (any number gives the same sums)
 
 
 def n_blocks(n, table=0, min_rows=None):
@@ -66,23 +65,17 @@ def cover(lo, hi, g):
     return np.int64(lo), np.int64(hi), k, k
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def sum_spans(parts, spans, out):
     """``out[g] += parts[b, g]`` over the blocks b in order, each only where
     ``spans[b, 0] <= g < spans[b, 1]`` (the rest of ``parts[b]`` is not initialized).
 
-    ``parts``: (n_blocks, G, W); ``out``: (G, W). Every entry gets its blocks' terms in
-    block order whichever thread adds them, so the sums are the same on any thread count.
+    ``parts``: (n_blocks, G, W); ``out``: (G, W). Serial: on rows in group order the spans
+    barely overlap and this is about one table's worth of additions, less than what
+    waking the thread pool for a second parallel region costs on a busy machine.
     """
-    G = out.shape[0]
     W = out.shape[1]
-    n_slices = min(G, _SLICES)
-    for s in prange(n_slices):
-        g0 = s * G // n_slices
-        g1 = (s + 1) * G // n_slices
-        for b in range(parts.shape[0]):
-            a = max(g0, spans[b, 0])
-            e = min(g1, spans[b, 1])
-            for g in range(a, e):
-                for k in range(W):
-                    out[g, k] += parts[b, g, k]
+    for b in range(parts.shape[0]):
+        for g in range(spans[b, 0], spans[b, 1]):
+            for k in range(W):
+                out[g, k] += parts[b, g, k]
