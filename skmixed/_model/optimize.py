@@ -24,7 +24,8 @@ __all__ = ["OptSummary", "TermsSpace", "minimize_theta", "minimize_criterion",
 
 _MAX_RESTARTS = 4
 _NEWTON_STEPS = 4
-_POLISH_STEPS = 3
+_POLISH_STEPS = 2
+_POLISH_RTOL = 1e-12  # polish while a Newton step would move θ by more than this (relative)
 _POLISH_ROUNDING = 1e-13  # relative rounding of the criterion allowed to a polishing step
 
 
@@ -215,14 +216,17 @@ def _polish(fun, space, theta, f, g, H, decrement):
 
     ``tol`` bounds the decrease still to be had, not the distance to the optimum: a stop at a
     decrement δ leaves θ about ``√(2δ/h)`` away (h: the curvature), so two fits whose sums
-    differ only in rounding (in memory and from chunks) could stop 1e-7 apart. Below ``tol``
-    the decrease is under the criterion's own rounding and ``f`` cannot judge a step; a step
-    is kept when ``f`` does not rise beyond its rounding and the decrement shrinks (the
-    exact gradient resolves what ``f`` no longer can). Returns ``(θ, f, g, decrement,
-    steps)``."""
+    differ only in rounding (in memory and from chunks) could stop 1e-7 apart. A step is
+    taken only while it would move θ by more than ``_POLISH_RTOL`` (most fits stop closer
+    than that and pay nothing). Below ``tol`` the decrease is under the criterion's own
+    rounding and ``f`` cannot judge a step; it is kept when ``f`` does not rise beyond its
+    rounding and the decrement shrinks (the exact gradient resolves what ``f`` no longer
+    can). Returns ``(θ, f, g, decrement, steps)``."""
     steps = 0
     for _ in range(_POLISH_STEPS):
         step, _ = _newton_step(H, g)
+        if not np.max(np.abs(step)) > _POLISH_RTOL * max(1.0, np.max(np.abs(theta))):
+            break
         trial = space.canonical(theta - step)
         f_trial, g_trial = fun(trial)
         _, dec_trial = _newton_step(H, g_trial)
