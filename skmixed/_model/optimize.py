@@ -25,7 +25,7 @@ __all__ = ["OptSummary", "TermsSpace", "minimize_theta", "minimize_criterion",
 _MAX_RESTARTS = 4
 _NEWTON_STEPS = 4
 _POLISH_STEPS = 2
-_POLISH_RTOL = 1e-12  # polish while a Newton step would move θ by more than this (relative)
+_POLISH_RTOL = 2e-11  # polish while a Newton step would move θ by more than this (relative)
 _POLISH_ROUNDING = 1e-13  # relative rounding of the criterion allowed to a polishing step
 
 
