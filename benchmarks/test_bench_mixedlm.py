@@ -87,9 +87,9 @@ def test_row_pass(benchmark, machine_info, slope, n_jobs):
     z_pos = np.array([0, 1] if slope else [0])
 
     def run():
-        with numba_threads(n_jobs) as n_threads:
+        with numba_threads(n_jobs):
             return grouped_crossprods(design.columns, y, np.empty(0), design.codes,
-                                      len(design.levels), z_pos, n_threads)
+                                      len(design.levels), z_pos)
 
     sums = benchmark.pedantic(run, rounds=15, warmup_rounds=2)
     machine_info(n_jobs=n_jobs, n_obs=2_000_000, slope=slope)
@@ -105,12 +105,12 @@ def test_theta_optimization_independent_of_rows(benchmark, machine_info, n_obs_o
     model = MixedLM(groups="g", random_slopes=["x"], n_jobs=1)
     design = _design.make_design(X, groups="g", random_slopes=["x"])
     sums = grouped_crossprods(design.columns, y.to_numpy(), np.empty(0), design.codes,
-                              len(design.levels), np.array([0, 1]), 1)
+                              len(design.levels), np.array([0, 1]))
 
     def run():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            return model._fit_from_crossprods(design, sums.group_xv, sums.total_vv, 1)
+            return model._fit_from_crossprods(design, sums.group_xv, sums.total_vv)
 
     result = benchmark.pedantic(run, rounds=10, warmup_rounds=1)
     machine_info(n_obs=n_obs_opt, n_groups=2_000, n_evals=result["opt"].n_evals)
@@ -167,10 +167,10 @@ def test_row_pass_thread_speedup(benchmark, machine_info, slope):
     z_pos = np.array([0, 1] if slope else [0])
 
     def one(n_jobs):
-        with numba_threads(n_jobs) as n_threads:
+        with numba_threads(n_jobs):
             start = time.perf_counter()
             grouped_crossprods(design.columns, y, np.empty(0), design.codes,
-                               len(design.levels), z_pos, n_threads)
+                               len(design.levels), z_pos)
             return time.perf_counter() - start
 
     def interleaved():

@@ -71,7 +71,7 @@ def is_dask(obj):
 
 
 def _partition_sums(frame, y, w, label, kinds, groups, random_slopes, z_pos, shift,
-                    estimator_name, n_threads=1):
+                    estimator_name):
     """One partition's (or chunk's) per-group sums — run where the partition lives (a Dask
     worker) or in the loop over chunks: ``(levels, group_xv, group_rows, total_vv)`` over
     the groups present, or None for no rows."""
@@ -83,7 +83,7 @@ def _partition_sums(frame, y, w, label, kinds, groups, random_slopes, z_pos, shi
     w = _design.check_weights(None if w is None else np.asarray(w), n)
     design = _chunk_design(frame, label, groups, random_slopes, estimator_name)
     sums = grouped_crossprods(design.columns, y, w, design.codes, len(design.levels), z_pos,
-                              n_threads, shift)
+                              shift=shift)
     if sums.n_bad_codes:
         raise ValueError(f"{label}: {_design.missing_groups_error(design.group_label)}")
     if not (np.isfinite(sums.total_vv).all() and np.isfinite(sums.group_xv).all()):
@@ -215,7 +215,7 @@ def dask_pass(X, y, w, *, groups, random_slopes, fit_intercept, centring_shift,
                        X._meta, getattr(y, "name", None) or "y", len(parts))
 
 
-def chunked_pass(source, *, groups, random_slopes, fit_intercept, n_threads, centring_shift,
+def chunked_pass(source, *, groups, random_slopes, fit_intercept, centring_shift,
                  estimator_name):
     """One pass over ``source`` (a :class:`~skmixed.sources.ChunkedData`)."""
     acc, template, shift, X_first, z_pos = None, None, None, None, None
@@ -233,7 +233,7 @@ def chunked_pass(source, *, groups, random_slopes, fit_intercept, n_threads, cen
         result = _partition_sums(
             X, y, None if source.weight is None else frame[source.weight], label,
             {c: k for c, k in kinds.items() if c in X.columns}, groups, random_slopes,
-            z_pos, shift, estimator_name, n_threads)
+            z_pos, shift, estimator_name)
         acc.add(*result)
         n_chunks += 1
     if template is None:

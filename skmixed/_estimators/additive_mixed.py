@@ -238,13 +238,13 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
             basis = spline.design(values)
             bases.append(dict(label=label, spline=spline, index=index, null=basis @ F,
                               range=basis @ R, F=F, R=R))
-        with numba_threads(self.n_jobs) as n_threads:
+        with numba_threads(self.n_jobs):
             slope_values = (np.column_stack([np.asarray(c, dtype=float) for c in
                                              _design.fixed_columns(X_table, slope_labels)])
                             if slope_labels else None)
             model = _AdditiveSystem(X_param, bases, codes,
                                     len(levels) if levels is not None else 0, discrete,
-                                    n_threads, slope_values)
+                                    slope_values)
             if self.family == "gaussian":
                 reml = model.reml(y_arr, weights)
                 _check_residual_variation(reml)
@@ -828,10 +828,10 @@ class _AdditiveSystem:
     """The columns of one fit: parametric X, the smooths' binned (or unique-value) bases,
     the groups; builds the REML of a (working) response and its linear predictor."""
 
-    def __init__(self, X, bases, codes, n_groups, discrete, n_threads=1, slopes=None):
+    def __init__(self, X, bases, codes, n_groups, discrete, slopes=None):
         self.X, self.bases, self.codes, self.G = X, bases, codes, n_groups
         self.slopes = slopes
-        self.discrete, self.n_threads = discrete, n_threads
+        self.discrete = discrete
         self._blocks = None
         self.null_widths = [b["null"].shape[1] for b in bases]
         self.range_widths = [b["range"].shape[1] for b in bases]
@@ -847,7 +847,7 @@ class _AdditiveSystem:
             cross = CrossProducts.binned(self.X, y, [(b["index"], b["null"], b["range"])
                                                      for b in self.bases], w=w,
                                          groups=groups, n_groups=self.G or None,
-                                         n_chunks=self.n_threads, slopes=self.slopes)
+                                         slopes=self.slopes)
             return DenseREML.from_crossproducts(cross, self.range_widths, self.fixed_of)
         return DenseREML(self._dense_blocks(), y, w, groups=groups,
                          n_groups=self.G or None, slopes=self.slopes)

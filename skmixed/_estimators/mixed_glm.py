@@ -308,7 +308,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
                                  f"column {design.group_label!r}; found {n_weighted}.")
         self._check_separation(design, y_num, w, extra_cols.get("trials"), classes)
 
-        with numba_threads(self.n_jobs) as n_threads:
+        with numba_threads(self.n_jobs):
             codes = np.asarray(design.codes, dtype=np.int64)  # encode_groups checked them
             used = _design.drop_unused_levels(
                 design, np.bincount(codes, minlength=len(design.levels)), name)
@@ -318,7 +318,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
             rows, names, dropped = self._grouped_rows(design, y_num, w, extra_cols, order,
                                                       starts)
             t1 = time.perf_counter()
-            result = self._optimize(family, rows, term, n_threads)
+            result = self._optimize(family, rows, term)
             result["timings"] = {"prepare": t1 - t0, **result["timings"],
                                  "total": time.perf_counter() - t0}
         n_obs = float(rows.weights.sum()) if rows.weights.size else float(rows.y.shape[0])
@@ -692,20 +692,20 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
             np.ascontiguousarray(take(w)) if w.size else np.empty(0), starts)
         return rows, [names[j] for j in kept], dropped
 
-    def _optimize(self, family, rows, term, n_threads):
+    def _optimize(self, family, rows, term):
         timings = {}
         t0 = time.perf_counter()
         # start values from the GLM without random effects on at most _START_ROWS rows
         # (every k-th row); complete separation found there is confirmed on all rows
         sample = row_sample(rows, _START_ROWS)
-        beta0, loglik0 = fit_fixed_glm(family, sample, n_threads, return_loglik=True)
+        beta0, loglik0 = fit_fixed_glm(family, sample, return_loglik=True)
 
         def separated(r, loglik):
             n_obs = r.weights.sum() if r.weights.size else r.y.shape[0]
             return family in _BINOMIAL and r.m.size == 0 and loglik > -1e-6 * n_obs
 
         if separated(sample, loglik0) and sample is not rows:
-            beta0, loglik0 = fit_fixed_glm(family, rows, n_threads, return_loglik=True)
+            beta0, loglik0 = fit_fixed_glm(family, rows, return_loglik=True)
         if separated(rows, loglik0):
             warnings.warn(
                 "complete separation: the fixed effects alone fit every 0/1 response "

@@ -260,16 +260,16 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
                                      random_slopes=self.random_slopes, estimator_name=name)
         timings["prepare"] = time.perf_counter() - t0
 
-        with numba_threads(self.n_jobs) as n_threads:
+        with numba_threads(self.n_jobs):
             t1 = time.perf_counter()
             z_pos = np.concatenate([[0], 1 + design.slope_pos]).astype(np.int64)
             shift = _centring_shift(design, y_arr, self.fit_intercept)
             sums = grouped_crossprods(design.columns, y_arr, w, design.codes,
-                                      len(design.levels), z_pos, n_threads, shift)
+                                      len(design.levels), z_pos, shift=shift)
             timings["row_pass"] = time.perf_counter() - t1
             design = _checked_after_pass(design, sums, y_arr, name)
-            result = self._fit_from_crossprods(design, sums.group_xv, sums.total_vv, n_threads,
-                                               shift, weighted=bool(w.size))
+            result = self._fit_from_crossprods(design, sums.group_xv, sums.total_vv, shift,
+                                               weighted=bool(w.size))
         result["timings"] = {**timings, **result["timings"],
                              "total": time.perf_counter() - t0}
         self._set_fitted(X, y, design, result)
@@ -295,7 +295,7 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         groups = self.groups[0] if isinstance(self.groups, (list, tuple)) else self.groups
         if groups is None:
             raise ValueError(f"{name} needs groups=<the grouping column of X>.")
-        with numba_threads(self.n_jobs) as n_threads:
+        with numba_threads(self.n_jobs):
             if dask_input:
                 chunked = dask_pass(source, y, sample_weight, groups=groups,
                                     random_slopes=self.random_slopes,
@@ -304,15 +304,15 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
             else:
                 chunked = chunked_pass(source, groups=groups,
                                        random_slopes=self.random_slopes,
-                                       fit_intercept=self.fit_intercept, n_threads=n_threads,
+                                       fit_intercept=self.fit_intercept,
                                        centring_shift=_centring_shift, estimator_name=name)
             row_pass = time.perf_counter() - t0
             design = _checked_after_pass(chunked.design, chunked.sums, None, name)
             weighted = (sample_weight is not None if dask_input
                         else source.weight is not None)
             result = self._fit_from_crossprods(design, chunked.sums.group_xv,
-                                               chunked.sums.total_vv, n_threads,
-                                               chunked.shift, weighted=weighted)
+                                               chunked.sums.total_vv, chunked.shift,
+                                               weighted=weighted)
         result["timings"] = {"row_pass": row_pass, **result["timings"],
                              "total": time.perf_counter() - t0}
         self._set_fitted(chunked.X_first, pd.Series([], name=chunked.y_name, dtype=float),
@@ -346,8 +346,7 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         self.optimization_.timings["total"] = time.perf_counter() - t0
         return self
 
-    def _fit_from_crossprods(self, design, group_xv, total_vv, n_threads, shift=None, *,
-                             weighted=False):
+    def _fit_from_crossprods(self, design, group_xv, total_vv, shift=None, *, weighted=False):
         """Everything after the row pass: rank check, θ optimization, results.
 
         ``shift`` is what the row pass subtracted from ``v = [1, x…, y]`` (default none);
@@ -377,7 +376,7 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         stats = GroupedCrossproducts.from_crossprods(
             group_xv, total_vv, np.concatenate([[0], 1 + design.slope_pos]), fixed_pos)
         term = RandomEffectTerm(tuple(["(Intercept)"] + design.slope_names), self.covariance)
-        objective = ProfiledDeviance(stats, term, reml=self.reml, n_chunks=n_threads)
+        objective = ProfiledDeviance(stats, term, reml=self.reml)
         _check_residual_variation(objective, term)
         opt = minimize_theta(objective, term, tol=self.tol, max_iter=self.max_iter)
         timings["optimize"] = time.perf_counter() - t0

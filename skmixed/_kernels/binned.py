@@ -13,17 +13,20 @@ cross-product with a smooth's columns needs — never the n × k basis:
   smooths' (m-row) bases, so the group × basis product needs no group × bin table (whose
   first touch, G × m pages per thread, serializes the threads on page faults).
 
-The rows are split into one contiguous chunk per thread and every chunk writes its own
-slice of the outputs (per-thread buffers: no two threads touch the same memory); the caller
-sums the chunks.
+The rows are split into fixed blocks (:mod:`.blocks`: their number depends on the rows and
+the tables' sizes, never on the thread count) and every block writes its own slice of the
+outputs (no two threads touch the same memory), zeroing it first — the group tables only
+over the span of group codes the block meets; :func:`sum_binned_blocks` adds the slices in
+block order, so the sums are bit-identical on any number of threads.
 """
 
 import numpy as np
 from numba import prange
 
+from .blocks import block_bounds, cover, sum_spans
 from .cache import cached_njit
 
-__all__ = ["binned_sums", "bin_layout"]
+__all__ = ["binned_sums", "bin_layout", "binned_table_size", "sum_binned_blocks"]
 
 
 def bin_layout(sizes):
@@ -34,8 +37,9 @@ def bin_layout(sizes):
 
 @cached_njit(parallel=True)
 def binned_sums(X, y, w, bins, bin_offsets, codes, basis, col_offsets, plain_out,
-                bin_cnt_out, bin_sum_out, pair_out, grp_cnt_out, grp_sum_out, grp_basis_out):
-    """Accumulate the per-chunk sums (see the module docstring).
+                bin_cnt_out, bin_sum_out, pair_out, grp_cnt_out, grp_sum_out, grp_basis_out,
+                span_out):
+    """Accumulate the per-block sums (see the module docstring).
 
     Parameters
     ----------
@@ -49,28 +53,38 @@ def binned_sums(X, y, w, bins, bin_offsets, codes, basis, col_offsets, plain_out
     basis : ndarray (M, K) — the smooths' bases at their bins, smooth j in rows
         ``bin_offsets[j]:bin_offsets[j + 1]`` and columns ``col_offsets[j]:col_offsets[j + 1]``
     col_offsets : ndarray (J + 1,), int64
-    plain_out : (n_chunks, c, c); bin_cnt_out : (n_chunks, M); bin_sum_out : (n_chunks, M, c)
-    pair_out : (n_chunks, K, K) — the (j < l) blocks get Σ w B_j' B_l
-    grp_cnt_out : (n_chunks, G); grp_sum_out : (n_chunks, G, c)
-    grp_basis_out : (n_chunks, G, K) — all zeroed; M = Σ bins, K = Σ basis columns
+    plain_out : (n_blocks, c, c); bin_cnt_out : (n_blocks, M); bin_sum_out : (n_blocks, M, c)
+    pair_out : (n_blocks, K, K) — the (j < l) blocks get Σ w B_j' B_l
+    grp_cnt_out : (n_blocks, G); grp_sum_out : (n_blocks, G, c)
+    grp_basis_out : (n_blocks, G, K) — M = Σ bins, K = Σ basis columns; none need be
+        zeroed: block b zeroes its slices, the group tables only over its span
+    span_out : (n_blocks, 2), int64 — the range of group codes block b met
     """
     n = y.shape[0]
     p = X.shape[1]
     c = p + 1
     J = bins.shape[0]
-    n_chunks = plain_out.shape[0]
-    chunk = (n + n_chunks - 1) // n_chunks
+    n_blk = plain_out.shape[0]
     weighted = w.shape[0] > 0
     grouped = codes.shape[0] > 0
-    for k in prange(n_chunks):
+    for k in prange(n_blk):
+        start, stop = block_bounds(n, n_blk, k)
         # the small per-row sums live in the thread's own array, written out at the end:
-        # neighbouring chunks' slices of plain_out could share a cache line
+        # neighbouring blocks' slices of plain_out could share a cache line
         plain = np.zeros((c, c))
         cnt = bin_cnt_out[k]
         sums = bin_sum_out[k]
         pairs = pair_out[k]
+        cnt[:] = 0.0
+        sums[:] = 0.0
+        pairs[:] = 0.0
+        gcnt = grp_cnt_out[k]
+        gsum = grp_sum_out[k]
+        gbasis = grp_basis_out[k]
+        lo = 0
+        hi = 0
         v = np.empty(c)
-        for r in range(k * chunk, min(n, (k + 1) * chunk)):
+        for r in range(start, stop):
             for a in range(p):
                 v[a] = X[r, a]
             v[p] = y[r]
@@ -93,13 +107,40 @@ def binned_sums(X, y, w, bins, bin_offsets, codes, basis, col_offsets, plain_out
                             pairs[a, b] += wb * basis[row_l, b]
             if grouped:
                 g = codes[r]
-                grp_cnt_out[k, g] += wr
+                if g < lo or g >= hi:
+                    lo, hi, new_lo, new_hi = cover(lo, hi, g)
+                    gcnt[new_lo:new_hi] = 0.0
+                    gsum[new_lo:new_hi] = 0.0
+                    gbasis[new_lo:new_hi] = 0.0
+                gcnt[g] += wr
                 for a in range(c):
-                    grp_sum_out[k, g, a] += wr * v[a]
+                    gsum[g, a] += wr * v[a]
                 for j in range(J):
                     row = bin_offsets[j] + bins[j, r]
                     for col in range(col_offsets[j], col_offsets[j + 1]):
-                        grp_basis_out[k, g, col] += wr * basis[row, col]
+                        gbasis[g, col] += wr * basis[row, col]
         for a in range(c):
             for b in range(c):
                 plain_out[k, a, b] = plain[min(a, b), max(a, b)]
+        span_out[k, 0] = lo
+        span_out[k, 1] = hi
+
+
+def binned_table_size(c, M, K, G):
+    """Float64 entries of one block's outputs of :func:`binned_sums` (for
+    :func:`skmixed._kernels.blocks.n_blocks`)."""
+    return c * c + M * (1 + c) + K * K + G * (1 + c + K)
+
+
+def sum_binned_blocks(out):
+    """The per-block outputs of :func:`binned_sums` (a dict: ``plain``, ``cnt``, ``sums``,
+    ``pairs``, ``gcnt``, ``gsum``, ``gbasis``, ``span``) added in block order; the group
+    tables over each block's span only."""
+    total = {key: out[key].sum(axis=0) for key in ("plain", "cnt", "sums", "pairs")}
+    k, G = out["gcnt"].shape
+    for key in ("gcnt", "gsum", "gbasis"):
+        width = int(np.prod(out[key].shape[2:]))
+        summed = np.zeros((G, width))
+        sum_spans(out[key].reshape(k, G, width), out["span"], summed)
+        total[key] = summed.reshape(out[key].shape[1:])
+    return total

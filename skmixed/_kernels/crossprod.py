@@ -10,17 +10,22 @@ Each row r contributes through the extended row vector ``v_r = [1, x_r1 .. x_rp,
   first row (``Σ w``, ``Σ w x``, ``Σ w y``) is the sum of the groups' intercept rows, so
   ``z_pos[0]`` must be 0.
 
-The rows are split into one contiguous chunk per thread; each chunk accumulates into its own
-slice of the per-chunk outputs and its small total lives in thread-local storage, so no two
-threads write the same cache line. Rows whose group code is out of range are skipped and
-counted. Two implementations share these outputs: :func:`crossprod_grouped` (any number of
-columns, X as one 2-D block) and the code-generated kernels of :mod:`.codegen` (few columns,
-each read from the caller's own array).
+The rows are split into fixed blocks (:mod:`.blocks`: their number depends on the rows and
+the group table's size, never on the thread count); each block accumulates into its own
+slice of the per-block outputs — zeroed only over the span of group codes it meets — and
+keeps its small total in thread-local storage, so no two threads write the same cache line;
+the slices are added in block order, so the sums are bit-identical on any number of
+threads. Rows whose group code is out of range are skipped and counted. Two implementations
+share these outputs: :func:`crossprod_grouped` (any number of columns, X as one 2-D block)
+and the code-generated kernels of :mod:`.codegen` (few columns, each read from the caller's
+own array).
 """
 
 import numpy as np
 from numba import prange
 
+from . import blocks
+from .blocks import block_bounds, cover, sum_spans
 from .cache import cached_njit
 from .codegen import MAX_SPECIALIZED_COLUMNS, crossprod_kernel
 
@@ -32,8 +37,8 @@ SPECIALIZE_MIN_ROWS = 100_000
 
 @cached_njit(parallel=True)
 def crossprod_grouped(X, y, w, codes, z_pos, shift, group_out, count_out, total_out,
-                      bad_out):
-    """Accumulate per-chunk grouped cross-products (see module docstring).
+                      bad_out, span_out):
+    """Accumulate per-block grouped cross-products (see module docstring).
 
     Parameters
     ----------
@@ -49,34 +54,42 @@ def crossprod_grouped(X, y, w, codes, z_pos, shift, group_out, count_out, total_
     shift : ndarray of shape (p + 2,), float64
         Subtracted from v before accumulating (centring: keeps ``y'y − …`` free of
         cancellation when y or a column has a large mean); ``shift[0]`` is ignored.
-    group_out : ndarray of shape (n_chunks, n_groups, q, p + 2), float64, zeroed
-    count_out : ndarray of shape (n_chunks, n_groups), int64, zeroed
-    total_out : ndarray of shape (n_chunks, p + 2, p + 2), float64, zeroed
+    group_out : ndarray of shape (n_blocks, n_groups, q, p + 2), float64
+    count_out : ndarray of shape (n_blocks, n_groups), int64
+        Need not be zeroed: block b zeroes and fills the groups ``span_out[b, 0]`` to
+        ``span_out[b, 1] - 1`` of its slice and leaves the rest as it was.
+    total_out : ndarray of shape (n_blocks, p + 2, p + 2), float64, zeroed
         Rows 1.. of the upper triangle are written.
-    bad_out : ndarray of shape (n_chunks,), int64
+    bad_out : ndarray of shape (n_blocks,), int64
         Rows skipped because their code is outside ``[0, n_groups)``.
+    span_out : ndarray of shape (n_blocks, 2), int64
+        The range of group codes each block met (empty: equal bounds).
     """
     n = y.shape[0]
     p = X.shape[1]
     m = p + 2
     q = z_pos.shape[0]
-    n_chunks = group_out.shape[0]
+    n_blk = group_out.shape[0]
     n_groups = group_out.shape[1]
     weighted = w.shape[0] > 0
-    chunk = (n + n_chunks - 1) // n_chunks
-    for c in prange(n_chunks):
-        start = c * chunk
-        stop = min(n, start + chunk)
+    for c in prange(n_blk):
+        start, stop = block_bounds(n, n_blk, c)
         v = np.empty(m)
         total = np.zeros((m, m))
         gbuf = group_out[c]
         cnt = count_out[c]
         nbad = 0
+        lo = 0
+        hi = 0
         for r in range(start, stop):
             g = codes[r]
             if g < 0 or g >= n_groups:
                 nbad += 1
                 continue
+            if g < lo or g >= hi:
+                lo, hi, a, e = cover(lo, hi, g)
+                gbuf[a:e] = 0.0
+                cnt[a:e] = 0
             wr = w[r] if weighted else 1.0
             cnt[g] += 1
             v[0] = 1.0
@@ -95,6 +108,8 @@ def crossprod_grouped(X, y, w, codes, z_pos, shift, group_out, count_out, total_
             for k in range(a, m):
                 total_out[c, a, k] = total[a, k]
         bad_out[c] = nbad
+        span_out[c, 0] = lo
+        span_out[c, 1] = hi
 
 
 class GroupedSums:
@@ -115,13 +130,15 @@ class GroupedSums:
         self.n_bad_codes = n_bad_codes
 
 
-def grouped_crossprods(columns, y, w, codes, n_groups, z_pos, n_chunks, shift=None):
+def grouped_crossprods(columns, y, w, codes, n_groups, z_pos, n_blocks=None, shift=None):
     """Run the row pass over fixed-effect ``columns`` (a list of 1-D numeric arrays).
 
     Few columns on many rows use a specialized kernel that reads the arrays in place;
     otherwise the columns are stacked once into a Fortran-ordered float64 block for the
     generic kernel. ``w`` is an empty array for unit weights; ``shift`` (length p + 2,
-    default zeros) is subtracted from ``v = [1, x…, y]`` row by row.
+    default zeros) is subtracted from ``v = [1, x…, y]`` row by row. ``n_blocks`` (default:
+    :func:`skmixed._kernels.blocks.n_blocks` of the rows and the group table) fixes the
+    summation order: the same blocks give bit-identical sums on any number of threads.
     """
     z_pos = np.asarray(z_pos, dtype=np.int64)
     if z_pos[0] != 0:
@@ -131,33 +148,40 @@ def grouped_crossprods(columns, y, w, codes, n_groups, z_pos, n_chunks, shift=No
     m = p + 2
     q = z_pos.shape[0]
     shift = np.zeros(m) if shift is None else np.ascontiguousarray(shift, dtype=np.float64)
-    n_chunks = max(1, min(int(n_chunks), n))
-    group_out = np.zeros((n_chunks, n_groups, q, m))
-    count_out = np.zeros((n_chunks, n_groups), dtype=np.int64)
-    total_out = np.zeros((n_chunks, m, m))
-    bad_out = np.zeros(n_chunks, dtype=np.int64)
+    if n_blocks is None:
+        n_blocks = blocks.n_blocks(n, n_groups * (q * m + 1))
+    k = max(1, min(int(n_blocks), n))
+    group_out = np.empty((k, n_groups, q, m))
+    count_out = np.empty((k, n_groups), dtype=np.int64)
+    total_out = np.zeros((k, m, m))
+    bad_out = np.zeros(k, dtype=np.int64)
+    span_out = np.zeros((k, 2), dtype=np.int64)
     if p <= MAX_SPECIALIZED_COLUMNS and n >= SPECIALIZE_MIN_ROWS:
         kernel = crossprod_kernel(p, z_pos, w.shape[0] > 0)
-        kernel(*columns, y, w, codes, shift, group_out, count_out, total_out, bad_out)
+        kernel(*columns, y, w, codes, shift, group_out, count_out, total_out, bad_out,
+               span_out)
     else:
         X = np.empty((n, p), order="F")
         for j, col in enumerate(columns):
             X[:, j] = col
         crossprod_grouped(X, np.asarray(y, dtype=np.float64), w, codes, z_pos, shift,
-                          group_out, count_out, total_out, bad_out)
-    group_xv = group_out[0] if n_chunks == 1 else group_out.sum(axis=0)
+                          group_out, count_out, total_out, bad_out, span_out)
+    group_xv = np.zeros((n_groups, q, m))
+    sum_spans(group_out.reshape(k, n_groups, q * m), span_out,
+              group_xv.reshape(n_groups, q * m))
+    group_rows = np.zeros(n_groups, dtype=np.int64)
+    sum_spans(count_out.reshape(k, n_groups, 1), span_out, group_rows.reshape(n_groups, 1))
     upper = total_out.sum(axis=0)
     upper[0] = group_xv[:, 0, :].sum(axis=0)
     total_vv = np.triu(upper) + np.triu(upper, 1).T
-    group_rows = count_out[0] if n_chunks == 1 else count_out.sum(axis=0)
     return GroupedSums(group_xv, total_vv, group_rows, int(bad_out.sum()))
 
 
-def reduce_crossprods(X, y, w, codes, z_pos, n_groups, n_chunks):
+def reduce_crossprods(X, y, w, codes, z_pos, n_groups, n_blocks=None):
     """Row pass over a 2-D block ``X``; returns ``(group_xv, total_vv)``.
 
     Convenience form of :func:`grouped_crossprods` for arrays already in one block.
     """
     columns = [X[:, j] for j in range(X.shape[1])]
-    sums = grouped_crossprods(columns, y, w, codes, n_groups, z_pos, n_chunks)
+    sums = grouped_crossprods(columns, y, w, codes, n_groups, z_pos, n_blocks)
     return sums.group_xv, sums.total_vv

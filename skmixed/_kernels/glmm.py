@@ -32,6 +32,7 @@ import math
 import numpy as np
 from numba import prange
 
+from .blocks import block_bounds
 from .cache import cached_njit
 from .dense import chol_lower as _chol
 from .dense import chol_solve as _chol_solve
@@ -788,17 +789,19 @@ def agq_grad_groups(family, X, zcol, y, m, off, fw, starts, beta, T, u, nodes, w
 
 
 @cached_njit(parallel=True)
-def fixed_glm_sums(family, X, y, m, off, fw, beta, n_chunks, ll_out, score_out, info_out):
-    """Per-chunk log-likelihood, score and information of the GLM without random effects
-    (start values)."""
+def fixed_glm_sums(family, X, y, m, off, fw, beta, ll_out, score_out, info_out):
+    """Per-block log-likelihood, score and information of the GLM without random effects
+    (start values); the rows are split into ``ll_out.shape[0]`` fixed blocks
+    (:mod:`.blocks`), so the caller's sums over blocks do not depend on the threads."""
     n = X.shape[0]
     p = X.shape[1]
-    chunk = (n + n_chunks - 1) // n_chunks
-    for c in prange(n_chunks):
+    n_blk = ll_out.shape[0]
+    for c in prange(n_blk):
         ll = 0.0
         sc = np.zeros(p)
         info = np.zeros((p, p))
-        for r in range(c * chunk, min(n, (c + 1) * chunk)):
+        start, stop = block_bounds(n, n_blk, c)
+        for r in range(start, stop):
             eta = _fixed_eta(X, off, beta, r)
             wr, l0, l1, _, v, _ = _weighted_terms(family, y, m, fw, r, eta)
             ll += wr * l0

@@ -21,9 +21,11 @@ with ``P_i = M_i⁻¹ + M_i⁻¹B_i S⁻¹B_i'M_i⁻¹``, ``Q_i = −S⁻¹B_i'M
 
 import math
 
+import numba
 import numpy as np
 from numba import prange
 
+from .blocks import block_bounds
 from .cache import cached_njit
 from .dense import backward_solve as _backward
 from .dense import chol_lower
@@ -35,20 +37,12 @@ __all__ = ["pls_groups", "pls_gradient_groups", "conditional_modes_groups"]
 
 
 @cached_njit
-def _chunk_bounds(n, n_chunks, c):
-    size = (n + n_chunks - 1) // n_chunks
-    start = min(n, c * size)
-    return start, min(n, start + size)
-
-
-@cached_njit
-def _pls_chunk(T, C, D, e, L_out, c_out, R_out, logdet_out, RtR_out, Rtc_out, cc_out, ch):
-    """Chunk ``ch`` of :func:`pls_groups`."""
+def _pls_block(T, C, D, e, L_out, c_out, R_out, logdet_out, RtR_out, Rtc_out, cc_out, ch):
+    """Block ``ch`` of :func:`pls_groups`."""
     G = C.shape[0]
     q = C.shape[1]
     p = D.shape[2]
-    n_chunks = logdet_out.shape[0]
-    start, stop = _chunk_bounds(G, n_chunks, ch)
+    start, stop = block_bounds(G, logdet_out.shape[0], ch)
     M = np.empty((q, q))
     RtR = np.zeros((p, p))
     Rtc = np.zeros(p)
@@ -96,20 +90,34 @@ def _pls_chunk(T, C, D, e, L_out, c_out, R_out, logdet_out, RtR_out, Rtc_out, cc
 @cached_njit(parallel=True)
 def _pls_parallel(T, C, D, e, L_out, c_out, R_out, logdet_out, RtR_out, Rtc_out, cc_out):
     for ch in prange(logdet_out.shape[0]):
-        _pls_chunk(T, C, D, e, L_out, c_out, R_out, logdet_out, RtR_out, Rtc_out, cc_out, ch)
+        _pls_block(T, C, D, e, L_out, c_out, R_out, logdet_out, RtR_out, Rtc_out, cc_out, ch)
+
+
+@cached_njit
+def _pls_serial(T, C, D, e, L_out, c_out, R_out, logdet_out, RtR_out, Rtc_out, cc_out):
+    for ch in range(logdet_out.shape[0]):
+        _pls_block(T, C, D, e, L_out, c_out, R_out, logdet_out, RtR_out, Rtc_out, cc_out, ch)
+
+
+def _serial():
+    """Run the blocks one after the other: one thread gains nothing from the pool, and
+    starting it costs tens of microseconds per evaluation. The blocks' sums are the same."""
+    return numba.get_num_threads() == 1
 
 
 def pls_groups(T, C, D, e, L_out, c_out, R_out, logdet_out, RtR_out, Rtc_out, cc_out):
-    """Factor every group's block at ``T`` and reduce over groups, per chunk.
+    """Factor every group's block at ``T`` and reduce over groups, per block of groups.
 
-    Writes ``L_out[i]``, ``c_out[i]``, ``R_out[i]`` per group and the per-chunk partial sums
+    Writes ``L_out[i]``, ``c_out[i]``, ``R_out[i]`` per group and the per-block partial sums
     ``logdet_out[c] = Σ 2 log|L_i|``, ``RtR_out[c] = Σ R_i'R_i``, ``Rtc_out[c] = Σ R_i'c_i``,
-    ``cc_out[c] = Σ ‖c_i‖²``; the number of chunks is ``logdet_out.shape[0]``. One chunk
-    runs serially, without starting Numba's thread pool.
+    ``cc_out[c] = Σ ‖c_i‖²``; the number of blocks is ``logdet_out.shape[0]`` (fixed by the
+    caller, not by the threads: the partial sums are the same on any thread count).
     """
     args = (T, C, D, e, L_out, c_out, R_out, logdet_out, RtR_out, Rtc_out, cc_out)
     if logdet_out.shape[0] == 1:
-        _pls_chunk(*args, 0)
+        _pls_block(*args, 0)
+    elif _serial():
+        _pls_serial(*args)
     else:
         _pls_parallel(*args)
 
@@ -128,15 +136,14 @@ def _group_mode(T, Li, ci, Ri, beta, u):
 
 
 @cached_njit
-def _gradient_chunk(T, C, D, e, L, c, R, beta, S_inv, theta_rows, theta_cols, reml,
+def _gradient_block(T, C, D, e, L, c, R, beta, S_inv, theta_rows, theta_cols, reml,
                     dlogdet_out, dr2_out, ch):
-    """Chunk ``ch`` of :func:`pls_gradient_groups`."""
+    """Block ``ch`` of :func:`pls_gradient_groups`."""
     G = C.shape[0]
     q = C.shape[1]
     p = D.shape[2]
     K = theta_rows.shape[0]
-    n_chunks = dlogdet_out.shape[0]
-    start, stop = _chunk_bounds(G, n_chunks, ch)
+    start, stop = block_bounds(G, dlogdet_out.shape[0], ch)
     u = np.empty(q)
     zr = np.empty(q)
     Tu = np.empty(q)
@@ -224,20 +231,30 @@ def _gradient_chunk(T, C, D, e, L, c, R, beta, S_inv, theta_rows, theta_cols, re
 def _gradient_parallel(T, C, D, e, L, c, R, beta, S_inv, theta_rows, theta_cols, reml,
                        dlogdet_out, dr2_out):
     for ch in prange(dlogdet_out.shape[0]):
-        _gradient_chunk(T, C, D, e, L, c, R, beta, S_inv, theta_rows, theta_cols, reml,
+        _gradient_block(T, C, D, e, L, c, R, beta, S_inv, theta_rows, theta_cols, reml,
+                        dlogdet_out, dr2_out, ch)
+
+
+@cached_njit
+def _gradient_serial(T, C, D, e, L, c, R, beta, S_inv, theta_rows, theta_cols, reml,
+                     dlogdet_out, dr2_out):
+    for ch in range(dlogdet_out.shape[0]):
+        _gradient_block(T, C, D, e, L, c, R, beta, S_inv, theta_rows, theta_cols, reml,
                         dlogdet_out, dr2_out, ch)
 
 
 def pls_gradient_groups(T, C, D, e, L, c, R, beta, S_inv, theta_rows, theta_cols, reml,
                         dlogdet_out, dr2_out):
-    """Per-chunk partial sums of ``∂ log det`` and ``∂ r²`` over θ (module docstring).
+    """Per-block partial sums of ``∂ log det`` and ``∂ r²`` over θ (module docstring).
 
     ``theta_rows``/``theta_cols`` give the (a, b) position in ``T`` of each θ component;
     ``L``, ``c``, ``R`` are the outputs of :func:`pls_groups` at the same ``T``.
     """
     args = (T, C, D, e, L, c, R, beta, S_inv, theta_rows, theta_cols, reml, dlogdet_out, dr2_out)
     if dlogdet_out.shape[0] == 1:
-        _gradient_chunk(*args, 0)
+        _gradient_block(*args, 0)
+    elif _serial():
+        _gradient_serial(*args)
     else:
         _gradient_parallel(*args)
 

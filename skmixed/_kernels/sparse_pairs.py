@@ -4,9 +4,11 @@ the other factors' columns, ``F'F = Σ_i f_i f_i'`` and the quadratic forms
 ``f_i' S f_i`` touch only the pairs of nonzeros within each row (Σ_i nnz_i² of them) — a
 weighted contingency table of the factors, as MixedModels.jl forms it.
 
-Rows are split into one contiguous chunk per thread; :func:`row_outer_sum` gives each
-chunk its own output matrix (summed by the caller), :func:`row_quadratic_forms` writes one
-number per row (rows are disjoint between threads).
+None of them depends on the thread count: :func:`row_outer_sum` splits the rows into the
+caller's number of chunks, each with its own output matrix (summed by the caller in chunk
+order); :func:`row_quadratic_forms` writes one number per row; in
+:func:`scaled_schur_lower` each output entry is accumulated by one thread, over the rows in
+order.
 """
 
 from numba import prange

@@ -24,7 +24,8 @@ from types import SimpleNamespace
 import numpy as np
 from scipy import linalg, optimize
 
-from .._kernels.binned import bin_layout, binned_sums
+from .._kernels import blocks
+from .._kernels.binned import bin_layout, binned_sums, binned_table_size, sum_binned_blocks
 from .._kernels.threads import single_threaded_blas
 from .significance import alternative_edf_terms, smooth_test
 
@@ -101,13 +102,14 @@ class CrossProducts:
         return out
 
     @classmethod
-    def binned(cls, X, y, smooths, w=None, groups=None, n_groups=None, n_chunks=1,
+    def binned(cls, X, y, smooths, w=None, groups=None, n_groups=None, n_blocks=None,
                slopes=None):
         """From binned smooth covariates (``bam(discrete = TRUE)``): ``smooths`` lists per
         smooth ``(index, null, range)`` — the int bin of each row and the basis at the bin
         values in null-space and range-space coordinates (m × f, m × r). No n × k basis is
         formed: one pass over the rows (:func:`skmixed._kernels.binned.binned_sums`, in
-        ``n_chunks`` parallel chunks) gives per-bin sums, the smooths' pairwise basis
+        ``n_blocks`` fixed blocks, by default a function of the sizes only, so the sums are
+        the same on any number of threads) gives per-bin sums, the smooths' pairwise basis
         products and per-group sums of basis rows, and every product with a smooth's
         columns comes from them and the m-row bases. Each random-slope column x (of
         ``slopes``, n × m) takes one more pass, with weights w·x, for its per-group sums.
@@ -130,15 +132,18 @@ class CrossProducts:
         basis = np.zeros((M, int(col_offsets[-1])))
         for j, b in enumerate(Bc):
             basis[bin_offsets[j]:bin_offsets[j + 1], col_offsets[j]:col_offsets[j + 1]] = b
-        k = max(1, int(n_chunks))
         K = basis.shape[1]
-        out = dict(plain=np.zeros((k, c, c)), cnt=np.zeros((k, M)), sums=np.zeros((k, M, c)),
-                   pairs=np.zeros((k, K, K)), gcnt=np.zeros((k, G)),
-                   gsum=np.zeros((k, G, c)), gbasis=np.zeros((k, G, K)))
+        if n_blocks is None:
+            n_blocks = blocks.n_blocks(y.shape[0], binned_table_size(c, M, K, G))
+        k = max(1, min(int(n_blocks), y.shape[0]))
+        out = dict(plain=np.zeros((k, c, c)), cnt=np.empty((k, M)), sums=np.empty((k, M, c)),
+                   pairs=np.empty((k, K, K)), gcnt=np.empty((k, G)),
+                   gsum=np.empty((k, G, c)), gbasis=np.empty((k, G, K)),
+                   span=np.zeros((k, 2), dtype=np.int64))
+        keys = ("plain", "cnt", "sums", "pairs", "gcnt", "gsum", "gbasis", "span")
         binned_sums(X, y, np.empty(0) if w is None else np.asarray(w, dtype=float), bins,
-                    bin_offsets, codes, basis, col_offsets, out["plain"], out["cnt"],
-                    out["sums"], out["pairs"], out["gcnt"], out["gsum"], out["gbasis"])
-        tot = {key: a.sum(axis=0) for key, a in out.items()}
+                    bin_offsets, codes, basis, col_offsets, *[out[key] for key in keys])
+        tot = sum_binned_blocks(out)
         widths = [X.shape[1]] + [b.shape[1] for b in Bc] + [1]
         edges = np.concatenate([[0], np.cumsum(widths)])
         E = np.zeros((edges[-1], edges[-1]))  # over [X, Bc_1 … Bc_J, y]
@@ -170,12 +175,9 @@ class CrossProducts:
             ZE = np.zeros((G, len(z), edges[-1]))
             for a, za in enumerate(z):
                 if a:  # a random slope: the per-group sums again, weighted by w·x
-                    for key in ("plain", "cnt", "sums", "pairs", "gcnt", "gsum", "gbasis"):
-                        out[key][...] = 0.0
                     binned_sums(X, y, w1 * za, bins, bin_offsets, codes, basis, col_offsets,
-                                out["plain"], out["cnt"], out["sums"], out["pairs"],
-                                out["gcnt"], out["gsum"], out["gbasis"])
-                    tot = {key: out[key].sum(axis=0) for key in ("gsum", "gbasis")}
+                                *[out[key] for key in keys])
+                    tot = sum_binned_blocks(out)
                 ZE[:, a, plain] = tot["gsum"]
                 for j in range(J):
                     ZE[:, a, edges[j + 1]:edges[j + 2]] = \

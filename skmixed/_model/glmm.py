@@ -11,6 +11,7 @@ import numpy as np
 from scipy import special
 
 from .._kernels import glmm as generic_kernels
+from .._kernels import blocks
 from .._kernels.cache import cached_njit
 from .._kernels.glmm import GAMMA_LOG, fixed_glm_sums
 from .._kernels.glmm_codegen import SPECIALIZE_MIN_ROWS, specialized_kernels
@@ -77,18 +78,21 @@ class GroupedRows:
         return self.starts.shape[0] - 1
 
 
-def fit_fixed_glm(family, rows, n_chunks, max_iter=100, tol=1e-14, return_loglik=False):
+def fit_fixed_glm(family, rows, n_blocks=None, max_iter=100, tol=1e-14, return_loglik=False):
     """β of the GLM without random effects by Fisher scoring (Newton's method for canonical
     links) with step halving (start values); with ``return_loglik`` also its
-    log-likelihood."""
+    log-likelihood. The rows are summed in ``n_blocks`` fixed blocks (default: a function of
+    the number of rows, :func:`skmixed._kernels.blocks.n_blocks`), not per thread."""
     X = rows.X
     p = X.shape[1]
-    ll_out = np.zeros(n_chunks)
-    score = np.zeros((n_chunks, p))
-    info = np.zeros((n_chunks, p, p))
+    if n_blocks is None:
+        n_blocks = blocks.n_blocks(X.shape[0])
+    ll_out = np.zeros(n_blocks)
+    score = np.zeros((n_blocks, p))
+    info = np.zeros((n_blocks, p, p))
 
     def sums(beta):
-        fixed_glm_sums(family, X, rows.y, rows.m, rows.offset, rows.weights, beta, n_chunks,
+        fixed_glm_sums(family, X, rows.y, rows.m, rows.offset, rows.weights, beta,
                        ll_out, score, info)
         return ll_out.sum(), score.sum(axis=0), info.sum(axis=0)
 

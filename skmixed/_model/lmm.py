@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import linalg
 
+from .._kernels import blocks
 from .._kernels.pls import conditional_modes_groups, pls_gradient_groups, pls_groups
 
 __all__ = ["GroupedCrossproducts", "ProfiledDeviance", "independent_columns"]
@@ -124,24 +125,29 @@ class ProfiledDeviance:
     Preallocates the per-group blocks once; :meth:`evaluate` fills them for a θ.
     """
 
-    def __init__(self, stats, term, reml=True, n_chunks=1):
+    def __init__(self, stats, term, reml=True, n_blocks=None):
         self.stats = stats
         self.term = term
         self.reml = bool(reml)
         G, q, p = stats.n_groups, term.q, stats.p
-        # Threads pay only when the per-evaluation work is large: starting the pool costs
-        # tens of microseconds, the whole sweep for 2,000 scalar groups about as much.
-        work = G * q * (q + p + 1) ** 2
-        self.n_chunks = max(1, min(int(n_chunks), G)) if work >= _PARALLEL_WORK else 1
+        # The groups are swept in fixed blocks (their partial sums added in block order, so
+        # the deviance is the same on any number of threads). Threads pay only when the
+        # per-evaluation work is large: starting the pool costs tens of microseconds, the
+        # whole sweep for 2,000 scalar groups about as much.
+        if n_blocks is None:
+            work = G * q * (q + p + 1) ** 2
+            n_blocks = (blocks.n_blocks(work, min_rows=_PARALLEL_WORK // 8)
+                        if work >= _PARALLEL_WORK else 1)
+        self.n_blocks = max(1, min(int(n_blocks), G))
         self._L = np.zeros((G, q, q))
         self._c = np.zeros((G, q))
         self._R = np.zeros((G, q, p))
-        self._logdet = np.zeros(self.n_chunks)
-        self._RtR = np.zeros((self.n_chunks, p, p))
-        self._Rtc = np.zeros((self.n_chunks, p))
-        self._cc = np.zeros(self.n_chunks)
-        self._dlogdet = np.zeros((self.n_chunks, term.n_theta))
-        self._dr2 = np.zeros((self.n_chunks, term.n_theta))
+        self._logdet = np.zeros(self.n_blocks)
+        self._RtR = np.zeros((self.n_blocks, p, p))
+        self._Rtc = np.zeros((self.n_blocks, p))
+        self._cc = np.zeros(self.n_blocks)
+        self._dlogdet = np.zeros((self.n_blocks, term.n_theta))
+        self._dr2 = np.zeros((self.n_blocks, term.n_theta))
         self.n_evals = 0
 
     @property

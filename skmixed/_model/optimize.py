@@ -24,6 +24,9 @@ __all__ = ["OptSummary", "TermsSpace", "minimize_theta", "minimize_criterion",
 
 _MAX_RESTARTS = 4
 _NEWTON_STEPS = 4
+_POLISH_STEPS = 2
+_POLISH_RTOL = 2e-11  # polish while a Newton step would move θ by more than this (relative)
+_POLISH_ROUNDING = 1e-13  # relative rounding of the criterion allowed to a polishing step
 
 
 @dataclass
@@ -162,23 +165,29 @@ def minimize_theta(objective, term, *, tol=1e-8, max_iter=1000):
         Convergence: the predicted further decrease of the criterion is at most ``tol``.
     max_iter : int
         Iteration budget over all L-BFGS-B runs and Newton steps together.
+
+    Converged, θ is polished (:func:`_polish`): an evaluation costs no pass over the rows, and
+    the polish makes the optimum independent of where L-BFGS-B happened to stop.
     """
-    return minimize_criterion(objective, _ThetaSpace(term), tol=tol, max_iter=max_iter)
+    return minimize_criterion(objective, _ThetaSpace(term), tol=tol, max_iter=max_iter,
+                              polish=True)
 
 
 def minimize_criterion(objective, space, *, tol=1e-8, max_iter=1000, hessian_step=1e-5,
-                       lbfgs_gtol=1e-10):
+                       lbfgs_gtol=1e-10, polish=False):
     """Minimize ``objective.value_and_grad`` over a parameter space.
 
     ``space`` gives ``start()``, ``lower()`` (lme4's bounds, for the record) and
     ``canonical(x)`` (the sign canonicalization of the θ part). ``lbfgs_gtol`` (relative to
     the criterion at the start) is where L-BFGS-B hands over to the Newton steps: a looser
     value saves evaluations where each one is expensive (a GLMM's passes over the rows).
+    ``polish`` takes Newton steps below ``tol`` too (:func:`_polish`), for criteria whose
+    evaluations are cheap and whose gradient is exact.
     """
     start = time.perf_counter()
     with single_threaded_blas():
         summary = _minimize(_Counted(objective), space, tol, max_iter, hessian_step,
-                            lbfgs_gtol)
+                            lbfgs_gtol, polish)
     summary.timings["optimize"] = time.perf_counter() - start
     return summary
 
@@ -202,7 +211,34 @@ def _escape_saddle(fun, space, theta, f, H):
     return None
 
 
-def _minimize(fun, space, tol, max_iter, hessian_step, lbfgs_gtol):
+def _polish(fun, space, theta, f, g, H, decrement):
+    """Newton steps below the convergence tolerance, to the criterion's rounding level.
+
+    ``tol`` bounds the decrease still to be had, not the distance to the optimum: a stop at a
+    decrement δ leaves θ about ``√(2δ/h)`` away (h: the curvature), so two fits whose sums
+    differ only in rounding (in memory and from chunks) could stop 1e-7 apart. A step is
+    taken only while it would move θ by more than ``_POLISH_RTOL`` (most fits stop closer
+    than that and pay nothing). Below ``tol`` the decrease is under the criterion's own
+    rounding and ``f`` cannot judge a step; it is kept when ``f`` does not rise beyond its
+    rounding and the decrement shrinks (the exact gradient resolves what ``f`` no longer
+    can). Returns ``(θ, f, g, decrement, steps)``."""
+    steps = 0
+    for _ in range(_POLISH_STEPS):
+        step, _ = _newton_step(H, g)
+        if not np.max(np.abs(step)) > _POLISH_RTOL * max(1.0, np.max(np.abs(theta))):
+            break
+        trial = space.canonical(theta - step)
+        f_trial, g_trial = fun(trial)
+        _, dec_trial = _newton_step(H, g_trial)
+        slack = _POLISH_ROUNDING * max(1.0, abs(f))
+        if not (f_trial <= f + slack and abs(dec_trial) < abs(decrement)):
+            break
+        theta, f, g, decrement = trial, f_trial, g_trial, dec_trial
+        steps += 1
+    return theta, f, g, decrement, steps
+
+
+def _minimize(fun, space, tol, max_iter, hessian_step, lbfgs_gtol, polish=False):
     theta = space.start()
     n_iter = 0
     message = ""
@@ -243,6 +279,9 @@ def _minimize(fun, space, tol, max_iter, hessian_step, lbfgs_gtol):
             n_iter += 1
         else:
             step, decrement = _newton_step(H, g)  # at the last accepted point
+        if polish and abs(decrement) <= tol and decrement > 0.0 and n_iter < max_iter:
+            theta, f, g, decrement, steps = _polish(fun, space, theta, f, g, H, decrement)
+            n_iter += steps
         if (at_minimum and abs(decrement) <= tol) or n_iter >= max_iter:
             break
     converged = bool(np.isfinite(f) and at_minimum and abs(decrement) <= tol)

@@ -1,27 +1,34 @@
 """The binned pass (skmixed._kernels.binned.binned_sums) against NumPy: plain
 cross-products, per-bin sums, the smooths' pairwise basis products, per-group sums of the
 bins' basis rows,
-with and without weights and groups, one chunk or several (the per-thread buffers), 1 and 2
-threads."""
+with and without weights and groups, one block or several (each its own buffers, added in
+block order), 1 and 2 threads: bit-identical on any thread count."""
 
 import numba
 import numpy as np
 import pytest
 
-from skmixed._kernels.binned import bin_layout, binned_sums
+from skmixed._kernels.binned import bin_layout, binned_sums, sum_binned_blocks
 from skmixed._kernels.threads import numba_threads
 
+KEYS = ("plain", "cnt", "sums", "pairs", "gcnt", "gsum", "gbasis")
 
-def run(X, y, w, bins, sizes, codes, G, n_chunks, basis, widths):
-    """The kernel's outputs summed over chunks, and the smooths' bin offsets."""
+
+def run(X, y, w, bins, sizes, codes, G, n_blocks, basis, widths):
+    """The kernel's outputs added over the blocks, and the smooths' bin offsets. The
+    buffers start as garbage (NaN): the kernel zeroes what it uses."""
     offsets = bin_layout(sizes)
     c, M, K = X.shape[1] + 1, int(offsets[-1]), basis.shape[1]
     col_offsets = bin_layout(widths)
-    out = [np.zeros((n_chunks, c, c)), np.zeros((n_chunks, M)), np.zeros((n_chunks, M, c)),
-           np.zeros((n_chunks, K, K)), np.zeros((n_chunks, G)), np.zeros((n_chunks, G, c)),
-           np.zeros((n_chunks, G, K))]
-    binned_sums(X, y, w, bins, offsets, codes, basis, col_offsets, *out)
-    return [a.sum(axis=0) for a in out], offsets
+    k = n_blocks
+    out = dict(plain=np.zeros((k, c, c)), cnt=np.full((k, M), np.nan),
+               sums=np.full((k, M, c), np.nan), pairs=np.full((k, K, K), np.nan),
+               gcnt=np.full((k, G), np.nan), gsum=np.full((k, G, c), np.nan),
+               gbasis=np.full((k, G, K), np.nan), span=np.zeros((k, 2), dtype=np.int64))
+    binned_sums(X, y, w, bins, offsets, codes, basis, col_offsets,
+                *[out[key] for key in KEYS + ("span",)])
+    total = sum_binned_blocks(out)
+    return [total[key] for key in KEYS], offsets
 
 
 def powers_basis(sizes):
@@ -37,8 +44,8 @@ def powers_basis(sizes):
 
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("grouped", [False, True])
-@pytest.mark.parametrize("n_chunks", [1, 3, 7])
-def test_binned_sums_against_numpy(weighted, grouped, n_chunks):
+@pytest.mark.parametrize("n_blocks", [1, 3, 7])
+def test_binned_sums_against_numpy(weighted, grouped, n_blocks):
     rng = np.random.default_rng(4)
     n, sizes, G = 503, [6, 9, 4], 5
     X = np.asfortranarray(rng.normal(size=(n, 2)))
@@ -50,7 +57,7 @@ def test_binned_sums_against_numpy(weighted, grouped, n_chunks):
     basis, widths = powers_basis(sizes)
     (plain, cnt, sums, pairs, gcnt, gsum, gbasis), offsets = run(
         X, y, wv if weighted else np.empty(0), bins, sizes, codes, G if grouped else 0,
-        n_chunks, basis, widths)
+        n_blocks, basis, widths)
     np.testing.assert_allclose(plain, (V * wv[:, None]).T @ V, rtol=1e-12)
     for j, m in enumerate(sizes):
         b = slice(offsets[j], offsets[j + 1])
@@ -74,17 +81,23 @@ def test_binned_sums_against_numpy(weighted, grouped, n_chunks):
 
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 Numba threads")
-def test_binned_sums_threads_identical():
+@pytest.mark.parametrize("n_blocks", [1, 2, 7])
+def test_binned_sums_threads_identical(n_blocks):
+    """The blocks fix the summation order: 1 and 2 threads, with as many, fewer or more
+    blocks than threads, give bit-identical sums (rows partly in group order, partly not)."""
     rng = np.random.default_rng(5)
     n = 20_000
     X = np.asfortranarray(rng.normal(size=(n, 1)))
     y = rng.normal(size=n)
     bins = rng.integers(0, 50, (1, n)).astype(np.int32)
     codes = rng.integers(0, 30, n)
+    codes[: n // 2] = np.sort(codes[: n // 2])
+    w = rng.uniform(0.5, 2.0, n)
     basis, widths = powers_basis([50])
     results = []
-    for n_jobs in (1, 2):
+    for n_jobs in (1, 2, 1, 2):
         with numba_threads(n_jobs):
-            results.append(run(X, y, np.empty(0), bins, [50], codes, 30, 2, basis, widths)[0])
-    for a, b in zip(*results):
-        np.testing.assert_array_equal(a, b)  # same chunks, same order: bitwise equal
+            results.append(run(X, y, w, bins, [50], codes, 30, n_blocks, basis, widths)[0])
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)

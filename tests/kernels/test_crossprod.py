@@ -12,7 +12,8 @@ import os
 import numpy as np
 import pytest
 
-from skmixed._kernels import crossprod
+from skmixed._kernels import blocks, crossprod
+from skmixed._kernels.blocks import sum_spans
 from skmixed._kernels.crossprod import crossprod_grouped, grouped_crossprods, reduce_crossprods
 from skmixed._kernels.threads import numba_threads
 
@@ -46,20 +47,20 @@ def make_problem(rng, n, p, n_groups, weighted, order="C", empty=(), code_dtype=
     return X, y, w, codes
 
 
-def row_pass(entry, X, y, w, codes, z_pos, n_groups, n_chunks):
+def row_pass(entry, X, y, w, codes, z_pos, n_groups, n_blocks):
     """``(group_xv, total_vv)`` through one of the two public entry points."""
     if entry == "reduce":
-        return reduce_crossprods(X, y, w, codes, z_pos, n_groups, n_chunks)
+        return reduce_crossprods(X, y, w, codes, z_pos, n_groups, n_blocks)
     sums = grouped_crossprods([X[:, j] for j in range(X.shape[1])], y, w, codes, n_groups,
-                              z_pos, n_chunks)
+                              z_pos, n_blocks)
     np.testing.assert_array_equal(
         sums.group_rows, np.bincount(codes[(codes >= 0) & (codes < n_groups)],
                                      minlength=n_groups))
     return sums.group_xv, sums.total_vv
 
 
-def assert_matches_reference(X, y, w, codes, z_pos, n_groups, n_chunks, entry="reduce"):
-    group_xv, total_vv = row_pass(entry, X, y, w, codes, z_pos, n_groups, n_chunks)
+def assert_matches_reference(X, y, w, codes, z_pos, n_groups, n_blocks, entry="reduce"):
+    group_xv, total_vv = row_pass(entry, X, y, w, codes, z_pos, n_groups, n_blocks)
     ref_group, ref_total = reference_crossprods(X, y, w, codes, z_pos, n_groups)
     assert group_xv.shape == ref_group.shape
     assert total_vv.shape == ref_total.shape
@@ -70,11 +71,11 @@ def assert_matches_reference(X, y, w, codes, z_pos, n_groups, n_chunks, entry="r
 
 @pytest.mark.parametrize("entry", ["reduce", "grouped"])
 @pytest.mark.parametrize("n_threads", [1, 2])
-@pytest.mark.parametrize("extra_chunks", [0, 5], ids=["chunks=threads", "chunks>threads"])
+@pytest.mark.parametrize("extra_blocks", [0, 5], ids=["blocks=threads", "blocks>threads"])
 @pytest.mark.parametrize("weighted", [False, True], ids=["unit", "weights"])
 @pytest.mark.parametrize("z_pos", [[0], [0, 1, 3]], ids=["q1", "q3"])
 @pytest.mark.parametrize("order", ["C", "F"])
-def test_matches_numpy_reference(entry, n_threads, extra_chunks, weighted, z_pos, order):
+def test_matches_numpy_reference(entry, n_threads, extra_blocks, weighted, z_pos, order):
     rng = np.random.default_rng(1234 + 7 * len(z_pos) + weighted)
     n_groups = 9
     X, y, w, codes = make_problem(rng, n=157, p=3, n_groups=n_groups, weighted=weighted,
@@ -82,9 +83,9 @@ def test_matches_numpy_reference(entry, n_threads, extra_chunks, weighted, z_pos
     assert not np.all(np.diff(codes) >= 0)  # unsorted on purpose
     z_pos = np.array(z_pos, dtype=np.int64)
     with numba_threads(n_threads) as used:
-        n_chunks = used + extra_chunks
+        n_blocks = used + extra_blocks
         group_xv, total_vv = assert_matches_reference(X, y, w, codes, z_pos, n_groups,
-                                                      n_chunks, entry)
+                                                      n_blocks, entry)
     # groups that never occur stay exactly zero
     assert np.all(group_xv[[0, 4, 8]] == 0.0)
     assert np.all(np.abs(group_xv[[1, 2, 3]]).sum(axis=(1, 2)) > 0)
@@ -120,7 +121,7 @@ def test_no_fixed_columns(n_threads, weighted):
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])
-def test_fewer_rows_than_chunks(n_threads):
+def test_fewer_rows_than_blocks(n_threads):
     rng = np.random.default_rng(3)
     X, y, w, codes = make_problem(rng, n=3, p=2, n_groups=4, weighted=True)
     z_pos = np.array([0, 1], dtype=np.int64)
@@ -130,23 +131,36 @@ def test_fewer_rows_than_chunks(n_threads):
 
 @pytest.mark.parametrize("order", ["C", "F"])
 @pytest.mark.parametrize("n_threads", [1, 2])
-def test_raw_kernel_more_chunks_than_rows(n_threads, order):
-    """Called directly (no clamping of n_chunks), the idle chunks write nothing but zeros."""
+def test_raw_kernel_more_blocks_than_rows(n_threads, order):
+    """Called directly (no clamping of n_blocks), the idle blocks have empty spans and write
+    nothing else; each block touches its table only within its span (the rest keeps the
+    caller's garbage)."""
     rng = np.random.default_rng(4)
-    n, p, G, n_chunks = 3, 2, 3, 7
+    n, p, G, n_blocks = 3, 2, 3, 7
     X, y, w, codes = make_problem(rng, n=n, p=p, n_groups=G, weighted=False, order=order)
     z_pos = np.array([0, 2], dtype=np.int64)
-    group_out = np.zeros((n_chunks, G, 2, p + 2))
-    count_out = np.zeros((n_chunks, G), dtype=np.int64)
-    total_out = np.zeros((n_chunks, p + 2, p + 2))
-    bad_out = np.full(n_chunks, -1, dtype=np.int64)
+    group_out = np.full((n_blocks, G, 2, p + 2), np.nan)
+    count_out = np.full((n_blocks, G), -7, dtype=np.int64)
+    total_out = np.zeros((n_blocks, p + 2, p + 2))
+    bad_out = np.full(n_blocks, -1, dtype=np.int64)
+    span_out = np.full((n_blocks, 2), -1, dtype=np.int64)
     with numba_threads(n_threads):
         crossprod_grouped(X, y, w, codes, z_pos, np.zeros(X.shape[1] + 2), group_out, count_out,
-                          total_out, bad_out)
+                          total_out, bad_out, span_out)
     ref_group, ref_total = reference_crossprods(X, y, w, codes, z_pos, G)
-    np.testing.assert_allclose(group_out.sum(axis=0), ref_group, rtol=1e-13, atol=1e-13)
-    assert np.all(group_out[n:] == 0.0)
-    np.testing.assert_array_equal(count_out.sum(axis=0), np.bincount(codes, minlength=G))
+    busy = span_out[:, 1] > span_out[:, 0]
+    assert busy.sum() == n  # one row per busy block
+    for b in range(n_blocks):
+        lo, hi = span_out[b]
+        assert np.isnan(group_out[b, :lo]).all() and np.isnan(group_out[b, hi:]).all()
+        assert np.all(count_out[b, :lo] == -7) and np.all(count_out[b, hi:] == -7)
+    group_xv = np.zeros((G, 2 * (p + 2)))
+    sum_spans(group_out.reshape(n_blocks, G, -1), span_out, group_xv)
+    np.testing.assert_allclose(group_xv.reshape(ref_group.shape), ref_group, rtol=1e-13,
+                               atol=1e-13)
+    counts = np.zeros((G, 1), dtype=np.int64)
+    sum_spans(count_out.reshape(n_blocks, G, 1), span_out, counts)
+    np.testing.assert_array_equal(counts[:, 0], np.bincount(codes, minlength=G))
     np.testing.assert_array_equal(bad_out, 0)
     # rows 1.. of the upper triangle are written (row 0 is the groups' intercept rows)
     rows, cols = np.triu_indices(p + 2)
@@ -154,7 +168,7 @@ def test_raw_kernel_more_chunks_than_rows(n_threads, order):
     rows, cols = rows[keep], cols[keep]
     np.testing.assert_allclose(total_out[:, rows, cols].sum(axis=0), ref_total[rows, cols],
                                rtol=1e-13)
-    assert np.all(total_out[n:] == 0.0)
+    assert np.all(total_out[~busy] == 0.0)
 
 
 @pytest.mark.parametrize("entry", ["reduce", "grouped"])
@@ -223,18 +237,19 @@ def test_specialized_kernel_matches_reference(specialized, p, z_pos, weighted):
         assert sums.n_bad_codes == 2
         np.testing.assert_array_equal(sums.group_rows, np.bincount(codes[valid], minlength=G))
         assert np.all(sums.group_xv[3] == 0.0)
-    # same chunking as the generic kernel: the two agree to rounding
-    n_chunks = 3
-    group_out = np.zeros((n_chunks, G, len(z_pos), p + 2))
-    count_out = np.zeros((n_chunks, G), dtype=np.int64)
-    total_out = np.zeros((n_chunks, p + 2, p + 2))
-    bad_out = np.zeros(n_chunks, dtype=np.int64)
+    # same blocks as the generic kernel: the same spans, sums that agree to rounding
+    n_blocks = 3
+    group_out = np.empty((n_blocks, G, len(z_pos), p + 2))
+    count_out = np.empty((n_blocks, G), dtype=np.int64)
+    total_out = np.zeros((n_blocks, p + 2, p + 2))
+    bad_out = np.zeros(n_blocks, dtype=np.int64)
+    span_out = np.zeros((n_blocks, 2), dtype=np.int64)
     crossprod_grouped(np.ascontiguousarray(Xcast), y, w, codes, z_pos, np.zeros(p + 2),
-                      group_out, count_out,
-                      total_out, bad_out)
-    sums = grouped_crossprods(columns, y, w, codes, G, z_pos, n_chunks)
-    np.testing.assert_allclose(sums.group_xv, group_out.sum(axis=0), rtol=1e-14, atol=1e-13)
-    np.testing.assert_array_equal(sums.group_rows, count_out.sum(axis=0))
+                      group_out, count_out, total_out, bad_out, span_out)
+    generic = np.zeros((G, len(z_pos) * (p + 2)))
+    sum_spans(group_out.reshape(n_blocks, G, -1), span_out, generic)
+    sums = grouped_crossprods(columns, y, w, codes, G, z_pos, n_blocks)
+    np.testing.assert_allclose(sums.group_xv.reshape(G, -1), generic, rtol=1e-14, atol=1e-13)
     assert sums.n_bad_codes == bad_out.sum() == 2
 
 
@@ -262,20 +277,35 @@ def test_specialized_kernel_column_dtypes(specialized, dtype):
     np.testing.assert_allclose(sums.total_vv, ref_total, rtol=1e-13, atol=1e-12)
 
 
-def test_chunking_is_deterministic_across_thread_counts():
-    """Same n_chunks ⇒ the same summation order ⇒ bit-identical results on 1 or 2 threads."""
+@pytest.mark.parametrize("kernel", ["generic", "specialized"])
+@pytest.mark.parametrize("n_blocks", [None, 1, 3, 7])
+def test_bit_identical_on_any_thread_count(request, monkeypatch, kernel, n_blocks):
+    """The blocks, not the threads, fix the summation order: 1 and 2 threads (and 7 blocks
+    on 2 threads, more blocks than threads) give bit-identical sums. The default block
+    count is made small enough that these rows split into several blocks."""
+    if kernel == "specialized":
+        request.getfixturevalue("specialized")
+    monkeypatch.setattr(blocks, "MIN_BLOCK_ROWS", 40)
+    monkeypatch.setattr(blocks, "TABLE_RATIO", 1)
     rng = np.random.default_rng(8)
     X, y, w, codes = make_problem(rng, n=301, p=3, n_groups=11, weighted=True)
+    codes[::3] = np.sort(codes[::3])  # runs of a group and scattered rows
     z_pos = np.array([0, 1, 3], dtype=np.int64)
-    with numba_threads(1):
-        g1, t1 = reduce_crossprods(X, y, w, codes, z_pos, 11, 4)
-    with numba_threads(2):
-        g2, t2 = reduce_crossprods(X, y, w, codes, z_pos, 11, 4)
-        g3, t3 = reduce_crossprods(X, y, w, codes, z_pos, 11, 4)
-    np.testing.assert_array_equal(g1, g2)
-    np.testing.assert_array_equal(t1, t2)
-    np.testing.assert_array_equal(g2, g3)
-    np.testing.assert_array_equal(t2, t3)
+    columns = [X[:, j] for j in range(3)]
+    if n_blocks is None:
+        assert blocks.n_blocks(301, 11 * (3 * 5 + 1)) == 7
+    runs = []
+    for n_threads in (1, 2, 1, 2):
+        with numba_threads(n_threads):
+            sums = grouped_crossprods(columns, y, w, codes, 11, z_pos, n_blocks)
+        runs.append(sums)
+    for other in runs[1:]:
+        np.testing.assert_array_equal(other.group_xv, runs[0].group_xv)
+        np.testing.assert_array_equal(other.total_vv, runs[0].total_vv)
+        np.testing.assert_array_equal(other.group_rows, runs[0].group_rows)
+    ref_group, ref_total = reference_crossprods(X, y, w, codes, z_pos, 11)
+    np.testing.assert_allclose(runs[0].group_xv, ref_group, rtol=1e-12, atol=1e-10)
+    np.testing.assert_allclose(runs[0].total_vv, ref_total, rtol=1e-12, atol=1e-10)
 
 
 def test_row_order_and_group_relabelling():

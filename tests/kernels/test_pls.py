@@ -26,13 +26,14 @@ LOG_2PI = np.log(2.0 * np.pi)
 
 # ----------------------------------------------------------------------------- problems
 @pytest.fixture
-def force_chunks(monkeypatch):
-    """Make ``ProfiledDeviance`` honour ``n_chunks`` even for these tiny problems.
+def force_blocks(monkeypatch):
+    """Make ``ProfiledDeviance``'s default split these tiny problems into several blocks.
 
-    It runs one chunk when the per-evaluation work is below a threshold; the tests need the
-    multi-chunk (parallel) path itself, so the threshold is set to 0.
+    It runs one block when the per-evaluation work is below a threshold; the tests need the
+    multi-block (parallel) path itself, so the threshold is lowered to the work of the
+    23-group problem below (23 · 2 · 6² = 1656), which then splits into 8 blocks.
     """
-    monkeypatch.setattr(lmm, "_PARALLEL_WORK", 0, raising=False)
+    monkeypatch.setattr(lmm, "_PARALLEL_WORK", 1600, raising=False)
 
 
 def make_rows(rng, G, q, weighted, n_per_group=12, empty_group=True):
@@ -57,9 +58,9 @@ def make_rows(rng, G, q, weighted, n_per_group=12, empty_group=True):
     return X, y, w, codes
 
 
-def sufficient_stats(X, y, w, codes, G, q, p, n_chunks=1):
+def sufficient_stats(X, y, w, codes, G, q, p, n_blocks=1):
     z_pos = np.array(Z_POS[q], dtype=np.int64)
-    group_xv, total_vv = reduce_crossprods(X, y, w, codes, z_pos, G, n_chunks)
+    group_xv, total_vv = reduce_crossprods(X, y, w, codes, z_pos, G, n_blocks)
     return GroupedCrossproducts.from_crossprods(group_xv, total_vv, z_pos, FIXED_POS[p])
 
 
@@ -145,22 +146,46 @@ def test_evaluate_matches_dense(q, p, weighted, singular):
         np.testing.assert_allclose(obj.dof, ref["n"] - p if reml else ref["n"], rtol=1e-13)
 
 
-@pytest.mark.parametrize("n_chunks", [2, 3, 50])
-def test_chunked_evaluation_matches_single_chunk(n_chunks, force_chunks):
+@pytest.mark.parametrize("n_blocks", [2, 3, 50])
+def test_blocked_evaluation_matches_single_block(n_blocks):
     rng = np.random.default_rng(7)
     G, q, p = 11, 3, 3
     X, y, w, codes = make_rows(rng, G, q, weighted=True)
     stats = sufficient_stats(X, y, w, codes, G, q, p)
     term = make_term(q)
     theta = random_T(rng, q)[term.rows, term.cols]
-    one = ProfiledDeviance(stats, term, reml=True, n_chunks=1)
+    one = ProfiledDeviance(stats, term, reml=True, n_blocks=1)
     ref_dev, ref_grad = one.value_and_grad(theta)
     with numba_threads(2):
-        many = ProfiledDeviance(stats, term, reml=True, n_chunks=n_chunks)
+        many = ProfiledDeviance(stats, term, reml=True, n_blocks=n_blocks)
         dev, grad = many.value_and_grad(theta)
-    assert many.n_chunks == min(n_chunks, G)
+    assert many.n_blocks == min(n_blocks, G)
     np.testing.assert_allclose(dev, ref_dev, rtol=1e-13)
     np.testing.assert_allclose(grad, ref_grad, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("n_blocks", [None, 3, 7])
+def test_evaluation_bit_identical_on_any_thread_count(n_blocks, force_blocks):
+    """The blocks of groups, not the threads, fix the summation order: the deviance, its
+    gradient and the modes are bit-identical with 1 and 2 threads, with more blocks than
+    threads (the default split too, made to give several blocks here)."""
+    rng = np.random.default_rng(17)
+    G, q, p = 23, 2, 3
+    X, y, w, codes = make_rows(rng, G, q, weighted=True)
+    stats = sufficient_stats(X, y, w, codes, G, q, p)
+    term = make_term(q)
+    theta = random_T(rng, q)[term.rows, term.cols]
+    runs = []
+    for n_threads in (1, 2, 1, 2):
+        with numba_threads(n_threads):
+            obj = ProfiledDeviance(stats, term, reml=True, n_blocks=n_blocks)
+            state = obj.evaluate(theta)
+            runs.append((state.deviance, obj.gradient(state), state.beta,
+                         *obj.conditional_modes(state)))
+    assert obj.n_blocks == (n_blocks or 8)
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_integer_weights_equal_repeated_rows():
@@ -210,11 +235,11 @@ def check_gradient(obj, theta, one_sided):
 @pytest.mark.parametrize("reml", [False, True], ids=["ML", "REML"])
 @pytest.mark.parametrize("covariance", ["unstructured", "diagonal"])
 @pytest.mark.parametrize("q", [2, 3])
-@pytest.mark.parametrize("n_chunks", [1, 2])
+@pytest.mark.parametrize("n_blocks", [1, 2])
 @pytest.mark.parametrize("boundary", [False, True], ids=["interior", "boundary"])
 @pytest.mark.parametrize("weighted", [False, True], ids=["unit", "weights"])
-def test_gradient_matches_finite_differences(reml, covariance, q, n_chunks, boundary,
-                                             weighted, force_chunks):
+def test_gradient_matches_finite_differences(reml, covariance, q, n_blocks, boundary,
+                                             weighted):
     rng = np.random.default_rng(1000 + 100 * q + 10 * boundary + 3 * (covariance == "diagonal")
                                 + weighted)
     G, p = 9, 3
@@ -227,9 +252,9 @@ def test_gradient_matches_finite_differences(reml, covariance, q, n_chunks, boun
     theta = T[term.rows, term.cols]
     one_sided = (term.rows == term.cols) & (theta == 0.0)
     assert one_sided.sum() == boundary
-    with numba_threads(n_chunks):
-        obj = ProfiledDeviance(stats, term, reml=reml, n_chunks=n_chunks)
-        assert obj.n_chunks == n_chunks
+    with numba_threads(n_blocks):
+        obj = ProfiledDeviance(stats, term, reml=reml, n_blocks=n_blocks)
+        assert obj.n_blocks == n_blocks
         grad, _ = check_gradient(obj, theta, one_sided)
     assert np.all(np.isfinite(grad))
     assert np.abs(grad).max() > 1e-3  # not trivially zero
@@ -267,7 +292,7 @@ def test_gradient_all_variances_zero(reml):
 @pytest.mark.parametrize("q", [1, 2, 3])
 @pytest.mark.parametrize("weighted", [False, True], ids=["unit", "weights"])
 @pytest.mark.parametrize("reml", [False, True], ids=["ML", "REML"])
-def test_conditional_modes_match_dense(q, weighted, reml, force_chunks):
+def test_conditional_modes_match_dense(q, weighted, reml):
     rng = np.random.default_rng(300 + 10 * q + weighted + 2 * reml)
     G, p = 8, 3
     X, y, w, codes = make_rows(rng, G, q, weighted)
@@ -277,8 +302,8 @@ def test_conditional_modes_match_dense(q, weighted, reml, force_chunks):
     theta = T[term.rows, term.cols]
     ref = dense_pls(X, y, w, codes, G, q, p, T)
     with numba_threads(2):
-        obj = ProfiledDeviance(stats, term, reml=reml, n_chunks=2)
-        assert obj.n_chunks == 2
+        obj = ProfiledDeviance(stats, term, reml=reml, n_blocks=2)
+        assert obj.n_blocks == 2
         state = obj.evaluate(theta)
         modes, cond_cov = obj.conditional_modes(state)
     assert modes.shape == (G, q) and cond_cov.shape == (G, q, q)

@@ -409,12 +409,12 @@ def test_agq_value_and_grad_leaves_modes_at_x():
 # ----------------------------------------------------------------------------- fixed GLM
 @pytest.mark.parametrize("kind", ["binomial", "trials", "poisson", "poisson_plain", "probit",
                                   "cloglog"])
-@pytest.mark.parametrize("n_chunks", [1, 3])
-def test_fit_fixed_glm_matches_statsmodels(kind, n_chunks):
+@pytest.mark.parametrize("n_blocks", [1, 3])
+def test_fit_fixed_glm_matches_statsmodels(kind, n_blocks):
     sm = require_package("statsmodels.api", "test")
     rng = np.random.default_rng(8)
     family, rows = make_rows(rng, kind, 2, sizes=(30, 25, 40, 10))
-    beta = fit_fixed_glm(family, rows, n_chunks)
+    beta = fit_fixed_glm(family, rows, n_blocks)
     kw = {}
     if rows.offset.size:
         kw["offset"] = rows.offset
