@@ -16,6 +16,7 @@ compiled in memory in each process.
 import hashlib
 import sys
 import types
+from pathlib import Path
 
 from . import cache
 
