@@ -461,11 +461,10 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
             "lme4's symmetric fit splits it."))
         _identifiability.warn_identical(design.factors, [s for s in sets if s not in once],
                                         stacklevel=4)
-        with numba_threads(self.n_jobs) as n_threads:
+        with numba_threads(self.n_jobs):
             if once:
                 r = self._fit_identical_once(design, once, y_num, w, extra_cols, m, offset,
-                                             _family_code(self.family, self.link)[0],
-                                             n_threads)
+                                             _family_code(self.family, self.link)[0])
             else:
                 r = _multi.fit_multi_glmm(design, y_num, w, m, offset, family=self.family,
                                           fit_intercept=self.fit_intercept, tol=self.tol,
@@ -487,8 +486,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
                                  for k, v in extra.items()}
         return self
 
-    def _fit_identical_once(self, design, sets, y, w, extra_cols, m, offset, family,
-                            n_threads):
+    def _fit_identical_once(self, design, sets, y, w, extra_cols, m, offset, family):
         """A several-factor fit with sets of identical factors (same rows, same term): the
         model with each set's first factor only — through the single-factor path when one
         factor is left, seconds instead of minutes on 10⁵ rows — its θ and modes then split
@@ -511,7 +509,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
                 SimpleNamespace(fixed_names=design.fixed_names, columns=design.columns,
                                 slope_names=f.slope_names, slope_pos=f.slope_pos),
                 y, w, extra_cols, order, starts)
-            res = self._optimize(family, rows, f.term, n_threads)
+            res = self._optimize(family, rows, f.term)
             # the single-factor path keeps the modes' conditional variances only: the
             # diagonals of their covariances (all that the random-effects table reads)
             cond = np.zeros(res["cond_var"].shape + res["cond_var"].shape[-1:])
