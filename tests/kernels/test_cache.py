@@ -122,8 +122,8 @@ def _garbage(data):
 @pytest.mark.parametrize("pattern, damage", [
     ("crossprod_p1_*._kernel-*.nbi", _empty),      # generated kernel's index
     ("crossprod_p1_*._kernel-*.nbc", _truncate),   # generated kernel's machine code
-    ("pls._pls_chunk-*.nbi", _truncate),           # a package kernel's index
-    ("pls._pls_chunk-*.nbc", _flip_middle_byte),   # altered machine code (LLVM error before)
+    ("pls._pls_block-*.nbi", _truncate),           # a package kernel's index
+    ("pls._pls_block-*.nbc", _flip_middle_byte),   # altered machine code (LLVM error before)
     ("crossprod_p1_*.py", _garbage),               # generated source (UnicodeDecodeError)
 ], ids=["empty-index", "truncated-data", "truncated-index", "altered-data", "garbage-source"])
 def test_damaged_entry_is_compiled_again_with_one_warning(warm, tmp_path, pattern, damage):
