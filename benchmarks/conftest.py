@@ -3,7 +3,19 @@
 Run ``pytest benchmarks`` for the quick grid, ``pytest benchmarks --bench-full`` for the whole
 grid (rows 1e4…2e6, groups 20…20,000). Numba compilation is never timed: every benchmark uses
 ``benchmark.pedantic(..., warmup_rounds=1)``. Each records the thread count, Numba version and
-CPU in ``extra_info`` and asserts the fitted objective, so a fast wrong kernel fails.
+CPU in ``extra_info``, and checks its result against a reference computed outside the timed
+code, so that a fast wrong kernel (or an optimizer that stops short) fails:
+
+* fits of the simulated data (MixedLM, MixedGLM, AdditiveMixed, the thread study): the fitted
+  objective against plain-NumPy references of the same data (``reference_objectives.py``) —
+  the REML criterion or Laplace/quadrature deviance at the fitted parameters and their
+  optimality; binned Gaussian additive fits against the same fit from chunks (NumPy bin
+  tables); binomial and exact additive fits by their penalized likelihood equations;
+* lme4's data sets (``test_bench_multilevel.py``): criterion, θ and fixed effects against
+  the lme4 reference JSONs in ``tests/reference`` (made by the R scripts beside them);
+* out of core and Dask: the in-memory fit of the same rows; peers: the peer's own fit (all
+  fixed effects and its criterion);
+* kernel-only passes (the row pass, the binned pass): every sum against NumPy's.
 """
 
 import functools

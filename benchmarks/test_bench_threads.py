@@ -2,18 +2,26 @@
 2 threads (all this machine has), the wall-time medians recorded for
 ``python benchmarks/report.py --threads`` to turn into speed-ups and Amdahl serial
 fractions (``s = (n/S − 1)/(n − 1)``: where more threads stop paying). Quick grid: 200,000
-rows; ``--bench-full``: 2,000,000."""
+rows; ``--bench-full``: 2,000,000. Every fit is checked against its reference objective
+(benchmarks/reference_objectives.py)."""
 
 import warnings
 
 import pytest
 
 from conftest import simulated
+from reference_objectives import check_additive, check_glmm, check_lmm
 
 ESTIMATORS = {
     "MixedLM": (lambda n: _mixed_lm(n), ["x", "b", "g"], "y"),
     "MixedGLM": (lambda n: _mixed_glm(n), ["x", "b", "g"], "y_bin"),
     "AdditiveMixed": (lambda n: _additive(n), ["x", "b", "z", "g"], "y_nl"),
+}
+CHECKS = {
+    "MixedLM": lambda model, df: check_lmm(model, df, "y", ["x", "b"]),
+    "MixedGLM": lambda model, df: check_glmm(model, df, "y_bin", ["x", "b"], 1),
+    "AdditiveMixed": lambda model, df: check_additive(
+        model, df, ["x", "b", "z", "g"], "y_nl", dict(smooths=["z"], groups="g")),
 }
 
 
@@ -47,3 +55,4 @@ def test_thread_study(benchmark, machine_info, request, estimator, n_jobs):
     model = benchmark.pedantic(fit, rounds=5, warmup_rounds=1)
     machine_info(estimator=estimator, n_jobs=n_jobs, n_obs=n_obs)
     assert model.converged_
+    CHECKS[estimator](model, df)

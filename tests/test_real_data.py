@@ -5,10 +5,11 @@ against ``tests/reference/lme4_metacognition_lmm.json`` and the GLMM
 both predictors z-scaled over the whole sample and contrast numeric, against lme4's glmer
 (``tests/reference/lme4_metacognition_glmm.R``); by the column API and by formula.
 
-Tolerances as the other lme4 tests: LMM criterion 1e-8 relative, fixed effects 1e-6, SEs
-and SDs 1e-4, θ 1e-4; GLMM deviance within 1e-6 relative and never above lme4's by more,
-θ 2e-3, fixed effects within 1e-2 of their SEs, SEs 1e-2 (lme4's from its numDeriv
-Hessian), fitted probabilities 1e-3.
+Tolerances as the other lme4 tests (measured in brackets): LMM criterion 1e-8 relative
+(7e-15), fixed effects 1e-6 (6.6e-11), SEs and SDs 1e-4 (2.1e-8), θ 1e-4 (2.1e-8); GLMM
+deviance never above lme4's and within 1e-6 relative (4.0e-4 below: 6.8e-8), θ 5e-4
+(1.5e-4), fixed effects within 5e-3 of their SEs (1.4e-3), SEs 5e-3 (3.1e-3; lme4's from its
+finite-difference Hessian), fitted probabilities 1e-3 (1.0e-5).
 """
 
 import json
@@ -52,14 +53,14 @@ def test_metacognition_glmm(meta):
     model = MixedGLM(groups="id", random_slopes=["confidence_z", "contrast_z"],
                      covariance="diagonal").fit(meta[cols], meta["correct"])
     dev_ref = -2.0 * ref["logLik"]
-    assert model.deviance_ <= dev_ref * (1 + 1e-6)
+    assert model.deviance_ <= dev_ref + 1e-6
     assert model.deviance_ == pytest.approx(dev_ref, rel=1e-6)
-    np.testing.assert_allclose(model.theta_, ref["theta"], rtol=2e-3)
+    np.testing.assert_allclose(model.theta_, ref["theta"], rtol=5e-4)
     se_ref = np.array(list(ref["se"].values()))
     fe = model.fixed_effects_
     assert np.all(np.abs(fe["estimate"].to_numpy() - list(ref["fixef"].values()))
-                  <= 1e-2 * se_ref)
-    np.testing.assert_allclose(fe["std_error"], se_ref, rtol=1e-2)
+                  <= 5e-3 * se_ref)
+    np.testing.assert_allclose(fe["std_error"], se_ref, rtol=5e-3)
     np.testing.assert_allclose(model.predict_proba(meta[cols].iloc[:20])[:, 1],
                                ref["fitted_head"], rtol=1e-3)
     by_formula = glmer("correct ~ confidence_z * contrast_z + "

@@ -3,10 +3,11 @@
 (``tests/reference/lme4_verbagg.R``), a simulated crossed Poisson model (recovery), and the
 surface (probabilities, unseen levels, refused options).
 
-Tolerances: the Laplace deviance within 1e-6 relative and never above lme4's by more (lme4's
-BOBYQA stops 8e-4 above ours here), θ 1e-3 relative, fixed effects within 1e-2 of their
-standard errors (lme4 stops short by ~5e-4 of an SE), standard errors 5e-3 relative (both
-from finite-difference Hessians of the deviance over (θ, β)), fitted probabilities 1e-3.
+Tolerances (measured in brackets): the Laplace deviance never above lme4's and within 1e-6
+relative (lme4's BOBYQA stops 7.7e-4 above ours: 9.5e-8 relative), θ 5e-4 relative
+(1.3e-4), fixed effects within 5e-3 of their standard errors (1.4e-3: lme4 stops short),
+standard errors 5e-3 relative (3.0e-3; both from finite-difference Hessians of the deviance
+over (θ, β)), fitted probabilities 1e-3 (1.6e-4), the item modes 2e-3 of their SD (5.4e-4).
 """
 
 import json
@@ -44,20 +45,20 @@ def test_verbagg_against_lme4(verbagg):
     X, y, model = verbagg
     ref = json.loads(REFERENCE.read_text())
     dev_ref = -2.0 * ref["logLik"]
-    assert model.deviance_ <= dev_ref * (1 + 1e-6)
+    assert model.deviance_ <= dev_ref + 1e-6
     assert model.deviance_ == pytest.approx(dev_ref, rel=1e-6)
-    np.testing.assert_allclose(model.theta_, ref["theta"], rtol=1e-3)
+    np.testing.assert_allclose(model.theta_, ref["theta"], rtol=5e-4)
     fe = model.fixed_effects_
     se_ref = np.array(list(ref["se"].values()))
     assert np.all(np.abs(fe["estimate"].to_numpy() - list(ref["fixef"].values()))
-                  <= 1e-2 * se_ref)
+                  <= 5e-3 * se_ref)
     np.testing.assert_allclose(fe["std_error"], se_ref, rtol=5e-3)
     p = model.predict_proba(X.iloc[:20])[:, 1]
     np.testing.assert_allclose(p, ref["fitted_head"], rtol=1e-3)
     assert list(model.classes_) == ["N", "Y"]
     items = model.random_effects_.query("group == 'item'").set_index("level")["mode"]
     for level, mode in list(ref["ranef_item"].items())[:5]:
-        assert abs(items[level] - mode) < 1e-2 * model.variance_components_["sd_cor"].iloc[1]
+        assert abs(items[level] - mode) < 2e-3 * model.variance_components_["sd_cor"].iloc[1]
 
 
 def test_unseen_levels_fall_back_per_factor(verbagg):

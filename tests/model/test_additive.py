@@ -1,6 +1,5 @@
-"""Additive mixed models (skmixed._model.additive) against mgcv, the issue's tolerances
-(edf per smooth 2 %, parametric slopes 1e-3, RE SDs 1e-2, fitted values 1e-2 relative RMS,
-Gaussian REML score 0.1) and in fact much closer:
+"""Additive mixed models (skmixed._model.additive) against mgcv, at the tolerances the
+README states (measured figures in the tests' comments):
 
 * Gaussian ``gam(..., method = "REML")``: gamsim1 with four ``bs = "ps"`` smooths, with and
   without ``s(fac, bs = "re")``, and the study's ``y_nl ~ x + b + s(z) + s(g, bs = "re")``
@@ -43,18 +42,31 @@ def gam_fit(data_file, load_reference):
     return blocks, DenseREML(blocks, df["y"].to_numpy()).fit(), ref
 
 
+def assert_gamsim1_edf(edf, ref):
+    """The three smooths away from their boundary to 5e-5 (measured ≤ 1.3e-5); s(x3) is a
+    straight line where mgcv's λ stops short (5e7: edf 1.0009, with s(fac) 1.0031; ours
+    1.0000 at a lower REML score), 5e-3 (measured 3.1e-3); s(fac) 5e-5."""
+    theirs = np.array(list(ref["edf"].values()))
+    np.testing.assert_allclose(edf[[0, 1, 2]], theirs[[0, 1, 2]], rtol=5e-5)
+    np.testing.assert_allclose(edf[3], theirs[3], rtol=5e-3)
+    np.testing.assert_allclose(edf[4:], theirs[4:], rtol=5e-5)
+
+
+def assert_reml_score(criterion, ref):
+    """Ours never higher than mgcv's, and within 0.002 (measured: lower by 3.6e-5 to
+    1.4e-3, where mgcv's λ stops short)."""
+    assert criterion / 2 <= ref["reml_score"] + 1e-6  # at least as good an optimum
+    assert ref["reml_score"] - criterion / 2 < 2e-3
+
+
 def test_edf_per_smooth(gam_fit):
     _, fit, ref = gam_fit
-    np.testing.assert_allclose(fit.edf, list(ref["edf"].values()), rtol=2e-2)
-    # the three smooths away from their boundary agree to 1e-4; s(x3) is a straight line
-    # (mgcv's λ 5e7 stopped short: edf 1.0009, ours 1.00001 at a lower REML score)
-    np.testing.assert_allclose(fit.edf[:3], list(ref["edf"].values())[:3], rtol=1e-4)
+    assert_gamsim1_edf(fit.edf, ref)
 
 
 def test_reml_score_scale_and_intercept(gam_fit):
     _, fit, ref = gam_fit
-    assert abs(fit.criterion / 2 - ref["reml_score"]) < 0.1
-    assert fit.criterion / 2 <= ref["reml_score"] + 1e-6  # at least as good an optimum
+    assert_reml_score(fit.criterion, ref)
     np.testing.assert_allclose(fit.sigma ** 2, ref["scale"], rtol=1e-5)
     np.testing.assert_allclose(fit.beta[0], ref["coef_parametric"]["(Intercept)"], rtol=1e-6)
 
@@ -75,33 +87,32 @@ def test_random_intercept_block_against_mgcv(data_file, load_reference):
     blocks = additive_blocks(df, ["x0", "x1", "x2", "x3"])
     codes = pd.Categorical(df["fac"]).codes
     fit = DenseREML(blocks, df["y"].to_numpy(), groups=codes).fit()
-    np.testing.assert_allclose(fit.edf, list(ref["edf"].values()), rtol=2e-2)
-    np.testing.assert_allclose(fit.edf[[0, 1, 2, 4]],
-                               np.array(list(ref["edf"].values()))[[0, 1, 2, 4]], rtol=1e-3)
-    assert fit.criterion / 2 <= ref["reml_score"] + 1e-6
-    assert abs(fit.criterion / 2 - ref["reml_score"]) < 0.1
+    assert_gamsim1_edf(fit.edf, ref)
+    assert_reml_score(fit.criterion, ref)
     sds = {row["_row"]: row["std.dev"] for row in ref["vcomp_sd"]}
-    np.testing.assert_allclose(fit.sigma * fit.tau[-1], sds["s(fac)"], rtol=1e-2)
-    np.testing.assert_allclose(fit.sigma, sds["scale"], rtol=1e-4)
+    # measured 9e-8 and 1.4e-7
+    np.testing.assert_allclose(fit.sigma * fit.tau[-1], sds["s(fac)"], rtol=1e-5)
+    np.testing.assert_allclose(fit.sigma, sds["scale"], rtol=1e-5)
     head = np.asarray(ref["fitted_head"])
     fitted = blocks.fixed @ fit.beta + blocks.random @ fit.b + fit.group[codes, 0]
     np.testing.assert_allclose(fitted[:head.size], head, rtol=1e-3, atol=1e-4)
 
 
-def assert_study_fit(fit, ref):
-    """The study's y_nl model against an mgcv entry: parametric slopes at 1e-5, edf 2e-3,
-    the group SD 1e-3 and σ 1e-5 (the issue asks 1e-3, 2 %, 1e-2)."""
+def assert_study_fit(fit, ref, edf_rtol):
+    """The study's y_nl model against an mgcv entry: parametric slopes 1e-5 (measured:
+    gam 1.9e-8, bam 5.6e-6), edf ``edf_rtol``, the group SD and σ 1e-5 (≤ 1.9e-6)."""
     coef = ref["coef_parametric"]
     np.testing.assert_allclose(fit.beta[1:3], [coef["x"], coef["b"]], rtol=1e-5)
-    np.testing.assert_allclose(fit.edf, list(ref["edf"].values()), rtol=2e-3)
+    np.testing.assert_allclose(fit.edf, list(ref["edf"].values()), rtol=edf_rtol)
     sds = {row["_row"]: row["std.dev"] for row in ref["vcomp_sd"]}
-    np.testing.assert_allclose(fit.sigma * fit.tau[-1], sds["s(g)"], rtol=1e-3)
+    np.testing.assert_allclose(fit.sigma * fit.tau[-1], sds["s(g)"], rtol=1e-5)
     np.testing.assert_allclose(fit.sigma, sds["scale"], rtol=1e-5)
 
 
 def test_study_smooth_and_groups_against_mgcv(data_file, load_reference):
     """The study's ``gam(y_nl ~ x + b + s(z, bs = "ps") + s(g, bs = "re"), method =
-    "REML")`` on its 200,000 rows: parametric slopes at 1e-5, edf, SDs, REML score."""
+    "REML")`` on its 200,000 rows: parametric slopes at 1e-5, edf 5e-4 (s(z) measured
+    1.9e-4: mgcv's λ stops short, our REML score is 3.6e-5 lower), SDs, REML score."""
     df = pd.read_csv(data_file("study_2e5.csv.gz"), usecols=["g", "x", "b", "z", "y_nl"])
     ref = load_reference("study_2e5.json")["gam_gau_nl_reml"]
     z = df["z"].to_numpy()
@@ -111,16 +122,14 @@ def test_study_smooth_and_groups_against_mgcv(data_file, load_reference):
     fixed = np.column_stack([np.ones(len(df)), df["x"], df["b"], design @ F])
     blocks = SmoothBlocks(fixed, design @ R, [R.shape[1]], [[3]])
     fit = DenseREML(blocks, df["y_nl"].to_numpy(), groups=pd.Categorical(df["g"]).codes).fit()
-    assert_study_fit(fit, ref)
-    assert fit.criterion / 2 <= ref["reml_score"] + 1e-6
-    assert abs(fit.criterion / 2 - ref["reml_score"]) < 0.1
+    assert_study_fit(fit, ref, edf_rtol=5e-4)
+    assert_reml_score(fit.criterion, ref)
 
 
 def test_binned_crossproducts_against_bam_discrete(data_file, load_reference):
     """``bam(y_nl ~ x + b + s(z, bs = "ps") + s(g, bs = "re"), discrete = TRUE)``: z binned
     to 1000 values as mgcv does, every product with the smooth's columns from per-bin sums
-    (no n × k basis): parametric slopes at 1e-5, edf 2e-3, SDs 1e-3 (the issue: 1e-3, 2 %,
-    1e-2)."""
+    (no n × k basis): parametric slopes at 1e-5, edf 1e-5 (measured 3.3e-6), SDs 1e-5."""
     df = pd.read_csv(data_file("study_2e5.csv.gz"), usecols=["g", "x", "b", "z", "y_nl"])
     ref = load_reference("study_2e5.json")["bam_gau_nl_disc"]
     values, index = discretize(df["z"].to_numpy(), 1000)
@@ -132,7 +141,7 @@ def test_binned_crossproducts_against_bam_discrete(data_file, load_reference):
     cross = CrossProducts.binned(X, df["y_nl"].to_numpy(), [(index, basis @ F, basis @ R)],
                                  groups=pd.Categorical(df["g"]).codes)
     fit = DenseREML.from_crossproducts(cross, [R.shape[1]], [[3]]).fit()
-    assert_study_fit(fit, ref)
+    assert_study_fit(fit, ref, edf_rtol=1e-5)
 
 
 @pytest.mark.parametrize("with_slopes", [False, True])
@@ -219,10 +228,10 @@ def test_binomial_random_intercept_against_bam(data_file, load_reference):
     fit, eta, _ = binomial_fit(X, df["y_bin"].to_numpy(float), [], [],
                                pd.Categorical(df["g"]).codes)
     coef = ref["coef_parametric"]
-    # bam bins the parametric covariates too: 5e-5 on x here
-    np.testing.assert_allclose(fit.beta[1:], [coef["x"], coef["b"]], rtol=1e-3)
-    np.testing.assert_allclose(fit.edf, list(ref["edf"].values()), rtol=1e-4)
-    np.testing.assert_allclose(fit.tau[-1], ref["vcomp_sd"][0]["std.dev"], rtol=1e-3)
+    # measured: slopes 4.9e-5 (x) and 1.1e-5, edf 1.5e-7, SD 6.7e-6
+    np.testing.assert_allclose(fit.beta[1:], [coef["x"], coef["b"]], rtol=1e-4)
+    np.testing.assert_allclose(fit.edf, list(ref["edf"].values()), rtol=1e-5)
+    np.testing.assert_allclose(fit.tau[-1], ref["vcomp_sd"][0]["std.dev"], rtol=1e-4)
     head = np.asarray(ref["fitted_head"])
     mu = 1.0 / (1.0 + np.exp(-eta[:head.size]))
     assert np.sqrt(np.mean((mu - head) ** 2) / np.mean(head ** 2)) < 1e-2
@@ -238,8 +247,9 @@ def test_binomial_smooths_against_bam(data_file, load_reference):
     fit, eta, _ = binomial_fit(np.ones((len(df), 1)), df["yb"].to_numpy(float), smooths,
                                parts, pd.Categorical(df["fac"]).codes)
     bam = refs["bam_ps_bin_disc"]
-    np.testing.assert_allclose(fit.edf, list(bam["edf"].values()), rtol=1e-4)
-    np.testing.assert_allclose(fit.tau[-1], bam["vcomp_sd"][-1]["std.dev"], rtol=1e-3)
+    # measured: edf ≤ 4.0e-7, SD 5.2e-7, fitted probabilities 1.3e-7
+    np.testing.assert_allclose(fit.edf, list(bam["edf"].values()), rtol=1e-5)
+    np.testing.assert_allclose(fit.tau[-1], bam["vcomp_sd"][-1]["std.dev"], rtol=1e-5)
     head = np.asarray(bam["fitted_head"])
     mu = 1.0 / (1.0 + np.exp(-eta[:head.size]))
     np.testing.assert_allclose(mu, head, rtol=1e-5)
@@ -266,7 +276,7 @@ def test_binomial_laplace_reml_against_gam(data_file, load_reference):
                                           np.zeros(len(df)))
     assert converged
     np.testing.assert_allclose(fit.edf, list(ref["edf"].values()), rtol=1e-4)
-    np.testing.assert_allclose(fit.tau[-1], ref["vcomp_sd"][-1]["std.dev"], rtol=1e-4)
+    np.testing.assert_allclose(fit.tau[-1], ref["vcomp_sd"][-1]["std.dev"], rtol=1e-5)
     np.testing.assert_allclose(fit.beta[0], ref["coef_parametric"]["(Intercept)"], rtol=1e-4)
     head = np.asarray(ref["fitted_head"])
     np.testing.assert_allclose(1.0 / (1.0 + np.exp(-eta[:head.size])), head, rtol=1e-5)
