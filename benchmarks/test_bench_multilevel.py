@@ -61,7 +61,6 @@ def test_insteval_columns(benchmark, machine_info, insteval, n_jobs):
 
 
 def test_insteval_formula(benchmark, machine_info, insteval):
-    pytest.importorskip("formulaic")
     from skmixed.formula import lmer
 
     df, _ = insteval
@@ -77,7 +76,6 @@ def test_verbagg_crossed_glmm(benchmark, machine_info):
     """lme4's VerbAgg, ``r2 ~ Anger + Gender + btype + situ + (1|id) + (1|item)``, binomial,
     Laplace (7,584 rows; 316 × 24 crossed levels). lme4 here: 11.1 s
     (tests/reference/lme4_verbagg.json, fit_seconds)."""
-    pytest.importorskip("formulaic")
     from skmixed.datasets import load_verbagg
     from skmixed.formula import glmer
 
