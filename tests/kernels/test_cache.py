@@ -8,19 +8,24 @@ the package's kernels and a generated module are cached) in a subprocess whose
 never touched.
 """
 
+import importlib
 import json
 import os
+import pkgutil
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numba
 import numpy as np
 import pytest
+from numba.core.dispatcher import Dispatcher
 
 import skmixed
-from skmixed._kernels import cache
+from skmixed._kernels import cache, codegen, glmm_codegen
+from skmixed._kernels import glmm as glmm_kernels
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -244,3 +249,27 @@ def test_sealed_content_rejects_any_change():
 def test_cached_njit_refuses_the_cache_option():
     with pytest.raises(TypeError, match="always caches"):
         cache.cached_njit(cache=True)
+
+
+def _dispatchers(module):
+    return {name: obj for name, obj in vars(module).items()
+            if isinstance(obj, Dispatcher) and obj.py_func.__module__ == module.__name__}
+
+
+def test_every_kernel_is_compiled_through_cached_njit(monkeypatch, tmp_path):
+    """Every Numba kernel of the package and of the generated modules has skmixed's cache
+    (a kernel left on Numba's ``cache=True`` would bring back the import failure on a
+    read-only install and the unchecked unpickling): the package's modules, one generated
+    row pass and one generated GLMM module."""
+    monkeypatch.setenv("SKMIXED_CACHE_DIR", str(tmp_path))
+    modules = [importlib.import_module(info.name) for info in
+               pkgutil.walk_packages(skmixed.__path__, "skmixed.")]
+    rows = SimpleNamespace(X=np.zeros((2, 1)), zcol=np.array([0]), m=np.empty(0),
+                           offset=np.empty(0), weights=np.empty(0))
+    modules += [sys.modules[codegen.crossprod_kernel(1, (0,), False).py_func.__module__],
+                glmm_codegen.specialized_kernels(glmm_kernels.BINOMIAL_LOGIT, rows)]
+    kernels = {f"{m.__name__}.{name}": d for m in modules
+               for name, d in _dispatchers(m).items()}
+    assert len(kernels) > 50 and any("blocks." in k for k in kernels)
+    others = sorted(k for k, d in kernels.items() if not isinstance(d._cache, cache._LazyCache))
+    assert others == []
