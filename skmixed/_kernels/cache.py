@@ -1,7 +1,7 @@
 """The on-disk cache of compiled kernels: the only module of :mod:`skmixed._kernels` that
 touches files.
 
-Every kernel is compiled with :func:`cached_njit` instead of ``numba.njit(cache=True)``.
+Every kernel is compiled with :func:`cached_njit`, never with Numba's ``cache`` option.
 Numba's own cache picks its folder when the module is imported (a writable ``__pycache__``
 beside the source, else the home folder) and fails the import when there is none; it
 unpickles whatever it finds there, so a truncated file breaks every later call and a folder
@@ -317,7 +317,8 @@ class _LazyCache(caching._Cache):
 
 def cached_njit(func=None, **options):
     """``numba.njit(**options)`` with skmixed's disk cache (see the module docstring) in
-    place of ``cache=True``. Use as ``@cached_njit`` or ``@cached_njit(parallel=True)``."""
+    place of Numba's ``cache`` option. Use as ``@cached_njit`` or
+    ``@cached_njit(parallel=True)``."""
     if "cache" in options:
         raise TypeError("cached_njit always caches; do not pass cache=")
 
