@@ -42,7 +42,8 @@ def _group_values(frame, group):
 
 
 def partition_arrays(frame, spec, label):
-    """A partition's arrays: X (intercept and the kept fixed columns), z columns, y
+    """A partition's arrays: X (intercept and the kept fixed columns, centred and scaled
+    by ``spec["scaling"]``), z columns, y
     (numeric), trials, offset, weights, group codes and levels."""
     chunk_columns(frame, label, spec["kinds"])
     n = len(frame)
@@ -56,6 +57,7 @@ def partition_arrays(frame, spec, label):
     X = np.column_stack(([np.ones(n)] if spec["intercept"] else [])
                         + [np.asarray(c, dtype=float) for c in cols]) \
         if (spec["intercept"] or cols) else np.empty((n, 0))
+    spec["scaling"].transform(X, first=int(spec["intercept"]))  # the internal columns
     y = frame[spec["target"]]
     if spec["classes"] is not None:
         y = np.asarray(pd.Index(spec["classes"]).get_indexer(y), dtype=float)

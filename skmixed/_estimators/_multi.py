@@ -23,6 +23,7 @@ from .._model.multilevel import (FactorColumns, MultiCrossproducts, MultiProfile
 from .._kernels.glmm import BINOMIAL_LOGIT, POISSON_LOG
 from .._model.glmm import GroupedRows, fit_fixed_glm
 from .._model.multilevel_glmm import MultiLaplace
+from .._model.scaling import ColumnScaling
 from .._model.optimize import OptSummary, TermsSpace, minimize_criterion, minimize_log_theta
 from .._model.terms import RandomEffectTerm
 from . import _design, _identifiability
@@ -166,7 +167,8 @@ def fit_multi_lmm(design, y, w, *, reml, fit_intercept, n_threads, tol, max_iter
     """The fit: one pass to the cross-products, θ by the profiled deviance, results."""
     timings = {}
     t0 = time.perf_counter()
-    weights, Xf, X, names, dropped = _prepared(design, y, w, fit_intercept, estimator_name)
+    weights, Xf, X, names, dropped, back = _prepared(design, y, w, fit_intercept,
+                                                     estimator_name)
     _identifiability.check_levels_vs_observations(
         weights.sum(), [(f.name, len(f.levels), list(f.term.names), f.covariance)
                         for f in design.factors], estimator_name, weighted=bool(w.size))
@@ -206,7 +208,7 @@ def fit_multi_lmm(design, y, w, *, reml, fit_intercept, n_threads, tol, max_iter
                              "effects.")
         sigma2 = state.penalized_rss / objective.dof
         modes = objective.conditional_modes(state)
-        fixed_cov = sigma2 * linalg.inv(state.S)
+        beta, fixed_cov = back(state.beta, sigma2 * linalg.inv(state.S))
     # back to the user's factor order
     per_factor = [None] * len(order)
     theta_of = [None] * len(order)
@@ -214,10 +216,11 @@ def fit_multi_lmm(design, y, w, *, reml, fit_intercept, n_threads, tol, max_iter
         a, b = objective.theta_slices[pos], objective.theta_slices[pos + 1]
         theta_of[k] = opt.theta_final[a:b]
         per_factor[k] = modes[pos]
-    return dict(names=names, dropped=dropped, beta=state.beta, fixed_cov=fixed_cov,
+    return dict(names=names, dropped=dropped, beta=beta, fixed_cov=fixed_cov,
                 sigma=float(np.sqrt(sigma2)), theta_of=theta_of, modes=per_factor,
                 cond_scale=sigma2, opt=opt, state=state, n_obs=stats.n,
-                deviance=state.deviance, timings=timings)
+                deviance=state.deviance + (back.reml_offset() if reml else 0.0),
+                timings=timings)
 
 
 def _moment_start(X, y, w, factors):
@@ -241,18 +244,48 @@ def _moment_start(X, y, w, factors):
 
 
 def _prepared(design, y, w, fit_intercept, estimator_name):
-    """The fixed-effect block (intercept first, collinear columns dropped) and the names."""
+    """The fixed-effect block on the internal columns (intercept first, centred and scaled
+    by :class:`~skmixed._model.scaling.ColumnScaling`, collinear columns dropped), the
+    names, and the map of the estimates back (``to_original(beta, cov)``)."""
     n = y.shape[0]
     _design.check_finite_columns(design.columns, design.fixed_labels, y)
     weights = w if w.size else np.ones(n)
     for f in design.factors:
         _drop_unused(f, weights, estimator_name)
     Xf = np.column_stack(design.columns) if design.columns else np.empty((n, 0))
-    X = np.column_stack([np.ones(n), Xf]) if fit_intercept else Xf
+    slopes = sorted({int(j) for f in design.factors for j in f.slope_pos})
+    scaling = ColumnScaling.from_columns(design.columns, intercept=fit_intercept,
+                                         slope_pos=slopes)
+    X = np.column_stack([np.ones(n), Xf]) if fit_intercept else Xf.copy()
+    scaling.transform(X, first=int(fit_intercept))
     names = (["(Intercept)"] if fit_intercept else []) + list(design.fixed_names)
     XtX = (X * weights[:, None]).T @ X
     kept, dropped = independent_fixed_columns(XtX, names, stacklevel=6)
-    return (weights, Xf, np.ascontiguousarray(X[:, kept]), [names[j] for j in kept], dropped)
+    return (weights, Xf, np.ascontiguousarray(X[:, kept]), [names[j] for j in kept], dropped,
+            BackTransform(scaling, kept))
+
+
+@dataclass
+class BackTransform:
+    """The fixed effects of the internal columns mapped back to the user's."""
+    scaling: ColumnScaling
+    kept: list
+
+    def __call__(self, beta, cov):
+        return self.scaling.to_original(beta, cov, self.kept)
+
+    def result(self, r):
+        """A fit's result dict with ``beta``, ``fixed_cov`` and the β part of the
+        optimizer's final point (``opt.theta_final[:p]``) on the user's columns."""
+        p = len(r["beta"])
+        r["beta"], r["fixed_cov"] = self(r["beta"], r["fixed_cov"])
+        x = r["opt"].theta_final
+        if not self.scaling.is_identity:
+            r["opt"].theta_final = np.concatenate([r["beta"], x[p:]])
+        return r
+
+    def reml_offset(self):
+        return self.scaling.reml_offset(self.kept)
 
 
 def _elimination_order(design, Xf):
@@ -274,7 +307,8 @@ def fit_multi_glmm(design, y, w, m, offset, *, family, fit_intercept, tol, max_i
     approximation (:class:`~skmixed._model.multilevel_glmm.MultiLaplace`); start β from
     the GLM without random effects, θ = 1 (lme4's)."""
     t0 = time.perf_counter()
-    weights, Xf, X, names, dropped = _prepared(design, y, w, fit_intercept, estimator_name)
+    weights, Xf, X, names, dropped, back = _prepared(design, y, w, fit_intercept,
+                                                     estimator_name)
     order, cols = _elimination_order(design, Xf)
     lap = MultiLaplace(X, y, m, offset, weights, cols, family)
     beta0 = glm_start(X, y, m, offset, weights, family)
@@ -311,6 +345,7 @@ def fit_multi_glmm(design, y, w, m, offset, *, family, fit_intercept, tol, max_i
         n_iter=int(res.nit), converged=bool(res.success or
                                             np.max(np.abs(res.jac)) <= max(tol, 1e-4)),
         message=str(res.message))
+    beta, fixed_cov = back(beta, fixed_cov)
     return dict(names=names, dropped=dropped, beta=beta, fixed_cov=fixed_cov, sigma=1.0,
                 theta_of=theta_of, modes=modes, cond_scale=1.0, opt=opt, deviance=deviance,
                 n_obs=float(weights.sum()), eta=eta,

@@ -27,6 +27,7 @@ from .._model.additive import (CrossProducts, DenseREML, SmoothBlocks,
                                crossproducts_from_tables, discretize, laplace_reml,
                                performance_iteration)
 from .._model.bin_tables import BinTables, SmoothAxis
+from .._model.scaling import ColumnScaling
 from .._model.smooth import PSpline
 from .._kernels.threads import numba_threads
 from ..sources import ChunkedData, checked_chunks, chunk_columns
@@ -86,6 +87,9 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
     fixed_effects_ : DataFrame
         Parametric coefficients with standard errors from the posterior covariance
         (mgcv's ``Vp``), z and p-values.
+    fixed_cov_ : ndarray (n_fixed, n_fixed)
+        That posterior covariance of the parametric coefficients (intercept first), in the
+        order of ``fixed_effects_``.
     smooths_ : DataFrame
         Per smooth: ``edf``; ``ref_df``, the reference degrees of freedom of its test (the
         alternative edf ``tr(2F − F²)`` over its coefficients, at most its basis size);
@@ -203,6 +207,10 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         X_param = np.column_stack(([np.ones(n)] if self.fit_intercept else [])
                                   + [np.asarray(c, dtype=float) for c in param_cols]) \
             if (self.fit_intercept or param_cols) else np.empty((n, 0))
+        # the fit runs on centred, scaled columns (skmixed._model.scaling), mapped back after;
+        # random slopes have their own columns (z), so every parametric column is free
+        scaling = ColumnScaling.from_columns(param_cols, intercept=self.fit_intercept)
+        scaling.transform(X_param, first=int(self.fit_intercept))
         if n <= X_param.shape[1]:
             raise ValueError(f"{name} needs more rows than parametric columns; got "
                              f"n_samples = {n} for {X_param.shape[1]} column(s).")
@@ -261,8 +269,7 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
                     weights=weights, family=self.family)
                 n_iter = int(fit.result.nit) + 1
         self._set_fitted(X, model, fit, param_labels, smooth_labels, group_label, slope_labels,
-                         levels,
-                         n_iter, converged)
+                         levels, n_iter, converged, scaling)
         self._target_name = getattr(y, "name", None) or "y"
         if not converged:
             warnings.warn(f"{name} did not converge in {n_iter} iterations.",
@@ -371,7 +378,8 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
             raise ValueError(f"{label}: {exc}") from None
         params = cols[:len(info["param"])]
         V = np.column_stack(([np.ones(n)] if self.fit_intercept else [])
-                            + [np.asarray(c, dtype=float) for c in params] + [y_arr])
+                            + [info["scaling"].values(c, j) for j, c in enumerate(params)]
+                            + [y_arr])
         codes = levels = z = None
         if info["group"] is not None:
             codes, levels = _design.encode_groups(_design.column_values(X, info["group"]),
@@ -422,7 +430,10 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         self._check_k_keys(smooth)
         self._check_bins(smooth)
         axes = [SmoothAxis(c, self.n_bins, ranges.get(c)) for c in smooth]
-        return dict(smooth=smooth, group=group, slopes=slopes, param=param, axes=axes)
+        scaling = ColumnScaling.from_columns(_design.fixed_columns(X, param),
+                                             intercept=self.fit_intercept)
+        return dict(smooth=smooth, group=group, slopes=slopes, param=param, axes=axes,
+                    scaling=scaling)
 
     def _fit_from_tables(self, tables, values, info, X_first, target, weighted):
         bases = []
@@ -460,7 +471,7 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         levels = (pd.Index(tables.group_levels) if info["group"] is not None else None)
         converged = bool(fit.result.success)
         self._set_fitted(X_first, model, fit, info["param"], info["smooth"], info["group"],
-                         info["slopes"], levels, 1, converged)
+                         info["slopes"], levels, 1, converged, info["scaling"])
         self._target_name = target
         if not converged:
             warnings.warn(f"{type(self).__name__} did not converge.", ConvergenceWarning,
@@ -532,13 +543,17 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         return np.log(y + 0.1)
 
     def _set_fitted(self, X, model, fit, param_labels, smooth_labels, group_label,
-                    slope_labels, levels, n_iter, converged):
+                    slope_labels, levels, n_iter, converged, scaling):
+        """Every fitted attribute; ``fit`` is on the internal parametric columns of
+        ``scaling`` (kept as they are for predict), the reported fixed effects are mapped
+        back to the user's columns."""
         validate_data(self, X, reset=True, skip_check_array=True)
         p0 = model.X.shape[1]
         names = (["(Intercept)"] if self.fit_intercept else []) + [
             _design.column_name(c) for c in param_labels]
-        beta = fit.beta[:p0]
-        self.fixed_effects_ = fixed_effects_table(names, beta, fit.cov[:p0, :p0])
+        beta, fixed_cov = scaling.to_original(fit.beta[:p0], fit.cov[:p0, :p0])
+        self.fixed_effects_ = fixed_effects_table(names, beta, fixed_cov)
+        self.fixed_cov_ = fixed_cov
         self.intercept_ = float(beta[0]) if self.fit_intercept else 0.0
         self.coef_ = np.asarray(beta[1:] if self.fit_intercept else beta, dtype=float).copy()
         J = len(smooth_labels)
@@ -568,11 +583,12 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         self.variance_components_ = pd.DataFrame(rows, columns=["group", "var1", "variance",
                                                                 "sd"])
         self.sigma_ = float(sigma)
-        self.reml_criterion_ = float(fit.criterion)
+        self.reml_criterion_ = float(fit.criterion) + scaling.reml_offset()
         self.edf_ = float(fit.edf_total)
         self.n_iter_ = int(n_iter)
         self.converged_ = bool(converged)
         self._fit = fit
+        self._scaling = scaling
         self._model_info = dict(
             p0=p0, bases=[dict(label=b["label"], spline=b["spline"], F=b["F"], R=b["R"])
                           for b in model.bases],
@@ -619,7 +635,8 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         validate_data(self, X, reset=False, skip_check_array=True)
         n = _design.n_rows(X_table)
         info, fit = self._model_info, self._fit
-        params = [np.asarray(c, dtype=float) for c in self._columns(X_table, "param")]
+        params = [self._scaling.values(c, j)  # the internal columns of the fit
+                  for j, c in enumerate(self._columns(X_table, "param"))]
         _design.check_finite_columns(params, self._keys(X_table, "param"))
         smooth_cols = self._columns(X_table, "smooth")
         _design.check_finite_columns(smooth_cols, self._keys(X_table, "smooth"))

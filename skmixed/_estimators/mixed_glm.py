@@ -31,6 +31,7 @@ from .._model.glmm import (GammaDispersion, GroupedRows, JointPIRLSDeviance, Lap
                            minimize_deviance, row_sample)
 from .._model.optimize import (_hessian, _ThetaSpace, minimize_criterion,
                                minimize_scalar_theta)
+from .._model.scaling import ColumnScaling
 from .._model.terms import RandomEffectTerm
 from ..exceptions import PerfectSeparationWarning
 from ..sources import READS_CHUNKED, ChunkedData, chunk_columns
@@ -315,10 +316,10 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
             if not used.all():
                 codes = (np.cumsum(used) - 1)[codes]
             order, starts = group_order(codes, len(design.levels))
-            rows, names, dropped = self._grouped_rows(design, y_num, w, extra_cols, order,
-                                                      starts)
+            rows, names, dropped, back = self._grouped_rows(design, y_num, w, extra_cols,
+                                                            order, starts)
             t1 = time.perf_counter()
-            result = self._optimize(family, rows, term)
+            result = back.result(self._optimize(family, rows, term))
             result["timings"] = {"prepare": t1 - t0, **result["timings"],
                                  "total": time.perf_counter() - t0}
         n_obs = float(rows.weights.sum()) if rows.weights.size else float(rows.y.shape[0])
@@ -372,7 +373,10 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
                     target="__y__", classes=classes, trials=extra.get("trials"),
                     offset=extra.get("offset"),
                     weight="__w__" if sample_weight is not None else None, group=group,
-                    zcol=None, family=family, term=None)
+                    zcol=None, family=family, term=None,
+                    scaling=ColumnScaling.from_columns(design.columns,
+                                                       intercept=self.fit_intercept,
+                                                       slope_pos=design.slope_pos))
         # the fixed effects' rank check on X'WX summed over the partitions
         XtX = sum(dask.compute(*[dask.delayed(_partition_xtx)(part, spec, f"partition {i}")
                                  for i, part in enumerate(frame.to_delayed())]))
@@ -381,6 +385,8 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         spec["fixed"] = [lab for j, lab in enumerate(design.fixed_labels)
                          if offset + j in set(kept)]
         spec["intercept"] = bool(self.fit_intercept and 0 in set(kept))
+        back = _multi.BackTransform(spec["scaling"], kept)
+        spec["scaling"] = spec["scaling"].subset([k - offset for k in kept if k >= offset])
         zcol = [-1]
         for nm, j in zip(design.slope_names, design.slope_pos):
             if offset + j not in set(kept):
@@ -412,8 +418,9 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         opt.timings = {"total": time.perf_counter() - t0}
         n_obs = float(frame["__w__"].sum().compute() if sample_weight is not None
                       else len(frame))
-        result = dict(opt=opt, deviance=opt.fmin, fixed_cov=cov, modes=modes,
-                      cond_var=cond_var, beta=x[:p], timings=opt.timings, sigma=1.0)
+        result = back.result(dict(opt=opt, deviance=opt.fmin, fixed_cov=cov, modes=modes,
+                                  cond_var=cond_var, beta=x[:p], timings=opt.timings,
+                                  sigma=1.0))
         self._set_glm_fitted(head[list(meta.columns)].iloc[:0], y._meta, design, term,
                              [names[j] for j in kept], dropped, n_obs, result, classes, extra)
         return self
@@ -505,11 +512,11 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         else:
             f = reduced.factors[0]
             order, starts = group_order(f.codes, len(f.levels))
-            rows, names, dropped = self._grouped_rows(
+            rows, names, dropped, back = self._grouped_rows(
                 SimpleNamespace(fixed_names=design.fixed_names, columns=design.columns,
                                 slope_names=f.slope_names, slope_pos=f.slope_pos),
                 y, w, extra_cols, order, starts)
-            res = self._optimize(family, rows, f.term)
+            res = back.result(self._optimize(family, rows, f.term))
             # the single-factor path keeps the modes' conditional variances only: the
             # diagonals of their covariances (all that the random-effects table reads)
             cond = np.zeros(res["cond_var"].shape + res["cond_var"].shape[-1:])
@@ -666,6 +673,10 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         X = np.empty((n, len(cols)), order="F")
         for j, col in enumerate(cols):
             X[:, j] = take(col)
+        # the fit runs on centred, scaled columns (skmixed._model.scaling), mapped back after
+        scaling = ColumnScaling.from_columns(design.columns, intercept=self.fit_intercept,
+                                             slope_pos=design.slope_pos)
+        scaling.transform(X, first=int(self.fit_intercept))
         with single_threaded_blas():
             # rows of zero weight do not count (frequency weights: they are absent)
             XtX = X.T @ X if not w.size else X.T @ (X * take(w)[:, None])
@@ -688,7 +699,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
             np.ascontiguousarray(take(extra_cols["offset"])) if "offset" in extra_cols
             else np.empty(0),
             np.ascontiguousarray(take(w)) if w.size else np.empty(0), starts)
-        return rows, [names[j] for j in kept], dropped
+        return rows, [names[j] for j in kept], dropped, _multi.BackTransform(scaling, kept)
 
     def _optimize(self, family, rows, term):
         timings = {}

@@ -16,6 +16,7 @@ from .._kernels.crossprod import grouped_crossprods
 from .._kernels.threads import numba_threads
 from .._model.lmm import GroupedCrossproducts, ProfiledDeviance
 from .._model.optimize import minimize_theta
+from .._model.scaling import SAMPLE_ROWS, ColumnScaling
 from .._model.terms import RandomEffectTerm
 from ..sources import ChunkedData
 from . import _design, _identifiability, _multi
@@ -42,37 +43,30 @@ def _checked_after_pass(design, sums, y, estimator_name):
 
 
 def _centring_shift(design, y, fit_intercept):
-    """Values subtracted from ``v = [1, x…, y]`` in the row pass (DESIGN §1 sums).
-
-    With an intercept, shifting y and the fixed columns that carry no random slope is an
-    exact reparametrization (only the intercept moves, undone by :func:`_uncentre`), and it
-    keeps ``y'y − Σ‖c_i‖² − ‖c_β‖²`` free of cancellation when y or a column has a large
-    mean. A strided sample of ≤ 4096 rows gives the shift; any value near the mean will do.
-    Random-slope columns are never shifted: that would change what the random intercept
-    means.
-    """
-    m = len(design.columns) + 2
-    shift = np.zeros(m)
-    if not fit_intercept:
-        return shift
-    n = y.shape[0]
-    step = max(1, n // 4096)
-    slopes = set(design.slope_pos.tolist())
-    for j, col in enumerate(design.columns):
-        if j not in slopes:
-            shift[1 + j] = float(np.mean(col[::step]))
-    shift[m - 1] = float(np.mean(y[::step]))
-    return shift
+    """Values subtracted from ``v = [1, x…, y]`` in the row pass (DESIGN §1 sums): the
+    fixed columns' centres of :class:`~skmixed._model.scaling.ColumnScaling` (0 for
+    random-slope columns and without an intercept) and, with an intercept, the mean of a
+    strided sample of y. It keeps ``y'y − Σ‖c_i‖² − ‖c_β‖²`` free of cancellation when y or
+    a column has a large mean; only the intercept moves, mapped back after the fit."""
+    scaling = ColumnScaling.from_columns(design.columns, intercept=fit_intercept,
+                                         slope_pos=design.slope_pos)
+    y_shift = (float(np.mean(y[::max(1, y.shape[0] // SAMPLE_ROWS)]))
+               if fit_intercept else 0.0)
+    return np.concatenate([[0.0], scaling.center, [y_shift]])
 
 
-def _uncentre(beta, cov, fixed_pos, shift):
-    """Back-transform (β, cov β) from the centred columns to the user's (intercept first)."""
-    s = shift[fixed_pos]
-    A = np.eye(len(beta))
-    A[0, 1:] = -s[1:]
-    beta = A @ beta
-    beta[0] += shift[-1]
-    return beta, A @ cov @ A.T
+def _scaled_crossprods(group_xv, total_vv, shift, slope_pos, fit_intercept):
+    """The sums over ``v = [1, x…, y]`` on the internal columns: each fixed column divided
+    by the spread of its centred values (ColumnScaling.from_centred_sums), and that scaling."""
+    p = total_vv.shape[0] - 2
+    n = total_vv[0, 0]
+    diag = np.diagonal(total_vv)[1:p + 1]
+    scaling = ColumnScaling.from_centred_sums(shift[1:p + 1], n, total_vv[0, 1:p + 1], diag,
+                                              intercept=fit_intercept, slope_pos=slope_pos)
+    if scaling.is_identity:
+        return group_xv, total_vv, scaling
+    sv = np.concatenate([[1.0], scaling.scale, [1.0]])
+    return group_xv / sv[None, None, :], total_vv / np.outer(sv, sv), scaling
 
 
 def _check_residual_variation(objective, term):
@@ -354,6 +348,10 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         """
         timings = {}
         t0 = time.perf_counter()
+        if shift is None:
+            shift = np.zeros(total_vv.shape[0])
+        group_xv, total_vv, scaling = _scaled_crossprods(group_xv, total_vv, shift,
+                                                         design.slope_pos, self.fit_intercept)
         n_fixed = len(design.columns)
         fixed_pos = np.arange(0 if self.fit_intercept else 1, n_fixed + 1)
         names = (["(Intercept)"] if self.fit_intercept else []) + list(design.fixed_names)
@@ -387,11 +385,14 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
                              "may be constant or perfectly fitted by the fixed effects.")
         sigma2 = state.penalized_rss / objective.dof
         modes, rel_cond_cov = objective.conditional_modes(state)
-        beta, fixed_cov = state.beta, sigma2 * np.linalg.inv(state.S)
-        if shift is not None and self.fit_intercept:
-            beta, fixed_cov = _uncentre(beta, fixed_cov, fixed_pos, shift)
+        kept_cols = fixed_pos - (0 if self.fit_intercept else 1)
+        beta, fixed_cov = scaling.to_original(state.beta, sigma2 * np.linalg.inv(state.S),
+                                              kept_cols)
+        if self.fit_intercept:
+            beta[0] += shift[-1]
         result = dict(
             stats=stats, term=term, opt=opt, state=state, names=names, dropped=dropped,
+            reml_offset=scaling.reml_offset(kept_cols) if self.reml else 0.0,
             sigma=float(np.sqrt(sigma2)), beta=beta, fixed_cov=fixed_cov, modes=modes,
             cond_var=sigma2 * np.diagonal(rel_cond_cov, axis1=1, axis2=2),
         )
@@ -408,7 +409,7 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
             dropped=r["dropped"], sigma=r["sigma"])
         n_obs = stats.n
         n_params = len(r["beta"]) + term.n_theta + 1
-        dev = state.deviance
+        dev = state.deviance + r["reml_offset"]  # on the user's columns
         self.n_obs_ = float(n_obs)
         self.loglik_ = float(-0.5 * dev)
         self.reml_criterion_ = float(dev) if self.reml else np.nan

@@ -731,10 +731,12 @@ def laplace_reml(make_reml, linear_predictor, y, eta0, m=None, weights=None,
         res = optimize.OptimizeResult(x=x0, fun=criterion(x0), success=True, nit=0,
                                       message="no variance parameters")
     else:
+        # forward differences of step 1e-6 in log τ: with SciPy's 1e-8 the PIRLS's own
+        # rounding (~1e-12 of V) made the gradient noisy and the stop wander by ~1e-6 in edf
         with single_threaded_blas():
             res = optimize.minimize(criterion, x0, method="L-BFGS-B",
                                     bounds=[bounds] * x0.size,
-                                    options={"ftol": 1e-13, "gtol": 1e-7})
+                                    options={"ftol": 1e-13, "gtol": 1e-7, "eps": 1e-6})
         _accept_flat_stop(res)
     reml, s, eta = pirls(res.x)
     res.fun = float(res.fun)
