@@ -48,10 +48,6 @@ class ColumnScaling:
     intercept: bool
 
     @classmethod
-    def identity(cls, n_columns, intercept):
-        return cls(np.zeros(n_columns), np.ones(n_columns), bool(intercept))
-
-    @classmethod
     def from_columns(cls, columns, *, intercept, slope_pos=()):
         """From the columns (1-D arrays; a strided sample of each is read). Columns at
         ``slope_pos`` carry a random slope: neither centred nor scaled."""
@@ -91,10 +87,6 @@ class ColumnScaling:
     @property
     def is_identity(self):
         return not (np.any(self.center) or np.any(self.scale != 1.0))
-
-    def shift(self, j):
-        """The value subtracted from column j (0 without an intercept)."""
-        return float(self.center[j])
 
     def transform(self, X, first=0):
         """Centre and scale, in place, the float64 block ``X`` whose columns ``first…`` are
