@@ -147,7 +147,7 @@ def test_mixedglm_several_factors(data, kind, a):
     fit = _fit_quiet(make, _transformed(d, kind, a)[cols], d["y_bin_h"])
     # the SEs come from a central-difference Hessian of the Laplace deviance (step 1e-4,
     # as glmer's): rounding-level changes of the columns move them by up to 9.9e-7
-    # (measured, ×1e12), the other quantities by at most 5e-8
+    # (measured, ×1e12), the other quantities by at most 2.1e-9
     _assert_same_fit(ref, fit, kind, a, se_rtol=5e-6)
 
 
