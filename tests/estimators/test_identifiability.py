@@ -14,7 +14,6 @@
 import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from skmixed import AdditiveMixed, IdentifiabilityWarning, MixedGLM, MixedLM
