@@ -82,11 +82,13 @@ class GroupedModelMixin:
         self._term_names = list(term.names)
         self._target_name = getattr(y, "name", None) or "y"
 
-    def _warn_fit_state(self, term):
+    def _warn_fit_state(self, term, theta):
+        """Convergence and lme4's singular-fit check, on the fit's internal θ (slope
+        columns scaled: skmixed._model.scaling), which does not depend on their units."""
         if not self.converged_:
             warnings.warn(f"the optimizer did not converge: {self.optimization_.message}",
                           ConvergenceWarning, stacklevel=5)
-        if term.is_singular(self.theta_):
+        if term.is_singular(theta):
             warnings.warn("boundary (singular) fit: a random-effect variance is (near) zero; "
                           "see variance_components_", SingularFitWarning, stacklevel=5)
 
@@ -164,8 +166,10 @@ class GroupedModelMixin:
         if not self.converged_:
             warnings.warn(f"the optimizer did not converge: {opt.message}",
                           ConvergenceWarning, stacklevel=4)
-        diag = np.concatenate([f.term.rows == f.term.cols for f in design.factors])
-        if np.any(theta[diag] < 1e-4):
+        # lme4's singular check on the fit's own θ (slope columns scaled: unit-free)
+        internal = r.get("theta_internal_of", r["theta_of"])
+        if any(np.any(np.abs(internal[k][f.term.rows == f.term.cols]) < 1e-4)
+               for k, f in enumerate(design.factors)):
             warnings.warn("boundary (singular) fit: a random-effect variance is (near) "
                           "zero; see variance_components_", SingularFitWarning, stacklevel=4)
         return len(theta)

@@ -178,7 +178,7 @@ def fit_multi_lmm(design, y, w, *, reml, fit_intercept, n_threads, tol, max_iter
     if reml and weights.sum() <= X.shape[1]:
         raise ValueError(f"REML needs more observations ({weights.sum():g}) than fixed "
                          f"effects ({X.shape[1]}).")
-    order, cols = _elimination_order(design, Xf)
+    order, cols = _elimination_order(design, Xf, back.scaling)
     stats = MultiCrossproducts.from_rows(X, y, weights, cols)
     timings["row_pass"] = time.perf_counter() - t0
     # intercept-only factors with a dense rest block: the exact-gradient fast path
@@ -212,12 +212,16 @@ def fit_multi_lmm(design, y, w, *, reml, fit_intercept, n_threads, tol, max_iter
     # back to the user's factor order
     per_factor = [None] * len(order)
     theta_of = [None] * len(order)
+    theta_internal_of = [None] * len(order)
     for pos, k in enumerate(order):
         a, b = objective.theta_slices[pos], objective.theta_slices[pos + 1]
-        theta_of[k] = opt.theta_final[a:b]
-        per_factor[k] = modes[pos]
+        theta_internal_of[k] = opt.theta_final[a:b]
+        theta_of[k], m, rel_cov = back.factor_to_original(
+            design.factors[k], theta_internal_of[k], *modes[pos])
+        per_factor[k] = (m, rel_cov)
     return dict(names=names, dropped=dropped, beta=beta, fixed_cov=fixed_cov,
                 sigma=float(np.sqrt(sigma2)), theta_of=theta_of, modes=per_factor,
+                theta_internal_of=theta_internal_of,
                 cond_scale=sigma2, opt=opt, state=state, n_obs=stats.n,
                 deviance=state.deviance + (back.reml_offset() if reml else 0.0),
                 timings=timings)
@@ -274,29 +278,42 @@ class BackTransform:
     def __call__(self, beta, cov):
         return self.scaling.to_original(beta, cov, self.kept)
 
-    def result(self, r):
-        """A fit's result dict with ``beta``, ``fixed_cov`` and the β part of the
-        optimizer's final point (``opt.theta_final[:p]``) on the user's columns."""
+    def result(self, r, term, slope_pos):
+        """A one-factor fit's result dict with ``beta``, ``fixed_cov``, the optimizer's
+        final point ``opt.theta_final = (β, θ)``, the modes and their conditional variances
+        on the user's columns (``term``: the random-effect term, its slopes on the fixed
+        columns ``slope_pos``); the fit's own θ stays in ``theta_internal``."""
         p = len(r["beta"])
         r["beta"], r["fixed_cov"] = self(r["beta"], r["fixed_cov"])
         x = r["opt"].theta_final
-        if not self.scaling.is_identity:
-            r["opt"].theta_final = np.concatenate([r["beta"], x[p:]])
+        r["theta_internal"] = x[p:].copy()
+        theta, r["modes"], r["cond_var"] = self.scaling.term_to_original(
+            slope_pos, term.rows, x[p:], r["modes"], r["cond_var"])
+        r["opt"].theta_final = np.concatenate([r["beta"], theta])
         return r
+
+    def factor_to_original(self, factor, theta, modes, rel_cov):
+        """One factor's θ, modes and relative conditional covariances (G, q, q) of a
+        several-factor fit on the user's columns."""
+        d = self.scaling.slope_factors(factor.slope_pos)
+        theta, modes, _ = self.scaling.term_to_original(factor.slope_pos, factor.term.rows,
+                                                        theta, modes)
+        return theta, modes, rel_cov * d[:, None] * d[None, :]
 
     def reml_offset(self):
         return self.scaling.reml_offset(self.kept)
 
 
-def _elimination_order(design, Xf):
-    """The factors as FactorColumns, the one with most random-effect columns first."""
+def _elimination_order(design, Xf, scaling):
+    """The factors as FactorColumns, the one with most random-effect columns first; slope
+    columns on the internal scale of ``scaling``."""
     n = Xf.shape[0]
     order = sorted(range(len(design.factors)),
                    key=lambda k: -len(design.factors[k].levels) * design.factors[k].term.q)
     cols = []
     for k in order:
         f = design.factors[k]
-        z = np.column_stack([np.ones(n)] + [Xf[:, j] for j in f.slope_pos])
+        z = np.column_stack([np.ones(n)] + [Xf[:, j] / scaling.scale[j] for j in f.slope_pos])
         cols.append(FactorColumns(f.codes, len(f.levels), z, f.term))
     return order, cols
 
@@ -309,7 +326,7 @@ def fit_multi_glmm(design, y, w, m, offset, *, family, fit_intercept, tol, max_i
     t0 = time.perf_counter()
     weights, Xf, X, names, dropped, back = _prepared(design, y, w, fit_intercept,
                                                      estimator_name)
-    order, cols = _elimination_order(design, Xf)
+    order, cols = _elimination_order(design, Xf, back.scaling)
     lap = MultiLaplace(X, y, m, offset, weights, cols, family)
     beta0 = glm_start(X, y, m, offset, weights, family)
     theta0 = np.concatenate([c.term.theta_start() for c in cols])
@@ -328,14 +345,16 @@ def fit_multi_glmm(design, y, w, m, offset, *, family, fit_intercept, tol, max_i
     deviance = lap.laplace_deviance(eta, u, system)
     blocks = system.inverse_diagonal_blocks(cols)
     modes, start = [None] * len(order), 0
-    theta_of = [None] * len(order)
+    theta_of, theta_internal_of = [None] * len(order), [None] * len(order)
     for pos, k in enumerate(order):
         c = cols[pos]
         T = c.term.factor(thetas[pos])
         q, G = c.term.q, c.n_levels
         uk = u[start:start + G * q].reshape(G, q)
-        modes[k] = (uk @ T.T, T[None] @ blocks[pos] @ T.T[None])
-        theta_of[k] = thetas[pos]
+        theta_internal_of[k] = thetas[pos]
+        theta_of[k], mk, rel_cov = back.factor_to_original(
+            design.factors[k], thetas[pos], uk @ T.T, T[None] @ blocks[pos] @ T.T[None])
+        modes[k] = (mk, rel_cov)
         start += G * q
     opt = OptSummary(
         optimizer="L-BFGS-B over (θ, β), central-difference gradients of the Laplace "
@@ -347,7 +366,8 @@ def fit_multi_glmm(design, y, w, m, offset, *, family, fit_intercept, tol, max_i
         message=str(res.message))
     beta, fixed_cov = back(beta, fixed_cov)
     return dict(names=names, dropped=dropped, beta=beta, fixed_cov=fixed_cov, sigma=1.0,
-                theta_of=theta_of, modes=modes, cond_scale=1.0, opt=opt, deviance=deviance,
+                theta_of=theta_of, theta_internal_of=theta_internal_of, modes=modes,
+                cond_scale=1.0, opt=opt, deviance=deviance,
                 n_obs=float(weights.sum()), eta=eta,
                 timings={"total": time.perf_counter() - t0})
 

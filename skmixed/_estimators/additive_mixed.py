@@ -41,6 +41,12 @@ __all__ = ["AdditiveMixed"]
 _DISCRETE_FROM_ROWS = 50_000
 
 
+def _slope_scale(columns):
+    """Each random-slope column's root mean square (skmixed._model.scaling): the fit runs on
+    the slopes ``x / s``, whose variance parameters do not depend on the user's unit."""
+    return ColumnScaling.from_columns(columns, intercept=False).scale
+
+
 class AdditiveMixed(RegressorMixin, BaseEstimator):
     """Additive mixed model: parametric effects, P-spline smooths, a random intercept and
     optional independent random slopes per group; smoothing parameters and variance
@@ -247,8 +253,10 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
             bases.append(dict(label=label, spline=spline, index=index, null=basis @ F,
                               range=basis @ R, F=F, R=R))
         with numba_threads(self.n_jobs):
-            slope_values = (np.column_stack([np.asarray(c, dtype=float) for c in
-                                             _design.fixed_columns(X_table, slope_labels)])
+            slope_cols = _design.fixed_columns(X_table, slope_labels)
+            slope_scale = _slope_scale(slope_cols)
+            slope_values = (np.column_stack([np.asarray(c, dtype=float) / s for c, s in
+                                             zip(slope_cols, slope_scale)])
                             if slope_labels else None)
             model = _AdditiveSystem(X_param, bases, codes,
                                     len(levels) if levels is not None else 0, discrete,
@@ -269,7 +277,7 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
                     weights=weights, family=self.family)
                 n_iter = int(fit.result.nit) + 1
         self._set_fitted(X, model, fit, param_labels, smooth_labels, group_label, slope_labels,
-                         levels, n_iter, converged, scaling)
+                         levels, n_iter, converged, scaling, slope_scale)
         self._target_name = getattr(y, "name", None) or "y"
         if not converged:
             warnings.warn(f"{name} did not converge in {n_iter} iterations.",
@@ -384,8 +392,9 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         if info["group"] is not None:
             codes, levels = _design.encode_groups(_design.column_values(X, info["group"]),
                                                   info["group"])
-            z = np.column_stack([np.ones(n)] + [np.asarray(c, dtype=float) for c in
-                                                _design.fixed_columns(X, info["slopes"])])
+            z = np.column_stack([np.ones(n)] + [
+                np.asarray(c, dtype=float) / sc for c, sc in
+                zip(_design.fixed_columns(X, info["slopes"]), info["slope_scale"])])
         tables.add(V, w, cols[len(info["param"]):], label, codes, levels, z)
 
     def _roles(self, X_table):
@@ -433,7 +442,8 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         scaling = ColumnScaling.from_columns(_design.fixed_columns(X, param),
                                              intercept=self.fit_intercept)
         return dict(smooth=smooth, group=group, slopes=slopes, param=param, axes=axes,
-                    scaling=scaling)
+                    scaling=scaling,
+                    slope_scale=_slope_scale(_design.fixed_columns(X, slopes)))
 
     def _fit_from_tables(self, tables, values, info, X_first, target, weighted):
         bases = []
@@ -471,7 +481,8 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         levels = (pd.Index(tables.group_levels) if info["group"] is not None else None)
         converged = bool(fit.result.success)
         self._set_fitted(X_first, model, fit, info["param"], info["smooth"], info["group"],
-                         info["slopes"], levels, 1, converged, info["scaling"])
+                         info["slopes"], levels, 1, converged, info["scaling"],
+                         info["slope_scale"])
         self._target_name = target
         if not converged:
             warnings.warn(f"{type(self).__name__} did not converge.", ConvergenceWarning,
@@ -543,10 +554,11 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         return np.log(y + 0.1)
 
     def _set_fitted(self, X, model, fit, param_labels, smooth_labels, group_label,
-                    slope_labels, levels, n_iter, converged, scaling):
+                    slope_labels, levels, n_iter, converged, scaling, slope_scale):
         """Every fitted attribute; ``fit`` is on the internal parametric columns of
-        ``scaling`` (kept as they are for predict), the reported fixed effects are mapped
-        back to the user's columns."""
+        ``scaling`` and slope columns divided by ``slope_scale`` (kept as they are for
+        predict), the reported fixed effects, slope SDs and modes are mapped back to the
+        user's columns."""
         validate_data(self, X, reset=True, skip_check_array=True)
         p0 = model.X.shape[1]
         names = (["(Intercept)"] if self.fit_intercept else []) + [
@@ -572,11 +584,12 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         if group_label is not None:
             group_name = _design.column_name(group_label)
             terms = ["(Intercept)"] + [_design.column_name(c) for c in slope_labels]
-            for term, tau in zip(terms, fit.tau[J:]):
-                rows.append((group_name, term, (sigma * tau) ** 2, sigma * tau))
-            cond_var = np.diagonal(fit.group_cov[1], axis1=1, axis2=2)
-            self.random_effects_ = random_effects_table(group_name, levels, terms, fit.group,
-                                                        cond_var)
+            d = np.concatenate([[1.0], 1.0 / np.asarray(slope_scale, dtype=float)])
+            for term, sd in zip(terms, sigma * fit.tau[J:] * d):
+                rows.append((group_name, term, sd ** 2, sd))
+            cond_var = np.diagonal(fit.group_cov[1], axis1=1, axis2=2) * d * d
+            self.random_effects_ = random_effects_table(group_name, levels, terms,
+                                                        fit.group * d, cond_var)
             self.group_levels_ = levels
         if self.family == "gaussian":
             rows.append(("Residual", None, sigma ** 2, sigma))
@@ -589,6 +602,7 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         self.converged_ = bool(converged)
         self._fit = fit
         self._scaling = scaling
+        self._slope_scale = np.asarray(slope_scale, dtype=float)
         self._model_info = dict(
             p0=p0, bases=[dict(label=b["label"], spline=b["spline"], F=b["F"], R=b["R"])
                           for b in model.bases],
@@ -659,8 +673,9 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
             seen = codes >= 0  # unseen groups: population level (random effect 0)
             c = codes[seen]
             # the row's random-effect columns z = [1, slopes…]
-            z = np.column_stack([np.ones(n)] + [np.asarray(col, dtype=float) for col in
-                                                self._columns(X_table, "slope")])[seen]
+            z = np.column_stack([np.ones(n)] + [  # the fit's internal slope columns
+                np.asarray(col, dtype=float) / sc for col, sc in
+                zip(self._columns(X_table, "slope"), self._slope_scale)])[seen]
             eta[seen] += np.sum(z * fit.group[c], axis=1)
             if return_std:
                 cross, gvar = fit.group_cov

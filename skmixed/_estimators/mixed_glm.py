@@ -319,7 +319,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
             rows, names, dropped, back = self._grouped_rows(design, y_num, w, extra_cols,
                                                             order, starts)
             t1 = time.perf_counter()
-            result = back.result(self._optimize(family, rows, term))
+            result = back.result(self._optimize(family, rows, term), term, design.slope_pos)
             result["timings"] = {"prepare": t1 - t0, **result["timings"],
                                  "total": time.perf_counter() - t0}
         n_obs = float(rows.weights.sum()) if rows.weights.size else float(rows.y.shape[0])
@@ -420,7 +420,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
                       else len(frame))
         result = back.result(dict(opt=opt, deviance=opt.fmin, fixed_cov=cov, modes=modes,
                                   cond_var=cond_var, beta=x[:p], timings=opt.timings,
-                                  sigma=1.0))
+                                  sigma=1.0), term, design.slope_pos)
         self._set_glm_fitted(head[list(meta.columns)].iloc[:0], y._meta, design, term,
                              [names[j] for j in kept], dropped, n_obs, result, classes, extra)
         return self
@@ -516,7 +516,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
                 SimpleNamespace(fixed_names=design.fixed_names, columns=design.columns,
                                 slope_names=f.slope_names, slope_pos=f.slope_pos),
                 y, w, extra_cols, order, starts)
-            res = back.result(self._optimize(family, rows, f.term))
+            res = back.result(self._optimize(family, rows, f.term), f.term, f.slope_pos)
             # the single-factor path keeps the modes' conditional variances only: the
             # diagonals of their covariances (all that the random-effects table reads)
             cond = np.zeros(res["cond_var"].shape + res["cond_var"].shape[-1:])
@@ -525,11 +525,13 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
             r = dict(names=names, dropped=dropped, beta=res["beta"],
                      fixed_cov=res["fixed_cov"], sigma=1.0,
                      theta_of=[res["opt"].theta_final[len(names):]],
+                     theta_internal_of=[res["theta_internal"]],
                      modes=[(res["modes"], cond)], cond_scale=1.0, opt=res["opt"],
                      deviance=res["deviance"], timings=res["timings"],
                      n_obs=float(w.sum()) if w.size else float(y.shape[0]))
         r["theta_of"], r["modes"] = _identifiability.split_identical(r, design.factors, sets,
                                                                      w)
+        r.pop("theta_internal_of", None)  # per kept factor only: the copies' θ are split
         return r
 
     def _extra_columns(self, X_table, groups):
@@ -832,7 +834,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         self._extra_positions = {k: (columns.index(v) if columns is not None else v)
                                  for k, v in extra.items()}
         opt.timings = r["timings"]
-        self._warn_fit_state(term)
+        self._warn_fit_state(term, r["theta_internal"])
 
     # ------------------------------------------------------------ predict
     def _extra_values(self, X_table, param):

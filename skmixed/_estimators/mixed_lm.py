@@ -57,7 +57,8 @@ def _centring_shift(design, y, fit_intercept):
 
 def _scaled_crossprods(group_xv, total_vv, shift, slope_pos, fit_intercept):
     """The sums over ``v = [1, x…, y]`` on the internal columns: each fixed column divided
-    by the spread of its centred values (ColumnScaling.from_centred_sums), and that scaling."""
+    by the spread of its centred values (ColumnScaling.from_centred_sums) — a random-slope
+    column on both axes of the per-group sums ``Z_i'W v`` — and that scaling."""
     p = total_vv.shape[0] - 2
     n = total_vv[0, 0]
     diag = np.diagonal(total_vv)[1:p + 1]
@@ -66,7 +67,9 @@ def _scaled_crossprods(group_xv, total_vv, shift, slope_pos, fit_intercept):
     if scaling.is_identity:
         return group_xv, total_vv, scaling
     sv = np.concatenate([[1.0], scaling.scale, [1.0]])
-    return group_xv / sv[None, None, :], total_vv / np.outer(sv, sv), scaling
+    sz = sv[np.concatenate([[0], 1 + np.asarray(slope_pos, dtype=np.int64)])]
+    return (group_xv / sv[None, None, :] / sz[None, :, None], total_vv / np.outer(sv, sv),
+            scaling)
 
 
 def _check_residual_variation(objective, term):
@@ -390,11 +393,16 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
                                               kept_cols)
         if self.fit_intercept:
             beta[0] += shift[-1]
+        # θ, the modes and their variances of the scaled slope columns, on the user's
+        theta_internal = opt.theta_final.copy()
+        opt.theta_final, modes, cond_var = scaling.term_to_original(
+            design.slope_pos, term.rows, theta_internal, modes,
+            sigma2 * np.diagonal(rel_cond_cov, axis1=1, axis2=2))
         result = dict(
             stats=stats, term=term, opt=opt, state=state, names=names, dropped=dropped,
             reml_offset=scaling.reml_offset(kept_cols) if self.reml else 0.0,
             sigma=float(np.sqrt(sigma2)), beta=beta, fixed_cov=fixed_cov, modes=modes,
-            cond_var=sigma2 * np.diagonal(rel_cond_cov, axis1=1, axis2=2),
+            cond_var=cond_var, theta_internal=theta_internal,
         )
         timings["results"] = time.perf_counter() - t1
         result["timings"] = timings
@@ -417,7 +425,7 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         self.aic_ = float(dev + 2 * n_params)
         self.bic_ = float(dev + np.log(n_obs) * n_params)
         opt.timings = r["timings"]
-        self._warn_fit_state(term)
+        self._warn_fit_state(term, r["theta_internal"])
 
     # ------------------------------------------------------------ predict
     def predict(self, X, *, random_effects=True):

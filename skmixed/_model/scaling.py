@@ -10,14 +10,20 @@ dependence, and Newton/quasi-Newton steps over β see comparable curvatures.
   columns without a random slope: shifting a random-slope column changes what the random
   intercept means (and, for lme4's ``||``, the model itself).
 * ``s_j`` is the sample's spread about ``c_j`` (its root mean square deviation; 1 for a
-  column constant in the sample). Computed from the data, the internal columns are the same
-  — to rounding — whatever the user's origin and unit: a fit on ``x + 1e6`` or on
-  ``x · 1e-12`` is the fit on ``x``, optimizer path included, mapped back.
+  column constant in the sample); for a random-slope column, its root mean square about 0.
+  Computed from the data, the internal columns are the same — to rounding — whatever the
+  user's origin and unit: a fit on ``x + 1e6`` or on ``x · 1e-12`` is the fit on ``x``,
+  optimizer path included, mapped back.
 
-With the intercept first, ``η = X̃ β̃ = X β`` for ``β = A β̃``, where ``A`` is the identity but for ``A[j, j] = 1 / s_j`` and
-``A[0, j] = −c_j / s_j``; so ``cov(β) = A cov(β̃) Aᵀ``. Random-slope columns keep
-``c_j = 0``; their scale ``s_j`` stays 1 (the random-effect parameters θ and the
-conditional modes then need no mapping back).
+With the intercept first, ``η = X̃ β̃ = X β`` for ``β = A β̃``, where ``A`` is the identity
+but for ``A[j, j] = 1 / s_j`` and ``A[0, j] = −c_j / s_j``; so ``cov(β) = A cov(β̃) Aᵀ``.
+
+A random slope on a scaled column is a random slope on ``x / s_j``: its random effect is
+``s_j`` times the user's. With ``d = (1, 1/s_j…)`` over a term's random effects (intercept
+first), the relative covariance factor is ``T = diag(d) T̃`` — still lower triangular, so
+each θ entry ``T[a, b]`` is ``d_a θ̃``; the modes are ``d ∘ b̃`` and their conditional
+variances ``d² ∘ v``. Only scaling, never centring, keeps every covariance structure
+(unstructured or lme4's ``||``) the same model.
 
 ML and Laplace criteria do not depend on the parametrization of β. REML's
 ``log |X'V⁻¹X|`` does: on the scaled columns it is lower by ``2 Σ log s_j`` (over the kept
@@ -50,17 +56,15 @@ class ColumnScaling:
     @classmethod
     def from_columns(cls, columns, *, intercept, slope_pos=()):
         """From the columns (1-D arrays; a strided sample of each is read). Columns at
-        ``slope_pos`` carry a random slope: neither centred nor scaled."""
+        ``slope_pos`` carry a random slope: scaled, not centred."""
         center, scale = np.zeros(len(columns)), np.ones(len(columns))
         slopes = {int(j) for j in slope_pos}
         for j, col in enumerate(columns):
-            if j in slopes:
-                continue
             n = len(col)
             sample = np.asarray(col[::max(1, n // SAMPLE_ROWS)], dtype=np.float64)
             if sample.size == 0:
                 continue
-            c = float(np.mean(sample)) if intercept else 0.0
+            c = float(np.mean(sample)) if intercept and j not in slopes else 0.0
             center[j] = c
             scale[j] = _spread_scale(float(np.sqrt(np.mean((sample - c) ** 2))))
         return cls(center, scale, bool(intercept))
@@ -70,13 +74,14 @@ class ColumnScaling:
                           slope_pos=()):
         """Scales from a row pass's sums of ``w (x − c)`` and ``w (x − c)²`` (the centres
         ``c`` it subtracted); for paths that never hold the rows. Random-slope columns
-        (``slope_pos``) keep scale 1."""
+        (``slope_pos``, centre 0) get their root mean square."""
         center = np.asarray(center, dtype=np.float64)
         mean = np.asarray(sums, dtype=np.float64) / weight_sum
+        spread = np.full(center.size, bool(intercept))
+        spread[np.asarray(slope_pos, dtype=np.int64)] = False
         var = np.maximum(np.asarray(sums_of_squares, dtype=np.float64) / weight_sum
-                         - (mean * mean if intercept else 0.0), 0.0)
+                         - np.where(spread, mean * mean, 0.0), 0.0)
         scale = np.array([_spread_scale(v) for v in np.sqrt(var)])
-        scale[np.asarray(slope_pos, dtype=np.int64)] = 1.0
         return cls(center.copy(), scale, bool(intercept))
 
     def subset(self, columns):
@@ -127,6 +132,23 @@ class ColumnScaling:
             return np.asarray(beta, dtype=float), np.asarray(cov, dtype=float)
         A = self.matrix(kept)
         return A @ beta, A @ cov @ A.T
+
+    def slope_factors(self, slope_pos):
+        """``d = (1, 1/s_j…)`` over a term's random effects (intercept first; ``slope_pos``:
+        its slopes' fixed-column positions): θ, modes and conditional SDs are ``d`` times
+        the internal ones (module docstring)."""
+        return np.concatenate([[1.0], 1.0 / self.scale[np.asarray(slope_pos, dtype=np.int64)]])
+
+    def term_to_original(self, slope_pos, term_rows, theta, modes=None, cond_var=None):
+        """θ (entries ``T[term_rows, ·]``), the modes (G, q) and their conditional variances
+        of the internal random slopes on the user's columns (None stays None)."""
+        d = self.slope_factors(slope_pos)
+        theta = np.asarray(theta, dtype=float) * d[np.asarray(term_rows, dtype=np.int64)]
+        if modes is not None:
+            modes = np.asarray(modes, dtype=float) * d
+        if cond_var is not None:
+            cond_var = np.asarray(cond_var, dtype=float) * d * d
+        return theta, modes, cond_var
 
     def reml_offset(self, kept=None):
         """What to add to a REML criterion computed on the internal columns to get the

@@ -143,8 +143,10 @@ def test_predict_return_std_with_slopes_is_the_posterior_sd(discrete):
     basis = model._model_info["bases"][0]
     design = basis["spline"].design(z)
     ind = np.eye(G)[g]
+    # the fit's τ belong to its internal slope column x / s (skmixed._model.scaling)
+    xs = x / model._slope_scale[0]
     C = np.hstack([np.ones((n, 1)), x[:, None], design @ basis["F"], design @ basis["R"], ind,
-                   ind * x[:, None]])
+                   ind * xs[:, None]])
     tau = model._fit.tau
     penalty = np.concatenate([np.zeros(3), np.full(basis["R"].shape[1], 1 / tau[0] ** 2),
                               np.full(G, 1 / tau[1] ** 2), np.full(G, 1 / tau[2] ** 2)])

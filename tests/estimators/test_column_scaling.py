@@ -203,3 +203,149 @@ def test_dask(client, data, estimator, kind, a):
         return _fit_quiet(lambda: estimator(groups="g"), ddf[cols], ddf[target])
 
     _assert_same_fit(fit_dask(data), fit_dask(_transformed(data, kind, a)), kind, a)
+
+
+# ---------------------------------------------------------------- random-slope columns
+# A random slope on x·a is the model on x with the slope's random effect divided by a
+# (scaling, unlike shifting, keeps every covariance structure the same model): the fit
+# on x·a must equal the fit on x mapped back — β_x / a, the slope's SD / a, the same
+# correlations, criterion (REML: + 2 log a) and predictions — with no warning.
+SLOPE_SCALES = [1e6, 1e-6, 1e12, 1e-12]
+
+
+@pytest.fixture(scope="module")
+def slope_data():
+    df = make_multilevel(6_000, 60, random_state=3, slope_sd=0.4)
+    rng = np.random.default_rng(5)
+    df["h"] = pd.Categorical(rng.integers(0, 12, len(df)))
+    df["y_h"] = df["y"] + rng.normal(0, 0.5, 12)[df["h"].cat.codes]
+    return df
+
+
+def _assert_same_slope_fit(ref, fit, a, X_ref, X_fit, factor="g"):
+    _assert_same_fit(ref, fit, "scale", a, theta=False)
+    vc_ref, vc = ref.variance_components_, fit.variance_components_
+    slope = ((vc_ref["var1"] == "x") & vc_ref["var2"].isna()
+             & vc_ref["group"].str.startswith(factor))
+    want = vc_ref["sd_cor"].to_numpy(dtype=float).copy()
+    want[slope.to_numpy()] /= a
+    got = vc["sd_cor"].to_numpy(dtype=float)
+    sd = vc_ref["var2"].isna().to_numpy()
+    np.testing.assert_allclose(got[sd], want[sd], rtol=RTOL)
+    np.testing.assert_allclose(got[~sd], want[~sd], atol=RTOL)  # correlations
+    np.testing.assert_allclose(fit.predict(X_fit), ref.predict(X_ref), rtol=RTOL, atol=1e-9)
+    re_ref, re = ref.random_effects_, fit.random_effects_
+    scale = np.where(re_ref["term"] == "x", 1.0 / a, 1.0)
+    np.testing.assert_allclose(re["mode"], re_ref["mode"] * scale, rtol=1e-5,
+                               atol=1e-7 * np.abs(re_ref["mode"] * scale).max())
+
+
+@pytest.mark.parametrize("covariance", ["unstructured", "diagonal"])
+@pytest.mark.parametrize("a", SLOPE_SCALES)
+def test_mixedlm_slope_column(slope_data, a, covariance):
+    cols = ["g", "x", "b"]
+    make = lambda: MixedLM(groups="g", random_slopes=["x"], covariance=covariance)  # noqa
+    d = _transformed(slope_data, "scale", a)
+    ref = _fit_quiet(make, slope_data[cols], slope_data["y"])
+    fit = _fit_quiet(make, d[cols], slope_data["y"])
+    _assert_same_slope_fit(ref, fit, a, slope_data[cols], d[cols])
+    np.testing.assert_allclose(fit.reml_criterion_, ref.reml_criterion_ + 2 * np.log(a),
+                               rtol=1e-10)
+
+
+@pytest.mark.parametrize("a", SLOPE_SCALES)
+def test_mixedlm_slope_column_chunked(slope_data, a):
+    cols = ["g", "x", "b", "y"]
+    frames = lambda d: [d[cols].iloc[i:i + 1500] for i in range(0, len(d), 1500)]  # noqa
+    make = lambda: MixedLM(groups="g", random_slopes=["x"])  # noqa: E731
+    d = _transformed(slope_data, "scale", a)
+    ref = _fit_quiet(make, from_chunks(frames(slope_data), "y"), None)
+    fit = _fit_quiet(make, from_chunks(frames(d), "y"), None)
+    _assert_same_slope_fit(ref, fit, a, slope_data[cols[:3]], d[cols[:3]])
+
+
+@pytest.mark.parametrize("a", SLOPE_SCALES)
+def test_mixedlm_slope_column_several_factors(slope_data, a):
+    cols = ["g", "h", "x", "b"]
+    make = lambda: MixedLM(groups=["g", "h"], random_slopes={"g": ["x"]})  # noqa: E731
+    d = _transformed(slope_data, "scale", a)
+    ref = _fit_quiet(make, slope_data[cols], slope_data["y_h"])
+    fit = _fit_quiet(make, d[cols], slope_data["y_h"])
+    _assert_same_slope_fit(ref, fit, a, slope_data[cols], d[cols])
+
+
+@pytest.mark.parametrize("a", SLOPE_SCALES)
+def test_mixedglm_slope_column(slope_data, a):
+    cols = ["g", "x", "b"]
+    make = lambda: MixedGLM(groups="g", random_slopes=["x"])  # noqa: E731
+    d = _transformed(slope_data, "scale", a)
+    ref = _fit_quiet(make, slope_data[cols], slope_data["y_bin"])
+    fit = _fit_quiet(make, d[cols], slope_data["y_bin"])
+    _assert_same_slope_fit(ref, fit, a, slope_data[cols], d[cols])
+    np.testing.assert_allclose(fit.loglik_, ref.loglik_, rtol=1e-9)
+
+
+@pytest.mark.parametrize("a", [1e6, 1e-6])
+def test_mixedglm_slope_column_several_factors(slope_data, a):
+    d0 = slope_data.iloc[:2000]
+    cols = ["g", "h", "x", "b"]
+    make = lambda: MixedGLM(groups=["g", "h"], random_slopes={"g": ["x"]})  # noqa: E731
+    d = _transformed(d0, "scale", a)
+    y = (d0["y_h"] > 0).astype(int)
+    ref = _fit_quiet(make, d0[cols], y)
+    fit = _fit_quiet(make, d[cols], y)
+    _assert_same_slope_fit(ref, fit, a, d0[cols], d[cols])
+
+
+@pytest.mark.parametrize("discrete", [True, False])
+@pytest.mark.parametrize("a", SLOPE_SCALES)
+def test_additive_slope_column(slope_data, a, discrete):
+    d0 = slope_data.iloc[:3000]
+    cols = ["g", "x", "b", "z"]
+    make = lambda: AdditiveMixed(smooths=["z"], groups="g", random_slopes=["x"],  # noqa
+                                 discrete=discrete)
+    d = _transformed(d0, "scale", a)
+    ref = _fit_quiet(make, d0[cols], d0["y_nl"])
+    fit = _fit_quiet(make, d[cols], d0["y_nl"])
+    _assert_same_fit(ref, fit, "scale", a, theta=False)
+    want = ref.variance_components_["sd"].to_numpy(dtype=float) / np.where(
+        ref.variance_components_["var1"] == "x", a, 1.0)
+    np.testing.assert_allclose(fit.variance_components_["sd"], want, rtol=RTOL)
+    np.testing.assert_allclose(fit.smooths_["edf"], ref.smooths_["edf"], rtol=RTOL)
+    np.testing.assert_allclose(fit.predict(d[cols]), ref.predict(d0[cols]), rtol=RTOL,
+                               atol=1e-9)
+    re_ref = ref.random_effects_
+    scale = np.where(re_ref["term"] == "x", 1.0 / a, 1.0)
+    np.testing.assert_allclose(fit.random_effects_["mode"], re_ref["mode"] * scale,
+                               rtol=1e-5, atol=1e-7 * np.abs(re_ref["mode"] * scale).max())
+
+
+@pytest.mark.parametrize("a", [1e6, 1e-12])
+def test_additive_slope_column_chunked(slope_data, a):
+    cols = ["g", "x", "b", "z", "y_nl"]
+    frames = lambda d: [d[cols].iloc[i:i + 1500] for i in range(0, len(d), 1500)]  # noqa
+    make = lambda: AdditiveMixed(smooths=["z"], groups="g", random_slopes=["x"])  # noqa
+    rng = {"z": (0.0, 1.0)}
+    d = _transformed(slope_data, "scale", a)
+    ref = _fit_quiet(make, from_chunks(frames(slope_data), "y_nl", ranges=rng), None)
+    fit = _fit_quiet(make, from_chunks(frames(d), "y_nl", ranges=rng), None)
+    _assert_same_fit(ref, fit, "scale", a, theta=False)
+    want = ref.variance_components_["sd"].to_numpy(dtype=float) / np.where(
+        ref.variance_components_["var1"] == "x", a, 1.0)
+    np.testing.assert_allclose(fit.variance_components_["sd"], want, rtol=RTOL)
+
+
+@pytest.mark.parametrize("estimator", [MixedLM, MixedGLM])
+def test_dask_slope_column(client, slope_data, estimator):
+    dd = require_package("dask.dataframe", "dask")
+    cols, target, a = ["g", "x", "b"], "y" if estimator is MixedLM else "y_bin", 1e-6
+
+    def fit_dask(d):
+        ddf = dd.from_pandas(d[cols + [target]].assign(g=d["g"].astype(int)), npartitions=3)
+        return _fit_quiet(lambda: estimator(groups="g", random_slopes=["x"]), ddf[cols],
+                          ddf[target])
+
+    d = _transformed(slope_data, "scale", a)
+    X_ref = slope_data[cols].assign(g=slope_data["g"].astype(int))
+    X_fit = d[cols].assign(g=d["g"].astype(int))
+    _assert_same_slope_fit(fit_dask(slope_data), fit_dask(d), a, X_ref, X_fit)
