@@ -23,7 +23,7 @@ import pandas as pd
 from .exceptions import SourceError
 
 __all__ = ["ChunkedData", "SourceError", "from_chunks", "from_parquet", "checked_chunks",
-           "refuse_chunked", "MIN_BLOCK_ROWS"]
+           "refuse_chunked", "score_target", "MIN_BLOCK_ROWS"]
 
 # The fewest rows of a Parquet file passed on as one block (see from_parquet's batch_size).
 MIN_BLOCK_ROWS = 65_536
@@ -50,6 +50,9 @@ class ChunkedData:
         ``{column: (min, max)}`` of numeric columns over all chunks, known before the
         first (AdditiveMixed's binned smooths need the range of a covariate with more than
         ``n_bins`` distinct values; Parquet sources read it from the files' statistics).
+    range_notes : dict or None
+        ``{column: text}``: why a column's range is not known (e.g. the Parquet file that
+        has no statistics for it), for the error of a fit that needs it.
     """
 
     make_chunks: object
@@ -58,6 +61,7 @@ class ChunkedData:
     n_chunks: int = None
     progress: bool = True
     ranges: dict = None
+    range_notes: dict = None
 
     def chunks(self):
         return self.make_chunks()
@@ -65,18 +69,62 @@ class ChunkedData:
 
 def from_chunks(chunks, target, *, weight=None, ranges=None, progress=True):
     """A :class:`ChunkedData` over an iterable of DataFrames (consumed once; a list can be
-    read again); ``ranges`` as :class:`ChunkedData`'s."""
-    n_chunks = len(chunks) if hasattr(chunks, "__len__") else None
+    read again); ``ranges`` as :class:`ChunkedData`'s.
+
+    Consecutive chunks of fewer than ``MIN_BLOCK_ROWS`` rows with the same columns and
+    dtypes are joined into blocks of at least that many rows (as :func:`from_parquet`
+    does): each block is one run of the row kernel, whose fixed cost would otherwise
+    dominate (60,000 rows in 7-row chunks took 25 s). A block of several chunks is named
+    ``"chunks i-j"`` in errors."""
+    n_chunks = None  # the progress bar's total: known when no chunk is joined to another
+    if isinstance(chunks, (list, tuple)) and all(
+            not isinstance(c, pd.DataFrame) or len(c) >= MIN_BLOCK_ROWS for c in chunks):
+        n_chunks = len(chunks)
 
     def make():
-        for i, frame in enumerate(chunks):
-            yield f"chunk {i}", frame
+        return _coalesced(enumerate(chunks), MIN_BLOCK_ROWS)
 
-    return ChunkedData(make, target, weight, n_chunks, progress, ranges)
+    return ChunkedData(make, target, weight, n_chunks, progress,
+                       _checked_ranges(ranges) if ranges is not None else None)
+
+
+def _coalesced(numbered, min_rows):
+    """``(label, frame)`` blocks of numbered chunks: consecutive small DataFrames with the
+    same columns concatenated until a block has ``min_rows`` rows; anything else (a large
+    chunk, other columns, a non-DataFrame) ends the block and passes on as it is. A block
+    whose dtypes the concatenation changed (int and float, categoricals of different
+    categories) passes on as its chunks instead, so nothing is converted and every chunk
+    is checked and named on its own."""
+    pending, n_rows, columns = [], 0, None
+
+    def flush():
+        first = pending[0][0]
+        if len(pending) > 1:
+            block = pd.concat([frame for _, frame in pending], ignore_index=True)
+            if block.dtypes.equals(pending[0][1].dtypes):
+                return [(f"chunks {first}-{pending[-1][0]}", block)]
+        return [(f"chunk {i}", frame) for i, frame in pending]
+
+    for i, frame in numbered:
+        small = isinstance(frame, pd.DataFrame) and len(frame) < min_rows
+        if pending and not (small and frame.columns.equals(columns)):
+            yield from flush()
+            pending, n_rows = [], 0
+        if not small:
+            yield f"chunk {i}", frame
+            continue
+        columns = frame.columns
+        pending.append((i, frame))
+        n_rows += len(frame)
+        if n_rows >= min_rows:
+            yield from flush()
+            pending, n_rows = [], 0
+    if pending:
+        yield from flush()
 
 
 def from_parquet(path, target, *, columns=None, weight=None, batch_size=1_000_000,
-                 progress=True):
+                 ranges=None, progress=True):
     """A :class:`ChunkedData` over a Parquet file or directory (``pyarrow``; the optional
     extra ``parquet``), every file read once in blocks of consecutive rows.
 
@@ -98,6 +146,10 @@ def from_parquet(path, target, *, columns=None, weight=None, batch_size=1_000_00
         least ``MIN_BLOCK_ROWS`` = 65,536 rows (fewer only at a file's end), whatever
         ``batch_size`` says: each block is one run of the row kernel, whose fixed cost
         would otherwise dominate (``batch_size=7`` on 60,000 rows made 8,572 runs).
+    ranges : dict or None
+        ``{column: (min, max)}`` over all files, as :class:`ChunkedData`'s; given columns
+        override the range read from the files' statistics (needed when files were
+        written without statistics, e.g. ``write_statistics=False``).
     progress : bool
         Show a progress bar over the blocks.
 
@@ -106,7 +158,10 @@ def from_parquet(path, target, *, columns=None, weight=None, batch_size=1_000_00
     SourceError
         No ``columns``; or a file that is not Parquet, is truncated or lacks one of the
         columns (from every file's footer, read before any row), or that fails while its
-        rows are read. The message names the file."""
+        rows are read — a data page whose CRC checksum does not match included (pyarrow
+        verifies the checksums of files written with them: ``pyarrow.parquet.write_table(
+        ..., write_page_checksum=True)``; pandas' default writer writes none). The message
+        names the file."""
     pq = _pyarrow_parquet()
     if isinstance(columns, str):
         columns = [columns]
@@ -133,8 +188,27 @@ def from_parquet(path, target, *, columns=None, weight=None, batch_size=1_000_00
         for file, fs, _ in files:
             yield from _file_blocks(pq, file, fs, wanted, block)
 
-    return ChunkedData(make, target, weight, n_blocks, progress,
-                       _parquet_ranges([footer for _, _, footer in files], wanted))
+    known, notes = _parquet_ranges([(file, footer) for file, _, footer in files], wanted)
+    given = _checked_ranges(ranges)
+    notes = {c: note for c, note in notes.items() if c not in given}
+    return ChunkedData(make, target, weight, n_blocks, progress, {**known, **given}, notes)
+
+
+def _checked_ranges(ranges):
+    """``{column: (lo, hi)}`` as floats, lo <= hi, both finite (or a ValueError naming the
+    column)."""
+    checked = {}
+    for column, value in (ranges or {}).items():
+        try:
+            lo, hi = (float(v) for v in value)
+        except (TypeError, ValueError):
+            raise ValueError(f"ranges[{column!r}] must be a pair (min, max) of numbers; got "
+                             f"{value!r}.") from None
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
+            raise ValueError(f"ranges[{column!r}] must be finite with min <= max; got "
+                             f"{value!r}.")
+        checked[column] = (lo, hi)
+    return checked
 
 
 def _pyarrow_parquet():
@@ -185,7 +259,8 @@ def _file_blocks(pq, file, filesystem, columns, block_rows):
 
     start, pending, n_pending = 0, [], 0
     try:
-        with pq.ParquetFile(file, filesystem=filesystem) as handle:
+        with pq.ParquetFile(file, filesystem=filesystem,
+                            page_checksum_verification=True) as handle:
             for batch in handle.iter_batches(batch_size=block_rows, columns=columns):
                 pending.append(batch)
                 n_pending += batch.num_rows
@@ -204,25 +279,32 @@ def _file_blocks(pq, file, filesystem, columns, block_rows):
                           f"{start} on (corrupt or truncated?): {exc}") from exc
 
 
-def _parquet_ranges(footers, columns):
-    """``{column: (min, max)}`` of the numeric columns from the row groups' statistics
-    (columns without statistics in some row group are left out)."""
-    lo, hi, missing = {}, {}, set()
-    for meta in footers:
+def _parquet_ranges(files, columns):
+    """``{column: (min, max)}`` of the numeric columns from the row groups' statistics,
+    and ``{column: note}`` for those left out: the first file with a (non-empty) row group
+    without min/max statistics for the column. Empty row groups (a file of no rows) hold no
+    values and are skipped."""
+    lo, hi, notes = {}, {}, {}
+    for file, meta in files:
         names = [meta.schema.column(i).name for i in range(meta.num_columns)]
         for r in range(meta.num_row_groups):
             group = meta.row_group(r)
+            if group.num_rows == 0:
+                continue
             for i, name in enumerate(names):
-                if name not in columns:
+                if name not in columns or name in notes:
                     continue
                 stats = group.column(i).statistics
-                if (stats is None or not stats.has_min_max
-                        or not isinstance(stats.min, (int, float))):
-                    missing.add(name)
+                if stats is None or not stats.has_min_max:
+                    notes[name] = (f"the Parquet file {file!r} has no min/max statistics for "
+                                   f"{name!r} (written with write_statistics=False?)")
+                    continue
+                if not isinstance(stats.min, (int, float)):
+                    notes[name] = f"{name!r} is not numeric in the Parquet file {file!r}"
                     continue
                 lo[name] = min(lo.get(name, stats.min), stats.min)
                 hi[name] = max(hi.get(name, stats.max), stats.max)
-    return {c: (float(lo[c]), float(hi[c])) for c in lo if c not in missing}
+    return {c: (float(lo[c]), float(hi[c])) for c in lo if c not in notes}, notes
 
 
 # What reads a chunked source; everything else needs the rows in memory.
@@ -238,6 +320,17 @@ def refuse_chunked(X, estimator_name):
             f"needs rows in memory: only {READS_CHUNKED} read a chunked source. To predict, "
             "pass each chunk's DataFrame in turn (source.chunks() yields (label, DataFrame) "
             "pairs; drop the target column).")
+
+
+def score_target(X, y, estimator_name):
+    """``y`` of ``score(X, y)``: a chunked X is refused as ``predict`` refuses it (with or
+    without y: a source carries its target, but score needs the rows in memory), and a
+    missing y is named."""
+    refuse_chunked(X, estimator_name)
+    if y is None:
+        raise TypeError(f"{estimator_name}.score(X, y) needs y, the observed values of X's "
+                        "rows.")
+    return y
 
 
 def chunk_columns(frame, label, first):

@@ -100,20 +100,23 @@ def _partition_sums(frame, y, w, label, kinds, groups, random_slopes, z_pos, shi
 def _chunk_design(frame, label, groups, random_slopes, estimator_name):
     try:
         return _design.make_design(frame, groups=groups, random_slopes=random_slopes,
-                                   estimator_name=estimator_name)
+                                   estimator_name=estimator_name, part=True)
     except (ValueError, TypeError) as exc:
         raise type(exc)(f"{label}: {exc}") from None
 
 
 def dask_frame(X, y, w, estimator_name):
     """X's columns with y as ``__y__`` (and w as ``__w__``): one Dask DataFrame whose
-    partitions hold matching rows.
+    partitions hold matching rows, joined by position (never aligned by index: a Parquet
+    dataset's index restarts in every file).
 
-    X, y and w taken from one frame (``ddf[cols]``, ``ddf["y"]``) are joined as one
-    expression, so the query optimizer partitions them together (on their own, two column
-    projections of a Parquet dataset may be fused into different partitions). Others are
-    joined partition by partition, which needs as many partitions of as many rows; they
-    are never aligned by index (a Parquet dataset's index restarts in every file)."""
+    X, y and w that are columns of one frame (``ddf[cols]``, ``ddf["y"]``: the same input
+    collection, however filtered or projected) are joined as one expression, so the query
+    optimizer partitions them together (on their own, two column projections of a Parquet
+    dataset may be fused into different partitions); each partition must then hold as many
+    rows of each (X filtered and y not is an error naming the partition). Others — another
+    frame, a second ``read_parquet`` of the same files — are joined partition by partition,
+    which needs as many partitions of as many rows."""
     import dask
     import dask.dataframe as dd
 
@@ -126,42 +129,53 @@ def dask_frame(X, y, w, estimator_name):
     if taken:
         raise ValueError(f"X has column(s) {taken}, the names a Dask fit gives y and "
                          "sample_weight: rename them.")
-    if _co_aligned(X, *extra.values()):
-        return X.assign(**extra)
+    meta = X._meta.assign(**{k: s._meta for k, s in extra.items()})
+    if _one_frame(X, *extra.values()):
+        return X.map_partitions(_join_partition, *extra.values(), names=list(extra),
+                                meta=meta, align_dataframes=False, enforce_metadata=False)
     parts = [X.to_delayed()] + [s.to_delayed() for s in extra.values()]
     if len({len(p) for p in parts}) > 1:
         counts = ", ".join(f"{role} {len(p)}" for role, p in zip(("X", "y", "sample_weight"),
                                                                  parts))
         raise ValueError(f"the numbers of partitions differ ({counts}) and X and y are not "
-                         "columns of one frame: take them from one Dask DataFrame (X = "
-                         "ddf[cols], y = ddf['y']) or partition them alike.")
-    meta = X._meta.assign(**{k: s._meta for k, s in extra.items()})
-    joined = [dask.delayed(_join_partition)(f"partition {i}", list(extra), *ps)
+                         "columns of one frame (a second read_parquet of the same files is "
+                         "another frame): take them from one Dask DataFrame (f = "
+                         "dd.read_parquet(...); X = f[cols]; y = f['y']) or partition them "
+                         "alike.")
+    joined = [dask.delayed(_join_partition)(*ps, names=list(extra),
+                                            partition_info={"number": i})
               for i, ps in enumerate(zip(*parts))]
     return dd.from_delayed(joined, meta=meta, verify_meta=False)
 
 
-def _co_aligned(*collections):
-    """Dask's own test that collections come from the same parents (modulo blockwise
-    steps), which lets it join them partition-wise; False without the query planner
-    (there a projection keeps its partitions, and the partition-wise join serves)."""
+def _one_frame(*collections):
+    """Whether the collections are columns of one input collection, modulo blockwise
+    steps (filters, projections): Dask's ``are_co_aligned``, which lets it join them
+    partition-wise, and the same input expressions — ``are_co_aligned`` also accepts two
+    reads of one Parquet dataset with different columns, which the optimizer then fuses
+    into different partitions. False without the query planner (there a projection keeps
+    its partitions, and the partition-wise join serves)."""
     try:
         from dask.dataframe.dask_expr._expr import are_co_aligned
+        from dask.dataframe.dask_expr.io import IO
     except ImportError:  # pragma: no cover - dask before the planner moved into it
-        try:
-            from dask_expr._expr import are_co_aligned
-        except ImportError:
-            return False
+        return False
     exprs = [getattr(c, "expr", None) for c in collections]
-    return all(e is not None for e in exprs) and bool(are_co_aligned(*exprs))
+    if any(e is None for e in exprs) or not are_co_aligned(*exprs):
+        return False
+    inputs = [{e._name for e in expr.walk() if isinstance(e, IO)} for expr in exprs]
+    return all(found == inputs[0] for found in inputs)
 
 
-def _join_partition(label, names, frame, *series):
+def _join_partition(frame, *series, names, partition_info=None):
     """One partition of X with its y (and w) put beside it by position."""
+    label = f"partition {(partition_info or {}).get('number', '?')}"
     for name, s in zip(names, series):
         if len(s) != len(frame):
             role = "y" if name == "__y__" else "sample_weight"
-            raise ValueError(f"{label}: X has {len(frame)} rows but {role} has {len(s)}: "
+            raise ValueError(f"{label}: X has {len(frame)} rows but {role} has {len(s)}: X "
+                             f"and {role} must hold the same rows — take both from one frame "
+                             "after any filtering (f = f[mask]; X = f[cols]; y = f['y']) or "
                              "partition them alike.")
     return frame.assign(**{name: np.asarray(s) for name, s in zip(names, series)})
 
@@ -191,7 +205,7 @@ def dask_pass(X, y, w, *, groups, random_slopes, fit_intercept, centring_shift,
     if len(head) == 0:
         raise ValueError(f"{estimator_name}: the Dask DataFrame has no rows.")
     template = _design.make_design(head, groups=groups, random_slopes=random_slopes,
-                                   estimator_name=estimator_name)
+                                   estimator_name=estimator_name, part=True)
     shift = centring_shift(template, np.asarray(y_head, dtype=float), fit_intercept)
     z_pos = np.concatenate([[0], 1 + template.slope_pos]).astype(np.int64)
     kinds = chunk_columns(X._meta, "the Dask DataFrame's metadata", None)

@@ -357,11 +357,14 @@ class GroupedDesign:
     fixed_positions: list
 
 
-def make_design(X, *, groups, random_slopes, exclude=(), estimator_name="estimator"):
+def make_design(X, *, groups, random_slopes, exclude=(), estimator_name="estimator",
+                part=False):
     """Resolve the grouping and slope columns, encode the groups, collect the fixed columns.
 
     ``exclude`` names further columns (trials, offset) that are neither fixed effects nor
     groups. Random-slope columns stay fixed effects too, as in ``y ~ x + (1 + x | g)``.
+    ``part``: X is a chunk or partition of the data, which may hold a single row (the
+    whole data's counts are checked after the pass).
     """
     if groups is None:
         raise ValueError(f"{estimator_name} needs groups=<the grouping column of X>.")
@@ -380,7 +383,7 @@ def make_design(X, *, groups, random_slopes, exclude=(), estimator_name="estimat
     fixed_labels = [c for c in labels if c not in excluded]
     position = {c: i for i, c in enumerate(labels)}
     columns = fixed_columns(X, fixed_labels)
-    if n < 2:
+    if n < 2 and not part:
         raise ValueError(f"{estimator_name} needs at least 2 groups; got n_samples = {n}.")
     codes, levels = encode_groups(column_values(X, group_label), group_label)
     slope_pos = np.array([fixed_labels.index(s) for s in slope_labels], dtype=np.int64)

@@ -30,7 +30,7 @@ from .._model.bin_tables import BinTables, SmoothAxis
 from .._model.scaling import ColumnScaling
 from .._model.smooth import PSpline
 from .._kernels.threads import numba_threads
-from ..sources import ChunkedData, checked_chunks, chunk_columns
+from ..sources import ChunkedData, checked_chunks, chunk_columns, score_target
 from . import _design, _identifiability
 from ._base import GROUPED_CONSTRAINTS
 from ._chunked import dask_frame, is_dask
@@ -300,7 +300,7 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
             X = frame.drop(columns=[c for c in (source.target, source.weight)
                                     if c is not None])
             if info is None:
-                info = self._chunk_layout(X, source.ranges or {})
+                info = self._chunk_layout(X, source.ranges or {}, source.range_notes or {})
                 X_first = X.iloc[:0]
                 tables = self._new_tables(info, info["axes"])
             self._add_frame(tables, frame, info, source.target, source.weight, label)
@@ -432,13 +432,14 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
                 raise ValueError(f"n_bins={self.n_bins} is smaller than k={k} of the "
                                  f"smooth of {label!r}: use n_bins >= k.")
 
-    def _chunk_layout(self, X, ranges):
+    def _chunk_layout(self, X, ranges, range_notes=None):
         """The columns' roles from the first chunk (:meth:`_roles`) and the smooths' bin
-        axes."""
+        axes (``range_notes``: why a source does not know a column's range)."""
         smooth, group, slopes, param = self._roles(X)
         self._check_k_keys(smooth)
         self._check_bins(smooth)
-        axes = [SmoothAxis(c, self.n_bins, ranges.get(c)) for c in smooth]
+        axes = [SmoothAxis(c, self.n_bins, ranges.get(c), note=(range_notes or {}).get(c))
+                for c in smooth]
         scaling = ColumnScaling.from_columns(_design.fixed_columns(X, param),
                                              intercept=self.fit_intercept)
         return dict(smooth=smooth, group=group, slopes=slopes, param=param, axes=axes,
@@ -713,6 +714,11 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         if self.family == "poisson":
             return np.exp(eta)
         return eta
+
+    def score(self, X, y=None, sample_weight=None):
+        """R² of :meth:`predict` (``RegressorMixin.score``); a chunked source raises the
+        TypeError ``predict`` raises."""
+        return super().score(X, score_target(X, y, type(self).__name__), sample_weight)
 
     def predict(self, X, *, random_effects=True, return_std=False):
         """The mean of y: fitted smooths (extrapolated beyond the data's range from the

@@ -34,7 +34,7 @@ from .._model.optimize import (_hessian, _ThetaSpace, minimize_criterion,
 from .._model.scaling import ColumnScaling
 from .._model.terms import RandomEffectTerm
 from ..exceptions import PerfectSeparationWarning
-from ..sources import READS_CHUNKED, ChunkedData, chunk_columns
+from ..sources import READS_CHUNKED, ChunkedData, chunk_columns, score_target
 from . import _design, _identifiability, _multi
 from ._chunked import dask_frame, is_dask
 from ._dask_glmm import DaskLaplace, partition_arrays, shuffle_by_group
@@ -893,8 +893,9 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
             mu = mu * self._extra_values(_design.as_table(X, type(self).__name__), "trials")
         return mu
 
-    def score(self, X, y, sample_weight=None):
+    def score(self, X, y=None, sample_weight=None):
         """Accuracy (classifier) or R² of the predicted mean."""
+        y = score_target(X, y, type(self).__name__)
         if self._is_classifier():
             return accuracy_score(y, self.predict(X), sample_weight=sample_weight)
         return r2_score(y, self.predict(X), sample_weight=sample_weight)

@@ -18,7 +18,7 @@ from .._model.lmm import GroupedCrossproducts, ProfiledDeviance
 from .._model.optimize import minimize_theta
 from .._model.scaling import SAMPLE_ROWS, ColumnScaling
 from .._model.terms import RandomEffectTerm
-from ..sources import ChunkedData
+from ..sources import ChunkedData, score_target
 from . import _design, _identifiability, _multi
 from ._chunked import chunked_pass, dask_pass, is_dask
 from ._base import GROUPED_CONSTRAINTS, GroupedModelMixin, independent_fixed_columns
@@ -428,6 +428,11 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         self._warn_fit_state(term, r["theta_internal"])
 
     # ------------------------------------------------------------ predict
+    def score(self, X, y=None, sample_weight=None):
+        """R² of :meth:`predict` (``RegressorMixin.score``); a chunked source raises the
+        TypeError ``predict`` raises."""
+        return super().score(X, score_target(X, y, type(self).__name__), sample_weight)
+
     def predict(self, X, *, random_effects=True):
         """Predict the response.
 

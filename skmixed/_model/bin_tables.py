@@ -61,8 +61,9 @@ class RunningLevels:
 class SmoothAxis:
     """The bins of one smooth covariate across chunks."""
 
-    def __init__(self, label, n_bins, value_range=None, values=None, grid=False):
+    def __init__(self, label, n_bins, value_range=None, values=None, grid=False, note=None):
         self.label, self.n_bins, self.range = label, int(n_bins), value_range
+        self.note = note  # why the source does not know the range (for the error)
         self.position = {}  # exact value → bin (order of first appearance)
         self.values = []
         self.exact = not grid  # grid: the bins span the range from the start
@@ -100,11 +101,14 @@ class SmoothAxis:
             lookup = np.array([self.position[v] for v in uniq.tolist()], dtype=np.int64)
             return lookup[inverse], None
         if self.range is None:
+            known = f"; {self.note}" if self.note else ""
             raise ValueError(f"{where}: the smooth of {self.label!r} has more than "
                              f"n_bins={self.n_bins} distinct values, so its bins span its "
                              "range, which a chunked source must give before the first "
-                             "chunk: ranges={column: (min, max)} (Parquet sources read it "
-                             "from the files' statistics).")
+                             f"chunk{known}: pass from_parquet(..., ranges={{{self.label!r}: "
+                             "(min, max)}) or from_chunks(..., ranges=...) (from_parquet "
+                             "reads the ranges from the files' min/max statistics when "
+                             "every file has them).")
         to_grid = self.grid_index(np.asarray(self.values, dtype=float), where)
         self.exact = False
         return self.grid_index(x, where), to_grid

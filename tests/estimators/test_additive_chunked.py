@@ -63,6 +63,43 @@ def test_parquet_ranges_from_statistics(data, tmp_path):
     _same_fit(AdditiveMixed(smooths=["z"], groups="g").fit(source), memory)
 
 
+def test_an_empty_file_and_files_without_statistics(data, tmp_path):
+    """A 0-row file holds no statistics and is skipped for the ranges (issue 13 review: it
+    made the fit ask for ranges= that from_parquet did not take); files written without
+    statistics give an error naming the file and the remedy, and fit with ranges=."""
+    pq = require_package("pyarrow.parquet", "parquet")
+    pa = require_package("pyarrow", "parquet")
+    memory = AdditiveMixed(smooths=["z"], groups="g", discrete=True).fit(data[COLS],
+                                                                       data["y_nl"])
+    chunks = _chunks(data[COLS + ["y_nl"]], 40_000)
+    with_empty = tmp_path / "with_empty"
+    with_empty.mkdir()
+    chunks[0].iloc[:0].to_parquet(with_empty / "part-0.parquet", index=False)
+    for i, chunk in enumerate(chunks, start=1):
+        chunk.to_parquet(with_empty / f"part-{i}.parquet", index=False)
+    source = from_parquet(with_empty, target="y_nl", columns=COLS, progress=False)
+    assert source.ranges["z"] == (data["z"].min(), data["z"].max())
+    _same_fit(AdditiveMixed(smooths=["z"], groups="g").fit(source), memory)
+
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for i, chunk in enumerate(chunks):
+        pq.write_table(pa.Table.from_pandas(chunk, preserve_index=False),
+                       bare / f"part-{i}.parquet", write_statistics=i == 0)
+    model = AdditiveMixed(smooths=["z"], groups="g")
+    with pytest.raises(ValueError, match=r"the Parquet file '[^']*part-1\.parquet' has no "
+                       r"min/max statistics for 'z' .*from_parquet\(\.\.\., ranges="
+                       r"\{'z': \(min, max\)\}\)"):
+        model.fit(from_parquet(bare, target="y_nl", columns=COLS, progress=False))
+    assert not hasattr(model, "coef_")
+    z_range = (data["z"].min(), data["z"].max())
+    source = from_parquet(bare, target="y_nl", columns=COLS, ranges={"z": z_range},
+                          progress=False)
+    _same_fit(AdditiveMixed(smooths=["z"], groups="g").fit(source), memory)
+    with pytest.raises(ValueError, match=r"ranges\['z'\] must be finite with min <= max"):
+        from_parquet(bare, target="y_nl", columns=COLS, ranges={"z": (1.0, 0.0)})
+
+
 def test_values_then_grid(data):
     """z2 has 80 distinct values in the first chunks and continuous values later: its bins
     are its values until they outgrow n_bins = 100, then the grid, as in memory."""
@@ -86,8 +123,8 @@ def test_values_then_grid(data):
 
 
 @pytest.mark.parametrize("params, ranges, match", [
-    (dict(smooths=["z"], groups="g"), None, r"chunk 0: the smooth of 'z' has more than"),
-    (dict(smooths=["z"], groups="g"), {"z": (0.2, 0.8)}, r"chunk 0: values of 'z' outside"),
+    (dict(smooths=["z"], groups="g"), None, r"chunks 0-\d+: the smooth of 'z' has more than"),
+    (dict(smooths=["z"], groups="g"), {"z": (0.2, 0.8)}, r"chunks 0-\d+: values of 'z' outside"),
     (dict(smooths=["z"], groups="g", family="binomial"), None, "family='gaussian'"),
     (dict(smooths=["z"], groups="g", discrete=False), None, "binned smooths"),
 ])

@@ -199,6 +199,31 @@ def test_columns_of_one_read_parquet_frame(client, data, parquet_folder):
     _same_glmm_fit(MixedGLM(groups="g").fit(f[COLS], f["y_bin"]), memory)
 
 
+def test_x_and_y_that_do_not_match_are_refused_clearly(client, data, parquet_folder):
+    """Issue 13 review: y from a second read_parquet of the folder gave a raw AssertionError
+    ("Mismatched divisions between multiple Blockwise dependencies"), and X filtered with y
+    not a raw pandas "cannot reindex on an axis with duplicate labels". The second read is
+    another frame (joined by partition, here refused: the optimizer partitions its columns
+    differently); X and y of one frame are joined by position, partition by partition, so
+    a filter applied to X alone is named."""
+    f = dd.read_parquet(parquet_folder)
+    g = dd.read_parquet(parquet_folder, columns=["y"])
+    for model in (MixedLM(groups="g"), AdditiveMixed(smooths=["x"], groups="g")):
+        with pytest.raises(ValueError, match=r"numbers of partitions differ \(X \d+, y \d+\) "
+                           r"and X and y are not columns of one frame \(a second "
+                           r"read_parquet"):
+            model.fit(f[COLS], g["y"])
+        with pytest.raises(ValueError, match=r"partition \d+: X has \d+ rows but y has "
+                           r"\d+: X and y must hold the same rows — take both from one "
+                           r"frame after any filtering"):
+            model.fit(f[f.x > 0][COLS], f["y"])
+        assert not hasattr(model, "coef_")
+    kept = f[f.x > 0]
+    memory = MixedLM(groups="g").fit(data.loc[data.x > 0, COLS], data.loc[data.x > 0, "y"])
+    model = MixedLM(groups="g").fit(kept[COLS], kept["y"])
+    np.testing.assert_allclose(model.coef_, memory.coef_, rtol=1e-8)
+
+
 def test_other_frames_are_joined_by_partition_never_by_index(client, data, tmp_path):
     """y from another frame: partition by partition when the partitions match (here two
     from_pandas frames), else refused — the index is never used to align them (issue 13:
