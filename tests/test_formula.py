@@ -214,6 +214,24 @@ def test_deep_nesting_is_a_formula_error_not_a_recursion_error(small, deep):
         parse_formula("y ~ " + deep(2000))
 
 
+def test_long_operator_chains_are_read_without_recursion(small):
+    """Review of issue 13, defect 6: ``I(x + x + … + x)`` with 1000 terms, ``x:x:…:x`` and
+    ``*`` inside I() raised a raw RecursionError (chains were walked recursively). A chain
+    is walked in a loop, so its length is not bounded; it stays left-associative."""
+    n = 2000
+    chained = " - ".join(["x"] * n)
+    est, X, y = from_formula(f"I({' + '.join(['x'] * n)}) ~ I({chained}) + "
+                             f"{':'.join(['x'] * n)} + {'*'.join(['n'] * n)} + "
+                             f"{'/'.join(['k'] * n)} + (1 | {':'.join(['g'] * n)})", small)
+    x = small["x"].to_numpy()
+    np.testing.assert_allclose(y, n * x, rtol=1e-12)
+    assert list(X.columns[:4]) == [f"I({chained})", "x", "n", "k"]
+    np.testing.assert_allclose(X[f"I({chained})"], (2 - n) * x, rtol=1e-12)  # (x - x) - x …
+    assert est.groups == ":".join(["g"] * n)
+    offset = parse_formula(f"k ~ x + offset({' * '.join(['n'] * n)}) + (1 | g)").offset
+    assert offset == " * ".join(["n"] * n)
+
+
 @pytest.mark.parametrize("formula, token, message", [
     ("cbind(kk, q = k - kk) ~ x + (1 | g)", "q", "no keyword arguments"),
     ("cbind(kk, k.__class__) ~ x + (1 | g)", "__class__", "'__'"),
