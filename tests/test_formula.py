@@ -238,6 +238,14 @@ def test_long_operator_chains_are_read_without_recursion(small):
     ("cbind(kk, k - f) ~ x + (1 | g)", "f)", "'f' is not numeric"),
     ("cbind(kk, k - nope) ~ x + (1 | g)", "nope", "'nope' is not in the data"),
     ("cbind(kk) ~ x + (1 | g)", "cbind", "two arguments"),
+    # review of issue 13: raw ValueErrors about the internal column 'cbind_trials'
+    ("cbind(kk, x) ~ x + (1 | g)", "x)", "the failures, x, must be whole numbers >= 0"),
+    ("cbind(kk, n - kk - 20) ~ x + (1 | g)", "n - kk", "the failures, n - kk - 20, must be"),
+    ("cbind(-kk, n + kk) ~ x + (1 | g)", "-kk", "the successes, -kk, must be whole numbers"),
+    ("cbind(kk - kk, n - n) ~ x + (1 | g)", "cbind", "have no trials"),
+    # a proportion: sklearn's "Unknown label type: continuous"
+    ("kk / n ~ x + (1 | g)", "kk", "for a proportion write cbind(kk, n - kk)"),
+    ("I(kk / n) ~ x + (1 | g)", "I", "weights = trials, is not supported"),
 ])
 def test_cbind_errors_point_at_the_token(small, formula, token, message):
     """Issue 13 item 8: ``cbind(kk, q = k - kk)`` failed with "operands could not be
@@ -245,6 +253,12 @@ def test_cbind_errors_point_at_the_token(small, formula, token, message):
     with pytest.raises(FormulaError, match=re.escape(message)) as info:
         glmer(formula, small)
     assert info.value.position == formula.index(token)
+    assert "cbind_trials" not in str(info.value)
+
+
+def test_cbind_is_a_binomial_response(small):
+    with pytest.raises(FormulaError, match="family='poisson' takes one response"):
+        glmer("cbind(kk, n - kk) ~ x + (1 | g)", small, family="poisson")
 
 
 def test_backticks_for_odd_names_also_in_random_terms(small):
