@@ -23,8 +23,8 @@ with a part starting with ``__`` (Python's special names) is refused unless in b
 Any other character (``[``, ``$``, ``@``, ``;``, …) is an error, and so is nesting
 (parentheses, calls, signs, powers) deeper than 40 levels, which bounds the recursion;
 chains of operators (``x + x + … + x``, ``a:b:…``) are read and walked in loops
-(:func:`chain`), so their length is not bounded. The parser only builds the tree; which functions may be called, and where, is checked by
-:mod:`.terms`.
+(:func:`chain`), so their length is not bounded. The parser only builds the tree; which
+functions may be called, and where, is checked by :mod:`.terms`.
 """
 
 import math
