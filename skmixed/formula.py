@@ -17,7 +17,8 @@ smooths and offset, and computed with NumPy and pandas on the DataFrame's column
   (nested: ``(1 | a) + (1 | b:a)``, named as lme4 names it), ``(1 | `my g`)``;
 * ``offset(expr)`` (MixedGLM), e.g. ``offset(log(t))``;
 * ``cbind(successes, failures)`` as a binomial response (MixedGLM's trials), each a column
-  or an expression of columns (``cbind(k, n - k)``);
+  or an expression of columns (``cbind(k, n - k)``) holding counts; a proportion
+  (``k / n ~ …``) is refused with a pointer to ``cbind``;
 * smooths (AdditiveMixed): ``s(z)``, ``s(z, k = 20)``, ``s(z, bs = "ps")``,
   ``s(g, bs = "re")`` (a random intercept per g) and ``s(g, x, bs = "re")`` (a random
   slope of x per g).
@@ -42,7 +43,7 @@ import pandas as pd
 from ._estimators._design import interaction
 from ._formula import terms as _terms
 from ._formula.design import column, fixed_design, numeric
-from ._formula.grammar import Call, FormulaError, Name, Random, label, parse
+from ._formula.grammar import BinOp, Call, FormulaError, Name, Random, label, parse
 
 __all__ = ["ParsedFormula", "parse_formula", "from_formula", "lmer", "glmer", "bam",
            "FormulaError"]
@@ -65,6 +66,7 @@ class ParsedFormula:
     intercept: bool = True
     response_nodes: tuple = field(default=(), repr=False)
     offset_node: object = field(default=None, repr=False)
+    response_pos: int = field(default=0, repr=False)  # the response's (or cbind's) token
 
 
 def parse_formula(formula):
@@ -75,7 +77,7 @@ def parse_formula(formula):
     nodes = _terms.response(formula, lhs)
     parsed = ParsedFormula(formula=formula, response=tuple(label(n) if not isinstance(n, Name)
                                                            else n.name for n in nodes),
-                           fixed="", response_nodes=tuple(nodes))
+                           fixed="", response_nodes=tuple(nodes), response_pos=lhs.start)
     fixed = []
     for sign, item in rhs.items:
         special = isinstance(item, Random) or (isinstance(item, Call) and
@@ -105,6 +107,51 @@ def parse_formula(formula):
 def _evaluate(parsed, data, node):
     """An arithmetic expression of columns (``size - incidence``) as a float array."""
     return np.broadcast_to(numeric(parsed.formula, node, data), (len(data),)).astype(float)
+
+
+def _counts(parsed, data):
+    """``cbind(successes, failures)``: two arrays of counts (whole numbers >= 0), at least
+    one trial per row; otherwise a FormulaError at the argument (or cbind) at fault."""
+    counts = []
+    for node, what in zip(parsed.response_nodes, ("successes", "failures")):
+        values = _evaluate(parsed, data, node)
+        bad = np.flatnonzero(~((values >= 0) & (values == np.round(values))))  # NaN too
+        if bad.size:
+            raise FormulaError(parsed.formula, node.start, "cbind(successes, failures) takes "
+                               f"counts: the {what}, {label(node)}, must be whole numbers "
+                               f">= 0 on every row; {bad.size} row(s) are not (the first: "
+                               f"index {data.index[bad[0]]!r}, value {values[bad[0]]:g})")
+        counts.append(values)
+    empty = np.flatnonzero(counts[0] + counts[1] == 0)
+    if empty.size:
+        raise FormulaError(parsed.formula, parsed.response_pos, "cbind(successes, failures): "
+                           f"{empty.size} row(s) have no trials (successes + failures = 0; "
+                           f"the first: index {data.index[empty[0]]!r}); drop them")
+    return counts
+
+
+def _check_binomial_labels(parsed, y):
+    """A binomial glmer() response without cbind() is two class labels; a proportion is
+    refused with the forms that work."""
+    values = np.asarray(y)
+    if values.dtype.kind != "f":
+        return
+    fractions = values[np.isfinite(values) & (values != np.round(values))]
+    if not fractions.size:
+        return
+    node = parsed.response_nodes[0]
+    if isinstance(node, Call) and node.func == "I":
+        node = node.args[0]
+    form = "cbind(k, n - k)"
+    if isinstance(node, BinOp) and node.op == "/":
+        form = f"cbind({label(node.left)}, {label(BinOp('-', node.right, node.left, 0))})"
+    raise FormulaError(parsed.formula, parsed.response_pos, f"glmer(): the binomial response "
+                       f"{parsed.response[0]} has values that are not class labels (e.g. "
+                       f"{fractions[0]:g}). A binomial "
+                       "response is two classes (0/1) or counts as cbind(successes, "
+                       f"failures); for a proportion write {form}. R's other form, a "
+                       "proportion with weights = trials, is not supported: sample_weight "
+                       "weights rows, it does not count trials")
 
 
 def _lookup(parsed, data, name, pos):
@@ -212,7 +259,7 @@ def from_formula(formula, data, kind="lmer", **params):
     parsed = parse_formula(formula)
     first = parsed.response_nodes[0]
     if len(parsed.response) == 2:
-        successes, failures = (_evaluate(parsed, data, e) for e in parsed.response_nodes)
+        successes, failures = _counts(parsed, data)
         y = pd.Series(successes, index=data.index, name=parsed.response[0])
     elif isinstance(first, Name):
         y = column(formula, first, data)
@@ -246,9 +293,16 @@ def from_formula(formula, data, kind="lmer", **params):
         X[name] = _evaluate(parsed, data, parsed.offset_node)
         extra["offset"] = name
     if len(parsed.response) == 2:
+        family = params.get("family", "binomial")
+        if family != "binomial":
+            raise FormulaError(formula, parsed.response_pos, "cbind(successes, failures) is a "
+                               f"binomial response; family={family!r} takes one response")
         X["cbind_trials"] = successes + failures
         extra["trials"] = "cbind_trials"
-    return MixedGLM(**spec, fit_intercept=intercept, **extra, **params), X, y
+    est = MixedGLM(**spec, fit_intercept=intercept, **extra, **params)
+    if est.family == "binomial" and len(parsed.response) == 1:
+        _check_binomial_labels(parsed, y)
+    return est, X, y
 
 
 def lmer(formula, data, REML=True, sample_weight=None, **params):

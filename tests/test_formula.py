@@ -214,12 +214,38 @@ def test_deep_nesting_is_a_formula_error_not_a_recursion_error(small, deep):
         parse_formula("y ~ " + deep(2000))
 
 
+def test_long_operator_chains_are_read_without_recursion(small):
+    """Review of issue 13, defect 6: ``I(x + x + … + x)`` with 1000 terms, ``x:x:…:x`` and
+    ``*`` inside I() raised a raw RecursionError (chains were walked recursively). A chain
+    is walked in a loop, so its length is not bounded; it stays left-associative."""
+    n = 2000
+    chained = " - ".join(["x"] * n)
+    est, X, y = from_formula(f"I({' + '.join(['x'] * n)}) ~ I({chained}) + "
+                             f"{':'.join(['x'] * n)} + {'*'.join(['n'] * n)} + "
+                             f"{'/'.join(['k'] * n)} + (1 | {':'.join(['g'] * n)})", small)
+    x = small["x"].to_numpy()
+    np.testing.assert_allclose(y, n * x, rtol=1e-12)
+    assert list(X.columns[:4]) == [f"I({chained})", "x", "n", "k"]
+    np.testing.assert_allclose(X[f"I({chained})"], (2 - n) * x, rtol=1e-12)  # (x - x) - x …
+    assert est.groups == ":".join(["g"] * n)
+    offset = parse_formula(f"k ~ x + offset({' * '.join(['n'] * n)}) + (1 | g)").offset
+    assert offset == " * ".join(["n"] * n)
+
+
 @pytest.mark.parametrize("formula, token, message", [
     ("cbind(kk, q = k - kk) ~ x + (1 | g)", "q", "no keyword arguments"),
     ("cbind(kk, k.__class__) ~ x + (1 | g)", "__class__", "'__'"),
     ("cbind(kk, k - f) ~ x + (1 | g)", "f)", "'f' is not numeric"),
     ("cbind(kk, k - nope) ~ x + (1 | g)", "nope", "'nope' is not in the data"),
     ("cbind(kk) ~ x + (1 | g)", "cbind", "two arguments"),
+    # review of issue 13: raw ValueErrors about the internal column 'cbind_trials'
+    ("cbind(kk, x) ~ x + (1 | g)", "x)", "the failures, x, must be whole numbers >= 0"),
+    ("cbind(kk, n - kk - 20) ~ x + (1 | g)", "n - kk", "the failures, n - kk - 20, must be"),
+    ("cbind(-kk, n + kk) ~ x + (1 | g)", "-kk", "the successes, -kk, must be whole numbers"),
+    ("cbind(kk - kk, n - n) ~ x + (1 | g)", "cbind", "have no trials"),
+    # a proportion: sklearn's "Unknown label type: continuous"
+    ("kk / n ~ x + (1 | g)", "kk", "for a proportion write cbind(kk, n - kk)"),
+    ("I(kk / n) ~ x + (1 | g)", "I", "weights = trials, is not supported"),
 ])
 def test_cbind_errors_point_at_the_token(small, formula, token, message):
     """Issue 13 item 8: ``cbind(kk, q = k - kk)`` failed with "operands could not be
@@ -227,6 +253,12 @@ def test_cbind_errors_point_at_the_token(small, formula, token, message):
     with pytest.raises(FormulaError, match=re.escape(message)) as info:
         glmer(formula, small)
     assert info.value.position == formula.index(token)
+    assert "cbind_trials" not in str(info.value)
+
+
+def test_cbind_is_a_binomial_response(small):
+    with pytest.raises(FormulaError, match="family='poisson' takes one response"):
+        glmer("cbind(kk, n - kk) ~ x + (1 | g)", small, family="poisson")
 
 
 def test_backticks_for_odd_names_also_in_random_terms(small):

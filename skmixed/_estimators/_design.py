@@ -95,25 +95,54 @@ def _several_types(labels):
         "mixed", "mixed-integer")
 
 
+def _label_kind(kind):
+    """The kind of a label type: text, bytes, a boolean or a number (None: another type)."""
+    for name, types in (("boolean", (bool, np.bool_)), ("text", str), ("bytes", bytes),
+                        ("number", Number)):
+        if issubclass(kind, types):
+            return name
+    return None
+
+
 def check_label_types(labels, column):
-    """Refuse group labels of mixed kinds — strings next to numbers, as ``"1"`` and ``1`` —
-    in one column: they are different labels, so the same group would silently become two.
-    ``labels``: the column's distinct labels (or all its values). One C-level type scan;
-    the distinct labels are classified one by one only when it finds several types."""
+    """Refuse group labels of several kinds — text, bytes, booleans, numbers — in one column:
+    ``"1"`` and ``1`` or ``"1"`` and ``b"1"`` are different labels, so one group would
+    silently become two, and ``True`` hashes as ``1``, so it would silently join group 1.
+    ``labels``: the column's values (an object column's values, as the distinct labels
+    may already have merged True into 1) or its distinct labels. One C-level type scan; the
+    type of every label is taken only when it finds several (then, as a rule, an error)."""
     labels = labels if isinstance(labels, (pd.Index, np.ndarray)) else np.asarray(
         labels, dtype=object)
     if not _several_types(labels):
         return
-    distinct = pd.unique(np.asarray(labels, dtype=object))
-    text = [v for v in distinct if isinstance(v, (str, bytes))]
-    numbers = [v for v in distinct if isinstance(v, Number)]
-    if text and numbers:
-        kinds = sorted({type(v).__name__ for v in text + numbers})
-        raise ValueError(
-            f"the grouping column {column!r} mixes label types ({', '.join(kinds)}), e.g. "
-            f"{text[0]!r} and {numbers[0]!r}: labels of different types are different "
-            "groups, so one group could silently count as two. Give the column one type, "
-            f"e.g. X[{column!r}].astype(str).")
+    values = np.asarray(labels, dtype=object)
+    codes, types = pd.factorize(np.frompyfunc(type, 1, 1)(values))
+    first = np.unique(codes, return_index=True)[1]
+    kinds = {}
+    for kind, row in zip(types, first):
+        if _label_kind(kind) is not None:
+            kinds.setdefault(_label_kind(kind), []).append((kind.__name__, values[row]))
+    if len(kinds) < 2:
+        return
+    order = ["text", "bytes", "boolean", "number"]
+    (a, b), names = [kinds[k][0][1] for k in order if k in kinds][:2], \
+        sorted({name for found in kinds.values() for name, _ in found})
+    a, b = (getattr(v, "item", lambda v=v: v)() for v in (a, b))  # numpy scalars as plain
+    raise ValueError(
+        f"the grouping column {column!r} mixes label types ({', '.join(names)}), e.g. "
+        f"{a!r} and {b!r}: labels of different types are different groups, except that "
+        "True joins 1 (and False 0), so a group could silently count as two or two as one. "
+        f"Give the column one type, e.g. X[{column!r}].astype(str).")
+
+
+def _object_values_or(values, levels):
+    """What :func:`check_label_types` scans: an object column's values when its distinct
+    labels are not all text (factorizing merges True into 1, so they may hide it), else
+    the distinct labels."""
+    if getattr(values, "dtype", None) == object and \
+            ptypes.infer_dtype(levels, skipna=True) not in ("string", "bytes"):
+        return np.asarray(values)
+    return levels
 
 
 def _check_category_types(categories, cat_codes, column):
@@ -137,7 +166,7 @@ def interaction(columns, labels):
             c, u = pd.factorize(values, sort=False)
         if c.size and c.min() < 0:
             raise missing_groups_error(label)
-        check_label_types(u, label)
+        check_label_types(_object_values_or(values, u), label)
         codes.append(c)
         uniques.append(u)
     combined = np.zeros(len(codes[0]), dtype=np.int64)
@@ -191,7 +220,7 @@ def encode_groups(values, label):
         raise _unhashable_groups_error(label, exc) from None
     if codes.size and codes.min() < 0:
         raise missing_groups_error(label)
-    check_label_types(levels, label)
+    check_label_types(_object_values_or(values, levels), label)
     return codes.astype(np.int32, copy=False), pd.Index(levels)
 
 

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
-from .grammar import BinOp, FormulaError, Name, Num, Unary, label
+from .grammar import BinOp, FormulaError, Name, Num, Unary, chain, label
 from .terms import ELEMENTWISE
 
 __all__ = ["column", "numeric", "fixed_design"]
@@ -78,8 +78,12 @@ def numeric(formula, node, data):
         return -numeric(formula, node.operand, data)
     with np.errstate(all="ignore"):
         if isinstance(node, BinOp):
-            a, b = numeric(formula, node.left, data), numeric(formula, node.right, data)
-            return _defined(formula, node, _OPS[node.op](a, b), (a, b), data)
+            first, links = chain(node, _OPS)
+            out = numeric(formula, first, data)
+            for link in links:
+                b = numeric(formula, link.right, data)
+                out = _defined(formula, link, _OPS[link.op](out, b), (out, b), data)
+            return out
         x = numeric(formula, node.args[0], data)
         if node.func == "I":
             return x

@@ -21,17 +21,18 @@ A NAME is ``[A-Za-z_.][A-Za-z0-9_.]*`` — a dot is part of a name, as in R's
 ``Sepal.Length``, never attribute access — or any text in backticks (`` `my g` ``). A name
 with a part starting with ``__`` (Python's special names) is refused unless in backticks.
 Any other character (``[``, ``$``, ``@``, ``;``, …) is an error, and so is nesting
-(parentheses, calls, signs, powers) deeper than 40 levels, which bounds the recursion. The
-parser only builds the tree; which functions may be called, and where, is checked by
-:mod:`.terms`.
+(parentheses, calls, signs, powers) deeper than 40 levels, which bounds the recursion;
+chains of operators (``x + x + … + x``, ``a:b:…``) are read and walked in loops
+(:func:`chain`), so their length is not bounded. The parser only builds the tree; which
+functions may be called, and where, is checked by :mod:`.terms`.
 """
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["FormulaError", "Num", "Str", "Name", "Call", "Unary", "BinOp", "Sum", "Random",
-           "parse", "label"]
+           "chain", "parse", "label"]
 
 
 class FormulaError(ValueError):
@@ -94,14 +95,24 @@ class BinOp:  # arithmetic (+ - * / **) or, in a formula, its operators (+ - * /
     left: object
     right: object
     pos: int
+    start: int = field(init=False)  # stored, not walked: a chain x + x + ... is long
+    end: int = field(init=False)
 
-    @property
-    def start(self):
-        return self.left.start
+    def __post_init__(self):
+        object.__setattr__(self, "start", self.left.start)
+        object.__setattr__(self, "end", self.right.end)
 
-    @property
-    def end(self):
-        return self.right.end
+
+def chain(node, ops):
+    """A left-associative chain ``((a op b) op c) …`` of operators in ``ops``: its first
+    operand and its :class:`BinOp` links in order (each link's ``right`` is the next
+    operand). Walkers loop over a chain rather than recurse down it, so its length is not
+    bounded by Python's recursion limit (``I(x + x + … + x)``, ``a:b:…:z``)."""
+    links = []
+    while isinstance(node, BinOp) and node.op in ops:
+        links.append(node)
+        node = node.left
+    return node, links[::-1]
 
 
 @dataclass(frozen=True)
@@ -459,8 +470,12 @@ def label(node, need=0):
         return f"{node.func}({', '.join(parts)})"
     if isinstance(node, Unary):
         text, own = "-" + label(node.operand, _PRECEDENCE["neg"]), _PRECEDENCE["neg"]
-    else:
+    elif node.op == "**":  # right-associative; nested, so bounded by the parser's depth
+        own = _PRECEDENCE["**"]
+        text = f"{label(node.left, own + 1)} ** {label(node.right, own)}"
+    else:  # a chain of operators of one precedence needs no parentheses inside
         own = _PRECEDENCE[node.op]
-        left, right = (own + 1, own) if node.op == "**" else (own, own + 1)
-        text = f"{label(node.left, left)} {node.op} {label(node.right, right)}"
+        first, links = chain(node, [op for op, p in _PRECEDENCE.items() if p == own])
+        text = " ".join([label(first, own)] + [f"{b.op} {label(b.right, own + 1)}"
+                                               for b in links])
     return f"({text})" if own < need else text

@@ -16,7 +16,7 @@ from itertools import product
 
 import numpy as np
 
-from .grammar import BinOp, Call, FormulaError, Name, Num, Random, Str, Sum, Unary, label
+from .grammar import BinOp, Call, FormulaError, Name, Num, Random, Str, Sum, Unary, chain, label
 
 __all__ = ["ELEMENTWISE", "Factor", "RandomTerm", "Smooth", "check_arith", "factor",
            "fixed_terms", "random_terms", "smooth", "offset", "response"]
@@ -28,6 +28,7 @@ ELEMENTWISE = {"log": np.log, "log2": np.log2, "log10": np.log10, "log1p": np.lo
 ELEMENTWISE.update({f"np.{k}": v for k, v in list(ELEMENTWISE.items())})
 COLUMNWISE = ("scale", "center")  # over the whole column: R's scale(x), x - mean(x)
 _ARITH_CALLS = set(ELEMENTWISE) | set(COLUMNWISE) | {"I"}
+_ARITH_OPS = ("+", "-", "*", "/", "**")
 _CONTRASTS = {"Treatment": "reference", "contr.treatment": "base"}
 _BOOLEANS = {"True": True, "TRUE": True, "T": True, "False": False, "FALSE": False,
              "F": False}
@@ -60,8 +61,9 @@ def check_arith(formula, node):
     if isinstance(node, Unary):
         check_arith(formula, node.operand)
     elif isinstance(node, BinOp):
-        check_arith(formula, node.left)
-        check_arith(formula, node.right)
+        first, links = chain(node, _ARITH_OPS)
+        for operand in [first] + [b.right for b in links]:
+            check_arith(formula, operand)
     elif isinstance(node, Call):
         if node.func not in _ARITH_CALLS:
             _unknown(formula, node)
@@ -196,20 +198,28 @@ def _expand(formula, node):
                   "formula's top level, not inside an interaction or a removed group")
         return terms
     if isinstance(node, BinOp):
-        left = _expand(formula, node.left)
-        if node.op == "^":
-            out = left
-            for _ in range(node.right.value - 1):
-                out = _union(out, _interact(out, left))
-            return out
-        right = _expand(formula, node.right)
-        if node.op == ":":
-            return _interact(left, right)
-        if node.op == "*":
-            return _union(left, right, _interact(left, right))
-        outer = functools.reduce(_merge, left, ())  # a/b = a + b %in% a
-        return _union(left, _interact([outer], right))
+        first, links = chain(node, (":", "*", "/", "^"))
+        left = _expand(formula, first)
+        for link in links:
+            left = _operator(formula, link, left)
+        return left
     return [(factor(formula, node),)]
+
+
+def _operator(formula, node, left):
+    """The terms of ``node`` (``:``, ``*``, ``/`` or ``^``) given its left side's."""
+    if node.op == "^":
+        out = left
+        for _ in range(node.right.value - 1):
+            out = _union(out, _interact(out, left))
+        return out
+    right = _expand(formula, node.right)
+    if node.op == ":":
+        return _interact(left, right)
+    if node.op == "*":
+        return _union(left, right, _interact(left, right))
+    outer = functools.reduce(_merge, left, ())  # a/b = a + b %in% a
+    return _union(left, _interact([outer], right))
 
 
 def fixed_terms(formula, items):
@@ -233,12 +243,13 @@ class RandomTerm:
 
 
 def _group(formula, node):
-    if isinstance(node, Name):
-        return [node]
-    if isinstance(node, BinOp) and node.op == ":":
-        return _group(formula, node.left) + _group(formula, node.right)
-    _fail(formula, node, "a grouping factor is a column or an interaction of columns "
-          "(a:b); nesting is a/b")
+    first, links = chain(node, (":",))
+    names = [first] + [b.right for b in links]
+    for name in names:
+        if not isinstance(name, Name):
+            _fail(formula, name, "a grouping factor is a column or an interaction of columns "
+                  "(a:b); nesting is a/b")
+    return names
 
 
 def random_terms(formula, node):

@@ -10,11 +10,14 @@ other users can write to runs their code. Here instead:
 * The folder is ``$SKMIXED_CACHE_DIR`` (else ``$NUMBA_CACHE_DIR/skmixed``, else
   ``~/.cache/skmixed``), with one subfolder per skmixed and Numba version pair, so a new
   version never reads an old cache. It is looked up at the first compilation, not at import.
-* If it cannot be created or written (read-only install and home), kernels are compiled in
-  memory for each process: no error and no warning.
+* If it cannot be created or written, kernels are compiled in memory in each process: for
+  the default folder (read-only install and home) without a word; for a folder set by
+  ``SKMIXED_CACHE_DIR`` or ``NUMBA_CACHE_DIR`` (a file, a read-only path) with one
+  :class:`~skmixed.exceptions.KernelCacheWarning` naming the path.
 * If another user owns it or can write to it, it is not used: one
-  :class:`~skmixed.exceptions.KernelCacheWarning` names the folder and what to do, and
-  kernels are compiled in memory.
+  :class:`~skmixed.exceptions.KernelCacheWarning` names the folder and what to do (for a
+  folder shared by all users, such as ``/tmp``, a private folder, never a change of its
+  mode), and kernels are compiled in memory.
 * Each file is stored with a SHA-256 of its content. A file that is empty, truncated, altered
   or does not unpickle is deleted with the rest of its function's entries, the function is
   compiled again and saved afresh, with one warning per process.
@@ -28,6 +31,7 @@ import functools
 import hashlib
 import os
 import pickle
+import stat
 import tempfile
 import warnings
 from pathlib import Path
@@ -48,10 +52,10 @@ _WARNED = set()
 class _UnsafeFolder(Exception):
     """A cache folder that another user owns or can write to."""
 
-    def __init__(self, folder, reason):
+    def __init__(self, folder, reason, advice):
         super().__init__(f"skmixed does not use the kernel cache folder {folder}: {reason}. "
-                         "Kernels are compiled in memory for this process; make the folder "
-                         "private or set SKMIXED_CACHE_DIR to a folder of your own.")
+                         "Kernels are compiled in memory, again in every process, until "
+                         f"{advice}.")
         self.folder = folder
 
 
@@ -75,27 +79,34 @@ def _private_folder(path, parents=False):
     path.mkdir(mode=0o700, parents=parents, exist_ok=True)
     if os.name != "posix":
         return
-    st = path.stat()
+    st, own = path.stat(), "SKMIXED_CACHE_DIR is set to a folder of your own (skmixed " \
+        "creates it private, mode 700)"
     if st.st_uid != os.geteuid():
         raise _UnsafeFolder(path, f"it is owned by user id {st.st_uid}, not by you "
-                                  f"({os.geteuid()})")
+                                  f"({os.geteuid()})", own)
+    if st.st_mode & stat.S_ISVTX and st.st_mode & 0o022:  # /tmp, /var/tmp, /dev/shm
+        raise _UnsafeFolder(path, f"other users can write to it (mode {st.st_mode & 0o7777:o}:"
+                                  " a folder shared by all users, whose mode must stay as "
+                                  "it is)", f"{own}, e.g. {path / f'skmixed-{os.geteuid()}'}")
     if st.st_mode & 0o022:
         raise _UnsafeFolder(path, f"other users can write to it (mode "
-                                  f"{st.st_mode & 0o777:o}; `chmod go-w {path}` fixes that)")
+                                  f"{st.st_mode & 0o777:o})", f"`chmod go-w {path}` makes it "
+                                  f"yours alone, or {own}")
 
 
 def _root():
-    """The configured cache root, or None."""
+    """The configured cache root and the variable that set it (None for the default), or
+    ``(None, None)``."""
     for variable, sub in (("SKMIXED_CACHE_DIR", ""), ("NUMBA_CACHE_DIR", "skmixed")):
         value = os.environ.get(variable)
         if value:
-            return Path(value, sub).expanduser().absolute()
+            return Path(value, sub).expanduser().absolute(), variable
     try:
         home = Path.home()
     except (RuntimeError, KeyError):
-        return None
+        return None, None
     # a missing home is not created (as it would be when running as root)
-    return home / ".cache" / "skmixed" if home.is_dir() else None
+    return (home / ".cache" / "skmixed" if home.is_dir() else None), None
 
 
 def cache_folder():
@@ -104,24 +115,37 @@ def cache_folder():
     kernels compiled afterwards), checked once per folder."""
     from .. import __version__
 
-    root = _root()
+    root, variable = _root()
     if root is None:
         return None
-    return _checked_folder(root, root / f"skmixed-{__version__}_numba-{numba.__version__}")
+    return _checked_folder(root, root / f"skmixed-{__version__}_numba-{numba.__version__}",
+                           variable)
 
 
 @functools.lru_cache(maxsize=None)
-def _checked_folder(root, folder):
+def _checked_folder(root, folder, variable=None):
     try:
         _private_folder(root, parents=True)
         _private_folder(folder)
         tempfile.TemporaryFile(dir=folder).close()
-    except OSError:
+    except OSError as exc:
+        if variable is not None:  # the user's setting: say that it does not work
+            _warn_unusable(root, variable, exc)
         return None  # cannot be created or written: compile in memory
     except _UnsafeFolder as exc:
         _warn_unsafe(exc)
         return None
     return folder
+
+
+def _warn_unusable(root, variable, exc):
+    path = Path(exc.filename) if exc.filename else root
+    blocker = next((p for p in (path, *path.parents) if p.is_file()), None)
+    reason = (f"{blocker} is a file, not a folder" if blocker else
+              f"it cannot be created or written ({exc.strerror or exc})")
+    _warn_once(("unusable", root), f"skmixed cannot keep its compiled kernels in {path} (from "
+               f"{variable}={os.environ.get(variable)}): {reason}. Kernels are compiled in "
+               f"memory, again in every process; set {variable} to a folder you can write to.")
 
 
 def source_file(name, source):

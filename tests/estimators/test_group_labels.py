@@ -1,8 +1,8 @@
 """Group labels of the wrong type (skmixed._estimators._design.check_label_types and
 lookup_groups), for every estimator and the several-factor path:
 
-* labels of mixed types in one column ("1" next to 1: two different groups) are refused in
-  fit and predict, naming the column — object columns, categoricals with such categories
+* labels of mixed kinds in one column ("1" next to 1 or b"1": two different groups; True
+  next to 1: silently one group) are refused in fit and predict, naming the column — object columns, categoricals with such categories
   in use, interactions, and across the chunks of a chunked source;
 * at predict, labels of another type than fit's (the strings "1", "2" for the integers 1,
   2) that leave most rows in unseen groups warn (GroupLabelWarning) naming the column and
@@ -75,11 +75,26 @@ def test_new_groups_of_the_fitted_type_do_not_warn(fitted, df):
         _predict(model, df[cols].assign(g=floats))
 
 
+def _other_kinds(g):
+    """Review of issue 13: str + bytes ("1" and b"1": 50 groups instead of 40) and int +
+    bool (True joins group 1, False becomes a group of its own) were not caught."""
+    text = g.astype(str).astype(object)
+    first = text[g != 1].iloc[0]
+    return {"bytes": (text.where(g != 1, b"1"),
+                      rf"mixes label types \(bytes, str\), e.g. {first!r} and b'1'"),
+            "bool": (g.astype(object).where(g != 2, True),
+                     rf"mixes label types \(bool, int\), e.g. True and {g[g != 2].iloc[0]}.*"
+                     r"True joins 1")}
+
+
 def test_mixed_type_labels_are_refused_at_predict(fitted, df):
     model, cols = fitted
     mixed = df["g"].astype(object).where(df["g"] != 1, "1")
     with pytest.raises(ValueError, match=MIXED):
         _predict(model, df[cols].assign(g=mixed))
+    for labels, message in _other_kinds(df["g"]).values():
+        with pytest.raises(ValueError, match=message):
+            _predict(model, df[cols].assign(g=labels))
 
 
 @pytest.mark.parametrize("name", list(ESTIMATORS))
@@ -92,6 +107,17 @@ def test_mixed_type_labels_are_refused_in_fit(df, name):
     categorical = pd.Series(pd.Categorical(mixed))  # categories 2..30 and "1", all used
     with pytest.raises(ValueError, match=MIXED):
         make().fit(df[cols].assign(g=categorical), df[target])
+
+
+@pytest.mark.parametrize("kind", ["bytes", "bool"])
+@pytest.mark.parametrize("name", list(ESTIMATORS))
+def test_text_and_bytes_or_numbers_and_booleans_are_refused_in_fit(df, name, kind):
+    make, target, cols = ESTIMATORS[name]
+    labels, message = _other_kinds(df["g"])[kind]
+    with pytest.raises(ValueError, match=message + r".*astype\(str\)"):
+        make().fit(df[cols].assign(g=labels), df[target])
+    with pytest.raises(ValueError, match=message):
+        MixedLM(groups=["h", ("g", "h")]).fit(df[["g", "h", "x"]].assign(g=labels), df["y"])
 
 
 def test_mixed_type_labels_in_an_interaction(df):

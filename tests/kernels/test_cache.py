@@ -230,12 +230,68 @@ def test_cache_folder_is_private_and_keyed_by_versions(cache_dir, monkeypatch):
 def test_cache_folder_falls_back_to_numba_cache_dir_then_home(monkeypatch, tmp_path):
     monkeypatch.delenv("SKMIXED_CACHE_DIR", raising=False)
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))
-    assert cache._root() == tmp_path / "numba" / "skmixed"
+    assert cache._root() == (tmp_path / "numba" / "skmixed", "NUMBA_CACHE_DIR")
     monkeypatch.delenv("NUMBA_CACHE_DIR")
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert cache._root() == tmp_path / ".cache" / "skmixed"
+    assert cache._root() == (tmp_path / ".cache" / "skmixed", None)
     monkeypatch.setenv("HOME", str(tmp_path / "absent"))
-    assert cache._root() is None
+    assert cache._root() == (None, None)
+
+
+@pytest.fixture
+def fresh_warnings(monkeypatch):
+    """cache_folder() checked afresh, its once-per-process warnings not yet given."""
+    monkeypatch.setattr(cache, "_WARNED", set())
+    cache._checked_folder.cache_clear()
+    yield
+    cache._checked_folder.cache_clear()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="folder modes")
+def test_shared_folder_such_as_tmp_is_refused_with_a_private_folder_advised(
+        fresh_warnings, monkeypatch, tmp_path):
+    """Review of issue 13: ``SKMIXED_CACHE_DIR=/tmp`` advised ``chmod go-w /tmp``, which
+    would break a folder every user relies on. A sticky folder writable by all gets the
+    advice of a private folder; the one named works."""
+    shared = tmp_path / "tmp"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    monkeypatch.setenv("SKMIXED_CACHE_DIR", str(shared))
+    with pytest.warns(skmixed.KernelCacheWarning) as caught:
+        assert cache.cache_folder() is None
+        assert cache.cache_folder() is None
+    [warning] = [str(w.message) for w in caught]
+    private = shared / f"skmixed-{os.geteuid()}"
+    assert f"folder {shared}:" in warning and "shared by all users" in warning
+    assert "chmod" not in warning and f"e.g. {private}." in warning
+    assert sorted(shared.iterdir()) == []
+    monkeypatch.setenv("SKMIXED_CACHE_DIR", str(private))
+    folder = cache.cache_folder()
+    assert folder.parent == private and private.stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.parametrize("variable", ["SKMIXED_CACHE_DIR", "NUMBA_CACHE_DIR"])
+@pytest.mark.parametrize("where", ["afile", "afile/sub", "/proc/skmixed-cache"])
+def test_an_unusable_cache_setting_is_named_in_one_warning(fresh_warnings, monkeypatch,
+                                                            tmp_path, variable, where):
+    """Review of issue 13: ``SKMIXED_CACHE_DIR`` set to a file (or a path through one, or
+    one that cannot be created) silently compiled every kernel in memory in every process
+    (~13 s each)."""
+    if where.startswith("/proc") and not Path("/proc/self").exists():
+        pytest.skip("needs Linux's /proc")
+    a_file = tmp_path / "afile"
+    a_file.write_text("not a folder")
+    monkeypatch.delenv("SKMIXED_CACHE_DIR", raising=False)
+    monkeypatch.setenv(variable, str(tmp_path / where))
+    with pytest.warns(skmixed.KernelCacheWarning) as caught:
+        assert cache.cache_folder() is None
+        assert cache.cache_folder() is None
+    [warning] = [str(w.message) for w in caught]
+    reason = (f"{a_file} is a file, not a folder" if where.startswith("afile") else
+              "it cannot be created or written (")
+    assert f"(from {variable}={tmp_path / where})" in warning and reason in warning
+    assert "compiled in memory, again in every process" in warning
+    assert a_file.read_text() == "not a folder"
 
 
 def test_sealed_content_rejects_any_change():
