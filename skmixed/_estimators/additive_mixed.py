@@ -23,16 +23,16 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._model.additive import (CrossProducts, DenseREML, SmoothBlocks,
+from .._model.additive import (LOG_TAU_BOUNDS, CrossProducts, DenseREML, SmoothBlocks,
                                crossproducts_from_tables, discretize, laplace_reml,
                                performance_iteration)
 from .._model.bin_tables import BinTables, SmoothAxis
-from .._model.scaling import ColumnScaling
+from .._model.scaling import SAMPLE_ROWS, ColumnScaling
 from .._model.smooth import PSpline
 from .._kernels.threads import numba_threads
 from ..sources import ChunkedData, checked_chunks, chunk_columns, score_target
 from . import _design, _identifiability
-from ._base import GROUPED_CONSTRAINTS
+from ._base import GROUPED_CONSTRAINTS, independent_fixed_columns
 from ._chunked import dask_frame, is_dask
 from ._results import fixed_effects_table, random_effects_table
 
@@ -79,6 +79,9 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
     n_bins : int, default=1000
         Bins per smooth covariate when discrete (mgcv's default for one covariate).
     fit_intercept : bool, default=True
+        With an intercept a Gaussian y is fitted minus a constant near its values (the
+        intercept takes it back), so its origin does not matter; without one y is used as
+        given (a y far from 0 next to its spread then loses digits in the sums).
     n_jobs : int, default=None
         Threads for the binned pass over the rows (None or -1: all).
     tol : float, default=1e-8
@@ -93,6 +96,9 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
     fixed_effects_ : DataFrame
         Parametric coefficients with standard errors from the posterior covariance
         (mgcv's ``Vp``), z and p-values.
+    dropped_features_ : list of str
+        Parametric columns dropped as collinear with earlier ones (RankDeficientWarning, as
+        MixedLM; their coefficient in ``coef_`` is 0).
     fixed_cov_ : ndarray (n_fixed, n_fixed)
         That posterior covariance of the parametric coefficients (intercept first), in the
         order of ``fixed_effects_``.
@@ -220,6 +226,10 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         if n <= X_param.shape[1]:
             raise ValueError(f"{name} needs more rows than parametric columns; got "
                              f"n_samples = {n} for {X_param.shape[1]} column(s).")
+        # lme4's rank check (MixedLM's): the later of collinear parametric columns dropped
+        rank = independent_fixed_columns((X_param * weights[:, None]).T @ X_param,
+                                         self._fixed_names(param_labels), stacklevel=3)
+        X_param = X_param[:, rank[0]]
         # fixed effects: the parametric columns and each smooth's linear trend (its
         # penalty's null space after the sum-to-zero constraint)
         n_fixed = X_param.shape[1] + len(smooth_labels)
@@ -230,12 +240,6 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         if group_label is not None:
             self._check_levels(weights.sum(), len(levels), group_label, slope_labels,
                                weighted=bool(w.size))
-        XtX = (X_param * weights[:, None]).T @ X_param
-        if X_param.shape[1] and np.linalg.matrix_rank(XtX) < X_param.shape[1]:
-            shown = [_design.column_name(c) for c in param_labels]
-            with_intercept = " with the intercept" if self.fit_intercept else ""
-            raise ValueError(f"the parametric columns {shown}{with_intercept} are collinear "
-                             "(rank-deficient design): drop or combine columns.")
         bases = []
         for label, col, k in zip(smooth_labels, smooth_cols, ks):
             x = np.asarray(col, dtype=float)
@@ -261,11 +265,12 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
             model = _AdditiveSystem(X_param, bases, codes,
                                     len(levels) if levels is not None else 0, discrete,
                                     slope_values)
-            if self.family == "gaussian":
-                reml = model.reml(y_arr, weights)
-                _check_residual_variation(reml)
-                fit = reml.fit()
-                n_iter, converged = 1, bool(fit.result.success)  # one REML fit
+            note = None
+            if self.family == "gaussian":  # one REML fit, on y minus a constant near it
+                y_shift = _response_shift(y_arr, self.fit_intercept)
+                fit, converged, note = _gaussian_fit(model.reml(y_arr - y_shift, weights),
+                                                     y_shift, len(bases), group_label)
+                n_iter = 1
             elif discrete:  # bam(discrete = TRUE): performance iteration (PQL-type)
                 eta0 = self._start_eta(y_arr)
                 fit, _, n_iter, converged = performance_iteration(
@@ -277,10 +282,10 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
                     weights=weights, family=self.family)
                 n_iter = int(fit.result.nit) + 1
         self._set_fitted(X, model, fit, param_labels, smooth_labels, group_label, slope_labels,
-                         levels, n_iter, converged, scaling, slope_scale)
+                         levels, n_iter, converged, scaling, rank, slope_scale)
         self._target_name = getattr(y, "name", None) or "y"
         if not converged:
-            warnings.warn(f"{name} did not converge in {n_iter} iterations.",
+            warnings.warn(note or f"{name} did not converge in {n_iter} iterations.",
                           ConvergenceWarning, stacklevel=2)
         return self
 
@@ -301,6 +306,9 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
                                     if c is not None])
             if info is None:
                 info = self._chunk_layout(X, source.ranges or {}, source.range_notes or {})
+                info["y_shift"] = _response_shift(self._check_target(frame[source.target],
+                                                                     len(frame)),
+                                                  self.fit_intercept)
                 X_first = X.iloc[:0]
                 tables = self._new_tables(info, info["axes"])
             self._add_frame(tables, frame, info, source.target, source.weight, label)
@@ -325,6 +333,8 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         if len(head) == 0:
             raise ValueError(f"{name}: the Dask DataFrame has no rows.")
         info = self._chunk_layout(head[list(X._meta.columns)], {})
+        info["y_shift"] = _response_shift(self._check_target(head["__y__"], len(head)),
+                                          self.fit_intercept)
         stats = dask.compute(*[(X[c].min(), X[c].max(), X[c].nunique())
                                for c in info["smooth"]])
         few = [c for c, st in zip(info["smooth"], stats) if st[2] <= self.n_bins]
@@ -387,7 +397,7 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         params = cols[:len(info["param"])]
         V = np.column_stack(([np.ones(n)] if self.fit_intercept else [])
                             + [info["scaling"].values(c, j) for j, c in enumerate(params)]
-                            + [y_arr])
+                            + [y_arr - info["y_shift"]])
         codes = levels = z = None
         if info["group"] is not None:
             codes, levels = _design.encode_groups(_design.column_values(X, info["group"]),
@@ -467,6 +477,10 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
                                info["group"], info["slopes"], weighted=weighted)
         cross = crossproducts_from_tables(tables, [(b["null"], b["range"]) for b in bases])
         p0 = len(info["param"]) + self.fit_intercept
+        rank = independent_fixed_columns(cross.M[:p0, :p0], self._fixed_names(info["param"]),
+                                         stacklevel=5)
+        if len(rank[0]) < p0:
+            cross, p0 = cross.subset_fixed(rank[0]), len(rank[0])
         null_widths = [b["null"].shape[1] for b in bases]
         range_widths = [b["range"].shape[1] for b in bases]
         fixed_of, start = [], p0
@@ -474,20 +488,19 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
             fixed_of.append(list(range(start, start + f)))
             start += f
         reml = DenseREML.from_crossproducts(cross, range_widths, fixed_of)
-        _check_residual_variation(reml)
         with numba_threads(self.n_jobs):
-            fit = reml.fit()
+            fit, converged, note = _gaussian_fit(reml, info["y_shift"], len(bases),
+                                                 info["group"])
         model = SimpleNamespace(X=np.empty((0, p0)), bases=bases, null_widths=null_widths,
                                 range_widths=range_widths, discrete=True)
         levels = (pd.Index(tables.group_levels) if info["group"] is not None else None)
-        converged = bool(fit.result.success)
         self._set_fitted(X_first, model, fit, info["param"], info["smooth"], info["group"],
-                         info["slopes"], levels, 1, converged, info["scaling"],
+                         info["slopes"], levels, 1, converged, info["scaling"], rank,
                          info["slope_scale"])
         self._target_name = target
         if not converged:
-            warnings.warn(f"{type(self).__name__} did not converge.", ConvergenceWarning,
-                          stacklevel=3)
+            warnings.warn(note or f"{type(self).__name__} did not converge.",
+                          ConvergenceWarning, stacklevel=5)
         return self
 
     def _check_k_keys(self, smooth_labels):
@@ -554,21 +567,31 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
             return np.log(mu / (1.0 - mu))
         return np.log(y + 0.1)
 
+    def _fixed_names(self, param_labels):
+        """The parametric coefficients' names, the intercept first."""
+        return (["(Intercept)"] if self.fit_intercept else []) + [
+            _design.column_name(c) for c in param_labels]
+
     def _set_fitted(self, X, model, fit, param_labels, smooth_labels, group_label,
-                    slope_labels, levels, n_iter, converged, scaling, slope_scale):
+                    slope_labels, levels, n_iter, converged, scaling, rank, slope_scale):
         """Every fitted attribute; ``fit`` is on the internal parametric columns of
-        ``scaling`` and slope columns divided by ``slope_scale`` (kept as they are for
-        predict), the reported fixed effects, slope SDs and modes are mapped back to the
-        user's columns."""
+        ``scaling`` (kept as they are for predict) that ``rank = (kept, dropped names)``
+        keeps, and on the slope columns divided by ``slope_scale``; the reported fixed
+        effects, slope SDs and modes are mapped back to the user's columns (a dropped
+        column's coefficient is 0 in ``coef_`` and absent from ``fixed_effects_``, as
+        MixedLM's)."""
         validate_data(self, X, reset=True, skip_check_array=True)
         p0 = model.X.shape[1]
-        names = (["(Intercept)"] if self.fit_intercept else []) + [
-            _design.column_name(c) for c in param_labels]
-        beta, fixed_cov = scaling.to_original(fit.beta[:p0], fit.cov[:p0, :p0])
-        self.fixed_effects_ = fixed_effects_table(names, beta, fixed_cov)
+        kept, dropped = rank
+        names = self._fixed_names(param_labels)
+        beta, fixed_cov = scaling.to_original(fit.beta[:p0], fit.cov[:p0, :p0], kept)
+        self.fixed_effects_ = fixed_effects_table([names[j] for j in kept], beta, fixed_cov)
         self.fixed_cov_ = fixed_cov
-        self.intercept_ = float(beta[0]) if self.fit_intercept else 0.0
-        self.coef_ = np.asarray(beta[1:] if self.fit_intercept else beta, dtype=float).copy()
+        self.dropped_features_ = list(dropped)
+        full = np.zeros(len(names))
+        full[kept] = beta
+        self.intercept_ = float(full[0]) if self.fit_intercept else 0.0
+        self.coef_ = full[int(self.fit_intercept):].copy()
         J = len(smooth_labels)
         sigma = fit.sigma
         ref_df, tests = fit.significance()
@@ -597,13 +620,16 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         self.variance_components_ = pd.DataFrame(rows, columns=["group", "var1", "variance",
                                                                 "sd"])
         self.sigma_ = float(sigma)
-        self.reml_criterion_ = float(fit.criterion) + scaling.reml_offset()
+        self.reml_criterion_ = float(fit.criterion) + scaling.reml_offset(kept)
         self.edf_ = float(fit.edf_total)
         self.n_iter_ = int(n_iter)
         self.converged_ = bool(converged)
         self._fit = fit
         self._scaling = scaling
         self._slope_scale = np.asarray(slope_scale, dtype=float)
+        # the kept parametric columns (positions among param_labels)
+        self._kept_params = [j - int(self.fit_intercept) for j in kept
+                             if j >= int(self.fit_intercept)]
         self._model_info = dict(
             p0=p0, bases=[dict(label=b["label"], spline=b["spline"], F=b["F"], R=b["R"])
                           for b in model.bases],
@@ -653,6 +679,7 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         params = [self._scaling.values(c, j)  # the internal columns of the fit
                   for j, c in enumerate(self._columns(X_table, "param"))]
         _design.check_finite_columns(params, self._keys(X_table, "param"))
+        params = [params[j] for j in self._kept_params]  # not those dropped as collinear
         smooth_cols = self._columns(X_table, "smooth")
         _design.check_finite_columns(smooth_cols, self._keys(X_table, "smooth"))
         # the rows' coefficient vectors over (β, b): [intercept, parametric, nulls, ranges]
@@ -845,13 +872,47 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         return tags
 
 
+def _response_shift(y, fit_intercept):
+    """What a Gaussian fit subtracts from y: with an intercept, the mean of a strided sample
+    of at most SAMPLE_ROWS values (as MixedLM centres y; any constant near y's values
+    keeps the cross-products free of cancellation), so that y + 1e9 fits as y does; the
+    REML criterion does not change and the constant is added back to the intercept. Without
+    an intercept nothing can absorb it: 0 (y is fitted as it is, and the exact-fit check
+    compares with Σ w y²)."""
+    if not fit_intercept or not y.size:
+        return 0.0
+    return float(np.mean(y[::max(1, y.shape[0] // SAMPLE_ROWS)]))
+
+
+def _gaussian_fit(reml, y_shift, n_smooths, group_label):
+    """The REML fit of a Gaussian model whose response is y − ``y_shift`` (the
+    intercept's constant, added back), after :func:`_check_residual_variation`. Returns
+    ``(fit, converged, note)``: with a group's σ-relative SD at the upper bound of the
+    search the residual variance is (numerically) 0 — y is an exact function of the fixed
+    effects and the groups — and the fit is that bound's, not an estimate: not converged,
+    ``note`` says so (MixedLM's optimizer reports a ConvergenceWarning on such a y)."""
+    _check_residual_variation(reml)
+    fit = reml.fit()
+    if y_shift:
+        fit.beta[0] += y_shift
+    note = None
+    if np.any(np.log(fit.tau[n_smooths:]) >= LOG_TAU_BOUNDS[1] - 1e-6):
+        note = (f"the residual variance is (numerically) 0 next to the variance of the "
+                f"{_design.column_name(group_label)!r} random effects: y is an exact "
+                "function of the other terms and the groups, so the residual SD is "
+                f"the optimizer's bound (the random effects' SD / e^{LOG_TAU_BOUNDS[1]:g}), "
+                "not an estimate, and the variances are not identified.")
+    return fit, bool(fit.result.success) and note is None, note
+
+
 def _check_residual_variation(reml):
     """Refuse a y that the fixed part (parametric columns and the smooths' linear trends)
     fits exactly when there are smoothing parameters or group variances to estimate (a
     linear model alone may fit exactly): its least-squares residual sum of squares from the
     REML's cross-products, ``y'Wy − F'Wy' (F'WF)⁻¹ F'Wy`` (F'WF has full rank: DenseREML
     checks it), F's columns scaled to unit norm so that their scales stay out of the
-    solve's rounding."""
+    solve's rounding. With an intercept y'Wy is that of y minus :func:`_response_shift`'s
+    constant, a scale that does not depend on y's origin."""
     if not reml.n_tau:
         return
     rss = reml.yy

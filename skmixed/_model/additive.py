@@ -30,7 +30,12 @@ from .._kernels.threads import single_threaded_blas
 from .significance import alternative_edf_terms, smooth_test
 
 __all__ = ["SmoothBlocks", "CrossProducts", "DenseREML", "REMLFit", "discretize",
-           "performance_iteration", "laplace_reml", "crossproducts_from_tables"]
+           "performance_iteration", "laplace_reml", "crossproducts_from_tables",
+           "LOG_TAU_BOUNDS"]
+
+#: The bounds of the REML search over each log τ (σ-relative SD of a smooth or of a group's
+#: random effect): a τ at the upper bound is e^10 ≈ 22,026 times σ.
+LOG_TAU_BOUNDS = (-15.0, 10.0)
 
 
 @dataclass
@@ -184,6 +189,13 @@ class CrossProducts:
                         tot["gbasis"][:, col_offsets[j]:col_offsets[j + 1]]
             result.ZW = ZE[:, :, order]
         return result
+
+    def subset_fixed(self, kept):
+        """The cross-products with the fixed columns at positions ``kept`` only (the
+        others dropped as collinear)."""
+        cols = list(kept) + list(range(self.p, self.p + self.q + 1))
+        return CrossProducts(self.M[np.ix_(cols, cols)], self.n, len(kept), self.q,
+                             self.ZZ, None if self.ZW is None else self.ZW[:, :, cols])
 
 
 def crossproducts_from_tables(tables, smooths):
@@ -499,7 +511,7 @@ class DenseREML:
                   + np.sum((AiK_g @ RXinv.T) ** 2, axis=1).reshape(G, r))
         return diag_u, diag_g.sum(axis=0)
 
-    def fit(self, log_tau0=None, bounds=(-15.0, 10.0)):
+    def fit(self, log_tau0=None, bounds=LOG_TAU_BOUNDS):
         J = self.n_tau
         x0 = np.zeros(J) if log_tau0 is None else np.asarray(log_tau0, dtype=float)
         if J == 0:  # no smooth and no groups: a linear model, nothing to optimize
@@ -683,7 +695,7 @@ def _log_likelihood(family, eta, y, m, prior):
 
 
 def laplace_reml(make_reml, linear_predictor, y, eta0, m=None, weights=None,
-                 family="binomial", tol=1e-10, max_iter=200, bounds=(-15.0, 10.0)):
+                 family="binomial", tol=1e-10, max_iter=200, bounds=LOG_TAU_BOUNDS):
     """``gam(method = "REML")`` for binomial logit / Poisson log: the Laplace approximation
     of the restricted likelihood (Wood 2011), optimized over τ ("outer iteration"):
 

@@ -26,7 +26,7 @@ from skmixed import AdditiveMixed
 
 _TOO_FEW_ROWS = (
     "X has 15 rows and 30 columns (27 rows once repeated): more parametric columns than rows, "
-    "which AdditiveMixed refuses with a ValueError (it does not drop collinear columns); the "
+    "which AdditiveMixed refuses with a ValueError (before dropping collinear columns); the "
     "weights/repeats equivalence holds on regular data (test_integer_weights_equal_repeated_rows)"
 )
 _EXACT_Y = (
@@ -38,9 +38,10 @@ _EXACT_Y = (
 )
 _BLOBS = (
     "two tight blobs at (0, 0, 0) and (1, 1, 1), made integer-valued by the categorical tag "
-    "(the grouping column): columns 1 and 2 then both equal y's 0/1 label, collinear "
-    "parametric columns that AdditiveMixed refuses with a ValueError (it does not drop "
-    "them); pickling and Pipeline are tested on grouped data "
+    "(the grouping column): columns 1 and 2 then both equal y's 0/1 label; AdditiveMixed "
+    "drops the collinear copy (RankDeficientWarning, as MixedLM) and refuses the y, which "
+    "the kept column fits exactly, with a ValueError as MixedLM does; pickling and Pipeline "
+    "are tested on grouped data "
     "(test_pickle_and_pipeline_on_grouped_data)"
 )
 
@@ -190,7 +191,7 @@ def test_sample_weight_shape_and_not_overwritten(small):
 
 def test_pickle_and_pipeline_on_grouped_data(small):
     """sklearn's pickling and Pipeline checks (whose blobs AdditiveMixed(groups=...)
-    refuses as collinear) on grouped data."""
+    refuses: y is an exact function of a parametric column) on grouped data."""
     X, y = small[["g", "z", "x"]], small["y"]
     model = AdditiveMixed(smooths=["z"], groups="g", k=8).fit(X, y)
     again = pickle.loads(pickle.dumps(model))
