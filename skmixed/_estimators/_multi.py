@@ -20,7 +20,6 @@ from .._kernels.threads import numba_threads, single_threaded_blas
 from .._model import multilevel
 from .._model.multilevel import (FactorColumns, MultiCrossproducts, MultiProfiledDeviance,
                                  ScalarFactorsDeviance)
-from .._kernels.glmm import BINOMIAL_LOGIT, POISSON_LOG
 from .._model.glmm import GroupedRows, fit_fixed_glm
 from .._model.multilevel_glmm import MultiLaplace
 from .._model.scaling import ColumnScaling
@@ -375,14 +374,13 @@ def fit_multi_glmm(design, y, w, m, offset, *, family, fit_intercept, tol, max_i
 def glm_start(X, y, m, offset, w, family):
     """β of the GLM without random effects (:func:`~skmixed._model.glmm.fit_fixed_glm` on
     the rows as one block; ``m``, ``offset``, ``w`` may be empty: 0/1 y, no offset, unit
-    weights)."""
-    code = POISSON_LOG if family == "poisson" else BINOMIAL_LOGIT
+    weights; ``family``: a :class:`~skmixed.families.Family`)."""
     n = y.shape[0]
     rows = GroupedRows(np.asfortranarray(X, dtype=float), np.array([-1], dtype=np.int64),
                        np.ascontiguousarray(y, dtype=float), np.asarray(m, dtype=float),
                        np.asarray(offset, dtype=float), np.asarray(w, dtype=float),
                        np.array([0, n], dtype=np.int64))
-    return fit_fixed_glm(code, rows, 1)
+    return fit_fixed_glm(family, rows, 1)
 
 
 class _FiniteDifferenceGradient:

@@ -30,6 +30,7 @@ from .._model.bin_tables import BinTables, SmoothAxis
 from .._model.scaling import SAMPLE_ROWS, ColumnScaling
 from .._model.smooth import PSpline
 from .._kernels.threads import numba_threads
+from ..families import get_family
 from ..sources import ChunkedData, checked_chunks, chunk_columns, score_target
 from . import _design, _identifiability
 from ._base import GROUPED_CONSTRAINTS, independent_fixed_columns
@@ -275,11 +276,12 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
                 eta0 = self._start_eta(y_arr)
                 fit, _, n_iter, converged = performance_iteration(
                     model.reml, model.linear_predictor, y_arr, eta0, weights=weights,
-                    family=self.family, tol=self.tol, max_iter=self.max_iter)
+                    family=get_family(self.family), tol=self.tol,
+                    max_iter=self.max_iter)
             else:  # gam(method = "REML"): the Laplace-approximate REML, outer iteration
                 fit, _, _, converged = laplace_reml(
                     model.reml, model.linear_predictor, y_arr, self._start_eta(y_arr),
-                    weights=weights, family=self.family)
+                    weights=weights, family=get_family(self.family))
                 n_iter = int(fit.result.nit) + 1
         self._set_fitted(X, model, fit, param_labels, smooth_labels, group_label, slope_labels,
                          levels, n_iter, converged, scaling, rank, slope_scale)
@@ -553,19 +555,12 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         y_arr = _design.check_target(y, n, type(self).__name__)
         if not np.isfinite(y_arr).all():
             raise ValueError("Input y contains NaN or infinity.")
-        if self.family == "binomial" and not np.isin(y_arr, (0.0, 1.0)).all():
-            raise ValueError("binomial y must hold 0/1 values.")
-        if self.family == "poisson" and (np.any(y_arr < 0)
-                                         or np.any(y_arr != np.round(y_arr))):
-            raise ValueError("Poisson y must hold non-negative integer counts.")
+        get_family(self.family).check_y(y_arr)
         return y_arr
 
     def _start_eta(self, y):
         """The link of the mean-shrunk response (R's mustart)."""
-        if self.family == "binomial":
-            mu = (y + 0.5) / 2.0
-            return np.log(mu / (1.0 - mu))
-        return np.log(y + 0.1)
+        return get_family(self.family).start_eta(y)
 
     def _fixed_names(self, param_labels):
         """The parametric coefficients' names, the intercept first."""
@@ -736,11 +731,7 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         return design @ coef, np.sqrt(np.einsum("ij,jk,ik->i", design, cov, design))
 
     def _mean(self, eta):
-        if self.family == "binomial":
-            return 1.0 / (1.0 + np.exp(-eta))
-        if self.family == "poisson":
-            return np.exp(eta)
-        return eta
+        return get_family(self.family).mean(eta)
 
     def score(self, X, y=None, sample_weight=None):
         """R² of :meth:`predict` (``RegressorMixin.score``); a chunked source raises the
@@ -758,9 +749,8 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         if not return_std:
             return self._mean(self._eta(X, random_effects))
         eta, se = self._eta(X, random_effects, return_std=True)
-        mu = self._mean(eta)
-        slope = {"binomial": mu * (1.0 - mu), "poisson": mu}.get(self.family, 1.0)
-        return mu, np.abs(slope) * se
+        family = get_family(self.family)
+        return family.mean(eta), np.abs(family.mean_derivative(eta)) * se
 
     def partial_effect(self, term, grid, level=0.95):
         """The smooth of column ``term`` on ``grid`` (link scale, centred as fitted) with

@@ -14,7 +14,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit, ndtr
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils._available_if import available_if
@@ -23,8 +22,7 @@ from sklearn.utils._tags import ClassifierTags, RegressorTags
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from .._kernels.glmm import (BINOMIAL_CLOGLOG, BINOMIAL_LOGIT, BINOMIAL_PROBIT, GAMMA_LOG,
-                             POISSON_LOG, count_extreme_eta)
+from .._kernels.glmm import count_extreme_eta
 from .._kernels.threads import numba_threads, single_threaded_blas
 from .._model.glmm import (GammaDispersion, GroupedRows, JointPIRLSDeviance, LaplaceDeviance,
                            ParamSpace, em_start, fit_fixed_glm, group_order,
@@ -34,6 +32,7 @@ from .._model.optimize import (_hessian, _ThetaSpace, minimize_criterion,
 from .._model.scaling import ColumnScaling
 from .._model.terms import RandomEffectTerm
 from ..exceptions import PerfectSeparationWarning
+from ..families import get_family
 from ..sources import READS_CHUNKED, ChunkedData, chunk_columns, score_target
 from . import _design, _identifiability, _multi
 from ._chunked import dask_frame, is_dask
@@ -43,40 +42,7 @@ from ._results import summary_text
 
 __all__ = ["MixedGLM"]
 
-_FAMILIES = {("binomial", "logit"): BINOMIAL_LOGIT, ("binomial", "probit"): BINOMIAL_PROBIT,
-             ("binomial", "cloglog"): BINOMIAL_CLOGLOG, ("poisson", "log"): POISSON_LOG,
-             ("gamma", "log"): GAMMA_LOG}
-_BINOMIAL = (BINOMIAL_LOGIT, BINOMIAL_PROBIT, BINOMIAL_CLOGLOG)
-# the link used when link=None: the canonical one, except for Gamma (its canonical link,
-# the inverse, is not supported)
-_DEFAULT_LINK = {"binomial": "logit", "poisson": "log", "gamma": "log"}
-# R's glm.fit: fitted probabilities within 10·eps of 0 or 1, as bounds on η per link —
-# except cloglog's upper tail, where μ = 1 − exp(−e^η) is that close to 1 from η = 3.5 on in
-# regular data: there only where μ is exactly 1 in double precision (e^η > 745)
-_ETA_BOUNDS = {BINOMIAL_LOGIT: (-33.0, 33.0), BINOMIAL_PROBIT: (-7.86, 7.86),
-               BINOMIAL_CLOGLOG: (-33.74, 6.61)}
 _START_ROWS = 100_000  # rows of the GLM that gives the start values
-
-
-def _family_code(family, link):
-    """The kernels' code of (family, link); ``link=None`` is the canonical link (log for
-    Gamma)."""
-    link = link or _DEFAULT_LINK[family]
-    if (family, link) not in _FAMILIES:
-        valid = sorted(lk for f, lk in _FAMILIES if f == family)
-        raise ValueError(f"unknown link {link!r} for family {family!r}; valid links: "
-                         f"{valid}.")
-    return _FAMILIES[family, link], link
-
-
-def _non_integral(a):
-    """Rows of ``a`` that are not integers (up to rounding in a float computation)."""
-    return np.abs(a - np.round(a)) > 1e-8 * np.maximum(1.0, np.abs(a))
-
-
-def _is_integral(a):
-    return not _non_integral(a).any()
-
 
 def _separating_columns(columns, labels, success, failure):
     """Fixed columns that on their own (with the intercept) separate the rows with a success
@@ -107,9 +73,9 @@ def _separating_columns(columns, labels, success, failure):
 def _warn_fitted_bounds(family, rows, beta, modes):
     """R's glm check: fitted probabilities numerically 0 or 1 (|η| > 33) mean (quasi-)
     complete separation, also by a combination of columns that no single-column check sees."""
-    if family not in _BINOMIAL:
+    if family.eta_bounds is None:
         return
-    low, high = _ETA_BOUNDS[family]
+    low, high = family.eta_bounds
     n_extreme = count_extreme_eta(rows.X, rows.zcol, rows.offset, rows.weights, rows.starts,
                                   np.asarray(beta, dtype=float),
                                   np.ascontiguousarray(modes, dtype=float), low, high)
@@ -256,7 +222,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         """
         t0 = time.perf_counter()
         name = type(self).__name__
-        family, link = _family_code(self.family, self.link)
+        family = get_family(self.family, self.link)
         self._multi_design = None
         if isinstance(X, ChunkedData):
             raise TypeError(f"{name} cannot fit from a chunked source: its Laplace deviance "
@@ -297,8 +263,8 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
                              "needs a single scalar random effect (a random intercept), as "
                              f"lme4's nAGQ; this model has {term.q} per group "
                              f"{list(term.names)}: use n_agq=1 (Laplace) or n_agq=0.")
-        if self.n_agq != 1 and family == GAMMA_LOG:
-            raise ValueError(f"n_agq={self.n_agq} with family='gamma': the Gamma model is "
+        if self.n_agq != 1 and family.param is not None:
+            raise ValueError(f"n_agq={self.n_agq} with family={family.name!r}: the model is "
                              "fitted by the Laplace approximation (n_agq=1) only, with its "
                              "dispersion as a parameter (adaptive quadrature and the joint "
                              "PIRLS of n_agq=0 are not implemented for it).")
@@ -338,8 +304,8 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         t0 = time.perf_counter()
         if _multi.is_multi(self.groups) or self.groups is None:
             raise ValueError("a Dask fit of MixedGLM takes one grouping factor.")
-        link = self.link or {"binomial": "logit", "poisson": "log", "gamma": "log"}[self.family]
-        if (self.family, link) not in (("binomial", "logit"), ("poisson", "log")) \
+        family = get_family(self.family, self.link)
+        if (family.name, family.link) not in (("binomial", "logit"), ("poisson", "log")) \
                 or self.n_agq != 1:
             raise ValueError("a Dask fit of MixedGLM supports binomial logit and Poisson log "
                              "by the Laplace approximation (n_agq=1).")
@@ -349,7 +315,6 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
             raise ValueError("a Dask fit of MixedGLM needs a dask.distributed Client "
                              "(e.g. Client(LocalCluster())): its partitions are actors on "
                              "the workers.") from None
-        family, _ = _family_code(self.family, self.link)
         meta = X._meta
         group = _design.resolve_column(meta, self.groups, "groups")
         extra = {p: _design.resolve_column(meta, getattr(self, p), p)
@@ -396,7 +361,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         term = RandomEffectTerm(tuple(["(Intercept)"] + design.slope_names), self.covariance)
         spec["term"] = term
         Xh, yh, mh, oh, wh, _, _ = partition_arrays(head, spec, "the first rows")
-        beta0 = _multi.glm_start(Xh, yh, mh, oh, wh, self.family)
+        beta0 = _multi.glm_start(Xh, yh, mh, oh, wh, family)
         shuffled = shuffle_by_group(frame, group, head)
         objective = DaskLaplace(client, shuffled.to_delayed(),
                                 dict(spec, kinds=chunk_columns(shuffled._meta, "metadata",
@@ -429,11 +394,11 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         """Several grouping factors: binomial logit or Poisson log by the Laplace
         approximation (skmixed._model.multilevel_glmm)."""
         name = type(self).__name__
-        link = self.link or {"binomial": "logit", "poisson": "log", "gamma": "log"}[self.family]
-        if (self.family, link) not in (("binomial", "logit"), ("poisson", "log")):
+        family = get_family(self.family, self.link)
+        if family.name not in ("binomial", "poisson") or not family.canonical:
             raise ValueError(f"several grouping factors: family={self.family!r} with link="
-                             f"{link!r} is not supported (binomial logit and Poisson log "
-                             "are).")
+                             f"{family.link!r} is not supported (binomial logit and Poisson "
+                             "log are).")
         if self.n_agq != 1:
             raise ValueError(f"several grouping factors: n_agq={self.n_agq} is not "
                              "supported; the Laplace approximation (n_agq=1) is, as lme4 "
@@ -471,9 +436,9 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         with numba_threads(self.n_jobs):
             if once:
                 r = self._fit_identical_once(design, once, y_num, w, extra_cols, m, offset,
-                                             _family_code(self.family, self.link)[0])
+                                             family)
             else:
-                r = _multi.fit_multi_glmm(design, y_num, w, m, offset, family=self.family,
+                r = _multi.fit_multi_glmm(design, y_num, w, m, offset, family=family,
                                           fit_intercept=self.fit_intercept, tol=self.tol,
                                           max_iter=self.max_iter, estimator_name=name)
         n_params = len(r["beta"]) + self._set_multi_fitted(X, y, design, r,
@@ -506,7 +471,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         reduced = _multi.MultiDesign(**{**vars(design), "factors": [
             f for j, f in enumerate(design.factors) if j not in copies]})
         if len(reduced.factors) > 1:
-            r = _multi.fit_multi_glmm(reduced, y, w, m, offset, family=self.family,
+            r = _multi.fit_multi_glmm(reduced, y, w, m, offset, family=family,
                                       fit_intercept=self.fit_intercept, tol=self.tol,
                                       max_iter=self.max_iter, estimator_name=name)
         else:
@@ -595,27 +560,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         y_arr = _design.check_target(y, n, name)
         if not np.isfinite(y_arr).all():
             raise ValueError("Input y contains NaN or infinity.")
-        if self.family == "binomial":
-            label = repr(self.trials)
-            if np.any(trials <= 0) or not _is_integral(trials):
-                bad = np.flatnonzero((trials <= 0) | _non_integral(trials))
-                raise ValueError(f"the trials column {label} must hold positive integers; "
-                                 f"row {bad[0]} has {trials[bad[0]]:g}.")
-            if np.any(y_arr < 0) or np.any(y_arr > trials) or not _is_integral(y_arr):
-                bad = np.flatnonzero((y_arr < 0) | (y_arr > trials) | _non_integral(y_arr))
-                raise ValueError("binomial y with trials must hold integer successes between "
-                                 f"0 and the trials column {label}; row {bad[0]} has y = "
-                                 f"{y_arr[bad[0]]:g} with {trials[bad[0]]:g} trials.")
-        elif self.family == "poisson":
-            if np.any(y_arr < 0) or not _is_integral(y_arr):
-                bad = np.flatnonzero((y_arr < 0) | _non_integral(y_arr))
-                raise ValueError("Poisson y must hold non-negative integer counts; row "
-                                 f"{bad[0]} has {y_arr[bad[0]]:g}.")
-        elif self.family == "gamma":
-            if not np.all(y_arr > 0):
-                bad = np.flatnonzero(~(y_arr > 0))
-                raise ValueError("Gamma y must be positive; row "
-                                 f"{bad[0]} has {y_arr[bad[0]]:g}.")
+        get_family(self.family, self.link).check_y(y_arr, trials, self.trials)
         return y_arr, None
 
     def _check_separation(self, design, y, w, trials, classes):
@@ -713,7 +658,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
 
         def separated(r, loglik):
             n_obs = r.weights.sum() if r.weights.size else r.y.shape[0]
-            return family in _BINOMIAL and r.m.size == 0 and loglik > -1e-6 * n_obs
+            return family.name == "binomial" and r.m.size == 0 and loglik > -1e-6 * n_obs
 
         if separated(sample, loglik0) and sample is not rows:
             beta0, loglik0 = fit_fixed_glm(family, rows, return_loglik=True)
@@ -725,7 +670,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
                 "point. Drop or recode the separating columns.", PerfectSeparationWarning,
                 stacklevel=5)
         extra = []
-        if family == GAMMA_LOG:
+        if family.name == "gamma":
             # the dispersion is a parameter too: ρ = −log φ, started from the GLM's
             rho0 = GammaDispersion(sample).start(loglik0)
             if not rho0 < 25.0:
@@ -774,7 +719,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         modes, cond_var = laplace_at_x.modes(x)
         _warn_fitted_bounds(family, rows, x[:p], modes)
         sigma = 1.0
-        if family == GAMMA_LOG:
+        if family.name == "gamma":
             # report as lme4 does: σ = √φ, θ relative to σ (variance components σθ)
             k = term.n_theta
             sigma = float(np.exp(-0.5 * x[p + k]))
@@ -865,14 +810,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         return self._eta(X, random_effects)
 
     def _mean(self, eta):
-        if self.family == "binomial":
-            link = self.link or "logit"
-            if link == "probit":
-                return ndtr(eta)
-            if link == "cloglog":
-                return -np.expm1(-np.exp(np.minimum(eta, 700.0)))
-            return expit(eta)  # no overflow warning for large |η|
-        return np.exp(eta)
+        return get_family(self.family, self.link).mean(eta)
 
     @available_if(lambda est: est._is_classifier())
     def predict_proba(self, X, *, random_effects=True):
@@ -922,7 +860,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         return summary_text(
             title=f"Generalized linear mixed model fit by maximum likelihood ({method}) "
                   f"[skmixed.MixedGLM]\n Family: {self.family} "
-                  f"({self.link or _DEFAULT_LINK[self.family]})",
+                  f"({get_family(self.family, self.link).link})",
             formula=self._glm_formula(), criterion_name="deviance (-2 logLik)",
             criterion=self.deviance_, vc=self.variance_components_, fixed=self.fixed_effects_,
             n_obs=self.n_obs_, group_name=self._summary_groups()[0],

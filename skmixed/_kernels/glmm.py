@@ -23,8 +23,9 @@ for θ_m = T[a, b]; ``s_j = w_j v'_j z_j'A z_j`` with ``A = T H⁻¹ T'`` and ``
 ``û + t_k/√H`` with the probabilists' weights; its exact gradient (differentiating the
 nodes through û and H) is in :func:`_agq_group`.
 
-Families (codes): 0 binomial-logit, 1 Poisson-log. ``m`` holds binomial trials (y are
-success counts), empty for 0/1 data.
+The family enters as its code and parameter ``(family, fpar)``; its row terms are
+:mod:`skmixed.families`'. ``m`` holds binomial trials (y are success counts), empty for 0/1
+data.
 """
 
 import math
@@ -37,126 +38,10 @@ from .cache import cached_njit
 from .dense import chol_lower as _chol
 from .dense import chol_solve as _chol_solve
 from .dense import inverse_from_chol, lower_matvec, lower_sandwich, tct_plus_identity
+from ..families import has_param, observed_logdet, param_terms, row_derivs, row_terms
 
-__all__ = ["BINOMIAL_LOGIT", "POISSON_LOG", "BINOMIAL_PROBIT", "BINOMIAL_CLOGLOG", "GAMMA_LOG",
-           "observed_logdet", "laplace_groups", "agq_groups", "agq_grad_groups",
-           "row_terms", "row_derivs", "fixed_glm_sums", "pirls_joint_sums",
-           "count_extreme_eta"]
-
-BINOMIAL_LOGIT = 0
-POISSON_LOG = 1
-BINOMIAL_PROBIT = 2
-BINOMIAL_CLOGLOG = 3
-GAMMA_LOG = 4
-
-_SQRT_HALF = 0.7071067811865476
-_LOG_SQRT_2PI = 0.9189385332046728
-
-
-@cached_njit(inline="always")
-def observed_logdet(family):
-    """Families whose Laplace log determinant (and quadrature scale) uses the observed
-    information, for which :func:`row_terms` returns v_F = v: the canonical links, where
-    the two coincide, and Gamma (the true Laplace approximation, as glmmTMB's). The binomial
-    probit and cloglog links use the expected information, as lme4's PIRLS weights."""
-    return family == BINOMIAL_LOGIT or family == POISSON_LOG or family == GAMMA_LOG
-
-
-@cached_njit
-def _log_ndtr(t):
-    """log Φ(t), accurate in both tails (asymptotic series below −37)."""
-    if t > 0.0:
-        return math.log1p(-0.5 * math.erfc(t * _SQRT_HALF))
-    if t > -37.0:
-        return math.log(0.5 * math.erfc(-t * _SQRT_HALF))
-    s = 1.0 / (t * t)
-    series = s * (-1.0 + s * (3.0 - 15.0 * s))
-    return -0.5 * t * t - _LOG_SQRT_2PI - math.log(-t) + math.log1p(series)
-
-
-@cached_njit
-def _mills(t):
-    """λ(t) = φ(t)/Φ(t) (inverse Mills ratio), and its derivative −λ(t + λ)."""
-    if t > -37.0:
-        lam = math.exp(-0.5 * t * t - _LOG_SQRT_2PI) / (0.5 * math.erfc(-t * _SQRT_HALF))
-    else:
-        s = 1.0 / (t * t)
-        lam = -t / (1.0 + s * (-1.0 + s * (3.0 - 15.0 * s)))
-    return lam, -lam * (t + lam)
-
-
-@cached_njit
-def _cloglog_parts(eta):
-    """For μ = 1 − exp(−e^η): ``(t, log μ, r, q)`` with t = e^η, r = t/(e^t − 1) and
-    q = t/(1 − e^{−t}) = r e^t, each without overflow or cancellation."""
-    t = math.exp(min(eta, 700.0))
-    if t < 1e-10:
-        return t, eta - 0.5 * t, 1.0 - 0.5 * t, 1.0 + 0.5 * t
-    em = -math.expm1(-t)  # 1 − e^{−t} = μ
-    q = t / em
-    return t, math.log(em), q * math.exp(-t), q
-
-
-@cached_njit
-def _log_binomial_coefficient(y, m):
-    if m == 1.0:
-        return 0.0
-    return math.lgamma(m + 1.0) - math.lgamma(y + 1.0) - math.lgamma(m - y + 1.0)
-
-
-@cached_njit(inline="always")
-def row_terms(family, y, m, eta):
-    """``(ℓ, ℓ', v, v_F, v_F')`` of one row: log-likelihood, its η-derivative, the
-    observed information ``v = −ℓ''``, the expected (Fisher) information ``v_F`` and
-    ``v_F' = ∂v_F/∂η`` (v_F = v for canonical links)."""
-    if family == BINOMIAL_LOGIT:
-        # ℓ = k η − m log(1 + e^η) + log C(m, k); one exp serves μ and log(1 + e^η), and
-        # selects instead of a branch on the sign of η (random in real data: mispredicted)
-        e = math.exp(-abs(eta))
-        inv = 1.0 / (1.0 + e)
-        mu = inv if eta >= 0.0 else e * inv
-        ll = y * eta - m * (max(eta, 0.0) + math.log1p(e)) + _log_binomial_coefficient(y, m)
-        v = m * mu * (1.0 - mu)
-        v1 = v * (1.0 - 2.0 * mu)
-        return ll, y - m * mu, v, v, v1
-    if family == POISSON_LOG:
-        # ℓ = y η − e^η − log y!
-        mu = math.exp(eta)
-        return y * eta - mu - math.lgamma(y + 1.0), y - mu, mu, mu, mu
-    if family == BINOMIAL_PROBIT:
-        # ℓ = k log Φ(η) + (m − k) log Φ(−η); ℓ' = k λ(η) − (m − k) λ(−η)
-        lp, dlp = _mills(eta)
-        lm, dlm = _mills(-eta)
-        ll = y * _log_ndtr(eta) + (m - y) * _log_ndtr(-eta) + _log_binomial_coefficient(y, m)
-        vf = m * lp * lm
-        return (ll, y * lp - (m - y) * lm, -(y * dlp + (m - y) * dlm), vf,
-                m * (dlp * lm - lp * dlm))
-    if family == GAMMA_LOG:
-        # unit dispersion, without constants: ℓ = −y e^{−η} − η (the shape ν enters as a
-        # factor of the frequency weights, its constants at the model level); the observed
-        # information y e^{−η} stands in v_F (see observed_logdet)
-        ye = y * math.exp(-eta)
-        return -ye - eta, ye - 1.0, ye, ye, -ye
-    # binomial cloglog: ℓ = k log μ − (m − k) e^η, ℓ' = k r − (m − k) t
-    t, logmu, r, q = _cloglog_parts(eta)
-    ll = y * logmu - (m - y) * t + _log_binomial_coefficient(y, m)
-    vf = m * t * r
-    return ll, y * r - (m - y) * t, (m - y) * t + y * r * (q - 1.0), vf, vf * (2.0 - q)
-
-
-@cached_njit(inline="always")
-def row_derivs(family, y, m, eta):
-    """``(ℓ', v)`` of one row without ℓ itself: the Newton passes for the modes need no
-    logarithm (logit: one exp per row instead of an exp and a log1p)."""
-    if family == BINOMIAL_LOGIT:
-        mu = 1.0 / (1.0 + math.exp(-eta))
-        return y - m * mu, m * mu * (1.0 - mu)
-    if family == POISSON_LOG:
-        mu = math.exp(eta)
-        return y - mu, mu
-    _, l1, v, _, _ = row_terms(family, y, m, eta)
-    return l1, v
-
+__all__ = ["laplace_groups", "agq_groups", "agq_grad_groups", "fixed_glm_sums",
+           "pirls_joint_sums", "count_extreme_eta"]
 
 @cached_njit(inline="always")
 def _fixed_eta(X, off, beta, r):
@@ -185,17 +70,17 @@ def _row_eta(X, zcol, off, beta, Tu, r, z):
 
 
 @cached_njit(inline="always")
-def _weighted_terms(family, y, m, fw, r, eta):
+def _weighted_terms(family, fpar, y, m, fw, r, eta):
     """``(w, ℓ, ℓ', v, v')`` of row r: its frequency weight and :func:`row_terms` with its
     trials (empty arrays: weight 1, one trial)."""
     mr = m[r] if m.shape[0] > 0 else 1.0
     wr = fw[r] if fw.shape[0] > 0 else 1.0
-    l0, l1, v, vf, vf1 = row_terms(family, y[r], mr, eta)
+    l0, l1, v, vf, vf1 = row_terms(family, fpar, y[r], mr, eta)
     return wr, l0, l1, v, vf, vf1
 
 
 @cached_njit
-def _group_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, z, Tu, want_c, want_ll,
+def _group_pass(family, fpar, X, zcol, y, m, off, fw, lo, hi, beta, T, u, z, Tu, want_c, want_ll,
                 sl_z, C):
     """One pass over a group's rows at u: returns Σ w ℓ (0 unless ``want_ll``); fills
     Σ w ℓ' z and (if want_c) C = Σ w v z z'."""
@@ -211,10 +96,10 @@ def _group_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, z, Tu, want_
         eta = _row_eta(X, zcol, off, beta, Tu, r, z)
         wr = fw[r] if fw.shape[0] > 0 else 1.0
         if want_ll:
-            _, l0, l1, v, _, _ = _weighted_terms(family, y, m, fw, r, eta)
+            _, l0, l1, v, _, _ = _weighted_terms(family, fpar, y, m, fw, r, eta)
             ll += wr * l0
         else:
-            l1, v = row_derivs(family, y[r], m[r] if m.shape[0] > 0 else 1.0, eta)
+            l1, v = row_derivs(family, fpar, y[r], m[r] if m.shape[0] > 0 else 1.0, eta)
         for a in range(q):
             sl_z[a] += wr * l1 * z[a]
             if want_c:
@@ -251,14 +136,14 @@ def _step_size(step, u):
 
 
 @cached_njit
-def _mode(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, max_steps, tol, work):
+def _mode(family, fpar, X, zcol, y, m, off, fw, lo, hi, beta, T, u, max_steps, tol, work):
     """Guarded Newton iterations for û (in place in u): every pass computes f, and a step is
     halved until f does not decrease. Returns (f(û), converged) and leaves C, H, L
     (Cholesky of H) at û in ``work``."""
     q = u.shape[0]
     z, Tu, sl_z, grad, step, unew = work[0], work[1], work[2], work[3], work[4], work[5]
     C, H, L = work[6:6 + q], work[6 + q:6 + 2 * q], work[6 + 2 * q:6 + 3 * q]
-    f = _group_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, z, Tu, True, True,
+    f = _group_pass(family, fpar, X, zcol, y, m, off, fw, lo, hi, beta, T, u, z, Tu, True, True,
                     sl_z, C)
     for a in range(q):
         f -= 0.5 * u[a] * u[a]
@@ -275,7 +160,7 @@ def _mode(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, max_steps, tol, wo
         for _h in range(30):
             for a in range(q):
                 unew[a] = u[a] + t * step[a]
-            fn = _group_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, unew, z, Tu,
+            fn = _group_pass(family, fpar, X, zcol, y, m, off, fw, lo, hi, beta, T, unew, z, Tu,
                              True, True, sl_z, C)
             for a in range(q):
                 fn -= 0.5 * unew[a] * unew[a]
@@ -285,7 +170,7 @@ def _mode(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, max_steps, tol, wo
             t *= 0.5
         if not accepted:
             # could not improve: recompute the sums at u and stop here
-            f = _group_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, z, Tu, True,
+            f = _group_pass(family, fpar, X, zcol, y, m, off, fw, lo, hi, beta, T, u, z, Tu, True,
                             True, sl_z, C)
             for a in range(q):
                 f -= 0.5 * u[a] * u[a]
@@ -314,7 +199,7 @@ _FULL_PASSES = 4
 
 
 @cached_njit
-def _refine_mode(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, max_steps, work):
+def _refine_mode(family, fpar, X, zcol, y, m, off, fw, lo, hi, beta, T, u, max_steps, work):
     """Newton steps for û from a warm start with derivative-only passes (no ℓ). Returns
     True once a step was below _NEAR (u holds the stepped point), False when the steps do
     not shrink (the caller restarts from its warm start with :func:`_mode`)."""
@@ -323,7 +208,7 @@ def _refine_mode(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, max_steps, 
     C, H, L = work[6:6 + q], work[6 + q:6 + 2 * q], work[6 + 2 * q:6 + 3 * q]
     prev = _FAR
     for _ in range(max_steps):
-        _group_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, z, Tu, True, False,
+        _group_pass(family, fpar, X, zcol, y, m, off, fw, lo, hi, beta, T, u, z, Tu, True, False,
                     sl_z, C)
         if not _newton_step(T, C, sl_z, u, H, L, grad, step):
             return False
@@ -339,7 +224,7 @@ def _refine_mode(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, max_steps, 
 
 
 @cached_njit
-def _laplace_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, want_grad, z, Tu,
+def _laplace_pass(family, fpar, X, zcol, y, m, off, fw, lo, hi, beta, T, u, want_grad, z, Tu,
                   sl_z, C, CF, sl_x, wzx, v1zzx, v1zzz):
     """The full pass at (near) the mode: returns Σ w ℓ; fills Σ w ℓ' z, the observed
     ``C = Σ w v z z'`` and expected ``CF = Σ w v_F z z'`` information (the same for
@@ -362,7 +247,7 @@ def _laplace_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, want_grad,
     ll = 0.0
     for r in range(lo, hi):
         eta = _row_eta(X, zcol, off, beta, Tu, r, z)
-        wr, l0, l1, v, vf, vf1 = _weighted_terms(family, y, m, fw, r, eta)
+        wr, l0, l1, v, vf, vf1 = _weighted_terms(family, fpar, y, m, fw, r, eta)
         ll += wr * l0
         wl1 = wr * l1
         for a in range(q):
@@ -498,8 +383,54 @@ def _laplace_gradient(T, u, L, Hinv, A, s_z, c_t, C, CF, sl_z, sl_x, wzx, v1zzx,
         dll[p + kk] = d
 
 
+@cached_njit
+def _param_pass(family, fpar, X, zcol, y, m, off, fw, lo, hi, beta, Tu, z, s_z, V):
+    """At u (``Tu = T u``), over α = log fpar: returns Σ w ∂ℓ/∂α; fills
+    ``s_z = Σ w (∂ℓ'/∂α) z`` and ``V = Σ w (∂v/∂α) z z'``."""
+    q = zcol.shape[0]
+    s_z[:] = 0.0
+    V[:, :] = 0.0
+    total = 0.0
+    for r in range(lo, hi):
+        eta = _row_eta(X, zcol, off, beta, Tu, r, z)
+        wr = fw[r] if fw.shape[0] > 0 else 1.0
+        la, l1a, va = param_terms(family, fpar, y[r], m[r] if m.shape[0] > 0 else 1.0, eta)
+        total += wr * la
+        for a in range(q):
+            s_z[a] += wr * l1a * z[a]
+            for b in range(q):
+                V[a, b] += wr * va * z[a] * z[b]
+    return total
+
+
+@cached_njit
+def _param_gradient(family, fpar, X, zcol, y, m, off, fw, lo, hi, beta, T, Tu, z, L, A, c_t,
+                    step):
+    """∂d/∂α of one group's Laplace deviance (α = log fpar; observed information in the
+    log determinant): ``−2 Σ w ∂ℓ/∂α + Σ_ab A_ab V_ab + c_t·∂û/∂α`` with
+    ``∂û/∂α = H⁻¹T' s_α`` (:func:`_param_pass`' sums at u; the first term corrected along
+    the Newton step δ to û, as the β terms are)."""
+    q = zcol.shape[0]
+    s_a = np.empty(q)
+    V = np.empty((q, q))
+    total = _param_pass(family, fpar, X, zcol, y, m, off, fw, lo, hi, beta, Tu, z, s_a, V)
+    ts = np.zeros(q)
+    for b in range(q):
+        for a in range(b, q):
+            ts[b] += T[a, b] * s_a[a]
+    du = np.empty(q)
+    _chol_solve(L, ts, du)
+    g = 0.0
+    for a in range(q):
+        total += ts[a] * step[a]
+        g += c_t[a] * du[a]
+        for b in range(q):
+            g += A[a, b] * V[a, b]
+    return g - 2.0 * total
+
+
 @cached_njit(parallel=True)
-def laplace_groups(family, X, zcol, y, m, off, fw, starts, beta, T, theta_rows, theta_cols,
+def laplace_groups(family, fpar, X, zcol, y, m, off, fw, starts, beta, T, theta_rows, theta_cols,
                    u, J, dx, want_grad, max_steps, tol, dev_out, grad_out, conv_out, H_out,
                    ll_out):
     """Laplace deviance per group (``dev_out[i]``) and, if ``want_grad``, its gradient over
@@ -541,10 +472,10 @@ def laplace_groups(family, X, zcol, y, m, off, fw, starts, beta, T, theta_rows, 
                     d += J[i, a, k] * dx[k]
                 ui[a] += d
                 moved = max(moved, abs(d) / (1.0 + abs(ui[a])))
-        if not (moved < _NEAR or _refine_mode(family, X, zcol, y, m, off, fw, lo, hi, beta,
+        if not (moved < _NEAR or _refine_mode(family, fpar, X, zcol, y, m, off, fw, lo, hi, beta,
                                                T, ui, max_steps, work)):
             ui[:] = u0
-            f, _ = _mode(family, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, max_steps, tol,
+            f, _ = _mode(family, fpar, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, max_steps, tol,
                          work)
             if not np.isfinite(f):
                 dev_out[i] = np.inf
@@ -557,7 +488,7 @@ def laplace_groups(family, X, zcol, y, m, off, fw, starts, beta, T, theta_rows, 
         ll = -np.inf
         conv = False
         for it in range(_FULL_PASSES):
-            ll = _laplace_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, want_grad,
+            ll = _laplace_pass(family, fpar, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, want_grad,
                                z, Tu, sl_z, C, CF, sl_x, wzx, v1zzx, v1zzz)
             if not _newton_step(T, C, sl_z, ui, H, L, gu, step):
                 ll = -np.inf
@@ -599,6 +530,10 @@ def laplace_groups(family, X, zcol, y, m, off, fw, starts, beta, T, theta_rows, 
             _laplace_gradient(T, ui, L, Hinv, A, s_z, c_t, C, CF, sl_z, sl_x, wzx, v1zzx,
                               step, theta_rows, theta_cols, grad_out[i], J[i],
                               ll_out[i, 1:1 + grad_out.shape[1]])
+            if has_param(family):
+                grad_out[i, p + theta_rows.shape[0]] = _param_gradient(
+                    family, fpar, X, zcol, y, m, off, fw, lo, hi, beta, T, Tu, z, L, A,
+                    c_t, step)
         dev_out[i] = -2.0 * f + logdet
         for a in range(q):
             for b in range(q):
@@ -607,7 +542,7 @@ def laplace_groups(family, X, zcol, y, m, off, fw, starts, beta, T, theta_rows, 
 
 
 @cached_njit
-def _agq_mode_sums(family, X, zcol, y, m, off, fw, lo, hi, beta, bz, svzx, sv1zzx):
+def _agq_mode_sums(family, fpar, X, zcol, y, m, off, fw, lo, hi, beta, bz, svzx, sv1zzx):
     """The pass at û for the AGQ gradient (q = 1), at ``η = o + x'β + z·bz`` (bz = θû).
     Returns ``(Σ w ℓ' z, Σ w v z², Σ w v_F z², Σ w v_F' z³)``; fills ``svzx = Σ w v z x``
     and ``sv1zzx = Σ w v_F' z² x`` (v: observed, v_F: expected information)."""
@@ -622,7 +557,7 @@ def _agq_mode_sums(family, X, zcol, y, m, off, fw, lo, hi, beta, bz, svzx, sv1zz
     for r in range(lo, hi):
         z = _re_covariate(X, zcol, r, 0)
         eta = _fixed_eta(X, off, beta, r) + z * bz
-        wr, _, l1, v, vf, vf1 = _weighted_terms(family, y, m, fw, r, eta)
+        wr, _, l1, v, vf, vf1 = _weighted_terms(family, fpar, y, m, fw, r, eta)
         wvz = wr * v * z
         wv1zz = wr * vf1 * z * z
         sl_z += wr * l1 * z
@@ -637,7 +572,7 @@ def _agq_mode_sums(family, X, zcol, y, m, off, fw, lo, hi, beta, bz, svzx, sv1zz
 
 
 @cached_njit
-def _agq_node_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, bz, sl_x):
+def _agq_node_pass(family, fpar, X, zcol, y, m, off, fw, lo, hi, beta, bz, sl_x):
     """One quadrature-node pass (q = 1) at ``η = o + x'β + z·bz``: returns ``(Σ w ℓ,
     Σ w ℓ' z)`` and fills ``sl_x = Σ w ℓ' x``. Σ w ℓ is accumulated exactly as in
     :func:`_group_pass`, so the deviance equals the value-only kernel's."""
@@ -649,7 +584,7 @@ def _agq_node_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, bz, sl_x):
     for r in range(lo, hi):
         z = _re_covariate(X, zcol, r, 0)
         eta = _fixed_eta(X, off, beta, r) + z * bz
-        wr, l0, l1, _, _, _ = _weighted_terms(family, y, m, fw, r, eta)
+        wr, l0, l1, _, _, _ = _weighted_terms(family, fpar, y, m, fw, r, eta)
         ll += wr * l0
         wl1 = wr * l1
         sl_z += wl1 * z
@@ -659,7 +594,7 @@ def _agq_node_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, bz, sl_x):
 
 
 @cached_njit
-def _agq_group(family, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, nodes, weights,
+def _agq_group(family, fpar, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, nodes, weights,
                max_steps, tol, want_grad, grad):
     """AGQ deviance of one group (q = 1) and, if ``want_grad``, its gradient over (β, θ)
     into ``grad`` (length p + 1). Returns ``(deviance, converged)``.
@@ -682,10 +617,10 @@ def _agq_group(family, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, nodes, weigh
     # do not contract), then the pass at û, whose Newton step must be negligible
     u_start = ui[0]
     conv = True
-    if not _refine_mode(family, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, max_steps,
+    if not _refine_mode(family, fpar, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, max_steps,
                         work):
         ui[0] = u_start
-        f, conv = _mode(family, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, max_steps, tol,
+        f, conv = _mode(family, fpar, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, max_steps, tol,
                         work)
         if not np.isfinite(f):
             return np.inf, False
@@ -693,7 +628,7 @@ def _agq_group(family, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, nodes, weigh
     sv1zzx = np.empty(p)
     for _ in range(_FULL_PASSES):
         u0 = ui[0]
-        slz0, c, cf, s3 = _agq_mode_sums(family, X, zcol, y, m, off, fw, lo, hi, beta,
+        slz0, c, cf, s3 = _agq_mode_sums(family, fpar, X, zcol, y, m, off, fw, lo, hi, beta,
                                          th * u0, svzx, sv1zzx)
         H = 1.0 + th * th * c  # observed information at û
         step = (th * slz0 - u0) / H
@@ -718,13 +653,13 @@ def _agq_group(family, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, nodes, weigh
     for k in range(n_nodes):
         un[0] = ui[0] + sigma * nodes[k]
         if want_grad:
-            ll, slz_k = _agq_node_pass(family, X, zcol, y, m, off, fw, lo, hi, beta,
+            ll, slz_k = _agq_node_pass(family, fpar, X, zcol, y, m, off, fw, lo, hi, beta,
                                        th * un[0], node_slx[k])
             node_slz[k] = slz_k
             node_u[k] = un[0]
             fk = ll - 0.5 * un[0] * un[0]
         else:
-            fk = _group_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, un, z, Tu,
+            fk = _group_pass(family, fpar, X, zcol, y, m, off, fw, lo, hi, beta, T, un, z, Tu,
                              False, True, slz, Cd) - 0.5 * un[0] * un[0]
         vals[k] = fk + 0.5 * nodes[k] * nodes[k] + math.log(weights[k])
         top = max(top, vals[k])
@@ -762,34 +697,34 @@ def _agq_group(family, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, nodes, weigh
 
 
 @cached_njit(parallel=True)
-def agq_groups(family, X, zcol, y, m, off, fw, starts, beta, T, u, nodes, weights, max_steps,
+def agq_groups(family, fpar, X, zcol, y, m, off, fw, starts, beta, T, u, nodes, weights, max_steps,
                tol, dev_out, conv_out):
     """Adaptive Gauss–Hermite deviance per group for a scalar random effect (q = 1):
     ``−2 log(σ Σ_k w_k exp(f(û + σ t_k) + t_k²/2))`` with σ = H^{-1/2}."""
     G = starts.shape[0] - 1
     unused = np.empty(0)
     for i in prange(G):
-        dev, conv = _agq_group(family, X, zcol, y, m, off, fw, starts[i], starts[i + 1], beta,
+        dev, conv = _agq_group(family, fpar, X, zcol, y, m, off, fw, starts[i], starts[i + 1], beta,
                                T, u[i], nodes, weights, max_steps, tol, False, unused)
         dev_out[i] = dev
         conv_out[i] = conv
 
 
 @cached_njit(parallel=True)
-def agq_grad_groups(family, X, zcol, y, m, off, fw, starts, beta, T, u, nodes, weights,
+def agq_grad_groups(family, fpar, X, zcol, y, m, off, fw, starts, beta, T, u, nodes, weights,
                     max_steps, tol, dev_out, grad_out, conv_out):
     """:func:`agq_groups` with the exact gradient of each group's deviance over (β, θ) in
     ``grad_out[i]`` (p + 1 columns): the mode passes, one pass at û and one pass per node."""
     G = starts.shape[0] - 1
     for i in prange(G):
-        dev, conv = _agq_group(family, X, zcol, y, m, off, fw, starts[i], starts[i + 1], beta,
+        dev, conv = _agq_group(family, fpar, X, zcol, y, m, off, fw, starts[i], starts[i + 1], beta,
                                T, u[i], nodes, weights, max_steps, tol, True, grad_out[i])
         dev_out[i] = dev
         conv_out[i] = conv
 
 
 @cached_njit(parallel=True)
-def fixed_glm_sums(family, X, y, m, off, fw, beta, ll_out, score_out, info_out):
+def fixed_glm_sums(family, fpar, X, y, m, off, fw, beta, ll_out, score_out, info_out):
     """Per-block log-likelihood, score and information of the GLM without random effects
     (start values); the rows are split into ``ll_out.shape[0]`` fixed blocks
     (:mod:`.blocks`), so the caller's sums over blocks do not depend on the threads."""
@@ -803,7 +738,7 @@ def fixed_glm_sums(family, X, y, m, off, fw, beta, ll_out, score_out, info_out):
         start, stop = block_bounds(n, n_blk, c)
         for r in range(start, stop):
             eta = _fixed_eta(X, off, beta, r)
-            wr, l0, l1, _, v, _ = _weighted_terms(family, y, m, fw, r, eta)
+            wr, l0, l1, _, v, _ = _weighted_terms(family, fpar, y, m, fw, r, eta)
             ll += wr * l0
             for j in range(p):
                 sc[j] += wr * l1 * X[r, j]
@@ -818,7 +753,7 @@ def fixed_glm_sums(family, X, y, m, off, fw, beta, ll_out, score_out, info_out):
 
 
 @cached_njit
-def _joint_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, Tu, z, slz, C, wzx, sc, xvx):
+def _joint_pass(family, fpar, X, zcol, y, m, off, fw, lo, hi, beta, Tu, z, slz, C, wzx, sc, xvx):
     """A group's pass for the joint PIRLS step (Fisher weights v_F, as lme4's PIRLS):
     returns Σ w ℓ; adds Σ w ℓ' z, C = Σ w v_F z z', Σ w v_F z x', Σ w ℓ' x and the upper
     triangle of Σ w v_F x x' into the (zeroed) arrays."""
@@ -827,7 +762,7 @@ def _joint_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, Tu, z, slz, C, wzx
     ll = 0.0
     for r in range(lo, hi):
         eta = _row_eta(X, zcol, off, beta, Tu, r, z)
-        wr, l0, l1, _, v, _ = _weighted_terms(family, y, m, fw, r, eta)
+        wr, l0, l1, _, v, _ = _weighted_terms(family, fpar, y, m, fw, r, eta)
         ll += wr * l0
         for a in range(q):
             slz[a] += wr * l1 * z[a]
@@ -846,7 +781,7 @@ def _joint_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, Tu, z, slz, C, wzx
 
 
 @cached_njit(parallel=True)
-def pirls_joint_sums(family, X, zcol, y, m, off, fw, starts, beta, T, u, f_out, H_out, g_out,
+def pirls_joint_sums(family, fpar, X, zcol, y, m, off, fw, starts, beta, T, u, f_out, H_out, g_out,
                      B_out, score_out, xvx_out):
     """One pass per group at the current (β, u) for a joint Newton step of the penalized
     log-likelihood (lme4's PIRLS, nAGQ = 0): ``f_out[i] = Σ w ℓ − ½‖u_i‖²``,
@@ -865,7 +800,7 @@ def pirls_joint_sums(family, X, zcol, y, m, off, fw, starts, beta, T, u, f_out, 
         wzx = np.zeros((q, p))
         sc = np.zeros(p)
         xvx = np.zeros((p, p))
-        ll = _joint_pass(family, X, zcol, y, m, off, fw, starts[i], starts[i + 1], beta, Tu,
+        ll = _joint_pass(family, fpar, X, zcol, y, m, off, fw, starts[i], starts[i + 1], beta, Tu,
                          z, slz, C, wzx, sc, xvx)
         for a in range(q):
             ll -= 0.5 * ui[a] * ui[a]

@@ -18,6 +18,7 @@ import inspect
 from pathlib import Path
 
 from . import codegen, glmm
+from .. import families
 
 __all__ = ["specialized_kernels", "SPECIALIZE_MIN_ROWS"]
 
@@ -66,7 +67,7 @@ def _product_log(family, has_m, has_fw):
     """0/1 logit rows without weights: ``Σ log(1 + e^{−|η|})`` as the log of running
     products (a multiply per row instead of a log1p, which costs more than the rest of the
     row together; every factor is in (1, 2], so 256 of them cannot overflow)."""
-    return family == glmm.BINOMIAL_LOGIT and not has_m and not has_fw
+    return family == families.BINOMIAL_LOGIT and not has_m and not has_fw
 
 
 def _terms(family, has_m, has_fw, v="v"):
@@ -74,7 +75,7 @@ def _terms(family, has_m, has_fw, v="v"):
     does; with :func:`_product_log`, ``l0`` lacks ``−log(1 + e^{−|η|})``, which goes into
     the running product ``prod_`` (see :func:`_product_end`)."""
     if not _product_log(family, has_m, has_fw):
-        return [f"        l0, l1, {v}, vf, vf1 = row_terms(fam, y[r], mr, eta)"]
+        return [f"        l0, l1, {v}, vf, vf1 = row_terms(fam, fpar, y[r], mr, eta)"]
     return ["        e_ = math.exp(-abs(eta))",
             "        d_ = 1.0 + e_",
             "        inv_ = 1.0 / d_",
@@ -108,7 +109,7 @@ def _group_pass_source(family, p, zcol, has_m, has_off, has_fw):
     q = len(zcol)
     c_pairs = [(a, b) for a in range(q) for b in range(a, q)]
     L = ["@cached_njit",
-         "def _group_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, z, Tu, want_c,",
+         "def _group_pass(family, fpar, X, zcol, y, m, off, fw, lo, hi, beta, T, u, z, Tu, want_c,",
          "                want_ll, sl_z, C):",
          *_group_sums_header(p, q, family), *_product_start(family, has_m, has_fw)]
     for want_c, want_ll in ((True, True), (True, False), (False, True)):
@@ -119,7 +120,7 @@ def _group_pass_source(family, p, zcol, has_m, has_off, has_fw):
             body += _terms(family, has_m, has_fw)
             body.append("        ll += wr * l0")
         else:
-            body.append("        l1, v = row_derivs(fam, y[r], mr, eta)")
+            body.append("        l1, v = row_derivs(fam, fpar, y[r], mr, eta)")
         body.append("        wl1 = wr * l1")
         body += [f"        s{a} += wl1 * z{a}" for a in range(q)]
         if want_c:
@@ -137,10 +138,10 @@ def _group_pass_source(family, p, zcol, has_m, has_off, has_fw):
 
 def _laplace_pass_source(family, p, zcol, has_m, has_off, has_fw):
     q = len(zcol)
-    fisher = not glmm.observed_logdet(family)
+    fisher = not families.observed_logdet(family)
     pairs = [(a, b) for a in range(q) for b in range(a, q)]
     L = ["@cached_njit",
-         "def _laplace_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, T, u, want_grad, z,",
+         "def _laplace_pass(family, fpar, X, zcol, y, m, off, fw, lo, hi, beta, T, u, want_grad, z,",
          "                  Tu, sl_z, C, CF, sl_x, wzx, v1zzx, v1zzz):",
          *_group_sums_header(p, q, family), *_product_start(family, has_m, has_fw),
          *([f"    f{a}_{b} = 0.0" for a, b in pairs] if fisher else []),
@@ -198,7 +199,7 @@ def _laplace_pass_source(family, p, zcol, has_m, has_off, has_fw):
 
 def _agq_node_pass_source(family, p, zcol, has_m, has_off, has_fw):
     L = ["@cached_njit",
-         "def _agq_node_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, bz, sl_x):",
+         "def _agq_node_pass(family, fpar, X, zcol, y, m, off, fw, lo, hi, beta, bz, sl_x):",
          *_header(p, family),
          "    ll = 0.0",
          "    slz = 0.0",
@@ -223,7 +224,7 @@ def _joint_pass_source(family, p, zcol, has_m, has_off, has_fw):
     c_pairs = [(a, b) for a in range(q) for b in range(a, q)]
     x_pairs = [(j, k) for j in range(p) for k in range(j, p)]
     L = ["@cached_njit",
-         "def _joint_pass(family, X, zcol, y, m, off, fw, lo, hi, beta, Tu, z, slz, C, wzx, sc,",
+         "def _joint_pass(family, fpar, X, zcol, y, m, off, fw, lo, hi, beta, Tu, z, slz, C, wzx, sc,",
          "                xvx):",
          *_header(p, family),
          *[f"    t{a} = Tu[{a}]" for a in range(q)],
@@ -280,7 +281,7 @@ def _source(family, p, zcol, has_m, has_off, has_fw):
 def _digest(source):
     h = hashlib.sha1(source.encode())
     here = Path(__file__).resolve().parent
-    for dep in ("glmm.py", "dense.py"):
+    for dep in ("glmm.py", "dense.py", "../families.py"):
         h.update((here / dep).read_bytes())
     return h.hexdigest()[:12]
 

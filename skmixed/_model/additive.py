@@ -27,6 +27,7 @@ from scipy import linalg, optimize
 from .._kernels import blocks
 from .._kernels.binned import bin_layout, binned_sums, binned_table_size, sum_binned_blocks
 from .._kernels.threads import single_threaded_blas
+from ..families import get_family
 from .significance import alternative_edf_terms, smooth_test
 
 __all__ = ["SmoothBlocks", "CrossProducts", "DenseREML", "REMLFit", "discretize",
@@ -638,28 +639,22 @@ class DenseREML:
 
 
 def _working(family, eta, y, m, prior):
-    """The PIRLS working response and weights at η: binomial logit (y successes of m:
-    information m μ(1 − μ)) or Poisson log (information μ)."""
+    """The PIRLS working response and weights at η (``family``: a
+    :class:`~skmixed.families.Family` of a canonical link, whose information is also its
+    Fisher weight)."""
     # beyond |η| = 30 a probability is within 1e-13 of 0 or 1 (a Poisson mean below 1e-13):
     # the estimates run to infinity and the working weights underflow
-    if (np.min(eta) < -30.0 if family == "poisson" else np.max(np.abs(eta)) > 30.0):
+    if family.diverged(eta):
         raise ValueError("fitted means numerically at the boundary (probability 0 or 1, or "
                          "a Poisson mean of 0): the linear predictor diverges — "
                          "(quasi-)complete separation by the covariates or smooths; drop "
                          "or recode the separating terms.")
-    if family == "poisson":
-        mu = np.exp(np.minimum(eta, 700.0))
-        info = mu
-        resid = y - mu
-    else:
-        mu = 1.0 / (1.0 + np.exp(-eta))
-        info = m * mu * (1.0 - mu)
-        resid = y - m * mu
-    return eta + resid / np.maximum(info, 1e-300), prior * info
+    l1, info = family.score_information(y, eta, m)
+    return eta + l1 / np.maximum(info, 1e-300), prior * info
 
 
 def performance_iteration(make_reml, linear_predictor, y, eta0, m=None, weights=None,
-                          family="binomial", tol=1e-8, max_iter=100):
+                          family=None, tol=1e-8, max_iter=100):
     """A binomial-logit or Poisson-log additive mixed model by PIRLS "performance
     iteration" (Gu 1992; mgcv's ``bam(method = "fREML")``): at the current η, the working
     Gaussian model ``z = η + (y − E y)/v`` with weights v (the information) and known scale
@@ -668,7 +663,9 @@ def performance_iteration(make_reml, linear_predictor, y, eta0, m=None, weights=
 
     ``make_reml(z, w)`` returns the :class:`DenseREML` of the working model (its
     cross-products from z and w); ``linear_predictor(fit)`` the fitted η at every row.
-    Returns ``(fit, eta, n_iter, converged)``."""
+    ``family``: a :class:`~skmixed.families.Family` of a canonical link (default binomial
+    logit). Returns ``(fit, eta, n_iter, converged)``."""
+    family = family or get_family("binomial")
     m = np.ones_like(y) if m is None else m
     prior = np.ones_like(y) if weights is None else weights
     eta = np.asarray(eta0, dtype=float)
@@ -687,15 +684,8 @@ def performance_iteration(make_reml, linear_predictor, y, eta0, m=None, weights=
     return fit, eta, max_iter, False
 
 
-def _log_likelihood(family, eta, y, m, prior):
-    """Σ w ℓ (without constants): binomial logit or Poisson log."""
-    if family == "poisson":
-        return float(prior @ (y * eta - np.exp(np.minimum(eta, 700.0))))
-    return float(prior @ (y * eta - m * np.logaddexp(0.0, eta)))
-
-
 def laplace_reml(make_reml, linear_predictor, y, eta0, m=None, weights=None,
-                 family="binomial", tol=1e-10, max_iter=200, bounds=LOG_TAU_BOUNDS):
+                 family=None, tol=1e-10, max_iter=200, bounds=LOG_TAU_BOUNDS):
     """``gam(method = "REML")`` for binomial logit / Poisson log: the Laplace approximation
     of the restricted likelihood (Wood 2011), optimized over τ ("outer iteration"):
 
@@ -705,6 +695,7 @@ def laplace_reml(make_reml, linear_predictor, y, eta0, m=None, weights=None,
     canonical links) from the previous τ's η. Unlike :func:`performance_iteration` (PQL, as
     ``bam``), the smoothing parameters optimize this criterion itself.
     Returns ``(fit, eta, n_evaluations, converged)``."""
+    family = family or get_family("binomial")
     m = np.ones_like(y) if m is None else m
     prior = np.ones_like(y) if weights is None else weights
     state = {"eta": np.asarray(eta0, dtype=float), "evals": 0}
@@ -735,7 +726,7 @@ def laplace_reml(make_reml, linear_predictor, y, eta0, m=None, weights=None,
         state["eta"] = eta
         u2 = sum(float(u @ u) for u in s["u"] if u is not None)
         logdet = s["sys"]["logdet"] + 2.0 * np.log(np.diag(s["RX"])).sum()
-        return -2.0 * _log_likelihood(family, eta, y, m, prior) + u2 + logdet
+        return -2.0 * family.loglik(y, eta, m, prior, constants=False) + u2 + logdet
 
     reml0 = make_reml(*_working(family, state["eta"], y, m, prior))
     x0 = np.zeros(reml0.n_tau)

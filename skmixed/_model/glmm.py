@@ -13,7 +13,7 @@ from scipy import special
 from .._kernels import glmm as generic_kernels
 from .._kernels import blocks
 from .._kernels.cache import cached_njit
-from .._kernels.glmm import GAMMA_LOG, fixed_glm_sums
+from .._kernels.glmm import fixed_glm_sums
 from .._kernels.glmm_codegen import SPECIALIZE_MIN_ROWS, specialized_kernels
 from .optimize import minimize_newton
 
@@ -78,11 +78,13 @@ class GroupedRows:
         return self.starts.shape[0] - 1
 
 
-def fit_fixed_glm(family, rows, n_blocks=None, max_iter=100, tol=1e-14, return_loglik=False):
-    """β of the GLM without random effects by Fisher scoring (Newton's method for canonical
-    links) with step halving (start values); with ``return_loglik`` also its
-    log-likelihood. The rows are summed in ``n_blocks`` fixed blocks (default: a function of
-    the number of rows, :func:`skmixed._kernels.blocks.n_blocks`), not per thread."""
+def fit_fixed_glm(family, rows, n_blocks=None, max_iter=100, tol=1e-14, return_loglik=False,
+                  fpar=0.0):
+    """β of the GLM (a :class:`~skmixed.families.Family`, its parameter ``fpar``) without
+    random effects by Fisher scoring (Newton's method for canonical links) with step
+    halving (start values); with ``return_loglik`` also its log-likelihood. The rows are
+    summed in ``n_blocks`` fixed blocks (default: a function of the number of rows,
+    :func:`skmixed._kernels.blocks.n_blocks`), not per thread."""
     X = rows.X
     p = X.shape[1]
     if n_blocks is None:
@@ -92,12 +94,12 @@ def fit_fixed_glm(family, rows, n_blocks=None, max_iter=100, tol=1e-14, return_l
     info = np.zeros((n_blocks, p, p))
 
     def sums(beta):
-        fixed_glm_sums(family, X, rows.y, rows.m, rows.offset, rows.weights, beta,
-                       ll_out, score, info)
+        fixed_glm_sums(family.code, float(fpar), X, rows.y, rows.m, rows.offset,
+                       rows.weights, beta, ll_out, score, info)
         return ll_out.sum(), score.sum(axis=0), info.sum(axis=0)
 
     beta = np.zeros(p)
-    if family == GAMMA_LOG:
+    if family.name == "gamma":
         # β = 0 (μ = 1) is far from typical positive responses and the scoring steps from
         # there overshoot: start from the least-squares fit of log y (R's mustart = y)
         sw = np.sqrt(rows.weights) if rows.weights.size else 1.0
@@ -143,7 +145,7 @@ def kernels_for(family, rows, min_rows):
     """The kernel module for a fit: written out for the family and the design's shape once
     there are ``min_rows`` rows (see :mod:`skmixed._kernels.glmm_codegen`), else the
     generic one."""
-    return (specialized_kernels(family, rows) if rows.y.shape[0] >= min_rows
+    return (specialized_kernels(family.code, rows) if rows.y.shape[0] >= min_rows
             else generic_kernels)
 
 
@@ -225,7 +227,6 @@ class LaplaceDeviance:
         self.p = p
         self.u = np.zeros((G, q))
         self._dev = np.zeros(G)
-        self._grad = np.zeros((G, p + term.n_theta))
         self._conv = np.zeros(G, dtype=np.bool_)
         self._H = np.zeros((G, q, q))
         # ∂û/∂x from the last gradient evaluation and the x where u was found: the next
@@ -233,18 +234,26 @@ class LaplaceDeviance:
         self._J = np.zeros((G, q, p + term.n_theta))
         self._x_u = None
         self._best = (None, np.inf, None, None)
-        self.gamma = GammaDispersion(rows) if family == GAMMA_LOG else None
+        self.gamma = GammaDispersion(rows) if family.name == "gamma" else None
+        # the negative binomial's size k: x ends with log k, the kernels give its gradient
+        self.size = family.param == "size"
+        self._grad = np.zeros((G, p + term.n_theta + self.size))
         self._kernels = kernels_for(family, rows, self.specialize_min_rows)
-        self._ll = np.zeros((G, 1 + p + term.n_theta + (self.gamma is not None)))
-        if self.gamma is not None and self.n_agq > 1:
-            raise ValueError("adaptive quadrature for Gamma is not implemented: n_agq=1")
+        self._ll = np.zeros((G, 1 + p + term.n_theta + (self.gamma is not None or self.size)))
+        if (self.gamma is not None or self.size) and self.n_agq > 1:
+            raise ValueError(f"adaptive quadrature for {family.name} is not implemented: "
+                             "n_agq=1")
         if self.n_agq > 1:
             nodes, weights = np.polynomial.hermite_e.hermegauss(self.n_agq)
             self._nodes, self._weights = nodes, weights / weights.sum()
 
     def split(self, x):
-        """(β, θ) — for Gamma without ρ, the last element."""
+        """(β, θ) — without Gamma's ρ or the negative binomial's log k, the last element."""
         return x[: self.p], x[self.p:self.p + self.term.n_theta]
+
+    def _fpar(self, x):
+        """The family's parameter in the kernels: the size k = e^{x[-1]} (else 0)."""
+        return float(np.exp(x[self.p + self.term.n_theta])) if self.size else 0.0
 
     def _laplace(self, x, want_grad):
         x = np.asarray(x, dtype=float)
@@ -254,7 +263,8 @@ class LaplaceDeviance:
         dx = np.empty(0) if self._x_u is None else x[:n_bt] - self._x_u[:n_bt]
         weights = r.weights if self.gamma is None else self.gamma.weights(x[n_bt])
         self._kernels.laplace_groups(
-            self.family, r.X, r.zcol, r.y, r.m, r.offset, weights, r.starts, beta,
+            self.family.code, self._fpar(x), r.X, r.zcol, r.y, r.m, r.offset, weights,
+            r.starts, beta,
             self.term.factor(theta), self.term.rows, self.term.cols, self.u, self._J, dx,
             want_grad, self.max_steps, self.mode_tol, self._dev, self._grad, self._conv,
             self._H, self._ll)
@@ -277,7 +287,7 @@ class LaplaceDeviance:
         beta, theta = self.split(np.asarray(x, dtype=float))
         r = self.rows
         self._kernels.agq_groups(
-            self.family, r.X, r.zcol, r.y, r.m, r.offset, r.weights, r.starts, beta,
+            self.family.code, 0.0, r.X, r.zcol, r.y, r.m, r.offset, r.weights, r.starts, beta,
             self.term.factor(theta), self.u, self._nodes, self._weights, self.max_steps,
             self.mode_tol, self._dev, self._conv)
         return float(self._dev.sum())
@@ -297,7 +307,7 @@ class LaplaceDeviance:
         beta, theta = self.split(x)
         r = self.rows
         self._kernels.agq_grad_groups(
-            self.family, r.X, r.zcol, r.y, r.m, r.offset, r.weights, r.starts, beta,
+            self.family.code, 0.0, r.X, r.zcol, r.y, r.m, r.offset, r.weights, r.starts, beta,
             self.term.factor(theta), self.u, self._nodes, self._weights, self.max_steps,
             self.mode_tol, self._dev, self._grad, self._conv)
         f = float(self._dev.sum())
@@ -409,9 +419,9 @@ class JointPIRLSDeviance:
 
     def _sums(self, beta, u, T):
         r = self.rows
-        self._kernels.pirls_joint_sums(self.family, r.X, r.zcol, r.y, r.m, r.offset,
-                                       r.weights, r.starts, beta, T, u, self._f, self._H,
-                                       self._g, self._B, self._score, self._xvx)
+        self._kernels.pirls_joint_sums(self.family.code, 0.0, r.X, r.zcol, r.y, r.m,
+                                       r.offset, r.weights, r.starts, beta, T, u, self._f,
+                                       self._H, self._g, self._B, self._score, self._xvx)
         return float(self._f.sum())
 
     def _newton(self):

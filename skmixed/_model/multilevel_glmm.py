@@ -18,10 +18,8 @@ the standard errors come from a finite-difference Hessian of d over (θ, β), as
 data of up to some 10⁵ rows; one grouping factor has MixedGLM's fast path.
 """
 
-from dataclasses import dataclass
-
 import numpy as np
-from scipy import linalg, optimize, sparse, special
+from scipy import linalg, optimize, sparse
 
 from .multilevel import DENSE_LIMIT, RestFactor, random_effects_matrix
 
@@ -94,27 +92,6 @@ class BlockedSystem:
         return out + rest.diagonal_blocks([(f.n_levels, f.term.q) for f in factors[1:]])
 
 
-@dataclass
-class GLMFamily:
-    """Binomial logit (y successes of m trials) or Poisson log: log-likelihood (with its
-    constants, as lme4's), mean and working weight (the information)."""
-
-    name: str
-
-    def loglik(self, y, m, eta, w):
-        if self.name == "poisson":
-            return float(w @ (y * eta - np.exp(eta) - special.gammaln(y + 1.0)))
-        logc = special.gammaln(m + 1.0) - special.gammaln(y + 1.0) - special.gammaln(m - y + 1.0)
-        return float(w @ (y * eta - m * np.logaddexp(0.0, eta) + logc))
-
-    def mean_and_weight(self, m, eta):
-        if self.name == "poisson":
-            mu = np.exp(eta)
-            return mu, mu
-        p = special.expit(eta)
-        return m * p, m * p * (1.0 - p)
-
-
 class MultiLaplace:
     """The Laplace deviance over (θ, β) of a GLMM with several grouping factors (see the
     module docstring). ``factors``: :class:`~skmixed._model.multilevel.FactorColumns`
@@ -122,7 +99,7 @@ class MultiLaplace:
 
     def __init__(self, X, y, m, offset, w, factors, family):
         self.X, self.y, self.m, self.offset, self.w = X, y, m, offset, w
-        self.factors, self.family = factors, GLMFamily(family)
+        self.factors, self.family = factors, family
         self.Z = random_effects_matrix(factors, y.shape[0])
         self.ZT = self.Z.T.tocsr()
         self.theta_edges = np.cumsum([0] + [f.term.n_theta for f in factors])
@@ -138,7 +115,7 @@ class MultiLaplace:
         return thetas, x[self.n_theta:]
 
     def _objective(self, eta, u):
-        return -2.0 * self.family.loglik(self.y, self.m, eta, self.w) + float(u @ u)
+        return -2.0 * self.family.loglik(self.y, eta, self.m, self.w) + float(u @ u)
 
     def modes(self, x, tol=1e-10, max_iter=100):
         """û at (θ, β) by penalized IRLS from the last modes; returns (û, η̂, system)."""
@@ -150,10 +127,10 @@ class MultiLaplace:
         eta = base + ZL @ u
         h = self._objective(eta, u)
         for _ in range(max_iter):
-            mu, v = self.family.mean_and_weight(self.m, eta)
+            l1, v = self.family.score_information(self.y, eta, self.m)
             M = (self.ZT @ self.Z.multiply((self.w * v)[:, None])).tocsr()
             system = BlockedSystem(M, self.factors, thetas)
-            grad = ZL.T @ (self.w * (self.y - mu)) - u
+            grad = ZL.T @ (self.w * l1) - u
             step = system.solve(grad)
             decrement = float(step @ grad)
             t = 1.0
@@ -167,7 +144,7 @@ class MultiLaplace:
             u, eta, h = u_new, eta_new, h_new
             if decrement < tol * (1.0 + abs(h)):
                 break
-        mu, v = self.family.mean_and_weight(self.m, eta)
+        l1, v = self.family.score_information(self.y, eta, self.m)
         M = (self.ZT @ self.Z.multiply((self.w * v)[:, None])).tocsr()
         return u, eta, BlockedSystem(M, self.factors, thetas)
 
@@ -236,11 +213,11 @@ class MultiLaplace:
         eta = self.offset + self.X @ beta + ZL @ u
         h = self._objective(eta, u)
         for _ in range(max_iter):
-            mu, v = self.family.mean_and_weight(self.m, eta)
+            l1, v = self.family.score_information(self.y, eta, self.m)
             wv = self.w * v
             M = (self.ZT @ self.Z.multiply(wv[:, None])).tocsr()
             system = BlockedSystem(M, self.factors, thetas)
-            resid = self.w * (self.y - mu)
+            resid = self.w * l1
             g_u = ZL.T @ resid - u
             g_b = self.X.T @ resid
             K = np.asarray(ZL.T @ (self.X * wv[:, None]))
@@ -261,7 +238,7 @@ class MultiLaplace:
             beta, u, eta, h = b_new, u_new, eta_new, h_new
             if decrement < tol * (1.0 + abs(h)):
                 break
-        mu, v = self.family.mean_and_weight(self.m, eta)
+        l1, v = self.family.score_information(self.y, eta, self.m)
         M = (self.ZT @ self.Z.multiply((self.w * v)[:, None])).tocsr()
         self.u = u
         return beta, u, h + BlockedSystem(M, self.factors, thetas).logdet
