@@ -43,9 +43,11 @@ _DISCRETE_FROM_ROWS = 50_000
 
 
 def _slope_scale(columns):
-    """Each random-slope column's root mean square (skmixed._model.scaling): the fit runs on
-    the slopes ``x / s``, whose variance parameters do not depend on the user's unit."""
-    return ColumnScaling.from_columns(columns, intercept=False).scale
+    """Each random-slope column's scale (skmixed._model.scaling: the power of ten of its
+    root mean square): the fit runs on the slopes ``x / s``, whose variance parameters do
+    not depend on the user's unit."""
+    return ColumnScaling.from_columns(columns, intercept=False,
+                                      slope_pos=range(len(columns))).scale
 
 
 class AdditiveMixed(RegressorMixin, BaseEstimator):

@@ -10,7 +10,8 @@ dependence, and Newton/quasi-Newton steps over β see comparable curvatures.
   columns without a random slope: shifting a random-slope column changes what the random
   intercept means (and, for lme4's ``||``, the model itself).
 * ``s_j`` is the sample's spread about ``c_j`` (its root mean square deviation; 1 for a
-  column constant in the sample); for a random-slope column, its root mean square about 0.
+  column constant in the sample); for a random-slope column, the power of ten nearest its
+  root mean square about 0 (so that a slope column in a usual unit is used as it is).
   Computed from the data, the internal columns are the same — to rounding — whatever the
   user's origin and unit: a fit on ``x + 1e6`` or on ``x · 1e-12`` is the fit on ``x``,
   optimizer path included, mapped back.
@@ -44,6 +45,16 @@ def _spread_scale(spread):
     return float(spread) if np.isfinite(spread) and spread > 0 else 1.0
 
 
+def _slope_scale(rms):
+    """The scale of a random-slope column of this root mean square: its power of ten
+    (1 for a zero or non-finite one). A column in a usual unit is then used as it is — its
+    fit, optimizer path included, is the one without scaling — and ``x · 10^k`` gets the
+    same internal column as ``x``, to rounding."""
+    if not (np.isfinite(rms) and rms > 0):
+        return 1.0
+    return float(10.0 ** np.round(np.log10(rms)))
+
+
 @dataclass(frozen=True)
 class ColumnScaling:
     """Centres ``c`` and scales ``s`` of the fixed-effect columns (not the
@@ -66,7 +77,8 @@ class ColumnScaling:
                 continue
             c = float(np.mean(sample)) if intercept and j not in slopes else 0.0
             center[j] = c
-            scale[j] = _spread_scale(float(np.sqrt(np.mean((sample - c) ** 2))))
+            spread = float(np.sqrt(np.mean((sample - c) ** 2)))
+            scale[j] = _slope_scale(spread) if j in slopes else _spread_scale(spread)
         return cls(center, scale, bool(intercept))
 
     @classmethod
@@ -74,14 +86,15 @@ class ColumnScaling:
                           slope_pos=()):
         """Scales from a row pass's sums of ``w (x − c)`` and ``w (x − c)²`` (the centres
         ``c`` it subtracted); for paths that never hold the rows. Random-slope columns
-        (``slope_pos``, centre 0) get their root mean square."""
+        (``slope_pos``, centre 0) get the power of ten of their root mean square."""
         center = np.asarray(center, dtype=np.float64)
         mean = np.asarray(sums, dtype=np.float64) / weight_sum
-        spread = np.full(center.size, bool(intercept))
-        spread[np.asarray(slope_pos, dtype=np.int64)] = False
+        slope = np.zeros(center.size, dtype=bool)
+        slope[np.asarray(slope_pos, dtype=np.int64)] = True
         var = np.maximum(np.asarray(sums_of_squares, dtype=np.float64) / weight_sum
-                         - np.where(spread, mean * mean, 0.0), 0.0)
-        scale = np.array([_spread_scale(v) for v in np.sqrt(var)])
+                         - np.where(bool(intercept) & ~slope, mean * mean, 0.0), 0.0)
+        scale = np.array([_slope_scale(v) if sl else _spread_scale(v)
+                          for v, sl in zip(np.sqrt(var), slope)])
         return cls(center.copy(), scale, bool(intercept))
 
     def subset(self, columns):
