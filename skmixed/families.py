@@ -228,12 +228,14 @@ class Family:
     """One response family with its link (subclasses below; :func:`get_family`).
 
     Attributes: ``name`` and ``link`` (R's names), ``code`` (the kernels'), ``canonical``
-    (observed = expected information), ``param`` (the name of a parameter estimated with
+    (observed = expected information), ``kind`` (of the response: ``"proportion"``
+    (successes of trials), ``"count"``, ``"positive"``, ``"continuous"``), ``param`` (the name of a parameter estimated with
     the fit, e.g. the negative binomial's ``"size"``; None), ``eta_bounds`` (linear
     predictors beyond which a fitted mean is numerically at its boundary, or None)."""
 
     name = ""
     link = ""
+    kind = "continuous"  # of the response: "proportion", "count", "positive"
     code = GAUSSIAN_IDENTITY
     canonical = True
     param = None
@@ -288,6 +290,14 @@ class Family:
         infinity and the working weights underflow."""
         return False
 
+    # the parameter estimated with the fit
+    glm_fpar = 0.0  # its value in the GLM that gives the start values
+
+    def param_start(self, y, mu, w):
+        """The start of the optimizer's parameter (``param``; Gamma: ρ = −log φ, negative
+        binomial: log k) from the start GLM's means ``mu`` (``w`` empty: unit weights)."""
+        raise NotImplementedError
+
     # the response
     def check_y(self, y, trials=None, trials_label=None):
         """Refuse a response this family cannot have (ValueError naming the first bad
@@ -319,7 +329,7 @@ class Gaussian(Family):
 
 
 class Binomial(Family):
-    name = "binomial"
+    name, kind = "binomial", "proportion"
     _CODES = {"logit": BINOMIAL_LOGIT, "probit": BINOMIAL_PROBIT, "cloglog": BINOMIAL_CLOGLOG}
     # R's glm.fit: fitted probabilities within 10·eps of 0 or 1, as bounds on η per link —
     # except cloglog's upper tail, where μ = 1 − exp(−e^η) is that close to 1 from η = 3.5
@@ -393,6 +403,8 @@ class _LogLink(Family):
 
 
 class _Counts(_LogLink):
+    kind = "count"
+
     def diverged(self, eta):
         return bool(np.min(eta, initial=0.0) < -30.0)
 
@@ -416,18 +428,39 @@ class NegativeBinomial(_Counts):
     name, code, _LABEL = "nbinom2", NBINOM2_LOG, "negative binomial"
     canonical = False
     param = "size"
+    glm_fpar = 1e6  # the start GLM: a negative binomial this close to the Poisson
+
+    def param_start(self, y, mu, w):
+        """log k by the moments of the start GLM's residuals, ``E(y − μ)² − μ = μ²/k``
+        (k between e^-5 and e^10: from far beyond the data's overdispersion to Poisson)."""
+        w = w if w.size else np.ones_like(y)
+        excess = float(w @ ((y - mu) ** 2 - mu))
+        k = float(w @ (mu * mu)) / excess if excess > 0 else np.exp(10.0)
+        return float(np.clip(np.log(k), -5.0, 10.0))
 
 
 class Gamma(_LogLink):
     """Gamma with log link; its dispersion φ is a parameter of the fit
     (:class:`skmixed._model.glmm.GammaDispersion`)."""
 
-    name, code = "gamma", GAMMA_LOG
+    name, code, kind = "gamma", GAMMA_LOG, "positive"
     param = "dispersion"
 
     def check_y(self, y, trials=None, trials_label=None):
         if not np.all(y > 0):
             _first_bad(~(y > 0), y, "Gamma y must be positive")
+
+    def param_start(self, y, mu, w):
+        """ρ = −log φ from the deviance-based dispersion estimate (R's ``Gamma()$aic``
+        plug-in) of the start GLM."""
+        w = w if w.size else np.ones_like(y)
+        deviance = 2.0 * float(w @ ((y - mu) / mu - np.log(y / mu)))
+        rho = -np.log(max(deviance / float(w.sum()), 1e-12))
+        if not rho < 25.0:
+            raise ValueError("the fixed effects alone fit y exactly (the Gamma GLM without "
+                             "random effects has deviance ~0): no dispersion is left to "
+                             "estimate.")
+        return float(rho)
 
     def start_eta(self, y):
         return np.log(np.asarray(y, dtype=float))

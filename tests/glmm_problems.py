@@ -4,13 +4,13 @@ seven kinds given the linear predictor, and the rows put in group order."""
 import numpy as np
 from scipy import special
 
-from skmixed._kernels.glmm import (BINOMIAL_CLOGLOG, BINOMIAL_LOGIT, BINOMIAL_PROBIT,
-                                   GAMMA_LOG, POISSON_LOG)
 from skmixed._model.glmm import GroupedRows, group_order
+from skmixed.families import get_family
 
 
 def glmm_response(rng, kind, eta, weight_low=1):
-    """``(family, y, m, offset, weights)`` for linear predictor ``eta``.
+    """``(family, y, m, offset, weights)`` for linear predictor ``eta`` (``family``: a
+    :class:`skmixed.families.Family`).
 
     kind: "binomial" (0/1), "trials" (successes of m = 1…6 trials), "poisson" (with an
     offset and integer frequency weights from ``weight_low`` to 3), "poisson_plain",
@@ -20,26 +20,26 @@ def glmm_response(rng, kind, eta, weight_low=1):
     """
     n = eta.shape[0]
     m = off = w = np.empty(0)
-    family = BINOMIAL_LOGIT
+    family = get_family("binomial")
     if kind == "binomial":
         y = rng.binomial(1, special.expit(eta))
     elif kind == "trials":
         m = rng.integers(1, 7, size=n).astype(float)
         y = rng.binomial(m.astype(int), special.expit(eta))
     elif kind == "probit":
-        family = BINOMIAL_PROBIT
+        family = get_family("binomial", "probit")
         m = rng.integers(1, 7, size=n).astype(float)
         y = rng.binomial(m.astype(int), special.ndtr(eta))
     elif kind == "gamma":
-        family = GAMMA_LOG
+        family = get_family("gamma")
         w = rng.integers(weight_low, 4, size=n).astype(float)
         y = rng.gamma(4.0, np.exp(eta) / 4.0)
     elif kind == "cloglog":
-        family = BINOMIAL_CLOGLOG
+        family = get_family("binomial", "cloglog")
         off = rng.uniform(-0.5, 0.5, size=n)
         y = rng.binomial(1, -np.expm1(-np.exp(eta + off)))
     else:
-        family = POISSON_LOG
+        family = get_family("poisson")
         if kind == "poisson":
             off = rng.uniform(-0.7, 0.7, size=n)
             w = rng.integers(weight_low, 4, size=n).astype(float)

@@ -24,7 +24,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from .._kernels.glmm import count_extreme_eta
 from .._kernels.threads import numba_threads, single_threaded_blas
-from .._model.glmm import (GammaDispersion, GroupedRows, JointPIRLSDeviance, LaplaceDeviance,
+from .._model.glmm import (GroupedRows, JointPIRLSDeviance, LaplaceDeviance,
                            ParamSpace, em_start, fit_fixed_glm, group_order,
                            minimize_deviance, row_sample)
 from .._model.optimize import (_hessian, _ThetaSpace, minimize_criterion,
@@ -167,7 +167,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
     """
 
     _parameter_constraints = {
-        "family": [StrOptions({"binomial", "poisson", "gamma"})],
+        "family": [StrOptions({"binomial", "poisson", "gamma", "nbinom2"})],
         "link": [str, None],
         "n_agq": [Interval(Integral, 0, 50, closed="both")],
         "trials": [str, Integral, None],
@@ -196,7 +196,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         self.max_iter = max_iter
 
     def _is_classifier(self):
-        return self.family == "binomial" and self.trials is None
+        return self._family().kind == "proportion" and self.trials is None
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
@@ -241,7 +241,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         groups = self.groups[0] if isinstance(self.groups, (list, tuple)) else self.groups
         if groups is None:
             raise ValueError(f"{name} needs groups=<the grouping column of X>.")
-        if self.trials is not None and self.family != "binomial":
+        if self.trials is not None and self._family().kind != "proportion":
             raise ValueError(f"trials={self.trials!r} is for family='binomial' only (y = "
                              f"successes out of trials); family={self.family!r} takes y "
                              "as it is.")
@@ -403,7 +403,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
             raise ValueError(f"several grouping factors: n_agq={self.n_agq} is not "
                              "supported; the Laplace approximation (n_agq=1) is, as lme4 "
                              "allows nAGQ > 1 only for a single scalar random effect.")
-        if self.trials is not None and self.family != "binomial":
+        if self.trials is not None and self._family().kind != "proportion":
             raise ValueError(f"trials={self.trials!r} is for family='binomial' only.")
         X_table = _design.as_table(X, name)
         n = _design.n_rows(X_table)
@@ -444,6 +444,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         n_params = len(r["beta"]) + self._set_multi_fitted(X, y, design, r,
                                                            keep_residual=False)
         dev = float(r["deviance"])
+        self.dispersion_ = 1.0  # binomial and Poisson: fixed
         self.loglik_ = -0.5 * dev
         self.deviance_ = dev
         self.aic_ = dev + 2 * n_params
@@ -569,7 +570,8 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         infinite). Rows with zero weight do not count."""
         rows = w > 0 if w.size else slice(None)
         y_pos, m_pos = y[rows], (trials[rows] if trials is not None else None)
-        if self.family == "gamma":
+        family = self._family()
+        if family.kind == "positive":
             if np.ptp(y_pos) == 0:
                 weighted = " with positive sample_weight" if w.size else ""
                 raise ValueError(f"y has the same value in every row{weighted}: a Gamma "
@@ -578,7 +580,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         if self._is_classifier():
             success, failure = y_pos > 0, y_pos == 0
             s_text, f_text = (f"y = {c!r}" for c in classes.tolist()[::-1])
-        elif self.family == "binomial":
+        elif family.kind == "proportion":
             success, failure = y_pos > 0, y_pos < m_pos
             s_text, f_text = "a success", "a failure"
         else:  # Poisson: every row could have a lower count
@@ -590,14 +592,14 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
             if self._is_classifier():
                 present = classes.tolist()[1 if success.any() else 0]
                 what = f"only the class {present!r}"
-            elif self.family == "poisson":
+            elif family.kind == "count":
                 what = "only zero counts"
             raise _identifiability.boundary_response_error(what, bool(w.size))
         weighted = " with positive sample_weight" if w.size else ""
         columns = [np.asarray(c)[rows] for c in design.columns]
         for label, kind, side, threshold in _separating_columns(
                 columns, design.fixed_labels, success, failure):
-            if self.family == "poisson":
+            if family.kind == "count":
                 where = (f"every row with a positive count has {label!r} = {threshold:g}, "
                          f"the column's {'largest' if side == '>=' else 'smallest'} value")
             else:
@@ -654,14 +656,17 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         # start values from the GLM without random effects on at most _START_ROWS rows
         # (every k-th row); complete separation found there is confirmed on all rows
         sample = row_sample(rows, _START_ROWS)
-        beta0, loglik0 = fit_fixed_glm(family, sample, return_loglik=True)
+        beta0, loglik0 = fit_fixed_glm(family, sample, return_loglik=True,
+                                       fpar=family.glm_fpar)
 
         def separated(r, loglik):
             n_obs = r.weights.sum() if r.weights.size else r.y.shape[0]
-            return family.name == "binomial" and r.m.size == 0 and loglik > -1e-6 * n_obs
+            return (family.kind == "proportion" and r.m.size == 0
+                    and loglik > -1e-6 * n_obs)
 
         if separated(sample, loglik0) and sample is not rows:
-            beta0, loglik0 = fit_fixed_glm(family, rows, return_loglik=True)
+            beta0, loglik0 = fit_fixed_glm(family, rows, return_loglik=True,
+                                           fpar=family.glm_fpar)
         if separated(rows, loglik0):
             warnings.warn(
                 "complete separation: the fixed effects alone fit every 0/1 response "
@@ -670,14 +675,11 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
                 "point. Drop or recode the separating columns.", PerfectSeparationWarning,
                 stacklevel=5)
         extra = []
-        if family.name == "gamma":
-            # the dispersion is a parameter too: ρ = −log φ, started from the GLM's
-            rho0 = GammaDispersion(sample).start(loglik0)
-            if not rho0 < 25.0:
-                raise ValueError("the fixed effects alone fit y exactly (the Gamma GLM "
-                                 "without random effects has deviance ~0): no dispersion is "
-                                 "left to estimate.")
-            extra = [rho0]
+        if family.param is not None:
+            # the family's parameter (Gamma's dispersion, the negative binomial's size) is
+            # one more parameter of the Laplace deviance, started from the GLM's fit
+            eta0 = sample.X @ beta0 + (sample.offset if sample.offset.size else 0.0)
+            extra = [family.param_start(sample.y, family.mean(eta0), sample.weights)]
         p = rows.X.shape[1]
         if self.n_agq == 0:
             return self._optimize_nagq0(family, rows, term, beta0, t0)
@@ -718,15 +720,19 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
             laplace_at_x.u[:] = objective.u
         modes, cond_var = laplace_at_x.modes(x)
         _warn_fitted_bounds(family, rows, x[:p], modes)
-        sigma = 1.0
-        if family.name == "gamma":
+        sigma, dispersion = 1.0, None
+        k = term.n_theta
+        if family.param == "dispersion":
             # report as lme4 does: σ = √φ, θ relative to σ (variance components σθ)
-            k = term.n_theta
             sigma = float(np.exp(-0.5 * x[p + k]))
+            dispersion = sigma * sigma
             opt.theta_final = np.concatenate([x[:p], x[p:p + k] / sigma])
+        elif family.param is not None:  # the negative binomial's size k
+            dispersion = float(np.exp(x[p + k]))
+            opt.theta_final = x[:p + k].copy()
         timings["results"] = time.perf_counter() - t1
         return dict(opt=opt, deviance=f, fixed_cov=cov, modes=modes, cond_var=cond_var,
-                    beta=x[:p], timings=timings, sigma=sigma)
+                    beta=x[:p], timings=timings, sigma=sigma, dispersion=dispersion)
 
     def _optimize_nagq0(self, family, rows, term, beta0, t0):
         """lme4's nAGQ = 0: θ optimized on the Laplace deviance with β and u from a joint
@@ -758,12 +764,13 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
             X, y, design, term=term, names=names, beta=r["beta"], fixed_cov=r["fixed_cov"],
             modes=r["modes"], cond_var=r["cond_var"], opt=opt, dropped=dropped,
             sigma=r["sigma"])
-        if self.family != "gamma":
-            # no residual row in a binomial or Poisson GLMM's table (lme4's VarCorr)
+        if self._family().param != "dispersion":
+            # no residual row in a binomial, Poisson or NB GLMM's table (lme4's VarCorr)
             vc = self.variance_components_
             self.variance_components_ = vc[vc["group"] != "Residual"].reset_index(drop=True)
-        # lme4 counts Gamma's dispersion as a parameter
-        n_params = len(r["beta"]) + term.n_theta + (self.family == "gamma")
+        # lme4 and glmmTMB count Gamma's dispersion and the NB size as a parameter
+        n_params = len(r["beta"]) + term.n_theta + (r.get("dispersion") is not None)
+        self.dispersion_ = 1.0 if r.get("dispersion") is None else float(r["dispersion"])
         dev = float(r["deviance"])
         self.n_obs_ = n_obs
         self.loglik_ = -0.5 * dev
@@ -809,8 +816,11 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         ``np.log(predict(X))``). Positive values predict ``classes_[1]``."""
         return self._eta(X, random_effects)
 
+    def _family(self):
+        return get_family(self.family, self.link)
+
     def _mean(self, eta):
-        return get_family(self.family, self.link).mean(eta)
+        return self._family().mean(eta)
 
     @available_if(lambda est: est._is_classifier())
     def predict_proba(self, X, *, random_effects=True):

@@ -193,12 +193,6 @@ class GammaDispersion:
         d_nu = -2.0 * ll_nu / nu + np.sum(q - trace + ct_hu) / nu - 2.0 * dc
         return nu * d_nu
 
-    def start(self, S1):
-        """ρ from the GLM without random effects: the deviance-based dispersion estimate
-        (R's ``Gamma()$aic`` plug-in), S1 = Σ w ℓ₁ at its fit."""
-        deviance = -2.0 * (S1 - (-self.n_w - self.sum_log_y))
-        return -np.log(max(deviance / self.n_w, 1e-12))
-
 
 class LaplaceDeviance:
     """The deviance of a one-factor GLMM as a function of ``x = (β, θ)`` (Gamma:

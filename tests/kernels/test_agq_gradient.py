@@ -145,13 +145,13 @@ def test_one_node_rule_gives_the_laplace_gradient(kind):
     r = rows
     u1, dev1, grad1 = np.zeros((G, 1)), np.zeros(G), np.zeros((G, p + 1))
     conv1 = np.zeros(G, dtype=np.bool_)
-    agq_grad_groups(family, r.X, r.zcol, r.y, r.m, r.offset, r.weights, r.starts, beta, T,
-                    u1, np.array([0.0]), np.array([1.0]), 50, 1e-10, dev1, grad1, conv1)
+    agq_grad_groups(family.code, 0.0, r.X, r.zcol, r.y, r.m, r.offset, r.weights, r.starts,
+                    beta, T, u1, np.array([0.0]), np.array([1.0]), 50, 1e-10, dev1, grad1, conv1)
     u2, dev2, grad2 = np.zeros((G, 1)), np.zeros(G), np.zeros((G, p + 1))
     conv2, H = np.zeros(G, dtype=np.bool_), np.zeros((G, 1, 1))
     J = np.zeros((G, 1, p + 1))
-    laplace_groups(family, r.X, r.zcol, r.y, r.m, r.offset, r.weights, r.starts, beta, T,
-                   term.rows, term.cols, u2, J, np.empty(0), True, 50, 1e-10, dev2, grad2,
+    laplace_groups(family.code, 0.0, r.X, r.zcol, r.y, r.m, r.offset, r.weights, r.starts,
+                   beta, T, term.rows, term.cols, u2, J, np.empty(0), True, 50, 1e-10, dev2, grad2,
                    conv2, H, np.zeros((G, p + 2)))
     assert conv1.all() and conv2.all()
     # the two kernels stop their mode searches at different points within their tolerances
@@ -183,11 +183,11 @@ def test_kernel_agrees_with_value_kernel_directly():
     u_start = np.random.default_rng(1).normal(size=(G, 1))
     u1, dev1, grad1 = u_start.copy(), np.zeros(G), np.zeros((G, p + 1))
     conv1 = np.zeros(G, dtype=np.bool_)
-    agq_grad_groups(family, r.X, r.zcol, r.y, r.m, r.offset, r.weights, r.starts, beta, T,
-                    u1, nodes, weights, 50, 1e-10, dev1, grad1, conv1)
+    agq_grad_groups(family.code, 0.0, r.X, r.zcol, r.y, r.m, r.offset, r.weights, r.starts,
+                    beta, T, u1, nodes, weights, 50, 1e-10, dev1, grad1, conv1)
     u2, dev2, conv2 = u_start.copy(), np.zeros(G), np.zeros(G, dtype=np.bool_)
-    agq_groups(family, r.X, r.zcol, r.y, r.m, r.offset, r.weights, r.starts, beta, T, u2,
-               nodes, weights, 50, 1e-10, dev2, conv2)
+    agq_groups(family.code, 0.0, r.X, r.zcol, r.y, r.m, r.offset, r.weights, r.starts, beta,
+               T, u2, nodes, weights, 50, 1e-10, dev2, conv2)
     np.testing.assert_array_equal(dev1, dev2)
     np.testing.assert_array_equal(u1, u2)
     np.testing.assert_array_equal(conv1, conv2)

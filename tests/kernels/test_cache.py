@@ -25,7 +25,7 @@ from numba.core.dispatcher import Dispatcher
 
 import skmixed
 from skmixed._kernels import cache, codegen, glmm_codegen
-from skmixed._kernels import glmm as glmm_kernels
+from skmixed.families import BINOMIAL_LOGIT
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -323,7 +323,7 @@ def test_every_kernel_is_compiled_through_cached_njit(monkeypatch, tmp_path):
     rows = SimpleNamespace(X=np.zeros((2, 1)), zcol=np.array([0]), m=np.empty(0),
                            offset=np.empty(0), weights=np.empty(0))
     modules += [sys.modules[codegen.crossprod_kernel(1, (0,), False).py_func.__module__],
-                glmm_codegen.specialized_kernels(glmm_kernels.BINOMIAL_LOGIT, rows)]
+                glmm_codegen.specialized_kernels(BINOMIAL_LOGIT, rows)]
     kernels = {f"{m.__name__}.{name}": d for m in modules
                for name, d in _dispatchers(m).items()}
     assert len(kernels) > 50 and any("blocks." in k for k in kernels)

@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from skmixed._kernels.glmm import (BINOMIAL_CLOGLOG, BINOMIAL_LOGIT, BINOMIAL_PROBIT,
-                                   GAMMA_LOG, POISSON_LOG, agq_groups, fixed_glm_sums,
-                                   laplace_groups, row_derivs, row_terms)
+from skmixed._kernels.glmm import agq_groups, fixed_glm_sums, laplace_groups
+from skmixed.families import (BINOMIAL_CLOGLOG, BINOMIAL_LOGIT, BINOMIAL_PROBIT, GAMMA_LOG,
+                              POISSON_LOG, row_derivs, row_terms)
 from skmixed._kernels.threads import numba_threads
 
 ETAS = np.array([-6.0, -2.3, -0.7, 0.0, 0.4, 1.9, 5.5])
@@ -32,7 +32,7 @@ two_threads = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2,
 
 
 def terms(family, y, m, eta):
-    return np.array(row_terms(family, float(y), float(m), float(eta)))
+    return np.array(row_terms(family, 0.0, float(y), float(m), float(eta)))
 
 
 def central(fun, eta, h=1e-5):
@@ -158,7 +158,7 @@ def test_row_terms_gamma_log_at_unit_dispersion(y):
 def test_row_derivs_are_row_terms_without_the_log_likelihood(family):
     for eta in ETAS:
         full = terms(family, 2.0, 5.0, eta)
-        cheap = row_derivs(family, 2.0, 5.0, float(eta))
+        cheap = row_derivs(family, 0.0, 2.0, 5.0, float(eta))
         np.testing.assert_allclose(cheap, full[[1, 2]], rtol=1e-12, atol=1e-300)
 
 
@@ -204,7 +204,7 @@ def test_fixed_glm_sums_against_numpy(family, trials, offset, weights, n_blocks)
     ll = np.full(n_blocks, np.nan)
     score = np.full((n_blocks, 3), np.nan)
     info = np.full((n_blocks, 3, 3), np.nan)
-    fixed_glm_sums(family, X, y, m, off, w, beta, ll, score, info)
+    fixed_glm_sums(family, 0.0, X, y, m, off, w, beta, ll, score, info)
     ref = numpy_glm_sums(family, X, y, m, off, w, beta)
     np.testing.assert_allclose(ll.sum(), ref[0], rtol=1e-12)
     np.testing.assert_allclose(score.sum(axis=0), ref[1], rtol=1e-11, atol=1e-11)
@@ -224,7 +224,7 @@ def test_fixed_glm_sums_threads_identical(n_blocks):
         ll, score = np.zeros(n_blocks), np.zeros((n_blocks, 3))
         info = np.zeros((n_blocks, 3, 3))
         with numba_threads(n_jobs):
-            fixed_glm_sums(POISSON_LOG, X, y, m, off, w, beta, ll, score, info)
+            fixed_glm_sums(POISSON_LOG, 0.0, X, y, m, off, w, beta, ll, score, info)
         out.append((ll, score, info))
     for other in out[1:]:
         for a, b in zip(out[0], other):
@@ -253,7 +253,7 @@ def run_laplace(family, X, zcol, y, starts, beta, T, rows, cols, want_grad=True)
     conv, H = np.zeros(G, dtype=np.bool_), np.full((G, q, q), np.nan)
     e = np.empty(0)
     J = np.zeros((G, q, p + rows.size))
-    laplace_groups(family, X, zcol, y, e, e, e, starts, beta, T, rows, cols, u, J, e,
+    laplace_groups(family, 0.0, X, zcol, y, e, e, e, starts, beta, T, rows, cols, u, J, e,
                    want_grad, 50, 1e-10, dev, grad, conv, H, np.zeros((G, 1 + p + rows.size)))
     return u, dev, grad, conv, H
 
@@ -285,7 +285,7 @@ def test_one_node_quadrature_is_laplace(family):
     G = starts.size - 1
     u, dev, conv = np.zeros((G, 1)), np.full(G, np.nan), np.zeros(G, dtype=np.bool_)
     e = np.empty(0)
-    agq_groups(family, X, zcol, y, e, e, e, starts, beta, T, u, np.array([0.0]),
+    agq_groups(family, 0.0, X, zcol, y, e, e, e, starts, beta, T, u, np.array([0.0]),
                np.array([1.0]), 50, 1e-10, dev, conv)
     assert conv.all()
     # the kernels stop their mode searches at different points within their tolerances

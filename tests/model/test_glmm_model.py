@@ -21,7 +21,8 @@ from scipy import integrate, optimize, special, stats
 from conftest import require_package
 from glmm_problems import glmm_response, grouped_rows
 
-from skmixed._kernels.glmm import BINOMIAL_CLOGLOG, BINOMIAL_LOGIT, BINOMIAL_PROBIT, POISSON_LOG
+from skmixed.families import (BINOMIAL_CLOGLOG, BINOMIAL_LOGIT, BINOMIAL_PROBIT, POISSON_LOG,
+                              get_family)
 from skmixed._kernels.threads import numba_threads
 from skmixed._model.glmm import (GroupedRows, JointPIRLSDeviance, LaplaceDeviance, ParamSpace,
                                  fit_fixed_glm, group_order, minimize_deviance)
@@ -69,6 +70,7 @@ def glm_terms(family, y, m, eta):
     """ℓ (scipy), ℓ', the observed information −ℓ'' and the expected information, in the
     textbook form of a binomial GLM with mean μ(η): ℓ' = (y − mμ) μ'/V, V = μ(1 − μ),
     −ℓ'' = m μ'²/V − (y − mμ) (μ''V − μ'²(1 − 2μ))/V²."""
+    family = family.code
     if family == POISSON_LOG:
         mu = np.exp(eta)
         return stats.poisson.logpmf(y, mu), y - mu, mu, mu
@@ -420,10 +422,10 @@ def test_fit_fixed_glm_matches_statsmodels(kind, n_blocks):
         kw["offset"] = rows.offset
     if rows.weights.size:
         kw["freq_weights"] = rows.weights
-    if family != POISSON_LOG:
+    if family.code != POISSON_LOG:
         endog = np.column_stack([rows.y, rows.m - rows.y]) if rows.m.size else rows.y
         link = {BINOMIAL_LOGIT: sm.families.links.Logit, BINOMIAL_PROBIT: sm.families.links.Probit,
-                BINOMIAL_CLOGLOG: sm.families.links.CLogLog}[family]
+                BINOMIAL_CLOGLOG: sm.families.links.CLogLog}[family.code]
         fam = sm.families.Binomial(link=link())
     else:
         endog, fam = rows.y, sm.families.Poisson()
@@ -487,7 +489,8 @@ def test_quadrature_needs_a_scalar_random_effect(n_agq):
     rows = GroupedRows(np.ones((4, 2), order="F"), np.array([-1, 1]), np.array([0., 1, 1, 0]),
                        np.empty(0), np.empty(0), np.empty(0), np.array([0, 2, 4]))
     with pytest.raises(ValueError, match="n_agq"):
-        LaplaceDeviance(0, rows, RandomEffectTerm(("(Intercept)", "x1")), n_agq=n_agq)
+        LaplaceDeviance(get_family("binomial"), rows, RandomEffectTerm(("(Intercept)", "x1")),
+                        n_agq=n_agq)
 
 
 def test_joint_pirls_reaches_the_joint_mode_and_its_laplace_deviance(problem):

@@ -1,0 +1,96 @@
+"""skmixed.families: each family's NumPy side against scipy, and the negative binomial's
+kernel row terms (ℓ against scipy's nbinom; ℓ', v, v' and the derivatives over log k by
+central differences)."""
+
+import numpy as np
+import pytest
+from scipy import special, stats
+
+from skmixed.families import (NBINOM2_LOG, get_family, param_terms, row_terms,
+                              special_digamma)
+
+
+def _central(f, x, h=1e-5):
+    return (f(x + h) - f(x - h)) / (2 * h)
+
+
+@pytest.mark.parametrize("k", [0.05, 0.64, 3.0, 250.0])
+@pytest.mark.parametrize("y", [0.0, 1.0, 4.0, 37.0])
+def test_nbinom2_row_terms(k, y):
+    for eta in (-4.0, -0.3, 0.0, 1.7, 5.0):
+        mu = np.exp(eta)
+        ll, l1, v, vf, vf1 = row_terms(NBINOM2_LOG, k, y, 1.0, eta)
+        # scipy's nbinom(n, p): n = k, p = k / (k + μ)
+        np.testing.assert_allclose(ll, stats.nbinom.logpmf(y, k, k / (k + mu)), rtol=1e-12,
+                                   atol=1e-12)
+        f = lambda e, j: row_terms(NBINOM2_LOG, k, y, 1.0, e)[j]  # noqa: E731
+        np.testing.assert_allclose(l1, _central(lambda e: f(e, 0), eta), rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(v, -_central(lambda e: f(e, 1), eta), rtol=1e-7, atol=1e-9)
+        assert vf == v  # the observed information in the log determinant (glmmTMB's)
+        np.testing.assert_allclose(vf1, _central(lambda e: f(e, 2), eta), rtol=1e-6,
+                                   atol=1e-9)
+        # the derivatives over α = log k
+        la, l1a, va = param_terms(NBINOM2_LOG, k, y, 1.0, eta)
+        g = lambda a, j: row_terms(NBINOM2_LOG, np.exp(a), y, 1.0, eta)[j]  # noqa: E731
+        alpha = np.log(k)
+        # ℓ's lgamma(y + k) − lgamma(k) loses ~1e-16·lgamma(k) to cancellation, which a
+        # central difference of step 1e-5 turns into ~1e-11·lgamma(k)
+        fd_error = 1e-11 * max(1.0, special.gammaln(k + y))
+        np.testing.assert_allclose(la, _central(lambda a: g(a, 0), alpha), rtol=1e-6,
+                                   atol=max(1e-9, fd_error))
+        np.testing.assert_allclose(l1a, _central(lambda a: g(a, 1), alpha), rtol=1e-6,
+                                   atol=1e-9)
+        np.testing.assert_allclose(va, _central(lambda a: g(a, 2), alpha), rtol=1e-6,
+                                   atol=1e-9)
+
+
+def test_digamma_against_scipy():
+    x = np.concatenate([np.geomspace(1e-3, 1e6, 400), np.linspace(0.5, 30, 300)])
+    got = np.array([special_digamma(v) for v in x])
+    np.testing.assert_allclose(got, special.digamma(x), rtol=3e-15, atol=3e-15)
+
+
+@pytest.mark.parametrize("name,link", [("binomial", "logit"), ("binomial", "probit"),
+                                       ("binomial", "cloglog"), ("poisson", "log"),
+                                       ("nbinom2", "log"), ("gamma", "log"),
+                                       ("gaussian", "identity")])
+def test_mean_and_its_derivative(name, link):
+    fam = get_family(name, link)
+    eta = np.linspace(-3, 3, 13)
+    np.testing.assert_allclose(fam.mean_derivative(eta), _central(fam.mean, eta), rtol=1e-7,
+                               atol=1e-10)
+
+
+def test_loglik_against_scipy():
+    rng = np.random.default_rng(0)
+    eta = rng.normal(size=50)
+    y = rng.poisson(np.exp(eta)).astype(float)
+    w = rng.integers(1, 4, size=50).astype(float)
+    pois = get_family("poisson")
+    np.testing.assert_allclose(pois.loglik(y, eta, w=w),
+                               w @ stats.poisson.logpmf(y, np.exp(eta)), rtol=1e-13)
+    np.testing.assert_allclose(pois.loglik(y, eta, w=w, constants=False),
+                               w @ (y * eta - np.exp(eta)), rtol=1e-13)
+    m = rng.integers(1, 6, size=50).astype(float)
+    yb = rng.binomial(m.astype(int), special.expit(eta)).astype(float)
+    np.testing.assert_allclose(get_family("binomial").loglik(yb, eta, m=m),
+                               stats.binom.logpmf(yb, m, special.expit(eta)).sum(), rtol=1e-13)
+    nb = get_family("nbinom2")
+    k = 1.7
+    np.testing.assert_allclose(nb.loglik(y, eta, fpar=k),
+                               stats.nbinom.logpmf(y, k, k / (k + np.exp(eta))).sum(),
+                               rtol=1e-13)
+
+
+def test_unknown_family_and_link_name_what_is_valid():
+    with pytest.raises(ValueError, match="valid families"):
+        get_family("tweedie")
+    with pytest.raises(ValueError, match=r"valid links: \['cloglog', 'logit', 'probit'\]"):
+        get_family("binomial", "log")
+
+
+def test_response_checks_name_the_row():
+    with pytest.raises(ValueError, match="row 2 has 1.5"):
+        get_family("nbinom2").check_y(np.array([0.0, 3.0, 1.5]))
+    with pytest.raises(ValueError, match="row 1 has -1"):
+        get_family("gamma").check_y(np.array([1.0, -1.0]))
