@@ -201,14 +201,11 @@ def special_digamma(x):
 
 
 @cached_njit
-def _sum_loglik(family, fpar, y, m, eta, w):
-    """Σ w ℓ over the rows (``m``, ``w`` empty: one trial, unit weights)."""
-    total = 0.0
+def _row_loglik(family, fpar, y, m, eta, out):
+    """ℓ of every row (``m`` empty: one trial) into ``out``."""
     for r in range(y.shape[0]):
         mr = m[r] if m.shape[0] > 0 else 1.0
-        wr = w[r] if w.shape[0] > 0 else 1.0
-        total += wr * row_terms(family, fpar, y[r], mr, eta[r])[0]
-    return total
+        out[r] = row_terms(family, fpar, y[r], mr, eta[r])[0]
 
 
 @cached_njit
@@ -234,6 +231,7 @@ class Family:
     predictors beyond which a fitted mean is numerically at its boundary, or None)."""
 
     name = ""
+    label = ""  # in messages
     link = ""
     kind = "continuous"  # of the response: "proportion", "count", "positive"
     code = GAUSSIAN_IDENTITY
@@ -265,12 +263,14 @@ class Family:
         free of η (log C(m, y), −log y!)."""
         y = np.ascontiguousarray(y, dtype=np.float64)
         m_, w_ = _empty(m), _empty(w)
-        ll = _sum_loglik(self.code, float(fpar), y, m_, np.ascontiguousarray(eta, dtype=float),
-                         w_)
+        rows = np.empty_like(y)
+        _row_loglik(self.code, float(fpar), y, m_, np.ascontiguousarray(eta, dtype=float),
+                    rows)
         if not constants:
-            base = self._log_base(y, m_ if m_.size else np.ones_like(y))
-            ll -= float(base.sum() if not w_.size else w_ @ base)
-        return float(ll)
+            rows -= self._log_base(y, m_ if m_.size else np.ones_like(y))
+        # NumPy's sums (pairwise or BLAS), not a running sum: the several-factor fit takes
+        # finite differences of this deviance
+        return float(w_ @ rows if w_.size else rows.sum())
 
     def _log_base(self, y, m):
         return np.zeros_like(y)
@@ -319,7 +319,7 @@ def _first_bad(bad, y, what):
 
 
 class Gaussian(Family):
-    name, link = "gaussian", "identity"
+    name, label, link = "gaussian", "Gaussian", "identity"
 
     def mean(self, eta):
         return np.asarray(eta, dtype=float)
@@ -329,7 +329,7 @@ class Gaussian(Family):
 
 
 class Binomial(Family):
-    name, kind = "binomial", "proportion"
+    name, label, kind = "binomial", "binomial", "proportion"
     _CODES = {"logit": BINOMIAL_LOGIT, "probit": BINOMIAL_PROBIT, "cloglog": BINOMIAL_CLOGLOG}
     # R's glm.fit: fitted probabilities within 10·eps of 0 or 1, as bounds on η per link —
     # except cloglog's upper tail, where μ = 1 − exp(−e^η) is that close to 1 from η = 3.5
@@ -368,17 +368,17 @@ class Binomial(Family):
             if not np.isin(y, (0.0, 1.0)).all():
                 _first_bad(~np.isin(y, (0.0, 1.0)), y, "binomial y must hold 0/1 values")
             return
-        label = repr(trials_label)
+        col = repr(trials_label)
         bad = (trials <= 0) | _non_integral(trials)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"the trials column {label} must hold positive integers; "
+            raise ValueError(f"the trials column {col} must hold positive integers; "
                              f"row {i} has {trials[i]:g}.")
         bad = (y < 0) | (y > trials) | _non_integral(y)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise ValueError("binomial y with trials must hold integer successes between 0 "
-                             f"and the trials column {label}; row {i} has y = {y[i]:g} with "
+                             f"and the trials column {col}; row {i} has y = {y[i]:g} with "
                              f"{trials[i]:g} trials.")
 
     def diverged(self, eta):
@@ -414,18 +414,18 @@ class _Counts(_LogLink):
     def check_y(self, y, trials=None, trials_label=None):
         bad = (y < 0) | _non_integral(y)
         if bad.any():
-            _first_bad(bad, y, f"{self._LABEL} y must hold non-negative integer counts")
+            _first_bad(bad, y, f"{self.label} y must hold non-negative integer counts")
 
 
 class Poisson(_Counts):
-    name, code, _LABEL = "poisson", POISSON_LOG, "Poisson"
+    name, code, label = "poisson", POISSON_LOG, "Poisson"
 
 
 class NegativeBinomial(_Counts):
     """NB2 (glmmTMB's ``nbinom2``, lme4's ``glmer.nb``): Var y = μ + μ²/k with the size k
     estimated with the fit (``fpar``; its logarithm is the optimizer's parameter)."""
 
-    name, code, _LABEL = "nbinom2", NBINOM2_LOG, "negative binomial"
+    name, code, label = "nbinom2", NBINOM2_LOG, "negative binomial"
     canonical = False
     param = "size"
     glm_fpar = 1e6  # the start GLM: a negative binomial this close to the Poisson
@@ -443,7 +443,7 @@ class Gamma(_LogLink):
     """Gamma with log link; its dispersion φ is a parameter of the fit
     (:class:`skmixed._model.glmm.GammaDispersion`)."""
 
-    name, code, kind = "gamma", GAMMA_LOG, "positive"
+    name, label, code, kind = "gamma", "Gamma", GAMMA_LOG, "positive"
     param = "dispersion"
 
     def check_y(self, y, trials=None, trials_label=None):

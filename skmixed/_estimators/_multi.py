@@ -319,28 +319,33 @@ def _elimination_order(design, Xf, scaling):
 
 def fit_multi_glmm(design, y, w, m, offset, *, family, fit_intercept, tol, max_iter,
                    estimator_name):
-    """Binomial (logit) or Poisson (log) GLMM with several factors by the Laplace
-    approximation (:class:`~skmixed._model.multilevel_glmm.MultiLaplace`); start β from
-    the GLM without random effects, θ = 1 (lme4's)."""
+    """Binomial (logit), Poisson or negative binomial (log) GLMM with several factors by
+    the Laplace approximation (:class:`~skmixed._model.multilevel_glmm.MultiLaplace`);
+    start β from the GLM without random effects, θ = 1 (lme4's), the family's parameter
+    from the GLM's residuals."""
     t0 = time.perf_counter()
     weights, Xf, X, names, dropped, back = _prepared(design, y, w, fit_intercept,
                                                      estimator_name)
     order, cols = _elimination_order(design, Xf, back.scaling)
     lap = MultiLaplace(X, y, m, offset, weights, cols, family)
     beta0 = glm_start(X, y, m, offset, weights, family)
+    extra0 = []
+    if family.param is not None:
+        extra0 = [family.param_start(y, family.mean(X @ beta0 + offset), weights)]
     theta0 = np.concatenate([c.term.theta_start() for c in cols])
-    res = lap.fit(theta0, beta0, max_iter=max_iter)
+    res = lap.fit(theta0, beta0, max_iter=max_iter, extra0=extra0)
     x = res.x.copy()
     thetas, beta = lap.split(x)
     H = lap.hessian(x)
+    fixed = slice(lap.n_theta, lap.n_theta + beta.size)
     try:
         cov = 2.0 * linalg.inv(H)
-        fixed_cov = cov[lap.n_theta:, lap.n_theta:]
+        fixed_cov = cov[fixed, fixed]
         if not np.all(np.isfinite(fixed_cov)) or np.any(np.diag(fixed_cov) <= 0):
             raise linalg.LinAlgError
     except linalg.LinAlgError:  # a boundary θ: the Hessian of β alone
-        fixed_cov = 2.0 * linalg.inv(H[lap.n_theta:, lap.n_theta:])
-    u, eta, system = lap.modes(x)
+        fixed_cov = 2.0 * linalg.inv(H[fixed, fixed])
+    u, eta, system = lap.modes(x)  # (at x's parameter: split set it)
     deviance = lap.laplace_deviance(eta, u, system)
     blocks = system.inverse_diagonal_blocks(cols)
     modes, start = [None] * len(order), 0
@@ -367,6 +372,7 @@ def fit_multi_glmm(design, y, w, m, offset, *, family, fit_intercept, tol, max_i
     return dict(names=names, dropped=dropped, beta=beta, fixed_cov=fixed_cov, sigma=1.0,
                 theta_of=theta_of, theta_internal_of=theta_internal_of, modes=modes,
                 cond_scale=1.0, opt=opt, deviance=deviance,
+                dispersion=lap.fpar if lap.n_extra else None,
                 n_obs=float(weights.sum()), eta=eta,
                 timings={"total": time.perf_counter() - t0})
 
@@ -380,7 +386,7 @@ def glm_start(X, y, m, offset, w, family):
                        np.ascontiguousarray(y, dtype=float), np.asarray(m, dtype=float),
                        np.asarray(offset, dtype=float), np.asarray(w, dtype=float),
                        np.array([0, n], dtype=np.int64))
-    return fit_fixed_glm(family, rows, 1)
+    return fit_fixed_glm(family, rows, 1, fpar=family.glm_fpar)
 
 
 class _FiniteDifferenceGradient:

@@ -545,9 +545,10 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
         y = y[w > 0] if w.size else y
         if not y.size:
             return  # no observations: refused with the fixed effects' count
-        if self.family == "binomial" and np.ptp(y) == 0:
+        kind = get_family(self.family).kind
+        if kind == "proportion" and np.ptp(y) == 0:
             what = f"only {'successes (y = 1)' if y[0] else 'failures (y = 0)'}"
-        elif self.family == "poisson" and not np.any(y):
+        elif kind == "count" and not np.any(y):
             what = "only zero counts"
         else:
             return

@@ -113,10 +113,12 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
 
     Parameters
     ----------
-    family : {"binomial", "poisson", "gamma"}, default="binomial"
+    family : {"binomial", "poisson", "gamma", "nbinom2"}, default="binomial"
+        ``"nbinom2"``: the negative binomial with Var y = μ + μ²/k, the size k estimated
+        with the fit (glmmTMB's ``nbinom2``; Laplace approximation only, as Gamma).
     link : {"logit", "probit", "cloglog", "log"}, default=None
-        Binomial: "logit", "probit" or "cloglog"; Poisson and Gamma: "log". None: logit for
-        binomial, log otherwise.
+        Binomial: "logit", "probit" or "cloglog"; Poisson, Gamma and nbinom2: "log". None:
+        logit for binomial, log otherwise.
     groups : str or int, default=None
         The grouping column of X (required).
     random_slopes : sequence of str or int, default=()
@@ -147,6 +149,10 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         √φ (φ the dispersion; the shape is 1/φ) and, as in lme4's output, ``theta_`` is
         relative to it: the random-effect SDs on the link scale are ``sigma_ * theta_``
         (``variance_components_``, which has a ``Residual`` row with φ for Gamma only).
+    dispersion_ : float
+        The family's estimated parameter: Gamma's dispersion φ (= ``sigma_**2``), the
+        negative binomial's size k (glmmTMB's ``sigma()``, lme4's ``glmer.nb.theta``); 1
+        for binomial and Poisson.
     loglik_ : float
         Full log-likelihood approximation (binomial coefficients included).
     deviance_ : float
@@ -264,10 +270,11 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
                              f"lme4's nAGQ; this model has {term.q} per group "
                              f"{list(term.names)}: use n_agq=1 (Laplace) or n_agq=0.")
         if self.n_agq != 1 and family.param is not None:
-            raise ValueError(f"n_agq={self.n_agq} with family={family.name!r}: the model is "
-                             "fitted by the Laplace approximation (n_agq=1) only, with its "
-                             "dispersion as a parameter (adaptive quadrature and the joint "
-                             "PIRLS of n_agq=0 are not implemented for it).")
+            raise ValueError(f"n_agq={self.n_agq} with family={family.name!r}: the "
+                             f"{family.label} model is fitted by the Laplace approximation "
+                             f"(n_agq=1) only, with its {family.param} as a parameter "
+                             "(adaptive quadrature and the joint PIRLS of n_agq=0 are not "
+                             "implemented for it).")
         if w.size:
             n_weighted = np.unique(np.asarray(design.codes)[w > 0]).size
             if n_weighted < 2:
@@ -305,10 +312,10 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         if _multi.is_multi(self.groups) or self.groups is None:
             raise ValueError("a Dask fit of MixedGLM takes one grouping factor.")
         family = get_family(self.family, self.link)
-        if (family.name, family.link) not in (("binomial", "logit"), ("poisson", "log")) \
+        if family.kind not in ("proportion", "count") or family.link not in ("logit", "log") \
                 or self.n_agq != 1:
-            raise ValueError("a Dask fit of MixedGLM supports binomial logit and Poisson log "
-                             "by the Laplace approximation (n_agq=1).")
+            raise ValueError("a Dask fit of MixedGLM supports binomial logit, Poisson log and "
+                             "nbinom2 by the Laplace approximation (n_agq=1).")
         try:
             client = get_client()
         except ValueError:
@@ -362,12 +369,16 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         spec["term"] = term
         Xh, yh, mh, oh, wh, _, _ = partition_arrays(head, spec, "the first rows")
         beta0 = _multi.glm_start(Xh, yh, mh, oh, wh, family)
+        extra0 = []
+        if family.param is not None:  # the negative binomial's log k, from the first rows
+            extra0 = [family.param_start(yh, family.mean(Xh @ beta0 + (oh if oh.size else 0)),
+                                         wh)]
         shuffled = shuffle_by_group(frame, group, head)
         objective = DaskLaplace(client, shuffled.to_delayed(),
                                 dict(spec, kinds=chunk_columns(shuffled._meta, "metadata",
                                                                None)))
-        opt = minimize_deviance(objective, ParamSpace(term, beta0), tol=self.tol,
-                                max_iter=self.max_iter, final_hessian=True)
+        opt = minimize_deviance(objective, ParamSpace(term, beta0, None, extra0),
+                                tol=self.tol, max_iter=self.max_iter, final_hessian=True)
         x = opt.theta_final
         p = beta0.size
         H = opt.hessian
@@ -378,6 +389,10 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         except np.linalg.LinAlgError:
             cov = np.full((p, p), np.nan)
         levels, modes, cond_var = objective.modes(x)
+        dispersion = None
+        if extra0:
+            dispersion = float(np.exp(x[-1]))
+            opt.theta_final = x[:p + term.n_theta].copy()
         _design.check_label_types(levels, group)  # each partition's labels were checked
         design.levels = levels
         opt.timings = {"total": time.perf_counter() - t0}
@@ -385,7 +400,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
                       else len(frame))
         result = back.result(dict(opt=opt, deviance=opt.fmin, fixed_cov=cov, modes=modes,
                                   cond_var=cond_var, beta=x[:p], timings=opt.timings,
-                                  sigma=1.0), term, design.slope_pos)
+                                  sigma=1.0, dispersion=dispersion), term, design.slope_pos)
         self._set_glm_fitted(head[list(meta.columns)].iloc[:0], y._meta, design, term,
                              [names[j] for j in kept], dropped, n_obs, result, classes, extra)
         return self
@@ -395,10 +410,10 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         approximation (skmixed._model.multilevel_glmm)."""
         name = type(self).__name__
         family = get_family(self.family, self.link)
-        if family.name not in ("binomial", "poisson") or not family.canonical:
+        if family.kind not in ("proportion", "count") or family.link not in ("logit", "log"):
             raise ValueError(f"several grouping factors: family={self.family!r} with link="
-                             f"{family.link!r} is not supported (binomial logit and Poisson "
-                             "log are).")
+                             f"{family.link!r} is not supported (binomial logit, Poisson "
+                             "log and nbinom2 are).")
         if self.n_agq != 1:
             raise ValueError(f"several grouping factors: n_agq={self.n_agq} is not "
                              "supported; the Laplace approximation (n_agq=1) is, as lme4 "
@@ -444,7 +459,9 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         n_params = len(r["beta"]) + self._set_multi_fitted(X, y, design, r,
                                                            keep_residual=False)
         dev = float(r["deviance"])
-        self.dispersion_ = 1.0  # binomial and Poisson: fixed
+        if r.get("dispersion") is not None:  # the negative binomial's size
+            n_params += 1
+        self.dispersion_ = 1.0 if r.get("dispersion") is None else float(r["dispersion"])
         self.loglik_ = -0.5 * dev
         self.deviance_ = dev
         self.aic_ = dev + 2 * n_params
@@ -494,6 +511,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
                      theta_internal_of=[res["theta_internal"]],
                      modes=[(res["modes"], cond)], cond_scale=1.0, opt=res["opt"],
                      deviance=res["deviance"], timings=res["timings"],
+                     dispersion=res["dispersion"],
                      n_obs=float(w.sum()) if w.size else float(y.shape[0]))
         r["theta_of"], r["modes"] = _identifiability.split_identical(r, design.factors, sets,
                                                                      w)

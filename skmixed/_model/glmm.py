@@ -99,7 +99,7 @@ def fit_fixed_glm(family, rows, n_blocks=None, max_iter=100, tol=1e-14, return_l
         return ll_out.sum(), score.sum(axis=0), info.sum(axis=0)
 
     beta = np.zeros(p)
-    if family.name == "gamma":
+    if family.kind == "positive":
         # β = 0 (μ = 1) is far from typical positive responses and the scoring steps from
         # there overshoot: start from the least-squares fit of log y (R's mustart = y)
         sw = np.sqrt(rows.weights) if rows.weights.size else 1.0
@@ -228,7 +228,7 @@ class LaplaceDeviance:
         self._J = np.zeros((G, q, p + term.n_theta))
         self._x_u = None
         self._best = (None, np.inf, None, None)
-        self.gamma = GammaDispersion(rows) if family.name == "gamma" else None
+        self.gamma = GammaDispersion(rows) if family.param == "dispersion" else None
         # the negative binomial's size k: x ends with log k, the kernels give its gradient
         self.size = family.param == "size"
         self._grad = np.zeros((G, p + term.n_theta + self.size))

@@ -95,11 +95,15 @@ class BlockedSystem:
 class MultiLaplace:
     """The Laplace deviance over (θ, β) of a GLMM with several grouping factors (see the
     module docstring). ``factors``: :class:`~skmixed._model.multilevel.FactorColumns`
-    (the first is eliminated block by block)."""
+    (the first is eliminated block by block); ``family``: a
+    :class:`~skmixed.families.Family` — with a parameter (the negative binomial's size k),
+    x ends with log k."""
 
     def __init__(self, X, y, m, offset, w, factors, family):
         self.X, self.y, self.m, self.offset, self.w = X, y, m, offset, w
         self.factors, self.family = factors, family
+        self.n_extra = int(family.param == "size")
+        self.fpar = family.glm_fpar
         self.Z = random_effects_matrix(factors, y.shape[0])
         self.ZT = self.Z.T.tocsr()
         self.theta_edges = np.cumsum([0] + [f.term.n_theta for f in factors])
@@ -111,11 +115,15 @@ class MultiLaplace:
         return int(self.theta_edges[-1])
 
     def split(self, x):
+        """(θ per factor, β); sets the family's parameter from x's last element."""
         thetas = [x[a:b] for a, b in zip(self.theta_edges[:-1], self.theta_edges[1:])]
-        return thetas, x[self.n_theta:]
+        if self.n_extra:
+            self.fpar = float(np.exp(x[-1]))
+        return thetas, x[self.n_theta:x.size - self.n_extra]
 
     def _objective(self, eta, u):
-        return -2.0 * self.family.loglik(self.y, eta, self.m, self.w) + float(u @ u)
+        return (-2.0 * self.family.loglik(self.y, eta, self.m, self.w, fpar=self.fpar)
+                + float(u @ u))
 
     def modes(self, x, tol=1e-10, max_iter=100):
         """û at (θ, β) by penalized IRLS from the last modes; returns (û, η̂, system)."""
@@ -127,7 +135,7 @@ class MultiLaplace:
         eta = base + ZL @ u
         h = self._objective(eta, u)
         for _ in range(max_iter):
-            l1, v = self.family.score_information(self.y, eta, self.m)
+            l1, v = self.family.score_information(self.y, eta, self.m, self.fpar)
             M = (self.ZT @ self.Z.multiply((self.w * v)[:, None])).tocsr()
             system = BlockedSystem(M, self.factors, thetas)
             grad = ZL.T @ (self.w * l1) - u
@@ -144,7 +152,7 @@ class MultiLaplace:
             u, eta, h = u_new, eta_new, h_new
             if decrement < tol * (1.0 + abs(h)):
                 break
-        l1, v = self.family.score_information(self.y, eta, self.m)
+        l1, v = self.family.score_information(self.y, eta, self.m, self.fpar)
         M = (self.ZT @ self.Z.multiply((self.w * v)[:, None])).tocsr()
         return u, eta, BlockedSystem(M, self.factors, thetas)
 
@@ -213,7 +221,7 @@ class MultiLaplace:
         eta = self.offset + self.X @ beta + ZL @ u
         h = self._objective(eta, u)
         for _ in range(max_iter):
-            l1, v = self.family.score_information(self.y, eta, self.m)
+            l1, v = self.family.score_information(self.y, eta, self.m, self.fpar)
             wv = self.w * v
             M = (self.ZT @ self.Z.multiply(wv[:, None])).tocsr()
             system = BlockedSystem(M, self.factors, thetas)
@@ -238,15 +246,18 @@ class MultiLaplace:
             beta, u, eta, h = b_new, u_new, eta_new, h_new
             if decrement < tol * (1.0 + abs(h)):
                 break
-        l1, v = self.family.score_information(self.y, eta, self.m)
+        l1, v = self.family.score_information(self.y, eta, self.m, self.fpar)
         M = (self.ZT @ self.Z.multiply((self.w * v)[:, None])).tocsr()
         self.u = u
         return beta, u, h + BlockedSystem(M, self.factors, thetas).logdet
 
-    def fit(self, theta0, beta0, max_iter=500):
-        """lme4's two stages: θ by the ``nAGQ = 0`` deviance (β and u by joint PIRLS),
-        then (θ, β) by the Laplace deviance from there. Returns the second optimizer's
-        result."""
+    def fit(self, theta0, beta0, max_iter=500, extra0=()):
+        """lme4's two stages: θ by the ``nAGQ = 0`` deviance (β and u by joint PIRLS; the
+        family's parameter at ``extra0``), then (θ, β, extra) by the Laplace deviance from
+        there. Returns the second optimizer's result."""
+        extra0 = np.asarray(extra0, dtype=float)
+        if extra0.size:
+            self.fpar = float(np.exp(extra0[0]))
         lower = np.concatenate([f.term.theta_lower() for f in self.factors])
         state = {"beta": np.asarray(beta0, dtype=float)}
 
@@ -265,7 +276,7 @@ class MultiLaplace:
             bounds=[(lo if np.isfinite(lo) else None, None) for lo in lower],
             options={"maxiter": max_iter, "ftol": 1e-10, "gtol": 1e-5, "eps": 1e-6})
         stage1(first.x)  # β at the stage-1 θ
-        return self._fit_laplace(first.x, state["beta"], max_iter)
+        return self._fit_laplace(first.x, np.concatenate([state["beta"], extra0]), max_iter)
 
     def _fit_laplace(self, theta0, beta0, max_iter=500, tol=1e-8):
         """Minimize the Laplace deviance over (θ, β) from a close start (stage 1's): Newton
