@@ -10,9 +10,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._model.lmm import independent_columns
-from ..exceptions import RankDeficientWarning, SingularFitWarning
-from . import _design
+from ..exceptions import SingularFitWarning
+from . import _design, _multi
+from ._identifiability import independent_fixed_columns
 from ._results import fixed_effects_table, random_effects_table, variance_components_table
 
 __all__ = ["GroupedModelMixin", "independent_fixed_columns", "GROUPED_CONSTRAINTS"]
@@ -30,19 +30,6 @@ GROUPED_CONSTRAINTS = {
     "tol": [Interval(Real, 0, None, closed="neither")],
     "max_iter": [Interval(Integral, 1, None, closed="left")],
 }
-
-
-def independent_fixed_columns(XtX, names, stacklevel):
-    """Indices of the fixed columns kept by lme4's rank check on the cross-product ``XtX``,
-    with a RankDeficientWarning naming the dropped ones; returns ``(kept, dropped names)``.
-    ``stacklevel`` is counted from the caller."""
-    kept = independent_columns(XtX)
-    dropped = [names[j] for j in range(len(names)) if j not in set(kept)]
-    if dropped:
-        warnings.warn(f"fixed-effect model matrix is rank deficient so dropping "
-                      f"{len(dropped)} column(s): {dropped}", RankDeficientWarning,
-                      stacklevel=stacklevel + 1)
-    return kept, dropped
 
 
 class GroupedModelMixin:
@@ -135,8 +122,6 @@ class GroupedModelMixin:
         """The fitted attributes of a several-factor fit (skmixed._estimators._multi's
         result ``r``), shared by MixedLM and MixedGLM; the criterion attributes are the
         caller's."""
-        from . import _multi
-
         validate_data(self, X, reset=True, skip_check_array=True)
         theta, vc, re = _multi.multi_random_part(design, r)
         est = dict(zip(r["names"], r["beta"]))
@@ -177,8 +162,6 @@ class GroupedModelMixin:
     def _multi_linear_predictor(self, X, random_effects, extra=None):
         """Xβ (+ ``extra(X_table)``) + each factor's modes for the rows of X (a level not
         seen in fit contributes 0 for its factor)."""
-        from . import _multi
-
         check_is_fitted(self)
         X_table = _design.as_table(X, type(self).__name__)
         validate_data(self, X, reset=False, skip_check_array=True)

@@ -39,10 +39,12 @@ import warnings
 
 import numpy as np
 
-from ..exceptions import IdentifiabilityWarning
+from .._model.lmm import independent_columns
+from ..exceptions import IdentifiabilityWarning, RankDeficientWarning
 
-__all__ = ["check_levels_vs_observations", "check_residual_variation", "boundary_response_error",
-           "identical_factor_sets", "warn_identical", "split_identical"]
+__all__ = ["independent_fixed_columns", "check_levels_vs_observations",
+           "check_residual_variation", "boundary_response_error", "identical_factor_sets",
+           "warn_identical", "split_identical"]
 
 # A residual sum of squares is a difference of cross-products, exact to a few eps · y'Wy (up
 # to ~1e3 eps seen with 30 collinear-ish columns on 15 rows): a fixed-effects residual sum of
@@ -187,3 +189,16 @@ def split_identical(result, factors, sets, w):
         if theta_of[j] is None:
             theta_of[j], modes[j] = fitted[j][0], fitted[j][1]
     return theta_of, modes
+
+
+def independent_fixed_columns(XtX, names, stacklevel):
+    """Indices of the fixed columns kept by lme4's rank check on the cross-product ``XtX``,
+    with a RankDeficientWarning naming the dropped ones; returns ``(kept, dropped names)``.
+    ``stacklevel`` is counted from the caller."""
+    kept = independent_columns(XtX)
+    dropped = [names[j] for j in range(len(names)) if j not in set(kept)]
+    if dropped:
+        warnings.warn(f"fixed-effect model matrix is rank deficient so dropping "
+                      f"{len(dropped)} column(s): {dropped}", RankDeficientWarning,
+                      stacklevel=stacklevel + 1)
+    return kept, dropped

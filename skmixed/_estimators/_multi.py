@@ -22,11 +22,13 @@ from .._model.multilevel import (FactorColumns, MultiCrossproducts, MultiProfile
                                  ScalarFactorsDeviance)
 from .._model.glmm import GroupedRows, fit_fixed_glm
 from .._model.multilevel_glmm import MultiLaplace
+from .._model.result import fixed_covariance
 from .._model.scaling import ColumnScaling
-from .._model.optimize import OptSummary, TermsSpace, minimize_criterion, minimize_log_theta
+from .._model.optimize import (FiniteDifferenceGradient, OptSummary, TermsSpace,
+                               minimize_criterion, minimize_log_theta)
 from .._model.terms import RandomEffectTerm
 from . import _design, _identifiability
-from ._base import independent_fixed_columns
+from ._identifiability import independent_fixed_columns
 from ._results import random_effects_table, variance_components_table
 
 __all__ = ["MultiDesign", "is_multi", "make_multi_design", "fit_multi_lmm", "fit_multi_glmm",
@@ -195,7 +197,7 @@ def fit_multi_lmm(design, y, w, *, reml, fit_intercept, n_threads, tol, max_iter
                                      theta0=_moment_start(X, y, weights, cols), tol=tol,
                                      max_iter=max_iter, blas_threads=n_threads)
     else:
-        opt = minimize_criterion(_FiniteDifferenceGradient(objective),
+        opt = minimize_criterion(FiniteDifferenceGradient(objective),
                                  TermsSpace([c.term for c in cols]), tol=tol,
                                  max_iter=max_iter)
     timings["optimize"] = time.perf_counter() - t1
@@ -337,14 +339,7 @@ def fit_multi_glmm(design, y, w, m, offset, *, family, fit_intercept, tol, max_i
     x = res.x.copy()
     thetas, beta = lap.split(x)
     H = lap.hessian(x)
-    fixed = slice(lap.n_theta, lap.n_theta + beta.size)
-    try:
-        cov = 2.0 * linalg.inv(H)
-        fixed_cov = cov[fixed, fixed]
-        if not np.all(np.isfinite(fixed_cov)) or np.any(np.diag(fixed_cov) <= 0):
-            raise linalg.LinAlgError
-    except linalg.LinAlgError:  # a boundary θ: the Hessian of β alone
-        fixed_cov = 2.0 * linalg.inv(H[fixed, fixed])
+    fixed_cov = fixed_covariance(H, slice(lap.n_theta, lap.n_theta + beta.size))
     u, eta, system = lap.modes(x)  # (at x's parameter: split set it)
     deviance = lap.laplace_deviance(eta, u, system)
     blocks = system.inverse_diagonal_blocks(cols)
@@ -387,25 +382,6 @@ def glm_start(X, y, m, offset, w, family):
                        np.asarray(offset, dtype=float), np.asarray(w, dtype=float),
                        np.array([0, n], dtype=np.int64))
     return fit_fixed_glm(family, rows, 1, fpar=family.glm_fpar)
-
-
-class _FiniteDifferenceGradient:
-    """``value_and_grad`` by central differences, for the general several-factor deviance
-    (random slopes in several factors; small problems)."""
-
-    def __init__(self, objective, step=1e-6):
-        self.objective, self.step = objective, step
-
-    def value_and_grad(self, theta):
-        f = self.objective(theta)
-        if not np.isfinite(f):
-            return np.inf, np.zeros(theta.size)
-        g = np.empty(theta.size)
-        for j in range(theta.size):
-            e = np.zeros(theta.size)
-            e[j] = self.step * max(1.0, abs(theta[j]))
-            g[j] = (self.objective(theta + e) - self.objective(theta - e)) / (2 * e[j])
-        return f, g
 
 
 def multi_random_part(design, result):

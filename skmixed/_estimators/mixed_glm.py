@@ -29,6 +29,7 @@ from .._model.glmm import (GroupedRows, JointPIRLSDeviance, LaplaceDeviance,
                            minimize_deviance, row_sample)
 from .._model.optimize import (_hessian, _ThetaSpace, minimize_criterion,
                                minimize_scalar_theta)
+from .._model.result import fixed_covariance, information_criteria
 from .._model.scaling import ColumnScaling
 from .._model.terms import RandomEffectTerm
 from ..exceptions import PerfectSeparationWarning
@@ -384,10 +385,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         H = opt.hessian
         if H is None:
             H = _hessian(objective.value_and_grad, x, opt.gradient, 1e-5)
-        try:
-            cov = 2.0 * np.linalg.inv(H)[:p, :p]
-        except np.linalg.LinAlgError:
-            cov = np.full((p, p), np.nan)
+        cov = fixed_covariance(H, slice(0, p))
         levels, modes, cond_var = objective.modes(x)
         dispersion = None
         if extra0:
@@ -464,8 +462,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         self.dispersion_ = 1.0 if r.get("dispersion") is None else float(r["dispersion"])
         self.loglik_ = -0.5 * dev
         self.deviance_ = dev
-        self.aic_ = dev + 2 * n_params
-        self.bic_ = dev + np.log(r["n_obs"]) * n_params
+        self.aic_, self.bic_ = information_criteria(dev, n_params, r["n_obs"])
         if classes is not None:
             self.classes_ = classes
         elif hasattr(self, "classes_"):
@@ -727,10 +724,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         if H is None:
             with single_threaded_blas():
                 H = _hessian(objective.value_and_grad, x, opt.gradient, 1e-5)
-        try:
-            cov = 2.0 * np.linalg.inv(H)[:p, :p]
-        except np.linalg.LinAlgError:
-            cov = np.full((p, p), np.nan)
+        cov = fixed_covariance(H, slice(0, p))
         laplace_at_x = objective
         if objective.n_agq > 1:
             # lme4 reports the Laplace modes at the quadrature's optimum: warm-started
@@ -793,8 +787,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         self.n_obs_ = n_obs
         self.loglik_ = -0.5 * dev
         self.deviance_ = dev
-        self.aic_ = dev + 2 * n_params
-        self.bic_ = dev + np.log(n_obs) * n_params
+        self.aic_, self.bic_ = information_criteria(dev, n_params, n_obs)
         if classes is not None:
             self.classes_ = classes
         elif hasattr(self, "classes_"):

@@ -16,6 +16,7 @@ from .._kernels.crossprod import grouped_crossprods
 from .._kernels.threads import numba_threads
 from .._model.lmm import GroupedCrossproducts, ProfiledDeviance
 from .._model.optimize import minimize_theta
+from .._model.result import information_criteria
 from .._model.scaling import SAMPLE_ROWS, ColumnScaling
 from .._model.terms import RandomEffectTerm
 from ..sources import ChunkedData, score_target
@@ -338,8 +339,7 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         self.loglik_ = float(-0.5 * dev)
         self.reml_criterion_ = float(dev) if self.reml else np.nan
         self.deviance_ = np.nan if self.reml else float(dev)
-        self.aic_ = float(dev + 2 * n_params)
-        self.bic_ = float(dev + np.log(r["n_obs"]) * n_params)
+        self.aic_, self.bic_ = information_criteria(dev, n_params, r["n_obs"])
         self.optimization_.timings["total"] = time.perf_counter() - t0
         return self
 
@@ -422,8 +422,7 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         self.loglik_ = float(-0.5 * dev)
         self.reml_criterion_ = float(dev) if self.reml else np.nan
         self.deviance_ = np.nan if self.reml else float(dev)
-        self.aic_ = float(dev + 2 * n_params)
-        self.bic_ = float(dev + np.log(n_obs) * n_params)
+        self.aic_, self.bic_ = information_criteria(dev, n_params, n_obs)
         opt.timings = r["timings"]
         self._warn_fit_state(term, r["theta_internal"])
 

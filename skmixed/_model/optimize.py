@@ -19,8 +19,9 @@ from scipy import linalg, optimize
 from .._kernels.threads import blas_threads as blas_threads_ctx
 from .._kernels.threads import single_threaded_blas
 
-__all__ = ["OptSummary", "TermsSpace", "minimize_theta", "minimize_criterion",
-           "minimize_newton", "minimize_scalar_theta", "minimize_log_theta"]
+__all__ = ["OptSummary", "FiniteDifferenceGradient", "TermsSpace", "minimize_theta",
+           "minimize_criterion", "minimize_newton", "minimize_scalar_theta",
+           "minimize_log_theta"]
 
 _MAX_RESTARTS = 4
 _NEWTON_STEPS = 4
@@ -151,6 +152,26 @@ class TermsSpace:
     def canonical(self, x):
         return np.concatenate([t.canonical(x[a:b]) for t, a, b in
                                zip(self.terms, self.edges[:-1], self.edges[1:])])
+
+
+class FiniteDifferenceGradient:
+    """An objective ``f(θ)`` with ``value_and_grad`` by central differences (relative step
+    ``step``), for criteria without an exact gradient (the general several-factor
+    deviance: random slopes in several factors)."""
+
+    def __init__(self, objective, step=1e-6):
+        self.objective, self.step = objective, step
+
+    def value_and_grad(self, theta):
+        f = self.objective(theta)
+        if not np.isfinite(f):
+            return np.inf, np.zeros(theta.size)
+        g = np.empty(theta.size)
+        for j in range(theta.size):
+            e = np.zeros(theta.size)
+            e[j] = self.step * max(1.0, abs(theta[j]))
+            g[j] = (self.objective(theta + e) - self.objective(theta - e)) / (2 * e[j])
+        return f, g
 
 
 def minimize_theta(objective, term, *, tol=1e-8, max_iter=1000):
