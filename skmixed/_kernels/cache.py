@@ -32,7 +32,9 @@ import hashlib
 import os
 import pickle
 import stat
+import sys
 import tempfile
+import types
 import warnings
 from pathlib import Path
 
@@ -42,7 +44,7 @@ from numba.core.dispatcher import Dispatcher
 
 from ..exceptions import KernelCacheWarning
 
-__all__ = ["cached_njit", "cache_folder", "source_file"]
+__all__ = ["cached_njit", "cache_folder", "source_file", "load_generated", "source_digest"]
 
 _MAGIC = b"skmixed kernel cache 1\n"
 _DIGEST_SIZE = 32
@@ -176,6 +178,29 @@ def source_file(name, source):
         _warn_unsafe(exc)
         return None
     return path
+
+
+def load_generated(name, source):
+    """Run generated source as the module ``skmixed_generated.<name>``. The code compiled is
+    always ``source`` itself; its copy in the cache folder (if there is one) only gives its
+    functions a file, which Numba's disk cache needs."""
+    path = source_file(name, source)
+    module = types.ModuleType(f"skmixed_generated.{name}")
+    filename = f"<skmixed generated {name}>" if path is None else str(path)
+    module.__file__ = filename
+    sys.modules[module.__name__] = module
+    exec(compile(source, filename, "exec"), module.__dict__)
+    return module
+
+
+def source_digest(source, *modules):
+    """12 hex digits of ``source`` and of the files of ``modules`` (the code a generated
+    kernel is compiled against): a change to any of them names a new module, so its
+    machine code is never a stale cache entry."""
+    h = hashlib.sha1(source.encode())
+    for module in modules:
+        h.update(Path(module.__file__).read_bytes())
+    return h.hexdigest()[:12]
 
 
 def _warn_broken(what, reason):

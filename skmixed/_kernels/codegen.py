@@ -13,15 +13,11 @@ second), later processes load the machine code. Without a usable cache folder th
 compiled in memory in each process.
 """
 
-import hashlib
-import sys
-import types
-from pathlib import Path
 
-from . import cache
+from . import blocks, cache
 
 
-__all__ = ["crossprod_kernel", "load_module", "MAX_SPECIALIZED_COLUMNS"]
+__all__ = ["crossprod_kernel", "MAX_SPECIALIZED_COLUMNS"]
 
 MAX_SPECIALIZED_COLUMNS = 10
 _VERSION = 5  # bump when the generated source changes
@@ -109,19 +105,6 @@ def _source(p, z_pos, weighted):
     return "\n".join(L)
 
 
-def load_module(name, source):
-    """Run generated source as the module ``skmixed_generated.<name>``. The code compiled is
-    always ``source`` itself; its copy in the cache folder (if there is one) only gives its
-    functions a file, which Numba's disk cache needs."""
-    path = cache.source_file(name, source)
-    module = types.ModuleType(f"skmixed_generated.{name}")
-    filename = f"<skmixed generated {name}>" if path is None else str(path)
-    module.__file__ = filename
-    sys.modules[module.__name__] = module
-    exec(compile(source, filename, "exec"), module.__dict__)
-    return module
-
-
 def crossprod_kernel(p, z_pos, weighted):
     """The specialized row-pass kernel for ``p`` fixed columns and random-effect positions
     ``z_pos`` (``z_pos[0] == 0``), weighted or not."""
@@ -130,9 +113,8 @@ def crossprod_kernel(p, z_pos, weighted):
     if kernel is None:
         source = _source(*key)
         # the kernel calls blocks.cover: a change there must not reuse a cached compile
-        blocks_source = (Path(__file__).resolve().parent / "blocks.py").read_bytes()
-        digest = hashlib.sha1(source.encode() + blocks_source).hexdigest()[:12]
+        digest = cache.source_digest(source, blocks)
         name = f"crossprod_p{key[0]}_q{len(key[1])}_w{int(key[2])}_{digest}"
-        kernel = load_module(name, source).kernel
+        kernel = cache.load_generated(name, source).kernel
         _LOADED[key] = kernel
     return kernel

@@ -9,15 +9,14 @@ the drivers of :mod:`.glmm` (the mode search, the Laplace and quadrature kernels
 them: their source is taken from :mod:`.glmm` unchanged, so there is one implementation of
 the algorithms and two of the row sums, tested against each other.
 
-The generated module's name holds a digest of its source and of :mod:`.glmm`'s and
-:mod:`.dense`'s, so a changed kernel never reuses a stale compiled cache.
+The generated module's name holds a digest of its source and of :mod:`.glmm`'s,
+:mod:`.dense`'s and :mod:`skmixed.families`' (:func:`.cache.source_digest`), so a changed
+kernel never reuses a stale compiled cache.
 """
 
-import hashlib
 import inspect
-from pathlib import Path
 
-from . import codegen, glmm
+from . import cache, dense, glmm
 from .. import families
 
 __all__ = ["specialized_kernels", "SPECIALIZE_MIN_ROWS"]
@@ -278,14 +277,6 @@ def _source(family, p, zcol, has_m, has_off, has_fw):
     return "\n".join(L)
 
 
-def _digest(source):
-    h = hashlib.sha1(source.encode())
-    here = Path(__file__).resolve().parent
-    for dep in ("glmm.py", "dense.py", "../families.py"):
-        h.update((here / dep).read_bytes())
-    return h.hexdigest()[:12]
-
-
 def specialized_kernels(family, rows):
     """The generated module for this family and these rows' shape (its ``laplace_groups``,
     ``agq_groups``, ``agq_grad_groups`` and ``pirls_joint_sums`` take the arguments of
@@ -296,7 +287,7 @@ def specialized_kernels(family, rows):
     if module is None:
         source = _source(*key)
         name = (f"glmm_f{key[0]}_p{key[1]}_q{len(key[2])}_"
-                f"{''.join(str(int(b)) for b in key[3:])}_{_digest(source)}")
-        module = codegen.load_module(name, source)
+                f"{''.join(str(int(b)) for b in key[3:])}_{cache.source_digest(source, glmm, dense, families)}")
+        module = cache.load_generated(name, source)
         _LOADED[key] = module
     return module
