@@ -22,13 +22,10 @@ from sklearn.utils._tags import ClassifierTags, RegressorTags
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from .._kernels.glmm import count_extreme_eta
 from .._kernels.threads import numba_threads, single_threaded_blas
-from .._model.glmm import (GroupedRows, JointPIRLSDeviance, LaplaceDeviance,
-                           ParamSpace, em_start, fit_fixed_glm, group_order,
-                           minimize_deviance, row_sample)
-from .._model.optimize import (_hessian, _ThetaSpace, minimize_criterion,
-                               minimize_scalar_theta)
+from .._model.glmm import GroupedRows, ParamSpace, group_order, minimize_deviance
+from .._model.glmm_fit import fit_one_factor
+from .._model.optimize import _hessian
 from .._model.result import fixed_covariance, information_criteria
 from .._model.scaling import ColumnScaling
 from .._model.terms import RandomEffectTerm
@@ -42,8 +39,6 @@ from ._base import GROUPED_CONSTRAINTS, GroupedModelMixin, independent_fixed_col
 from ._results import summary_text
 
 __all__ = ["MixedGLM"]
-
-_START_ROWS = 100_000  # rows of the GLM that gives the start values
 
 def _separating_columns(columns, labels, success, failure):
     """Fixed columns that on their own (with the intercept) separate the rows with a success
@@ -69,23 +64,6 @@ def _separating_columns(columns, labels, success, failure):
             found.append((label, "complete" if hi_s < lo_f else "quasi-complete", "<=",
                           hi_s))
     return found
-
-
-def _warn_fitted_bounds(family, rows, beta, modes):
-    """R's glm check: fitted probabilities numerically 0 or 1 (|η| > 33) mean (quasi-)
-    complete separation, also by a combination of columns that no single-column check sees."""
-    if family.eta_bounds is None:
-        return
-    low, high = family.eta_bounds
-    n_extreme = count_extreme_eta(rows.X, rows.zcol, rows.offset, rows.weights, rows.starts,
-                                  np.asarray(beta, dtype=float),
-                                  np.ascontiguousarray(modes, dtype=float), low, high)
-    if n_extreme:
-        warnings.warn(
-            f"fitted probabilities numerically 0 or 1 occurred in {n_extreme} row(s): "
-            "(quasi-)complete separation — some coefficients' estimates are infinite and "
-            "their standard errors meaningless. Drop or recode the separating columns.",
-            PerfectSeparationWarning, stacklevel=5)
 
 
 def _partition_xtx(frame, spec, label):
@@ -293,7 +271,8 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
             rows, names, dropped, back = self._grouped_rows(design, y_num, w, extra_cols,
                                                             order, starts)
             t1 = time.perf_counter()
-            result = back.result(self._optimize(family, rows, term), term, design.slope_pos)
+            result = back.result(fit_one_factor(family, rows, term, n_agq=self.n_agq, tol=self.tol,
+                                                 max_iter=self.max_iter), term, design.slope_pos)
             result["timings"] = {"prepare": t1 - t0, **result["timings"],
                                  "total": time.perf_counter() - t0}
         n_obs = float(rows.weights.sum()) if rows.weights.size else float(rows.y.shape[0])
@@ -496,7 +475,8 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
                 SimpleNamespace(fixed_names=design.fixed_names, columns=design.columns,
                                 slope_names=f.slope_names, slope_pos=f.slope_pos),
                 y, w, extra_cols, order, starts)
-            res = back.result(self._optimize(family, rows, f.term), f.term, f.slope_pos)
+            res = back.result(fit_one_factor(family, rows, f.term, n_agq=self.n_agq,
+                                             tol=self.tol, max_iter=self.max_iter), f.term, f.slope_pos)
             # the single-factor path keeps the modes' conditional variances only: the
             # diagonals of their covariances (all that the random-effects table reads)
             cond = np.zeros(res["cond_var"].shape + res["cond_var"].shape[-1:])
@@ -664,111 +644,6 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
             else np.empty(0),
             np.ascontiguousarray(take(w)) if w.size else np.empty(0), starts)
         return rows, [names[j] for j in kept], dropped, _multi.BackTransform(scaling, kept)
-
-    def _optimize(self, family, rows, term):
-        timings = {}
-        t0 = time.perf_counter()
-        # start values from the GLM without random effects on at most _START_ROWS rows
-        # (every k-th row); complete separation found there is confirmed on all rows
-        sample = row_sample(rows, _START_ROWS)
-        beta0, loglik0 = fit_fixed_glm(family, sample, return_loglik=True,
-                                       fpar=family.glm_fpar)
-
-        def separated(r, loglik):
-            n_obs = r.weights.sum() if r.weights.size else r.y.shape[0]
-            return (family.kind == "proportion" and r.m.size == 0
-                    and loglik > -1e-6 * n_obs)
-
-        if separated(sample, loglik0) and sample is not rows:
-            beta0, loglik0 = fit_fixed_glm(family, rows, return_loglik=True,
-                                           fpar=family.glm_fpar)
-        if separated(rows, loglik0):
-            warnings.warn(
-                "complete separation: the fixed effects alone fit every 0/1 response "
-                f"(log-likelihood {loglik0:.3g} of the GLM without random effects), so the "
-                "maximum-likelihood estimates are infinite and the fit stops at an arbitrary "
-                "point. Drop or recode the separating columns.", PerfectSeparationWarning,
-                stacklevel=5)
-        extra = []
-        if family.param is not None:
-            # the family's parameter (Gamma's dispersion, the negative binomial's size) is
-            # one more parameter of the Laplace deviance, started from the GLM's fit
-            eta0 = sample.X @ beta0 + (sample.offset if sample.offset.size else 0.0)
-            extra = [family.param_start(sample.y, family.mean(eta0), sample.weights)]
-        p = rows.X.shape[1]
-        if self.n_agq == 0:
-            return self._optimize_nagq0(family, rows, term, beta0, t0)
-        objective = LaplaceDeviance(family, rows, term, n_agq=1)
-        theta0 = em_start(objective, beta0, term.theta_start(), extra)
-        # before quadrature the Laplace fit is only its start: its BFGS Hessian will do
-        opt = minimize_deviance(objective, ParamSpace(term, beta0, theta0, extra),
-                                tol=self.tol, max_iter=self.max_iter,
-                                final_hessian=self.n_agq == 1)
-        if self.n_agq > 1:
-            laplace = opt
-            modes = objective.u
-            objective = LaplaceDeviance(family, rows, term, n_agq=self.n_agq)
-            objective.u[:] = modes
-            opt = minimize_deviance(
-                objective, ParamSpace(term, laplace.theta_final[:p], laplace.theta_final[p:]),
-                tol=self.tol, max_iter=self.max_iter, hessian=laplace.hessian)
-            opt.n_iter += laplace.n_iter
-            opt.n_evals += laplace.n_evals
-        timings["optimize"] = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        x = opt.theta_final
-        f = opt.fmin
-        # lme4's standard errors: the Hessian of the deviance over (β, θ) — the optimizer's
-        # own, computed within a few tiny Newton steps of x, when it has one
-        H = opt.hessian
-        if H is None:
-            with single_threaded_blas():
-                H = _hessian(objective.value_and_grad, x, opt.gradient, 1e-5)
-        cov = fixed_covariance(H, slice(0, p))
-        laplace_at_x = objective
-        if objective.n_agq > 1:
-            # lme4 reports the Laplace modes at the quadrature's optimum: warm-started
-            laplace_at_x = LaplaceDeviance(family, rows, term)
-            laplace_at_x.u[:] = objective.u
-        modes, cond_var = laplace_at_x.modes(x)
-        _warn_fitted_bounds(family, rows, x[:p], modes)
-        sigma, dispersion = 1.0, None
-        k = term.n_theta
-        if family.param == "dispersion":
-            # report as lme4 does: σ = √φ, θ relative to σ (variance components σθ)
-            sigma = float(np.exp(-0.5 * x[p + k]))
-            dispersion = sigma * sigma
-            opt.theta_final = np.concatenate([x[:p], x[p:p + k] / sigma])
-        elif family.param is not None:  # the negative binomial's size k
-            dispersion = float(np.exp(x[p + k]))
-            opt.theta_final = x[:p + k].copy()
-        timings["results"] = time.perf_counter() - t1
-        return dict(opt=opt, deviance=f, fixed_cov=cov, modes=modes, cond_var=cond_var,
-                    beta=x[:p], timings=timings, sigma=sigma, dispersion=dispersion)
-
-    def _optimize_nagq0(self, family, rows, term, beta0, t0):
-        """lme4's nAGQ = 0: θ optimized on the Laplace deviance with β and u from a joint
-        penalized IRLS; standard errors from the profiled information at θ̂ (lme4's R_X)."""
-        objective = JointPIRLSDeviance(family, rows, term, beta0)
-        if term.n_theta == 1:
-            opt = minimize_scalar_theta(objective.value, term, max_iter=self.max_iter)
-        else:
-            opt = minimize_criterion(objective, _ThetaSpace(term), tol=self.tol,
-                                     max_iter=self.max_iter, hessian_step=1e-3)
-        t1 = time.perf_counter()
-        deviance, info = objective.solve(opt.theta_final)
-        p = rows.X.shape[1]
-        x = np.concatenate([objective.beta, opt.theta_final])
-        opt.theta_final = x
-        modes, cond_var = LaplaceDeviance(family, rows, term).modes(x)
-        _warn_fitted_bounds(family, rows, x[:p], modes)
-        try:
-            cov = np.linalg.inv(info)
-        except np.linalg.LinAlgError:
-            cov = np.full((p, p), np.nan)
-        timings = {"optimize": t1 - t0, "results": time.perf_counter() - t1}
-        return dict(opt=opt, deviance=deviance, fixed_cov=cov, modes=modes,
-                    cond_var=cond_var, beta=x[:p], timings=timings, sigma=1.0)
 
     def _set_glm_fitted(self, X, y, design, term, names, dropped, n_obs, r, classes, extra):
         opt = r["opt"]

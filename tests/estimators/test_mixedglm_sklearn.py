@@ -512,14 +512,16 @@ def restore_numba_threads():
 ])
 def test_n_jobs_sets_and_restores_numba_threads(X, df, monkeypatch, restore_numba_threads,
                                                 before, n_jobs, during):
+    from skmixed._estimators import mixed_glm
+
     seen = []
-    original = MixedGLM._optimize
+    original = mixed_glm.fit_one_factor
 
-    def spy(self, *args, **kwargs):
+    def spy(*args, **kwargs):
         seen.append(numba.get_num_threads())
-        return original(self, *args, **kwargs)
+        return original(*args, **kwargs)
 
-    monkeypatch.setattr(MixedGLM, "_optimize", spy)
+    monkeypatch.setattr(mixed_glm, "fit_one_factor", spy)
     numba.set_num_threads(before)
     MixedGLM(groups="g", n_jobs=n_jobs).fit(X, df["y_bin"])
     assert seen == [during]
@@ -539,11 +541,13 @@ def test_n_jobs_restores_numba_threads_when_fit_raises(X, df, monkeypatch,
     # Any exception from inside the threaded section.
     seen = []
 
-    def boom(self, *args, **kwargs):
+    def boom(*args, **kwargs):
         seen.append(numba.get_num_threads())
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(MixedGLM, "_optimize", boom)
+    from skmixed._estimators import mixed_glm
+
+    monkeypatch.setattr(mixed_glm, "fit_one_factor", boom)
     with pytest.raises(RuntimeError, match="boom"):
         MixedGLM(groups="g", n_jobs=1).fit(X, df["y_bin"])
     assert seen == [1]
