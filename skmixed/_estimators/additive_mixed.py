@@ -23,9 +23,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._model.additive import (LOG_TAU_BOUNDS, CrossProducts, DenseREML, SmoothBlocks,
-                               crossproducts_from_tables, discretize, laplace_reml,
-                               performance_iteration)
+from .._model.additive import (LOG_TAU_BOUNDS, DenseREML, crossproducts_from_tables,
+                               discretize, laplace_reml, performance_iteration)
+from .._model.additive_system import AdditiveSystem
 from .._model.bin_tables import BinTables, SmoothAxis
 from .._model.scaling import SAMPLE_ROWS, ColumnScaling
 from .._model.smooth import PSpline
@@ -265,7 +265,7 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
             slope_values = (np.column_stack([np.asarray(c, dtype=float) / s for c, s in
                                              zip(slope_cols, slope_scale)])
                             if slope_labels else None)
-            model = _AdditiveSystem(X_param, bases, codes,
+            model = AdditiveSystem(X_param, bases, codes,
                                     len(levels) if levels is not None else 0, discrete,
                                     slope_values)
             note = None
@@ -914,56 +914,3 @@ def _check_residual_variation(reml):
         Fy = d * reml.Fy
         rss = reml.yy - Fy @ np.linalg.solve(d[:, None] * reml.FF * d[None, :], Fy)
     _identifiability.check_residual_variation(rss, reml.yy)
-
-
-class _AdditiveSystem:
-    """The columns of one fit: parametric X, the smooths' binned (or unique-value) bases,
-    the groups; builds the REML of a (working) response and its linear predictor."""
-
-    def __init__(self, X, bases, codes, n_groups, discrete, slopes=None):
-        self.X, self.bases, self.codes, self.G = X, bases, codes, n_groups
-        self.slopes = slopes
-        self.discrete = discrete
-        self._blocks = None
-        self.null_widths = [b["null"].shape[1] for b in bases]
-        self.range_widths = [b["range"].shape[1] for b in bases]
-        p0 = X.shape[1]
-        self.fixed_of, start = [], p0
-        for f in self.null_widths:
-            self.fixed_of.append(list(range(start, start + f)))
-            start += f
-
-    def reml(self, y, w):
-        groups = self.codes if self.G else None
-        if self.discrete:
-            cross = CrossProducts.binned(self.X, y, [(b["index"], b["null"], b["range"])
-                                                     for b in self.bases], w=w,
-                                         groups=groups, n_groups=self.G or None,
-                                         slopes=self.slopes)
-            return DenseREML.from_crossproducts(cross, self.range_widths, self.fixed_of)
-        return DenseREML(self._dense_blocks(), y, w, groups=groups,
-                         n_groups=self.G or None, slopes=self.slopes)
-
-    def _dense_blocks(self):
-        """The exact fit's n-row columns, formed once (every PIRLS step of a binomial or
-        Poisson fit builds a new working model from them)."""
-        if self._blocks is None:
-            fixed = np.hstack([self.X] + [b["null"][b["index"]] for b in self.bases])
-            random = (np.hstack([b["range"][b["index"]] for b in self.bases]) if self.bases
-                      else np.empty((self.X.shape[0], 0)))
-            self._blocks = SmoothBlocks(fixed, random, self.range_widths, self.fixed_of)
-        return self._blocks
-
-    def linear_predictor(self, fit):
-        p0 = self.X.shape[1]
-        eta = self.X @ fit.beta[:p0]
-        cb, cr = p0, 0
-        for b, f, r in zip(self.bases, self.null_widths, self.range_widths):
-            eta = eta + (b["null"] @ fit.beta[cb:cb + f] + b["range"] @ fit.b[cr:cr + r])[
-                b["index"]]
-            cb, cr = cb + f, cr + r
-        if self.G:
-            eta = eta + fit.group[self.codes, 0]
-            for a in range(1, fit.group.shape[1]):
-                eta = eta + self.slopes[:, a - 1] * fit.group[self.codes, a]
-        return eta

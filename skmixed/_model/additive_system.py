@@ -1,0 +1,62 @@
+"""The columns of one additive mixed model fit — parametric X, the smooths' bases at their
+binned (or unique) values, the groups and their random slopes — and the REML of a
+(working) response on them: what :class:`skmixed.AdditiveMixed` fits, in memory."""
+
+import numpy as np
+
+from .additive import CrossProducts, DenseREML, SmoothBlocks
+
+__all__ = ["AdditiveSystem"]
+
+
+class AdditiveSystem:
+    """The columns of one fit: parametric X, the smooths' binned (or unique-value) bases,
+    the groups; builds the REML of a (working) response and its linear predictor."""
+
+    def __init__(self, X, bases, codes, n_groups, discrete, slopes=None):
+        self.X, self.bases, self.codes, self.G = X, bases, codes, n_groups
+        self.slopes = slopes
+        self.discrete = discrete
+        self._blocks = None
+        self.null_widths = [b["null"].shape[1] for b in bases]
+        self.range_widths = [b["range"].shape[1] for b in bases]
+        p0 = X.shape[1]
+        self.fixed_of, start = [], p0
+        for f in self.null_widths:
+            self.fixed_of.append(list(range(start, start + f)))
+            start += f
+
+    def reml(self, y, w):
+        groups = self.codes if self.G else None
+        if self.discrete:
+            cross = CrossProducts.binned(self.X, y, [(b["index"], b["null"], b["range"])
+                                                     for b in self.bases], w=w,
+                                         groups=groups, n_groups=self.G or None,
+                                         slopes=self.slopes)
+            return DenseREML.from_crossproducts(cross, self.range_widths, self.fixed_of)
+        return DenseREML(self._dense_blocks(), y, w, groups=groups,
+                         n_groups=self.G or None, slopes=self.slopes)
+
+    def _dense_blocks(self):
+        """The exact fit's n-row columns, formed once (every PIRLS step of a binomial or
+        Poisson fit builds a new working model from them)."""
+        if self._blocks is None:
+            fixed = np.hstack([self.X] + [b["null"][b["index"]] for b in self.bases])
+            random = (np.hstack([b["range"][b["index"]] for b in self.bases]) if self.bases
+                      else np.empty((self.X.shape[0], 0)))
+            self._blocks = SmoothBlocks(fixed, random, self.range_widths, self.fixed_of)
+        return self._blocks
+
+    def linear_predictor(self, fit):
+        p0 = self.X.shape[1]
+        eta = self.X @ fit.beta[:p0]
+        cb, cr = p0, 0
+        for b, f, r in zip(self.bases, self.null_widths, self.range_widths):
+            eta = eta + (b["null"] @ fit.beta[cb:cb + f] + b["range"] @ fit.b[cr:cr + r])[
+                b["index"]]
+            cb, cr = cb + f, cr + r
+        if self.G:
+            eta = eta + fit.group[self.codes, 0]
+            for a in range(1, fit.group.shape[1]):
+                eta = eta + self.slopes[:, a - 1] * fit.group[self.codes, a]
+        return eta
