@@ -10,13 +10,14 @@ them: their source is taken from :mod:`.glmm` unchanged, so there is one impleme
 the algorithms and two of the row sums, tested against each other.
 
 The generated module's name holds a digest of its source and of :mod:`.glmm`'s,
-:mod:`.dense`'s and :mod:`skmixed.families`' (:func:`.cache.source_digest`), so a changed
+:mod:`.dense`'s and :mod:`skmixed.families`' and of the modules :mod:`.glmm` gathers
+(:func:`.cache.source_digest`), so a changed
 kernel never reuses a stale compiled cache.
 """
 
 import inspect
 
-from . import cache, dense, glmm
+from . import agq, cache, dense, glmm, glmm_rows, glmm_sums, laplace
 from .. import families
 
 __all__ = ["specialized_kernels", "SPECIALIZE_MIN_ROWS"]
@@ -28,6 +29,8 @@ SPECIALIZE_MIN_ROWS = 100_000
 _DRIVERS = ["_mode", "_refine_mode", "laplace_groups", "_agq_group", "agq_groups",
             "agq_grad_groups", "pirls_joint_sums"]
 _LOADED = {}
+# the modules whose kernels glmm gathers: their source is part of the generated code's
+_KERNEL_MODULES = (glmm_rows, laplace, agq, glmm_sums)
 
 
 def _header(p, family):
@@ -286,8 +289,9 @@ def specialized_kernels(family, rows):
     module = _LOADED.get(key)
     if module is None:
         source = _source(*key)
+        digest = cache.source_digest(source, glmm, *_KERNEL_MODULES, dense, families)
         name = (f"glmm_f{key[0]}_p{key[1]}_q{len(key[2])}_"
-                f"{''.join(str(int(b)) for b in key[3:])}_{cache.source_digest(source, glmm, dense, families)}")
+                f"{''.join(str(int(b)) for b in key[3:])}_{digest}")
         module = cache.load_generated(name, source)
         _LOADED[key] = module
     return module
