@@ -375,3 +375,19 @@ def test_fixed_columns_equal_rs_model_matrix(load_reference):
             expected = expected[:, 1:]
         np.testing.assert_allclose(X.drop(columns="g").to_numpy(), expected, rtol=1e-12,
                                    atol=1e-14, err_msg=key)
+
+
+def test_an_exploding_interaction_is_refused_at_its_operator():
+    """a*b*…*z of k columns has 2^k − 1 terms: 25 columns would not fit in memory. Refused at
+    the operator that passes MAX_TERMS, quickly and naming it; 13 columns (8,191) still
+    parse."""
+    from skmixed._formula.terms import MAX_TERMS
+
+    names = [f"x{i}" for i in range(25)]
+    formula = "y ~ " + "*".join(names) + " + (1 | g)"
+    with pytest.raises(FormulaError, match=f"more than {MAX_TERMS:,} terms") as info:
+        parse_formula(formula)
+    assert "*" in str(info.value)
+    assert len(parse_formula("y ~ " + "*".join(names[:13]) + " + (1 | g)").terms) == 2**13 - 1
+    with pytest.raises(FormulaError, match="interactions multiply"):
+        parse_formula("y ~ (" + " + ".join(names) + ")^5 + (1 | g)")

@@ -206,14 +206,28 @@ def _expand(formula, node):
     return [(factor(formula, node),)]
 
 
+# Interactions multiply: a*b*…*z of k columns has 2^k − 1 terms (25 columns would not fit
+# in memory). A formula is refused at the operator that would pass this many terms.
+MAX_TERMS = 10_000
+
+
+def _check_size(formula, node, n_terms):
+    if n_terms > MAX_TERMS:
+        _fail(formula, node, f"this operator expands the formula to more than {MAX_TERMS:,} "
+              f"terms (at least {n_terms:,}): interactions multiply — write the terms you "
+              "want, e.g. (a + b + c)^2 for the pairs")
+
+
 def _operator(formula, node, left):
     """The terms of ``node`` (``:``, ``*``, ``/`` or ``^``) given its left side's."""
     if node.op == "^":
         out = left
         for _ in range(node.right.value - 1):
+            _check_size(formula, node, len(out) * len(left))
             out = _union(out, _interact(out, left))
         return out
     right = _expand(formula, node.right)
+    _check_size(formula, node, len(left) * len(right))
     if node.op == ":":
         return _interact(left, right)
     if node.op == "*":
