@@ -20,7 +20,7 @@ from .._kernels.threads import numba_threads, single_threaded_blas
 from .._model import multilevel
 from .._model.multilevel import (FactorColumns, MultiCrossproducts, MultiProfiledDeviance,
                                  ScalarFactorsDeviance)
-from .._model.glmm import GroupedRows, fit_fixed_glm
+from .._model.glmm import GroupedRows, family_param_start, fit_fixed_glm
 from .._model.multilevel_glmm import MultiLaplace
 from .._model.result import fixed_covariance
 from .._model.scaling import ColumnScaling
@@ -331,9 +331,7 @@ def fit_multi_glmm(design, y, w, m, offset, *, family, fit_intercept, tol, max_i
     order, cols = _elimination_order(design, Xf, back.scaling)
     lap = MultiLaplace(X, y, m, offset, weights, cols, family)
     beta0 = glm_start(X, y, m, offset, weights, family)
-    extra0 = []
-    if family.param is not None:
-        extra0 = [family.param_start(y, family.mean(X @ beta0 + offset), weights)]
+    extra0 = family_param_start(family, X, y, offset, weights, beta0)
     theta0 = np.concatenate([c.term.theta_start() for c in cols])
     res = lap.fit(theta0, beta0, max_iter=max_iter, extra0=extra0)
     x = res.x.copy()

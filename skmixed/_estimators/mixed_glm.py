@@ -23,7 +23,8 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from .._kernels.threads import numba_threads, single_threaded_blas
-from .._model.glmm import GroupedRows, ParamSpace, group_order, minimize_deviance
+from .._model.glmm import (GroupedRows, ParamSpace, family_param_start, group_order,
+                           minimize_deviance)
 from .._model.glmm_fit import fit_one_factor
 from .._model.optimize import _hessian
 from .._model.result import fixed_covariance, information_criteria
@@ -349,10 +350,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         spec["term"] = term
         Xh, yh, mh, oh, wh, _, _ = partition_arrays(head, spec, "the first rows")
         beta0 = _multi.glm_start(Xh, yh, mh, oh, wh, family)
-        extra0 = []
-        if family.param is not None:  # the negative binomial's log k, from the first rows
-            extra0 = [family.param_start(yh, family.mean(Xh @ beta0 + (oh if oh.size else 0)),
-                                         wh)]
+        extra0 = family_param_start(family, Xh, yh, oh, wh, beta0)  # from the first rows
         shuffled = shuffle_by_group(frame, group, head)
         objective = DaskLaplace(client, shuffled.to_delayed(),
                                 dict(spec, kinds=chunk_columns(shuffled._meta, "metadata",

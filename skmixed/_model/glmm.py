@@ -18,7 +18,8 @@ from .._kernels.glmm_codegen import SPECIALIZE_MIN_ROWS, specialized_kernels
 from .optimize import minimize_newton
 
 __all__ = ["group_order", "GroupedRows", "LaplaceDeviance", "JointPIRLSDeviance",
-           "fit_fixed_glm", "row_sample", "ParamSpace", "em_start", "minimize_deviance"]
+           "fit_fixed_glm", "family_param_start", "row_sample", "ParamSpace", "em_start",
+           "minimize_deviance"]
 
 
 @cached_njit
@@ -123,6 +124,16 @@ def fit_fixed_glm(family, rows, n_blocks=None, max_iter=100, tol=1e-14, return_l
             break
         beta, ll, sc, inf = trial, ll_new, sc_new, inf_new
     return (beta, ll) if return_loglik else beta
+
+
+def family_param_start(family, X, y, offset, weights, beta):
+    """The optimizer's start for the family's parameter (Gamma's ρ, the negative binomial's
+    log k) from the start GLM's fit β on these rows, as a list: empty for a family without
+    one. ``offset``, ``weights`` may be empty."""
+    if family.param is None:
+        return []
+    eta = X @ beta + (offset if offset.size else 0.0)
+    return [family.param_start(y, family.mean(eta), weights)]
 
 
 def row_sample(rows, max_rows):

@@ -11,8 +11,8 @@ import numpy as np
 from .._kernels.glmm import count_extreme_eta
 from .._kernels.threads import single_threaded_blas
 from ..exceptions import PerfectSeparationWarning
-from .glmm import (JointPIRLSDeviance, LaplaceDeviance, ParamSpace, em_start, fit_fixed_glm,
-                   minimize_deviance, row_sample)
+from .glmm import (JointPIRLSDeviance, LaplaceDeviance, ParamSpace, em_start,
+                   family_param_start, fit_fixed_glm, minimize_deviance, row_sample)
 from .optimize import _hessian, _ThetaSpace, minimize_criterion, minimize_scalar_theta
 from .result import fixed_covariance
 
@@ -68,12 +68,10 @@ def fit_one_factor(family, rows, term, *, n_agq, tol, max_iter):
             "maximum-likelihood estimates are infinite and the fit stops at an arbitrary "
             "point. Drop or recode the separating columns.", PerfectSeparationWarning,
             stacklevel=5)
-    extra = []
-    if family.param is not None:
-        # the family's parameter (Gamma's dispersion, the negative binomial's size) is
-        # one more parameter of the Laplace deviance, started from the GLM's fit
-        eta0 = sample.X @ beta0 + (sample.offset if sample.offset.size else 0.0)
-        extra = [family.param_start(sample.y, family.mean(eta0), sample.weights)]
+    # the family's parameter (Gamma's dispersion, the negative binomial's size) is one more
+    # parameter of the Laplace deviance, started from the GLM's fit
+    extra = family_param_start(family, sample.X, sample.y, sample.offset, sample.weights,
+                               beta0)
     p = rows.X.shape[1]
     if n_agq == 0:
         return _fit_nagq0(family, rows, term, beta0, t0, tol, max_iter)
