@@ -15,12 +15,19 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .._model.glmm import GroupedRows, LaplaceDeviance, group_order
+from .._model import identifiability
+from .._model.glmm import (GroupedRows, LaplaceDeviance, ParamSpace, family_param_start,
+                           group_order)
+from .._model.glmm_fit import fit_objective
+from .._model.multilevel_fit import BackTransform, glm_start
+from .._model.scaling import ColumnScaling
 from ..exceptions import LostWorkerError
+from ..families import get_family
 from ..sources import chunk_columns
-from . import _design
+from . import _design, _factors
+from ._chunked import dask_frame
 
-__all__ = ["DaskLaplace", "partition_arrays", "shuffle_by_group"]
+__all__ = ["DaskLaplace", "fit_dask", "partition_arrays", "shuffle_by_group"]
 
 
 def shuffle_by_group(frame, group, head):
@@ -232,3 +239,96 @@ class DaskLaplace:
 
 class _WorkerLost(Exception):
     """An actor that did not answer because its worker is gone (handled inside)."""
+
+
+def _partition_xtx(frame, spec, label):
+    """X'WX of a partition's fixed-effect block (intercept first)."""
+    X, _, _, _, w, _, _ = partition_arrays(frame, spec, label)
+    return X.T @ (X * (w if w.size else np.ones(X.shape[0]))[:, None])
+
+
+def fit_dask(est, X, y, sample_weight):
+    """MixedGLM ``est`` on a Dask DataFrame: rows shuffled by group, one actor per
+    partition holding its groups' Laplace deviance; the optimizer on the client sums their
+    deviances and gradients. Returns the ModelSpec, the FitResult, the classes, the trials
+    and offset columns and an empty frame of X's columns (for the fitted attributes)."""
+    import dask
+    from distributed import get_client
+
+    name = type(est).__name__
+    t0 = time.perf_counter()
+    if _factors.is_multi(est.groups) or est.groups is None:
+        raise ValueError("a Dask fit of MixedGLM takes one grouping factor.")
+    family = get_family(est.family, est.link)
+    if family.kind not in ("proportion", "count") or family.link not in ("logit", "log") \
+            or est.n_agq != 1:
+        raise ValueError("a Dask fit of MixedGLM supports binomial logit, Poisson log and "
+                         "nbinom2 by the Laplace approximation (n_agq=1).")
+    try:
+        client = get_client()
+    except ValueError:
+        raise ValueError("a Dask fit of MixedGLM needs a dask.distributed Client "
+                         "(e.g. Client(LocalCluster())): its partitions are actors on "
+                         "the workers.") from None
+    meta = X._meta
+    group = _design.resolve_column(meta, est.groups, "groups")
+    extra = {p: _design.resolve_column(meta, getattr(est, p), p)
+             for p in ("trials", "offset") if getattr(est, p) is not None}
+    frame = dask_frame(X, y, sample_weight, name)
+    head = frame.head(100_000, npartitions=-1)  # the layout and the start values
+    if len(head) == 0:
+        raise ValueError(f"{name}: the Dask DataFrame has no rows.")
+    design = _design.make_design(head[list(meta.columns)], groups=group,
+                                 random_slopes=est.random_slopes,
+                                 exclude=list(extra.values()), estimator_name=name)
+    classes = None
+    if est._is_classifier():
+        classes = np.sort(np.asarray(y.unique().compute()))
+        if classes.size != 2:
+            raise ValueError(f"{name} (binomial, no trials) is a binary classifier; y "
+                             f"has {classes.size} classes.")
+    names = (["(Intercept)"] if est.fit_intercept else []) + list(design.fixed_names)
+    spec = dict(kinds=chunk_columns(frame._meta, "metadata", None),
+                fixed=list(design.fixed_labels), intercept=est.fit_intercept,
+                target="__y__", classes=classes, trials=extra.get("trials"),
+                offset=extra.get("offset"),
+                weight="__w__" if sample_weight is not None else None, group=group,
+                zcol=None, family=family, term=None,
+                scaling=ColumnScaling.from_columns(design.columns,
+                                                   intercept=est.fit_intercept,
+                                                   slope_pos=design.slope_pos))
+    # the fixed effects' rank check on X'WX summed over the partitions
+    XtX = sum(dask.compute(*[dask.delayed(_partition_xtx)(part, spec, f"partition {i}")
+                             for i, part in enumerate(frame.to_delayed())]))
+    kept, dropped = identifiability.independent_fixed_columns(XtX, names, stacklevel=4)
+    offset = int(est.fit_intercept)
+    spec["fixed"] = [lab for j, lab in enumerate(design.fixed_labels)
+                     if offset + j in set(kept)]
+    spec["intercept"] = bool(est.fit_intercept and 0 in set(kept))
+    back = BackTransform(spec["scaling"], kept)
+    spec["scaling"] = spec["scaling"].subset([k - offset for k in kept if k >= offset])
+    zcol = [-1]
+    for nm, j in zip(design.slope_names, design.slope_pos):
+        if offset + j not in set(kept):
+            raise ValueError(f"random-slope column {nm!r} was dropped as collinear.")
+        zcol.append(list(kept).index(offset + j))
+    spec["zcol"] = np.array(zcol, dtype=np.int64)
+    model = _factors.one_factor_spec(design, est.covariance, codes=False)
+    term = spec["term"] = model.factors[0].term
+    Xh, yh, mh, oh, wh, _, _ = partition_arrays(head, spec, "the first rows")
+    beta0 = glm_start(Xh, yh, mh, oh, wh, family)
+    extra0 = family_param_start(family, Xh, yh, oh, wh, beta0)  # from the first rows
+    shuffled = shuffle_by_group(frame, group, head)
+    objective = DaskLaplace(client, shuffled.to_delayed(),
+                            dict(spec, kinds=chunk_columns(shuffled._meta, "metadata",
+                                                           None)))
+    n_obs = float(frame["__w__"].sum().compute() if sample_weight is not None
+                  else len(frame))
+    result = fit_objective(objective, ParamSpace(term, beta0, None, extra0), back=back,
+                           factor=model.factors[0], names=[names[j] for j in kept],
+                           dropped=dropped, n_obs=n_obs, tol=est.tol,
+                           max_iter=est.max_iter)
+    # each partition's labels were checked; all of them together here
+    _design.check_label_types(result.factors[0].levels, group)
+    result.opt.timings["total"] = time.perf_counter() - t0
+    return model, result, classes, extra, head[list(meta.columns)].iloc[:0]

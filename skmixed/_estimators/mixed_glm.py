@@ -8,9 +8,7 @@ modes and, for the Laplace approximation, one more pass for its exact gradient o
 """
 
 import time
-import warnings
 from numbers import Integral
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -22,56 +20,20 @@ from sklearn.utils._tags import ClassifierTags, RegressorTags
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from .._kernels.threads import numba_threads, single_threaded_blas
-from .._model.glmm import (GroupedRows, ParamSpace, family_param_start, group_order,
-                           minimize_deviance)
-from .._model.glmm_fit import fit_one_factor
-from .._model.optimize import _hessian
-from .._model.result import fixed_covariance, information_criteria
-from .._model.scaling import ColumnScaling
-from .._model.terms import RandomEffectTerm
-from ..exceptions import PerfectSeparationWarning
+from .._kernels.threads import numba_threads
+from .._model import identifiability
+from .._model.glmm_fit import fit_glmm, fit_identical_once
+from .._model.multilevel_fit import fit_multi_glmm
+from .._model.separation import check_separation
 from ..families import get_family
-from ..sources import READS_CHUNKED, ChunkedData, chunk_columns, score_target
-from . import _design, _identifiability, _multi
-from ._chunked import dask_frame, is_dask
-from ._dask_glmm import DaskLaplace, partition_arrays, shuffle_by_group
-from ._base import GROUPED_CONSTRAINTS, GroupedModelMixin, independent_fixed_columns
+from ..sources import READS_CHUNKED, ChunkedData, score_target
+from . import _design, _factors
+from ._chunked import is_dask
+from ._dask_glmm import fit_dask
+from ._base import GROUPED_CONSTRAINTS, GroupedModelMixin
 from ._results import summary_text
 
 __all__ = ["MixedGLM"]
-
-def _separating_columns(columns, labels, success, failure):
-    """Fixed columns that on their own (with the intercept) separate the rows with a success
-    from the rows with a failure: all successes on one side of a threshold, all failures on
-    the other (ties at the threshold: quasi-complete separation). Such a coefficient has an
-    infinite maximum-likelihood estimate (Albert & Anderson 1984). One O(n) pass per column;
-    separation by a combination of columns is not detected here (it needs a linear program).
-
-    Returns ``(label, kind, side, threshold)`` tuples; ``side`` is ">=" when the successes
-    lie at or above the threshold.
-    """
-    found = []
-    for col, label in zip(columns, labels):
-        col = np.asarray(col, dtype=np.float64)
-        xs, xf = col[success], col[failure]
-        lo_s, hi_s, lo_f, hi_f = xs.min(), xs.max(), xf.min(), xf.max()
-        if min(lo_s, lo_f) == max(hi_s, hi_f):  # constant: dropped as the intercept's twin
-            continue
-        if hi_f <= lo_s:
-            found.append((label, "complete" if hi_f < lo_s else "quasi-complete", ">=",
-                          lo_s))
-        elif hi_s <= lo_f:
-            found.append((label, "complete" if hi_s < lo_f else "quasi-complete", "<=",
-                          hi_s))
-    return found
-
-
-def _partition_xtx(frame, spec, label):
-    """X'WX of a partition's fixed-effect block (intercept first)."""
-    X, _, _, _, w, _, _ = partition_arrays(frame, spec, label)
-    return X.T @ (X * (w if w.size else np.ones(X.shape[0]))[:, None])
-
 
 class MixedGLM(GroupedModelMixin, BaseEstimator):
     """Generalized linear mixed model with one grouping factor (lme4's ``glmer``).
@@ -209,7 +171,6 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         t0 = time.perf_counter()
         name = type(self).__name__
         family = get_family(self.family, self.link)
-        self._multi_design = None
         if isinstance(X, ChunkedData):
             raise TypeError(f"{name} cannot fit from a chunked source: its Laplace deviance "
                             "revisits every row at each evaluation and a chunked source is "
@@ -218,7 +179,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
                             f"chunked sources are read by {READS_CHUNKED}.")
         if is_dask(X):
             return self._fit_dask(X, y, sample_weight)
-        if _multi.is_multi(self.groups):
+        if _factors.is_multi(self.groups):
             return self._fit_multi(X, y, sample_weight)
         if isinstance(self.covariance, dict) or isinstance(self.random_slopes, dict):
             raise ValueError("covariance and random_slopes as dicts (by factor) need "
@@ -243,7 +204,8 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         _design.check_finite_columns(list(extra_cols.values()), list(extra.values()))
         _design.check_finite_columns(design.columns, design.fixed_labels)
         y_num, classes = self._encode_target(y, n, extra_cols.get("trials"))
-        term = RandomEffectTerm(tuple(["(Intercept)"] + design.slope_names), self.covariance)
+        spec = _factors.one_factor_spec(design, self.covariance)
+        term = spec.factors[0].term
         if self.n_agq > 1 and term.q > 1:
             raise ValueError(f"n_agq={self.n_agq} > 1 (adaptive Gauss-Hermite quadrature) "
                              "needs a single scalar random effect (a random intercept), as "
@@ -260,124 +222,25 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
             if n_weighted < 2:
                 raise ValueError(f"{name} needs at least 2 groups with positive weight in "
                                  f"column {design.group_label!r}; found {n_weighted}.")
-        self._check_separation(design, y_num, w, extra_cols.get("trials"), classes)
+        check_separation(family, design, y_num, w, extra_cols.get("trials"), classes)
 
+        factor = spec.factors[0]
+        _factors.drop_unused_levels(
+            factor, np.bincount(factor.codes, minlength=len(factor.levels)), name)
         with numba_threads(self.n_jobs):
-            codes = np.asarray(design.codes, dtype=np.int64)  # encode_groups checked them
-            used = _design.drop_unused_levels(
-                design, np.bincount(codes, minlength=len(design.levels)), name)
-            if not used.all():
-                codes = (np.cumsum(used) - 1)[codes]
-            order, starts = group_order(codes, len(design.levels))
-            rows, names, dropped, back = self._grouped_rows(design, y_num, w, extra_cols,
-                                                            order, starts)
             t1 = time.perf_counter()
-            result = back.result(fit_one_factor(family, rows, term, n_agq=self.n_agq, tol=self.tol,
-                                                 max_iter=self.max_iter), term, design.slope_pos)
-            result["timings"] = {"prepare": t1 - t0, **result["timings"],
-                                 "total": time.perf_counter() - t0}
-        n_obs = float(rows.weights.sum()) if rows.weights.size else float(rows.y.shape[0])
-        self._set_glm_fitted(X, y, design, term, names, dropped, n_obs, result, classes,
-                             extra)
+            result = fit_glmm(family, spec, y_num, w, extra_cols, n_agq=self.n_agq,
+                              fit_intercept=self.fit_intercept, tol=self.tol,
+                              max_iter=self.max_iter)
+        result.opt.timings["prepare"] += t1 - t0  # and the checks before
+        result.opt.timings["total"] = time.perf_counter() - t0
+        self._set_glm_fitted(X, y, spec, result, classes, extra)
         return self
 
     def _fit_dask(self, X, y, sample_weight):
-        """A Dask DataFrame: rows shuffled by group, one actor per partition holding its
-        groups' Laplace deviance (skmixed._estimators._dask_glmm); the optimizer on the
-        client sums their deviances and gradients."""
-        import dask
-        from distributed import get_client
-
-        name = type(self).__name__
-        t0 = time.perf_counter()
-        if _multi.is_multi(self.groups) or self.groups is None:
-            raise ValueError("a Dask fit of MixedGLM takes one grouping factor.")
-        family = get_family(self.family, self.link)
-        if family.kind not in ("proportion", "count") or family.link not in ("logit", "log") \
-                or self.n_agq != 1:
-            raise ValueError("a Dask fit of MixedGLM supports binomial logit, Poisson log and "
-                             "nbinom2 by the Laplace approximation (n_agq=1).")
-        try:
-            client = get_client()
-        except ValueError:
-            raise ValueError("a Dask fit of MixedGLM needs a dask.distributed Client "
-                             "(e.g. Client(LocalCluster())): its partitions are actors on "
-                             "the workers.") from None
-        meta = X._meta
-        group = _design.resolve_column(meta, self.groups, "groups")
-        extra = {p: _design.resolve_column(meta, getattr(self, p), p)
-                 for p in ("trials", "offset") if getattr(self, p) is not None}
-        frame = dask_frame(X, y, sample_weight, name)
-        head = frame.head(100_000, npartitions=-1)  # the layout and the start values
-        if len(head) == 0:
-            raise ValueError(f"{name}: the Dask DataFrame has no rows.")
-        design = _design.make_design(head[list(meta.columns)], groups=group,
-                                     random_slopes=self.random_slopes,
-                                     exclude=list(extra.values()), estimator_name=name)
-        classes = None
-        if self._is_classifier():
-            classes = np.sort(np.asarray(y.unique().compute()))
-            if classes.size != 2:
-                raise ValueError(f"{name} (binomial, no trials) is a binary classifier; y "
-                                 f"has {classes.size} classes.")
-        names = (["(Intercept)"] if self.fit_intercept else []) + list(design.fixed_names)
-        spec = dict(kinds=chunk_columns(frame._meta, "metadata", None),
-                    fixed=list(design.fixed_labels), intercept=self.fit_intercept,
-                    target="__y__", classes=classes, trials=extra.get("trials"),
-                    offset=extra.get("offset"),
-                    weight="__w__" if sample_weight is not None else None, group=group,
-                    zcol=None, family=family, term=None,
-                    scaling=ColumnScaling.from_columns(design.columns,
-                                                       intercept=self.fit_intercept,
-                                                       slope_pos=design.slope_pos))
-        # the fixed effects' rank check on X'WX summed over the partitions
-        XtX = sum(dask.compute(*[dask.delayed(_partition_xtx)(part, spec, f"partition {i}")
-                                 for i, part in enumerate(frame.to_delayed())]))
-        kept, dropped = independent_fixed_columns(XtX, names, stacklevel=4)
-        offset = int(self.fit_intercept)
-        spec["fixed"] = [lab for j, lab in enumerate(design.fixed_labels)
-                         if offset + j in set(kept)]
-        spec["intercept"] = bool(self.fit_intercept and 0 in set(kept))
-        back = _multi.BackTransform(spec["scaling"], kept)
-        spec["scaling"] = spec["scaling"].subset([k - offset for k in kept if k >= offset])
-        zcol = [-1]
-        for nm, j in zip(design.slope_names, design.slope_pos):
-            if offset + j not in set(kept):
-                raise ValueError(f"random-slope column {nm!r} was dropped as collinear.")
-            zcol.append(list(kept).index(offset + j))
-        spec["zcol"] = np.array(zcol, dtype=np.int64)
-        term = RandomEffectTerm(tuple(["(Intercept)"] + design.slope_names), self.covariance)
-        spec["term"] = term
-        Xh, yh, mh, oh, wh, _, _ = partition_arrays(head, spec, "the first rows")
-        beta0 = _multi.glm_start(Xh, yh, mh, oh, wh, family)
-        extra0 = family_param_start(family, Xh, yh, oh, wh, beta0)  # from the first rows
-        shuffled = shuffle_by_group(frame, group, head)
-        objective = DaskLaplace(client, shuffled.to_delayed(),
-                                dict(spec, kinds=chunk_columns(shuffled._meta, "metadata",
-                                                               None)))
-        opt = minimize_deviance(objective, ParamSpace(term, beta0, None, extra0),
-                                tol=self.tol, max_iter=self.max_iter, final_hessian=True)
-        x = opt.theta_final
-        p = beta0.size
-        H = opt.hessian
-        if H is None:
-            H = _hessian(objective.value_and_grad, x, opt.gradient, 1e-5)
-        cov = fixed_covariance(H, slice(0, p))
-        levels, modes, cond_var = objective.modes(x)
-        dispersion = None
-        if extra0:
-            dispersion = float(np.exp(x[-1]))
-            opt.theta_final = x[:p + term.n_theta].copy()
-        _design.check_label_types(levels, group)  # each partition's labels were checked
-        design.levels = levels
-        opt.timings = {"total": time.perf_counter() - t0}
-        n_obs = float(frame["__w__"].sum().compute() if sample_weight is not None
-                      else len(frame))
-        result = back.result(dict(opt=opt, deviance=opt.fmin, fixed_cov=cov, modes=modes,
-                                  cond_var=cond_var, beta=x[:p], timings=opt.timings,
-                                  sigma=1.0, dispersion=dispersion), term, design.slope_pos)
-        self._set_glm_fitted(head[list(meta.columns)].iloc[:0], y._meta, design, term,
-                             [names[j] for j in kept], dropped, n_obs, result, classes, extra)
+        """A Dask DataFrame (skmixed._estimators._dask_glmm.fit_dask)."""
+        model, result, classes, extra, X_empty = fit_dask(self, X, y, sample_weight)
+        self._set_glm_fitted(X_empty, y._meta, model, result, classes, extra)
         return self
 
     def _fit_multi(self, X, y, sample_weight):
@@ -402,96 +265,44 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
                  for p in ("trials", "offset") if getattr(self, p) is not None}
         if len(set(extra.values())) < len(extra):
             raise ValueError("trials and offset name the same column: a column has one role.")
-        design = _multi.make_multi_design(X_table, groups=list(self.groups),
-                                          random_slopes=self.random_slopes,
-                                          covariance=self.covariance, estimator_name=name,
-                                          exclude=list(extra.values()))
+        design = _factors.make_spec(X_table, groups=list(self.groups),
+                                    random_slopes=self.random_slopes,
+                                    covariance=self.covariance, estimator_name=name,
+                                    exclude=list(extra.values()))
         extra_cols = {k: _design.fixed_columns(X_table, [v])[0].astype(np.float64)
                       for k, v in extra.items()}
         _design.check_finite_columns(list(extra_cols.values()), list(extra.values()))
         _design.check_finite_columns(design.columns, design.fixed_labels)
         y_num, classes = self._encode_target(y, n, extra_cols.get("trials"))
-        self._check_separation(design, y_num, w, extra_cols.get("trials"), classes)
-        m = extra_cols.get("trials", np.ones(n))
-        offset = extra_cols.get("offset", np.zeros(n))
-        sets = _multi.identical_factors(design, w)
+        check_separation(family, design, y_num, w, extra_cols.get("trials"), classes)
+        for f in design.factors:
+            _factors.drop_unused_levels(
+                f, np.bincount(f.codes, weights=w if w.size else None,
+                               minlength=len(f.levels)), name)
+        sets = identifiability.identical_factor_sets([f.codes for f in design.factors], w)
         # copies with the same term (slopes, covariance) are fitted once, then split
         once = [s for s in sets if len({(tuple(design.factors[j].slope_names),
                                           design.factors[j].covariance) for j in s}) == 1]
-        _identifiability.warn_identical(design.factors, once, stacklevel=4, refit_note=(
+        identifiability.warn_identical(design.factors, once, stacklevel=4, refit_note=(
             " They are fitted as one factor and its variance split equally among them, as "
             "lme4's symmetric fit splits it."))
-        _identifiability.warn_identical(design.factors, [s for s in sets if s not in once],
+        identifiability.warn_identical(design.factors, [s for s in sets if s not in once],
                                         stacklevel=4)
+        t0 = time.perf_counter()
         with numba_threads(self.n_jobs):
             if once:
-                r = self._fit_identical_once(design, once, y_num, w, extra_cols, m, offset,
-                                             family)
+                result = fit_identical_once(family, design, once, y_num, w, extra_cols,
+                                            n_agq=self.n_agq,
+                                            fit_intercept=self.fit_intercept, tol=self.tol,
+                                            max_iter=self.max_iter)
             else:
-                r = _multi.fit_multi_glmm(design, y_num, w, m, offset, family=family,
-                                          fit_intercept=self.fit_intercept, tol=self.tol,
-                                          max_iter=self.max_iter, estimator_name=name)
-        n_params = len(r["beta"]) + self._set_multi_fitted(X, y, design, r,
-                                                           keep_residual=False)
-        dev = float(r["deviance"])
-        if r.get("dispersion") is not None:  # the negative binomial's size
-            n_params += 1
-        self.dispersion_ = 1.0 if r.get("dispersion") is None else float(r["dispersion"])
-        self.loglik_ = -0.5 * dev
-        self.deviance_ = dev
-        self.aic_, self.bic_ = information_criteria(dev, n_params, r["n_obs"])
-        if classes is not None:
-            self.classes_ = classes
-        elif hasattr(self, "classes_"):
-            del self.classes_
-        self._extra_labels = dict(extra)
-        columns = list(X.columns) if isinstance(X, pd.DataFrame) else None
-        self._extra_positions = {k: (columns.index(v) if columns is not None else v)
-                                 for k, v in extra.items()}
+                result = fit_multi_glmm(design, y_num, w, extra_cols.get("trials", np.ones(n)),
+                                        extra_cols.get("offset", np.zeros(n)), family=family,
+                                        fit_intercept=self.fit_intercept, tol=self.tol,
+                                        max_iter=self.max_iter)
+        result.opt.timings["total"] = time.perf_counter() - t0
+        self._set_glm_fitted(X, y, design, result, classes, extra)
         return self
-
-    def _fit_identical_once(self, design, sets, y, w, extra_cols, m, offset, family):
-        """A several-factor fit with sets of identical factors (same rows, same term): the
-        model with each set's first factor only — through the single-factor path when one
-        factor is left, seconds instead of minutes on 10⁵ rows — its θ and modes then split
-        among the copies (:func:`~skmixed._estimators._identifiability.split_identical`).
-        """
-        name = type(self).__name__
-        for f in design.factors:
-            _multi._drop_unused(f, w if w.size else np.ones(y.shape[0]), name)
-        copies = {j for s in sets for j in s[1:]}
-        reduced = _multi.MultiDesign(**{**vars(design), "factors": [
-            f for j, f in enumerate(design.factors) if j not in copies]})
-        if len(reduced.factors) > 1:
-            r = _multi.fit_multi_glmm(reduced, y, w, m, offset, family=family,
-                                      fit_intercept=self.fit_intercept, tol=self.tol,
-                                      max_iter=self.max_iter, estimator_name=name)
-        else:
-            f = reduced.factors[0]
-            order, starts = group_order(f.codes, len(f.levels))
-            rows, names, dropped, back = self._grouped_rows(
-                SimpleNamespace(fixed_names=design.fixed_names, columns=design.columns,
-                                slope_names=f.slope_names, slope_pos=f.slope_pos),
-                y, w, extra_cols, order, starts)
-            res = back.result(fit_one_factor(family, rows, f.term, n_agq=self.n_agq,
-                                             tol=self.tol, max_iter=self.max_iter), f.term, f.slope_pos)
-            # the single-factor path keeps the modes' conditional variances only: the
-            # diagonals of their covariances (all that the random-effects table reads)
-            cond = np.zeros(res["cond_var"].shape + res["cond_var"].shape[-1:])
-            idx = np.arange(cond.shape[-1])
-            cond[:, idx, idx] = res["cond_var"]
-            r = dict(names=names, dropped=dropped, beta=res["beta"],
-                     fixed_cov=res["fixed_cov"], sigma=1.0,
-                     theta_of=[res["opt"].theta_final[len(names):]],
-                     theta_internal_of=[res["theta_internal"]],
-                     modes=[(res["modes"], cond)], cond_scale=1.0, opt=res["opt"],
-                     deviance=res["deviance"], timings=res["timings"],
-                     dispersion=res["dispersion"],
-                     n_obs=float(w.sum()) if w.size else float(y.shape[0]))
-        r["theta_of"], r["modes"] = _identifiability.split_identical(r, design.factors, sets,
-                                                                     w)
-        r.pop("theta_internal_of", None)  # per kept factor only: the copies' θ are split
-        return r
 
     def _extra_columns(self, X_table, groups):
         """Labels of the trials and offset columns in X, each distinct from the grouping
@@ -557,110 +368,13 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         get_family(self.family, self.link).check_y(y_arr, trials, self.trials)
         return y_arr, None
 
-    def _check_separation(self, design, y, w, trials, classes):
-        """Refuse a y without successes or without failures; warn when a fixed-effect
-        column alone separates successes from failures (its coefficient's estimate is
-        infinite). Rows with zero weight do not count."""
-        rows = w > 0 if w.size else slice(None)
-        y_pos, m_pos = y[rows], (trials[rows] if trials is not None else None)
-        family = self._family()
-        if family.kind == "positive":
-            if np.ptp(y_pos) == 0:
-                weighted = " with positive sample_weight" if w.size else ""
-                raise ValueError(f"y has the same value in every row{weighted}: a Gamma "
-                                 "model's dispersion would be 0.")
-            return
-        if self._is_classifier():
-            success, failure = y_pos > 0, y_pos == 0
-            s_text, f_text = (f"y = {c!r}" for c in classes.tolist()[::-1])
-        elif family.kind == "proportion":
-            success, failure = y_pos > 0, y_pos < m_pos
-            s_text, f_text = "a success", "a failure"
-        else:  # Poisson: every row could have a lower count
-            success, failure = y_pos > 0, np.ones(y_pos.shape[0], dtype=bool)
-            s_text = f_text = None
-        if not success.any() or not failure.any():
-            what = ("no success (y is 0 in every row)" if not success.any()
-                    else "no failure (y equals the trials in every row)")
-            if self._is_classifier():
-                present = classes.tolist()[1 if success.any() else 0]
-                what = f"only the class {present!r}"
-            elif family.kind == "count":
-                what = "only zero counts"
-            raise _identifiability.boundary_response_error(what, bool(w.size))
-        weighted = " with positive sample_weight" if w.size else ""
-        columns = [np.asarray(c)[rows] for c in design.columns]
-        for label, kind, side, threshold in _separating_columns(
-                columns, design.fixed_labels, success, failure):
-            if family.kind == "count":
-                where = (f"every row with a positive count has {label!r} = {threshold:g}, "
-                         f"the column's {'largest' if side == '>=' else 'smallest'} value")
-            else:
-                where = (f"the fixed-effect column {label!r} alone separates the rows with "
-                         f"{s_text} (all {side} {threshold:g}) from the rows with {f_text}")
-            warnings.warn(
-                f"{kind} separation: {where}{weighted}. The maximum-likelihood estimate of "
-                "its coefficient is infinite: the fit stops at an arbitrary large value, with "
-                "meaningless standard errors and fitted probabilities (or means) near their "
-                "bounds. Drop or recode the column (e.g. merge rare levels).",
-                PerfectSeparationWarning, stacklevel=4)
-
-    def _grouped_rows(self, design, y, w, extra_cols, order, starts):
-        """The fixed-effect block (intercept first) and the per-row vectors in group order;
-        constant or collinear fixed columns dropped (lme4's rank check)."""
-        n = y.shape[0]
-        names = (["(Intercept)"] if self.fit_intercept else []) + list(design.fixed_names)
-        cols = ([np.ones(n)] if self.fit_intercept else []) + list(design.columns)
-        take = (lambda a: a) if order is None else (lambda a: np.asarray(a)[order])
-        X = np.empty((n, len(cols)), order="F")
-        for j, col in enumerate(cols):
-            X[:, j] = take(col)
-        # the fit runs on centred, scaled columns (skmixed._model.scaling), mapped back after
-        scaling = ColumnScaling.from_columns(design.columns, intercept=self.fit_intercept,
-                                             slope_pos=design.slope_pos)
-        scaling.transform(X, first=int(self.fit_intercept))
-        with single_threaded_blas():
-            # rows of zero weight do not count (frequency weights: they are absent)
-            XtX = X.T @ X if not w.size else X.T @ (X * take(w)[:, None])
-        kept, dropped = independent_fixed_columns(XtX, names, stacklevel=4)
-        if dropped:
-            X = np.asfortranarray(X[:, kept])
-        offset_pos = int(self.fit_intercept)
-        zcol = [-1]
-        for name, j in zip(design.slope_names, design.slope_pos):
-            pos = int(np.searchsorted(kept, offset_pos + j))
-            if pos >= len(kept) or kept[pos] != offset_pos + j:
-                raise ValueError(f"random-slope column {name!r} was dropped as collinear "
-                                 "with other fixed columns; drop it or the columns it "
-                                 "duplicates.")
-            zcol.append(pos)
-        rows = GroupedRows(
-            X, np.array(zcol, dtype=np.int64), np.ascontiguousarray(take(y)),
-            np.ascontiguousarray(take(extra_cols["trials"])) if "trials" in extra_cols
-            else np.empty(0),
-            np.ascontiguousarray(take(extra_cols["offset"])) if "offset" in extra_cols
-            else np.empty(0),
-            np.ascontiguousarray(take(w)) if w.size else np.empty(0), starts)
-        return rows, [names[j] for j in kept], dropped, _multi.BackTransform(scaling, kept)
-
-    def _set_glm_fitted(self, X, y, design, term, names, dropped, n_obs, r, classes, extra):
-        opt = r["opt"]
-        self._set_common_fitted(
-            X, y, design, term=term, names=names, beta=r["beta"], fixed_cov=r["fixed_cov"],
-            modes=r["modes"], cond_var=r["cond_var"], opt=opt, dropped=dropped,
-            sigma=r["sigma"])
-        if self._family().param != "dispersion":
-            # no residual row in a binomial, Poisson or NB GLMM's table (lme4's VarCorr)
-            vc = self.variance_components_
-            self.variance_components_ = vc[vc["group"] != "Residual"].reset_index(drop=True)
-        # lme4 and glmmTMB count Gamma's dispersion and the NB size as a parameter
-        n_params = len(r["beta"]) + term.n_theta + (r.get("dispersion") is not None)
-        self.dispersion_ = 1.0 if r.get("dispersion") is None else float(r["dispersion"])
-        dev = float(r["deviance"])
-        self.n_obs_ = n_obs
-        self.loglik_ = -0.5 * dev
-        self.deviance_ = dev
-        self.aic_, self.bic_ = information_criteria(dev, n_params, n_obs)
+    def _set_glm_fitted(self, X, y, design, result, classes, extra):
+        """Every fitted attribute at once, after all checks have passed."""
+        # no residual row in a binomial, Poisson or NB GLMM's table (lme4's VarCorr)
+        self._set_fitted(X, y, design, result,
+                         keep_residual=self._family().param == "dispersion", stacklevel=4)
+        self.dispersion_ = 1.0 if result.dispersion is None else float(result.dispersion)
+        self.deviance_ = float(result.criterion)
         if classes is not None:
             self.classes_ = classes
         elif hasattr(self, "classes_"):
@@ -669,8 +383,6 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         columns = list(X.columns) if isinstance(X, pd.DataFrame) else None
         self._extra_positions = {k: (columns.index(v) if columns is not None else v)
                                  for k, v in extra.items()}
-        opt.timings = r["timings"]
-        self._warn_fit_state(term, r["theta_internal"])
 
     # ------------------------------------------------------------ predict
     def _extra_values(self, X_table, param):
@@ -689,8 +401,6 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         return self._extra_values(X_table, "offset")
 
     def _eta(self, X, random_effects):
-        if getattr(self, "_multi_design", None) is not None:
-            return self._multi_linear_predictor(X, random_effects, extra=self._offset_of)
         return self._linear_predictor(X, random_effects, extra=self._offset_of)
 
     @available_if(lambda est: est._is_classifier())

@@ -14,74 +14,31 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._kernels.crossprod import grouped_crossprods
 from .._kernels.threads import numba_threads
-from .._model.lmm import GroupedCrossproducts, ProfiledDeviance
-from .._model.optimize import minimize_theta
-from .._model.result import information_criteria
-from .._model.scaling import SAMPLE_ROWS, ColumnScaling
-from .._model.terms import RandomEffectTerm
+from .._model.lmm_fit import centring_shift, fit_crossprods
+from .._model.multilevel_fit import fit_multi_lmm
 from ..sources import ChunkedData, score_target
-from . import _design, _identifiability, _multi
+from . import _design, _factors
+from ._base import GROUPED_CONSTRAINTS, GroupedModelMixin
 from ._chunked import chunked_pass, dask_pass, is_dask
-from ._base import GROUPED_CONSTRAINTS, GroupedModelMixin, independent_fixed_columns
 from ._results import summary_text
 
 __all__ = ["MixedLM"]
 
 
-def _checked_after_pass(design, sums, y, estimator_name):
-    """Checks that the row pass answers cheaply: non-finite input, missing group labels,
-    unused categories (dropped here), fewer than two groups."""
+def _checked_after_pass(design, sums, y, covariance, estimator_name):
+    """Checks that the row pass answers cheaply (non-finite input, missing group labels,
+    unused categories dropped, fewer than two groups); the one-factor ModelSpec."""
     if sums.n_bad_codes:
         raise _design.missing_groups_error(design.group_label)
     if not (np.isfinite(sums.total_vv).all() and np.isfinite(sums.group_xv).all()):
         _design.check_finite_columns(design.columns, design.fixed_labels, y)
         raise ValueError("the cross-products overflowed: rescale the columns of X or y.")
-    used = _design.drop_unused_levels(design, sums.group_rows, estimator_name)
+    spec = _factors.one_factor_spec(design, covariance, codes=False)
+    used = _factors.drop_unused_levels(spec.factors[0], sums.group_rows, estimator_name)
     if not used.all():
         sums.group_xv = sums.group_xv[used]
         sums.group_rows = sums.group_rows[used]
-    return design
-
-
-def _centring_shift(design, y, fit_intercept):
-    """Values subtracted from ``v = [1, x…, y]`` in the row pass (DESIGN §1 sums): the
-    fixed columns' centres of :class:`~skmixed._model.scaling.ColumnScaling` (0 for
-    random-slope columns and without an intercept) and, with an intercept, the mean of a
-    strided sample of y. It keeps ``y'y − Σ‖c_i‖² − ‖c_β‖²`` free of cancellation when y or
-    a column has a large mean; only the intercept moves, mapped back after the fit."""
-    scaling = ColumnScaling.from_columns(design.columns, intercept=fit_intercept,
-                                         slope_pos=design.slope_pos)
-    y_shift = (float(np.mean(y[::max(1, y.shape[0] // SAMPLE_ROWS)]))
-               if fit_intercept else 0.0)
-    return np.concatenate([[0.0], scaling.center, [y_shift]])
-
-
-def _scaled_crossprods(group_xv, total_vv, shift, slope_pos, fit_intercept):
-    """The sums over ``v = [1, x…, y]`` on the internal columns: each fixed column divided
-    by the spread of its centred values (ColumnScaling.from_centred_sums) — a random-slope
-    column on both axes of the per-group sums ``Z_i'W v`` — and that scaling."""
-    p = total_vv.shape[0] - 2
-    n = total_vv[0, 0]
-    diag = np.diagonal(total_vv)[1:p + 1]
-    scaling = ColumnScaling.from_centred_sums(shift[1:p + 1], n, total_vv[0, 1:p + 1], diag,
-                                              intercept=fit_intercept, slope_pos=slope_pos)
-    if scaling.is_identity:
-        return group_xv, total_vv, scaling
-    sv = np.concatenate([[1.0], scaling.scale, [1.0]])
-    sz = sv[np.concatenate([[0], 1 + np.asarray(slope_pos, dtype=np.int64)])]
-    return (group_xv / sv[None, None, :] / sz[None, :, None], total_vv / np.outer(sv, sv),
-            scaling)
-
-
-def _check_residual_variation(objective, term):
-    """Refuse a y that the fixed effects fit exactly, before optimizing.
-
-    At θ = 0 the penalized least-squares problem is ordinary least squares, and the penalized
-    RSS can only be lower at any other θ; if the OLS residuals are zero (to rounding), so is
-    σ², the profiled deviance is -inf or noise and no covariance parameter is identified.
-    """
-    _identifiability.check_residual_variation(
-        objective.evaluate(np.zeros(term.n_theta)).penalized_rss, objective.stats.yty)
+    return spec
 
 
 class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
@@ -142,11 +99,14 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
     random_effects_ : pandas.DataFrame
         Conditional modes per group and term (``group``, ``level``, ``term``, ``mode``,
         ``cond_sd``), term-major like lme4's ``as.data.frame(ranef(m))``.
-    random_effects_matrix_ : ndarray of shape (n_groups_, q)
-        The same modes as a matrix, rows in ``group_levels_`` order.
-    group_levels_ : pandas.Index
-        Groups seen in fit, sorted.
-    n_groups_ : int
+    random_effects_matrix_ : dict of str to ndarray of shape (n_levels, q)
+        By grouping factor (its name as in ``variance_components_``): the same modes as a
+        matrix, rows in ``group_levels_[name]`` order, columns the factor's terms
+        (intercept first). A dict whatever the number of factors, as lme4's ``ranef``.
+    group_levels_ : dict of str to pandas.Index
+        By grouping factor: its levels seen in fit, sorted.
+    n_groups_ : dict of str to int
+        By grouping factor: its number of levels, as lme4's ``ngrps``.
     n_obs_ : float
         Number of observations (sum of weights).
     loglik_ : float
@@ -236,10 +196,9 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         timings = {}
         t0 = time.perf_counter()
         name = type(self).__name__
-        self._multi_design = None
         if isinstance(X, ChunkedData) or is_dask(X):
             return self._fit_chunked(X, y, sample_weight)
-        if _multi.is_multi(self.groups):
+        if _factors.is_multi(self.groups):
             return self._fit_multi(X, y, sample_weight)
         # one factor given as a one-element list
         groups = self.groups[0] if isinstance(self.groups, (list, tuple)) else self.groups
@@ -261,16 +220,15 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         with numba_threads(self.n_jobs):
             t1 = time.perf_counter()
             z_pos = np.concatenate([[0], 1 + design.slope_pos]).astype(np.int64)
-            shift = _centring_shift(design, y_arr, self.fit_intercept)
+            shift = centring_shift(design, y_arr, self.fit_intercept)
             sums = grouped_crossprods(design.columns, y_arr, w, design.codes,
                                       len(design.levels), z_pos, shift=shift)
             timings["row_pass"] = time.perf_counter() - t1
-            design = _checked_after_pass(design, sums, y_arr, name)
-            result = self._fit_from_crossprods(design, sums.group_xv, sums.total_vv, shift,
-                                               weighted=bool(w.size))
-        result["timings"] = {**timings, **result["timings"],
-                             "total": time.perf_counter() - t0}
-        self._set_fitted(X, y, design, result)
+            spec = _checked_after_pass(design, sums, y_arr, self.covariance, name)
+            result = self._fit_crossprods(spec, sums, shift, weighted=bool(w.size))
+        result.opt.timings = {**timings, **result.opt.timings,
+                              "total": time.perf_counter() - t0}
+        self._set_lmm_fitted(X, y, spec, result)
         return self
 
     def _fit_chunked(self, source, y, sample_weight):
@@ -287,7 +245,7 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         if not dask_input and (y is not None or sample_weight is not None):
             raise ValueError(f"{name}.fit(source): a chunked source names its target (and "
                              "weight) column; pass y and sample_weight as None.")
-        if _multi.is_multi(self.groups) or isinstance(self.random_slopes, dict):
+        if _factors.is_multi(self.groups) or isinstance(self.random_slopes, dict):
             raise ValueError("several grouping factors need an in-memory X (a chunked "
                              "source fits one grouping factor).")
         groups = self.groups[0] if isinstance(self.groups, (list, tuple)) else self.groups
@@ -298,133 +256,60 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
                 chunked = dask_pass(source, y, sample_weight, groups=groups,
                                     random_slopes=self.random_slopes,
                                     fit_intercept=self.fit_intercept,
-                                    centring_shift=_centring_shift, estimator_name=name)
+                                    centring_shift=centring_shift, estimator_name=name)
             else:
                 chunked = chunked_pass(source, groups=groups,
                                        random_slopes=self.random_slopes,
                                        fit_intercept=self.fit_intercept,
-                                       centring_shift=_centring_shift, estimator_name=name)
+                                       centring_shift=centring_shift, estimator_name=name)
             row_pass = time.perf_counter() - t0
-            design = _checked_after_pass(chunked.design, chunked.sums, None, name)
+            spec = _checked_after_pass(chunked.design, chunked.sums, None, self.covariance,
+                                       name)
             weighted = (sample_weight is not None if dask_input
                         else source.weight is not None)
-            result = self._fit_from_crossprods(design, chunked.sums.group_xv,
-                                               chunked.sums.total_vv, chunked.shift,
-                                               weighted=weighted)
-        result["timings"] = {"row_pass": row_pass, **result["timings"],
-                             "total": time.perf_counter() - t0}
-        self._set_fitted(chunked.X_first, pd.Series([], name=chunked.y_name, dtype=float),
-                         design, result)
+            result = self._fit_crossprods(spec, chunked.sums, chunked.shift,
+                                          weighted=weighted)
+        result.opt.timings = {"row_pass": row_pass, **result.opt.timings,
+                              "total": time.perf_counter() - t0}
+        self._set_lmm_fitted(chunked.X_first,
+                             pd.Series([], name=chunked.y_name, dtype=float), spec, result)
         return self
 
     def _fit_multi(self, X, y, sample_weight):
-        """Several grouping factors (skmixed._estimators._multi)."""
+        """Several grouping factors (skmixed._model.multilevel_fit)."""
         t0 = time.perf_counter()
         name = type(self).__name__
         X_table = _design.as_table(X, name)
         n = _design.n_rows(X_table)
         y_arr = _design.check_target(y, n, name)
         w = _design.check_weights(sample_weight, n)
-        design = _multi.make_multi_design(X_table, groups=list(self.groups),
-                                          random_slopes=self.random_slopes,
-                                          covariance=self.covariance, estimator_name=name)
+        spec = _factors.make_spec(X_table, groups=list(self.groups),
+                                  random_slopes=self.random_slopes,
+                                  covariance=self.covariance, estimator_name=name)
+        _design.check_finite_columns(spec.columns, spec.fixed_labels, y_arr)
+        for f in spec.factors:
+            _factors.drop_unused_levels(
+                f, np.bincount(f.codes, weights=w if w.size else None,
+                               minlength=len(f.levels)), name)
         with numba_threads(self.n_jobs) as n_threads:
-            r = _multi.fit_multi_lmm(design, y_arr, w, reml=self.reml,
-                                     fit_intercept=self.fit_intercept, n_threads=n_threads,
-                                     tol=self.tol, max_iter=self.max_iter,
-                                     estimator_name=name)
-        n_theta = self._set_multi_fitted(X, y, design, r, keep_residual=True)
-        dev = r["deviance"]
-        n_params = len(r["beta"]) + n_theta + 1
-        self.loglik_ = float(-0.5 * dev)
-        self.reml_criterion_ = float(dev) if self.reml else np.nan
-        self.deviance_ = np.nan if self.reml else float(dev)
-        self.aic_, self.bic_ = information_criteria(dev, n_params, r["n_obs"])
-        self.optimization_.timings["total"] = time.perf_counter() - t0
+            result = fit_multi_lmm(spec, y_arr, w, reml=self.reml,
+                                   fit_intercept=self.fit_intercept, n_threads=n_threads,
+                                   tol=self.tol, max_iter=self.max_iter, estimator_name=name)
+        result.opt.timings["total"] = time.perf_counter() - t0
+        self._set_lmm_fitted(X, y, spec, result)
         return self
 
-    def _fit_from_crossprods(self, design, group_xv, total_vv, shift=None, *, weighted=False):
-        """Everything after the row pass: rank check, θ optimization, results.
+    def _fit_crossprods(self, spec, sums, shift, *, weighted):
+        return fit_crossprods(spec, sums.group_xv, sums.total_vv, shift, reml=self.reml,
+                              fit_intercept=self.fit_intercept, tol=self.tol,
+                              max_iter=self.max_iter, weighted=weighted,
+                              estimator_name=type(self).__name__)
 
-        ``shift`` is what the row pass subtracted from ``v = [1, x…, y]`` (default none);
-        ``weighted``: sample weights were given (for the messages).
-        """
-        timings = {}
-        t0 = time.perf_counter()
-        if shift is None:
-            shift = np.zeros(total_vv.shape[0])
-        group_xv, total_vv, scaling = _scaled_crossprods(group_xv, total_vv, shift,
-                                                         design.slope_pos, self.fit_intercept)
-        n_fixed = len(design.columns)
-        fixed_pos = np.arange(0 if self.fit_intercept else 1, n_fixed + 1)
-        names = (["(Intercept)"] if self.fit_intercept else []) + list(design.fixed_names)
-        kept, dropped = independent_fixed_columns(total_vv[np.ix_(fixed_pos, fixed_pos)],
-                                                  names, stacklevel=4)
-        fixed_pos = fixed_pos[kept]
-        names = [names[j] for j in kept]
-        weight_sum = total_vv[0, 0]
-        n_groups_obs = int(np.count_nonzero(group_xv[:, 0, 0] > 0))
-        if n_groups_obs < 2:
-            raise ValueError(f"{type(self).__name__} needs at least 2 groups with positive "
-                             f"weight; found {n_groups_obs}.")
-        _identifiability.check_levels_vs_observations(
-            weight_sum, [(design.group_name, n_groups_obs, ["(Intercept)", *design.slope_names],
-                          self.covariance)], type(self).__name__, weighted=weighted)
-        if self.reml and weight_sum <= len(fixed_pos):
-            raise ValueError(f"REML needs more observations ({weight_sum:g}) than fixed "
-                             f"effects ({len(fixed_pos)}).")
-
-        stats = GroupedCrossproducts.from_crossprods(
-            group_xv, total_vv, np.concatenate([[0], 1 + design.slope_pos]), fixed_pos)
-        term = RandomEffectTerm(tuple(["(Intercept)"] + design.slope_names), self.covariance)
-        objective = ProfiledDeviance(stats, term, reml=self.reml)
-        _check_residual_variation(objective, term)
-        opt = minimize_theta(objective, term, tol=self.tol, max_iter=self.max_iter)
-        timings["optimize"] = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        state = objective.evaluate(opt.theta_final)
-        if not np.isfinite(state.deviance):
-            raise ValueError("the profiled deviance is not finite at the optimum: the response "
-                             "may be constant or perfectly fitted by the fixed effects.")
-        sigma2 = state.penalized_rss / objective.dof
-        modes, rel_cond_cov = objective.conditional_modes(state)
-        kept_cols = fixed_pos - (0 if self.fit_intercept else 1)
-        beta, fixed_cov = scaling.to_original(state.beta, sigma2 * np.linalg.inv(state.S),
-                                              kept_cols)
-        if self.fit_intercept:
-            beta[0] += shift[-1]
-        # θ, the modes and their variances of the scaled slope columns, on the user's
-        theta_internal = opt.theta_final.copy()
-        opt.theta_final, modes, cond_var = scaling.term_to_original(
-            design.slope_pos, term.rows, theta_internal, modes,
-            sigma2 * np.diagonal(rel_cond_cov, axis1=1, axis2=2))
-        result = dict(
-            stats=stats, term=term, opt=opt, state=state, names=names, dropped=dropped,
-            reml_offset=scaling.reml_offset(kept_cols) if self.reml else 0.0,
-            sigma=float(np.sqrt(sigma2)), beta=beta, fixed_cov=fixed_cov, modes=modes,
-            cond_var=cond_var, theta_internal=theta_internal,
-        )
-        timings["results"] = time.perf_counter() - t1
-        result["timings"] = timings
-        return result
-
-    def _set_fitted(self, X, y, design, r):
-        """Set every fitted attribute at once, after all checks have passed."""
-        opt, state, term, stats = r["opt"], r["state"], r["term"], r["stats"]
-        self._set_common_fitted(
-            X, y, design, term=term, names=r["names"], beta=r["beta"],
-            fixed_cov=r["fixed_cov"], modes=r["modes"], cond_var=r["cond_var"], opt=opt,
-            dropped=r["dropped"], sigma=r["sigma"])
-        n_obs = stats.n
-        n_params = len(r["beta"]) + term.n_theta + 1
-        dev = state.deviance + r["reml_offset"]  # on the user's columns
-        self.n_obs_ = float(n_obs)
-        self.loglik_ = float(-0.5 * dev)
-        self.reml_criterion_ = float(dev) if self.reml else np.nan
-        self.deviance_ = np.nan if self.reml else float(dev)
-        self.aic_, self.bic_ = information_criteria(dev, n_params, n_obs)
-        opt.timings = r["timings"]
-        self._warn_fit_state(term, r["theta_internal"])
+    def _set_lmm_fitted(self, X, y, spec, result):
+        """Every fitted attribute at once, after all checks have passed."""
+        self._set_fitted(X, y, spec, result, keep_residual=True, stacklevel=4)
+        self.reml_criterion_ = float(result.criterion) if self.reml else np.nan
+        self.deviance_ = np.nan if self.reml else float(result.criterion)
 
     # ------------------------------------------------------------ predict
     def score(self, X, y=None, sample_weight=None):
@@ -448,8 +333,6 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         -------
         y_pred : ndarray of shape (n_samples,)
         """
-        if getattr(self, "_multi_design", None) is not None:
-            return self._multi_linear_predictor(X, random_effects)
         return self._linear_predictor(X, random_effects)
 
     # ------------------------------------------------------------ summary

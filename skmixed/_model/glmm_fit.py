@@ -1,7 +1,9 @@
 """The fit of a one-factor GLMM (the Numba Laplace, quadrature and joint-PIRLS objectives
-of :mod:`.glmm`): start values, lme4's stages (Laplace, then quadrature from its optimum),
-the family's parameter, the Hessian → covariance, the modes at the optimum. The estimator
-prepares the rows and maps the result back to the user's columns."""
+of :mod:`.glmm`): the rows in group order on the internal columns, start values, lme4's
+stages (Laplace, then quadrature from its optimum), the family's parameter, the Hessian →
+covariance, the modes at the optimum, the :class:`~.result.FitResult` on the user's
+columns. Also a model with identical factors fitted once (:func:`fit_identical_once`) and
+the finish of an optimization over a distributed objective (:func:`fit_objective`)."""
 
 import time
 import warnings
@@ -11,12 +13,18 @@ import numpy as np
 from .._kernels.glmm import count_extreme_eta
 from .._kernels.threads import single_threaded_blas
 from ..exceptions import PerfectSeparationWarning
-from .glmm import (JointPIRLSDeviance, LaplaceDeviance, ParamSpace, em_start,
-                   family_param_start, fit_fixed_glm, minimize_deviance, row_sample)
+from . import identifiability
+from .glmm import (GroupedRows, JointPIRLSDeviance, LaplaceDeviance, ParamSpace, em_start,
+                   family_param_start, fit_fixed_glm, group_order, minimize_deviance,
+                   row_sample)
+from .multilevel_fit import BackTransform, fit_multi_glmm
 from .optimize import _hessian, _ThetaSpace, minimize_criterion, minimize_scalar_theta
-from .result import fixed_covariance
+from .result import FitResult, fixed_covariance
+from .scaling import ColumnScaling
+from .spec import ModelSpec
 
-__all__ = ["fit_one_factor", "warn_fitted_bounds"]
+__all__ = ["fit_glmm", "fit_identical_once", "fit_objective", "fit_one_factor",
+           "grouped_rows", "warn_fitted_bounds"]
 
 _START_ROWS = 100_000  # rows of the GLM that gives the start values
 
@@ -147,3 +155,129 @@ def _fit_nagq0(family, rows, term, beta0, t0, tol, max_iter):
     timings = {"optimize": t1 - t0, "results": time.perf_counter() - t1}
     return dict(opt=opt, deviance=deviance, fixed_cov=cov, modes=modes,
                 cond_var=cond_var, beta=x[:p], timings=timings, sigma=1.0)
+
+
+def grouped_rows(design, y, w, extra_cols, order, starts, fit_intercept, stacklevel):
+    """The fixed-effect block (intercept first, centred and scaled: skmixed._model.scaling)
+    and the per-row vectors (``extra_cols``: "trials", "offset" if given) in group order
+    (``order``, None when sorted); constant or collinear fixed columns dropped (lme4's rank
+    check; ``stacklevel`` of its warning, from the caller). Returns the
+    :class:`.glmm.GroupedRows`, the kept names, the dropped ones and the
+    :class:`.multilevel_fit.BackTransform`."""
+    n = y.shape[0]
+    factor = design.factors[0]
+    names = (["(Intercept)"] if fit_intercept else []) + list(design.fixed_names)
+    cols = ([np.ones(n)] if fit_intercept else []) + list(design.columns)
+    take = (lambda a: a) if order is None else (lambda a: np.asarray(a)[order])
+    X = np.empty((n, len(cols)), order="F")
+    for j, col in enumerate(cols):
+        X[:, j] = take(col)
+    scaling = ColumnScaling.from_columns(design.columns, intercept=fit_intercept,
+                                         slope_pos=factor.slope_pos)
+    scaling.transform(X, first=int(fit_intercept))
+    with single_threaded_blas():
+        # rows of zero weight do not count (frequency weights: they are absent)
+        XtX = X.T @ X if not w.size else X.T @ (X * take(w)[:, None])
+    kept, dropped = identifiability.independent_fixed_columns(XtX, names,
+                                                              stacklevel=stacklevel + 1)
+    if dropped:
+        X = np.asfortranarray(X[:, kept])
+    offset_pos = int(fit_intercept)
+    zcol = [-1]
+    for name, j in zip(factor.slope_names, factor.slope_pos):
+        pos = int(np.searchsorted(kept, offset_pos + j))
+        if pos >= len(kept) or kept[pos] != offset_pos + j:
+            raise ValueError(f"random-slope column {name!r} was dropped as collinear "
+                             "with other fixed columns; drop it or the columns it "
+                             "duplicates.")
+        zcol.append(pos)
+
+    def vector(key):
+        return (np.ascontiguousarray(take(extra_cols[key])) if key in extra_cols
+                else np.empty(0))
+
+    rows = GroupedRows(X, np.array(zcol, dtype=np.int64), np.ascontiguousarray(take(y)),
+                       vector("trials"), vector("offset"),
+                       np.ascontiguousarray(take(w)) if w.size else np.empty(0), starts)
+    return rows, [names[j] for j in kept], dropped, BackTransform(scaling, kept)
+
+
+def one_factor_result(r, back, factor, names, dropped, n_obs):
+    """The FitResult of a one-factor fit's dict ``r`` (:func:`fit_one_factor`, or the
+    distributed fit): estimates, θ, modes on the user's columns; the optimizer's final
+    point becomes ``(β, θ)`` on them."""
+    beta, fixed_cov = back(r["beta"], r["fixed_cov"])
+    opt = r["opt"]
+    theta_internal = opt.theta_final[len(beta):].copy()
+    fit = back.factor_fit(factor, theta_internal, r["modes"], r["cond_var"])
+    opt.theta_final = np.concatenate([beta, fit.theta])
+    opt.timings = r["timings"]
+    dispersion = r.get("dispersion")
+    # lme4 and glmmTMB count Gamma's dispersion and the NB size as a parameter
+    return FitResult(names=names, beta=beta, fixed_cov=fixed_cov, dropped=dropped,
+                     factors=[fit], sigma=float(r["sigma"]), criterion=float(r["deviance"]),
+                     n_params=len(beta) + fit.term.n_theta + (dispersion is not None),
+                     n_obs=float(n_obs), opt=opt, dispersion=dispersion)
+
+
+def fit_glmm(family, design, y, w, extra_cols, *, n_agq, fit_intercept, tol, max_iter):
+    """A one-factor GLMM of the ModelSpec ``design`` (unused levels dropped; ``extra_cols``:
+    the "trials" and "offset" columns if given): rows put in group order, then
+    :func:`fit_one_factor`; a FitResult."""
+    t0 = time.perf_counter()
+    factor = design.factors[0]
+    order, starts = group_order(np.asarray(factor.codes, dtype=np.int64), len(factor.levels))
+    rows, names, dropped, back = grouped_rows(design, y, w, extra_cols, order, starts,
+                                              fit_intercept, stacklevel=3)
+    t1 = time.perf_counter()
+    r = fit_one_factor(family, rows, factor.term, n_agq=n_agq, tol=tol, max_iter=max_iter)
+    r["timings"] = {"prepare": t1 - t0, **r["timings"], "total": time.perf_counter() - t0}
+    n_obs = float(rows.weights.sum()) if rows.weights.size else float(rows.y.shape[0])
+    return one_factor_result(r, back, factor, names, dropped, n_obs)
+
+
+def fit_identical_once(family, design, sets, y, w, extra_cols, *, n_agq, fit_intercept,
+                       tol, max_iter):
+    """A several-factor GLMM with sets of identical factors (same rows, same term): the
+    model with each set's first factor only — through the one-factor path when one factor
+    is left, seconds instead of minutes on 10⁵ rows — its θ and modes then split among the
+    copies (:func:`~.identifiability.split_identical`)."""
+    copies = {j for s in sets for j in s[1:]}
+    reduced = ModelSpec(**{**vars(design), "factors": [
+        f for j, f in enumerate(design.factors) if j not in copies]})
+    if len(reduced.factors) > 1:
+        n = y.shape[0]
+        r = fit_multi_glmm(reduced, y, w, extra_cols.get("trials", np.ones(n)),
+                           extra_cols.get("offset", np.zeros(n)), family=family,
+                           fit_intercept=fit_intercept, tol=tol, max_iter=max_iter)
+    else:
+        r = fit_glmm(family, reduced, y, w, extra_cols, n_agq=n_agq,
+                     fit_intercept=fit_intercept, tol=tol, max_iter=max_iter)
+    r.factors = identifiability.split_identical(r.factors, design.factors, sets, w,
+                                                sigma=r.sigma)
+    return r
+
+
+def fit_objective(objective, space, *, back, factor, names, dropped, n_obs, tol, max_iter):
+    """Minimize a one-factor Laplace deviance over ``space`` (e.g. the distributed
+    objective of a Dask fit, whose ``modes(x)`` returns the levels it saw, the modes and
+    their conditional variances), then the covariance from the optimizer's Hessian; a
+    FitResult (``factor.levels`` set to the objective's levels)."""
+    t0 = time.perf_counter()
+    opt = minimize_deviance(objective, space, tol=tol, max_iter=max_iter, final_hessian=True)
+    x = opt.theta_final
+    p = space.beta_start.size
+    H = opt.hessian
+    if H is None:
+        H = _hessian(objective.value_and_grad, x, opt.gradient, 1e-5)
+    cov = fixed_covariance(H, slice(0, p))
+    factor.levels, modes, cond_var = objective.modes(x)
+    dispersion = None
+    if len(x) > p + factor.term.n_theta:  # the family's parameter (log k) last
+        dispersion = float(np.exp(x[-1]))
+        opt.theta_final = x[:p + factor.term.n_theta].copy()
+    timings = {"total": time.perf_counter() - t0}
+    return one_factor_result(dict(opt=opt, deviance=opt.fmin, fixed_cov=cov, modes=modes,
+                                  cond_var=cond_var, beta=x[:p], timings=timings, sigma=1.0,
+                                  dispersion=dispersion), back, factor, names, dropped,
+                             n_obs)

@@ -1,4 +1,4 @@
-"""Models the data cannot identify (skmixed._estimators._identifiability):
+"""Models the data cannot identify (skmixed._model.identifiability):
 
 * Gaussian models with a grouping factor of as many levels as observations, or a term with
   as many random effects, are refused with lme4's reasons (lmer's check.nobs.vs.nlev and
@@ -64,7 +64,7 @@ def test_a_refused_fit_changes_nothing(one_row, grouped):
     with pytest.raises(ValueError, match=NLEV):
         model.fit(one_row[COLS], one_row["y"])
     np.testing.assert_array_equal(model.theta_, theta)
-    assert model.n_groups_ == 30
+    assert model.n_groups_ == {"g": 30}
 
 
 def test_mixedlm_on_dask_refuses_a_level_per_row(one_row):
@@ -194,9 +194,9 @@ def test_mixedglm_fits_identical_factors_once(grouped, family, target):
                                rtol=1e-12)
     re = model.random_effects_.set_index(["group", "level"])["mode"]
     g2_of_g = dict(zip(df["g"], df["g2"]))
-    halves = np.array([re["g2", g2_of_g[lv]] for lv in single.group_levels_])
+    halves = np.array([re["g2", g2_of_g[lv]] for lv in single.group_levels_["g"]])
     np.testing.assert_allclose(re["g"].to_numpy(), halves, rtol=1e-12)
-    np.testing.assert_allclose(2 * halves, single.random_effects_matrix_[:, 0], rtol=1e-12)
+    np.testing.assert_allclose(2 * halves, single.random_effects_matrix_["g"][:, 0], rtol=1e-12)
     # Var(b_1 | y) = Var(b | y)/4 + σ²/4 for b = b_1 + b_2, b_k ~ N(0, σ²/2)
     sd = model.random_effects_.set_index(["group", "level"])["cond_sd"]["g"].to_numpy()
     np.testing.assert_allclose(sd ** 2, single.random_effects_["cond_sd"] ** 2 / 4

@@ -193,8 +193,8 @@ def _fixed_part(model, X):
 
 
 def _random_part(model, X):
-    codes = model.group_levels_.get_indexer(X["g"])
-    return model.random_effects_matrix_[codes, 0]
+    codes = model.group_levels_["g"].get_indexer(X["g"])
+    return model.random_effects_matrix_["g"][codes, 0]
 
 
 # ------------------------------------------------------------------ the classifier
@@ -259,7 +259,7 @@ def test_pipeline_with_column_transformer(classifier, X, df):
     model = pipe.named_steps["glmm"]
     assert list(model.feature_names_in_) == ["x", "b", "g"]
     assert model.fixed_feature_names_ == ["x", "b"]
-    assert model.n_groups_ == N_GROUPS
+    assert model.n_groups_ == {"g": N_GROUPS}
     assert is_classifier(pipe)
     assert_array_equal(pipe.classes_, [0, 1])
     # Standardizing a fixed column rescales its coefficient and leaves the fit unchanged.
@@ -515,13 +515,13 @@ def test_n_jobs_sets_and_restores_numba_threads(X, df, monkeypatch, restore_numb
     from skmixed._estimators import mixed_glm
 
     seen = []
-    original = mixed_glm.fit_one_factor
+    original = mixed_glm.fit_glmm
 
     def spy(*args, **kwargs):
         seen.append(numba.get_num_threads())
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(mixed_glm, "fit_one_factor", spy)
+    monkeypatch.setattr(mixed_glm, "fit_glmm", spy)
     numba.set_num_threads(before)
     MixedGLM(groups="g", n_jobs=n_jobs).fit(X, df["y_bin"])
     assert seen == [during]
@@ -547,7 +547,7 @@ def test_n_jobs_restores_numba_threads_when_fit_raises(X, df, monkeypatch,
 
     from skmixed._estimators import mixed_glm
 
-    monkeypatch.setattr(mixed_glm, "fit_one_factor", boom)
+    monkeypatch.setattr(mixed_glm, "fit_glmm", boom)
     with pytest.raises(RuntimeError, match="boom"):
         MixedGLM(groups="g", n_jobs=1).fit(X, df["y_bin"])
     assert seen == [1]

@@ -144,7 +144,7 @@ def test_pipeline_with_column_transformer(data):
     model = pipe.named_steps["lmm"]
     assert list(model.feature_names_in_) == ["x", "b", "g"]
     assert model.fixed_feature_names_ == ["x", "b"]
-    assert model.n_groups_ == 30
+    assert model.n_groups_ == {"g": 30}
     # Standardizing a fixed column rescales its coefficient and leaves the rest unchanged.
     raw = MixedLM(groups="g").fit(X, y)
     sd = X[["x", "b"]].std(ddof=0).to_numpy()
@@ -276,13 +276,13 @@ def test_n_jobs_sets_and_restores_numba_threads(data, monkeypatch, restore_numba
                                                 before, n_jobs, during):
     X, y = data
     seen = []
-    original = MixedLM._fit_from_crossprods
+    original = MixedLM._fit_crossprods
 
     def spy(self, *args, **kwargs):
         seen.append(numba.get_num_threads())
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(MixedLM, "_fit_from_crossprods", spy)
+    monkeypatch.setattr(MixedLM, "_fit_crossprods", spy)
     numba.set_num_threads(before)
     MixedLM(groups="g", n_jobs=n_jobs).fit(X, y)
     assert seen == [during]
@@ -310,7 +310,7 @@ def test_n_jobs_restores_numba_threads_when_fit_raises(data, monkeypatch,
         seen.append(numba.get_num_threads())
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(MixedLM, "_fit_from_crossprods", boom)
+    monkeypatch.setattr(MixedLM, "_fit_crossprods", boom)
     with pytest.raises(RuntimeError, match="boom"):
         MixedLM(groups="g", n_jobs=1).fit(X, y)
     assert seen == [1]

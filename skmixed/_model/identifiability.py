@@ -39,7 +39,8 @@ import warnings
 
 import numpy as np
 
-from .._model.lmm import independent_columns
+from .lmm import independent_columns
+from .result import FactorFit
 from ..exceptions import IdentifiabilityWarning, RankDeficientWarning
 
 __all__ = ["independent_fixed_columns", "check_levels_vs_observations",
@@ -154,41 +155,44 @@ def warn_identical(factors, sets, stacklevel, refit_note=""):
             stacklevel=stacklevel + 1)
 
 
-def split_identical(result, factors, sets, w):
+def split_identical(fitted, factors, sets, w, sigma=1.0):
     """Expand a fit of the model with one copy of each set of identical factors (the
     set's first) to every copy, the covariance Σ split equally: with m copies each has
-    ``Σ/m`` (θ/√m), modes ``b/m``, and conditional covariance ``C/m² + Σ(m − 1)/m²``
-    (of b_k given the copies' sum b, a normal with mean b/m and covariance Σ(m − 1)/m²).
+    ``Σ/m`` (θ/√m), modes ``b/m``, and conditional variances ``c/m² + diag(Σ)(m − 1)/m²``
+    (b_k given the copies' sum b is normal with mean b/m and covariance Σ(m − 1)/m²).
 
-    ``result``: the reduced fit's ``theta_of`` and ``modes`` (per kept factor, in the
-    order of ``factors`` without the dropped copies; modes as ``(b (G, q), relative
-    conditional covariance (G, q, q))`` in units of ``result["cond_scale"]``, in which the
-    relative covariance is ``TT'``); ``factors``: the full design's factors, their codes on
-    rows alike, unused levels dropped; ``w``: the weights (rows of weight 0 do not count).
-    Returns ``(theta_of, modes)`` for every factor, in ``factors``' order.
+    ``fitted``: the reduced fit's :class:`~.result.FactorFit` list (one per kept factor, in
+    the order of ``factors`` without the dropped copies); ``factors``: the full design's
+    factors (:class:`~.spec.Factor`), their codes on rows alike, unused levels dropped;
+    ``w``: the weights (rows of weight 0 do not count); ``sigma``: the scale of θ
+    (Σ = σ²TT'). Returns a FactorFit for every factor, in ``factors``' order.
     """
     rows = np.flatnonzero(w > 0) if w.size else slice(None)
     copies = {j: s for s in sets for j in s[1:]}
     kept = [j for j in range(len(factors)) if j not in copies]
-    fitted = dict(zip(kept, zip(result["theta_of"], result["modes"])))
-    theta_of, modes = [None] * len(factors), [None] * len(factors)
+    by_factor = dict(zip(kept, fitted))
+    out = [None] * len(factors)
     for s in sets:
         first = factors[s[0]]
-        theta, (b, cond) = fitted[s[0]]
+        fit = by_factor[s[0]]
         m = len(s)
-        T = first.term.factor(theta)
-        cov = cond / m ** 2 + (T @ T.T)[None] * (m - 1) / m ** 2
+        T = first.term.factor(fit.theta)
+        cond = (fit.cond_var / m ** 2
+                + sigma ** 2 * np.diagonal(T @ T.T)[None, :] * (m - 1) / m ** 2)
         for j in s:
             # the level of copy j that holds each level of the set's first factor
             level = np.zeros(len(first.levels), dtype=np.int64)
             level[first.codes[rows]] = factors[j].codes[rows]
-            bj, cj = np.empty_like(b), np.empty_like(cov)
-            bj[level], cj[level] = b / m, cov
-            theta_of[j], modes[j] = theta / np.sqrt(m), (bj, cj)
+            bj, cj = np.empty_like(fit.modes), np.empty_like(cond)
+            bj[level], cj[level] = fit.modes / m, cond
+            out[j] = FactorFit(name=factors[j].name, levels=factors[j].levels,
+                               term=factors[j].term, theta=fit.theta / np.sqrt(m),
+                               theta_internal=fit.theta_internal / np.sqrt(m), modes=bj,
+                               cond_var=cj)
     for j in kept:
-        if theta_of[j] is None:
-            theta_of[j], modes[j] = fitted[j][0], fitted[j][1]
-    return theta_of, modes
+        if out[j] is None:
+            out[j] = by_factor[j]
+    return out
 
 
 def independent_fixed_columns(XtX, names, stacklevel):

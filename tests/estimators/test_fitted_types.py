@@ -1,0 +1,66 @@
+"""One type of fitted attribute whatever the number of grouping factors (issue 14 item 3):
+``group_levels_``, ``n_groups_`` and ``random_effects_matrix_`` are dicts by factor name
+(the names of ``variance_components_``), for one factor as for several, and for MixedLM and
+MixedGLM alike; a one-factor fit and the same factor given as a one-element list agree."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from skmixed import MixedGLM, MixedLM
+
+
+@pytest.fixture(scope="module")
+def frame():
+    rng = np.random.default_rng(3)
+    n, G, H = 3000, 40, 15
+    g = rng.integers(0, G, n)
+    h = rng.integers(0, H, n)
+    x = rng.normal(size=n)
+    eta = (0.3 + (0.5 + rng.normal(0, 0.3, G)[g]) * x + rng.normal(0, 0.6, G)[g]
+           + rng.normal(0, 0.4, H)[h])
+    return pd.DataFrame({"g": g, "h": h, "x": x, "y": eta + rng.normal(size=n),
+                         "y_bin": rng.random(n) < 1 / (1 + np.exp(-eta))})
+
+
+CASES = [
+    (MixedLM, "y", {}), (MixedLM, "y", {"random_slopes": ["x"]}),
+    (MixedGLM, "y_bin", {}), (MixedGLM, "y_bin", {"random_slopes": ["x"]}),
+]
+
+
+@pytest.mark.parametrize("estimator, target, kwargs", CASES)
+@pytest.mark.parametrize("groups", ["g", ["g"], ["g", "h"]])
+def test_group_attributes_are_dicts_by_factor(frame, estimator, target, kwargs, groups):
+    if isinstance(groups, list) and len(groups) > 1 and kwargs:
+        kwargs = {"random_slopes": {"g": kwargs["random_slopes"]}}
+    cols = ["g", "h", "x"] if isinstance(groups, list) and len(groups) > 1 else ["g", "x"]
+    model = estimator(groups=groups, **kwargs).fit(frame[cols], frame[target])
+    names = ["g", "h"][:len(groups) if isinstance(groups, list) else 1]
+    assert set(model.group_levels_) == set(names)
+    assert set(model.n_groups_) == set(names)
+    assert set(model.random_effects_matrix_) == set(names)
+    assert set(model.variance_components_["group"]) - {"Residual"} == set(names)
+    for name in names:
+        levels = model.group_levels_[name]
+        assert isinstance(levels, pd.Index)
+        assert model.n_groups_[name] == len(levels) == frame[name].nunique()
+        modes = model.random_effects_matrix_[name]
+        q = 2 if (name == "g" and kwargs) else 1
+        assert modes.shape == (len(levels), q)
+        # the matrix holds the long table's modes, level by level
+        re = model.random_effects_[model.random_effects_["group"] == name]
+        first = re[re["term"] == "(Intercept)"]
+        np.testing.assert_array_equal(first["level"].to_numpy(), levels.to_numpy())
+        np.testing.assert_allclose(first["mode"].to_numpy(), modes[:, 0], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("estimator, target, kwargs", CASES)
+def test_one_factor_as_a_list_is_the_same_fit(frame, estimator, target, kwargs):
+    a = estimator(groups="g", **kwargs).fit(frame[["g", "x"]], frame[target])
+    b = estimator(groups=["g"], **kwargs).fit(frame[["g", "x"]], frame[target])
+    np.testing.assert_allclose(a.theta_, b.theta_, rtol=1e-12)
+    np.testing.assert_allclose(a.loglik_, b.loglik_, rtol=1e-12)
+    np.testing.assert_allclose(a.random_effects_matrix_["g"], b.random_effects_matrix_["g"],
+                               rtol=1e-12, atol=1e-14)
+    pd.testing.assert_frame_equal(a.variance_components_, b.variance_components_)
