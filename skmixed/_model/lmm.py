@@ -155,17 +155,32 @@ class ProfiledDeviance:
         """``n − p`` (REML) or ``n`` (ML): the residual degrees of freedom of the criterion."""
         return self.stats.n - self.stats.p if self.reml else self.stats.n
 
+    def factor_groups(self, T):
+        """The blocked scheme's first step (DESIGN §1) at the factor ``T``: every group's
+        ``L_i``, ``c_i``, ``R_i`` (left in :attr:`blocks`) and their reductions
+        ``(Σ 2 log|L_i|, Σ R_i'R_i, Σ R_i'c_i, Σ ‖c_i‖²)``. With one grouping factor this is
+        the whole random-effect part; with several (:mod:`skmixed._model.multilevel`) it
+        eliminates the first factor before the others' Schur complement."""
+        st = self.stats
+        pls_groups(T, st.C, st.D, st.e, self._L, self._c, self._R,
+                   self._logdet, self._RtR, self._Rtc, self._cc)
+        return (float(self._logdet.sum()), self._RtR.sum(axis=0), self._Rtc.sum(axis=0),
+                float(self._cc.sum()))
+
+    @property
+    def blocks(self):
+        """``(L, c, R)``: (G, q, q) lower triangular, (G, q), (G, q, p) of the last θ."""
+        return self._L, self._c, self._R
+
     def evaluate(self, theta):
         """Solve the PLS problem at θ; return a :class:`PLSState` (deviance inf if degenerate)."""
         st = self.stats
         theta = np.asarray(theta, dtype=float)
         T = self.term.factor(theta)
-        pls_groups(T, st.C, st.D, st.e, self._L, self._c, self._R,
-                   self._logdet, self._RtR, self._Rtc, self._cc)
+        logdet_L, RtR, Rtc, _ = self.factor_groups(T)
         self.n_evals += 1
-        logdet_L = float(self._logdet.sum())
-        S = st.XtX - self._RtR.sum(axis=0)
-        rhs = st.Xty - self._Rtc.sum(axis=0)
+        S = st.XtX - RtR
+        rhs = st.Xty - Rtc
         p = st.p
         try:
             S_chol = linalg.cholesky(S, lower=False) if p else np.zeros((0, 0))

@@ -28,6 +28,7 @@ from scipy import linalg, sparse
 from scipy.sparse.linalg import splu
 
 from .._kernels.sparse_pairs import row_quadratic_forms, scaled_schur_lower
+from .lmm import GroupedCrossproducts, ProfiledDeviance
 
 __all__ = ["FactorColumns", "MultiCrossproducts", "MultiProfiledDeviance",
            "ScalarFactorsDeviance", "random_effects_matrix"]
@@ -177,6 +178,14 @@ class MultiProfiledDeviance:
         d1 = ZZ[:Q1, :Q1].tocoo()
         self.C1 = np.zeros((self.G1, self.q1, self.q1))
         self.C1[d1.row // self.q1, d1.row % self.q1, d1.col % self.q1] = d1.data
+        # the first factor is eliminated level by level as a one-factor model is: the same
+        # per-group kernel (ProfiledDeviance.factor_groups), here on Z₁'s blocks
+        p = stats.p
+        self.first = ProfiledDeviance(GroupedCrossproducts(
+            C=self.C1, D=np.ascontiguousarray(stats.ZX[:Q1].reshape(self.G1, self.q1, p)),
+            e=np.ascontiguousarray(stats.Zy[:Q1].reshape(self.G1, self.q1)),
+            XtX=stats.XtX, Xty=stats.Xty, yty=stats.yty, n=stats.n,
+            group_n=self.C1[:, 0, 0].copy()), factors[0].term, reml=reml)
         self.B = ZZ[:Q1, Q1:].tocsr()
         Qr = ZZ.shape[0] - Q1
         self.dense = Qr <= DENSE_LIMIT
@@ -198,6 +207,8 @@ class MultiProfiledDeviance:
             T = f.term.factor(theta[self.theta_slices[k]:self.theta_slices[k + 1]])
             blocks.append(sparse.kron(sparse.identity(f.n_levels, format="csr"),
                                       sparse.csr_matrix(T), format="csr"))
+        if not blocks:  # one factor: nothing after the first
+            return sparse.csr_matrix((0, 0))
         return sparse.block_diag(blocks, format="csr")
 
     def evaluate(self, theta, keep=False):
@@ -206,24 +217,21 @@ class MultiProfiledDeviance:
         st = self.stats
         theta = np.asarray(theta, dtype=float)
         self.n_evals += 1
-        G1, q1, p = self.G1, self.q1, st.p
+        G1, p = self.G1, st.p
         Q1 = st.offsets[1]
         T1 = self.terms[0].factor(theta[:self.theta_slices[1]])
-        # first factor: L1_i = chol(T1'C1_i T1 + I), per level
-        A11 = np.einsum("ba,gbc,cd->gad", T1, self.C1, T1) + np.eye(q1)
-        try:
-            L1 = np.linalg.cholesky(A11)
-        except np.linalg.LinAlgError:
-            return MultiPLSState(theta, np.full(p, np.nan), np.nan, np.inf)
-        logdet = 2.0 * np.log(np.diagonal(L1, axis1=1, axis2=2)).sum()
+        # first factor, level by level: L1_i = chol(T1'C1_i T1 + I), R1_i, c1_i
+        logdet, RtR, Rtc, cc = self.first.factor_groups(T1)
+        L1, c1, R1 = self.first.blocks  # the next evaluation overwrites them: copied to keep
+        R1, c1 = R1.reshape(Q1, p), c1.reshape(Q1)
+        if keep:
+            R1, c1 = R1.copy(), c1.copy()
         L1inv = np.linalg.inv(L1)  # (G1, q1, q1), lower triangular
         P1 = L1inv @ T1.T[None]  # L1⁻¹ T1' per level
         P1s = sparse.bsr_matrix((P1, np.arange(G1), np.arange(G1 + 1)),
                                 shape=(Q1, Q1)).tocsr()
         Lr = self._lambda_rest(theta)
         F = (P1s @ self.B @ Lr).tocsr()  # Q1 × Qr
-        R1 = P1s @ st.ZX[:Q1]  # Q1 × p
-        c1 = P1s @ st.Zy[:Q1]
         Qr = Lr.shape[0]
         if self.dense:
             Arr = (np.asarray((Lr.T @ (Lr.T @ self.ZrZr).T).T) if Qr else np.zeros((0, 0)))
@@ -236,24 +244,26 @@ class MultiProfiledDeviance:
             rest = RestFactor(Arr)
         except (linalg.LinAlgError, RuntimeError):
             return MultiPLSState(theta, np.full(p, np.nan), np.nan, np.inf)
-        pieces = dict(T1=T1, L1inv=L1inv, P1s=P1s, Lr=Lr, F=F) if keep else None
-        return self._finish(theta, logdet + rest.logdet, rest.solve, R1, c1, Kr, gr, pieces,
-                            rest=rest)
+        pieces = dict(T1=T1, L1inv=L1inv, P1s=P1s, Lr=Lr, F=F, R1=R1, c1=c1) if keep else None
+        return self._finish(theta, logdet + rest.logdet, rest.solve, (RtR, Rtc, cc), Kr, gr,
+                            pieces, rest=rest)
 
-    def _finish(self, theta, logdet, solve, R1, c1, Kr, gr, pieces, rest=None):
-        """From the factored rest block (``solve(b) = S_rr⁻¹b``): the fixed effects' Schur
+    def _finish(self, theta, logdet, solve, first, Kr, gr, pieces, rest=None):
+        """From the first factor's reductions ``first = (Σ R_i'R_i, Σ R_i'c_i, Σ ‖c_i‖²)``
+        and the factored rest block (``solve(b) = S_rr⁻¹b``): the fixed effects' Schur
         complement, β, r² and the deviance (the last steps of DESIGN §1's blocked
         factorization)."""
         st, p = self.stats, self.stats.p
+        RtR, Rtc, cc = first
         Y, z = solve(Kr), solve(gr)
-        S = st.XtX - R1.T @ R1 - Kr.T @ Y
-        rhs = st.Xty - R1.T @ c1 - Kr.T @ z
+        S = st.XtX - RtR - Kr.T @ Y
+        rhs = st.Xty - Rtc - Kr.T @ z
         try:
             RX = linalg.cholesky(S, lower=False) if p else np.zeros((0, 0))
         except linalg.LinAlgError:
             return MultiPLSState(theta, np.full(p, np.nan), np.nan, np.inf)
         beta = linalg.cho_solve((RX, False), rhs) if p else np.zeros(0)
-        r2 = st.yty - c1 @ c1 - gr @ z - rhs @ beta
+        r2 = st.yty - cc - gr @ z - rhs @ beta
         dof = self.dof
         if not (r2 > 0.0 and dof > 0):
             return MultiPLSState(theta, beta, r2, np.inf)
@@ -261,7 +271,7 @@ class MultiProfiledDeviance:
         if self.reml:
             dev += 2.0 * np.log(np.abs(np.diag(RX))).sum()
         if pieces is not None:
-            pieces.update(R1=R1, c1=c1, Kr=Kr, gr=gr, Y=Y, solve=solve, rest=rest, RX=RX)
+            pieces.update(Kr=Kr, gr=gr, Y=Y, solve=solve, rest=rest, RX=RX)
         return MultiPLSState(theta, beta, r2, dev, S, pieces)
 
     def __call__(self, theta):
@@ -362,10 +372,10 @@ class ScalarFactorsDeviance(MultiProfiledDeviance):
         if info != 0 or not np.all(np.isfinite(np.diag(Lrr))):
             return MultiPLSState(theta, np.full(p, np.nan), np.nan, np.inf)
         pieces = dict(T1=np.array([[theta[0]]]), L1inv=(1.0 / l)[:, None, None], l=l,
-                      F=F, Fdata=Fdata, Lrr=Lrr)
+                      F=F, Fdata=Fdata, Lrr=Lrr, R1=R1, c1=c1)
         return self._finish(theta, logdet + 2.0 * np.log(np.diag(Lrr)).sum(),
                             lambda b: linalg.cho_solve((Lrr, True), b, check_finite=False),
-                            R1, c1, Kr, gr, pieces)
+                            (R1.T @ R1, R1.T @ c1, c1 @ c1), Kr, gr, pieces)
 
     def value_and_grad(self, theta):
         state = self.evaluate(theta)

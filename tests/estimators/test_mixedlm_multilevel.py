@@ -219,3 +219,38 @@ def test_clone_and_cross_validation_with_several_factors():
     assert twin.get_params() == model.get_params()
     scores = cross_val_score(model, X, y, cv=KFold(3, shuffle=True, random_state=0))
     assert np.all(scores > 0.2)
+
+
+@pytest.mark.parametrize("reml", [True, False])
+@pytest.mark.parametrize("covariance", ["unstructured", "diagonal"])
+def test_one_factor_is_the_blocked_scheme_without_a_rest(reml, covariance):
+    """DESIGN §1's blocked scheme with one factor is the one-factor fast path: the several-
+    factor deviance, given a single factor (no Schur complement after it), equals the
+    one-factor deviance from the per-group sums at every θ, with the same β and modes —
+    its first step is the one-factor kernel (ProfiledDeviance.factor_groups)."""
+    from skmixed._kernels.crossprod import grouped_crossprods
+    from skmixed._model.lmm import GroupedCrossproducts, ProfiledDeviance
+
+    rng = np.random.default_rng(4)
+    n, G = 2000, 37
+    g = rng.integers(0, G, n)
+    x = rng.normal(size=n)
+    w = rng.integers(1, 4, n).astype(float)
+    y = 1 + (0.5 + rng.normal(0, 0.4, G)[g]) * x + rng.normal(0, 0.7, G)[g] \
+        + rng.normal(size=n)
+    term = RandomEffectTerm(("(Intercept)", "x"), covariance)
+    X = np.column_stack([np.ones(n), x])
+    blocked = MultiProfiledDeviance(
+        MultiCrossproducts.from_rows(X, y, w, [FactorColumns(g, G, X, term)]),
+        [FactorColumns(g, G, X, term)], reml=reml)
+    sums = grouped_crossprods([x], y, w, g.astype(np.int32), G, np.array([0, 1]))
+    fast = ProfiledDeviance(GroupedCrossproducts.from_crossprods(
+        sums.group_xv, sums.total_vv, np.array([0, 1]), np.array([0, 1])), term, reml=reml)
+    for theta in [term.theta_start(), rng.uniform(0.1, 2.0, term.n_theta)]:
+        a, b = blocked.evaluate(theta, keep=True), fast.evaluate(theta)
+        assert a.deviance == pytest.approx(b.deviance, rel=1e-12)
+        np.testing.assert_allclose(a.beta, b.beta, rtol=1e-10)
+        (modes_a, cov_a), = blocked.conditional_modes(a)
+        modes_b, cov_b = fast.conditional_modes(b)
+        np.testing.assert_allclose(modes_a, modes_b, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(cov_a, cov_b, rtol=1e-9, atol=1e-12)
