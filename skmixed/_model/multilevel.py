@@ -31,7 +31,7 @@ from .._kernels.sparse_pairs import row_quadratic_forms, scaled_schur_lower
 from .lmm import GroupedCrossproducts, ProfiledDeviance
 
 __all__ = ["FactorColumns", "MultiCrossproducts", "MultiProfiledDeviance",
-           "ScalarFactorsDeviance", "random_effects_matrix"]
+           "ScalarFactorsDeviance", "first_factor_inverse_blocks", "random_effects_matrix"]
 
 _LOG_2PI = np.log(2.0 * np.pi)
 
@@ -102,6 +102,23 @@ class RestFactor:
             out.append(blocks)
             start += G * q
         return out
+
+
+def first_factor_inverse_blocks(L1inv, F, rest, chunk=512):
+    """The first factor's diagonal blocks of A⁻¹ in the blocked scheme,
+    ``L₁⁻ᵀ(I + F S_rr⁻¹ F')L₁⁻¹`` per level (``L1inv``: (G₁, q₁, q₁) the levels' L₁⁻¹;
+    ``F``: Q₁ × Q_r sparse; ``rest``: the factored Schur complement), F's rows taken in
+    chunks of levels (S_rr⁻¹ F' is dense: Q_r × chunk)."""
+    G1, q1 = L1inv.shape[0], L1inv.shape[1]
+    inner = np.zeros((G1, q1, q1))
+    step = max(1, chunk // q1)
+    for a in range(0, G1, step) if rest.m else ():
+        b = min(G1, a + step)
+        Fc = F[a * q1:b * q1]
+        W = np.asarray(Fc @ rest.solve(Fc.T.toarray()))
+        for i in range(b - a):
+            inner[a + i] = W[i * q1:(i + 1) * q1, i * q1:(i + 1) * q1]
+    return L1inv.transpose(0, 2, 1) @ (np.eye(q1) + inner) @ L1inv
 
 
 def random_effects_matrix(factors, n):
@@ -291,18 +308,7 @@ class MultiProfiledDeviance:
         t1 = (pc["c1"] - pc["R1"] @ beta - F @ ur).reshape(G1, q1)
         L1invT = pc["L1inv"].transpose(0, 2, 1)
         u1 = np.einsum("gab,gb->ga", L1invT, t1)
-        # A⁻¹'s diagonal blocks: F S_rr⁻¹ F' on the first factor's blocks, in chunks of
-        # its levels (S_rr⁻¹ F' is dense: Q_r × chunk)
-        inner = np.zeros((G1, q1, q1))
-        chunk = max(1, 512 // q1)
-        for a in range(0, G1, chunk):
-            b = min(G1, a + chunk)
-            Fc = F[a * q1:b * q1]
-            W = np.asarray(Fc @ rest.solve(Fc.T.toarray())) if rest.m else np.zeros(
-                (Fc.shape[0], Fc.shape[0]))
-            for i in range(b - a):
-                inner[a + i] = W[i * q1:(i + 1) * q1, i * q1:(i + 1) * q1]
-        cov1 = L1invT @ (np.eye(q1) + inner) @ pc["L1inv"]
+        cov1 = first_factor_inverse_blocks(pc["L1inv"], F, rest)
         out = []
         T1 = pc["T1"]
         out.append((u1 @ T1.T, T1[None] @ cov1 @ T1.T[None]))

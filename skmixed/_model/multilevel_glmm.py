@@ -21,7 +21,8 @@ data of up to some 10⁵ rows; one grouping factor has MixedGLM's fast path.
 import numpy as np
 from scipy import linalg, optimize, sparse
 
-from .multilevel import DENSE_LIMIT, RestFactor, random_effects_matrix
+from .multilevel import (DENSE_LIMIT, RestFactor, first_factor_inverse_blocks,
+                         random_effects_matrix)
 
 __all__ = ["BlockedSystem", "MultiLaplace"]
 
@@ -77,19 +78,8 @@ class BlockedSystem:
         """Per factor, the q × q diagonal blocks of A⁻¹ (the conditional covariance of u):
         ``L₁⁻ᵀ(I + F S_rr⁻¹ F')L₁⁻¹`` per first-factor level (F's rows in chunks), the
         blocks of ``S_rr⁻¹`` for the others."""
-        q1, G1, rest = self.q1, self.G1, self.rest
-        inner = np.zeros((G1, q1, q1))
-        chunk = max(1, 512 // q1)
-        for a in range(0, G1, chunk):
-            b = min(G1, a + chunk)
-            Fc = self.F[a * q1:b * q1]
-            if rest.m:
-                W = np.asarray(Fc @ rest.solve(Fc.T.toarray()))
-                for i in range(b - a):
-                    inner[a + i] = W[i * q1:(i + 1) * q1, i * q1:(i + 1) * q1]
-        L1invT = self.L1inv.transpose(0, 2, 1)
-        out = [L1invT @ (np.eye(q1) + inner) @ self.L1inv]
-        return out + rest.diagonal_blocks([(f.n_levels, f.term.q) for f in factors[1:]])
+        out = [first_factor_inverse_blocks(self.L1inv, self.F, self.rest)]
+        return out + self.rest.diagonal_blocks([(f.n_levels, f.term.q) for f in factors[1:]])
 
 
 class MultiLaplace:

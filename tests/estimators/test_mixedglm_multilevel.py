@@ -130,3 +130,39 @@ def test_random_slopes_in_one_of_two_factors():
     assert abs(sd[("b", "(Intercept)", "")] - 0.4) < 4 * 0.4 / np.sqrt(40)
     assert abs(sd[("a", "(Intercept)", "x")]) < 0.3
     assert model.converged_
+
+
+@pytest.mark.parametrize("family_name", ["binomial", "poisson"])
+@pytest.mark.parametrize("slope", [False, True])
+def test_one_factor_is_the_blocked_laplace_without_a_rest(family_name, slope):
+    """The several-factor Laplace deviance (the blocked system of DESIGN §1), given one
+    factor, is the one-factor Laplace deviance of MixedGLM's fast path (per-group Numba
+    Newton steps) at every (θ, β): one scheme, the single factor its special case."""
+    from skmixed._model.glmm import GroupedRows, LaplaceDeviance
+    from skmixed._model.multilevel import FactorColumns
+    from skmixed._model.multilevel_glmm import MultiLaplace
+    from skmixed._model.terms import RandomEffectTerm
+    from skmixed.families import get_family
+
+    rng = np.random.default_rng(8)
+    G = 60
+    g = np.sort(rng.integers(0, G, 3000))  # rows in group order, as the fast path keeps them
+    n = g.size
+    x = rng.normal(size=n)
+    eta = -0.2 + 0.5 * x + rng.normal(0, 0.7, G)[g] + (0.3 * rng.normal(size=G)[g] * x)
+    y = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(float) if family_name == "binomial" \
+        else rng.poisson(np.exp(eta)).astype(float)
+    family = get_family(family_name, None)
+    X = np.asfortranarray(np.column_stack([np.ones(n), x]))
+    term = RandomEffectTerm(("(Intercept)", "x") if slope else ("(Intercept)",))
+    starts = np.searchsorted(g, np.arange(G + 1)).astype(np.int64)
+    fast = LaplaceDeviance(family, GroupedRows(
+        X, np.array([-1, 1] if slope else [-1], dtype=np.int64), y, np.empty(0), np.empty(0),
+        np.empty(0), starts), term)
+    blocked = MultiLaplace(np.ascontiguousarray(X), y, np.ones(n), np.zeros(n), np.ones(n),
+                           [FactorColumns(g, G, X[:, :term.q], term)], family)
+    for theta in [term.theta_start(), rng.uniform(0.2, 1.5, term.n_theta)]:
+        beta = np.array([-0.1, 0.4])
+        d_fast = fast.value(np.concatenate([beta, theta]))
+        d_blocked = blocked.deviance(np.concatenate([theta, beta]))
+        assert d_blocked == pytest.approx(d_fast, rel=1e-9)
