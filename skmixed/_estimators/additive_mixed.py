@@ -23,8 +23,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._model.additive import (LOG_TAU_BOUNDS, DenseREML, crossproducts_from_tables,
-                               discretize, laplace_reml, performance_iteration)
+from .._model.additive import LOG_TAU_BOUNDS, DenseREML
+from .._model.additive_cross import crossproducts_from_tables, discretize
+from .._model.additive_pirls import laplace_reml, performance_iteration
 from .._model.additive_system import AdditiveSystem
 from .._model.bin_tables import BinTables, SmoothAxis
 from .._model.scaling import SAMPLE_ROWS, ColumnScaling

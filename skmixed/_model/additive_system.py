@@ -4,7 +4,8 @@ binned (or unique) values, the groups and their random slopes — and the REML o
 
 import numpy as np
 
-from .additive import CrossProducts, DenseREML, SmoothBlocks
+from .additive import DenseREML
+from .additive_cross import CrossProducts, SmoothBlocks
 
 __all__ = ["AdditiveSystem"]
 
