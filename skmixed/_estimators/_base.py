@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..exceptions import SingularFitWarning
 from . import _design, _multi
-from ._identifiability import independent_fixed_columns
+from .._model.identifiability import independent_fixed_columns
 from ._results import fixed_effects_table, random_effects_table, variance_components_table
 
 __all__ = ["GroupedModelMixin", "independent_fixed_columns", "GROUPED_CONSTRAINTS"]

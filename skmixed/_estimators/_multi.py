@@ -27,8 +27,9 @@ from .._model.scaling import ColumnScaling
 from .._model.optimize import (FiniteDifferenceGradient, OptSummary, TermsSpace,
                                minimize_criterion, minimize_log_theta)
 from .._model.terms import RandomEffectTerm
-from . import _design, _identifiability
-from ._identifiability import independent_fixed_columns
+from .._model import identifiability as _identifiability
+from .._model.identifiability import independent_fixed_columns
+from . import _design
 from ._results import random_effects_table, variance_components_table
 
 __all__ = ["MultiDesign", "is_multi", "make_multi_design", "fit_multi_lmm", "fit_multi_glmm",
@@ -154,7 +155,7 @@ def _drop_unused(factor, w, estimator_name):
 
 def identical_factors(design, w):
     """Sets of the design's factors that split the rows (of positive weight) identically
-    (:func:`~skmixed._estimators._identifiability.identical_factor_sets`)."""
+    (:func:`~skmixed._model.identifiability.identical_factor_sets`)."""
     return _identifiability.identical_factor_sets([f.codes for f in design.factors], w)
 
 

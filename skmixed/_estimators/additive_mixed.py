@@ -31,9 +31,10 @@ from .._model.bin_tables import BinTables, SmoothAxis
 from .._model.scaling import SAMPLE_ROWS, ColumnScaling
 from .._model.smooth import PSpline
 from .._kernels.threads import numba_threads
+from .._model import identifiability as _identifiability
 from ..families import get_family
 from ..sources import ChunkedData, checked_chunks, chunk_columns, score_target
-from . import _design, _identifiability
+from . import _design
 from ._base import GROUPED_CONSTRAINTS, independent_fixed_columns
 from ._chunked import dask_frame, is_dask
 from ._results import fixed_effects_table, random_effects_table
@@ -525,7 +526,7 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
 
     def _check_levels(self, n_obs, n_levels, group_label, slope_labels, *, weighted):
         """Gaussian: refuse as many groups as observations, as MixedLM and lme4's lmer
-        (skmixed._estimators._identifiability); mgcv fits ``s(g, bs = "re")`` with a level
+        (skmixed._model.identifiability); mgcv fits ``s(g, bs = "re")`` with a level
         per row, but its group and residual variances are then one variance, split
         arbitrarily. Binomial and Poisson keep observation-level effects (overdispersion),
         as glmer."""

@@ -33,7 +33,8 @@ from .._model.terms import RandomEffectTerm
 from ..exceptions import PerfectSeparationWarning
 from ..families import get_family
 from ..sources import READS_CHUNKED, ChunkedData, chunk_columns, score_target
-from . import _design, _identifiability, _multi
+from .._model import identifiability as _identifiability
+from . import _design, _multi
 from ._chunked import dask_frame, is_dask
 from ._dask_glmm import DaskLaplace, partition_arrays, shuffle_by_group
 from ._base import GROUPED_CONSTRAINTS, GroupedModelMixin, independent_fixed_columns
@@ -454,7 +455,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         """A several-factor fit with sets of identical factors (same rows, same term): the
         model with each set's first factor only — through the single-factor path when one
         factor is left, seconds instead of minutes on 10⁵ rows — its θ and modes then split
-        among the copies (:func:`~skmixed._estimators._identifiability.split_identical`).
+        among the copies (:func:`~skmixed._model.identifiability.split_identical`).
         """
         name = type(self).__name__
         for f in design.factors:

@@ -20,7 +20,8 @@ from .._model.result import information_criteria
 from .._model.scaling import SAMPLE_ROWS, ColumnScaling
 from .._model.terms import RandomEffectTerm
 from ..sources import ChunkedData, score_target
-from . import _design, _identifiability, _multi
+from .._model import identifiability as _identifiability
+from . import _design, _multi
 from ._chunked import chunked_pass, dask_pass, is_dask
 from ._base import GROUPED_CONSTRAINTS, GroupedModelMixin, independent_fixed_columns
 from ._results import summary_text

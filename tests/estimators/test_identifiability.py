@@ -1,4 +1,4 @@
-"""Models the data cannot identify (skmixed._estimators._identifiability):
+"""Models the data cannot identify (skmixed._model.identifiability):
 
 * Gaussian models with a grouping factor of as many levels as observations, or a term with
   as many random effects, are refused with lme4's reasons (lmer's check.nobs.vs.nlev and

@@ -39,7 +39,7 @@ import warnings
 
 import numpy as np
 
-from .._model.lmm import independent_columns
+from .lmm import independent_columns
 from ..exceptions import IdentifiabilityWarning, RankDeficientWarning
 
 __all__ = ["independent_fixed_columns", "check_levels_vs_observations",
