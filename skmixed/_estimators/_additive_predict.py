@@ -103,8 +103,8 @@ class AdditivePrediction:
         var = np.einsum("ij,jk,ik->i", V_rows, fit.cov, V_rows) if return_std else None
         if random_effects and self._labels["group"] is not None:
             key = self._keys(X_table, "group")
-            codes = _design.lookup_groups(_design.column_values(X_table, key),
-                                          self.group_levels_, key)
+            (levels,) = self.group_levels_.values()
+            codes = _design.lookup_groups(_design.column_values(X_table, key), levels, key)
             seen = codes >= 0  # unseen groups: population level (random effect 0)
             c = codes[seen]
             # the row's random-effect columns z = [1, slopes…]

@@ -121,6 +121,14 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         The groups' predicted random effects, lme4's ``as.data.frame(ranef(m))`` layout
         (group, level, term, mode, cond_sd; cond_sd from the posterior covariance, mgcv's
         Vp, which includes the fixed effects' uncertainty).
+    random_effects_matrix_ : dict of str to ndarray of shape (n_levels, q)
+        The same modes as a matrix per grouping factor (one, keyed by its name as in
+        ``variance_components_["group"]``; lme4's ``ranef()``), columns intercept then
+        slopes, rows in ``group_levels_`` order.
+    group_levels_ : dict of str to pandas.Index
+        The groups seen in fit (with positive weight), sorted, by factor name.
+    n_groups_ : dict of str to int
+        Their number, by factor name (lme4's ``ngrps()``).
     sigma_ : float
         Residual SD (Gaussian; 1 otherwise).
     reml_criterion_ : float
@@ -396,7 +404,8 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         self.coef_ = full[int(self.fit_intercept):].copy()
         self.smooths_ = pd.DataFrame(extra["smooths"], index=pd.Index(
             [f"s({_design.column_name(c)})" for c in smooth_labels], name="term"))
-        for stale in ("random_effects_", "group_levels_"):
+        for stale in ("random_effects_", "group_levels_", "n_groups_",
+                      "random_effects_matrix_"):
             if hasattr(self, stale):
                 delattr(self, stale)  # a refit without groups
         sigma = result.sigma
@@ -406,7 +415,9 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
             (f,) = result.factors
             self.random_effects_ = random_effects_table(f.name, f.levels, list(f.term.names),
                                                         f.modes, f.cond_var)
-            self.group_levels_ = f.levels
+            self.group_levels_ = {f.name: f.levels}
+            self.n_groups_ = {f.name: len(f.levels)}
+            self.random_effects_matrix_ = {f.name: f.modes}
         if self.family == "gaussian":
             rows.append(("Residual", None, sigma ** 2, sigma))
         self.variance_components_ = pd.DataFrame(rows, columns=["group", "var1", "variance",
