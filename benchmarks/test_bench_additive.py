@@ -105,7 +105,7 @@ def test_binned_pass_threads(benchmark, machine_info, n_jobs):
     from skmixed._kernels.binned import binned_sums, binned_table_size, sum_binned_blocks
     from skmixed._kernels.blocks import n_blocks
     from skmixed._kernels.threads import numba_threads
-    from skmixed._model.additive import discretize
+    from skmixed._model.additive_cross import discretize
 
     df = simulated(2_000_000, 2_000)
     _, index = discretize(df["z"].to_numpy(), 1000)

@@ -121,8 +121,9 @@ def drop_unused_levels(factor, counts, estimator_name):
     used = np.asarray(counts) > 0
     if not used.all():
         factor.levels = factor.levels[used]
-        if factor.codes is not None:
-            factor.codes = (np.cumsum(used) - 1)[factor.codes]
+        if factor.codes is not None:  # rows of a dropped level (weight 0) go to level 0
+            factor.codes = np.where(used[factor.codes], (np.cumsum(used) - 1)[factor.codes],
+                                    0)
     if len(factor.levels) < 2:
         column = factor.labels[0] if len(factor.labels) == 1 else factor.name
         raise ValueError(f"{estimator_name} needs at least 2 groups in column {column!r}; "

@@ -14,8 +14,8 @@ and r² the penalized residual sum of squares. ``d_R / 2`` is mgcv's REML score 
 model (the penalty eigenvalues cancel between mgcv's ``log|X'X + S_λ|`` and ``log|S_λ|₊``).
 Everything after one pass over the rows uses the cross-products of ``[X, R, y]`` only —
 computed exactly, or from binned covariates as ``bam(discrete = TRUE)``
-(:meth:`CrossProducts.binned`). Binomial models iterate REML fits of the PIRLS working model
-(:func:`performance_iteration`, as ``bam``'s fREML).
+(:mod:`skmixed._model.additive_cross`). Binomial and Poisson models iterate REML fits of the
+PIRLS working model (:mod:`skmixed._model.additive_pirls`, as ``bam``'s fREML).
 """
 
 from dataclasses import dataclass, field
@@ -24,228 +24,15 @@ from types import SimpleNamespace
 import numpy as np
 from scipy import linalg, optimize
 
-from .._kernels import blocks
-from .._kernels.binned import bin_layout, binned_sums, binned_table_size, sum_binned_blocks
 from .._kernels.threads import single_threaded_blas
-from ..families import get_family
+from .additive_cross import CrossProducts
 from .significance import alternative_edf_terms, smooth_test
 
-__all__ = ["SmoothBlocks", "CrossProducts", "DenseREML", "REMLFit", "discretize",
-           "performance_iteration", "laplace_reml", "crossproducts_from_tables",
-           "LOG_TAU_BOUNDS"]
+__all__ = ["DenseREML", "REMLFit", "LOG_TAU_BOUNDS"]
 
 #: The bounds of the REML search over each log τ (σ-relative SD of a smooth or of a group's
 #: random effect): a τ at the upper bound is e^10 ≈ 22,026 times σ.
 LOG_TAU_BOUNDS = (-15.0, 10.0)
-
-
-@dataclass
-class SmoothBlocks:
-    """The columns of an additive model: ``fixed`` (n × p: parametric columns and the
-    smooths' null spaces) and ``random`` (n × q, the smooths' range spaces one after
-    another), ``sizes`` (q_j per smooth) and ``fixed_of`` (per smooth, the indices of its
-    null-space columns in ``fixed``)."""
-
-    fixed: np.ndarray
-    random: np.ndarray
-    sizes: list
-    fixed_of: list
-
-
-def discretize(x, n_bins=1000):
-    """mgcv's ``bam(discrete = TRUE)`` binning of one covariate: its distinct values if
-    there are at most ``n_bins``, else rounded to the nearest of ``n_bins`` equally spaced
-    values over its range. Returns ``(values, index)`` with ``x ≈ values[index]``."""
-    x = np.asarray(x, dtype=float)
-    values, index = np.unique(x, return_inverse=True)
-    if values.size <= n_bins:
-        return values, index.astype(np.int32)
-    lo, hi = float(x.min()), float(x.max())
-    grid = np.linspace(lo, hi, n_bins)
-    index = np.rint((x - lo) / (grid[1] - grid[0])).astype(np.int32)
-    return grid, index
-
-
-@dataclass
-class CrossProducts:
-    """What the REML needs from the rows: ``M = W'diag(w)W`` over ``W = [F, R, y]`` (p fixed
-    columns, q random columns), ``n = Σ w`` and, with groups, per group i the products of
-    its random-effect columns ``z = [1, x_1 … x_m]`` (intercept, then the random slopes):
-    ``ZZ`` (G × r × r, ``Σ_i w z z'``) and ``ZW`` (G × r × (p + q + 1), ``Σ_i w z W'``)."""
-
-    M: np.ndarray
-    n: float
-    p: int
-    q: int
-    ZZ: np.ndarray = None
-    ZW: np.ndarray = None
-
-    @staticmethod
-    def _group_columns(n, slopes):
-        """The groups' random-effect columns [1, slopes…] (n × r)."""
-        z = [np.ones(n)]
-        if slopes is not None:
-            z += [np.asarray(c, dtype=float) for c in np.asarray(slopes, dtype=float).T]
-        return z
-
-    @classmethod
-    def dense(cls, F, R, y, w=None, groups=None, n_groups=None, slopes=None):
-        """From the columns themselves (the exact fit); ``slopes`` (n × m): the columns
-        with a random slope per group."""
-        y = np.asarray(y, dtype=float)
-        w = np.ones_like(y) if w is None else np.asarray(w, dtype=float)
-        W = np.column_stack([F, R, y])
-        out = cls((W * w[:, None]).T @ W, float(w.sum()), F.shape[1], R.shape[1])
-        if groups is not None:
-            codes = np.asarray(groups, dtype=np.int64)
-            G = int(n_groups if n_groups is not None else codes.max() + 1)
-            z = cls._group_columns(y.shape[0], slopes)
-            out.ZZ = np.stack([np.stack([np.bincount(codes, weights=w * za * zb, minlength=G)
-                                         for zb in z], axis=1) for za in z], axis=1)
-            out.ZW = np.stack([np.stack([np.bincount(codes, weights=w * za * col,
-                                                     minlength=G) for col in W.T], axis=1)
-                               for za in z], axis=1)
-        return out
-
-    @classmethod
-    def binned(cls, X, y, smooths, w=None, groups=None, n_groups=None, n_blocks=None,
-               slopes=None):
-        """From binned smooth covariates (``bam(discrete = TRUE)``): ``smooths`` lists per
-        smooth ``(index, null, range)`` — the int bin of each row and the basis at the bin
-        values in null-space and range-space coordinates (m × f, m × r). No n × k basis is
-        formed: one pass over the rows (:func:`skmixed._kernels.binned.binned_sums`, in
-        ``n_blocks`` fixed blocks, by default a function of the sizes only, so the sums are
-        the same on any number of threads) gives per-bin sums, the smooths' pairwise basis
-        products and per-group sums of basis rows, and every product with a smooth's
-        columns comes from them and the m-row bases. Each random-slope column x (of
-        ``slopes``, n × m) takes one more pass, with weights w·x, for its per-group sums.
-        Columns are ordered ``[X, null₁ … null_J, range₁ … range_J, y]``."""
-        y = np.ascontiguousarray(y, dtype=float)
-        X = np.asarray(X, dtype=float)
-        c = X.shape[1] + 1  # the columns that are not smooths: [X, y]
-        J = len(smooths)
-        sizes = np.array([nul.shape[0] for _, nul, _ in smooths], dtype=np.int64)
-        bin_offsets = bin_layout(sizes)
-        bins = (np.stack([np.asarray(idx, dtype=np.int32) for idx, _, _ in smooths])
-                if J else np.zeros((0, y.shape[0]), dtype=np.int32))
-        codes = (np.asarray(groups, dtype=np.int64) if groups is not None
-                 else np.empty(0, dtype=np.int64))
-        G = (int(n_groups if n_groups is not None else codes.max() + 1)
-             if groups is not None else 0)
-        M = int(bin_offsets[-1])
-        Bc = [np.hstack([nul, rng]) for _, nul, rng in smooths]
-        col_offsets = bin_layout([b.shape[1] for b in Bc])
-        basis = np.zeros((M, int(col_offsets[-1])))
-        for j, b in enumerate(Bc):
-            basis[bin_offsets[j]:bin_offsets[j + 1], col_offsets[j]:col_offsets[j + 1]] = b
-        K = basis.shape[1]
-        if n_blocks is None:
-            n_blocks = blocks.n_blocks(y.shape[0], binned_table_size(c, M, K, G))
-        k = max(1, min(int(n_blocks), y.shape[0]))
-        out = dict(plain=np.zeros((k, c, c)), cnt=np.empty((k, M)), sums=np.empty((k, M, c)),
-                   pairs=np.empty((k, K, K)), gcnt=np.empty((k, G)),
-                   gsum=np.empty((k, G, c)), gbasis=np.empty((k, G, K)),
-                   span=np.zeros((k, 2), dtype=np.int64))
-        keys = ("plain", "cnt", "sums", "pairs", "gcnt", "gsum", "gbasis", "span")
-        binned_sums(X, y, np.empty(0) if w is None else np.asarray(w, dtype=float), bins,
-                    bin_offsets, codes, basis, col_offsets, *[out[key] for key in keys])
-        tot = sum_binned_blocks(out)
-        widths = [X.shape[1]] + [b.shape[1] for b in Bc] + [1]
-        edges = np.concatenate([[0], np.cumsum(widths)])
-        E = np.zeros((edges[-1], edges[-1]))  # over [X, Bc_1 … Bc_J, y]
-        plain = list(range(X.shape[1])) + [edges[-1] - 1]
-        E[np.ix_(plain, plain)] = tot["plain"]
-        for j in range(J):
-            b = slice(bin_offsets[j], bin_offsets[j + 1])
-            cols = slice(edges[j + 1], edges[j + 2])
-            E[cols, cols] = (Bc[j] * tot["cnt"][b][:, None]).T @ Bc[j]
-            E[cols, plain] = Bc[j].T @ tot["sums"][b]
-            E[plain, cols] = E[cols, plain].T
-            for l in range(j + 1, J):
-                other = slice(edges[l + 1], edges[l + 2])
-                E[cols, other] = tot["pairs"][col_offsets[j]:col_offsets[j + 1],
-                                              col_offsets[l]:col_offsets[l + 1]]
-                E[other, cols] = E[cols, other].T
-        order = _column_order(X.shape[1], [b.shape[1] for _, b, _ in smooths],
-                              [r.shape[1] for _, _, r in smooths], edges)
-        p = X.shape[1] + sum(nul.shape[1] for _, nul, _ in smooths)
-        n_w = float(np.sum(w)) if w is not None else float(y.shape[0])
-        result = cls(E[np.ix_(order, order)], n_w, p,
-                     sum(rng.shape[1] for _, _, rng in smooths))
-        if groups is not None:
-            z = cls._group_columns(y.shape[0], slopes)
-            w1 = np.ones_like(y) if w is None else np.asarray(w, dtype=float)
-            result.ZZ = np.stack([np.stack([np.bincount(codes, weights=w1 * za * zb,
-                                                        minlength=G) for zb in z], axis=1)
-                                  for za in z], axis=1)
-            ZE = np.zeros((G, len(z), edges[-1]))
-            for a, za in enumerate(z):
-                if a:  # a random slope: the per-group sums again, weighted by w·x
-                    binned_sums(X, y, w1 * za, bins, bin_offsets, codes, basis, col_offsets,
-                                *[out[key] for key in keys])
-                    tot = sum_binned_blocks(out)
-                ZE[:, a, plain] = tot["gsum"]
-                for j in range(J):
-                    ZE[:, a, edges[j + 1]:edges[j + 2]] = \
-                        tot["gbasis"][:, col_offsets[j]:col_offsets[j + 1]]
-            result.ZW = ZE[:, :, order]
-        return result
-
-    def subset_fixed(self, kept):
-        """The cross-products with the fixed columns at positions ``kept`` only (the
-        others dropped as collinear)."""
-        cols = list(kept) + list(range(self.p, self.p + self.q + 1))
-        return CrossProducts(self.M[np.ix_(cols, cols)], self.n, len(kept), self.q,
-                             self.ZZ, None if self.ZW is None else self.ZW[:, :, cols])
-
-
-def crossproducts_from_tables(tables, smooths):
-    """:class:`CrossProducts` from :class:`~skmixed._model.bin_tables.BinTables` (after
-    ``finish``) and the smooths' ``(null, range)`` bases at their bin values: the same
-    products :meth:`CrossProducts.binned` forms in its pass, from the summed tables."""
-    p = tables.p  # [X, y]
-    p0 = p - 1
-    Bc = [np.hstack([nul, rng]) for nul, rng in smooths]
-    widths = [p0] + [b.shape[1] for b in Bc] + [1]
-    edges = np.concatenate([[0], np.cumsum(widths)])
-    E = np.zeros((edges[-1], edges[-1]))
-    plain = list(range(p0)) + [edges[-1] - 1]
-    E[np.ix_(plain, plain)] = tables.plain
-    J = len(Bc)
-    for j in range(J):
-        cols = slice(edges[j + 1], edges[j + 2])
-        E[cols, cols] = (Bc[j] * tables.cnt[j][:, None]).T @ Bc[j]
-        E[cols, plain] = Bc[j].T @ tables.sums[j]
-        E[plain, cols] = E[cols, plain].T
-        for l in range(j + 1, J):
-            other = slice(edges[l + 1], edges[l + 2])
-            E[cols, other] = Bc[j].T @ tables.pairs[j, l] @ Bc[l]
-            E[other, cols] = E[cols, other].T
-    order = _column_order(p0, [nul.shape[1] for nul, _ in smooths],
-                          [rng.shape[1] for _, rng in smooths], edges)
-    result = CrossProducts(E[np.ix_(order, order)], tables.n,
-                           p0 + sum(nul.shape[1] for nul, _ in smooths),
-                           sum(rng.shape[1] for _, rng in smooths))
-    if tables.grouped:
-        G, r = tables.zz.shape[:2]
-        ZE = np.zeros((G, r, edges[-1]))
-        ZE[:, :, plain] = tables.zsum
-        for j in range(J):
-            ZE[:, :, edges[j + 1]:edges[j + 2]] = tables.zbin[j] @ Bc[j]
-        result.ZZ = tables.zz
-        result.ZW = ZE[:, :, order]
-    return result
-
-
-def _column_order(p0, nulls, ranges, edges):
-    """Indices into ``[X, Bc_1 … Bc_J, y]`` (Bc_j = [null_j, range_j]) giving
-    ``[X, null_1 … null_J, range_1 … range_J, y]``."""
-    order = list(range(p0))
-    for j, f in enumerate(nulls):
-        order += list(range(edges[j + 1], edges[j + 1] + f))
-    for j, (f, r) in enumerate(zip(nulls, ranges)):
-        order += list(range(edges[j + 1] + f, edges[j + 1] + f + r))
-    return order + [edges[-1] - 1]
 
 
 @dataclass
@@ -355,7 +142,7 @@ class DenseREML:
     @classmethod
     def from_crossproducts(cls, cross, sizes, fixed_of):
         """The REML from precomputed cross-products (e.g. :meth:`CrossProducts.binned`);
-        ``sizes`` and ``fixed_of`` as :class:`SmoothBlocks`'."""
+        ``sizes`` and ``fixed_of`` as :class:`~skmixed._model.additive_cross.SmoothBlocks`'."""
         self = cls.__new__(cls)
         self._setup(cross, sizes, fixed_of)
         return self
@@ -636,112 +423,3 @@ class DenseREML:
         if self.G:
             edf.extend(np.sum(1.0 - np.diagonal(inv["var_g"], axis1=1, axis2=2), axis=0))
         return np.array(edf)
-
-
-def _working(family, eta, y, m, prior):
-    """The PIRLS working response and weights at η (``family``: a
-    :class:`~skmixed.families.Family` of a canonical link, whose information is also its
-    Fisher weight)."""
-    # beyond |η| = 30 a probability is within 1e-13 of 0 or 1 (a Poisson mean below 1e-13):
-    # the estimates run to infinity and the working weights underflow
-    if family.diverged(eta):
-        raise ValueError("fitted means numerically at the boundary (probability 0 or 1, or "
-                         "a Poisson mean of 0): the linear predictor diverges — "
-                         "(quasi-)complete separation by the covariates or smooths; drop "
-                         "or recode the separating terms.")
-    l1, info = family.score_information(y, eta, m)
-    return eta + l1 / np.maximum(info, 1e-300), prior * info
-
-
-def performance_iteration(make_reml, linear_predictor, y, eta0, m=None, weights=None,
-                          family=None, tol=1e-8, max_iter=100):
-    """A binomial-logit or Poisson-log additive mixed model by PIRLS "performance
-    iteration" (Gu 1992; mgcv's ``bam(method = "fREML")``): at the current η, the working
-    Gaussian model ``z = η + (y − E y)/v`` with weights v (the information) and known scale
-    1 is fitted by REML — smoothing parameters and variance components re-estimated every
-    step — and η moves to its fitted linear predictor, until η stops changing.
-
-    ``make_reml(z, w)`` returns the :class:`DenseREML` of the working model (its
-    cross-products from z and w); ``linear_predictor(fit)`` the fitted η at every row.
-    ``family``: a :class:`~skmixed.families.Family` of a canonical link (default binomial
-    logit). Returns ``(fit, eta, n_iter, converged)``."""
-    family = family or get_family("binomial")
-    m = np.ones_like(y) if m is None else m
-    prior = np.ones_like(y) if weights is None else weights
-    eta = np.asarray(eta0, dtype=float)
-    log_tau, fit = None, None
-    for it in range(1, max_iter + 1):
-        z, w = _working(family, eta, y, m, prior)
-        reml = make_reml(z, w)
-        reml.scale = 1.0
-        fit = reml.fit(log_tau)
-        log_tau = np.log(fit.tau)
-        eta_new = linear_predictor(fit)
-        change = np.max(np.abs(eta_new - eta))
-        eta = eta_new
-        if change < tol * (1.0 + np.max(np.abs(eta))):
-            return fit, eta, it, True
-    return fit, eta, max_iter, False
-
-
-def laplace_reml(make_reml, linear_predictor, y, eta0, m=None, weights=None,
-                 family=None, tol=1e-10, max_iter=200, bounds=LOG_TAU_BOUNDS):
-    """``gam(method = "REML")`` for binomial logit / Poisson log: the Laplace approximation
-    of the restricted likelihood (Wood 2011), optimized over τ ("outer iteration"):
-
-        V(τ) = −2 Σ w ℓ(η̂_τ) + ‖û_τ‖² + log|A| + log|R_X|²
-
-    at the penalized maximum (β̂, û) for τ, found by PIRLS (Newton = Fisher scoring for these
-    canonical links) from the previous τ's η. Unlike :func:`performance_iteration` (PQL, as
-    ``bam``), the smoothing parameters optimize this criterion itself.
-    Returns ``(fit, eta, n_evaluations, converged)``."""
-    family = family or get_family("binomial")
-    m = np.ones_like(y) if m is None else m
-    prior = np.ones_like(y) if weights is None else weights
-    state = {"eta": np.asarray(eta0, dtype=float), "evals": 0}
-
-    def pirls(log_tau):
-        eta = state["eta"]
-        for _ in range(max_iter):
-            z, w = _working(family, eta, y, m, prior)
-            reml = make_reml(z, w)
-            reml.scale = 1.0
-            s = reml.solve(log_tau)
-            eta_new = linear_predictor(reml.coefficients(s))
-            change = np.max(np.abs(eta_new - eta))
-            eta = eta_new
-            if change < tol * (1.0 + np.max(np.abs(eta))):
-                break
-        z, w = _working(family, eta, y, m, prior)
-        reml = make_reml(z, w)
-        reml.scale = 1.0
-        return reml, reml.solve(log_tau), eta
-
-    def criterion(log_tau):
-        state["evals"] += 1
-        try:
-            reml, s, eta = pirls(log_tau)
-        except linalg.LinAlgError:
-            return np.inf
-        state["eta"] = eta
-        u2 = sum(float(u @ u) for u in s["u"] if u is not None)
-        logdet = s["sys"]["logdet"] + 2.0 * np.log(np.diag(s["RX"])).sum()
-        return -2.0 * family.loglik(y, eta, m, prior, constants=False) + u2 + logdet
-
-    reml0 = make_reml(*_working(family, state["eta"], y, m, prior))
-    x0 = np.zeros(reml0.n_tau)
-    if x0.size == 0:  # no smooth, no groups: a GLM, the PIRLS alone
-        res = optimize.OptimizeResult(x=x0, fun=criterion(x0), success=True, nit=0,
-                                      message="no variance parameters")
-    else:
-        # forward differences of step 1e-6 in log τ: with SciPy's 1e-8 the PIRLS's own
-        # rounding (~1e-12 of V) made the gradient noisy and the stop wander by ~1e-6 in edf
-        with single_threaded_blas():
-            res = optimize.minimize(criterion, x0, method="L-BFGS-B",
-                                    bounds=[bounds] * x0.size,
-                                    options={"ftol": 1e-13, "gtol": 1e-7, "eps": 1e-6})
-        _accept_flat_stop(res)
-    reml, s, eta = pirls(res.x)
-    res.fun = float(res.fun)
-    # the final working model at τ̂: coefficients, edf, Vp (σ = 1)
-    return reml.fit_at(res.x, res), eta, state["evals"], bool(res.success)

@@ -4,9 +4,20 @@ binned (or unique) values, the groups and their random slopes — and the REML o
 
 import numpy as np
 
-from .additive import CrossProducts, DenseREML, SmoothBlocks
+from .additive import DenseREML
+from .additive_cross import CrossProducts, SmoothBlocks
 
-__all__ = ["AdditiveSystem"]
+__all__ = ["AdditiveSystem", "null_positions"]
+
+
+def null_positions(p0, null_widths):
+    """Per smooth, the positions of its null-space columns among the fixed columns
+    ``[X (p0 columns), null_1 … null_J]``."""
+    out, start = [], p0
+    for f in null_widths:
+        out.append(list(range(start, start + f)))
+        start += f
+    return out
 
 
 class AdditiveSystem:
@@ -20,11 +31,7 @@ class AdditiveSystem:
         self._blocks = None
         self.null_widths = [b["null"].shape[1] for b in bases]
         self.range_widths = [b["range"].shape[1] for b in bases]
-        p0 = X.shape[1]
-        self.fixed_of, start = [], p0
-        for f in self.null_widths:
-            self.fixed_of.append(list(range(start, start + f)))
-            start += f
+        self.fixed_of = null_positions(X.shape[1], self.null_widths)
 
     def reml(self, y, w):
         groups = self.codes if self.G else None

@@ -23,6 +23,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from conftest import require_package
 
 from skmixed import AdditiveMixed
+from skmixed.sources import from_chunks
 
 _TOO_FEW_ROWS = (
     "X has 15 rows and 30 columns (27 rows once repeated): more parametric columns than rows, "
@@ -273,7 +274,7 @@ def test_predict_return_std_is_the_posterior_sd(small, with_groups):
     tau = model._fit.tau
     penalty = [np.zeros(3), np.full(basis["R"].shape[1], 1 / tau[0] ** 2)]
     if with_groups:
-        G = len(model.group_levels_)
+        G = len(model.group_levels_["g"])
         cols.append(np.eye(G)[small["g"].cat.codes.to_numpy()])
         penalty.append(np.full(G, 1 / tau[1] ** 2))
     C = np.hstack(cols)
@@ -367,7 +368,44 @@ def test_partial_effect_by_position(fitted):
 def test_refit_without_groups_clears_group_attributes(small):
     model = AdditiveMixed(smooths=["z"], groups="g").fit(small[["g", "z", "x"]], small["y"])
     model.set_params(groups=None).fit(small[["z", "x"]], small["y"])
-    assert not hasattr(model, "random_effects_") and not hasattr(model, "group_levels_")
+    for attribute in ("random_effects_", "group_levels_", "n_groups_",
+                      "random_effects_matrix_"):
+        assert not hasattr(model, attribute)
+
+
+@pytest.mark.parametrize("source", ["frame", "array", "chunks"])
+def test_group_attributes_are_dicts_by_factor_name(small, source):
+    """``group_levels_``, ``n_groups_`` and ``random_effects_matrix_`` have one type
+    whatever the model or data path: dicts keyed by the grouping factor's name as
+    ``variance_components_["group"]`` shows it (MixedLM's and MixedGLM's; lme4's named
+    ``ngrps()``/``ranef()``), the matrix's columns the intercept then the slopes."""
+    X, y = small[["g", "z", "x"]], small["y"]
+    if source == "frame":
+        model = AdditiveMixed(smooths=["z"], groups="g", random_slopes=["x"]).fit(X, y)
+        name, slope = "g", "x"
+    elif source == "array":
+        Xn = np.column_stack([small["g"].cat.codes, small["z"], small["x"]])
+        model = AdditiveMixed(smooths=[1], groups=0, random_slopes=[2]).fit(Xn, y)
+        name, slope = "0", "2"
+    else:
+        frame = small[["g", "z", "x", "y"]]
+        chunks = from_chunks([frame.iloc[i:i + 500] for i in range(0, len(frame), 500)],
+                             target="y", ranges={"z": (0.0, 1.0)}, progress=False)
+        model = AdditiveMixed(smooths=["z"], groups="g", random_slopes=["x"]).fit(chunks)
+        name, slope = "g", "x"
+    assert set(model.variance_components_["group"]) == {name, "Residual"}
+    assert list(model.group_levels_) == list(model.n_groups_) == [name]
+    assert list(model.random_effects_matrix_) == [name]
+    levels = model.group_levels_[name]
+    assert isinstance(levels, pd.Index) and len(levels) == 40
+    assert model.n_groups_[name] == 40 and isinstance(model.n_groups_[name], int)
+    modes = model.random_effects_matrix_[name]
+    assert modes.shape == (40, 2)
+    re = model.random_effects_
+    for column, term in enumerate(["(Intercept)", slope]):
+        rows = re[re["term"] == term]
+        assert list(rows["level"]) == list(levels)
+        np.testing.assert_array_equal(modes[:, column], rows["mode"])
 
 
 def test_weights_summing_below_the_fixed_effects(small):

@@ -166,3 +166,31 @@ def test_one_factor_is_the_blocked_laplace_without_a_rest(family_name, slope):
         d_fast = fast.value(np.concatenate([beta, theta]))
         d_blocked = blocked.deviance(np.concatenate([theta, beta]))
         assert d_blocked == pytest.approx(d_fast, rel=1e-9)
+
+
+@pytest.mark.parametrize("family", ["poisson", None])
+def test_a_first_level_of_weight_zero_is_dropped_not_coded_minus_one(family):
+    """Several factors, every row of the first level of g with weight 0: the level is not
+    a group (as its rows are absent), and its rows' codes must stay valid. The old level
+    dropping mapped them to -1 ("negative axis 0 index", and a heap corruption in the
+    several-factor GLMM); the fit now equals the fit without those rows."""
+    from skmixed import MixedLM
+
+    rng = np.random.default_rng(0)
+    n = 600
+    X = pd.DataFrame({"g": rng.integers(0, 10, n), "h": rng.integers(0, 6, n),
+                      "x": rng.normal(size=n)})
+    if family is None:
+        est = MixedLM(groups=["g", "h"])
+        y = X["x"] + rng.normal(0, .5, 10)[X["g"]] + rng.normal(0, .5, 6)[X["h"]] \
+            + rng.normal(size=n)
+    else:
+        est = MixedGLM(groups=["g", "h"], family=family)
+        y = pd.Series(rng.poisson(np.exp(0.3 * X["x"] + rng.normal(0, .4, 10)[X["g"]])))
+    w = np.where(X["g"] == 0, 0.0, 1.0)
+    weighted = est.fit(X, y, sample_weight=w)
+    keep = w > 0
+    dropped = type(est)(**est.get_params()).fit(X[keep], y[keep])
+    assert weighted.n_groups_ == {"g": 9, "h": 6}
+    np.testing.assert_allclose(weighted.theta_, dropped.theta_, rtol=1e-6)
+    np.testing.assert_allclose(weighted.coef_, dropped.coef_, rtol=1e-6)

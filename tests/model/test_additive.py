@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from skmixed._model.additive import (CrossProducts, DenseREML, SmoothBlocks, discretize,
-                                     laplace_reml, performance_iteration)
+from skmixed._model.additive import DenseREML
+from skmixed._model.additive_cross import CrossProducts, SmoothBlocks, discretize
+from skmixed._model.additive_pirls import laplace_reml, performance_iteration
 from skmixed._model.smooth import PSpline
 
 

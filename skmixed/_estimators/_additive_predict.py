@@ -1,0 +1,203 @@
+"""AdditiveMixed's prediction side, on a fitted model's internal columns: the linear
+predictor and its posterior SD at new rows, the smooths' values with their bands, the
+mgcv-style summary and the partial-effect plots (:class:`AdditivePrediction`, a mixin of
+:class:`skmixed.AdditiveMixed` whose public methods carry the documentation)."""
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import _design
+
+__all__ = ["AdditivePrediction"]
+
+
+class AdditivePrediction:
+    """Private methods of a fitted :class:`skmixed.AdditiveMixed` that read its fit."""
+
+    def _keep_for_prediction(self, result, X, labels, scaling, target):
+        """What prediction needs: the fit on its internal columns (``scaling``: the
+        parametric columns'; ``result.extra``: skmixed._model.additive_fit's), the columns'
+        labels and positions in X, the target's name."""
+        param_labels, smooth_labels, group_label, slope_labels = labels
+        extra = result.extra
+        self._fit, self._model_info = extra["reml_fit"], extra["layout"]
+        self._scaling, self._slope_scale = scaling, extra["slope_scale"]
+        self._discrete = extra["layout"]["discrete"]
+        # the kept parametric columns (positions among param_labels)
+        self._kept_params = [j - int(self.fit_intercept) for j in extra["kept"]
+                             if j >= int(self.fit_intercept)]
+        self._labels = dict(param=param_labels, smooth=smooth_labels, group=group_label,
+                            slope=slope_labels)
+        all_labels = (list(X.columns) if isinstance(X, pd.DataFrame)
+                      else list(range(self.n_features_in_)))
+        position = {c: i for i, c in enumerate(all_labels)}
+        # positions too: predict may get an array after a DataFrame fit, or the reverse
+        self._positions = dict(param=[position[c] for c in param_labels],
+                               smooth=[position[c] for c in smooth_labels],
+                               group=None if group_label is None else position[group_label],
+                               slope=[position[c] for c in slope_labels])
+        self._fitted_on_frame = isinstance(X, pd.DataFrame)
+        self._target_name = target
+
+    def _partial_effect(self, term, grid, level):
+        """:meth:`partial_effect`'s table."""
+        labels = [_design.column_name(c) for c in self._labels["smooth"]]
+        key = _design.column_name(term)
+        if key not in labels and term in self._positions["smooth"]:
+            key = labels[self._positions["smooth"].index(term)]  # a column position
+        if key not in labels:
+            raise ValueError(f"{term!r} is not a smooth of this model; smooths: {labels}.")
+        grid = np.asarray(grid, dtype=float)
+        effect, se = self._smooth_values(labels.index(key), grid)
+        zq = stats.norm.ppf(0.5 + level / 2.0)
+        return pd.DataFrame({"x": grid, "effect": effect, "std_error": se,
+                             "lower": effect - zq * se, "upper": effect + zq * se})
+
+    def _keys(self, X_table, kind):
+        """The keys of the fitted columns of ``kind`` in X: labels when fit and X are both
+        DataFrames, otherwise positions (sklearn has already warned about the names)."""
+        labels, positions = self._labels[kind], self._positions[kind]
+        if isinstance(X_table, pd.DataFrame):
+            if self._fitted_on_frame:
+                needed = [labels] if kind == "group" else labels
+                missing = [c for c in needed if c not in X_table.columns]
+                if missing:
+                    raise ValueError(f"X lacks the column(s) {missing} seen in fit.")
+                return labels
+            cols = X_table.columns
+            return cols[positions] if kind == "group" else [cols[i] for i in positions]
+        return positions
+
+    def _columns(self, X_table, kind):
+        return _design.fixed_columns(X_table, self._keys(X_table, kind))
+
+    def _eta(self, X, random_effects=True, return_std=False):
+        """η at the rows of X and, with ``return_std``, its posterior SD: the row's
+        coefficient vector ``v`` over (β, b) — parametric values, the smooths' null and range
+        bases — with ``v'Vv``, plus the group's random intercept's variance and covariance
+        with (β, b) for rows of a seen group."""
+        check_is_fitted(self)
+        X_table = _design.as_table(X, type(self).__name__)
+        validate_data(self, X, reset=False, skip_check_array=True)
+        n = _design.n_rows(X_table)
+        info, fit = self._model_info, self._fit
+        params = [self._scaling.values(c, j)  # the internal columns of the fit
+                  for j, c in enumerate(self._columns(X_table, "param"))]
+        _design.check_finite_columns(params, self._keys(X_table, "param"))
+        params = [params[j] for j in self._kept_params]  # not those dropped as collinear
+        smooth_cols = self._columns(X_table, "smooth")
+        _design.check_finite_columns(smooth_cols, self._keys(X_table, "smooth"))
+        # the rows' coefficient vectors over (β, b): [intercept, parametric, nulls, ranges]
+        blocks = [np.ones((n, 1))] if self.fit_intercept else []
+        blocks += [c[:, None] for c in params]
+        nulls, ranges = [], []
+        for basis, col in zip(info["bases"], smooth_cols):
+            design = basis["spline"].design(np.asarray(col, dtype=float))
+            nulls.append(design @ basis["F"])
+            ranges.append(design @ basis["R"])
+        V_rows = (np.hstack(blocks + nulls + ranges) if blocks + nulls + ranges
+                  else np.zeros((n, 0)))
+        eta = V_rows @ np.concatenate([fit.beta, fit.b])
+        var = np.einsum("ij,jk,ik->i", V_rows, fit.cov, V_rows) if return_std else None
+        if random_effects and self._labels["group"] is not None:
+            key = self._keys(X_table, "group")
+            (levels,) = self.group_levels_.values()
+            codes = _design.lookup_groups(_design.column_values(X_table, key), levels, key)
+            seen = codes >= 0  # unseen groups: population level (random effect 0)
+            c = codes[seen]
+            # the row's random-effect columns z = [1, slopes…]
+            z = np.column_stack([np.ones(n)] + [  # the fit's internal slope columns
+                np.asarray(col, dtype=float) / sc for col, sc in
+                zip(self._columns(X_table, "slope"), self._slope_scale)])[seen]
+            eta[seen] += np.sum(z * fit.group[c], axis=1)
+            if return_std:
+                cross, gvar = fit.group_cov
+                r = z.shape[1]
+                # Var(v'θ + z'g_i) = v'Vv + z'V_i z + 2 Σ_a z_a v'Cov(θ, g_ia)
+                var[seen] += np.einsum("ia,iab,ib->i", z, gvar[c], z)
+                for a in range(r):
+                    var[seen] += 2.0 * z[:, a] * np.sum(V_rows[seen] * cross[c * r + a],
+                                                        axis=1)
+        return (eta, np.sqrt(np.maximum(var, 0.0))) if return_std else eta
+
+    def _smooth_coefficients(self, j):
+        """Smooth j's coefficients on its constrained basis and their posterior
+        covariance: ``c = F β_null + R b``."""
+        info, fit = self._model_info, self._fit
+        p0 = info["p0"]
+        start_f = p0 + sum(info["null_widths"][:j])
+        start_r = sum(info["range_widths"][:j])
+        f, r = info["null_widths"][j], info["range_widths"][j]
+        idx = list(range(start_f, start_f + f)) + [len(fit.beta) + i
+                                                   for i in range(start_r, start_r + r)]
+        basis = info["bases"][j]
+        G = np.hstack([basis["F"], basis["R"]])  # constrained coefficients per (β_null, b)
+        coef = np.concatenate([fit.beta[start_f:start_f + f], fit.b[start_r:start_r + r]])
+        return G @ coef, G @ fit.cov[np.ix_(idx, idx)] @ G.T
+
+    def _smooth_values(self, j, x):
+        coef, cov = self._smooth_coefficients(j)
+        design = self._model_info["bases"][j]["spline"].design(x)
+        return design @ coef, np.sqrt(np.einsum("ij,jk,ik->i", design, cov, design))
+
+    def _summary_text(self):
+        """The text of :meth:`summary` (mgcv's layout)."""
+        smooths = [f's({_design.column_name(c)}, bs = "ps")' for c in self._labels["smooth"]]
+        group = self._labels["group"]
+        terms = ([] if self.fit_intercept else ["0"]) + [
+            _design.column_name(c) for c in self._labels["param"]] + smooths
+        if group is not None:
+            name = _design.column_name(group)
+            terms.append(f's({name}, bs = "re")')
+            terms += [f's({name}, {_design.column_name(c)}, bs = "re")'
+                      for c in self._labels["slope"]]
+        method = "binned (bam discrete)" if self._discrete else "exact (gam)"
+        lines = [f"Additive mixed model [skmixed.AdditiveMixed], family {self.family}, "
+                 f"REML ({method})",
+                 f"Formula: {self._target_name} ~ " + (" + ".join(terms) if terms else "1"),
+                 "",
+                 "Parametric coefficients:",
+                 self.fixed_effects_.to_string(float_format=lambda v: f"{v:.6g}"), ""]
+        if len(self.smooths_):
+            stat = "F" if self.family == "gaussian" else "Chi.sq"
+            lines += [f"Smooth terms (approximate significance; statistic = {stat}):",
+                      self.smooths_.to_string(float_format=lambda v: f"{v:.6g}"), ""]
+        if len(self.variance_components_):
+            lines += ["Variance components:",
+                      self.variance_components_.to_string(index=False,
+                                                          float_format=lambda v: f"{v:.6g}"),
+                      ""]
+        lines.append(f"REML criterion (-2 restricted log-likelihood of the "
+                     f"{'working ' if self.family != 'gaussian' else ''}model): "
+                     f"{self.reml_criterion_:.4f}; total edf {self.edf_:.3f}; "
+                     f"{'converged' if self.converged_ else 'NOT converged'} after "
+                     f"{self.n_iter_} iteration(s)")
+        return "\n".join(lines)
+
+    def _plot_partial_effects(self, n_points, level, axes):
+        """:meth:`plot_partial_effects` (matplotlib imported here: an optional extra)."""
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError as exc:  # an optional extra
+            raise ImportError("plot_partial_effects needs matplotlib: "
+                              'pip install "skmixed[plot]"') from exc
+        bases = self._model_info["bases"]
+        if not bases:
+            raise ValueError("this model has no smooths to plot.")
+        if axes is None:
+            _, axes = plt.subplots(1, len(bases), figsize=(4 * len(bases), 3.2),
+                                   squeeze=False)
+            axes = list(axes[0])
+        for ax, basis, term in zip(axes, bases, self.smooths_.index):
+            knots = basis["spline"].knots_
+            outer = basis["spline"].m[0] + 1
+            # the fitted covariate's range, widened 0.1 % by the basis (mgcv's layout)
+            lo, hi = knots[outer], knots[-outer - 1]
+            band = self.partial_effect(basis["label"], np.linspace(lo, hi, n_points), level)
+            ax.fill_between(band["x"], band["lower"], band["upper"], alpha=0.3, lw=0)
+            ax.plot(band["x"], band["effect"])
+            ax.set_xlabel(_design.column_name(basis["label"]))
+            ax.set_ylabel(f"{term}, edf {self.smooths_.loc[term, 'edf']:.2f}")
+        return list(axes)

@@ -1,0 +1,223 @@
+"""The cross-products an additive model's REML needs from its rows (DESIGN §4): from the
+columns themselves (:meth:`CrossProducts.dense`), from binned covariates in one pass over the
+rows as ``bam(discrete = TRUE)`` (:meth:`CrossProducts.binned`; Wood, Li, Shaddick &
+Augustin 2017), or from basis-free bin tables summed over chunks
+(:func:`crossproducts_from_tables`); and mgcv's binning of a covariate
+(:func:`discretize`)."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._kernels import blocks
+from .._kernels.binned import bin_layout, binned_sums, binned_table_size, sum_binned_blocks
+
+__all__ = ["SmoothBlocks", "CrossProducts", "discretize", "crossproducts_from_tables"]
+
+@dataclass
+class SmoothBlocks:
+    """The columns of an additive model: ``fixed`` (n × p: parametric columns and the
+    smooths' null spaces) and ``random`` (n × q, the smooths' range spaces one after
+    another), ``sizes`` (q_j per smooth) and ``fixed_of`` (per smooth, the indices of its
+    null-space columns in ``fixed``)."""
+
+    fixed: np.ndarray
+    random: np.ndarray
+    sizes: list
+    fixed_of: list
+
+
+def discretize(x, n_bins=1000):
+    """mgcv's ``bam(discrete = TRUE)`` binning of one covariate: its distinct values if
+    there are at most ``n_bins``, else rounded to the nearest of ``n_bins`` equally spaced
+    values over its range. Returns ``(values, index)`` with ``x ≈ values[index]``."""
+    x = np.asarray(x, dtype=float)
+    values, index = np.unique(x, return_inverse=True)
+    if values.size <= n_bins:
+        return values, index.astype(np.int32)
+    lo, hi = float(x.min()), float(x.max())
+    grid = np.linspace(lo, hi, n_bins)
+    index = np.rint((x - lo) / (grid[1] - grid[0])).astype(np.int32)
+    return grid, index
+
+
+@dataclass
+class CrossProducts:
+    """What the REML needs from the rows: ``M = W'diag(w)W`` over ``W = [F, R, y]`` (p fixed
+    columns, q random columns), ``n = Σ w`` and, with groups, per group i the products of
+    its random-effect columns ``z = [1, x_1 … x_m]`` (intercept, then the random slopes):
+    ``ZZ`` (G × r × r, ``Σ_i w z z'``) and ``ZW`` (G × r × (p + q + 1), ``Σ_i w z W'``)."""
+
+    M: np.ndarray
+    n: float
+    p: int
+    q: int
+    ZZ: np.ndarray = None
+    ZW: np.ndarray = None
+
+    @staticmethod
+    def _group_columns(n, slopes):
+        """The groups' random-effect columns [1, slopes…] (n × r)."""
+        z = [np.ones(n)]
+        if slopes is not None:
+            z += [np.asarray(c, dtype=float) for c in np.asarray(slopes, dtype=float).T]
+        return z
+
+    @classmethod
+    def dense(cls, F, R, y, w=None, groups=None, n_groups=None, slopes=None):
+        """From the columns themselves (the exact fit); ``slopes`` (n × m): the columns
+        with a random slope per group."""
+        y = np.asarray(y, dtype=float)
+        w = np.ones_like(y) if w is None else np.asarray(w, dtype=float)
+        W = np.column_stack([F, R, y])
+        out = cls((W * w[:, None]).T @ W, float(w.sum()), F.shape[1], R.shape[1])
+        if groups is not None:
+            codes = np.asarray(groups, dtype=np.int64)
+            G = int(n_groups if n_groups is not None else codes.max() + 1)
+            z = cls._group_columns(y.shape[0], slopes)
+            out.ZZ = np.stack([np.stack([np.bincount(codes, weights=w * za * zb, minlength=G)
+                                         for zb in z], axis=1) for za in z], axis=1)
+            out.ZW = np.stack([np.stack([np.bincount(codes, weights=w * za * col,
+                                                     minlength=G) for col in W.T], axis=1)
+                               for za in z], axis=1)
+        return out
+
+    @classmethod
+    def binned(cls, X, y, smooths, w=None, groups=None, n_groups=None, n_blocks=None,
+               slopes=None):
+        """From binned smooth covariates (``bam(discrete = TRUE)``): ``smooths`` lists per
+        smooth ``(index, null, range)`` — the int bin of each row and the basis at the bin
+        values in null-space and range-space coordinates (m × f, m × r). No n × k basis is
+        formed: one pass over the rows (:func:`skmixed._kernels.binned.binned_sums`, in
+        ``n_blocks`` fixed blocks, by default a function of the sizes only, so the sums are
+        the same on any number of threads) gives per-bin sums, the smooths' pairwise basis
+        products and per-group sums of basis rows, and every product with a smooth's
+        columns comes from them and the m-row bases. Each random-slope column x (of
+        ``slopes``, n × m) takes one more pass, with weights w·x, for its per-group sums.
+        Columns are ordered ``[X, null₁ … null_J, range₁ … range_J, y]``."""
+        y = np.ascontiguousarray(y, dtype=float)
+        X = np.asarray(X, dtype=float)
+        c = X.shape[1] + 1  # the columns that are not smooths: [X, y]
+        J = len(smooths)
+        sizes = np.array([nul.shape[0] for _, nul, _ in smooths], dtype=np.int64)
+        bin_offsets = bin_layout(sizes)
+        bins = (np.stack([np.asarray(idx, dtype=np.int32) for idx, _, _ in smooths])
+                if J else np.zeros((0, y.shape[0]), dtype=np.int32))
+        codes = (np.asarray(groups, dtype=np.int64) if groups is not None
+                 else np.empty(0, dtype=np.int64))
+        G = (int(n_groups if n_groups is not None else codes.max() + 1)
+             if groups is not None else 0)
+        M = int(bin_offsets[-1])
+        Bc = [np.hstack([nul, rng]) for _, nul, rng in smooths]
+        col_offsets = bin_layout([b.shape[1] for b in Bc])
+        basis = np.zeros((M, int(col_offsets[-1])))
+        for j, b in enumerate(Bc):
+            basis[bin_offsets[j]:bin_offsets[j + 1], col_offsets[j]:col_offsets[j + 1]] = b
+        K = basis.shape[1]
+        if n_blocks is None:
+            n_blocks = blocks.n_blocks(y.shape[0], binned_table_size(c, M, K, G))
+        k = max(1, min(int(n_blocks), y.shape[0]))
+        out = dict(plain=np.zeros((k, c, c)), cnt=np.empty((k, M)), sums=np.empty((k, M, c)),
+                   pairs=np.empty((k, K, K)), gcnt=np.empty((k, G)),
+                   gsum=np.empty((k, G, c)), gbasis=np.empty((k, G, K)),
+                   span=np.zeros((k, 2), dtype=np.int64))
+        keys = ("plain", "cnt", "sums", "pairs", "gcnt", "gsum", "gbasis", "span")
+        binned_sums(X, y, np.empty(0) if w is None else np.asarray(w, dtype=float), bins,
+                    bin_offsets, codes, basis, col_offsets, *[out[key] for key in keys])
+        tot = sum_binned_blocks(out)
+        widths = [X.shape[1]] + [b.shape[1] for b in Bc] + [1]
+        edges = np.concatenate([[0], np.cumsum(widths)])
+        E = np.zeros((edges[-1], edges[-1]))  # over [X, Bc_1 … Bc_J, y]
+        plain = list(range(X.shape[1])) + [edges[-1] - 1]
+        E[np.ix_(plain, plain)] = tot["plain"]
+        for j in range(J):
+            b = slice(bin_offsets[j], bin_offsets[j + 1])
+            cols = slice(edges[j + 1], edges[j + 2])
+            E[cols, cols] = (Bc[j] * tot["cnt"][b][:, None]).T @ Bc[j]
+            E[cols, plain] = Bc[j].T @ tot["sums"][b]
+            E[plain, cols] = E[cols, plain].T
+            for l in range(j + 1, J):
+                other = slice(edges[l + 1], edges[l + 2])
+                E[cols, other] = tot["pairs"][col_offsets[j]:col_offsets[j + 1],
+                                              col_offsets[l]:col_offsets[l + 1]]
+                E[other, cols] = E[cols, other].T
+        order = _column_order(X.shape[1], [b.shape[1] for _, b, _ in smooths],
+                              [r.shape[1] for _, _, r in smooths], edges)
+        p = X.shape[1] + sum(nul.shape[1] for _, nul, _ in smooths)
+        n_w = float(np.sum(w)) if w is not None else float(y.shape[0])
+        result = cls(E[np.ix_(order, order)], n_w, p,
+                     sum(rng.shape[1] for _, _, rng in smooths))
+        if groups is not None:
+            z = cls._group_columns(y.shape[0], slopes)
+            w1 = np.ones_like(y) if w is None else np.asarray(w, dtype=float)
+            result.ZZ = np.stack([np.stack([np.bincount(codes, weights=w1 * za * zb,
+                                                        minlength=G) for zb in z], axis=1)
+                                  for za in z], axis=1)
+            ZE = np.zeros((G, len(z), edges[-1]))
+            for a, za in enumerate(z):
+                if a:  # a random slope: the per-group sums again, weighted by w·x
+                    binned_sums(X, y, w1 * za, bins, bin_offsets, codes, basis, col_offsets,
+                                *[out[key] for key in keys])
+                    tot = sum_binned_blocks(out)
+                ZE[:, a, plain] = tot["gsum"]
+                for j in range(J):
+                    ZE[:, a, edges[j + 1]:edges[j + 2]] = \
+                        tot["gbasis"][:, col_offsets[j]:col_offsets[j + 1]]
+            result.ZW = ZE[:, :, order]
+        return result
+
+    def subset_fixed(self, kept):
+        """The cross-products with the fixed columns at positions ``kept`` only (the
+        others dropped as collinear)."""
+        cols = list(kept) + list(range(self.p, self.p + self.q + 1))
+        return CrossProducts(self.M[np.ix_(cols, cols)], self.n, len(kept), self.q,
+                             self.ZZ, None if self.ZW is None else self.ZW[:, :, cols])
+
+
+def crossproducts_from_tables(tables, smooths):
+    """:class:`CrossProducts` from :class:`~skmixed._model.bin_tables.BinTables` (after
+    ``finish``) and the smooths' ``(null, range)`` bases at their bin values: the same
+    products :meth:`CrossProducts.binned` forms in its pass, from the summed tables."""
+    p = tables.p  # [X, y]
+    p0 = p - 1
+    Bc = [np.hstack([nul, rng]) for nul, rng in smooths]
+    widths = [p0] + [b.shape[1] for b in Bc] + [1]
+    edges = np.concatenate([[0], np.cumsum(widths)])
+    E = np.zeros((edges[-1], edges[-1]))
+    plain = list(range(p0)) + [edges[-1] - 1]
+    E[np.ix_(plain, plain)] = tables.plain
+    J = len(Bc)
+    for j in range(J):
+        cols = slice(edges[j + 1], edges[j + 2])
+        E[cols, cols] = (Bc[j] * tables.cnt[j][:, None]).T @ Bc[j]
+        E[cols, plain] = Bc[j].T @ tables.sums[j]
+        E[plain, cols] = E[cols, plain].T
+        for l in range(j + 1, J):
+            other = slice(edges[l + 1], edges[l + 2])
+            E[cols, other] = Bc[j].T @ tables.pairs[j, l] @ Bc[l]
+            E[other, cols] = E[cols, other].T
+    order = _column_order(p0, [nul.shape[1] for nul, _ in smooths],
+                          [rng.shape[1] for _, rng in smooths], edges)
+    result = CrossProducts(E[np.ix_(order, order)], tables.n,
+                           p0 + sum(nul.shape[1] for nul, _ in smooths),
+                           sum(rng.shape[1] for _, rng in smooths))
+    if tables.grouped:
+        G, r = tables.zz.shape[:2]
+        ZE = np.zeros((G, r, edges[-1]))
+        ZE[:, :, plain] = tables.zsum
+        for j in range(J):
+            ZE[:, :, edges[j + 1]:edges[j + 2]] = tables.zbin[j] @ Bc[j]
+        result.ZZ = tables.zz
+        result.ZW = ZE[:, :, order]
+    return result
+
+
+def _column_order(p0, nulls, ranges, edges):
+    """Indices into ``[X, Bc_1 … Bc_J, y]`` (Bc_j = [null_j, range_j]) giving
+    ``[X, null_1 … null_J, range_1 … range_J, y]``."""
+    order = list(range(p0))
+    for j, f in enumerate(nulls):
+        order += list(range(edges[j + 1], edges[j + 1] + f))
+    for j, (f, r) in enumerate(zip(nulls, ranges)):
+        order += list(range(edges[j + 1] + f, edges[j + 1] + f + r))
+    return order + [edges[-1] - 1]

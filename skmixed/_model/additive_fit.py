@@ -1,0 +1,268 @@
+"""One additive mixed model fit (DESIGN §4, §8), to one
+:class:`~skmixed._model.result.FitResult` on the user's columns: from the rows in memory
+(:func:`fit_rows`: exact or binned smooths; a Gaussian y by one REML fit, a binomial or
+Poisson one by ``bam``'s performance iteration when binned, else by ``gam``'s
+Laplace-approximate REML) or from basis-free bin tables summed over chunks or Dask
+partitions (:func:`fit_tables`, Gaussian).
+
+The fit runs on centred, scaled parametric columns (:mod:`skmixed._model.scaling`, the
+caller's :class:`~skmixed._model.scaling.ColumnScaling`), on random-slope columns divided by
+their power of ten (:func:`slope_scale`) and on a Gaussian y minus a constant near its
+values (:func:`response_shift`); the result maps them back. Its ``extra`` holds what the
+additive model alone reports:
+
+* ``"smooths"``: per smooth ``edf``, ``ref_df``, ``statistic`` (mgcv's F for Gaussian
+  models, else its Chi.sq), ``p_value``, ``lambda`` and ``variance`` (arrays);
+* ``"edf_total"``; ``"note"``, why a fit did not converge (or None);
+* for prediction on the fit's internal columns: ``"reml_fit"`` (the
+  :class:`~skmixed._model.additive.REMLFit`: coefficients, posterior covariance, group
+  modes), ``"layout"`` (``p0`` kept parametric columns, per smooth its spline and
+  constraint ``F``, ``R``, the null and range widths, and whether the smooths were
+  binned), ``"kept"`` (the kept parametric columns' positions, intercept first) and
+  ``"slope_scale"`` (the slopes' scales).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..families import get_family
+from .additive import LOG_TAU_BOUNDS, DenseREML
+from .additive_cross import crossproducts_from_tables, discretize
+from .additive_pirls import laplace_reml, performance_iteration
+from .additive_system import AdditiveSystem, null_positions
+from .identifiability import check_residual_variation
+from .optimize import OptSummary
+from .result import FactorFit, FitResult
+from .scaling import SAMPLE_ROWS, ColumnScaling
+from .smooth import PSpline
+from .terms import RandomEffectTerm
+
+__all__ = ["AdditiveSpec", "response_shift", "slope_scale", "smooth_bases", "row_bases",
+           "fit_rows", "fit_tables"]
+
+
+@dataclass(frozen=True)
+class AdditiveSpec:
+    """An additive mixed model apart from its data: ``family`` ("gaussian", "binomial" or
+    "poisson"); ``fixed_names``, the parametric coefficients' names, the intercept first
+    (before collinear ones are dropped); ``smooths``, per smooth its column label (named in
+    errors) and basis dimension k; ``group``, the grouping factor's name or None, and
+    ``slopes``, the names of its independent random slopes (lme4's ``(1 + x || g)``);
+    ``tol`` and ``max_iter`` of the performance iteration."""
+
+    family: str
+    fit_intercept: bool
+    fixed_names: tuple
+    smooths: tuple = ()
+    group: str = None
+    slopes: tuple = ()
+    tol: float = 1e-8
+    max_iter: int = 100
+
+    @property
+    def term(self):
+        """The groups' random-effect term: intercept and independent slopes."""
+        return RandomEffectTerm(("(Intercept)",) + tuple(self.slopes), "diagonal")
+
+
+def response_shift(y, fit_intercept):
+    """What a Gaussian fit subtracts from y: with an intercept, the mean of a strided sample
+    of at most SAMPLE_ROWS values (as MixedLM centres y; any constant near y's values
+    keeps the cross-products free of cancellation), so that y + 1e9 fits as y does; the
+    REML criterion does not change and the constant is added back to the intercept. Without
+    an intercept nothing can absorb it: 0 (y is fitted as it is, and the exact-fit check
+    compares with Σ w y²)."""
+    if not fit_intercept or not y.size:
+        return 0.0
+    return float(np.mean(y[::max(1, y.shape[0] // SAMPLE_ROWS)]))
+
+
+def slope_scale(columns):
+    """Each random-slope column's scale (the power of ten of its root mean square): the fit
+    runs on the slopes ``x / s``, whose variance parameters do not depend on the user's
+    unit."""
+    return ColumnScaling.from_columns(columns, intercept=False,
+                                      slope_pos=range(len(columns))).scale
+
+
+def smooth_bases(spec, values, counts, indexes=None):
+    """Per smooth of ``spec``: its P-spline on the covariate's distinct (or binned)
+    ``values`` with their summed weights ``counts``, sum-to-zero constrained and split into
+    the penalty's null and range spaces — a dict of ``label``, ``spline``, ``F``, ``R`` and
+    the basis at the values in null and range coordinates (``null``, ``range``); with
+    ``indexes``, each row's value (``index``)."""
+    bases = []
+    for j, ((label, k), v, cnt) in enumerate(zip(spec.smooths, values, counts)):
+        try:
+            spline = PSpline(k).fit(v, weights=cnt)
+        except ValueError as exc:
+            raise ValueError(f"smooth of {label!r}: {exc}") from None
+        F, R, _ = spline.mixed_parts()
+        basis = spline.design(v)
+        bases.append(dict(label=label, spline=spline, null=basis @ F, range=basis @ R,
+                          F=F, R=R))
+        if indexes is not None:
+            bases[-1]["index"] = indexes[j]
+    return bases
+
+
+def row_bases(spec, columns, weights, discrete, n_bins):
+    """:func:`smooth_bases` from the smooths' covariate columns, each binned to at most
+    ``n_bins`` values (:func:`~skmixed._model.additive_cross.discretize`,
+    ``bam(discrete = TRUE)``) or at its distinct values."""
+    values, counts, indexes = [], [], []
+    for col in columns:
+        x = np.asarray(col, dtype=float)
+        v, index = discretize(x, n_bins) if discrete else np.unique(x, return_inverse=True)
+        values.append(v)
+        indexes.append(index)
+        counts.append(np.bincount(index, weights=weights, minlength=v.size))
+    return smooth_bases(spec, values, counts, indexes)
+
+
+def fit_rows(spec, X, y, weights, bases, *, discrete, scaling, kept, dropped, codes=None,
+             levels=None, slopes=()):
+    """The fit from the rows: ``X`` the kept internal parametric columns (n × p0; ``kept``
+    their positions among ``spec.fixed_names``, ``dropped`` the others' names), ``bases``
+    from :func:`row_bases`, ``codes`` the rows' groups among ``levels`` and ``slopes`` the
+    random-slope columns (user's units)."""
+    family = get_family(spec.family)
+    scale = slope_scale(slopes)
+    slope_values = (np.column_stack([np.asarray(c, dtype=float) / s
+                                     for c, s in zip(slopes, scale)]) if len(slopes) else None)
+    model = AdditiveSystem(X, bases, codes, len(levels) if levels is not None else 0,
+                           discrete, slope_values)
+    note = None
+    if spec.family == "gaussian":  # one REML fit, on y minus a constant near it
+        y_shift = response_shift(y, spec.fit_intercept)
+        fit, converged, note = _gaussian_fit(model.reml(y - y_shift, weights), y_shift, spec)
+        n_iter, n_evals, method = 1, _n_evals(fit), "L-BFGS-B + Newton"
+    elif discrete:  # bam(discrete = TRUE): performance iteration (PQL-type)
+        fit, _, n_iter, converged = performance_iteration(
+            model.reml, model.linear_predictor, y, family.start_eta(y), weights=weights,
+            family=family, tol=spec.tol, max_iter=spec.max_iter)
+        n_evals, method = n_iter, "performance iteration"
+    else:  # gam(method = "REML"): the Laplace-approximate REML, outer iteration
+        fit, _, n_evals, converged = laplace_reml(
+            model.reml, model.linear_predictor, y, family.start_eta(y), weights=weights,
+            family=family)
+        n_iter, method = int(fit.result.nit) + 1, "L-BFGS-B (Laplace REML)"
+    opt = _opt_summary(fit, method, n_iter, n_evals, converged, note)
+    return _result(spec, fit, _layout(bases, X.shape[1], discrete), levels, scaling, kept,
+                   dropped, scale, opt, note)
+
+
+def fit_tables(spec, tables, bases, *, levels, scaling, scales, y_shift, check_rank):
+    """The Gaussian fit from :class:`~skmixed._model.bin_tables.BinTables` (after
+    ``finish``; y summed minus ``y_shift``; the slopes divided by ``scales``) and ``bases``
+    from :func:`smooth_bases` at their bin values. ``check_rank(XtX)`` returns ``(kept,
+    dropped names)`` of the parametric columns from their cross-product (the caller's rank
+    check, which warns)."""
+    cross = crossproducts_from_tables(tables, [(b["null"], b["range"]) for b in bases])
+    p0 = len(spec.fixed_names)
+    kept, dropped = check_rank(cross.M[:p0, :p0])
+    if len(kept) < p0:
+        cross, p0 = cross.subset_fixed(kept), len(kept)
+    layout = _layout(bases, p0, True)
+    reml = DenseREML.from_crossproducts(cross, layout["range_widths"],
+                                        null_positions(p0, layout["null_widths"]))
+    fit, converged, note = _gaussian_fit(reml, y_shift, spec)
+    opt = _opt_summary(fit, "L-BFGS-B + Newton", 1, _n_evals(fit), converged, note)
+    return _result(spec, fit, layout, levels, scaling, kept, dropped, scales, opt, note)
+
+
+def _gaussian_fit(reml, y_shift, spec):
+    """The REML fit of a Gaussian model whose response is y − ``y_shift`` (the
+    intercept's constant, added back), after :func:`_check_residual_variation`. Returns
+    ``(fit, converged, note)``: with a group's σ-relative SD at the upper bound of the
+    search the residual variance is (numerically) 0 — y is an exact function of the fixed
+    effects and the groups — and the fit is that bound's, not an estimate: not converged,
+    ``note`` says so (MixedLM's optimizer reports a ConvergenceWarning on such a y)."""
+    _check_residual_variation(reml)
+    fit = reml.fit()
+    if y_shift:
+        fit.beta[0] += y_shift
+    note = None
+    if np.any(np.log(fit.tau[len(spec.smooths):]) >= LOG_TAU_BOUNDS[1] - 1e-6):
+        note = (f"the residual variance is (numerically) 0 next to the variance of the "
+                f"{spec.group!r} random effects: y is an exact function of the other terms "
+                "and the groups, so the residual SD is the optimizer's bound (the random "
+                f"effects' SD / e^{LOG_TAU_BOUNDS[1]:g}), not an estimate, and the variances "
+                "are not identified.")
+    return fit, bool(fit.result.success) and note is None, note
+
+
+def _check_residual_variation(reml):
+    """Refuse a y that the fixed part (parametric columns and the smooths' linear trends)
+    fits exactly when there are smoothing parameters or group variances to estimate (a
+    linear model alone may fit exactly): its least-squares residual sum of squares from the
+    REML's cross-products, ``y'Wy − F'Wy' (F'WF)⁻¹ F'Wy`` (F'WF has full rank: DenseREML
+    checks it), F's columns scaled to unit norm so that their scales stay out of the
+    solve's rounding. With an intercept y'Wy is that of y minus :func:`response_shift`'s
+    constant, a scale that does not depend on y's origin."""
+    if not reml.n_tau:
+        return
+    rss = reml.yy
+    if reml.p:
+        d = 1.0 / np.sqrt(np.diag(reml.FF))
+        Fy = d * reml.Fy
+        rss = reml.yy - Fy @ np.linalg.solve(d[:, None] * reml.FF * d[None, :], Fy)
+    check_residual_variation(rss, reml.yy)
+
+
+def _layout(bases, p0, discrete):
+    """What prediction needs of the columns: the kept parametric count, per smooth its
+    spline, constraint and null/range widths, and whether the smooths were binned."""
+    return dict(p0=p0, bases=[dict(label=b["label"], spline=b["spline"], F=b["F"], R=b["R"])
+                              for b in bases],
+                null_widths=[b["null"].shape[1] for b in bases],
+                range_widths=[b["range"].shape[1] for b in bases], discrete=bool(discrete))
+
+
+def _n_evals(fit):
+    return int(getattr(fit.result, "nfev", 0) or 0)
+
+
+def _opt_summary(fit, method, n_iter, n_evals, converged, note):
+    """The optimizer's record over τ (the σ-relative SDs: smooths, then the groups')."""
+    tau = np.asarray(fit.tau, dtype=float)
+    jac = getattr(fit.result, "jac", None)
+    return OptSummary(
+        optimizer=method, theta_start=np.ones_like(tau), theta_final=tau.copy(),
+        lower=np.full(tau.size, np.exp(LOG_TAU_BOUNDS[0])), fmin=float(fit.criterion),
+        gradient=(np.asarray(jac, dtype=float) if jac is not None else np.zeros(tau.size)),
+        decrement=np.nan, n_evals=int(n_evals), n_iter=int(n_iter),
+        converged=bool(converged), message=note or str(getattr(fit.result, "message", "")))
+
+
+def _result(spec, fit, layout, levels, scaling, kept, dropped, scales, opt, note):
+    """The :class:`FitResult` of a REML fit on the internal columns (module docstring)."""
+    p0, J = layout["p0"], len(spec.smooths)
+    beta, fixed_cov = scaling.to_original(fit.beta[:p0], fit.cov[:p0, :p0], kept)
+    sigma = float(fit.sigma)
+    ref_df, tests = fit.significance()
+    gaussian = spec.family == "gaussian"
+    smooths = {"edf": fit.edf[:J], "ref_df": ref_df,
+               "statistic": tests[:, 0] / (ref_df if gaussian else 1.0),
+               "p_value": tests[:, 1], "lambda": 1.0 / fit.tau[:J] ** 2,
+               "variance": (sigma * fit.tau[:J]) ** 2}
+    factors = []
+    if spec.group is not None:
+        # the internal slopes are x / s: θ and modes × 1/s, conditional variances × 1/s²
+        d = np.concatenate([[1.0], 1.0 / np.asarray(scales, dtype=float)])
+        factors.append(FactorFit(
+            name=spec.group, levels=levels, term=spec.term, theta=fit.tau[J:] * d,
+            theta_internal=fit.tau[J:].copy(), modes=fit.group * d,
+            cond_var=np.diagonal(fit.group_cov[1], axis1=1, axis2=2) * d * d))
+    kept = [int(j) for j in kept]
+    return FitResult(
+        names=[spec.fixed_names[j] for j in kept], beta=beta, fixed_cov=fixed_cov,
+        dropped=list(dropped), factors=factors, sigma=sigma,
+        criterion=float(fit.criterion) + scaling.reml_offset(kept),
+        # β (parametric and the smooths' null spaces), the τ, and σ when estimated
+        n_params=int(fit.beta.size + fit.tau.size + gaussian), n_obs=float(fit.reml.n),
+        opt=opt,
+        extra=dict(smooths=smooths, edf_total=float(fit.edf_total), note=note,
+                   reml_fit=fit, layout=layout, kept=kept,
+                   slope_scale=np.asarray(scales, dtype=float)))
