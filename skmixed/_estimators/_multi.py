@@ -24,8 +24,8 @@ from .._model.glmm import GroupedRows, family_param_start, fit_fixed_glm
 from .._model.multilevel_glmm import MultiLaplace
 from .._model.result import fixed_covariance
 from .._model.scaling import ColumnScaling
-from .._model.optimize import (FiniteDifferenceGradient, OptSummary, TermsSpace,
-                               minimize_criterion, minimize_log_theta)
+from .._model.optimize import FiniteDifferenceGradient, OptSummary, minimize
+from .._model.spaces import ThetaSpace
 from .._model.terms import RandomEffectTerm
 from . import _design, _identifiability
 from ._identifiability import independent_fixed_columns
@@ -193,13 +193,13 @@ def fit_multi_lmm(design, y, w, *, reml, fit_intercept, n_threads, tol, max_iter
         # kernels run serially beside them (threads in both pools fight for the two cores:
         # 1.0 s → 0.7 s on InstEval with 2 threads)
         with numba_threads(1):
-            opt = minimize_log_theta(objective, [c.term for c in cols],
-                                     theta0=_moment_start(X, y, weights, cols), tol=tol,
-                                     max_iter=max_iter, blas_threads=n_threads)
+            opt = minimize(objective, ThetaSpace([c.term for c in cols],
+                                                 _moment_start(X, y, weights, cols)),
+                           method="log-lbfgs", tol=tol, max_iter=max_iter,
+                           blas_threads=n_threads)
     else:
-        opt = minimize_criterion(FiniteDifferenceGradient(objective),
-                                 TermsSpace([c.term for c in cols]), tol=tol,
-                                 max_iter=max_iter)
+        opt = minimize(FiniteDifferenceGradient(objective), ThetaSpace([c.term for c in cols]),
+                       method="lbfgs-newton", tol=tol, max_iter=max_iter)
     timings["optimize"] = time.perf_counter() - t1
     with single_threaded_blas():
         state = objective.evaluate(opt.theta_final, keep=True)

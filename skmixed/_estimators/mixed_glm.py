@@ -23,10 +23,10 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from .._kernels.threads import numba_threads, single_threaded_blas
-from .._model.glmm import (GroupedRows, ParamSpace, family_param_start, group_order,
-                           minimize_deviance)
+from .._model.glmm import GroupedRows, family_param_start, group_order
 from .._model.glmm_fit import fit_one_factor
-from .._model.optimize import _hessian
+from .._model.optimize import minimize
+from .._model.spaces import ParamSpace, ThetaSpace
 from .._model.result import fixed_covariance, information_criteria
 from .._model.scaling import ColumnScaling
 from .._model.terms import RandomEffectTerm
@@ -355,14 +355,11 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         objective = DaskLaplace(client, shuffled.to_delayed(),
                                 dict(spec, kinds=chunk_columns(shuffled._meta, "metadata",
                                                                None)))
-        opt = minimize_deviance(objective, ParamSpace(term, beta0, None, extra0),
-                                tol=self.tol, max_iter=self.max_iter, final_hessian=True)
+        opt = minimize(objective, ParamSpace(ThetaSpace(term), beta0, extra0), method="newton",
+                       tol=self.tol, max_iter=self.max_iter)
         x = opt.theta_final
         p = beta0.size
-        H = opt.hessian
-        if H is None:
-            H = _hessian(objective.value_and_grad, x, opt.gradient, 1e-5)
-        cov = fixed_covariance(H, slice(0, p))
+        cov = fixed_covariance(opt.hessian, slice(0, p))
         levels, modes, cond_var = objective.modes(x)
         dispersion = None
         if extra0:

@@ -15,7 +15,8 @@ from sklearn.utils.validation import check_is_fitted
 from .._kernels.crossprod import grouped_crossprods
 from .._kernels.threads import numba_threads
 from .._model.lmm import GroupedCrossproducts, ProfiledDeviance
-from .._model.optimize import minimize_theta
+from .._model.optimize import minimize
+from .._model.spaces import ThetaSpace
 from .._model.result import information_criteria
 from .._model.scaling import SAMPLE_ROWS, ColumnScaling
 from .._model.terms import RandomEffectTerm
@@ -379,7 +380,8 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         term = RandomEffectTerm(tuple(["(Intercept)"] + design.slope_names), self.covariance)
         objective = ProfiledDeviance(stats, term, reml=self.reml)
         _check_residual_variation(objective, term)
-        opt = minimize_theta(objective, term, tol=self.tol, max_iter=self.max_iter)
+        opt = minimize(objective, ThetaSpace(term), method="lbfgs-newton", tol=self.tol,
+                       max_iter=self.max_iter, polish=True)
         timings["optimize"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         state = objective.evaluate(opt.theta_final)

@@ -9,11 +9,11 @@ import warnings
 import numpy as np
 
 from .._kernels.glmm import count_extreme_eta
-from .._kernels.threads import single_threaded_blas
 from ..exceptions import PerfectSeparationWarning
-from .glmm import (JointPIRLSDeviance, LaplaceDeviance, ParamSpace, em_start,
-                   family_param_start, fit_fixed_glm, minimize_deviance, row_sample)
-from .optimize import _hessian, _ThetaSpace, minimize_criterion, minimize_scalar_theta
+from .glmm import (JointPIRLSDeviance, LaplaceDeviance, em_start, family_param_start,
+                   fit_fixed_glm, row_sample)
+from .optimize import minimize
+from .spaces import ParamSpace, ThetaSpace
 from .result import fixed_covariance
 
 __all__ = ["fit_one_factor", "warn_fitted_bounds"]
@@ -78,17 +78,16 @@ def fit_one_factor(family, rows, term, *, n_agq, tol, max_iter):
     objective = LaplaceDeviance(family, rows, term, n_agq=1)
     theta0 = em_start(objective, beta0, term.theta_start(), extra)
     # before quadrature the Laplace fit is only its start: its BFGS Hessian will do
-    opt = minimize_deviance(objective, ParamSpace(term, beta0, theta0, extra),
-                            tol=tol, max_iter=max_iter,
-                            final_hessian=n_agq == 1)
+    opt = minimize(objective, ParamSpace(ThetaSpace(term, theta0), beta0, extra),
+                   method="newton", tol=tol, max_iter=max_iter, final_hessian=n_agq == 1)
     if n_agq > 1:
         laplace = opt
         modes = objective.u
         objective = LaplaceDeviance(family, rows, term, n_agq=n_agq)
         objective.u[:] = modes
-        opt = minimize_deviance(
-            objective, ParamSpace(term, laplace.theta_final[:p], laplace.theta_final[p:]),
-            tol=tol, max_iter=max_iter, hessian=laplace.hessian)
+        opt = minimize(objective, ParamSpace(ThetaSpace(term, laplace.theta_final[p:]),
+                                             laplace.theta_final[:p]),
+                       method="newton", tol=tol, max_iter=max_iter, hessian=laplace.hessian)
         opt.n_iter += laplace.n_iter
         opt.n_evals += laplace.n_evals
     timings["optimize"] = time.perf_counter() - t0
@@ -96,12 +95,8 @@ def fit_one_factor(family, rows, term, *, n_agq, tol, max_iter):
     x = opt.theta_final
     f = opt.fmin
     # lme4's standard errors: the Hessian of the deviance over (β, θ) — the optimizer's
-    # own, computed within a few tiny Newton steps of x, when it has one
-    H = opt.hessian
-    if H is None:
-        with single_threaded_blas():
-            H = _hessian(objective.value_and_grad, x, opt.gradient, 1e-5)
-    cov = fixed_covariance(H, slice(0, p))
+    # own, computed within a few tiny Newton steps of x
+    cov = fixed_covariance(opt.hessian, slice(0, p))
     laplace_at_x = objective
     if objective.n_agq > 1:
         # lme4 reports the Laplace modes at the quadrature's optimum: warm-started
@@ -129,10 +124,10 @@ def _fit_nagq0(family, rows, term, beta0, t0, tol, max_iter):
     penalized IRLS; standard errors from the profiled information at θ̂ (lme4's R_X)."""
     objective = JointPIRLSDeviance(family, rows, term, beta0)
     if term.n_theta == 1:
-        opt = minimize_scalar_theta(objective.value, term, max_iter=max_iter)
+        opt = minimize(objective, ThetaSpace(term), method="brent", max_iter=max_iter)
     else:
-        opt = minimize_criterion(objective, _ThetaSpace(term), tol=tol,
-                                 max_iter=max_iter, hessian_step=1e-3)
+        opt = minimize(objective, ThetaSpace(term), method="lbfgs-newton", tol=tol,
+                       max_iter=max_iter, hessian_step=1e-3)
     t1 = time.perf_counter()
     deviance, info = objective.solve(opt.theta_final)
     p = rows.X.shape[1]
