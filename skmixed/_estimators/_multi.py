@@ -24,7 +24,7 @@ from .._model.glmm import GroupedRows, family_param_start, fit_fixed_glm
 from .._model.multilevel_glmm import MultiLaplace
 from .._model.result import fixed_covariance
 from .._model.scaling import ColumnScaling
-from .._model.optimize import FiniteDifferenceGradient, OptSummary, minimize
+from .._model.optimize import FiniteDifferenceGradient, minimize
 from .._model.spaces import ThetaSpace
 from .._model.terms import RandomEffectTerm
 from . import _design, _identifiability
@@ -333,11 +333,10 @@ def fit_multi_glmm(design, y, w, m, offset, *, family, fit_intercept, tol, max_i
     beta0 = glm_start(X, y, m, offset, weights, family)
     extra0 = family_param_start(family, X, y, offset, weights, beta0)
     theta0 = np.concatenate([c.term.theta_start() for c in cols])
-    res = lap.fit(theta0, beta0, max_iter=max_iter, extra0=extra0)
-    x = res.x.copy()
+    opt = lap.fit(theta0, beta0, max_iter=max_iter, extra0=extra0)
+    x = opt.theta_final.copy()
     thetas, beta = lap.split(x)
-    H = lap.hessian(x)
-    fixed_cov = fixed_covariance(H, slice(lap.n_theta, lap.n_theta + beta.size))
+    fixed_cov = fixed_covariance(opt.hessian, slice(lap.n_theta, lap.n_theta + beta.size))
     u, eta, system = lap.modes(x)  # (at x's parameter: split set it)
     deviance = lap.laplace_deviance(eta, u, system)
     blocks = system.inverse_diagonal_blocks(cols)
@@ -353,14 +352,6 @@ def fit_multi_glmm(design, y, w, m, offset, *, family, fit_intercept, tol, max_i
             design.factors[k], thetas[pos], uk @ T.T, T[None] @ blocks[pos] @ T.T[None])
         modes[k] = (mk, rel_cov)
         start += G * q
-    opt = OptSummary(
-        optimizer="L-BFGS-B over (θ, β), central-difference gradients of the Laplace "
-                  "deviance", theta_start=theta0, theta_final=np.concatenate(thetas),
-        lower=np.concatenate([c.term.theta_lower() for c in cols]), fmin=float(res.fun),
-        gradient=np.asarray(res.jac), decrement=np.nan, n_evals=lap.n_evals,
-        n_iter=int(res.nit), converged=bool(res.success or
-                                            np.max(np.abs(res.jac)) <= max(tol, 1e-4)),
-        message=str(res.message))
     beta, fixed_cov = back(beta, fixed_cov)
     return dict(names=names, dropped=dropped, beta=beta, fixed_cov=fixed_cov, sigma=1.0,
                 theta_of=theta_of, theta_internal_of=theta_internal_of, modes=modes,
