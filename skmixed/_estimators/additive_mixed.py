@@ -284,7 +284,7 @@ class AdditiveMixed(RegressorMixin, BaseEstimator):
                 fit, _, _, converged = laplace_reml(
                     model.reml, model.linear_predictor, y_arr, self._start_eta(y_arr),
                     weights=weights, family=get_family(self.family))
-                n_iter = int(fit.result.nit) + 1
+                n_iter = fit.result.n_iter + 1
         self._set_fitted(X, model, fit, param_labels, smooth_labels, group_label, slope_labels,
                          levels, n_iter, converged, scaling, rank, slope_scale)
         self._target_name = getattr(y, "name", None) or "y"
@@ -895,7 +895,7 @@ def _gaussian_fit(reml, y_shift, n_smooths, group_label):
                 "function of the other terms and the groups, so the residual SD is "
                 f"the optimizer's bound (the random effects' SD / e^{LOG_TAU_BOUNDS[1]:g}), "
                 "not an estimate, and the variances are not identified.")
-    return fit, bool(fit.result.success) and note is None, note
+    return fit, fit.result.converged and note is None, note
 
 
 def _check_residual_variation(reml):
