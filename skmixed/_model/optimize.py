@@ -3,11 +3,9 @@ optinfo, MixedModels.jl's OptSummary).
 
 :func:`minimize` minimizes a criterion (−2 log-likelihood, REML criterion, deviance) over a
 parameter space (:mod:`.spaces`) by a named method; every fit goes through it, and a new
-method is a function here plus its entry in ``METHODS``. θ is searched without bounds where
-the criterion has an exact gradient: it depends on T only through T T', which a sign flip
-of a column leaves unchanged, so a zero variance is an interior point (a bounded search
-stalls there: the gradient of a diagonal element at 0 vanishes). Newton steps with a
-finite-difference Hessian finish the gradient searches and give the convergence test: the
+method is a function here plus its entry in ``METHODS``. θ is searched without bounds
+where the criterion has an exact gradient (:mod:`.spaces`); Newton steps with a
+finite-difference Hessian finish those searches and give the convergence test: the
 predicted further decrease ``½ g'H⁻¹g``, in the criterion's own units.
 """
 
@@ -46,10 +44,8 @@ class OptSummary:
         The start and final point: θ, a GLMM's (β, θ[, the family's parameter]), log τ...
     lower : ndarray
         The space's lower bounds (lme4's on θ: 0 for diagonal elements).
-    fmin : float
-        The criterion at ``theta_final``.
-    gradient : ndarray
-        Gradient at ``theta_final``.
+    fmin, gradient : float, ndarray
+        The criterion and its gradient at ``theta_final``.
     decrement : float
         ``½ g'H⁻¹g`` at ``theta_final``, the decrease a Newton step still predicts (NaN
         without a Hessian).
@@ -164,7 +160,6 @@ def minimize(objective, space, *, method, tol=1e-8, max_iter=1000, blas_threads=
         decrement=float(r.get("decrement", np.nan)), n_evals=fun.n_evals,
         n_iter=int(r["n_iter"]), converged=bool(r["converged"]), message=r["message"],
         timings={"optimize": time.perf_counter() - start}, hessian=r.get("hessian"))
-
 
 
 class _Counted:

@@ -3,10 +3,12 @@ its bounds, and the canonical form of a point.
 
 A space has ``start()``, ``lower()``, ``upper()`` (arrays of the parameter's length) and
 ``canonical(x)``. θ of a random-effect term is searched without bounds: the criterion
-depends on θ only through ``T T'``, which a sign flip of a column of T leaves unchanged;
-``canonical`` flips the signs back (:meth:`~skmixed._model.terms.RandomEffectTerm.canonical`)
+depends on θ only through ``T T'``, which a sign flip of a column of T leaves unchanged, so
+a zero variance is an interior point (a bounded search stalls there: the gradient of a
+diagonal element at 0 vanishes); ``canonical`` flips the signs back (:meth:`~skmixed._model.terms.RandomEffectTerm.canonical`)
 and ``lower`` gives lme4's bounds (0 for a diagonal element), for the record and for the
-searches that do use bounds (bounded Brent, the log-θ search).
+searches that do use bounds (bounded Brent; L-BFGS-B on the several-factor GLMM's nAGQ = 0
+deviance, which has no gradient).
 """
 
 import numpy as np
