@@ -16,8 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .._model import identifiability
-from .._model.glmm import (GroupedRows, LaplaceDeviance, ParamSpace, family_param_start,
-                           group_order)
+from .._model.glmm import GroupedRows, LaplaceDeviance, family_param_start, group_order
 from .._model.glmm_fit import fit_objective
 from .._model.multilevel_fit import BackTransform, glm_start
 from .._model.scaling import ColumnScaling
@@ -324,7 +323,7 @@ def fit_dask(est, X, y, sample_weight):
                                                            None)))
     n_obs = float(frame["__w__"].sum().compute() if sample_weight is not None
                   else len(frame))
-    result = fit_objective(objective, ParamSpace(term, beta0, None, extra0), back=back,
+    result = fit_objective(objective, term, beta0, extra0, back=back,
                            factor=model.factors[0], names=[names[j] for j in kept],
                            dropped=dropped, n_obs=n_obs, tol=est.tol,
                            max_iter=est.max_iter)

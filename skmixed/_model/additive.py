@@ -22,11 +22,13 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 import numpy as np
-from scipy import linalg, optimize
+from scipy import linalg
 
 from .._kernels.threads import single_threaded_blas
 from .additive_cross import CrossProducts
+from .optimize import minimize
 from .significance import alternative_edf_terms, smooth_test
+from .spaces import BoxSpace
 
 __all__ = ["DenseREML", "REMLFit", "LOG_TAU_BOUNDS"]
 
@@ -40,7 +42,8 @@ class REMLFit:
     """The REML fit: ``tau`` (σ-relative SD per smooth, then the groups'; λ = 1/τ²),
     ``sigma``, ``beta`` (fixed columns), ``b`` (range-space coefficients, Λu), ``group``
     (the groups' random intercepts, or None), ``criterion`` (d_R), ``edf`` (per smooth,
-    then the group block), ``edf_total``, the optimizer's result, ``cov``, the
+    then the group block), ``edf_total``, the optimizer's record (``result``, an
+    :class:`~skmixed._model.optimize.OptSummary`), ``cov``, the
     posterior (Bayesian) covariance of ``(β, b)`` (mgcv's Vp; the groups integrated out) and,
     with groups, ``group_cov = (cross, var)``: each group's random intercept's posterior
     covariance with ``(β, b)`` (G × (p + q)) and its variance (G,); ``reml``, the
@@ -64,57 +67,6 @@ class REMLFit:
         ``tests[:, 0]`` the statistic (χ² scale) and ``tests[:, 1]`` the p-value
         (:meth:`DenseREML.significance`; computed on demand, once, for the final fit)."""
         return self.reml.significance(self)
-
-
-def _newton_polish(fg, res, bounds, steps=2, h=1e-5):
-    """Newton steps from L-BFGS-B's stop with a forward-difference Hessian of the exact
-    gradient, over the log τ not at a bound: L-BFGS-B stops within ~1e-7 of the gradient's
-    zero, which leaves the estimates ~1e-7 from the optimum; a couple of Newton steps take
-    them to round-off (fits from the same data summed in another order then agree to
-    ~1e-12: the out-of-core fit). A step that raises the criterion is not taken. Only for
-    the profiled Gaussian REML (the binomial/Poisson working fits change every step)."""
-    x, f = np.asarray(res.x, dtype=float), float(res.fun)
-    lo, hi = bounds
-    for _ in range(steps):
-        f, g = fg(x)
-        free = (x > lo + 1e-8) & (x < hi - 1e-8)
-        if (not np.any(free) or not np.isfinite(f)
-                or np.max(np.abs(g[free])) < 1e-12 * max(1.0, abs(f))):
-            break
-        k = np.flatnonzero(free)
-        H = np.empty((k.size, k.size))
-        for col, j in enumerate(k):
-            e = np.zeros(x.size)
-            e[j] = h
-            H[:, col] = (fg(x + e)[1][k] - g[k]) / h
-        H = (H + H.T) / 2
-        try:
-            step = np.linalg.solve(H, g[k])
-        except np.linalg.LinAlgError:
-            break
-        if not np.all(np.isfinite(step)) or np.min(np.linalg.eigvalsh(H)) <= 0:
-            break
-        trial = x.copy()
-        trial[k] = np.clip(x[k] - step, lo, hi)
-        f_new, _ = fg(trial)
-        if not f_new <= f:
-            break
-        x, f = trial, f_new
-        if np.max(np.abs(step)) < 1e-10:
-            break
-    res.x, res.fun = x, f
-
-
-def _accept_flat_stop(res, rtol=1e-6):
-    """L-BFGS-B stops "abnormally" when its line search meets the finite-difference noise
-    of a criterion that is flat — typically a smoothing parameter running to the boundary
-    (a smooth shrunk to its null space). Count that as converged when the (projected)
-    gradient is below ``rtol`` × |criterion|: a unit step of every log τ changes the REML
-    log-likelihood by less than that."""
-    if not res.success and np.all(np.isfinite(res.jac)) and \
-            np.max(np.abs(res.jac)) <= rtol * max(1.0, abs(res.fun)):
-        res.success = True
-        res.message = f"{res.message} (accepted: gradient at the criterion's numerical noise)"
 
 
 class DenseREML:
@@ -300,23 +252,18 @@ class DenseREML:
         return diag_u, diag_g.sum(axis=0)
 
     def fit(self, log_tau0=None, bounds=LOG_TAU_BOUNDS):
-        J = self.n_tau
-        x0 = np.zeros(J) if log_tau0 is None else np.asarray(log_tau0, dtype=float)
-        if J == 0:  # no smooth and no groups: a linear model, nothing to optimize
-            res = optimize.OptimizeResult(x=x0, fun=self.criterion(x0), success=True,
-                                          message="no variance parameters", nit=0)
-        else:
-            # small dense algebra only: BLAS threads beside Numba's pool cost 20× here
-            with single_threaded_blas():
-                res = optimize.minimize(self.criterion_and_gradient, x0, jac=True,
-                                        method="L-BFGS-B", bounds=[bounds] * J,
-                                        options={"ftol": 0.0, "gtol": 1e-7,
-                                                 "maxiter": 500})
-                if self.scale is None:  # not the working fits of a PIRLS iteration
-                    _newton_polish(self.criterion_and_gradient, res, bounds)
-            _accept_flat_stop(res)
+        """REML over log τ within ``bounds`` from ``log_tau0`` (default 0): L-BFGS-B with
+        the exact gradient, then (σ profiled: not the working fits of a PIRLS iteration,
+        which change every step) Newton steps to round-off (:func:`.optimize.minimize`'s
+        "lbfgs"; small dense algebra only: BLAS threads beside Numba's pool cost 20×). No
+        smooth and no groups: a linear model, one evaluation."""
+        x0 = np.zeros(self.n_tau) if log_tau0 is None else log_tau0
+        res = minimize(SimpleNamespace(value=self.criterion,
+                                       value_and_grad=self.criterion_and_gradient),
+                       BoxSpace(x0, *bounds), method="lbfgs", tol=1e-7, max_iter=500,
+                       polish=self.scale is None)
         with single_threaded_blas():
-            return self.fit_at(res.x, res)
+            return self.fit_at(res.theta_final, res)
 
     def fit_at(self, log_tau, result):
         """The :class:`REMLFit` at given τ (``result``: the optimizer's record)."""
@@ -345,7 +292,7 @@ class DenseREML:
                          sigma ** 2 * tg[None, :, None] * inv["var_g"] * tg[None, None, :])
         return REMLFit(tau=np.exp(np.asarray(log_tau, dtype=float)), sigma=sigma,
                        beta=coef.beta, b=coef.b, group=coef.group,
-                       criterion=float(result.fun), edf=edf,
+                       criterion=float(result.fmin), edf=edf,
                        edf_total=float(self.p - n_fixed_smooth + edf.sum()), result=result,
                        cov=sigma ** 2 * V, group_cov=group_cov, reml=self)
 

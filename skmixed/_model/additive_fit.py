@@ -147,7 +147,7 @@ def fit_rows(spec, X, y, weights, bases, *, discrete, scaling, kept, dropped, co
         fit, _, n_evals, converged = laplace_reml(
             model.reml, model.linear_predictor, y, family.start_eta(y), weights=weights,
             family=family)
-        n_iter, method = int(fit.result.nit) + 1, "L-BFGS-B (Laplace REML)"
+        n_iter, method = fit.result.n_iter + 1, "L-BFGS-B (Laplace REML)"
     opt = _opt_summary(fit, method, n_iter, n_evals, converged, note)
     return _result(spec, fit, _layout(bases, X.shape[1], discrete), levels, scaling, kept,
                    dropped, scale, opt, note)
@@ -190,7 +190,7 @@ def _gaussian_fit(reml, y_shift, spec):
                 "and the groups, so the residual SD is the optimizer's bound (the random "
                 f"effects' SD / e^{LOG_TAU_BOUNDS[1]:g}), not an estimate, and the variances "
                 "are not identified.")
-    return fit, bool(fit.result.success) and note is None, note
+    return fit, fit.result.converged and note is None, note
 
 
 def _check_residual_variation(reml):
@@ -221,19 +221,19 @@ def _layout(bases, p0, discrete):
 
 
 def _n_evals(fit):
-    return int(getattr(fit.result, "nfev", 0) or 0)
+    return int(fit.result.n_evals)
 
 
 def _opt_summary(fit, method, n_iter, n_evals, converged, note):
     """The optimizer's record over τ (the σ-relative SDs: smooths, then the groups')."""
     tau = np.asarray(fit.tau, dtype=float)
-    jac = getattr(fit.result, "jac", None)
+    jac = fit.result.gradient
     return OptSummary(
         optimizer=method, theta_start=np.ones_like(tau), theta_final=tau.copy(),
         lower=np.full(tau.size, np.exp(LOG_TAU_BOUNDS[0])), fmin=float(fit.criterion),
         gradient=(np.asarray(jac, dtype=float) if jac is not None else np.zeros(tau.size)),
         decrement=np.nan, n_evals=int(n_evals), n_iter=int(n_iter),
-        converged=bool(converged), message=note or str(getattr(fit.result, "message", "")))
+        converged=bool(converged), message=note or fit.result.message)
 
 
 def _result(spec, fit, layout, levels, scaling, kept, dropped, scales, opt, note):

@@ -4,12 +4,15 @@ the working model at every step) and ``gam(method = "REML")``'s Laplace-approxim
 optimized over the smoothing parameters (:func:`laplace_reml`); each step's REML is a
 :class:`~skmixed._model.additive.DenseREML`."""
 
-import numpy as np
-from scipy import linalg, optimize
+from types import SimpleNamespace
 
-from .._kernels.threads import single_threaded_blas
+import numpy as np
+from scipy import linalg
+
 from ..families import get_family
-from .additive import LOG_TAU_BOUNDS, _accept_flat_stop
+from .additive import LOG_TAU_BOUNDS
+from .optimize import minimize
+from .spaces import BoxSpace
 
 __all__ = ["performance_iteration", "laplace_reml"]
 
@@ -106,19 +109,11 @@ def laplace_reml(make_reml, linear_predictor, y, eta0, m=None, weights=None,
         return -2.0 * family.loglik(y, eta, m, prior, constants=False) + u2 + logdet
 
     reml0 = make_reml(*_working(family, state["eta"], y, m, prior))
-    x0 = np.zeros(reml0.n_tau)
-    if x0.size == 0:  # no smooth, no groups: a GLM, the PIRLS alone
-        res = optimize.OptimizeResult(x=x0, fun=criterion(x0), success=True, nit=0,
-                                      message="no variance parameters")
-    else:
-        # forward differences of step 1e-6 in log τ: with SciPy's 1e-8 the PIRLS's own
-        # rounding (~1e-12 of V) made the gradient noisy and the stop wander by ~1e-6 in edf
-        with single_threaded_blas():
-            res = optimize.minimize(criterion, x0, method="L-BFGS-B",
-                                    bounds=[bounds] * x0.size,
-                                    options={"ftol": 1e-13, "gtol": 1e-7, "eps": 1e-6})
-        _accept_flat_stop(res)
-    reml, s, eta = pirls(res.x)
-    res.fun = float(res.fun)
+    # forward differences of step 1e-6 in log τ: with SciPy's 1e-8 the PIRLS's own
+    # rounding (~1e-12 of V) made the gradient noisy and the stop wander by ~1e-6 in edf
+    # (no smooth and no groups: a GLM, one evaluation, the PIRLS alone)
+    res = minimize(SimpleNamespace(value=criterion), BoxSpace(np.zeros(reml0.n_tau), *bounds),
+                   method="lbfgs", tol=1e-7, max_iter=15000, ftol=1e-13, eps=1e-6)
+    reml, s, eta = pirls(res.theta_final)
     # the final working model at τ̂: coefficients, edf, Vp (σ = 1)
-    return reml.fit_at(res.x, res), eta, state["evals"], bool(res.success)
+    return reml.fit_at(res.theta_final, res), eta, state["evals"], res.converged

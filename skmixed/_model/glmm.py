@@ -15,11 +15,9 @@ from .._kernels import blocks
 from .._kernels.cache import cached_njit
 from .._kernels.glmm import fixed_glm_sums
 from .._kernels.glmm_codegen import SPECIALIZE_MIN_ROWS, specialized_kernels
-from .optimize import minimize_newton
 
 __all__ = ["group_order", "GroupedRows", "LaplaceDeviance", "JointPIRLSDeviance",
-           "fit_fixed_glm", "family_param_start", "row_sample", "ParamSpace", "em_start",
-           "minimize_deviance"]
+           "fit_fixed_glm", "family_param_start", "row_sample", "em_start"]
 
 
 @cached_njit
@@ -365,37 +363,6 @@ def em_start(objective, beta, theta, extra=(), max_steps=3, rtol=0.1, floor=1e-2
         if change < rtol:
             break
     return theta
-
-
-class ParamSpace:
-    """x = (β, θ[, extra]): start from the fixed-effect GLM and θ's start; θ part
-    canonicalized; ``extra`` (Gamma's ρ) unbounded and left as it is."""
-
-    def __init__(self, term, beta_start, theta_start=None, extra_start=()):
-        self.term = term
-        self.beta_start = np.asarray(beta_start, dtype=float)
-        self.theta_start = term.theta_start() if theta_start is None else theta_start
-        self.extra_start = np.asarray(extra_start, dtype=float)
-
-    def start(self):
-        return np.concatenate([self.beta_start, self.theta_start, self.extra_start])
-
-    def lower(self):
-        return np.concatenate([np.full(self.beta_start.size, -np.inf), self.term.theta_lower(),
-                               np.full(self.extra_start.size, -np.inf)])
-
-    def canonical(self, x):
-        p, k = self.beta_start.size, self.term.n_theta
-        return np.concatenate([x[:p], self.term.canonical(x[p:p + k]), x[p + k:]])
-
-
-def minimize_deviance(objective, space, *, tol, max_iter, hessian=None, final_hessian=True):
-    """Minimize the GLMM deviance over (β, θ): Newton steps with a finite-difference
-    Hessian of the exact gradient (Laplace and AGQ alike), BFGS-updated between refreshes;
-    ``hessian`` (e.g. the Laplace fit's, for AGQ) replaces the first one;
-    ``final_hessian=False``: stop on the BFGS model's convergence (a start for AGQ)."""
-    return minimize_newton(objective, space, tol=tol, max_iter=max_iter, hessian_step=1e-5,
-                           hessian=hessian, final_hessian=final_hessian)
 
 
 class JointPIRLSDeviance:

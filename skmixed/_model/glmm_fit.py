@@ -14,13 +14,13 @@ from .._kernels.glmm import count_extreme_eta
 from .._kernels.threads import single_threaded_blas
 from ..exceptions import PerfectSeparationWarning
 from . import identifiability
-from .glmm import (GroupedRows, JointPIRLSDeviance, LaplaceDeviance, ParamSpace, em_start,
-                   family_param_start, fit_fixed_glm, group_order, minimize_deviance,
-                   row_sample)
+from .glmm import (GroupedRows, JointPIRLSDeviance, LaplaceDeviance, em_start,
+                   family_param_start, fit_fixed_glm, group_order, row_sample)
 from .multilevel_fit import BackTransform, fit_multi_glmm
-from .optimize import _hessian, _ThetaSpace, minimize_criterion, minimize_scalar_theta
+from .optimize import minimize
 from .result import FitResult, fixed_covariance
 from .scaling import ColumnScaling
+from .spaces import ParamSpace, ThetaSpace
 from .spec import ModelSpec
 
 __all__ = ["fit_glmm", "fit_identical_once", "fit_objective", "fit_one_factor",
@@ -86,17 +86,16 @@ def fit_one_factor(family, rows, term, *, n_agq, tol, max_iter):
     objective = LaplaceDeviance(family, rows, term, n_agq=1)
     theta0 = em_start(objective, beta0, term.theta_start(), extra)
     # before quadrature the Laplace fit is only its start: its BFGS Hessian will do
-    opt = minimize_deviance(objective, ParamSpace(term, beta0, theta0, extra),
-                            tol=tol, max_iter=max_iter,
-                            final_hessian=n_agq == 1)
+    opt = minimize(objective, ParamSpace(ThetaSpace(term, theta0), beta0, extra),
+                   method="newton", tol=tol, max_iter=max_iter, final_hessian=n_agq == 1)
     if n_agq > 1:
         laplace = opt
         modes = objective.u
         objective = LaplaceDeviance(family, rows, term, n_agq=n_agq)
         objective.u[:] = modes
-        opt = minimize_deviance(
-            objective, ParamSpace(term, laplace.theta_final[:p], laplace.theta_final[p:]),
-            tol=tol, max_iter=max_iter, hessian=laplace.hessian)
+        opt = minimize(objective, ParamSpace(ThetaSpace(term, laplace.theta_final[p:]),
+                                             laplace.theta_final[:p]),
+                       method="newton", tol=tol, max_iter=max_iter, hessian=laplace.hessian)
         opt.n_iter += laplace.n_iter
         opt.n_evals += laplace.n_evals
     timings["optimize"] = time.perf_counter() - t0
@@ -104,12 +103,8 @@ def fit_one_factor(family, rows, term, *, n_agq, tol, max_iter):
     x = opt.theta_final
     f = opt.fmin
     # lme4's standard errors: the Hessian of the deviance over (β, θ) — the optimizer's
-    # own, computed within a few tiny Newton steps of x, when it has one
-    H = opt.hessian
-    if H is None:
-        with single_threaded_blas():
-            H = _hessian(objective.value_and_grad, x, opt.gradient, 1e-5)
-    cov = fixed_covariance(H, slice(0, p))
+    # own, computed within a few tiny Newton steps of x
+    cov = fixed_covariance(opt.hessian, slice(0, p))
     laplace_at_x = objective
     if objective.n_agq > 1:
         # lme4 reports the Laplace modes at the quadrature's optimum: warm-started
@@ -137,10 +132,10 @@ def _fit_nagq0(family, rows, term, beta0, t0, tol, max_iter):
     penalized IRLS; standard errors from the profiled information at θ̂ (lme4's R_X)."""
     objective = JointPIRLSDeviance(family, rows, term, beta0)
     if term.n_theta == 1:
-        opt = minimize_scalar_theta(objective.value, term, max_iter=max_iter)
+        opt = minimize(objective, ThetaSpace(term), method="brent", max_iter=max_iter)
     else:
-        opt = minimize_criterion(objective, _ThetaSpace(term), tol=tol,
-                                 max_iter=max_iter, hessian_step=1e-3)
+        opt = minimize(objective, ThetaSpace(term), method="lbfgs-newton", tol=tol,
+                       max_iter=max_iter, hessian_step=1e-3)
     t1 = time.perf_counter()
     deviance, info = objective.solve(opt.theta_final)
     p = rows.X.shape[1]
@@ -258,24 +253,24 @@ def fit_identical_once(family, design, sets, y, w, extra_cols, *, n_agq, fit_int
     return r
 
 
-def fit_objective(objective, space, *, back, factor, names, dropped, n_obs, tol, max_iter):
-    """Minimize a one-factor Laplace deviance over ``space`` (e.g. the distributed
-    objective of a Dask fit, whose ``modes(x)`` returns the levels it saw, the modes and
-    their conditional variances), then the covariance from the optimizer's Hessian; a
-    FitResult (``factor.levels`` set to the objective's levels)."""
+def fit_objective(objective, term, beta0, extra0, *, back, factor, names, dropped, n_obs, tol,
+                  max_iter):
+    """Minimize a one-factor Laplace deviance over x = (β, θ[, the family's parameter])
+    from ``beta0`` and ``extra0`` (e.g. the distributed objective of a Dask fit, whose
+    ``modes(x)`` returns the levels it saw, the modes and their conditional variances),
+    then the covariance from the optimizer's Hessian; a FitResult (``factor.levels`` set to
+    the objective's levels)."""
     t0 = time.perf_counter()
-    opt = minimize_deviance(objective, space, tol=tol, max_iter=max_iter, final_hessian=True)
+    opt = minimize(objective, ParamSpace(ThetaSpace(term), beta0, extra0), method="newton",
+                   tol=tol, max_iter=max_iter)
     x = opt.theta_final
-    p = space.beta_start.size
-    H = opt.hessian
-    if H is None:
-        H = _hessian(objective.value_and_grad, x, opt.gradient, 1e-5)
-    cov = fixed_covariance(H, slice(0, p))
+    p = len(beta0)
+    cov = fixed_covariance(opt.hessian, slice(0, p))
     factor.levels, modes, cond_var = objective.modes(x)
     dispersion = None
-    if len(x) > p + factor.term.n_theta:  # the family's parameter (log k) last
+    if len(x) > p + term.n_theta:  # the family's parameter (log k) last
         dispersion = float(np.exp(x[-1]))
-        opt.theta_final = x[:p + factor.term.n_theta].copy()
+        opt.theta_final = x[:p + term.n_theta].copy()
     timings = {"total": time.perf_counter() - t0}
     return one_factor_result(dict(opt=opt, deviance=opt.fmin, fixed_cov=cov, modes=modes,
                                   cond_var=cond_var, beta=x[:p], timings=timings, sigma=1.0,

@@ -9,9 +9,10 @@ import numpy as np
 
 from . import identifiability
 from .lmm import GroupedCrossproducts, ProfiledDeviance
-from .optimize import minimize_theta
+from .optimize import minimize
 from .result import FactorFit, FitResult
 from .scaling import SAMPLE_ROWS, ColumnScaling
+from .spaces import ThetaSpace
 
 __all__ = ["centring_shift", "fit_crossprods"]
 
@@ -96,7 +97,8 @@ def fit_crossprods(design, group_xv, total_vv, shift=None, *, reml, fit_intercep
         group_xv, total_vv, np.concatenate([[0], 1 + factor.slope_pos]), fixed_pos)
     objective = ProfiledDeviance(stats, term, reml=reml)
     _check_residual_variation(objective, term)
-    opt = minimize_theta(objective, term, tol=tol, max_iter=max_iter)
+    opt = minimize(objective, ThetaSpace(term), method="lbfgs-newton", tol=tol,
+                   max_iter=max_iter, polish=True)
     timings["optimize"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     state = objective.evaluate(opt.theta_final)

@@ -17,10 +17,10 @@ from . import identifiability, multilevel
 from .glmm import GroupedRows, family_param_start, fit_fixed_glm
 from .multilevel import FactorColumns, MultiCrossproducts, MultiProfiledDeviance, ScalarFactorsDeviance
 from .multilevel_glmm import MultiLaplace
-from .optimize import (FiniteDifferenceGradient, OptSummary, TermsSpace, minimize_criterion,
-                       minimize_log_theta)
+from .optimize import FiniteDifferenceGradient, minimize
 from .result import FactorFit, FitResult, fixed_covariance
 from .scaling import ColumnScaling
+from .spaces import ThetaSpace
 
 __all__ = ["fit_multi_lmm", "fit_multi_glmm", "prepare_fixed", "BackTransform", "glm_start"]
 
@@ -56,13 +56,13 @@ def fit_multi_lmm(design, y, w, *, reml, fit_intercept, n_threads, tol, max_iter
         # kernels run serially beside them (threads in both pools fight for the two cores:
         # 1.0 s → 0.7 s on InstEval with 2 threads)
         with numba_threads(1):
-            opt = minimize_log_theta(objective, [c.term for c in cols],
-                                     theta0=_moment_start(X, y, weights, cols), tol=tol,
-                                     max_iter=max_iter, blas_threads=n_threads)
+            opt = minimize(objective, ThetaSpace([c.term for c in cols],
+                                                 _moment_start(X, y, weights, cols)),
+                           method="log-lbfgs", tol=tol, max_iter=max_iter,
+                           blas_threads=n_threads)
     else:
-        opt = minimize_criterion(FiniteDifferenceGradient(objective),
-                                 TermsSpace([c.term for c in cols]), tol=tol,
-                                 max_iter=max_iter)
+        opt = minimize(FiniteDifferenceGradient(objective), ThetaSpace([c.term for c in cols]),
+                       method="lbfgs-newton", tol=tol, max_iter=max_iter)
     timings["optimize"] = time.perf_counter() - t1
     with single_threaded_blas():
         state = objective.evaluate(opt.theta_final, keep=True)
@@ -181,11 +181,10 @@ def fit_multi_glmm(design, y, w, m, offset, *, family, fit_intercept, tol, max_i
     beta0 = glm_start(X, y, m, offset, weights, family)
     extra0 = family_param_start(family, X, y, offset, weights, beta0)
     theta0 = np.concatenate([c.term.theta_start() for c in cols])
-    res = lap.fit(theta0, beta0, max_iter=max_iter, extra0=extra0)
-    x = res.x.copy()
+    opt = lap.fit(theta0, beta0, max_iter=max_iter, extra0=extra0, tol=min(tol, 1e-8))
+    x = opt.theta_final.copy()
     thetas, beta = lap.split(x)
-    H = lap.hessian(x)
-    fixed_cov = fixed_covariance(H, slice(lap.n_theta, lap.n_theta + beta.size))
+    fixed_cov = fixed_covariance(opt.hessian, slice(lap.n_theta, lap.n_theta + beta.size))
     u, eta, system = lap.modes(x)  # (at x's parameter: split set it)
     deviance = lap.laplace_deviance(eta, u, system)
     blocks = system.inverse_diagonal_blocks(cols)
@@ -198,14 +197,7 @@ def fit_multi_glmm(design, y, w, m, offset, *, family, fit_intercept, tol, max_i
         factors[k] = back.factor_fit(design.factors[k], thetas[pos], uk @ T.T,
                                      T[None] @ blocks[pos] @ T.T[None])
         start += G * q
-    opt = OptSummary(
-        optimizer="L-BFGS-B over (θ, β), central-difference gradients of the Laplace "
-                  "deviance", theta_start=theta0, theta_final=np.concatenate(thetas),
-        lower=np.concatenate([c.term.theta_lower() for c in cols]), fmin=float(res.fun),
-        gradient=np.asarray(res.jac), decrement=np.nan, n_evals=lap.n_evals,
-        n_iter=int(res.nit), converged=bool(res.success or
-                                            np.max(np.abs(res.jac)) <= max(tol, 1e-4)),
-        message=str(res.message), timings={"total": time.perf_counter() - t0})
+    opt.timings = {"total": time.perf_counter() - t0}
     beta, fixed_cov = back(beta, fixed_cov)
     dispersion = float(lap.fpar) if lap.n_extra else None
     return FitResult(names=names, beta=beta, fixed_cov=fixed_cov, dropped=dropped,

@@ -12,17 +12,21 @@ is the Laplace deviance (lme4's, for binomial logit and Poisson log: the Fisher 
 observed information agree). A is factored as in :mod:`skmixed._model.multilevel` — the
 factor with most columns block-diagonal, the rest one dense Schur complement — from
 ``Z'VZ`` recomputed (a sparse product over the rows) at each IRLS step. (θ, β) are
-optimized by L-BFGS-B with central-difference gradients (lme4: BOBYQA, derivative-free);
-the standard errors come from a finite-difference Hessian of d over (θ, β), as lme4's
+optimized by Newton steps with central-difference gradients and Hessian (lme4: BOBYQA,
+derivative-free); the standard errors come from the Hessian of d over (θ, β), as lme4's
 (``use.hessian = TRUE``). Every evaluation passes over the rows a few times: meant for
 data of up to some 10⁵ rows; one grouping factor has MixedGLM's fast path.
 """
 
+from types import SimpleNamespace
+
 import numpy as np
-from scipy import linalg, optimize, sparse
+from scipy import linalg, sparse
 
 from .multilevel import (DENSE_LIMIT, RestFactor, first_factor_inverse_blocks,
                          random_effects_matrix)
+from .optimize import minimize
+from .spaces import ParamSpace, ThetaSpace
 
 __all__ = ["BlockedSystem", "MultiLaplace"]
 
@@ -241,14 +245,17 @@ class MultiLaplace:
         self.u = u
         return beta, u, h + BlockedSystem(M, self.factors, thetas).logdet
 
-    def fit(self, theta0, beta0, max_iter=500, extra0=()):
-        """lme4's two stages: θ by the ``nAGQ = 0`` deviance (β and u by joint PIRLS; the
-        family's parameter at ``extra0``), then (θ, β, extra) by the Laplace deviance from
-        there. Returns the second optimizer's result."""
+    def fit(self, theta0, beta0, max_iter=500, extra0=(), tol=1e-8):
+        """lme4's two stages: θ by the ``nAGQ = 0`` deviance (β and u by joint PIRLS, the
+        family's parameter at ``extra0``; L-BFGS-B with forward differences), then
+        x = (θ, β, extra) by the Laplace deviance from there (Newton steps with
+        :meth:`hessian`, BFGS-updated; gradients by central differences). Returns the
+        second stage's :class:`~skmixed._model.optimize.OptSummary`: its Hessian, fresh
+        near the optimum, gives the standard errors; ``n_iter`` counts both stages,
+        ``n_evals`` every deviance evaluation (gradients and Hessians included)."""
         extra0 = np.asarray(extra0, dtype=float)
         if extra0.size:
             self.fpar = float(np.exp(extra0[0]))
-        lower = np.concatenate([f.term.theta_lower() for f in self.factors])
         state = {"beta": np.asarray(beta0, dtype=float)}
 
         def stage1(theta):
@@ -261,48 +268,18 @@ class MultiLaplace:
                 state["beta"] = beta
             return dev
 
-        first = optimize.minimize(
-            stage1, np.asarray(theta0, dtype=float), method="L-BFGS-B",
-            bounds=[(lo if np.isfinite(lo) else None, None) for lo in lower],
-            options={"maxiter": max_iter, "ftol": 1e-10, "gtol": 1e-5, "eps": 1e-6})
-        stage1(first.x)  # β at the stage-1 θ
-        return self._fit_laplace(first.x, np.concatenate([state["beta"], extra0]), max_iter)
-
-    def _fit_laplace(self, theta0, beta0, max_iter=500, tol=1e-8):
-        """Minimize the Laplace deviance over (θ, β) from a close start (stage 1's): Newton
-        steps with a central-difference Hessian, BFGS-updated between steps, and
-        central-difference gradients; a step that does not decrease the deviance is halved.
-        Converged when the predicted decrease ``½ g'H⁻¹g`` is below ``tol``. Returns a
-        scipy ``OptimizeResult`` (x with θ ≥ 0: d depends on θ through ΛΛ')."""
-        x = np.concatenate([theta0, beta0]).astype(float)
-        f, g = self.value_and_grad(x)
-        H = self.hessian(x)
-        message, success, nit = "iteration limit reached", False, 0
-        for nit in range(1, max_iter + 1):
-            val, vec = linalg.eigh((H + H.T) / 2)
-            val = np.maximum(np.abs(val), 1e-8 * max(1.0, np.max(np.abs(val))))
-            step = vec @ ((vec.T @ g) / val)
-            decrement = 0.5 * float(g @ step)
-            if decrement < tol:
-                message, success = "predicted decrease below tol", True
-                break
-            t = 1.0
-            while True:
-                x_new = x - t * step
-                f_new = self.deviance(x_new)
-                if f_new <= f or t < 1e-6:
-                    break
-                t *= 0.5
-            if not f_new <= f:
-                message = "line search failed"
-                break
-            f_new, g_new = self.value_and_grad(x_new)
-            s_, y_ = x_new - x, g_new - g
-            if s_ @ y_ > 1e-12 * np.linalg.norm(s_) * np.linalg.norm(y_):
-                Hs = H @ s_
-                H = H - np.outer(Hs, Hs) / (s_ @ Hs) + np.outer(y_, y_) / (s_ @ y_)
-            x, f, g = x_new, f_new, g_new
-        x[:self.n_theta] = np.concatenate([
-            ft.term.canonical(t) for ft, t in zip(self.factors, self.split(x)[0])])
-        return optimize.OptimizeResult(x=x, fun=f, jac=g, nit=nit, success=success,
-                                       message=message)
+        terms = [f.term for f in self.factors]
+        first = minimize(SimpleNamespace(value=stage1), ThetaSpace(terms, theta0),
+                         method="lbfgs", tol=1e-5, max_iter=max_iter, blas_threads=None,
+                         ftol=1e-10, eps=1e-6)
+        stage1(first.theta_final)  # β at the stage-1 θ
+        space = ParamSpace(ThetaSpace(terms, first.theta_final),
+                           after=np.concatenate([state["beta"], extra0]))
+        objective = SimpleNamespace(value=self.deviance, value_and_grad=self.value_and_grad,
+                                    hessian=self.hessian)
+        opt = minimize(objective, space, method="newton", tol=tol, max_iter=max_iter,
+                       blas_threads=None, costly_gradient=True)
+        opt.optimizer = f"L-BFGS-B over θ (nAGQ = 0 deviance), then {opt.optimizer}"
+        opt.n_iter += first.n_iter
+        opt.n_evals = self.n_evals
+        return opt

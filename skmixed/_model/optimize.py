@@ -1,60 +1,62 @@
-"""Optimization of the profiled deviance over θ, and the record of it (lme4's optinfo,
-MixedModels.jl's OptSummary).
+"""The one optimizer interface of the models, and the record of an optimization (lme4's
+optinfo, MixedModels.jl's OptSummary).
 
-θ is optimized without bounds: the deviance depends on ``T`` only through ``T T'``, which a
-sign flip of any column leaves unchanged, so a variance at zero is an interior point of the
-unconstrained problem (a bounded search stalls there: the gradient of a diagonal element at 0
-vanishes). L-BFGS-B with the exact gradient runs close to the optimum; then Newton steps
-with a finite-difference Hessian of the exact gradient polish the optimum and give the
-convergence test: the predicted further decrease of the criterion, ``½ g'H⁻¹g``, in the
-criterion's own units (−2 log-likelihood), which do not depend on the scale of y or on n.
+:func:`minimize` minimizes a criterion (−2 log-likelihood, REML criterion, deviance) over a
+parameter space (:mod:`.spaces`) by a named method; every fit goes through it, and a new
+method is a function here plus its entry in ``METHODS``. θ is searched without bounds
+where the criterion has an exact gradient (:mod:`.spaces`); Newton steps with a
+finite-difference Hessian finish those searches and give the convergence test: the
+predicted further decrease ``½ g'H⁻¹g``, in the criterion's own units.
 """
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import linalg, optimize
 
-from .._kernels.threads import blas_threads as blas_threads_ctx
-from .._kernels.threads import single_threaded_blas
+from .._kernels.threads import blas_threads as _blas_threads
 
-__all__ = ["OptSummary", "FiniteDifferenceGradient", "TermsSpace", "minimize_theta",
-           "minimize_criterion", "minimize_newton", "minimize_scalar_theta",
-           "minimize_log_theta"]
+__all__ = ["OptSummary", "FiniteDifferenceGradient", "minimize", "METHODS"]
 
 _MAX_RESTARTS = 4
 _NEWTON_STEPS = 4
 _POLISH_STEPS = 2
 _POLISH_RTOL = 2e-11  # polish while a Newton step would move θ by more than this (relative)
 _POLISH_ROUNDING = 1e-13  # relative rounding of the criterion allowed to a polishing step
+#: log θ below this is a variance of zero (θ = 4.5e-5): the bound of the log-scale search
+_LOG_THETA_FLOOR = -10.0
+#: "log-lbfgs" converged: the projected gradient in log θ below this multiple of the
+#: criterion, its rounding noise (~1e-9 relative stalls line searches; at 4e-9 |d| the
+#: remaining decrease is ~1e-8 and θ within ~1e-5 relative of its optimum)
+_LOG_THETA_GTOL = 4e-9
 
 
 @dataclass
 class OptSummary:
-    """Everything about one optimization of the profiled deviance.
+    """Everything about one optimization.
 
     Attributes
     ----------
-    optimizer : str
+    optimizer, message : str
     theta_start, theta_final : ndarray
+        The start and final point: θ, a GLMM's (β, θ[, the family's parameter]), log τ...
     lower : ndarray
-        lme4's bounds on θ (0 for diagonal elements); ``theta_final`` respects them.
-    fmin : float
-        The criterion at ``theta_final`` (REML criterion or deviance).
-    gradient : ndarray
-        Gradient at ``theta_final``.
+        The space's lower bounds (lme4's on θ: 0 for diagonal elements).
+    fmin, gradient : float, ndarray
+        The criterion and its gradient at ``theta_final``.
     decrement : float
-        ``½ g'H⁻¹g`` at ``theta_final``: the decrease still predicted by a Newton step.
+        ``½ g'H⁻¹g`` at ``theta_final``, the decrease a Newton step still predicts (NaN
+        without a Hessian).
     n_evals, n_iter : int
-        Criterion evaluations (each with its gradient) and optimizer iterations.
+        Criterion evaluations (with the gradient, where the method uses one), iterations.
     converged : bool
-    message : str
     timings : dict
         Wall seconds per phase of the fit.
     hessian : ndarray or None
-        The finite-difference Hessian (of the exact gradient) used by the last Newton steps,
-        computed within a few tiny steps of ``theta_final``.
+        The Hessian of the last Newton steps, from within a few tiny steps of
+        ``theta_final`` ("newton": always one).
     """
 
     optimizer: str
@@ -70,88 +72,6 @@ class OptSummary:
     message: str
     timings: dict = field(default_factory=dict)
     hessian: np.ndarray = None
-
-
-class _Counted:
-    """Wraps the objective to count evaluations, and remembers the last one: the optimizer
-    asks again for the point L-BFGS-B started or stopped at, and a GLMM evaluation costs
-    passes over all rows."""
-
-    def __init__(self, objective):
-        self.objective = objective
-        self.n_evals = 0
-        self._last = None
-
-    def __call__(self, theta):
-        theta = np.array(theta, dtype=float)
-        if self._last is not None and np.array_equal(self._last[0], theta):
-            f, g = self._last[1], self._last[2]
-            return f, g.copy()
-        self.n_evals += 1
-        f, g = self.objective.value_and_grad(theta)
-        g = np.asarray(g, dtype=float)
-        self._last = (theta, f, g.copy())
-        return f, g
-
-
-def _hessian(fun, theta, grad, rel_step=1e-5, central=True):
-    """Symmetric finite-difference Hessian from the exact gradient: central differences
-    (2k evaluations) or forward differences from ``grad`` at theta (k evaluations)."""
-    k = theta.size
-    H = np.empty((k, k))
-    for j in range(k):
-        h = rel_step * max(1.0, abs(theta[j]))
-        e = np.zeros(k)
-        e[j] = h
-        if central:
-            H[:, j] = (fun(theta + e)[1] - fun(theta - e)[1]) / (2.0 * h)
-        else:
-            H[:, j] = (fun(theta + e)[1] - grad) / h
-    return 0.5 * (H + H.T)
-
-
-def _newton_step(H, g):
-    """``H⁻¹g`` (least squares if H is singular) and ``½ g'H⁻¹g``."""
-    try:
-        step = linalg.solve(H, g, assume_a="sym")
-    except (linalg.LinAlgError, ValueError):
-        step = linalg.lstsq(H, g)[0]
-    return step, 0.5 * float(g @ step)
-
-
-class _ThetaSpace:
-    """θ alone: start, lme4's bounds, sign canonicalization (see RandomEffectTerm)."""
-
-    def __init__(self, term):
-        self.term = term
-
-    def start(self):
-        return self.term.theta_start()
-
-    def lower(self):
-        return self.term.theta_lower()
-
-    def canonical(self, x):
-        return self.term.canonical(x)
-
-
-class TermsSpace:
-    """θ of several random-effect terms, concatenated: start, lme4's bounds and the sign
-    canonicalization term by term."""
-
-    def __init__(self, terms):
-        self.terms = list(terms)
-        self.edges = np.cumsum([0] + [t.n_theta for t in self.terms])
-
-    def start(self):
-        return np.concatenate([t.theta_start() for t in self.terms])
-
-    def lower(self):
-        return np.concatenate([t.theta_lower() for t in self.terms])
-
-    def canonical(self, x):
-        return np.concatenate([t.canonical(x[a:b]) for t, a, b in
-                               zip(self.terms, self.edges[:-1], self.edges[1:])])
 
 
 class FiniteDifferenceGradient:
@@ -174,98 +94,185 @@ class FiniteDifferenceGradient:
         return f, g
 
 
-def minimize_theta(objective, term, *, tol=1e-8, max_iter=1000):
-    """Minimize ``objective.value_and_grad`` over θ (see the module docstring).
+def minimize(objective, space, *, method, tol=1e-8, max_iter=1000, blas_threads=1,
+             **options):
+    """Minimize ``objective`` over ``space`` by ``method``; returns an :class:`OptSummary`.
 
-    Parameters
-    ----------
-    objective : object with ``value_and_grad(theta) -> (float, ndarray)``
-    term : RandomEffectTerm
-        Gives the start, lme4's bounds and the sign canonicalization of θ.
-    tol : float
-        Convergence: the predicted further decrease of the criterion is at most ``tol``.
-    max_iter : int
-        Iteration budget over all L-BFGS-B runs and Newton steps together.
+    ``objective`` has ``value_and_grad(x) -> (f, g)`` (exact gradient) and/or ``value(x)``,
+    optionally ``hessian(x)`` (used by "newton" instead of finite differences of the
+    gradient); ``space`` has ``start()``, ``lower()``, ``upper()``, ``canonical(x)``.
+    ``tol``, ``max_iter``: as each method reads them; ``blas_threads`` during the search
+    (1: small arrays, where threads only cost — L-BFGS-B ran 50× slower beside Numba's
+    pool; None: as they are). Methods (their options):
 
-    Converged, θ is polished (:func:`_polish`): an evaluation costs no pass over the rows, and
-    the polish makes the optimum independent of where L-BFGS-B happened to stop.
+    * ``"newton"`` — Newton steps, Hessian by forward differences of the gradient (k
+      evaluations) BFGS-updated while its model predicts well (a full step achieving a
+      quarter of the predicted decrease), else refreshed; Armijo backtracking; saddles
+      left along the negative curvature. Converged: with a fresh Hessian, positive
+      definite, ``½ g'H⁻¹g ≤ tol`` (then one more step if above ``1e-3 tol``). For
+      evaluations that pass over the data, few parameters (a GLMM's (β, θ)).
+      ``hessian_step`` (1e-5, relative); ``hessian``: the first one (a related fit's);
+      ``final_hessian`` (True: the record's Hessian is fresh near the optimum, by central
+      differences at the end if need be; False: stop on the BFGS model's convergence and
+      return its Hessian); ``costly_gradient`` (False; True where a gradient costs 2k + 1
+      values: line-search trials by ``value``, no last step).
+    * ``"lbfgs-newton"`` — unbounded L-BFGS-B with the exact gradient to ``lbfgs_gtol``
+      (1e-10 of the start's criterion: short of rounding level, where its line search
+      thrashes), then Newton steps with a central-difference Hessian (2k evaluations);
+      L-BFGS-B restarts from a saddle. Converged: ``½ g'H⁻¹g ≤ tol``. For cheap
+      evaluations (the LMM from sufficient statistics). ``hessian_step`` (1e-5);
+      ``polish`` (False): Newton steps below ``tol`` to rounding level, so that fits from
+      sums in another order stop at the same θ.
+    * ``"lbfgs"`` — L-BFGS-B within the space's bounds to a projected gradient ``tol``,
+      with the exact gradient or, with ``value`` only, forward differences of step ``eps``;
+      also converged at a gradient below ``flat_rtol`` (1e-6) × |criterion| (a smoothing
+      parameter running to its bound: L-BFGS-B stops in the criterion's noise). ``ftol``
+      (0.0); ``polish`` (False): then Newton steps over the coordinates off the bounds to
+      rounding level, as "lbfgs-newton"'s (the additive model's log τ).
+    * ``"log-lbfgs"`` — L-BFGS-B on log θ ≥ log θ_floor (scalar terms ``(1|a) + (1|b)``),
+      exact gradient: the criterion is close to quadratic in log variances (InstEval: 13
+      evaluations, Newton twice as many); θ at the floor (4.5e-5) is 0, a boundary fit.
+      Converged: projected gradient ≤ max(4e-9 |d|, 1e-4) (``tol`` unused).
+    * ``"brent"`` — bounded Brent over a scalar θ ∈ [lower, ``upper`` (20.0)], ``value``
+      only, to ``xtol`` (1e-7): a third of the evaluations of finite-difference
+      quasi-Newton (lme4's nAGQ = 0: each value a joint PIRLS). θ at ``upper`` is not
+      converged.
     """
-    return minimize_criterion(objective, _ThetaSpace(term), tol=tol, max_iter=max_iter,
-                              polish=True)
-
-
-def minimize_criterion(objective, space, *, tol=1e-8, max_iter=1000, hessian_step=1e-5,
-                       lbfgs_gtol=1e-10, polish=False):
-    """Minimize ``objective.value_and_grad`` over a parameter space.
-
-    ``space`` gives ``start()``, ``lower()`` (lme4's bounds, for the record) and
-    ``canonical(x)`` (the sign canonicalization of the θ part). ``lbfgs_gtol`` (relative to
-    the criterion at the start) is where L-BFGS-B hands over to the Newton steps: a looser
-    value saves evaluations where each one is expensive (a GLMM's passes over the rows).
-    ``polish`` takes Newton steps below ``tol`` too (:func:`_polish`), for criteria whose
-    evaluations are cheap and whose gradient is exact.
-    """
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is not an optimizer method; valid methods: "
+                         f"{', '.join(map(repr, METHODS))}.")
+    if method not in ("brent", "lbfgs") and not hasattr(objective, "value_and_grad"):
+        raise TypeError(f"method={method!r} needs objective.value_and_grad (the gradient); "
+                        f"{type(objective).__name__} has none.")
     start = time.perf_counter()
-    with single_threaded_blas():
-        summary = _minimize(_Counted(objective), space, tol, max_iter, hessian_step,
-                            lbfgs_gtol, polish)
-    summary.timings["optimize"] = time.perf_counter() - start
-    return summary
+    fun = _Counted(objective)
+    x0 = space.start()
+    with nullcontext() if blas_threads is None else _blas_threads(blas_threads):
+        if x0.size == 0:
+            r = dict(name="none", x=x0, f=fun.value(x0), g=x0, n_iter=0, converged=True,
+                     message="no parameters to optimize")
+        else:
+            r = METHODS[method](fun, space, tol, max_iter, **options)
+    return OptSummary(
+        optimizer=r["name"], theta_start=r.get("start", x0), theta_final=r["x"],
+        lower=space.lower(), fmin=float(r["f"]),
+        gradient=np.full(x0.size, np.nan) if r["g"] is None else np.asarray(r["g"]),
+        decrement=float(r.get("decrement", np.nan)), n_evals=fun.n_evals,
+        n_iter=int(r["n_iter"]), converged=bool(r["converged"]), message=r["message"],
+        timings={"optimize": time.perf_counter() - start}, hessian=r.get("hessian"))
 
 
-def _escape_saddle(fun, space, theta, f, H):
-    """Leave a stationary point that is not a minimum along H's most negative curvature.
+class _Counted:
+    """Wraps the objective to count evaluations, and remembers the last one: the optimizer
+    asks again for the point L-BFGS-B started or stopped at, and a GLMM evaluation costs
+    passes over all rows. Calling it is ``value_and_grad``."""
 
-    A zero diagonal element of θ is always stationary (the criterion depends on it through
-    its square), so the search can land on θ_j = 0 where the criterion has a maximum in θ_j.
-    Returns the new (θ, f, g) or None when H has no clearly negative curvature.
-    """
+    def __init__(self, objective):
+        self.objective = objective
+        self.n_evals = 0
+        self._last = None
+
+    def __call__(self, x):
+        x = np.array(x, dtype=float)
+        if self._last is not None and np.array_equal(self._last[0], x):
+            return self._last[1], self._last[2].copy()
+        self.n_evals += 1
+        f, g = self.objective.value_and_grad(x)
+        g = np.asarray(g, dtype=float)
+        self._last = (x, f, g.copy())
+        return f, g
+
+    def value(self, x):
+        if not hasattr(self.objective, "value"):
+            return self(x)[0]
+        self.n_evals += 1
+        return float(self.objective.value(np.asarray(x, dtype=float)))
+
+    def hessian(self, x, g, step, central):
+        """The objective's own Hessian, else :func:`_hessian` of the gradient."""
+        if hasattr(self.objective, "hessian"):
+            return np.asarray(self.objective.hessian(x), dtype=float)
+        return _hessian(self, x, g, step, central)
+
+
+def _hessian(fun, x, grad, rel_step=1e-5, central=True, coords=None):
+    """Symmetric finite-difference Hessian from the exact gradient: central differences
+    (2k evaluations) or forward differences from ``grad`` at x (k evaluations); over the
+    coordinates ``coords`` only if given."""
+    coords = np.arange(x.size) if coords is None else coords
+    H = np.empty((coords.size, coords.size))
+    for col, j in enumerate(coords):
+        h = rel_step * max(1.0, abs(x[j]))
+        e = np.zeros(x.size)
+        e[j] = h
+        if central:
+            H[:, col] = (fun(x + e)[1] - fun(x - e)[1])[coords] / (2.0 * h)
+        else:
+            H[:, col] = (fun(x + e)[1] - grad)[coords] / h
+    return 0.5 * (H + H.T)
+
+
+def _newton_step(H, g):
+    """``H⁻¹g`` (least squares if H is singular) and ``½ g'H⁻¹g``."""
+    try:
+        step = linalg.solve(H, g, assume_a="sym")
+    except (linalg.LinAlgError, ValueError):
+        step = linalg.lstsq(H, g)[0]
+    return step, 0.5 * float(g @ step)
+
+
+def _escape_saddle(fun, space, x, f, H):
+    """Leave a stationary point that is not a minimum along H's most negative curvature: a
+    zero diagonal element of θ is always stationary (the criterion depends on its square),
+    and may be a maximum. Returns the new (x, f, g), or None without clearly negative
+    curvature."""
     eigval, eigvec = linalg.eigh(H)
     if eigval[0] >= -1e-8 * max(1.0, np.abs(eigval).max()):
         return None
     direction = eigvec[:, 0]
     for alpha in (1.0, 0.3, 0.1, 0.03, 0.01):
-        trial = space.canonical(theta + alpha * direction)
+        trial = space.canonical(x + alpha * direction)
         f_trial, g_trial = fun(trial)
         if f_trial < f:
             return trial, f_trial, g_trial
     return None
 
 
-def _polish(fun, space, theta, f, g, H, decrement):
-    """Newton steps below the convergence tolerance, to the criterion's rounding level.
+def _polish(fun, space, x, f, g, H, decrement, free=None):
+    """Newton steps below the convergence tolerance, to the criterion's rounding level, with
+    a fixed H (over the coordinates ``free``, default all).
 
     ``tol`` bounds the decrease still to be had, not the distance to the optimum: a stop at a
-    decrement δ leaves θ about ``√(2δ/h)`` away (h: the curvature), so two fits whose sums
+    decrement δ leaves x about ``√(2δ/h)`` away (h: the curvature), so two fits whose sums
     differ only in rounding (in memory and from chunks) could stop 1e-7 apart. A step is
-    taken only while it would move θ by more than ``_POLISH_RTOL`` (most fits stop closer
-    than that and pay nothing). Below ``tol`` the decrease is under the criterion's own
-    rounding and ``f`` cannot judge a step; it is kept when ``f`` does not rise beyond its
-    rounding and the decrement shrinks (the exact gradient resolves what ``f`` no longer
-    can). Returns ``(θ, f, g, decrement, steps)``."""
+    taken only while it would move x by more than ``_POLISH_RTOL`` (most fits stop closer
+    and pay nothing); it is kept when ``f`` does not rise beyond its rounding and the
+    decrement shrinks (the exact gradient resolves what ``f`` no longer can). Returns
+    ``(x, f, g, decrement, steps)``."""
+    free = np.arange(x.size) if free is None else free
     steps = 0
     for _ in range(_POLISH_STEPS):
-        step, _ = _newton_step(H, g)
-        if not np.max(np.abs(step)) > _POLISH_RTOL * max(1.0, np.max(np.abs(theta))):
+        step = np.zeros(x.size)
+        step[free] = _newton_step(H, g[free])[0]
+        if not np.max(np.abs(step)) > _POLISH_RTOL * max(1.0, np.max(np.abs(x))):
             break
-        trial = space.canonical(theta - step)
+        trial = space.canonical(x - step)
         f_trial, g_trial = fun(trial)
-        _, dec_trial = _newton_step(H, g_trial)
-        slack = _POLISH_ROUNDING * max(1.0, abs(f))
-        if not (f_trial <= f + slack and abs(dec_trial) < abs(decrement)):
+        dec_trial = _newton_step(H, g_trial[free])[1]
+        if not (f_trial <= f + _POLISH_ROUNDING * max(1.0, abs(f))
+                and abs(dec_trial) < abs(decrement)):
             break
-        theta, f, g, decrement = trial, f_trial, g_trial, dec_trial
+        x, f, g, decrement = trial, f_trial, g_trial, dec_trial
         steps += 1
-    return theta, f, g, decrement, steps
+    return x, f, g, decrement, steps
 
 
-def _minimize(fun, space, tol, max_iter, hessian_step, lbfgs_gtol, polish=False):
+def _lbfgs_newton(fun, space, tol, max_iter, hessian_step=1e-5, lbfgs_gtol=1e-10,
+                  polish=False):
     theta = space.start()
     n_iter = 0
     message = ""
     f, g, decrement, at_minimum, H = np.inf, None, np.inf, False, None
-    # L-BFGS-B stops a little short of rounding level (its line search thrashes there, at
-    # ~20 evaluations a try); the Newton steps below finish the job.
     f0, _ = fun(theta)
     gtol = lbfgs_gtol * max(1.0, abs(f0)) if np.isfinite(f0) else 1e-8
     for _ in range(_MAX_RESTARTS):
@@ -278,10 +285,9 @@ def _minimize(fun, space, tol, max_iter, hessian_step, lbfgs_gtol, polish=False)
         f, g = fun(theta)
         if not np.isfinite(f):
             break
-        # Newton polish: accept a step only if it lowers the criterion. The Hessian is
-        # computed once per restart (2k evaluations) and reused: near the optimum the
-        # steps are tiny and a fixed H still converges linearly at a fast rate.
-        H = _hessian(fun, theta, g, hessian_step)
+        # Newton steps, kept if they lower the criterion, with one Hessian per restart:
+        # near the optimum a fixed H still converges linearly at a fast rate
+        H = fun.hessian(theta, g, hessian_step, central=True)
         escaped = _escape_saddle(fun, space, theta, f, H)
         if escaped is not None:
             theta, f, g = escaped
@@ -306,20 +312,10 @@ def _minimize(fun, space, tol, max_iter, hessian_step, lbfgs_gtol, polish=False)
         if (at_minimum and abs(decrement) <= tol) or n_iter >= max_iter:
             break
     converged = bool(np.isfinite(f) and at_minimum and abs(decrement) <= tol)
-    return OptSummary(
-        optimizer="L-BFGS-B + Newton",
-        theta_start=space.start(),
-        theta_final=theta,
-        lower=space.lower(),
-        fmin=float(f),
-        gradient=np.asarray(g) if g is not None else np.full(len(theta), np.nan),
-        decrement=float(decrement),
-        n_evals=fun.n_evals,
-        n_iter=n_iter,
-        converged=converged,
-        message=message if converged else f"{message}; predicted decrease {decrement:.3g} > tol",
-        hessian=H,
-    )
+    return dict(name="L-BFGS-B + Newton", x=theta, f=f, g=g, decrement=decrement,
+                n_iter=n_iter, converged=converged, hessian=H,
+                message=message if converged else
+                f"{message}; predicted decrease {decrement:.3g} > tol")
 
 
 def _positive_definite(H):
@@ -344,16 +340,17 @@ def _bfgs_update(H, s, y):
     return H - np.outer(Hs, Hs) / sHs + np.outer(y, y) / sy
 
 
-def _line_search(fun, x, f, g, direction, max_halvings=30):
-    """Backtracking (Armijo, with quadratic interpolation) along ``direction`` from x.
+def _line_search(fun, x, f, g, direction, by_value=False, max_halvings=30):
+    """Backtracking (Armijo, with quadratic interpolation) along ``direction`` from x;
+    ``by_value``: trials by ``fun.value``, the gradient only at the accepted point.
     Returns (x_new, f_new, g_new) or None."""
     slope = float(g @ direction)
     t = 1.0
     for _ in range(max_halvings):
         trial = x + t * direction
-        f_t, g_t = fun(trial)
+        f_t, g_t = (fun.value(trial), None) if by_value else fun(trial)
         if np.isfinite(f_t) and f_t <= f + 1e-4 * t * slope:
-            return trial, f_t, g_t
+            return (trial, *fun(trial)) if by_value else (trial, f_t, g_t)
         if np.isfinite(f_t):
             # minimizer of the quadratic through f, slope and f_t, kept in [0.1 t, 0.5 t]
             t_q = -slope * t * t / (2.0 * (f_t - f - slope * t))
@@ -363,36 +360,13 @@ def _line_search(fun, x, f, g, direction, max_halvings=30):
     return None
 
 
-def minimize_newton(objective, space, *, tol=1e-8, max_iter=200, hessian_step=1e-5,
-                    hessian=None, final_hessian=True):
-    """Minimize ``objective.value_and_grad`` by Newton steps from a finite-difference
-    Hessian of the exact gradient, updated by BFGS between its refreshes.
-
-    For criteria whose every evaluation passes over the data (a GLMM's deviance) and that
-    have few parameters: the forward-difference Hessian costs k evaluations, each cheap
-    because the conditional modes move little, and Newton's quadratic convergence needs far
-    fewer evaluations than L-BFGS-B. The Hessian is computed at the start (unless given,
-    e.g. from a related fit) and again wherever the BFGS model predicts convergence; the
-    fit has converged when, with a fresh Hessian at a point without negative curvature,
-    the predicted decrease ``½ g'H⁻¹g`` is at most ``tol``. The Hessian returned is that
-    fresh one (lme4's standard errors come from it). ``final_hessian=False`` accepts the
-    BFGS model's convergence and returns its Hessian (a start for a related fit).
-    """
-    start = time.perf_counter()
-    with single_threaded_blas():
-        summary = _newton(_Counted(objective), space, tol, max_iter, hessian_step, hessian,
-                          final_hessian)
-    summary.timings["optimize"] = time.perf_counter() - start
-    return summary
-
-
-def _newton(fun, space, tol, max_iter, hessian_step, H, final_hessian):
-    x = space.start()
+def _newton(fun, space, tol, max_iter, hessian_step=1e-5, hessian=None, final_hessian=True,
+            costly_gradient=False):
+    x, H = space.start(), hessian
     f, g = fun(x)
     fresh = False
     if H is None and np.isfinite(f):
-        H = _hessian(fun, x, g, hessian_step, central=False)
-        fresh = True
+        H, fresh = fun.hessian(x, g, hessian_step, central=False), True
     decrement, n_iter, converged = np.inf, 0, False
     message = "evaluation failed at the start" if not np.isfinite(f) else ""
     while np.isfinite(f) and n_iter < max_iter:
@@ -402,19 +376,16 @@ def _newton(fun, space, tol, max_iter, hessian_step, H, final_hessian):
             if not fresh and not final_hessian:
                 # a start for a related fit (Laplace before quadrature): the BFGS model
                 # says converged and its Hessian will do as the next fit's first one
-                converged = True
-                message = "predicted decrease below tol (BFGS Hessian)"
+                converged, message = True, "predicted decrease below tol (BFGS Hessian)"
                 break
             if not fresh:
                 x = space.canonical(x)
                 f, g = fun(x)
-                H = _hessian(fun, x, g, hessian_step, central=False)
-                fresh = True
+                H, fresh = fun.hessian(x, g, hessian_step, central=False), True
                 continue
             if not modified:
-                converged = True
-                message = "predicted decrease below tol"
-                if abs(decrement) > 1e-3 * tol:
+                converged, message = True, "predicted decrease below tol"
+                if not costly_gradient and abs(decrement) > 1e-3 * tol:
                     # one last Newton step (quadratic convergence: it leaves about the
                     # square of the decrement) where the criterion is flat enough for the
                     # remaining decrement to move the parameters visibly
@@ -429,142 +400,103 @@ def _newton(fun, space, tol, max_iter, hessian_step, H, final_hessian):
                 message = "stationary point with negative curvature"
                 break
             x, f, g = escaped
-            H = _hessian(fun, x, g, hessian_step, central=False)
+            H = fun.hessian(x, g, hessian_step, central=False)
             continue
-        found = _line_search(fun, x, f, g, -step)
+        found = _line_search(fun, x, f, g, -step, by_value=costly_gradient)
         if found is None:
             if fresh:
                 message = "line search failed"
                 break
-            H = _hessian(fun, x, g, hessian_step, central=False)  # the BFGS model misled
-            fresh = True
+            H, fresh = fun.hessian(x, g, hessian_step, central=False), True  # BFGS misled
             continue
         x_new, f_new, g_new = found
         n_iter += 1
         # keep the BFGS model while it predicts well: a full step that achieved at least a
         # quarter of the predicted decrease; otherwise a fresh Hessian at the new point
-        full_step = np.array_equal(x_new, x - step)
-        if full_step and f - f_new >= 0.25 * decrement:
+        if np.array_equal(x_new, x - step) and f - f_new >= 0.25 * decrement:
             H = _bfgs_update(H, x_new - x, g_new - g)
             x, f, g, fresh = x_new, f_new, g_new, False
         else:
             x, f, g = x_new, f_new, g_new
-            H = _hessian(fun, x, g, hessian_step, central=False)
-            fresh = True
+            H, fresh = fun.hessian(x, g, hessian_step, central=False), True
     else:
         if np.isfinite(f):
             message = "iteration limit reached"
-    return OptSummary(
-        optimizer="Newton (finite-difference Hessian of the exact gradient, BFGS updates)",
-        theta_start=space.start(),
-        theta_final=space.canonical(x),
-        lower=space.lower(),
-        fmin=float(f),
-        gradient=np.asarray(g),
-        decrement=float(decrement),
-        n_evals=fun.n_evals,
-        n_iter=n_iter,
-        converged=converged,
-        message=message if converged else f"{message}; predicted decrease {decrement:.3g}",
-        hessian=H if (fresh or not final_hessian) else None,
-    )
+    x = space.canonical(x)
+    if final_hessian and not fresh:
+        H = fun.hessian(x, g, hessian_step, central=True)
+    name = ("the objective's Hessian" if hasattr(fun.objective, "hessian")
+            else "finite-difference Hessian of the exact gradient")
+    return dict(name=f"Newton ({name}, BFGS updates)", x=x, f=f, g=g, decrement=decrement,
+                n_iter=n_iter, converged=converged, hessian=H,
+                message=message if converged else f"{message}; predicted decrease {decrement:.3g}")
 
 
-def minimize_scalar_theta(value, term, *, xtol=1e-7, upper=20.0, max_iter=500):
-    """Minimize ``value(θ)`` over a scalar θ ∈ [0, upper] by bounded Brent.
-
-    For criteria without a cheap gradient (lme4's nAGQ = 0, where each value is a joint
-    penalized IRLS), a derivative-free 1-D search needs a third of the evaluations of
-    finite-difference quasi-Newton. θ = −θ gives the same criterion, so [0, upper] is no
-    restriction below ``upper`` (a relative SD of 20 on the link scale); an optimum at the
-    upper bound is reported as not converged.
-    """
-    start = time.perf_counter()
-    with single_threaded_blas():
-        res = optimize.minimize_scalar(lambda t: value(np.array([t])), bounds=(0.0, upper),
-                                       method="bounded",
-                                       options={"xatol": xtol, "maxiter": max_iter})
-    theta = np.array([float(res.x)])
-    at_bound = theta[0] > upper * (1.0 - 1e-4)
-    converged = bool(res.success and not at_bound)
-    message = str(res.message) + ("; θ at the upper search bound" if at_bound else "")
-    return OptSummary(
-        optimizer="bounded Brent (scalar θ)",
-        theta_start=term.theta_start(),
-        theta_final=theta,
-        lower=term.theta_lower(),
-        fmin=float(res.fun),
-        gradient=np.full(1, np.nan),
-        decrement=np.nan,
-        n_evals=int(res.nfev),
-        n_iter=int(res.nit),
-        converged=converged,
-        message=message,
-        timings={"optimize": time.perf_counter() - start},
-    )
+def _lbfgs(fun, space, tol, max_iter, ftol=0.0, eps=None, polish=False, flat_rtol=1e-6):
+    lower, upper = space.lower(), space.upper()
+    exact = hasattr(fun.objective, "value_and_grad")
+    options = {"ftol": ftol, "gtol": tol, "maxiter": max_iter}
+    options.update({} if eps is None else {"eps": eps})
+    res = optimize.minimize(fun if exact else fun.value, space.start(), jac=exact,
+                            method="L-BFGS-B", bounds=list(zip(lower, upper)),
+                            options=options)
+    x, f, g, steps = np.asarray(res.x, dtype=float), float(res.fun), res.jac, 0
+    converged, message = bool(res.success), str(res.message)
+    if not converged and np.all(np.isfinite(g)) and \
+            np.max(np.abs(g)) <= flat_rtol * max(1.0, abs(f)):
+        converged = True
+        message += " (accepted: gradient at the criterion's numerical noise)"
+    free = np.flatnonzero((x > lower + 1e-8) & (x < upper - 1e-8))
+    if (polish and free.size and np.isfinite(f)
+            and np.max(np.abs(g[free])) >= 1e-12 * max(1.0, abs(f))):
+        # L-BFGS-B stops ~1e-7 from the gradient's zero (unless that is the criterion's
+        # rounding): Newton steps over the coordinates off the bounds take x to round-off
+        f, g = fun(x)
+        H = _hessian(fun, x, g, 1e-5, central=False, coords=free)
+        if np.min(np.linalg.eigvalsh(H)) > 0:
+            x, f, g, _, steps = _polish(fun, space, x, f, g, H,
+                                        _newton_step(H, g[free])[1], free)
+    return dict(name="L-BFGS-B" + " + Newton polish" * polish, x=x, f=f, g=g,
+                n_iter=res.nit + steps, converged=converged, message=message)
 
 
-#: log θ below this is a variance of zero (θ = 4.5e-5): the bound of the log-scale search
-_LOG_THETA_FLOOR = -10.0
-#: convergence: the projected gradient in log θ (criterion units) below this multiple of the
-#: criterion. Its rounding noise (~1e-9 relative: 2e-4 on InstEval's 2.4e5) stalls line
-#: searches below ~1e-9 |d|; at 4e-9 |d| (1e-3 on InstEval) the remaining decrease is
-#: ~1e-8 and θ is within ~1e-5 relative of its optimum.
-_LOG_THETA_GTOL = 4e-9
-
-
-def minimize_log_theta(objective, terms, *, theta0=None, tol=1e-8, max_iter=1000,
-                       blas_threads=1):
-    """Minimize over θ of scalar random-effect terms (``(1|a) + (1|b) + …``) by L-BFGS-B on
-    log θ with the exact gradient (``objective.value_and_grad``).
-
-    Each evaluation of a several-factor deviance factors a dense Schur complement (InstEval:
-    1156 × 1156), so evaluations are what count: on the log scale the criterion is close to
-    quadratic in each variance; from θ = 1 (lme4's start) InstEval takes 17 evaluations,
-    from a moment estimate (``theta0``) 13 (Newton with finite-difference Hessians needed
-    twice as many). A log θ at the floor
-    (``_LOG_THETA_FLOOR``, θ ≈ 4.5e-5, a variance 2e-9 of σ²) is reported as θ = 0, a
-    boundary (singular) fit. Converged: the projected gradient in log θ is below 1e-4 (criterion units:
-    −2 log-likelihood per unit of log θ); ``blas_threads`` for the dense factorizations."""
-    start = time.perf_counter()
-    lower = np.concatenate([t.theta_lower() for t in terms])
-    calls = {"n": 0}
-    cache = {}
-
+def _log_lbfgs(fun, space, tol, max_iter):
     def fg(x):
-        key = x.tobytes()
-        if key not in cache:
-            calls["n"] += 1
-            theta = np.exp(x)
-            f, g = objective.value_and_grad(theta)
-            cache.clear()
-            cache[key] = (f, g * theta)
-        return cache[key]
+        theta = np.exp(x)
+        f, g = fun(theta)
+        return f, g * theta
 
-    x0 = (np.zeros(len(lower)) if theta0 is None
-          else np.log(np.clip(theta0, np.exp(_LOG_THETA_FLOOR + 1.0), np.exp(7.0))))
-    with blas_threads_ctx(blas_threads):
-        # scaled so that the first (steepest-descent) step is about one unit of log θ, not
-        # the criterion's gradient of hundreds (a wasted evaluation at the bound)
-        f0, g0 = fg(x0)
-        scale = max(1.0, float(np.max(np.abs(g0)))) if np.isfinite(f0) else 1.0
-        gtol = max(_LOG_THETA_GTOL * abs(f0), 1e-4) if np.isfinite(f0) else 1e-4
-        res = optimize.minimize(lambda x: tuple(v / scale for v in fg(x)), x0, jac=True,
-                                method="L-BFGS-B",
-                                bounds=[(_LOG_THETA_FLOOR, 8.0)] * x0.size,
-                                options={"ftol": 0.0, "gtol": gtol / scale,
-                                         "maxiter": max_iter})
-    res.fun, res.jac = res.fun * scale, res.jac * scale
-    theta = np.exp(res.x)
-    theta[res.x <= _LOG_THETA_FLOOR + 1e-9] = 0.0
-    grad = np.asarray(res.jac, dtype=float)
+    x0 = np.log(np.clip(space.start(), np.exp(_LOG_THETA_FLOOR + 1.0), np.exp(7.0)))
+    # scaled so that the first (steepest-descent) step is about one unit of log θ, not
+    # the criterion's gradient of hundreds (a wasted evaluation at the bound)
+    f0, g0 = fg(x0)
+    scale = max(1.0, float(np.max(np.abs(g0)))) if np.isfinite(f0) else 1.0
+    gtol = max(_LOG_THETA_GTOL * abs(f0), 1e-4) if np.isfinite(f0) else 1e-4
+    res = optimize.minimize(lambda x: tuple(v / scale for v in fg(x)), x0, jac=True,
+                            method="L-BFGS-B", bounds=[(_LOG_THETA_FLOOR, 8.0)] * x0.size,
+                            options={"ftol": 0.0, "gtol": gtol / scale, "maxiter": max_iter})
     at_floor = res.x <= _LOG_THETA_FLOOR + 1e-9
+    theta = np.where(at_floor, 0.0, np.exp(res.x))
+    grad = np.asarray(res.jac, dtype=float) * scale
     free_grad = np.where(at_floor & (grad > 0), 0.0, grad)
-    converged = bool(res.success or np.max(np.abs(free_grad)) <= gtol)
-    summary = OptSummary(
-        optimizer="L-BFGS-B on log θ (exact gradient)", theta_start=np.exp(x0),
-        theta_final=theta, lower=lower, fmin=float(res.fun), gradient=grad,
-        decrement=np.nan, n_evals=calls["n"], n_iter=int(res.nit), converged=converged,
-        message=str(res.message))
-    summary.timings["optimize"] = time.perf_counter() - start
-    return summary
+    return dict(name="L-BFGS-B on log θ (exact gradient)", start=np.exp(x0), x=theta,
+                f=res.fun * scale, g=grad, n_iter=res.nit, message=str(res.message),
+                converged=res.success or np.max(np.abs(free_grad)) <= gtol)
+
+
+def _brent(fun, space, tol, max_iter, xtol=1e-7, upper=20.0):
+    if space.start().size != 1:
+        raise ValueError(f"method='brent' searches a scalar θ; this space has "
+                         f"{space.start().size} parameters.")
+    lower = float(space.lower()[0])
+    res = optimize.minimize_scalar(lambda t: fun.value(np.array([t])), bounds=(lower, upper),
+                                   method="bounded", options={"xatol": xtol, "maxiter": max_iter})
+    at_bound = bool(res.x > upper * (1.0 - 1e-4))
+    return dict(name="bounded Brent (scalar θ)", x=np.array([float(res.x)]), f=res.fun,
+                g=None, n_iter=res.nit, converged=res.success and not at_bound,
+                message=str(res.message) + ("; θ at the upper search bound" * at_bound))
+
+
+#: method name → function(fun, space, tol, max_iter, **options) → dict of the results
+METHODS = {"newton": _newton, "lbfgs-newton": _lbfgs_newton, "lbfgs": _lbfgs,
+           "log-lbfgs": _log_lbfgs, "brent": _brent}

@@ -89,6 +89,27 @@ def test_recovers_crossed_poisson():
     assert model.converged_
 
 
+def test_optimization_record_holds_the_hessian_of_the_standard_errors():
+    """The several-factor fit's record is the one optimizer's: Newton over (θ, β) converged
+    by the decrement of a fresh Hessian (the one the standard errors come from; the record
+    had no Hessian and no decrement before)."""
+    rng = np.random.default_rng(7)
+    n = 1500
+    a, b = rng.integers(0, 60, n), rng.integers(0, 12, n)
+    x = rng.normal(size=n)
+    y = rng.poisson(np.exp(0.2 + 0.3 * x + rng.normal(0, 0.5, 60)[a]
+                           + rng.normal(0, 0.4, 12)[b]))
+    model = MixedGLM(family="poisson", groups=["a", "b"]).fit(
+        pd.DataFrame({"x": x, "a": a, "b": b}), y)
+    opt = model.optimization_
+    assert model.converged_ and "Newton" in opt.optimizer
+    assert 0.0 <= opt.decrement <= 1e-8
+    k = opt.theta_final.size  # (θ_a, θ_b, β₀, β_x)
+    assert k == 4 and opt.hessian.shape == (k, k)
+    np.testing.assert_allclose(opt.hessian, opt.hessian.T)
+    assert np.all(np.linalg.eigvalsh(opt.hessian) > 0)  # a minimum
+
+
 @pytest.mark.parametrize("params, match", [
     (dict(groups=["a", "b"], n_agq=2), "n_agq=2"),
     (dict(groups=["a", "b"], family="gamma"), "not supported"),

@@ -81,6 +81,18 @@ def test_fitted_values(gam_fit):
     np.testing.assert_allclose(fitted, head, rtol=1e-4)
 
 
+def test_fit_records_its_optimization(gam_fit):
+    """The REML fit's record is the one optimizer's OptSummary (L-BFGS-B over log τ, then
+    Newton steps): at the fitted τ, with the criterion and a gradient at its rounding."""
+    blocks, fit, _ = gam_fit
+    opt = fit.result
+    assert opt.converged and opt.optimizer.startswith("L-BFGS-B")
+    np.testing.assert_allclose(np.exp(opt.theta_final), fit.tau, rtol=1e-15)
+    assert opt.fmin == fit.criterion
+    assert fit.reml.criterion(opt.theta_final) == pytest.approx(opt.fmin, rel=1e-13)
+    assert np.max(np.abs(opt.gradient)) < 1e-6 and opt.n_evals > opt.n_iter > 0
+
+
 def test_random_intercept_block_against_mgcv(data_file, load_reference):
     """``+ s(fac, bs = "re")`` (40 levels): the group block eliminated as a diagonal block."""
     df = pd.read_csv(data_file("gamsim1.csv"))

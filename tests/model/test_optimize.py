@@ -1,12 +1,17 @@
-"""The θ optimizer: saddle escape at a zero diagonal element, convergence record."""
+"""The one optimizer interface (:func:`skmixed._model.optimize.minimize`): every method
+reaches the optimum of a known function within its space and fills the record; an unknown
+method is refused by name; the saddle escape at a zero diagonal element of θ."""
 
 import numpy as np
 import pytest
 
 from skmixed import MixedLM
-from skmixed._model.optimize import _escape_saddle, _hessian, _ThetaSpace, minimize_theta
+from skmixed._model.optimize import METHODS, _escape_saddle, _hessian, minimize
+from skmixed._model.spaces import BoxSpace, ParamSpace, ThetaSpace
 from skmixed._model.terms import RandomEffectTerm
 from skmixed.datasets import make_multilevel
+
+M = np.array([0.7, 2.0])  # the minimizing |θ| of EvenWells
 
 
 class DoubleWell:
@@ -18,6 +23,53 @@ class DoubleWell:
         return (t * t - 0.25) ** 2, np.array([4.0 * t * (t * t - 0.25)])
 
 
+class EvenWells:
+    """x = (β..., θ...): Σ (β − b)² + Σ (θ² − m²)² + (θ₀²θ₁² − m₀²m₁²)² / 2 — even in each θ
+    (as a criterion of T T' is), minimum 0 at β = b, |θ| = m; counts its evaluations."""
+
+    def __init__(self, b=()):
+        self.b = np.asarray(b, dtype=float)
+        self.calls = 0
+
+    def value(self, x):
+        self.calls += 1
+        return self._fg(x)[0]
+
+    def value_and_grad(self, x):
+        self.calls += 1
+        return self._fg(x)
+
+    def _fg(self, x):
+        p = self.b.size
+        d, t = x[:p] - self.b, x[p:]
+        t2 = t * t
+        c = t2[0] * t2[1] - (M[0] * M[1]) ** 2
+        r = t2 - M * M
+        f = d @ d + r @ r + 0.5 * c * c
+        g_t = 4.0 * t * r + 2.0 * c * t * t2[::-1]
+        return float(f), np.concatenate([2.0 * d, g_t])
+
+
+class Bowl:
+    """(x₀ − 1)² + (x₁ + 5)² + x₀x₁/4 on a box whose bound cuts off the free minimum."""
+
+    def __init__(self, gradient=True):
+        if gradient:
+            self.value_and_grad = self._fg
+
+    def value(self, x):
+        return self._fg(x)[0]
+
+    def _fg(self, x):
+        f = (x[0] - 1.0) ** 2 + (x[1] + 5.0) ** 2 + 0.25 * x[0] * x[1]
+        return float(f), np.array([2.0 * (x[0] - 1.0) + 0.25 * x[1],
+                                   2.0 * (x[1] + 5.0) + 0.25 * x[0]])
+
+
+def _scalar_terms(k=2):
+    return [RandomEffectTerm(("(Intercept)",)) for _ in range(k)]
+
+
 def test_escape_saddle_leaves_a_maximum_at_zero():
     term = RandomEffectTerm(("(Intercept)",))
     fun = DoubleWell().value_and_grad
@@ -25,7 +77,7 @@ def test_escape_saddle_leaves_a_maximum_at_zero():
     f0, g0 = fun(theta)
     assert g0[0] == 0.0  # stationary: a gradient-only test would call this converged
     H = _hessian(fun, theta, g0)
-    escaped = _escape_saddle(fun, _ThetaSpace(term), theta, f0, H)
+    escaped = _escape_saddle(fun, ThetaSpace(term), theta, f0, H)
     assert escaped is not None
     assert escaped[1] < f0 and escaped[0][0] > 0.0
 
@@ -35,16 +87,115 @@ def test_escape_saddle_keeps_a_minimum():
     fun = DoubleWell().value_and_grad
     theta = np.array([0.5])
     f, g = fun(theta)
-    assert _escape_saddle(fun, _ThetaSpace(term), theta, f, _hessian(fun, theta, g)) is None
+    assert _escape_saddle(fun, ThetaSpace(term), theta, f, _hessian(fun, theta, g)) is None
 
 
-def test_minimize_theta_reaches_the_minimum_and_records_it():
-    term = RandomEffectTerm(("(Intercept)",))
-    opt = minimize_theta(DoubleWell(), term, tol=1e-12)
-    assert opt.converged
+@pytest.mark.parametrize("method", ["newton", "lbfgs-newton"])
+def test_gradient_methods_leave_the_zero_variance_saddle(method):
+    """From θ = 0 exactly (gradient 0, a maximum) both Newton methods reach θ = 0.5."""
+    opt = minimize(DoubleWell(), ThetaSpace(RandomEffectTerm(("(Intercept)",)), [0.0]),
+                   method=method, tol=1e-12)
+    assert opt.converged, opt.message
     np.testing.assert_allclose(opt.theta_final, [0.5], rtol=1e-6)
-    assert opt.fmin < 1e-12 and opt.decrement <= 1e-12
-    assert opt.n_evals > 0 and opt.n_iter >= 1
+
+
+def _check_record(opt, objective, space, method):
+    assert opt.converged, opt.message
+    assert isinstance(opt.optimizer, str) and opt.optimizer and opt.message
+    f = objective.value(opt.theta_final)
+    assert opt.fmin == pytest.approx(f, rel=1e-12, abs=1e-14)
+    np.testing.assert_array_equal(opt.lower, space.lower())
+    assert opt.theta_final.shape == opt.gradient.shape == space.start().shape
+    assert opt.n_evals == objective.calls - 1  # all but the check above
+    assert opt.n_iter >= 1 and opt.timings["optimize"] > 0.0
+
+
+@pytest.mark.parametrize("method, options", [
+    ("newton", {}), ("newton", {"final_hessian": False}),
+    ("lbfgs-newton", {}), ("lbfgs-newton", {"polish": True}),
+    ("log-lbfgs", {})])
+def test_each_theta_method_reaches_the_minimum(method, options):
+    before = [1.5] if method == "newton" else []
+    objective = EvenWells(before)
+    space = ParamSpace(ThetaSpace(_scalar_terms()), before=[0.0] * len(before))
+    opt = minimize(objective, space, method=method, tol=1e-10, **options)
+    _check_record(opt, objective, space, method)
+    # decrement ≤ tol leaves x about √(2 tol / curvature) away; by the BFGS model's
+    # decrement (final_hessian=False) a few times more
+    rtol = 1e-4 if options.get("final_hessian") is False else 1e-6
+    np.testing.assert_allclose(opt.theta_final, before + list(M), rtol=rtol)
+    np.testing.assert_array_equal(opt.theta_start, space.start())
+    if method != "log-lbfgs":
+        assert 0.0 <= opt.decrement <= 1e-10
+
+
+def test_newton_returns_a_hessian_near_the_optimum():
+    """The standard errors come from it: within finite-difference error of the exact one."""
+    objective = EvenWells([1.5])
+    opt = minimize(objective, ParamSpace(ThetaSpace(_scalar_terms()), before=[0.0]),
+                   method="newton", tol=1e-10)
+    v = 2.0 * M * M[::-1] ** 2  # the gradient of θ₀²θ₁² at the minimum
+    exact = np.zeros((3, 3))
+    exact[0, 0] = 2.0
+    exact[1:, 1:] = np.diag(8.0 * M * M) + np.outer(v, v)
+    np.testing.assert_allclose(opt.hessian, exact, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("gradient, polish", [(True, False), (True, True), (False, False)])
+def test_lbfgs_stops_at_the_bound_and_at_the_free_minimum(gradient, polish):
+    """x₁ runs to its bound −2; x₀ minimizes 2(x₀ − 1) + x₁/4 = 0 there: 1.25 (values only:
+    SciPy's forward differences; the Newton polish needs the exact gradient)."""
+    space = BoxSpace([0.0, 0.0], -2.0, 2.0)
+    objective = Bowl(gradient)
+    opt = minimize(objective, space, method="lbfgs", tol=1e-9, polish=polish,
+                   eps=None if gradient else 1e-7)
+    assert opt.converged, opt.message
+    np.testing.assert_allclose(opt.theta_final, [1.25, -2.0], rtol=1e-6 if gradient else 1e-5)
+    assert opt.fmin == pytest.approx(objective.value(opt.theta_final))
+    assert np.all(opt.theta_final >= space.lower()) and np.all(opt.theta_final <= space.upper())
+
+
+def test_brent_reaches_a_scalar_minimum_from_values_only():
+    class Values:
+        calls = 0
+
+        def value(self, theta):
+            self.calls += 1
+            return float((theta[0] - 0.7) ** 2 + 1.0)
+
+    objective = Values()
+    space = ThetaSpace(RandomEffectTerm(("(Intercept)",)))
+    opt = minimize(objective, space, method="brent")
+    assert opt.converged
+    np.testing.assert_allclose(opt.theta_final, [0.7], atol=1e-6)
+    assert opt.fmin == pytest.approx(1.0) and opt.n_evals == objective.calls
+    # an optimum beyond the search's upper bound is not converged
+    assert not minimize(objective, space, method="brent", upper=0.5).converged
+
+
+def test_unknown_method_is_refused_by_name_before_any_evaluation():
+    objective = EvenWells()
+    with pytest.raises(ValueError, match="'bfgs'") as err:
+        minimize(objective, ThetaSpace(_scalar_terms()), method="bfgs")
+    for name in METHODS:
+        assert repr(name) in str(err.value)
+    assert objective.calls == 0
+
+
+def test_gradient_method_on_values_only_is_refused():
+    class Values:
+        def value(self, x):
+            return 0.0
+
+    with pytest.raises(TypeError, match="value_and_grad"):
+        minimize(Values(), ThetaSpace(_scalar_terms()), method="newton")
+
+
+def test_nothing_to_optimize_is_one_evaluation():
+    objective = EvenWells()
+    objective._fg = lambda x: (3.0, np.zeros(0))
+    opt = minimize(objective, BoxSpace(np.zeros(0), -1.0, 1.0), method="lbfgs")
+    assert opt.converged and opt.fmin == 3.0 and opt.n_evals == objective.calls == 1
 
 
 def test_fit_does_not_stop_on_the_zero_variance_saddle():
@@ -67,3 +218,17 @@ def test_canonical_theta_has_nonnegative_diagonal_and_same_covariance(covariance
     T, Tc = term.factor(theta), term.factor(canon)
     assert np.all(np.diag(Tc) >= 0)
     np.testing.assert_allclose(Tc @ Tc.T, T @ T.T, rtol=1e-14)
+
+
+def test_spaces_start_bounds_and_canonical():
+    terms = [RandomEffectTerm(("(Intercept)", "x")), RandomEffectTerm(("(Intercept)",))]
+    theta = ThetaSpace(terms)
+    np.testing.assert_array_equal(theta.start(), [1.0, 0.0, 1.0, 1.0])
+    np.testing.assert_array_equal(theta.lower(), [0.0, -np.inf, 0.0, 0.0])
+    space = ParamSpace(theta, before=[5.0], after=[-1.0])
+    np.testing.assert_array_equal(space.start(), [5.0, 1.0, 0.0, 1.0, 1.0, -1.0])
+    np.testing.assert_array_equal(space.lower(), [-np.inf, 0.0, -np.inf, 0.0, 0.0, -np.inf])
+    np.testing.assert_array_equal(space.canonical(np.array([-5.0, -1.0, 0.5, 2.0, -3.0, 2.0])),
+                                  [-5.0, 1.0, -0.5, 2.0, 3.0, 2.0])
+    box = BoxSpace([20.0, 0.0], -15.0, 10.0)
+    np.testing.assert_array_equal(box.start(), [10.0, 0.0])  # clipped into the box
