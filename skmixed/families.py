@@ -16,7 +16,7 @@ import math
 import numpy as np
 from scipy import special
 
-from ._kernels.cache import cached_njit
+from ._cache import cached_njit
 
 __all__ = ["Family", "get_family", "BINOMIAL_LOGIT", "POISSON_LOG", "BINOMIAL_PROBIT",
            "BINOMIAL_CLOGLOG", "GAMMA_LOG", "NBINOM2_LOG", "row_terms", "row_derivs",

@@ -11,14 +11,15 @@ the algorithms and two of the row sums, tested against each other.
 
 The generated module's name holds a digest of its source and of :mod:`.glmm`'s,
 :mod:`.dense`'s and :mod:`skmixed.families`' and of the modules :mod:`.glmm` gathers
-(:func:`.cache.source_digest`), so a changed
+(:func:`skmixed._cache.source_digest`), so a changed
 kernel never reuses a stale compiled cache.
 """
 
 import inspect
 
-from . import agq, cache, dense, glmm, glmm_rows, glmm_sums, laplace
+from .. import _cache as cache
 from .. import families
+from . import agq, dense, glmm, glmm_rows, glmm_sums, laplace
 
 __all__ = ["specialized_kernels", "SPECIALIZE_MIN_ROWS"]
 

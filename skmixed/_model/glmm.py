@@ -10,9 +10,9 @@ Gauss–Hermite, value and exact gradient), all in parallel over groups
 import numpy as np
 from scipy import special
 
+from .._cache import cached_njit
 from .._kernels import glmm as generic_kernels
 from .._kernels import blocks
-from .._kernels.cache import cached_njit
 from .._kernels.glmm import fixed_glm_sums
 from .._kernels.glmm_codegen import SPECIALIZE_MIN_ROWS, specialized_kernels
 from .optimize import minimize_newton

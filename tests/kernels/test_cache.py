@@ -1,4 +1,4 @@
-"""The kernels' disk cache (``skmixed._kernels.cache``): damaged files heal, a read-only
+"""The kernels' disk cache (``skmixed._cache``): damaged files heal, a read-only
 install imports and fits, a folder other users can write to is refused, and the folder is
 keyed by the skmixed and Numba versions.
 
@@ -24,7 +24,8 @@ import pytest
 from numba.core.dispatcher import Dispatcher
 
 import skmixed
-from skmixed._kernels import cache, codegen, glmm_codegen
+from skmixed import _cache as cache
+from skmixed._kernels import codegen, glmm_codegen
 from skmixed.families import BINOMIAL_LOGIT
 
 REPO = Path(__file__).resolve().parents[2]
