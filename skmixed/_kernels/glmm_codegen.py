@@ -10,15 +10,16 @@ them: their source is taken from :mod:`.glmm` unchanged, so there is one impleme
 the algorithms and two of the row sums, tested against each other.
 
 The generated module's name holds a digest of its source and of :mod:`.glmm`'s,
-:mod:`.dense`'s and :mod:`skmixed.families`' and of the modules :mod:`.glmm` gathers
-(:func:`skmixed._cache.source_digest`), so a changed
-kernel never reuses a stale compiled cache.
+:mod:`.dense`'s, the families' row terms (:mod:`skmixed.families._kernel_terms`) and the
+modules :mod:`.glmm` gathers (:func:`skmixed._cache.source_digest`), so a changed kernel
+never reuses a stale compiled cache.
 """
 
 import inspect
 
 from .. import _cache as cache
 from .. import families
+from ..families import _kernel_terms
 from . import agq, dense, glmm, glmm_rows, glmm_sums, laplace
 
 __all__ = ["specialized_kernels", "SPECIALIZE_MIN_ROWS"]
@@ -290,7 +291,7 @@ def specialized_kernels(family, rows):
     module = _LOADED.get(key)
     if module is None:
         source = _source(*key)
-        digest = cache.source_digest(source, glmm, *_KERNEL_MODULES, dense, families)
+        digest = cache.source_digest(source, glmm, *_KERNEL_MODULES, dense, _kernel_terms)
         name = (f"glmm_f{key[0]}_p{key[1]}_q{len(key[2])}_"
                 f"{''.join(str(int(b)) for b in key[3:])}_{digest}")
         module = cache.load_generated(name, source)
