@@ -2,18 +2,20 @@
 
 A :class:`Family` carries everything the fits need to know of it — the link and its
 inverse, the variance, the log-likelihood, the response checks, the PIRLS working response,
-its parameter estimated with the fit (if any) and, for the Numba kernels, its code and its
-row terms (:func:`row_terms`: log-likelihood and the η-derivatives of one row). Estimators
-ask :func:`get_family` for the object and pass it down; the kernels receive
-``family.code`` and the parameter's value (``fpar``: the negative binomial's size, 0
-otherwise).
+its parameter estimated with the fit (if any) and how the Laplace deviance carries it, and,
+for the Numba kernels, its code and its row terms (:func:`row_terms`: log-likelihood and the
+η-derivatives of one row). Estimators ask :func:`get_family` for the object and pass it
+down; the kernels receive ``family.code`` and the parameter's value (``fpar``: the negative
+binomial's size, 0 otherwise).
 
 The modules: :mod:`._base` (the :class:`Family` interface), :mod:`._glm` (the families and
-:func:`get_family`) and :mod:`._kernel_terms` (the kernels' codes and row terms).
+:func:`get_family`), :mod:`._params` (the parameters estimated with the fit: the negative
+binomial's size, Gamma's dispersion) and :mod:`._kernel_terms` (the kernels' codes and row
+terms).
 
 Adding a family: its row terms (a branch of :func:`row_terms`, and of :func:`param_terms`
-when it has a parameter), a subclass of :class:`Family` in :mod:`._glm`, and an entry in
-its ``_LINKS``.
+when it has a parameter), a subclass of :class:`Family` in :mod:`._glm` (with
+:meth:`Family.laplace_param` when it has a parameter), and an entry in its ``_LINKS``.
 """
 
 from ._base import Family

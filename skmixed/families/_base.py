@@ -89,6 +89,12 @@ class Family:
         binomial: log k) from the start GLM's means ``mu`` (``w`` empty: unit weights)."""
         raise NotImplementedError
 
+    def laplace_param(self, y, w):
+        """How the Laplace deviance carries ``param`` for the rows ``y`` with frequency
+        weights ``w`` (empty: unit weights): an object of :mod:`._params`, None for a
+        family without a parameter."""
+        return None
+
     # the response
     def check_y(self, y, trials=None, trials_label=None):
         """Refuse a response this family cannot have (ValueError naming the first bad
@@ -97,6 +103,11 @@ class Family:
     def start_eta(self, y):
         """η of the mean-shrunk response (R's ``mustart``)."""
         raise NotImplementedError
+
+    def glm_start(self, X, y, w):
+        """β to start the scoring of the GLM without random effects from (``w`` empty: unit
+        weights): 0."""
+        return np.zeros(X.shape[1])
 
 
 def non_integral(a):

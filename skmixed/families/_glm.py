@@ -8,6 +8,7 @@ from scipy import special
 from ._base import Family, first_bad, non_integral
 from ._kernel_terms import (_LOG_SQRT_2PI, BINOMIAL_CLOGLOG, BINOMIAL_LOGIT, BINOMIAL_PROBIT,
                             GAMMA_LOG, NBINOM2_LOG, POISSON_LOG)
+from ._params import GammaDispersion, SizeParameter
 
 __all__ = ["Gaussian", "Binomial", "Poisson", "NegativeBinomial", "Gamma", "get_family",
            "FAMILY_NAMES"]
@@ -132,10 +133,13 @@ class NegativeBinomial(_Counts):
         k = float(w @ (mu * mu)) / excess if excess > 0 else np.exp(10.0)
         return float(np.clip(np.log(k), -5.0, 10.0))
 
+    def laplace_param(self, y, w):
+        return SizeParameter()
+
 
 class Gamma(_LogLink):
     """Gamma with log link; its dispersion φ is a parameter of the fit
-    (:class:`skmixed._model.glmm.GammaDispersion`)."""
+    (:class:`~skmixed.families._params.GammaDispersion`)."""
 
     name, label, code, kind = "gamma", "Gamma", GAMMA_LOG, "positive"
     param = "dispersion"
@@ -156,8 +160,18 @@ class Gamma(_LogLink):
                              "estimate.")
         return float(rho)
 
+    def laplace_param(self, y, w):
+        return GammaDispersion(y, w)
+
     def start_eta(self, y):
         return np.log(np.asarray(y, dtype=float))
+
+    def glm_start(self, X, y, w):
+        """The least-squares fit of log y (R's ``mustart = y``): β = 0 (μ = 1) is far from
+        typical positive responses and the scoring steps from there overshoot."""
+        sw = np.sqrt(w) if w.size else 1.0
+        return np.linalg.lstsq(X * np.asarray(sw)[..., None] if w.size else X,
+                               self.start_eta(y) * sw, rcond=None)[0]
 
 
 _LINKS = {"gaussian": {"identity": Gaussian}, "binomial": {lk: Binomial for lk in Binomial._CODES},

@@ -22,10 +22,12 @@ from conftest import require_package
 from glmm_problems import glmm_response, grouped_rows
 
 from skmixed.families import (BINOMIAL_CLOGLOG, BINOMIAL_LOGIT, BINOMIAL_PROBIT, POISSON_LOG,
-                              get_family)
+                              Gamma, get_family)
 from skmixed._kernels.threads import numba_threads
 from skmixed._model.glmm import (GroupedRows, JointPIRLSDeviance, LaplaceDeviance, ParamSpace,
                                  fit_fixed_glm, group_order, minimize_deviance)
+from skmixed._model.multilevel import FactorColumns
+from skmixed._model.multilevel_glmm import MultiLaplace
 from skmixed._model.terms import RandomEffectTerm
 
 two_threads = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2,
@@ -564,6 +566,45 @@ def test_gamma_deviance_is_the_laplace_approximation_of_the_likelihood():
         total += -2.0 * f(res.x) + np.log(H)
         np.testing.assert_allclose(obj.u[i, 0], res.x, atol=1e-6)
     np.testing.assert_allclose(value, total, rtol=1e-9)
+
+
+
+def test_the_deviance_takes_the_family_parameter_from_the_family():
+    """LaplaceDeviance carries a family's parameter as the family's ``laplace_param`` says,
+    never by its name: a family defined here — Gamma's row terms, its parameter under
+    another name — has Gamma's deviance and gradient over (β, θ, ρ)."""
+
+    class Renamed(Gamma):
+        param = "shape"
+
+    rng = np.random.default_rng(71)
+    family, rows = make_rows(rng, "gamma", 1, sizes=(4, 9, 6, 12, 3, 8))
+    term = make_term(1, "unstructured")
+    x = gamma_x(term)
+    f, g = LaplaceDeviance(family, rows, term).value_and_grad(x)
+    f_r, g_r = LaplaceDeviance(Renamed(), rows, term).value_and_grad(x)
+    assert g_r.shape == x.shape
+    np.testing.assert_allclose([f_r, *g_r], [f, *g], rtol=1e-12)
+
+
+def test_several_factors_refuse_a_parameter_outside_the_row_terms():
+    """MultiLaplace takes the family's parameter as the row terms' fpar (the negative
+    binomial's size); Gamma's dispersion scales the weights instead, which it does not do:
+    refused with the family and parameter named, rather than fitted at dispersion 1."""
+    rng = np.random.default_rng(72)
+    n = 40
+    codes = [rng.integers(0, 4, n).astype(np.int64), rng.integers(0, 5, n).astype(np.int64)]
+    factors = [FactorColumns(c, int(c.max()) + 1, np.ones((n, 1)), make_term(1, "unstructured"))
+               for c in codes]
+    X, y = np.ones((n, 1)), rng.gamma(2.0, size=n)
+    with pytest.raises(ValueError, match="Gamma model's dispersion is not supported"):
+        MultiLaplace(X, y, np.empty(0), np.zeros(n), np.empty(0), factors,
+                     get_family("gamma"))
+    nb = MultiLaplace(X, np.round(y), np.empty(0), np.zeros(n), np.empty(0), factors,
+                      get_family("nbinom2"))
+    assert nb.n_extra == 1
+    nb.split(np.array([1.0, 1.0, 0.2, np.log(3.0)]))
+    assert nb.fpar == pytest.approx(3.0)
 
 
 # ----------------------------------------------------------------------------- generated
