@@ -68,33 +68,26 @@ def _row(p, zcol, has_m, has_off, has_fw, tu):
 
 
 def _product_log(family, has_m, has_fw):
-    """0/1 logit rows without weights: ``Σ log(1 + e^{−|η|})`` as the log of running
-    products (a multiply per row instead of a log1p, which costs more than the rest of the
-    row together; every factor is in (1, 2], so 256 of them cannot overflow)."""
-    return family == families.BINOMIAL_LOGIT and not has_m and not has_fw
+    """Rows of one trial without weights of a family whose ℓ has a term −log d with d in
+    (1, 2] (:func:`skmixed.families.product_row_source`; the logit's ``log(1 + e^{−|η|})``):
+    its sum as the log of running products (a multiply per row instead of a log1p, which
+    costs more than the rest of the row together; 256 factors cannot overflow)."""
+    return not has_m and not has_fw and families.product_row_source(family, "v") is not None
 
 
 def _terms(family, has_m, has_fw, v="v"):
-    """Lines (indent 8) setting ``l0, l1, <v>, vf, vf1`` of row r as :func:`.glmm.row_terms`
-    does; with :func:`_product_log`, ``l0`` lacks ``−log(1 + e^{−|η|})``, which goes into
-    the running product ``prod_`` (see :func:`_product_end`)."""
+    """Lines (indent 8) setting ``l0, l1, <v>, vf, vf1`` of row r as
+    :func:`skmixed.families.row_terms` does; with :func:`_product_log`, ``l0`` lacks
+    ``−log d_``, which goes into the running product ``prod_`` (see :func:`_product_end`)."""
     if not _product_log(family, has_m, has_fw):
         return [f"        l0, l1, {v}, vf, vf1 = row_terms(fam, fpar, y[r], mr, eta)"]
-    return ["        e_ = math.exp(-abs(eta))",
-            "        d_ = 1.0 + e_",
-            "        inv_ = 1.0 / d_",
-            "        mu_ = inv_ if eta >= 0.0 else e_ * inv_",
-            "        l0 = y[r] * eta - max(eta, 0.0)",
-            "        l1 = y[r] - mu_",
-            f"        {v} = mu_ * (1.0 - mu_)",
-            f"        vf = {v}",
-            f"        vf1 = {v} * (1.0 - 2.0 * mu_)",
-            "        prod_ *= d_",
-            "        k_ += 1",
-            "        if k_ == 256:",
-            "            lsum_ += math.log(prod_)",
-            "            prod_ = 1.0",
-            "            k_ = 0"]
+    return families.product_row_source(family, v) + [
+        "        prod_ *= d_",
+        "        k_ += 1",
+        "        if k_ == 256:",
+        "            lsum_ += math.log(prod_)",
+        "            prod_ = 1.0",
+        "            k_ = 0"]
 
 
 def _product_start(family, has_m, has_fw):

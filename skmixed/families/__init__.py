@@ -23,8 +23,8 @@ from ._glm import (FAMILY_NAMES, Binomial, Gamma, Gaussian, NegativeBinomial, Po
                    get_family)
 from ._kernel_terms import (BINOMIAL_CLOGLOG, BINOMIAL_LOGIT, BINOMIAL_PROBIT, GAMMA_LOG,
                             GAUSSIAN_IDENTITY, NBINOM2_LOG, POISSON_LOG, has_param,
-                            observed_logdet, param_terms, row_derivs, row_terms,
-                            special_digamma)
+                            observed_logdet, param_terms, product_row_source, row_derivs,
+                            row_terms, special_digamma)
 
 __all__ = ["Family", "get_family", "BINOMIAL_LOGIT", "POISSON_LOG", "BINOMIAL_PROBIT",
            "BINOMIAL_CLOGLOG", "GAMMA_LOG", "NBINOM2_LOG", "row_terms", "row_derivs",

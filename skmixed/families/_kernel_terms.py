@@ -3,8 +3,9 @@ one row and its η-derivatives (:func:`row_terms`, :func:`row_derivs`), the deri
 the family's parameter (:func:`param_terms`), which information the Laplace log determinant
 uses (:func:`observed_logdet`), and the loops the :class:`~skmixed.families.Family` methods
 run over them. The kernels receive ``family.code`` and the parameter's value ``fpar`` (the
-negative binomial's size, 0 otherwise) and branch here. The digest of the
-generated kernels (:mod:`skmixed._kernels.glmm_codegen`) covers this file.
+negative binomial's size, 0 otherwise) and branch here; the code generator of
+:mod:`skmixed._kernels.glmm_codegen` writes out the logit's terms from
+:func:`product_row_source`. Its digest covers this file.
 """
 
 import math
@@ -14,7 +15,7 @@ from .._cache import cached_njit
 
 __all__ = ["BINOMIAL_LOGIT", "POISSON_LOG", "BINOMIAL_PROBIT", "BINOMIAL_CLOGLOG", "GAMMA_LOG",
            "NBINOM2_LOG", "GAUSSIAN_IDENTITY", "row_terms", "row_derivs", "param_terms",
-           "observed_logdet", "has_param", "special_digamma"]
+           "observed_logdet", "has_param", "special_digamma", "product_row_source"]
 
 # the kernels' family codes
 BINOMIAL_LOGIT = 0
@@ -210,3 +211,22 @@ def score_information(family, fpar, y, m, eta, l1, v):
 
 
 
+
+def product_row_source(family, v):
+    """For the generated kernels (:mod:`skmixed._kernels.glmm_codegen`): the lines (indent 8)
+    setting ``l0, l1, <v>, vf, vf1`` of row r as :func:`row_terms` does for one trial and
+    unit weight, except that ``l0`` leaves out a term ``−log d_`` with ``d_`` in (1, 2],
+    which the generated pass multiplies into a running product (a multiply per row instead
+    of a log1p); None for a family without such a term. The logit's: ℓ = yη − max(η, 0) −
+    log(1 + e^{−|η|})."""
+    if family != BINOMIAL_LOGIT:
+        return None
+    return ["        e_ = math.exp(-abs(eta))",
+            "        d_ = 1.0 + e_",
+            "        inv_ = 1.0 / d_",
+            "        mu_ = inv_ if eta >= 0.0 else e_ * inv_",
+            "        l0 = y[r] * eta - max(eta, 0.0)",
+            "        l1 = y[r] - mu_",
+            f"        {v} = mu_ * (1.0 - mu_)",
+            f"        vf = {v}",
+            f"        vf1 = {v} * (1.0 - 2.0 * mu_)"]
