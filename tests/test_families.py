@@ -112,3 +112,18 @@ def test_the_generated_logit_row_equals_the_row_terms():
             np.testing.assert_allclose(got, row_terms(BINOMIAL_LOGIT, 0.0, y, 1.0, eta),
                                        rtol=1e-14, atol=1e-15)
     assert product_row_source(POISSON_LOG, "v") is None
+
+
+@pytest.mark.parametrize("name,link", [("binomial", "logit"), ("binomial", "probit"),
+                                       ("poisson", "log"), ("nbinom2", "log"),
+                                       ("gamma", "log")])
+def test_score_information_is_the_row_terms(name, link):
+    """PIRLS's ℓ' and v_F (the Poisson's without ℓ) are row_terms' to the last bit."""
+    fam = get_family(name, link)
+    rng = np.random.default_rng(5)
+    eta = rng.normal(0.0, 2.0, 50)
+    y = {"binomial": rng.integers(0, 2, 50), "gamma": rng.gamma(2.0, size=50)}.get(
+        name, rng.poisson(2.0, 50)).astype(float)
+    l1, v = fam.score_information(y, eta, fpar=1.7)
+    expected = np.array([row_terms(fam.code, 1.7, yi, 1.0, e) for yi, e in zip(y, eta)])
+    np.testing.assert_array_equal(np.column_stack([l1, v]), expected[:, [1, 3]])

@@ -204,12 +204,16 @@ def row_loglik(family, fpar, y, m, eta, out):
 
 @cached_njit
 def score_information(family, fpar, y, m, eta, l1, v):
-    """ℓ' and v_F of every row (the PIRLS working response and weights)."""
+    """ℓ' and v_F of every row (the PIRLS working response and weights). The Poisson's
+    from :func:`row_derivs`, without ℓ's log y! (the same numbers in a third of the time);
+    the others' from :func:`row_terms` (the logit's :func:`row_derivs` differs from it in
+    the last bit, and saves nothing measurable here)."""
     for r in range(y.shape[0]):
         mr = m[r] if m.shape[0] > 0 else 1.0
-        _, l1[r], _, v[r], _ = row_terms(family, fpar, y[r], mr, eta[r])
-
-
+        if family == POISSON_LOG:
+            l1[r], v[r] = row_derivs(family, fpar, y[r], mr, eta[r])
+        else:
+            _, l1[r], _, v[r], _ = row_terms(family, fpar, y[r], mr, eta[r])
 
 
 def product_row_source(family, v):
