@@ -275,12 +275,13 @@ def _source(family, p, zcol, has_m, has_off, has_fw):
     return "\n".join(L)
 
 
-def specialized_kernels(family, rows):
+def specialized_kernels(family, rows, weighted=False):
     """The generated module for this family and these rows' shape (its ``laplace_groups``,
     ``agq_groups``, ``agq_grad_groups`` and ``pirls_joint_sums`` take the arguments of
-    :mod:`.glmm`'s)."""
+    :mod:`.glmm`'s). Its passes read the frequency weights if the rows have some or
+    ``weighted`` (the caller passes weights of its own); else they ignore any."""
     key = (int(family), int(rows.X.shape[1]), tuple(int(c) for c in rows.zcol),
-           rows.m.size > 0, rows.offset.size > 0, rows.weights.size > 0)
+           rows.m.size > 0, rows.offset.size > 0, rows.weights.size > 0 or bool(weighted))
     module = _LOADED.get(key)
     if module is None:
         source = _source(*key)

@@ -145,11 +145,12 @@ def row_sample(rows, max_rows):
                        take(rows.weights), np.array([0, X.shape[0]], dtype=np.int64))
 
 
-def kernels_for(family, rows, min_rows):
+def kernels_for(family, rows, min_rows, weighted=False):
     """The kernel module for a fit: written out for the family and the design's shape once
     there are ``min_rows`` rows (see :mod:`skmixed._kernels.glmm_codegen`), else the
-    generic one."""
-    return (specialized_kernels(family.code, rows) if rows.y.shape[0] >= min_rows
+    generic one. ``weighted``: the fit passes frequency weights even if the rows have none
+    (Gamma's, scaled by its shape)."""
+    return (specialized_kernels(family.code, rows, weighted) if rows.y.shape[0] >= min_rows
             else generic_kernels)
 
 
@@ -195,7 +196,8 @@ class LaplaceDeviance:
         # the kernels' gradient has a column for it when they compute its derivative; their
         # log-likelihood sums have one more column otherwise (see laplace_groups)
         self._grad = np.zeros((G, p + term.n_theta + (n_param and self.param.in_kernels)))
-        self._kernels = kernels_for(family, rows, self.specialize_min_rows)
+        self._kernels = kernels_for(family, rows, self.specialize_min_rows,
+                                    weighted=n_param and self.param.scales_weights)
         self._ll = np.zeros((G, 1 + p + term.n_theta + n_param))
         if n_param and self.n_agq > 1:
             raise ValueError(f"adaptive quadrature for {family.name} is not implemented: "

@@ -6,6 +6,8 @@ Each object answers, for the generic deviance of :class:`skmixed._model.glmm.Lap
 * ``in_kernels``: whether the kernels take the parameter as their ``fpar`` and return the
   deviance's derivative over ``a`` as the last column of their gradient;
 * ``fpar(a)`` and ``weights(w, a)``: the kernels' ``fpar`` and frequency weights;
+  ``scales_weights``: whether those weights are the parameter's even where the rows have
+  none (the generated kernels must then read them);
 * ``deviance(K, a)``: the deviance from the kernels' sum K;
 * ``gradient(g, a, ll, H)``: the deviance's gradient over x from the kernels' summed
   gradient ``g``, their per-group log-likelihood sums ``ll`` (column 0: Σ w ℓ at the mode;
@@ -23,6 +25,7 @@ class SizeParameter:
     gradient (:func:`skmixed.families.param_terms`)."""
 
     in_kernels = True
+    scales_weights = False
 
     def fpar(self, a):
         return float(np.exp(a))
@@ -57,6 +60,7 @@ class GammaDispersion:
     """
 
     in_kernels = False
+    scales_weights = True
 
     def __init__(self, y, w):
         self.w = w if w.size else np.ones_like(y)
