@@ -24,7 +24,8 @@ other users can write to runs their code. Here instead:
   compiled again and saved afresh, with one warning per process.
 
 Files written from here: Numba's index (``.nbi``) and data (``.nbc``) files, in Numba's
-layout but sealed with the hash, and the generated kernel sources of :mod:`.codegen`
+layout but sealed with the hash, and the generated kernel sources of
+:mod:`skmixed._kernels.codegen` and :mod:`skmixed._kernels.glmm_codegen`
 (:func:`source_file`), which Numba needs as real files to key its cache.
 """
 
