@@ -2,12 +2,14 @@
 kernel row terms (ℓ against scipy's nbinom; ℓ', v, v' and the derivatives over log k by
 central differences)."""
 
+import math
+
 import numpy as np
 import pytest
 from scipy import special, stats
 
-from skmixed.families import (NBINOM2_LOG, get_family, param_terms, row_terms,
-                              special_digamma)
+from skmixed.families import (BINOMIAL_LOGIT, NBINOM2_LOG, POISSON_LOG, get_family,
+                              param_terms, product_row_source, row_terms, special_digamma)
 
 
 def _central(f, x, h=1e-5):
@@ -94,3 +96,34 @@ def test_response_checks_name_the_row():
         get_family("nbinom2").check_y(np.array([0.0, 3.0, 1.5]))
     with pytest.raises(ValueError, match="row 1 has -1"):
         get_family("gamma").check_y(np.array([1.0, -1.0]))
+
+
+def test_the_generated_logit_row_equals_the_row_terms():
+    """The logit's row terms as the code generator writes them out
+    (:func:`~skmixed.families.product_row_source`: ℓ without its −log d_, which the
+    generated pass accumulates as a product) are :func:`row_terms`' for a 0/1 row."""
+    lines = product_row_source(BINOMIAL_LOGIT, "v")
+    code = compile("\n".join(line[8:] for line in lines), "<logit row>", "exec")
+    for y in (0.0, 1.0):
+        for eta in (-40.0, -3.0, -0.2, 0.0, 0.5, 3.0, 40.0):
+            ns = {"math": math, "y": [y], "r": 0, "eta": eta}
+            exec(code, ns)  # the package's own generated lines, as glmm_codegen runs them
+            got = (ns["l0"] - math.log(ns["d_"]), ns["l1"], ns["v"], ns["vf"], ns["vf1"])
+            np.testing.assert_allclose(got, row_terms(BINOMIAL_LOGIT, 0.0, y, 1.0, eta),
+                                       rtol=1e-14, atol=1e-15)
+    assert product_row_source(POISSON_LOG, "v") is None
+
+
+@pytest.mark.parametrize("name,link", [("binomial", "logit"), ("binomial", "probit"),
+                                       ("poisson", "log"), ("nbinom2", "log"),
+                                       ("gamma", "log")])
+def test_score_information_is_the_row_terms(name, link):
+    """PIRLS's ℓ' and v_F (the Poisson's without ℓ) are row_terms' to the last bit."""
+    fam = get_family(name, link)
+    rng = np.random.default_rng(5)
+    eta = rng.normal(0.0, 2.0, 50)
+    y = {"binomial": rng.integers(0, 2, 50), "gamma": rng.gamma(2.0, size=50)}.get(
+        name, rng.poisson(2.0, 50)).astype(float)
+    l1, v = fam.score_information(y, eta, fpar=1.7)
+    expected = np.array([row_terms(fam.code, 1.7, yi, 1.0, e) for yi, e in zip(y, eta)])
+    np.testing.assert_array_equal(np.column_stack([l1, v]), expected[:, [1, 3]])

@@ -323,7 +323,8 @@ def fit_dask(est, X, y, sample_weight):
                                                            None)))
     n_obs = float(frame["__w__"].sum().compute() if sample_weight is not None
                   else len(frame))
-    result = fit_objective(objective, term, beta0, extra0, back=back,
+    result = fit_objective(objective, term, beta0, extra0,
+                           param=family.laplace_param(yh, wh), back=back,
                            factor=model.factors[0], names=[names[j] for j in kept],
                            dropped=dropped, n_obs=n_obs, tol=est.tol,
                            max_iter=est.max_iter)

@@ -372,7 +372,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         """Every fitted attribute at once, after all checks have passed."""
         # no residual row in a binomial, Poisson or NB GLMM's table (lme4's VarCorr)
         self._set_fitted(X, y, design, result,
-                         keep_residual=self._family().param == "dispersion", stacklevel=4)
+                         keep_residual=self._family().residual_row, stacklevel=4)
         self.dispersion_ = 1.0 if result.dispersion is None else float(result.dispersion)
         self.deviance_ = float(result.criterion)
         if classes is not None:

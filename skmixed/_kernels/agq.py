@@ -6,7 +6,7 @@ import math
 import numpy as np
 from numba import prange
 
-from .cache import cached_njit
+from .._cache import cached_njit
 from .glmm_rows import (_fixed_eta, _re_covariate, _weighted_terms, _group_pass, _mode,
                         _refine_mode, _ACCEPT, _FULL_PASSES)
 from ..families import observed_logdet

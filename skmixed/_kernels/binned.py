@@ -24,7 +24,7 @@ import numpy as np
 from numba import prange
 
 from .blocks import block_bounds, cover, sum_spans
-from .cache import cached_njit
+from .._cache import cached_njit
 
 __all__ = ["binned_sums", "bin_layout", "binned_table_size", "sum_binned_blocks"]
 

@@ -22,7 +22,7 @@ block touches a few groups, and the blocks' tables together cost about one table
 """
 
 import numpy as np
-from .cache import cached_njit
+from .._cache import cached_njit
 
 __all__ = ["n_blocks", "block_bounds", "cover", "sum_spans", "MAX_BLOCKS"]
 

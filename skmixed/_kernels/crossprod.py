@@ -26,7 +26,7 @@ from numba import prange
 
 from . import blocks
 from .blocks import block_bounds, cover, sum_spans
-from .cache import cached_njit
+from .._cache import cached_njit
 from .codegen import MAX_SPECIALIZED_COLUMNS, crossprod_kernel
 
 __all__ = ["crossprod_grouped", "grouped_crossprods", "GroupedSums"]

@@ -6,7 +6,7 @@ cost more than the arithmetic. No fastmath here (STYLE.md: never in Cholesky fac
 
 import math
 
-from .cache import cached_njit
+from .._cache import cached_njit
 
 
 __all__ = ["chol_lower", "forward_solve", "backward_solve", "chol_solve",

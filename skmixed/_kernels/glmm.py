@@ -35,7 +35,7 @@ takes the drivers' source and the generated passes' globals from it.
 from ..families import (has_param, observed_logdet, param_terms,  # noqa: F401
                         row_derivs, row_terms)
 from .blocks import block_bounds  # noqa: F401
-from .cache import cached_njit  # noqa: F401
+from .._cache import cached_njit  # noqa: F401
 from .dense import chol_lower as _chol  # noqa: F401
 from .dense import chol_solve as _chol_solve  # noqa: F401
 from .dense import (inverse_from_chol, lower_matvec, lower_sandwich,  # noqa: F401

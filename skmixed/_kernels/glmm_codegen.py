@@ -10,15 +10,17 @@ them: their source is taken from :mod:`.glmm` unchanged, so there is one impleme
 the algorithms and two of the row sums, tested against each other.
 
 The generated module's name holds a digest of its source and of :mod:`.glmm`'s,
-:mod:`.dense`'s and :mod:`skmixed.families`' and of the modules :mod:`.glmm` gathers
-(:func:`.cache.source_digest`), so a changed
-kernel never reuses a stale compiled cache.
+:mod:`.dense`'s, the families' row terms (:mod:`skmixed.families._kernel_terms`) and the
+modules :mod:`.glmm` gathers (:func:`skmixed._cache.source_digest`), so a changed kernel
+never reuses a stale compiled cache.
 """
 
 import inspect
 
-from . import agq, cache, dense, glmm, glmm_rows, glmm_sums, laplace
+from .. import _cache as cache
 from .. import families
+from ..families import _kernel_terms
+from . import agq, dense, glmm, glmm_rows, glmm_sums, laplace
 
 __all__ = ["specialized_kernels", "SPECIALIZE_MIN_ROWS"]
 
@@ -66,33 +68,26 @@ def _row(p, zcol, has_m, has_off, has_fw, tu):
 
 
 def _product_log(family, has_m, has_fw):
-    """0/1 logit rows without weights: ``Σ log(1 + e^{−|η|})`` as the log of running
-    products (a multiply per row instead of a log1p, which costs more than the rest of the
-    row together; every factor is in (1, 2], so 256 of them cannot overflow)."""
-    return family == families.BINOMIAL_LOGIT and not has_m and not has_fw
+    """Rows of one trial without weights of a family whose ℓ has a term −log d with d in
+    (1, 2] (:func:`skmixed.families.product_row_source`; the logit's ``log(1 + e^{−|η|})``):
+    its sum as the log of running products (a multiply per row instead of a log1p, which
+    costs more than the rest of the row together; 256 factors cannot overflow)."""
+    return not has_m and not has_fw and families.product_row_source(family, "v") is not None
 
 
 def _terms(family, has_m, has_fw, v="v"):
-    """Lines (indent 8) setting ``l0, l1, <v>, vf, vf1`` of row r as :func:`.glmm.row_terms`
-    does; with :func:`_product_log`, ``l0`` lacks ``−log(1 + e^{−|η|})``, which goes into
-    the running product ``prod_`` (see :func:`_product_end`)."""
+    """Lines (indent 8) setting ``l0, l1, <v>, vf, vf1`` of row r as
+    :func:`skmixed.families.row_terms` does; with :func:`_product_log`, ``l0`` lacks
+    ``−log d_``, which goes into the running product ``prod_`` (see :func:`_product_end`)."""
     if not _product_log(family, has_m, has_fw):
         return [f"        l0, l1, {v}, vf, vf1 = row_terms(fam, fpar, y[r], mr, eta)"]
-    return ["        e_ = math.exp(-abs(eta))",
-            "        d_ = 1.0 + e_",
-            "        inv_ = 1.0 / d_",
-            "        mu_ = inv_ if eta >= 0.0 else e_ * inv_",
-            "        l0 = y[r] * eta - max(eta, 0.0)",
-            "        l1 = y[r] - mu_",
-            f"        {v} = mu_ * (1.0 - mu_)",
-            f"        vf = {v}",
-            f"        vf1 = {v} * (1.0 - 2.0 * mu_)",
-            "        prod_ *= d_",
-            "        k_ += 1",
-            "        if k_ == 256:",
-            "            lsum_ += math.log(prod_)",
-            "            prod_ = 1.0",
-            "            k_ = 0"]
+    return families.product_row_source(family, v) + [
+        "        prod_ *= d_",
+        "        k_ += 1",
+        "        if k_ == 256:",
+        "            lsum_ += math.log(prod_)",
+        "            prod_ = 1.0",
+        "            k_ = 0"]
 
 
 def _product_start(family, has_m, has_fw):
@@ -280,16 +275,17 @@ def _source(family, p, zcol, has_m, has_off, has_fw):
     return "\n".join(L)
 
 
-def specialized_kernels(family, rows):
+def specialized_kernels(family, rows, weighted=False):
     """The generated module for this family and these rows' shape (its ``laplace_groups``,
     ``agq_groups``, ``agq_grad_groups`` and ``pirls_joint_sums`` take the arguments of
-    :mod:`.glmm`'s)."""
+    :mod:`.glmm`'s). Its passes read the frequency weights if the rows have some or
+    ``weighted`` (the caller passes weights of its own); else they ignore any."""
     key = (int(family), int(rows.X.shape[1]), tuple(int(c) for c in rows.zcol),
-           rows.m.size > 0, rows.offset.size > 0, rows.weights.size > 0)
+           rows.m.size > 0, rows.offset.size > 0, rows.weights.size > 0 or bool(weighted))
     module = _LOADED.get(key)
     if module is None:
         source = _source(*key)
-        digest = cache.source_digest(source, glmm, *_KERNEL_MODULES, dense, families)
+        digest = cache.source_digest(source, glmm, *_KERNEL_MODULES, dense, _kernel_terms)
         name = (f"glmm_f{key[0]}_p{key[1]}_q{len(key[2])}_"
                 f"{''.join(str(int(b)) for b in key[3:])}_{digest}")
         module = cache.load_generated(name, source)

@@ -4,7 +4,7 @@ the model and its derivatives are described in :mod:`.glmm`."""
 
 import numpy as np
 
-from .cache import cached_njit
+from .._cache import cached_njit
 from .dense import chol_lower as _chol
 from .dense import chol_solve as _chol_solve
 from .dense import lower_matvec, tct_plus_identity

@@ -6,7 +6,7 @@ import numpy as np
 from numba import prange
 
 from .blocks import block_bounds
-from .cache import cached_njit
+from .._cache import cached_njit
 from .dense import lower_matvec, tct_plus_identity
 from .glmm_rows import _fixed_eta, _row_eta, _weighted_terms
 

@@ -6,7 +6,7 @@ import math
 import numpy as np
 from numba import prange
 
-from .cache import cached_njit
+from .._cache import cached_njit
 from .dense import chol_lower as _chol
 from .dense import chol_solve as _chol_solve
 from .dense import inverse_from_chol, lower_matvec, lower_sandwich, tct_plus_identity

@@ -26,7 +26,7 @@ import numpy as np
 from numba import prange
 
 from .blocks import block_bounds
-from .cache import cached_njit
+from .._cache import cached_njit
 from .dense import backward_solve as _backward
 from .dense import chol_lower
 from .dense import forward_solve as _forward

@@ -13,7 +13,7 @@ order.
 
 from numba import prange
 
-from .cache import cached_njit
+from .._cache import cached_njit
 
 __all__ = ["row_outer_sum", "row_quadratic_forms", "scaled_schur_lower"]
 

@@ -8,11 +8,10 @@ Gauss–Hermite, value and exact gradient), all in parallel over groups
 """
 
 import numpy as np
-from scipy import special
 
+from .._cache import cached_njit
 from .._kernels import glmm as generic_kernels
 from .._kernels import blocks
-from .._kernels.cache import cached_njit
 from .._kernels.glmm import fixed_glm_sums
 from .._kernels.glmm_codegen import SPECIALIZE_MIN_ROWS, specialized_kernels
 
@@ -97,13 +96,7 @@ def fit_fixed_glm(family, rows, n_blocks=None, max_iter=100, tol=1e-14, return_l
                        rows.weights, beta, ll_out, score, info)
         return ll_out.sum(), score.sum(axis=0), info.sum(axis=0)
 
-    beta = np.zeros(p)
-    if family.kind == "positive":
-        # β = 0 (μ = 1) is far from typical positive responses and the scoring steps from
-        # there overshoot: start from the least-squares fit of log y (R's mustart = y)
-        sw = np.sqrt(rows.weights) if rows.weights.size else 1.0
-        beta = np.linalg.lstsq(X * np.asarray(sw)[..., None] if rows.weights.size else X,
-                               np.log(rows.y) * sw, rcond=None)[0]
+    beta = family.glm_start(X, rows.y, rows.weights)
     ll, sc, inf = sums(beta)
     for _ in range(max_iter):
         step = np.linalg.lstsq(inf, sc, rcond=None)[0]
@@ -150,62 +143,20 @@ def row_sample(rows, max_rows):
                        take(rows.weights), np.array([0, X.shape[0]], dtype=np.int64))
 
 
-def kernels_for(family, rows, min_rows):
+def kernels_for(family, rows, min_rows, weighted=False):
     """The kernel module for a fit: written out for the family and the design's shape once
     there are ``min_rows`` rows (see :mod:`skmixed._kernels.glmm_codegen`), else the
-    generic one."""
-    return (specialized_kernels(family.code, rows) if rows.y.shape[0] >= min_rows
+    generic one. ``weighted``: the fit passes frequency weights even if the rows have none
+    (Gamma's, scaled by its shape)."""
+    return (specialized_kernels(family.code, rows, weighted) if rows.y.shape[0] >= min_rows
             else generic_kernels)
 
 
-class GammaDispersion:
-    """The Gamma family's dispersion φ as one more parameter ``ρ = −log φ`` (so ν = 1/φ =
-    e^ρ, the shape) of the Laplace approximation — the true likelihood, as glmmTMB's.
-
-    With shape ν each row's log-density is ``ν ℓ₁ + ν log ν − log Γ(ν) + (ν − 1) log y``
-    where ``ℓ₁ = −y/μ − log μ`` is the kernels' unit-dispersion Gamma term. So the kernels,
-    given the frequency weights ``w ν``, return ``K = −2 ν S₁ + ‖û‖² + log det H`` (S₁ =
-    Σ w ℓ₁ at û, H = I + ν T'Σ w (y/μ) z z'T the observed information, as TMB's Laplace
-    approximation), and the deviance is ``K − 2 c(ν)`` with
-    ``c(ν) = n_w (ν log ν − log Γ(ν)) + (ν − 1) Σ w log y``. Its ν-derivative: f is
-    stationary at û; log det H moves explicitly, by tr(H⁻¹(H − I))/ν, and through
-    ∂û/∂ν = H⁻¹û/ν along its u-gradient c_t:
-    ``∂d/∂ν = −2 S₁ + Σ_i (q − tr H_i⁻¹ + c_t,i·H_i⁻¹û_i)/ν − 2 c'(ν)``.
-
-    (lme4's ``glmer`` instead finds the modes at unit dispersion and adds R's
-    ``Gamma()$aic`` with a plug-in dispersion; that criterion penalizes ‖u‖² without the
-    1/φ of the likelihood and is not the Laplace approximation of the model's likelihood.)
-    """
-
-    def __init__(self, rows):
-        self.w = rows.weights if rows.weights.size else np.ones_like(rows.y)
-        self.n_w = float(self.w.sum())
-        self.sum_log_y = float(self.w @ np.log(rows.y))
-
-    def weights(self, rho):
-        return self.w * np.exp(rho)
-
-    def constant(self, rho):
-        nu = np.exp(rho)
-        return self.n_w * (nu * rho - special.gammaln(nu)) + (nu - 1.0) * self.sum_log_y
-
-    def deviance(self, K, rho):
-        return K - 2.0 * self.constant(rho)
-
-    def slope(self, rho, ll_nu, H, ct_hu):
-        """∂d/∂ρ from ``ll_nu = ν S₁`` (the kernels' Σ (w ν) ℓ₁), the groups' H and
-        ``c_t·H⁻¹û`` per group."""
-        nu = np.exp(rho)
-        q = H.shape[1]
-        trace = np.trace(np.linalg.inv(H), axis1=1, axis2=2) if H.shape[0] else np.zeros(0)
-        dc = self.n_w * (rho + 1.0 - special.digamma(nu)) + self.sum_log_y
-        d_nu = -2.0 * ll_nu / nu + np.sum(q - trace + ct_hu) / nu - 2.0 * dc
-        return nu * d_nu
-
-
 class LaplaceDeviance:
-    """The deviance of a one-factor GLMM as a function of ``x = (β, θ)`` (Gamma:
-    ``x = (β, θ, ρ)``, see :class:`GammaDispersion`).
+    """The deviance of a one-factor GLMM as a function of ``x = (β, θ)``, or ``(β, θ, a)``
+    for a family with a parameter ``a`` estimated with the fit (Gamma's ρ = −log φ, the
+    negative binomial's log k), carried as its
+    :meth:`~skmixed.families.Family.laplace_param` says.
 
     ``n_agq = 1`` gives the Laplace approximation, ``n_agq > 1`` (scalar random effect)
     adaptive Gauss–Hermite quadrature, both with their exact gradients. From
@@ -237,13 +188,16 @@ class LaplaceDeviance:
         self._J = np.zeros((G, q, p + term.n_theta))
         self._x_u = None
         self._best = (None, np.inf, None, None)
-        self.gamma = GammaDispersion(rows) if family.param == "dispersion" else None
-        # the negative binomial's size k: x ends with log k, the kernels give its gradient
-        self.size = family.param == "size"
-        self._grad = np.zeros((G, p + term.n_theta + self.size))
-        self._kernels = kernels_for(family, rows, self.specialize_min_rows)
-        self._ll = np.zeros((G, 1 + p + term.n_theta + (self.gamma is not None or self.size)))
-        if (self.gamma is not None or self.size) and self.n_agq > 1:
+        # the family's parameter: the last element of x (None: x = (β, θ))
+        self.param = family.laplace_param(rows.y, rows.weights)
+        n_param = self.param is not None
+        # the kernels' gradient has a column for it when they compute its derivative; their
+        # log-likelihood sums have one more column otherwise (see laplace_groups)
+        self._grad = np.zeros((G, p + term.n_theta + (n_param and self.param.in_kernels)))
+        self._kernels = kernels_for(family, rows, self.specialize_min_rows,
+                                    weighted=n_param and self.param.scales_weights)
+        self._ll = np.zeros((G, 1 + p + term.n_theta + n_param))
+        if n_param and self.n_agq > 1:
             raise ValueError(f"adaptive quadrature for {family.name} is not implemented: "
                              "n_agq=1")
         if self.n_agq > 1:
@@ -251,12 +205,8 @@ class LaplaceDeviance:
             self._nodes, self._weights = nodes, weights / weights.sum()
 
     def split(self, x):
-        """(β, θ) — without Gamma's ρ or the negative binomial's log k, the last element."""
+        """(β, θ) — without the family's parameter, the last element."""
         return x[: self.p], x[self.p:self.p + self.term.n_theta]
-
-    def _fpar(self, x):
-        """The family's parameter in the kernels: the size k = e^{x[-1]} (else 0)."""
-        return float(np.exp(x[self.p + self.term.n_theta])) if self.size else 0.0
 
     def _laplace(self, x, want_grad):
         x = np.asarray(x, dtype=float)
@@ -264,16 +214,18 @@ class LaplaceDeviance:
         r = self.rows
         n_bt = self.p + self.term.n_theta
         dx = np.empty(0) if self._x_u is None else x[:n_bt] - self._x_u[:n_bt]
-        weights = r.weights if self.gamma is None else self.gamma.weights(x[n_bt])
+        fpar, weights = 0.0, r.weights
+        if self.param is not None:
+            fpar, weights = self.param.fpar(x[n_bt]), self.param.weights(r.weights, x[n_bt])
         self._kernels.laplace_groups(
-            self.family.code, self._fpar(x), r.X, r.zcol, r.y, r.m, r.offset, weights,
+            self.family.code, fpar, r.X, r.zcol, r.y, r.m, r.offset, weights,
             r.starts, beta,
             self.term.factor(theta), self.term.rows, self.term.cols, self.u, self._J, dx,
             want_grad, self.max_steps, self.mode_tol, self._dev, self._grad, self._conv,
             self._H, self._ll)
         f = float(self._dev.sum())
-        if self.gamma is not None:
-            f = self.gamma.deviance(f, x[n_bt])
+        if self.param is not None:
+            f = self.param.deviance(f, x[n_bt])
         # the prediction needs a Jacobian (from a gradient evaluation) and finite modes
         if np.isfinite(f) and (want_grad or self._x_u is not None):
             self._x_u = x.copy()
@@ -302,10 +254,8 @@ class LaplaceDeviance:
             if not np.isfinite(f):
                 return np.inf, np.zeros_like(x)
             g = self._grad.sum(axis=0)
-            if self.gamma is not None:
-                rho = x[-1]
-                g = np.append(g, self.gamma.slope(rho, float(self._ll[:, 0].sum()), self._H,
-                                                  self._ll[:, -1]))
+            if self.param is not None:
+                g = self.param.gradient(g, x[-1], self._ll, self._H)
             return f, g
         beta, theta = self.split(x)
         r = self.rows

@@ -114,14 +114,10 @@ def fit_one_factor(family, rows, term, *, n_agq, tol, max_iter):
     warn_fitted_bounds(family, rows, x[:p], modes)
     sigma, dispersion = 1.0, None
     k = term.n_theta
-    if family.param == "dispersion":
-        # report as lme4 does: σ = √φ, θ relative to σ (variance components σθ)
-        sigma = float(np.exp(-0.5 * x[p + k]))
-        dispersion = sigma * sigma
+    if objective.param is not None:
+        # reported as lme4 and glmmTMB do: θ relative to σ (Gamma's √φ; 1 otherwise)
+        sigma, dispersion = objective.param.report(x[p + k])
         opt.theta_final = np.concatenate([x[:p], x[p:p + k] / sigma])
-    elif family.param is not None:  # the negative binomial's size k
-        dispersion = float(np.exp(x[p + k]))
-        opt.theta_final = x[:p + k].copy()
     timings["results"] = time.perf_counter() - t1
     return dict(opt=opt, deviance=f, fixed_cov=cov, modes=modes, cond_var=cond_var,
                 beta=x[:p], timings=timings, sigma=sigma, dispersion=dispersion)
@@ -253,13 +249,13 @@ def fit_identical_once(family, design, sets, y, w, extra_cols, *, n_agq, fit_int
     return r
 
 
-def fit_objective(objective, term, beta0, extra0, *, back, factor, names, dropped, n_obs, tol,
-                  max_iter):
+def fit_objective(objective, term, beta0, extra0, *, param, back, factor, names, dropped,
+                  n_obs, tol, max_iter):
     """Minimize a one-factor Laplace deviance over x = (β, θ[, the family's parameter])
     from ``beta0`` and ``extra0`` (e.g. the distributed objective of a Dask fit, whose
     ``modes(x)`` returns the levels it saw, the modes and their conditional variances),
     then the covariance from the optimizer's Hessian; a FitResult (``factor.levels`` set to
-    the objective's levels)."""
+    the objective's levels; ``param``: the family's ``laplace_param`` or None)."""
     t0 = time.perf_counter()
     opt = minimize(objective, ParamSpace(ThetaSpace(term), beta0, extra0), method="newton",
                    tol=tol, max_iter=max_iter)
@@ -267,12 +263,12 @@ def fit_objective(objective, term, beta0, extra0, *, back, factor, names, droppe
     p = len(beta0)
     cov = fixed_covariance(opt.hessian, slice(0, p))
     factor.levels, modes, cond_var = objective.modes(x)
-    dispersion = None
-    if len(x) > p + term.n_theta:  # the family's parameter (log k) last
-        dispersion = float(np.exp(x[-1]))
+    sigma, dispersion = 1.0, None
+    if param is not None:  # the family's parameter, last
+        sigma, dispersion = param.report(x[-1])
         opt.theta_final = x[:p + term.n_theta].copy()
     timings = {"total": time.perf_counter() - t0}
     return one_factor_result(dict(opt=opt, deviance=opt.fmin, fixed_cov=cov, modes=modes,
-                                  cond_var=cond_var, beta=x[:p], timings=timings, sigma=1.0,
+                                  cond_var=cond_var, beta=x[:p], timings=timings, sigma=sigma,
                                   dispersion=dispersion), back, factor, names, dropped,
                              n_obs)

@@ -199,7 +199,7 @@ def fit_multi_glmm(design, y, w, m, offset, *, family, fit_intercept, tol, max_i
         start += G * q
     opt.timings = {"total": time.perf_counter() - t0}
     beta, fixed_cov = back(beta, fixed_cov)
-    dispersion = float(lap.fpar) if lap.n_extra else None
+    dispersion = lap.param.report(x[-1])[1] if lap.n_extra else None
     return FitResult(names=names, beta=beta, fixed_cov=fixed_cov, dropped=dropped,
                      factors=factors, sigma=1.0, criterion=float(deviance),
                      n_params=len(beta) + lap.n_theta + (dispersion is not None),

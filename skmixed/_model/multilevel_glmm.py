@@ -96,7 +96,14 @@ class MultiLaplace:
     def __init__(self, X, y, m, offset, w, factors, family):
         self.X, self.y, self.m, self.offset, self.w = X, y, m, offset, w
         self.factors, self.family = factors, family
-        self.n_extra = int(family.param == "size")
+        # the family's parameter, when the row terms take it (the negative binomial's size
+        # k = e^{x[-1]}); one that scales the weights (Gamma's dispersion) is not handled
+        self.param = family.laplace_param(y, w)
+        if self.param is not None and not self.param.in_kernels:
+            raise ValueError(f"several grouping factors: the {family.label} model's "
+                             f"{family.param} is not supported (it is with one grouping "
+                             "factor).")
+        self.n_extra = int(self.param is not None)
         self.fpar = family.glm_fpar
         self.Z = random_effects_matrix(factors, y.shape[0])
         self.ZT = self.Z.T.tocsr()
@@ -112,7 +119,7 @@ class MultiLaplace:
         """(θ per factor, β); sets the family's parameter from x's last element."""
         thetas = [x[a:b] for a, b in zip(self.theta_edges[:-1], self.theta_edges[1:])]
         if self.n_extra:
-            self.fpar = float(np.exp(x[-1]))
+            self.fpar = self.param.fpar(x[-1])
         return thetas, x[self.n_theta:x.size - self.n_extra]
 
     def _objective(self, eta, u):

@@ -1,4 +1,4 @@
-"""The kernels' disk cache (``skmixed._kernels.cache``): damaged files heal, a read-only
+"""The kernels' disk cache (``skmixed._cache``): damaged files heal, a read-only
 install imports and fits, a folder other users can write to is refused, and the folder is
 keyed by the skmixed and Numba versions.
 
@@ -24,7 +24,8 @@ import pytest
 from numba.core.dispatcher import Dispatcher
 
 import skmixed
-from skmixed._kernels import cache, codegen, glmm_codegen
+from skmixed import _cache as cache
+from skmixed._kernels import codegen, glmm_codegen
 from skmixed.families import BINOMIAL_LOGIT
 
 REPO = Path(__file__).resolve().parents[2]
@@ -329,3 +330,24 @@ def test_every_kernel_is_compiled_through_cached_njit(monkeypatch, tmp_path):
     assert len(kernels) > 50 and any("blocks." in k for k in kernels)
     others = sorted(k for k, d in kernels.items() if not isinstance(d._cache, cache._LazyCache))
     assert others == []
+
+
+def test_the_generated_kernels_digest_covers_the_family_row_terms(monkeypatch):
+    """A generated GLMM module's name holds a digest of every file its code is compiled
+    against, the families' row terms included (a change there must never load a stale
+    compiled module)."""
+    from skmixed.families import row_terms
+
+    covered = []
+
+    def spy(source, *modules):
+        covered.extend(Path(m.__file__).resolve() for m in modules)
+        return "0" * 12
+
+    monkeypatch.setattr(glmm_codegen, "_LOADED", {})
+    monkeypatch.setattr(cache, "source_digest", spy)
+    monkeypatch.setattr(cache, "load_generated", lambda name, source: SimpleNamespace())
+    rows = SimpleNamespace(X=np.zeros((2, 1)), zcol=np.array([0]), m=np.empty(0),
+                           offset=np.empty(0), weights=np.empty(0))
+    glmm_codegen.specialized_kernels(BINOMIAL_LOGIT, rows)
+    assert Path(row_terms.py_func.__code__.co_filename).resolve() in covered

@@ -22,10 +22,12 @@ from conftest import require_package
 from glmm_problems import glmm_response, grouped_rows
 
 from skmixed.families import (BINOMIAL_CLOGLOG, BINOMIAL_LOGIT, BINOMIAL_PROBIT, POISSON_LOG,
-                              get_family)
+                              Gamma, get_family)
 from skmixed._kernels.threads import numba_threads
 from skmixed._model.glmm import (GroupedRows, JointPIRLSDeviance, LaplaceDeviance,
                                  fit_fixed_glm, group_order)
+from skmixed._model.multilevel import FactorColumns
+from skmixed._model.multilevel_glmm import MultiLaplace
 from skmixed._model.optimize import minimize
 from skmixed._model.spaces import ParamSpace, ThetaSpace
 from skmixed._model.terms import RandomEffectTerm
@@ -568,6 +570,45 @@ def test_gamma_deviance_is_the_laplace_approximation_of_the_likelihood():
     np.testing.assert_allclose(value, total, rtol=1e-9)
 
 
+
+def test_the_deviance_takes_the_family_parameter_from_the_family():
+    """LaplaceDeviance carries a family's parameter as the family's ``laplace_param`` says,
+    never by its name: a family defined here — Gamma's row terms, its parameter under
+    another name — has Gamma's deviance and gradient over (β, θ, ρ)."""
+
+    class Renamed(Gamma):
+        param = "shape"
+
+    rng = np.random.default_rng(71)
+    family, rows = make_rows(rng, "gamma", 1, sizes=(4, 9, 6, 12, 3, 8))
+    term = make_term(1, "unstructured")
+    x = gamma_x(term)
+    f, g = LaplaceDeviance(family, rows, term).value_and_grad(x)
+    f_r, g_r = LaplaceDeviance(Renamed(), rows, term).value_and_grad(x)
+    assert g_r.shape == x.shape
+    np.testing.assert_allclose([f_r, *g_r], [f, *g], rtol=1e-12)
+
+
+def test_several_factors_refuse_a_parameter_outside_the_row_terms():
+    """MultiLaplace takes the family's parameter as the row terms' fpar (the negative
+    binomial's size); Gamma's dispersion scales the weights instead, which it does not do:
+    refused with the family and parameter named, rather than fitted at dispersion 1."""
+    rng = np.random.default_rng(72)
+    n = 40
+    codes = [rng.integers(0, 4, n).astype(np.int64), rng.integers(0, 5, n).astype(np.int64)]
+    factors = [FactorColumns(c, int(c.max()) + 1, np.ones((n, 1)), make_term(1, "unstructured"))
+               for c in codes]
+    X, y = np.ones((n, 1)), rng.gamma(2.0, size=n)
+    with pytest.raises(ValueError, match="Gamma model's dispersion is not supported"):
+        MultiLaplace(X, y, np.empty(0), np.zeros(n), np.empty(0), factors,
+                     get_family("gamma"))
+    nb = MultiLaplace(X, np.round(y), np.empty(0), np.zeros(n), np.empty(0), factors,
+                      get_family("nbinom2"))
+    assert nb.n_extra == 1
+    nb.split(np.array([1.0, 1.0, 0.2, np.log(3.0)]))
+    assert nb.fpar == pytest.approx(3.0)
+
+
 # ----------------------------------------------------------------------------- generated
 @pytest.mark.parametrize("kind, q, covariance, n_agq", [
     # each shape compiles its own kernels (~15 s): one in the default run, the rest slow
@@ -592,5 +633,26 @@ def test_generated_kernels_agree_with_the_generic_ones(monkeypatch, kind, q, cov
         assert (obj._kernels.__name__ == "skmixed._kernels.glmm") == (min_rows > 0)
         f, g = obj.value_and_grad(x)
         results.append((f, g, obj.u.copy(), obj._H.copy(), obj.value(x + 0.01)))
+    for generic, generated in zip(*results):
+        np.testing.assert_allclose(generated, generic, rtol=1e-10, atol=1e-12)
+
+
+def test_generated_kernels_scale_an_unweighted_gamma_by_its_shape(monkeypatch):
+    """Gamma's dispersion enters the kernels as frequency weights w·ν even when the rows
+    have none: the passes written out for unweighted rows must read them too. (They did
+    not, so a Gamma fit without sample_weight from 100,000 rows on optimized a wrong
+    deviance: dispersion → 0, deviance −1e14, not converged.)"""
+    rng = np.random.default_rng(93)
+    family, rows = make_rows(rng, "gamma", 1)
+    rows.weights = np.empty(0)
+    term = make_term(1, "unstructured")
+    x = gamma_x(term, shape=2.5)
+    results = []
+    for min_rows in (10 ** 12, 0):
+        monkeypatch.setattr(LaplaceDeviance, "specialize_min_rows", min_rows)
+        obj = LaplaceDeviance(family, rows, term)
+        assert (obj._kernels.__name__ == "skmixed._kernels.glmm") == (min_rows > 0)
+        f, g = obj.value_and_grad(x)
+        results.append((f, g, obj.u.copy()))
     for generic, generated in zip(*results):
         np.testing.assert_allclose(generated, generic, rtol=1e-10, atol=1e-12)

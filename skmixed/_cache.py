@@ -1,5 +1,6 @@
-"""The on-disk cache of compiled kernels: the only module of :mod:`skmixed._kernels` that
-touches files.
+"""The on-disk cache of compiled kernels: the only module of the kernels that touches files
+(at the bottom of the layers: :mod:`skmixed.families` and :mod:`skmixed._kernels` compile
+through it).
 
 Every kernel is compiled with :func:`cached_njit`, never with Numba's ``cache`` option.
 Numba's own cache picks its folder when the module is imported (a writable ``__pycache__``
@@ -23,7 +24,8 @@ other users can write to runs their code. Here instead:
   compiled again and saved afresh, with one warning per process.
 
 Files written from here: Numba's index (``.nbi``) and data (``.nbc``) files, in Numba's
-layout but sealed with the hash, and the generated kernel sources of :mod:`.codegen`
+layout but sealed with the hash, and the generated kernel sources of
+:mod:`skmixed._kernels.codegen` and :mod:`skmixed._kernels.glmm_codegen`
 (:func:`source_file`), which Numba needs as real files to key its cache.
 """
 
@@ -42,7 +44,7 @@ import numba
 from numba.core import caching
 from numba.core.dispatcher import Dispatcher
 
-from ..exceptions import KernelCacheWarning
+from .exceptions import KernelCacheWarning
 
 __all__ = ["cached_njit", "cache_folder", "source_file", "load_generated", "source_digest"]
 
@@ -115,7 +117,7 @@ def cache_folder():
     """The checked cache folder of this skmixed and Numba version, or None (no disk cache).
     Read from the environment at each call (a changed ``SKMIXED_CACHE_DIR`` applies to the
     kernels compiled afterwards), checked once per folder."""
-    from .. import __version__
+    from . import __version__
 
     root, variable = _root()
     if root is None:

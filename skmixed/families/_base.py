@@ -1,0 +1,123 @@
+"""The :class:`Family` base class: what every path of a fit asks a family (the subclasses are
+in :mod:`._glm`), and the response checks they share."""
+
+import numpy as np
+
+from ._kernel_terms import GAUSSIAN_IDENTITY, row_loglik, score_information
+
+__all__ = ["Family"]
+
+
+def _empty(a):
+    return np.empty(0) if a is None else np.ascontiguousarray(a, dtype=np.float64)
+
+
+class Family:
+    """One response family with its link (subclasses in :mod:`._glm`; :func:`get_family`).
+
+    Attributes: ``name`` and ``link`` (R's names), ``code`` (the kernels'), ``canonical``
+    (observed = expected information), ``kind`` (of the response: ``"proportion"``
+    (successes of trials), ``"count"``, ``"positive"``, ``"continuous"``), ``param`` (the
+    name of a parameter estimated with the fit, e.g. the negative binomial's ``"size"``;
+    None), ``eta_bounds`` (linear predictors beyond which a fitted mean is numerically at
+    its boundary, or None)."""
+
+    name = ""
+    label = ""  # in messages
+    link = ""
+    kind = "continuous"  # of the response: "proportion", "count", "positive"
+    code = GAUSSIAN_IDENTITY
+    canonical = True
+    param = None
+    eta_bounds = None
+
+    def __repr__(self):
+        return f"{type(self).__name__}(link={self.link!r})"
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.link == self.link
+
+    def __hash__(self):
+        return hash((type(self).__name__, self.link))
+
+    # the link, on NumPy arrays
+    def mean(self, eta):
+        """The inverse link μ(η) (per trial for the binomial)."""
+        raise NotImplementedError
+
+    def mean_derivative(self, eta):
+        """dμ/dη (the delta method's slope)."""
+        raise NotImplementedError
+
+    # the likelihood
+    def loglik(self, y, eta, m=None, w=None, fpar=0.0, constants=True):
+        """Σ w ℓ(y; η) (``m``: binomial trials); ``constants=False`` leaves out the terms
+        free of η (log C(m, y), −log y!)."""
+        y = np.ascontiguousarray(y, dtype=np.float64)
+        m_, w_ = _empty(m), _empty(w)
+        rows = np.empty_like(y)
+        row_loglik(self.code, float(fpar), y, m_, np.ascontiguousarray(eta, dtype=float), rows)
+        if not constants:
+            rows -= self._log_base(y, m_ if m_.size else np.ones_like(y))
+        # NumPy's sums (pairwise or BLAS), not a running sum: the several-factor fit takes
+        # finite differences of this deviance
+        return float(w_ @ rows if w_.size else rows.sum())
+
+    def _log_base(self, y, m):
+        return np.zeros_like(y)
+
+    def score_information(self, y, eta, m=None, fpar=0.0):
+        """ℓ' and the working weight v_F per row: PIRLS's working response is
+        ``η + ℓ'/v_F``."""
+        y = np.ascontiguousarray(y, dtype=np.float64)
+        l1, v = np.empty_like(y), np.empty_like(y)
+        score_information(self.code, float(fpar), y, _empty(m),
+                          np.ascontiguousarray(eta, dtype=float), l1, v)
+        return l1, v
+
+    def diverged(self, eta):
+        """Whether a linear predictor puts fitted means numerically at their boundary
+        (|η| > 30 for a probability, η < −30 for a count's mean): the estimates run to
+        infinity and the working weights underflow."""
+        return False
+
+    # the parameter estimated with the fit
+    glm_fpar = 0.0  # its value in the GLM that gives the start values
+    # the variance components end with a residual row (lme4's VarCorr: Gaussian, Gamma)
+    residual_row = False
+
+    def param_start(self, y, mu, w):
+        """The start of the optimizer's parameter (``param``; Gamma: ρ = −log φ, negative
+        binomial: log k) from the start GLM's means ``mu`` (``w`` empty: unit weights)."""
+        raise NotImplementedError
+
+    def laplace_param(self, y, w):
+        """How the Laplace deviance carries ``param`` for the rows ``y`` with frequency
+        weights ``w`` (empty: unit weights): an object of :mod:`._params`, None for a
+        family without a parameter."""
+        return None
+
+    # the response
+    def check_y(self, y, trials=None, trials_label=None):
+        """Refuse a response this family cannot have (ValueError naming the first bad
+        row); ``y`` is float64 (successes when ``trials`` is given)."""
+
+    def start_eta(self, y):
+        """η of the mean-shrunk response (R's ``mustart``)."""
+        raise NotImplementedError
+
+    def glm_start(self, X, y, w):
+        """β to start the scoring of the GLM without random effects from (``w`` empty: unit
+        weights): 0."""
+        return np.zeros(X.shape[1])
+
+
+def non_integral(a):
+    """Rows of ``a`` that are not integers (up to rounding in a float computation)."""
+    return np.abs(a - np.round(a)) > 1e-8 * np.maximum(1.0, np.abs(a))
+
+
+def first_bad(bad, y, what):
+    """Raise ``what`` as a ValueError naming the first row where ``bad`` holds."""
+    i = int(np.flatnonzero(bad)[0])
+    raise ValueError(f"{what}; row {i} has {y[i]:g}.")

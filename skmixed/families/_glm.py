@@ -1,0 +1,199 @@
+"""The GLM families, one class per family and link (the link and its inverse, the
+log-likelihood's constants, the response checks, start values and the parameter estimated
+with the fit), and :func:`get_family`, which names them."""
+
+import numpy as np
+from scipy import special
+
+from ._base import Family, first_bad, non_integral
+from ._kernel_terms import (_LOG_SQRT_2PI, BINOMIAL_CLOGLOG, BINOMIAL_LOGIT, BINOMIAL_PROBIT,
+                            GAMMA_LOG, NBINOM2_LOG, POISSON_LOG)
+from ._params import GammaDispersion, SizeParameter
+
+__all__ = ["Gaussian", "Binomial", "Poisson", "NegativeBinomial", "Gamma", "get_family",
+           "FAMILY_NAMES"]
+
+class Gaussian(Family):
+    name, label, link = "gaussian", "Gaussian", "identity"
+    residual_row = True
+
+    def mean(self, eta):
+        return np.asarray(eta, dtype=float)
+
+    def mean_derivative(self, eta):
+        return np.ones_like(np.asarray(eta, dtype=float))
+
+
+class Binomial(Family):
+    name, label, kind = "binomial", "binomial", "proportion"
+    _CODES = {"logit": BINOMIAL_LOGIT, "probit": BINOMIAL_PROBIT, "cloglog": BINOMIAL_CLOGLOG}
+    # R's glm.fit: fitted probabilities within 10·eps of 0 or 1, as bounds on η per link —
+    # except cloglog's upper tail, where μ = 1 − exp(−e^η) is that close to 1 from η = 3.5
+    # on in regular data: there only where μ is exactly 1 in double precision (e^η > 745)
+    _BOUNDS = {"logit": (-33.0, 33.0), "probit": (-7.86, 7.86), "cloglog": (-33.74, 6.61)}
+
+    def __init__(self, link="logit"):
+        self.link = link
+        self.code = self._CODES[link]
+        self.canonical = link == "logit"
+        self.eta_bounds = self._BOUNDS[link]
+
+    def mean(self, eta):
+        eta = np.asarray(eta, dtype=float)
+        if self.link == "probit":
+            return special.ndtr(eta)
+        if self.link == "cloglog":
+            return -np.expm1(-np.exp(np.minimum(eta, 700.0)))
+        return special.expit(eta)  # no overflow warning for large |η|
+
+    def mean_derivative(self, eta):
+        eta = np.asarray(eta, dtype=float)
+        if self.link == "probit":
+            return np.exp(-0.5 * eta * eta - _LOG_SQRT_2PI)
+        if self.link == "cloglog":
+            t = np.exp(np.minimum(eta, 700.0))
+            return t * np.exp(-t)
+        mu = special.expit(eta)
+        return mu * (1.0 - mu)
+
+    def _log_base(self, y, m):
+        return special.gammaln(m + 1.0) - special.gammaln(y + 1.0) - special.gammaln(m - y + 1.0)
+
+    def check_y(self, y, trials=None, trials_label=None):
+        if trials is None:
+            if not np.isin(y, (0.0, 1.0)).all():
+                first_bad(~np.isin(y, (0.0, 1.0)), y, "binomial y must hold 0/1 values")
+            return
+        col = repr(trials_label)
+        bad = (trials <= 0) | non_integral(trials)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"the trials column {col} must hold positive integers; "
+                             f"row {i} has {trials[i]:g}.")
+        bad = (y < 0) | (y > trials) | non_integral(y)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError("binomial y with trials must hold integer successes between 0 "
+                             f"and the trials column {col}; row {i} has y = {y[i]:g} with "
+                             f"{trials[i]:g} trials.")
+
+    def diverged(self, eta):
+        return bool(np.max(np.abs(eta), initial=0.0) > 30.0)
+
+    def start_eta(self, y):
+        mu = (np.asarray(y, dtype=float) + 0.5) / 2.0
+        return np.log(mu / (1.0 - mu))
+
+
+class _LogLink(Family):
+    link = "log"
+
+    def mean(self, eta):
+        return np.exp(np.asarray(eta, dtype=float))
+
+    def mean_derivative(self, eta):
+        return np.exp(np.asarray(eta, dtype=float))
+
+    def start_eta(self, y):
+        return np.log(np.asarray(y, dtype=float) + 0.1)
+
+
+class _Counts(_LogLink):
+    kind = "count"
+
+    def diverged(self, eta):
+        return bool(np.min(eta, initial=0.0) < -30.0)
+
+    def _log_base(self, y, m):
+        return -special.gammaln(y + 1.0)
+
+    def check_y(self, y, trials=None, trials_label=None):
+        bad = (y < 0) | non_integral(y)
+        if bad.any():
+            first_bad(bad, y, f"{self.label} y must hold non-negative integer counts")
+
+
+class Poisson(_Counts):
+    name, code, label = "poisson", POISSON_LOG, "Poisson"
+
+
+class NegativeBinomial(_Counts):
+    """NB2 (glmmTMB's ``nbinom2``, lme4's ``glmer.nb``): Var y = μ + μ²/k with the size k
+    estimated with the fit (``fpar``; its logarithm is the optimizer's parameter)."""
+
+    name, code, label = "nbinom2", NBINOM2_LOG, "negative binomial"
+    canonical = False
+    param = "size"
+    glm_fpar = 1e6  # the start GLM: a negative binomial this close to the Poisson
+
+    def param_start(self, y, mu, w):
+        """log k by the moments of the start GLM's residuals, ``E(y − μ)² − μ = μ²/k``
+        (k between e^-5 and e^10: from far beyond the data's overdispersion to Poisson)."""
+        w = w if w.size else np.ones_like(y)
+        excess = float(w @ ((y - mu) ** 2 - mu))
+        k = float(w @ (mu * mu)) / excess if excess > 0 else np.exp(10.0)
+        return float(np.clip(np.log(k), -5.0, 10.0))
+
+    def laplace_param(self, y, w):
+        return SizeParameter()
+
+
+class Gamma(_LogLink):
+    """Gamma with log link; its dispersion φ is a parameter of the fit
+    (:class:`~skmixed.families._params.GammaDispersion`)."""
+
+    name, label, code, kind = "gamma", "Gamma", GAMMA_LOG, "positive"
+    residual_row = True
+    param = "dispersion"
+
+    def check_y(self, y, trials=None, trials_label=None):
+        if not np.all(y > 0):
+            first_bad(~(y > 0), y, "Gamma y must be positive")
+
+    def param_start(self, y, mu, w):
+        """ρ = −log φ from the deviance-based dispersion estimate (R's ``Gamma()$aic``
+        plug-in) of the start GLM."""
+        w = w if w.size else np.ones_like(y)
+        deviance = 2.0 * float(w @ ((y - mu) / mu - np.log(y / mu)))
+        rho = -np.log(max(deviance / float(w.sum()), 1e-12))
+        if not rho < 25.0:
+            raise ValueError("the fixed effects alone fit y exactly (the Gamma GLM without "
+                             "random effects has deviance ~0): no dispersion is left to "
+                             "estimate.")
+        return float(rho)
+
+    def laplace_param(self, y, w):
+        return GammaDispersion(y, w)
+
+    def start_eta(self, y):
+        return np.log(np.asarray(y, dtype=float))
+
+    def glm_start(self, X, y, w):
+        """The least-squares fit of log y (R's ``mustart = y``): β = 0 (μ = 1) is far from
+        typical positive responses and the scoring steps from there overshoot."""
+        sw = np.sqrt(w) if w.size else 1.0
+        return np.linalg.lstsq(X * np.asarray(sw)[..., None] if w.size else X,
+                               self.start_eta(y) * sw, rcond=None)[0]
+
+
+_LINKS = {"gaussian": {"identity": Gaussian}, "binomial": {lk: Binomial for lk in Binomial._CODES},
+          "poisson": {"log": Poisson}, "gamma": {"log": Gamma},
+          "nbinom2": {"log": NegativeBinomial}}
+# the link used when link=None: the canonical one, except for Gamma and the negative
+# binomial (log; Gamma's canonical inverse link is not supported)
+_DEFAULT_LINK = {"gaussian": "identity", "binomial": "logit", "poisson": "log",
+                 "gamma": "log", "nbinom2": "log"}
+FAMILY_NAMES = tuple(_LINKS)
+
+
+def get_family(name, link=None):
+    """The :class:`Family` of a name (``"binomial"``, ``"poisson"``, ``"gamma"``,
+    ``"nbinom2"``, ``"gaussian"``) and link (None: the default, R's)."""
+    if name not in _LINKS:
+        raise ValueError(f"unknown family {name!r}; valid families: {sorted(_LINKS)}.")
+    link = link or _DEFAULT_LINK[name]
+    if link not in _LINKS[name]:
+        raise ValueError(f"unknown link {link!r} for family {name!r}; valid links: "
+                         f"{sorted(_LINKS[name])}.")
+    cls = _LINKS[name][link]
+    return cls(link) if cls is Binomial else cls()
