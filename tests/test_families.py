@@ -127,3 +127,27 @@ def test_score_information_is_the_row_terms(name, link):
     l1, v = fam.score_information(y, eta, fpar=1.7)
     expected = np.array([row_terms(fam.code, 1.7, yi, 1.0, e) for yi, e in zip(y, eta)])
     np.testing.assert_array_equal(np.column_stack([l1, v]), expected[:, [1, 3]])
+
+
+@pytest.mark.parametrize("name,linear,scale_estimated,obs_level,residual_row", [
+    # mgcv's scale.estimated (F or Chi.sq tests), lmer's levels-vs-observations check,
+    # which glmer skips (skmixed._model.identifiability), lme4's VarCorr residual row
+    ("gaussian", True, True, False, True), ("binomial", False, False, True, False),
+    ("poisson", False, False, True, False), ("nbinom2", False, False, True, False),
+    ("gamma", False, True, True, True)])
+def test_what_the_model_asks_of_a_family(name, linear, scale_estimated, obs_level,
+                                          residual_row):
+    family = get_family(name)
+    assert family.linear is linear
+    assert family.scale_estimated is scale_estimated
+    assert family.observation_level_effects is obs_level
+    assert family.residual_row is residual_row
+
+
+def test_the_additive_pirls_needs_its_family():
+    """No default family (it was the binomial's, silently, for a caller that passed none)."""
+    from skmixed._model.additive_pirls import laplace_reml, performance_iteration
+
+    for fit in (performance_iteration, laplace_reml):
+        with pytest.raises(TypeError, match="family"):
+            fit(None, None, np.zeros(3), np.zeros(3))

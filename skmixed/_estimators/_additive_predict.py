@@ -161,7 +161,7 @@ class AdditivePrediction:
                  "Parametric coefficients:",
                  self.fixed_effects_.to_string(float_format=lambda v: f"{v:.6g}"), ""]
         if len(self.smooths_):
-            stat = "F" if self.family == "gaussian" else "Chi.sq"
+            stat = "F" if self._family().scale_estimated else "Chi.sq"
             lines += [f"Smooth terms (approximate significance; statistic = {stat}):",
                       self.smooths_.to_string(float_format=lambda v: f"{v:.6g}"), ""]
         if len(self.variance_components_):
@@ -170,7 +170,7 @@ class AdditivePrediction:
                                                           float_format=lambda v: f"{v:.6g}"),
                       ""]
         lines.append(f"REML criterion (-2 restricted log-likelihood of the "
-                     f"{'working ' if self.family != 'gaussian' else ''}model): "
+                     f"{'' if self._family().linear else 'working '}model): "
                      f"{self.reml_criterion_:.4f}; total edf {self.edf_:.3f}; "
                      f"{'converged' if self.converged_ else 'NOT converged'} after "
                      f"{self.n_iter_} iteration(s)")

@@ -40,12 +40,12 @@ def check_boundary_response(y, w, family):
     """Binomial y of one class, or Poisson y of zeros only (rows of positive weight; ``w``
     empty for unit weights): the maximum-likelihood mean is at the boundary, as MixedGLM
     refuses."""
-    if family == "gaussian":
+    kind = get_family(family).kind
+    if kind not in ("proportion", "count"):
         return
     y = y[w > 0] if w.size else y
     if not y.size:
         return  # no observations: refused with the fixed effects' count
-    kind = get_family(family).kind
     if kind == "proportion" and np.ptp(y) == 0:
         what = f"only {'successes (y = 1)' if y[0] else 'failures (y = 0)'}"
     elif kind == "count" and not np.any(y):

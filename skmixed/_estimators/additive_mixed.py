@@ -32,7 +32,7 @@ from .._kernels.threads import numba_threads
 from .._model import identifiability as _identifiability
 from .._model.additive_fit import AdditiveSpec, fit_rows, fit_tables, row_bases, smooth_bases
 from .._model.identifiability import independent_fixed_columns
-from ..families import get_family
+from ..families import FAMILY_NAMES, get_family
 from ..sources import ChunkedData, score_target
 from . import _design
 from ._additive_predict import AdditivePrediction
@@ -263,7 +263,7 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
                                 weighted=sample_weight is not None)
 
     def _check_tables_fit(self, what):
-        if self.family != "gaussian" or self.discrete is False:
+        if not self._family().linear or self.discrete is False:
             raise ValueError(f"{type(self).__name__} fits {what} for family='gaussian' "
                              "with binned smooths (discrete=True or 'auto') only.")
 
@@ -357,13 +357,17 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
             return int(k)
         return int(self.k)
 
+    def _family(self):
+        """The :class:`~skmixed.families.Family` of ``family`` (identity, logit, log)."""
+        return get_family(self.family)
+
     def _check_levels(self, n_obs, n_levels, group_label, slope_labels, *, weighted):
         """Gaussian: refuse as many groups as observations, as MixedLM and lme4's lmer
         (skmixed._model.identifiability); mgcv fits ``s(g, bs = "re")`` with a level
         per row, but its group and residual variances are then one variance, split
         arbitrarily. Binomial and Poisson keep observation-level effects (overdispersion),
         as glmer."""
-        if self.family != "gaussian":
+        if self._family().observation_level_effects:
             return
         terms = ["(Intercept)"] + [_design.column_name(c) for c in slope_labels]
         # independent slopes: mgcv's separate s(g, x, bs = "re") terms, lme4's (1 + x || g)
@@ -379,7 +383,7 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
     def _spec(self, param_labels, smooth_labels, group_label, slope_labels):
         """The model apart from its data (skmixed._model.additive_fit.AdditiveSpec)."""
         return AdditiveSpec(
-            family=self.family, fit_intercept=self.fit_intercept,
+            family=self._family(), fit_intercept=self.fit_intercept,
             fixed_names=tuple(self._fixed_names(param_labels)),
             smooths=tuple((label, self._k_of(label)) for label in smooth_labels),
             group=None if group_label is None else _design.column_name(group_label),
@@ -418,7 +422,7 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
             self.group_levels_ = {f.name: f.levels}
             self.n_groups_ = {f.name: len(f.levels)}
             self.random_effects_matrix_ = {f.name: f.modes}
-        if self.family == "gaussian":
+        if self._family().residual_row:
             rows.append(("Residual", None, sigma ** 2, sigma))
         self.variance_components_ = pd.DataFrame(rows, columns=["group", "var1", "variance",
                                                                 "sd"])
@@ -443,7 +447,7 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         With ``return_std=True`` also the standard error of that mean from the posterior
         covariance (mgcv's ``predict(se.fit = TRUE)``; binomial and Poisson by the delta
         method, ``|dμ/dη|`` times the SE of η)."""
-        family = get_family(self.family)
+        family = self._family()
         if not return_std:
             return family.mean(self._eta(X, random_effects))
         eta, se = self._eta(X, random_effects, return_std=True)
@@ -492,6 +496,8 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         # a grouping column holds categories (as MixedLM's tags say)
         tags.input_tags.categorical = self.groups is not None
         tags.target_tags.required = True
-        if self.family != "gaussian":
+        # proportions and counts; an invalid family (refused by fit) must not raise here:
+        # check_is_fitted and the HTML repr read the tags of any estimator
+        if self.family not in FAMILY_NAMES or self._family().kind != "continuous":
             tags.target_tags.positive_only = True
         return tags

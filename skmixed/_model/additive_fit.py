@@ -11,8 +11,9 @@ their power of ten (:func:`slope_scale`) and on a Gaussian y minus a constant ne
 values (:func:`response_shift`); the result maps them back. Its ``extra`` holds what the
 additive model alone reports:
 
-* ``"smooths"``: per smooth ``edf``, ``ref_df``, ``statistic`` (mgcv's F for Gaussian
-  models, else its Chi.sq), ``p_value``, ``lambda`` and ``variance`` (arrays);
+* ``"smooths"``: per smooth ``edf``, ``ref_df``, ``statistic`` (mgcv's F when the
+  family's scale is estimated, Gaussian, else its Chi.sq), ``p_value``, ``lambda`` and
+  ``variance`` (arrays);
 * ``"edf_total"``; ``"note"``, why a fit did not converge (or None);
 * for prediction on the fit's internal columns: ``"reml_fit"`` (the
   :class:`~skmixed._model.additive.REMLFit`: coefficients, posterior covariance, group
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..families import get_family
+from ..families import Family
 from .additive import LOG_TAU_BOUNDS, DenseREML
 from .additive_cross import crossproducts_from_tables, discretize
 from .additive_pirls import laplace_reml, performance_iteration
@@ -44,14 +45,15 @@ __all__ = ["AdditiveSpec", "response_shift", "slope_scale", "smooth_bases", "row
 
 @dataclass(frozen=True)
 class AdditiveSpec:
-    """An additive mixed model apart from its data: ``family`` ("gaussian", "binomial" or
-    "poisson"); ``fixed_names``, the parametric coefficients' names, the intercept first
+    """An additive mixed model apart from its data: ``family``, a
+    :class:`~skmixed.families.Family` (Gaussian, binomial logit or Poisson log);
+    ``fixed_names``, the parametric coefficients' names, the intercept first
     (before collinear ones are dropped); ``smooths``, per smooth its column label (named in
     errors) and basis dimension k; ``group``, the grouping factor's name or None, and
     ``slopes``, the names of its independent random slopes (lme4's ``(1 + x || g)``);
     ``tol`` and ``max_iter`` of the performance iteration."""
 
-    family: str
+    family: Family
     fit_intercept: bool
     fixed_names: tuple
     smooths: tuple = ()
@@ -127,14 +129,14 @@ def fit_rows(spec, X, y, weights, bases, *, discrete, scaling, kept, dropped, co
     their positions among ``spec.fixed_names``, ``dropped`` the others' names), ``bases``
     from :func:`row_bases`, ``codes`` the rows' groups among ``levels`` and ``slopes`` the
     random-slope columns (user's units)."""
-    family = get_family(spec.family)
+    family = spec.family
     scale = slope_scale(slopes)
     slope_values = (np.column_stack([np.asarray(c, dtype=float) / s
                                      for c, s in zip(slopes, scale)]) if len(slopes) else None)
     model = AdditiveSystem(X, bases, codes, len(levels) if levels is not None else 0,
                            discrete, slope_values)
     note = None
-    if spec.family == "gaussian":  # one REML fit, on y minus a constant near it
+    if family.linear:  # one REML fit, on y minus a constant near it
         y_shift = response_shift(y, spec.fit_intercept)
         fit, converged, note = _gaussian_fit(model.reml(y - y_shift, weights), y_shift, spec)
         n_iter, n_evals, method = 1, _n_evals(fit), "L-BFGS-B + Newton"
@@ -242,9 +244,9 @@ def _result(spec, fit, layout, levels, scaling, kept, dropped, scales, opt, note
     beta, fixed_cov = scaling.to_original(fit.beta[:p0], fit.cov[:p0, :p0], kept)
     sigma = float(fit.sigma)
     ref_df, tests = fit.significance()
-    gaussian = spec.family == "gaussian"
+    scale_estimated = spec.family.scale_estimated
     smooths = {"edf": fit.edf[:J], "ref_df": ref_df,
-               "statistic": tests[:, 0] / (ref_df if gaussian else 1.0),
+               "statistic": tests[:, 0] / (ref_df if scale_estimated else 1.0),
                "p_value": tests[:, 1], "lambda": 1.0 / fit.tau[:J] ** 2,
                "variance": (sigma * fit.tau[:J]) ** 2}
     factors = []
@@ -261,7 +263,7 @@ def _result(spec, fit, layout, levels, scaling, kept, dropped, scales, opt, note
         dropped=list(dropped), factors=factors, sigma=sigma,
         criterion=float(fit.criterion) + scaling.reml_offset(kept),
         # β (parametric and the smooths' null spaces), the τ, and σ when estimated
-        n_params=int(fit.beta.size + fit.tau.size + gaussian), n_obs=float(fit.reml.n),
+        n_params=int(fit.beta.size + fit.tau.size + scale_estimated), n_obs=float(fit.reml.n),
         opt=opt,
         extra=dict(smooths=smooths, edf_total=float(fit.edf_total), note=note,
                    reml_fit=fit, layout=layout, kept=kept,

@@ -9,7 +9,6 @@ from types import SimpleNamespace
 import numpy as np
 from scipy import linalg
 
-from ..families import get_family
 from .additive import LOG_TAU_BOUNDS
 from .optimize import minimize
 from .spaces import BoxSpace
@@ -32,8 +31,8 @@ def _working(family, eta, y, m, prior):
     return eta + l1 / np.maximum(info, 1e-300), prior * info
 
 
-def performance_iteration(make_reml, linear_predictor, y, eta0, m=None, weights=None,
-                          family=None, tol=1e-8, max_iter=100):
+def performance_iteration(make_reml, linear_predictor, y, eta0, family, m=None, weights=None,
+                          tol=1e-8, max_iter=100):
     """A binomial-logit or Poisson-log additive mixed model by PIRLS "performance
     iteration" (Gu 1992; mgcv's ``bam(method = "fREML")``): at the current η, the working
     Gaussian model ``z = η + (y − E y)/v`` with weights v (the information) and known scale
@@ -42,10 +41,8 @@ def performance_iteration(make_reml, linear_predictor, y, eta0, m=None, weights=
 
     ``make_reml(z, w)`` returns the :class:`~skmixed._model.additive.DenseREML` of the
     working model (its cross-products from z and w); ``linear_predictor(fit)`` the fitted η
-    at every row.
-    ``family``: a :class:`~skmixed.families.Family` of a canonical link (default binomial
-    logit). Returns ``(fit, eta, n_iter, converged)``."""
-    family = family or get_family("binomial")
+    at every row; ``family`` a :class:`~skmixed.families.Family` of a canonical link.
+    Returns ``(fit, eta, n_iter, converged)``."""
     m = np.ones_like(y) if m is None else m
     prior = np.ones_like(y) if weights is None else weights
     eta = np.asarray(eta0, dtype=float)
@@ -64,8 +61,8 @@ def performance_iteration(make_reml, linear_predictor, y, eta0, m=None, weights=
     return fit, eta, max_iter, False
 
 
-def laplace_reml(make_reml, linear_predictor, y, eta0, m=None, weights=None,
-                 family=None, tol=1e-10, max_iter=200, bounds=LOG_TAU_BOUNDS):
+def laplace_reml(make_reml, linear_predictor, y, eta0, family, m=None, weights=None,
+                 tol=1e-10, max_iter=200, bounds=LOG_TAU_BOUNDS):
     """``gam(method = "REML")`` for binomial logit / Poisson log: the Laplace approximation
     of the restricted likelihood (Wood 2011), optimized over τ ("outer iteration"):
 
@@ -73,9 +70,9 @@ def laplace_reml(make_reml, linear_predictor, y, eta0, m=None, weights=None,
 
     at the penalized maximum (β̂, û) for τ, found by PIRLS (Newton = Fisher scoring for these
     canonical links) from the previous τ's η. Unlike :func:`performance_iteration` (PQL, as
-    ``bam``), the smoothing parameters optimize this criterion itself.
+    ``bam``), the smoothing parameters optimize this criterion itself. ``family``: a
+    :class:`~skmixed.families.Family` of a canonical link.
     Returns ``(fit, eta, n_evaluations, converged)``."""
-    family = family or get_family("binomial")
     m = np.ones_like(y) if m is None else m
     prior = np.ones_like(y) if weights is None else weights
     state = {"eta": np.asarray(eta0, dtype=float), "evals": 0}

@@ -20,7 +20,8 @@ class Family:
     (successes of trials), ``"count"``, ``"positive"``, ``"continuous"``), ``param`` (the
     name of a parameter estimated with the fit, e.g. the negative binomial's ``"size"``;
     None), ``eta_bounds`` (linear predictors beyond which a fitted mean is numerically at
-    its boundary, or None)."""
+    its boundary, or None); what a model's structure asks of it: ``residual_row``,
+    ``linear``, ``scale_estimated``, ``observation_level_effects`` (commented below)."""
 
     name = ""
     label = ""  # in messages
@@ -85,6 +86,21 @@ class Family:
     glm_fpar = 0.0  # its value in the GLM that gives the start values
     # the variance components end with a residual row (lme4's VarCorr: Gaussian, Gamma)
     residual_row = False
+
+    # what the model's structure asks of the family
+    # linear in y (Gaussian, identity link): one (RE)ML fit of y itself, no PIRLS working
+    # model; y's cross-products are sufficient statistics (bin tables summed over chunks or
+    # Dask partitions fit it), and y may be shifted by a constant the intercept absorbs
+    linear = False
+    # the scale (σ², a dispersion) is estimated with the fit, profiled out of the REML
+    # criterion and counted among the parameters (mgcv's ``scale.estimated``: its smooth
+    # terms' F test; a known scale of 1 gets the Chi.sq test): Gaussian, Gamma
+    scale_estimated = False
+    # a grouping factor with a level per observation is identified (glmer does not check:
+    # an overdispersion term, through the mean–variance relation); False for y = η + a
+    # normal error, whose level effect and residual would be one draw (lmer's
+    # levels-vs-observations check, skmixed._model.identifiability)
+    observation_level_effects = True
 
     def param_start(self, y, mu, w):
         """The start of the optimizer's parameter (``param``; Gamma: ρ = −log φ, negative

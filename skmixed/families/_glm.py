@@ -15,7 +15,8 @@ __all__ = ["Gaussian", "Binomial", "Poisson", "NegativeBinomial", "Gamma", "get_
 
 class Gaussian(Family):
     name, label, link = "gaussian", "Gaussian", "identity"
-    residual_row = True
+    residual_row = linear = scale_estimated = True
+    observation_level_effects = False
 
     def mean(self, eta):
         return np.asarray(eta, dtype=float)
@@ -143,7 +144,7 @@ class Gamma(_LogLink):
     (:class:`~skmixed.families._params.GammaDispersion`)."""
 
     name, label, code, kind = "gamma", "Gamma", GAMMA_LOG, "positive"
-    residual_row = True
+    residual_row = scale_estimated = True
     param = "dispersion"
 
     def check_y(self, y, trials=None, trials_label=None):

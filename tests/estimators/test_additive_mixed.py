@@ -155,6 +155,15 @@ def test_unseen_groups_get_population_predictions(fitted, small):
     np.testing.assert_allclose(fitted.predict(X), population)
 
 
+@pytest.mark.parametrize("family", ["tweedie", None])
+def test_tags_of_an_invalid_family_do_not_raise(family):
+    """fit refuses the family; the tags (read by check_is_fitted and the HTML repr) of the
+    unfitted estimator are still available."""
+    est = AdditiveMixed(family=family)
+    assert est.__sklearn_tags__().target_tags.positive_only
+    assert "AdditiveMixed" in est._repr_html_()
+
+
 def test_clone_and_group_cross_validation(small):
     model = AdditiveMixed(smooths=["z"], groups="g", k=8)
     assert clone(model).get_params() == model.get_params()

@@ -18,6 +18,9 @@ from skmixed._model.additive import DenseREML
 from skmixed._model.additive_cross import CrossProducts, SmoothBlocks, discretize
 from skmixed._model.additive_pirls import laplace_reml, performance_iteration
 from skmixed._model.smooth import PSpline
+from skmixed.families import get_family
+
+BINOMIAL = get_family("binomial")
 
 
 def additive_blocks(df, terms, k=10):
@@ -227,7 +230,7 @@ def binomial_fit(X, y, smooths, parts, codes):
         return eta
 
     fit, eta, n_iter, converged = performance_iteration(make, linear_predictor, y,
-                                                        np.zeros(y.size))
+                                                        np.zeros(y.size), BINOMIAL)
     assert converged
     return fit, eta, n_iter
 
@@ -286,7 +289,7 @@ def test_binomial_laplace_reml_against_gam(data_file, load_reference):
         return blocks.fixed @ fit.beta + blocks.random @ fit.b + fit.group[codes, 0]
 
     fit, eta, _, converged = laplace_reml(make, linear_predictor, df["yb"].to_numpy(float),
-                                          np.zeros(len(df)))
+                                          np.zeros(len(df)), BINOMIAL)
     assert converged
     np.testing.assert_allclose(fit.edf, list(ref["edf"].values()), rtol=1e-4)
     np.testing.assert_allclose(fit.tau[-1], ref["vcomp_sd"][-1]["std.dev"], rtol=1e-5)
