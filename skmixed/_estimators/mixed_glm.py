@@ -144,7 +144,11 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         self.max_iter = max_iter
 
     def _is_classifier(self):
-        return self._family().kind == "proportion" and self.trials is None
+        try:
+            family = self._family()
+        except (ValueError, TypeError):  # refused by fit (sklearn's parameter validation);
+            return False                 # its repr and tags must not raise before that
+        return family.kind == "proportion" and self.trials is None
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)

@@ -610,3 +610,16 @@ def test_n_jobs_zero_is_an_invalid_parameter():
     df, y, _ = _small_binary()
     with pytest.raises(InvalidParameterError):
         MixedGLM(groups="g", n_jobs=0).fit(df[["g", "x1"]], y)
+
+
+@pytest.mark.parametrize("params", [dict(family="bad"), dict(link="nope")])
+def test_an_invalid_family_is_refused_by_fit_not_by_repr_or_tags(params):
+    """The HTML repr, the tags and hasattr(decision_function) read the family: an invalid
+    one raised there (ValueError from _repr_html_), before fit could refuse it."""
+    model = MixedGLM(groups="g", **params)
+    model._repr_html_()
+    model.__sklearn_tags__()
+    assert not hasattr(model, "decision_function")
+    X = pd.DataFrame({"g": [0, 0, 1, 1], "x": [0.1, 0.2, 0.3, 0.4]})
+    with pytest.raises((InvalidParameterError, ValueError)):
+        model.fit(X, [0, 1, 0, 1])
