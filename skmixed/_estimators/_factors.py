@@ -86,6 +86,9 @@ def make_spec(X, *, groups, random_slopes, covariance, estimator_name, exclude=(
         for s in slope_labels:
             if s in grouping:
                 raise ValueError(f"the grouping column {s!r} cannot also be a random slope.")
+            if s in exclude:
+                raise ValueError(f"the column {s!r} is given as trials/offset and as a "
+                                 f"random slope of {nm!r}: a column has one role.")
         if len(set(slope_labels)) != len(slope_labels):
             raise ValueError(f"random_slopes of {nm!r} lists a column twice.")
         codes, levels = _design.encode_groups(_factor_values(X, labs), nm)

@@ -465,6 +465,9 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         extra = [f"AIC {self.aic_:.2f}  BIC {self.bic_:.2f}  logLik {self.loglik_:.2f}",
                  f"optimizer {self.optimization_.optimizer}: {self.n_iter_} iterations, "
                  f"{'converged' if self.converged_ else 'NOT converged'}"]
+        family = self._family()
+        if family.param is not None:  # the family's estimated parameter (dispersion_)
+            extra.insert(0, f"{family.label} {family.param}: {self.dispersion_:.6g}")
         return summary_text(
             title=f"Generalized linear mixed model fit by maximum likelihood ({method}) "
                   f"[skmixed.MixedGLM]\n Family: {self.family} "

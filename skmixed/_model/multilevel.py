@@ -324,6 +324,15 @@ class MultiProfiledDeviance:
         return out
 
 
+def _schur_inverse(Lrr):
+    """S_rr⁻¹'s lower triangle from its Cholesky factor (LAPACK potri). A single factor
+    (e.g. one interaction given as ``[("a", "b")]``) has no rest: S_rr is 0 × 0, which
+    LAPACK refuses with a message on the console (its leading dimension 0 is invalid)."""
+    if Lrr.shape[0] == 0:
+        return np.zeros((0, 0))
+    return linalg.lapack.dpotri(Lrr, lower=1, overwrite_c=0)[0]
+
+
 class ScalarFactorsDeviance(MultiProfiledDeviance):
     """The common case of intercept-only factors (``(1|a) + (1|b) + …``; InstEval,
     Penicillin, Pastes): Λ is diagonal (θ_k on factor k's columns), so with the first
@@ -397,7 +406,7 @@ class ScalarFactorsDeviance(MultiProfiledDeviance):
         # spherical modes u and the diagonal of (M⁻¹)_uu
         ur = pc["solve"](pc["gr"] - pc["Kr"] @ beta)
         u1 = (pc["c1"] - pc["R1"] @ beta - F @ ur) / l
-        Sinv, info = linalg.lapack.dpotri(Lrr, lower=1, overwrite_c=0)  # lower triangle
+        Sinv = _schur_inverse(Lrr)
         quad = np.empty(Q1)
         row_quadratic_forms(self.B.indptr, self.B.indices, pc["Fdata"], Sinv, quad)
         diag = np.concatenate([(1.0 + quad) / (l * l), np.diag(Sinv).copy()])
@@ -425,7 +434,7 @@ class ScalarFactorsDeviance(MultiProfiledDeviance):
         l, F, Lrr, beta = pc["l"], pc["F"], pc["Lrr"], state.beta
         ur = pc["solve"](pc["gr"] - pc["Kr"] @ beta)
         u1 = (pc["c1"] - pc["R1"] @ beta - F @ ur) / l
-        Sinv, _ = linalg.lapack.dpotri(Lrr, lower=1, overwrite_c=0)
+        Sinv = _schur_inverse(Lrr)
         quad = np.empty(Q1)
         row_quadratic_forms(self.B.indptr, self.B.indices, pc["Fdata"], Sinv, quad)
         var = np.concatenate([(1.0 + quad) / (l * l), np.diag(Sinv)])

@@ -115,6 +115,8 @@ def test_optimization_record_holds_the_hessian_of_the_standard_errors():
     (dict(groups=["a", "b"], family="gamma"), "not supported"),
     (dict(groups=["a", "b"], link="probit"), "not supported"),
     (dict(groups=["a", "b"], random_slopes=["x"]), "must be a dict"),
+    # was a bare "'x' is not in list" from list.index
+    (dict(groups=["a", "b"], random_slopes={"a": ["x"]}, offset="x"), "'x'.*one role"),
 ])
 def test_refused_multilevel_options(params, match):
     rng = np.random.default_rng(0)

@@ -4,7 +4,7 @@ data (``tests/reference/glmmtmb_nbinom2.R``): ``count ~ mined + (1 | site)`` (on
 the Numba Laplace kernels with the exact gradient over log k) and
 ``count ~ mined + (1 | site) + (1 | spp)`` (two crossed factors, the several-factor path).
 
-The family is only its class in skmixed/families.py (its row terms and their derivatives
+The family is only its class in skmixed/families/_glm.py (its row terms and their derivatives
 over log k); nothing family-specific is written elsewhere. glmmTMB, like MixedGLM, uses the
 observed information in the Laplace log determinant; lme4's glmer.nb uses the expected one
 and is ~1 % off in the intercept (the reference script's header), so it is not a reference.
@@ -85,6 +85,14 @@ def test_formula_front_end(salamanders, reference):
     np.testing.assert_allclose(model.coef_, columns.coef_, rtol=1e-10)
     np.testing.assert_allclose(model.dispersion_, columns.dispersion_, rtol=1e-10)
     assert list(model.fixed_effects_.index) == ["(Intercept)", "mined[T.no]"]
+
+
+def test_summary_reports_the_size(salamanders):
+    """The estimated size k is part of the model: the summary shows it (as glmmTMB's
+    "Dispersion parameter for nbinom2 family"); it was missing."""
+    model = MixedGLM(family="nbinom2", groups="site").fit(salamanders[["site", "minedno"]],
+                                                          salamanders["count"])
+    assert f"negative binomial size: {model.dispersion_:.6g}" in model.summary()
 
 
 def test_recovers_known_parameters():

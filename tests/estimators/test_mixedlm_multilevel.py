@@ -254,3 +254,23 @@ def test_one_factor_is_the_blocked_scheme_without_a_rest(reml, covariance):
         modes_b, cov_b = fast.conditional_modes(b)
         np.testing.assert_allclose(modes_a, modes_b, rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(cov_a, cov_b, rtol=1e-9, atol=1e-12)
+
+
+def test_one_interaction_factor_fits_without_lapack_complaints(capfd):
+    """One factor given as a list (an interaction, ``[("a", "b")]``) takes the several-
+    factor path with nothing after the first factor: its empty Schur complement is not
+    handed to LAPACK, which printed "On entry to DPOTRI parameter number 4 had an illegal
+    value" at every gradient evaluation."""
+    rng = np.random.default_rng(2)
+    n = 600
+    X = pd.DataFrame({"x": rng.normal(size=n), "a": rng.integers(0, 6, n),
+                      "b": rng.integers(0, 5, n)})
+    y = X["x"] + rng.normal(0, 0.7, 30)[X["a"] * 5 + X["b"]] + rng.normal(size=n)
+    model = MixedLM(groups=[("a", "b")]).fit(X, y)
+    captured = capfd.readouterr()
+    assert "DPOTRI" not in captured.out + captured.err
+    # the same fit as the interaction given as one column (the one-factor path)
+    one = MixedLM(groups="a:b").fit(
+        X[["x"]].assign(**{"a:b": X["a"].astype(str) + ":" + X["b"].astype(str)}), y)
+    assert model.reml_criterion_ == pytest.approx(one.reml_criterion_, rel=1e-9)
+    np.testing.assert_allclose(model.theta_, one.theta_, rtol=1e-5)
