@@ -1,4 +1,5 @@
-"""``MixedGLM``: generalized linear mixed models (lme4's ``glmer``), one grouping factor.
+"""``MixedGLM``: generalized linear mixed models (lme4's ``glmer``), one or several grouping
+factors.
 
 Rows are put in group order once (a counting sort, skipped when already sorted); each
 evaluation of the deviance runs warm-started per-group Newton steps for the conditional
@@ -36,7 +37,7 @@ from ._results import summary_text
 __all__ = ["MixedGLM"]
 
 class MixedGLM(GroupedModelMixin, BaseEstimator):
-    """Generalized linear mixed model with one grouping factor (lme4's ``glmer``).
+    """Generalized linear mixed model with one or several grouping factors (``glmer``).
 
     ``g(E[y | b]) = offset + Xβ + Z b`` with ``b_i ~ N(0, Σ)`` per group; families binomial
     (links logit, probit, cloglog), Poisson (log) and Gamma (log). The marginal likelihood is
@@ -61,11 +62,13 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
     link : {"logit", "probit", "cloglog", "log"}, default=None
         Binomial: "logit", "probit" or "cloglog"; Poisson, Gamma and nbinom2: "log". None:
         logit for binomial, log otherwise.
-    groups : str or int, default=None
-        The grouping column of X (required).
-    random_slopes : sequence of str or int, default=()
-        Columns with a random slope within groups (they stay fixed effects too).
-    covariance : {"unstructured", "diagonal"}, default="unstructured"
+    groups : str, int or list, default=None
+        The grouping column of X (required); several factors as for :class:`MixedLM`
+        (binomial logit, Poisson and nbinom2, by the Laplace approximation).
+    random_slopes : sequence of str or int, or dict, default=()
+        Columns with a random slope within groups (they stay fixed effects too); a dict by
+        factor name with several factors.
+    covariance : {"unstructured", "diagonal"} or dict, default="unstructured"
     n_agq : int, default=1
         1: Laplace approximation; > 1: adaptive Gauss–Hermite quadrature with that many
         nodes (only with a single random intercept); 0: Laplace deviance optimized over θ
@@ -87,8 +90,8 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
     coef_, intercept_, theta_, fixed_effects_, fixed_cov_, variance_components_,
     random_effects_, random_effects_matrix_, group_levels_, n_groups_, n_iter_,
     converged_, optimization_, fixed_feature_names_, dropped_features_ :
-        As :class:`MixedLM`. ``sigma_`` is 1 for binomial and Poisson; for Gamma it is
-        √φ (φ the dispersion; the shape is 1/φ) and, as in lme4's output, ``theta_`` is
+        As :class:`MixedLM`. ``sigma_`` is 1 for binomial, Poisson and nbinom2; for Gamma
+        it is √φ (φ the dispersion; the shape is 1/φ) and, as in lme4's output, ``theta_`` is
         relative to it: the random-effect SDs on the link scale are ``sigma_ * theta_``
         (``variance_components_``, which has a ``Residual`` row with φ for Gamma only).
     dispersion_ : float
@@ -229,8 +232,9 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         check_separation(family, design, y_num, w, extra_cols.get("trials"), classes)
 
         factor = spec.factors[0]
-        _factors.drop_unused_levels(
-            factor, np.bincount(factor.codes, minlength=len(factor.levels)), name)
+        _factors.drop_unused_levels(  # levels without rows of positive weight
+            factor, np.bincount(factor.codes, weights=w if w.size else None,
+                                minlength=len(factor.levels)), name)
         with numba_threads(self.n_jobs):
             t1 = time.perf_counter()
             result = fit_glmm(family, spec, y_num, w, extra_cols, n_agq=self.n_agq,

@@ -1,4 +1,4 @@
-"""``MixedLM``: the linear mixed model, REML or ML, one grouping factor.
+"""``MixedLM``: the linear mixed model, REML or ML, one grouping factor or several.
 
 The fit makes one Numba-parallel pass over the rows to per-group sufficient statistics
 (:mod:`skmixed._kernels.crossprod`), then minimizes the profiled deviance over θ
@@ -27,22 +27,31 @@ __all__ = ["MixedLM"]
 
 def _checked_after_pass(design, sums, y, covariance, estimator_name):
     """Checks that the row pass answers cheaply (non-finite input, missing group labels,
-    unused categories dropped, fewer than two groups); the one-factor ModelSpec."""
+    levels without rows of positive weight dropped, fewer than two groups); the one-factor
+    ModelSpec."""
     if sums.n_bad_codes:
         raise _design.missing_groups_error(design.group_label)
     if not (np.isfinite(sums.total_vv).all() and np.isfinite(sums.group_xv).all()):
         _design.check_finite_columns(design.columns, design.fixed_labels, y)
         raise ValueError("the cross-products overflowed: rescale the columns of X or y.")
     spec = _factors.one_factor_spec(design, covariance, codes=False)
-    used = _factors.drop_unused_levels(spec.factors[0], sums.group_rows, estimator_name)
-    if not used.all():
-        sums.group_xv = sums.group_xv[used]
-        sums.group_rows = sums.group_rows[used]
+    # a level is a group when it has rows of positive weight (Σ w per level: Z's first
+    # column is 1), in every path and estimator; first the levels without rows
+    for weighted in (False, True):
+        counts = sums.group_xv[:, 0, 0] if weighted else sums.group_rows
+        positive = int(np.count_nonzero(counts > 0))
+        if weighted and positive < 2:
+            raise ValueError(f"{estimator_name} needs at least 2 groups with positive "
+                             f"weight; found {positive}.")
+        used = _factors.drop_unused_levels(spec.factors[0], counts, estimator_name)
+        if not used.all():
+            sums.group_xv = sums.group_xv[used]
+            sums.group_rows = sums.group_rows[used]
     return spec
 
 
 class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
-    """Linear mixed-effects model with one grouping factor (lme4's ``lmer``).
+    """Linear mixed-effects model with one or several grouping factors (lme4's ``lmer``).
 
     ``y = Xβ + Z b + ε`` with ``b_i ~ N(0, Σ)`` per group and ``ε ~ N(0, σ²)``: a random
     intercept per group and, optionally, random slopes on named columns, with correlated
@@ -53,15 +62,19 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
 
     Parameters
     ----------
-    groups : str or int, default=None
+    groups : str, int or list, default=None
         The grouping column of X (label, or position for arrays). Required; its values may
         be any hashable labels (missing or infinite labels are errors, in fit and predict).
-        Not a fixed effect.
-    random_slopes : sequence of str or int, default=()
-        Columns of X that get a random slope within groups (they stay fixed effects too).
-    covariance : {"unstructured", "diagonal"}, default="unstructured"
+        Not a fixed effect. Several grouping factors (nested or crossed): a list of
+        columns, a tuple of columns in it being their interaction (lme4's ``a:b``;
+        ``(1 | a/b)`` is ``["a", ("b", "a")]``).
+    random_slopes : sequence of str or int, or dict, default=()
+        Columns of X that get a random slope within groups (they stay fixed effects too);
+        with several factors a dict ``{factor name: [columns]}``.
+    covariance : {"unstructured", "diagonal"} or dict, default="unstructured"
         Covariance of a group's random effects: unstructured (lme4's ``(1 + x | g)``) or
-        diagonal (lme4's ``(1 + x || g)``).
+        diagonal (lme4's ``(1 + x || g)``); with several factors also a dict by factor
+        name.
     reml : bool, default=True
         Restricted maximum likelihood (True) or maximum likelihood (False).
     fit_intercept : bool, default=True

@@ -64,3 +64,22 @@ def test_one_factor_as_a_list_is_the_same_fit(frame, estimator, target, kwargs):
     np.testing.assert_allclose(a.random_effects_matrix_["g"], b.random_effects_matrix_["g"],
                                rtol=1e-12, atol=1e-14)
     pd.testing.assert_frame_equal(a.variance_components_, b.variance_components_)
+
+
+@pytest.mark.parametrize("estimator, target", [(MixedLM, "y"), (MixedGLM, "y_bin")])
+@pytest.mark.parametrize("groups", ["g", ["g", "h"]])
+def test_a_level_of_weight_zero_is_not_a_group_in_any_path(frame, estimator, target, groups):
+    """Frequency weights: rows of weight 0 are absent, so a level whose rows all have
+    weight 0 is not a group — for one factor as for several (the one-factor paths counted
+    rows and kept such levels; AdditiveMixed and several factors dropped them)."""
+    cols = ["g", "h", "x"] if isinstance(groups, list) else ["g", "x"]
+    first, last = frame["g"].min(), frame["g"].max()
+    w = np.where(frame["g"].isin([first, last]), 0.0, 1.0)
+    model = estimator(groups=groups).fit(frame[cols], frame[target], sample_weight=w)
+    assert model.n_groups_["g"] == frame["g"].nunique() - 2
+    assert first not in set(model.group_levels_["g"])
+    keep = w > 0
+    ref = estimator(groups=groups).fit(frame.loc[keep, cols], frame.loc[keep, target])
+    np.testing.assert_allclose(model.theta_, ref.theta_, rtol=1e-6)
+    np.testing.assert_allclose(model.random_effects_matrix_["g"], ref.random_effects_matrix_["g"],
+                               rtol=1e-5, atol=1e-8)
