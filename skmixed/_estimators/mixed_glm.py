@@ -91,8 +91,8 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
     random_effects_, random_effects_matrix_, group_levels_, n_groups_, n_iter_,
     converged_, optimization_, fixed_feature_names_, dropped_features_ :
         As :class:`MixedLM`. ``sigma_`` is 1 for binomial, Poisson and nbinom2; for Gamma
-        it is √φ (φ the dispersion; the shape is 1/φ) and, as in lme4's output, ``theta_`` is
-        relative to it: the random-effect SDs on the link scale are ``sigma_ * theta_``
+        it is √φ (φ the dispersion; the shape is 1/φ) and, as in lme4's output,
+        ``theta_`` is relative to it: the random-effect SDs on the link scale are ``sigma_ * theta_``
         (``variance_components_``, which has a ``Residual`` row with φ for Gamma only).
     dispersion_ : float
         The family's estimated parameter: Gamma's dispersion φ (= ``sigma_**2``), the

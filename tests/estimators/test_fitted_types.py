@@ -81,5 +81,5 @@ def test_a_level_of_weight_zero_is_not_a_group_in_any_path(frame, estimator, tar
     keep = w > 0
     ref = estimator(groups=groups).fit(frame.loc[keep, cols], frame.loc[keep, target])
     np.testing.assert_allclose(model.theta_, ref.theta_, rtol=1e-6)
-    np.testing.assert_allclose(model.random_effects_matrix_["g"], ref.random_effects_matrix_["g"],
-                               rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(model.random_effects_matrix_["g"],
+                               ref.random_effects_matrix_["g"], rtol=1e-5, atol=1e-8)
