@@ -92,8 +92,9 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
     converged_, optimization_, fixed_feature_names_, dropped_features_ :
         As :class:`MixedLM`. ``sigma_`` is 1 for binomial, Poisson and nbinom2; for Gamma
         it is √φ (φ the dispersion; the shape is 1/φ) and, as in lme4's output,
-        ``theta_`` is relative to it: the random-effect SDs on the link scale are ``sigma_ * theta_``
-        (``variance_components_``, which has a ``Residual`` row with φ for Gamma only).
+        ``theta_`` is relative to it: the random-effect SDs on the link scale are
+        ``sigma_ * theta_`` (``variance_components_``, which has a ``Residual`` row with φ
+        for Gamma only).
     dispersion_ : float
         The family's estimated parameter: Gamma's dispersion φ (= ``sigma_**2``), the
         negative binomial's size k (glmmTMB's ``sigma()``, lme4's ``glmer.nb.theta``); 1
