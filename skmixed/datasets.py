@@ -35,6 +35,7 @@ from ._loaders import (load_cbpp, load_insteval, load_metacognition, load_sleeps
 
 __all__ = [
     "make_multilevel",
+    "make_crossed",
     "load_sleepstudy",
     "load_cbpp",
     "load_insteval",
@@ -265,5 +266,141 @@ def make_multilevel(
         slope_sd=slope_sd,
         residual_sd=residual_sd,
         group_effects=group_effects,
+    )
+    return df
+
+
+# --------------------------------------------------------------------------------------------
+# Crossed designs
+# --------------------------------------------------------------------------------------------
+
+
+def _power_law_levels(n_obs, n_levels, exponent, rng):
+    """Level codes of ``n_obs`` rows: every level once, the other rows drawn with
+    probability ∝ (rank + 1)^−exponent (level 0 the most frequent), in a random order."""
+    weights = np.arange(1, n_levels + 1, dtype=np.float64) ** -exponent
+    codes = np.empty(n_obs, dtype=np.int32)
+    codes[:n_levels] = np.arange(n_levels, dtype=np.int32)
+    codes[n_levels:] = rng.choice(n_levels, size=n_obs - n_levels, p=weights / weights.sum())
+    return codes[rng.permutation(n_obs)]
+
+
+def make_crossed(
+    n_obs=1_000_000,
+    n_users=20_000,
+    n_items=5_000,
+    *,
+    intercept=0.0,
+    beta_x=0.5,
+    user_sd=0.5,
+    item_sd=0.5,
+    residual_sd=1.0,
+    user_activity=0.8,
+    item_popularity=1.0,
+    random_state=None,
+):
+    """Simulate a crossed design with realistic imbalance (users × items, students ×
+    teachers, subjects × stimuli): ``y ~ x + (1 | user) + (1 | item)``.
+
+    Every user and every item has at least one row; the other rows go to users and items
+    with power-law probabilities (Zipf-like: the level of rank r gets a share ∝ r^−a), so a
+    few users have thousands of rows and most have a handful, and item popularity has a
+    long tail, as in rating data. Rows are in random order. The model, for a row of user
+    ``u`` and item ``i``::
+
+        eta      = intercept + beta_x * x + a_u + c_i
+        y        ~ N(eta, residual_sd**2)
+        y_bin    ~ Bernoulli(expit(eta))
+
+    with ``x ~ N(0, 1)``, ``a_u ~ N(0, user_sd**2)`` and ``c_i ~ N(0, item_sd**2)``.
+
+    Parameters
+    ----------
+    n_obs : int, default=1_000_000
+        Number of rows, ``>= max(n_users, n_items)``.
+    n_users, n_items : int, default=20_000 and 5_000
+        Number of levels of each factor, each in ``[1, n_obs]``.
+    intercept, beta_x : float, default=0.0 and 0.5
+        Fixed intercept and effect of the row-level covariate ``x``.
+    user_sd, item_sd, residual_sd : float, default=0.5, 0.5 and 1.0
+        Standard deviations of the random effects and of the residuals, ``>= 0``.
+    user_activity, item_popularity : float, default=0.8 and 1.0
+        Power-law exponents of the users' and items' shares of the rows, ``>= 0`` (0: all
+        levels equally likely; 1: Zipf's law).
+    random_state : int, numpy.random.Generator or None, default=None
+        Seed or generator, passed to :func:`numpy.random.default_rng`.
+
+    Returns
+    -------
+    df : pandas.DataFrame of shape (n_obs, 5)
+        Columns ``user`` and ``item`` (categoricals with integer categories ``1..n_users``
+        and ``1..n_items``, rank order: 1 is the most active user and the most popular
+        item), ``x``, ``y`` and ``y_bin`` (int64, 0 or 1). ``df.attrs["truth"]`` holds the
+        arguments and the realized effects ``user_effects`` (n_users,) and
+        ``item_effects`` (n_items,), entry k belonging to category k + 1.
+
+    Raises
+    ------
+    ValueError
+        If a count is not a positive int, a factor has more levels than ``n_obs``, a
+        standard deviation or exponent is negative or a parameter is not finite.
+
+    See Also
+    --------
+    make_multilevel : the study's one-factor design.
+
+    Examples
+    --------
+    >>> from skmixed.datasets import make_crossed
+    >>> df = make_crossed(10_000, 500, 100, random_state=0)
+    >>> df.shape
+    (10000, 5)
+    >>> df["user"].nunique(), df["item"].nunique()
+    (500, 100)
+    >>> counts = df["item"].value_counts(sort=False)
+    >>> bool(counts.iloc[0] > 10 * counts.iloc[-1])
+    True
+    """
+    n_obs = _check_count(n_obs, "n_obs")
+    n_users = _check_count(n_users, "n_users")
+    n_items = _check_count(n_items, "n_items")
+    for name, value in (("n_users", n_users), ("n_items", n_items)):
+        if value > n_obs:
+            raise ValueError(f"{name} must be <= n_obs (every level needs a row), got "
+                             f"{name}={value} and n_obs={n_obs}")
+    intercept = _check_real(intercept, "intercept")
+    beta_x = _check_real(beta_x, "beta_x")
+    user_sd = _check_real(user_sd, "user_sd", nonnegative=True)
+    item_sd = _check_real(item_sd, "item_sd", nonnegative=True)
+    residual_sd = _check_real(residual_sd, "residual_sd", nonnegative=True)
+    user_activity = _check_real(user_activity, "user_activity", nonnegative=True)
+    item_popularity = _check_real(item_popularity, "item_popularity", nonnegative=True)
+    rng = np.random.default_rng(random_state)
+
+    users = _power_law_levels(n_obs, n_users, user_activity, rng)
+    items = _power_law_levels(n_obs, n_items, item_popularity, rng)
+    x = rng.standard_normal(n_obs)
+    user_effects = user_sd * rng.standard_normal(n_users)
+    item_effects = item_sd * rng.standard_normal(n_items)
+    eta = intercept + beta_x * x + user_effects[users] + item_effects[items]
+    y = eta + residual_sd * rng.standard_normal(n_obs)
+    y_bin = (rng.random(n_obs) < expit(eta)).astype(np.int64)
+    df = pd.DataFrame(
+        {
+            "user": pd.Categorical.from_codes(
+                users, categories=pd.Index(np.arange(1, n_users + 1, dtype=np.int64))),
+            "item": pd.Categorical.from_codes(
+                items, categories=pd.Index(np.arange(1, n_items + 1, dtype=np.int64))),
+            "x": x,
+            "y": y,
+            "y_bin": y_bin,
+        },
+        copy=False,
+    )
+    df.attrs["truth"] = _TruthDict(
+        intercept=intercept, beta_x=beta_x, user_sd=user_sd, item_sd=item_sd,
+        residual_sd=residual_sd, user_activity=user_activity,
+        item_popularity=item_popularity, user_effects=user_effects,
+        item_effects=item_effects,
     )
     return df

@@ -446,3 +446,57 @@ def test_metacognition_missing_columns(metacognition_csv, tmp_path):
     with pytest.raises(ValueError, match="visibility") as info:
         load_metacognition(tmp_path)
     assert "sex" in str(info.value)
+
+
+# ------------------------------------------------------------------ crossed designs
+
+
+def test_make_crossed_levels_imbalance_and_seed():
+    from skmixed.datasets import make_crossed
+
+    df = make_crossed(50_000, 2_000, 400, random_state=1)
+    assert list(df.columns) == ["user", "item", "x", "y", "y_bin"]
+    assert df.shape == (50_000, 5)
+    # every level has a row; rank 1 is the most frequent, with a long tail
+    users, items = df["user"].value_counts(sort=False), df["item"].value_counts(sort=False)
+    assert users.min() >= 1 and items.min() >= 1
+    assert len(users) == 2_000 and len(items) == 400
+    assert users.iloc[0] == users.max() and items.iloc[0] == items.max()
+    assert items.iloc[0] > 50 * items.iloc[-1]
+    assert set(df["y_bin"].unique()) <= {0, 1}
+    truth = df.attrs["truth"]
+    assert truth["user_effects"].shape == (2_000,) and truth["item_effects"].shape == (400,)
+    same = make_crossed(50_000, 2_000, 400, random_state=1)
+    pd.testing.assert_frame_equal(df, same)
+    flat = make_crossed(50_000, 2_000, 400, user_activity=0, item_popularity=0,
+                        random_state=1)
+    assert flat["item"].value_counts().max() < 3 * flat["item"].value_counts().min()
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(n_obs=100, n_users=200, n_items=10), "n_users must be <= n_obs"),
+    (dict(n_obs=100, n_users=10, n_items=200), "n_items must be <= n_obs"),
+    (dict(user_sd=-1.0), "user_sd"),
+    (dict(item_popularity=-0.5), "item_popularity"),
+    (dict(n_users=0), "n_users"),
+])
+def test_make_crossed_refuses_bad_arguments(kwargs, match):
+    from skmixed.datasets import make_crossed
+
+    args = dict(n_obs=1_000, n_users=50, n_items=20) | kwargs
+    with pytest.raises(ValueError, match=match):
+        make_crossed(**args)
+
+
+def test_make_crossed_recovers_its_variances():
+    """MixedLM on the crossed design recovers the simulated SDs and slope."""
+    from skmixed import MixedLM
+    from skmixed.datasets import make_crossed
+
+    df = make_crossed(100_000, 2_000, 300, user_sd=0.6, item_sd=0.4, random_state=2)
+    model = MixedLM(groups=["user", "item"]).fit(df[["user", "item", "x"]], df["y"])
+    vc = model.variance_components_.set_index("group")["sd_cor"]
+    assert vc["user"] == pytest.approx(0.6, rel=0.1)
+    assert vc["item"] == pytest.approx(0.4, rel=0.15)
+    assert vc["Residual"] == pytest.approx(1.0, rel=0.02)
+    assert model.coef_[0] == pytest.approx(0.5, abs=4 * model.fixed_effects_.loc["x", "std_error"])
