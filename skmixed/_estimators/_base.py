@@ -4,6 +4,7 @@ population-level fallback for unseen levels, formula text. One type of fitted at
 whatever the number of grouping factors."""
 
 import warnings
+from dataclasses import replace
 from numbers import Integral, Real
 
 import numpy as np
@@ -76,8 +77,12 @@ class GroupedModelMixin:
         self.aic_, self.bic_ = r.information_criteria
         self.n_iter_, self.converged_ = r.opt.n_iter, r.opt.converged
         self.optimization_ = r.opt
-        self._design = design
-        self._modes = [f.modes for f in r.factors]
+        # what predict and the formula text read of the model: labels, positions, slopes,
+        # levels — not the training rows' columns and codes (a fitted model keeps no copy
+        # of X, and pickles small)
+        self._design = replace(design, columns=[], factors=[
+            replace(f, codes=None, levels=fit.levels)
+            for f, fit in zip(design.factors, r.factors)])
         # Positions too: predict may get an array after a DataFrame fit, or the reverse.
         self._fitted_on_frame = isinstance(X, pd.DataFrame)
         self._target_name = getattr(y, "name", None) or "y"
@@ -114,8 +119,9 @@ class GroupedModelMixin:
         if extra is not None:
             pred = pred + extra(X_table)
         # Checked even without random effects: a row without a group is invalid input.
+        modes = [self.random_effects_matrix_[f.name] for f in design.factors]
         pred += _factors.random_effects_of_rows(design, X_table, self._fitted_on_frame,
-                                                self._modes, Xf, add=random_effects)
+                                                modes, Xf, add=random_effects)
         return pred
 
     def _summary_groups(self):
