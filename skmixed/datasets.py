@@ -96,6 +96,12 @@ def _check_real(value, name, *, nonnegative=False):
     return float(value)
 
 
+def _numbered_levels(codes, n_levels):
+    """A categorical of the codes 0..n_levels−1 with integer categories 1..n_levels."""
+    return pd.Categorical.from_codes(
+        codes, categories=pd.Index(np.arange(1, n_levels + 1, dtype=np.int64)))
+
+
 def make_multilevel(
     n_obs=2_000_000,
     n_groups=2_000,
@@ -242,9 +248,7 @@ def make_multilevel(
     y_nl = np.sin(2.0 * np.pi * z)
     y_nl += y
 
-    g = pd.Categorical.from_codes(
-        group_codes, categories=pd.Index(np.arange(1, n_groups + 1, dtype=np.int64))
-    )
+    g = _numbered_levels(group_codes, n_groups)
     df = pd.DataFrame(
         {
             "g": g,
@@ -387,10 +391,8 @@ def make_crossed(
     y_bin = (rng.random(n_obs) < expit(eta)).astype(np.int64)
     df = pd.DataFrame(
         {
-            "user": pd.Categorical.from_codes(
-                users, categories=pd.Index(np.arange(1, n_users + 1, dtype=np.int64))),
-            "item": pd.Categorical.from_codes(
-                items, categories=pd.Index(np.arange(1, n_items + 1, dtype=np.int64))),
+            "user": _numbered_levels(users, n_users),
+            "item": _numbered_levels(items, n_items),
             "x": x,
             "y": y,
             "y_bin": y_bin,
