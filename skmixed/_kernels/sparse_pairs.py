@@ -54,10 +54,13 @@ def row_quadratic_forms(indptr, indices, data, S, out):
 
 
 @cached_njit(parallel=True)
-def scaled_schur_lower(lam, ZZ, indptr, indices, data, out, n_parts=1):
+def scaled_schur_lower(lam, zz_indptr, zz_indices, zz_data, indptr, indices, data, out,
+                       n_parts=1):
     """The lower triangle of ``diag(λ) ZZ diag(λ) + I − Σ_i f_i f_i'`` into ``out`` (the
     rest factors' Schur complement of DESIGN §1, formed in place, ready for an in-place
-    Cholesky factorization; the upper triangle is left as it was).
+    Cholesky factorization; the upper triangle is left as it was). ``ZZ``: its lower
+    triangle as CSR (``zz_*``; ZZ is sparse — diagonal counts and the rest factors'
+    contingency tables — and is never held dense).
 
     ``n_parts`` threads each own the output rows ``≡ part (mod n_parts)``: every thread
     scans all nonzeros but writes only its own rows (no races, no per-thread copies)."""
@@ -65,9 +68,13 @@ def scaled_schur_lower(lam, ZZ, indptr, indices, data, out, n_parts=1):
     n_rows = indptr.shape[0] - 1
     for part in prange(n_parts):
         for i in range(part, m, n_parts):
-            li = lam[i]
             for j in range(i + 1):
-                out[i, j] = li * ZZ[i, j] * lam[j]
+                out[i, j] = 0.0
+            li = lam[i]
+            for a in range(zz_indptr[i], zz_indptr[i + 1]):
+                j = zz_indices[a]
+                if j <= i:
+                    out[i, j] += li * zz_data[a] * lam[j]
             out[i, i] += 1.0
         for r in range(n_rows):
             for a in range(indptr[r], indptr[r + 1]):

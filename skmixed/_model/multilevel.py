@@ -20,6 +20,7 @@ Everything is computed from cross-products formed in one pass over the rows (Z'W
 Z'WX, Z'Wy, X'WX, X'Wy, y'Wy): an evaluation never touches the rows.
 """
 
+import os
 from dataclasses import dataclass
 
 import numba
@@ -30,7 +31,7 @@ from scipy.sparse.linalg import splu
 from .._kernels.sparse_pairs import row_quadratic_forms, scaled_schur_lower
 from .lmm import GroupedCrossproducts, ProfiledDeviance
 
-__all__ = ["FactorColumns", "MultiCrossproducts", "MultiProfiledDeviance",
+__all__ = ["FactorColumns", "dense_rest", "MultiCrossproducts", "MultiProfiledDeviance",
            "ScalarFactorsDeviance", "first_factor_inverse_blocks", "random_effects_matrix"]
 
 _LOG_2PI = np.log(2.0 * np.pi)
@@ -53,8 +54,34 @@ class FactorColumns:
 
 
 #: the other factors' Schur complement is factored densely up to this many columns (InstEval:
-#: 1,156), by SciPy's sparse LU (SuperLU, fill-reducing order) beyond
+#: 1,156), and beyond it while its pattern is dense (:func:`dense_rest`)
 DENSE_LIMIT = 4000
+#: a pattern with at least this share of the lower triangle's entries is dense (crossed
+#: factors: every item pair met by some user); a sparser one (nested factors) goes to
+#: SciPy's sparse LU (SuperLU, fill-reducing order)
+DENSE_SHARE = 0.05
+
+
+def _physical_memory():
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not POSIX: assume 8 GiB
+        return 8 * 2**30
+
+
+def dense_rest(B, ZZr):
+    """Whether the rest factors' Schur complement ``A_rr − F'F`` is factored densely: up to
+    :data:`DENSE_LIMIT` columns always; beyond, when its pattern (ZZr's and the pairs of
+    each first-factor level's nonzeros in ``B``, an upper bound of F'F's) fills at least
+    :data:`DENSE_SHARE` of the triangle and two dense copies take at most half the
+    machine's memory (the crossed 20,000 × 5,000 case: 5,000 columns, 0.2 GB each)."""
+    Qr = ZZr.shape[0]
+    if Qr <= DENSE_LIMIT:
+        return True
+    per_row = np.diff(B.tocsr().indptr).astype(np.float64)
+    pairs = float(per_row @ (per_row + 1.0)) / 2.0 + sparse.tril(ZZr).nnz
+    fits = 2.0 * 8.0 * Qr * Qr <= 0.5 * _physical_memory()
+    return fits and pairs >= DENSE_SHARE * Qr * (Qr + 1.0) / 2.0
 
 
 class RestFactor:
@@ -204,9 +231,10 @@ class MultiProfiledDeviance:
             XtX=stats.XtX, Xty=stats.Xty, yty=stats.yty, n=stats.n,
             group_n=self.C1[:, 0, 0].copy()), factors[0].term, reml=reml)
         self.B = ZZ[:Q1, Q1:].tocsr()
-        Qr = ZZ.shape[0] - Q1
-        self.dense = Qr <= DENSE_LIMIT
-        self.ZrZr = ZZ[Q1:, Q1:].toarray() if self.dense else ZZ[Q1:, Q1:].tocsr()
+        self.ZrZr = ZZ[Q1:, Q1:].tocsr()
+        self.dense = dense_rest(self.B, self.ZrZr)
+        if self.dense and type(self) is MultiProfiledDeviance:
+            self.ZrZr = self.ZrZr.toarray()
         self.n_evals = 0
 
     @property
@@ -325,12 +353,16 @@ class MultiProfiledDeviance:
 
 
 def _schur_inverse(Lrr):
-    """S_rr⁻¹'s lower triangle from its Cholesky factor (LAPACK potri). A single factor
+    """S_rr⁻¹'s lower triangle from its Cholesky factor (LAPACK potri), written over it
+    (the factor is not used after: one Q_r × Q_r buffer, not two). A single factor
     (e.g. one interaction given as ``[("a", "b")]``) has no rest: S_rr is 0 × 0, which
     LAPACK refuses with a message on the console (its leading dimension 0 is invalid)."""
     if Lrr.shape[0] == 0:
         return np.zeros((0, 0))
-    return linalg.lapack.dpotri(Lrr, lower=1, overwrite_c=0)[0]
+    Sinv, info = linalg.lapack.dpotri(Lrr, lower=1, overwrite_c=1)
+    if info != 0:
+        raise linalg.LinAlgError(f"LAPACK dpotri failed (info {info})")
+    return Sinv
 
 
 class ScalarFactorsDeviance(MultiProfiledDeviance):
@@ -355,7 +387,10 @@ class ScalarFactorsDeviance(MultiProfiledDeviance):
         self.c1 = self.C1[:, 0, 0]
         self.col_factor = np.concatenate([np.full(f.n_levels, k) for k, f in
                                           enumerate(factors)])
-        Qr = self.ZrZr.shape[0]
+        low = sparse.tril(self.ZrZr, format="csr")
+        low.sort_indices()
+        self.zz_lower = low
+        Qr = low.shape[0]
         self._schur = np.empty((Qr, Qr), order="F")
         self._schur.fill(0.0)  # touch every page now, not inside the threaded kernel
 
@@ -377,8 +412,9 @@ class ScalarFactorsDeviance(MultiProfiledDeviance):
         # the Schur complement's lower triangle, formed and factored in place (LAPACK's
         # potrf reads no other part and writes L there)
         Lrr = self._schur
-        scaled_schur_lower(lamr, self.ZrZr, self.B.indptr, self.B.indices, Fdata, Lrr,
-                           numba.get_num_threads())
+        zz = self.zz_lower
+        scaled_schur_lower(lamr, zz.indptr, zz.indices, zz.data, self.B.indptr,
+                           self.B.indices, Fdata, Lrr, numba.get_num_threads())
         R1 = p1[:, None] * st.ZX[:Q1]
         c1 = p1 * st.Zy[:Q1]
         Kr = lamr[:, None] * st.ZX[Q1:] - F.T @ R1
@@ -396,26 +432,44 @@ class ScalarFactorsDeviance(MultiProfiledDeviance):
         state = self.evaluate(theta)
         if not np.isfinite(state.deviance):
             return np.inf, np.zeros(self.n_theta)
-        return state.deviance, self.gradient(state)
+        grad = self.gradient(state)
+        self._last = state
+        return state.deviance, grad
+
+    def last_state(self, theta):
+        """The state of the last :meth:`value_and_grad` if it was at θ (the optimizer's
+        optimum, usually: its modes and variances are already there), else a new one."""
+        last = getattr(self, "_last", None)
+        if last is not None and np.array_equal(last.theta, np.asarray(theta, dtype=float)):
+            return last
+        return self.evaluate(theta, keep=True)
+
+    def _spherical(self, state):
+        """The spherical modes ``u`` and the diagonal of A⁻¹ (``var``), once per state:
+        ``u_r = S_rr⁻¹(g_r − K_r β)``, ``u_1 = (c_1 − R_1 β − F u_r)/l``; the first factor's
+        ``(1 + f_i'S_rr⁻¹f_i)/l_i²`` from the row pairs, the rest's ``diag(S_rr⁻¹)``
+        (S_rr⁻¹ by LAPACK potri, written over its factor: no solve after this)."""
+        pc = state.pieces
+        if "u" not in pc:
+            l, F, beta = pc["l"], pc["F"], state.beta
+            ur = pc["solve"](pc["gr"] - pc["Kr"] @ beta)
+            u1 = (pc["c1"] - pc["R1"] @ beta - F @ ur) / l
+            Sinv = _schur_inverse(pc["Lrr"])
+            quad = np.empty(l.size)
+            row_quadratic_forms(self.B.indptr, self.B.indices, pc["Fdata"], Sinv, quad)
+            pc.update(u=np.concatenate([u1, ur]),
+                      var=np.concatenate([(1.0 + quad) / (l * l), np.diag(Sinv)]),
+                      solve=None, Lrr=None)
+        return pc["u"], pc["var"]
 
     def gradient(self, state):
         pc, st, theta = state.pieces, self.stats, state.theta
-        Q1 = st.offsets[1]
-        l, F, Lrr = pc["l"], pc["F"], pc["Lrr"]
-        beta = state.beta
-        # spherical modes u and the diagonal of (M⁻¹)_uu
-        ur = pc["solve"](pc["gr"] - pc["Kr"] @ beta)
-        u1 = (pc["c1"] - pc["R1"] @ beta - F @ ur) / l
-        Sinv = _schur_inverse(Lrr)
-        quad = np.empty(Q1)
-        row_quadratic_forms(self.B.indptr, self.B.indices, pc["Fdata"], Sinv, quad)
-        diag = np.concatenate([(1.0 + quad) / (l * l), np.diag(Sinv).copy()])
+        u, diag = self._spherical(state)
         if self.reml and st.p:
             Yr = pc["Y"]
-            Y1 = (pc["R1"] - F @ Yr) / l[:, None]
+            Y1 = (pc["R1"] - pc["F"] @ Yr) / pc["l"][:, None]
             Y = np.vstack([Y1, Yr]) @ linalg.solve_triangular(pc["RX"], np.eye(st.p))
             diag = diag + np.sum(Y * Y, axis=1)
-        u = np.concatenate([u1, ur])
         c = self.dof / state.penalized_rss
         G = np.array([f.n_levels for f in self.factors], dtype=float)
         tr = np.bincount(self.col_factor, weights=diag, minlength=len(G))
@@ -427,18 +481,9 @@ class ScalarFactorsDeviance(MultiProfiledDeviance):
         return grad
 
     def conditional_modes(self, state):
-        """As :meth:`MultiProfiledDeviance.conditional_modes` (scalar terms): the first
-        factor's conditional variances ``(1 + f_i'S_rr⁻¹f_i)/l_i²`` from the row pairs."""
-        pc, st = state.pieces, self.stats
-        Q1 = st.offsets[1]
-        l, F, Lrr, beta = pc["l"], pc["F"], pc["Lrr"], state.beta
-        ur = pc["solve"](pc["gr"] - pc["Kr"] @ beta)
-        u1 = (pc["c1"] - pc["R1"] @ beta - F @ ur) / l
-        Sinv = _schur_inverse(Lrr)
-        quad = np.empty(Q1)
-        row_quadratic_forms(self.B.indptr, self.B.indices, pc["Fdata"], Sinv, quad)
-        var = np.concatenate([(1.0 + quad) / (l * l), np.diag(Sinv)])
-        u = np.concatenate([u1, ur])
+        """As :meth:`MultiProfiledDeviance.conditional_modes` (scalar terms), from
+        :meth:`_spherical`."""
+        u, var = self._spherical(state)
         out, start = [], 0
         for k, f in enumerate(self.factors):
             t = state.theta[k]

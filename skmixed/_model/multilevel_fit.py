@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import linalg
 
-from .._kernels.threads import numba_threads, single_threaded_blas
+from .._kernels.threads import blas_threads, numba_threads, single_threaded_blas
 from . import identifiability, multilevel
 from .glmm import GroupedRows, family_param_start, fit_fixed_glm
 from .multilevel import FactorColumns, MultiCrossproducts, MultiProfiledDeviance, ScalarFactorsDeviance
@@ -46,8 +46,9 @@ def fit_multi_lmm(design, y, w, *, reml, fit_intercept, n_threads, tol, max_iter
     stats = MultiCrossproducts.from_rows(X, y, weights, cols)
     timings["row_pass"] = time.perf_counter() - t0
     # intercept-only factors with a dense rest block: the exact-gradient fast path
+    Q1 = stats.offsets[1]
     scalar = (all(c.term.q == 1 for c in cols)
-              and stats.offsets[-1] - stats.offsets[1] <= multilevel.DENSE_LIMIT)
+              and multilevel.dense_rest(stats.ZZ[:Q1, Q1:], stats.ZZ[Q1:, Q1:]))
     objective = (ScalarFactorsDeviance if scalar else MultiProfiledDeviance)(stats, cols,
                                                                             reml=reml)
     t1 = time.perf_counter()
@@ -64,8 +65,11 @@ def fit_multi_lmm(design, y, w, *, reml, fit_intercept, n_threads, tol, max_iter
         opt = minimize(FiniteDifferenceGradient(objective), ThetaSpace([c.term for c in cols]),
                        method="lbfgs-newton", tol=tol, max_iter=max_iter)
     timings["optimize"] = time.perf_counter() - t1
-    with single_threaded_blas():
-        state = objective.evaluate(opt.theta_final, keep=True)
+    # the scalar path's state at the optimum is usually the optimizer's last (its modes and
+    # variances computed there); a new one factors Q_r × Q_r densely: BLAS threads pay
+    with blas_threads(n_threads) if scalar else single_threaded_blas():
+        state = (objective.last_state(opt.theta_final) if scalar
+                 else objective.evaluate(opt.theta_final, keep=True))
         if not np.isfinite(state.deviance):
             raise ValueError("the profiled deviance is not finite at the optimum: the "
                              "response may be constant or perfectly fitted by the fixed "

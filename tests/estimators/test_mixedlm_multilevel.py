@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 import pytest
 
 from skmixed import MixedLM
@@ -109,6 +110,52 @@ def test_crossed_with_random_slopes(crossed, entry, reml, covariance):
                                ref["fitted_head"], rtol=1e-5)
 
 
+def test_dense_or_sparse_rest_by_its_pattern(monkeypatch):
+    """Past ``DENSE_LIMIT`` columns the rest block is dense when its pattern is (crossed
+    factors: users meet most item pairs) and sparse when it is not (nested factors)."""
+    from skmixed._model import multilevel
+
+    monkeypatch.setattr(multilevel, "DENSE_LIMIT", 10)
+    rng = np.random.default_rng(3)
+    crossed = sparse.csr_matrix((np.ones(4000), (rng.integers(0, 200, 4000),
+                                                 rng.integers(0, 40, 4000))), shape=(200, 40))
+    nested = sparse.csr_matrix((np.ones(10_000), (np.arange(10_000),
+                                                  np.arange(10_000) // 5)),
+                               shape=(10_000, 2000))
+    diagonal = sparse.identity(40, format="csr")
+    assert multilevel.dense_rest(crossed, diagonal)
+    assert not multilevel.dense_rest(nested, sparse.identity(2000, format="csr"))
+    monkeypatch.setattr(multilevel, "_physical_memory", lambda: 40 * 40 * 8 * 3)
+    assert not multilevel.dense_rest(crossed, diagonal)  # two dense copies would not fit
+
+
+def test_scalar_fit_reuses_the_optimizers_last_state(data_file):
+    """The scalar path's conditional modes and variances at the optimum are those of the
+    optimizer's last evaluation when it stopped there (no second factorization), and equal
+    a fresh evaluation's."""
+    df = pd.read_csv(data_file("Penicillin.csv"))
+    n = len(df)
+    factors = []
+    for name in ("plate", "sample"):
+        codes, levels = pd.factorize(df[name], sort=True)
+        factors.append(FactorColumns(codes.astype(np.int64), len(levels), np.ones((n, 1)),
+                                     RandomEffectTerm(("(Intercept)",))))
+    stats = MultiCrossproducts.from_rows(np.ones((n, 1)), df["diameter"].to_numpy(float),
+                                         None, factors)
+    fast = ScalarFactorsDeviance(stats, factors)
+    theta = np.array([1.5, 3.5])
+    fast.value_and_grad(theta)
+    last = fast.last_state(theta)
+    assert last is fast._last
+    fresh = ScalarFactorsDeviance(stats, factors).last_state(theta)
+    assert fresh is not last
+    for (m1, v1), (m2, v2) in zip(fast.conditional_modes(last),
+                                  fast.conditional_modes(fresh)):
+        np.testing.assert_allclose(m1, m2, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(v1, v2, rtol=1e-12)
+    assert fast.last_state(theta * 1.01) is not last
+
+
 @pytest.mark.parametrize("reml", [True, False])
 def test_scalar_path_equals_general_path_and_its_gradient(data_file, reml):
     """The intercept-only fast path (:class:`ScalarFactorsDeviance`) has the general
@@ -177,9 +224,10 @@ def test_summary_lists_every_factor(data_file):
 
 
 def test_sparse_rest_block_equals_the_dense_one(monkeypatch):
-    """Beyond ``DENSE_LIMIT`` columns the other factors' Schur complement is factored by
-    SciPy's sparse LU: the same fit as the dense path (here forced with a limit of 0, on a
-    nested design whose inner factor has 1,200 levels)."""
+    """Beyond ``DENSE_LIMIT`` columns a sparse pattern of the other factors' Schur
+    complement is factored by SciPy's sparse LU: the same fit as the dense path (here forced
+    with a limit of 0 and no pattern counted dense, on a nested design whose inner factor
+    has 1,200 levels)."""
     from skmixed._model import multilevel
 
     rng = np.random.default_rng(9)
@@ -191,6 +239,7 @@ def test_sparse_rest_block_equals_the_dense_one(monkeypatch):
     X = pd.DataFrame({"x": x, "a": a, "b": b})
     dense = MixedLM(groups=["a", "b"]).fit(X, y)
     monkeypatch.setattr(multilevel, "DENSE_LIMIT", 0)
+    monkeypatch.setattr(multilevel, "DENSE_SHARE", 2.0)
     sparse_fit = MixedLM(groups=["a", "b"]).fit(X, y)
     # the general path ran (sparse LU, finite-difference gradient)
     assert sparse_fit.optimization_.optimizer != dense.optimization_.optimizer

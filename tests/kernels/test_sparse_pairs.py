@@ -64,8 +64,11 @@ def test_scaled_schur_lower(n_parts):
     A = rng.normal(size=(F.shape[1], F.shape[1]))
     ZZ = A @ A.T
     lam = rng.uniform(0.2, 2.0, F.shape[1])
+    ZZ[np.abs(ZZ) < 0.5] = 0.0  # sparse, as the rest factors' cross-products are
     out = np.full(ZZ.shape, 7.0, order="F")
-    scaled_schur_lower(lam, ZZ, F.indptr, F.indices, F.data, out, n_parts)
+    low = sparse.csr_matrix(np.tril(ZZ))
+    scaled_schur_lower(lam, low.indptr, low.indices, low.data, F.indptr, F.indices, F.data,
+                       out, n_parts)
     want = lam[:, None] * ZZ * lam[None, :] + np.eye(len(lam)) - (F.T @ F).toarray()
     np.testing.assert_allclose(np.tril(out), np.tril(want), atol=1e-12)
     assert np.all(np.triu(out, 1)[np.triu_indices(len(lam), 1)] == 7.0)
