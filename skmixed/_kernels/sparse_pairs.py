@@ -15,7 +15,8 @@ from numba import prange
 
 from .._cache import cached_njit
 
-__all__ = ["row_outer_sum", "row_quadratic_forms", "scaled_schur_lower"]
+__all__ = ["row_outer_sum", "row_quadratic_forms", "row_pattern_products",
+           "scaled_schur_lower"]
 
 
 @cached_njit(parallel=True)
@@ -51,6 +52,22 @@ def row_quadratic_forms(indptr, indices, data, S, out):
                 inner += S[ja, indices[b]] * data[b]
             total += data[a] * inner
         out[i] = 2.0 * total
+
+
+@cached_njit(parallel=True)
+def row_pattern_products(indptr, indices, data, S, out):
+    """``out[a] = (f_i'S)_{indices[a]}`` for every nonzero a of every row i: the product
+    ``F S`` on F's own pattern, S symmetric given by its lower triangle. Within a row
+    ``Σ_a data[a] out[a] = f_i'S f_i`` (:func:`row_quadratic_forms`)."""
+    n_rows = indptr.shape[0] - 1
+    for i in prange(n_rows):
+        for a in range(indptr[i], indptr[i + 1]):
+            ja = indices[a]
+            total = 0.0
+            for b in range(indptr[i], indptr[i + 1]):
+                jb = indices[b]
+                total += data[b] * (S[ja, jb] if jb <= ja else S[jb, ja])
+            out[a] = total
 
 
 @cached_njit(parallel=True)

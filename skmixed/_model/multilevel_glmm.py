@@ -14,8 +14,10 @@ factor with most columns block-diagonal, the rest one dense Schur complement —
 ``Z'VZ`` recomputed (a sparse product over the rows) at each IRLS step. (θ, β) are
 optimized by Newton steps with central-difference gradients and Hessian (lme4: BOBYQA,
 derivative-free); the standard errors come from the Hessian of d over (θ, β), as lme4's
-(``use.hessian = TRUE``). Every evaluation passes over the rows a few times: meant for
-data of up to some 10⁵ rows; one grouping factor has MixedGLM's fast path.
+(``use.hessian = TRUE``). This general form serves random slopes, non-canonical links and
+the negative binomial; intercept-only factors with a canonical link take
+:mod:`skmixed._model.scalar_laplace` (a fixed pattern and the exact gradient). One
+grouping factor has MixedGLM's fast path.
 """
 
 from types import SimpleNamespace
@@ -93,6 +95,9 @@ class MultiLaplace:
     :class:`~skmixed.families.Family` — with a parameter (the negative binomial's size k),
     x ends with log k."""
 
+    #: whether value_and_grad's gradient is exact (else central differences: 2k + 1 values)
+    exact_gradient = False
+
     def __init__(self, X, y, m, offset, w, factors, family):
         self.X, self.y, self.m, self.offset, self.w = X, y, m, offset, w
         self.factors, self.family = factors, family
@@ -126,6 +131,33 @@ class MultiLaplace:
         return (-2.0 * self.family.loglik(self.y, eta, self.m, self.w, fpar=self.fpar)
                 + float(u @ u))
 
+    def _joint_step(self, system, wv, resid, K, g_u):
+        """The joint Newton step over (β, u) on the blocked system (``K = Λ'Z'VX``,
+        ``g_u`` the modes' gradient): u through A⁻¹, β through the fixed effects' Schur
+        complement ``X'VX − K'A⁻¹K``. Returns (d_β, d_u, the decrement)."""
+        X = self.X
+        g_b = X.T @ resid
+        Y = system.solve(K)
+        r_u = system.solve(g_u)
+        S = (X * wv[:, None]).T @ X - K.T @ Y
+        d_b = linalg.solve(S, g_b - K.T @ r_u, assume_a="pos")
+        d_u = r_u - Y @ d_b
+        return d_b, d_u, float(d_u @ g_u + d_b @ g_b)
+
+    def _halved_step(self, h, x, step, eta_of):
+        """Step halving on ``−2ℓ(η) + ‖u‖²`` (u: x's last Q entries, ``η = eta_of(x)``):
+        the first ``x + t·step``, t = 1, ½, … (down to 1e-8), not above h beyond rounding.
+        Returns (its value, it, its η)."""
+        Q = self.u.size
+        t = 1.0
+        while True:
+            x_new = x + t * step
+            eta = eta_of(x_new)
+            h_new = self._objective(eta, x_new[x_new.size - Q:])
+            if h_new <= h + 1e-12 * abs(h) or t < 1e-8:
+                return h_new, x_new, eta
+            t *= 0.5
+
     def modes(self, x, tol=1e-10, max_iter=100):
         """û at (θ, β) by penalized IRLS from the last modes; returns (û, η̂, system)."""
         thetas, beta = self.split(x)
@@ -142,15 +174,7 @@ class MultiLaplace:
             grad = ZL.T @ (self.w * l1) - u
             step = system.solve(grad)
             decrement = float(step @ grad)
-            t = 1.0
-            while True:
-                u_new = u + t * step
-                eta_new = base + ZL @ u_new
-                h_new = self._objective(eta_new, u_new)
-                if h_new <= h + 1e-12 * abs(h) or t < 1e-8:
-                    break
-                t *= 0.5
-            u, eta, h = u_new, eta_new, h_new
+            h, u, eta = self._halved_step(h, u, step, lambda v: base + ZL @ v)
             if decrement < tol * (1.0 + abs(h)):
                 break
         l1, v = self.family.score_information(self.y, eta, self.m, self.fpar)
@@ -211,6 +235,12 @@ class MultiLaplace:
         self.u = u0
         return H
 
+    def laplace_objective(self):
+        """The Newton search's objective: values, central-difference gradients and
+        Hessian."""
+        return SimpleNamespace(value=self.deviance, value_and_grad=self.value_and_grad,
+                               hessian=self.hessian)
+
     def joint_modes(self, thetas, beta, tol=1e-10, max_iter=100):
         """(β̂, û) maximizing ``ℓ − ‖u‖²/2`` jointly at θ (lme4's ``nAGQ = 0`` PIRLS):
         Newton steps on the blocked system with the fixed effects' Schur complement
@@ -227,24 +257,14 @@ class MultiLaplace:
             M = (self.ZT @ self.Z.multiply(wv[:, None])).tocsr()
             system = BlockedSystem(M, self.factors, thetas)
             resid = self.w * l1
-            g_u = ZL.T @ resid - u
-            g_b = self.X.T @ resid
-            K = np.asarray(ZL.T @ (self.X * wv[:, None]))
-            Y = system.solve(K)
-            r_u = system.solve(g_u)
-            S = (self.X * wv[:, None]).T @ self.X - K.T @ Y
-            d_b = linalg.solve(S, g_b - K.T @ r_u, assume_a="pos")
-            d_u = r_u - Y @ d_b
-            decrement = float(d_u @ g_u + d_b @ g_b)
-            t = 1.0
-            while True:
-                b_new, u_new = beta + t * d_b, u + t * d_u
-                eta_new = self.offset + self.X @ b_new + ZL @ u_new
-                h_new = self._objective(eta_new, u_new)
-                if h_new <= h + 1e-12 * abs(h) or t < 1e-8:
-                    break
-                t *= 0.5
-            beta, u, eta, h = b_new, u_new, eta_new, h_new
+            d_b, d_u, decrement = self._joint_step(
+                system, wv, resid, np.asarray(ZL.T @ (self.X * wv[:, None])),
+                ZL.T @ resid - u)
+            p = beta.size
+            h, x, eta = self._halved_step(
+                h, np.concatenate([beta, u]), np.concatenate([d_b, d_u]),
+                lambda v: self.offset + self.X @ v[:p] + ZL @ v[p:])
+            beta, u = x[:p], x[p:]
             if decrement < tol * (1.0 + abs(h)):
                 break
         l1, v = self.family.score_information(self.y, eta, self.m, self.fpar)
@@ -282,10 +302,9 @@ class MultiLaplace:
         stage1(first.theta_final)  # β at the stage-1 θ
         space = ParamSpace(ThetaSpace(terms, first.theta_final),
                            after=np.concatenate([state["beta"], extra0]))
-        objective = SimpleNamespace(value=self.deviance, value_and_grad=self.value_and_grad,
-                                    hessian=self.hessian)
+        objective = self.laplace_objective()
         opt = minimize(objective, space, method="newton", tol=tol, max_iter=max_iter,
-                       blas_threads=None, costly_gradient=True)
+                       blas_threads=None, costly_gradient=not self.exact_gradient)
         opt.optimizer = f"L-BFGS-B over θ (nAGQ = 0 deviance), then {opt.optimizer}"
         opt.n_iter += first.n_iter
         opt.n_evals = self.n_evals

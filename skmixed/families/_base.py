@@ -3,7 +3,7 @@ in :mod:`._glm`), and the response checks they share."""
 
 import numpy as np
 
-from ._kernel_terms import GAUSSIAN_IDENTITY, row_loglik, score_information
+from ._kernel_terms import GAUSSIAN_IDENTITY, laplace_rows, row_loglik, score_information
 
 __all__ = ["Family"]
 
@@ -75,6 +75,14 @@ class Family:
         score_information(self.code, float(fpar), y, _empty(m),
                           np.ascontiguousarray(eta, dtype=float), l1, v)
         return l1, v
+
+    def laplace_terms(self, y, eta, m=None, fpar=0.0):
+        """ℓ, ℓ', v_F and ∂v_F/∂η per row (the Laplace deviance and its exact gradient)."""
+        y = np.ascontiguousarray(y, dtype=np.float64)
+        out = [np.empty_like(y) for _ in range(4)]
+        laplace_rows(self.code, float(fpar), y, _empty(m),
+                     np.ascontiguousarray(eta, dtype=float), *out)
+        return tuple(out)
 
     def diverged(self, eta):
         """Whether a linear predictor puts fitted means numerically at their boundary

@@ -15,7 +15,8 @@ from .._cache import cached_njit
 
 __all__ = ["BINOMIAL_LOGIT", "POISSON_LOG", "BINOMIAL_PROBIT", "BINOMIAL_CLOGLOG", "GAMMA_LOG",
            "NBINOM2_LOG", "GAUSSIAN_IDENTITY", "row_terms", "row_derivs", "param_terms",
-           "observed_logdet", "has_param", "special_digamma", "product_row_source"]
+           "observed_logdet", "has_param", "special_digamma", "product_row_source",
+           "laplace_rows"]
 
 # the kernels' family codes
 BINOMIAL_LOGIT = 0
@@ -214,6 +215,15 @@ def score_information(family, fpar, y, m, eta, l1, v):
             l1[r], v[r] = row_derivs(family, fpar, y[r], mr, eta[r])
         else:
             _, l1[r], _, v[r], _ = row_terms(family, fpar, y[r], mr, eta[r])
+
+
+@cached_njit
+def laplace_rows(family, fpar, y, m, eta, ll, l1, v, v1):
+    """ℓ, ℓ', v_F and ∂v_F/∂η of every row: what an exact gradient of the Laplace
+    deviance needs (v_F' carries the log determinant's dependence on the modes)."""
+    for r in range(y.shape[0]):
+        mr = m[r] if m.shape[0] > 0 else 1.0
+        ll[r], l1[r], _, v[r], v1[r] = row_terms(family, fpar, y[r], mr, eta[r])
 
 
 def product_row_source(family, v):

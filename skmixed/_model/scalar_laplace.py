@@ -1,0 +1,286 @@
+"""The Laplace deviance of a GLMM with several intercept-only factors (``(1|a) + (1|b) + …``,
+the crossed and nested designs of big data: users × items, VerbAgg's subjects × items) and
+its exact gradient, for families whose Newton information is the log determinant's (the
+canonical links: binomial logit, Poisson log).
+
+Λ is diagonal (θ_k on factor k's columns), so ``A = ΛZ'VZΛ + I`` keeps one sparsity pattern
+for every θ and every PIRLS step: the first factor's diagonal, its level-by-level table with
+the other factors (``B``) and theirs among themselves, fixed once (:class:`ScalarPattern`);
+each step only recomputes the values (weighted counts of the rows in each cell) and the
+blocked factorization of :mod:`skmixed._model.multilevel` (the first factor eliminated by
+scalings, the rest one Schur complement, dense — crossed factors fill it).
+
+The gradient of ``d(x) = −2ℓ(η̂) + ‖û‖² + log|A(η̂)|`` over x = (θ, β): the first two terms
+by the envelope theorem (û is their minimizer); ``∂log|A|/∂θ_k`` at fixed η is
+``(2/θ_k)(G_k − tr_k A⁻¹)`` (as the LMM's, since ``ΛZ'VZΛ A⁻¹ = I − A⁻¹``); through η̂ it
+is ``Σ_i w_i v'_i h_i ∂η̂_i/∂x`` with ``h_i`` row i's leverage ``z̃_i'A⁻¹z̃_i`` and
+``∂û/∂x = A⁻¹ ∂g/∂x`` (g: the mode's equation ``ΛZ'r − u = 0``), all directions at once by
+one adjoint solve ``a = A⁻¹ΛZ's``. The leverages need A⁻¹ on the pattern only: the first
+factor's diagonal and its cells with the others from ``F S_rr⁻¹`` on F's pattern
+(:func:`~skmixed._kernels.sparse_pairs.row_pattern_products`), the rest from ``S_rr⁻¹``.
+"""
+
+from types import SimpleNamespace
+
+import numba
+import numpy as np
+from scipy import linalg, sparse
+
+from .._kernels.sparse_pairs import row_pattern_products, scaled_schur_lower
+from .multilevel import _schur_inverse
+from .multilevel_glmm import MultiLaplace
+
+__all__ = ["ScalarLaplace", "ScalarPattern", "exact_laplace_applies"]
+
+
+def exact_laplace_applies(factors, family, y, w):
+    """Whether :class:`ScalarLaplace` fits this model: every factor intercept-only, a
+    canonical link (Newton's information is the Laplace log determinant's) and no family
+    parameter estimated with the fit."""
+    return (all(f.term.q == 1 for f in factors) and len(factors) > 1
+            and family.canonical and not family.linear
+            and family.laplace_param(y, w) is None)
+
+
+def _cells(keys):
+    """Sorted distinct keys and each key's position among them."""
+    uniq, pos = np.unique(keys, return_inverse=True)
+    return uniq, pos.reshape(keys.shape)
+
+
+class ScalarPattern:
+    """The fixed pattern of ``Z'VZ`` for intercept-only factors, from the codes: ``B``
+    (first factor's levels × the other factors' columns, CSR, columns sorted) and the rest
+    block's lower triangle ``R`` (CSR), with each row's cell in each (``pos_b``: (K−1, n),
+    ``pos_r``: one row per pair of other factors, diagonal pairs included), so that the
+    values for row weights ``wv`` are bincounts (:meth:`values`)."""
+
+    def __init__(self, factors):
+        self.G = np.array([f.n_levels for f in factors], dtype=np.int64)
+        self.codes1 = np.ascontiguousarray(factors[0].codes, dtype=np.int64)
+        off = np.concatenate([[0], np.cumsum(self.G[1:])])
+        self.rest_offsets = off
+        self.Qr = int(off[-1])
+        # each row's column among the rest (K−1, n)
+        self.rcols = np.array([off[k - 1] + np.asarray(factors[k].codes, dtype=np.int64)
+                               for k in range(1, len(factors))])
+        Qr = self.Qr
+        uniq, self.pos_b = _cells(self.codes1[None, :] * Qr + self.rcols)
+        self.B = self._csr(uniq // Qr, uniq % Qr, (self.G[0], Qr))
+        K1 = self.rcols.shape[0]
+        self.pairs = [(k, l) for k in range(K1) for l in range(k + 1)]
+        keys = np.array([self.rcols[k] * Qr + self.rcols[l] for k, l in self.pairs])
+        uniq, self.pos_r = _cells(keys)
+        self.R = self._csr(uniq // Qr, uniq % Qr, (Qr, Qr))
+
+    @staticmethod
+    def _csr(rows, cols, shape):
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=shape[0]))])
+        return sparse.csr_matrix((np.zeros(rows.size), cols.astype(np.int32),
+                                  indptr.astype(np.int32)), shape=shape)
+
+    def values(self, wv):
+        """(first factor's Σ wv per level, B's values, R's values) for row weights wv."""
+        d1 = np.bincount(self.codes1, weights=wv, minlength=int(self.G[0]))
+        b = np.bincount(self.pos_b.ravel(), weights=np.tile(wv, self.pos_b.shape[0]),
+                        minlength=self.B.nnz)
+        r = np.bincount(self.pos_r.ravel(), weights=np.tile(wv, self.pos_r.shape[0]),
+                        minlength=self.R.nnz)
+        return d1, b, r
+
+
+class ScalarSystem:
+    """``A = ΛMΛ + I`` for the pattern's values at θ, factored: ``l = √(θ₁² m₁ + 1)``
+    per first-factor level, ``F = diag(θ₁/l) B diag(λ_r)``, the Schur complement
+    ``S_rr = λ_r R λ_r + I − F'F`` (dense, Cholesky in ``buffer``). :meth:`solve`,
+    ``logdet`` and, once, A⁻¹ on the pattern (:meth:`inverse_on_pattern`)."""
+
+    def __init__(self, pattern, theta, values, buffer):
+        d1, bvals, rvals = values
+        self.pattern, self.theta = pattern, theta
+        self.lamr = np.repeat(theta[1:], pattern.G[1:])
+        B, R = pattern.B, pattern.R
+        self.l = np.sqrt(theta[0] ** 2 * d1 + 1.0)
+        rows = np.repeat(np.arange(B.shape[0]), np.diff(B.indptr))
+        self.Fdata = (theta[0] / self.l)[rows] * bvals * self.lamr[B.indices]
+        self.F = sparse.csr_matrix((self.Fdata, B.indices, B.indptr), shape=B.shape)
+        scaled_schur_lower(self.lamr, R.indptr, R.indices, rvals, B.indptr, B.indices,
+                           self.Fdata, buffer, numba.get_num_threads())
+        L, info = linalg.lapack.dpotrf(buffer, lower=1, clean=0, overwrite_a=1)
+        if info != 0 or not np.all(np.isfinite(np.diag(L))):
+            raise linalg.LinAlgError("the Laplace system is not positive definite")
+        self.L = L
+        self.logdet = 2.0 * (np.log(self.l).sum() + np.log(np.diag(L)).sum())
+
+    def solve(self, b):
+        """A⁻¹b (b: (Q,) or (Q, m)); after :meth:`inverse_on_pattern` (b: (Q,)) by S_rr⁻¹."""
+        G1 = self.l.size
+        scale = self.l if b.ndim == 1 else self.l[:, None]
+        b1 = b[:G1] / scale
+        rhs = b[G1:] - self.F.T @ b1
+        if self.L is not None:
+            xr = linalg.cho_solve((self.L, True), rhs, check_finite=False)
+        else:
+            xr = linalg.blas.dsymv(1.0, self.Sinv, rhs, lower=1) if rhs.size else rhs
+        return np.concatenate([(b1 - self.F @ xr) / scale, xr])
+
+    def inverse_on_pattern(self):
+        """A⁻¹'s diagonal (Q,), its first-factor × rest cells on B's pattern, S_rr⁻¹'s
+        lower triangle (written over the factor: :meth:`solve` multiplies by it after)."""
+        Sinv = _schur_inverse(self.L)
+        self.L, self.Sinv = None, Sinv
+        B = self.pattern.B
+        FS = np.empty(B.nnz)
+        row_pattern_products(B.indptr, B.indices, self.Fdata, Sinv, FS)
+        rows = np.repeat(np.arange(B.shape[0]), np.diff(B.indptr))
+        quad = np.bincount(rows, weights=self.Fdata * FS, minlength=self.l.size)
+        diag = np.concatenate([(1.0 + quad) / self.l ** 2, np.diag(Sinv)])
+        cross = -FS / self.l[rows]  # (A⁻¹)_{1r} on B's pattern
+        return diag, cross, Sinv
+
+    def inverse_diagonal_blocks(self, factors):
+        """Per factor, A⁻¹'s diagonal as (G_k, 1, 1) blocks (the conditional variances of
+        the spherical modes)."""
+        diag = self.inverse_on_pattern()[0]
+        edges = np.concatenate([[0], np.cumsum([f.n_levels for f in factors])])
+        return [diag[a:b, None, None] for a, b in zip(edges[:-1], edges[1:])]
+
+
+class ScalarLaplace(MultiLaplace):
+    """:class:`~skmixed._model.multilevel_glmm.MultiLaplace` for intercept-only factors and
+    a canonical link (:func:`exact_laplace_applies`): the same deviance, the PIRLS steps on
+    the fixed pattern (:class:`ScalarSystem`), and the exact gradient (module docstring);
+    the Newton search differences the gradient for its Hessian."""
+
+    exact_gradient = True
+
+    def __init__(self, X, y, m, offset, w, factors, family):
+        super().__init__(X, y, m, offset, w, factors, family)
+        self.pattern = ScalarPattern(factors)
+        Qr = self.pattern.Qr
+        self._buffer = np.zeros((Qr, Qr), order="F")
+        self.codes = [np.asarray(f.codes, dtype=np.int64) for f in factors]
+        self.edges = np.concatenate([[0], np.cumsum([f.n_levels for f in factors])])
+
+    def _theta(self, x):
+        return np.asarray(x[:len(self.factors)], dtype=float)
+
+    def _zlam(self, theta, u):
+        """ZΛu per row."""
+        out = np.zeros(self.y.shape[0])
+        for k, c in enumerate(self.codes):
+            out += theta[k] * u[self.edges[k] + c]
+        return out
+
+    def _lamzt(self, theta, r):
+        """ΛZ'r (Q,)."""
+        return np.concatenate([theta[k] * np.bincount(c, weights=r, minlength=f.n_levels)
+                               for k, (c, f) in enumerate(zip(self.codes, self.factors))])
+
+    def _system(self, theta, eta):
+        ll, l1, v, v1 = self.family.laplace_terms(self.y, eta, self.m, self.fpar)
+        wv = self.w * v
+        return ScalarSystem(self.pattern, theta, self.pattern.values(wv),
+                            self._buffer), (ll, l1, v, v1)
+
+    def _h(self, ll, u):
+        return -2.0 * float(self.w @ ll) + float(u @ u)
+
+    def modes(self, x, tol=1e-10, max_iter=100):
+        """û at (θ, β) by penalized IRLS on the fixed pattern, from the last modes;
+        returns (û, η̂, the system at û)."""
+        theta, beta = self._theta(x), x[len(self.factors):]
+        base = self.offset + self.X @ beta
+        u = self.u.copy()
+        eta = base + self._zlam(theta, u)
+        system, terms = self._system(theta, eta)
+        h = self._h(terms[0], u)
+        for _ in range(max_iter):
+            grad = self._lamzt(theta, self.w * terms[1]) - u
+            step = system.solve(grad)
+            decrement = float(step @ grad)
+            h, u, eta = self._halved_step(h, u, step, lambda v: base + self._zlam(theta, v))
+            system, terms = self._system(theta, eta)
+            if decrement < tol * (1.0 + abs(h)):
+                break
+        self._terms = terms
+        return u, eta, system
+
+    def joint_modes(self, thetas, beta, tol=1e-10, max_iter=100):
+        """(β̂, û) jointly at θ (lme4's ``nAGQ = 0``) as the base class's, the Newton
+        system on the fixed pattern: ``K = ΛZ'VX`` by per-level sums of each column."""
+        theta = np.concatenate(thetas)
+        X, w = self.X, self.w
+        u = self.u.copy()
+        eta = self.offset + X @ beta + self._zlam(theta, u)
+        system, terms = self._system(theta, eta)
+        h = self._h(terms[0], u)
+        for _ in range(max_iter):
+            r, wv = w * terms[1], w * terms[2]
+            K = np.column_stack([self._lamzt(theta, wv * X[:, j]) for j in range(X.shape[1])])
+            d_b, d_u, decrement = self._joint_step(system, wv, r, K, self._lamzt(theta, r) - u)
+            p = beta.size
+            h, x, eta = self._halved_step(
+                h, np.concatenate([beta, u]), np.concatenate([d_b, d_u]),
+                lambda v: self.offset + X @ v[:p] + self._zlam(theta, v[p:]))
+            beta, u = x[:p], x[p:]
+            system, terms = self._system(theta, eta)
+            if decrement < tol * (1.0 + abs(h)):
+                break
+        self.u = u
+        return beta, u, h + system.logdet
+
+    def laplace_deviance(self, eta, u, system):
+        return self._h(self._terms[0], u) + system.logdet
+
+    def value_and_grad(self, x):
+        """The Laplace deviance and its exact gradient over x = (θ, β)."""
+        x = np.asarray(x, dtype=float)
+        self.n_evals += 1
+        K, n_x = len(self.factors), x.size
+        try:
+            u, eta, system = self.modes(x)
+        except (np.linalg.LinAlgError, linalg.LinAlgError, FloatingPointError):
+            return np.inf, np.zeros(n_x)
+        if not np.all(np.isfinite(eta)):
+            return np.inf, np.zeros(n_x)
+        self.u = u
+        theta = self._theta(x)
+        ll, l1, v, v1 = self._terms
+        f = self._h(ll, u) + system.logdet
+        r, wv = self.w * l1, self.w * v
+        diag, cross, Sinv = system.inverse_on_pattern()
+        lev = self._leverages(theta, diag, cross, Sinv)
+        s = self.w * v1 * lev
+        a = system.solve(self._lamzt(theta, s))
+        za = self._zlam(theta, a)
+        uk = [u[self.edges[k] + c] for k, c in enumerate(self.codes)]
+        ak = [a[self.edges[k] + c] for k, c in enumerate(self.codes)]
+        G = np.diff(self.edges)
+        tr = np.add.reduceat(diag, self.edges[:-1])
+        g = np.zeros(n_x)
+        for k in range(K):
+            if theta[k] > 1e-8:  # θ_k = 0 is stationary (d depends on θ_k²): gradient 0
+                # at fixed û (envelope), log|A| at fixed η, log|A| through η̂ and û
+                g[k] = (-2.0 * (r @ uk[k]) + 2.0 * (G[k] - tr[k]) / theta[k]
+                        + s @ uk[k] + r @ ak[k] - (za * wv) @ uk[k])
+        g[K:] = -2.0 * (self.X.T @ r) + self.X.T @ (s - wv * za)
+        return f, g
+
+    def _leverages(self, theta, diag, cross, Sinv):
+        """``h_i = z̃_i'A⁻¹z̃_i`` of every row from A⁻¹ on the pattern."""
+        p = self.pattern
+        c1 = self.codes[0]
+        h = theta[0] ** 2 * diag[c1]
+        for k in range(p.rcols.shape[0]):
+            h += 2.0 * theta[0] * theta[k + 1] * cross[p.pos_b[k]]
+        for (k, l) in p.pairs:
+            rk, rl = p.rcols[k], p.rcols[l]
+            term = theta[k + 1] * theta[l + 1] * Sinv[rk, rl]  # rk ≥ rl: the lower triangle
+            h += term if k == l else 2.0 * term
+        return h
+
+    def laplace_objective(self):
+        """The Newton search's objective: values, exact gradients (its Hessian by their
+        differences)."""
+        return SimpleNamespace(value=self.deviance, value_and_grad=self.value_and_grad)

@@ -1,0 +1,103 @@
+"""skmixed._model.scalar_laplace: the several-factor Laplace deviance of intercept-only
+factors on its fixed pattern equals the general blocked one (MultiLaplace), its exact
+gradient equals central differences of the deviance, and a fit by it equals the general
+path's (finite-difference gradients and Hessian)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+
+from skmixed import MixedGLM
+from skmixed._model import multilevel_fit
+from skmixed._model.multilevel import FactorColumns, random_effects_matrix
+from skmixed._model.multilevel_glmm import MultiLaplace
+from skmixed._model.scalar_laplace import ScalarLaplace, ScalarPattern, exact_laplace_applies
+from skmixed._model.terms import RandomEffectTerm
+from skmixed.families import get_family
+
+INTERCEPT = RandomEffectTerm(("(Intercept)",))
+
+
+def _model(family_name, n_factors, seed=1, n=600):
+    rng = np.random.default_rng(seed)
+    codes = [rng.integers(0, 40, n), rng.integers(0, 15, n)]
+    codes.append(codes[1] * 2 + rng.integers(0, 2, n))  # nested in the second
+    X = np.column_stack([np.ones(n), rng.normal(size=n)])
+    eta = 0.3 + 0.5 * X[:, 1] + sum(rng.normal(0, 0.6, c.max() + 1)[c] for c in codes)
+    if family_name == "binomial":
+        y = (rng.uniform(size=n) < 1 / (1 + np.exp(-eta))).astype(float)
+    else:
+        y = rng.poisson(np.exp(eta)).astype(float)
+    factors = [FactorColumns(c, int(c.max()) + 1, np.ones((n, 1)), INTERCEPT)
+               for c in codes[:n_factors]]
+    return (X, y, np.empty(0), np.zeros(n), rng.uniform(0.5, 2.0, n), factors,
+            get_family(family_name, None))
+
+
+@pytest.mark.parametrize("family_name", ["binomial", "poisson"])
+@pytest.mark.parametrize("n_factors", [2, 3])
+def test_deviance_and_exact_gradient(family_name, n_factors):
+    args = _model(family_name, n_factors)
+    fast, general = ScalarLaplace(*args), MultiLaplace(*args)
+    for x in ([0.8, 0.6, 0.5][:n_factors] + [0.2, 0.4],
+              [1.6, 0.2, 1.1][:n_factors] + [-0.3, 0.1]):
+        x = np.array(x)
+        value, grad = fast.value_and_grad(x)
+        assert value == pytest.approx(general.deviance(x), rel=1e-10)
+        fd = []
+        for j in range(x.size):
+            e = np.zeros(x.size)
+            e[j] = 1e-5
+            fd.append((fast.deviance(x + e) - fast.deviance(x - e)) / 2e-5)
+        np.testing.assert_allclose(grad, fd, rtol=2e-5, atol=2e-4)
+
+
+def test_pattern_values_are_the_weighted_cross_products():
+    X, y, m, offset, w, factors, family = _model("poisson", 3)
+    pattern = ScalarPattern(factors)
+    wv = np.random.default_rng(2).uniform(size=y.size)
+    d1, b, r = pattern.values(wv)
+    Z = random_effects_matrix(factors, y.size)
+    M = (Z.T @ Z.multiply(wv[:, None])).toarray()
+    G1 = factors[0].n_levels
+    np.testing.assert_allclose(d1, np.diag(M)[:G1])
+    B = sparse.csr_matrix((b, pattern.B.indices, pattern.B.indptr), shape=pattern.B.shape)
+    np.testing.assert_allclose(B.toarray(), M[:G1, G1:], atol=1e-12)
+    R = sparse.csr_matrix((r, pattern.R.indices, pattern.R.indptr), shape=pattern.R.shape)
+    np.testing.assert_allclose(R.toarray(), np.tril(M[G1:, G1:]), atol=1e-12)
+
+
+def test_which_models_take_the_exact_path():
+    X, y, m, offset, w, factors, _ = _model("binomial", 2)
+    slope = FactorColumns(factors[1].codes, factors[1].n_levels, np.ones((y.size, 2)),
+                          RandomEffectTerm(("(Intercept)", "x")))
+    assert exact_laplace_applies(factors, get_family("binomial", None), y, w)
+    assert exact_laplace_applies(factors, get_family("poisson", None), y, w)
+    assert not exact_laplace_applies(factors, get_family("binomial", "probit"), y, w)
+    assert not exact_laplace_applies(factors, get_family("nbinom2", None), y, w)
+    assert not exact_laplace_applies([factors[0], slope], get_family("binomial", None), y, w)
+    assert not exact_laplace_applies(factors[:1], get_family("binomial", None), y, w)
+
+
+@pytest.mark.parametrize("family_name", ["binomial", "poisson"])
+def test_fit_equals_the_finite_difference_path(family_name, monkeypatch):
+    X, y, m, offset, w, factors, _ = _model(family_name, 3, seed=5, n=900)
+    data = pd.DataFrame({"x": X[:, 1], "a": factors[0].codes, "b": factors[1].codes,
+                         "c": factors[2].codes})
+    make = lambda: MixedGLM(family=family_name, groups=["a", "b", "c"])  # noqa: E731
+    exact = make().fit(data, y)
+    monkeypatch.setattr(multilevel_fit, "exact_laplace_applies", lambda *a: False)
+    general = make().fit(data, y)
+    assert "exact gradient" in exact.optimization_.optimizer
+    assert "exact gradient" not in general.optimization_.optimizer
+    assert exact.deviance_ <= general.deviance_ + 1e-7
+    assert exact.deviance_ == pytest.approx(general.deviance_, rel=1e-9)
+    np.testing.assert_allclose(exact.theta_, general.theta_, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(exact.coef_, general.coef_, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(exact.fixed_effects_["std_error"],
+                               general.fixed_effects_["std_error"], rtol=1e-3)
+    re_e = exact.random_effects_.set_index(["group", "level"])
+    re_g = general.random_effects_.set_index(["group", "level"])
+    np.testing.assert_allclose(re_e["mode"], re_g["mode"], rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(re_e["cond_sd"], re_g["cond_sd"], rtol=1e-3)
