@@ -1,24 +1,32 @@
 """Crossed grouping factors at growing size (issue 15): ``y ~ x + (1 | user) + (1 | item)``
-on :func:`skmixed.datasets.make_crossed` (power-law imbalance, every level present), REML.
+on :func:`skmixed.datasets.make_crossed` (power-law imbalance, every level present), REML,
+and the binomial GLMM ``y_bin ~ x + (1 | user) + (1 | item)`` (Laplace).
 
-Quick grid: 100,000 rows × 5,000 users × 1,000 items. ``--bench-full`` adds 300,000 rows ×
-10,000 × 2,000. Both keep the second factor under ``multilevel.DENSE_LIMIT`` (4,000 columns):
-beyond it (e.g. 1,000,000 rows × 20,000 × 5,000) the Schur complement goes to SciPy's SuperLU
-and the fit does not finish in 15 minutes on this machine — issue 15 item 2, not benchmarked
-until it does. Each fit is checked against the simulation's truth (the SDs within 15 %, the
-slope within 4 standard errors) outside the timed call."""
+LMM quick grid: 100,000 rows × 5,000 users × 1,000 items; ``--bench-full`` adds 300,000 ×
+10,000 × 2,000 and 1,000,000 × 20,000 × 5,000 (the items' Schur complement is dense: 5,000
+columns factored by LAPACK at every evaluation; lme4 takes 41 minutes there). Each fit is
+checked against the simulation's truth (the SDs within 15 %, the slope within 4 standard
+errors) outside the timed call.
+
+GLMM: the 100,000-row reference data of ``tests/reference/lme4_crossed_binomial.R``
+(tests/data/crossed_binomial.csv.gz), checked against glmer's fit (the deviance not above
+glmer's and within 1e-6 relative, θ 1e-3, the fixed effects within 1e-2 of their SEs)."""
+
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import grid
-from skmixed import MixedLM
+from skmixed import MixedGLM, MixedLM
 from skmixed.datasets import make_crossed
 
 
 def _sizes(request):
     quick = [(100_000, 5_000, 1_000)]
-    return grid(request, quick, quick + [(300_000, 10_000, 2_000)])
+    return grid(request, quick,
+                quick + [(300_000, 10_000, 2_000), (1_000_000, 20_000, 5_000)])
 
 
 def pytest_generate_tests(metafunc):
@@ -44,3 +52,29 @@ def test_crossed_lmm(benchmark, machine_info, size, n_jobs):
     se = model.fixed_effects_.loc["x", "std_error"]
     assert abs(model.coef_[0] - truth["beta_x"]) <= 4 * se
     assert np.isfinite(model.reml_criterion_)
+
+
+ROOT = Path(__file__).resolve().parents[1] / "tests"
+
+
+@pytest.mark.parametrize("n_jobs", [2])
+def test_crossed_binomial_glmm(benchmark, machine_info, n_jobs):
+    import pandas as pd
+
+    df = pd.read_csv(ROOT / "data" / "crossed_binomial.csv.gz",
+                     dtype={"user": "category", "item": "category"})
+    X = df[["user", "item", "x"]]
+    model = benchmark.pedantic(
+        lambda: MixedGLM(groups=["user", "item"], n_jobs=n_jobs).fit(X, df["y_bin"]),
+        rounds=1, warmup_rounds=1)
+    ref = json.loads((ROOT / "reference" / "lme4_crossed_binomial.json").read_text())
+    machine_info(n_jobs=n_jobs, n_obs=len(df), n_evals=model.optimization_.n_evals,
+                 peer_seconds=ref["fit_seconds"])
+    assert model.converged_
+    dev_ref = -2.0 * ref["logLik"]
+    assert model.deviance_ <= dev_ref + 1e-6
+    assert model.deviance_ == pytest.approx(dev_ref, rel=1e-6)
+    np.testing.assert_allclose(model.theta_, ref["theta"], rtol=1e-3)
+    se = np.array(list(ref["se"].values()))
+    gap = np.abs(model.fixed_effects_["estimate"].to_numpy() - list(ref["fixef"].values()))
+    assert np.all(gap <= 1e-2 * se), gap / se
