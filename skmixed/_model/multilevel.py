@@ -394,6 +394,11 @@ class ScalarFactorsDeviance(MultiProfiledDeviance):
         self._schur = np.empty((Qr, Qr), order="F")
         self._schur.fill(0.0)  # touch every page now, not inside the threaded kernel
 
+    @property
+    def rest_columns(self):
+        """Columns of the dense rest block."""
+        return self.zz_lower.shape[0]
+
     def _lams(self, theta):
         return np.repeat(theta, [f.n_levels for f in self.factors])
 

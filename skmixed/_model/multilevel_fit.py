@@ -14,7 +14,7 @@ import numba
 import numpy as np
 from scipy import linalg
 
-from .._kernels.threads import blas_threads, numba_threads, single_threaded_blas
+from .._kernels.threads import blas_threads, numba_threads
 from . import identifiability, multilevel
 from .glmm import GroupedRows, family_param_start, fit_fixed_glm
 from .multilevel import (FactorColumns, MultiCrossproducts, MultiProfiledDeviance,
@@ -64,14 +64,14 @@ def fit_multi_lmm(design, y, w, *, reml, fit_intercept, n_threads, tol, max_iter
             opt = minimize(objective, ThetaSpace([c.term for c in cols],
                                                  _moment_start(X, y, weights, cols)),
                            method="log-lbfgs", tol=tol, max_iter=max_iter,
-                           blas_threads=n_threads)
+                           blas_threads=_dense_threads(objective, n_threads))
     else:
         opt = minimize(FiniteDifferenceGradient(objective), ThetaSpace([c.term for c in cols]),
                        method="lbfgs-newton", tol=tol, max_iter=max_iter)
     timings["optimize"] = time.perf_counter() - t1
     # the scalar path's state at the optimum is usually the optimizer's last (its modes and
     # variances computed there); a new one factors Q_r × Q_r densely: BLAS threads pay
-    with blas_threads(n_threads) if scalar else single_threaded_blas():
+    with blas_threads(_dense_threads(objective, n_threads) if scalar else 1):
         state = (objective.last_state(opt.theta_final) if scalar
                  else objective.evaluate(opt.theta_final, keep=True))
         if not np.isfinite(state.deviance):
@@ -94,6 +94,18 @@ def fit_multi_lmm(design, y, w, *, reml, fit_intercept, n_threads, tol, max_iter
                                      + (back.reml_offset() if reml else 0.0)),
                      n_params=len(beta) + objective.n_theta + 1, n_obs=float(stats.n),
                      opt=opt)
+
+
+#: the rest block's dense factorizations get BLAS threads from this many columns (InstEval's
+#: 1,156: 0.82 s → 0.59 s with 2); below, one: threads cost more than they give on small
+#: matrices, and on a busy machine spinning BLAS threads made the 403-row grouseticks fit
+#: (181 columns) 60× slower
+DENSE_THREADS_FROM = 500
+
+
+def _dense_threads(objective, n_threads):
+    """BLAS threads for an objective's dense rest block (``objective.rest_columns``)."""
+    return n_threads if objective.rest_columns >= DENSE_THREADS_FROM else 1
 
 
 def _moment_start(X, y, w, factors):
@@ -193,9 +205,9 @@ def fit_multi_glmm(design, y, w, m, offset, *, family, fit_intercept, tol, max_i
     # as the LMM's scalar path: the pair kernels serial, the threads to LAPACK's dense
     # factorizations (Numba's and BLAS's pools fight for the two cores otherwise: the
     # 403-row grouseticks fit 1.4 s → 2.3 s)
-    n_threads = numba.get_num_threads()
     with numba_threads(1) if exact else nullcontext(), \
-            blas_threads(n_threads) if exact else nullcontext():
+            blas_threads(_dense_threads(lap, numba.get_num_threads())) if exact \
+            else nullcontext():
         opt = lap.fit(theta0, beta0, max_iter=max_iter, extra0=extra0, tol=min(tol, 1e-8))
     x = opt.theta_final.copy()
     thetas, beta = lap.split(x)

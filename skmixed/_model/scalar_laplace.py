@@ -162,6 +162,11 @@ class ScalarLaplace(MultiLaplace):
         self.codes = [np.asarray(f.codes, dtype=np.int64) for f in factors]
         self.edges = np.concatenate([[0], np.cumsum([f.n_levels for f in factors])])
 
+    @property
+    def rest_columns(self):
+        """Columns of the dense rest block."""
+        return self.pattern.Qr
+
     def _theta(self, x):
         return np.asarray(x[:len(self.factors)], dtype=float)
 
