@@ -135,14 +135,19 @@ class MultiLaplace:
         """The joint Newton step over (β, u) on the blocked system (``K = Λ'Z'VX``,
         ``g_u`` the modes' gradient): u through A⁻¹, β through the fixed effects' Schur
         complement ``X'VX − K'A⁻¹K``. Returns (d_β, d_u, the decrement)."""
-        X = self.X
-        g_b = X.T @ resid
-        Y = system.solve(K)
-        r_u = system.solve(g_u)
-        S = (X * wv[:, None]).T @ X - K.T @ Y
-        d_b = linalg.solve(S, g_b - K.T @ r_u, assume_a="pos")
-        d_u = r_u - Y @ d_b
+        g_b = self.X.T @ resid
+        d_b, d_u = self._joint_solve(system, wv, K, g_b, g_u)
         return d_b, d_u, float(d_u @ g_u + d_b @ g_b)
+
+    def _joint_solve(self, system, wv, K, b_b, b_u):
+        """The joint Newton system ``[[X'VX, K'], [K, A]] (d_β, d_u) = (b_β, b_u)`` by the
+        fixed effects' Schur complement ``X'VX − K'A⁻¹K``."""
+        X = self.X
+        Y = system.solve(K)
+        r_u = system.solve(b_u)
+        S = (X * wv[:, None]).T @ X - K.T @ Y
+        d_b = linalg.solve(S, b_b - K.T @ r_u, assume_a="pos")
+        return d_b, r_u - Y @ d_b
 
     def _halved_step(self, h, x, step, eta_of):
         """Step halving on ``−2ℓ(η) + ‖u‖²`` (u: x's last Q entries, ``η = eta_of(x)``):
@@ -296,9 +301,15 @@ class MultiLaplace:
             return dev
 
         terms = [f.term for f in self.factors]
-        first = minimize(SimpleNamespace(value=stage1), ThetaSpace(terms, theta0),
-                         method="lbfgs", tol=1e-5, max_iter=max_iter, blas_threads=None,
-                         ftol=1e-10, eps=1e-6)
+        if self.exact_gradient:
+            self._joint = (state["beta"], None)  # the joint modes' start
+            stage = SimpleNamespace(value=stage1, value_and_grad=self.joint_value_and_grad)
+        else:
+            stage = SimpleNamespace(value=stage1)
+        first = minimize(stage, ThetaSpace(terms, theta0), method="lbfgs", tol=1e-5,
+                         max_iter=max_iter, blas_threads=None, ftol=1e-10, eps=1e-6)
+        if self.exact_gradient:
+            state["beta"] = self._joint[0]
         stage1(first.theta_final)  # β at the stage-1 θ
         space = ParamSpace(ThetaSpace(terms, first.theta_final),
                            after=np.concatenate([state["beta"], extra0]))

@@ -113,15 +113,19 @@ class ScalarSystem:
         self.logdet = 2.0 * (np.log(self.l).sum() + np.log(np.diag(L)).sum())
 
     def solve(self, b):
-        """A⁻¹b (b: (Q,) or (Q, m)); after :meth:`inverse_on_pattern` (b: (Q,)) by S_rr⁻¹."""
+        """A⁻¹b (b: (Q,) or (Q, m)); after :meth:`inverse_on_pattern` by S_rr⁻¹."""
         G1 = self.l.size
         scale = self.l if b.ndim == 1 else self.l[:, None]
         b1 = b[:G1] / scale
         rhs = b[G1:] - self.F.T @ b1
         if self.L is not None:
             xr = linalg.cho_solve((self.L, True), rhs, check_finite=False)
+        elif not rhs.size:
+            xr = rhs
+        elif rhs.ndim == 1:
+            xr = linalg.blas.dsymv(1.0, self.Sinv, rhs, lower=1)
         else:
-            xr = linalg.blas.dsymv(1.0, self.Sinv, rhs, lower=1) if rhs.size else rhs
+            xr = linalg.blas.dsymm(1.0, self.Sinv, rhs, lower=1)
         return np.concatenate([(b1 - self.F @ xr) / scale, xr])
 
     def inverse_on_pattern(self):
@@ -233,7 +237,24 @@ class ScalarLaplace(MultiLaplace):
             if decrement < tol * (1.0 + abs(h)):
                 break
         self.u = u
+        self._terms, self._joint = terms, (beta, system)
         return beta, u, h + system.logdet
+
+    def joint_value_and_grad(self, theta):
+        """The ``nAGQ = 0`` deviance over θ (β and u minimizing it jointly, from the last
+        joint modes: ``_joint``, set by ``fit`` at the start) and its exact gradient: as :meth:`value_and_grad`'s, with the
+        adjoint through the joint Newton system (β moves with θ too)."""
+        theta = np.asarray(theta, dtype=float)
+        self.n_evals += 1
+        try:
+            beta, u, f = self.joint_modes([theta], self._joint[0])
+        except (np.linalg.LinAlgError, linalg.LinAlgError, FloatingPointError):
+            return np.inf, np.zeros(theta.size)
+        if not np.isfinite(f):
+            return np.inf, np.zeros(theta.size)
+        system = self._joint[1]
+        return f, self._gradient(theta, u, system, joint=True)[:theta.size]
+
 
     def laplace_deviance(self, eta, u, system):
         return self._h(self._terms[0], u) + system.logdet
@@ -242,35 +263,48 @@ class ScalarLaplace(MultiLaplace):
         """The Laplace deviance and its exact gradient over x = (θ, β)."""
         x = np.asarray(x, dtype=float)
         self.n_evals += 1
-        K, n_x = len(self.factors), x.size
         try:
             u, eta, system = self.modes(x)
         except (np.linalg.LinAlgError, linalg.LinAlgError, FloatingPointError):
-            return np.inf, np.zeros(n_x)
+            return np.inf, np.zeros(x.size)
         if not np.all(np.isfinite(eta)):
-            return np.inf, np.zeros(n_x)
+            return np.inf, np.zeros(x.size)
         self.u = u
-        theta = self._theta(x)
-        ll, l1, v, v1 = self._terms
-        f = self._h(ll, u) + system.logdet
+        f = self._h(self._terms[0], u) + system.logdet
+        return f, self._gradient(self._theta(x), u, system)
+
+    def _gradient(self, theta, u, system, joint=False):
+        """The gradient over (θ, β) at the modes u of the last :meth:`modes` (``joint``:
+        of :meth:`joint_modes`, β among the modes: the adjoint solves the joint system).
+        Overwrites the system's factor (A⁻¹ on the pattern)."""
+        K = len(self.factors)
+        _, l1, v, v1 = self._terms
         r, wv = self.w * l1, self.w * v
         diag, cross, Sinv = system.inverse_on_pattern()
-        lev = self._leverages(theta, diag, cross, Sinv)
-        s = self.w * v1 * lev
-        a = system.solve(self._lamzt(theta, s))
-        za = self._zlam(theta, a)
+        s = self.w * v1 * self._leverages(theta, diag, cross, Sinv)
+        # a = (the modes' Newton matrix)⁻¹ × (the derivative of log|A| along η, mapped to
+        # the modes): za = ZΛa (+ X a_β jointly)
+        zs = self._lamzt(theta, s)
+        if joint:
+            X = self.X
+            Kx = np.column_stack([self._lamzt(theta, wv * X[:, j]) for j in range(X.shape[1])])
+            a_b, a_u = self._joint_solve(system, wv, Kx, X.T @ s, zs)
+            za = X @ a_b + self._zlam(theta, a_u)
+        else:
+            a_u = system.solve(zs)
+            za = self._zlam(theta, a_u)
         uk = [u[self.edges[k] + c] for k, c in enumerate(self.codes)]
-        ak = [a[self.edges[k] + c] for k, c in enumerate(self.codes)]
+        ak = [a_u[self.edges[k] + c] for k, c in enumerate(self.codes)]
         G = np.diff(self.edges)
         tr = np.add.reduceat(diag, self.edges[:-1])
-        g = np.zeros(n_x)
+        g = np.zeros(K + self.X.shape[1])
         for k in range(K):
             if theta[k] > 1e-8:  # θ_k = 0 is stationary (d depends on θ_k²): gradient 0
-                # at fixed û (envelope), log|A| at fixed η, log|A| through η̂ and û
+                # at fixed modes (envelope), log|A| at fixed η, log|A| through the modes
                 g[k] = (-2.0 * (r @ uk[k]) + 2.0 * (G[k] - tr[k]) / theta[k]
                         + s @ uk[k] + r @ ak[k] - (za * wv) @ uk[k])
         g[K:] = -2.0 * (self.X.T @ r) + self.X.T @ (s - wv * za)
-        return f, g
+        return g
 
     def _leverages(self, theta, diag, cross, Sinv):
         """``h_i = z̃_i'A⁻¹z̃_i`` of every row from A⁻¹ on the pattern."""
