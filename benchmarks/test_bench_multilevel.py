@@ -87,3 +87,48 @@ def test_verbagg_crossed_glmm(benchmark, machine_info):
     ref = json.loads((REFERENCE / "lme4_verbagg.json").read_text())
     _check_against_lme4(model, dict(ref, crit=-2 * ref["logLik"]), model.deviance_, 1e-6,
                         5e-4, 5e-3)
+
+
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
+
+
+@pytest.mark.parametrize("name, groups, y", [
+    ("penicillin", ["plate", "sample"], "diameter"),
+    ("pastes", ["batch", ("cask", "batch")], "strength")])
+def test_small_lme4_lmm(benchmark, machine_info, name, groups, y):
+    """lme4's Penicillin (crossed, 144 rows) and Pastes (nested, 60 rows), REML: small data
+    where per-call overhead dominates (lme4 here: 0.014 s and 0.015 s,
+    ``tests/reference/lme4_penicillin.json``/``lme4_pastes.json``, ``reml.fit_seconds``)."""
+    import pandas as pd
+
+    from skmixed import MixedLM
+
+    df = pd.read_csv(DATA / f"{name.capitalize()}.csv")
+    columns = sorted({c for g in groups for c in ((g,) if isinstance(g, str) else g)})
+    model = benchmark.pedantic(
+        lambda: MixedLM(groups=groups).fit(df[columns], df[y]), rounds=20, warmup_rounds=1)
+    ref = json.loads((REFERENCE / f"lme4_{name}.json").read_text())["reml"]
+    machine_info(n_evals=model.optimization_.n_evals, peer_seconds=ref["fit_seconds"])
+    assert model.reml_criterion_ <= ref["REMLcrit"] + 1e-6
+    assert model.reml_criterion_ == pytest.approx(ref["REMLcrit"], rel=1e-8)
+
+
+def test_grouseticks_glmm(benchmark, machine_info):
+    """lme4's grouseticks, ``TICKS ~ YEAR + cHEIGHT + (1|BROOD) + (1|INDEX) + (1|LOCATION)``,
+    Poisson, Laplace (403 rows; INDEX observation-level). lme4 here: see
+    ``tests/reference/lme4_grouseticks.json`` (fit_seconds, in the notes)."""
+    import pandas as pd
+
+    from skmixed import MixedGLM
+
+    df = pd.read_csv(DATA / "grouseticks.csv")
+    X = pd.DataFrame({"YEAR96": (df["YEAR"] == 96).astype(float),
+                      "YEAR97": (df["YEAR"] == 97).astype(float), "cHEIGHT": df["cHEIGHT"],
+                      "BROOD": df["BROOD"], "INDEX": df["INDEX"], "LOCATION": df["LOCATION"]})
+    model = benchmark.pedantic(
+        lambda: MixedGLM(family="poisson", groups=["BROOD", "INDEX", "LOCATION"]).fit(
+            X, df["TICKS"]), rounds=5, warmup_rounds=1)
+    ref = json.loads((REFERENCE / "lme4_grouseticks.json").read_text())
+    machine_info(n_evals=model.optimization_.n_evals, peer_seconds=ref["fit_seconds"])
+    _check_against_lme4(model, dict(ref, crit=-2 * ref["logLik"]), model.deviance_, 1e-6,
+                        1e-4, 1e-3)

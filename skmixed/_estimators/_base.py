@@ -16,7 +16,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ..exceptions import SingularFitWarning
 from .._model.result import lme4_order
 from . import _design, _factors
-from ._results import fixed_effects_table, random_effects_table, variance_components_table
+from ._results import (VC_COLUMNS, fixed_effects_table, random_effects_table,
+                       variance_component_rows)
 
 __all__ = ["GroupedModelMixin", "GROUPED_CONSTRAINTS"]
 
@@ -55,20 +56,18 @@ class GroupedModelMixin:
         self.dropped_features_ = list(r.dropped)
         self.fixed_effects_ = fixed_effects_table(r.names, r.beta, r.fixed_cov)
         self.fixed_cov_ = r.fixed_cov
-        vc, re = [], []
-        for k in lme4_order(r.factors):
-            f = r.factors[k]
+        vc, order = [], [r.factors[k] for k in lme4_order(r.factors)]
+        for f in order:
             T = f.term.factor(f.theta)
-            table = variance_components_table(f.name, list(f.term.names),
-                                              f.term.covariance, T @ T.T, self.sigma_)
-            vc.append(table[table["group"] != "Residual"])
-            re.append(random_effects_table(f.name, f.levels, list(f.term.names), f.modes,
-                                           f.cond_var))
+            vc += variance_component_rows(f.name, list(f.term.names), f.term.covariance,
+                                          T @ T.T, self.sigma_)
         if keep_residual:
-            vc.append(pd.DataFrame([("Residual", None, None, self.sigma_ ** 2, self.sigma_)],
-                                   columns=["group", "var1", "var2", "variance", "sd_cor"]))
-        self.variance_components_ = pd.concat(vc, ignore_index=True)
-        self.random_effects_ = pd.concat(re, ignore_index=True)
+            vc.append(("Residual", None, None, self.sigma_ ** 2, self.sigma_))
+        self.variance_components_ = pd.DataFrame(vc, columns=VC_COLUMNS)
+        self.random_effects_ = random_effects_table(
+            [f.name for f in order], [f.levels for f in order],
+            [list(f.term.names) for f in order], [f.modes for f in order],
+            [f.cond_var for f in order])
         self.random_effects_matrix_ = {f.name: f.modes for f in r.factors}
         self.group_levels_ = {f.name: f.levels for f in r.factors}
         self.n_groups_ = {f.name: len(f.levels) for f in r.factors}

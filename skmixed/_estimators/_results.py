@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["fixed_effects_table", "variance_components_table", "random_effects_table",
-           "summary_text"]
+__all__ = ["fixed_effects_table", "variance_component_rows", "random_effects_table",
+           "summary_text", "VC_COLUMNS"]
 
 
 def fixed_effects_table(names, estimate, cov):
@@ -19,9 +19,12 @@ def fixed_effects_table(names, estimate, cov):
     )
 
 
-def variance_components_table(group_name, re_names, covariance, rel_cov, sigma):
-    """Rows as lme4's ``as.data.frame(VarCorr(m))``: variances and SDs first, then
-    covariances/correlations (unstructured only), then the residual.
+VC_COLUMNS = ["group", "var1", "var2", "variance", "sd_cor"]
+
+
+def variance_component_rows(group_name, re_names, covariance, rel_cov, sigma):
+    """One factor's rows as lme4's ``as.data.frame(VarCorr(m))``: variances and SDs first,
+    then covariances/correlations (unstructured only); tuples of :data:`VC_COLUMNS`.
 
     ``rel_cov`` is ``T T'`` (relative to σ²). With ``covariance="diagonal"`` each term is its
     own lme4 term, named ``g``, ``g.1``, ``g.2``… as lme4 names them.
@@ -38,20 +41,25 @@ def variance_components_table(group_name, re_names, covariance, rel_cov, sigma):
                 denom = np.sqrt(cov[a, a] * cov[b, b])
                 corr = cov[a, b] / denom if denom > 0 else np.nan
                 rows.append((group_name, re_names[b], re_names[a], cov[a, b], corr))
-    rows.append(("Residual", None, None, sigma**2, sigma))
-    return pd.DataFrame(rows, columns=["group", "var1", "var2", "variance", "sd_cor"])
+    return rows
 
 
 def random_effects_table(group_name, levels, re_names, modes, cond_var):
-    """Long form like lme4's ``as.data.frame(ranef(m, condVar=TRUE))``: term-major."""
-    G, q = modes.shape
-    return pd.DataFrame({
-        "group": group_name,
-        "level": np.tile(np.asarray(levels, dtype=object), q),
-        "term": np.repeat(np.asarray(re_names, dtype=object), G),
-        "mode": modes.T.ravel(),
-        "cond_sd": np.sqrt(np.maximum(cond_var, 0.0)).T.ravel(),
-    })
+    """Long form like lme4's ``as.data.frame(ranef(m, condVar=TRUE))``: term-major. Several
+    factors: ``group_name``, ``levels``, ``re_names``, ``modes``, ``cond_var`` are lists of
+    each factor's, stacked in order (one table, no concatenation of frames)."""
+    if isinstance(group_name, str):
+        group_name, levels, re_names = [group_name], [levels], [re_names]
+        modes, cond_var = [modes], [cond_var]
+    parts = []
+    for g, lv, names, m, cv in zip(group_name, levels, re_names, modes, cond_var):
+        G, q = m.shape
+        parts.append((np.full(G * q, g, dtype=object),
+                      np.tile(np.asarray(lv, dtype=object), q),
+                      np.repeat(np.asarray(names, dtype=object), G), m.T.ravel(),
+                      np.sqrt(np.maximum(cv, 0.0)).T.ravel()))
+    cols = [np.concatenate(c) for c in zip(*parts)]
+    return pd.DataFrame(dict(zip(["group", "level", "term", "mode", "cond_sd"], cols)))
 
 
 def _fmt(x, digits=4):
