@@ -41,33 +41,40 @@ def row_outer_sum(indptr, indices, data, out):
 @cached_njit(parallel=True)
 def row_quadratic_forms(indptr, indices, data, S, out):
     """``out[i] = f_i' S f_i`` for every row i, S symmetric given by its lower triangle
-    (``indices`` sorted within each row)."""
+    (``indices`` sorted within each row). S column-major (Fortran order, as LAPACK leaves
+    it): the inner loops run down a column."""
     n_rows = indptr.shape[0] - 1
     for i in prange(n_rows):
+        lo, hi = indptr[i], indptr[i + 1]
         total = 0.0
-        for a in range(indptr[i], indptr[i + 1]):
-            ja = indices[a]
-            inner = 0.5 * S[ja, ja] * data[a]
-            for b in range(indptr[i], a):
-                inner += S[ja, indices[b]] * data[b]
-            total += data[a] * inner
+        for b in range(lo, hi):
+            jb = indices[b]
+            inner = 0.5 * S[jb, jb] * data[b]
+            for a in range(b + 1, hi):
+                inner += S[indices[a], jb] * data[a]
+            total += data[b] * inner
         out[i] = 2.0 * total
 
 
 @cached_njit(parallel=True)
 def row_pattern_products(indptr, indices, data, S, out):
     """``out[a] = (f_i'S)_{indices[a]}`` for every nonzero a of every row i: the product
-    ``F S`` on F's own pattern, S symmetric given by its lower triangle. Within a row
-    ``Σ_a data[a] out[a] = f_i'S f_i`` (:func:`row_quadratic_forms`)."""
+    ``F S`` on F's own pattern, S symmetric given by its lower triangle (column-major: each
+    pair read once, down a column). Within a row ``Σ_a data[a] out[a] = f_i'S f_i``
+    (:func:`row_quadratic_forms`)."""
     n_rows = indptr.shape[0] - 1
     for i in prange(n_rows):
-        for a in range(indptr[i], indptr[i + 1]):
-            ja = indices[a]
-            total = 0.0
-            for b in range(indptr[i], indptr[i + 1]):
-                jb = indices[b]
-                total += data[b] * (S[ja, jb] if jb <= ja else S[jb, ja])
-            out[a] = total
+        lo, hi = indptr[i], indptr[i + 1]
+        for a in range(lo, hi):
+            out[a] = 0.0
+        for b in range(lo, hi):
+            jb = indices[b]
+            vb = data[b]
+            out[b] += vb * S[jb, jb]
+            for a in range(b + 1, hi):
+                s_ab = S[indices[a], jb]
+                out[a] += vb * s_ab
+                out[b] += data[a] * s_ab
 
 
 @cached_njit(parallel=True)
@@ -77,16 +84,18 @@ def scaled_schur_lower(lam, zz_indptr, zz_indices, zz_data, indptr, indices, dat
     rest factors' Schur complement of DESIGN §1, formed in place, ready for an in-place
     Cholesky factorization; the upper triangle is left as it was). ``ZZ``: its lower
     triangle as CSR (``zz_*``; ZZ is sparse — diagonal counts and the rest factors'
-    contingency tables — and is never held dense).
+    contingency tables — and is never held dense). ``out`` column-major (Fortran order, as
+    LAPACK reads it): the loops run down its columns.
 
     ``n_parts`` threads each own the output rows ``≡ part (mod n_parts)``: every thread
     scans all nonzeros but writes only its own rows (no races, no per-thread copies)."""
     m = lam.shape[0]
     n_rows = indptr.shape[0] - 1
     for part in prange(n_parts):
-        for i in range(part, m, n_parts):
-            for j in range(i + 1):
+        for j in range(m):
+            for i in range(j + (part - j) % n_parts, m, n_parts):  # own rows i ≥ j
                 out[i, j] = 0.0
+        for i in range(part, m, n_parts):
             li = lam[i]
             for a in range(zz_indptr[i], zz_indptr[i + 1]):
                 j = zz_indices[a]
@@ -94,10 +103,11 @@ def scaled_schur_lower(lam, zz_indptr, zz_indices, zz_data, indptr, indices, dat
                     out[i, j] += li * zz_data[a] * lam[j]
             out[i, i] += 1.0
         for r in range(n_rows):
-            for a in range(indptr[r], indptr[r + 1]):
-                ja = indices[a]
-                if ja % n_parts != part:
-                    continue
-                va = data[a]
-                for b in range(indptr[r], a + 1):
-                    out[ja, indices[b]] -= va * data[b]
+            lo, hi = indptr[r], indptr[r + 1]
+            for b in range(lo, hi):
+                jb = indices[b]
+                vb = data[b]
+                for a in range(b, hi):
+                    ja = indices[a]
+                    if n_parts == 1 or ja % n_parts == part:
+                        out[ja, jb] -= data[a] * vb
