@@ -15,7 +15,7 @@ from scipy import linalg
 from .._kernels.threads import blas_threads, numba_threads, single_threaded_blas
 from . import identifiability, multilevel, multilevel_sums
 from .glmm import GroupedRows, family_param_start, fit_fixed_glm
-from .lmm_fit import centring_shift
+from .lmm_fit import centring_shift, response_shift
 from .multilevel import FactorColumns, MultiCrossproducts, MultiProfiledDeviance, ScalarFactorsDeviance
 from .multilevel_glmm import MultiLaplace
 from .optimize import FiniteDifferenceGradient, minimize
@@ -40,10 +40,13 @@ def fit_multi_lmm(design, y, w, *, reml, fit_intercept, n_threads, tol, max_iter
                     reml=reml, weighted=bool(w.size), estimator_name=estimator_name,
                     stacklevel=6)
     order, cols = _elimination_order(design, Xf, back.scaling)
-    stats = MultiCrossproducts.from_rows(X, y, weights, cols)
+    # y less a value near its mean, as the columns: y'Wy − ‖c‖² − ‖c_β‖² (r²) without
+    # cancellation when y has a large mean (y + 1e5 had moved the criterion by 0.04)
+    y_shift = response_shift(y, fit_intercept)
+    stats = MultiCrossproducts.from_rows(X, y - y_shift if y_shift else y, weights, cols)
     return fit_multi_crossproducts(design, order, cols, stats, names, dropped, back,
                                    reml=reml, n_threads=n_threads, tol=tol,
-                                   max_iter=max_iter,
+                                   max_iter=max_iter, y_shift=y_shift,
                                    timings={"row_pass": time.perf_counter() - t0})
 
 
