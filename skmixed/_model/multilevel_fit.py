@@ -4,7 +4,9 @@
 :mod:`skmixed._model.multilevel_glmm`; both return a :class:`~skmixed._model.result.FitResult`.
 The fixed columns are centred and scaled (:class:`~skmixed._model.scaling.ColumnScaling`)
 and collinear ones dropped first (:func:`prepare_fixed`); :class:`BackTransform` maps the
-estimates back to the user's columns."""
+estimates back to the user's columns. The LMM's cross-products come from the rows
+(:func:`fit_multi_lmm`) or from the sums of a chunked pass (:func:`fit_multi_sums`,
+:mod:`skmixed._model.multilevel_sums`); both then run :func:`fit_multi_crossproducts`."""
 
 import time
 from dataclasses import dataclass
