@@ -6,7 +6,12 @@ of the same data, and the peak memory of the out-of-core fit measured in a fresh
 out-of-core fits are checked against the in-memory fit of the same rows: coefficients, θ (or
 edf and SDs) and the REML criterion (tolerances in ``_same_fit``).
 Quick grid: 2,000,000 rows × 2,000 groups; ``--bench-full``: 20,000,000 × 20,000 (issue 7:
-peak ≤ 2 GB)."""
+peak ≤ 2 GB).
+
+Several factors (issue 15): the crossed ``y ~ x + (1 | user) + (1 | item)`` of
+:func:`skmixed.datasets.make_crossed`, 1,000,000 rows × 20,000 users × 5,000 items in 10
+Parquet files, fitted from disk (per-level sums and the sparse user × item table summed over
+the blocks) and checked against the in-memory fit of the same rows."""
 
 import json
 import subprocess
@@ -20,6 +25,7 @@ pytest.importorskip("pyarrow", reason="Parquet sources need the 'parquet' extra"
 
 COLS = ["x", "b", "g"]
 ADDITIVE = ["x", "b", "z", "g"]
+CROSSED = ["user", "item", "x"]
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +155,41 @@ def test_outofcore_tiny_batches(benchmark, machine_info, small_parquet):
     reference = fit(1_000_000)
     assert model.coef_.tolist() == reference.coef_.tolist()
     assert model.theta_.tolist() == reference.theta_.tolist()
+
+
+@pytest.fixture(scope="module")
+def crossed_parquet(tmp_path_factory):
+    from skmixed.datasets import make_crossed
+
+    n_obs, n_users, n_items = 1_000_000, 20_000, 5_000
+    df = make_crossed(n_obs, n_users, n_items, random_state=15)[CROSSED + ["y"]]
+    df.attrs = {}
+    folder = tmp_path_factory.mktemp("crossed")
+    step = n_obs // 10
+    for i in range(10):
+        df.iloc[i * step:(i + 1) * step].to_parquet(folder / f"part-{i}.parquet", index=False)
+    return folder, df, (n_obs, n_users, n_items)
+
+
+def test_outofcore_crossed_parquet(benchmark, machine_info, crossed_parquet):
+    """Several factors from disk: one pass over the 10 files to the users' and items' sums
+    and their contingency table, then the in-memory fit's optimization — the same fit as
+    in memory (criterion 1e-10, θ and coefficients 1e-8)."""
+    from skmixed import MixedLM
+    from skmixed.sources import from_parquet
+
+    folder, df, (n_obs, n_users, n_items) = crossed_parquet
+    model = benchmark.pedantic(
+        lambda: MixedLM(groups=["user", "item"], n_jobs=2).fit(
+            from_parquet(folder, target="y", columns=CROSSED, progress=False)),
+        rounds=1, warmup_rounds=1)
+    timings = model.optimization_.timings
+    machine_info(n_obs=n_obs, n_users=n_users, n_items=n_items, source="parquet",
+                 row_pass_s=round(timings["row_pass"], 2),
+                 optimize_s=round(timings["optimize"], 2),
+                 n_evals=model.optimization_.n_evals)
+    memory = MixedLM(groups=["user", "item"], n_jobs=2).fit(df[CROSSED], df["y"])
+    assert model.converged_
+    assert model.reml_criterion_ == pytest.approx(memory.reml_criterion_, rel=1e-10)
+    np.testing.assert_allclose(model.theta_, memory.theta_, rtol=1e-8)
+    np.testing.assert_allclose(model.coef_, memory.coef_, rtol=1e-8)

@@ -26,7 +26,7 @@ from ..sources import refuse_chunked
 __all__ = ["GroupedDesign", "as_table", "resolve_column", "encode_groups", "lookup_groups",
            "make_design", "fixed_columns", "check_finite_columns", "fixed_block",
            "check_target", "check_weights", "missing_groups_error", "drop_unused_levels",
-           "check_label_types"]
+           "check_label_types", "interaction", "interaction_levels"]
 
 
 def as_table(X, estimator_name):
@@ -158,6 +158,16 @@ def interaction(columns, labels):
     (one category per combination present, in the order of the columns' sorted values),
     built from the columns' codes. ``columns``: the columns' values; ``labels``: their
     names (for errors)."""
+    codes, levels = interaction_levels(columns, labels)
+    return pd.Categorical.from_codes(codes, [":".join(str(v) for v in level)
+                                             for level in levels])
+
+
+def interaction_levels(columns, labels):
+    """The rows' codes of the interaction of grouping columns and its levels as tuples of
+    the columns' values (one per combination present, in the order of the columns' sorted
+    values; :func:`interaction` names them). A chunked fit keeps the tuples: they sort as
+    the whole data's combinations do, their names need not."""
     codes, uniques = [], []
     for values, label in zip(columns, labels):
         try:
@@ -173,14 +183,11 @@ def interaction(columns, labels):
     for c, u in zip(codes, uniques):
         combined = combined * len(u) + c
     present, inverse = np.unique(combined, return_inverse=True)
-    names = []
-    for k in present:
-        parts = []
-        for u in reversed(uniques):
-            parts.append(str(u[k % len(u)]))
-            k //= len(u)
-        names.append(":".join(reversed(parts)))
-    return pd.Categorical.from_codes(inverse.reshape(-1), names)
+    parts = []
+    for u in reversed(uniques):
+        parts.append(u[present % len(u)])
+        present = present // len(u)
+    return inverse.reshape(-1), list(zip(*reversed(parts)))
 
 
 def _unhashable_groups_error(label, exc):

@@ -41,9 +41,21 @@ def _factor_values(X, labels):
                                          labels))
 
 
-def make_spec(X, *, groups, random_slopes, covariance, estimator_name, exclude=()):
+def _encode_factor(X, labels, name, level_tuples):
+    """A factor's codes and levels; ``level_tuples``: an interaction's levels as a list
+    of tuples of its columns' values (:func:`~._design.interaction_levels`)."""
+    if level_tuples and len(labels) > 1:
+        codes, levels = _design.interaction_levels(
+            [_design.column_values(X, c) for c in labels], labels)
+        return codes, levels
+    return _design.encode_groups(_factor_values(X, labels), name)
+
+
+def make_spec(X, *, groups, random_slopes, covariance, estimator_name, exclude=(),
+              level_tuples=False):
     """Resolve the factors, their slopes and the fixed columns (all but the factors' and
-    ``exclude``'s: trials, offset); encode the factors."""
+    ``exclude``'s: trials, offset); encode the factors. ``level_tuples``: interactions'
+    levels as tuples of values, not names (a chunk of a chunked fit)."""
     if len(groups) == 0:
         raise ValueError(f"{estimator_name} needs at least one grouping factor in groups.")
     entries = [_entry_labels(X, e) for e in groups]
@@ -91,7 +103,7 @@ def make_spec(X, *, groups, random_slopes, covariance, estimator_name, exclude=(
                                  f"random slope of {nm!r}: a column has one role.")
         if len(set(slope_labels)) != len(slope_labels):
             raise ValueError(f"random_slopes of {nm!r} lists a column twice.")
-        codes, levels = _design.encode_groups(_factor_values(X, labs), nm)
+        codes, levels = _encode_factor(X, labs, nm, level_tuples)
         factors.append(Factor(
             name=nm, labels=labs, positions=tuple(position[c] for c in labs),
             codes=np.asarray(codes, dtype=np.int64), levels=levels,

@@ -15,11 +15,12 @@ from sklearn.utils.validation import check_is_fitted
 from .._kernels.crossprod import grouped_crossprods
 from .._kernels.threads import numba_threads
 from .._model.lmm_fit import centring_shift, fit_crossprods
-from .._model.multilevel_fit import fit_multi_lmm
+from .._model.multilevel_fit import fit_multi_lmm, fit_multi_sums
 from ..sources import ChunkedData, score_target
 from . import _design, _factors
 from ._base import GROUPED_CONSTRAINTS, GroupedModelMixin
 from ._chunked import chunked_pass, dask_pass, is_dask
+from ._chunked_multi import multi_chunked_pass, multi_dask_pass
 from ._results import summary_text
 
 __all__ = ["MixedLM"]
@@ -195,9 +196,10 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
             Fixed-effect columns plus the grouping column named by ``groups``; or a chunked
             source (:mod:`skmixed.sources`: a Parquet dataset, an iterator of DataFrames)
             read once, out of core, which names its target and weight columns (then y
-            and sample_weight stay None; one grouping factor); or a Dask DataFrame, with
-            y (and sample_weight) Dask Series partitioned alike: every partition reduced
-            to per-group sums where it lives.
+            and sample_weight stay None); or a Dask DataFrame, with y (and
+            sample_weight) Dask Series partitioned alike: every partition reduced to
+            per-group sums where it lives (with several factors also their sparse
+            level-by-level tables), the same fit as in memory.
         y : array-like of shape (n_samples,)
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative frequency weights.
@@ -258,9 +260,11 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         if not dask_input and (y is not None or sample_weight is not None):
             raise ValueError(f"{name}.fit(source): a chunked source names its target (and "
                              "weight) column; pass y and sample_weight as None.")
-        if _factors.is_multi(self.groups) or isinstance(self.random_slopes, dict):
-            raise ValueError("several grouping factors need an in-memory X (a chunked "
-                             "source fits one grouping factor).")
+        if _factors.is_multi(self.groups):
+            return self._fit_chunked_multi(source, y, sample_weight, t0)
+        if isinstance(self.covariance, dict) or isinstance(self.random_slopes, dict):
+            raise ValueError("covariance and random_slopes as dicts (by factor) need "
+                             "several grouping factors in groups.")
         groups = self.groups[0] if isinstance(self.groups, (list, tuple)) else self.groups
         if groups is None:
             raise ValueError(f"{name} needs groups=<the grouping column of X>.")
@@ -285,7 +289,35 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         result.opt.timings = {"row_pass": row_pass, **result.opt.timings,
                               "total": time.perf_counter() - t0}
         self._set_lmm_fitted(chunked.X_first,
-                             pd.Series([], name=chunked.y_name, dtype=float), spec, result)
+                             pd.Series([], name=chunked.y_name, dtype=float), spec, result,
+                             stacklevel=5)
+        return self
+
+    def _fit_chunked_multi(self, source, y, sample_weight, t0):
+        """Several grouping factors out of core: one pass to the per-level sums and the
+        factors' contingency tables (skmixed._estimators._chunked_multi), then the
+        in-memory fit's optimization on the same cross-products."""
+        name = type(self).__name__
+        params = dict(groups=list(self.groups), random_slopes=self.random_slopes,
+                      covariance=self.covariance, fit_intercept=self.fit_intercept,
+                      estimator_name=name)
+        with numba_threads(self.n_jobs) as n_threads:
+            if is_dask(source):
+                passed = multi_dask_pass(source, y, sample_weight, **params)
+                weighted = sample_weight is not None
+            else:
+                passed = multi_chunked_pass(source, **params)
+                weighted = source.weight is not None
+            row_pass = time.perf_counter() - t0
+            result = fit_multi_sums(passed.spec, passed.sums, passed.shift, reml=self.reml,
+                                    fit_intercept=self.fit_intercept, n_threads=n_threads,
+                                    tol=self.tol, max_iter=self.max_iter,
+                                    estimator_name=name, weighted=weighted, stacklevel=5)
+        result.opt.timings = {"row_pass": row_pass, **result.opt.timings,
+                              "total": time.perf_counter() - t0}
+        self._set_lmm_fitted(passed.X_first,
+                             pd.Series([], name=passed.y_name, dtype=float), passed.spec,
+                             result, stacklevel=6)
         return self
 
     def _fit_multi(self, X, y, sample_weight):
@@ -309,7 +341,7 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
                                    fit_intercept=self.fit_intercept, n_threads=n_threads,
                                    tol=self.tol, max_iter=self.max_iter, estimator_name=name)
         result.opt.timings["total"] = time.perf_counter() - t0
-        self._set_lmm_fitted(X, y, spec, result)
+        self._set_lmm_fitted(X, y, spec, result, stacklevel=5)
         return self
 
     def _fit_crossprods(self, spec, sums, shift, *, weighted):
@@ -318,9 +350,10 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
                               max_iter=self.max_iter, weighted=weighted,
                               estimator_name=type(self).__name__)
 
-    def _set_lmm_fitted(self, X, y, spec, result):
-        """Every fitted attribute at once, after all checks have passed."""
-        self._set_fitted(X, y, spec, result, keep_residual=True, stacklevel=4)
+    def _set_lmm_fitted(self, X, y, spec, result, stacklevel=4):
+        """Every fitted attribute at once, after all checks have passed; ``stacklevel`` of
+        the warnings counts from the caller of ``fit``'s wrapper (4: ``fit`` calls this)."""
+        self._set_fitted(X, y, spec, result, keep_residual=True, stacklevel=stacklevel)
         self.reml_criterion_ = float(result.criterion) if self.reml else np.nan
         self.deviance_ = np.nan if self.reml else float(result.criterion)
 

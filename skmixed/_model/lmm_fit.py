@@ -14,20 +14,26 @@ from .result import FactorFit, FitResult
 from .scaling import SAMPLE_ROWS, ColumnScaling
 from .spaces import ThetaSpace
 
-__all__ = ["centring_shift", "fit_crossprods"]
+__all__ = ["centring_shift", "response_shift", "fit_crossprods"]
 
 
-def centring_shift(design, y, fit_intercept):
+def centring_shift(design, y, fit_intercept, slope_pos=None):
     """Values subtracted from ``v = [1, x…, y]`` in the row pass (DESIGN §1 sums): the
     fixed columns' centres of :class:`~skmixed._model.scaling.ColumnScaling` (0 for
-    random-slope columns and without an intercept) and, with an intercept, the mean of a
-    strided sample of y. It keeps ``y'y − Σ‖c_i‖² − ‖c_β‖²`` free of cancellation when y or
-    a column has a large mean; only the intercept moves, mapped back after the fit."""
-    scaling = ColumnScaling.from_columns(design.columns, intercept=fit_intercept,
-                                         slope_pos=design.slope_pos)
-    y_shift = (float(np.mean(y[::max(1, y.shape[0] // SAMPLE_ROWS)]))
-               if fit_intercept else 0.0)
-    return np.concatenate([[0.0], scaling.center, [y_shift]])
+    random-slope columns — ``slope_pos``, default ``design.slope_pos`` — and without an
+    intercept) and, with an intercept, the mean of a strided sample of y. It keeps
+    ``y'y − Σ‖c_i‖² − ‖c_β‖²`` free of cancellation when y or a column has a large mean;
+    only the intercept moves, mapped back after the fit."""
+    scaling = ColumnScaling.from_columns(
+        design.columns, intercept=fit_intercept,
+        slope_pos=design.slope_pos if slope_pos is None else slope_pos)
+    return np.concatenate([[0.0], scaling.center, [response_shift(y, fit_intercept)]])
+
+
+def response_shift(y, fit_intercept):
+    """What is subtracted from y before its sums: with an intercept, the mean of a strided
+    sample of y (the intercept absorbs it exactly), else 0."""
+    return float(np.mean(y[::max(1, y.shape[0] // SAMPLE_ROWS)])) if fit_intercept else 0.0
 
 
 def _scaled_crossprods(group_xv, total_vv, shift, slope_pos, fit_intercept):

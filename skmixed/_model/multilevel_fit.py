@@ -4,7 +4,9 @@
 :mod:`skmixed._model.multilevel_glmm`; both return a :class:`~skmixed._model.result.FitResult`.
 The fixed columns are centred and scaled (:class:`~skmixed._model.scaling.ColumnScaling`)
 and collinear ones dropped first (:func:`prepare_fixed`); :class:`BackTransform` maps the
-estimates back to the user's columns."""
+estimates back to the user's columns. The LMM's cross-products come from the rows
+(:func:`fit_multi_lmm`) or from the sums of a chunked pass (:func:`fit_multi_sums`,
+:mod:`skmixed._model.multilevel_sums`); both then run :func:`fit_multi_crossproducts`."""
 
 import time
 from contextlib import nullcontext
@@ -15,8 +17,9 @@ import numpy as np
 from scipy import linalg
 
 from .._kernels.threads import blas_threads, numba_threads
-from . import identifiability, multilevel
+from . import identifiability, multilevel, multilevel_sums
 from .glmm import GroupedRows, family_param_start, fit_fixed_glm
+from .lmm_fit import centring_shift, response_shift
 from .multilevel import (FactorColumns, MultiCrossproducts, MultiProfiledDeviance,
                          ScalarFactorsDeviance)
 from .multilevel_glmm import MultiLaplace
@@ -26,29 +29,94 @@ from .scalar_laplace import ScalarLaplace, exact_laplace_applies
 from .scaling import ColumnScaling
 from .spaces import ThetaSpace
 
-__all__ = ["fit_multi_lmm", "fit_multi_glmm", "prepare_fixed", "BackTransform", "glm_start"]
+__all__ = ["fit_multi_lmm", "fit_multi_sums", "fit_multi_crossproducts", "check_multi_lmm",
+           "fit_multi_glmm", "prepare_fixed", "BackTransform", "glm_start", "slope_columns",
+           "multi_centring_shift", "elimination_order"]
 
 
 def fit_multi_lmm(design, y, w, *, reml, fit_intercept, n_threads, tol, max_iter,
                   estimator_name):
     """The LMM with several factors (``design``: a ModelSpec, unused levels dropped): one
     pass to the cross-products, θ by the profiled deviance; a FitResult."""
-    timings = {}
     t0 = time.perf_counter()
     weights, Xf, X, names, dropped, back = prepare_fixed(design, y, w, fit_intercept)
-    identifiability.check_levels_vs_observations(
-        weights.sum(), [(f.name, len(f.levels), list(f.term.names), f.covariance)
-                        for f in design.factors], estimator_name, weighted=bool(w.size))
-    # fit → _fit_multi → here: the warning points at the caller of fit
-    identifiability.warn_identical(
-        design.factors, identifiability.identical_factor_sets(
-            [f.codes for f in design.factors], weights), stacklevel=5)
-    if reml and weights.sum() <= X.shape[1]:
-        raise ValueError(f"REML needs more observations ({weights.sum():g}) than fixed "
-                         f"effects ({X.shape[1]}).")
+    check_multi_lmm(design.factors, weights.sum(), X.shape[1],
+                    identifiability.identical_factor_sets([f.codes for f in design.factors],
+                                                          weights),
+                    reml=reml, weighted=bool(w.size), estimator_name=estimator_name,
+                    stacklevel=6)
     order, cols = _elimination_order(design, Xf, back.scaling)
-    stats = MultiCrossproducts.from_rows(X, y, weights, cols)
-    timings["row_pass"] = time.perf_counter() - t0
+    # y less a value near its mean, as the columns: y'Wy − ‖c‖² − ‖c_β‖² (r²) without
+    # cancellation when y has a large mean (y + 1e5 had moved the criterion by 0.04)
+    y_shift = response_shift(y, fit_intercept)
+    stats = MultiCrossproducts.from_rows(X, y - y_shift if y_shift else y, weights, cols)
+    return fit_multi_crossproducts(design, order, cols, stats, names, dropped, back,
+                                   reml=reml, n_threads=n_threads, tol=tol,
+                                   max_iter=max_iter, y_shift=y_shift,
+                                   timings={"row_pass": time.perf_counter() - t0})
+
+
+def fit_multi_sums(design, sums, shift, *, reml, fit_intercept, n_threads, tol, max_iter,
+                   estimator_name, weighted, stacklevel):
+    """The LMM with several factors from the sums of a chunked row pass (``sums``: a
+    :class:`~skmixed._model.multilevel_sums.MultiSums` over the levels of ``design``'s
+    factors, unused ones dropped; ``shift``: what the pass subtracted from ``v = [1, x…,
+    y]``): the columns' scales from the sums (as a one-factor fit's), collinear columns
+    dropped, the in-memory fit's checks and optimization on the same cross-products.
+    ``stacklevel`` of the warnings counts from the caller."""
+    t0 = time.perf_counter()
+    p = len(design.fixed_names)
+    vv = sums.vv
+    n_obs = float(vv[0, 0])
+    scaling = ColumnScaling.from_centred_sums(shift[1:p + 1], n_obs, vv[0, 1:p + 1],
+                                              np.diagonal(vv)[1:p + 1],
+                                              intercept=fit_intercept,
+                                              slope_pos=slope_columns(design))
+    scale = np.concatenate([[1.0], scaling.scale, [1.0]])
+    fixed = np.arange(0 if fit_intercept else 1, p + 1)
+    names = (["(Intercept)"] if fit_intercept else []) + list(design.fixed_names)
+    kept, dropped = identifiability.independent_fixed_columns(
+        vv[np.ix_(fixed, fixed)] / np.outer(scale[fixed], scale[fixed]), names,
+        stacklevel=stacklevel + 1)
+    check_multi_lmm(design.factors, n_obs, len(kept),
+                    multilevel_sums.identical_factors(sums, [f.term.q for f in design.factors]),
+                    reml=reml, weighted=weighted, estimator_name=estimator_name,
+                    stacklevel=stacklevel + 2)
+    order = elimination_order(design.factors)
+    z_pos = [np.concatenate([[0], 1 + np.asarray(f.slope_pos, dtype=np.int64)])
+             for f in design.factors]
+    stats = multilevel_sums.multi_crossproducts(sums, order, z_pos, scale, fixed[kept])
+    cols = [FactorColumns(None, len(design.factors[k].levels), None, design.factors[k].term)
+            for k in order]
+    return fit_multi_crossproducts(design, order, cols, stats, [names[j] for j in kept],
+                                   dropped, BackTransform(scaling, kept), reml=reml,
+                                   n_threads=n_threads, tol=tol, max_iter=max_iter,
+                                   y_shift=float(shift[-1]),
+                                   timings={"sums": time.perf_counter() - t0})
+
+
+def check_multi_lmm(factors, n_obs, n_fixed, identical, *, reml, weighted, estimator_name,
+                    stacklevel):
+    """The checks of a several-factor LMM before θ is optimized: lme4's refusals of levels
+    vs observations, the warning for identical factors (``identical``: sets of indices
+    into ``factors``), REML's observations vs fixed effects. ``stacklevel`` of the warning
+    counts from here."""
+    identifiability.check_levels_vs_observations(
+        n_obs, [(f.name, len(f.levels), list(f.term.names), f.covariance) for f in factors],
+        estimator_name, weighted=weighted)
+    identifiability.warn_identical(factors, identical, stacklevel=stacklevel)
+    if reml and n_obs <= n_fixed:
+        raise ValueError(f"REML needs more observations ({n_obs:g}) than fixed "
+                         f"effects ({n_fixed}).")
+
+
+def fit_multi_crossproducts(design, order, cols, stats, names, dropped, back, *, reml,
+                            n_threads, tol, max_iter, y_shift=0.0, timings=None):
+    """Everything after the row pass (in memory or by chunks): θ by the profiled deviance
+    of ``stats`` (a MultiCrossproducts of the internal columns, the factors ``cols`` in
+    elimination ``order``), the estimates mapped back by ``back``; ``y_shift``: what was
+    subtracted from y (added to the intercept). A FitResult."""
+    timings = dict(timings or {})
     # intercept-only factors with a dense rest block: the exact-gradient fast path
     Q1 = stats.offsets[1]
     scalar = (all(c.term.q == 1 for c in cols)
@@ -62,7 +130,7 @@ def fit_multi_lmm(design, y, w, *, reml, fit_intercept, n_threads, tol, max_iter
         # 1.0 s → 0.7 s on InstEval with 2 threads)
         with numba_threads(1):
             opt = minimize(objective, ThetaSpace([c.term for c in cols],
-                                                 _moment_start(X, y, weights, cols)),
+                                                 _moment_start(stats, cols)),
                            method="log-lbfgs", tol=tol, max_iter=max_iter,
                            blas_threads=_dense_threads(objective, n_threads))
     else:
@@ -81,6 +149,8 @@ def fit_multi_lmm(design, y, w, *, reml, fit_intercept, n_threads, tol, max_iter
         sigma2 = state.penalized_rss / objective.dof
         modes = objective.conditional_modes(state)
         beta, fixed_cov = back(state.beta, sigma2 * linalg.inv(state.S))
+    if y_shift and names and names[0] == "(Intercept)":
+        beta[0] += y_shift
     # back to the user's factor order
     factors = [None] * len(order)
     for pos, k in enumerate(order):
@@ -108,21 +178,26 @@ def _dense_threads(objective, n_threads):
     return n_threads if objective.rest_columns >= DENSE_THREADS_FROM else 1
 
 
-def _moment_start(X, y, w, factors):
-    """A start for θ of intercept-only factors: per factor, the variance of its levels'
-    mean residuals (y after least squares on X) less their sampling share, over the
-    smallest within-level residual variance (σ²), each at least 0.1 σ. One pass of
-    bincounts; on InstEval it saves a quarter of the evaluations from θ = 1."""
-    beta = np.linalg.lstsq(X * np.sqrt(w)[:, None], y * np.sqrt(w), rcond=None)[0]
-    r = y - X @ beta
-    between, within = [], []
-    for f in factors:
-        cnt = np.bincount(f.codes, weights=w, minlength=f.n_levels)
+def _moment_start(stats, factors):
+    """A start for θ of intercept-only factors (in elimination order, as ``stats``): per
+    factor, the variance of its levels' mean residuals (y after least squares on X) less
+    their sampling share, over the smallest within-level residual variance (σ²), each at
+    least 0.1 σ. From the sums alone — the residuals' sums per level are
+    ``Z'Wy − Z'WX β``, their within-level sum of squares ``r'Wr − Σ_i n_i r̄_i²`` — so a
+    chunked fit starts where the in-memory one does; on InstEval it saves a quarter of
+    the evaluations from θ = 1."""
+    beta = linalg.lstsq(stats.XtX, stats.Xty)[0] if stats.p else np.zeros(0)
+    rss = max(stats.yty - 2.0 * float(beta @ stats.Xty)
+              + float(beta @ stats.XtX @ beta), 0.0)
+    counts_all, between, within = stats.ZZ.diagonal(), [], []
+    for k, f in enumerate(factors):
+        rows = stats.offsets[k] + np.arange(f.n_levels) * f.term.q
+        cnt = counts_all[rows]
         seen = cnt > 0
-        means = np.bincount(f.codes, weights=w * r, minlength=f.n_levels) / np.where(seen,
-                                                                                  cnt, 1)
-        dev = r - means[f.codes]
-        within.append(float(w @ (dev * dev)) / max(float(w.sum()) - seen.sum(), 1.0))
+        sums = stats.Zy[rows] - stats.ZX[rows] @ beta
+        means = sums / np.where(seen, cnt, 1)
+        within.append(max(rss - float(sums @ means), 0.0)
+                      / max(stats.n - seen.sum(), 1.0))
         between.append(float(np.var(means[seen])) - within[-1] * float(np.mean(1 / cnt[seen])))
     s2 = max(min(within), 1e-300)
     return np.sqrt(np.maximum(np.array(between), 0.01 * s2) / s2)
@@ -136,9 +211,8 @@ def prepare_fixed(design, y, w, fit_intercept):
     n = y.shape[0]
     weights = w if w.size else np.ones(n)
     Xf = np.column_stack(design.columns) if design.columns else np.empty((n, 0))
-    slopes = sorted({int(j) for f in design.factors for j in f.slope_pos})
     scaling = ColumnScaling.from_columns(design.columns, intercept=fit_intercept,
-                                         slope_pos=slopes)
+                                         slope_pos=slope_columns(design))
     X = np.column_stack([np.ones(n), Xf]) if fit_intercept else Xf.copy()
     scaling.transform(X, first=int(fit_intercept))
     names = (["(Intercept)"] if fit_intercept else []) + list(design.fixed_names)
@@ -175,12 +249,28 @@ class BackTransform:
         return self.scaling.reml_offset(self.kept)
 
 
+def slope_columns(design):
+    """The fixed columns (positions) with a random slope in some factor: scaled, never
+    centred (:class:`~skmixed._model.scaling.ColumnScaling`)."""
+    return sorted({int(j) for f in design.factors for j in f.slope_pos})
+
+
+def multi_centring_shift(design, y, fit_intercept):
+    """:func:`~skmixed._model.lmm_fit.centring_shift` of a several-factor ModelSpec."""
+    return centring_shift(design, y, fit_intercept, slope_pos=slope_columns(design))
+
+
+def elimination_order(factors):
+    """The factors' positions, the one with most random-effect columns first (ties in
+    the user's order)."""
+    return sorted(range(len(factors)), key=lambda k: -len(factors[k].levels) * factors[k].term.q)
+
+
 def _elimination_order(design, Xf, scaling):
     """The factors as FactorColumns, the one with most random-effect columns first; slope
     columns on the internal scale of ``scaling``."""
     n = Xf.shape[0]
-    order = sorted(range(len(design.factors)),
-                   key=lambda k: -len(design.factors[k].levels) * design.factors[k].term.q)
+    order = elimination_order(design.factors)
     cols = []
     for k in order:
         f = design.factors[k]

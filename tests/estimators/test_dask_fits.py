@@ -3,7 +3,7 @@ processes):
 
 * MixedLM: every partition reduced to per-group sums on its worker, the same estimates as
   the in-memory fit (1e-8 relative) with every group spread over all partitions, errors
-  that name the partition;
+  that name the partition; with several factors also the factors' contingency tables;
 * MixedGLM (Laplace): rows shuffled by group, one actor per partition; the same estimates
   as the in-memory fit at the GLMM tolerance (β and θ 1e-6, standard errors 1e-3: both
   from finite-difference Hessians at slightly different points); a worker killed mid-fit
@@ -91,6 +91,27 @@ def test_dask_misuse(client, data):
     y4 = dd.from_pandas(data["y"], npartitions=4)
     with pytest.raises(ValueError, match="partitions"):
         MixedLM(groups="g").fit(ddf[COLS], y4)
+
+
+def test_dask_several_factors(client, data):
+    """Several factors (a crossed h, a random slope in g, weights): per-level sums and the
+    factors' contingency tables made on the workers, added on the client in partition
+    order — the in-memory fit (criterion 1e-10, θ 1e-6 relative or 1e-7 absolute: one
+    entry is -5e-4; coefficients 1e-7)."""
+    frame = data[["x", "g", "y"]].assign(
+        h=np.arange(len(data)) % 17, w=np.random.default_rng(5).integers(1, 3, len(data)))
+    cols = ["x", "g", "h"]
+    params = dict(groups=["g", "h"], random_slopes={"g": ["x"]})
+    memory = MixedLM(**params).fit(frame[cols], frame["y"], sample_weight=frame["w"])
+    ddf = dd.from_pandas(frame, npartitions=5)
+    model = MixedLM(**params).fit(ddf[cols], ddf["y"], sample_weight=ddf["w"])
+    assert model.reml_criterion_ == pytest.approx(memory.reml_criterion_, rel=1e-10)
+    np.testing.assert_allclose(model.theta_, memory.theta_, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(model.coef_, memory.coef_, rtol=1e-7)
+    for name in ("g", "h"):
+        pd.testing.assert_index_equal(model.group_levels_[name], memory.group_levels_[name])
+    np.testing.assert_allclose(model.random_effects_["mode"], memory.random_effects_["mode"],
+                               atol=1e-7)
 
 
 def _same_glmm_fit(model, reference):

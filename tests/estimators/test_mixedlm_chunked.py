@@ -127,8 +127,10 @@ def test_empty_source_and_misuse():
     source = from_chunks([empty], target="y", progress=False)
     with pytest.raises(ValueError, match="names its target"):
         MixedLM(groups="g").fit(source, np.zeros(0))
-    with pytest.raises(ValueError, match="one grouping factor"):
+    with pytest.raises(ValueError, match="no rows"):  # several factors read chunks too
         MixedLM(groups=["g", "b"]).fit(source)
+    with pytest.raises(ValueError, match="as dicts .* need several grouping factors"):
+        MixedLM(groups="g", random_slopes={"g": ["x"]}).fit(source)
 
 
 def test_one_row_chunks_and_files(data, tmp_path):

@@ -17,12 +17,14 @@ the term's SD (1.3e-6), conditional SDs 1e-5 (8.8e-7); the crossed slopes' crite
 """
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 
 from skmixed import MixedLM
 from skmixed._model.multilevel import (FactorColumns, MultiCrossproducts,
@@ -80,6 +82,25 @@ def test_pastes_nested(data_file, load_reference):
     new = pd.DataFrame({"batch": ["A"], "cask": ["z"]})
     assert model.predict(new)[0] == pytest.approx(model.intercept_ + re[("batch", "A")])
     assert model.predict(new, random_effects=False)[0] == pytest.approx(model.intercept_)
+
+
+@pytest.mark.parametrize("offset", [1e4, 1e6])
+def test_a_response_with_a_large_mean(data_file, offset):
+    """y + a constant is the same model with the intercept moved: y is centred before its
+    sums, as the columns are. Before, y'y − ‖c‖² − ‖c_β‖² cancelled: Pastes' strength +
+    1e4 stopped ABNORMAL with θ 1.3e-3 off, + 1e6 with θ 27 % off (observed now: θ 1e-11,
+    the criterion 2e-12)."""
+    df = pd.read_csv(data_file("Pastes.csv"))
+    groups = ["batch", ("cask", "batch")]
+    base = MixedLM(groups=groups).fit(df[["batch", "cask"]], df["strength"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        moved = MixedLM(groups=groups).fit(df[["batch", "cask"]], df["strength"] + offset)
+    assert moved.reml_criterion_ == pytest.approx(base.reml_criterion_, rel=1e-10)
+    np.testing.assert_allclose(moved.theta_, base.theta_, rtol=1e-8)
+    assert moved.intercept_ - offset == pytest.approx(base.intercept_, rel=1e-8)
+    np.testing.assert_allclose(moved.random_effects_["mode"], base.random_effects_["mode"],
+                               rtol=1e-7, atol=1e-8)
 
 
 @pytest.fixture(scope="module")
