@@ -16,8 +16,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ..exceptions import SingularFitWarning
 from .._model.result import lme4_order
 from . import _design, _factors
-from ._results import (VC_COLUMNS, fixed_effects_table, random_effects_table,
-                       variance_component_rows)
+from ._results import (fixed_effects_table, random_effects_table, variance_component_rows,
+                       variance_components_frame)
 
 __all__ = ["GroupedModelMixin", "GROUPED_CONSTRAINTS"]
 
@@ -63,7 +63,7 @@ class GroupedModelMixin:
                                           T @ T.T, self.sigma_)
         if keep_residual:
             vc.append(("Residual", None, None, self.sigma_ ** 2, self.sigma_))
-        self.variance_components_ = pd.DataFrame(vc, columns=VC_COLUMNS)
+        self.variance_components_ = variance_components_frame(vc)
         self.random_effects_ = random_effects_table(
             [f.name for f in order], [f.levels for f in order],
             [list(f.term.names) for f in order], [f.modes for f in order],

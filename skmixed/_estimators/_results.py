@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["fixed_effects_table", "variance_component_rows", "random_effects_table",
-           "summary_text", "VC_COLUMNS"]
+__all__ = ["fixed_effects_table", "variance_component_rows", "variance_components_frame",
+           "random_effects_table", "summary_text", "VC_COLUMNS"]
 
 
 def fixed_effects_table(names, estimate, cov):
@@ -42,6 +42,20 @@ def variance_component_rows(group_name, re_names, covariance, rel_cov, sigma):
                 corr = cov[a, b] / denom if denom > 0 else np.nan
                 rows.append((group_name, re_names[b], re_names[a], cov[a, b], corr))
     return rows
+
+
+def variance_components_frame(rows):
+    """The variance components' DataFrame from rows of :data:`VC_COLUMNS`: the names as
+    object columns with None where a row has none (lme4's NA), whatever string dtype pandas
+    would infer."""
+    cols = list(zip(*rows)) if rows else [()] * len(VC_COLUMNS)
+    data = {name: pd.Series(list(col), dtype=object)
+            for name, col in zip(VC_COLUMNS[:3], cols[:3])}
+    data.update({name: pd.Series(col, dtype=float) for name, col in zip(VC_COLUMNS[3:],
+                                                                         cols[3:])})
+    frame = pd.DataFrame(data)
+    frame["group"] = frame["group"].astype(str)
+    return frame
 
 
 def random_effects_table(group_name, levels, re_names, modes, cond_var):

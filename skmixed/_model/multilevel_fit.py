@@ -287,8 +287,10 @@ def fit_multi_glmm(design, y, w, m, offset, *, family, fit_intercept, tol, max_i
     t0 = time.perf_counter()
     weights, Xf, X, names, dropped, back = prepare_fixed(design, y, w, fit_intercept)
     order, cols = _elimination_order(design, Xf, back.scaling)
-    exact = exact_laplace_applies(cols, family, y, weights)
-    lap = (ScalarLaplace if exact else MultiLaplace)(X, y, m, offset, weights, cols, family)
+    pattern = exact_laplace_applies(cols, family, y, weights)
+    exact = pattern is not None
+    lap = (ScalarLaplace(X, y, m, offset, weights, cols, family, pattern) if exact
+           else MultiLaplace(X, y, m, offset, weights, cols, family))
     beta0 = glm_start(X, y, m, offset, weights, family)
     extra0 = family_param_start(family, X, y, offset, weights, beta0)
     theta0 = np.concatenate([c.term.theta_start() for c in cols])

@@ -306,8 +306,13 @@ class MultiLaplace:
             stage = SimpleNamespace(value=stage1, value_and_grad=self.joint_value_and_grad)
         else:
             stage = SimpleNamespace(value=stage1)
-        first = minimize(stage, ThetaSpace(terms, theta0), method="lbfgs", tol=1e-5,
-                         max_iter=max_iter, blas_threads=None, ftol=1e-10, eps=1e-6)
+        # with the exact gradient on log θ (as the LMM's scalar path): on θ itself the first
+        # step could land on the bound θ = 0, where the gradient is 0 (d depends on θ²) and
+        # the search stopped there — variances of 0 on Poisson fits with small ones
+        first = (minimize(stage, ThetaSpace(terms, theta0), method="log-lbfgs",
+                          max_iter=max_iter, blas_threads=None) if self.exact_gradient
+                 else minimize(stage, ThetaSpace(terms, theta0), method="lbfgs", tol=1e-5,
+                               max_iter=max_iter, blas_threads=None, ftol=1e-10, eps=1e-6))
         if self.exact_gradient:
             state["beta"] = self._joint[0]
         stage1(first.theta_final)  # β at the stage-1 θ

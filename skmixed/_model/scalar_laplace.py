@@ -27,7 +27,7 @@ import numpy as np
 from scipy import linalg, sparse
 
 from .._kernels.sparse_pairs import row_pattern_products, scaled_schur_lower
-from .multilevel import _schur_inverse
+from .multilevel import _schur_inverse, dense_rest
 from .multilevel_glmm import MultiLaplace
 
 __all__ = ["ScalarLaplace", "ScalarPattern", "exact_laplace_applies"]
@@ -35,11 +35,17 @@ __all__ = ["ScalarLaplace", "ScalarPattern", "exact_laplace_applies"]
 
 def exact_laplace_applies(factors, family, y, w):
     """Whether :class:`ScalarLaplace` fits this model: every factor intercept-only, a
-    canonical link (Newton's information is the Laplace log determinant's) and no family
-    parameter estimated with the fit."""
-    return (all(f.term.q == 1 for f in factors) and len(factors) > 1
+    canonical link (Newton's information is the Laplace log determinant's), no family
+    parameter estimated with the fit, and a rest block dense by
+    :func:`~skmixed._model.multilevel.dense_rest` (nested factors with thousands of outer
+    levels have a sparse one: the general path's sparse LU). Returns the
+    :class:`ScalarPattern` when it applies, else None."""
+    if not (all(f.term.q == 1 for f in factors) and len(factors) > 1
             and family.canonical and not family.linear
-            and family.laplace_param(y, w) is None)
+            and family.laplace_param(y, w) is None):
+        return None
+    pattern = ScalarPattern(factors)
+    return pattern if dense_rest(pattern.B, pattern.R) else None
 
 
 def _cells(keys):
@@ -158,9 +164,9 @@ class ScalarLaplace(MultiLaplace):
 
     exact_gradient = True
 
-    def __init__(self, X, y, m, offset, w, factors, family):
+    def __init__(self, X, y, m, offset, w, factors, family, pattern=None):
         super().__init__(X, y, m, offset, w, factors, family)
-        self.pattern = ScalarPattern(factors)
+        self.pattern = ScalarPattern(factors) if pattern is None else pattern
         Qr = self.pattern.Qr
         self._buffer = np.zeros((Qr, Qr), order="F")
         self.codes = [np.asarray(f.codes, dtype=np.int64) for f in factors]
@@ -253,7 +259,10 @@ class ScalarLaplace(MultiLaplace):
         if not np.isfinite(f):
             return np.inf, np.zeros(theta.size)
         system = self._joint[1]
-        return f, self._gradient(theta, u, system, joint=True)[:theta.size]
+        try:
+            return f, self._gradient(theta, u, system, joint=True)[:theta.size]
+        except (np.linalg.LinAlgError, linalg.LinAlgError):
+            return np.inf, np.zeros(theta.size)
 
 
     def laplace_deviance(self, eta, u, system):
@@ -271,7 +280,10 @@ class ScalarLaplace(MultiLaplace):
             return np.inf, np.zeros(x.size)
         self.u = u
         f = self._h(self._terms[0], u) + system.logdet
-        return f, self._gradient(self._theta(x), u, system)
+        try:
+            return f, self._gradient(self._theta(x), u, system)
+        except (np.linalg.LinAlgError, linalg.LinAlgError):
+            return np.inf, np.zeros(x.size)  # e.g. β's Schur complement singular
 
     def _gradient(self, theta, u, system, joint=False):
         """The gradient over (θ, β) at the modes u of the last :meth:`modes` (``joint``:

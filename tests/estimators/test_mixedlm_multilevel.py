@@ -344,3 +344,14 @@ def test_one_interaction_factor_fits_without_lapack_complaints(capfd):
         X[["x"]].assign(**{"a:b": X["a"].astype(str) + ":" + X["b"].astype(str)}), y)
     assert model.reml_criterion_ == pytest.approx(one.reml_criterion_, rel=1e-9)
     np.testing.assert_allclose(model.theta_, one.theta_, rtol=1e-5)
+
+
+def test_variance_components_keep_their_column_types(data_file):
+    """The names are object columns with None where a row has none (lme4's NA), as before
+    the table was built from rows: not a string dtype with NaN."""
+    df = pd.read_csv(data_file("Penicillin.csv"))
+    vc = MixedLM(groups=["plate", "sample"]).fit(df[["plate", "sample"]],
+                                                 df["diameter"]).variance_components_
+    assert vc["var1"].dtype == object and vc["var2"].dtype == object
+    assert vc["var1"].iloc[-1] is None and vc["var2"].iloc[0] is None
+    assert list(vc.columns) == ["group", "var1", "var2", "variance", "sd_cor"]

@@ -87,7 +87,7 @@ def test_fit_equals_the_finite_difference_path(family_name, monkeypatch):
                          "c": factors[2].codes})
     make = lambda: MixedGLM(family=family_name, groups=["a", "b", "c"])  # noqa: E731
     exact = make().fit(data, y)
-    monkeypatch.setattr(multilevel_fit, "exact_laplace_applies", lambda *a: False)
+    monkeypatch.setattr(multilevel_fit, "exact_laplace_applies", lambda *a: None)
     general = make().fit(data, y)
     assert "exact gradient" in exact.optimization_.optimizer
     assert "exact gradient" not in general.optimization_.optimizer
@@ -101,3 +101,45 @@ def test_fit_equals_the_finite_difference_path(family_name, monkeypatch):
     re_g = general.random_effects_.set_index(["group", "level"])
     np.testing.assert_allclose(re_e["mode"], re_g["mode"], rtol=1e-3, atol=1e-4)
     np.testing.assert_allclose(re_e["cond_sd"], re_g["cond_sd"], rtol=1e-3)
+
+
+def test_small_variances_are_not_stopped_at_zero():
+    """Three Poisson factors with small SDs: the nAGQ = 0 stage searched θ itself, its
+    first step landed on θ = 0 where the gradient is 0, and the fit stopped there (deviance
+    2155.455, θ ≈ (1e-7, 0.109, 3e-8), not converged). On log θ it reaches the optimum the
+    general path and glmer find (deviance 2149.496, θ ≈ (0.066, 0.185, 0.037))."""
+    rng = np.random.default_rng(128)
+    n = int(rng.integers(60, 800))
+    K = int(rng.integers(2, 5))
+    G = [int(rng.integers(2, max(3, n // int(rng.integers(2, 30))))) for _ in range(K)]
+    sds = rng.choice([0.0, 0.05, 0.2, 1.0, 2.5], K)
+    df = pd.DataFrame({f"g{k}": rng.integers(0, G[k], n) for k in range(K)})
+    df["x"] = rng.normal(size=n)
+    eta = (rng.normal() + 0.5 * df.x
+           + sum(rng.normal(0, sds[k], G[k])[df[f"g{k}"]] for k in range(K)))
+    y = rng.poisson(np.exp(eta))
+    groups = [f"g{k}" for k in range(K)]
+    model = MixedGLM(groups=groups, family="poisson").fit(df[["x"] + groups], y)
+    assert model.converged_
+    assert model.deviance_ == pytest.approx(2149.496026, abs=1e-5)
+    np.testing.assert_allclose(model.theta_, [0.0662, 0.1845, 0.0367], atol=5e-4)
+
+
+def test_a_sparse_rest_block_takes_the_general_path(monkeypatch):
+    """The exact path factors its rest block densely: only where
+    :func:`~skmixed._model.multilevel.dense_rest` would (nested factors with thousands of
+    outer levels have a sparse one; a dense one had made a 72,000-row nested fit 165 s and
+    634 MB against 9.8 s)."""
+    from skmixed._model import multilevel
+
+    monkeypatch.setattr(multilevel, "DENSE_LIMIT", 10)
+    n = 3000
+    outer = np.arange(n) // 6  # 500 outer levels, 2 inner levels each, 3 rows per inner
+    inner = np.arange(n) // 3
+    family = get_family("binomial", None)
+    y = np.zeros(n)
+    nested = [FactorColumns(c, int(c.max()) + 1, np.ones((n, 1)), INTERCEPT)
+              for c in (inner, outer)]
+    assert exact_laplace_applies(nested, family, y, np.ones(n)) is None
+    X, y, m, offset, w, crossed, _ = _model("binomial", 2)
+    assert exact_laplace_applies(crossed, family, y, w) is not None
