@@ -73,6 +73,7 @@ class ScalarPattern:
         Qr = self.Qr
         uniq, self.pos_b = _cells(self.codes1[None, :] * Qr + self.rcols)
         self.B = self._csr(uniq // Qr, uniq % Qr, (self.G[0], Qr))
+        self.B_rows = np.repeat(np.arange(self.B.shape[0]), np.diff(self.B.indptr))
         K1 = self.rcols.shape[0]
         self.pairs = [(k, l) for k in range(K1) for l in range(k + 1)]
         keys = np.array([self.rcols[k] * Qr + self.rcols[l] for k, l in self.pairs])
@@ -107,8 +108,7 @@ class ScalarSystem:
         self.lamr = np.repeat(theta[1:], pattern.G[1:])
         B, R = pattern.B, pattern.R
         self.l = np.sqrt(theta[0] ** 2 * d1 + 1.0)
-        rows = np.repeat(np.arange(B.shape[0]), np.diff(B.indptr))
-        self.Fdata = (theta[0] / self.l)[rows] * bvals * self.lamr[B.indices]
+        self.Fdata = (theta[0] / self.l)[pattern.B_rows] * bvals * self.lamr[B.indices]
         self.F = sparse.csr_matrix((self.Fdata, B.indices, B.indptr), shape=B.shape)
         scaled_schur_lower(self.lamr, R.indptr, R.indices, rvals, B.indptr, B.indices,
                            self.Fdata, buffer, numba.get_num_threads())
@@ -139,10 +139,9 @@ class ScalarSystem:
         lower triangle (written over the factor: :meth:`solve` multiplies by it after)."""
         Sinv = _schur_inverse(self.L)
         self.L, self.Sinv = None, Sinv
-        B = self.pattern.B
+        B, rows = self.pattern.B, self.pattern.B_rows
         FS = np.empty(B.nnz)
         row_pattern_products(B.indptr, B.indices, self.Fdata, Sinv, FS)
-        rows = np.repeat(np.arange(B.shape[0]), np.diff(B.indptr))
         quad = np.bincount(rows, weights=self.Fdata * FS, minlength=self.l.size)
         diag = np.concatenate([(1.0 + quad) / self.l ** 2, np.diag(Sinv)])
         cross = -FS / self.l[rows]  # (A⁻¹)_{1r} on B's pattern
@@ -192,6 +191,11 @@ class ScalarLaplace(MultiLaplace):
         return np.concatenate([theta[k] * np.bincount(c, weights=r, minlength=f.n_levels)
                                for k, (c, f) in enumerate(zip(self.codes, self.factors))])
 
+    def _lamzt_columns(self, theta, wv):
+        """``K = ΛZ'VX``: :meth:`_lamzt` of each weighted fixed column (Q × p)."""
+        X = self.X
+        return np.column_stack([self._lamzt(theta, wv * X[:, j]) for j in range(X.shape[1])])
+
     def _system(self, theta, eta):
         ll, l1, v, v1 = self.family.laplace_terms(self.y, eta, self.m, self.fpar)
         wv = self.w * v
@@ -232,8 +236,8 @@ class ScalarLaplace(MultiLaplace):
         h = self._h(terms[0], u)
         for _ in range(max_iter):
             r, wv = w * terms[1], w * terms[2]
-            K = np.column_stack([self._lamzt(theta, wv * X[:, j]) for j in range(X.shape[1])])
-            d_b, d_u, decrement = self._joint_step(system, wv, r, K, self._lamzt(theta, r) - u)
+            d_b, d_u, decrement = self._joint_step(system, wv, r, self._lamzt_columns(theta, wv),
+                                                   self._lamzt(theta, r) - u)
             p = beta.size
             h, x, eta = self._halved_step(
                 h, np.concatenate([beta, u]), np.concatenate([d_b, d_u]),
@@ -248,8 +252,9 @@ class ScalarLaplace(MultiLaplace):
 
     def joint_value_and_grad(self, theta):
         """The ``nAGQ = 0`` deviance over θ (β and u minimizing it jointly, from the last
-        joint modes: ``_joint``, set by ``fit`` at the start) and its exact gradient: as :meth:`value_and_grad`'s, with the
-        adjoint through the joint Newton system (β moves with θ too)."""
+        joint modes: ``_joint``, set by ``fit`` at the start) and its exact gradient: as
+        :meth:`value_and_grad`'s, with the adjoint through the joint Newton system (β moves
+        with θ too)."""
         theta = np.asarray(theta, dtype=float)
         self.n_evals += 1
         try:
@@ -298,10 +303,9 @@ class ScalarLaplace(MultiLaplace):
         # the modes): za = ZΛa (+ X a_β jointly)
         zs = self._lamzt(theta, s)
         if joint:
-            X = self.X
-            Kx = np.column_stack([self._lamzt(theta, wv * X[:, j]) for j in range(X.shape[1])])
-            a_b, a_u = self._joint_solve(system, wv, Kx, X.T @ s, zs)
-            za = X @ a_b + self._zlam(theta, a_u)
+            a_b, a_u = self._joint_solve(system, wv, self._lamzt_columns(theta, wv),
+                                         self.X.T @ s, zs)
+            za = self.X @ a_b + self._zlam(theta, a_u)
         else:
             a_u = system.solve(zs)
             za = self._zlam(theta, a_u)
