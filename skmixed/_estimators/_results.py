@@ -83,7 +83,8 @@ def _fmt(x, digits=4):
 def summary_text(*, title, formula, criterion_name, criterion, vc, fixed, n_obs, group_name,
                  n_groups, extra_lines=()):
     """lme4-like printout of a fitted mixed model."""
-    lines = [title, f"Formula: {formula}", "", f"{criterion_name}: {criterion:.4f}", ""]
+    shown = f"{criterion:.4f}" if np.isfinite(criterion) else "not evaluated"
+    lines = [title, f"Formula: {formula}", "", f"{criterion_name}: {shown}", ""]
     lines.append("Random effects:")
     table = []
     for _, row in vc.iterrows():

@@ -10,12 +10,13 @@ import time
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._kernels.crossprod import grouped_crossprods
 from .._kernels.threads import numba_threads
 from .._model.lmm_fit import centring_shift, fit_crossprods
-from .._model.multilevel_fit import fit_multi_lmm, fit_multi_sums
+from .._model.multilevel_fit import ITERATIVE_REFUSAL, fit_multi_lmm, fit_multi_sums
 from ..sources import ChunkedData, score_target
 from . import _design, _factors
 from ._base import GROUPED_CONSTRAINTS, GroupedModelMixin
@@ -90,6 +91,18 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         likelihood units, so independent of n and of the scale of y) of at most ``tol``.
     max_iter : int, default=1000
         Maximum optimizer iterations (>= 1).
+    solver : {"auto", "exact", "iterative"}, default="auto"
+        How a model with several grouping factors is fitted. "exact": the profiled
+        criterion from a blocked Cholesky factorization (always, with one factor).
+        "iterative": for REML fits whose factors (at least two) have random intercepts
+        only — crossed users × items with tens of thousands of levels, past what a dense
+        factorization holds — average-information Newton steps with conjugate-gradient
+        solves and stochastic traces (32 fixed random probes: deterministic, but the
+        optimum carries their Monte-Carlo error, measured in the user guide); the REML
+        criterion (and AIC/BIC) and the conditional SDs of the modes are then NaN, the
+        fixed effects' covariance is exact. "auto": iterative for such models when the
+        factors after the largest have at least 4,000 levels in all and are crossed with
+        it, else exact.
 
     Attributes
     ----------
@@ -172,10 +185,11 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         "groups": GROUPED_CONSTRAINTS["groups"] + [list, tuple],
         "random_slopes": GROUPED_CONSTRAINTS["random_slopes"] + [dict],
         "covariance": GROUPED_CONSTRAINTS["covariance"] + [dict],
+        "solver": [StrOptions({"auto", "exact", "iterative"})],
     }
 
     def __init__(self, *, groups=None, random_slopes=(), covariance="unstructured", reml=True,
-                 fit_intercept=True, n_jobs=None, tol=1e-8, max_iter=1000):
+                 fit_intercept=True, n_jobs=None, tol=1e-8, max_iter=1000, solver="auto"):
         self.groups = groups
         self.random_slopes = random_slopes
         self.covariance = covariance
@@ -184,6 +198,7 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.tol = tol
         self.max_iter = max_iter
+        self.solver = solver
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
@@ -211,6 +226,8 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         timings = {}
         t0 = time.perf_counter()
         name = type(self).__name__
+        if self.solver == "iterative" and not _factors.is_multi(self.groups):
+            raise ValueError(ITERATIVE_REFUSAL)
         if isinstance(X, ChunkedData) or is_dask(X):
             return self._fit_chunked(X, y, sample_weight)
         if _factors.is_multi(self.groups):
@@ -312,7 +329,8 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
             result = fit_multi_sums(passed.spec, passed.sums, passed.shift, reml=self.reml,
                                     fit_intercept=self.fit_intercept, n_threads=n_threads,
                                     tol=self.tol, max_iter=self.max_iter,
-                                    estimator_name=name, weighted=weighted, stacklevel=5)
+                                    estimator_name=name, weighted=weighted, stacklevel=5,
+                                    solver=self.solver)
         result.opt.timings = {"row_pass": row_pass, **result.opt.timings,
                               "total": time.perf_counter() - t0}
         self._set_lmm_fitted(passed.X_first,
@@ -339,7 +357,8 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         with numba_threads(self.n_jobs) as n_threads:
             result = fit_multi_lmm(spec, y_arr, w, reml=self.reml,
                                    fit_intercept=self.fit_intercept, n_threads=n_threads,
-                                   tol=self.tol, max_iter=self.max_iter, estimator_name=name)
+                                   tol=self.tol, max_iter=self.max_iter, estimator_name=name,
+                                   solver=self.solver)
         result.opt.timings["total"] = time.perf_counter() - t0
         self._set_lmm_fitted(X, y, spec, result, stacklevel=5)
         return self
@@ -389,7 +408,10 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         method = "REML" if self.reml else "maximum likelihood"
         crit_name = "REML criterion at convergence" if self.reml else "deviance"
         crit = self.reml_criterion_ if self.reml else self.deviance_
-        extra = [f"AIC {self.aic_:.2f}  BIC {self.bic_:.2f}  logLik {self.loglik_:.2f}",
+        extra = [f"AIC {self.aic_:.2f}  BIC {self.bic_:.2f}  logLik {self.loglik_:.2f}"
+                 if np.isfinite(self.loglik_) else
+                 "AIC, BIC, logLik: not evaluated (solver='iterative': " +
+                 self.optimization_.message + ")",
                  f"optimizer {self.optimization_.optimizer}: {self.n_iter_} iterations, "
                  f"{'converged' if self.converged_ else 'NOT converged'}"]
         return summary_text(

@@ -16,7 +16,7 @@ from numba import prange
 from .._cache import cached_njit
 
 __all__ = ["row_outer_sum", "row_quadratic_forms", "row_pattern_products",
-           "scaled_schur_lower"]
+           "scaled_schur_lower", "csr_dense_product"]
 
 
 @cached_njit(parallel=True)
@@ -111,3 +111,22 @@ def scaled_schur_lower(lam, zz_indptr, zz_indices, zz_data, indptr, indices, dat
                     ja = indices[a]
                     if n_parts == 1 or ja % n_parts == part:
                         out[ja, jb] -= data[a] * vb
+
+
+@cached_njit(parallel=True)
+def csr_dense_product(indptr, indices, data, V, out):
+    """``out = A V`` for A in CSR (``indptr``, ``indices``, ``data``) and V dense (m × R,
+    C order): each output row by one thread, over its nonzeros in order (the result does
+    not depend on the thread count). The iterative crossed fit's products with the
+    level-pair tables, for its block of right-hand sides at once."""
+    n_rows = indptr.shape[0] - 1
+    R = V.shape[1]
+    for i in prange(n_rows):
+        row = out[i]
+        for c in range(R):
+            row[c] = 0.0
+        for k in range(indptr[i], indptr[i + 1]):
+            a = data[k]
+            src = V[indices[k]]
+            for c in range(R):
+                row[c] += a * src[c]

@@ -31,7 +31,7 @@ from scipy.sparse.linalg import splu
 from .._kernels.sparse_pairs import row_quadratic_forms, scaled_schur_lower
 from .lmm import GroupedCrossproducts, ProfiledDeviance
 
-__all__ = ["FactorColumns", "dense_rest", "MultiCrossproducts", "MultiProfiledDeviance",
+__all__ = ["FactorColumns", "dense_rest", "rest_pattern_share", "MultiCrossproducts", "MultiProfiledDeviance",
            "ScalarFactorsDeviance", "first_factor_inverse_blocks", "random_effects_matrix"]
 
 _LOG_2PI = np.log(2.0 * np.pi)
@@ -78,10 +78,20 @@ def dense_rest(B, ZZr):
     Qr = ZZr.shape[0]
     if Qr <= DENSE_LIMIT:
         return True
+    fits = 2.0 * 8.0 * Qr * Qr <= 0.5 * _physical_memory()
+    return fits and rest_pattern_share(B, ZZr) >= DENSE_SHARE
+
+
+def rest_pattern_share(B, ZZr):
+    """The share of the rest block's lower triangle its pattern may fill: ZZr's and the
+    pairs of each first-factor level's nonzeros in ``B`` (an upper bound of F'F's),
+    capped at 1 (crossed factors: near 1; nested: small)."""
+    Qr = ZZr.shape[0]
+    if Qr == 0:
+        return 1.0
     per_row = np.diff(B.tocsr().indptr).astype(np.float64)
     pairs = float(per_row @ (per_row + 1.0)) / 2.0 + sparse.tril(ZZr).nnz
-    fits = 2.0 * 8.0 * Qr * Qr <= 0.5 * _physical_memory()
-    return fits and pairs >= DENSE_SHARE * Qr * (Qr + 1.0) / 2.0
+    return min(1.0, pairs / (Qr * (Qr + 1.0) / 2.0))
 
 
 class RestFactor:
@@ -148,6 +158,37 @@ def first_factor_inverse_blocks(L1inv, F, rest, chunk=512):
     return L1inv.transpose(0, 2, 1) @ (np.eye(q1) + inner) @ L1inv
 
 
+def _pair_table(fk, fl, w):
+    """``Z_k'WZ_l`` (CSR, G_k q_k × G_l q_l) from the rows' codes and covariates."""
+    ck, cl = np.asarray(fk.codes, dtype=np.int64), np.asarray(fl.codes, dtype=np.int64)
+    qk, ql = fk.term.q, fl.term.q
+    if fk is fl and qk == 1:  # an intercept-only factor with itself: diagonal
+        return sparse.diags(np.bincount(ck, weights=w * fk.values[:, 0] ** 2,
+                                        minlength=fk.n_levels), format="csr")
+    rows, cols, data = [], [], []
+    for a in range(qk):
+        wa = w * fk.values[:, a]
+        for b in range(ql):
+            rows.append(ck * qk + a if qk > 1 else ck)
+            cols.append(cl * ql + b if ql > 1 else cl)
+            data.append(wa * fl.values[:, b])
+    cat = (lambda parts: parts[0] if len(parts) == 1 else np.concatenate(parts))
+    return sparse.coo_matrix((cat(data), (cat(rows), cat(cols))),
+                             shape=(fk.width, fl.width)).tocsr()
+
+
+def _level_sums(f, M):
+    """``Z_f'M`` (G q × m) for M (n × m), the rows' weights already in M."""
+    G, q = f.n_levels, f.term.q
+    out = np.zeros((G * q, M.shape[1]))
+    codes = np.asarray(f.codes, dtype=np.int64)
+    for a in range(q):
+        v = f.values[:, a]
+        for j in range(M.shape[1]):
+            out[a::q, j] = np.bincount(codes, weights=v * M[:, j], minlength=G)
+    return out
+
+
 def random_effects_matrix(factors, n):
     """Z over all factors' columns (sparse CSR, n × Q; factor-major, then level-major:
     column ``offset_k + level·q_k + a``), ``Σ_k q_k`` entries per row."""
@@ -181,13 +222,25 @@ class MultiCrossproducts:
 
     @classmethod
     def from_rows(cls, X, y, w, factors):
-        """One pass over the rows: Z as a sparse matrix (n × Q, Σ_k q_k entries per row)."""
+        """From the rows: each pair of factors' weighted contingency table (its level pairs'
+        sums, duplicates summed by SciPy's COO → CSR conversion) and the per-level sums by
+        bincount, O(n Σ_k q_k²) without a sparse n × Q product (10⁷ rows × 100,000 ×
+        20,000: 7.7 s → under 1 s)."""
         n = y.shape[0]
         w = np.ones(n) if w is None or len(w) == 0 else np.asarray(w, dtype=float)
-        Z = random_effects_matrix(factors, n)
-        ZtW = Z.T.multiply(w[None, :]).tocsr()
+        K = len(factors)
+        blocks = [[None] * K for _ in range(K)]
+        for k in range(K):
+            for l in range(k, K):
+                table = _pair_table(factors[k], factors[l], w)
+                blocks[k][l] = table
+                if l != k:
+                    blocks[l][k] = table.T
         Xw = X * w[:, None]
-        return cls(ZZ=(ZtW @ Z).tocsr(), ZX=np.asarray(ZtW @ X), Zy=np.asarray(ZtW @ y),
+        return cls(ZZ=sparse.bmat(blocks, format="csr"),
+                   ZX=np.vstack([_level_sums(f, Xw) for f in factors]),
+                   Zy=np.concatenate([_level_sums(f, (w * y)[:, None])[:, 0]
+                                      for f in factors]),
                    XtX=X.T @ Xw, Xty=Xw.T @ y, yty=float(y @ (w * y)), n=float(w.sum()),
                    offsets=np.concatenate([[0], np.cumsum([f.width for f in factors])]))
 

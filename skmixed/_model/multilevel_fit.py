@@ -23,7 +23,8 @@ from .lmm_fit import centring_shift, response_shift
 from .multilevel import (FactorColumns, MultiCrossproducts, MultiProfiledDeviance,
                          ScalarFactorsDeviance)
 from .multilevel_glmm import MultiLaplace
-from .optimize import FiniteDifferenceGradient, minimize
+from .crossed_iterative import IterativeREML
+from .optimize import FiniteDifferenceGradient, OptSummary, minimize
 from .result import FactorFit, FitResult, fixed_covariance
 from .scalar_laplace import ScalarLaplace, exact_laplace_applies
 from .scaling import ColumnScaling
@@ -31,11 +32,12 @@ from .spaces import ThetaSpace
 
 __all__ = ["fit_multi_lmm", "fit_multi_sums", "fit_multi_crossproducts", "check_multi_lmm",
            "fit_multi_glmm", "prepare_fixed", "BackTransform", "glm_start", "slope_columns",
-           "multi_centring_shift", "elimination_order"]
+           "multi_centring_shift", "elimination_order", "use_iterative",
+           "ITERATIVE_FROM", "ITERATIVE_REFUSAL"]
 
 
 def fit_multi_lmm(design, y, w, *, reml, fit_intercept, n_threads, tol, max_iter,
-                  estimator_name):
+                  estimator_name, solver="auto"):
     """The LMM with several factors (``design``: a ModelSpec, unused levels dropped): one
     pass to the cross-products, θ by the profiled deviance; a FitResult."""
     t0 = time.perf_counter()
@@ -53,11 +55,12 @@ def fit_multi_lmm(design, y, w, *, reml, fit_intercept, n_threads, tol, max_iter
     return fit_multi_crossproducts(design, order, cols, stats, names, dropped, back,
                                    reml=reml, n_threads=n_threads, tol=tol,
                                    max_iter=max_iter, y_shift=y_shift,
-                                   timings={"row_pass": time.perf_counter() - t0})
+                                   timings={"row_pass": time.perf_counter() - t0},
+                                   solver=solver)
 
 
 def fit_multi_sums(design, sums, shift, *, reml, fit_intercept, n_threads, tol, max_iter,
-                   estimator_name, weighted, stacklevel):
+                   estimator_name, weighted, stacklevel, solver="auto"):
     """The LMM with several factors from the sums of a chunked row pass (``sums``: a
     :class:`~skmixed._model.multilevel_sums.MultiSums` over the levels of ``design``'s
     factors, unused ones dropped; ``shift``: what the pass subtracted from ``v = [1, x…,
@@ -92,7 +95,7 @@ def fit_multi_sums(design, sums, shift, *, reml, fit_intercept, n_threads, tol, 
                                    dropped, BackTransform(scaling, kept), reml=reml,
                                    n_threads=n_threads, tol=tol, max_iter=max_iter,
                                    y_shift=float(shift[-1]),
-                                   timings={"sums": time.perf_counter() - t0})
+                                   timings={"sums": time.perf_counter() - t0}, solver=solver)
 
 
 def check_multi_lmm(factors, n_obs, n_fixed, identical, *, reml, weighted, estimator_name,
@@ -111,16 +114,22 @@ def check_multi_lmm(factors, n_obs, n_fixed, identical, *, reml, weighted, estim
 
 
 def fit_multi_crossproducts(design, order, cols, stats, names, dropped, back, *, reml,
-                            n_threads, tol, max_iter, y_shift=0.0, timings=None):
+                            n_threads, tol, max_iter, y_shift=0.0, timings=None,
+                            solver="auto"):
     """Everything after the row pass (in memory or by chunks): θ by the profiled deviance
     of ``stats`` (a MultiCrossproducts of the internal columns, the factors ``cols`` in
-    elimination ``order``), the estimates mapped back by ``back``; ``y_shift``: what was
-    subtracted from y (added to the intercept). A FitResult."""
+    elimination ``order``), or by the iterative REML of
+    :mod:`~skmixed._model.crossed_iterative` (``solver``, :func:`use_iterative`), the
+    estimates mapped back by ``back``; ``y_shift``: what was subtracted from y (added to
+    the intercept). A FitResult."""
     timings = dict(timings or {})
-    # intercept-only factors with a dense rest block: the exact-gradient fast path
     Q1 = stats.offsets[1]
-    scalar = (all(c.term.q == 1 for c in cols)
-              and multilevel.dense_rest(stats.ZZ[:Q1, Q1:], stats.ZZ[Q1:, Q1:]))
+    B, ZZr = stats.ZZ[:Q1, Q1:], stats.ZZ[Q1:, Q1:]
+    if use_iterative(solver, cols, B, ZZr, reml=reml):
+        return _fit_iterative(design, order, cols, stats, names, dropped, back,
+                              y_shift=y_shift, timings=timings)
+    # intercept-only factors with a dense rest block: the exact-gradient fast path
+    scalar = all(c.term.q == 1 for c in cols) and multilevel.dense_rest(B, ZZr)
     objective = (ScalarFactorsDeviance if scalar else MultiProfiledDeviance)(stats, cols,
                                                                             reml=reml)
     t1 = time.perf_counter()
@@ -164,6 +173,67 @@ def fit_multi_crossproducts(design, order, cols, stats, names, dropped, back, *,
                                      + (back.reml_offset() if reml else 0.0)),
                      n_params=len(beta) + objective.n_theta + 1, n_obs=float(stats.n),
                      opt=opt)
+
+
+#: ``solver="auto"`` fits crossed intercept-only REML models iteratively from this many
+#: columns of the rest block (the factors after the largest): the dense factorization's
+#: cost grows as their cube (5,000 columns: ~2 s per evaluation, 20 s per fit at 1e6 rows;
+#: 20,000: 30 s per evaluation; 59,000: 28 GB), the iterative fit's with the level pairs
+ITERATIVE_FROM = 4000
+
+
+ITERATIVE_REFUSAL = ("solver='iterative' fits REML models whose grouping factors (at least "
+                     "two) all have random intercepts only (no random slopes); use "
+                     "solver='exact' or 'auto' for this model.")
+
+
+def use_iterative(solver, cols, B, ZZr, *, reml):
+    """Whether the fit is the iterative one: ``solver`` "iterative" (the model must be one
+    it fits: REML, intercept-only factors, at least two), "exact" never, "auto" for such
+    models whose rest block (``ZZr``; ``B`` the first factor's pairs with it) has at least
+    :data:`ITERATIVE_FROM` columns and a crossed (dense) pattern."""
+    if solver == "exact":
+        return False
+    fits = reml and len(cols) >= 2 and all(c.term.q == 1 for c in cols)
+    if solver == "iterative":
+        if not fits:
+            raise ValueError(ITERATIVE_REFUSAL)
+        return True
+    return (fits and ZZr.shape[0] >= ITERATIVE_FROM
+            and multilevel.rest_pattern_share(B, ZZr) >= multilevel.DENSE_SHARE)
+
+
+def _fit_iterative(design, order, cols, stats, names, dropped, back, *, y_shift, timings):
+    """The iterative REML fit (:class:`~skmixed._model.crossed_iterative.IterativeREML`)
+    as a FitResult: the criterion is not evaluated (NaN), nor the modes' conditional
+    variances (NaN); the fixed effects' covariance is exact."""
+    t1 = time.perf_counter()
+    start = _moment_start(stats, cols)
+    fit = IterativeREML(stats, cols).fit(start)
+    timings["optimize"] = time.perf_counter() - t1
+    sigma2 = fit.sigma2
+    beta, fixed_cov = back(fit.beta, sigma2 * fit.fixed_cov_rel)
+    if y_shift and names and names[0] == "(Intercept)":
+        beta[0] += y_shift
+    factors = [None] * len(order)
+    off = stats.offsets
+    for pos, k in enumerate(order):
+        t = fit.theta[pos]
+        u = fit.u[off[pos]:off[pos + 1]]
+        factors[k] = back.factor_fit(design.factors[k], fit.theta[pos:pos + 1],
+                                     (t * u)[:, None], np.full((u.size, 1), np.nan),
+                                     scale=sigma2)
+    opt = OptSummary(optimizer="ai-reml-pcg", theta_start=start, theta_final=fit.theta,
+                     lower=np.zeros(len(cols)), fmin=np.nan, gradient=fit.gradient,
+                     decrement=np.nan, n_evals=fit.n_iter + 2, n_iter=fit.n_iter,
+                     converged=fit.converged, timings=timings,
+                     message=(f"average-information Newton steps, conjugate-gradient solves "
+                              f"({sum(fit.cg_iterations)} iterations), "
+                              + ("exact traces" if fit.exact_traces else
+                                 f"traces from {fit.n_probes} random probes")))
+    return FitResult(names=names, beta=beta, fixed_cov=fixed_cov, dropped=dropped,
+                     factors=factors, sigma=float(np.sqrt(sigma2)), criterion=np.nan,
+                     n_params=len(beta) + len(cols) + 1, n_obs=float(stats.n), opt=opt)
 
 
 #: the rest block's dense factorizations get BLAS threads from this many columns (InstEval's

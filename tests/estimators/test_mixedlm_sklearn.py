@@ -211,7 +211,7 @@ def test_get_and_set_params():
     params = model.get_params()
     assert params == {"groups": "g", "random_slopes": (), "covariance": "unstructured",
                       "reml": True, "fit_intercept": True, "n_jobs": None, "tol": 1e-8,
-                      "max_iter": 1000}
+                      "max_iter": 1000, "solver": "auto"}
     assert model.set_params(reml=False, random_slopes=["x"], covariance="diagonal") is model
     assert model.get_params()["reml"] is False
     assert model.get_params()["random_slopes"] == ["x"]

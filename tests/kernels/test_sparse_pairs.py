@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from skmixed._kernels.sparse_pairs import (row_outer_sum, row_quadratic_forms,
-                                           scaled_schur_lower)
+from skmixed._kernels.sparse_pairs import (csr_dense_product, row_outer_sum,
+                                           row_quadratic_forms, scaled_schur_lower)
 
 
 def _random_csr(seed, n_rows=60, m=25, density=0.15):
@@ -72,3 +72,20 @@ def test_scaled_schur_lower(n_parts):
     want = lam[:, None] * ZZ * lam[None, :] + np.eye(len(lam)) - (F.T @ F).toarray()
     np.testing.assert_allclose(np.tril(out), np.tril(want), atol=1e-12)
     assert np.all(np.triu(out, 1)[np.triu_indices(len(lam), 1)] == 7.0)
+
+
+def test_csr_dense_product_is_scipys_and_thread_free():
+    F = _random_csr(4)
+    V = np.random.default_rng(5).normal(size=(F.shape[1], 7))
+    outs = []
+    previous = numba.get_num_threads()
+    for threads in (1, 2):
+        numba.set_num_threads(threads)
+        try:
+            out = np.full((F.shape[0], 7), np.nan)  # every entry written, the empty row too
+            csr_dense_product(F.indptr, F.indices, F.data, V, out)
+        finally:
+            numba.set_num_threads(previous)
+        outs.append(out)
+    np.testing.assert_allclose(outs[0], F @ V, rtol=1e-13, atol=1e-13)
+    np.testing.assert_array_equal(outs[0], outs[1])
