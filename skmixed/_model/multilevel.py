@@ -111,6 +111,8 @@ class RestFactor:
                 raise linalg.LinAlgError("the Schur complement is not positive definite")
             self.logdet = float(np.log(d).sum())
         else:
+            if not np.all(np.isfinite(S)):  # e.g. a GLMM's weights overflowed at a wild θ
+                raise linalg.LinAlgError("the Schur complement is not finite")
             self.L = linalg.cholesky(S, lower=True) if self.m else np.zeros((0, 0))
             self.logdet = 2.0 * float(np.log(np.diag(self.L)).sum())
 

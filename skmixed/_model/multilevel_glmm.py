@@ -146,7 +146,9 @@ class MultiLaplace:
         Y = system.solve(K)
         r_u = system.solve(b_u)
         S = (X * wv[:, None]).T @ X - K.T @ Y
-        d_b = linalg.solve(S, b_b - K.T @ r_u, assume_a="pos")
+        # Cholesky without SciPy's condition warning: a nearly separated fixed column makes
+        # S ill-conditioned, which the separation check has already told the user
+        d_b = linalg.cho_solve(linalg.cho_factor(S), b_b - K.T @ r_u)
         return d_b, r_u - Y @ d_b
 
     def _halved_step(self, h, x, step, eta_of):
@@ -309,10 +311,14 @@ class MultiLaplace:
         # with the exact gradient on log θ (as the LMM's scalar path): on θ itself the first
         # step could land on the bound θ = 0, where the gradient is 0 (d depends on θ²) and
         # the search stopped there — variances of 0 on Poisson fits with small ones
-        first = (minimize(stage, ThetaSpace(terms, theta0), method="log-lbfgs",
-                          max_iter=max_iter, blas_threads=None) if self.exact_gradient
-                 else minimize(stage, ThetaSpace(terms, theta0), method="lbfgs", tol=1e-5,
-                               max_iter=max_iter, blas_threads=None, ftol=1e-10, eps=1e-6))
+        # (a trial θ where the modes diverge has an infinite deviance; SciPy's forward
+        # differences then subtract inf from inf and warn: the search backs off there)
+        with np.errstate(invalid="ignore"):
+            first = (minimize(stage, ThetaSpace(terms, theta0), method="log-lbfgs",
+                              max_iter=max_iter, blas_threads=None) if self.exact_gradient
+                     else minimize(stage, ThetaSpace(terms, theta0), method="lbfgs",
+                                   tol=1e-5, max_iter=max_iter, blas_threads=None,
+                                   ftol=1e-10, eps=1e-6))
         if self.exact_gradient:
             state["beta"] = self._joint[0]
         stage1(first.theta_final)  # β at the stage-1 θ

@@ -11,6 +11,7 @@ over (θ, β)), fitted probabilities 1e-3 (1.6e-4), the item modes 2e-3 of their
 """
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ import pytest
 from conftest import require_package
 
 from skmixed import MixedGLM
+from skmixed._model import multilevel_fit
 
 REFERENCE = Path(__file__).resolve().parents[1] / "reference" / "lme4_verbagg.json"
 
@@ -274,3 +276,25 @@ def test_crossed_binomial_of_100_000_rows_against_lme4(data_file, load_reference
         row = items.loc[int(level)]  # the labels read as integer categories
         assert row["mode"] == pytest.approx(mode, abs=2e-4)
         assert row["cond_sd"] == pytest.approx(ref["condsd_item"][level], rel=1e-3)
+
+
+def test_general_path_backs_off_where_the_modes_diverge(monkeypatch):
+    """A Poisson model whose stage-1 search tries a θ where the joint modes overflow (the
+    weights e^η become infinite): the general path backs off there (it raised "array must
+    not contain infs or NaNs"), without RuntimeWarnings, to the exact path's fit."""
+    rng = np.random.default_rng(118)
+    n, Ga, Gb = int(rng.integers(200, 2000)), int(rng.integers(5, 60)), int(rng.integers(3, 20))
+    a, b, x = rng.integers(0, Ga, n), rng.integers(0, Gb, n), rng.normal(size=n)
+    sa, sb = rng.choice([0.0, 0.01, 0.05, 0.3]), rng.choice([0.0, 0.01, 0.1, 0.5])
+    eta = (rng.normal(-0.5, 0.5) + 0.3 * x + sa * rng.normal(size=Ga)[a]
+           + sb * rng.normal(size=Gb)[b])
+    y = rng.poisson(np.exp(eta))
+    df = pd.DataFrame({"a": a, "b": b, "x": x})
+    exact = MixedGLM(groups=["a", "b"], family="poisson").fit(df, y)
+    monkeypatch.setattr(multilevel_fit, "exact_laplace_applies", lambda *a, **k: None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        general = MixedGLM(groups=["a", "b"], family="poisson").fit(df, y)
+    assert general.optimization_.optimizer != exact.optimization_.optimizer
+    assert general.deviance_ == pytest.approx(exact.deviance_, rel=1e-8)
+    np.testing.assert_allclose(general.theta_, exact.theta_, rtol=1e-3)
