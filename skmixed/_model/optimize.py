@@ -27,6 +27,8 @@ _POLISH_RTOL = 2e-11  # polish while a Newton step would move θ by more than th
 _POLISH_ROUNDING = 1e-13  # relative rounding of the criterion allowed to a polishing step
 #: log θ below this is a variance of zero (θ = 4.5e-5): the bound of the log-scale search
 _LOG_THETA_FLOOR = -10.0
+#: "log-lbfgs" tries θ_k = 0 for every θ_k it ends below this (kept where no worse)
+_BOUNDARY_TRY = 1e-2
 #: "log-lbfgs" converged: the projected gradient in log θ below this multiple of the
 #: criterion, its rounding noise (~1e-9 relative stalls line searches; at 4e-9 |d| the
 #: remaining decrease is ~1e-8 and θ within ~1e-5 relative of its optimum)
@@ -478,9 +480,20 @@ def _log_lbfgs(fun, space, tol, max_iter):
     at_floor = res.x <= _LOG_THETA_FLOOR + 1e-9
     theta = np.where(at_floor, 0.0, np.exp(res.x))
     grad = np.asarray(res.jac, dtype=float) * scale
+    f = res.fun * scale
+    # a variance heading for 0 is stopped short on the log scale (its log-gradient θ·g
+    # vanishes with θ: θ ~ 1e-4…1e-3, the criterion up to 1e-4 above its value at 0):
+    # θ_k = 0 where that is no worse (lme4's bounded search reaches the boundary)
+    small = (theta > 0) & (theta < _BOUNDARY_TRY)
+    if small.any():
+        trial = np.where(small, 0.0, theta)
+        f_trial, g_trial = fun(trial)
+        if np.isfinite(f_trial) and f_trial <= f:
+            theta, f, at_floor = trial, f_trial, at_floor | small
+            grad = np.asarray(g_trial, dtype=float) * trial
     free_grad = np.where(at_floor & (grad > 0), 0.0, grad)
     return dict(name="L-BFGS-B on log θ (exact gradient)", start=np.exp(x0), x=theta,
-                f=res.fun * scale, g=grad, n_iter=res.nit, message=str(res.message),
+                f=f, g=grad, n_iter=res.nit, message=str(res.message),
                 converged=res.success or np.max(np.abs(free_grad)) <= gtol)
 
 

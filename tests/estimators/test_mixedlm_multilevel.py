@@ -355,3 +355,18 @@ def test_variance_components_keep_their_column_types(data_file):
     assert vc["var1"].dtype == object and vc["var2"].dtype == object
     assert vc["var1"].iloc[-1] is None and vc["var2"].iloc[0] is None
     assert list(vc.columns) == ["group", "var1", "var2", "variance", "sd_cor"]
+
+
+def test_a_variance_of_zero_reaches_the_boundary():
+    """No variance in b: θ_b is exactly 0 (the log-scale search stopped at ~2e-4, the
+    criterion 4e-5 above its value at 0), with lme4's singular-fit warning."""
+    from skmixed.exceptions import SingularFitWarning
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    a, b, x = rng.integers(0, 100, n), rng.integers(0, 30, n), rng.normal(size=n)
+    y = 0.5 * x + 0.6 * rng.normal(size=100)[a] + rng.normal(size=n)
+    df = pd.DataFrame({"a": a, "b": b, "x": x})
+    with pytest.warns(SingularFitWarning):
+        model = MixedLM(groups=["a", "b"]).fit(df, y)
+    assert model.theta_[1] == 0.0 and model.theta_[0] > 0.5
