@@ -173,3 +173,30 @@ def test_crossed_binomial_glmm(benchmark, machine_info, n_jobs):
     se = np.array(list(ref["se"].values()))
     gap = np.abs(model.fixed_effects_["estimate"].to_numpy() - list(ref["fixef"].values()))
     assert np.all(gap <= 1e-2 * se), gap / se
+
+
+@pytest.mark.parametrize("n_jobs", [2])
+def test_nested_lmm(benchmark, machine_info, n_jobs):
+    """Nested, ``y ~ x + (1 | school/class)``: 20,000 schools × 3 classes × 3 pupils
+    (180,000 rows). The rest block (schools) is diagonal after the classes are eliminated:
+    exact gradient by bincounts. lme4 took 3.4 s on these data here (a review, 2026-12-03);
+    this fit took 38 s before the diagonal path (sparse LU, 301 solves for the conditional
+    variances). Checked against the simulation (SDs within 10 %)."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    G, c, r = 20_000, 3, 3
+    school, klass = np.repeat(np.arange(G), c * r), np.repeat(np.arange(G * c), r) % c
+    x = rng.normal(size=school.size)
+    y = (0.5 * x + rng.normal(size=G)[school] + 0.5 * rng.normal(size=G * c)[
+        np.repeat(np.arange(G * c), r)] + rng.normal(size=school.size))
+    X = pd.DataFrame({"school": school, "class": klass, "x": x})
+    model = benchmark.pedantic(
+        lambda: MixedLM(groups=["school", ("class", "school")], n_jobs=n_jobs).fit(X, y),
+        rounds=3, warmup_rounds=1)
+    machine_info(n_jobs=n_jobs, n_obs=len(X), n_evals=model.optimization_.n_evals,
+                 optimizer=model.optimization_.optimizer)
+    vc = model.variance_components_.set_index("group")["sd_cor"]
+    assert vc["school"] == pytest.approx(1.0, rel=0.1)
+    assert vc["class:school"] == pytest.approx(0.5, rel=0.1)
+    assert model.optimization_.optimizer == "L-BFGS-B on log θ (exact gradient)"

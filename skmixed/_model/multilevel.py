@@ -31,7 +31,7 @@ from scipy.sparse.linalg import splu
 from .._kernels.sparse_pairs import row_quadratic_forms, scaled_schur_lower
 from .lmm import GroupedCrossproducts, ProfiledDeviance
 
-__all__ = ["FactorColumns", "dense_rest", "rest_pattern_share", "MultiCrossproducts", "MultiProfiledDeviance",
+__all__ = ["FactorColumns", "dense_rest", "rest_pattern_share", "nested_diagonal_rest", "MultiCrossproducts", "MultiProfiledDeviance",
            "ScalarFactorsDeviance", "first_factor_inverse_blocks", "random_effects_matrix"]
 
 _LOG_2PI = np.log(2.0 * np.pi)
@@ -82,6 +82,16 @@ def dense_rest(B, ZZr):
     return fits and rest_pattern_share(B, ZZr) >= DENSE_SHARE
 
 
+def nested_diagonal_rest(B, ZZr):
+    """Whether the rest block's Schur complement is diagonal whatever θ: ZZr diagonal (one
+    intercept-only rest factor) and each first-factor level meeting at most one rest
+    level (B: at most one nonzero per row) — two nested factors."""
+    B = B.tocsr()
+    ZZr = sparse.csr_matrix(ZZr)
+    off_diagonal = ZZr.nnz - np.count_nonzero(ZZr.diagonal())
+    return off_diagonal == 0 and (B.shape[0] == 0 or int(np.diff(B.indptr).max()) <= 1)
+
+
 def rest_pattern_share(B, ZZr):
     """The share of the rest block's lower triangle its pattern may fill: ZZr's and the
     pairs of each first-factor level's nonzeros in ``B`` (an upper bound of F'F's),
@@ -103,7 +113,23 @@ class RestFactor:
     def __init__(self, S):
         self.sparse = sparse.issparse(S)
         self.m = S.shape[0]
-        if self.sparse:
+        self.inverse = None  # S⁻¹ (sparse) where it is block diagonal
+        q = _block_size(S) if self.sparse and self.m else None
+        if q is not None:
+            # nested factors (e.g. classes in schools: each class meets one school) leave S
+            # block diagonal: its blocks factored and inverted at once, no sparse LU
+            coo = S.tocoo()
+            blocks = np.zeros((self.m // q, q, q))
+            blocks[coo.row // q, coo.row % q, coo.col % q] = coo.data
+            if not np.all(np.isfinite(blocks)):
+                raise linalg.LinAlgError("the Schur complement is not finite")
+            L = np.linalg.cholesky(blocks)  # LinAlgError where not positive definite
+            self.logdet = 2.0 * float(np.log(np.diagonal(L, axis1=1, axis2=2)).sum())
+            inv = np.linalg.inv(blocks)
+            G = self.m // q
+            self.inverse = sparse.bsr_matrix((inv, np.arange(G), np.arange(G + 1)),
+                                             shape=(self.m, self.m)).tocsr()
+        elif self.sparse:
             self.lu = splu(sparse.csc_matrix(S), permc_spec="MMD_AT_PLUS_A",
                            diag_pivot_thresh=0.0, options={"SymmetricMode": True})
             d = self.lu.U.diagonal()
@@ -119,6 +145,8 @@ class RestFactor:
     def solve(self, b):
         if not self.m:
             return np.zeros_like(b)
+        if self.inverse is not None:
+            return np.asarray(self.inverse @ b)
         if self.sparse:
             return self.lu.solve(np.asarray(b, dtype=float))
         return linalg.cho_solve((self.L, True), b)
@@ -126,7 +154,9 @@ class RestFactor:
     def diagonal_blocks(self, sizes, chunk=512):
         """The diagonal blocks of S⁻¹ for consecutive (n_levels, q) factors: a list of
         (n_levels, q, q) arrays (dense: from the full inverse; sparse: solves against
-        chunks of unit vectors)."""
+        chunks of unit vectors; block diagonal: from its inverse)."""
+        if self.inverse is not None:
+            return _sparse_diagonal_blocks(self.inverse, sizes)
         out, start = [], 0
         for G, q in sizes:
             blocks = np.empty((G, q, q))
@@ -143,12 +173,41 @@ class RestFactor:
         return out
 
 
+def _block_size(S):
+    """q where the sparse S is block diagonal with q × q blocks (q ≤ 16), else None."""
+    coo = S.tocoo()
+    if coo.nnz == 0:
+        return 1
+    span = np.abs(coo.row.astype(np.int64) - coo.col).max() + 1
+    for q in range(int(span), 17):
+        if S.shape[0] % q == 0 and np.array_equal(coo.row // q, coo.col // q):
+            return q
+    return None
+
+
+def _sparse_diagonal_blocks(M, sizes):
+    """The diagonal blocks of a sparse M for consecutive (n_levels, q) factors."""
+    coo = M.tocoo()
+    out, start = [], 0
+    for G, q in sizes:
+        blocks = np.zeros((G, q, q))
+        r, c = coo.row - start, coo.col - start
+        keep = (r >= 0) & (r < G * q) & (c >= 0) & (c < G * q) & (r // q == c // q)
+        blocks[r[keep] // q, r[keep] % q, c[keep] % q] = coo.data[keep]
+        out.append(blocks)
+        start += G * q
+    return out
+
+
 def first_factor_inverse_blocks(L1inv, F, rest, chunk=512):
     """The first factor's diagonal blocks of A⁻¹ in the blocked scheme,
     ``L₁⁻ᵀ(I + F S_rr⁻¹ F')L₁⁻¹`` per level (``L1inv``: (G₁, q₁, q₁) the levels' L₁⁻¹;
     ``F``: Q₁ × Q_r sparse; ``rest``: the factored Schur complement), F's rows taken in
     chunks of levels (S_rr⁻¹ F' is dense: Q_r × chunk)."""
     G1, q1 = L1inv.shape[0], L1inv.shape[1]
+    if rest.inverse is not None:  # S⁻¹ sparse: F S⁻¹ F' is too (nested factors)
+        inner = _sparse_diagonal_blocks((F @ rest.inverse @ F.T).tocsr(), [(G1, q1)])[0]
+        return L1inv.transpose(0, 2, 1) @ (np.eye(q1) + inner) @ L1inv
     inner = np.zeros((G1, q1, q1))
     step = max(1, chunk // q1)
     for a in range(0, G1, step) if rest.m else ():
@@ -446,13 +505,19 @@ class ScalarFactorsDeviance(MultiProfiledDeviance):
         low.sort_indices()
         self.zz_lower = low
         Qr = low.shape[0]
-        self._schur = np.empty((Qr, Qr), order="F")
-        self._schur.fill(0.0)  # touch every page now, not inside the threaded kernel
+        # two nested factors (classes in schools): each first-factor level meets one rest
+        # level, so S_rr is diagonal — its diagonal by bincount, no dense block
+        self.diagonal = nested_diagonal_rest(B, self.ZrZr)
+        if self.diagonal:
+            self.zz_diag = self.ZrZr.diagonal()
+        else:
+            self._schur = np.empty((Qr, Qr), order="F")
+            self._schur.fill(0.0)  # touch every page now, not inside the threaded kernel
 
     @property
     def rest_columns(self):
-        """Columns of the dense rest block."""
-        return self.zz_lower.shape[0]
+        """Columns of the dense rest block (0 where it is diagonal)."""
+        return 0 if self.diagonal else self.zz_lower.shape[0]
 
     def _lams(self, theta):
         return np.repeat(theta, [f.n_levels for f in self.factors])
@@ -469,6 +534,8 @@ class ScalarFactorsDeviance(MultiProfiledDeviance):
         p1 = lam1 / l
         Fdata = p1[self.B_rows] * self.B.data * lamr[self.B_cols]
         F = sparse.csr_matrix((Fdata, self.B.indices, self.B.indptr), shape=self.B.shape)
+        if self.diagonal:
+            return self._evaluate_diagonal(theta, lamr, l, logdet, p1, Fdata, F)
         # the Schur complement's lower triangle, formed and factored in place (LAPACK's
         # potrf reads no other part and writes L there)
         Lrr = self._schur
@@ -486,6 +553,23 @@ class ScalarFactorsDeviance(MultiProfiledDeviance):
                       F=F, Fdata=Fdata, Lrr=Lrr, R1=R1, c1=c1)
         return self._finish(theta, logdet + 2.0 * np.log(np.diag(Lrr)).sum(),
                             lambda b: linalg.cho_solve((Lrr, True), b, check_finite=False),
+                            (R1.T @ R1, R1.T @ c1, c1 @ c1), Kr, gr, pieces)
+
+    def _evaluate_diagonal(self, theta, lamr, l, logdet, p1, Fdata, F):
+        """:meth:`evaluate` where S_rr is diagonal (:func:`nested_diagonal_rest`)."""
+        st, Q1 = self.stats, self.stats.offsets[1]
+        d = (lamr * lamr * self.zz_diag + 1.0
+             - np.bincount(self.B_cols, weights=Fdata * Fdata, minlength=lamr.size))
+        if not np.all(d > 0):
+            return MultiPLSState(theta, np.full(st.p, np.nan), np.nan, np.inf)
+        R1 = p1[:, None] * st.ZX[:Q1]
+        c1 = p1 * st.Zy[:Q1]
+        Kr = lamr[:, None] * st.ZX[Q1:] - F.T @ R1
+        gr = lamr * st.Zy[Q1:] - F.T @ c1
+        pieces = dict(T1=np.array([[theta[0]]]), L1inv=(1.0 / l)[:, None, None], l=l,
+                      F=F, Fdata=Fdata, Sdiag=d, R1=R1, c1=c1)
+        return self._finish(theta, logdet + np.log(d).sum(),
+                            lambda b: b / (d if b.ndim == 1 else d[:, None]),
                             (R1.T @ R1, R1.T @ c1, c1 @ c1), Kr, gr, pieces)
 
     def value_and_grad(self, theta):
@@ -514,11 +598,17 @@ class ScalarFactorsDeviance(MultiProfiledDeviance):
             l, F, beta = pc["l"], pc["F"], state.beta
             ur = pc["solve"](pc["gr"] - pc["Kr"] @ beta)
             u1 = (pc["c1"] - pc["R1"] @ beta - F @ ur) / l
-            Sinv = _schur_inverse(pc["Lrr"])
-            quad = np.empty(l.size)
-            row_quadratic_forms(self.B.indptr, self.B.indices, pc["Fdata"], Sinv, quad)
+            if self.diagonal:
+                sinv = 1.0 / pc["Sdiag"]
+                quad = np.bincount(self.B_rows, weights=pc["Fdata"] ** 2 * sinv[self.B_cols],
+                                   minlength=l.size)
+            else:
+                Sinv = _schur_inverse(pc["Lrr"])
+                quad = np.empty(l.size)
+                row_quadratic_forms(self.B.indptr, self.B.indices, pc["Fdata"], Sinv, quad)
+                sinv = np.diag(Sinv)
             pc.update(u=np.concatenate([u1, ur]),
-                      var=np.concatenate([(1.0 + quad) / (l * l), np.diag(Sinv)]),
+                      var=np.concatenate([(1.0 + quad) / (l * l), sinv]),
                       solve=None, Lrr=None)
         return pc["u"], pc["var"]
 

@@ -129,7 +129,8 @@ def fit_multi_crossproducts(design, order, cols, stats, names, dropped, back, *,
         return _fit_iterative(design, order, cols, stats, names, dropped, back,
                               y_shift=y_shift, timings=timings)
     # intercept-only factors with a dense rest block: the exact-gradient fast path
-    scalar = all(c.term.q == 1 for c in cols) and multilevel.dense_rest(B, ZZr)
+    scalar = all(c.term.q == 1 for c in cols) and (multilevel.dense_rest(B, ZZr)
+                                                    or multilevel.nested_diagonal_rest(B, ZZr))
     objective = (ScalarFactorsDeviance if scalar else MultiProfiledDeviance)(stats, cols,
                                                                             reml=reml)
     t1 = time.perf_counter()
