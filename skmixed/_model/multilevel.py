@@ -28,11 +28,13 @@ import numpy as np
 from scipy import linalg, sparse
 from scipy.sparse.linalg import splu
 
-from .._kernels.sparse_pairs import row_quadratic_forms, scaled_schur_lower
+from .._kernels.sparse_pairs import (row_pattern_products, row_quadratic_forms,
+                                     scaled_schur_lower)
 from .lmm import GroupedCrossproducts, ProfiledDeviance
 
 __all__ = ["FactorColumns", "dense_rest", "rest_pattern_share", "nested_diagonal_rest", "MultiCrossproducts", "MultiProfiledDeviance",
-           "ScalarFactorsDeviance", "first_factor_inverse_blocks", "random_effects_matrix"]
+           "ScalarFactorsDeviance", "first_factor_inverse_blocks", "random_effects_matrix",
+           "PairRows"]
 
 _LOG_2PI = np.log(2.0 * np.pi)
 
@@ -466,6 +468,82 @@ class MultiProfiledDeviance:
         return out
 
 
+#: rows of the pair table B (first-factor levels) with at least this many nonzeros are
+#: "heavy": their share of F'F goes to one dense rank-k update (BLAS syrk) instead of the
+#: pair kernel, whose scattered writes into the Q_r × Q_r triangle miss the cache (crossed
+#: 1e6 × 20,000 × 5,000: 275 users hold 81 % of the 68 million pairs)
+HEAVY_ROW = 256
+#: … where the rest block has at least this many columns (below, everything is in cache)
+HEAVY_FROM_COLUMNS = 1000
+
+
+class PairRows:
+    """The rows of the pair table ``B`` (CSR, columns sorted) split into light ones, for the
+    pair kernels (:mod:`skmixed._kernels.sparse_pairs`), and heavy ones (see
+    :data:`HEAVY_ROW`), held as a dense block ``H`` (rows × Q_r) for BLAS: the Schur
+    complement's ``−F'F``, ``F S`` on F's pattern and the quadratic forms ``f_i'S f_i``
+    for values ``data`` on B's pattern."""
+
+    def __init__(self, B):
+        B = B.tocsr()
+        nnz = np.diff(B.indptr)
+        heavy = (nnz >= HEAVY_ROW) & (B.shape[1] >= HEAVY_FROM_COLUMNS)
+        row_of = np.repeat(np.arange(B.shape[0]), nnz)
+        in_heavy = heavy[row_of]
+        self.heavy_rows = np.flatnonzero(heavy)
+        self.light_pos = np.flatnonzero(~in_heavy)
+        self.heavy_pos = np.flatnonzero(in_heavy)
+        self.light_indptr = np.concatenate([[0], np.cumsum(np.where(heavy, 0, nnz))]).astype(
+            B.indptr.dtype)
+        self.light_indices = np.ascontiguousarray(B.indices[self.light_pos])
+        self.heavy_r = np.searchsorted(self.heavy_rows, row_of[self.heavy_pos])
+        self.heavy_c = B.indices[self.heavy_pos]
+        self.H = np.zeros((self.heavy_rows.size, B.shape[1]), order="F")
+        self.all = not self.heavy_rows.size  # no heavy rows: the kernels on B as it is
+
+    def _fill(self, data):
+        self.H.fill(0.0)
+        self.H[self.heavy_r, self.heavy_c] = data[self.heavy_pos]
+        return self.H
+
+    def schur_lower(self, lam, zz, data, out, n_parts):
+        """:func:`scaled_schur_lower` into ``out`` (Fortran order), heavy rows by syrk."""
+        if self.all:
+            scaled_schur_lower(lam, zz.indptr, zz.indices, zz.data, self.light_indptr,
+                               self.light_indices, data, out, n_parts)
+            return
+        scaled_schur_lower(lam, zz.indptr, zz.indices, zz.data, self.light_indptr,
+                           self.light_indices, np.ascontiguousarray(data[self.light_pos]),
+                           out, n_parts)
+        res = linalg.blas.dsyrk(-1.0, self._fill(data), beta=1.0, c=out, trans=1, lower=1,
+                                overwrite_c=1)
+        if res is not out:
+            out[...] = res
+
+    def pattern_products(self, data, S, out):
+        """:func:`row_pattern_products` (``F S`` on B's pattern; S's lower triangle)."""
+        if self.all:
+            row_pattern_products(self.light_indptr, self.light_indices, data, S, out)
+            return
+        light = np.empty(self.light_pos.size)
+        row_pattern_products(self.light_indptr, self.light_indices,
+                             np.ascontiguousarray(data[self.light_pos]), S, light)
+        out[self.light_pos] = light
+        HS = linalg.blas.dsymm(1.0, S, self._fill(data), side=1, lower=1)
+        out[self.heavy_pos] = HS[self.heavy_r, self.heavy_c]
+
+    def quadratic_forms(self, data, S, out):
+        """:func:`row_quadratic_forms` (``f_i'S f_i`` per row; S's lower triangle)."""
+        if self.all:
+            row_quadratic_forms(self.light_indptr, self.light_indices, data, S, out)
+            return
+        row_quadratic_forms(self.light_indptr, self.light_indices,
+                            np.ascontiguousarray(data[self.light_pos]), S, out)
+        H = self._fill(data)
+        HS = linalg.blas.dsymm(1.0, S, H, side=1, lower=1)
+        out[self.heavy_rows] = np.einsum("ij,ij->i", HS, H)
+
+
 def _schur_inverse(Lrr):
     """S_rr⁻¹'s lower triangle from its Cholesky factor (LAPACK potri), written over it
     (the factor is not used after: one Q_r × Q_r buffer, not two). A single factor
@@ -513,6 +591,7 @@ class ScalarFactorsDeviance(MultiProfiledDeviance):
         else:
             self._schur = np.empty((Qr, Qr), order="F")
             self._schur.fill(0.0)  # touch every page now, not inside the threaded kernel
+            self.pair_rows = PairRows(B)
 
     @property
     def rest_columns(self):
@@ -540,8 +619,7 @@ class ScalarFactorsDeviance(MultiProfiledDeviance):
         # potrf reads no other part and writes L there)
         Lrr = self._schur
         zz = self.zz_lower
-        scaled_schur_lower(lamr, zz.indptr, zz.indices, zz.data, self.B.indptr,
-                           self.B.indices, Fdata, Lrr, numba.get_num_threads())
+        self.pair_rows.schur_lower(lamr, zz, Fdata, Lrr, numba.get_num_threads())
         R1 = p1[:, None] * st.ZX[:Q1]
         c1 = p1 * st.Zy[:Q1]
         Kr = lamr[:, None] * st.ZX[Q1:] - F.T @ R1
@@ -605,7 +683,7 @@ class ScalarFactorsDeviance(MultiProfiledDeviance):
             else:
                 Sinv = _schur_inverse(pc["Lrr"])
                 quad = np.empty(l.size)
-                row_quadratic_forms(self.B.indptr, self.B.indices, pc["Fdata"], Sinv, quad)
+                self.pair_rows.quadratic_forms(pc["Fdata"], Sinv, quad)
                 sinv = np.diag(Sinv)
             pc.update(u=np.concatenate([u1, ur]),
                       var=np.concatenate([(1.0 + quad) / (l * l), sinv]),

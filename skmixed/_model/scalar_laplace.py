@@ -26,8 +26,7 @@ import numba
 import numpy as np
 from scipy import linalg, sparse
 
-from .._kernels.sparse_pairs import row_pattern_products, scaled_schur_lower
-from .multilevel import _schur_inverse, dense_rest
+from .multilevel import PairRows, _schur_inverse, dense_rest
 from .multilevel_glmm import MultiLaplace
 
 __all__ = ["ScalarLaplace", "ScalarPattern", "exact_laplace_applies"]
@@ -79,6 +78,7 @@ class ScalarPattern:
         keys = np.array([self.rcols[k] * Qr + self.rcols[l] for k, l in self.pairs])
         uniq, self.pos_r = _cells(keys)
         self.R = self._csr(uniq // Qr, uniq % Qr, (Qr, Qr))
+        self.pair_rows = PairRows(self.B)
 
     @staticmethod
     def _csr(rows, cols, shape):
@@ -110,8 +110,9 @@ class ScalarSystem:
         self.l = np.sqrt(theta[0] ** 2 * d1 + 1.0)
         self.Fdata = (theta[0] / self.l)[pattern.B_rows] * bvals * self.lamr[B.indices]
         self.F = sparse.csr_matrix((self.Fdata, B.indices, B.indptr), shape=B.shape)
-        scaled_schur_lower(self.lamr, R.indptr, R.indices, rvals, B.indptr, B.indices,
-                           self.Fdata, buffer, numba.get_num_threads())
+        pattern.pair_rows.schur_lower(
+            self.lamr, SimpleNamespace(indptr=R.indptr, indices=R.indices, data=rvals),
+            self.Fdata, buffer, numba.get_num_threads())
         L, info = linalg.lapack.dpotrf(buffer, lower=1, clean=0, overwrite_a=1)
         if info != 0 or not np.all(np.isfinite(np.diag(L))):
             raise linalg.LinAlgError("the Laplace system is not positive definite")
@@ -141,7 +142,7 @@ class ScalarSystem:
         self.L, self.Sinv = None, Sinv
         B, rows = self.pattern.B, self.pattern.B_rows
         FS = np.empty(B.nnz)
-        row_pattern_products(B.indptr, B.indices, self.Fdata, Sinv, FS)
+        self.pattern.pair_rows.pattern_products(self.Fdata, Sinv, FS)
         quad = np.bincount(rows, weights=self.Fdata * FS, minlength=self.l.size)
         diag = np.concatenate([(1.0 + quad) / self.l ** 2, np.diag(Sinv)])
         cross = -FS / self.l[rows]  # (A⁻¹)_{1r} on B's pattern
