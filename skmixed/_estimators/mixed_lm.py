@@ -98,11 +98,12 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         only — crossed users × items with tens of thousands of levels, past what a dense
         factorization holds — average-information Newton steps with conjugate-gradient
         solves and stochastic traces (32 fixed random probes: deterministic, but the
-        optimum carries their Monte-Carlo error, measured in the user guide); the REML
+        optimum carries their Monte-Carlo error, measured in the README); the REML
         criterion (and AIC/BIC) and the conditional SDs of the modes are then NaN, the
-        fixed effects' covariance is exact. "auto": iterative for such models when the
-        factors after the largest have at least 4,000 levels in all and are crossed with
-        it, else exact.
+        fixed effects' covariance is exact; ``max_iter`` caps its Newton steps (≤ 100),
+        ``tol`` is not used (they stop when no variance moves by 1e-7 relative). "auto":
+        iterative for such models when the factors after the largest have at least 4,000
+        levels in all and are crossed with it (not nested in it), else exact.
 
     Attributes
     ----------

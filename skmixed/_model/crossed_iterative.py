@@ -39,13 +39,18 @@ from scipy import linalg
 
 from .._kernels.sparse_pairs import csr_dense_product
 
-__all__ = ["IterativeREML", "block_pcg", "PCGError", "EXACT_TRACES_UP_TO"]
+__all__ = ["IterativeREML", "block_pcg", "PCGError", "EXACT_TRACES_UP_TO", "BOUNDARY",
+           "FREEZE_AFTER", "DEGENERATE"]
 
 
 #: up to this many columns of S (the factors after the first, and β) the traces are exact:
 #: one probe per column, the scaled unit vectors (Penicillin's 6 + 1: with 32 random probes
-#: its sample θ was 3 % off)
-EXACT_TRACES_UP_TO = 512
+#: its sample θ was 3 % off); beyond, each exact probe is one more right-hand side
+EXACT_TRACES_UP_TO = 64
+
+DEGENERATE = ("the residual variance is zero or nearly so (a constant response, or one the "
+              "fixed and random effects fit exactly): the iterative solver cannot fit it; "
+              "solver='exact' reports such fits.")
 
 
 class PCGError(RuntimeError):
@@ -186,6 +191,27 @@ class IterativeResult:
     history: list = field(default_factory=list)
 
 
+#: a variance component below this share of σ² is 0 (the boundary)
+BOUNDARY = 1e-9
+#: … as is one the Newton steps push through 0 this many times in a row
+FREEZE_AFTER = 3
+
+
+def _newton_step(AI, score, rows, delta, fixed=None):
+    """The average-information step of the components ``rows`` (bool mask), those in
+    ``fixed`` moved by ``delta`` already (their step is given)."""
+    r = np.flatnonzero(rows)
+    rhs = score[r].copy()
+    if fixed is not None and fixed.any():
+        f = np.flatnonzero(fixed)
+        rhs -= AI[np.ix_(r, f)] @ delta[f]
+    A = AI[np.ix_(r, r)]
+    try:  # Cholesky: no condition warning where two factors repeat each other
+        return linalg.cho_solve(linalg.cho_factor(A), rhs)
+    except (linalg.LinAlgError, ValueError):
+        return rhs / np.maximum(np.diag(A), 1e-300)
+
+
 class IterativeREML:
     """REML by average-information Newton steps with PCG solves and stochastic traces;
     see the module docstring. ``stats``: a MultiCrossproducts (factors in elimination
@@ -254,6 +280,8 @@ class IterativeREML:
         sol_full = np.concatenate([u1, ur, beta])
         r2 = st.yty - float(sol_full @ rhs_full)
         ee = r2 - float(u @ u)
+        if not (np.isfinite(r2) and ee > 1e-12 * max(st.yty, 1e-300)):
+            raise ValueError(DEGENERATE)
         # a_k = Z_k'We (robust at θ_k = 0): Z'Wy − Z'WXβ − Z'WZΛu
         zz1, zzr = self._ZZ_times(lam1 * u1, lamr * ur)
         a = st.Zy - st.ZX @ beta - np.concatenate([zz1, zzr])
@@ -303,31 +331,49 @@ class IterativeREML:
         return dict(theta=theta, beta=beta, u=u, r2=r2, score=s, AI=AI, T=T, grad=grad)
 
     def fit(self, theta0, *, max_iter=50, tol=1e-7):
-        """Newton (average information) from θ₀ (σ² from the first solve)."""
-        st = self.stats
-        op = self.op
-        op.set_theta(theta0)
+        """Newton (average information) from θ₀ (σ² from the first solve), projected on
+        φ ≥ 0: a component a step pushes through 0 goes a tenth of the way there (the
+        others' step re-solved with it fixed), and one pushed there :data:`FREEZE_AFTER`
+        times in a row, or below :data:`BOUNDARY` σ², is 0 from then on (its score at the
+        boundary is rounding noise: the boundary fit, θ_k = 0, as lme4's)."""
+        K1 = len(self.factors) + 1
         phi = np.concatenate([[1.0], np.asarray(theta0, dtype=float) ** 2])
         q = self.step_quantities(phi)
         phi = q["r2"] / self.dof * np.concatenate([[1.0], q["theta"] ** 2])
         history, converged = [], False
+        free = np.ones(K1, dtype=bool)
+        pushed = np.zeros(K1, dtype=int)
         n_iter = 0
         for n_iter in range(1, max_iter + 1):
             q = self.step_quantities(phi)
             history.append(phi.copy())
-            try:
-                delta = linalg.solve(q["AI"], q["score"], assume_a="pos")
-            except (linalg.LinAlgError, ValueError):
-                delta = q["score"] * phi ** 2 / np.maximum(np.diag(q["AI"]) * phi ** 2, 1e-300)
+            score, AI = q["score"], q["AI"]
+            delta = np.zeros(K1)
+            delta[free] = _newton_step(AI, score, free, delta)
             new = phi + delta
-            # a component pushed through 0 goes a tenth of the way there instead
-            low = new <= 0
-            new[low] = phi[low] / 10.0
-            change = np.max(np.abs(new - phi) / np.maximum(phi, 1e-12 * phi[0]))
+            low = free & (new <= 0)
+            pushed = np.where(low, pushed + 1, 0)
+            if low.any():
+                new[low] = phi[low] / 10.0
+                delta[low] = new[low] - phi[low]
+                others = free & ~low
+                delta[others] = _newton_step(AI, score, others, delta, fixed=low)
+                new[others] = phi[others] + delta[others]
+                bad = others & (new <= 0)
+                new[bad] = phi[bad] / 10.0
+            if not (np.all(np.isfinite(new)) and new[0] > 0):
+                raise FloatingPointError("the variance components diverged")
+            zero = free & (np.arange(K1) > 0) & ((new < BOUNDARY * new[0])
+                                                  | (pushed >= FREEZE_AFTER))
+            new[zero] = 0.0
+            free &= ~zero
+            scale = np.maximum(phi, 1e-12 * phi[0])
+            change = np.max(np.abs(new - phi)[free] / scale[free])
             phi = new
-            if change < tol:
+            if change < tol and not zero.any():
                 converged = True
                 break
+        st, op = self.stats, self.op
         q = self.step_quantities(phi)
         # the fixed effects' covariance (relative to σ²): S⁻¹'s β block, p solves
         p, Qr = st.p, op.Qr

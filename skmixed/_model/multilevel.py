@@ -32,7 +32,8 @@ from .._kernels.sparse_pairs import (row_pattern_products, row_quadratic_forms,
                                      scaled_schur_lower)
 from .lmm import GroupedCrossproducts, ProfiledDeviance
 
-__all__ = ["FactorColumns", "dense_rest", "rest_pattern_share", "nested_diagonal_rest", "MultiCrossproducts", "MultiProfiledDeviance",
+__all__ = ["FactorColumns", "dense_rest", "rest_pattern_share", "nested_diagonal_rest",
+           "nested_rest", "MultiCrossproducts", "MultiProfiledDeviance",
            "ScalarFactorsDeviance", "first_factor_inverse_blocks", "random_effects_matrix",
            "PairRows"]
 
@@ -92,6 +93,20 @@ def nested_diagonal_rest(B, ZZr):
     ZZr = sparse.csr_matrix(ZZr)
     off_diagonal = ZZr.nnz - np.count_nonzero(ZZr.diagonal())
     return off_diagonal == 0 and (B.shape[0] == 0 or int(np.diff(B.indptr).max()) <= 1)
+
+
+def nested_rest(B, factors):
+    """Whether each first-factor level meets at most one level of each other factor
+    (``B``: the first factor × the rest's columns, ``factors`` in elimination order): the
+    other factors are nested in the first, as classes in schools."""
+    B = B.tocsr()
+    if B.shape[0] == 0:
+        return True
+    rows = np.repeat(np.arange(B.shape[0]), np.diff(B.indptr))
+    edges = np.cumsum([f.width for f in factors[1:]])
+    which = np.searchsorted(edges, B.indices, side="right")
+    counts = np.bincount(rows * len(edges) + which, minlength=B.shape[0] * len(edges))
+    return int(counts.max()) <= 1
 
 
 def rest_pattern_share(B, ZZr):

@@ -23,7 +23,7 @@ from .lmm_fit import centring_shift, response_shift
 from .multilevel import (FactorColumns, MultiCrossproducts, MultiProfiledDeviance,
                          ScalarFactorsDeviance)
 from .multilevel_glmm import MultiLaplace
-from .crossed_iterative import IterativeREML
+from .crossed_iterative import IterativeREML, PCGError
 from .optimize import FiniteDifferenceGradient, OptSummary, minimize
 from .result import FactorFit, FitResult, fixed_covariance
 from .scalar_laplace import ScalarLaplace, exact_laplace_applies
@@ -125,9 +125,9 @@ def fit_multi_crossproducts(design, order, cols, stats, names, dropped, back, *,
     timings = dict(timings or {})
     Q1 = stats.offsets[1]
     B, ZZr = stats.ZZ[:Q1, Q1:], stats.ZZ[Q1:, Q1:]
-    if use_iterative(solver, cols, B, ZZr, reml=reml):
+    if use_iterative(solver, cols, B, ZZr, reml=reml, stats=stats):
         return _fit_iterative(design, order, cols, stats, names, dropped, back,
-                              y_shift=y_shift, timings=timings)
+                              y_shift=y_shift, timings=timings, max_iter=max_iter)
     # intercept-only factors with a dense rest block: the exact-gradient fast path
     scalar = all(c.term.q == 1 for c in cols) and (multilevel.dense_rest(B, ZZr)
                                                     or multilevel.nested_diagonal_rest(B, ZZr))
@@ -188,29 +188,63 @@ ITERATIVE_REFUSAL = ("solver='iterative' fits REML models whose grouping factors
                      "solver='exact' or 'auto' for this model.")
 
 
-def use_iterative(solver, cols, B, ZZr, *, reml):
+def _repeated_factors(stats, cols):
+    """Whether two factors have the same levels on the same rows (their cross table a
+    permutation of one's counts): a split of one variance the iterative steps cycle on."""
+    ZZ, off = stats.ZZ.tocsr(), stats.offsets
+    counts = ZZ.diagonal()
+    for k in range(len(cols)):
+        for l in range(k + 1, len(cols)):
+            if cols[k].n_levels != cols[l].n_levels:
+                continue
+            table = ZZ[off[k]:off[k + 1], off[l]:off[l + 1]].tocsr()
+            if (table.nnz == cols[k].n_levels and np.all(np.diff(table.indptr) == 1)
+                    and np.allclose(table.data, counts[off[k]:off[k + 1]])):
+                return True
+    return False
+
+
+def use_iterative(solver, cols, B, ZZr, *, reml, stats=None):
     """Whether the fit is the iterative one: ``solver`` "iterative" (the model must be one
     it fits: REML, intercept-only factors, at least two), "exact" never, "auto" for such
     models whose rest block (``ZZr``; ``B`` the first factor's pairs with it) has at least
-    :data:`ITERATIVE_FROM` columns and a crossed (dense) pattern."""
+    :data:`ITERATIVE_FROM` columns and is crossed with the first factor — not nested in it
+    (:func:`~skmixed._model.multilevel.nested_rest`: the exact path's diagonal or sparse
+    factorization is cheap there). Sparse crossed data (100,000 users × 10,000 items,
+    five ratings each) count as crossed: their sparse LU fills in."""
     if solver == "exact":
         return False
     fits = reml and len(cols) >= 2 and all(c.term.q == 1 for c in cols)
+    if fits and stats is not None and _repeated_factors(stats, cols):
+        if solver == "iterative":
+            raise ValueError("solver='iterative' cannot fit two grouping factors with the "
+                             "same levels on the same rows (their variances are not "
+                             "identified); use solver='exact', or drop one.")
+        return False
     if solver == "iterative":
         if not fits:
             raise ValueError(ITERATIVE_REFUSAL)
         return True
-    return (fits and ZZr.shape[0] >= ITERATIVE_FROM
-            and multilevel.rest_pattern_share(B, ZZr) >= multilevel.DENSE_SHARE)
+    return fits and ZZr.shape[0] >= ITERATIVE_FROM and not multilevel.nested_rest(B, cols)
 
 
-def _fit_iterative(design, order, cols, stats, names, dropped, back, *, y_shift, timings):
+def _fit_iterative(design, order, cols, stats, names, dropped, back, *, y_shift, timings,
+                   max_iter):
     """The iterative REML fit (:class:`~skmixed._model.crossed_iterative.IterativeREML`)
     as a FitResult: the criterion is not evaluated (NaN), nor the modes' conditional
     variances (NaN); the fixed effects' covariance is exact."""
     t1 = time.perf_counter()
     start = _moment_start(stats, cols)
-    fit = IterativeREML(stats, cols).fit(start)
+    try:
+        # BLAS only sees thin products (p columns); threads spinning there beside the Numba
+        # kernels' made a busy machine's fit 5× slower
+        with blas_threads(1):
+            fit = IterativeREML(stats, cols).fit(start, max_iter=min(max_iter, 100))
+    except (PCGError, FloatingPointError, linalg.LinAlgError) as err:
+        raise ValueError(
+            f"the iterative solver failed ({err}): the model may be degenerate (a residual "
+            "variance near 0, factors that repeat each other); solver='exact' fits it or "
+            "says why not.") from err
     timings["optimize"] = time.perf_counter() - t1
     sigma2 = fit.sigma2
     beta, fixed_cov = back(fit.beta, sigma2 * fit.fixed_cov_rel)

@@ -4,6 +4,8 @@
 lme4 on Penicillin (exact traces on small systems); within the stated Monte-Carlo error of
 the exact fit with random probes; the same from chunks; refused where it does not apply."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,6 +14,7 @@ from sklearn.base import clone
 from skmixed import MixedLM
 from skmixed._model import crossed_iterative, multilevel_fit
 from skmixed.datasets import make_crossed
+from skmixed.exceptions import SingularFitWarning
 from skmixed.sources import ChunkedData
 
 CROSSED = ["user", "item", "x"]
@@ -118,3 +121,66 @@ def test_chunks_and_threads_give_the_same_iterative_fit(crossed, monkeypatch):
     np.testing.assert_allclose(chunked.coef_, base.coef_, rtol=1e-7)
     assert chunked.intercept_ == pytest.approx(base.intercept_, rel=1e-6, abs=1e-9)
     assert chunked.sigma_ == pytest.approx(base.sigma_, rel=1e-6)
+
+
+def _boundary_data(item_sd, seed=0, n=20_000):
+    rng = np.random.default_rng(seed)
+    a, b, x = rng.integers(0, 1000, n), rng.integers(0, 300, n), rng.normal(size=n)
+    y = (1 + 0.5 * x + 0.5 * rng.normal(size=1000)[a] + item_sd * rng.normal(size=300)[b]
+         + rng.normal(size=n))
+    return pd.DataFrame(dict(user=a, item=b, x=x)), y
+
+
+@pytest.mark.parametrize("item_sd", [0.0, 0.01])
+def test_a_variance_at_the_boundary_is_zero_as_exact(item_sd, monkeypatch):
+    """No (or nearly no) item variance: the Newton steps push it through 0; it is fixed
+    there (it had crashed with exact traces and cycled to 6 % wrong variances at 300,000
+    rows): the exact path's boundary fit (θ_item = 0 both; the others within 1e-3)."""
+    monkeypatch.setattr(crossed_iterative, "EXACT_TRACES_UP_TO", 0)
+    X, y = _boundary_data(item_sd)
+    with pytest.warns(SingularFitWarning):
+        it = MixedLM(groups=["user", "item"], solver="iterative").fit(X, y)
+    with pytest.warns(SingularFitWarning):
+        ex = MixedLM(groups=["user", "item"], solver="exact").fit(X, y)
+    assert it.converged_ and it.theta_[1] == 0.0 and ex.theta_[1] == 0.0
+    np.testing.assert_allclose(it.variance_components_["variance"],
+                               ex.variance_components_["variance"], rtol=1e-3)
+
+
+@pytest.mark.parametrize("response", ["constant", "linear", "exact effects"])
+def test_degenerate_responses_are_refused_clearly(response):
+    rng = np.random.default_rng(0)
+    n = 3000
+    a, b, x = rng.integers(0, 100, n), rng.integers(0, 40, n), rng.normal(size=n)
+    y = {"constant": np.ones(n), "linear": 1 + 0.5 * x,
+         "exact effects": 1 + 0.5 * x + rng.normal(size=100)[a] + rng.normal(size=40)[b]}
+    with pytest.raises(ValueError, match="residual variance is zero"):
+        MixedLM(groups=["user", "item"], solver="iterative").fit(
+            pd.DataFrame(dict(user=a, item=b, x=x)), y[response])
+
+
+def test_repeated_factor_is_refused_by_iterative_and_exact_under_auto(monkeypatch):
+    """A factor given twice (the variances' split is not identified; the Newton steps had
+    cycled for 100 steps): solver="iterative" refuses it, "auto" fits it exactly."""
+    monkeypatch.setattr(multilevel_fit, "ITERATIVE_FROM", 10)
+    rng = np.random.default_rng(0)
+    n = 3000
+    a, b, x = rng.integers(0, 100, n), rng.integers(0, 40, n), rng.normal(size=n)
+    y = 1 + x + rng.normal(size=n) + rng.normal(size=100)[a]
+    X = pd.DataFrame(dict(user=a, item=b, x=x, user2=a))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match="same levels on the same rows"):
+            MixedLM(groups=["user", "item", "user2"], solver="iterative").fit(X, y)
+        auto = MixedLM(groups=["user", "item", "user2"]).fit(X, y)
+    assert auto.optimization_.optimizer != "ai-reml-pcg"
+
+
+def test_auto_is_iterative_for_sparse_crossed_data(monkeypatch):
+    """Few rows per user (a sparse users × items table) is still crossed: "auto" fits it
+    iteratively (the exact path's sparse LU had not finished in 15 minutes on 100,000
+    rows × 20,000 × 5,000); here 6,000 rows × 2,000 × 500 with the limit lowered."""
+    monkeypatch.setattr(multilevel_fit, "ITERATIVE_FROM", 100)
+    df = make_crossed(6_000, 2_000, 500, random_state=3)
+    model = MixedLM(groups=["user", "item"]).fit(df[CROSSED], df["y"])
+    assert model.optimization_.optimizer == "ai-reml-pcg"
