@@ -85,7 +85,7 @@ def test_exact_traces_reach_the_exact_optimum(levels):
     obj, theta_exact = _exact(stats, cols)
     it = IterativeREML(stats, cols)
     m = it.op.Qr + it.op.p
-    it.Zp, it.n_probes = np.sqrt(m) * np.eye(m), m
+    it.Zp, it.n_probes, it.pw = np.sqrt(m) * np.eye(m), m, None
     fit = it.fit(_moment_start(stats, cols))
     assert fit.converged and fit.n_iter <= 10
     np.testing.assert_allclose(fit.theta, theta_exact, rtol=1e-6)
