@@ -27,6 +27,9 @@ _POLISH_RTOL = 2e-11  # polish while a Newton step would move θ by more than th
 _POLISH_ROUNDING = 1e-13  # relative rounding of the criterion allowed to a polishing step
 #: log θ below this is a variance of zero (θ = 4.5e-5): the bound of the log-scale search
 _LOG_THETA_FLOOR = -10.0
+#: … and above this (θ = 2981: a random-effect SD 3,000 times the residual one; beyond, the
+#: fit says it did not converge rather than report the bound: raising it sent L-BFGS-B astray)
+_LOG_THETA_CEILING = 8.0
 #: "log-lbfgs" tries θ_k = 0 for every θ_k it ends below this (kept where no worse)
 _BOUNDARY_TRY = 1e-2
 #: "log-lbfgs" converged: the projected gradient in log θ below this multiple of the
@@ -475,7 +478,8 @@ def _log_lbfgs(fun, space, tol, max_iter):
     scale = max(1.0, float(np.max(np.abs(g0)))) if np.isfinite(f0) else 1.0
     gtol = max(_LOG_THETA_GTOL * abs(f0), 1e-4) if np.isfinite(f0) else 1e-4
     res = optimize.minimize(lambda x: tuple(v / scale for v in fg(x)), x0, jac=True,
-                            method="L-BFGS-B", bounds=[(_LOG_THETA_FLOOR, 8.0)] * x0.size,
+                            method="L-BFGS-B",
+                            bounds=[(_LOG_THETA_FLOOR, _LOG_THETA_CEILING)] * x0.size,
                             options={"ftol": 0.0, "gtol": gtol / scale, "maxiter": max_iter})
     at_floor = res.x <= _LOG_THETA_FLOOR + 1e-9
     theta = np.where(at_floor, 0.0, np.exp(res.x))
@@ -492,9 +496,14 @@ def _log_lbfgs(fun, space, tol, max_iter):
             theta, f, at_floor = trial, f_trial, at_floor | small
             grad = np.asarray(g_trial, dtype=float) * trial
     free_grad = np.where(at_floor & (grad > 0), 0.0, grad)
+    # θ at the search's ceiling is not an optimum (it stopped there: a random-effect SD
+    # 10⁴ times the residual one was reported converged at θ = e⁸ = 2981)
+    at_ceiling = bool(np.any(res.x >= _LOG_THETA_CEILING - 1e-9))
     return dict(name="L-BFGS-B on log θ (exact gradient)", start=np.exp(x0), x=theta,
-                f=f, g=grad, n_iter=res.nit, message=str(res.message),
-                converged=res.success or np.max(np.abs(free_grad)) <= gtol)
+                f=f, g=grad, n_iter=res.nit,
+                message=str(res.message) + ("; θ at the search's upper bound" * at_ceiling),
+                converged=(res.success or np.max(np.abs(free_grad)) <= gtol)
+                and not at_ceiling)
 
 
 def _brent(fun, space, tol, max_iter, xtol=1e-7, upper=20.0):

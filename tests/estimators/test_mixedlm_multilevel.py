@@ -430,3 +430,20 @@ def test_nested_slopes_block_diagonal_rest_equals_dense(monkeypatch):
     re_d = dense.random_effects_.set_index(["group", "level", "term"])
     np.testing.assert_allclose(re_b["cond_sd"], re_d["cond_sd"], rtol=1e-4)
     np.testing.assert_allclose(re_b["mode"], re_d["mode"], rtol=1e-4, atol=1e-6)
+
+
+def test_theta_at_the_search_bound_is_not_called_converged():
+    """Random-effect SDs 10⁴ times the residual SD: the log-scale search stops at its upper
+    bound (θ = e⁸); that is reported as not converged (ConvergenceWarning), not as an
+    optimum (a review found it reported converged, the criterion 2,678 above the optimum)."""
+    rng = np.random.default_rng(0)
+    n = 6000
+    a = np.r_[np.arange(400), rng.integers(0, 400, n - 400)]
+    b = np.r_[np.arange(150), rng.integers(0, 150, n - 150)]
+    x = rng.normal(size=n)
+    y = (1 + 0.5 * x + 10 * rng.normal(size=400)[a] + 10 * rng.normal(size=150)[b]
+         + 0.001 * rng.normal(size=n))
+    with pytest.warns(ConvergenceWarning, match="upper bound"):
+        model = MixedLM(groups=["a", "b"], solver="exact").fit(
+            pd.DataFrame({"a": a, "b": b, "x": x}), y)
+    assert not model.converged_
