@@ -190,7 +190,6 @@ class IterativeResult:
     n_probes: int
     exact_traces: bool
     cg_iterations: list = field(default_factory=list)
-    history: list = field(default_factory=list)
 
 
 #: a variance component below this share of σ² is 0 (the boundary)
@@ -225,6 +224,8 @@ class IterativeREML:
         self.op = _Schur(stats, factors)
         self.G = np.array([f.n_levels for f in factors], dtype=float)
         self.n_probes, self.cg_tol, self.probe_tol = int(n_probes), cg_tol, probe_tol
+        # the rest factors' rows in S (Qr part)
+        self.rest_slices = np.cumsum([0] + [f.n_levels for f in factors[1:]])
         m = self.op.Qr + self.op.p
         self.pw = None  # the probes' weights in the trace estimates (None: 1/n_probes)
         if m <= EXACT_TRACES_UP_TO:
@@ -234,10 +235,9 @@ class IterativeREML:
             # random probes on the large factors' columns; the columns of factors with at
             # most SMALL_FACTOR levels and of β get unit vectors (exact: a 12-level third
             # factor's variance had a Monte-Carlo error of 1 % from 32 random probes)
-            sizes = [f.n_levels for f in factors[1:]]
-            edges = np.cumsum([0] + sizes)
-            exact = [np.arange(edges[k], edges[k + 1]) for k, G in enumerate(sizes)
-                     if G <= SMALL_FACTOR] + [np.arange(self.op.Qr, m)]
+            edges = self.rest_slices
+            exact = [np.arange(edges[k], edges[k + 1]) for k, f in enumerate(factors[1:])
+                     if f.n_levels <= SMALL_FACTOR] + [np.arange(self.op.Qr, m)]
             exact = np.concatenate(exact).astype(np.int64)
             rng = np.random.default_rng(seed)
             random = rng.choice(np.array([-1.0, 1.0]), size=(m, self.n_probes))
@@ -252,8 +252,6 @@ class IterativeREML:
         self._x_data = None
         self._x_probe = None
         self.cg_iterations = []
-        # the rest factors' rows in S (Qr part)
-        self.rest_slices = np.cumsum([0] + [f.n_levels for f in factors[1:]])
 
     # ----------------------------------------------------------------- pieces
     def _solve_full(self, r1, rs, x0=None, tol=None):
@@ -359,13 +357,12 @@ class IterativeREML:
         phi = np.concatenate([[1.0], np.asarray(theta0, dtype=float) ** 2])
         q = self.step_quantities(phi)
         phi = q["r2"] / self.dof * np.concatenate([[1.0], q["theta"] ** 2])
-        history, converged = [], False
+        converged = False
         free = np.ones(K1, dtype=bool)
         pushed = np.zeros(K1, dtype=int)
         n_iter = 0
         for n_iter in range(1, max_iter + 1):
             q = self.step_quantities(phi)
-            history.append(phi.copy())
             score, AI = q["score"], q["AI"]
             delta = np.zeros(K1)
             delta[free] = _newton_step(AI, score, free, delta)
@@ -409,4 +406,4 @@ class IterativeREML:
                                fixed_cov_rel=cov_rel, n_iter=n_iter, converged=converged,
                                gradient=q["grad"], n_probes=self.n_probes,
                                exact_traces=self.exact_traces,
-                               cg_iterations=list(self.cg_iterations), history=history)
+                               cg_iterations=list(self.cg_iterations))

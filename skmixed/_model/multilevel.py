@@ -85,14 +85,11 @@ def dense_rest(B, ZZr):
     return fits and rest_pattern_share(B, ZZr) >= DENSE_SHARE
 
 
-def nested_diagonal_rest(B, ZZr):
-    """Whether the rest block's Schur complement is diagonal whatever θ: ZZr diagonal (one
-    intercept-only rest factor) and each first-factor level meeting at most one rest
-    level (B: at most one nonzero per row) — two nested factors."""
-    B = B.tocsr()
-    ZZr = sparse.csr_matrix(ZZr)
-    off_diagonal = ZZr.nnz - np.count_nonzero(ZZr.diagonal())
-    return off_diagonal == 0 and (B.shape[0] == 0 or int(np.diff(B.indptr).max()) <= 1)
+def nested_diagonal_rest(B, factors):
+    """Whether the rest block's Schur complement is diagonal whatever θ: one
+    intercept-only factor after the first, nested in it (:func:`nested_rest`: each
+    first-factor level meets at most one of its levels) — two nested factors."""
+    return len(factors) == 2 and factors[1].term.q == 1 and nested_rest(B, factors)
 
 
 def nested_rest(B, factors):
@@ -600,7 +597,7 @@ class ScalarFactorsDeviance(MultiProfiledDeviance):
         Qr = low.shape[0]
         # two nested factors (classes in schools): each first-factor level meets one rest
         # level, so S_rr is diagonal — its diagonal by bincount, no dense block
-        self.diagonal = nested_diagonal_rest(B, self.ZrZr)
+        self.diagonal = nested_diagonal_rest(B, factors)
         if self.diagonal:
             self.zz_diag = self.ZrZr.diagonal()
         else:
@@ -628,42 +625,34 @@ class ScalarFactorsDeviance(MultiProfiledDeviance):
         p1 = lam1 / l
         Fdata = p1[self.B_rows] * self.B.data * lamr[self.B_cols]
         F = sparse.csr_matrix((Fdata, self.B.indices, self.B.indptr), shape=self.B.shape)
+        R1 = p1[:, None] * st.ZX[:Q1]
+        c1 = p1 * st.Zy[:Q1]
+        Kr = lamr[:, None] * st.ZX[Q1:] - F.T @ R1
+        gr = lamr * st.Zy[Q1:] - F.T @ c1
+        first = (R1.T @ R1, R1.T @ c1, c1 @ c1)
+        pieces = dict(T1=np.array([[theta[0]]]), L1inv=(1.0 / l)[:, None, None], l=l,
+                      F=F, Fdata=Fdata, R1=R1, c1=c1)
         if self.diagonal:
-            return self._evaluate_diagonal(theta, lamr, l, logdet, p1, Fdata, F)
+            # S_rr diagonal (nested_diagonal_rest): its diagonal by bincount
+            d = (lamr * lamr * self.zz_diag + 1.0
+                 - np.bincount(self.B_cols, weights=Fdata * Fdata, minlength=lamr.size))
+            if not np.all(d > 0):
+                return MultiPLSState(theta, np.full(p, np.nan), np.nan, np.inf)
+            pieces["Sdiag"] = d
+            return self._finish(theta, logdet + np.log(d).sum(),
+                                lambda b: b / (d if b.ndim == 1 else d[:, None]), first,
+                                Kr, gr, pieces)
         # the Schur complement's lower triangle, formed and factored in place (LAPACK's
         # potrf reads no other part and writes L there)
         Lrr = self._schur
-        zz = self.zz_lower
-        self.pair_rows.schur_lower(lamr, zz, Fdata, Lrr, numba.get_num_threads())
-        R1 = p1[:, None] * st.ZX[:Q1]
-        c1 = p1 * st.Zy[:Q1]
-        Kr = lamr[:, None] * st.ZX[Q1:] - F.T @ R1
-        gr = lamr * st.Zy[Q1:] - F.T @ c1
+        self.pair_rows.schur_lower(lamr, self.zz_lower, Fdata, Lrr, numba.get_num_threads())
         Lrr, info = linalg.lapack.dpotrf(Lrr, lower=1, clean=0, overwrite_a=1)
         if info != 0 or not np.all(np.isfinite(np.diag(Lrr))):
             return MultiPLSState(theta, np.full(p, np.nan), np.nan, np.inf)
-        pieces = dict(T1=np.array([[theta[0]]]), L1inv=(1.0 / l)[:, None, None], l=l,
-                      F=F, Fdata=Fdata, Lrr=Lrr, R1=R1, c1=c1)
+        pieces["Lrr"] = Lrr
         return self._finish(theta, logdet + 2.0 * np.log(np.diag(Lrr)).sum(),
                             lambda b: linalg.cho_solve((Lrr, True), b, check_finite=False),
-                            (R1.T @ R1, R1.T @ c1, c1 @ c1), Kr, gr, pieces)
-
-    def _evaluate_diagonal(self, theta, lamr, l, logdet, p1, Fdata, F):
-        """:meth:`evaluate` where S_rr is diagonal (:func:`nested_diagonal_rest`)."""
-        st, Q1 = self.stats, self.stats.offsets[1]
-        d = (lamr * lamr * self.zz_diag + 1.0
-             - np.bincount(self.B_cols, weights=Fdata * Fdata, minlength=lamr.size))
-        if not np.all(d > 0):
-            return MultiPLSState(theta, np.full(st.p, np.nan), np.nan, np.inf)
-        R1 = p1[:, None] * st.ZX[:Q1]
-        c1 = p1 * st.Zy[:Q1]
-        Kr = lamr[:, None] * st.ZX[Q1:] - F.T @ R1
-        gr = lamr * st.Zy[Q1:] - F.T @ c1
-        pieces = dict(T1=np.array([[theta[0]]]), L1inv=(1.0 / l)[:, None, None], l=l,
-                      F=F, Fdata=Fdata, Sdiag=d, R1=R1, c1=c1)
-        return self._finish(theta, logdet + np.log(d).sum(),
-                            lambda b: b / (d if b.ndim == 1 else d[:, None]),
-                            (R1.T @ R1, R1.T @ c1, c1 @ c1), Kr, gr, pieces)
+                            first, Kr, gr, pieces)
 
     def value_and_grad(self, theta):
         state = self.evaluate(theta)

@@ -42,9 +42,9 @@ def fit_multi_lmm(design, y, w, *, reml, fit_intercept, n_threads, tol, max_iter
     pass to the cross-products, θ by the profiled deviance; a FitResult."""
     t0 = time.perf_counter()
     weights, Xf, X, names, dropped, back = prepare_fixed(design, y, w, fit_intercept)
-    check_multi_lmm(design.factors, weights.sum(), X.shape[1],
-                    identifiability.identical_factor_sets([f.codes for f in design.factors],
-                                                          weights),
+    identical = identifiability.identical_factor_sets([f.codes for f in design.factors],
+                                                      weights)
+    check_multi_lmm(design.factors, weights.sum(), X.shape[1], identical,
                     reml=reml, weighted=bool(w.size), estimator_name=estimator_name,
                     stacklevel=6)
     order, cols = _elimination_order(design, Xf, back.scaling)
@@ -56,7 +56,7 @@ def fit_multi_lmm(design, y, w, *, reml, fit_intercept, n_threads, tol, max_iter
                                    reml=reml, n_threads=n_threads, tol=tol,
                                    max_iter=max_iter, y_shift=y_shift,
                                    timings={"row_pass": time.perf_counter() - t0},
-                                   solver=solver)
+                                   solver=solver, repeated=bool(identical))
 
 
 def fit_multi_sums(design, sums, shift, *, reml, fit_intercept, n_threads, tol, max_iter,
@@ -81,8 +81,8 @@ def fit_multi_sums(design, sums, shift, *, reml, fit_intercept, n_threads, tol, 
     kept, dropped = identifiability.independent_fixed_columns(
         vv[np.ix_(fixed, fixed)] / np.outer(scale[fixed], scale[fixed]), names,
         stacklevel=stacklevel + 1)
-    check_multi_lmm(design.factors, n_obs, len(kept),
-                    multilevel_sums.identical_factors(sums, [f.term.q for f in design.factors]),
+    identical = multilevel_sums.identical_factors(sums, [f.term.q for f in design.factors])
+    check_multi_lmm(design.factors, n_obs, len(kept), identical,
                     reml=reml, weighted=weighted, estimator_name=estimator_name,
                     stacklevel=stacklevel + 2)
     order = elimination_order(design.factors)
@@ -95,7 +95,8 @@ def fit_multi_sums(design, sums, shift, *, reml, fit_intercept, n_threads, tol, 
                                    dropped, BackTransform(scaling, kept), reml=reml,
                                    n_threads=n_threads, tol=tol, max_iter=max_iter,
                                    y_shift=float(shift[-1]),
-                                   timings={"sums": time.perf_counter() - t0}, solver=solver)
+                                   timings={"sums": time.perf_counter() - t0}, solver=solver,
+                                   repeated=bool(identical))
 
 
 def check_multi_lmm(factors, n_obs, n_fixed, identical, *, reml, weighted, estimator_name,
@@ -115,22 +116,23 @@ def check_multi_lmm(factors, n_obs, n_fixed, identical, *, reml, weighted, estim
 
 def fit_multi_crossproducts(design, order, cols, stats, names, dropped, back, *, reml,
                             n_threads, tol, max_iter, y_shift=0.0, timings=None,
-                            solver="auto"):
+                            solver="auto", repeated=False):
     """Everything after the row pass (in memory or by chunks): θ by the profiled deviance
     of ``stats`` (a MultiCrossproducts of the internal columns, the factors ``cols`` in
     elimination ``order``), or by the iterative REML of
     :mod:`~skmixed._model.crossed_iterative` (``solver``, :func:`use_iterative`), the
     estimates mapped back by ``back``; ``y_shift``: what was subtracted from y (added to
-    the intercept). A FitResult."""
+    the intercept); ``repeated``: two factors split the rows identically (the checks'
+    identical sets). A FitResult."""
     timings = dict(timings or {})
     Q1 = stats.offsets[1]
     B, ZZr = stats.ZZ[:Q1, Q1:], stats.ZZ[Q1:, Q1:]
-    if use_iterative(solver, cols, B, ZZr, reml=reml, stats=stats):
+    if use_iterative(solver, cols, B, ZZr, reml=reml, repeated=repeated):
         return _fit_iterative(design, order, cols, stats, names, dropped, back,
                               y_shift=y_shift, timings=timings, max_iter=max_iter)
     # intercept-only factors with a dense rest block: the exact-gradient fast path
     scalar = all(c.term.q == 1 for c in cols) and (multilevel.dense_rest(B, ZZr)
-                                                    or multilevel.nested_diagonal_rest(B, ZZr))
+                                                    or multilevel.nested_diagonal_rest(B, cols))
     objective = (ScalarFactorsDeviance if scalar else MultiProfiledDeviance)(stats, cols,
                                                                             reml=reml)
     t1 = time.perf_counter()
@@ -188,34 +190,20 @@ ITERATIVE_REFUSAL = ("solver='iterative' fits REML models whose grouping factors
                      "solver='exact' or 'auto' for this model.")
 
 
-def _repeated_factors(stats, cols):
-    """Whether two factors have the same levels on the same rows (their cross table a
-    permutation of one's counts): a split of one variance the iterative steps cycle on."""
-    ZZ, off = stats.ZZ.tocsr(), stats.offsets
-    counts = ZZ.diagonal()
-    for k in range(len(cols)):
-        for l in range(k + 1, len(cols)):
-            if cols[k].n_levels != cols[l].n_levels:
-                continue
-            table = ZZ[off[k]:off[k + 1], off[l]:off[l + 1]].tocsr()
-            if (table.nnz == cols[k].n_levels and np.all(np.diff(table.indptr) == 1)
-                    and np.allclose(table.data, counts[off[k]:off[k + 1]])):
-                return True
-    return False
-
-
-def use_iterative(solver, cols, B, ZZr, *, reml, stats=None):
+def use_iterative(solver, cols, B, ZZr, *, reml, repeated=False):
     """Whether the fit is the iterative one: ``solver`` "iterative" (the model must be one
     it fits: REML, intercept-only factors, at least two), "exact" never, "auto" for such
     models whose rest block (``ZZr``; ``B`` the first factor's pairs with it) has at least
     :data:`ITERATIVE_FROM` columns and is crossed with the first factor — not nested in it
     (:func:`~skmixed._model.multilevel.nested_rest`: the exact path's diagonal or sparse
     factorization is cheap there). Sparse crossed data (100,000 users × 10,000 items,
-    five ratings each) count as crossed: their sparse LU fills in."""
+    five ratings each) count as crossed: their sparse LU fills in. ``repeated``: two
+    factors split the rows identically — their variances' split is not identified and the
+    iterative steps cycle on it: refused by "iterative", exact under "auto"."""
     if solver == "exact":
         return False
     fits = reml and len(cols) >= 2 and all(c.term.q == 1 for c in cols)
-    if fits and stats is not None and _repeated_factors(stats, cols):
+    if fits and repeated:
         if solver == "iterative":
             raise ValueError("solver='iterative' cannot fit two grouping factors with the "
                              "same levels on the same rows (their variances are not "
