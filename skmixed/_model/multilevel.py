@@ -513,20 +513,22 @@ class PairRows:
         self.H = np.zeros((self.heavy_rows.size, B.shape[1]), order="F")
         self.all = not self.heavy_rows.size  # no heavy rows: the kernels on B as it is
 
+    def _light(self, data):
+        """The light rows' values (all of ``data`` without heavy rows)."""
+        return data if self.all else np.ascontiguousarray(data[self.light_pos])
+
     def _fill(self, data):
         self.H.fill(0.0)
         self.H[self.heavy_r, self.heavy_c] = data[self.heavy_pos]
         return self.H
 
-    def schur_lower(self, lam, zz, data, out, n_parts):
-        """:func:`scaled_schur_lower` into ``out`` (Fortran order), heavy rows by syrk."""
+    def schur_lower(self, lam, zz_indptr, zz_indices, zz_data, data, out, n_parts):
+        """:func:`scaled_schur_lower` into ``out`` (Fortran order; ``zz_*``: the rest's
+        own cross-products, lower triangle, CSR), heavy rows by syrk."""
+        scaled_schur_lower(lam, zz_indptr, zz_indices, zz_data, self.light_indptr,
+                           self.light_indices, self._light(data), out, n_parts)
         if self.all:
-            scaled_schur_lower(lam, zz.indptr, zz.indices, zz.data, self.light_indptr,
-                               self.light_indices, data, out, n_parts)
             return
-        scaled_schur_lower(lam, zz.indptr, zz.indices, zz.data, self.light_indptr,
-                           self.light_indices, np.ascontiguousarray(data[self.light_pos]),
-                           out, n_parts)
         res = linalg.blas.dsyrk(-1.0, self._fill(data), beta=1.0, c=out, trans=1, lower=1,
                                 overwrite_c=1)
         if res is not out:
@@ -534,23 +536,20 @@ class PairRows:
 
     def pattern_products(self, data, S, out):
         """:func:`row_pattern_products` (``F S`` on B's pattern; S's lower triangle)."""
+        light = out if self.all else np.empty(self.light_pos.size)
+        row_pattern_products(self.light_indptr, self.light_indices, self._light(data), S,
+                             light)
         if self.all:
-            row_pattern_products(self.light_indptr, self.light_indices, data, S, out)
             return
-        light = np.empty(self.light_pos.size)
-        row_pattern_products(self.light_indptr, self.light_indices,
-                             np.ascontiguousarray(data[self.light_pos]), S, light)
         out[self.light_pos] = light
         HS = linalg.blas.dsymm(1.0, S, self._fill(data), side=1, lower=1)
         out[self.heavy_pos] = HS[self.heavy_r, self.heavy_c]
 
     def quadratic_forms(self, data, S, out):
         """:func:`row_quadratic_forms` (``f_i'S f_i`` per row; S's lower triangle)."""
+        row_quadratic_forms(self.light_indptr, self.light_indices, self._light(data), S, out)
         if self.all:
-            row_quadratic_forms(self.light_indptr, self.light_indices, data, S, out)
             return
-        row_quadratic_forms(self.light_indptr, self.light_indices,
-                            np.ascontiguousarray(data[self.light_pos]), S, out)
         H = self._fill(data)
         HS = linalg.blas.dsymm(1.0, S, H, side=1, lower=1)
         out[self.heavy_rows] = np.einsum("ij,ij->i", HS, H)
@@ -645,7 +644,9 @@ class ScalarFactorsDeviance(MultiProfiledDeviance):
         # the Schur complement's lower triangle, formed and factored in place (LAPACK's
         # potrf reads no other part and writes L there)
         Lrr = self._schur
-        self.pair_rows.schur_lower(lamr, self.zz_lower, Fdata, Lrr, numba.get_num_threads())
+        zz = self.zz_lower
+        self.pair_rows.schur_lower(lamr, zz.indptr, zz.indices, zz.data, Fdata, Lrr,
+                                   numba.get_num_threads())
         Lrr, info = linalg.lapack.dpotrf(Lrr, lower=1, clean=0, overwrite_a=1)
         if info != 0 or not np.all(np.isfinite(np.diag(Lrr))):
             return MultiPLSState(theta, np.full(p, np.nan), np.nan, np.inf)

@@ -110,9 +110,8 @@ class ScalarSystem:
         self.l = np.sqrt(theta[0] ** 2 * d1 + 1.0)
         self.Fdata = (theta[0] / self.l)[pattern.B_rows] * bvals * self.lamr[B.indices]
         self.F = sparse.csr_matrix((self.Fdata, B.indices, B.indptr), shape=B.shape)
-        pattern.pair_rows.schur_lower(
-            self.lamr, SimpleNamespace(indptr=R.indptr, indices=R.indices, data=rvals),
-            self.Fdata, buffer, numba.get_num_threads())
+        pattern.pair_rows.schur_lower(self.lamr, R.indptr, R.indices, rvals, self.Fdata,
+                                      buffer, numba.get_num_threads())
         L, info = linalg.lapack.dpotrf(buffer, lower=1, clean=0, overwrite_a=1)
         if info != 0 or not np.all(np.isfinite(np.diag(L))):
             raise linalg.LinAlgError("the Laplace system is not positive definite")

@@ -43,7 +43,7 @@ def test_heavy_rows_equal_the_pair_kernels(split, monkeypatch):
     outs = []
     for rows in (heavy, light):
         out = np.zeros((m, m), order="F")
-        rows.schur_lower(lam, zz, B.data, out, 1)
+        rows.schur_lower(lam, zz.indptr, zz.indices, zz.data, B.data, out, 1)
         outs.append(np.tril(out))
     np.testing.assert_allclose(outs[0], outs[1], rtol=1e-12, atol=1e-12)
     A = rng.normal(size=(m, m))
