@@ -265,10 +265,22 @@ def _fit_iterative(design, order, cols, stats, names, dropped, back, *, y_shift,
 #: (181 columns) 60× slower
 DENSE_THREADS_FROM = 500
 
+#: the same for the several-factor GLMM's exact path, whose BLAS calls alternate with
+#: passes over the rows (the spinning BLAS thread slows those): crossed binomial fits with
+#: 2 threads / 1 thread — 1,000 columns 3.0 / 1.3 s, 2,000 8.6 / 7.4 s, 3,000 16.2 /
+#: 18.6 s, 4,000 32.6 / 43.7 s, 5,000 86 / 129 s (this 2-core machine, 2026-12-03)
+GLMM_DENSE_THREADS_FROM = 2500
 
-def _dense_threads(objective, n_threads):
-    """BLAS threads for an objective's dense rest block (``objective.rest_columns``)."""
-    return n_threads if objective.rest_columns >= DENSE_THREADS_FROM else 1
+#: the several-factor GLMM's first θ step (in log θ) from its moment start (a start
+#: within ~20 % of the optimum; lme4's θ = 1 is a unit step away)
+MOMENT_FIRST_STEP = 0.25
+
+
+def _dense_threads(objective, n_threads, start=None):
+    """BLAS threads for an objective's dense rest block (``objective.rest_columns``): all
+    from ``start`` columns (:data:`DENSE_THREADS_FROM`), else one."""
+    start = DENSE_THREADS_FROM if start is None else start
+    return n_threads if objective.rest_columns >= start else 1
 
 
 def _moment_start(stats, factors):
@@ -386,20 +398,24 @@ def fit_multi_glmm(design, y, w, m, offset, *, family, fit_intercept, tol, max_i
            else MultiLaplace(X, y, m, offset, weights, cols, family))
     beta0 = glm_start(X, y, m, offset, weights, family)
     extra0 = family_param_start(family, X, y, offset, weights, beta0)
-    theta0 = np.concatenate([c.term.theta_start() for c in cols])
+    theta0 = (lap.moment_start(beta0) if exact
+              else np.concatenate([c.term.theta_start() for c in cols]))
     # as the LMM's scalar path: the pair kernels serial, the threads to LAPACK's dense
     # factorizations (Numba's and BLAS's pools fight for the two cores otherwise: the
     # 403-row grouseticks fit 1.4 s → 2.3 s)
+    # (the thread count read before Numba's is set to 1: `with a, b` enters a before it
+    # evaluates b, and BLAS ran on one thread — potri 1.8 s instead of 1.0 s at 5,000
+    # columns)
+    n_threads = numba.get_num_threads()
     with numba_threads(1) if exact else nullcontext(), \
-            blas_threads(_dense_threads(lap, numba.get_num_threads())) if exact \
+            blas_threads(_dense_threads(lap, n_threads, GLMM_DENSE_THREADS_FROM)) if exact \
             else nullcontext():
-        opt = lap.fit(theta0, beta0, max_iter=max_iter, extra0=extra0, tol=min(tol, 1e-8))
+        opt = lap.fit(theta0, beta0, max_iter=max_iter, extra0=extra0, tol=min(tol, 1e-8),
+                      first_step=MOMENT_FIRST_STEP if exact else 1.0)
     x = opt.theta_final.copy()
     thetas, beta = lap.split(x)
     fixed_cov = fixed_covariance(opt.hessian, slice(lap.n_theta, lap.n_theta + beta.size))
-    u, eta, system = lap.modes(x)  # (at x's parameter: split set it)
-    deviance = lap.laplace_deviance(eta, u, system)
-    blocks = system.inverse_diagonal_blocks(cols)
+    u, deviance, blocks = lap.state_at(x)
     factors, start = [None] * len(order), 0
     for pos, k in enumerate(order):
         c = cols[pos]

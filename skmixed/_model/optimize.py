@@ -37,6 +37,12 @@ _BOUNDARY_TRY = 1e-2
 #: remaining decrease is ~1e-8 and θ within ~1e-5 relative of its optimum)
 _LOG_THETA_GTOL = 4e-9
 
+#: "newton"'s last step is skipped where its predicted decrease is below this multiple of
+#: |f| (~50 units in the last place): the comparison of values that accepts it is then a
+#: coin toss of rounding and of the evaluations' own accuracy (1e6 crossed binomial rows:
+#: decrements of 2.7e-10 and 9.1e-9 on a deviance of 1.26e6, both rejected)
+_ROUNDING_DECREMENT = 1e-14
+
 
 @dataclass
 class OptSummary:
@@ -137,7 +143,8 @@ def minimize(objective, space, *, method, tol=1e-8, max_iter=1000, blas_threads=
     * ``"log-lbfgs"`` — L-BFGS-B on log θ ≥ log θ_floor (scalar terms ``(1|a) + (1|b)``),
       exact gradient: the criterion is close to quadratic in log variances (InstEval: 13
       evaluations, Newton twice as many); θ at the floor (4.5e-5) is 0, a boundary fit.
-      Converged: projected gradient ≤ max(4e-9 |d|, 1e-4) (``tol`` unused).
+      Converged: projected gradient ≤ max(``gtol_rel`` |d|, 1e-4) (``gtol_rel`` 4e-9;
+      ``tol`` unused); ``first_step`` (1.0): the first trial's length in log θ.
     * ``"brent"`` — bounded Brent over a scalar θ ∈ [lower, ``upper`` (20.0)], ``value``
       only, to ``xtol`` (1e-7): a third of the evaluations of finite-difference
       quasi-Newton (lme4's nAGQ = 0: each value a joint PIRLS). θ at ``upper`` is not
@@ -390,10 +397,12 @@ def _newton(fun, space, tol, max_iter, hessian_step=1e-5, hessian=None, final_he
                 continue
             if not modified:
                 converged, message = True, "predicted decrease below tol"
-                if not costly_gradient and abs(decrement) > 1e-3 * tol:
+                if (not costly_gradient and abs(decrement) > 1e-3 * tol
+                        and abs(decrement) > _ROUNDING_DECREMENT * abs(f)):
                     # one last Newton step (quadratic convergence: it leaves about the
                     # square of the decrement) where the criterion is flat enough for the
-                    # remaining decrement to move the parameters visibly
+                    # remaining decrement to move the parameters visibly — and not below
+                    # the rounding of f, where comparing values cannot accept it
                     x_new = x - step
                     f_new, g_new = fun(x_new)
                     if f_new <= f:
@@ -465,25 +474,31 @@ def _lbfgs(fun, space, tol, max_iter, ftol=0.0, eps=None, polish=False, flat_rto
                 n_iter=res.nit + steps, converged=converged, message=message)
 
 
-def _log_lbfgs(fun, space, tol, max_iter):
-    def fg(x):
-        theta = np.exp(x)
+def _log_lbfgs(fun, space, tol, max_iter, gtol_rel=_LOG_THETA_GTOL, first_step=1.0):
+    # on z = log θ / first_step: L-BFGS-B's first (steepest-descent) trial has unit length,
+    # so first_step units of log θ (a good start's first step shorter than 1: overshooting
+    # from 0.44 to 1.2 cost a GLMM evaluation of 11 s)
+    def fg(z):
+        theta = np.exp(z * first_step)
         f, g = fun(theta)
-        return f, g * theta
+        return f, g * theta * first_step
 
-    x0 = np.log(np.clip(space.start(), np.exp(_LOG_THETA_FLOOR + 1.0), np.exp(7.0)))
-    # scaled so that the first (steepest-descent) step is about one unit of log θ, not
-    # the criterion's gradient of hundreds (a wasted evaluation at the bound)
-    f0, g0 = fg(x0)
+    z0 = np.log(np.clip(space.start(), np.exp(_LOG_THETA_FLOOR + 1.0), np.exp(7.0))) / first_step
+    # values scaled so that the gradient is of order one, not the criterion's hundreds
+    # (a wasted evaluation at the bound)
+    f0, g0 = fg(z0)
     scale = max(1.0, float(np.max(np.abs(g0)))) if np.isfinite(f0) else 1.0
-    gtol = max(_LOG_THETA_GTOL * abs(f0), 1e-4) if np.isfinite(f0) else 1e-4
-    res = optimize.minimize(lambda x: tuple(v / scale for v in fg(x)), x0, jac=True,
+    gtol = max(gtol_rel * abs(f0), 1e-4) if np.isfinite(f0) else 1e-4
+    res = optimize.minimize(lambda z: tuple(v / scale for v in fg(z)), z0, jac=True,
                             method="L-BFGS-B",
-                            bounds=[(_LOG_THETA_FLOOR, _LOG_THETA_CEILING)] * x0.size,
-                            options={"ftol": 0.0, "gtol": gtol / scale, "maxiter": max_iter})
-    at_floor = res.x <= _LOG_THETA_FLOOR + 1e-9
-    theta = np.where(at_floor, 0.0, np.exp(res.x))
-    grad = np.asarray(res.jac, dtype=float) * scale
+                            bounds=[(_LOG_THETA_FLOOR / first_step,
+                                     _LOG_THETA_CEILING / first_step)] * z0.size,
+                            options={"ftol": 0.0, "gtol": gtol * first_step / scale,
+                                     "maxiter": max_iter})
+    x = res.x * first_step
+    at_floor = x <= _LOG_THETA_FLOOR + 1e-9
+    theta = np.where(at_floor, 0.0, np.exp(x))
+    grad = np.asarray(res.jac, dtype=float) * scale / first_step
     f = res.fun * scale
     # a variance heading for 0 is stopped short on the log scale (its log-gradient θ·g
     # vanishes with θ: θ ~ 1e-4…1e-3, the criterion up to 1e-4 above its value at 0):
@@ -498,8 +513,9 @@ def _log_lbfgs(fun, space, tol, max_iter):
     free_grad = np.where(at_floor & (grad > 0), 0.0, grad)
     # θ at the search's ceiling is not an optimum (it stopped there: a random-effect SD
     # 10⁴ times the residual one was reported converged at θ = e⁸ = 2981)
-    at_ceiling = bool(np.any(res.x >= _LOG_THETA_CEILING - 1e-9))
-    return dict(name="L-BFGS-B on log θ (exact gradient)", start=np.exp(x0), x=theta,
+    at_ceiling = bool(np.any(x >= _LOG_THETA_CEILING - 1e-9))
+    return dict(name="L-BFGS-B on log θ (exact gradient)", start=np.exp(z0 * first_step),
+                x=theta,
                 f=f, g=grad, n_iter=res.nit,
                 message=str(res.message) + ("; θ at the search's upper bound" * at_ceiling),
                 converged=(res.success or np.max(np.abs(free_grad)) <= gtol)

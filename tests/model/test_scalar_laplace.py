@@ -143,3 +143,186 @@ def test_a_sparse_rest_block_takes_the_general_path(monkeypatch):
     assert exact_laplace_applies(nested, family, y, np.ones(n)) is None
     X, y, m, offset, w, crossed, _ = _model("binomial", 2)
     assert exact_laplace_applies(crossed, family, y, w) is not None
+
+
+def _fresh_modes(args, x):
+    """û and the deviance at x from û = 0 (a new objective: no warm or predicted start)."""
+    lap = ScalarLaplace(*args)
+    u, eta, system = lap.modes(np.asarray(x, dtype=float))
+    return u, lap.laplace_deviance(eta, u, system)
+
+
+@pytest.mark.parametrize("family_name", ["binomial", "poisson"])
+def test_the_tangent_is_the_modes_derivative(family_name):
+    """The tangent recorded by value_and_grad (∂û/∂x, for the predicted starts) equals
+    central differences of the modes computed from scratch; jointly (the nAGQ = 0 stage,
+    (β̂, û) along θ) as well."""
+    args = _model(family_name, 3)
+    lap = ScalarLaplace(*args)
+    x = np.array([0.8, 0.6, 0.5, 0.2, 0.4])
+    lap.value_and_grad(x)
+    _, _, D = lap._tangents["laplace"]
+    h = 1e-5
+    for j in range(x.size):
+        e = np.zeros(x.size)
+        e[j] = h
+        fd = (_fresh_modes(args, x + e)[0] - _fresh_modes(args, x - e)[0]) / (2 * h)
+        np.testing.assert_allclose(D[:, j], fd, rtol=1e-5, atol=1e-6)
+    theta, beta = x[:3], x[3:]
+    lap._joint = (beta, None, None)
+    lap.joint_value_and_grad(theta)
+    _, _, D = lap._tangents["joint"]
+
+    def joint(t):
+        fresh = ScalarLaplace(*args)
+        b, u, _ = fresh.joint_modes([t], beta.copy())
+        return np.concatenate([b, u])
+
+    for j in range(theta.size):
+        e = np.zeros(theta.size)
+        e[j] = h
+        np.testing.assert_allclose(D[:, j], (joint(theta + e) - joint(theta - e)) / (2 * h),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_a_predicted_start_is_the_mode_with_one_factorization(monkeypatch):
+    """After an evaluation at x, the modes at x plus a finite-difference step start from
+    the tangent's prediction, whose Newton decrement is at rounding level: one
+    factorization (not two), and the same modes, deviance and gradient as from û = 0."""
+    from skmixed._model import scalar_laplace
+
+    args = _model("binomial", 3, n=900)
+    lap = ScalarLaplace(*args)
+    x = np.array([0.8, 0.6, 0.5, 0.2, 0.4])
+    lap.value_and_grad(x)
+    made = []
+    original = scalar_laplace.ScalarSystem.__init__
+
+    def counted(self, *a, **k):
+        made.append(1)
+        original(self, *a, **k)
+
+    monkeypatch.setattr(scalar_laplace.ScalarSystem, "__init__", counted)
+    step = x + np.array([0, 1e-5, 0, 0, 0])
+    value, grad = lap.value_and_grad(step)
+    assert len(made) == 1
+    u_fresh, value_fresh = _fresh_modes(args, step)
+    np.testing.assert_allclose(lap.u, u_fresh, rtol=0, atol=1e-9)
+    assert value == pytest.approx(value_fresh, rel=1e-13)
+    np.testing.assert_allclose(grad, ScalarLaplace(*args).value_and_grad(step)[1],
+                               rtol=1e-9, atol=1e-9)
+    # a step of 10 % is not at rounding level: PIRLS steps from the prediction
+    made.clear()
+    far = x * 1.1
+    value, _ = lap.value_and_grad(far)
+    assert len(made) >= 2
+    assert value == pytest.approx(_fresh_modes(args, far)[1], rel=1e-12)
+
+
+def test_the_reported_state_is_the_evaluated_one():
+    """state_at(x) for an evaluated x (kept from the evaluation) equals a new
+    computation: the modes, the deviance and the conditional variances."""
+    args = _model("poisson", 3)
+    lap = ScalarLaplace(*args)
+    x = np.array([0.8, 0.6, 0.5, 0.2, 0.4])
+    lap.value_and_grad(x)
+    lap.value_and_grad(x * 1.01)  # x is not the last evaluation
+    u, dev, blocks = lap.state_at(x.copy())
+    fresh = ScalarLaplace(*args)
+    u_f, dev_f, blocks_f = fresh.state_at(x)
+    assert not fresh._states  # nothing kept: computed
+    np.testing.assert_allclose(u, u_f, rtol=1e-9, atol=1e-11)
+    assert dev == pytest.approx(dev_f, rel=1e-13)
+    for b, b_f in zip(blocks, blocks_f):
+        np.testing.assert_allclose(b, b_f, rtol=1e-9)
+
+
+def test_moment_start_and_the_fit_from_lme4s_start(monkeypatch):
+    """The moment start of crossed binomial data lies near the simulated SDs (attenuated
+    by the GLM's shrunken η), and the fit from it reaches the optimum of the fit from
+    lme4's θ = 1."""
+    from skmixed.datasets import make_crossed
+
+    df = make_crossed(20_000, 400, 150, random_state=3)
+    X = df[["user", "item", "x"]]
+    truth = df.attrs["truth"]
+    captured = {}
+    original = ScalarLaplace.fit
+
+    def capture(self, theta0, *a, **k):
+        captured["theta0"] = np.array(theta0)
+        return original(self, theta0, *a, **k)
+
+    monkeypatch.setattr(ScalarLaplace, "fit", capture)
+    model = MixedGLM(groups=["user", "item"]).fit(X, df["y_bin"])
+    sd = np.array([truth["user_sd"], truth["item_sd"]])
+    assert np.all(captured["theta0"] > 0.6 * sd) and np.all(captured["theta0"] < 1.1 * sd)
+
+    def from_one(self, theta0, *a, **k):
+        k["first_step"] = 1.0
+        return original(self, np.ones_like(theta0), *a, **k)
+
+    monkeypatch.setattr(ScalarLaplace, "fit", from_one)
+    lme4_start = MixedGLM(groups=["user", "item"]).fit(X, df["y_bin"])
+    assert model.deviance_ == pytest.approx(lme4_start.deviance_, rel=1e-10, abs=1e-7)
+    np.testing.assert_allclose(model.theta_, lme4_start.theta_, rtol=1e-4)
+    np.testing.assert_allclose(model.coef_, lme4_start.coef_, rtol=1e-5, atol=1e-6)
+
+
+def test_blas_threads_factor_the_dense_rest(monkeypatch):
+    """With ``n_jobs=2`` the dense factorizations run on two BLAS threads where the rest
+    block has ``GLMM_DENSE_THREADS_FROM`` columns (set low here), on one below (the thread
+    count was read after Numba's was set to 1 for the pair kernels, and LAPACK ran on one
+    thread: 1e6 crossed rows 129 s → 86 s)."""
+    from threadpoolctl import threadpool_info
+
+    from skmixed._model import scalar_laplace
+    from skmixed.datasets import make_crossed
+
+    def blas():
+        return max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+    available = min(2, blas())
+    df = make_crossed(6_000, 300, 200, random_state=4)
+    seen = []
+    original = scalar_laplace.ScalarSystem.__init__
+
+    def record(self, *a, **k):
+        seen.append(blas())
+        original(self, *a, **k)
+
+    monkeypatch.setattr(scalar_laplace.ScalarSystem, "__init__", record)
+    for start, expected in ((150, available), (250, 1)):
+        monkeypatch.setattr(multilevel_fit, "GLMM_DENSE_THREADS_FROM", start)
+        seen.clear()
+        MixedGLM(groups=["user", "item"], n_jobs=2).fit(df[["user", "item", "x"]],
+                                                         df["y_bin"])
+        assert seen and set(seen) == {expected}
+
+
+def test_start_hessian_is_close_to_the_difference_hessian(monkeypatch):
+    """The Newton search's first Hessian from K + 1 evaluations: its θ columns are the
+    forward differences of the exact gradient, its β block (the curvature with u profiled
+    out, without log|A|'s) within a few per cent of them; the fit does not depend on it."""
+    from skmixed._model.optimize import _Counted, _hessian
+
+    args = _model("binomial", 2, n=900)
+    lap = ScalarLaplace(*args)
+    x = np.array([0.8, 0.6, 0.2, 0.4])
+    H0 = lap.start_hessian(x)
+    g = lap.value_and_grad(x)[1]
+    full = _hessian(_Counted(ScalarLaplace(*args)), x, g, central=False)
+    np.testing.assert_allclose(H0[:, :2], full[:, :2], rtol=1e-3, atol=1e-2)
+    np.testing.assert_allclose(H0[2:, 2:], full[2:, 2:], rtol=0.05,
+                               atol=0.01 * np.abs(np.diag(full)[2:]).max())
+    assert not np.allclose(H0[2:, 2:], full[2:, 2:], rtol=1e-6)  # an approximation
+    X, y, m, offset, w, factors, _ = args
+    data = pd.DataFrame({"x": X[:, 1], "a": factors[0].codes, "b": factors[1].codes})
+    fit = MixedGLM(groups=["a", "b"]).fit(data, y)
+    monkeypatch.setattr(ScalarLaplace, "start_hessian", lambda self, x: None)
+    plain = MixedGLM(groups=["a", "b"]).fit(data, y)
+    assert fit.deviance_ == pytest.approx(plain.deviance_, rel=1e-11)
+    np.testing.assert_allclose(fit.theta_, plain.theta_, rtol=1e-5)
+    np.testing.assert_allclose(fit.coef_, plain.coef_, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(fit.fixed_effects_["std_error"],
+                               plain.fixed_effects_["std_error"], rtol=1e-4)
