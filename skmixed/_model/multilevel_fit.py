@@ -271,10 +271,6 @@ DENSE_THREADS_FROM = 500
 #: 18.6 s, 4,000 32.6 / 43.7 s, 5,000 86 / 129 s (this 2-core machine, 2026-12-03)
 GLMM_DENSE_THREADS_FROM = 2500
 
-#: the several-factor GLMM's first θ step (in log θ) from its moment start (a start
-#: within ~20 % of the optimum; lme4's θ = 1 is a unit step away)
-MOMENT_FIRST_STEP = 0.25
-
 
 def _dense_threads(objective, n_threads, start=None):
     """BLAS threads for an objective's dense rest block (``objective.rest_columns``): all
@@ -398,8 +394,7 @@ def fit_multi_glmm(design, y, w, m, offset, *, family, fit_intercept, tol, max_i
            else MultiLaplace(X, y, m, offset, weights, cols, family))
     beta0 = glm_start(X, y, m, offset, weights, family)
     extra0 = family_param_start(family, X, y, offset, weights, beta0)
-    theta0 = (lap.moment_start(beta0) if exact
-              else np.concatenate([c.term.theta_start() for c in cols]))
+    theta0 = np.concatenate([c.term.theta_start() for c in cols])
     # as the LMM's scalar path: the pair kernels serial, the threads to LAPACK's dense
     # factorizations (Numba's and BLAS's pools fight for the two cores otherwise: the
     # 403-row grouseticks fit 1.4 s → 2.3 s)
@@ -410,8 +405,7 @@ def fit_multi_glmm(design, y, w, m, offset, *, family, fit_intercept, tol, max_i
     with numba_threads(1) if exact else nullcontext(), \
             blas_threads(_dense_threads(lap, n_threads, GLMM_DENSE_THREADS_FROM)) if exact \
             else nullcontext():
-        opt = lap.fit(theta0, beta0, max_iter=max_iter, extra0=extra0, tol=min(tol, 1e-8),
-                      first_step=MOMENT_FIRST_STEP if exact else 1.0)
+        opt = lap.fit(theta0, beta0, max_iter=max_iter, extra0=extra0, tol=min(tol, 1e-8))
     x = opt.theta_final.copy()
     thetas, beta = lap.split(x)
     fixed_cov = fixed_covariance(opt.hessian, slice(lap.n_theta, lap.n_theta + beta.size))

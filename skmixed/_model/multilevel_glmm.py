@@ -32,12 +32,6 @@ from .spaces import ParamSpace, ThetaSpace
 
 __all__ = ["BlockedSystem", "MultiLaplace"]
 
-#: the first stage's θ is a start for the second (whose Newton steps converge from it
-#: quadratically): with the exact gradient it stops at a log-θ gradient of this multiple
-#: of the deviance (θ within ~1e-4 relative), not at rounding level — two to three
-#: evaluations saved (each a pass of PIRLS and a dense inverse; 1e6 crossed rows: ~4 s)
-STAGE1_GTOL = 1e-4
-
 
 def _kron_terms(factors, thetas):
     """Λ = blockdiag_k(I_{G_k} ⊗ T_k) (sparse CSR)."""
@@ -294,16 +288,14 @@ class MultiLaplace:
         self.u = u
         return beta, u, h + BlockedSystem(M, self.factors, thetas).logdet
 
-    def fit(self, theta0, beta0, max_iter=500, extra0=(), tol=1e-8, first_step=1.0):
+    def fit(self, theta0, beta0, max_iter=500, extra0=(), tol=1e-8):
         """lme4's two stages: θ by the ``nAGQ = 0`` deviance (β and u by joint PIRLS, the
         family's parameter at ``extra0``; L-BFGS-B with forward differences), then
         x = (θ, β, extra) by the Laplace deviance from there (Newton steps with
         :meth:`hessian`, BFGS-updated; gradients by central differences). Returns the
         second stage's :class:`~skmixed._model.optimize.OptSummary`: its Hessian, fresh
         near the optimum, gives the standard errors; ``n_iter`` counts both stages,
-        ``n_evals`` every deviance evaluation (gradients and Hessians included).
-        ``first_step``: the first stage's first trial length in log θ (with the exact
-        gradient)."""
+        ``n_evals`` every deviance evaluation (gradients and Hessians included)."""
         extra0 = np.asarray(extra0, dtype=float)
         if extra0.size:
             self.fpar = float(np.exp(extra0[0]))
@@ -332,9 +324,7 @@ class MultiLaplace:
         # differences then subtract inf from inf and warn: the search backs off there)
         with np.errstate(invalid="ignore"):
             first = (minimize(stage, ThetaSpace(terms, theta0), method="log-lbfgs",
-                              max_iter=max_iter, blas_threads=None, gtol_rel=STAGE1_GTOL,
-                              first_step=first_step)
-                     if self.exact_gradient
+                              max_iter=max_iter, blas_threads=None) if self.exact_gradient
                      else minimize(stage, ThetaSpace(terms, theta0), method="lbfgs",
                                    tol=1e-5, max_iter=max_iter, blas_threads=None,
                                    ftol=1e-10, eps=1e-6))

@@ -143,8 +143,7 @@ def minimize(objective, space, *, method, tol=1e-8, max_iter=1000, blas_threads=
     * ``"log-lbfgs"`` — L-BFGS-B on log θ ≥ log θ_floor (scalar terms ``(1|a) + (1|b)``),
       exact gradient: the criterion is close to quadratic in log variances (InstEval: 13
       evaluations, Newton twice as many); θ at the floor (4.5e-5) is 0, a boundary fit.
-      Converged: projected gradient ≤ max(``gtol_rel`` |d|, 1e-4) (``gtol_rel`` 4e-9;
-      ``tol`` unused); ``first_step`` (1.0): the first trial's length in log θ.
+      Converged: projected gradient ≤ max(4e-9 |d|, 1e-4) (``tol`` unused).
     * ``"brent"`` — bounded Brent over a scalar θ ∈ [lower, ``upper`` (20.0)], ``value``
       only, to ``xtol`` (1e-7): a third of the evaluations of finite-difference
       quasi-Newton (lme4's nAGQ = 0: each value a joint PIRLS). θ at ``upper`` is not
@@ -474,31 +473,25 @@ def _lbfgs(fun, space, tol, max_iter, ftol=0.0, eps=None, polish=False, flat_rto
                 n_iter=res.nit + steps, converged=converged, message=message)
 
 
-def _log_lbfgs(fun, space, tol, max_iter, gtol_rel=_LOG_THETA_GTOL, first_step=1.0):
-    # on z = log θ / first_step: L-BFGS-B's first (steepest-descent) trial has unit length,
-    # so first_step units of log θ (a good start's first step shorter than 1: overshooting
-    # from 0.44 to 1.2 cost a GLMM evaluation of 11 s)
-    def fg(z):
-        theta = np.exp(z * first_step)
+def _log_lbfgs(fun, space, tol, max_iter):
+    def fg(x):
+        theta = np.exp(x)
         f, g = fun(theta)
-        return f, g * theta * first_step
+        return f, g * theta
 
-    z0 = np.log(np.clip(space.start(), np.exp(_LOG_THETA_FLOOR + 1.0), np.exp(7.0))) / first_step
-    # values scaled so that the gradient is of order one, not the criterion's hundreds
-    # (a wasted evaluation at the bound)
-    f0, g0 = fg(z0)
+    x0 = np.log(np.clip(space.start(), np.exp(_LOG_THETA_FLOOR + 1.0), np.exp(7.0)))
+    # scaled so that the first (steepest-descent) step is about one unit of log θ, not
+    # the criterion's gradient of hundreds (a wasted evaluation at the bound)
+    f0, g0 = fg(x0)
     scale = max(1.0, float(np.max(np.abs(g0)))) if np.isfinite(f0) else 1.0
-    gtol = max(gtol_rel * abs(f0), 1e-4) if np.isfinite(f0) else 1e-4
-    res = optimize.minimize(lambda z: tuple(v / scale for v in fg(z)), z0, jac=True,
+    gtol = max(_LOG_THETA_GTOL * abs(f0), 1e-4) if np.isfinite(f0) else 1e-4
+    res = optimize.minimize(lambda x: tuple(v / scale for v in fg(x)), x0, jac=True,
                             method="L-BFGS-B",
-                            bounds=[(_LOG_THETA_FLOOR / first_step,
-                                     _LOG_THETA_CEILING / first_step)] * z0.size,
-                            options={"ftol": 0.0, "gtol": gtol * first_step / scale,
-                                     "maxiter": max_iter})
-    x = res.x * first_step
-    at_floor = x <= _LOG_THETA_FLOOR + 1e-9
-    theta = np.where(at_floor, 0.0, np.exp(x))
-    grad = np.asarray(res.jac, dtype=float) * scale / first_step
+                            bounds=[(_LOG_THETA_FLOOR, _LOG_THETA_CEILING)] * x0.size,
+                            options={"ftol": 0.0, "gtol": gtol / scale, "maxiter": max_iter})
+    at_floor = res.x <= _LOG_THETA_FLOOR + 1e-9
+    theta = np.where(at_floor, 0.0, np.exp(res.x))
+    grad = np.asarray(res.jac, dtype=float) * scale
     f = res.fun * scale
     # a variance heading for 0 is stopped short on the log scale (its log-gradient θ·g
     # vanishes with θ: θ ~ 1e-4…1e-3, the criterion up to 1e-4 above its value at 0):
@@ -513,9 +506,8 @@ def _log_lbfgs(fun, space, tol, max_iter, gtol_rel=_LOG_THETA_GTOL, first_step=1
     free_grad = np.where(at_floor & (grad > 0), 0.0, grad)
     # θ at the search's ceiling is not an optimum (it stopped there: a random-effect SD
     # 10⁴ times the residual one was reported converged at θ = e⁸ = 2981)
-    at_ceiling = bool(np.any(x >= _LOG_THETA_CEILING - 1e-9))
-    return dict(name="L-BFGS-B on log θ (exact gradient)", start=np.exp(z0 * first_step),
-                x=theta,
+    at_ceiling = bool(np.any(res.x >= _LOG_THETA_CEILING - 1e-9))
+    return dict(name="L-BFGS-B on log θ (exact gradient)", start=np.exp(x0), x=theta,
                 f=f, g=grad, n_iter=res.nit,
                 message=str(res.message) + ("; θ at the search's upper bound" * at_ceiling),
                 converged=(res.success or np.max(np.abs(free_grad)) <= gtol)

@@ -234,35 +234,6 @@ def test_spaces_start_bounds_and_canonical():
     np.testing.assert_array_equal(box.start(), [10.0, 0.0])  # clipped into the box
 
 
-class LogQuadratic:
-    """Σ (log θ − log m)² · c + offset: a criterion quadratic in log θ (as a profiled
-    variance criterion nearly is); records the points it is evaluated at."""
-
-    def __init__(self, m, c=1.0, offset=0.0):
-        self.m, self.c, self.offset, self.points = np.asarray(m), c, offset, []
-
-    def value_and_grad(self, theta):
-        self.points.append(np.array(theta))
-        d = np.log(theta) - np.log(self.m)
-        return float(self.c * d @ d + self.offset), 2.0 * self.c * d / theta
-
-
-def test_log_lbfgs_first_trial_length():
-    """"log-lbfgs"'s first trial is ``first_step`` times as far from the start in log θ
-    as with the default (L-BFGS-B's first trial of unit length in the scaled variables):
-    a good start's shorter step (the GLMM's moment start); the minimum is reached."""
-    lengths = []
-    for first_step in (1.0, 0.25):
-        objective = LogQuadratic([0.5, 0.5], c=50.0)
-        opt = minimize(objective, ThetaSpace(_scalar_terms(), [0.42, 0.43]),
-                       method="log-lbfgs", first_step=first_step)
-        lengths.append(np.linalg.norm(np.log(objective.points[1]) - np.log([0.42, 0.43])))
-        np.testing.assert_allclose(opt.theta_final, [0.5, 0.5], rtol=1e-5)
-        assert opt.converged
-    assert lengths[1] == pytest.approx(0.25 * lengths[0], rel=1e-6)
-    assert 0.5 < lengths[0] < 1.5
-
-
 def test_newton_skips_a_last_step_below_the_rounding_of_the_criterion():
     """Converged with a predicted decrease above 1e-3 tol "newton" takes one more step —
     but not where that decrease is below 1e-14 |f| (a deviance of millions: accepting it
