@@ -194,9 +194,8 @@ class MultiLaplace:
 
     def state_at(self, x):
         """(û, the Laplace deviance, A⁻¹'s diagonal blocks per factor: the spherical
-        modes' conditional variances) at x = (θ, β[, extra]) (sets the family's parameter
-        from x)."""
-        self.split(x)
+        modes' conditional variances) at x = (θ, β[, extra]) (:meth:`modes` sets the
+        family's parameter from x)."""
         u, eta, system = self.modes(x)
         return (u, self.laplace_deviance(eta, u, system),
                 system.inverse_diagonal_blocks(self.factors))

@@ -340,7 +340,7 @@ class ScalarLaplace(MultiLaplace):
         x = np.asarray(x, dtype=float)
         kept = self._states.get(x.tobytes())
         if kept is not None:
-            return kept[3], kept[4].copy()
+            return kept[1], kept[3].copy()
         self.n_evals += 1
         try:
             u, eta, system = self.modes(x)
@@ -356,9 +356,10 @@ class ScalarLaplace(MultiLaplace):
             return np.inf, np.zeros(x.size)  # e.g. β's Schur complement singular
         # what the fit reports at its optimum, usually one of the last evaluations (the
         # Newton search's last point, or the one before its rejected last step)
-        self._states[x.tobytes()] = (u, f, system.inverse_diagonal_blocks(self.factors), f,
+        self._states[x.tobytes()] = (u, f, system.inverse_diagonal_blocks(self.factors),
                                      g.copy())
-        self._system_at = (x.copy(), system)  # valid until the next evaluation
+        # x's system (S_rr⁻¹ in the shared buffer): valid until the next evaluation
+        self._system_at = (x.copy(), system)
         while len(self._states) > STATES_KEPT:
             self._states.pop(next(iter(self._states)))
         self._tangent("laplace", x, u, system, self._theta(x), joint=False)
@@ -377,13 +378,14 @@ class ScalarLaplace(MultiLaplace):
         ``−2ℓ + ‖u‖²`` with u profiled out, exact but for log|A|'s (of order the number of
         levels, not rows) — from the system at x. The search's BFGS updates and its fresh
         Hessian at the end (the standard errors) do not depend on it. None where x's
-        deviance is not finite."""
+        deviance is not finite, or x was kept from an earlier evaluation (its system's
+        buffer since overwritten): the search's own differences then."""
         x = np.asarray(x, dtype=float)
         f, g = self.value_and_grad(x)
-        if not np.isfinite(f):
+        x_at, system = getattr(self, "_system_at", (None, None))
+        if not np.isfinite(f) or not np.array_equal(x_at, x):
             return None
         K = len(self.factors)
-        _, system = self._system_at
         theta, wv = self._theta(x), self.w * self._terms[2]
         Kx = self._lamzt_columns(theta, wv)
         H = np.zeros((x.size, x.size))

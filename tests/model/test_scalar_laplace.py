@@ -294,6 +294,9 @@ def test_start_hessian_is_close_to_the_difference_hessian(monkeypatch):
     np.testing.assert_allclose(H0[2:, 2:], full[2:, 2:], rtol=0.05,
                                atol=0.01 * np.abs(np.diag(full)[2:]).max())
     assert not np.allclose(H0[2:, 2:], full[2:, 2:], rtol=1e-6)  # an approximation
+    # x kept from an earlier evaluation: its system's buffer is gone, no start Hessian
+    lap.value_and_grad(x * 1.01)
+    assert lap.start_hessian(x) is None
     X, y, m, offset, w, factors, _ = args
     data = pd.DataFrame({"x": X[:, 1], "a": factors[0].codes, "b": factors[1].codes})
     fit = MixedGLM(groups=["a", "b"]).fit(data, y)
