@@ -263,7 +263,7 @@ class ScalarLaplace(MultiLaplace):
         returns (û, η̂, the system at û). Always at least one PIRLS step and a
         factorization after it: a predicted start taken as the modes (its decrement at
         rounding level) left gradient errors of ~4e-4 that the Hessian's differences turned
-        into intercept SEs 8-40 % off (a review, 2026-12-03)."""
+        into intercept SEs 8-42 % off (a review, 2026-12-03)."""
         theta, beta = self._theta(x), x[len(self.factors):]
         base = self.offset + self.X @ beta
 
