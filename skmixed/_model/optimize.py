@@ -36,6 +36,9 @@ _BOUNDARY_TRY = 1e-2
 #: criterion, its rounding noise (~1e-9 relative stalls line searches; at 4e-9 |d| the
 #: remaining decrease is ~1e-8 and θ within ~1e-5 relative of its optimum)
 _LOG_THETA_GTOL = 4e-9
+#: "log-lbfgs" with ``stop_step`` stops early only while every θ is above this (log θ;
+#: θ = 0.05)
+_STOP_LOG_THETA_FROM = np.log(0.05)
 
 #: "newton"'s last step is skipped where its predicted decrease is below this multiple of
 #: |f| (~50 units in the last place): the comparison of values that accepts it is then a
@@ -143,7 +146,9 @@ def minimize(objective, space, *, method, tol=1e-8, max_iter=1000, blas_threads=
     * ``"log-lbfgs"`` — L-BFGS-B on log θ ≥ log θ_floor (scalar terms ``(1|a) + (1|b)``),
       exact gradient: the criterion is close to quadratic in log variances (InstEval: 13
       evaluations, Newton twice as many); θ at the floor (4.5e-5) is 0, a boundary fit.
-      Converged: projected gradient ≤ max(4e-9 |d|, 1e-4) (``tol`` unused).
+      Converged: projected gradient ≤ max(4e-9 |d|, 1e-4) (``tol`` unused). ``stop_step``
+      (None): for a first stage, stop once BFGS's model of the iterates predicts a step
+      below it in log θ after a step below 100 times it, every θ ≥ 0.05.
     * ``"brent"`` — bounded Brent over a scalar θ ∈ [lower, ``upper`` (20.0)], ``value``
       only, to ``xtol`` (1e-7): a third of the evaluations of finite-difference
       quasi-Newton (lme4's nAGQ = 0: each value a joint PIRLS). θ at ``upper`` is not
@@ -473,11 +478,51 @@ def _lbfgs(fun, space, tol, max_iter, ftol=0.0, eps=None, polish=False, flat_rto
                 n_iter=res.nit + steps, converged=converged, message=message)
 
 
-def _log_lbfgs(fun, space, tol, max_iter):
+def _predicted_step(points):
+    """The quasi-Newton step −B⁻¹g from the last of ``points`` ((x, g) of a search's
+    iterates), B by BFGS updates over their differences from a scaled identity (as
+    L-BFGS-B's model); None before two differences of positive curvature."""
+    B, pairs = None, 0
+    for (x0, g0), (x1, g1) in zip(points[:-1], points[1:]):
+        s, y = x1 - x0, g1 - g0
+        if s @ y <= 1e-12 * np.linalg.norm(s) * np.linalg.norm(y):
+            continue
+        if B is None:
+            B = (y @ y) / (s @ y) * np.eye(s.size)
+        Bs = B @ s
+        B = B - np.outer(Bs, Bs) / (s @ Bs) + np.outer(y, y) / (s @ y)
+        pairs += 1
+    if pairs < 2:
+        return None
+    return -np.linalg.solve(B, points[-1][1])
+
+
+def _log_lbfgs(fun, space, tol, max_iter, stop_step=None):
+    evaluated = {}
+
     def fg(x):
         theta = np.exp(x)
         f, g = fun(theta)
+        evaluated[x.tobytes()] = g * theta
         return f, g * theta
+
+    iterates = []
+
+    def early_stop(intermediate_result):
+        # a start for a second stage: stop once the search's model predicts a step below
+        # ``stop_step`` (log θ) and the last step was small too, every θ away from 0 (a
+        # variance heading for 0 is left to the full tolerance and the boundary trial)
+        x = np.asarray(intermediate_result.x, dtype=float)
+        g = evaluated.get(x.tobytes())
+        if g is None:
+            return
+        iterates.append((x.copy(), g))
+        if len(iterates) < 3 or np.any(x < _STOP_LOG_THETA_FROM):
+            return
+        step = _predicted_step(iterates)
+        if (step is not None and np.max(np.abs(step)) <= stop_step
+                and np.max(np.abs(x - iterates[-2][0])) <= 100.0 * stop_step):
+            raise StopIteration
 
     x0 = np.log(np.clip(space.start(), np.exp(_LOG_THETA_FLOOR + 1.0), np.exp(7.0)))
     # scaled so that the first (steepest-descent) step is about one unit of log θ, not
@@ -488,7 +533,9 @@ def _log_lbfgs(fun, space, tol, max_iter):
     res = optimize.minimize(lambda x: tuple(v / scale for v in fg(x)), x0, jac=True,
                             method="L-BFGS-B",
                             bounds=[(_LOG_THETA_FLOOR, _LOG_THETA_CEILING)] * x0.size,
-                            options={"ftol": 0.0, "gtol": gtol / scale, "maxiter": max_iter})
+                            options={"ftol": 0.0, "gtol": gtol / scale, "maxiter": max_iter},
+                            callback=None if stop_step is None else early_stop)
+    stopped = res.status == 99  # early_stop
     at_floor = res.x <= _LOG_THETA_FLOOR + 1e-9
     theta = np.where(at_floor, 0.0, np.exp(res.x))
     grad = np.asarray(res.jac, dtype=float) * scale
@@ -510,7 +557,7 @@ def _log_lbfgs(fun, space, tol, max_iter):
     return dict(name="L-BFGS-B on log θ (exact gradient)", start=np.exp(x0), x=theta,
                 f=f, g=grad, n_iter=res.nit,
                 message=str(res.message) + ("; θ at the search's upper bound" * at_ceiling),
-                converged=(res.success or np.max(np.abs(free_grad)) <= gtol)
+                converged=(res.success or stopped or np.max(np.abs(free_grad)) <= gtol)
                 and not at_ceiling)
 
 

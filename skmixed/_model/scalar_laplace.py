@@ -34,6 +34,12 @@ __all__ = ["ScalarLaplace", "ScalarPattern", "exact_laplace_applies"]
 #: evaluations whose modes, deviance and conditional variances are kept for the fit's
 #: report (:meth:`ScalarLaplace.state_at`; two vectors of Q each)
 STATES_KEPT = 16
+#: the modes are accepted where a fresh system's Newton decrement is below this multiple of
+#: |objective| (rounding leaves ~1e-33 on 1e5 crossed binomial rows)
+ACCEPT_DECREMENT = 1e-25
+#: a step by an older factorization is taken while the decrement falls at least this much
+#: per step (ρ² for a contraction rate ρ); slower, the system is factored afresh
+CHORD_RATE = 0.01
 
 
 def exact_laplace_applies(factors, family, y, w):
@@ -179,6 +185,7 @@ class ScalarLaplace(MultiLaplace):
         self.codes = [np.asarray(f.codes, dtype=np.int64) for f in factors]
         self.edges = np.concatenate([[0], np.cumsum([f.n_levels for f in factors])])
         self._tangents, self._states = {}, {}
+        self._reusable = None  # the last fresh system, while its factor is in the buffer
 
     @property
     def rest_columns(self):
@@ -208,6 +215,7 @@ class ScalarLaplace(MultiLaplace):
     def _system(self, theta, eta):
         ll, l1, v, v1 = self.family.laplace_terms(self.y, eta, self.m, self.fpar)
         wv = self.w * v
+        self._reusable = None  # its factor (in the shared buffer) is overwritten
         return ScalarSystem(self.pattern, theta, self.pattern.values(wv),
                             self._buffer), (ll, l1, v, v1)
 
@@ -258,56 +266,106 @@ class ScalarLaplace(MultiLaplace):
             D = system.solve(g_u)
         self._tangents[key] = (point.copy(), v.copy(), D)
 
+    def _solve_modes(self, theta, v, eta, h, eta_of, step_of, tol, max_iter):
+        """Newton's method on the modes' equations (``v``: u, or (β, u) jointly) with the
+        factorization refreshed only where it pays: a step by the last factorization (the
+        previous evaluation's, or one made at an earlier step) costs a row pass and a solve,
+        a new one a dense Cholesky of the rest block (a second at 1e6 rows × 5,000 items).
+        A step by an older factorization is taken while it lowers the objective and its
+        decrement falls at least :data:`CHORD_RATE`-fold per step; otherwise, and once the
+        decrement is below the acceptance, the system is factored at the current point.
+        The modes are accepted where the system is fresh and its Newton decrement is below
+        :data:`ACCEPT_DECREMENT` × |objective| (the gradient's formulas take them as exact:
+        decrements of 1e-18 |d| left gradient errors of 4e-4, a review, 2026-12-03), or,
+        where rounding keeps it above that, after a fresh Newton step from a decrement below
+        ``tol`` × |objective| (the general path's rule). ``step_of(system, terms, v)``
+        returns (the step, its decrement). Returns (v, η, the fresh system at v)."""
+        system, fresh = self._reusable, False
+        if system is None or not np.isfinite(h):
+            system, terms = self._system(theta, eta)
+            fresh = True
+        else:
+            terms = self.family.laplace_terms(self.y, eta, self.m, self.fpar)
+        previous = np.inf
+        for _ in range(max_iter):
+            accept = ACCEPT_DECREMENT * (1.0 + abs(h))
+            try:
+                step, decrement = step_of(system, terms, v)
+            except (np.linalg.LinAlgError, linalg.LinAlgError, ValueError):
+                if fresh:
+                    raise
+                decrement = np.inf  # an older matrix that fails: factor afresh
+            if fresh and decrement <= accept:
+                break
+            if not fresh and not (decrement < CHORD_RATE * previous and decrement > 0.01 * accept):
+                system, terms = self._system(theta, eta)  # refactor here, no step
+                fresh, previous = True, np.inf
+                continue
+            if fresh:
+                h, v, eta = self._halved_step(h, v, step, eta_of)
+                if decrement < tol * (1.0 + abs(h)):
+                    system, terms = self._system(theta, eta)
+                    break
+            else:
+                v_new = v + step
+                with np.errstate(over="ignore", invalid="ignore"):
+                    eta_new = eta_of(v_new)
+                    terms_new = self.family.laplace_terms(self.y, eta_new, self.m, self.fpar)
+                    h_new = self._h(terms_new[0], v_new[v_new.size - self.u.size:])
+                if not h_new <= h + 1e-12 * abs(h):
+                    system, terms = self._system(theta, eta)  # the old matrix misleads
+                    fresh, previous = True, np.inf
+                    continue
+                h, v, eta, terms = h_new, v_new, eta_new, terms_new
+                previous = decrement
+                continue
+            fresh, previous = False, decrement
+            terms = self.family.laplace_terms(self.y, eta, self.m, self.fpar)
+        else:
+            if not fresh:
+                system, terms = self._system(theta, eta)
+        self._terms, self._reusable = terms, system
+        return v, eta, system
+
     def modes(self, x, tol=1e-10, max_iter=100):
-        """û at (θ, β) by penalized IRLS on the fixed pattern, from :meth:`_start`;
-        returns (û, η̂, the system at û). Always at least one PIRLS step and a
-        factorization after it: a predicted start taken as the modes (its decrement at
-        rounding level) left gradient errors of ~4e-4 that the Hessian's differences turned
-        into intercept SEs 8-42 % off (a review, 2026-12-03)."""
+        """û at (θ, β) by :meth:`_solve_modes` on the fixed pattern, from :meth:`_start`;
+        returns (û, η̂, the system at û)."""
         theta, beta = self._theta(x), x[len(self.factors):]
         base = self.offset + self.X @ beta
 
         def eta_of(v):
             return base + self._zlam(theta, v)
 
-        u, eta, h = self._start("laplace", x, self.u, eta_of)
-        system, terms = self._system(theta, eta)
-        for _ in range(max_iter):
+        def step_of(system, terms, u):
             grad = self._lamzt(theta, self.w * terms[1]) - u
             step = system.solve(grad)
-            decrement = float(step @ grad)
-            h, u, eta = self._halved_step(h, u, step, eta_of)
-            system, terms = self._system(theta, eta)
-            if decrement < tol * (1.0 + abs(h)):
-                break
-        self._terms = terms
-        return u, eta, system
+            return step, float(step @ grad)
+
+        u, eta, h = self._start("laplace", x, self.u, eta_of)
+        return self._solve_modes(theta, u, eta, h, eta_of, step_of, tol, max_iter)
 
     def joint_modes(self, thetas, beta, tol=1e-10, max_iter=100):
         """(β̂, û) jointly at θ (lme4's ``nAGQ = 0``) as the base class's, the Newton
-        system on the fixed pattern (``K = ΛZ'VX`` by per-level sums of each column), from
-        :meth:`_start`."""
+        system on the fixed pattern (``K = ΛZ'VX`` by per-level sums of each column), by
+        :meth:`_solve_modes` from :meth:`_start`."""
         theta = np.concatenate(thetas)
         X, w, p = self.X, self.w, beta.size
 
         def eta_of(v):
             return self.offset + X @ v[:p] + self._zlam(theta, v[p:])
 
-        x, eta, h = self._start("joint", theta, np.concatenate([beta, self.u]), eta_of)
-        beta, u = x[:p], x[p:]
-        system, terms = self._system(theta, eta)
-        for _ in range(max_iter):
+        def step_of(system, terms, v):
             r, wv = w * terms[1], w * terms[2]
             d_b, d_u, decrement = self._joint_step(system, wv, r, self._lamzt_columns(theta, wv),
-                                                   self._lamzt(theta, r) - u)
-            h, x, eta = self._halved_step(h, x, np.concatenate([d_b, d_u]), eta_of)
-            beta, u = x[:p], x[p:]
-            system, terms = self._system(theta, eta)
-            if decrement < tol * (1.0 + abs(h)):
-                break
+                                                   self._lamzt(theta, r) - v[p:])
+            return np.concatenate([d_b, d_u]), decrement
+
+        x, eta, h = self._start("joint", theta, np.concatenate([beta, self.u]), eta_of)
+        x, eta, system = self._solve_modes(theta, x, eta, h, eta_of, step_of, tol, max_iter)
+        beta, u = x[:p], x[p:]
         self.u = u
-        self._terms, self._joint = terms, (beta, system, theta)
-        return beta, u, h + system.logdet
+        self._joint = (beta, system, theta)
+        return beta, u, self._h(self._terms[0], u) + system.logdet
 
     def joint_value_and_grad(self, theta):
         """The ``nAGQ = 0`` deviance over θ (β and u minimizing it jointly, from the last

@@ -253,3 +253,47 @@ def test_newton_skips_a_last_step_below_the_rounding_of_the_criterion():
         np.testing.assert_allclose(opt.theta_final, [1.5, *M], rtol=1e-4)
         counts.append(opt.n_evals)
     assert counts[1] == counts[0] - 1, counts
+
+
+class LogQuadratic:
+    """f(θ) = d'Cd + Σ d⁴ C_jj + f₀, d = log θ − c: nearly quadratic in log θ (as the
+    variance criteria are), coupled; minimum at θ = exp(c); counts evaluations."""
+
+    def __init__(self, c):
+        self.c = np.log(np.asarray(c, dtype=float))
+        self.C = np.array([[3.0, 1.0], [1.0, 2.0]]) * 1e3
+        self.calls = 0
+
+    def value_and_grad(self, theta):
+        self.calls += 1
+        with np.errstate(divide="ignore"):
+            d = np.log(theta) - self.c
+        quartic = np.diag(self.C)
+        return (float(d @ self.C @ d + quartic @ d ** 4) + 1e4,
+                (2.0 * (self.C @ d) + 4.0 * quartic * d ** 3) / theta)
+
+    def value(self, theta):
+        return self.value_and_grad(theta)[0]
+
+
+def test_log_lbfgs_stop_step_stops_near_the_minimum_in_fewer_evaluations():
+    """``stop_step`` (a first stage's start for a second): the search stops once its model
+    predicts a step below it, within a few times that of the minimum, in fewer
+    evaluations than to the full tolerance."""
+    space = ThetaSpace(_scalar_terms())
+    full, early = LogQuadratic([0.3, 2.0]), LogQuadratic([0.3, 2.0])
+    opt_full = minimize(full, space, method="log-lbfgs")
+    opt_early = minimize(early, space, method="log-lbfgs", stop_step=1e-4)
+    assert opt_early.converged
+    np.testing.assert_allclose(np.log(opt_early.theta_final), early.c, atol=5e-4)
+    np.testing.assert_allclose(np.log(opt_full.theta_final), full.c, atol=1e-6)
+    assert early.calls < full.calls
+
+
+def test_log_lbfgs_stop_step_leaves_a_vanishing_variance_to_the_full_search():
+    """A θ heading for 0 is not stopped early (the bound and the boundary trial decide):
+    the same result as without ``stop_step``."""
+    space = ThetaSpace(_scalar_terms())
+    opts = [minimize(LogQuadratic([0.01, 2.0]), space, method="log-lbfgs", **o)
+            for o in ({}, {"stop_step": 1e-4})]
+    np.testing.assert_array_equal(opts[0].theta_final, opts[1].theta_final)

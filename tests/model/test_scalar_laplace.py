@@ -307,3 +307,61 @@ def test_start_hessian_is_close_to_the_difference_hessian(monkeypatch):
     np.testing.assert_allclose(fit.coef_, plain.coef_, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(fit.fixed_effects_["std_error"],
                                plain.fixed_effects_["std_error"], rtol=1e-4)
+
+
+def _count_systems(monkeypatch):
+    from skmixed._model import scalar_laplace
+
+    count = {"n": 0}
+    original = scalar_laplace.ScalarSystem.__init__
+
+    def counting(self, *args, **kwargs):
+        count["n"] += 1
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(scalar_laplace.ScalarSystem, "__init__", counting)
+    return count
+
+
+@pytest.mark.parametrize("family_name", ["binomial", "poisson"])
+def test_an_older_factorization_steps_to_the_fresh_modes(family_name, monkeypatch):
+    """The modes' Newton steps by the previous evaluation's factorization (the rest block
+    factored once per evaluation near the last) end where a new objective's PIRLS from
+    û = 0 does — modes, deviance, gradient — after a finite-difference step, a Newton-sized
+    step and a step far away (where the old matrix is refactored)."""
+    args = _model(family_name, 3, n=900)
+    lap = ScalarLaplace(*args)
+    x = np.array([0.8, 0.6, 0.5, 0.2, 0.4])
+    lap.value_and_grad(x)
+    count = _count_systems(monkeypatch)
+    for step, systems in ((x + np.array([0, 1e-5, 0, 0, 0]), 1),
+                          (x * 1.01, 1), (x * np.array([3.0, 0.2, 1.0, -2.0, 1.0]), None)):
+        count["n"] = 0
+        value, grad = lap.value_and_grad(step)
+        if systems is not None:
+            assert count["n"] == systems
+        fresh = ScalarLaplace(*args)
+        value_f, grad_f = fresh.value_and_grad(step)
+        np.testing.assert_allclose(lap.u, fresh.u, rtol=0, atol=1e-10)
+        assert value == pytest.approx(value_f, rel=1e-12)
+        np.testing.assert_allclose(grad, grad_f, rtol=1e-8, atol=1e-8)
+
+
+def test_a_failing_older_factorization_is_replaced():
+    """An older factorization whose solve fails (non-finite values) is dropped for a fresh
+    one: the modes and deviance of a new objective."""
+    args = _model("binomial", 2)
+    lap = ScalarLaplace(*args)
+    x = np.array([0.8, 0.6, 0.2, 0.4])
+    lap.value_and_grad(x)
+
+    class Broken:
+        def solve(self, b):
+            raise ValueError("array must not contain infs or NaNs")
+
+    lap._reusable = Broken()
+    value, grad = lap.value_and_grad(x * 1.01)
+    fresh = ScalarLaplace(*args)
+    value_f, grad_f = fresh.value_and_grad(x * 1.01)
+    assert value == pytest.approx(value_f, rel=1e-12)
+    np.testing.assert_allclose(grad, grad_f, rtol=1e-8, atol=1e-8)
