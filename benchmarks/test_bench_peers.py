@@ -12,6 +12,7 @@ import json
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -114,3 +115,66 @@ def _assert_agree(kind, gaps):
         assert -1e-6 <= gaps["loglik_gap"] <= 1e-3, gaps  # ours not below lme4's
     else:
         assert gaps["edf_rel"] <= 1e-5 and gaps["sd_rel"] <= 1e-4, gaps
+
+
+#: lme4's own data sets, fitted by lme4 and skmixed in the same run (issue 15: each at
+#: least as fast as lme4): R's formula and call, the fits R times (the first dropped: it
+#: loads code), skmixed's rounds
+SMALL = {
+    "penicillin": ("lmer(diameter ~ 1 + (1 | plate) + (1 | sample), Penicillin)", 21, 20),
+    "pastes": ("lmer(strength ~ 1 + (1 | batch) + (1 | batch:cask), Pastes)", 21, 20),
+    "verbagg": ("glmer(r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item), VerbAgg, "
+                "family = binomial)", 3, 5),
+    "insteval": ("lmer(y ~ service + (1 | s) + (1 | d) + (1 | dept:service), InstEval)", 3, 5),
+}
+
+
+def _skmixed_small(name):
+    """The same model as :data:`SMALL`'s by skmixed's formula API, on the same data (the
+    CSV copies of lme4's data sets in tests/data, or the datasets extra)."""
+    import pandas as pd
+
+    from skmixed.datasets import load_insteval, load_verbagg
+    from skmixed.formula import glmer, lmer
+
+    data = Path(__file__).resolve().parents[1] / "tests" / "data"
+    if name == "penicillin":
+        df = pd.read_csv(data / "Penicillin.csv")
+        return lambda: lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", df)
+    if name == "pastes":
+        df = pd.read_csv(data / "Pastes.csv")
+        return lambda: lmer("strength ~ 1 + (1 | batch) + (1 | batch:cask)", df)
+    if name == "verbagg":
+        df = load_verbagg().assign(r2=lambda d: (d.r2 == "Y").astype(int))
+        return lambda: glmer("r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)", df)
+    df = load_insteval()
+    df = df.assign(service=df["service"].astype(str).eq("1").astype(float))
+    return lambda: lmer("y ~ service + (1 | s) + (1 | d) + (1 | dept:service)", df)
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_small_lme4_peer(benchmark, machine_info, name):
+    """lme4 and skmixed on lme4's Penicillin, Pastes, VerbAgg and InstEval in one run: R's
+    median time per fit (``Sys.time`` around each fit, data loaded, the first fit dropped)
+    beside skmixed's (``peer_seconds`` in ``extra_info``; Numba compilation not timed); the
+    criteria agree (REML criterion 1e-8, Laplace deviance 1e-6 relative, ours not above)."""
+    if not _have_r(["lme4", "jsonlite"]):
+        pytest.skip("Rscript with lme4 and jsonlite is not installed (optional peer)")
+    call, r_fits, rounds = SMALL[name]
+    crit = "REMLcrit(m)" if call.startswith("lmer") else "deviance(m)"
+    if name == "verbagg":
+        crit = "-2 * as.numeric(logLik(m))"
+    script = ("suppressMessages({library(lme4); library(jsonlite)}); "
+              f"t <- sapply(seq_len({r_fits}), function(i) {{s <- Sys.time(); m <<- {call}; "
+              "as.numeric(Sys.time() - s, units = 'secs')}); "
+              f"cat(toJSON(list(seconds = median(t[-1]), crit = {crit}), auto_unbox = TRUE, "
+              "digits = NA))")
+    out = subprocess.run(["Rscript", "-e", script], capture_output=True, text=True,
+                         check=True).stdout
+    r = json.loads(out.strip().splitlines()[-1])
+    model = benchmark.pedantic(_skmixed_small(name), rounds=rounds, warmup_rounds=1)
+    ours = model.reml_criterion_ if name != "verbagg" else model.deviance_
+    machine_info(peer="R lme4", peer_seconds=r["seconds"],
+                 n_evals=model.optimization_.n_evals, crit_rel=float(ours / r["crit"] - 1))
+    assert ours <= r["crit"] * (1 + 1e-12)
+    assert ours == pytest.approx(r["crit"], rel=1e-8 if name != "verbagg" else 1e-6)
