@@ -401,10 +401,13 @@ def fit_multi_glmm(design, y, w, m, offset, *, family, fit_intercept, tol, max_i
     # (the thread count read before Numba's is set to 1: `with a, b` enters a before it
     # evaluates b, and BLAS ran on one thread — potri 1.8 s instead of 1.0 s at 5,000
     # columns)
+    # the general path's dense system (≤ 500 columns) is factored on one BLAS thread:
+    # at 150 columns a second one's synchronization made each factorization 2 ms, not 50 µs
     n_threads = numba.get_num_threads()
+    blas = (_dense_threads(lap, n_threads, GLMM_DENSE_THREADS_FROM) if exact
+            else 1 if lap.dense else None)
     with numba_threads(1) if exact else nullcontext(), \
-            blas_threads(_dense_threads(lap, n_threads, GLMM_DENSE_THREADS_FROM)) if exact \
-            else nullcontext():
+            blas_threads(blas) if blas is not None else nullcontext():
         opt = lap.fit(theta0, beta0, max_iter=max_iter, extra0=extra0, tol=min(tol, 1e-8))
     x = opt.theta_final.copy()
     thetas, beta = lap.split(x)

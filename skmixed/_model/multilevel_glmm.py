@@ -30,7 +30,7 @@ from .multilevel import (DENSE_LIMIT, RestFactor, first_factor_inverse_blocks,
 from .optimize import minimize
 from .spaces import ParamSpace, ThetaSpace
 
-__all__ = ["BlockedSystem", "MultiLaplace"]
+__all__ = ["BlockedSystem", "DenseSystem", "MultiLaplace"]
 
 #: with the exact gradient, the first stage (θ by the nAGQ = 0 deviance) stops once its
 #: predicted step is below this in log θ (every θ ≥ 0.05): the second stage's Newton steps
@@ -94,6 +94,46 @@ class BlockedSystem:
         return out + self.rest.diagonal_blocks([(f.n_levels, f.term.q) for f in factors[1:]])
 
 
+#: the general path holds ``A = Λ'Z'VZΛ + I`` dense (one LAPACK Cholesky, no sparse
+#: matrices built per PIRLS step) when the factors have at most this many columns in all
+#: (a 500-column Cholesky takes well under a millisecond; the blocked sparse build of
+#: :class:`BlockedSystem` ~5 ms of Python per step: small slope models spent 70 % there)
+DENSE_SYSTEM_COLUMNS = 500
+#: … and forms ``Z'VZ`` by bincounts over each row's pairs of columns while rows × pairs
+#: stay below this (else one sparse product)
+PAIR_ROWS_LIMIT = 20_000_000
+
+
+class DenseSystem:
+    """``A = Λ'MΛ + I`` held dense and factored by LAPACK (few random-effect columns):
+    :meth:`solve`, ``logdet``, :meth:`inverse_diagonal_blocks`; ``A`` is Λ'MΛ, written
+    over."""
+
+    def __init__(self, A):
+        A[np.diag_indices_from(A)] += 1.0
+        L, info = linalg.lapack.dpotrf(A, lower=1, clean=1, overwrite_a=1)
+        if info != 0 or not np.all(np.isfinite(np.diag(L))):
+            raise linalg.LinAlgError("the Laplace system is not positive definite")
+        self.L = L
+        self.logdet = 2.0 * np.log(np.diag(L)).sum()
+
+    def solve(self, b):
+        return linalg.cho_solve((self.L, True), b, check_finite=False)
+
+    def inverse_diagonal_blocks(self, factors):
+        """Per factor, the q × q diagonal blocks of A⁻¹ (G_k, q_k, q_k)."""
+        inv, info = linalg.lapack.dpotri(self.L, lower=1)
+        if info != 0:
+            raise linalg.LinAlgError(f"LAPACK dpotri failed (info {info})")
+        inv = np.tril(inv) + np.tril(inv, -1).T
+        out, start = [], 0
+        for f in factors:
+            idx = start + np.arange(f.width).reshape(f.n_levels, f.term.q)
+            out.append(inv[idx[:, :, None], idx[:, None, :]])
+            start += f.width
+        return out
+
+
 class MultiLaplace:
     """The Laplace deviance over (θ, β) of a GLMM with several grouping factors (see the
     module docstring). ``factors``: :class:`~skmixed._model.multilevel.FactorColumns`
@@ -118,6 +158,9 @@ class MultiLaplace:
         self.fpar = family.glm_fpar
         self.Z = random_effects_matrix(factors, y.shape[0])
         self.ZT = self.Z.T.tocsr()
+        self.col_edges = np.cumsum([0] + [f.width for f in factors])
+        self.dense = self.Z.shape[1] <= DENSE_SYSTEM_COLUMNS
+        self._pairs = None  # each row's column pairs, made at the first dense _cross
         self.theta_edges = np.cumsum([0] + [f.term.n_theta for f in factors])
         self.u = np.zeros(self.Z.shape[1])
         self.n_evals = 0
@@ -132,6 +175,60 @@ class MultiLaplace:
         if self.n_extra:
             self.fpar = self.param.fpar(x[-1])
         return thetas, x[self.n_theta:x.size - self.n_extra]
+
+    def _row_pairs(self):
+        """Each row's pairs of Z columns as cells of the dense Q × Q ``Z'VZ`` (cell
+        indices, the rows, the products of Z's values), for :meth:`_cross`; None where
+        rows × pairs is too large or rows differ in their number of entries."""
+        Z, Q = self.Z, self.Z.shape[1]
+        n = Z.shape[0]
+        width = Z.nnz // max(n, 1)
+        if n * width * width > PAIR_ROWS_LIMIT or Z.nnz != n * width:
+            return None
+        cols = Z.indices.reshape(n, width).astype(np.int64)
+        vals = Z.data.reshape(n, width)
+        keys = (cols[:, :, None] * Q + cols[:, None, :]).reshape(n, -1)
+        cells, pos = np.unique(keys, return_inverse=True)
+        prod = (vals[:, :, None] * vals[:, None, :]).reshape(n, -1)
+        return cells, pos.reshape(keys.shape), prod
+
+    def _cross(self, wv):
+        """``M = Z'VZ`` for row weights wv: dense (Q × Q) on the dense path, else sparse."""
+        if not self.dense:
+            return (self.ZT @ self.Z.multiply(wv[:, None])).tocsr()
+        Q = self.Z.shape[1]
+        if self._pairs is None:
+            self._pairs = self._row_pairs() or ()
+        if not self._pairs:
+            return (self.ZT @ self.Z.multiply(wv[:, None])).toarray()
+        cells, pos, prod = self._pairs
+        M = np.zeros(Q * Q)
+        M[cells] = np.bincount(pos.ravel(), weights=(prod * wv[:, None]).ravel(),
+                               minlength=cells.size)
+        return M.reshape(Q, Q)
+
+    def _lam(self, thetas, u, transpose=False):
+        """``Λu`` (or ``Λ'u``) by each factor's q × q blocks (u: (Q,) or (Q, m))."""
+        out = np.empty_like(u, dtype=float)
+        for f, t, a, b in zip(self.factors, thetas, self.col_edges[:-1], self.col_edges[1:]):
+            if f.term.q == 1:
+                out[a:b] = t[0] * u[a:b]
+                continue
+            T = f.term.factor(t)
+            T = T.T if transpose else T
+            if u.ndim == 1:
+                out[a:b] = (u[a:b].reshape(f.n_levels, f.term.q) @ T.T).ravel()
+            else:  # per level T times its q rows
+                seg = u[a:b].reshape((f.n_levels, f.term.q) + u.shape[1:])
+                out[a:b] = np.matmul(T, seg).reshape((b - a,) + u.shape[1:])
+        return out
+
+    def _system_of(self, M, thetas):
+        """The factored ``A = Λ'MΛ + I``: :class:`DenseSystem` or :class:`BlockedSystem`."""
+        if not self.dense:
+            return BlockedSystem(M, self.factors, thetas)
+        LtM = self._lam(thetas, M, transpose=True)
+        return DenseSystem(np.asfortranarray(self._lam(thetas, LtM.T, transpose=True)))
 
     def _objective(self, eta, u):
         return (-2.0 * self.family.loglik(self.y, eta, self.m, self.w, fpar=self.fpar)
@@ -176,25 +273,25 @@ class MultiLaplace:
     def modes(self, x, tol=1e-10, max_iter=100):
         """û at (θ, β) by penalized IRLS from the last modes; returns (û, η̂, system)."""
         thetas, beta = self.split(x)
-        Lam = _kron_terms(self.factors, thetas)
-        ZL = (self.Z @ Lam).tocsr()
         base = self.offset + self.X @ beta
+
+        def eta_of(v):
+            return base + self.Z @ self._lam(thetas, v)
+
         u = self.u.copy()
-        eta = base + ZL @ u
+        eta = eta_of(u)
         h = self._objective(eta, u)
         for _ in range(max_iter):
             l1, v = self.family.score_information(self.y, eta, self.m, self.fpar)
-            M = (self.ZT @ self.Z.multiply((self.w * v)[:, None])).tocsr()
-            system = BlockedSystem(M, self.factors, thetas)
-            grad = ZL.T @ (self.w * l1) - u
+            system = self._system_of(self._cross(self.w * v), thetas)
+            grad = self._lam(thetas, self.ZT @ (self.w * l1), transpose=True) - u
             step = system.solve(grad)
             decrement = float(step @ grad)
-            h, u, eta = self._halved_step(h, u, step, lambda v: base + ZL @ v)
+            h, u, eta = self._halved_step(h, u, step, eta_of)
             if decrement < tol * (1.0 + abs(h)):
                 break
         l1, v = self.family.score_information(self.y, eta, self.m, self.fpar)
-        M = (self.ZT @ self.Z.multiply((self.w * v)[:, None])).tocsr()
-        return u, eta, BlockedSystem(M, self.factors, thetas)
+        return u, eta, self._system_of(self._cross(self.w * v), thetas)
 
     def laplace_deviance(self, eta, u, system):
         """``−2ℓ(η̂) + ‖û‖² + log|A(û)|`` from :meth:`modes`' output."""
@@ -269,31 +366,32 @@ class MultiLaplace:
         Newton steps on the blocked system with the fixed effects' Schur complement
         ``X'VX − K'A⁻¹K``, ``K = Λ'Z'VX``. Returns (β̂, û, the penalized deviance
         ``−2ℓ + ‖û‖² + log|A|``)."""
-        Lam = _kron_terms(self.factors, thetas)
-        ZL = (self.Z @ Lam).tocsr()
+        p = beta.size
+
+        def eta_of(v):
+            return self.offset + self.X @ v[:p] + self.Z @ self._lam(thetas, v[p:])
+
         u = self.u.copy()
-        eta = self.offset + self.X @ beta + ZL @ u
+        eta = eta_of(np.concatenate([beta, u]))
         h = self._objective(eta, u)
         for _ in range(max_iter):
             l1, v = self.family.score_information(self.y, eta, self.m, self.fpar)
             wv = self.w * v
-            M = (self.ZT @ self.Z.multiply(wv[:, None])).tocsr()
-            system = BlockedSystem(M, self.factors, thetas)
+            system = self._system_of(self._cross(wv), thetas)
             resid = self.w * l1
+            K = self._lam(thetas, np.asarray(self.ZT @ (self.X * wv[:, None])),
+                          transpose=True)
             d_b, d_u, decrement = self._joint_step(
-                system, wv, resid, np.asarray(ZL.T @ (self.X * wv[:, None])),
-                ZL.T @ resid - u)
-            p = beta.size
+                system, wv, resid, K,
+                self._lam(thetas, self.ZT @ resid, transpose=True) - u)
             h, x, eta = self._halved_step(
-                h, np.concatenate([beta, u]), np.concatenate([d_b, d_u]),
-                lambda v: self.offset + self.X @ v[:p] + ZL @ v[p:])
+                h, np.concatenate([beta, u]), np.concatenate([d_b, d_u]), eta_of)
             beta, u = x[:p], x[p:]
             if decrement < tol * (1.0 + abs(h)):
                 break
         l1, v = self.family.score_information(self.y, eta, self.m, self.fpar)
-        M = (self.ZT @ self.Z.multiply((self.w * v)[:, None])).tocsr()
         self.u = u
-        return beta, u, h + BlockedSystem(M, self.factors, thetas).logdet
+        return beta, u, h + self._system_of(self._cross(self.w * v), thetas).logdet
 
     def fit(self, theta0, beta0, max_iter=500, extra0=(), tol=1e-8):
         """lme4's two stages: θ by the ``nAGQ = 0`` deviance (β and u by joint PIRLS, the

@@ -1,0 +1,69 @@
+"""skmixed._model.multilevel_glmm: the general several-factor Laplace path's dense system
+(few random-effect columns: ``A`` dense, ``Z'VZ`` by bincounts over each row's column
+pairs) equals the blocked sparse one — deviance, modes, conditional variances — for random
+slopes and a negative binomial, and a fit by it equals the blocked path's."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from skmixed import MixedGLM
+from skmixed._model import multilevel_glmm
+from skmixed._model.multilevel import FactorColumns
+from skmixed._model.multilevel_glmm import DenseSystem, MultiLaplace
+from skmixed._model.terms import RandomEffectTerm
+from skmixed.families import get_family
+
+
+def _slopes_model(family_name, seed=3, n=500):
+    rng = np.random.default_rng(seed)
+    g1, g2 = rng.integers(0, 25, n), rng.integers(0, 8, n)
+    x = rng.normal(size=n)
+    eta = 0.2 + 0.4 * x + rng.normal(0, 0.7, 25)[g1] + rng.normal(0, 0.3, 25)[g1] * x \
+        + rng.normal(0, 0.5, 8)[g2]
+    if family_name == "binomial":
+        y = (rng.uniform(size=n) < 1 / (1 + np.exp(-eta))).astype(float)
+    else:
+        y = rng.negative_binomial(3, 3 / (3 + np.exp(eta))).astype(float)
+    slope = RandomEffectTerm(("(Intercept)", "x"))
+    factors = [FactorColumns(g1, 25, np.column_stack([np.ones(n), x]), slope),
+               FactorColumns(g2, 8, np.ones((n, 1)), RandomEffectTerm(("(Intercept)",)))]
+    X = np.column_stack([np.ones(n), x])
+    return (X, y, np.empty(0), np.zeros(n), rng.uniform(0.5, 2.0, n), factors,
+            get_family(family_name, None)), pd.DataFrame({"g1": g1, "g2": g2, "x": x}), y
+
+
+@pytest.mark.parametrize("family_name", ["binomial", "nbinom2"])
+def test_the_dense_system_equals_the_blocked_one(family_name, monkeypatch):
+    args, _, _ = _slopes_model(family_name)
+    dense = MultiLaplace(*args)
+    monkeypatch.setattr(multilevel_glmm, "DENSE_SYSTEM_COLUMNS", 0)
+    blocked = MultiLaplace(*args)
+    assert dense.dense and not blocked.dense
+    x = np.array([0.8, -0.2, 0.4, 0.6, 0.1, 0.3] + ([0.5] if dense.n_extra else []))
+    u, eta, system = dense.modes(x)
+    u_b, eta_b, system_b = blocked.modes(x)
+    assert isinstance(system, DenseSystem)
+    np.testing.assert_allclose(u, u_b, rtol=1e-9, atol=1e-11)
+    assert dense.laplace_deviance(eta, u, system) == pytest.approx(
+        blocked.laplace_deviance(eta_b, u_b, system_b), rel=1e-12)
+    for a, b in zip(system.inverse_diagonal_blocks(args[5]),
+                    system_b.inverse_diagonal_blocks(args[5])):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    beta, u, dev = dense.joint_modes([x[:3], x[3:4]], x[4:6].copy())
+    beta_b, u_b, dev_b = blocked.joint_modes([x[:3], x[3:4]], x[4:6].copy())
+    np.testing.assert_allclose(beta, beta_b, rtol=1e-9)
+    assert dev == pytest.approx(dev_b, rel=1e-12)
+
+
+def test_a_slopes_fit_by_the_dense_system_equals_the_blocked_one(monkeypatch):
+    _, X, y = _slopes_model("binomial")
+    model = MixedGLM(groups=["g1", "g2"], random_slopes={"g1": ["x"]})
+    dense = model.fit(X, y)
+    d = dense.deviance_, dense.theta_.copy(), dense.fixed_effects_.copy()
+    monkeypatch.setattr(multilevel_glmm, "DENSE_SYSTEM_COLUMNS", 0)
+    blocked = model.fit(X, y)
+    assert d[0] == pytest.approx(blocked.deviance_, rel=1e-10)
+    np.testing.assert_allclose(d[1], blocked.theta_, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(d[2]["std_error"], blocked.fixed_effects_["std_error"],
+                               rtol=1e-4)
