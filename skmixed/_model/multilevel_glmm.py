@@ -183,7 +183,7 @@ class MultiLaplace:
         Z, Q = self.Z, self.Z.shape[1]
         n = Z.shape[0]
         width = Z.nnz // max(n, 1)
-        if n * width * width > PAIR_ROWS_LIMIT or Z.nnz != n * width:
+        if n * width * width > PAIR_ROWS_LIMIT or np.any(np.diff(Z.indptr) != width):
             return None
         cols = Z.indices.reshape(n, width).astype(np.int64)
         vals = Z.data.reshape(n, width)

@@ -67,3 +67,27 @@ def test_a_slopes_fit_by_the_dense_system_equals_the_blocked_one(monkeypatch):
     np.testing.assert_allclose(d[1], blocked.theta_, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(d[2]["std_error"], blocked.fixed_effects_["std_error"],
                                rtol=1e-4)
+
+
+def test_rows_of_unequal_length_take_the_sparse_product():
+    """Z'VZ by each row's column pairs needs every row to hold the same number of entries:
+    rows of unequal length (one entry fewer, another one more: the same total) are formed
+    by the sparse product instead, equal to Z'VZ (a review's probe, 2026-12-03)."""
+    from scipy import sparse
+
+    args, _, _ = _slopes_model("binomial", n=200)
+    lap = MultiLaplace(*args)
+    Z = lap.Z.tolil()
+    row0 = Z.rows[0]
+    Z[0, row0[-1]] = 0.0  # one entry fewer in row 0 …
+    free = next(c for c in range(Z.shape[1]) if c not in Z.rows[1])
+    Z[1, free] = 0.7  # … one more in row 1
+    lap.Z = sparse.csr_matrix(Z)
+    lap.Z.eliminate_zeros()
+    lap.ZT = lap.Z.T.tocsr()
+    lap._pairs = None
+    assert lap.Z.nnz == lap.Z.shape[0] * 3
+    wv = np.random.default_rng(0).uniform(size=lap.Z.shape[0])
+    expected = (lap.Z.T @ sparse.diags(wv) @ lap.Z).toarray()
+    np.testing.assert_allclose(lap._cross(wv), expected, rtol=1e-12, atol=1e-12)
+    assert lap._pairs == ()
