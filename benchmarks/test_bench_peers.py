@@ -161,9 +161,7 @@ def test_small_lme4_peer(benchmark, machine_info, name):
     if not _have_r(["lme4", "jsonlite"]):
         pytest.skip("Rscript with lme4 and jsonlite is not installed (optional peer)")
     call, r_fits, rounds = SMALL[name]
-    crit = "REMLcrit(m)" if call.startswith("lmer") else "deviance(m)"
-    if name == "verbagg":
-        crit = "-2 * as.numeric(logLik(m))"
+    crit = "REMLcrit(m)" if call.startswith("lmer") else "-2 * as.numeric(logLik(m))"
     script = ("suppressMessages({library(lme4); library(jsonlite)}); "
               f"t <- sapply(seq_len({r_fits}), function(i) {{s <- Sys.time(); m <<- {call}; "
               "as.numeric(Sys.time() - s, units = 'secs')}); "

@@ -239,21 +239,26 @@ class MultiLaplace:
         ``g_u`` the modes' gradient): u through A⁻¹, β through the fixed effects' Schur
         complement ``X'VX − K'A⁻¹K``. Returns (d_β, d_u, the decrement)."""
         g_b = self.X.T @ resid
-        d_b, d_u = self._joint_solve(system, wv, K, g_b, g_u)
+        d_b, d_u = self._joint_solve(system, self._joint_factor(system, wv, K), g_b, g_u)
         return d_b, d_u, float(d_u @ g_u + d_b @ g_b)
 
-    def _joint_solve(self, system, wv, K, b_b, b_u):
-        """The joint Newton system ``[[X'VX, K'], [K, A]] (d_β, d_u) = (b_β, b_u)`` by the
-        fixed effects' Schur complement ``X'VX − K'A⁻¹K``."""
-        X, p = self.X, K.shape[1]
-        # one solve for both right-hand sides (a dense rest block is read once: at 5,000
-        # columns a solve is memory-bound)
-        both = system.solve(np.column_stack([K, b_u]))
-        Y, r_u = both[:, :p], (both[:, p] if b_u.ndim == 1 else both[:, p:])
+    def _joint_factor(self, system, wv, K):
+        """The β part of the joint Newton system ``[[X'VX, K'], [K, A]]`` at the system's
+        point: (K, A⁻¹K, the Cholesky factor of the fixed effects' Schur complement
+        ``X'VX − K'A⁻¹K``), for :meth:`_joint_solve`."""
+        X = self.X
+        Y = system.solve(K)
         S = (X * wv[:, None]).T @ X - K.T @ Y
         # Cholesky without SciPy's condition warning: a nearly separated fixed column makes
         # S ill-conditioned, which the separation check has already told the user
-        d_b = linalg.cho_solve(linalg.cho_factor(S), b_b - K.T @ r_u)
+        return K, Y, linalg.cho_factor(S)
+
+    def _joint_solve(self, system, joint, b_b, b_u):
+        """``[[X'VX, K'], [K, A]] (d_β, d_u) = (b_β, b_u)`` with the β part ``joint``
+        (:meth:`_joint_factor`; b_u: (Q,) or (Q, m))."""
+        K, Y, factor = joint
+        r_u = system.solve(b_u)
+        d_b = linalg.cho_solve(factor, b_b - K.T @ r_u)
         return d_b, r_u - Y @ d_b
 
     def _halved_step(self, h, x, step, eta_of):

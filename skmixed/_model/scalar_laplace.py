@@ -263,7 +263,7 @@ class ScalarLaplace(MultiLaplace):
                 c, weights=r, minlength=self.factors[k].n_levels)
         if joint:
             g_b = -self.X.T @ np.column_stack(zu)
-            d_b, d_u = self._joint_solve(system, wv, self._lamzt_columns(theta, wv), g_b, g_u)
+            d_b, d_u = self._joint_solve(system, self._joint_of(system, theta, wv), g_b, g_u)
             D = np.vstack([d_b, d_u])
         else:
             g_u[:, K:] = -self._lamzt_columns(theta, wv)
@@ -301,45 +301,41 @@ class ScalarLaplace(MultiLaplace):
                 decrement = np.inf  # an older matrix that fails: factor afresh
             if fresh and decrement <= accept:
                 break
-            if not fresh and not self._chord_pays(decrement, previous, 0.01 * accept):
-                system, terms = self._system(theta, eta)  # refactor here, no step
-                if final:
-                    break
-                fresh, previous = True, np.inf
-                continue
-            # below tol the step is taken whole: the objective's comparison is rounding
-            # there (Poisson counts of 1e7: −2ℓ to ~1e-7, halvings and rejected steps left
-            # modes whose gradient was off by 0.13 and an intercept SE of 0.044 for 0.285;
-            # a review, 2026-12-03); the modes' objective is convex (canonical link)
+            # below tol a step is taken whole: the objective's comparison is rounding there
+            # (Poisson counts of 1e7: −2ℓ to ~1e-7, halvings and rejected steps left modes
+            # whose gradient was off by 0.13 and an intercept SE of 0.044 for 0.285; a
+            # review, 2026-12-03); the modes' objective is convex (canonical link)
             converged = decrement < tol * (1.0 + abs(h))
-            if fresh and not converged:
-                h, v, eta = self._halved_step(h, v, step, eta_of)
-            elif fresh:
-                v = v + step
-                eta = eta_of(v)
-                h = self._objective(eta, v[v.size - self.u.size:])
             if fresh:
+                if converged:
+                    v = v + step
+                    eta = eta_of(v)
+                else:
+                    h, v, eta = self._halved_step(h, v, step, eta_of)
+                terms = self.family.laplace_terms(self.y, eta, self.m, self.fpar)
+                if converged:
+                    h = self._h(terms[0], v[v.size - self.u.size:])
                 # the general path's rule: after a Newton step from a decrement below tol,
                 # the modes are final once the system is fresh (steps by this factorization
                 # until then, while they converge fast)
                 final = final or converged
-            else:
+                fresh, previous = False, decrement
+                continue
+            if self._chord_pays(decrement, previous, 0.01 * accept):
                 v_new = v + step
                 with np.errstate(over="ignore", invalid="ignore"):
                     eta_new = eta_of(v_new)
                     terms_new = self.family.laplace_terms(self.y, eta_new, self.m, self.fpar)
                     h_new = self._h(terms_new[0], v_new[v_new.size - self.u.size:])
-                if not (h_new <= h + 1e-12 * abs(h) or (converged and np.isfinite(h_new))):
-                    system, terms = self._system(theta, eta)  # the old matrix misleads
-                    if final:
-                        break
-                    fresh, previous = True, np.inf
+                if h_new <= h + 1e-12 * abs(h) or (converged and np.isfinite(h_new)):
+                    h, v, eta, terms, previous = h_new, v_new, eta_new, terms_new, decrement
                     continue
-                h, v, eta, terms = h_new, v_new, eta_new, terms_new
-                previous = decrement
-                continue
-            fresh, previous = False, decrement
-            terms = self.family.laplace_terms(self.y, eta, self.m, self.fpar)
+            # the older factorization converges too slowly, or its step misleads: factor
+            # at the current point (no step)
+            system, terms = self._system(theta, eta)
+            if final:
+                break
+            fresh, previous = True, np.inf
         else:
             if not fresh:
                 system, terms = self._system(theta, eta)
@@ -375,6 +371,16 @@ class ScalarLaplace(MultiLaplace):
         u, eta, h = self._start("laplace", x, self.u, eta_of)
         return self._solve_modes(theta, u, eta, h, eta_of, step_of, tol, max_iter)
 
+    def _joint_of(self, system, theta, wv):
+        """The joint Newton system's β part (:meth:`_joint_factor`, ``K = ΛZ'VX`` by
+        per-level sums of each column) kept with the system: formed at its first use, at
+        the system's own point (a fresh system is used first where it was factored), and
+        reused by the steps by it as an older factorization and by the gradient and tangent
+        at the modes."""
+        if system.joint is None:
+            system.joint = self._joint_factor(system, wv, self._lamzt_columns(theta, wv))
+        return system.joint
+
     def joint_modes(self, thetas, beta, tol=1e-10, max_iter=100):
         """(β̂, û) jointly at θ (lme4's ``nAGQ = 0``) as the base class's, the Newton
         system on the fixed pattern (``K = ΛZ'VX`` by per-level sums of each column), by
@@ -386,23 +392,12 @@ class ScalarLaplace(MultiLaplace):
             return self.offset + X @ v[:p] + self._zlam(theta, v[p:])
 
         def step_of(system, terms, v):
-            # the joint matrix's β part (K = ΛZ'VX, A⁻¹K and the Cholesky factor of
-            # X'VX − K'A⁻¹K) is formed at the system's first step and kept with it: the
-            # steps by an older factorization solve with the matrix of the point where it
+            # a step by an older factorization solves with the β part of the point where it
             # was formed (a chord step: one solve, no weighted column sums)
-            joint = getattr(system, "joint", None)
-            if joint is None:
-                wv = w * terms[2]
-                K = self._lamzt_columns(theta, wv)
-                Y = system.solve(K)
-                S = (X * wv[:, None]).T @ X - K.T @ Y
-                joint = system.joint = (K, Y, linalg.cho_factor(S))
-            K, Y, factor = joint
             r = w * terms[1]
             g_b, g_u = X.T @ r, self._lamzt(theta, r) - v[p:]
-            r_u = system.solve(g_u)
-            d_b = linalg.cho_solve(factor, g_b - K.T @ r_u)
-            d_u = r_u - Y @ d_b
+            d_b, d_u = self._joint_solve(system, self._joint_of(system, theta, w * terms[2]),
+                                         g_b, g_u)
             return np.concatenate([d_b, d_u]), float(d_u @ g_u + d_b @ g_b)
 
         x, eta, h = self._start("joint", theta, np.concatenate([beta, self.u]), eta_of)
@@ -518,7 +513,7 @@ class ScalarLaplace(MultiLaplace):
         # the modes): za = ZΛa (+ X a_β jointly)
         zs = self._lamzt(theta, s)
         if joint:
-            a_b, a_u = self._joint_solve(system, wv, self._lamzt_columns(theta, wv),
+            a_b, a_u = self._joint_solve(system, self._joint_of(system, theta, wv),
                                          self.X.T @ s, zs)
             za = self.X @ a_b + self._zlam(theta, a_u)
         else:
