@@ -24,6 +24,7 @@ from .multilevel import (FactorColumns, MultiCrossproducts, MultiProfiledDevianc
                          ScalarFactorsDeviance)
 from .multilevel_glmm import MultiLaplace
 from .crossed_iterative import IterativeREML, PCGError
+from .dense_laplace import DenseLaplace, dense_laplace_applies
 from .optimize import FiniteDifferenceGradient, OptSummary, minimize
 from .result import FactorFit, FitResult, fixed_covariance
 from .scalar_laplace import ScalarLaplace, exact_laplace_applies
@@ -390,8 +391,12 @@ def fit_multi_glmm(design, y, w, m, offset, *, family, fit_intercept, tol, max_i
     order, cols = _elimination_order(design, Xf, back.scaling)
     pattern = exact_laplace_applies(cols, family, y, weights)
     exact = pattern is not None
-    lap = (ScalarLaplace(X, y, m, offset, weights, cols, family, pattern) if exact
-           else MultiLaplace(X, y, m, offset, weights, cols, family))
+    if exact:
+        lap = ScalarLaplace(X, y, m, offset, weights, cols, family, pattern)
+    else:
+        general = DenseLaplace if dense_laplace_applies(cols, family, y, weights) \
+            else MultiLaplace
+        lap = general(X, y, m, offset, weights, cols, family)
     beta0 = glm_start(X, y, m, offset, weights, family)
     extra0 = family_param_start(family, X, y, offset, weights, beta0)
     theta0 = np.concatenate([c.term.theta_start() for c in cols])

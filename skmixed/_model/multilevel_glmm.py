@@ -11,13 +11,16 @@ decrease), and
 is the Laplace deviance (lme4's, for binomial logit and Poisson log: the Fisher and
 observed information agree). A is factored as in :mod:`skmixed._model.multilevel` — the
 factor with most columns block-diagonal, the rest one dense Schur complement — from
-``Z'VZ`` recomputed (a sparse product over the rows) at each IRLS step. (θ, β) are
-optimized by Newton steps with central-difference gradients and Hessian (lme4: BOBYQA,
+``Z'VZ`` recomputed (a sparse product over the rows) at each IRLS step; with few
+random-effect columns (:data:`DENSE_SYSTEM_COLUMNS`) A is dense instead
+(:class:`DenseSystem`). (θ, β) are optimized by Newton steps (lme4: BOBYQA,
 derivative-free); the standard errors come from the Hessian of d over (θ, β), as lme4's
-(``use.hessian = TRUE``). This general form serves random slopes, non-canonical links and
-the negative binomial; intercept-only factors with a canonical link take
-:mod:`skmixed._model.scalar_laplace` (a fixed pattern and the exact gradient). One
-grouping factor has MixedGLM's fast path.
+(``use.hessian = TRUE``). Here the gradients and the Hessian are central differences of d;
+the exact gradient is in :mod:`skmixed._model.scalar_laplace` (intercept-only factors, a
+canonical link: a fixed pattern) and :mod:`skmixed._model.dense_laplace` (the dense system:
+random slopes, the negative binomial). This class alone serves the rest: many random-effect
+columns with slopes, or nested intercepts whose rest block is sparse. One grouping factor
+has MixedGLM's fast path.
 """
 
 from types import SimpleNamespace
@@ -116,16 +119,24 @@ class DenseSystem:
             raise linalg.LinAlgError("the Laplace system is not positive definite")
         self.L = L
         self.logdet = 2.0 * np.log(np.diag(L)).sum()
+        self.joint = None  # the joint (β, u) step's β part, where the gradient needs it
+        self._inverse = None
 
     def solve(self, b):
         return linalg.cho_solve((self.L, True), b, check_finite=False)
 
+    def inverse(self):
+        """A⁻¹ (dense, symmetric; computed once)."""
+        if self._inverse is None:
+            inv, info = linalg.lapack.dpotri(self.L, lower=1)
+            if info != 0:
+                raise linalg.LinAlgError(f"LAPACK dpotri failed (info {info})")
+            self._inverse = np.tril(inv) + np.tril(inv, -1).T
+        return self._inverse
+
     def inverse_diagonal_blocks(self, factors):
         """Per factor, the q × q diagonal blocks of A⁻¹ (G_k, q_k, q_k)."""
-        inv, info = linalg.lapack.dpotri(self.L, lower=1)
-        if info != 0:
-            raise linalg.LinAlgError(f"LAPACK dpotri failed (info {info})")
-        inv = np.tril(inv) + np.tril(inv, -1).T
+        inv = self.inverse()
         out, start = [], 0
         for f in factors:
             idx = start + np.arange(f.width).reshape(f.n_levels, f.term.q)
@@ -169,12 +180,16 @@ class MultiLaplace:
     def n_theta(self):
         return int(self.theta_edges[-1])
 
+    def thetas(self, x):
+        """θ per factor from x's first elements."""
+        return [x[a:b] for a, b in zip(self.theta_edges[:-1], self.theta_edges[1:])]
+
     def split(self, x):
-        """(θ per factor, β); sets the family's parameter from x's last element."""
-        thetas = [x[a:b] for a, b in zip(self.theta_edges[:-1], self.theta_edges[1:])]
+        """(θ per factor, β) of x = (θ, β, extra); sets the family's parameter from x's last
+        element."""
         if self.n_extra:
             self.fpar = self.param.fpar(x[-1])
-        return thetas, x[self.n_theta:x.size - self.n_extra]
+        return self.thetas(x), x[self.n_theta:x.size - self.n_extra]
 
     def _row_pairs(self):
         """Each row's pairs of Z columns as cells of the dense Q × Q ``Z'VZ`` (cell
@@ -275,6 +290,18 @@ class MultiLaplace:
                 return h_new, x_new, eta
             t *= 0.5
 
+    def _warm_start(self, eta_of, u):
+        """The modes' start: the last modes u, or 0 where their objective at this point is
+        not finite (a trial θ far above the last overflows ZΛu). Returns (u, η, h)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            eta = eta_of(u)
+            h = self._objective(eta, u) if np.all(np.isfinite(eta)) else np.inf
+        if not np.isfinite(h):
+            u = np.zeros_like(u)
+            eta = eta_of(u)
+            h = self._objective(eta, u)
+        return u.copy(), eta, h
+
     def modes(self, x, tol=1e-10, max_iter=100):
         """û at (θ, β) by penalized IRLS from the last modes; returns (û, η̂, system)."""
         thetas, beta = self.split(x)
@@ -283,9 +310,7 @@ class MultiLaplace:
         def eta_of(v):
             return base + self.Z @ self._lam(thetas, v)
 
-        u = self.u.copy()
-        eta = eta_of(u)
-        h = self._objective(eta, u)
+        u, eta, h = self._warm_start(eta_of, self.u)
         for _ in range(max_iter):
             l1, v = self.family.score_information(self.y, eta, self.m, self.fpar)
             system = self._system_of(self._cross(self.w * v), thetas)
@@ -295,8 +320,15 @@ class MultiLaplace:
             h, u, eta = self._halved_step(h, u, step, eta_of)
             if decrement < tol * (1.0 + abs(h)):
                 break
-        l1, v = self.family.score_information(self.y, eta, self.m, self.fpar)
-        return u, eta, self._system_of(self._cross(self.w * v), thetas)
+        return u, eta, self._final_system(eta, thetas)
+
+    def _final_system(self, eta, thetas):
+        """The system at the modes' η; keeps η, the row terms (ℓ, ℓ', v, ∂v/∂η:
+        ``_terms``) and ``Z'VZ`` (``_M``) there for the exact gradient."""
+        self._terms = self.family.laplace_terms(self.y, eta, self.m, self.fpar)
+        self._eta = eta
+        self._M = self._cross(self.w * self._terms[2])
+        return self._system_of(self._M, thetas)
 
     def laplace_deviance(self, eta, u, system):
         """``−2ℓ(η̂) + ‖û‖² + log|A(û)|`` from :meth:`modes`' output."""
@@ -376,9 +408,7 @@ class MultiLaplace:
         def eta_of(v):
             return self.offset + self.X @ v[:p] + self.Z @ self._lam(thetas, v[p:])
 
-        u = self.u.copy()
-        eta = eta_of(np.concatenate([beta, u]))
-        h = self._objective(eta, u)
+        u, eta, h = self._warm_start(lambda v: eta_of(np.concatenate([beta, v])), self.u)
         for _ in range(max_iter):
             l1, v = self.family.score_information(self.y, eta, self.m, self.fpar)
             wv = self.w * v
@@ -394,15 +424,18 @@ class MultiLaplace:
             beta, u = x[:p], x[p:]
             if decrement < tol * (1.0 + abs(h)):
                 break
-        l1, v = self.family.score_information(self.y, eta, self.m, self.fpar)
         self.u = u
-        return beta, u, h + self._system_of(self._cross(self.w * v), thetas).logdet
+        system = self._final_system(eta, thetas)
+        self._joint = (beta, system, np.concatenate(thetas))
+        return beta, u, h + system.logdet
 
     def fit(self, theta0, beta0, max_iter=500, extra0=(), tol=1e-8):
         """lme4's two stages: θ by the ``nAGQ = 0`` deviance (β and u by joint PIRLS, the
         family's parameter at ``extra0``; L-BFGS-B with forward differences), then
         x = (θ, β, extra) by the Laplace deviance from there (Newton steps with
-        :meth:`hessian`, BFGS-updated; gradients by central differences). Returns the
+        :meth:`hessian`, BFGS-updated; gradients by central differences — with the exact
+        gradient of a subclass (``exact_gradient``): L-BFGS on log θ, then Newton steps on
+        differences of the gradient). Returns the
         second stage's :class:`~skmixed._model.optimize.OptSummary`: its Hessian, fresh
         near the optimum, gives the standard errors; ``n_iter`` counts both stages,
         ``n_evals`` every deviance evaluation (gradients and Hessians included)."""
@@ -414,7 +447,7 @@ class MultiLaplace:
         def stage1(theta):
             self.n_evals += 1
             try:
-                beta, _, dev = self.joint_modes(self.split(theta)[0], state["beta"])
+                beta, _, dev = self.joint_modes(self.thetas(theta), state["beta"])
             except (np.linalg.LinAlgError, linalg.LinAlgError):
                 return np.inf
             if np.isfinite(dev):

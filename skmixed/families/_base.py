@@ -3,7 +3,8 @@ in :mod:`._glm`), and the response checks they share."""
 
 import numpy as np
 
-from ._kernel_terms import GAUSSIAN_IDENTITY, laplace_rows, row_loglik, score_information
+from ._kernel_terms import (GAUSSIAN_IDENTITY, laplace_rows, observed_logdet, param_rows,
+                            row_loglik, score_information)
 
 __all__ = ["Family"]
 
@@ -83,6 +84,22 @@ class Family:
         laplace_rows(self.code, float(fpar), y, _empty(m),
                      np.ascontiguousarray(eta, dtype=float), *out)
         return tuple(out)
+
+    def laplace_param_terms(self, y, eta, m=None, fpar=0.0):
+        """∂ℓ, ∂ℓ' and ∂v_F per row over the log of the family's parameter (zeros for a
+        family without one)."""
+        y = np.ascontiguousarray(y, dtype=np.float64)
+        out = [np.empty_like(y) for _ in range(3)]
+        param_rows(self.code, float(fpar), y, _empty(m),
+                   np.ascontiguousarray(eta, dtype=float), *out)
+        return tuple(out)
+
+    @property
+    def observed_information(self):
+        """Whether the PIRLS weights v_F are the observed information −∂ℓ'/∂η, which the
+        Laplace log determinant uses (the canonical links, the negative binomial, Gamma;
+        not the binomial probit and cloglog, whose v_F is the expected one)."""
+        return self.code != GAUSSIAN_IDENTITY and bool(observed_logdet(self.code))
 
     def diverged(self, eta):
         """Whether a linear predictor puts fitted means numerically at their boundary

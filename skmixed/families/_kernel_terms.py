@@ -15,7 +15,7 @@ from .._cache import cached_njit
 
 __all__ = ["BINOMIAL_LOGIT", "POISSON_LOG", "BINOMIAL_PROBIT", "BINOMIAL_CLOGLOG", "GAMMA_LOG",
            "NBINOM2_LOG", "GAUSSIAN_IDENTITY", "row_terms", "row_derivs", "param_terms",
-           "observed_logdet", "has_param", "special_digamma", "product_row_source",
+           "param_rows", "observed_logdet", "has_param", "special_digamma", "product_row_source",
            "laplace_rows"]
 
 # the kernels' family codes
@@ -224,6 +224,15 @@ def laplace_rows(family, fpar, y, m, eta, ll, l1, v, v1):
     for r in range(y.shape[0]):
         mr = m[r] if m.shape[0] > 0 else 1.0
         ll[r], l1[r], _, v[r], v1[r] = row_terms(family, fpar, y[r], mr, eta[r])
+
+
+@cached_njit
+def param_rows(family, fpar, y, m, eta, la, l1a, va):
+    """:func:`param_terms` of every row (the Laplace deviance's gradient over the log of
+    the family's parameter)."""
+    for r in range(y.shape[0]):
+        mr = m[r] if m.shape[0] > 0 else 1.0
+        la[r], l1a[r], va[r] = param_terms(family, fpar, y[r], mr, eta[r])
 
 
 def product_row_source(family, v):

@@ -278,10 +278,12 @@ def test_crossed_binomial_of_100_000_rows_against_lme4(data_file, load_reference
         assert row["cond_sd"] == pytest.approx(ref["condsd_item"][level], rel=1e-3)
 
 
-def test_general_path_backs_off_where_the_modes_diverge(monkeypatch):
+@pytest.mark.parametrize("general", ["dense exact gradient", "finite differences"])
+def test_general_path_backs_off_where_the_modes_diverge(monkeypatch, general):
     """A Poisson model whose stage-1 search tries a θ where the joint modes overflow (the
-    weights e^η become infinite): the general path backs off there (it raised "array must
-    not contain infs or NaNs"), without RuntimeWarnings, to the exact path's fit."""
+    weights e^η become infinite): the general paths — the dense one with the exact
+    gradient, the finite-difference one — back off there (the latter raised "array must
+    not contain infs or NaNs"), without RuntimeWarnings, to the scalar path's fit."""
     rng = np.random.default_rng(118)
     n, Ga, Gb = int(rng.integers(200, 2000)), int(rng.integers(5, 60)), int(rng.integers(3, 20))
     a, b, x = rng.integers(0, Ga, n), rng.integers(0, Gb, n), rng.normal(size=n)
@@ -292,9 +294,14 @@ def test_general_path_backs_off_where_the_modes_diverge(monkeypatch):
     df = pd.DataFrame({"a": a, "b": b, "x": x})
     exact = MixedGLM(groups=["a", "b"], family="poisson").fit(df, y)
     monkeypatch.setattr(multilevel_fit, "exact_laplace_applies", lambda *a, **k: None)
+    used = []
+    monkeypatch.setattr(multilevel_fit, "dense_laplace_applies",
+                        lambda *a: used.append(general) or general != "finite differences")
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        general = MixedGLM(groups=["a", "b"], family="poisson").fit(df, y)
-    assert general.optimization_.optimizer != exact.optimization_.optimizer
+        fit = MixedGLM(groups=["a", "b"], family="poisson").fit(df, y)
+    assert used == [general]
+    assert ("exact gradient" in fit.optimization_.optimizer) == (general != "finite differences")
+    general = fit
     assert general.deviance_ == pytest.approx(exact.deviance_, rel=1e-8)
     np.testing.assert_allclose(general.theta_, exact.theta_, rtol=1e-3)
