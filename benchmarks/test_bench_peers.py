@@ -178,13 +178,14 @@ def test_small_lme4_peer(benchmark, machine_info, name):
     assert ours == pytest.approx(r["crit"], rel=1e-8 if name != "verbagg" else 1e-6)
 
 
-def _general_path_data():
-    """3,000 rows, 60 × 30 crossed levels: a binomial response with a random slope of x
-    on g1 (``(1 + x | g1) + (1 | g2)``) and negative binomial counts (size 2)."""
+def _general_path_data(n=3_000, G1=60, G2=30, seed=1):
+    """n rows, G1 × G2 crossed levels: a binomial response with a random slope of x on g1
+    (``(1 + x | g1) + (1 | g2)``) and negative binomial counts (size 2). 3,000 rows × 60 ×
+    30 have a dense system; 20,000 × 300 × 100 (700 random-effect columns) the blocked
+    one."""
     import pandas as pd
 
-    rng = np.random.default_rng(1)
-    n, G1, G2 = 3_000, 60, 30
+    rng = np.random.default_rng(seed)
     g1, g2 = rng.integers(0, G1, n), rng.integers(0, G2, n)
     x = rng.normal(size=n)
     eta = (-0.3 + 0.5 * x + rng.normal(0, 0.8, G1)[g1] + rng.normal(0, 0.3, G1)[g1] * x
@@ -208,6 +209,9 @@ def _salamanders():
 GENERAL = {
     "slopes": ("glmer(y ~ x + (1 + x | g1) + (1 | g2), d, family = binomial)",
                "y ~ x + (1 + x | g1) + (1 | g2)", "binomial", _general_path_data),
+    "slopes_blocked": ("glmer(y ~ x + (1 + x | g1) + (1 | g2), d, family = binomial)",
+                       "y ~ x + (1 + x | g1) + (1 | g2)", "binomial",
+                       lambda: _general_path_data(20_000, 300, 100, seed=4)),
     "nbinom2": ("glmmTMB::glmmTMB(c ~ x + (1 | g1) + (1 | g2), d, family = glmmTMB::nbinom2)",
                 "c ~ x + (1 | g1) + (1 | g2)", "nbinom2", _general_path_data),
     "salamanders": ("glmmTMB::glmmTMB(count ~ mined + (1 | site) + (1 | spp), d, "
@@ -224,7 +228,8 @@ GENERAL = {
 def test_general_path_peer(benchmark, machine_info, tmp_path, name):
     """The general several-factor path (random slopes, the negative binomial: the exact
     gradient on a dense system where the random effects have few columns) beside glmer /
-    glmmTMB on the same data in the same run (3,000 simulated rows; Salamanders): R's
+    glmmTMB on the same data in the same run (3,000 and 20,000 simulated rows;
+    Salamanders): R's
     median over two fits after a first, skmixed's over 3 rounds; −2 log-likelihood not
     above R's beyond 1e-6 relative (each stops in its own tolerance)."""
     if not _have_r(["lme4", "glmmTMB", "jsonlite"]):

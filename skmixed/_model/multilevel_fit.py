@@ -24,7 +24,7 @@ from .multilevel import (FactorColumns, MultiCrossproducts, MultiProfiledDevianc
                          ScalarFactorsDeviance)
 from .multilevel_glmm import MultiLaplace
 from .crossed_iterative import IterativeREML, PCGError
-from .dense_laplace import DenseLaplace, dense_laplace_applies
+from .pair_laplace import PairLaplace, pair_laplace_applies
 from .optimize import FiniteDifferenceGradient, OptSummary, minimize
 from .result import FactorFit, FitResult, fixed_covariance
 from .scalar_laplace import ScalarLaplace, exact_laplace_applies
@@ -394,7 +394,7 @@ def fit_multi_glmm(design, y, w, m, offset, *, family, fit_intercept, tol, max_i
     if exact:
         lap = ScalarLaplace(X, y, m, offset, weights, cols, family, pattern)
     else:
-        general = DenseLaplace if dense_laplace_applies(cols, family, y, weights) \
+        general = PairLaplace if pair_laplace_applies(cols, family, y, weights) \
             else MultiLaplace
         lap = general(X, y, m, offset, weights, cols, family)
     beta0 = glm_start(X, y, m, offset, weights, family)
@@ -409,8 +409,10 @@ def fit_multi_glmm(design, y, w, m, offset, *, family, fit_intercept, tol, max_i
     # the general path's dense system (≤ 500 columns) is factored on one BLAS thread:
     # at 150 columns a second one's synchronization made each factorization 2 ms, not 50 µs
     n_threads = numba.get_num_threads()
-    blas = (_dense_threads(lap, n_threads, GLMM_DENSE_THREADS_FROM) if exact
-            else 1 if lap.dense else None)
+    # (and the blocked system's dense rest block on one BLAS thread below 2,500 columns as
+    # the scalar path's: a 100-column potri took 0.25 s on two threads beside a busy core)
+    blas = (_dense_threads(lap, n_threads, GLMM_DENSE_THREADS_FROM)
+            if exact or lap.dense or lap.exact_gradient else None)
     with numba_threads(1) if exact else nullcontext(), \
             blas_threads(blas) if blas is not None else nullcontext():
         opt = lap.fit(theta0, beta0, max_iter=max_iter, extra0=extra0, tol=min(tol, 1e-8))

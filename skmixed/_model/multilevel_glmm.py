@@ -17,10 +17,11 @@ random-effect columns (:data:`DENSE_SYSTEM_COLUMNS`) A is dense instead
 derivative-free); the standard errors come from the Hessian of d over (θ, β), as lme4's
 (``use.hessian = TRUE``). Here the gradients and the Hessian are central differences of d;
 the exact gradient is in :mod:`skmixed._model.scalar_laplace` (intercept-only factors, a
-canonical link: a fixed pattern) and :mod:`skmixed._model.dense_laplace` (the dense system:
-random slopes, the negative binomial). This class alone serves the rest: many random-effect
-columns with slopes, or nested intercepts whose rest block is sparse. One grouping factor
-has MixedGLM's fast path.
+canonical link: a fixed pattern) and :mod:`skmixed._model.pair_laplace` (random slopes,
+the negative binomial: A⁻¹ on the cells of each row's column pairs, from the dense system or
+a blocked one with a dense rest). This class alone serves the rest: the binomial probit and
+cloglog links (refused by MixedGLM with several factors), rest blocks past the dense limit.
+One grouping factor has MixedGLM's fast path.
 """
 
 from types import SimpleNamespace
@@ -78,6 +79,7 @@ class BlockedSystem:
         self.P, self.Q1, self.G1, self.q1 = P, Q1, G1, q1
         self.logdet = (2.0 * np.log(np.diagonal(self.L1, axis1=1, axis2=2)).sum()
                        + self.rest.logdet)
+        self.joint = None  # the joint (β, u) step's β part, where the gradient needs it
 
     def solve(self, b):
         if b.ndim == 2:
@@ -95,6 +97,49 @@ class BlockedSystem:
         blocks of ``S_rr⁻¹`` for the others."""
         out = [first_factor_inverse_blocks(self.L1inv, self.F, self.rest)]
         return out + self.rest.diagonal_blocks([(f.n_levels, f.term.q) for f in factors[1:]])
+
+    def inverse_at(self, cells, chunk=512):
+        """A⁻¹ at the cells ``r·Q + c`` of a pattern of level pairs (each row's pairs of
+        columns: two first-factor columns of a row lie in one level's block), for a dense
+        rest block: ``L₁⁻ᵀ(I + F S⁻¹F')L₁⁻¹`` in the first factor's blocks,
+        ``−L₁⁻ᵀF S⁻¹`` between it and the rest (F's rows in chunks of levels: S⁻¹F' is
+        Q_r × chunk), S⁻¹ among the rest."""
+        Q1, q1, G1, rest = self.Q1, self.q1, self.G1, self.rest
+        if rest.sparse:
+            raise ValueError("A⁻¹ on a pattern needs a dense rest block")
+        r, c = np.divmod(cells, Q1 + rest.m)
+        out = np.empty(cells.size)
+        among_rest = (r >= Q1) & (c >= Q1)
+        if np.any(among_rest):
+            Sinv, info = linalg.lapack.dpotri(rest.L, lower=1)
+            if info != 0:
+                raise linalg.LinAlgError(f"LAPACK dpotri failed (info {info})")
+            hi, lo = np.maximum(r, c)[among_rest] - Q1, np.minimum(r, c)[among_rest] - Q1
+            out[among_rest] = Sinv[hi, lo]  # the lower triangle
+        first = (r < Q1) & (c < Q1)
+        cross = np.flatnonzero(~among_rest & ~first)
+        i1, jr = np.minimum(r, c)[cross], np.maximum(r, c)[cross] - Q1
+        order = np.argsort(i1, kind="stable")
+        cross, i1, jr = cross[order], i1[order], jr[order]
+        inner = np.zeros((G1, q1, q1))
+        step = max(1, chunk // q1)
+        for a in range(0, G1, step) if rest.m else ():
+            b = min(G1, a + step)
+            Fc = self.F[a * q1:b * q1]
+            Y = rest.solve(Fc.T.toarray())  # S⁻¹F_c'
+            W = np.asarray(Fc @ Y)
+            for i in range(b - a):
+                inner[a + i] = W[i * q1:(i + 1) * q1, i * q1:(i + 1) * q1]
+            lo, hi = np.searchsorted(i1, [a * q1, b * q1])
+            if hi > lo:
+                rows = i1[lo:hi] - a * q1
+                lev, k = np.divmod(rows, q1)
+                # (L₁⁻ᵀ F S⁻¹)[row, col]: L₁⁻¹ᵀ of the level times its q₁ rows of F S⁻¹
+                out[cross[lo:hi]] = -np.einsum("nb,nb->n", self.L1inv[a + lev, :, k],
+                                               Y.T.reshape(b - a, q1, -1)[lev, :, jr[lo:hi]])
+        blocks = self.L1inv.transpose(0, 2, 1) @ (np.eye(q1) + inner) @ self.L1inv
+        out[first] = blocks[r[first] // q1, r[first] % q1, c[first] % q1]
+        return out
 
 
 #: the general path holds ``A = Λ'Z'VZΛ + I`` dense (one LAPACK Cholesky, no sparse
@@ -133,6 +178,10 @@ class DenseSystem:
                 raise linalg.LinAlgError(f"LAPACK dpotri failed (info {info})")
             self._inverse = np.tril(inv) + np.tril(inv, -1).T
         return self._inverse
+
+    def inverse_at(self, cells):
+        """A⁻¹ at the cells ``r·Q + c``."""
+        return self.inverse().ravel()[cells]
 
     def inverse_diagonal_blocks(self, factors):
         """Per factor, the q × q diagonal blocks of A⁻¹ (G_k, q_k, q_k)."""
@@ -179,6 +228,13 @@ class MultiLaplace:
     @property
     def n_theta(self):
         return int(self.theta_edges[-1])
+
+    @property
+    def rest_columns(self):
+        """Columns of the dense block factored by LAPACK: all (the dense system), or those
+        after the first factor's (the blocked system's rest)."""
+        Q = self.Z.shape[1]
+        return Q if self.dense else Q - self.factors[0].width
 
     def thetas(self, x):
         """θ per factor from x's first elements."""
@@ -276,17 +332,19 @@ class MultiLaplace:
         d_b = linalg.cho_solve(factor, b_b - K.T @ r_u)
         return d_b, r_u - Y @ d_b
 
-    def _halved_step(self, h, x, step, eta_of):
+    def _halved_step(self, h, x, step, eta_of, whole=False):
         """Step halving on ``−2ℓ(η) + ‖u‖²`` (u: x's last Q entries, ``η = eta_of(x)``):
-        the first ``x + t·step``, t = 1, ½, … (down to 1e-8), not above h beyond rounding.
-        Returns (its value, it, its η)."""
+        the first ``x + t·step``, t = 1, ½, … (down to 1e-8), not above h beyond rounding;
+        ``whole``: the step whole, not compared (a Newton step from a decrement below the
+        tolerance: the comparison is rounding there, and halved such steps ~20 times
+        each). Returns (its value, it, its η)."""
         Q = self.u.size
         t = 1.0
         while True:
             x_new = x + t * step
             eta = eta_of(x_new)
             h_new = self._objective(eta, x_new[x_new.size - Q:])
-            if h_new <= h + 1e-12 * abs(h) or t < 1e-8:
+            if whole or h_new <= h + 1e-12 * abs(h) or t < 1e-8:
                 return h_new, x_new, eta
             t *= 0.5
 
@@ -317,8 +375,9 @@ class MultiLaplace:
             grad = self._lam(thetas, self.ZT @ (self.w * l1), transpose=True) - u
             step = system.solve(grad)
             decrement = float(step @ grad)
-            h, u, eta = self._halved_step(h, u, step, eta_of)
-            if decrement < tol * (1.0 + abs(h)):
+            converged = decrement < tol * (1.0 + abs(h))
+            h, u, eta = self._halved_step(h, u, step, eta_of, whole=converged)
+            if converged:
                 break
         return u, eta, self._final_system(eta, thetas)
 
@@ -419,10 +478,12 @@ class MultiLaplace:
             d_b, d_u, decrement = self._joint_step(
                 system, wv, resid, K,
                 self._lam(thetas, self.ZT @ resid, transpose=True) - u)
+            converged = decrement < tol * (1.0 + abs(h))
             h, x, eta = self._halved_step(
-                h, np.concatenate([beta, u]), np.concatenate([d_b, d_u]), eta_of)
+                h, np.concatenate([beta, u]), np.concatenate([d_b, d_u]), eta_of,
+                whole=converged)
             beta, u = x[:p], x[p:]
-            if decrement < tol * (1.0 + abs(h)):
+            if converged:
                 break
         self.u = u
         system = self._final_system(eta, thetas)

@@ -30,6 +30,8 @@ _LOG_THETA_FLOOR = -10.0
 #: … and above this (θ = 2981: a random-effect SD 3,000 times the residual one; beyond, the
 #: fit says it did not converge rather than report the bound: raising it sent L-BFGS-B astray)
 _LOG_THETA_CEILING = 8.0
+#: … and |θ| for the off-diagonal elements of T, searched on their own scale
+_THETA_CEILING = float(np.exp(_LOG_THETA_CEILING))
 #: "log-lbfgs" tries θ_k = 0 for every θ_k it ends below this (kept where no worse)
 _BOUNDARY_TRY = 1e-2
 #: "log-lbfgs" converged: the projected gradient in log θ below this multiple of the
@@ -143,8 +145,9 @@ def minimize(objective, space, *, method, tol=1e-8, max_iter=1000, blas_threads=
       parameter running to its bound: L-BFGS-B stops in the criterion's noise). ``ftol``
       (0.0); ``polish`` (False): then Newton steps over the coordinates off the bounds to
       rounding level, as "lbfgs-newton"'s (the additive model's log τ).
-    * ``"log-lbfgs"`` — L-BFGS-B on log θ ≥ log θ_floor (scalar terms ``(1|a) + (1|b)``),
-      exact gradient: the criterion is close to quadratic in log variances (InstEval: 13
+    * ``"log-lbfgs"`` — L-BFGS-B on log θ ≥ log θ_floor (scalar terms ``(1|a) + (1|b)``;
+      the off-diagonal elements of a term's T, of either sign, on their own scale), exact
+      gradient: the criterion is close to quadratic in log variances (InstEval: 13
       evaluations, Newton twice as many); θ at the floor (4.5e-5) is 0, a boundary fit.
       Converged: projected gradient ≤ max(4e-9 |d|, 1e-4) (``tol`` unused). ``stop_step``
       (None): for a first stage, stop once BFGS's model of the iterates predicts a step
@@ -498,13 +501,22 @@ def _predicted_step(points):
 
 
 def _log_lbfgs(fun, space, tol, max_iter, stop_step=None):
+    # log θ for the θ bounded below by 0 (the terms' diagonals: variances), θ itself for
+    # the others (off-diagonal elements of T, of either sign: on a log scale a random
+    # slope's covariance could not turn negative, and L-BFGS-B's line search tried it at
+    # the ceiling e⁸)
+    logged = np.asarray(space.lower(), dtype=float) == 0.0
     evaluated = {}
 
+    def theta_of(x):
+        return np.where(logged, np.exp(np.where(logged, x, 0.0)), x)
+
     def fg(x):
-        theta = np.exp(x)
+        theta = theta_of(x)
         f, g = fun(theta)
-        evaluated[x.tobytes()] = g * theta
-        return f, g * theta
+        g = np.where(logged, g * theta, g)
+        evaluated[x.tobytes()] = g
+        return f, g
 
     iterates = []
 
@@ -517,44 +529,48 @@ def _log_lbfgs(fun, space, tol, max_iter, stop_step=None):
         if g is None:
             return
         iterates.append((x.copy(), g))
-        if len(iterates) < 3 or np.any(x < _STOP_LOG_THETA_FROM):
+        if len(iterates) < 3 or np.any(x[logged] < _STOP_LOG_THETA_FROM):
             return
         step = _predicted_step(iterates)
         if (step is not None and np.max(np.abs(step)) <= stop_step
                 and np.max(np.abs(x - iterates[-2][0])) <= 100.0 * stop_step):
             raise StopIteration
 
-    x0 = np.log(np.clip(space.start(), np.exp(_LOG_THETA_FLOOR + 1.0), np.exp(7.0)))
+    start = space.start()
+    x0 = np.where(logged, np.log(np.clip(start, np.exp(_LOG_THETA_FLOOR + 1.0), np.exp(7.0))),
+                  start)
     # scaled so that the first (steepest-descent) step is about one unit of log θ, not
     # the criterion's gradient of hundreds (a wasted evaluation at the bound)
     f0, g0 = fg(x0)
     scale = max(1.0, float(np.max(np.abs(g0)))) if np.isfinite(f0) else 1.0
     gtol = max(_LOG_THETA_GTOL * abs(f0), 1e-4) if np.isfinite(f0) else 1e-4
+    bounds = [(_LOG_THETA_FLOOR, _LOG_THETA_CEILING) if k else (-_THETA_CEILING, _THETA_CEILING)
+              for k in logged]
     res = optimize.minimize(lambda x: tuple(v / scale for v in fg(x)), x0, jac=True,
-                            method="L-BFGS-B",
-                            bounds=[(_LOG_THETA_FLOOR, _LOG_THETA_CEILING)] * x0.size,
+                            method="L-BFGS-B", bounds=bounds,
                             options={"ftol": 0.0, "gtol": gtol / scale, "maxiter": max_iter},
                             callback=None if stop_step is None else early_stop)
     stopped = res.status == 99  # early_stop
-    at_floor = res.x <= _LOG_THETA_FLOOR + 1e-9
-    theta = np.where(at_floor, 0.0, np.exp(res.x))
+    at_floor = logged & (res.x <= _LOG_THETA_FLOOR + 1e-9)
+    theta = np.where(at_floor, 0.0, theta_of(res.x))
     grad = np.asarray(res.jac, dtype=float) * scale
     f = res.fun * scale
     # a variance heading for 0 is stopped short on the log scale (its log-gradient θ·g
     # vanishes with θ: θ ~ 1e-4…1e-3, the criterion up to 1e-4 above its value at 0):
     # θ_k = 0 where that is no worse (lme4's bounded search reaches the boundary)
-    small = (theta > 0) & (theta < _BOUNDARY_TRY)
+    small = logged & (theta > 0) & (theta < _BOUNDARY_TRY)
     if small.any():
         trial = np.where(small, 0.0, theta)
         f_trial, g_trial = fun(trial)
         if np.isfinite(f_trial) and f_trial <= f:
             theta, f, at_floor = trial, f_trial, at_floor | small
-            grad = np.asarray(g_trial, dtype=float) * trial
+            grad = np.where(logged, np.asarray(g_trial, dtype=float) * trial, g_trial)
     free_grad = np.where(at_floor & (grad > 0), 0.0, grad)
     # θ at the search's ceiling is not an optimum (it stopped there: a random-effect SD
     # 10⁴ times the residual one was reported converged at θ = e⁸ = 2981)
-    at_ceiling = bool(np.any(res.x >= _LOG_THETA_CEILING - 1e-9))
-    return dict(name="L-BFGS-B on log θ (exact gradient)", start=np.exp(x0), x=theta,
+    at_ceiling = bool(np.any(np.where(logged, res.x >= _LOG_THETA_CEILING - 1e-9,
+                                      np.abs(res.x) >= _THETA_CEILING * (1 - 1e-12))))
+    return dict(name="L-BFGS-B on log θ (exact gradient)", start=theta_of(x0), x=theta,
                 f=f, g=grad, n_iter=res.nit,
                 message=str(res.message) + ("; θ at the search's upper bound" * at_ceiling),
                 converged=(res.success or stopped or np.max(np.abs(free_grad)) <= gtol)

@@ -295,7 +295,7 @@ def test_general_path_backs_off_where_the_modes_diverge(monkeypatch, general):
     exact = MixedGLM(groups=["a", "b"], family="poisson").fit(df, y)
     monkeypatch.setattr(multilevel_fit, "exact_laplace_applies", lambda *a, **k: None)
     used = []
-    monkeypatch.setattr(multilevel_fit, "dense_laplace_applies",
+    monkeypatch.setattr(multilevel_fit, "pair_laplace_applies",
                         lambda *a: used.append(general) or general != "finite differences")
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)

@@ -297,3 +297,21 @@ def test_log_lbfgs_stop_step_leaves_a_vanishing_variance_to_the_full_search():
     opts = [minimize(LogQuadratic([0.01, 2.0]), space, method="log-lbfgs", **o)
             for o in ({}, {"stop_step": 1e-4})]
     np.testing.assert_array_equal(opts[0].theta_final, opts[1].theta_final)
+
+
+@pytest.mark.parametrize("stop_step", [None, 1e-4])
+def test_log_lbfgs_searches_off_diagonal_theta_of_either_sign(stop_step):
+    """``(1 + x | g)``'s θ = (T₁₁, T₂₁, T₂₂): the diagonal on log scale, the off-diagonal
+    T₂₁ (a covariance: negative here) on its own. On a log scale it could not turn negative
+    (and the line search tried e⁸)."""
+    target = np.array([0.8, -0.5, 0.3])
+
+    class Quadratic:
+        def value_and_grad(self, theta):
+            d = theta - target
+            return float(d @ d) * 1e3 + 1.0, 2e3 * d
+
+    opt = minimize(Quadratic(), ThetaSpace(RandomEffectTerm(("(Intercept)", "x"))),
+                   method="log-lbfgs", stop_step=stop_step)
+    assert opt.converged
+    np.testing.assert_allclose(opt.theta_final, target, atol=1e-3 if stop_step else 1e-6)

@@ -88,7 +88,7 @@ def test_fit_equals_the_finite_difference_path(family_name, monkeypatch):
     make = lambda: MixedGLM(family=family_name, groups=["a", "b", "c"])  # noqa: E731
     exact = make().fit(data, y)
     monkeypatch.setattr(multilevel_fit, "exact_laplace_applies", lambda *a: None)
-    monkeypatch.setattr(multilevel_fit, "dense_laplace_applies", lambda *a: False)
+    monkeypatch.setattr(multilevel_fit, "pair_laplace_applies", lambda *a: False)
     general = make().fit(data, y)
     assert_same_fit(exact, general)
 
@@ -230,7 +230,7 @@ def test_intercept_standard_error_with_large_counts(monkeypatch):
     assert y.mean() > 100
     exact = MixedGLM(family="poisson", groups=groups).fit(df, y)
     monkeypatch.setattr(multilevel_fit, "exact_laplace_applies", lambda *a: None)
-    monkeypatch.setattr(multilevel_fit, "dense_laplace_applies", lambda *a: False)
+    monkeypatch.setattr(multilevel_fit, "pair_laplace_applies", lambda *a: False)
     general = MixedGLM(family="poisson", groups=groups).fit(df, y)
     assert exact.converged_
     assert "exact gradient" in exact.optimization_.optimizer

@@ -1,4 +1,4 @@
-"""skmixed._model.dense_laplace: the exact gradient of the several-factor Laplace deviance
+"""skmixed._model.pair_laplace: the exact gradient of the several-factor Laplace deviance
 on the dense system (random slopes, the negative binomial's size) equals central
 differences of the deviance — the Laplace one over (θ, β, log k) and the nAGQ = 0 one
 over θ — and a fit by it equals the finite-difference path's in fewer evaluations."""
@@ -9,8 +9,8 @@ from test_multilevel_glmm import _slopes_model
 from test_scalar_laplace import assert_same_fit
 
 from skmixed import MixedGLM
-from skmixed._model import dense_laplace, multilevel_fit, multilevel_glmm
-from skmixed._model.dense_laplace import DenseLaplace, dense_laplace_applies
+from skmixed._model import multilevel_fit, multilevel_glmm, pair_laplace
+from skmixed._model.pair_laplace import PairLaplace, pair_laplace_applies
 from skmixed._model.multilevel_glmm import MultiLaplace
 from skmixed.families import get_family
 
@@ -36,11 +36,20 @@ POINTS = {  # (θ of (1 + x | g1): T11, T21, T22; θ of (1 | g2); β; log k)
 }
 
 
+@pytest.fixture(params=["dense", "blocked"])
+def system(request, monkeypatch):
+    """The dense system, or the blocked one (the first factor's blocks, a dense rest)."""
+    if request.param == "blocked":
+        monkeypatch.setattr(multilevel_glmm, "DENSE_SYSTEM_COLUMNS", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("point", list(POINTS))
 @pytest.mark.parametrize("family_name", ["binomial", "poisson", "nbinom2"])
-def test_the_gradient_is_the_deviances(family_name, point):
+def test_the_gradient_is_the_deviances(family_name, point, system):
     args = _args(family_name, seed=5)
-    lap = DenseLaplace(*args)
+    lap = PairLaplace(*args)
+    assert lap.dense == (system == "dense")
     x = np.array(POINTS[point][:6 + lap.n_extra])
     f, g = lap.value_and_grad(x)
 
@@ -58,11 +67,11 @@ def test_the_gradient_is_the_deviances(family_name, point):
 
 
 @pytest.mark.parametrize("family_name", ["binomial", "poisson", "nbinom2"])
-def test_the_first_stage_gradient_is_the_joint_deviances(family_name):
+def test_the_first_stage_gradient_is_the_joint_deviances(family_name, system):
     """Over θ with β among the modes (lme4's nAGQ = 0), the family's size fixed."""
     args = _args(family_name, seed=7)
     x = np.array(POINTS["interior"])
-    lap = DenseLaplace(*args)
+    lap = PairLaplace(*args)
     lap.fpar = 2.0
     lap._joint = (x[4:6].copy(), None, None)
     f, g = lap.joint_value_and_grad(x[:4])
@@ -76,39 +85,59 @@ def test_the_first_stage_gradient_is_the_joint_deviances(family_name):
     np.testing.assert_array_less(np.abs(g - _central(deviance, x[:4])), 2e-6 * np.maximum(1, np.abs(g)))
 
 
-def test_leverages_of_rows_of_unequal_length(monkeypatch):
-    """Rows with different numbers of entries (no row pairs) take the chunked product: the
-    same leverages."""
+def test_the_blocked_inverse_on_the_pattern_is_the_inverses(monkeypatch):
+    """BlockedSystem.inverse_at on every cell of the rows' pairs (within a first-factor
+    level, first factor × rest, among the rest) equals the dense A⁻¹ there, also with the
+    levels taken in chunks smaller than a level's columns."""
     args = _args("binomial", seed=3)
-    lap = DenseLaplace(*args)
-    C = np.random.default_rng(0).normal(size=(lap.Z.shape[1],) * 2)
-    C = C + C.T
-    by_pairs = lap._leverages(C)
-    lap._pairs = ()
-    monkeypatch.setattr(dense_laplace, "LEVERAGE_CHUNK", 37)
-    np.testing.assert_allclose(lap._leverages(C), by_pairs, rtol=1e-12, atol=1e-12)
-    Z = lap.Z.toarray()
-    np.testing.assert_allclose(by_pairs, np.einsum("ia,ab,ib->i", Z, C, Z), rtol=1e-12)
+    x = np.array(POINTS["interior"][:6])
+    dense = MultiLaplace(*args)
+    monkeypatch.setattr(multilevel_glmm, "DENSE_SYSTEM_COLUMNS", 0)
+    blocked = MultiLaplace(*args)
+    _, _, system = dense.modes(x)
+    _, _, system_b = blocked.modes(x)
+    cells = dense._row_pairs()[0]
+    Q = dense.Z.shape[1]
+    r, c = np.divmod(cells, Q)
+    Q1 = args[5][0].width
+    assert np.any((r < Q1) & (c < Q1)) and np.any((r < Q1) & (c >= Q1))
+    assert np.any((r >= Q1) & (c >= Q1)) and np.any((r >= Q1) & (c < Q1))
+    expected = np.linalg.inv(np.linalg.cholesky(system.L @ system.L.T)
+                             @ np.linalg.cholesky(system.L @ system.L.T).T)
+    np.testing.assert_allclose(system.inverse_at(cells), expected.ravel()[cells], rtol=1e-10)
+    for chunk in (512, 3, 1):
+        np.testing.assert_allclose(system_b.inverse_at(cells, chunk=chunk),
+                                   expected.ravel()[cells], rtol=1e-9, atol=1e-13)
 
 
-def test_which_models_take_the_dense_exact_path(monkeypatch):
+def test_which_models_take_the_exact_path(monkeypatch):
     args = _args("binomial", seed=3)
     y, w, factors = args[1], args[4], args[5]
-    assert dense_laplace_applies(factors, get_family("binomial", None), y, w)
-    assert dense_laplace_applies(factors, get_family("poisson", None), y, w)
-    assert dense_laplace_applies(factors, get_family("nbinom2", None), y, w)
+    assert pair_laplace_applies(factors, get_family("binomial", None), y, w)
+    assert pair_laplace_applies(factors, get_family("poisson", None), y, w)
+    assert pair_laplace_applies(factors, get_family("nbinom2", None), y, w)
     # the expected information in PIRLS (lme4's probit): the adjoint would need the observed
-    assert not dense_laplace_applies(factors, get_family("binomial", "probit"), y, w)
+    assert not pair_laplace_applies(factors, get_family("binomial", "probit"), y, w)
+    binomial = get_family("binomial", None)
     monkeypatch.setattr(multilevel_glmm, "DENSE_SYSTEM_COLUMNS", 57)  # 25·2 + 8 columns
-    assert not dense_laplace_applies(factors, get_family("binomial", None), y, w)
+    assert pair_laplace_applies(factors, binomial, y, w)  # blocked: a rest of 8 columns
+    monkeypatch.setattr(pair_laplace, "INVERSE_FLOPS", 50 * 8 ** 2 - 1)
+    assert not pair_laplace_applies(factors, binomial, y, w)  # A⁻¹ on the pattern: Q₁Q_r²
+    monkeypatch.setattr(pair_laplace, "INVERSE_FLOPS", 50 * 8 ** 2)
+    assert pair_laplace_applies(factors, binomial, y, w)
+    monkeypatch.setattr(pair_laplace, "DENSE_LIMIT", 7)  # a sparse rest: no inverse there
+    assert not pair_laplace_applies(factors, binomial, y, w)
+    monkeypatch.setattr(pair_laplace, "DENSE_LIMIT", 8)
+    monkeypatch.setattr(multilevel_glmm, "PAIR_ROWS_LIMIT", y.size * 9 - 1)  # 3 per row
+    assert not pair_laplace_applies(factors, binomial, y, w)
 
 
 @pytest.mark.parametrize("family_name", ["binomial", "nbinom2"])
-def test_a_fit_equals_the_finite_difference_paths(family_name, monkeypatch):
+def test_a_fit_equals_the_finite_difference_paths(family_name, monkeypatch, system):
     _, X, y = _slopes_model(family_name, seed=11, n=800)
     slopes = {"g1": ["x"]}
     exact = MixedGLM(family=family_name, groups=["g1", "g2"], random_slopes=slopes).fit(X, y)
-    monkeypatch.setattr(multilevel_fit, "dense_laplace_applies", lambda *a: False)
+    monkeypatch.setattr(multilevel_fit, "pair_laplace_applies", lambda *a: False)
     general = MixedGLM(family=family_name, groups=["g1", "g2"], random_slopes=slopes).fit(X, y)
     assert exact.optimization_.n_evals < general.optimization_.n_evals / 3
     assert_same_fit(exact, general)

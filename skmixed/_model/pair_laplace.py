@@ -1,15 +1,16 @@
-"""The exact gradient of the several-factor Laplace deviance where the random effects have
-few columns in all (random slopes: ``(1 + x | subject) + (1 | item)``), for the canonical
-links (binomial logit, Poisson log: Newton's information is the log determinant's).
+"""The exact gradient of the several-factor Laplace deviance for a general block-diagonal Λ
+(random slopes: ``(1 + x | subject) + (1 | item)``), for PIRLS weights that are the
+observed information (binomial logit, Poisson log, the negative binomial with its size).
 
 With ``Z̃ = ZΛ``, modes û of ``h(u) = −2ℓ(η) + ‖u‖²`` (``η = offset + Xβ + Z̃u``) and
-``A = Z̃'VZ̃ + I`` (dense, :class:`~skmixed._model.multilevel_glmm.DenseSystem`), the
-deviance is ``d = h(û) + log|A|``. Λ is linear in θ: ``Λ_j = ∂Λ/∂θ_j`` puts, in every level
-of the factor θ_j belongs to, a 1 at θ_j's cell of the template T. Over x = (θ, β):
+``A = Z̃'VZ̃ + I``, the deviance is ``d = h(û) + log|A|``. Λ is linear in θ: ``Λ_j =
+∂Λ/∂θ_j`` puts, in every level of the factor θ_j belongs to, a 1 at θ_j's cell of the
+template T. Over x = (θ, β):
 
 * ``h`` at fixed modes (the envelope theorem): ``−2 r'ZΛ_j û`` along θ_j, ``−2 X'r``
   along β (r = w ℓ', the rows' scores);
-* ``log|A|`` at fixed η: ``2 tr(A⁻¹Λ'MΛ_j)`` (M = Z'VZ);
+* ``log|A|`` at fixed η: ``2 tr(A⁻¹Λ'MΛ_j)`` with ``M = Z'VZ = Σ_i wv_i z_i z_i'``, so
+  ``2 Σ_i wv_i (z_i'Λ_j) A⁻¹z̃_i``;
 * ``log|A|`` through η̂: its derivative along η is ``s = w v' ∘ lev`` (lev_i =
   ``z̃_i'A⁻¹z̃_i``, the leverages), η̂ moves by ``ZΛ_j û + Z̃ ∂û/∂θ_j`` with
   ``∂û/∂θ_j = A⁻¹(Λ_j'Z'r − Z̃'VZΛ_j û)`` (the modes' equation ``Z̃'r − u = 0``
@@ -17,10 +18,17 @@ of the factor θ_j belongs to, a 1 at θ_j's cell of the template T. Over x = (�
   gives every direction.
 
 Summed: ``g_j = (Z'(s − 2r − wv∘Z̃a))'Λ_j û + (Z'r)'Λ_j a + 2 tr(A⁻¹Λ'MΛ_j)`` and
-``g_β = X'(s − 2r − wv∘Z̃a)``. Jointly over (β, u) at θ (the ``nAGQ = 0`` deviance of the
-first stage) β is among the modes: the adjoint solves the joint Newton system and
-``Z̃a`` becomes ``Xa_β + Z̃a_u`` (the same formula). This is the scalar path's gradient
-(:mod:`skmixed._model.scalar_laplace`) for a general block-diagonal Λ, on a dense A.
+``g_β = X'(s − 2r − wv∘Z̃a)``; over the negative binomial's α = log k,
+``−2 w'∂ℓ/∂α + (w ∂v/∂α)'lev + (w ∂ℓ'/∂α)'Z̃a``. Jointly over (β, u) at θ (the
+``nAGQ = 0`` deviance of the first stage) β is among the modes: the adjoint solves the joint
+Newton system and ``Z̃a`` becomes ``Xa_β + Z̃a_u`` (the same formula).
+
+Both the leverages and the traces need A⁻¹ only where a row has two columns — on the cells of
+each row's column pairs (``(A⁻¹z̃_i)`` restricted to row i's columns, ``R_i``: lev_i =
+``z̃_i'R_i``, the trace ``Σ_i wv_i z_i[a] R_i[b]`` for θ_j at the template's cell (a, b)):
+from the dense system's inverse, or from the blocked one (:meth:`~skmixed._model.
+multilevel_glmm.BlockedSystem.inverse_at`; a dense rest block). This is the scalar path's
+gradient (:mod:`skmixed._model.scalar_laplace`) for a general Λ.
 """
 
 from types import SimpleNamespace
@@ -29,57 +37,71 @@ import numpy as np
 from scipy import linalg
 
 from . import multilevel_glmm
+from .multilevel import DENSE_LIMIT
 from .multilevel_glmm import MultiLaplace
 
-__all__ = ["DenseLaplace", "dense_laplace_applies"]
+__all__ = ["PairLaplace", "pair_laplace_applies"]
 
-#: leverages of the rows by chunks of this many rows where rows differ in their number
-#: of entries (a chunk's ``Z C`` is dense: rows × columns)
-LEVERAGE_CHUNK = 8192
+#: the blocked system's A⁻¹ on the pattern costs ~Q₁·Q_r² (S_rr⁻¹F' for every first-factor
+#: column): beyond this many, the central differences of the general path
+INVERSE_FLOPS = 1e10
 
 
-def dense_laplace_applies(factors, family, y, w):
-    """Whether :class:`DenseLaplace` fits the model: the general path's dense system (at
-    most :data:`~skmixed._model.multilevel_glmm.DENSE_SYSTEM_COLUMNS` random-effect
-    columns) and PIRLS weights that are the observed information (the canonical links,
-    the negative binomial with its size)."""
+def pair_laplace_applies(factors, family, y, w):
+    """Whether :class:`PairLaplace` fits the model: PIRLS weights that are the observed
+    information (the canonical links, the negative binomial with its size), the rows'
+    column pairs within :data:`~skmixed._model.multilevel_glmm.PAIR_ROWS_LIMIT`, and a
+    dense system (at most :data:`~skmixed._model.multilevel_glmm.DENSE_SYSTEM_COLUMNS`
+    random-effect columns) or a blocked one with a dense rest (at most
+    :data:`~skmixed._model.multilevel.DENSE_LIMIT` columns after the first factor's, A⁻¹ on
+    the pattern within :data:`INVERSE_FLOPS`)."""
     param = family.laplace_param(y, w)
-    return (sum(f.width for f in factors) <= multilevel_glmm.DENSE_SYSTEM_COLUMNS
-            and not family.linear and family.observed_information
-            and (param is None or param.in_kernels))
+    if family.linear or not family.observed_information or not (
+            param is None or param.in_kernels):
+        return False
+    width = sum(f.term.q for f in factors)
+    Q = sum(f.width for f in factors)
+    Q1 = factors[0].width
+    return (y.shape[0] * width * width <= multilevel_glmm.PAIR_ROWS_LIMIT
+            and (Q <= multilevel_glmm.DENSE_SYSTEM_COLUMNS
+                 or (Q - Q1 <= DENSE_LIMIT and Q1 * (Q - Q1) ** 2 <= INVERSE_FLOPS)))
 
 
-class DenseLaplace(MultiLaplace):
+class PairLaplace(MultiLaplace):
     """:class:`~skmixed._model.multilevel_glmm.MultiLaplace` with the exact gradient (module
     docstring): the Newton search differences it for its Hessian (the standard errors
     by central differences of it at the end)."""
 
     exact_gradient = True
 
-    def _leverages(self, C):
-        """``z_i'Cz_i`` of every row (C: Q × Q symmetric, here ``ΛA⁻¹Λ'``)."""
+    def _pair_products(self, thetas, system):
+        """Per row, ``R_i = A⁻¹z̃_i`` on the row's columns (n × width) and the row's values
+        of Z and Z̃ (n × width, factor by factor)."""
         if self._pairs is None:
             self._pairs = self._row_pairs() or ()
-        if self._pairs:
-            cells, pos, prod = self._pairs
-            return (prod * C.ravel()[cells][pos]).sum(axis=1)
+        if not self._pairs:
+            raise ValueError("rows of unequal length have no pair cells")
+        cells, pos, _ = self._pairs
         n = self.y.shape[0]
-        out = np.empty(n)
-        for start in range(0, n, LEVERAGE_CHUNK):
-            Zc = self.Z[start:start + LEVERAGE_CHUNK]
-            out[start:start + LEVERAGE_CHUNK] = np.asarray(
-                Zc.multiply(Zc @ C).sum(axis=1)).ravel()
-        return out
+        z = self.Z.data.reshape(n, -1)
+        width = z.shape[1]
+        zt = np.empty_like(z)
+        start = 0
+        for f, t in zip(self.factors, thetas):  # z̃_i' = z_i'Λ: each segment times T
+            q = f.term.q
+            zt[:, start:start + q] = z[:, start:start + q] @ f.term.factor(t)
+            start += q
+        inv = system.inverse_at(cells)[pos].reshape(n, width, width)
+        return np.einsum("iab,ib->ia", inv, zt), z, zt
 
     def _gradient(self, thetas, u, system, joint=False):
-        """The gradient over (θ, β) at the modes u of the last :meth:`modes` (``joint``: of
-        :meth:`joint_modes`, β among the modes) from the terms kept there."""
+        """The gradient over (θ, β[, log k]) at the modes u of the last :meth:`modes`
+        (``joint``: of :meth:`joint_modes`, β among the modes) from the terms kept there."""
         X = self.X
         _, l1, v, v1 = self._terms
         r, wv = self.w * l1, self.w * v
-        Ainv = system.inverse()
-        LA = self._lam(thetas, Ainv)
-        lev = self._leverages(self._lam(thetas, LA.T))
+        R, z, zt = self._pair_products(thetas, system)
+        lev = np.einsum("ia,ia->i", zt, R)
         s = self.w * v1 * lev
         zs = self._lam(thetas, self.ZT @ s, transpose=True)
         if joint:
@@ -90,18 +112,19 @@ class DenseLaplace(MultiLaplace):
             a_b, a_u = self._joint_solve(system, system.joint, X.T @ s, zs)
             za = X @ a_b + self.Z @ self._lam(thetas, a_u)
         else:
-            a_u = Ainv @ zs
+            a_u = system.solve(zs)
             za = self.Z @ self._lam(thetas, a_u)
         lhs = s - 2.0 * r - wv * za
         zl, zr = self.ZT @ lhs, self.ZT @ r
-        # A⁻¹Λ'M: the trace along θ_j sums its cells (level's column b, level's row a)
-        P = Ainv @ self._lam(thetas, self._M, transpose=True)
         g = np.empty(self.n_theta + X.shape[1] + self.n_extra)
+        seg = 0
         for f, start, t0 in zip(self.factors, self.col_edges, self.theta_edges):
             base = start + np.arange(f.n_levels) * f.term.q
             for j, (a, b) in enumerate(zip(f.term.rows, f.term.cols)):
                 ia, ib = base + a, base + b
-                g[t0 + j] = zl[ia] @ u[ib] + zr[ia] @ a_u[ib] + 2.0 * P[ib, ia].sum()
+                trace = wv @ (z[:, seg + a] * R[:, seg + b])
+                g[t0 + j] = zl[ia] @ u[ib] + zr[ia] @ a_u[ib] + 2.0 * trace
+            seg += f.term.q
         g[self.n_theta:self.n_theta + X.shape[1]] = X.T @ lhs
         if self.n_extra:  # over α = log k: ℓ, log|A| at fixed η, log|A| through η̂
             la, l1a, va = self.family.laplace_param_terms(self.y, self._eta, self.m,
