@@ -64,7 +64,8 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         logit for binomial, log otherwise.
     groups : str, int or list, default=None
         The grouping column of X (required); several factors as for :class:`MixedLM`
-        (binomial logit, Poisson and nbinom2, by the Laplace approximation).
+        (binomial with any of its links, Poisson and nbinom2, by the Laplace approximation;
+        not Gamma).
     random_slopes : sequence of str or int, or dict, default=()
         Columns with a random slope within groups (they stay fixed effects too); a dict by
         factor name with several factors.
@@ -125,7 +126,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         "trials": [str, Integral, None],
         "offset": [str, Integral, None],
         **GROUPED_CONSTRAINTS,
-        # several grouping factors (Laplace, binomial logit / Poisson log): as MixedLM's
+        # several grouping factors (Laplace; binomial, Poisson, nbinom2): as MixedLM's
         "groups": GROUPED_CONSTRAINTS["groups"] + [list, tuple],
         "random_slopes": GROUPED_CONSTRAINTS["random_slopes"] + [dict],
         "covariance": GROUPED_CONSTRAINTS["covariance"] + [dict],
@@ -253,14 +254,14 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         return self
 
     def _fit_multi(self, X, y, sample_weight):
-        """Several grouping factors: binomial logit or Poisson log by the Laplace
-        approximation (skmixed._model.multilevel_glmm)."""
+        """Several grouping factors: binomial (logit, probit, cloglog), Poisson and the
+        negative binomial by the Laplace approximation (skmixed._model.multilevel_glmm)."""
         name = type(self).__name__
         family = get_family(self.family, self.link)
-        if family.kind not in ("proportion", "count") or family.link not in ("logit", "log"):
+        if family.kind not in ("proportion", "count"):
             raise ValueError(f"several grouping factors: family={self.family!r} with link="
-                             f"{family.link!r} is not supported (binomial logit, Poisson "
-                             "log and nbinom2 are).")
+                             f"{family.link!r} is not supported (binomial with the logit, "
+                             "probit or cloglog link, Poisson and nbinom2 are).")
         if self.n_agq != 1:
             raise ValueError(f"several grouping factors: n_agq={self.n_agq} is not "
                              "supported; the Laplace approximation (n_agq=1) is, as lme4 "

@@ -348,6 +348,11 @@ class MultiLaplace:
                 return h_new, x_new, eta
             t *= 0.5
 
+    def _working_weights(self, eta):
+        """ℓ' and the PIRLS weights per row: the family's (lme4's: the expected information
+        for the probit and cloglog links)."""
+        return self.family.score_information(self.y, eta, self.m, self.fpar)
+
     def _warm_start(self, eta_of, u):
         """The modes' start: the last modes u, or 0 where their objective at this point is
         not finite (a trial θ far above the last overflows ZΛu). Returns (u, η, h)."""
@@ -370,7 +375,7 @@ class MultiLaplace:
 
         u, eta, h = self._warm_start(eta_of, self.u)
         for _ in range(max_iter):
-            l1, v = self.family.score_information(self.y, eta, self.m, self.fpar)
+            l1, v = self._working_weights(eta)
             system = self._system_of(self._cross(self.w * v), thetas)
             grad = self._lam(thetas, self.ZT @ (self.w * l1), transpose=True) - u
             step = system.solve(grad)
@@ -469,7 +474,7 @@ class MultiLaplace:
 
         u, eta, h = self._warm_start(lambda v: eta_of(np.concatenate([beta, v])), self.u)
         for _ in range(max_iter):
-            l1, v = self.family.score_information(self.y, eta, self.m, self.fpar)
+            l1, v = self._working_weights(eta)
             wv = self.w * v
             system = self._system_of(self._cross(wv), thetas)
             resid = self.w * l1

@@ -1,6 +1,6 @@
 """The exact gradient of the several-factor Laplace deviance for a general block-diagonal Λ
-(random slopes: ``(1 + x | subject) + (1 | item)``), for PIRLS weights that are the
-observed information (binomial logit, Poisson log, the negative binomial with its size).
+(random slopes: ``(1 + x | subject) + (1 | item)``; binomial with any link, Poisson, the
+negative binomial with its size).
 
 With ``Z̃ = ZΛ``, modes û of ``h(u) = −2ℓ(η) + ‖u‖²`` (``η = offset + Xβ + Z̃u``) and
 ``A = Z̃'VZ̃ + I``, the deviance is ``d = h(û) + log|A|``. Λ is linear in θ: ``Λ_j =
@@ -16,6 +16,11 @@ template T. Over x = (θ, β):
   ``∂û/∂θ_j = A⁻¹(Λ_j'Z'r − Z̃'VZΛ_j û)`` (the modes' equation ``Z̃'r − u = 0``
   differentiated), and along β by ``X + Z̃ ∂û/∂β``; one adjoint solve ``a = A⁻¹Z̃'s``
   gives every direction.
+
+(Where the PIRLS weights V are the expected information — the binomial probit and cloglog,
+as lme4's, whose log|A| uses them — the modes' equation moves by the observed information
+V_o: ``∂û/∂θ_j = A_o⁻¹(Λ_j'Z'r − Z̃'V_oZΛ_j û)``, ``A_o = Z̃'V_oZ̃ + I``; the adjoint solves
+A_o and V_o replaces V in ``wv∘Z̃a``.)
 
 Summed: ``g_j = (Z'(s − 2r − wv∘Z̃a))'Λ_j û + (Z'r)'Λ_j a + 2 tr(A⁻¹Λ'MΛ_j)`` and
 ``g_β = X'(s − 2r − wv∘Z̃a)``; over the negative binomial's α = log k,
@@ -47,17 +52,22 @@ __all__ = ["PairLaplace", "pair_laplace_applies"]
 INVERSE_FLOPS = 1e10
 
 
+#: the modes' Newton decrement at which the last (whole) step is taken: the gradient takes
+#: the modes as exact (a decrement of 1e-10 × |d| left the probit deviance 3e-9 off, and the
+#: standard errors, from differences of the gradient, amplify such errors ~1e5-fold)
+MODES_TOL = 1e-15
+
+
 def pair_laplace_applies(factors, family, y, w):
-    """Whether :class:`PairLaplace` fits the model: PIRLS weights that are the observed
-    information (the canonical links, the negative binomial with its size), the rows'
+    """Whether :class:`PairLaplace` fits the model: a family whose parameter, if any, the
+    kernels take (binomial with any link, Poisson, the negative binomial), the rows'
     column pairs within :data:`~skmixed._model.multilevel_glmm.PAIR_ROWS_LIMIT`, and a
     dense system (at most :data:`~skmixed._model.multilevel_glmm.DENSE_SYSTEM_COLUMNS`
     random-effect columns) or a blocked one with a dense rest (at most
     :data:`~skmixed._model.multilevel.DENSE_LIMIT` columns after the first factor's, A⁻¹ on
     the pattern within :data:`INVERSE_FLOPS`)."""
     param = family.laplace_param(y, w)
-    if family.linear or not family.observed_information or not (
-            param is None or param.in_kernels):
+    if family.linear or not (param is None or param.in_kernels):
         return False
     width = sum(f.term.q for f in factors)
     Q = sum(f.width for f in factors)
@@ -73,6 +83,25 @@ class PairLaplace(MultiLaplace):
     by central differences of it at the end)."""
 
     exact_gradient = True
+
+    def modes(self, x, tol=MODES_TOL, max_iter=100):
+        """As the base class's, to :data:`MODES_TOL`."""
+        return super().modes(x, tol=tol, max_iter=max_iter)
+
+    def joint_modes(self, thetas, beta, tol=MODES_TOL, max_iter=100):
+        """As the base class's, to :data:`MODES_TOL`."""
+        return super().joint_modes(thetas, beta, tol=tol, max_iter=max_iter)
+
+    def _working_weights(self, eta):
+        """ℓ' and, as PIRLS weights, the observed information: Newton's method on the
+        modes' equation, converging quadratically where the family's weights (the expected
+        information of the probit and cloglog links) converge linearly and left the modes
+        ~1e-5 off at the tolerance — the exact gradient takes them as exact. The modes are
+        the same; the log determinant keeps the family's weights (lme4's)."""
+        l1, v = self.family.score_information(self.y, eta, self.m, self.fpar)
+        if not self.family.observed_information:
+            v = self.family.observed(self.y, eta, self.m, self.fpar)
+        return l1, v
 
     def _pair_products(self, thetas, system):
         """Per row, ``R_i = A⁻¹z̃_i`` on the row's columns (n × width) and the row's values
@@ -104,17 +133,23 @@ class PairLaplace(MultiLaplace):
         lev = np.einsum("ia,ia->i", zt, R)
         s = self.w * v1 * lev
         zs = self._lam(thetas, self.ZT @ s, transpose=True)
+        # the adjoint solves the modes' true Jacobian: the system of the observed
+        # information where the PIRLS weights are the expected one (probit, cloglog)
+        adjoint, wo = system, wv
+        if not self.family.observed_information:
+            wo = self.w * self.family.observed(self.y, self._eta, self.m, self.fpar)
+            adjoint = self._system_of(self._cross(wo), thetas)
         if joint:
-            if system.joint is None:
-                K = self._lam(thetas, np.asarray(self.ZT @ (X * wv[:, None])),
+            if adjoint.joint is None:
+                K = self._lam(thetas, np.asarray(self.ZT @ (X * wo[:, None])),
                               transpose=True)
-                system.joint = self._joint_factor(system, wv, K)
-            a_b, a_u = self._joint_solve(system, system.joint, X.T @ s, zs)
+                adjoint.joint = self._joint_factor(adjoint, wo, K)
+            a_b, a_u = self._joint_solve(adjoint, adjoint.joint, X.T @ s, zs)
             za = X @ a_b + self.Z @ self._lam(thetas, a_u)
         else:
-            a_u = system.solve(zs)
+            a_u = adjoint.solve(zs)
             za = self.Z @ self._lam(thetas, a_u)
-        lhs = s - 2.0 * r - wv * za
+        lhs = s - 2.0 * r - wo * za
         zl, zr = self.ZT @ lhs, self.ZT @ r
         g = np.empty(self.n_theta + X.shape[1] + self.n_extra)
         seg = 0

@@ -3,8 +3,8 @@ in :mod:`._glm`), and the response checks they share."""
 
 import numpy as np
 
-from ._kernel_terms import (GAUSSIAN_IDENTITY, laplace_rows, observed_logdet, param_rows,
-                            row_loglik, score_information)
+from ._kernel_terms import (GAUSSIAN_IDENTITY, laplace_rows, observed_logdet, observed_rows,
+                            param_rows, row_loglik, score_information)
 
 __all__ = ["Family"]
 
@@ -84,6 +84,15 @@ class Family:
         laplace_rows(self.code, float(fpar), y, _empty(m),
                      np.ascontiguousarray(eta, dtype=float), *out)
         return tuple(out)
+
+    def observed(self, y, eta, m=None, fpar=0.0):
+        """The observed information ``−∂²ℓ/∂η²`` per row (v_F where
+        :attr:`observed_information`)."""
+        y = np.ascontiguousarray(y, dtype=np.float64)
+        v = np.empty_like(y)
+        observed_rows(self.code, float(fpar), y, _empty(m),
+                      np.ascontiguousarray(eta, dtype=float), v)
+        return v
 
     def laplace_param_terms(self, y, eta, m=None, fpar=0.0):
         """∂ℓ, ∂ℓ' and ∂v_F per row over the log of the family's parameter (zeros for a

@@ -15,7 +15,8 @@ from .._cache import cached_njit
 
 __all__ = ["BINOMIAL_LOGIT", "POISSON_LOG", "BINOMIAL_PROBIT", "BINOMIAL_CLOGLOG", "GAMMA_LOG",
            "NBINOM2_LOG", "GAUSSIAN_IDENTITY", "row_terms", "row_derivs", "param_terms",
-           "param_rows", "observed_logdet", "has_param", "special_digamma", "product_row_source",
+           "param_rows", "observed_rows", "observed_logdet", "has_param", "special_digamma",
+           "product_row_source",
            "laplace_rows"]
 
 # the kernels' family codes
@@ -224,6 +225,15 @@ def laplace_rows(family, fpar, y, m, eta, ll, l1, v, v1):
     for r in range(y.shape[0]):
         mr = m[r] if m.shape[0] > 0 else 1.0
         ll[r], l1[r], _, v[r], v1[r] = row_terms(family, fpar, y[r], mr, eta[r])
+
+
+@cached_njit
+def observed_rows(family, fpar, y, m, eta, v):
+    """The observed information ``v = −ℓ''`` of every row (where the PIRLS weights v_F are
+    the expected one: an exact gradient's adjoint needs the modes' true Jacobian)."""
+    for r in range(y.shape[0]):
+        mr = m[r] if m.shape[0] > 0 else 1.0
+        v[r] = row_terms(family, fpar, y[r], mr, eta[r])[2]
 
 
 @cached_njit
