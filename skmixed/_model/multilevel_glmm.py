@@ -365,15 +365,30 @@ class MultiLaplace:
             h = self._objective(eta, u)
         return u.copy(), eta, h
 
+    def _from_zero_on_failure(self, solve):
+        """``solve(u0)`` from the last modes, else from 0 where that fails (the steps from
+        the last modes reached η ~ 48 at a new θ: the system not positive definite, where
+        a start from 0 converges; a review, 2026-12-04)."""
+        try:
+            return solve(self.u)
+        except (np.linalg.LinAlgError, linalg.LinAlgError):
+            if not np.any(self.u):
+                raise
+            return solve(np.zeros_like(self.u))
+
     def modes(self, x, tol=1e-10, max_iter=100):
-        """û at (θ, β) by penalized IRLS from the last modes; returns (û, η̂, system)."""
+        """û at (θ, β) by penalized IRLS from the last modes (from 0 where that fails);
+        returns (û, η̂, system)."""
+        return self._from_zero_on_failure(lambda u0: self._modes_from(x, u0, tol, max_iter))
+
+    def _modes_from(self, x, u0, tol, max_iter):
         thetas, beta = self.split(x)
         base = self.offset + self.X @ beta
 
         def eta_of(v):
             return base + self.Z @ self._lam(thetas, v)
 
-        u, eta, h = self._warm_start(eta_of, self.u)
+        u, eta, h = self._warm_start(eta_of, u0)
         for _ in range(max_iter):
             l1, v = self._working_weights(eta)
             system = self._system_of(self._cross(self.w * v), thetas)
@@ -465,14 +480,18 @@ class MultiLaplace:
     def joint_modes(self, thetas, beta, tol=1e-10, max_iter=100):
         """(β̂, û) maximizing ``ℓ − ‖u‖²/2`` jointly at θ (lme4's ``nAGQ = 0`` PIRLS):
         Newton steps on the blocked system with the fixed effects' Schur complement
-        ``X'VX − K'A⁻¹K``, ``K = Λ'Z'VX``. Returns (β̂, û, the penalized deviance
-        ``−2ℓ + ‖û‖² + log|A|``)."""
+        ``X'VX − K'A⁻¹K``, ``K = Λ'Z'VX``, from the last modes (from 0 where that fails).
+        Returns (β̂, û, the penalized deviance ``−2ℓ + ‖û‖² + log|A|``)."""
+        return self._from_zero_on_failure(
+            lambda u0: self._joint_modes_from(thetas, beta, u0, tol, max_iter))
+
+    def _joint_modes_from(self, thetas, beta, u0, tol, max_iter):
         p = beta.size
 
         def eta_of(v):
             return self.offset + self.X @ v[:p] + self.Z @ self._lam(thetas, v[p:])
 
-        u, eta, h = self._warm_start(lambda v: eta_of(np.concatenate([beta, v])), self.u)
+        u, eta, h = self._warm_start(lambda v: eta_of(np.concatenate([beta, v])), u0)
         for _ in range(max_iter):
             l1, v = self._working_weights(eta)
             wv = self.w * v

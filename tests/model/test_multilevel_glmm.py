@@ -91,3 +91,37 @@ def test_rows_of_unequal_length_take_the_sparse_product():
     expected = (lap.Z.T @ sparse.diags(wv) @ lap.Z).toarray()
     np.testing.assert_allclose(lap._cross(wv), expected, rtol=1e-12, atol=1e-12)
     assert lap._pairs == ()
+
+
+def test_modes_start_from_zero_where_the_last_modes_fail(monkeypatch):
+    """From the last modes the Newton steps can reach η where the system is not positive
+    definite (a review, 2026-12-04: η ~ 48 at a new θ); the modes then start from 0: the
+    same modes, deviance and joint modes as a fresh object's."""
+    from scipy import linalg
+
+    args, _, _ = _slopes_model("binomial")
+    x = np.array([0.8, -0.2, 0.4, 0.6, 0.1, 0.3])
+    fresh = MultiLaplace(*args)
+    u_f, eta_f, system_f = fresh.modes(x)
+    beta_f = fresh.joint_modes(fresh.thetas(x), x[4:].copy())[0]
+    lap = MultiLaplace(*args)
+    lap.u = np.full(lap.u.size, 3.0)  # a finite start the steps fail from
+    starts = []
+    for name in ("_modes_from", "_joint_modes_from"):
+        solve = getattr(MultiLaplace, name)
+
+        def failing(self, *a, _solve=solve):
+            starts.append(np.any(a[-3]))
+            if np.any(a[-3]):
+                raise linalg.LinAlgError("the Laplace system is not positive definite")
+            return _solve(self, *a)
+
+        monkeypatch.setattr(MultiLaplace, name, failing)
+    u, eta, system = lap.modes(x)
+    assert starts == [True, False]
+    np.testing.assert_allclose(u, u_f, rtol=1e-12, atol=1e-14)
+    assert lap.laplace_deviance(eta, u, system) == fresh.laplace_deviance(eta_f, u_f, system_f)
+    lap.u = np.full(lap.u.size, 3.0)
+    beta = lap.joint_modes(lap.thetas(x), x[4:].copy())[0]
+    assert starts == [True, False, True, False]
+    np.testing.assert_allclose(beta, beta_f, rtol=1e-12)
