@@ -19,9 +19,9 @@ derivative-free); the standard errors come from the Hessian of d over (θ, β), 
 the exact gradient is in :mod:`skmixed._model.scalar_laplace` (intercept-only factors, a
 canonical link: a fixed pattern) and :mod:`skmixed._model.pair_laplace` (random slopes,
 the negative binomial: A⁻¹ on the cells of each row's column pairs, from the dense system or
-a blocked one with a dense rest). This class alone serves the rest: the binomial probit and
-cloglog links (refused by MixedGLM with several factors), rest blocks past the dense limit.
-One grouping factor has MixedGLM's fast path.
+a blocked one with a dense rest; the probit and cloglog links too). This class alone serves
+the rest: rest blocks past the dense limit, pairs of rows past :data:`PAIR_ROWS_LIMIT`. One
+grouping factor has MixedGLM's fast path.
 """
 
 from types import SimpleNamespace
@@ -354,21 +354,20 @@ class MultiLaplace:
         return self.family.score_information(self.y, eta, self.m, self.fpar)
 
     def _warm_start(self, eta_of, u):
-        """The modes' start: the last modes u, or 0 where their objective at this point is
-        not finite (a trial θ far above the last overflows ZΛu). Returns (u, η, h)."""
+        """The modes' start u (a copy), its η and objective; LinAlgError where a nonzero
+        start's objective is not finite (a trial θ far above the last overflows ZΛu: then
+        :meth:`_from_zero_on_failure` starts from 0). Returns (u, η, h)."""
         with np.errstate(over="ignore", invalid="ignore"):
             eta = eta_of(u)
             h = self._objective(eta, u) if np.all(np.isfinite(eta)) else np.inf
-        if not np.isfinite(h):
-            u = np.zeros_like(u)
-            eta = eta_of(u)
-            h = self._objective(eta, u)
+        if not np.isfinite(h) and np.any(u):
+            raise linalg.LinAlgError("the last modes overflow at this point")
         return u.copy(), eta, h
 
     def _from_zero_on_failure(self, solve):
-        """``solve(u0)`` from the last modes, else from 0 where that fails (the steps from
-        the last modes reached η ~ 48 at a new θ: the system not positive definite, where
-        a start from 0 converges; a review, 2026-12-04)."""
+        """``solve(u0)`` from the last modes, else from 0 where that fails (their objective
+        overflows at a new θ; or the steps from them reached η ~ 48: the system not
+        positive definite, where a start from 0 converges; a review, 2026-12-04)."""
         try:
             return solve(self.u)
         except (np.linalg.LinAlgError, linalg.LinAlgError):

@@ -51,7 +51,6 @@ __all__ = ["PairLaplace", "pair_laplace_applies"]
 #: column): beyond this many, the central differences of the general path
 INVERSE_FLOPS = 1e10
 
-
 #: the modes' Newton decrement at which the last (whole) step is taken: the gradient takes
 #: the modes as exact (a decrement of 1e-10 × |d| left the probit deviance 3e-9 off, and the
 #: standard errors, from differences of the gradient, amplify such errors ~1e5-fold)
