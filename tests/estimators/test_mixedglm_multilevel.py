@@ -312,7 +312,7 @@ def test_general_path_backs_off_where_the_modes_diverge(monkeypatch, general):
 #: (in SEs), of the SEs (relative) and of the random effects (SDs relative, the correlation,
 #: the modes in SDs, their conditional SDs relative) — lme4 stops short of the optimum
 #: (measured: logit 2.8e-3 SE, SEs 3.9e-3; probit 7.4e-3 SE, its −2 log L 0.003 above ours,
-#: SEs 3.1e-3, the slope's SD 2.6e-3; cloglog SEs 1e-3), its SEs from a finite-difference
+#: SEs 3.1e-3, the slope's SD 2.6e-3; cloglog SEs 1.2e-4), its SEs from a finite-difference
 #: Hessian there
 GLMM_SLOPES = {
     "binomial": ("y ~ x + (1 + x | g1) + (1 | g2)", "binomial", 5e-3, 1e-2, 1e-3),
