@@ -43,6 +43,13 @@ def _have_r(packages):
     return subprocess.run(["Rscript", "-e", code], capture_output=True).returncode == 0
 
 
+def r_json(script):
+    """Run an R script with ``Rscript -e``; the JSON object its last output line prints."""
+    out = subprocess.run(["Rscript", "-e", script], capture_output=True, text=True,
+                         check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 @pytest.fixture(scope="module")
 def csv_data(request, tmp_path_factory):
     full = request.config.getoption("--bench-full")
@@ -74,12 +81,7 @@ def test_r_peer(benchmark, machine_info, csv_data, kind):
               "d$g <- factor(d$g); t <- system.time(m <- f(d))[['elapsed']]; "
               f"cat(toJSON(list(seconds = t, {report}), auto_unbox = TRUE, digits = NA))")
 
-    def run_r():
-        out = subprocess.run(["Rscript", "-e", script], capture_output=True, text=True,
-                             check=True).stdout
-        return json.loads(out.strip().splitlines()[-1])
-
-    r = benchmark.pedantic(run_r, rounds=1, warmup_rounds=0)
+    r = benchmark.pedantic(r_json, args=(script,), rounds=1, warmup_rounds=0)
     _skmixed_fit(kind, df.iloc[:20_000])  # warm-up: Numba compilation is not timed
     start = time.perf_counter()
     ours = _skmixed_fit(kind, df)
@@ -167,9 +169,7 @@ def test_small_lme4_peer(benchmark, machine_info, name):
               "as.numeric(Sys.time() - s, units = 'secs')}); "
               f"cat(toJSON(list(seconds = median(t[-1]), crit = {crit}), auto_unbox = TRUE, "
               "digits = NA))")
-    out = subprocess.run(["Rscript", "-e", script], capture_output=True, text=True,
-                         check=True).stdout
-    r = json.loads(out.strip().splitlines()[-1])
+    r = r_json(script)
     model = benchmark.pedantic(_skmixed_small(name), rounds=rounds, warmup_rounds=1)
     ours = model.reml_criterion_ if name != "verbagg" else model.deviance_
     machine_info(peer="R lme4", peer_seconds=r["seconds"],
@@ -246,9 +246,7 @@ def test_general_path_peer(benchmark, machine_info, tmp_path, name):
               "as.numeric(Sys.time() - s, units = 'secs')}); "
               "cat(toJSON(list(seconds = median(t[-1]), m2ll = -2 * as.numeric(logLik(m))), "
               "auto_unbox = TRUE, digits = NA))")
-    out = subprocess.run(["Rscript", "-e", script], capture_output=True, text=True,
-                         check=True).stdout
-    r = json.loads(out.strip().splitlines()[-1])
+    r = r_json(script)
     model = benchmark.pedantic(lambda: glmer(formula, df, family=family), rounds=3,
                                warmup_rounds=1)
     machine_info(peer="R " + call.split("(")[0], peer_seconds=r["seconds"],

@@ -5,7 +5,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 __all__ = ["SingularFitWarning", "RankDeficientWarning", "PerfectSeparationWarning",
            "KernelCacheWarning", "SourceError", "LostWorkerError", "IdentifiabilityWarning",
-           "GroupLabelWarning"]
+           "GroupLabelWarning", "RefitMLWarning"]
 
 
 class SingularFitWarning(UserWarning):
@@ -51,3 +51,9 @@ class GroupLabelWarning(UserWarning):
     """Group labels at predict of another type than in fit (e.g. the strings ``"1"``,
     ``"2"`` for the integers 1, 2) leave most rows in groups not seen in fit, so they
     silently get population-level predictions."""
+
+
+class RefitMLWarning(UserWarning):
+    """A model comparison refitted REML fits by maximum likelihood first (lme4's "refitting
+    model(s) with ML (instead of REML)"): REML criteria of models with different fixed
+    effects are not comparable."""

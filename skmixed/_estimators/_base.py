@@ -69,6 +69,13 @@ class GroupedModelMixin:
             [list(f.term.names) for f in order], [f.modes for f in order],
             [f.cond_var for f in order])
         self.random_effects_matrix_ = {f.name: f.modes for f in r.factors}
+        # each factor's random-effect covariance Σ (user scale) and conditional variances
+        # of the modes, for simulate and the prediction intervals
+        self._re_covariance = {}
+        for f in r.factors:
+            T = f.term.factor(f.theta)
+            self._re_covariance[f.name] = self.sigma_ ** 2 * (T @ T.T)
+        self._re_cond_var = {f.name: f.cond_var for f in r.factors}
         self.group_levels_ = {f.name: f.levels for f in r.factors}
         self.n_groups_ = {f.name: len(f.levels) for f in r.factors}
         self.n_obs_ = float(r.n_obs)
@@ -76,6 +83,11 @@ class GroupedModelMixin:
         self.aic_, self.bic_ = r.information_criteria
         self.n_iter_, self.converged_ = r.opt.n_iter, r.opt.converged
         self.optimization_ = r.opt
+        # what confint/anova/bootstrap read (LMM: the sums, O(levels); None where a fit
+        # keeps none)
+        self._inference = r.extra.get("inference")
+        self._n_params = int(r.n_params)
+        self._data_key = _design.data_key(y, r.n_obs)
         # what predict and the formula text read of the model: labels, positions, slopes,
         # levels — not the training rows' columns and codes (a fitted model keeps no copy
         # of X, and pickles small)
@@ -94,9 +106,8 @@ class GroupedModelMixin:
                           "zero; see variance_components_", SingularFitWarning,
                           stacklevel=stacklevel + 1)
 
-    def _linear_predictor(self, X, random_effects, extra=None):
-        """Xβ (+ ``extra(X_table)``: an offset) + each factor's modes for the rows of X. A
-        level not seen in fit contributes 0 for its factor (population level)."""
+    def _fixed_rows(self, X):
+        """X as a table (checked against fit's features) and its fixed-effect block."""
         check_is_fitted(self)
         X_table = _design.as_table(X, type(self).__name__)
         # On the caller's X: sklearn's feature-name checks need its columns.
@@ -113,7 +124,13 @@ class GroupedModelMixin:
             keys = [X_table.columns[p] for p in design.fixed_positions]
         else:
             keys = design.fixed_positions
-        Xf = _design.fixed_block(X_table, keys)
+        return X_table, _design.fixed_block(X_table, keys)
+
+    def _linear_predictor(self, X, random_effects, extra=None):
+        """Xβ (+ ``extra(X_table)``: an offset) + each factor's modes for the rows of X. A
+        level not seen in fit contributes 0 for its factor (population level)."""
+        X_table, Xf = self._fixed_rows(X)
+        design = self._design
         pred = Xf @ self.coef_ + self.intercept_
         if extra is not None:
             pred = pred + extra(X_table)
@@ -122,6 +139,38 @@ class GroupedModelMixin:
         pred += _factors.random_effects_of_rows(design, X_table, self._fitted_on_frame,
                                                 modes, Xf, add=random_effects)
         return pred
+
+    def _random_effect_rows(self, X_table, Xf, *, draw=None, variance=False):
+        """Per row, Σ over the factors of ``z_i'b`` with b drawn by ``draw`` (a Generator:
+        new levels N(0, Σ) — or, with ``draw=(rng, True)``, the modes for levels seen in fit,
+        lme4's ``use.u``); with ``variance``: ``(Σ z'Σz over the factors, Σ z'V z)`` with V
+        the modes' conditional variances (their diagonal; levels unseen in fit get Σ)."""
+        n = _design.n_rows(X_table)
+        total = np.zeros(n)
+        var_new, var_cond = np.zeros(n), np.zeros(n)
+        for f in self._design.factors:
+            labels = _factors.factor_labels(f, X_table, self._fitted_on_frame)
+            values = _factors.factor_values(X_table, labels)
+            label = labels[0] if len(labels) == 1 else f.name
+            Z = np.column_stack([np.ones(n)] + [Xf[:, p] for p in f.slope_pos])
+            cov = self._re_covariance[f.name]
+            if variance:
+                seen = _design.lookup_groups(values, f.levels, label)
+                zcz = np.einsum("ia,ab,ib->i", Z, cov, Z)
+                cv = self._re_cond_var[f.name][np.where(seen >= 0, seen, 0)]
+                var_new += zcz
+                var_cond += np.where(seen >= 0, np.einsum("ia,ia->i", Z * Z, cv), zcz)
+                continue
+            rng, conditional = draw if isinstance(draw, tuple) else (draw, False)
+            codes, levels = _design.encode_groups(values, label)
+            w, V = np.linalg.eigh(cov)
+            root = V * np.sqrt(np.clip(w, 0.0, None))
+            b = rng.standard_normal((len(levels), f.term.q)) @ root.T
+            if conditional:
+                seen = _design.lookup_groups(pd.Series(levels), f.levels, label)
+                b[seen >= 0] = self.random_effects_matrix_[f.name][seen[seen >= 0]]
+            total += np.einsum("ia,ia->i", Z, b[codes])
+        return (var_new, var_cond) if variance else total
 
     def _summary_groups(self):
         """(group names, level counts) for summary_text's "groups:" line."""

@@ -453,3 +453,25 @@ def check_weights(sample_weight, n):
     w = _check_sample_weight(sample_weight, np.empty((n, 0)), dtype=np.float64,
                              ensure_non_negative=True)
     return np.ascontiguousarray(w)
+
+
+#: rows hashed by :func:`data_key` (a strided sample)
+_KEY_ROWS = 4096
+
+
+def data_key(y, n_obs):
+    """A fingerprint of the response a model was fitted to (model comparisons refuse models
+    fitted to different data, as lme4's ``anova`` does): the number of observations (the
+    sum of the weights), the number of rows and sum of y, and a hash of a strided sample of
+    y. None for a response not in memory (chunked sources)."""
+    import hashlib
+    try:
+        arr = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    if arr.size == 0:
+        return None
+    flat = arr.reshape(arr.shape[0], -1)
+    sample = np.ascontiguousarray(flat[::max(1, flat.shape[0] // _KEY_ROWS)])
+    digest = hashlib.blake2b(sample.tobytes(), digest_size=16).hexdigest()
+    return (float(n_obs), int(flat.shape[0]), float(np.nansum(flat)), digest)

@@ -146,18 +146,26 @@ def drop_unused_levels(factor, counts, estimator_name):
     return used
 
 
+def factor_labels(f, X_table, fitted_on_frame):
+    """The columns of X holding factor ``f``: by the labels seen in fit when fit and X are
+    both DataFrames, else by position."""
+    if isinstance(X_table, pd.DataFrame) and fitted_on_frame:
+        return f.labels
+    if isinstance(X_table, pd.DataFrame):
+        return tuple(X_table.columns[p] for p in f.positions)
+    return f.positions
+
+
+factor_values = _factor_values
+
+
 def random_effects_of_rows(design, X_table, fitted_on_frame, modes, Xf, add=True):
     """Σ over the factors of the rows' random effects (``modes``: one (n_levels, q) array
     per factor; 0 for levels not seen in fit). Every factor's column is checked (a row
     without a group is invalid input) also when ``add`` is False (then 0)."""
     total = np.zeros(_design.n_rows(X_table))
     for f, m in zip(design.factors, modes):
-        if isinstance(X_table, pd.DataFrame) and fitted_on_frame:
-            labels = f.labels
-        elif isinstance(X_table, pd.DataFrame):
-            labels = tuple(X_table.columns[p] for p in f.positions)
-        else:
-            labels = f.positions
+        labels = factor_labels(f, X_table, fitted_on_frame)
         codes = _design.lookup_groups(_factor_values(X_table, labels), f.levels,
                                       labels[0] if len(labels) == 1 else f.name)
         if not add:

@@ -4,6 +4,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ._inference import format_p_value
+
 __all__ = ["fixed_effects_table", "variance_component_rows", "variance_components_frame",
            "random_effects_table", "summary_text", "VC_COLUMNS"]
 
@@ -118,7 +120,14 @@ def summary_text(*, title, formula, criterion_name, criterion, vc, fixed, n_obs,
     lines.append(f"Number of obs: {n_obs:g}, groups:  {shown}")
     lines.extend(extra_lines)
     lines += ["", "Fixed effects:"]
+    with_df = "df" in fixed.columns
+    stat = "t" if with_df else "z"
     ft = fixed.rename(columns={"estimate": "Estimate", "std_error": "Std. Error",
-                               "z": "z value", "p_value": "Pr(>|z|)"}).rename_axis(None)
+                               stat: f"{stat} value"}).rename_axis(None)
+    p_name = f"Pr(>|{stat}|)"
+    ft = ft.drop(columns="p_value")
+    ft[p_name] = [format_p_value(p) for p in fixed["p_value"]]
     lines.append(ft.to_string(float_format=lambda v: f"{v:.6g}"))
+    if with_df:
+        lines.append(f"(df: {fixed.attrs.get('ddf', 'Satterthwaite')})")
     return "\n".join(lines)

@@ -13,6 +13,7 @@ from numbers import Integral
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils._available_if import available_if
@@ -28,7 +29,7 @@ from .._model.multilevel_fit import fit_multi_glmm
 from .._model.separation import check_separation
 from ..families import get_family
 from ..sources import READS_CHUNKED, ChunkedData, score_target
-from . import _design, _factors
+from . import _design, _factors, _inference
 from ._chunked import is_dask
 from ._dask_glmm import fit_dask
 from ._base import GROUPED_CONSTRAINTS, GroupedModelMixin
@@ -193,6 +194,24 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         if isinstance(self.covariance, dict) or isinstance(self.random_slopes, dict):
             raise ValueError("covariance and random_slopes as dicts (by factor) need "
                              "several grouping factors in groups.")
+        family, spec, y_num, w, extra_cols, classes, extra = self._one_factor_problem(
+            X, y, sample_weight)
+        with numba_threads(self.n_jobs):
+            t1 = time.perf_counter()
+            result = fit_glmm(family, spec, y_num, w, extra_cols, n_agq=self.n_agq,
+                              fit_intercept=self.fit_intercept, tol=self.tol,
+                              max_iter=self.max_iter)
+        result.opt.timings["prepare"] += t1 - t0  # and the checks before
+        result.opt.timings["total"] = time.perf_counter() - t0
+        self._set_glm_fitted(X, y, spec, result, classes, extra)
+        return self
+
+    def _one_factor_problem(self, X, y, sample_weight):
+        """The checked one-factor problem of ``fit``: the family, the ModelSpec (unused
+        levels dropped), y as numbers, the weights, the trials/offset columns, the classes
+        and the extra columns' labels."""
+        name = type(self).__name__
+        family = get_family(self.family, self.link)
         # one factor given as a one-element list
         groups = self.groups[0] if isinstance(self.groups, (list, tuple)) else self.groups
         if groups is None:
@@ -237,15 +256,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         _factors.drop_unused_levels(  # levels without rows of positive weight
             factor, np.bincount(factor.codes, weights=w if w.size else None,
                                 minlength=len(factor.levels)), name)
-        with numba_threads(self.n_jobs):
-            t1 = time.perf_counter()
-            result = fit_glmm(family, spec, y_num, w, extra_cols, n_agq=self.n_agq,
-                              fit_intercept=self.fit_intercept, tol=self.tol,
-                              max_iter=self.max_iter)
-        result.opt.timings["prepare"] += t1 - t0  # and the checks before
-        result.opt.timings["total"] = time.perf_counter() - t0
-        self._set_glm_fitted(X, y, spec, result, classes, extra)
-        return self
+        return family, spec, y_num, w, extra_cols, classes, extra
 
     def _fit_dask(self, X, y, sample_weight):
         """A Dask DataFrame (skmixed._estimators._dask_glmm.fit_dask)."""
@@ -445,6 +456,91 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
             mu = mu * self._extra_values(_design.as_table(X, type(self).__name__), "trials")
         return mu
 
+    def _trials_of(self, X_table):
+        return (self._extra_values(X_table, "trials") if self.trials is not None
+                else np.ones(_design.n_rows(X_table)))
+
+    def _fpar(self):
+        """The family's fitted parameter for simulation and residuals (φ, k; 1 without)."""
+        return self.dispersion_
+
+    def predict_interval(self, X, level=0.95, *, random_effects=True):
+        """Confidence intervals of the mean response per row (probability of
+        ``classes_[1]`` for a binomial classifier; per trial with ``trials``): normal on
+        the link scale — from the fixed effects' covariance and, with ``random_effects``,
+        the modes' conditional variances (a group unseen in fit: Σ) — mapped through the
+        inverse link, as glmmTMB's ``se.fit`` intervals. Prediction intervals of a
+        discrete response are not defined this way: use :meth:`simulate`.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``fit``, ``lower``, ``upper`` per row on the response scale; ``attrs["level"]``.
+        """
+        level = _inference._check_level(level)
+        eta, var, _ = _inference.prediction_variances(self, X, random_effects,
+                                                      extra=self._offset_of)
+        half = stats.norm.ppf(0.5 + level / 2.0) * np.sqrt(var)
+        mean = self._mean
+        return _inference.interval_frame(mean(eta), mean(eta - half), mean(eta + half),
+                                         level)
+
+    def simulate(self, X, n_sims=1, *, random_effects="new", random_state=None):
+        """Responses simulated from the fitted model (lme4's ``simulate``): successes out
+        of the trials column of X (0/1 without ``trials``: 1 is ``classes_[1]``), counts,
+        or positive values, drawn around the means of η = Xβ + offset + Zb.
+
+        ``random_effects``: "new" (every group of X drawn from N(0, Σ), lme4's default),
+        "conditional" (the modes of the groups seen in fit), "none" (population level).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_sims)
+        """
+        eta, rng = _inference.simulated_linear_predictors(
+            self, X, n_sims, random_effects, random_state, extra=self._offset_of)
+        m = self._trials_of(_design.as_table(X, type(self).__name__))[:, None]
+        return self._family().sample(rng, self._mean(eta), m=m, fpar=self._fpar())
+
+    def residuals(self, X, y, *, type="deviance", random_effects=True):
+        """Residuals (lme4's ``residuals`` of a ``glmer`` fit), conditional on the modes
+        (``random_effects=True``) or marginal: "response" ``y/m − μ`` (on the proportion
+        scale with trials m), "pearson" ``(y/m − μ)·√m / √V(μ)`` (V the variance
+        function, without the dispersion, as lme4), "deviance" (lme4's default)
+        ``sign(y/m − μ)·√d`` with d the row's unit deviance."""
+        if type not in ("response", "pearson", "deviance"):
+            raise ValueError(f"type={type!r}: choose 'response', 'pearson' or 'deviance'.")
+        name = self.__class__.__name__
+        X_table = _design.as_table(X, name)
+        mu = self._mean(self._eta(X, random_effects))
+        if self._is_classifier():
+            labels = np.asarray(y)
+            unknown = ~np.isin(labels, self.classes_)
+            if unknown.any():
+                raise ValueError(f"y holds labels not seen in fit: "
+                                 f"{labels[unknown][:3].tolist()}; classes_ are "
+                                 f"{self.classes_.tolist()}.")
+            y_num = (labels == self.classes_[1]).astype(float)
+        else:
+            y_num = _design.check_target(y, mu.shape[0], name)
+        m = self._trials_of(X_table)
+        family, fpar = self._family(), self._fpar()
+        r = y_num / m - mu
+        if type == "response":
+            return r
+        if type == "pearson":
+            return r * np.sqrt(m) / np.sqrt(family.variance(mu, fpar))
+        d = family.unit_deviance(y_num, mu, m=m, fpar=fpar)
+        return np.sign(r) * np.sqrt(np.maximum(d, 0.0))
+
+    def profile(self, X=None, y=None, sample_weight=None, *, parm=None, level=0.99,
+                n_points=21):
+        """Profile traces (lme4's ``profile``) of the Laplace deviance: ζ on a grid of each
+        parameter between its ``level`` profile interval's ends; needs the data the model
+        was fitted to (as :meth:`confint`). A long DataFrame: ``parameter``, ``value``,
+        ``zeta``."""
+        return _inference.profile_traces(self, parm, level, n_points, X, y, sample_weight)
+
     def score(self, X, y=None, sample_weight=None):
         """Accuracy (classifier) or R² of the predicted mean."""
         y = score_target(X, y, type(self).__name__)
@@ -462,9 +558,51 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         extra = [f"offset({self._extra_labels['offset']})"] if self.offset is not None else []
         return self._formula(lhs=lhs, extra_terms=extra)
 
-    def summary(self):
-        """lme4-style text summary."""
+    # ---------------------------------------------------------- inference
+    def confint(self, X=None, y=None, sample_weight=None, *, parm=None, level=0.95,
+                method="profile"):
+        """Confidence intervals of the variance parameters and fixed effects (lme4's
+        ``confint`` of a ``glmer`` fit).
+
+        Parameters
+        ----------
+        X, y, sample_weight : the data the model was fitted to
+            Needed by ``method="profile"`` (a fitted model keeps no copy of the rows);
+            checked against the fit's (number of observations and responses).
+        parm : str or list of str, default=None
+            Parameters to report (default all): ``"sd_<term>|<group>"``,
+            ``"cor_<term>.<term>|<group>"`` (lme4's ``oldNames = FALSE``), then the fixed
+            effects' names.
+        level : float, default=0.95
+        method : {"profile", "wald"}, default="profile"
+            "profile": likelihood-profile intervals of the Laplace (or quadrature) deviance
+            (one grouping factor; binomial and Poisson, as lme4). "wald": estimate ± z·SE
+            for the fixed effects, NaN for the variance parameters (as lme4).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by parameter: ``estimate``, ``lower``, ``upper``; ``attrs["level"]``.
+        """
+        return _inference.glmm_confint(self, X, y, sample_weight, parm, level, method)
+
+    def fixed_effects_test(self, ddf="asymptotic"):
+        """The fixed effects' z tests (``fixed_effects_``). Denominator degrees of freedom
+        (Satterthwaite, Kenward–Roger) are defined for linear mixed models only: asking
+        them of a GLMM is an error, as in lmerTest."""
         check_is_fitted(self)
+        if _inference.ddf_key(ddf) != "asymptotic":
+            raise ValueError(f"ddf={ddf!r}: Satterthwaite and Kenward-Roger degrees of "
+                             "freedom are for linear mixed models (MixedLM); a GLMM's "
+                             "fixed effects have asymptotic z tests (ddf='asymptotic').")
+        return self.fixed_effects_.copy()
+
+    def summary(self, ddf=None):
+        """lme4-style text summary; p-values as R prints them (``< 2e-16``). ``ddf`` other
+        than None or "asymptotic" is an error (:meth:`fixed_effects_test`)."""
+        check_is_fitted(self)
+        if ddf is not None:
+            self.fixed_effects_test(ddf)
         method = {0: "Laplace approximation, nAGQ = 0: β from the joint PIRLS",
                   1: "Laplace approximation"}.get(
             self.n_agq, f"adaptive Gauss-Hermite quadrature (nAGQ = {self.n_agq})")

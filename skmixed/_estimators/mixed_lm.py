@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
@@ -18,7 +19,7 @@ from .._kernels.threads import numba_threads
 from .._model.lmm_fit import centring_shift, fit_crossprods
 from .._model.multilevel_fit import ITERATIVE_REFUSAL, fit_multi_lmm, fit_multi_sums
 from ..sources import ChunkedData, score_target
-from . import _design, _factors
+from . import _design, _factors, _inference
 from ._base import GROUPED_CONSTRAINTS, GroupedModelMixin
 from ._chunked import chunked_pass, dask_pass, is_dask
 from ._chunked_multi import multi_chunked_pass, multi_dask_pass
@@ -383,7 +384,7 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         TypeError ``predict`` raises."""
         return super().score(X, score_target(X, y, type(self).__name__), sample_weight)
 
-    def predict(self, X, *, random_effects=True):
+    def predict(self, X, *, random_effects=True, return_std=False):
         """Predict the response.
 
         Parameters
@@ -394,17 +395,174 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
             Add the conditional modes of the row's group. Groups not seen in fit get the
             population-level prediction (random effects 0). With False every row gets the
             population-level prediction.
+        return_std : bool, default=False
+            Also return the standard error of the predicted mean (glmmTMB's ``se.fit``):
+            from the fixed effects' covariance, plus with ``random_effects`` the modes'
+            conditional variances (a group unseen in fit: its random effects' variance).
+            See :meth:`predict_interval` for intervals of a new observation.
 
         Returns
         -------
         y_pred : ndarray of shape (n_samples,)
+        y_std : ndarray of shape (n_samples,), with ``return_std``
         """
-        return self._linear_predictor(X, random_effects)
+        if not return_std:
+            return self._linear_predictor(X, random_effects)
+        pred, var, _ = _inference.prediction_variances(self, X, random_effects)
+        return pred, np.sqrt(var)
+
+    def predict_interval(self, X, level=0.95, *, random_effects=True, kind="prediction"):
+        """Intervals around :meth:`predict` (normal, as merTools' and glmmTMB's analytic
+        ones: the uncertainty of β̂ and of the random effects is propagated, that of θ and
+        σ is not).
+
+        Parameters
+        ----------
+        X : DataFrame or array-like
+        level : float, default=0.95
+        random_effects : bool, default=True
+            True: for the rows' own groups — the conditional modes and their conditional
+            variances (the diagonal of lme4's ``condVar``; a group unseen in fit: its
+            random effects' variance Σ). False: the population level — for ``kind =
+            "prediction"`` a new observation in a new group (Σ included), for
+            "confidence" the population mean (Σ not included).
+        kind : {"prediction", "confidence"}, default="prediction"
+            "prediction": of a new observation (σ² added); "confidence": of the mean.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``fit``, ``lower``, ``upper`` per row; ``attrs["level"]``.
+        """
+        level = _inference._check_level(level)
+        if kind not in ("prediction", "confidence"):
+            raise ValueError(f"kind={kind!r}: choose 'prediction' or 'confidence'.")
+        pred, var, var_new = _inference.prediction_variances(self, X, random_effects)
+        if kind == "prediction":
+            var = var + self.sigma_ ** 2 + (0.0 if random_effects else var_new)
+        half = stats.norm.ppf(0.5 + level / 2.0) * np.sqrt(var)
+        return _inference.interval_frame(pred, pred - half, pred + half, level)
+
+    def simulate(self, X, n_sims=1, *, random_effects="new", random_state=None):
+        """Responses simulated from the fitted model (lme4's ``simulate``).
+
+        Parameters
+        ----------
+        X : DataFrame or array-like
+            The rows to simulate (any rows with the fit's columns: the training data, or
+            new groups).
+        n_sims : int, default=1
+        random_effects : {"new", "conditional", "none"}, default="new"
+            "new": random effects drawn from N(0, Σ) for every group of X (lme4's default,
+            ``use.u = FALSE``); "conditional": the conditional modes of the groups seen in
+            fit (``use.u = TRUE``; unseen groups drawn); "none": the population level.
+        random_state : int, numpy Generator or None
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_sims)
+        """
+        eta, rng = _inference.simulated_linear_predictors(self, X, n_sims, random_effects,
+                                                          random_state)
+        return eta + self.sigma_ * rng.standard_normal(eta.shape)
+
+    def residuals(self, X, y, *, type="response", random_effects=True, scaled=False):
+        """Residuals (lme4's ``residuals``): ``y − predict(X, random_effects=...)`` —
+        conditional (True, lme4's default) or marginal (False). For a linear mixed model
+        "response", "pearson" and "deviance" residuals are the same (lme4's, unweighted);
+        ``scaled`` divides them by σ."""
+        if type not in ("response", "pearson", "deviance"):
+            raise ValueError(f"type={type!r}: choose 'response', 'pearson' or 'deviance'.")
+        pred = self.predict(X, random_effects=random_effects)
+        y_arr = _design.check_target(y, pred.shape[0], self.__class__.__name__)
+        r = y_arr - pred
+        return r / self.sigma_ if scaled else r
+
+    def profile(self, parm=None, *, level=0.99, n_points=21):
+        """Profile traces (lme4's ``profile``): the signed root ζ of the ML deviance on a
+        grid of each parameter between its ``level`` profile interval's ends (ζ = ±z).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Long form: ``parameter``, ``value``, ``zeta``; plotted by
+            :func:`skmixed.plots.plot_profile`.
+        """
+        return _inference.profile_traces(self, parm, level, n_points)
+
+    # ---------------------------------------------------------- inference
+    def confint(self, parm=None, level=0.95, *, method="profile", n_boot=1000,
+                random_state=None, n_jobs=None, progress=False):
+        """Confidence intervals of the variance parameters and fixed effects (lme4's
+        ``confint``).
+
+        Parameters
+        ----------
+        parm : str or list of str, default=None
+            Parameters to report (default all): ``"sd_<term>|<group>"``,
+            ``"cor_<term>.<term>|<group>"``, ``"sigma"`` (lme4's ``oldNames = FALSE``),
+            then the fixed effects' names.
+        level : float, default=0.95
+        method : {"profile", "wald", "bootstrap"}, default="profile"
+            "profile": likelihood-profile intervals of the model refitted by maximum
+            likelihood (lme4's default; the ML deviance minimized over the other
+            parameters, its signed square root solved for the normal quantile).
+            "wald": estimate ± z·SE for the fixed effects (NaN for the variance
+            parameters, as lme4). "bootstrap": percentile intervals of
+            :meth:`bootstrap` (``n_boot``, ``random_state``, ``n_jobs``, ``progress``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by parameter: ``estimate``, ``lower``, ``upper``; ``attrs["level"]``.
+        """
+        return _inference.confint(self, parm, level, method, n_boot, random_state, n_jobs,
+                                  progress)
+
+    def bootstrap(self, n_boot=1000, *, random_state=None, n_jobs=None, progress=True):
+        """Parametric bootstrap (lme4's ``bootMer``, MixedModels.jl's
+        ``parametricbootstrap``): ``n_boot`` responses simulated from the fitted model
+        (new random effects and residuals), each refitted.
+
+        With one grouping factor a replicate is drawn exactly in distribution as the sums
+        the fit reads (never the rows), so a replicate costs a fit from sums whatever the
+        number of rows. Replicate k draws from its own stream of
+        ``numpy.random.SeedSequence(random_state)``: the same ``random_state`` gives the
+        same replicates whatever ``n_jobs``. ``progress`` shows a tqdm bar.
+
+        Returns
+        -------
+        BootstrapResult
+            ``replicates`` (a DataFrame, one row per replicate), ``estimates``,
+            ``n_failed``, and ``confint(level)``.
+        """
+        return _inference.bootstrap(self, n_boot, random_state, n_jobs, progress)
+
+    def fixed_effects_test(self, ddf="Satterthwaite"):
+        """t tests of the fixed effects with denominator degrees of freedom (lmerTest's
+        ``summary(m, ddf = ...)`` coefficient table).
+
+        Parameters
+        ----------
+        ddf : {"Satterthwaite", "Kenward-Roger", "asymptotic"}, default="Satterthwaite"
+            "asymptotic": the z tests of ``fixed_effects_`` (big data).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by term: ``estimate``, ``std_error``, ``df``, ``t``, ``p_value``.
+        """
+        return _inference.fixed_effects_test(self, ddf)
 
     # ------------------------------------------------------------ summary
-    def summary(self):
-        """lme4-style text summary of the fit (random effects, fixed effects, criteria)."""
+    def summary(self, ddf=None):
+        """lme4-style text summary of the fit (random effects, fixed effects, criteria).
+
+        ``ddf``: "Satterthwaite" or "Kenward-Roger" prints lmerTest's ``t value``, ``df``
+        and ``Pr(>|t|)``; None (default) the asymptotic z tests. p-values as R prints
+        them (``< 2e-16``)."""
         check_is_fitted(self)
+        fixed = self.fixed_effects_ if ddf is None else self.fixed_effects_test(ddf)
         formula = self._formula()
         method = "REML" if self.reml else "maximum likelihood"
         crit_name = "REML criterion at convergence" if self.reml else "deviance"
@@ -418,7 +576,7 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         return summary_text(
             title=f"Linear mixed model fit by {method} [skmixed.MixedLM]", formula=formula,
             criterion_name=crit_name, criterion=crit, vc=self.variance_components_,
-            fixed=self.fixed_effects_, n_obs=self.n_obs_,
+            fixed=fixed, n_obs=self.n_obs_,
             group_name=self._summary_groups()[0], n_groups=self._summary_groups()[1],
             extra_lines=extra)
 

@@ -9,6 +9,8 @@ import numpy as np
 
 from . import identifiability
 from .lmm import GroupedCrossproducts, ProfiledDeviance
+from .lmm_inference import GaussianInference
+from .profiles import FactorMap
 from .optimize import minimize
 from .result import FactorFit, FitResult
 from .scaling import SAMPLE_ROWS, ColumnScaling
@@ -129,6 +131,15 @@ def fit_crossprods(design, group_xv, total_vv, shift=None, *, reml, fit_intercep
     criterion = state.deviance + (scaling.reml_offset(kept_cols) if reml else 0.0)
     timings["results"] = time.perf_counter() - t1
     opt.timings = timings
+    c = np.zeros(len(names))
+    if fit_intercept:
+        c[0] = shift[-1]
+    inference = GaussianInference(
+        kind="one", stats=stats, cols=[term], theta=theta_internal, reml=reml,
+        factors=[FactorMap(factor.name, term, scaling.slope_factors(factor.slope_pos), 0,
+                           term.n_theta)],
+        A=scaling.matrix(kept_cols), c=c, names=names)
     return FitResult(names=names, beta=beta, fixed_cov=fixed_cov, dropped=dropped,
                      factors=[fit], sigma=float(np.sqrt(sigma2)), criterion=float(criterion),
-                     n_params=len(beta) + term.n_theta + 1, n_obs=float(stats.n), opt=opt)
+                     n_params=len(beta) + term.n_theta + 1, n_obs=float(stats.n), opt=opt,
+                     extra={"inference": inference})

@@ -10,7 +10,7 @@ estimates back to the user's columns. The LMM's cross-products come from the row
 
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numba
 import numpy as np
@@ -20,13 +20,15 @@ from .._kernels.threads import blas_threads, numba_threads
 from . import identifiability, multilevel, multilevel_sums
 from .glmm import GroupedRows, family_param_start, fit_fixed_glm
 from .lmm_fit import centring_shift, response_shift
+from .lmm_inference import GaussianInference
+from .profiles import FactorMap
 from .multilevel import (FactorColumns, MultiCrossproducts, MultiProfiledDeviance,
                          ScalarFactorsDeviance)
 from .multilevel_glmm import MultiLaplace
 from .crossed_iterative import IterativeREML, PCGError
 from .pair_laplace import PairLaplace, pair_laplace_applies
 from .optimize import FiniteDifferenceGradient, OptSummary, minimize
-from .result import FactorFit, FitResult, fixed_covariance
+from .result import FactorFit, FitResult, fixed_covariance, lme4_order
 from .scalar_laplace import ScalarLaplace, exact_laplace_applies
 from .scaling import ColumnScaling
 from .spaces import ThetaSpace
@@ -171,7 +173,22 @@ def fit_multi_crossproducts(design, order, cols, stats, names, dropped, back, *,
         factors[k] = back.factor_fit(design.factors[k], opt.theta_final[a:b], *modes[pos],
                                      scale=sigma2)
     opt.timings = timings
+    c = np.zeros(len(names))
+    if y_shift and names and names[0] == "(Intercept)":
+        c[0] = y_shift
+    maps = [None] * len(order)
+    for pos, k in enumerate(order):
+        f = design.factors[k]
+        maps[k] = FactorMap(f.name, f.term, back.scaling.slope_factors(f.slope_pos),
+                            int(objective.theta_slices[pos]),
+                            int(objective.theta_slices[pos + 1]))
+    inference = GaussianInference(
+        kind="scalar" if scalar else "multi", stats=stats,
+        cols=[replace(c_, codes=None, values=None) for c_ in cols], theta=opt.theta_final,
+        reml=reml, factors=[maps[k] for k in lme4_order(factors)],
+        A=back.scaling.matrix(back.kept), c=c, names=names)
     return FitResult(names=names, beta=beta, fixed_cov=fixed_cov, dropped=dropped,
+                     extra={"inference": inference},
                      factors=factors, sigma=float(np.sqrt(sigma2)),
                      criterion=float(state.deviance
                                      + (back.reml_offset() if reml else 0.0)),

@@ -51,6 +51,22 @@ class Family:
         """dμ/dη (the delta method's slope)."""
         raise NotImplementedError
 
+    # residuals and simulation (``fpar``: the fitted parameter — Gaussian σ, Gamma φ, the
+    # negative binomial's k; ``m``: binomial trials, 1 without)
+    def variance(self, mu, fpar=1.0):
+        """The variance function V(μ) (per trial for the binomial; without the dispersion,
+        as lme4's Pearson residuals; the negative binomial's includes k)."""
+        raise NotImplementedError
+
+    def unit_deviance(self, y, mu, m=1.0, fpar=1.0):
+        """Each row's deviance contribution ``2 (ℓ(y; y) − ℓ(y; μ))`` (unit dispersion;
+        ``y`` successes out of ``m`` for the binomial)."""
+        raise NotImplementedError
+
+    def sample(self, rng, mu, m=1.0, fpar=1.0):
+        """Responses drawn with means ``mu`` (successes out of ``m`` for the binomial)."""
+        raise NotImplementedError
+
     # the likelihood
     def loglik(self, y, eta, m=None, w=None, fpar=0.0, constants=True):
         """Σ w ℓ(y; η) (``m``: binomial trials); ``constants=False`` leaves out the terms

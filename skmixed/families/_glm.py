@@ -24,6 +24,15 @@ class Gaussian(Family):
     def mean_derivative(self, eta):
         return np.ones_like(np.asarray(eta, dtype=float))
 
+    def variance(self, mu, fpar=1.0):
+        return np.ones_like(np.asarray(mu, dtype=float))
+
+    def unit_deviance(self, y, mu, m=1.0, fpar=1.0):
+        return (np.asarray(y, dtype=float) - mu) ** 2
+
+    def sample(self, rng, mu, m=1.0, fpar=1.0):
+        return mu + fpar * rng.standard_normal(np.shape(mu))
+
 
 class Binomial(Family):
     name, label, kind = "binomial", "binomial", "proportion"
@@ -59,6 +68,18 @@ class Binomial(Family):
 
     def _log_base(self, y, m):
         return special.gammaln(m + 1.0) - special.gammaln(y + 1.0) - special.gammaln(m - y + 1.0)
+
+    def variance(self, mu, fpar=1.0):
+        return mu * (1.0 - mu)
+
+    def unit_deviance(self, y, mu, m=1.0, fpar=1.0):
+        p = np.asarray(y, dtype=float) / m
+        return 2.0 * m * (special.xlogy(p, p) - special.xlogy(p, mu)
+                          + special.xlogy(1.0 - p, 1.0 - p) - special.xlogy(1.0 - p, 1.0 - mu))
+
+    def sample(self, rng, mu, m=1.0, fpar=1.0):
+        return rng.binomial(np.broadcast_to(np.asarray(m, dtype=np.int64), np.shape(mu)),
+                            mu).astype(float)
 
     def check_y(self, y, trials=None, trials_label=None):
         if trials is None:
@@ -117,6 +138,16 @@ class _Counts(_LogLink):
 class Poisson(_Counts):
     name, code, label = "poisson", POISSON_LOG, "Poisson"
 
+    def variance(self, mu, fpar=1.0):
+        return np.asarray(mu, dtype=float)
+
+    def unit_deviance(self, y, mu, m=1.0, fpar=1.0):
+        y = np.asarray(y, dtype=float)
+        return 2.0 * (special.xlogy(y, y) - special.xlogy(y, mu) - (y - mu))
+
+    def sample(self, rng, mu, m=1.0, fpar=1.0):
+        return rng.poisson(mu).astype(float)
+
 
 class NegativeBinomial(_Counts):
     """NB2 (glmmTMB's ``nbinom2``, lme4's ``glmer.nb``): Var y = μ + μ²/k with the size k
@@ -137,6 +168,17 @@ class NegativeBinomial(_Counts):
 
     def laplace_param(self, y, w):
         return SizeParameter()
+
+    def variance(self, mu, fpar=1.0):
+        return mu + mu * mu / fpar
+
+    def unit_deviance(self, y, mu, m=1.0, fpar=1.0):
+        y = np.asarray(y, dtype=float)
+        return 2.0 * (special.xlogy(y, y) - special.xlogy(y, mu)
+                      - (y + fpar) * np.log((y + fpar) / (mu + fpar)))
+
+    def sample(self, rng, mu, m=1.0, fpar=1.0):
+        return rng.negative_binomial(fpar, fpar / (fpar + mu)).astype(float)
 
 
 class Gamma(_LogLink):
@@ -165,6 +207,16 @@ class Gamma(_LogLink):
 
     def laplace_param(self, y, w):
         return GammaDispersion(y, w)
+
+    def variance(self, mu, fpar=1.0):
+        return mu * mu
+
+    def unit_deviance(self, y, mu, m=1.0, fpar=1.0):
+        y = np.asarray(y, dtype=float)
+        return 2.0 * (-np.log(y / mu) + (y - mu) / mu)
+
+    def sample(self, rng, mu, m=1.0, fpar=1.0):
+        return rng.gamma(1.0 / fpar, mu * fpar)
 
     def start_eta(self, y):
         return np.log(np.asarray(y, dtype=float))

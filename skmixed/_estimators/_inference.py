@@ -1,0 +1,489 @@
+"""The inference methods of the fitted estimators as tables: confidence intervals (Wald,
+profile, parametric bootstrap), t tests of the fixed effects with Satterthwaite's degrees
+of freedom, likelihood-ratio tests between nested models (:func:`anova`), and R's way of
+printing p-values. The computations are :mod:`skmixed._model.lmm_inference`'s."""
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn.utils.validation import check_is_fitted
+
+from ..exceptions import RefitMLWarning
+from . import _design
+
+__all__ = ["anova", "format_p_value", "BootstrapResult", "DDF_METHODS"]
+
+#: lmerTest's names of the denominator-df methods, by lower-case key
+DDF_METHODS = {"satterthwaite": "Satterthwaite", "kenward-roger": "Kenward-Roger",
+               "asymptotic": "asymptotic"}
+
+#: R's ``.Machine$double.eps``: smaller p-values print as ``< 2e-16``
+_EPS = np.finfo(float).eps
+
+
+def format_p_value(p, digits=3):
+    """A p-value as R's ``format.pval`` prints it in coefficient tables: ``< 2e-16`` below
+    the machine epsilon, else ``digits`` significant digits."""
+    if not np.isfinite(p):
+        return "NA"
+    if p < _EPS:
+        return "< 2e-16"
+    return f"{p:.{digits}g}"
+
+
+def inference_of(model, what):
+    """The fitted LMM's kept statistics, or a clear error naming why there are none."""
+    check_is_fitted(model)
+    inf = getattr(model, "_inference", None)
+    if inf is None:
+        raise ValueError(f"{what} needs the fit's sufficient statistics, which this fit "
+                         "does not keep (solver='iterative', or a model fitted before "
+                         "they were kept); refit with solver='exact'.")
+    return inf
+
+
+def ddf_key(ddf):
+    key = str(ddf).lower().replace("_", "-").replace(" ", "-")
+    if key == "kr":
+        key = "kenward-roger"
+    if key not in DDF_METHODS:
+        raise ValueError(f"ddf={ddf!r}: choose 'Satterthwaite', 'Kenward-Roger' or "
+                         "'asymptotic'.")
+    return key
+
+
+def fixed_effects_test(model, ddf):
+    """The fixed effects' t tests (lmerTest's ``summary(m, ddf = ...)`` table)."""
+    check_is_fitted(model)
+    key = ddf_key(ddf)
+    table = model.fixed_effects_
+    if key == "asymptotic":
+        return table.copy()
+    inf = inference_of(model, f"ddf={ddf!r}")
+    L = np.eye(len(inf.names))
+    if key == "satterthwaite":
+        est, se, df = inf.satterthwaite(L)
+    else:
+        est, se, df = inf.kenward_roger(L)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = est / se
+    frame = pd.DataFrame({"estimate": est, "std_error": se, "df": df, "t": t,
+                          "p_value": 2.0 * stats.t.sf(np.abs(t), df)},
+                         index=pd.Index(inf.names, name="term"))
+    frame.attrs["ddf"] = DDF_METHODS[key]
+    return frame
+
+
+def _check_level(level):
+    if not (isinstance(level, (int, float, np.floating)) and 0 < level < 1):
+        raise ValueError(f"level={level!r}: a confidence level strictly between 0 and 1.")
+    return float(level)
+
+
+def _interval_frame(rows, level):
+    names = list(rows)
+    data = np.array([rows[k] for k in names], dtype=float).reshape(len(names), 3)
+    frame = pd.DataFrame(data, columns=["estimate", "lower", "upper"],
+                         index=pd.Index(names, name="parameter"))
+    frame.attrs["level"] = level
+    return frame
+
+
+def _select(names, parm):
+    if parm is None:
+        return None
+    wanted = [parm] if isinstance(parm, str) else list(parm)
+    unknown = [p for p in wanted if p not in names]
+    if unknown:
+        raise ValueError(f"parm: unknown parameter(s) {unknown}; the parameters are "
+                         f"{names}.")
+    return wanted
+
+
+def confint(model, parm, level, method, n_boot, random_state, n_jobs, progress):
+    """lme4's ``confint``: a DataFrame indexed by parameter (variance parameters first, as
+    lme4's ``oldNames = FALSE`` names them, then the fixed effects) with the estimate and
+    the interval's ``lower`` and ``upper`` ends; ``attrs["level"]``."""
+    level = _check_level(level)
+    method = str(method).lower()
+    if method not in ("wald", "profile", "bootstrap", "boot"):
+        raise ValueError(f"method={method!r}: choose 'profile', 'wald' or 'bootstrap'.")
+    inf = inference_of(model, f"confint(method={method!r})")
+    vnames = inf.vmap.names()
+    names = vnames + list(inf.names)
+    which = _select(names, parm)
+    if method == "wald":
+        z = stats.norm.ppf(0.5 + level / 2.0)
+        fx = model.fixed_effects_
+        objective, sigma, state = inf.state()
+        phi = inf.vmap.to_user(inf.theta, sigma)
+        rows = {k: (v, np.nan, np.nan) for k, v in zip(vnames, phi)}
+        for k in inf.names:
+            est, se = fx.loc[k, "estimate"], fx.loc[k, "std_error"]
+            rows[k] = (est, est - z * se, est + z * se)
+    elif method == "profile":
+        rows = inf.profile_intervals(level, which)
+    else:
+        boot = model.bootstrap(n_boot=n_boot, random_state=random_state, n_jobs=n_jobs,
+                               progress=progress)
+        return boot.confint(level, parm)
+    est = fitted_values(inf)
+    rows = {k: (est[k],) + tuple(rows[k][1:]) for k in (which or names) if k in rows}
+    return _interval_frame(rows, level)
+
+
+def fitted_values(inf):
+    """The fit's variance parameters and fixed effects by confint's names (the REML ones
+    for a REML fit, whatever the intervals are computed from)."""
+    objective, sigma, state = inf.state()
+    values = np.concatenate([inf.vmap.to_user(inf.theta, sigma), inf.A @ state.beta + inf.c])
+    return pd.Series(values, index=inf.vmap.names() + list(inf.names))
+
+
+@dataclass
+class BootstrapResult:
+    """A parametric bootstrap (lme4's ``bootMer``, MixedModels.jl's
+    ``parametricbootstrap``).
+
+    Attributes
+    ----------
+    replicates : pandas.DataFrame
+        One row per replicate, one column per parameter (variance parameters then fixed
+        effects, the names of ``confint``); NaN rows for replicates whose fit failed.
+    estimates : pandas.Series
+        The fitted model's values of the same parameters.
+    n_failed : int
+    random_state : int or None
+    """
+
+    replicates: pd.DataFrame
+    estimates: pd.Series
+    n_failed: int
+    random_state: object = None
+
+    def confint(self, level=0.95, parm=None):
+        """Percentile intervals (lme4's ``boot.type = "perc"``) over the replicates that
+        succeeded; a DataFrame as :meth:`MixedLM.confint`'s."""
+        level = _check_level(level)
+        which = _select(list(self.replicates.columns), parm) or list(self.replicates.columns)
+        reps = self.replicates[which].dropna()
+        lo, hi = np.quantile(reps.to_numpy(), [0.5 - level / 2, 0.5 + level / 2], axis=0)
+        rows = {k: (self.estimates[k], a, b) for k, a, b in zip(which, lo, hi)}
+        return _interval_frame(rows, level)
+
+
+def bootstrap(model, n_boot, random_state, n_jobs, progress):
+    """``n_boot`` replicates simulated from the fitted model and refitted (module
+    docstring of :mod:`skmixed._model.lmm_inference`); replicate k draws from its own
+    stream of ``SeedSequence(random_state)``, so results do not depend on ``n_jobs``."""
+    from tqdm.auto import tqdm
+
+    from .._kernels.threads import blas_threads, numba_threads
+    inf = inference_of(model, "bootstrap")
+    if inf.kind != "one":
+        raise ValueError("the parametric bootstrap is implemented for one grouping factor; "
+                         "this model has several.")
+    if not (isinstance(n_boot, (int, np.integer)) and n_boot >= 1):
+        raise ValueError(f"n_boot={n_boot!r}: a positive number of replicates.")
+    if random_state is None or isinstance(random_state, (int, np.integer)):
+        seeds = np.random.SeedSequence(random_state).spawn(int(n_boot))
+    else:
+        raise ValueError("random_state: an int (or None) — each replicate draws from its "
+                         "own stream of numpy's SeedSequence(random_state).")
+    names = inf.vmap.names() + list(inf.names)
+    out = np.empty((int(n_boot), len(names)))
+    with numba_threads(n_jobs), blas_threads(1):
+        plan = inf.bootstrap_plan()
+        for k in tqdm(range(int(n_boot)), disable=not progress, desc="bootstrap",
+                      unit="fit"):
+            out[k] = inf.bootstrap_replicate(plan, np.random.default_rng(seeds[k]))
+    estimates = fitted_values(inf)
+    reps = pd.DataFrame(out, columns=names)
+    return BootstrapResult(reps, estimates, int(reps.isna().any(axis=1).sum()),
+                           random_state)
+
+
+# ------------------------------------------------------------------- model comparison
+def _n_params(model):
+    return int(model._n_params)
+
+
+def _terms(model):
+    """Fixed names and random terms {factor: (names, covariance)} of a fitted model."""
+    random = {f.name: (set(f.term.names), f.term.covariance) for f in model._design.factors}
+    return set(model.fixed_effects_.index), random
+
+
+def _nested(small, big):
+    fs, rs = _terms(small)
+    fb, rb = _terms(big)
+    if not fs <= fb:
+        return False
+    for name, (names, cov) in rs.items():
+        if name not in rb:
+            return False
+        bnames, bcov = rb[name]
+        if not names <= bnames or (cov == "unstructured" and bcov == "diagonal"
+                                   and len(names) > 1):
+            return False
+    return True
+
+
+def _same_kind(models):
+    kinds = {type(m).__name__ for m in models}
+    if len(kinds) > 1:
+        raise ValueError(f"anova compares models of one kind; got {sorted(kinds)}.")
+    if kinds == {"MixedGLM"}:
+        fams = {(m.family, m._family().link) for m in models}
+        if len(fams) > 1:
+            raise ValueError(f"anova compares models of one family and link; got "
+                             f"{sorted(fams)}.")
+
+
+def anova(*models, refit=True):
+    """Likelihood-ratio tests between nested fitted models (lme4's ``anova(m0, m1, …)``).
+
+    Parameters
+    ----------
+    *models : fitted MixedLM or MixedGLM (at least two), fitted to the same data
+    refit : bool, default=True
+        MixedLM fitted by REML are refitted by maximum likelihood from their sums first
+        (a ``RefitMLWarning`` says so, as lme4's message): REML criteria of models with
+        different fixed effects are not comparable. ``refit=False`` compares the REML
+        criteria (only valid when the fixed effects are the same).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per model, in increasing number of parameters: ``npar``, ``AIC``, ``BIC``,
+        ``logLik``, ``deviance`` (−2 logLik), ``Chisq``, ``Df``, ``Pr(>Chisq)`` (each test
+        against the previous row).
+    """
+    if len(models) < 2:
+        raise ValueError("anova needs at least two fitted models.")
+    for k, m in enumerate(models):
+        if type(m).__name__ not in ("MixedLM", "MixedGLM"):
+            raise ValueError(f"anova: model {k + 1} is a {type(m).__name__}; it compares "
+                             "MixedLM or MixedGLM fits.")
+        check_is_fitted(m)
+    _same_kind(models)
+    keys = [m._data_key for m in models]
+    if any(k is None for k in keys):
+        raise ValueError("anova: a model fitted to a chunked source has no in-memory "
+                         "response to check against the others'.")
+    if any(k[:2] != keys[0][:2] for k in keys):
+        raise ValueError("anova: the models were not all fitted to the same size of data "
+                         f"(observations, rows: {[k[:2] for k in keys]}).")
+    if any(k != keys[0] for k in keys):
+        raise ValueError("anova: the models were fitted to different responses (same size, "
+                         "other values).")
+    order = sorted(range(len(models)), key=lambda k: _n_params(models[k]))
+    ms = [models[k] for k in order]
+    for a, b in zip(ms[:-1], ms[1:]):
+        if not _nested(a, b):
+            raise ValueError(f"anova: the models are not nested: {a._formula()} is not a "
+                             f"special case of {b._formula()} (its fixed effects and random "
+                             "terms must be among the larger model's).")
+    rows = []
+    reml = [bool(getattr(m, "reml", False)) for m in ms]
+    if refit and any(reml):
+        warnings.warn("refitting model(s) with ML (instead of REML)", RefitMLWarning,
+                      stacklevel=2)
+    for m, is_reml in zip(ms, reml):
+        if is_reml and refit:
+            crit = inference_of(m, "anova's ML refit").ml_fit()[3]
+        elif is_reml:
+            crit = m.reml_criterion_
+        else:
+            crit = -2.0 * m.loglik_
+        k = _n_params(m)
+        n = m.n_obs_
+        rows.append((k, crit + 2 * k, crit + np.log(n) * k, -0.5 * crit, crit))
+    frame = pd.DataFrame(rows, columns=["npar", "AIC", "BIC", "logLik", "deviance"],
+                         index=pd.Index([f"model{k + 1}" for k in order], name="model"))
+    dev = frame["deviance"].to_numpy()
+    npar = frame["npar"].to_numpy()
+    chisq = np.concatenate([[np.nan], np.maximum(dev[:-1] - dev[1:], 0.0)])
+    ddf = np.concatenate([[np.nan], np.diff(npar)]).astype(float)
+    with np.errstate(invalid="ignore"):
+        p = np.where(ddf > 0, stats.chi2.sf(chisq, np.where(ddf > 0, ddf, 1)), np.nan)
+    frame["Chisq"], frame["Df"], frame["Pr(>Chisq)"] = chisq, ddf, p
+    frame.attrs["refit"] = bool(refit and any(reml))
+    return frame
+
+
+# ------------------------------------------------------------------- GLMM
+def _glmm_variance_map(model):
+    """The variance parameters of a fitted MixedGLM from its θ (user scale, lme4's order):
+    SDs and correlations (σ = 1)."""
+    from .._model.profiles import FactorMap, VarianceMap
+    by_name = {f.name: f for f in model._design.factors}
+    maps, start = [], 0
+    for name in model.variance_components_["group"].drop_duplicates():
+        base = name.split(".")[0] if name not in by_name else name
+        if name not in by_name and base in by_name:
+            continue  # a diagonal term's g.1, g.2 rows belong to g
+        f = by_name[name]
+        k = f.term.n_theta
+        maps.append(FactorMap(name, f.term, np.ones(f.term.q), start, start + k))
+        start += k
+    return VarianceMap(maps, start, with_sigma=False)
+
+
+def glmm_profile(model, X, y, sample_weight):
+    """The GLMMProfile of a fitted one-factor MixedGLM on its data (X, y again: checked to
+    be the fit's)."""
+    from .._model.glmm import LaplaceDeviance, group_order
+    from .._model.glmm_fit import grouped_rows
+    from .._model.glmm_inference import GLMMProfile
+    from .._model.profiles import FactorMap
+    if len(model._design.factors) > 1:
+        raise ValueError("profiles of a MixedGLM are implemented for one grouping factor; "
+                         "use method='wald' with several.")
+    if model.n_agq == 0:
+        raise ValueError("profiles need the Laplace or quadrature deviance; this model was "
+                         "fitted with n_agq=0 (refit with n_agq=1).")
+    if X is None or y is None:
+        raise ValueError("a MixedGLM's profiles need the data the model was fitted to (a "
+                         "fitted model keeps no copy of the rows); pass X, y (and "
+                         "sample_weight) as given to fit.")
+    family, spec, y_num, w, extra_cols, _, _ = model._one_factor_problem(X, y, sample_weight)
+    n_obs = float(w.sum()) if w.size else float(y_num.shape[0])
+    if _design.data_key(y, n_obs) != model._data_key:
+        raise ValueError("X, y (and sample_weight) are not the data the model was fitted to "
+                         "(another number of observations or other responses).")
+    factor = spec.factors[0]
+    order, starts = group_order(np.asarray(factor.codes, dtype=np.int64), len(factor.levels))
+    rows, kept_names, _, back = grouped_rows(spec, y_num, w, extra_cols, order, starts,
+                                             model.fit_intercept, stacklevel=4)
+    objective = LaplaceDeviance(family, rows, factor.term, n_agq=model.n_agq)
+    fm = FactorMap(factor.name, factor.term, back.scaling.slope_factors(factor.slope_pos), 0,
+                   factor.term.n_theta)
+    return GLMMProfile(objective, fm, back.scaling.matrix(back.kept), kept_names,
+                       model.fixed_effects_.loc[kept_names, "estimate"].to_numpy(),
+                       np.asarray(model.theta_, dtype=float))
+
+
+def profile_traces(model, parm, level, n_points, X=None, y=None, sample_weight=None):
+    """lme4's ``profile``: a long DataFrame (parameter, value, zeta)."""
+    from .._kernels.threads import numba_threads
+    check_is_fitted(model)
+    level = _check_level(level)
+    if not (isinstance(n_points, (int, np.integer)) and n_points >= 3):
+        raise ValueError(f"n_points={n_points!r}: at least 3 points per parameter.")
+    if type(model).__name__ == "MixedGLM":
+        with numba_threads(model.n_jobs):
+            prof = glmm_profile(model, X, y, sample_weight)
+            names = prof.vmap.names() + prof.names
+            traces = prof.traces(level, _select(names, parm), n_points)
+    else:
+        inf = inference_of(model, "profile")
+        names = inf.vmap.names() + list(inf.names)
+        traces = inf.profile_traces(level, _select(names, parm), n_points)
+    frame = pd.DataFrame({"parameter": np.concatenate([[nm] * len(v) for nm, v, _ in traces]),
+                          "value": np.concatenate([v for _, v, _ in traces]),
+                          "zeta": np.concatenate([z for _, _, z in traces])})
+    frame.attrs["level"] = level
+    return frame
+
+
+def glmm_confint(model, X, y, sample_weight, parm, level, method):
+    """MixedGLM's ``confint``: Wald from the fit; profile from the rows (X, y again)."""
+    from .._kernels.threads import numba_threads
+    check_is_fitted(model)
+    level = _check_level(level)
+    method = str(method).lower()
+    if method in ("bootstrap", "boot"):
+        raise ValueError("the parametric bootstrap is implemented for MixedLM; use "
+                         "method='profile' or 'wald' for a MixedGLM.")
+    if method not in ("wald", "profile"):
+        raise ValueError(f"method={method!r}: choose 'profile' or 'wald'.")
+    vmap = _glmm_variance_map(model)
+    fx = model.fixed_effects_
+    names = vmap.names() + list(fx.index)
+    which = _select(names, parm)
+    theta = np.asarray(model.theta_, dtype=float)
+    est = dict(zip(vmap.names(), vmap.to_user(theta)))
+    est.update(fx["estimate"].to_dict())
+    if method == "wald":
+        z = stats.norm.ppf(0.5 + level / 2.0)
+        rows = {k: (est[k], np.nan, np.nan) for k in vmap.names()}
+        for k in fx.index:
+            e, se = fx.loc[k, "estimate"], fx.loc[k, "std_error"]
+            rows[k] = (e, e - z * se, e + z * se)
+    else:
+        with numba_threads(model.n_jobs):
+            rows = glmm_profile(model, X, y, sample_weight).intervals(level, which)
+        rows = {k: (est[k],) + tuple(v[1:]) for k, v in rows.items()}
+    rows = {k: rows[k] for k in (which or names) if k in rows}
+    return _interval_frame(rows, level)
+
+
+# ------------------------------------------------------------------- rows: simulate,
+# residuals, prediction intervals
+RANDOM_EFFECTS_SIM = ("new", "conditional", "none")
+
+
+def as_generator(random_state):
+    """numpy's Generator of ``random_state`` (None, an int or a Generator)."""
+    if isinstance(random_state, np.random.RandomState):
+        raise ValueError("random_state: an int, None or a numpy Generator "
+                         "(numpy.random.default_rng); a legacy RandomState is not used.")
+    return np.random.default_rng(random_state)
+
+
+def simulated_linear_predictors(model, X, n_sims, random_effects, random_state,
+                                extra=None):
+    """``(n_samples, n_sims)`` linear predictors: Xβ (+ ``extra(X_table)``) plus random
+    effects drawn per simulation — ``"new"``: every level of X from N(0, Σ) (lme4's
+    ``use.u = FALSE``), ``"conditional"``: the conditional modes for levels seen in fit and
+    new draws for the others (``use.u = TRUE``), ``"none"``: none."""
+    if random_effects not in RANDOM_EFFECTS_SIM:
+        raise ValueError(f"random_effects={random_effects!r}: choose 'new', 'conditional' "
+                         "or 'none'.")
+    if not (isinstance(n_sims, (int, np.integer)) and n_sims >= 1):
+        raise ValueError(f"n_sims={n_sims!r}: a positive number of simulations.")
+    rng = as_generator(random_state)
+    X_table, Xf = model._fixed_rows(X)
+    base = Xf @ model.coef_ + model.intercept_
+    if extra is not None:
+        base = base + extra(X_table)
+    out = np.empty((base.shape[0], int(n_sims)))
+    for s in range(int(n_sims)):
+        out[:, s] = base
+        if random_effects != "none":
+            out[:, s] += model._random_effect_rows(
+                X_table, Xf, draw=(rng, random_effects == "conditional"))
+    return out, rng
+
+
+def fixed_variance(model, X_table, Xf):
+    """``x'C x`` per row: the variance of the fixed part of the prediction."""
+    fx = model.fixed_effects_
+    cols = []
+    for name in fx.index:
+        cols.append(np.ones(Xf.shape[0]) if name == "(Intercept)"
+                    else Xf[:, model.fixed_feature_names_.index(name)])
+    Xk = np.column_stack(cols) if cols else np.zeros((Xf.shape[0], 0))
+    return np.einsum("ia,ab,ib->i", Xk, model.fixed_cov_, Xk)
+
+
+def prediction_variances(model, X, random_effects, extra=None):
+    """(the prediction on the link scale, its variance from β̂ and the random effects,
+    and Σ z'Σz of a new group) per row."""
+    X_table, Xf = model._fixed_rows(X)
+    eta = model._linear_predictor(X, random_effects, extra)
+    var = fixed_variance(model, X_table, Xf)
+    var_new, var_cond = model._random_effect_rows(X_table, Xf, variance=True)
+    if random_effects:
+        var = var + var_cond
+    return eta, var, var_new
+
+
+def interval_frame(fit, lower, upper, level):
+    frame = pd.DataFrame({"fit": fit, "lower": lower, "upper": upper})
+    frame.attrs["level"] = level
+    return frame

@@ -1,0 +1,197 @@
+"""The inference methods' behaviour: errors on bad input (before fit, unknown parameters,
+levels, methods; models fitted to different data, not nested, of different kinds; a df
+method asked of a GLMM or of an ML fit for Kenward–Roger; profile intervals of a GLMM
+without its data), results independent of ``n_jobs``, R's p-value printing, pickling,
+several grouping factors."""
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.exceptions import NotFittedError
+
+from skmixed import MixedGLM, MixedLM, anova
+from skmixed._estimators._inference import format_p_value
+from skmixed.datasets import make_multilevel
+
+
+@pytest.fixture(scope="module")
+def sleep(data_file):
+    d = pd.read_csv(data_file("sleepstudy.csv"))
+    d["Subject"] = d["Subject"].astype("category")
+    return d
+
+
+@pytest.fixture(scope="module")
+def slope(sleep):
+    return MixedLM(groups="Subject", random_slopes=["Days"]).fit(
+        sleep[["Days", "Subject"]], sleep["Reaction"])
+
+
+@pytest.fixture(scope="module")
+def intercept(sleep):
+    return MixedLM(groups="Subject").fit(sleep[["Days", "Subject"]], sleep["Reaction"])
+
+
+@pytest.fixture(scope="module")
+def glmm():
+    df = make_multilevel(3000, 40, random_state=3)
+    X = df[["g", "x", "b"]]
+    return MixedGLM(family="binomial", groups="g").fit(X, df["y_bin"]), X, df["y_bin"]
+
+
+@pytest.mark.parametrize("call", [
+    lambda m: m.confint(), lambda m: m.bootstrap(10), lambda m: m.fixed_effects_test(),
+    lambda m: anova(m, m)])
+def test_inference_before_fit_raises_not_fitted(call):
+    with pytest.raises(NotFittedError):
+        call(MixedLM(groups="g"))
+
+
+def test_glmm_inference_before_fit_raises_not_fitted():
+    with pytest.raises(NotFittedError):
+        MixedGLM(groups="g").confint()
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(level=1.5), "level=1.5"), (dict(level=0), "level=0"),
+    (dict(method="jackknife"), "method='jackknife'"),
+    (dict(parm=["Days", "nope"]), r"unknown parameter\(s\) \['nope'\]"),
+    (dict(method="bootstrap", n_boot=0), "n_boot=0"),
+    (dict(method="bootstrap", random_state=np.random.default_rng(0)), "random_state")])
+def test_confint_bad_arguments_name_the_argument(slope, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        slope.confint(**kwargs)
+
+
+def test_confint_parm_selects_rows_in_the_order_asked(slope):
+    ci = slope.confint(parm=["Days", "sigma"])
+    assert list(ci.index) == ["Days", "sigma"]
+    assert (ci["lower"] < ci["estimate"]).all() and (ci["estimate"] < ci["upper"]).all()
+
+
+def test_confint_estimates_are_the_fit_s(slope):
+    """The profile intervals come from the ML refit (as lme4's); the estimate column is the
+    fitted (REML) model's."""
+    ci = slope.confint()
+    vc = slope.variance_components_
+    assert ci.loc["sigma", "estimate"] == pytest.approx(slope.sigma_, rel=1e-10)
+    assert ci.loc["sd_Days|Subject", "estimate"] == pytest.approx(
+        vc.loc[vc["var1"].eq("Days") & vc["var2"].isna(), "sd_cor"].item(), rel=1e-8)
+    assert ci.loc["Days", "estimate"] == pytest.approx(slope.coef_[0], rel=1e-12)
+
+
+def test_ddf_errors(slope, sleep, glmm):
+    with pytest.raises(ValueError, match="ddf='welch'"):
+        slope.fixed_effects_test("welch")
+    ml = MixedLM(groups="Subject", reml=False).fit(sleep[["Days", "Subject"]],
+                                                    sleep["Reaction"])
+    with pytest.raises(ValueError, match="needs a REML fit"):
+        ml.fixed_effects_test("Kenward-Roger")
+    g = glmm[0]
+    for ddf in ("Satterthwaite", "Kenward-Roger"):
+        with pytest.raises(ValueError, match="linear mixed models"):
+            g.fixed_effects_test(ddf)
+        with pytest.raises(ValueError, match="linear mixed models"):
+            g.summary(ddf=ddf)
+    assert g.fixed_effects_test("asymptotic").equals(g.fixed_effects_)
+
+
+def test_anova_refuses_different_data(sleep, slope):
+    short = sleep.iloc[:-10]
+    m_short = MixedLM(groups="Subject").fit(short[["Days", "Subject"]], short["Reaction"])
+    with pytest.raises(ValueError, match="same size of data"):
+        anova(m_short, slope)
+    other = sleep.assign(Reaction=sleep["Reaction"] + 1.0)
+    m_other = MixedLM(groups="Subject").fit(other[["Days", "Subject"]], other["Reaction"])
+    with pytest.raises(ValueError, match="different responses"):
+        anova(m_other, slope)
+
+
+@pytest.mark.filterwarnings("ignore::skmixed.SingularFitWarning")
+def test_anova_refuses_models_that_are_not_nested(sleep):
+    d = sleep.assign(Night=(sleep["Days"] % 2).astype(float))
+    a = MixedLM(groups="Subject").fit(d[["Days", "Subject"]], d["Reaction"])
+    b = MixedLM(groups="Subject", random_slopes=["Night"]).fit(d[["Night", "Subject"]],
+                                                               d["Reaction"])
+    with pytest.raises(ValueError, match="not nested"):
+        anova(a, b)
+
+
+def test_anova_refuses_one_model_and_mixed_kinds(slope, glmm):
+    with pytest.raises(ValueError, match="at least two"):
+        anova(slope)
+    with pytest.raises(ValueError, match="one kind"):
+        anova(slope, glmm[0])
+    with pytest.raises(ValueError, match="MixedLM or MixedGLM"):
+        anova(slope, "model")
+
+
+def test_glmm_profile_needs_the_data_it_was_fitted_to(glmm):
+    g, X, y = glmm
+    with pytest.raises(ValueError, match="need the data the model was fitted to"):
+        g.confint()
+    with pytest.raises(ValueError, match="not the data"):
+        g.confint(X, 1 - y)
+    with pytest.raises(ValueError, match="not the data"):
+        g.confint(X.iloc[:-5], y.iloc[:-5])
+    with pytest.raises(ValueError, match="bootstrap is implemented for MixedLM"):
+        g.confint(X, y, method="bootstrap")
+
+
+def test_glmm_profile_contains_the_estimates_and_wald_is_close(glmm):
+    g, X, y = glmm
+    prof = g.confint(X, y)
+    wald = g.confint(method="wald")
+    assert (prof["lower"] < prof["estimate"]).all() and (prof["estimate"] < prof["upper"]).all()
+    fixed = list(g.fixed_effects_.index)
+    # a near-quadratic deviance in β: profile and Wald ends within a tenth of an SE
+    se = g.fixed_effects_["std_error"]
+    for side in ("lower", "upper"):
+        assert (np.abs(prof.loc[fixed, side] - wald.loc[fixed, side]) < 0.1 * se).all()
+
+
+def test_bootstrap_does_not_depend_on_n_jobs(slope):
+    a = slope.bootstrap(30, random_state=7, n_jobs=1, progress=False)
+    b = slope.bootstrap(30, random_state=7, n_jobs=2, progress=False)
+    c = slope.bootstrap(30, random_state=8, n_jobs=1, progress=False)
+    pd.testing.assert_frame_equal(a.replicates, b.replicates, check_exact=True)
+    assert not np.allclose(a.replicates.to_numpy(), c.replicates.to_numpy())
+
+
+def test_bootstrap_of_several_factors_is_refused(data_file):
+    d = pd.read_csv(data_file("Penicillin.csv"))
+    m = MixedLM(groups=["plate", "sample"]).fit(d[["plate", "sample"]], d["diameter"])
+    with pytest.raises(ValueError, match="one grouping factor"):
+        m.bootstrap(5)
+
+
+def test_several_factors_profile_and_satterthwaite(data_file):
+    """Penicillin (crossed): every interval contains the estimate; Satterthwaite's df for
+    the intercept lie between the smaller factor's levels − 1 and n − 1."""
+    d = pd.read_csv(data_file("Penicillin.csv"))
+    m = MixedLM(groups=["plate", "sample"]).fit(d[["plate", "sample"]], d["diameter"])
+    ci = m.confint()
+    assert list(ci.index) == ["sd_(Intercept)|plate", "sd_(Intercept)|sample", "sigma",
+                              "(Intercept)"]
+    assert (ci["lower"] < ci["estimate"]).all() and (ci["estimate"] < ci["upper"]).all()
+    t = m.fixed_effects_test()
+    assert 5 <= t.loc["(Intercept)", "df"] <= len(d) - 1
+
+
+def test_r_style_p_values_in_summary(slope):
+    assert format_p_value(1e-300) == "< 2e-16"
+    assert format_p_value(3.2638e-06) == "3.26e-06"
+    assert format_p_value(0.5181503) == "0.518"
+    assert format_p_value(np.nan) == "NA"
+    text = slope.summary(ddf="Satterthwaite")
+    assert "Pr(>|t|)" in text and "t value" in text and " df " in text
+    assert "< 2e-16" in text and "e-297" not in text
+    assert "< 2e-16" in slope.summary()
+
+
+def test_pickled_model_keeps_its_inference(slope):
+    again = pickle.loads(pickle.dumps(slope))
+    pd.testing.assert_frame_equal(again.confint(), slope.confint())
+    pd.testing.assert_frame_equal(again.fixed_effects_test(), slope.fixed_effects_test())
