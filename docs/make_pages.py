@@ -16,6 +16,8 @@ PAGES = {  # page: (title, README section)
     "formulas.md": ("Several grouping factors and formulas",
                     "Several grouping factors and formulas"),
     "outofcore.md": ("Out of core and Dask", "Out of core: Parquet and chunks"),
+    "inference.md": ("Inference: intervals, tests, model comparison, simulation",
+                     "Inference: intervals, tests, model comparison, simulation"),
     "datasets.md": ("Data sets", "Data sets"),
     "kernels.md": ("Compiled kernels", "Compiled kernels"),
     "benchmarks.md": ("Benchmarks", "Benchmarks"),

@@ -103,7 +103,7 @@ def _select(names, parm):
     return wanted
 
 
-def confint(model, parm, level, method, n_boot, random_state, n_jobs, progress):
+def confint(model, parm, level, method, n_boot, random_state, n_jobs, progress, X=None):
     """lme4's ``confint``: a DataFrame indexed by parameter (variance parameters first, as
     lme4's ``oldNames = FALSE`` names them, then the fixed effects) with the estimate and
     the interval's ``lower`` and ``upper`` ends; ``attrs["level"]``."""
@@ -111,6 +111,9 @@ def confint(model, parm, level, method, n_boot, random_state, n_jobs, progress):
     method = str(method).lower()
     if method not in ("wald", "profile", "bootstrap", "boot"):
         raise ValueError(f"method={method!r}: choose 'profile', 'wald' or 'bootstrap'.")
+    if method in ("bootstrap", "boot"):
+        boot = bootstrap(model, n_boot, random_state, n_jobs, progress, X)
+        return boot.confint(level, parm)
     inf = inference_of(model, f"confint(method={method!r})")
     vnames = inf.vmap.names()
     names = vnames + list(inf.names)
@@ -124,12 +127,8 @@ def confint(model, parm, level, method, n_boot, random_state, n_jobs, progress):
         for k in inf.names:
             est, se = fx.loc[k, "estimate"], fx.loc[k, "std_error"]
             rows[k] = (est, est - z * se, est + z * se)
-    elif method == "profile":
-        rows = inf.profile_intervals(level, which)
     else:
-        boot = model.bootstrap(n_boot=n_boot, random_state=random_state, n_jobs=n_jobs,
-                               progress=progress)
-        return boot.confint(level, parm)
+        rows = inf.profile_intervals(level, which)
     est = fitted_values(inf)
     rows = {k: (est[k],) + tuple(rows[k][1:]) for k in (which or names) if k in rows}
     return _interval_frame(rows, level)
@@ -175,32 +174,77 @@ class BootstrapResult:
         return _interval_frame(rows, level)
 
 
-def bootstrap(model, n_boot, random_state, n_jobs, progress):
-    """``n_boot`` replicates simulated from the fitted model and refitted (module
-    docstring of :mod:`skmixed._model.lmm_inference`); replicate k draws from its own
-    stream of ``SeedSequence(random_state)``, so results do not depend on ``n_jobs``."""
+def _seeds(n_boot, random_state):
+    if not (isinstance(n_boot, (int, np.integer)) and not isinstance(n_boot, bool)
+            and n_boot >= 1):
+        raise ValueError(f"n_boot={n_boot!r}: a positive number of replicates.")
+    if random_state is None or isinstance(random_state, (int, np.integer)):
+        return np.random.SeedSequence(random_state).spawn(int(n_boot))
+    raise ValueError("random_state: an int (or None) — each replicate draws from its own "
+                     "stream of numpy's SeedSequence(random_state).")
+
+
+def _quiet_fit(model, X, y, n_jobs=None):
+    """A clone of ``model`` fitted to (X, y), its warnings (singular fits at the boundary,
+    expected in a bootstrap) silenced; None when the fit fails."""
+    from sklearn.base import clone
+    from sklearn.exceptions import ConvergenceWarning
+
+    from ..exceptions import SingularFitWarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SingularFitWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        try:
+            params = {} if n_jobs is None else {"n_jobs": n_jobs}
+            return clone(model).set_params(**params).fit(X, y)
+        except (ValueError, np.linalg.LinAlgError, FloatingPointError):
+            return None
+
+
+def _check_unweighted(model):
+    key = model._data_key
+    if key is None or key[0] != key[1]:
+        raise ValueError("the bootstrap from rows refits unweighted rows; this model was "
+                         "fitted with sample weights (or out of core), which it does not "
+                         "reproduce.")
+
+
+def bootstrap(model, n_boot, random_state, n_jobs, progress, X=None):
+    """``n_boot`` replicates simulated from the fitted model and refitted; replicate k
+    draws from its own stream of ``SeedSequence(random_state)``, so results do not depend
+    on ``n_jobs``. A one-factor MixedLM draws its sums (module docstring of
+    :mod:`skmixed._model.lmm_inference`); otherwise responses for the rows of ``X`` (the
+    fit's data) are simulated (``simulate``) and a clone of the model refitted."""
     from tqdm.auto import tqdm
 
     from .._kernels.threads import blas_threads, numba_threads
-    inf = inference_of(model, "bootstrap")
-    if inf.kind != "one":
-        raise ValueError("the parametric bootstrap is implemented for one grouping factor; "
-                         "this model has several.")
-    if not (isinstance(n_boot, (int, np.integer)) and n_boot >= 1):
-        raise ValueError(f"n_boot={n_boot!r}: a positive number of replicates.")
-    if random_state is None or isinstance(random_state, (int, np.integer)):
-        seeds = np.random.SeedSequence(random_state).spawn(int(n_boot))
+    check_is_fitted(model)
+    seeds = _seeds(n_boot, random_state)
+    bar = dict(disable=not progress, desc="bootstrap", unit="fit")
+    inf = getattr(model, "_inference", None)
+    if type(model).__name__ == "MixedLM" and inf is not None and inf.kind == "one":
+        names = inf.vmap.names() + list(inf.names)
+        out = np.empty((int(n_boot), len(names)))
+        with numba_threads(n_jobs), blas_threads(1):
+            plan = inf.bootstrap_plan()
+            for k in tqdm(range(int(n_boot)), **bar):
+                out[k] = inf.bootstrap_replicate(plan, np.random.default_rng(seeds[k]))
+        estimates = fitted_values(inf)
     else:
-        raise ValueError("random_state: an int (or None) — each replicate draws from its "
-                         "own stream of numpy's SeedSequence(random_state).")
-    names = inf.vmap.names() + list(inf.names)
-    out = np.empty((int(n_boot), len(names)))
-    with numba_threads(n_jobs), blas_threads(1):
-        plan = inf.bootstrap_plan()
-        for k in tqdm(range(int(n_boot)), disable=not progress, desc="bootstrap",
-                      unit="fit"):
-            out[k] = inf.bootstrap_replicate(plan, np.random.default_rng(seeds[k]))
-    estimates = fitted_values(inf)
+        if X is None:
+            raise ValueError("this model's bootstrap simulates responses for its rows and "
+                             "refits them (several grouping factors, or a MixedGLM): pass "
+                             "the X it was fitted to, bootstrap(n_boot, X=X).")
+        _check_unweighted(model)
+        estimates = model.confint(method="wald")["estimate"]
+        names = list(estimates.index)
+        out = np.full((int(n_boot), len(names)), np.nan)
+        for k in tqdm(range(int(n_boot)), **bar):
+            y = model.simulate(X, 1, random_state=np.random.default_rng(seeds[k]))[:, 0]
+            fit = _quiet_fit(model, X, y, n_jobs)
+            if fit is not None and fit.converged_:
+                vals = fit.confint(method="wald")["estimate"]
+                out[k] = vals.reindex(names).to_numpy()
     reps = pd.DataFrame(out, columns=names)
     return BootstrapResult(reps, estimates, int(reps.isna().any(axis=1).sum()),
                            random_state)
@@ -243,7 +287,35 @@ def _same_kind(models):
                              f"{sorted(fams)}.")
 
 
-def anova(*models, refit=True):
+def _criterion(m, refit):
+    """−2 log L as anova compares it: the ML deviance (a REML fit refitted by ML from its
+    sums when ``refit``), else the fit's criterion."""
+    if bool(getattr(m, "reml", False)):
+        return (inference_of(m, "anova's ML refit").ml_fit()[3] if refit
+                else m.reml_criterion_)
+    return -2.0 * m.loglik_
+
+
+def _bootstrap_lrt(small, big, data, refit, n_boot, random_state, progress):
+    """Likelihood-ratio statistics of ``n_boot`` responses simulated from ``small`` (new
+    random effects) for its rows, both models refitted (pbkrtest's ``PBmodcomp``)."""
+    from tqdm.auto import tqdm
+    seeds = _seeds(n_boot, random_state)
+    X_small, X_big = data
+    for m in (small, big):
+        _check_unweighted(m)
+    stats_ = np.full(int(n_boot), np.nan)
+    for k in tqdm(range(int(n_boot)), disable=not progress, desc="bootstrap LRT",
+                  unit="pair"):
+        y = small.simulate(X_small, 1, random_state=np.random.default_rng(seeds[k]))[:, 0]
+        f0, f1 = _quiet_fit(small, X_small, y), _quiet_fit(big, X_big, y)
+        if f0 is not None and f1 is not None:
+            stats_[k] = max(_criterion(f0, refit) - _criterion(f1, refit), 0.0)
+    return stats_
+
+
+def anova(*models, refit=True, method="chisq", X=None, n_boot=1000, random_state=None,
+          progress=False):
     """Likelihood-ratio tests between nested fitted models (lme4's ``anova(m0, m1, …)``).
 
     Parameters
@@ -260,7 +332,17 @@ def anova(*models, refit=True):
     pandas.DataFrame
         One row per model, in increasing number of parameters: ``npar``, ``AIC``, ``BIC``,
         ``logLik``, ``deviance`` (−2 logLik), ``Chisq``, ``Df``, ``Pr(>Chisq)`` (each test
-        against the previous row).
+        against the previous row); with ``method="bootstrap"`` also ``Pr(boot)``
+        (``attrs["bootstrap"]``: the replicates' statistics).
+
+    Other Parameters
+    ----------------
+    method : {"chisq", "bootstrap"}, default="chisq"
+        "bootstrap" (two models): the p-value of a parametric bootstrap (pbkrtest's
+        ``PBmodcomp``) — responses simulated from the smaller model for its rows, both
+        refitted, ``(1 + #{LRT* ≥ LRT}) / (1 + n)`` — for variance components on the
+        boundary, where the χ² reference is conservative. Needs ``X=[X0, X1]``, the rows
+        each model was fitted to (in the order given), ``n_boot``, ``random_state``.
     """
     if len(models) < 2:
         raise ValueError("anova needs at least two fitted models.")
@@ -287,18 +369,20 @@ def anova(*models, refit=True):
             raise ValueError(f"anova: the models are not nested: {a._formula()} is not a "
                              f"special case of {b._formula()} (its fixed effects and random "
                              "terms must be among the larger model's).")
+    if method not in ("chisq", "bootstrap"):
+        raise ValueError(f"method={method!r}: choose 'chisq' or 'bootstrap'.")
+    if method == "bootstrap" and len(models) != 2:
+        raise ValueError("anova(..., method='bootstrap') compares two models.")
+    if method == "bootstrap" and (X is None or len(X) != 2):
+        raise ValueError("anova(..., method='bootstrap') needs X=[X of the first model, X "
+                         "of the second], the rows each was fitted to.")
     rows = []
     reml = [bool(getattr(m, "reml", False)) for m in ms]
     if refit and any(reml):
         warnings.warn("refitting model(s) with ML (instead of REML)", RefitMLWarning,
                       stacklevel=2)
-    for m, is_reml in zip(ms, reml):
-        if is_reml and refit:
-            crit = inference_of(m, "anova's ML refit").ml_fit()[3]
-        elif is_reml:
-            crit = m.reml_criterion_
-        else:
-            crit = -2.0 * m.loglik_
+    for m in ms:
+        crit = _criterion(m, refit)
         k = _n_params(m)
         n = m.n_obs_
         rows.append((k, crit + 2 * k, crit + np.log(n) * k, -0.5 * crit, crit))
@@ -312,6 +396,16 @@ def anova(*models, refit=True):
         p = np.where(ddf > 0, stats.chi2.sf(chisq, np.where(ddf > 0, ddf, 1)), np.nan)
     frame["Chisq"], frame["Df"], frame["Pr(>Chisq)"] = chisq, ddf, p
     frame.attrs["refit"] = bool(refit and any(reml))
+    if method == "bootstrap":
+        data = [X[k] for k in order]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RefitMLWarning)
+            reps = _bootstrap_lrt(ms[0], ms[1], data, refit, n_boot, random_state,
+                                  progress)
+        ok = reps[np.isfinite(reps)]
+        frame["Pr(boot)"] = [np.nan, (1.0 + np.sum(ok >= chisq[1] * (1 - 1e-12)))
+                             / (1.0 + ok.size)]
+        frame.attrs["bootstrap"] = reps
     return frame
 
 
@@ -390,17 +484,18 @@ def profile_traces(model, parm, level, n_points, X=None, y=None, sample_weight=N
     return frame
 
 
-def glmm_confint(model, X, y, sample_weight, parm, level, method):
+def glmm_confint(model, X, y, sample_weight, parm, level, method, n_boot=1000,
+                 random_state=None, n_jobs=None, progress=False):
     """MixedGLM's ``confint``: Wald from the fit; profile from the rows (X, y again)."""
     from .._kernels.threads import numba_threads
     check_is_fitted(model)
     level = _check_level(level)
     method = str(method).lower()
     if method in ("bootstrap", "boot"):
-        raise ValueError("the parametric bootstrap is implemented for MixedLM; use "
-                         "method='profile' or 'wald' for a MixedGLM.")
+        return bootstrap(model, n_boot, random_state, n_jobs, progress, X).confint(level,
+                                                                                  parm)
     if method not in ("wald", "profile"):
-        raise ValueError(f"method={method!r}: choose 'profile' or 'wald'.")
+        raise ValueError(f"method={method!r}: choose 'profile', 'wald' or 'bootstrap'.")
     vmap = _glmm_variance_map(model)
     fx = model.fixed_effects_
     names = vmap.names() + list(fx.index)

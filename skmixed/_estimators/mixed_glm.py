@@ -560,7 +560,8 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
 
     # ---------------------------------------------------------- inference
     def confint(self, X=None, y=None, sample_weight=None, *, parm=None, level=0.95,
-                method="profile"):
+                method="profile", n_boot=1000, random_state=None, n_jobs=None,
+                progress=False):
         """Confidence intervals of the variance parameters and fixed effects (lme4's
         ``confint`` of a ``glmer`` fit).
 
@@ -574,17 +575,31 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
             ``"cor_<term>.<term>|<group>"`` (lme4's ``oldNames = FALSE``), then the fixed
             effects' names.
         level : float, default=0.95
-        method : {"profile", "wald"}, default="profile"
+        method : {"profile", "wald", "bootstrap"}, default="profile"
             "profile": likelihood-profile intervals of the Laplace (or quadrature) deviance
             (one grouping factor; binomial and Poisson, as lme4). "wald": estimate ± z·SE
             for the fixed effects, NaN for the variance parameters (as lme4).
+            "bootstrap": percentile intervals of :meth:`bootstrap` on X (``n_boot``,
+            ``random_state``, ``n_jobs``, ``progress``).
 
         Returns
         -------
         pandas.DataFrame
             Indexed by parameter: ``estimate``, ``lower``, ``upper``; ``attrs["level"]``.
         """
-        return _inference.glmm_confint(self, X, y, sample_weight, parm, level, method)
+        return _inference.glmm_confint(self, X, y, sample_weight, parm, level, method,
+                                       n_boot, random_state, n_jobs, progress)
+
+    def bootstrap(self, n_boot=1000, *, X=None, random_state=None, n_jobs=None,
+                  progress=True):
+        """Parametric bootstrap (lme4's ``bootMer``): ``n_boot`` responses simulated for
+        the rows of ``X`` (the data the model was fitted to, unweighted) by
+        :meth:`simulate` (new random effects), a clone of the model refitted to each.
+        Replicate k draws from its own stream of ``SeedSequence(random_state)``: the same
+        replicates whatever ``n_jobs``. A :class:`~skmixed.BootstrapResult` (replicates
+        of the variance parameters and fixed effects; failed or non-converged refits are
+        NaN rows, counted in ``n_failed``)."""
+        return _inference.bootstrap(self, n_boot, random_state, n_jobs, progress, X)
 
     def fixed_effects_test(self, ddf="asymptotic"):
         """The fixed effects' z tests (``fixed_effects_``). Denominator degrees of freedom

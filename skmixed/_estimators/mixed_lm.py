@@ -492,7 +492,7 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
 
     # ---------------------------------------------------------- inference
     def confint(self, parm=None, level=0.95, *, method="profile", n_boot=1000,
-                random_state=None, n_jobs=None, progress=False):
+                random_state=None, n_jobs=None, progress=False, X=None):
         """Confidence intervals of the variance parameters and fixed effects (lme4's
         ``confint``).
 
@@ -509,7 +509,8 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
             parameters, its signed square root solved for the normal quantile).
             "wald": estimate ± z·SE for the fixed effects (NaN for the variance
             parameters, as lme4). "bootstrap": percentile intervals of
-            :meth:`bootstrap` (``n_boot``, ``random_state``, ``n_jobs``, ``progress``).
+            :meth:`bootstrap` (``n_boot``, ``random_state``, ``n_jobs``, ``progress``;
+            ``X`` with several grouping factors).
 
         Returns
         -------
@@ -517,16 +518,19 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
             Indexed by parameter: ``estimate``, ``lower``, ``upper``; ``attrs["level"]``.
         """
         return _inference.confint(self, parm, level, method, n_boot, random_state, n_jobs,
-                                  progress)
+                                  progress, X)
 
-    def bootstrap(self, n_boot=1000, *, random_state=None, n_jobs=None, progress=True):
+    def bootstrap(self, n_boot=1000, *, X=None, random_state=None, n_jobs=None,
+                  progress=True):
         """Parametric bootstrap (lme4's ``bootMer``, MixedModels.jl's
         ``parametricbootstrap``): ``n_boot`` responses simulated from the fitted model
         (new random effects and residuals), each refitted.
 
         With one grouping factor a replicate is drawn exactly in distribution as the sums
         the fit reads (never the rows), so a replicate costs a fit from sums whatever the
-        number of rows. Replicate k draws from its own stream of
+        number of rows. With several, responses for the rows of ``X`` (the data the model
+        was fitted to, unweighted) are simulated (:meth:`simulate`) and a clone of the
+        model is refitted to each. Replicate k draws from its own stream of
         ``numpy.random.SeedSequence(random_state)``: the same ``random_state`` gives the
         same replicates whatever ``n_jobs``. ``progress`` shows a tqdm bar.
 
@@ -536,7 +540,7 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
             ``replicates`` (a DataFrame, one row per replicate), ``estimates``,
             ``n_failed``, and ``confint(level)``.
         """
-        return _inference.bootstrap(self, n_boot, random_state, n_jobs, progress)
+        return _inference.bootstrap(self, n_boot, random_state, n_jobs, progress, X)
 
     def fixed_effects_test(self, ddf="Satterthwaite"):
         """t tests of the fixed effects with denominator degrees of freedom (lmerTest's

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from sklearn.exceptions import NotFittedError
 
-from skmixed import MixedGLM, MixedLM, anova
+from skmixed import MixedGLM, MixedLM, RefitMLWarning, anova
 from skmixed._estimators._inference import format_p_value
 from skmixed.datasets import make_multilevel
 
@@ -136,8 +136,8 @@ def test_glmm_profile_needs_the_data_it_was_fitted_to(glmm):
         g.confint(X, 1 - y)
     with pytest.raises(ValueError, match="not the data"):
         g.confint(X.iloc[:-5], y.iloc[:-5])
-    with pytest.raises(ValueError, match="bootstrap is implemented for MixedLM"):
-        g.confint(X, y, method="bootstrap")
+    with pytest.raises(ValueError, match="pass the X it was fitted to"):
+        g.confint(method="bootstrap")
 
 
 def test_glmm_profile_contains_the_estimates_and_wald_is_close(glmm):
@@ -160,11 +160,50 @@ def test_bootstrap_does_not_depend_on_n_jobs(slope):
     assert not np.allclose(a.replicates.to_numpy(), c.replicates.to_numpy())
 
 
-def test_bootstrap_of_several_factors_is_refused(data_file):
+def test_bootstrap_of_several_factors_refits_simulated_rows(data_file):
+    """Several factors: responses simulated for X's rows, clones refitted; the same
+    replicates whatever n_jobs; without X a clear error."""
     d = pd.read_csv(data_file("Penicillin.csv"))
-    m = MixedLM(groups=["plate", "sample"]).fit(d[["plate", "sample"]], d["diameter"])
-    with pytest.raises(ValueError, match="one grouping factor"):
+    X = d[["plate", "sample"]]
+    m = MixedLM(groups=["plate", "sample"]).fit(X, d["diameter"])
+    with pytest.raises(ValueError, match="pass the X it was fitted to"):
         m.bootstrap(5)
+    a = m.bootstrap(8, X=X, random_state=3, n_jobs=1, progress=False)
+    b = m.bootstrap(8, X=X, random_state=3, n_jobs=2, progress=False)
+    pd.testing.assert_frame_equal(a.replicates, b.replicates, check_exact=True)
+    assert list(a.replicates.columns) == list(m.confint(method="wald").index)
+    assert a.n_failed == 0
+    ci = m.confint(method="bootstrap", n_boot=8, X=X, random_state=3)
+    assert ci.loc["sigma", "lower"] == pytest.approx(np.quantile(a.replicates["sigma"],
+                                                                 0.025))
+
+
+def test_glmm_bootstrap_and_weighted_refusal(glmm, sleep):
+    g, X, y = glmm
+    boot = g.bootstrap(6, X=X, random_state=1, progress=False)
+    assert boot.replicates.shape == (6, 4) and boot.n_failed == 0
+    assert np.all(np.abs(boot.replicates["x"] - g.coef_[0]) < 10 * g.fixed_effects_.loc[
+        "x", "std_error"])
+    w = np.where(np.arange(len(sleep)) % 2, 2.0, 1.0)
+    mw = MixedLM(groups=["Subject", "Days"]).fit(sleep[["Subject", "Days"]],
+                                                  sleep["Reaction"], sample_weight=w)
+    with pytest.raises(ValueError, match="sample weights"):
+        mw.bootstrap(3, X=sleep[["Subject", "Days"]])
+
+
+def test_parametric_bootstrap_likelihood_ratio_test(sleep, slope, intercept):
+    X = sleep[["Days", "Subject"]]
+    with pytest.warns(RefitMLWarning):
+        table = anova(slope, intercept, method="bootstrap", X=[X, X], n_boot=19,
+                      random_state=5)
+    reps = table.attrs["bootstrap"]
+    assert reps.shape == (19,) and np.isfinite(reps).all() and (reps >= 0).all()
+    # the observed statistic (42) is far beyond the null's: the smallest p-value possible
+    assert table["Pr(boot)"].iloc[1] == pytest.approx(1 / 20)
+    with pytest.raises(ValueError, match=r"needs X=\[X of the first model"):
+        anova(slope, intercept, method="bootstrap", n_boot=3)
+    with pytest.raises(ValueError, match="method='exact'"):
+        anova(slope, intercept, method="exact")
 
 
 def test_several_factors_profile_and_satterthwaite(data_file):

@@ -73,7 +73,7 @@ def test_prediction_intervals_cover_new_observations(lmm_data):
     m, X, df = lmm_data
     new = make_multilevel(20_000, 100, random_state=11)  # the same groups' effects
     fresh = make_multilevel(20_000, 100, random_state=99).assign(
-        g=lambda d: d["g"] + 10_000)  # other groups
+        g=lambda d: d["g"].astype("int64") + 10_000)  # other groups
     for rows, y, re in ((new[["g", "x", "b"]], new["y"], True),
                         (fresh[["g", "x", "b"]], fresh["y"], False)):
         pi = m.predict_interval(rows, 0.95, random_effects=re)
