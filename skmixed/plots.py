@@ -115,6 +115,10 @@ def plot_bootstrap(result, parm=None, *, axes=None, bins=40):
     plt = _pyplot()
     names = list(result.replicates.columns) if parm is None else (
         [parm] if isinstance(parm, str) else list(parm))
+    unknown = [k for k in names if k not in result.replicates.columns]
+    if unknown:
+        raise ValueError(f"parm: unknown parameter(s) {unknown}; the replicates have "
+                         f"{list(result.replicates.columns)}.")
     if axes is None:
         cols = min(3, len(names))
         rows = -(-len(names) // cols)

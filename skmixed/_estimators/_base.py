@@ -140,7 +140,17 @@ class GroupedModelMixin:
                                                 modes, Xf, add=random_effects)
         return pred
 
-    def _random_effect_rows(self, X_table, Xf, *, draw=None, variance=False):
+    def _factor_rows(self, X_table, Xf, f):
+        """Factor ``f``'s values in X, its label for messages, and its random-effect
+        covariates per row ``[1, slopes…]`` (n, q)."""
+        labels = _factors.factor_labels(f, X_table, self._fitted_on_frame)
+        values = _factors.factor_values(X_table, labels)
+        label = labels[0] if len(labels) == 1 else f.name
+        n = _design.n_rows(X_table)
+        return values, label, np.column_stack([np.ones(n)] + [Xf[:, p] for p in f.slope_pos])
+
+    def _random_effect_rows(self, X_table, Xf, *, draw=None, variance=False,
+                            conditional=True):
         """Per row, Σ over the factors of ``z_i'b`` with b drawn by ``draw`` (a Generator:
         new levels N(0, Σ) — or, with ``draw=(rng, True)``, the modes for levels seen in fit,
         lme4's ``use.u``); with ``variance``: ``(Σ z'Σz over the factors, Σ z'V z)`` with V
@@ -149,13 +159,15 @@ class GroupedModelMixin:
         total = np.zeros(n)
         var_new, var_cond = np.zeros(n), np.zeros(n)
         for f in self._design.factors:
-            labels = _factors.factor_labels(f, X_table, self._fitted_on_frame)
-            values = _factors.factor_values(X_table, labels)
-            label = labels[0] if len(labels) == 1 else f.name
-            Z = np.column_stack([np.ones(n)] + [Xf[:, p] for p in f.slope_pos])
+            values, label, Z = self._factor_rows(X_table, Xf, f)
             cov = self._re_covariance[f.name]
             if variance:
                 seen = _design.lookup_groups(values, f.levels, label)
+                if conditional and np.any((seen >= 0) & ~np.isfinite(
+                        self._re_cond_var[f.name][np.where(seen >= 0, seen, 0)]).all(axis=1)):
+                    raise ValueError("the conditional variances of the modes were not "
+                                     "computed by this fit (solver='iterative'): use "
+                                     "random_effects=False.")
                 zcz = np.einsum("ia,ab,ib->i", Z, cov, Z)
                 cv = self._re_cond_var[f.name][np.where(seen >= 0, seen, 0)]
                 var_new += zcz

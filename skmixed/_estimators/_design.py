@@ -465,13 +465,16 @@ def data_key(y, n_obs):
     sum of the weights), the number of rows and sum of y, and a hash of a strided sample of
     y. None for a response not in memory (chunked sources)."""
     import hashlib
-    try:
-        arr = np.asarray(y, dtype=np.float64)
-    except (TypeError, ValueError):
-        return None
+    arr = np.asarray(y)
     if arr.size == 0:
         return None
     flat = arr.reshape(arr.shape[0], -1)
-    sample = np.ascontiguousarray(flat[::max(1, flat.shape[0] // _KEY_ROWS)])
-    digest = hashlib.blake2b(sample.tobytes(), digest_size=16).hexdigest()
-    return (float(n_obs), int(flat.shape[0]), float(np.nansum(flat)), digest)
+    sample = flat[::max(1, flat.shape[0] // _KEY_ROWS)]
+    if flat.dtype.kind in "biuf":
+        total = float(np.nansum(flat.astype(np.float64)))
+        data = np.ascontiguousarray(sample, dtype=np.float64).tobytes()
+    else:  # labels (a classifier's strings): hashed by value
+        total = 0.0
+        data = pd.util.hash_array(np.asarray(sample, dtype=object).ravel()).tobytes()
+    digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+    return (float(n_obs), int(flat.shape[0]), total, digest)

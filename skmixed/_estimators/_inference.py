@@ -95,6 +95,9 @@ def _interval_frame(rows, level):
 def _select(names, parm):
     if parm is None:
         return None
+    if isinstance(parm, (float, np.floating)):
+        raise ValueError(f"parm={parm!r}: parameter names; the confidence level is "
+                         f"level={parm!r}.")
     wanted = [parm] if isinstance(parm, str) else list(parm)
     unknown = [p for p in wanted if p not in names]
     if unknown:
@@ -114,21 +117,13 @@ def confint(model, parm, level, method, n_boot, random_state, n_jobs, progress, 
     if method in ("bootstrap", "boot"):
         boot = bootstrap(model, n_boot, random_state, n_jobs, progress, X)
         return boot.confint(level, parm)
+    if method == "wald":
+        return _wald(model, parm, level, with_sigma=True)
     inf = inference_of(model, f"confint(method={method!r})")
     vnames = inf.vmap.names()
     names = vnames + list(inf.names)
     which = _select(names, parm)
-    if method == "wald":
-        z = stats.norm.ppf(0.5 + level / 2.0)
-        fx = model.fixed_effects_
-        objective, sigma, state = inf.state()
-        phi = inf.vmap.to_user(inf.theta, sigma)
-        rows = {k: (v, np.nan, np.nan) for k, v in zip(vnames, phi)}
-        for k in inf.names:
-            est, se = fx.loc[k, "estimate"], fx.loc[k, "std_error"]
-            rows[k] = (est, est - z * se, est + z * se)
-    else:
-        rows = inf.profile_intervals(level, which)
+    rows = inf.profile_intervals(level, which)
     est = fitted_values(inf)
     rows = {k: (est[k],) + tuple(rows[k][1:]) for k in (which or names) if k in rows}
     return _interval_frame(rows, level)
@@ -178,10 +173,13 @@ def _seeds(n_boot, random_state):
     if not (isinstance(n_boot, (int, np.integer)) and not isinstance(n_boot, bool)
             and n_boot >= 1):
         raise ValueError(f"n_boot={n_boot!r}: a positive number of replicates.")
+    if isinstance(random_state, np.random.Generator):  # its next draw seeds the streams
+        random_state = int(random_state.integers(2 ** 63))
     if random_state is None or isinstance(random_state, (int, np.integer)):
         return np.random.SeedSequence(random_state).spawn(int(n_boot))
-    raise ValueError("random_state: an int (or None) — each replicate draws from its own "
-                     "stream of numpy's SeedSequence(random_state).")
+    raise ValueError("random_state: an int, None or a numpy Generator — each replicate "
+                     "draws from its own stream of numpy's SeedSequence(random_state); a "
+                     "legacy RandomState is not used.")
 
 
 def _quiet_fit(model, X, y, n_jobs=None):
@@ -354,14 +352,28 @@ def anova(*models, refit=True, method="chisq", X=None, n_boot=1000, random_state
     _same_kind(models)
     keys = [m._data_key for m in models]
     if any(k is None for k in keys):
-        raise ValueError("anova: a model fitted to a chunked source has no in-memory "
-                         "response to check against the others'.")
-    if any(k[:2] != keys[0][:2] for k in keys):
+        sizes = [float(m.n_obs_) for m in models]
+        if len(set(sizes)) > 1:
+            raise ValueError("anova: the models were not all fitted to the same size of "
+                             f"data (observations: {sizes}).")
+        warnings.warn("anova: a model fitted out of core keeps no copy of its response; "
+                      "only the number of observations was checked to be the same (as "
+                      "lme4 checks).", UserWarning, stacklevel=2)
+    elif any(k[:2] != keys[0][:2] for k in keys):
         raise ValueError("anova: the models were not all fitted to the same size of data "
                          f"(observations, rows: {[k[:2] for k in keys]}).")
-    if any(k != keys[0] for k in keys):
+    elif any(k != keys[0] for k in keys):
         raise ValueError("anova: the models were fitted to different responses (same size, "
-                         "other values).")
+                         "other values — or the same values in another row order).")
+    reml_fits = {bool(getattr(m, "reml", False)) for m in models}
+    if not refit and len(reml_fits) > 1:
+        raise ValueError("anova(refit=False): some models were fitted by REML, some by ML; "
+                         "their criteria are not comparable (refit=True refits the REML "
+                         "ones by ML).")
+    agq = {getattr(m, "n_agq", 1) for m in models}
+    if len(agq) > 1:
+        raise ValueError(f"anova: the models were fitted with different n_agq {sorted(agq)}: "
+                         "their log-likelihoods are different approximations.")
     order = sorted(range(len(models)), key=lambda k: _n_params(models[k]))
     ms = [models[k] for k in order]
     for a, b in zip(ms[:-1], ms[1:]):
@@ -410,21 +422,18 @@ def anova(*models, refit=True, method="chisq", X=None, n_boot=1000, random_state
 
 
 # ------------------------------------------------------------------- GLMM
-def _glmm_variance_map(model):
-    """The variance parameters of a fitted MixedGLM from its θ (user scale, lme4's order):
-    SDs and correlations (σ = 1)."""
+def _variance_map(model, with_sigma):
+    """The variance parameters of a fitted model from its θ (user scale): SDs and
+    correlations per factor in lme4's order (``theta_``'s: decreasing number of levels),
+    and σ for a MixedLM."""
     from .._model.profiles import FactorMap, VarianceMap
-    by_name = {f.name: f for f in model._design.factors}
+    factors = sorted(model._design.factors, key=lambda f: -model.n_groups_[f.name])
     maps, start = [], 0
-    for name in model.variance_components_["group"].drop_duplicates():
-        base = name.split(".")[0] if name not in by_name else name
-        if name not in by_name and base in by_name:
-            continue  # a diagonal term's g.1, g.2 rows belong to g
-        f = by_name[name]
+    for f in factors:
         k = f.term.n_theta
-        maps.append(FactorMap(name, f.term, np.ones(f.term.q), start, start + k))
+        maps.append(FactorMap(f.name, f.term, np.ones(f.term.q), start, start + k))
         start += k
-    return VarianceMap(maps, start, with_sigma=False)
+    return VarianceMap(maps, start, with_sigma=with_sigma)
 
 
 def glmm_profile(model, X, y, sample_weight):
@@ -456,9 +465,21 @@ def glmm_profile(model, X, y, sample_weight):
     objective = LaplaceDeviance(family, rows, factor.term, n_agq=model.n_agq)
     fm = FactorMap(factor.name, factor.term, back.scaling.slope_factors(factor.slope_pos), 0,
                    factor.term.n_theta)
-    return GLMMProfile(objective, fm, back.scaling.matrix(back.kept), kept_names,
+    if kept_names != list(model.fixed_effects_.index):
+        raise ValueError(f"X's fixed effects {kept_names} are not the fit's "
+                         f"{list(model.fixed_effects_.index)}: not the data the model was "
+                         "fitted to.")
+    prof = GLMMProfile(objective, fm, back.scaling.matrix(back.kept), kept_names,
                        model.fixed_effects_.loc[kept_names, "estimate"].to_numpy(),
                        np.asarray(model.theta_, dtype=float))
+    # X too (trials, offset, groups, columns): the deviance at the fit's estimates is the
+    # fit's on its own data
+    dev = objective.value(prof.x0)
+    if not abs(dev - model.deviance_) <= 1e-6 * max(1.0, abs(model.deviance_)):
+        raise ValueError(f"X, y (and sample_weight) are not the data the model was fitted "
+                         f"to: the deviance at the fitted estimates is {dev:.10g} on them, "
+                         f"{model.deviance_:.10g} in the fit.")
+    return prof
 
 
 def profile_traces(model, parm, level, n_points, X=None, y=None, sample_weight=None):
@@ -484,6 +505,23 @@ def profile_traces(model, parm, level, n_points, X=None, y=None, sample_weight=N
     return frame
 
 
+def _wald(model, parm, level, with_sigma):
+    """Wald intervals from the fit alone: estimate ± z·SE for the fixed effects, NaN for
+    the variance parameters (lme4's)."""
+    vmap = _variance_map(model, with_sigma)
+    fx = model.fixed_effects_
+    names = vmap.names() + list(fx.index)
+    which = _select(names, parm)
+    # θ is relative to σ (σ = 1 but for the Gamma's √φ); σ is a row of a MixedLM's
+    values = vmap.to_user(np.asarray(model.theta_, dtype=float), model.sigma_)
+    rows = {k: (v, np.nan, np.nan) for k, v in zip(vmap.names(), values)}
+    z = stats.norm.ppf(0.5 + level / 2.0)
+    for k in fx.index:
+        e, se = fx.loc[k, "estimate"], fx.loc[k, "std_error"]
+        rows[k] = (e, e - z * se, e + z * se)
+    return _interval_frame({k: rows[k] for k in (which or names)}, level)
+
+
 def glmm_confint(model, X, y, sample_weight, parm, level, method, n_boot=1000,
                  random_state=None, n_jobs=None, progress=False):
     """MixedGLM's ``confint``: Wald from the fit; profile from the rows (X, y again)."""
@@ -496,25 +534,19 @@ def glmm_confint(model, X, y, sample_weight, parm, level, method, n_boot=1000,
                                                                                   parm)
     if method not in ("wald", "profile"):
         raise ValueError(f"method={method!r}: choose 'profile', 'wald' or 'bootstrap'.")
-    vmap = _glmm_variance_map(model)
+    if method == "wald":
+        return _wald(model, parm, level, with_sigma=False)
+    vmap = _variance_map(model, with_sigma=False)
     fx = model.fixed_effects_
     names = vmap.names() + list(fx.index)
     which = _select(names, parm)
-    theta = np.asarray(model.theta_, dtype=float)
-    est = dict(zip(vmap.names(), vmap.to_user(theta)))
+    est = dict(zip(vmap.names(), vmap.to_user(np.asarray(model.theta_, dtype=float),
+                                              model.sigma_)))
     est.update(fx["estimate"].to_dict())
-    if method == "wald":
-        z = stats.norm.ppf(0.5 + level / 2.0)
-        rows = {k: (est[k], np.nan, np.nan) for k in vmap.names()}
-        for k in fx.index:
-            e, se = fx.loc[k, "estimate"], fx.loc[k, "std_error"]
-            rows[k] = (e, e - z * se, e + z * se)
-    else:
-        with numba_threads(model.n_jobs):
-            rows = glmm_profile(model, X, y, sample_weight).intervals(level, which)
-        rows = {k: (est[k],) + tuple(v[1:]) for k, v in rows.items()}
-    rows = {k: rows[k] for k in (which or names) if k in rows}
-    return _interval_frame(rows, level)
+    with numba_threads(model.n_jobs):
+        rows = glmm_profile(model, X, y, sample_weight).intervals(level, which)
+    rows = {k: (est[k],) + tuple(v[1:]) for k, v in rows.items()}
+    return _interval_frame({k: rows[k] for k in (which or names) if k in rows}, level)
 
 
 # ------------------------------------------------------------------- rows: simulate,
@@ -555,24 +587,39 @@ def simulated_linear_predictors(model, X, n_sims, random_effects, random_state,
     return out, rng
 
 
-def fixed_variance(model, X_table, Xf):
-    """``x'C x`` per row: the variance of the fixed part of the prediction."""
-    fx = model.fixed_effects_
-    cols = []
-    for name in fx.index:
-        cols.append(np.ones(Xf.shape[0]) if name == "(Intercept)"
-                    else Xf[:, model.fixed_feature_names_.index(name)])
-    Xk = np.column_stack(cols) if cols else np.zeros((Xf.shape[0], 0))
-    return np.einsum("ia,ab,ib->i", Xk, model.fixed_cov_, Xk)
+def _fixed_rows_kept(model, Xf):
+    """The rows' covariates of the kept fixed effects (``fixed_effects_``'s order)."""
+    cols = [np.ones(Xf.shape[0]) if name == "(Intercept)"
+            else Xf[:, model.fixed_feature_names_.index(name)]
+            for name in model.fixed_effects_.index]
+    return np.column_stack(cols) if cols else np.zeros((Xf.shape[0], 0))
 
 
 def prediction_variances(model, X, random_effects, extra=None):
-    """(the prediction on the link scale, its variance from β̂ and the random effects,
-    and Σ z'Σz of a new group) per row."""
+    """(the prediction on the link scale, the variance of its error, Σ z'Σz of a new
+    group) per row. A one-factor MixedLM: exact for θ and σ fixed — the joint covariance
+    of (β̂, b̂ − b) (:meth:`GaussianInference.prediction_covariances`); a group unseen in
+    fit adds z'Σz. Otherwise x'C(β̂)x plus each factor's z'Vz with V the diagonal of the
+    modes' conditional covariance (the covariances between β̂ and the modes, and between a
+    group's random effects, left out)."""
     X_table, Xf = model._fixed_rows(X)
     eta = model._linear_predictor(X, random_effects, extra)
-    var = fixed_variance(model, X_table, Xf)
-    var_new, var_cond = model._random_effect_rows(X_table, Xf, variance=True)
+    Xk = _fixed_rows_kept(model, Xf)
+    var_new, var_cond = model._random_effect_rows(X_table, Xf, variance=True,
+                                                  conditional=random_effects)
+    inf = getattr(model, "_inference", None)
+    if random_effects and inf is not None and inf.kind == "one":
+        C_bb_fixed, C_fb, C_bb = inf.prediction_covariances()
+        f = model._design.factors[0]
+        values, label, Z = model._factor_rows(X_table, Xf, f)
+        seen = _design.lookup_groups(values, f.levels, label)
+        g = np.where(seen >= 0, seen, 0)
+        var = np.einsum("ia,ab,ib->i", Xk, C_bb_fixed, Xk)
+        within = (2.0 * np.einsum("ia,iab,ib->i", Xk, C_fb[g], Z)
+                  + np.einsum("ia,iab,ib->i", Z, C_bb[g], Z))
+        var = var + np.where(seen >= 0, within, var_new)
+        return eta, var, var_new
+    var = np.einsum("ia,ab,ib->i", Xk, model.fixed_cov_, Xk)
     if random_effects:
         var = var + var_cond
     return eta, var, var_new

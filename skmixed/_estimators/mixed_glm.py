@@ -468,9 +468,11 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         """Confidence intervals of the mean response per row (probability of
         ``classes_[1]`` for a binomial classifier; per trial with ``trials``): normal on
         the link scale — from the fixed effects' covariance and, with ``random_effects``,
-        the modes' conditional variances (a group unseen in fit: Σ) — mapped through the
-        inverse link, as glmmTMB's ``se.fit`` intervals. Prediction intervals of a
-        discrete response are not defined this way: use :meth:`simulate`.
+        the diagonal of each group's conditional covariance (an approximation: the
+        covariances between β̂ and the modes, and between a group's random effects, are
+        left out; a group unseen in fit gets Σ) — mapped through the inverse link.
+        Prediction intervals of a discrete response are not defined this way: use
+        :meth:`simulate`.
 
         Returns
         -------

@@ -396,10 +396,8 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
             population-level prediction (random effects 0). With False every row gets the
             population-level prediction.
         return_std : bool, default=False
-            Also return the standard error of the predicted mean (glmmTMB's ``se.fit``):
-            from the fixed effects' covariance, plus with ``random_effects`` the modes'
-            conditional variances (a group unseen in fit: its random effects' variance).
-            See :meth:`predict_interval` for intervals of a new observation.
+            Also return the standard error of the predicted mean (θ and σ fixed; see
+            :meth:`predict_interval`, which also gives intervals of a new observation).
 
         Returns
         -------
@@ -412,20 +410,21 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         return pred, np.sqrt(var)
 
     def predict_interval(self, X, level=0.95, *, random_effects=True, kind="prediction"):
-        """Intervals around :meth:`predict` (normal, as merTools' and glmmTMB's analytic
-        ones: the uncertainty of β̂ and of the random effects is propagated, that of θ and
-        σ is not).
+        """Intervals around :meth:`predict` (normal: the uncertainty of β̂ and of the
+        random effects is propagated, that of θ and σ is not).
 
         Parameters
         ----------
         X : DataFrame or array-like
         level : float, default=0.95
         random_effects : bool, default=True
-            True: for the rows' own groups — the conditional modes and their conditional
-            variances (the diagonal of lme4's ``condVar``; a group unseen in fit: its
-            random effects' variance Σ). False: the population level — for ``kind =
-            "prediction"`` a new observation in a new group (Σ included), for
-            "confidence" the population mean (Σ not included).
+            True: for the rows' own groups, around the conditional modes — with one
+            grouping factor the joint covariance of (β̂, b̂ − b) (Henderson's inverse of
+            the mixed-model equations); with several, the fixed effects' covariance plus
+            the diagonal of each group's conditional covariance (an approximation); a
+            group unseen in fit gets its random effects' variance Σ. False: the
+            population level — for ``kind = "prediction"`` a new observation in a new
+            group (Σ included), for "confidence" the population mean (Σ not included).
         kind : {"prediction", "confidence"}, default="prediction"
             "prediction": of a new observation (σ² added); "confidence": of the mean.
 

@@ -208,6 +208,13 @@ class ProfiledDeviance:
 
     def gradient(self, state):
         """Gradient of the deviance at an evaluated state (module docstring of the kernel)."""
+        dlogdet, dr2 = self.gradient_parts(state)
+        return dlogdet + self.dof * dr2 / state.penalized_rss
+
+    def gradient_parts(self, state):
+        """``(∂ℓ/∂θ, ∂r²/∂θ)`` at an evaluated state: the log-determinant part ℓ of the
+        deviance (with log|S| for REML) and the penalized RSS (the unprofiled deviance's
+        gradient, :mod:`.lmm_inference`)."""
         st = self.stats
         p = st.p
         if p:
@@ -217,9 +224,7 @@ class ProfiledDeviance:
         pls_gradient_groups(state.T, st.C, st.D, st.e, self._L, self._c, self._R,
                             state.beta, S_inv, self.term.rows, self.term.cols, self.reml,
                             self._dlogdet, self._dr2)
-        dlogdet = self._dlogdet.sum(axis=0)
-        dr2 = self._dr2.sum(axis=0)
-        return dlogdet + self.dof * dr2 / state.penalized_rss
+        return self._dlogdet.sum(axis=0), self._dr2.sum(axis=0)
 
     def conditional_modes(self, state):
         """Conditional modes ``b_i`` (G, q) and relative conditional covariances (G, q, q).

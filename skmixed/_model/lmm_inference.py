@@ -124,6 +124,19 @@ class GaussianInference:
         r2 = state.penalized_rss
         return state.deviance - dof * (1.0 + _LOG_2PI + np.log(r2 / dof)), r2, state
 
+    def deviance_and_grad(self, objective, theta, sigma):
+        """``D(θ, σ)`` and its gradient over (θ, σ) (one factor: the kernel's exact parts;
+        ``(inf, None)`` outside)."""
+        got = self.pieces(objective, theta)
+        if got is None or not sigma > 0:
+            return np.inf, None
+        logdet, r2, state = got
+        dlogdet, dr2 = objective.gradient_parts(state)
+        dof = objective.dof
+        f = logdet + r2 / sigma ** 2 + dof * np.log(2.0 * np.pi * sigma ** 2)
+        return f, np.concatenate([dlogdet + dr2 / sigma ** 2,
+                                  [-2.0 * r2 / sigma ** 3 + 2.0 * dof / sigma]])
+
     def deviance(self, objective, theta, sigma):
         """The unprofiled deviance ``D(θ, σ)`` of ``objective`` (inf outside)."""
         got = self.pieces(objective, theta)
@@ -159,6 +172,25 @@ class GaussianInference:
         state = objective.evaluate(theta)
         return sigma ** 2 * (self.A @ linalg.inv(state.S) @ self.A.T)
 
+    def prediction_covariances(self):
+        """One factor: the joint covariance of the errors of (β̂, b̂_i) on the user's scale
+        (Henderson's inverse of the mixed-model equations, θ and σ fixed): ``C_ββ``
+        (p, p), ``C_βb`` (G, p, q), ``C_bb`` (G, q, q). With ``M_i = I + T'C_iT`` and
+        ``W_i = D_i'T M_i⁻¹T'``: ``C_ββ = σ²S⁻¹``, ``C_βb,i = −σ²S⁻¹W_i``,
+        ``C_bb,i = σ²(T M_i⁻¹T' + W_i'S⁻¹W_i)``."""
+        st, term = self.stats, self.cols[0]
+        _, sigma, state = self.state()
+        s2 = sigma ** 2
+        T = term.factor(self.theta)
+        M = np.eye(term.q) + np.einsum("ab,gac,cd->gbd", T, st.C, T)
+        TMT = T @ np.linalg.solve(M, np.broadcast_to(T.T, M.shape))  # T M⁻¹ T'
+        W = np.einsum("gqp,gqr->gpr", st.D, TMT)
+        Sinv = linalg.inv(state.S)
+        d = self.factors[0].scale
+        C_bb = s2 * (TMT + np.einsum("gpa,pk,gkb->gab", W, Sinv, W)) * np.outer(d, d)
+        C_bbeta = -s2 * np.einsum("pk,gkr->gpr", self.A @ Sinv, W) * d
+        return s2 * self.A @ Sinv @ self.A.T, C_bbeta, C_bb
+
     # ---------------------------------------------------------------- Satterthwaite
     def satterthwaite(self, L):
         """Estimates, SEs and Satterthwaite's df of the contrasts ``L`` (k × p, user
@@ -174,7 +206,9 @@ class GaussianInference:
         def dev(x):
             return self.deviance(objective, x[:-1], x[-1])
 
-        H = richardson_hessian(dev, x0)
+        # steps relative to each parameter: θ is unit-free (floor 1e-2), σ has y's units
+        floor = np.concatenate([np.full(self.theta.size, 1e-2), [sigma]])
+        H = richardson_hessian(dev, x0, floor=floor)
         try:
             Avar = 2.0 * linalg.inv(H)
         except linalg.LinAlgError:
@@ -186,7 +220,7 @@ class GaussianInference:
             C = self.fixed_cov(objective, x[:-1], x[-1])
             return np.einsum("ij,jk,ik->i", L, C, L)
 
-        J = richardson_gradient(contrast_vars, x0)  # (k params, contrasts)
+        J = richardson_gradient(contrast_vars, x0, floor=floor)  # (k params, contrasts)
         var = np.einsum("ij,jk,ik->i", L, C0, L)
         denom = np.einsum("ai,ab,bi->i", J, Avar, J)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -373,7 +407,8 @@ class GaussianInference:
 
 class _VarianceProfile:
     """ζ of one variance parameter: the ML deviance minimized over the others (SDs,
-    correlations, σ on the user's scale), each search started where the last ended."""
+    correlations, σ on the user's scale), the better of searches started at the nearest
+    solved point and at the optimum."""
 
     def __init__(self, inf, objective, phi_hat, j, dev_min):
         self.inf, self.objective, self.j, self.dev_min = inf, objective, j, dev_min
@@ -388,27 +423,84 @@ class _VarianceProfile:
             bounds[-1] = (1e-8 * phi_hat[-1], np.inf)
         self.bounds = [(lo / s, hi / s) for (lo, hi), s in
                        zip([bounds[k] for k in self.free], self.scale)]
+        self.is_sd = np.array([kinds[k] == "sd" for k in self.free], dtype=bool)
+        self.is_cor = np.array([kinds[k] == "cor" for k in self.free], dtype=bool)
         self.last = {}
 
-    def deviance(self, v, x):
+    def _phi(self, v, x):
         phi = self.phi_hat.copy()
         phi[self.free] = x * self.scale
         phi[self.j] = v
-        theta, sigma = self.inf.vmap.from_user(phi)
+        return phi
+
+    def deviance(self, v, x):
+        theta, sigma = self.inf.vmap.from_user(self._phi(v, x))
         return self.inf.deviance(self.objective, theta, sigma)
+
+    def deviance_and_grad(self, v, x):
+        """One factor: the deviance and its exact gradient over x (the kernel's over
+        (θ, σ), chained through the map φ → (θ, σ), differenced: it is a few small
+        matrices)."""
+        phi = self._phi(v, x)
+        theta, sigma = self.inf.vmap.from_user(phi)
+        f, g = self.inf.deviance_and_grad(self.objective, theta, sigma)
+        if g is None:
+            return np.inf, np.zeros_like(x)
+        grad = np.empty(x.size)
+        for i, k in enumerate(self.free):
+            h = 1e-7 * max(abs(phi[k]), 1e-3 * self.scale[i])
+            up, dn = phi.copy(), phi.copy()
+            up[k] += h
+            dn[k] -= h
+            tu, su = self.inf.vmap.from_user(up)
+            td, sd = self.inf.vmap.from_user(dn)
+            dtheta = np.concatenate([tu - td, [su - sd]]) / (2.0 * h)
+            grad[i] = self.scale[i] * (g @ dtheta)
+        return f, grad
 
     def profiled(self, v):
         if not self.free.size:
             return self.deviance(v, np.zeros(0))
-        near = min(self.last, key=lambda u: abs(u - v)) if self.last else None
-        x0 = self.last[near] if near is not None else self.phi_hat[self.free] / self.scale
-        x0 = np.clip(x0, [b[0] for b in self.bounds], [b[1] for b in self.bounds])
-        with np.errstate(invalid="ignore", over="ignore"):  # inf at a bound's far side
-            res = optimize.minimize(lambda x: self.deviance(v, x), x0, method="L-BFGS-B",
-                                    jac="3-point", bounds=self.bounds,
-                                    options=dict(ftol=1e-15, gtol=1e-9, maxiter=500))
-        self.last[v] = res.x
-        return float(res.fun)
+        # from the nearest solved point (the optimum first) and, with correlations, from it
+        # with their signs flipped (ρ = +1 and ρ = −1 are apart on this scale, not in θ's:
+        # near |ρ| = 1 the profile may jump between them); where the search ends on the
+        # boundary (an SD at 0: a stationary point of the deviance, which depends on SD²,
+        # where a search stays) also from the optimum. Every start lifts SDs off 0 (to
+        # 5 % of σ̂).
+        lo = np.array([b[0] for b in self.bounds])
+        hi = np.array([b[1] for b in self.bounds])
+        hat = self.phi_hat[self.free] / self.scale
+        first = self.last[min(self.last, key=lambda u: abs(u - v))] if self.last else hat
+        starts = [first]
+        if self.is_cor.any():
+            flipped = first.copy()
+            flipped[self.is_cor] = -flipped[self.is_cor]
+            starts.append(flipped)
+        exact = self.inf.kind == "one"
+        best = None
+        k = 0
+        while k < len(starts):
+            x0 = np.clip(np.where(self.is_sd & (starts[k] < 0.05), 0.05, starts[k]), lo, hi)
+            with np.errstate(invalid="ignore", over="ignore"):  # inf beyond a bound
+                if exact:
+                    res = optimize.minimize(lambda x: self.deviance_and_grad(v, x), x0,
+                                            method="L-BFGS-B", jac=True, bounds=self.bounds,
+                                            options=dict(ftol=1e-15, gtol=1e-9,
+                                                         maxiter=500))
+                else:
+                    res = optimize.minimize(lambda x: self.deviance(v, x), x0,
+                                            method="L-BFGS-B", jac="3-point",
+                                            bounds=self.bounds,
+                                            options=dict(ftol=1e-15, gtol=1e-9,
+                                                         maxiter=500))
+            if best is None or res.fun < best.fun:
+                best = res
+            k += 1
+            if k == len(starts) and len(starts) < 4 and self.last and \
+                    np.any(best.x[self.is_sd] < 1e-3):
+                starts.append(hat)
+        self.last[v] = best.x
+        return float(best.fun)
 
     def __call__(self, v):
         return signed_root(v, self.phi_hat[self.j], self.profiled(v), self.dev_min)
@@ -425,6 +517,7 @@ class _FixedProfile:
         self.est = l @ state.beta + c
         lower = ThetaSpace(inf.terms()).lower()
         self.bounds = list(zip(lower, np.full(lower.size, np.inf)))
+        self.diagonal = lower == 0.0
         self.last = {}
 
     def deviance(self, v, theta):
@@ -439,14 +532,26 @@ class _FixedProfile:
         return logdet + n * (1.0 + _LOG_2PI + np.log(r2v / n))
 
     def __call__(self, v):
-        near = min(self.last, key=lambda u: abs(u - v)) if self.last else None
-        x0 = self.last[near] if near is not None else self.theta_hat
-        with np.errstate(invalid="ignore", over="ignore"):
-            res = optimize.minimize(lambda t: self.deviance(v, t), x0, method="L-BFGS-B",
-                                    jac="3-point", bounds=self.bounds,
-                                    options=dict(ftol=1e-15, gtol=1e-9, maxiter=500))
-        self.last[v] = res.x
-        return signed_root(v, self.est, float(res.fun), self.dev_min)
+        # from the nearest solved θ (the optimum first); where that search ends with a
+        # diagonal element at 0 — a stationary point, where a search stays — also from the
+        # optimum; zero diagonal elements of a start lifted to 0.1
+        starts = [self.last[min(self.last, key=lambda u: abs(u - v))] if self.last
+                  else self.theta_hat]
+        best = None
+        k = 0
+        while k < len(starts):
+            x0 = np.where(self.diagonal & (np.abs(starts[k]) < 0.1), 0.1, starts[k])
+            with np.errstate(invalid="ignore", over="ignore"):
+                res = optimize.minimize(lambda t: self.deviance(v, t), x0,
+                                        method="L-BFGS-B", jac="3-point", bounds=self.bounds,
+                                        options=dict(ftol=1e-15, gtol=1e-9, maxiter=500))
+            if best is None or res.fun < best.fun:
+                best = res
+            k += 1
+            if k == 1 and self.last and np.any(best.x[self.diagonal] < 1e-3):
+                starts.append(self.theta_hat)
+        self.last[v] = best.x
+        return signed_root(v, self.est, float(best.fun), self.dev_min)
 
 
 def _kr_ddf(l, V0, P, W):

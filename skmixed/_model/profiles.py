@@ -11,6 +11,7 @@ interpolation error, measured against a 20× finer grid, is up to 5e-5 relative 
 sleepstudy and cbpp).
 """
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,17 +124,18 @@ def _richardson(estimate, h0, levels=4):
     return table[0]
 
 
-def _steps(x, rel):
-    return rel * np.maximum(np.abs(x), 1e-2)
+def _steps(x, rel, floor):
+    return rel * np.maximum(np.abs(x), 1e-2 if floor is None else floor)
 
 
-def richardson_gradient(f, x, rel=1e-2):
+def richardson_gradient(f, x, rel=1e-2, floor=None):
     """Gradient (Jacobian rows by parameter) of a scalar or array-valued ``f`` at ``x`` by
     Richardson-extrapolated central differences (initial relative step ``rel``, as
-    numDeriv's, which lmerTest uses)."""
+    numDeriv's, which lmerTest uses; ``floor``: each parameter's scale below which the
+    step stops shrinking with it, default 1e-2)."""
     x = np.asarray(x, dtype=float)
     out = []
-    for j, h0 in enumerate(_steps(x, rel)):
+    for j, h0 in enumerate(_steps(x, rel, floor)):
         def central(h, j=j):
             e = np.zeros_like(x)
             e[j] = h
@@ -142,14 +144,14 @@ def richardson_gradient(f, x, rel=1e-2):
     return np.array(out)
 
 
-def richardson_hessian(f, x, rel=1e-2):
+def richardson_hessian(f, x, rel=1e-2, floor=None):
     """Hessian of a scalar ``f`` at ``x`` by Richardson-extrapolated central second
-    differences."""
+    differences (``floor`` as :func:`richardson_gradient`'s)."""
     x = np.asarray(x, dtype=float)
     k = x.size
     f0 = f(x)
     H = np.empty((k, k))
-    hs = _steps(x, rel)
+    hs = _steps(x, rel, floor)
     for a in range(k):
         def diag(h, a=a):
             e = np.zeros(k)
@@ -280,9 +282,21 @@ def profile_intervals(zetas, level):
     z = stats.norm.ppf(0.5 + level / 2.0)
     out = {}
     for name, est, zeta, step, bounds in zetas:
-        out[name] = (est, interval_end(zeta, est, step, -z, bounds),
-                     interval_end(zeta, est, step, z, bounds))
+        out[name] = (est, _end(name, zeta, est, step, -z, bounds),
+                     _end(name, zeta, est, step, z, bounds))
     return out
+
+
+def _end(name, zeta, est, step, target, bounds):
+    """:func:`interval_end`, or NaN with a warning naming the parameter where ζ does not
+    cross the target monotonically (a profile whose searches disagree)."""
+    try:
+        return interval_end(zeta, est, step, target, bounds)
+    except ValueError as exc:
+        warnings.warn(f"the profile of {name!r} did not bracket ζ = {target:+.3g} ({exc}); "
+                      f"its {'lower' if target < 0 else 'upper'} end is NaN",
+                      RuntimeWarning, stacklevel=4)
+        return np.nan
 
 
 def profile_traces(zetas, level, n_points):
@@ -291,8 +305,12 @@ def profile_traces(zetas, level, n_points):
     z = stats.norm.ppf(0.5 + level / 2.0)
     out = []
     for name, est, zeta, step, bounds in zetas:
-        lo = interval_end(zeta, est, step, -z, bounds)
-        hi = interval_end(zeta, est, step, z, bounds)
-        values = np.union1d(np.linspace(lo, hi, int(n_points)), [est])
+        lo = _end(name, zeta, est, step, -z, bounds)
+        hi = _end(name, zeta, est, step, z, bounds)
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            continue
+        values = np.linspace(lo, hi, int(n_points))
+        if np.min(np.abs(values - est)) > 1e-9 * (hi - lo):
+            values = np.sort(np.append(values, est))
         out.append((name, values, np.array([zeta(v) for v in values])))
     return out

@@ -59,7 +59,8 @@ def test_glmm_inference_before_fit_raises_not_fitted():
     (dict(method="jackknife"), "method='jackknife'"),
     (dict(parm=["Days", "nope"]), r"unknown parameter\(s\) \['nope'\]"),
     (dict(method="bootstrap", n_boot=0), "n_boot=0"),
-    (dict(method="bootstrap", random_state=np.random.default_rng(0)), "random_state")])
+    (dict(method="bootstrap", random_state=np.random.RandomState(0)), "legacy RandomState"),
+    (dict(parm=0.9), r"parm=0.9: parameter names; the confidence level is level=0.9")])
 def test_confint_bad_arguments_name_the_argument(slope, kwargs, match):
     with pytest.raises(ValueError, match=match):
         slope.confint(**kwargs)
@@ -234,3 +235,184 @@ def test_pickled_model_keeps_its_inference(slope):
     again = pickle.loads(pickle.dumps(slope))
     pd.testing.assert_frame_equal(again.confint(), slope.confint())
     pd.testing.assert_frame_equal(again.fixed_effects_test(), slope.fixed_effects_test())
+
+
+# ---------------------------------------------------------------- the review's cases
+def _brute_zeta(inf, j, v):
+    """ζ of variance parameter j at v by an independent search: Nelder–Mead from several
+    starts (both correlation signs, SDs away from 0) on the same ML deviance."""
+    from scipy import optimize
+
+    from skmixed._model.lmm_inference import _VarianceProfile
+    objective, theta, sigma, dev = inf.ml_fit()
+    phi = inf.vmap.to_user(theta, sigma)
+    prof = _VarianceProfile(inf, objective, phi, j, dev)
+    best = np.inf
+    free = phi[prof.free] / prof.scale
+    for sign in (1.0, -1.0):
+        for shrink in (1.0,):
+            x0 = free * shrink
+            x0[prof.is_cor] = sign * np.clip(np.abs(free[prof.is_cor]), 0.1, 0.95)
+            x0[prof.is_sd] = np.maximum(x0[prof.is_sd], 0.1)
+            r = optimize.minimize(lambda x: prof.deviance(v, np.concatenate(
+                [np.clip(x[prof.is_cor], -1, 1), np.abs(x[~prof.is_cor])])[np.argsort(
+                    np.concatenate([np.flatnonzero(prof.is_cor),
+                                    np.flatnonzero(~prof.is_cor)]))]),
+                x0, method="Nelder-Mead",
+                options=dict(xatol=1e-10, fatol=1e-12, maxiter=20000, maxfev=20000))
+            best = min(best, r.fun)
+    return np.sign(v - phi[j]) * np.sqrt(max(best - dev, 0.0))
+
+
+@pytest.mark.parametrize("shift", [30, -30])
+def test_profile_of_an_uncentred_random_slope(sleep, shift):
+    """(Dc | Subject) with Dc = Days − shift: intercept and slope correlated near ±1, the
+    intercept SD's profile moves between the ρ > 0 and ρ < 0 sides. Every variance
+    parameter's ends are where an independent multi-start search puts ζ = ±1.96 (lme4 for
+    shift 30: sd (120.8, 263.5))."""
+    d = sleep.assign(Dc=sleep["Days"] - shift)
+    m = MixedLM(groups="Subject", random_slopes=["Dc"]).fit(d[["Dc", "Subject"]],
+                                                            d["Reaction"])
+    ci = m.confint()
+    names = list(ci.index)
+    for j in (0, 2):  # the SDs
+        for side, z in (("lower", -1.959964), ("upper", 1.959964)):
+            assert _brute_zeta(m._inference, j, ci.iloc[j][side]) == pytest.approx(z,
+                                                                                  abs=2e-4)
+    if shift == 30:
+        assert ci.loc[names[0], "lower"] == pytest.approx(120.8, abs=0.1)
+        assert ci.loc[names[0], "upper"] == pytest.approx(263.5, abs=0.1)
+
+
+def test_profile_of_a_correlation_without_intercept(sleep):
+    """fit_intercept=False: the correlation's interval is not a point stuck where an SD hit
+    0 (the review's case), and contains the estimate."""
+    m = MixedLM(groups="Subject", random_slopes=["Days"], fit_intercept=False).fit(
+        sleep[["Days", "Subject"]], sleep["Reaction"])
+    ci = m.confint(parm=["cor_Days.(Intercept)|Subject"])
+    lo, est, hi = ci.iloc[0][["lower", "estimate", "upper"]]
+    assert lo < est < hi and hi - lo > 1.0
+    for v, z in ((lo, -1.959964), (hi, 1.959964)):
+        assert _brute_zeta(m._inference, 1, v) == pytest.approx(z, abs=2e-4)
+
+
+def test_fixed_effect_profile_at_a_singular_fit():
+    """A between-group variance estimated at 0 (θ = 0: a stationary point a search stays
+    on): the fixed effect's ends are where the deviance minimized over a θ grid puts
+    ζ = ±1.96."""
+    from scipy import optimize
+
+    from skmixed._model.lmm_inference import _FixedProfile
+    rng = np.random.default_rng(4)
+    g = np.repeat(np.arange(6), 5)
+    y = 5.0 + rng.normal(0, 3.0, g.size)
+    X = pd.DataFrame({"g": g})
+    with pytest.warns(Warning):
+        m = MixedLM(groups="g").fit(X, y)
+    assert m.theta_[0] < 1e-4
+    ci = m.confint(parm="(Intercept)")
+    inf = m._inference
+    objective, theta, sigma, dev = inf.ml_fit()
+    fp = _FixedProfile(inf, objective, theta, inf.A[0], inf.c[0], dev)
+    for side, z in (("lower", -1.959964), ("upper", 1.959964)):
+        v = ci.loc["(Intercept)", side]
+        best = min(optimize.minimize_scalar(
+            lambda t: fp.deviance(v, np.array([t])), bounds=(a, b), method="bounded",
+            options=dict(xatol=1e-12)).fun for a, b in ((0, 0.3), (0.3, 1.0), (1.0, 3.0)))
+        assert np.sign(z) * np.sqrt(best - dev) == pytest.approx(z, abs=1e-5)
+
+
+@pytest.mark.parametrize("reml", [True, False])
+def test_prediction_standard_errors_are_henderson_s(sleep, reml):
+    """One factor: the SE of x'β̂ + z'b̂ is from the joint covariance of (β̂, b̂ − b) — the
+    inverse of the mixed-model equations, computed densely here (θ and σ fixed)."""
+    X = sleep[["Days", "Subject"]]
+    m = MixedLM(groups="Subject", random_slopes=["Days"], reml=reml).fit(X,
+                                                                         sleep["Reaction"])
+    codes = pd.Categorical(sleep["Subject"], categories=m.group_levels_["Subject"]).codes
+    n, G = len(sleep), len(m.group_levels_["Subject"])
+    Xm = np.c_[np.ones(n), sleep["Days"]]
+    Z = np.zeros((n, 2 * G))
+    Z[np.arange(n), 2 * codes] = 1.0
+    Z[np.arange(n), 2 * codes + 1] = sleep["Days"]
+    Sig, s2 = m._re_covariance["Subject"], m.sigma_ ** 2
+    P = np.block([[Xm.T @ Xm, Xm.T @ Z],
+                  [Z.T @ Xm, Z.T @ Z + s2 * np.kron(np.eye(G), np.linalg.inv(Sig))]]) / s2
+    C = np.c_[Xm, Z]
+    exact = np.sqrt(np.einsum("ia,ab,ib->i", C, np.linalg.inv(P), C))
+    if not reml:  # REML: cov(β̂) from the REML fit's σ̂², the same formula
+        np.testing.assert_allclose(m.predict(X, return_std=True)[1], exact, rtol=1e-6)
+    _, std = m.predict(X, return_std=True)
+    np.testing.assert_allclose(std, exact, rtol=1e-6)
+    pop = m.predict(X, random_effects=False, return_std=True)[1]
+    np.testing.assert_allclose(pop, np.sqrt(np.einsum("ia,ab,ib->i", Xm, m.fixed_cov_, Xm)))
+
+
+def test_glmm_profile_refuses_other_rows(data_file):
+    """The deviance at the fitted estimates checks X too: doubled trials, shuffled groups,
+    another offset — not the data the model was fitted to."""
+    d = pd.read_csv(data_file("cbpp.csv"))
+    X = pd.get_dummies(d["period"].astype("category"), prefix="period", drop_first=True,
+                       dtype=float).assign(herd=d["herd"], size=d["size"])
+    g = MixedGLM(family="binomial", groups="herd", trials="size").fit(X, d["incidence"])
+    bad = [X.assign(size=2 * X["size"]),
+           X.assign(herd=X["herd"].sample(frac=1, random_state=0).to_numpy()),
+           X.assign(period_2=X["period_3"], period_3=X["period_2"])]
+    for Xb in bad:
+        with pytest.raises(ValueError, match="not the data the model was fitted to"):
+            g.confint(Xb, d["incidence"])
+
+
+def test_classifier_with_string_labels(glmm):
+    g, X, y = glmm
+    labels = np.where(y == 1, "yes", "no")
+    gs = MixedGLM(family="binomial", groups="g").fit(X, labels)
+    g0 = MixedGLM(family="binomial", groups="g").fit(X[["g", "x"]], labels)
+    table = anova(g0, gs)
+    assert table["Df"].iloc[1] == 1
+    with pytest.raises(ValueError, match="not the data"):
+        gs.confint(X, labels[::-1].copy())
+    pd.testing.assert_frame_equal(gs.confint(X, labels), g.confint(X, y), rtol=1e-6)
+
+
+def test_satterthwaite_does_not_depend_on_the_scale_of_y(sleep):
+    X = sleep[["Days", "Subject"]]
+    a = MixedLM(groups="Subject", random_slopes=["Days"]).fit(X, sleep["Reaction"])
+    b = MixedLM(groups="Subject", random_slopes=["Days"]).fit(X, sleep["Reaction"] * 1e-6)
+    for ddf in ("Satterthwaite", "Kenward-Roger"):
+        np.testing.assert_allclose(b.fixed_effects_test(ddf)["df"],
+                                   a.fixed_effects_test(ddf)["df"], rtol=1e-5)
+
+
+def test_anova_refuses_mixed_criteria(sleep, slope, glmm):
+    ml = MixedLM(groups="Subject", reml=False).fit(sleep[["Days", "Subject"]],
+                                                    sleep["Reaction"])
+    with pytest.raises(ValueError, match="some models were fitted by REML, some by ML"):
+        anova(ml, slope, refit=False)
+    g, X, y = glmm
+    g10 = MixedGLM(family="binomial", groups="g", n_agq=10).fit(X[["g", "x"]], y)
+    with pytest.raises(ValueError, match="different n_agq"):
+        anova(g10, g)
+
+
+def test_iterative_fits_wald_only(data_file):
+    from skmixed.datasets import make_crossed
+    d = make_crossed(20000, 2000, 1000, random_state=0)
+    X = d[["x", "user", "item"]]
+    m = MixedLM(groups=["user", "item"], solver="iterative").fit(X, d["y"])
+    wald = m.confint(method="wald")
+    assert wald.loc["x", "lower"] < m.coef_[0] < wald.loc["x", "upper"]
+    assert np.isfinite(m.predict_interval(X.iloc[:3], random_effects=False)).all().all()
+    with pytest.raises(ValueError, match="conditional variances of the modes"):
+        m.predict_interval(X.iloc[:3])
+    with pytest.raises(ValueError, match="solver='iterative'"):
+        m.confint()
+
+
+def test_bootstrap_accepts_a_generator_and_profiles_list_each_point_once(slope):
+    a = slope.bootstrap(5, random_state=np.random.default_rng(3), progress=False)
+    b = slope.bootstrap(5, random_state=np.random.default_rng(3), progress=False)
+    pd.testing.assert_frame_equal(a.replicates, b.replicates)
+    prof = slope.profile(parm="Days", n_points=5)
+    assert prof["value"].is_unique and len(prof) in (5, 6)
+    assert np.min(np.abs(prof["zeta"])) < 1e-6  # the estimate, once
