@@ -471,7 +471,7 @@ def data_key(y, n_obs):
     flat = arr.reshape(arr.shape[0], -1)
     sample = flat[::max(1, flat.shape[0] // _KEY_ROWS)]
     if flat.dtype.kind in "biuf":
-        total = float(np.nansum(flat.astype(np.float64)))
+        total = float(flat.sum(dtype=np.float64))  # no copy (y is finite: fit checked it)
         data = np.ascontiguousarray(sample, dtype=np.float64).tobytes()
     else:  # labels (a classifier's strings): hashed by value
         total = 0.0
