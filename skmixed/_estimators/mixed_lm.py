@@ -548,7 +548,10 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         Parameters
         ----------
         ddf : {"Satterthwaite", "Kenward-Roger", "asymptotic"}, default="Satterthwaite"
-            "asymptotic": the z tests of ``fixed_effects_`` (big data).
+            "Satterthwaite": lmerTest's (REML or ML fits, any number of factors).
+            "Kenward-Roger": pbkrtest's adjusted covariance and df (REML fits; with
+            several factors up to 3,000 random-effect columns). "asymptotic": the z tests
+            of ``fixed_effects_`` (big data).
 
         Returns
         -------

@@ -230,79 +230,62 @@ class GaussianInference:
     # ---------------------------------------------------------------- Kenward–Roger
     def kenward_roger(self, L):
         """Estimates, adjusted SEs and Kenward–Roger df of the contrasts ``L`` (k × p, user
-        scale) of a one-factor REML fit, as pbkrtest's ``vcovAdj`` and ``Lb_ddf``.
+        scale) of a REML fit, as pbkrtest's ``vcovAdj`` and ``Lb_ddf``.
 
-        ``V = Σ_k γ_k G_k`` over the covariance entries of Σ (``G_k = Z E_k Z'``) and σ²
-        (``G = I``); every trace and product pbkrtest forms over the rows is, by Woodbury
-        (``V_i⁻¹ = σ⁻²(I − Z_i K_i Z_i')``, ``K_i = T(I + T'C_iT)⁻¹T'``), a sum over the
-        groups of ``C_i = Z_i'Z_i``, ``D_i = Z_i'X_i`` and ``X'X``."""
-        if self.kind != "one":
-            raise ValueError("ddf='Kenward-Roger' is implemented for one grouping factor; "
-                             "use ddf='Satterthwaite' with several.")
+        ``V = Σ_k γ_k G_k`` over the covariance entries of each factor's Σ
+        (``G_k = Z E_k Z'``) and σ² (``G = I``); every trace and product pbkrtest forms
+        over the rows is, by Woodbury (``V⁻¹ = σ⁻²(I − Z K Z')``, ``K = Λ(I + Λ'Z'ZΛ)⁻¹Λ'``),
+        one of ``Z'Z``, ``Z'X`` and ``X'X``: with one factor a sum over its groups of
+        q × q blocks; with several, one dense block of all their columns (up to
+        :data:`KR_DENSE_COLUMNS`)."""
         if not self.reml:
             raise ValueError("ddf='Kenward-Roger' needs a REML fit (pbkrtest's), not ML; "
                              "refit with reml=True or use ddf='Satterthwaite'.")
-        L = np.atleast_2d(np.asarray(L, dtype=float))
-        st, term = self.stats, self.cols[0]
+        st = self.stats
         _, sigma, state = self.state()
-        s2 = sigma ** 2
-        T = term.factor(self.theta)
-        C, D, q = st.C, st.D, term.q
-        A = np.eye(q) + np.einsum("ab,gac,cd->gbd", T, C, T)
-        K = T @ np.linalg.solve(A, np.broadcast_to(T.T, A.shape))  # T A⁻¹ T'
-        CK = C @ K
-        KD = K @ D
-        CKD = C @ KD
-        Cv = C - CK @ C
-        Dv = D - CKD
-        D2 = D - 2.0 * CKD + CK @ CKD
-        C2 = C - 2.0 * CK @ C + CK @ CK @ C
-        DKD = np.einsum("gqp,gqr->pr", D, KD)
-        DKCKD = np.einsum("gqp,gqr->pr", KD, CKD)
-        DKCKCKD = np.einsum("gqp,gqr->pr", KD, C @ K @ CKD)
-        Phi = s2 * linalg.inv(st.XtX - DKD)
-        E = []
-        for r, c in zip(term.rows, term.cols):
-            e = np.zeros((q, q))
-            e[r, c] = e[c, r] = 1.0
-            E.append(e)
-        m = len(E) + 1
-        P = [-np.einsum("gqp,qr,grk->pk", Dv, e, Dv) / s2 ** 2 for e in E]
-        P.append(-(st.XtX - 2.0 * DKD + DKCKD) / s2 ** 2)
-        Q = {}
-        Kt = np.empty((m, m))
-        for a, ea in enumerate(E):
-            for b in range(a, len(E)):
-                eb = E[b]
-                Q[a, b] = np.einsum("gqp,qr,grs,st,gtk->pk", Dv, ea, Cv, eb, Dv) / s2 ** 3
-                Kt[a, b] = Kt[b, a] = np.einsum("qr,grs,st,gtq->", ea, Cv, eb, Cv) / s2 ** 2
-            Q[a, m - 1] = np.einsum("gqp,qr,grk->pk", Dv, ea, D2) / s2 ** 3
-            Kt[a, m - 1] = Kt[m - 1, a] = np.einsum("qr,grq->", ea, C2) / s2 ** 2
-        Q[m - 1, m - 1] = (st.XtX - 3.0 * DKD + 3.0 * DKCKD - DKCKCKD) / s2 ** 3
-        KC = K @ C
-        Kt[m - 1, m - 1] = (st.n - 2.0 * np.trace(KC, axis1=1, axis2=2).sum()
-                            + np.einsum("gab,gba->", KC, KC)) / s2 ** 2
-        IE2 = np.empty((m, m))
-        for a in range(m):
-            PhiPa = Phi @ P[a]
-            for b in range(a, m):
-                IE2[a, b] = IE2[b, a] = (Kt[a, b] - 2.0 * np.sum(Phi * Q[a, b])
-                                         + np.sum(PhiPa * (P[b] @ Phi)))
-        ev = np.linalg.eigvalsh(IE2)
-        W = 2.0 * (linalg.inv(IE2) if np.min(np.abs(ev)) > 1e-10 else linalg.pinv(IE2))
-        U = np.zeros_like(Phi)
-        for a in range(m - 1):
-            for b in range(a + 1, m):
-                U += W[a, b] * (Q[a, b] - P[a] @ Phi @ P[b])
-        U = U + U.T
-        for a in range(m):
-            U += W[a, a] * (Q[a, a] - P[a] @ Phi @ P[a])
-        PhiA = Phi + 2.0 * Phi @ U @ Phi
+        if self.kind == "one":
+            term = self.cols[0]
+            T = term.factor(self.theta)[None]
+            C, D = st.C, st.D
+            E = []
+            for r, c in zip(term.rows, term.cols):
+                e = np.zeros((term.q, term.q))
+                e[r, c] = e[c, r] = 1.0
+                E.append(e)
+        else:
+            Q = int(st.offsets[-1])
+            if Q > KR_DENSE_COLUMNS:
+                raise ValueError(f"ddf='Kenward-Roger' with several grouping factors forms "
+                                 f"dense {Q} × {Q} matrices (their random effects); "
+                                 f"implemented up to {KR_DENSE_COLUMNS}: use "
+                                 "ddf='Satterthwaite'.")
+            C, D = st.ZZ.toarray()[None], np.asarray(st.ZX)[None]
+            T = np.zeros((1, Q, Q))
+            E = []
+            for k, col in enumerate(self.cols):
+                a, b = self._slices[k]
+                term, G, q = col.term, col.n_levels, col.term.q
+                off = int(st.offsets[k])
+                Tk = term.factor(self.theta[a:b])
+                T[0, off:off + G * q, off:off + G * q] = np.kron(np.eye(G), Tk)
+                for r, c in zip(term.rows, term.cols):
+                    e = np.zeros((q, q))
+                    e[r, c] = e[c, r] = 1.0
+                    full = np.zeros((Q, Q))
+                    full[off:off + G * q, off:off + G * q] = np.kron(np.eye(G), e)
+                    E.append(full)
+        Phi, PhiA, P, W = _kr_adjustment(C, D, st.XtX, st.n, T, E, sigma ** 2)
+        L = np.atleast_2d(np.asarray(L, dtype=float))
         Li = L @ self.A  # the contrasts of the internal coefficients
         est = L @ (self.A @ state.beta + self.c)
         se = np.sqrt(np.einsum("ij,jk,ik->i", Li, PhiA, Li))
         df = np.array([_kr_ddf(l, Phi, P, W) for l in Li])
         return est, se, df
+
+    @property
+    def _slices(self):
+        edges = np.cumsum([0] + [c.term.n_theta for c in self.cols])
+        return list(zip(edges[:-1], edges[1:]))
 
     # ---------------------------------------------------------------- profiles
     def profile_intervals(self, level, which=None):
@@ -552,6 +535,65 @@ class _FixedProfile:
                 starts.append(self.theta_hat)
         self.last[v] = best.x
         return signed_root(v, self.est, float(best.fun), self.dev_min)
+
+
+#: Kenward–Roger with several grouping factors forms dense matrices of all their random
+#: effects' columns, up to this many
+KR_DENSE_COLUMNS = 3000
+
+
+def _kr_adjustment(C, D, XtX, n, T, E, s2):
+    """pbkrtest's ``vcovAdj`` from blocks: ``C`` (G, q, q) = Z_i'Z_i, ``D`` (G, q, p) =
+    Z_i'X_i, ``T`` (G, q, q) the relative covariance factor (Λ's block), ``E`` the q × q
+    patterns of the covariance parameters (σ² last, implied), ``s2`` = σ². Returns
+    (Φ, Φ_A, P, W): the unadjusted and adjusted covariance of β, pbkrtest's P_k and W."""
+    q = C.shape[1]
+    A = np.eye(q) + np.einsum("gba,gbc,gcd->gad", T, C, T)
+    K = T @ np.linalg.solve(A, np.transpose(T, (0, 2, 1)))  # T A⁻¹ T'
+    CK = C @ K
+    KD = K @ D
+    CKD = C @ KD
+    Cv = C - CK @ C
+    Dv = D - CKD
+    D2 = D - 2.0 * CKD + CK @ CKD
+    C2 = C - 2.0 * CK @ C + CK @ CK @ C
+    DKD = np.einsum("gqp,gqr->pr", D, KD)
+    DKCKD = np.einsum("gqp,gqr->pr", KD, CKD)
+    DKCKCKD = np.einsum("gqp,gqr->pr", KD, C @ K @ CKD)
+    Phi = s2 * linalg.inv(XtX - DKD)
+    m = len(E) + 1
+    P = [-np.einsum("gqp,qr,grk->pk", Dv, e, Dv) / s2 ** 2 for e in E]
+    P.append(-(XtX - 2.0 * DKD + DKCKD) / s2 ** 2)
+    Q = {}
+    Kt = np.empty((m, m))
+    CvE = [Cv @ e for e in E]  # (G, q, q) each: Cv E_k
+    for a, ea in enumerate(E):
+        DvEa = np.einsum("gqp,qr->gpr", Dv, ea)
+        for b in range(a, len(E)):
+            Q[a, b] = np.einsum("gpr,grs,gsk->pk", DvEa, CvE[b], Dv) / s2 ** 3
+            Kt[a, b] = Kt[b, a] = np.einsum("gqr,grq->", CvE[a], CvE[b]) / s2 ** 2
+        Q[a, m - 1] = np.einsum("gpr,grk->pk", DvEa, D2) / s2 ** 3
+        Kt[a, m - 1] = Kt[m - 1, a] = np.einsum("qr,grq->", ea, C2) / s2 ** 2
+    Q[m - 1, m - 1] = (XtX - 3.0 * DKD + 3.0 * DKCKD - DKCKCKD) / s2 ** 3
+    KC = K @ C
+    Kt[m - 1, m - 1] = (n - 2.0 * np.trace(KC, axis1=1, axis2=2).sum()
+                        + np.einsum("gab,gba->", KC, KC)) / s2 ** 2
+    IE2 = np.empty((m, m))
+    for a in range(m):
+        PhiPa = Phi @ P[a]
+        for b in range(a, m):
+            IE2[a, b] = IE2[b, a] = (Kt[a, b] - 2.0 * np.sum(Phi * Q[a, b])
+                                     + np.sum(PhiPa * (P[b] @ Phi)))
+    ev = np.linalg.eigvalsh(IE2)
+    W = 2.0 * (linalg.inv(IE2) if np.min(np.abs(ev)) > 1e-10 else linalg.pinv(IE2))
+    U = np.zeros_like(Phi)
+    for a in range(m - 1):
+        for b in range(a + 1, m):
+            U += W[a, b] * (Q[a, b] - P[a] @ Phi @ P[b])
+    U = U + U.T
+    for a in range(m):
+        U += W[a, a] * (Q[a, a] - P[a] @ Phi @ P[a])
+    return Phi, Phi + 2.0 * Phi @ U @ Phi, P, W
 
 
 def _kr_ddf(l, V0, P, W):

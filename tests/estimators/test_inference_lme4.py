@@ -254,3 +254,50 @@ def test_glmm_residuals_match_lme4(ref, frames, cbpp_fits):
         np.testing.assert_allclose(g.residuals(X, d["incidence"], type=kind), entry[kind],
                                    rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(g.predict(X) / d["size"], entry["fitted"], rtol=1e-5)
+
+
+# ---------------------------------------------------------------- several grouping factors
+def _penicillin_unbalanced(frame):
+    """Penicillin without plates a–f × samples A, B, and x = (R's row number mod 7) / 7 —
+    as lme4_inference.R builds it."""
+    rownum = np.arange(1, len(frame) + 1)
+    keep = ~(frame["plate"].isin(list("abcdef")) & frame["sample"].isin(["A", "B"]))
+    return frame.assign(x=(rownum % 7) / 7.0)[keep].reset_index(drop=True)
+
+
+MULTI = {
+    "penicillin_tight": ("Penicillin.csv", ["plate", "sample"], [], "diameter", None),
+    "pastes_tight": ("Pastes.csv", ["batch", ("cask", "batch")], [], "strength", None),
+    "penicillin_unbalanced_tight": ("Penicillin.csv", ["plate", "sample"], ["x"],
+                                    "diameter", _penicillin_unbalanced),
+}
+
+
+@pytest.mark.parametrize("entry_name", sorted(MULTI))
+def test_several_factors_match_lmertest_and_lme4(ref, data_file, entry_name):
+    """Satterthwaite and Kenward–Roger (pbkrtest) t tests at 1e-4, profile intervals at
+    1e-3, with crossed, nested and unbalanced crossed factors."""
+    file, groups, fixed, response, prepare = MULTI[entry_name]
+    d = pd.read_csv(data_file(file))
+    if prepare is not None:
+        d = prepare(d)
+    cols = [c for g in groups for c in ((g,) if isinstance(g, str) else g)]
+    X = d[list(dict.fromkeys(cols)) + fixed]
+    m = MixedLM(groups=groups).fit(X, d[response])
+    entry = ref[entry_name]
+    assert entry["rows_used"] == len(d)
+    for ddf, key in (("Satterthwaite", "satterthwaite"), ("Kenward-Roger", "kenward_roger")):
+        table = m.fixed_effects_test(ddf)
+        rows = entry[key]["rows"]
+        for term in [rows] if isinstance(rows, str) else rows:  # jsonlite unboxes one
+            for col, theirs in (("df", "df"), ("std_error", "std_error"),
+                                ("p_value", "p_value")):
+                assert _rel(table.loc[term, col], entry[key][theirs][term]) < DF_RTOL
+    ci = m.confint()
+    prof = entry["confint_profile_95"]
+    ours = list(ci.index)
+    assert len(ours) == len(prof["rows"])
+    # lme4's .sig rows follow its terms' order (by number of levels), as ours
+    for row, name in zip(prof["rows"], ours):
+        for side in ("lower", "upper"):
+            assert _rel(ci.loc[name, side], prof[side][row]) < PROFILE_RTOL

@@ -36,6 +36,8 @@
 #    tolerance leaves the Laplace deviance ~6e-4 above its minimum).
 #  * section 8: anova_intercept_vs_days_tight (a fixed-effect LRT), residuals of the
 #    sleepstudy slope fit and of the tight cbpp fit.
+#  * section 9: several grouping factors (Penicillin crossed, Pastes nested, an unbalanced
+#    Penicillin with a covariate): Satterthwaite, Kenward-Roger, profile intervals.
 # Layout: every table is column-major with its row names, e.g.
 #   {"rows": ["(Intercept)", "Days"], "estimate": {"(Intercept)": .., "Days": ..}, ...};
 #   confidence intervals as {"level", "columns" (R's, e.g. "2.5 %"), "rows", "lower", "upper"};
@@ -390,6 +392,36 @@ out$residuals_cbpp_g1_tight <- list(
   pearson = as.numeric(residuals(gt1, type = "pearson")),
   deviance = as.numeric(residuals(gt1, type = "deviance")),
   fitted = as.numeric(fitted(gt1)))
+
+# ---- 9: several grouping factors ------------------------------------------------------------
+#  * penicillin_tight: diameter ~ 1 + (1 | plate) + (1 | sample) (crossed), pastes_tight:
+#    strength ~ 1 + (1 | batch/cask) (nested), penicillin_unbalanced_tight: Penicillin without
+#    the rows of plates a..f for samples A, B (an unbalanced crossed design: 132 rows) and
+#    with a covariate x = (row number mod 7) / 7, diameter ~ x + (1 | plate) + (1 | sample);
+#    REML, TIGHT_LMER: fit, lmerTest Satterthwaite and Kenward-Roger coefficients,
+#    confint profile 0.95.
+pen <- read.csv(file.path(datadir, "Penicillin.csv"))
+pen$plate <- factor(pen$plate); pen$sample <- factor(pen$sample)
+pas <- read.csv(file.path(datadir, "Pastes.csv"))
+pas$batch <- factor(pas$batch); pas$cask <- factor(pas$cask)
+penu <- pen[!(pen$plate %in% c("a", "b", "c", "d", "e", "f") & pen$sample %in% c("A", "B")), ]
+penu$x <- (as.integer(rownames(penu)) %% 7) / 7
+multi_tight <- function(key, f, d) {
+  m <- part(paste0(key, "/fit"), lme4::lmer(f, d, control = TIGHT_LMER))
+  mt <- part(paste0(key, "/fit_lmerTest"), lmerTest::lmer(f, d, control = TIGHT_LMER))
+  out[[key]] <<- list(
+    formula = paste(deparse(f), collapse = " "), REML = TRUE, control = TIGHT_LMER_TEXT,
+    rows_used = nrow(d), fit = fit_of(m), max_abs_grad = max_abs_grad(m),
+    satterthwaite = part(paste0(key, "/satterthwaite"),
+                         coef_table(summary(mt, ddf = "Satterthwaite"))),
+    kenward_roger = part(paste0(key, "/kenward_roger"),
+                         coef_table(summary(mt, ddf = "Kenward-Roger"))),
+    confint_profile_95 = part(paste0(key, "/confint_profile_95"),
+                              ci_table(confint(m, method = "profile", level = 0.95), 0.95)))
+}
+multi_tight("penicillin_tight", diameter ~ 1 + (1 | plate) + (1 | sample), pen)
+multi_tight("pastes_tight", strength ~ 1 + (1 | batch/cask), pas)
+multi_tight("penicillin_unbalanced_tight", diameter ~ x + (1 | plate) + (1 | sample), penu)
 
 out$timing <- timing
 out$warnings <- warns
