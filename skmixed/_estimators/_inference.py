@@ -437,15 +437,16 @@ def _variance_map(model, with_sigma):
 
 
 def glmm_profile(model, X, y, sample_weight):
-    """The GLMMProfile of a fitted one-factor MixedGLM on its data (X, y again: checked to
-    be the fit's)."""
+    """The GLMMProfile of a fitted MixedGLM on its data (X, y again: checked to be the
+    fit's, also by the deviance at the fitted estimates); ``prof.threads()`` the context
+    its evaluations run in (the fit's)."""
+    from contextlib import nullcontext
+
     from .._model.glmm import LaplaceDeviance, group_order
     from .._model.glmm_fit import grouped_rows
     from .._model.glmm_inference import GLMMProfile
+    from .._model.multilevel_fit import laplace_threads, multi_laplace
     from .._model.profiles import FactorMap
-    if len(model._design.factors) > 1:
-        raise ValueError("profiles of a MixedGLM are implemented for one grouping factor; "
-                         "use method='wald' with several.")
     if model.n_agq == 0:
         raise ValueError("profiles need the Laplace or quadrature deviance; this model was "
                          "fitted with n_agq=0 (refit with n_agq=1).")
@@ -453,28 +454,61 @@ def glmm_profile(model, X, y, sample_weight):
         raise ValueError("a MixedGLM's profiles need the data the model was fitted to (a "
                          "fitted model keeps no copy of the rows); pass X, y (and "
                          "sample_weight) as given to fit.")
-    family, spec, y_num, w, extra_cols, _, _ = model._one_factor_problem(X, y, sample_weight)
+    several = len(model._design.factors) > 1
+    if several:
+        family, spec, y_num, w, extra_cols, _, _, once = model._multi_problem(
+            X, y, sample_weight)
+        if once:
+            raise ValueError("profiles of a model with identical grouping factors (fitted "
+                             "as one) are not implemented; use method='wald'.")
+    else:
+        family, spec, y_num, w, extra_cols, _, _ = model._one_factor_problem(
+            X, y, sample_weight)
     n_obs = float(w.sum()) if w.size else float(y_num.shape[0])
     if _design.data_key(y, n_obs) != model._data_key:
         raise ValueError("X, y (and sample_weight) are not the data the model was fitted to "
                          "(another number of observations or other responses).")
-    factor = spec.factors[0]
-    order, starts = group_order(np.asarray(factor.codes, dtype=np.int64), len(factor.levels))
-    rows, kept_names, _, back = grouped_rows(spec, y_num, w, extra_cols, order, starts,
-                                             model.fit_intercept, stacklevel=4)
-    objective = LaplaceDeviance(family, rows, factor.term, n_agq=model.n_agq)
-    fm = FactorMap(factor.name, factor.term, back.scaling.slope_factors(factor.slope_pos), 0,
-                   factor.term.n_theta)
+    if several:
+        n = y_num.shape[0]
+        objective, exact, _, kept_names, _, back, order, _, _ = multi_laplace(
+            spec, y_num, w, extra_cols.get("trials", np.ones(n)),
+            extra_cols.get("offset", np.zeros(n)), family=family,
+            fit_intercept=model.fit_intercept)
+        maps = [None] * len(order)
+        for pos, k in enumerate(order):
+            f = spec.factors[k]
+            a, b = objective.theta_edges[pos], objective.theta_edges[pos + 1]
+            maps[k] = FactorMap(f.name, f.term, back.scaling.slope_factors(f.slope_pos),
+                                int(a), int(b))
+        maps = sorted(maps, key=lambda fm: -model.n_groups_[fm.name])  # lme4's order
+        value = objective.deviance
+
+        def threads():
+            return laplace_threads(objective, exact)
+    else:
+        factor = spec.factors[0]
+        order, starts = group_order(np.asarray(factor.codes, dtype=np.int64),
+                                    len(factor.levels))
+        rows, kept_names, _, back = grouped_rows(spec, y_num, w, extra_cols, order, starts,
+                                                 model.fit_intercept, stacklevel=4)
+        objective = LaplaceDeviance(family, rows, factor.term, n_agq=model.n_agq)
+        maps = [FactorMap(factor.name, factor.term,
+                          back.scaling.slope_factors(factor.slope_pos), 0,
+                          factor.term.n_theta)]
+        value = objective.value
+        threads = nullcontext
     if kept_names != list(model.fixed_effects_.index):
         raise ValueError(f"X's fixed effects {kept_names} are not the fit's "
                          f"{list(model.fixed_effects_.index)}: not the data the model was "
                          "fitted to.")
-    prof = GLMMProfile(objective, fm, back.scaling.matrix(back.kept), kept_names,
+    prof = GLMMProfile(objective, maps, back.scaling.matrix(back.kept), kept_names,
                        model.fixed_effects_.loc[kept_names, "estimate"].to_numpy(),
-                       np.asarray(model.theta_, dtype=float))
+                       np.asarray(model.theta_, dtype=float), beta_first=not several)
+    prof.threads = threads
     # X too (trials, offset, groups, columns): the deviance at the fit's estimates is the
     # fit's on its own data
-    dev = objective.value(prof.x0)
+    with threads():
+        dev = value(prof.x0)
     if not abs(dev - model.deviance_) <= 1e-6 * max(1.0, abs(model.deviance_)):
         raise ValueError(f"X, y (and sample_weight) are not the data the model was fitted "
                          f"to: the deviance at the fitted estimates is {dev:.10g} on them, "
@@ -493,7 +527,8 @@ def profile_traces(model, parm, level, n_points, X=None, y=None, sample_weight=N
         with numba_threads(model.n_jobs):
             prof = glmm_profile(model, X, y, sample_weight)
             names = prof.vmap.names() + prof.names
-            traces = prof.traces(level, _select(names, parm), n_points)
+            with prof.threads():
+                traces = prof.traces(level, _select(names, parm), n_points)
     else:
         inf = inference_of(model, "profile")
         names = inf.vmap.names() + list(inf.names)
@@ -544,7 +579,9 @@ def glmm_confint(model, X, y, sample_weight, parm, level, method, n_boot=1000,
                                               model.sigma_)))
     est.update(fx["estimate"].to_dict())
     with numba_threads(model.n_jobs):
-        rows = glmm_profile(model, X, y, sample_weight).intervals(level, which)
+        prof = glmm_profile(model, X, y, sample_weight)
+        with prof.threads():
+            rows = prof.intervals(level, which)
     rows = {k: (est[k],) + tuple(v[1:]) for k, v in rows.items()}
     return _interval_frame({k: rows[k] for k in (which or names) if k in rows}, level)
 

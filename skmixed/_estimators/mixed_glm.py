@@ -264,9 +264,10 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         self._set_glm_fitted(X_empty, y._meta, model, result, classes, extra)
         return self
 
-    def _fit_multi(self, X, y, sample_weight):
-        """Several grouping factors: binomial (logit, probit, cloglog), Poisson and the
-        negative binomial by the Laplace approximation (skmixed._model.multilevel_glmm)."""
+    def _multi_problem(self, X, y, sample_weight):
+        """The checked several-factor problem of ``fit``: the family, the ModelSpec (unused
+        levels dropped), y as numbers, the weights, the trials/offset columns, the
+        classes, the extra columns' labels and the sets of identical factors fitted once."""
         name = type(self).__name__
         family = get_family(self.family, self.link)
         if family.kind not in ("proportion", "count"):
@@ -304,11 +305,19 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         # copies with the same term (slopes, covariance) are fitted once, then split
         once = [s for s in sets if len({(tuple(design.factors[j].slope_names),
                                           design.factors[j].covariance) for j in s}) == 1]
-        identifiability.warn_identical(design.factors, once, stacklevel=4, refit_note=(
+        identifiability.warn_identical(design.factors, once, stacklevel=5, refit_note=(
             " They are fitted as one factor and its variance split equally among them, as "
             "lme4's symmetric fit splits it."))
         identifiability.warn_identical(design.factors, [s for s in sets if s not in once],
-                                        stacklevel=4)
+                                        stacklevel=5)
+        return family, design, y_num, w, extra_cols, classes, extra, once
+
+    def _fit_multi(self, X, y, sample_weight):
+        """Several grouping factors: binomial (logit, probit, cloglog), Poisson and the
+        negative binomial by the Laplace approximation (skmixed._model.multilevel_glmm)."""
+        family, design, y_num, w, extra_cols, classes, extra, once = self._multi_problem(
+            X, y, sample_weight)
+        n = y_num.shape[0]
         t0 = time.perf_counter()
         with numba_threads(self.n_jobs):
             if once:
@@ -579,7 +588,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         level : float, default=0.95
         method : {"profile", "wald", "bootstrap"}, default="profile"
             "profile": likelihood-profile intervals of the Laplace (or quadrature) deviance
-            (one grouping factor; binomial and Poisson, as lme4). "wald": estimate ± z·SE
+            (binomial and Poisson, any number of factors, as lme4). "wald": estimate ± z·SE
             for the fixed effects, NaN for the variance parameters (as lme4).
             "bootstrap": percentile intervals of :meth:`bootstrap` on X (``n_boot``,
             ``random_state``, ``n_jobs``, ``progress``).

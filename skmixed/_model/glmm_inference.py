@@ -1,6 +1,7 @@
-"""Profile-likelihood intervals of a one-factor GLMM (lme4's ``confint(m, method =
-"profile")`` for ``glmer``): the Laplace (or adaptive quadrature) deviance of
-:class:`.glmm.LaplaceDeviance`, with its exact gradient, over the user's parameters
+"""Profile-likelihood intervals of a GLMM (lme4's ``confint(m, method = "profile")`` for
+``glmer``): the Laplace (or adaptive quadrature) deviance — one factor
+:class:`.glmm.LaplaceDeviance`, several the fit's :mod:`.multilevel_glmm` deviance — with
+its gradient (exact but for the general several-factor path), over the user's parameters
 ``y = (SDs and correlations, β)``; each profile point minimizes it over the others by
 :class:`.profiles.NewtonProfile` (the Hessian at the optimum, BFGS-updated), so a point
 costs a few passes over the rows (lme4 re-optimizes with a derivative-free method).
@@ -21,25 +22,44 @@ __all__ = ["GLMMProfile"]
 
 
 class GLMMProfile:
-    """The deviance of ``objective`` (a LaplaceDeviance over internal ``x = (β, θ)``) over
-    ``y = (φ, β_user)``: ``φ`` the SDs/correlations of ``factor`` (a FactorMap),
-    ``β_user = A β``; ``beta``/``theta`` the fit's values on the user's scale."""
+    """The deviance of ``objective`` (one factor: a LaplaceDeviance over internal
+    ``x = (β, θ)``; several: a MultiLaplace over ``x = (θ, β)``, ``beta_first=False``)
+    over ``y = (φ, β_user)``: ``φ`` the SDs/correlations of ``factors`` (FactorMaps in
+    lme4's order, their slices of the objective's θ), ``β_user = A β``; ``beta`` and
+    ``theta_user`` the fit's values on the user's scale (θ in lme4's order)."""
 
-    def __init__(self, objective, factor, A, names, beta, theta_user):
+    def __init__(self, objective, factors, A, names, beta, theta_user, beta_first=True):
         if objective.param is not None:
             raise ValueError("profile intervals of a GLMM with a dispersion or size "
                              "parameter (Gamma, negative binomial) are not implemented (as "
                              "lme4's); use method='wald'.")
         self.objective, self.A, self.names = objective, A, list(names)
-        self.vmap = VarianceMap([factor], factor.term.n_theta, with_sigma=False)
-        self.k = factor.term.n_theta
+        self.k = sum(f.term.n_theta for f in factors)
+        self.vmap = VarianceMap(factors, self.k, with_sigma=False)
         self.p = len(names)
-        theta_int = np.asarray(theta_user, dtype=float) / factor.scale[factor.term.rows]
-        self.x0 = np.concatenate([linalg.solve(A, beta), theta_int])
+        self.beta_first = bool(beta_first)
+        theta_user = np.asarray(theta_user, dtype=float)
+        theta_int, pos = np.zeros(self.k), 0
+        for f in factors:  # theta_user in lme4's order, the maps too
+            n = f.term.n_theta
+            theta_int[f.start:f.stop] = theta_user[pos:pos + n] / f.scale[f.term.rows]
+            pos += n
+        self.x0 = self._x(theta_int, linalg.solve(A, beta))
+        self.terms = [f.term for f in sorted(factors, key=lambda f: f.start)]
+
+    def _x(self, theta, beta):
+        return (np.concatenate([beta, theta]) if self.beta_first
+                else np.concatenate([theta, beta]))
+
+    def _split(self, x):
+        """(θ, β) of the objective's x."""
+        if self.beta_first:
+            return x[self.p:], x[:self.p]
+        return x[:self.k], x[self.k:]
 
     def to_x(self, y):
         theta, _ = self.vmap.from_user(y[:self.k])
-        return np.concatenate([linalg.solve(self.A, y[self.k:]), theta])
+        return self._x(theta, linalg.solve(self.A, y[self.k:]))
 
     def _theta_jacobian(self, phi):
         return richardson_gradient(lambda v: self.vmap.from_user(v)[0], phi, rel=1e-3)
@@ -48,27 +68,31 @@ class GLMMProfile:
         f, g = self.objective.value_and_grad(self.to_x(y))
         if not np.isfinite(f):
             return np.inf, np.zeros_like(y)
+        g_theta, g_beta = self._split(g)
         J = self._theta_jacobian(y[:self.k])  # (k φ, k θ)
-        return f, np.concatenate([J @ g[self.p:], linalg.solve(self.A.T, g[:self.p])])
+        return f, np.concatenate([J @ g_theta, linalg.solve(self.A.T, g_beta)])
 
     def optimum(self, tol=1e-10):
         """The fit's optimum polished by Newton steps: ŷ, the deviance, its Hessian over
         y."""
-        term = self.vmap.factors[0].term
-        opt = minimize(self.objective, ParamSpace(ThetaSpace(term, self.x0[self.p:]),
-                                                  self.x0[:self.p]),
-                       method="newton", tol=tol, final_hessian=True)
-        x = opt.theta_final
-        theta = term.canonical(x[self.p:])
-        y = np.concatenate([self.vmap.to_user(theta), self.A @ x[:self.p]])
+        theta0, beta0 = self._split(self.x0)
+        space = ThetaSpace(self.terms, theta0)
+        space = (ParamSpace(space, beta0) if self.beta_first
+                 else ParamSpace(space, after=beta0))
+        opt = minimize(self.objective, space, method="newton", tol=tol, final_hessian=True)
+        theta, beta = self._split(opt.theta_final)
+        theta = ThetaSpace(self.terms).canonical(theta)
+        y = np.concatenate([self.vmap.to_user(theta), self.A @ beta])
         # dx/dy: θ by φ, β by β_user; the Hessian over x to y
+        Jt = self._theta_jacobian(y[:self.k]).T  # (θ, φ)
+        Ainv = linalg.inv(self.A)
         J = np.zeros((self.p + self.k, self.k + self.p))
-        J[self.p:, :self.k] = self._theta_jacobian(y[:self.k]).T
-        J[:self.p, self.k:] = linalg.inv(self.A)
-        x_sign = np.concatenate([x[:self.p], theta])  # the Hessian at canonical θ
-        f, _ = self.objective.value_and_grad(x_sign)
-        H = J.T @ opt.hessian @ J
-        return y, min(f, opt.fmin), H
+        if self.beta_first:
+            J[self.p:, :self.k], J[:self.p, self.k:] = Jt, Ainv
+        else:
+            J[:self.k, :self.k], J[self.k:, self.k:] = Jt, Ainv
+        f, _ = self.objective.value_and_grad(self._x(theta, beta))  # at canonical θ
+        return y, min(f, opt.fmin), J.T @ opt.hessian @ J
 
     def intervals(self, level, which=None):
         """name → (estimate, lower, upper) of the variance parameters and fixed effects."""

@@ -9,7 +9,7 @@ estimates back to the user's columns. The LMM's cross-products come from the row
 :mod:`skmixed._model.multilevel_sums`); both then run :func:`fit_multi_crossproducts`."""
 
 import time
-from contextlib import nullcontext
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 
 import numba
@@ -398,12 +398,11 @@ def _elimination_order(design, Xf, scaling):
     return order, cols
 
 
-def fit_multi_glmm(design, y, w, m, offset, *, family, fit_intercept, tol, max_iter):
-    """Binomial (logit), Poisson or negative binomial (log) GLMM with several factors by
-    the Laplace approximation (:class:`~skmixed._model.multilevel_glmm.MultiLaplace`);
-    start β from the GLM without random effects, θ = 1 (lme4's), the family's parameter
-    from the GLM's residuals. A FitResult."""
-    t0 = time.perf_counter()
+def multi_laplace(design, y, w, m, offset, *, family, fit_intercept):
+    """The Laplace deviance of a several-factor GLMM on the internal columns: the scalar
+    path's exact one (ScalarLaplace), PairLaplace or MultiLaplace; with whether it is the
+    scalar path's, the internal X, the kept names, the dropped ones, the map back, the
+    elimination order, the factors' columns and the weights."""
     weights, Xf, X, names, dropped, back = prepare_fixed(design, y, w, fit_intercept)
     order, cols = _elimination_order(design, Xf, back.scaling)
     pattern = exact_laplace_applies(cols, family, y, weights)
@@ -414,6 +413,31 @@ def fit_multi_glmm(design, y, w, m, offset, *, family, fit_intercept, tol, max_i
         general = PairLaplace if pair_laplace_applies(cols, family, y, weights) \
             else MultiLaplace
         lap = general(X, y, m, offset, weights, cols, family)
+    return lap, exact, X, names, dropped, back, order, cols, weights
+
+
+def laplace_threads(lap, exact):
+    """The threads a several-factor Laplace deviance runs on: the scalar path's pair
+    kernels serial; BLAS threads for a dense block of at least GLMM_DENSE_THREADS_FROM
+    columns (below, one)."""
+    blas = (_dense_threads(lap, numba.get_num_threads(), GLMM_DENSE_THREADS_FROM)
+            if exact or lap.dense or lap.exact_gradient else None)
+    stack = ExitStack()
+    if exact:
+        stack.enter_context(numba_threads(1))
+    if blas is not None:
+        stack.enter_context(blas_threads(blas))
+    return stack
+
+
+def fit_multi_glmm(design, y, w, m, offset, *, family, fit_intercept, tol, max_iter):
+    """Binomial (logit), Poisson or negative binomial (log) GLMM with several factors by
+    the Laplace approximation (:class:`~skmixed._model.multilevel_glmm.MultiLaplace`);
+    start β from the GLM without random effects, θ = 1 (lme4's), the family's parameter
+    from the GLM's residuals. A FitResult."""
+    t0 = time.perf_counter()
+    lap, exact, X, names, dropped, back, order, cols, weights = multi_laplace(
+        design, y, w, m, offset, family=family, fit_intercept=fit_intercept)
     beta0 = glm_start(X, y, m, offset, weights, family)
     extra0 = family_param_start(family, X, y, offset, weights, beta0)
     theta0 = np.concatenate([c.term.theta_start() for c in cols])
@@ -425,13 +449,9 @@ def fit_multi_glmm(design, y, w, m, offset, *, family, fit_intercept, tol, max_i
     # columns)
     # the general path's dense system (≤ 500 columns) is factored on one BLAS thread:
     # at 150 columns a second one's synchronization made each factorization 2 ms, not 50 µs
-    n_threads = numba.get_num_threads()
     # (and the blocked system's dense rest block on one BLAS thread below 2,500 columns as
     # the scalar path's: a 100-column potri took 0.25 s on two threads beside a busy core)
-    blas = (_dense_threads(lap, n_threads, GLMM_DENSE_THREADS_FROM)
-            if exact or lap.dense or lap.exact_gradient else None)
-    with numba_threads(1) if exact else nullcontext(), \
-            blas_threads(blas) if blas is not None else nullcontext():
+    with laplace_threads(lap, exact):
         opt = lap.fit(theta0, beta0, max_iter=max_iter, extra0=extra0, tol=min(tol, 1e-8))
     x = opt.theta_final.copy()
     thetas, beta = lap.split(x)

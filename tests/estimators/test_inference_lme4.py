@@ -301,3 +301,22 @@ def test_several_factors_match_lmertest_and_lme4(ref, data_file, entry_name):
     for row, name in zip(prof["rows"], ours):
         for side in ("lower", "upper"):
             assert _rel(ci.loc[name, side], prof[side][row]) < PROFILE_RTOL
+
+
+def test_crossed_glmm_profile_intervals_match_lme4(ref, data_file):
+    """y ~ x + (1 | g1) + (1 | g2), binomial, 3,000 rows: the profile of the several-factor
+    Laplace deviance. Compared with lme4's fine profile (delta = 0.05) within 1e-3 of each
+    interval's width (an end near 0 makes a relative comparison meaningless)."""
+    d = pd.read_csv(data_file("glmm_slopes.csv"))
+    X = d[["g1", "g2", "x"]]
+    g = MixedGLM(family="binomial", groups=["g1", "g2"]).fit(X, d["y"])
+    ci = g.confint(X, d["y"])
+    entry = ref["glmm_crossed_binomial_tight"]
+    assert g.loglik_ >= entry["fit"]["logLik"] - 1e-6
+    for key in ("confint_profile_fine_95", "confint_profile_95"):
+        prof = entry[key]
+        for row, name in zip(prof["rows"], ci.index):
+            width = prof["upper"][row] - prof["lower"][row]
+            tol = 1e-3 if key.endswith("fine_95") else 3e-3  # lme4's coarse spline
+            for side in ("lower", "upper"):
+                assert abs(ci.loc[name, side] - prof[side][row]) < tol * width

@@ -38,6 +38,7 @@
 #    sleepstudy slope fit and of the tight cbpp fit.
 #  * section 9: several grouping factors (Penicillin crossed, Pastes nested, an unbalanced
 #    Penicillin with a covariate): Satterthwaite, Kenward-Roger, profile intervals.
+#  * section 10: profile intervals of a crossed binomial GLMM (glmm_slopes.csv).
 # Layout: every table is column-major with its row names, e.g.
 #   {"rows": ["(Intercept)", "Days"], "estimate": {"(Intercept)": .., "Days": ..}, ...};
 #   confidence intervals as {"level", "columns" (R's, e.g. "2.5 %"), "rows", "lower", "upper"};
@@ -422,6 +423,27 @@ multi_tight <- function(key, f, d) {
 multi_tight("penicillin_tight", diameter ~ 1 + (1 | plate) + (1 | sample), pen)
 multi_tight("pastes_tight", strength ~ 1 + (1 | batch/cask), pas)
 multi_tight("penicillin_unbalanced_tight", diameter ~ x + (1 | plate) + (1 | sample), penu)
+
+# ---- 10: a GLMM with crossed factors --------------------------------------------------------
+#  * glmm_crossed_binomial_tight: glmm_slopes.csv (3,000 simulated rows, 60 x 30 crossed
+#    levels), y ~ x + (1 | g1) + (1 | g2), binomial Laplace, glmer with bobyqa rhoend = 1e-12
+#    and tolPwrss = 1e-12: fit, confint profile 0.95 and a finer profile (delta = 0.05).
+gs <- read.csv(file.path(datadir, "glmm_slopes.csv"))
+gs$g1 <- factor(gs$g1); gs$g2 <- factor(gs$g2)
+gctl <- glmerControl(optimizer = "bobyqa", optCtrl = TIGHT_OPT, tolPwrss = 1e-12)
+gx <- part("glmm_crossed_binomial_tight/fit",
+           eval(bquote(glmer(y ~ x + (1 | g1) + (1 | g2), data = gs, family = binomial,
+                             control = .(gctl)))))
+out$glmm_crossed_binomial_tight <- list(
+  formula = "y ~ x + (1 | g1) + (1 | g2)", family = "binomial", nAGQ = 1,
+  control = paste('glmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-12,',
+                  'maxfun = 1e5), tolPwrss = 1e-12)'),
+  fit = fit_of(gx), max_abs_grad = max_abs_grad(gx),
+  confint_profile_95 = part("glmm_crossed_binomial_tight/confint_profile_95",
+                            ci_table(confint(gx, method = "profile", level = 0.95), 0.95)),
+  confint_profile_fine_95 = part("glmm_crossed_binomial_tight/confint_profile_fine_95",
+                                 ci_table(confint(profile(gx, delta = 0.05, maxpts = 200),
+                                                  level = 0.95), 0.95)))
 
 out$timing <- timing
 out$warnings <- warns
