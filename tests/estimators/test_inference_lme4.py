@@ -320,3 +320,27 @@ def test_crossed_glmm_profile_intervals_match_lme4(ref, data_file):
             tol = 1e-3 if key.endswith("fine_95") else 3e-3  # lme4's coarse spline
             for side in ("lower", "upper"):
                 assert abs(ci.loc[name, side] - prof[side][row]) < tol * width
+    # and the ends are where an independent search (L-BFGS-B with the exact gradient, three
+    # starts) puts ζ = ±z — lme4's are not quite (ζ = 1.9578 at its g2 SD's upper end)
+    from scipy import optimize
+
+    from skmixed._estimators._inference import glmm_profile
+    prof = glmm_profile(g, X, d["y"], None)
+    with prof.threads():
+        y_hat, f_hat, _ = prof.optimum()
+        for j, name in enumerate(ci.index[:2]):
+            free = [k for k in range(y_hat.size) if k != j]
+            for side, z in (("lower", -1.959964), ("upper", 1.959964)):
+                v = ci.loc[name, side]
+
+                def fun(x, v=v, j=j, free=free):
+                    point = y_hat.copy()
+                    point[free], point[j] = x, v
+                    value, grad = prof.value_and_grad(point)
+                    return value, grad[free]
+
+                best = min((optimize.minimize(fun, y_hat[free] + shift, jac=True,
+                                              method="L-BFGS-B",
+                                              options=dict(ftol=1e-15, gtol=1e-10))
+                            for shift in (0.0, 0.05, -0.05)), key=lambda r: r.fun)
+                assert np.sign(z) * np.sqrt(best.fun - f_hat) == pytest.approx(z, abs=1e-4)
