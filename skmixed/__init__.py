@@ -4,12 +4,12 @@ from ._estimators._inference import BootstrapResult, anova
 from ._estimators.additive_mixed import AdditiveMixed
 from ._estimators.mixed_glm import MixedGLM
 from ._estimators.mixed_lm import MixedLM
-from .exceptions import (GroupLabelWarning, IdentifiabilityWarning, KernelCacheWarning,
-                         PerfectSeparationWarning, RankDeficientWarning, RefitMLWarning,
-                         SingularFitWarning)
+from .exceptions import (ApproximationWarning, GroupLabelWarning, IdentifiabilityWarning,
+                         KernelCacheWarning, PerfectSeparationWarning, RankDeficientWarning,
+                         RefitMLWarning, SingularFitWarning)
 
 __all__ = ["MixedLM", "MixedGLM", "AdditiveMixed", "anova", "BootstrapResult",
-           "RefitMLWarning", "SingularFitWarning", "RankDeficientWarning",
-           "PerfectSeparationWarning", "IdentifiabilityWarning", "GroupLabelWarning",
-           "KernelCacheWarning"]
+           "RefitMLWarning", "ApproximationWarning", "SingularFitWarning",
+           "RankDeficientWarning", "PerfectSeparationWarning", "IdentifiabilityWarning",
+           "GroupLabelWarning", "KernelCacheWarning"]
 __version__ = "0.1.0"

@@ -5,7 +5,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 __all__ = ["SingularFitWarning", "RankDeficientWarning", "PerfectSeparationWarning",
            "KernelCacheWarning", "SourceError", "LostWorkerError", "IdentifiabilityWarning",
-           "GroupLabelWarning", "RefitMLWarning"]
+           "GroupLabelWarning", "RefitMLWarning", "ApproximationWarning"]
 
 
 class SingularFitWarning(UserWarning):
@@ -57,3 +57,9 @@ class RefitMLWarning(UserWarning):
     """A model comparison refitted REML fits by maximum likelihood first (lme4's "refitting
     model(s) with ML (instead of REML)"): REML criteria of models with different fixed
     effects are not comparable."""
+
+
+class ApproximationWarning(UserWarning):
+    """A result computed by a stated approximation that can be far off (e.g. prediction
+    standard errors of several-factor models and GLMMs, which leave out the covariance
+    between the fixed effects and the modes)."""

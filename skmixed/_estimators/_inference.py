@@ -11,7 +11,7 @@ import pandas as pd
 from scipy import stats
 from sklearn.utils.validation import check_is_fitted
 
-from ..exceptions import RefitMLWarning
+from ..exceptions import ApproximationWarning, RefitMLWarning
 from . import _design
 
 __all__ = ["anova", "format_p_value", "BootstrapResult", "DDF_METHODS"]
@@ -199,6 +199,23 @@ def _quiet_fit(model, X, y, n_jobs=None):
             return None
 
 
+def _check_rows(model, X):
+    """The rows of X are the fit's, as far as a model without its rows can tell: their
+    number, and every grouping factor's levels (a subset or relabelled groups refused)."""
+    key = model._data_key
+    X_table, Xf = model._fixed_rows(X)
+    n = _design.n_rows(X_table)
+    if key is not None and n != key[1]:
+        raise ValueError(f"X has {n} rows; the model was fitted to {key[1]}: pass the X it "
+                         "was fitted to.")
+    for f in model._design.factors:
+        values, label, _ = model._factor_rows(X_table, Xf, f)
+        seen = _design.lookup_groups(values, f.levels, label)
+        if np.any(seen < 0) or np.any(np.bincount(seen, minlength=len(f.levels)) == 0):
+            raise ValueError(f"X's levels of {f.name!r} are not the fit's: pass the X the "
+                             "model was fitted to.")
+
+
 def _check_unweighted(model):
     key = model._data_key
     if key is None or key[0] != key[1]:
@@ -234,6 +251,7 @@ def bootstrap(model, n_boot, random_state, n_jobs, progress, X=None):
                              "refits them (several grouping factors, or a MixedGLM): pass "
                              "the X it was fitted to, bootstrap(n_boot, X=X).")
         _check_unweighted(model)
+        _check_rows(model, X)
         estimates = model.confint(method="wald")["estimate"]
         names = list(estimates.index)
         out = np.full((int(n_boot), len(names)), np.nan)
@@ -300,8 +318,9 @@ def _bootstrap_lrt(small, big, data, refit, n_boot, random_state, progress):
     from tqdm.auto import tqdm
     seeds = _seeds(n_boot, random_state)
     X_small, X_big = data
-    for m in (small, big):
+    for m, rows in ((small, X_small), (big, X_big)):
         _check_unweighted(m)
+        _check_rows(m, rows)
     stats_ = np.full(int(n_boot), np.nan)
     for k in tqdm(range(int(n_boot)), disable=not progress, desc="bootstrap LRT",
                   unit="pair"):
@@ -436,7 +455,7 @@ def _variance_map(model, with_sigma):
     return VarianceMap(maps, start, with_sigma=with_sigma)
 
 
-def glmm_profile(model, X, y, sample_weight):
+def glmm_profile(model, X, y, sample_weight, check_only=False):
     """The GLMMProfile of a fitted MixedGLM on its data (X, y again: checked to be the
     fit's, also by the deviance at the fitted estimates); ``prof.threads()`` the context
     its evaluations run in (the fit's)."""
@@ -458,6 +477,8 @@ def glmm_profile(model, X, y, sample_weight):
     if several:
         family, spec, y_num, w, extra_cols, _, _, once = model._multi_problem(
             X, y, sample_weight)
+        if once and check_only:
+            return None
         if once:
             raise ValueError("profiles of a model with identical grouping factors (fitted "
                              "as one) are not implemented; use method='wald'.")
@@ -565,6 +586,9 @@ def glmm_confint(model, X, y, sample_weight, parm, level, method, n_boot=1000,
     level = _check_level(level)
     method = str(method).lower()
     if method in ("bootstrap", "boot"):
+        if X is not None and y is not None:  # check X (trials, offset, …) by the deviance
+            with numba_threads(model.n_jobs):
+                glmm_profile(model, X, y, sample_weight, check_only=True)
         return bootstrap(model, n_boot, random_state, n_jobs, progress, X).confint(level,
                                                                                   parm)
     if method not in ("wald", "profile"):
@@ -658,6 +682,12 @@ def prediction_variances(model, X, random_effects, extra=None):
         return eta, var, var_new
     var = np.einsum("ia,ab,ib->i", Xk, model.fixed_cov_, Xk)
     if random_effects:
+        warnings.warn("prediction variances with random effects of a model with several "
+                      "grouping factors, or of a MixedGLM, are approximate: the covariance "
+                      "between the fixed effects and the modes (and between a group's "
+                      "random effects) is left out, which can overstate the standard error "
+                      "several-fold (e.g. with uncentred random-slope covariates); exact for "
+                      "a one-factor MixedLM.", ApproximationWarning, stacklevel=3)
         var = var + var_cond
     return eta, var, var_new
 

@@ -62,14 +62,34 @@ class GLMMProfile:
         return self._x(theta, linalg.solve(self.A, y[self.k:]))
 
     def _theta_jacobian(self, phi):
-        return richardson_gradient(lambda v: self.vmap.from_user(v)[0], phi, rel=1e-3)
+        """dθ/dφ (rows: φ) by Richardson's central differences; at the edge of the
+        correlation matrices (a neighbour is none) by one-sided differences."""
+        J = richardson_gradient(lambda v: self.vmap.from_user(v)[0], phi, rel=1e-3)
+        if np.all(np.isfinite(J)):
+            return J
+        theta0 = self.vmap.from_user(phi)[0]
+        for a in np.flatnonzero(~np.all(np.isfinite(J), axis=1)):
+            h = 1e-7 * max(abs(phi[a]), 1e-2)
+            for sign in (1.0, -1.0):
+                e = np.zeros_like(phi)
+                e[a] = sign * h
+                row = (self.vmap.from_user(phi + e)[0] - theta0) / (sign * h)
+                if np.all(np.isfinite(row)):
+                    J[a] = row
+                    break
+        return J
 
     def value_and_grad(self, y):
-        f, g = self.objective.value_and_grad(self.to_x(y))
+        x = self.to_x(y)
+        if not np.all(np.isfinite(x)):  # correlations that make no correlation matrix
+            return np.inf, np.zeros_like(y)
+        f, g = self.objective.value_and_grad(x)
         if not np.isfinite(f):
             return np.inf, np.zeros_like(y)
         g_theta, g_beta = self._split(g)
         J = self._theta_jacobian(y[:self.k])  # (k φ, k θ)
+        if not np.all(np.isfinite(J)):  # at the edge of the correlation matrices
+            return np.inf, np.zeros_like(y)
         return f, np.concatenate([J @ g_theta, linalg.solve(self.A.T, g_beta)])
 
     def optimum(self, tol=1e-10):
@@ -114,5 +134,6 @@ class GLMMProfile:
             if which is not None and name not in which:
                 continue
             se = np.sqrt(cov[j, j]) if cov[j, j] > 0 else 0.1 * max(abs(y[j]), 1.0)
-            yield (name, y[j], NewtonProfile(self.value_and_grad, y, f, H, j, bounds), se,
-                   bounds[j])
+            yield (name, y[j], NewtonProfile(self.value_and_grad, y, f, H, j, bounds,
+                                             kinds=self.vmap.kinds() + ["beta"] * self.p),
+                   se, bounds[j])

@@ -127,6 +127,8 @@ class GaussianInference:
     def deviance_and_grad(self, objective, theta, sigma):
         """``D(θ, σ)`` and its gradient over (θ, σ) (one factor: the kernel's exact parts;
         ``(inf, None)`` outside)."""
+        if not np.all(np.isfinite(theta)):
+            return np.inf, None
         got = self.pieces(objective, theta)
         if got is None or not sigma > 0:
             return np.inf, None
@@ -139,6 +141,8 @@ class GaussianInference:
 
     def deviance(self, objective, theta, sigma):
         """The unprofiled deviance ``D(θ, σ)`` of ``objective`` (inf outside)."""
+        if not np.all(np.isfinite(theta)):  # correlations that make no correlation matrix
+            return np.inf
         got = self.pieces(objective, theta)
         if got is None or not sigma > 0:
             return np.inf
@@ -430,14 +434,25 @@ class _VarianceProfile:
         if g is None:
             return np.inf, np.zeros_like(x)
         grad = np.empty(x.size)
+        theta0 = np.concatenate([theta, [sigma]])
         for i, k in enumerate(self.free):
             h = 1e-7 * max(abs(phi[k]), 1e-3 * self.scale[i])
-            up, dn = phi.copy(), phi.copy()
-            up[k] += h
-            dn[k] -= h
-            tu, su = self.inf.vmap.from_user(up)
-            td, sd = self.inf.vmap.from_user(dn)
-            dtheta = np.concatenate([tu - td, [su - sd]]) / (2.0 * h)
+            # central where both sides are correlation matrices, else one-sided (a
+            # correlation at its bound ±1)
+            sides = []
+            for sign in (1.0, -1.0):
+                other = phi.copy()
+                other[k] += sign * h
+                t, sg = self.inf.vmap.from_user(other)
+                sides.append(np.concatenate([t, [sg]]) if np.all(np.isfinite(t)) else None)
+            if sides[0] is not None and sides[1] is not None:
+                dtheta = (sides[0] - sides[1]) / (2.0 * h)
+            elif sides[0] is not None:
+                dtheta = (sides[0] - theta0) / h
+            elif sides[1] is not None:
+                dtheta = (theta0 - sides[1]) / h
+            else:
+                dtheta = np.zeros_like(theta0)
             grad[i] = self.scale[i] * (g @ dtheta)
         return f, grad
 

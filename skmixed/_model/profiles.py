@@ -39,11 +39,14 @@ class FactorMap:
 
 def _psd_cholesky(R):
     """Lower Cholesky factor of a correlation matrix that may be singular (|ρ| = 1): a
-    pivot ≤ 0 gives a zero column."""
+    pivot ≈ 0 gives a zero column; None when R is not positive semi-definite (three or
+    more correlations, each within ±1, need not make a correlation matrix)."""
     q = R.shape[0]
     L = np.zeros((q, q))
     for j in range(q):
         d = R[j, j] - L[j, :j] @ L[j, :j]
+        if d < -1e-10:
+            return None
         if d <= 1e-15:
             continue
         L[j, j] = np.sqrt(d)
@@ -96,7 +99,9 @@ class VarianceMap:
         return np.array(out + ([sigma] if self.with_sigma else []))
 
     def from_user(self, phi):
-        """(internal θ, σ) of SDs/correlations (/σ): the inverse of :meth:`to_user`."""
+        """(internal θ, σ) of SDs/correlations (/σ): the inverse of :meth:`to_user`; θ is
+        NaN where the correlations of a factor do not make a correlation matrix (the
+        deviance there is infinite)."""
         sigma = float(phi[-1]) if self.with_sigma else 1.0
         theta = np.zeros(self.n_theta)
         pos = 0
@@ -108,8 +113,12 @@ class VarianceMap:
                     sd[r] = phi[pos + k]
                 else:
                     R[r, c] = R[c, r] = phi[pos + k]
-            T = (sd / sigma)[:, None] * _psd_cholesky(R) / f.scale[:, None]
-            theta[f.start:f.stop] = T[rows, cols]
+            L = _psd_cholesky(R)
+            if L is None:
+                theta[f.start:f.stop] = np.nan
+            else:
+                T = (sd / sigma)[:, None] * L / f.scale[:, None]
+                theta[f.start:f.stop] = T[rows, cols]
             pos += len(rows)
         return theta, sigma
 
@@ -213,7 +222,8 @@ class NewtonProfile:
     tangent). Stops when the Newton decrement ``½ g'H⁻¹g`` is below ``tol`` (deviance
     units)."""
 
-    def __init__(self, value_and_grad, y_hat, f_hat, H, j, bounds, tol=1e-9, max_iter=100):
+    def __init__(self, value_and_grad, y_hat, f_hat, H, j, bounds, tol=1e-9, max_iter=100,
+                 kinds=None):
         self.value_and_grad, self.y_hat, self.f_hat = value_and_grad, y_hat, f_hat
         self.j, self.tol, self.max_iter = j, tol, max_iter
         self.free = np.array([k for k in range(y_hat.size) if k != j], dtype=np.int64)
@@ -224,9 +234,13 @@ class NewtonProfile:
         self.hi = np.array([b[1] for b in bounds])[self.free]
         self.last = {}
         self.n_evals = 0
+        kinds = list(kinds or [])
+        self.has_cor = "cor" in kinds
+        self.sd_coords = np.array([i for i, k in enumerate(kinds) if k == "sd"],
+                                  dtype=np.int64)
 
-    def _start(self, v):
-        if self.last:
+    def _start(self, v, fresh=False):
+        if self.last and not fresh:
             near = min(self.last, key=lambda u: abs(u - v))
             y = self.last[near].copy()
         else:
@@ -237,7 +251,22 @@ class NewtonProfile:
         return y
 
     def minimum(self, v):
-        y = self._start(v)
+        """The criterion minimized over the other coordinates at ``y_j = v``: from the
+        nearest solved point, and — with correlations among the coordinates, or where
+        that search ends with an SD at 0 — also from the optimum moved along the tangent
+        (the better kept: the searches are local, the surface near |ρ| = 1 or SD = 0 is
+        not convex)."""
+        fresh = not self.last
+        f, y = self._search(v, self._start(v))
+        near_zero = np.any(y[self.sd_coords] < 1e-6) if self.sd_coords.size else False
+        if not fresh and (self.has_cor or near_zero):
+            f2, y2 = self._search(v, self._start(v, fresh=True))
+            if f2 < f:
+                f, y = f2, y2
+        self.last[v] = y
+        return f
+
+    def _search(self, v, y):
         f, g = self.value_and_grad(y)
         self.n_evals += 1
         B = self.H.copy()
@@ -269,8 +298,7 @@ class NewtonProfile:
                 Bs = B @ s_k
                 B = B - np.outer(Bs, Bs) / (s_k @ Bs) + np.outer(y_k, y_k) / (s_k @ y_k)
             y, f, g = trial, f_new, g_new
-        self.last[v] = y
-        return f
+        return f, y
 
     def __call__(self, v):
         return signed_root(v, self.y_hat[self.j], self.minimum(v), self.f_hat)

@@ -438,3 +438,65 @@ def test_several_factor_glmm_profiles_with_random_slopes(data_file):
         trace = g.profile(X, d[y], parm="x", level=0.95, n_points=3)
         assert trace["zeta"].iloc[0] == pytest.approx(-1.959964, abs=1e-6)
         assert trace["zeta"].iloc[-1] == pytest.approx(1.959964, abs=1e-6)
+
+
+def _q3_data():
+    """A 3-column random-effects term (the second review's case): 18 groups of 4–9 rows."""
+    rng = np.random.default_rng(5)
+    k = rng.integers(4, 10, 18)
+    g = np.repeat(np.arange(18), k)
+    n = len(g)
+    x1, x2 = rng.normal(0, 1, n), rng.uniform(-1, 2, n)
+    b = rng.multivariate_normal(np.zeros(3), [[1.0, 0.3, -0.2], [0.3, 0.5, 0.1],
+                                              [-0.2, 0.1, 0.4]], 18)
+    y = (0.2 + 0.5 * x1 - 0.3 * x2 + b[g, 0] + b[g, 1] * x1 + b[g, 2] * x2
+         + rng.normal(0, 0.7, n))
+    rng.normal(0, 0.8, 6)[rng.integers(0, 6, n)]  # (the review's crossed response, unused)
+    cnt = rng.poisson(np.exp(0.5 + 0.3 * x1 + b[g, 0] * 0.7 + b[g, 1] * 0.6 * x1))
+    return pd.DataFrame({"g": [f"g{i}" for i in g], "x1": x1, "x2": x2, "y": y, "cnt": cnt})
+
+
+@pytest.mark.filterwarnings("ignore::skmixed.SingularFitWarning")
+def test_profiles_of_a_three_column_term_stay_among_correlation_matrices():
+    """Three correlations within ±1 need not make a correlation matrix: such points have an
+    infinite deviance (not a silently projected one), so the profiles do not jump between
+    branches. Ends against the review's brute force (dense ML deviance with a positive-
+    definiteness check, 12 starts: cor lower −0.6336) and lme4 for the GLMM's fixed effects
+    (x1 lower −0.1084, x2 upper 0.4710; brute-force ζ there −1.959, 1.959)."""
+    d = _q3_data()
+    X = d[["x1", "x2", "g"]]
+    m = MixedLM(groups="g", random_slopes=["x1", "x2"]).fit(X, d["y"])
+    ci = m.confint(parm=["cor_x2.(Intercept)|g"])
+    assert ci.iloc[0]["lower"] == pytest.approx(-0.6336, abs=1e-3)
+    g = MixedGLM(family="poisson", groups="g", random_slopes=["x1", "x2"]).fit(X, d["cnt"])
+    ci = g.confint(X, d["cnt"], parm=["x1", "x2"])
+    assert ci.loc["x1", "lower"] == pytest.approx(-0.1084, abs=1e-3)
+    assert ci.loc["x2", "upper"] == pytest.approx(0.4710, abs=1e-3)
+
+
+def test_approximate_prediction_variances_warn(data_file, slope, sleep):
+    from skmixed import ApproximationWarning
+    d = pd.read_csv(data_file("Penicillin.csv"))
+    X = d[["plate", "sample"]]
+    m = MixedLM(groups=["plate", "sample"]).fit(X, d["diameter"])
+    with pytest.warns(ApproximationWarning, match="approximate"):
+        m.predict_interval(X.iloc[:3])
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ApproximationWarning)
+        m.predict_interval(X.iloc[:3], random_effects=False)  # exact: no warning
+        slope.predict_interval(sleep[["Days", "Subject"]].iloc[:3])  # one factor: exact
+
+
+def test_row_bootstrap_checks_its_rows(data_file, sleep, slope, intercept):
+    d = pd.read_csv(data_file("Penicillin.csv"))
+    X = d[["plate", "sample"]]
+    m = MixedLM(groups=["plate", "sample"]).fit(X, d["diameter"])
+    with pytest.raises(ValueError, match="X has 60 rows; the model was fitted to 144"):
+        m.bootstrap(3, X=X.iloc[:60])
+    relabelled = X.assign(plate=X["plate"].str.upper())
+    with pytest.raises(ValueError, match="levels of 'plate' are not the fit's"):
+        m.bootstrap(3, X=relabelled)
+    Xs = sleep[["Days", "Subject"]]
+    with pytest.raises(ValueError, match="rows"):
+        anova(slope, intercept, method="bootstrap", X=[Xs.iloc[:50], Xs], n_boot=3)
