@@ -303,6 +303,16 @@ class NewtonProfile:
     def __call__(self, v):
         return signed_root(v, self.y_hat[self.j], self.minimum(v), self.f_hat)
 
+    def verify(self, v):
+        """ζ at ``v`` by a search started afresh from the optimum's tangent (not from the
+        solved points): an end where the two disagree is path-dependent."""
+        f, _ = self._search(v, self._start(v, fresh=True))
+        if not np.isfinite(f):  # the tangent left the correlation matrices: the optimum
+            start = self.y_hat.copy()
+            start[self.j] = v
+            f, _ = self._search(v, start)
+        return signed_root(v, self.y_hat[self.j], f, self.f_hat)
+
 
 def profile_intervals(zetas, level):
     """name → (estimate, lower, upper) from ``zetas``: (name, estimate, ζ, first step,
@@ -317,14 +327,26 @@ def profile_intervals(zetas, level):
 
 def _end(name, zeta, est, step, target, bounds):
     """:func:`interval_end`, or NaN with a warning naming the parameter where ζ does not
-    cross the target monotonically (a profile whose searches disagree)."""
+    cross the target monotonically (a profile whose searches disagree) — or, for a ζ with
+    a ``verify`` (a search started afresh from the optimum), where that search does not
+    confirm ζ at the end to 1e-2."""
+    side = "lower" if target < 0 else "upper"
     try:
-        return interval_end(zeta, est, step, target, bounds)
+        end = interval_end(zeta, est, step, target, bounds)
     except ValueError as exc:
         warnings.warn(f"the profile of {name!r} did not bracket ζ = {target:+.3g} ({exc}); "
-                      f"its {'lower' if target < 0 else 'upper'} end is NaN",
-                      RuntimeWarning, stacklevel=4)
+                      f"its {side} end is NaN", RuntimeWarning, stacklevel=4)
         return np.nan
+    verify = getattr(zeta, "verify", None)
+    if verify is not None and np.isfinite(end) and end not in bounds:
+        fresh = verify(end)
+        if abs(fresh - target) > 1e-2:
+            warnings.warn(f"the profile of {name!r} depends on its search path: at its "
+                          f"{side} end {end:.6g} a fresh search gives ζ = {fresh:.4g}, not "
+                          f"{target:+.4g} (a near-singular fit); the end is NaN",
+                          RuntimeWarning, stacklevel=4)
+            return np.nan
+    return end
 
 
 def profile_traces(zetas, level, n_points):
