@@ -14,8 +14,7 @@ import numpy as np
 from scipy import linalg
 
 from .optimize import minimize
-from .profiles import (NewtonProfile, VarianceMap, profile_intervals, profile_traces,
-                       richardson_gradient)
+from .profiles import NewtonProfile, VarianceMap, profile_intervals, profile_traces
 from .spaces import ParamSpace, ThetaSpace
 
 __all__ = ["GLMMProfile"]
@@ -62,22 +61,7 @@ class GLMMProfile:
         return self._x(theta, linalg.solve(self.A, y[self.k:]))
 
     def _theta_jacobian(self, phi):
-        """dθ/dφ (rows: φ) by Richardson's central differences; at the edge of the
-        correlation matrices (a neighbour is none) by one-sided differences."""
-        J = richardson_gradient(lambda v: self.vmap.from_user(v)[0], phi, rel=1e-3)
-        if np.all(np.isfinite(J)):
-            return J
-        theta0 = self.vmap.from_user(phi)[0]
-        for a in np.flatnonzero(~np.all(np.isfinite(J), axis=1)):
-            h = 1e-7 * max(abs(phi[a]), 1e-2)
-            for sign in (1.0, -1.0):
-                e = np.zeros_like(phi)
-                e[a] = sign * h
-                row = (self.vmap.from_user(phi + e)[0] - theta0) / (sign * h)
-                if np.all(np.isfinite(row)):
-                    J[a] = row
-                    break
-        return J
+        return self.vmap.jacobian(phi)
 
     def value_and_grad(self, y):
         x = self.to_x(y)

@@ -42,8 +42,8 @@ from scipy import linalg, optimize
 from .._kernels.threads import blas_threads, numba_threads
 from .lmm import GroupedCrossproducts, ProfiledDeviance
 from .optimize import FiniteDifferenceGradient, minimize
-from .profiles import (VarianceMap, profile_intervals, profile_traces, richardson_gradient,
-                       richardson_hessian, signed_root)
+from .profiles import (VarianceMap, nearest_solution, profile_intervals, profile_traces,
+                       richardson_gradient, richardson_hessian, signed_root)
 from .spaces import ThetaSpace
 
 __all__ = ["GaussianInference"]
@@ -124,30 +124,33 @@ class GaussianInference:
         r2 = state.penalized_rss
         return state.deviance - dof * (1.0 + _LOG_2PI + np.log(r2 / dof)), r2, state
 
+    def _unprofiled(self, objective, theta, sigma):
+        """``(D(θ, σ), r², state)``, None outside (no correlation matrix, σ ≤ 0, a criterion
+        that is not finite)."""
+        if not (np.all(np.isfinite(theta)) and sigma > 0):
+            return None
+        got = self.pieces(objective, theta)
+        if got is None:
+            return None
+        logdet, r2, state = got
+        return (logdet + r2 / sigma ** 2 + objective.dof * np.log(2.0 * np.pi * sigma ** 2),
+                r2, state)
+
     def deviance_and_grad(self, objective, theta, sigma):
         """``D(θ, σ)`` and its gradient over (θ, σ) (one factor: the kernel's exact parts;
         ``(inf, None)`` outside)."""
-        if not np.all(np.isfinite(theta)):
+        got = self._unprofiled(objective, theta, sigma)
+        if got is None:
             return np.inf, None
-        got = self.pieces(objective, theta)
-        if got is None or not sigma > 0:
-            return np.inf, None
-        logdet, r2, state = got
+        f, r2, state = got
         dlogdet, dr2 = objective.gradient_parts(state)
-        dof = objective.dof
-        f = logdet + r2 / sigma ** 2 + dof * np.log(2.0 * np.pi * sigma ** 2)
         return f, np.concatenate([dlogdet + dr2 / sigma ** 2,
-                                  [-2.0 * r2 / sigma ** 3 + 2.0 * dof / sigma]])
+                                  [-2.0 * r2 / sigma ** 3 + 2.0 * objective.dof / sigma]])
 
     def deviance(self, objective, theta, sigma):
         """The unprofiled deviance ``D(θ, σ)`` of ``objective`` (inf outside)."""
-        if not np.all(np.isfinite(theta)):  # correlations that make no correlation matrix
-            return np.inf
-        got = self.pieces(objective, theta)
-        if got is None or not sigma > 0:
-            return np.inf
-        logdet, r2, _ = got
-        return logdet + r2 / sigma ** 2 + objective.dof * np.log(2.0 * np.pi * sigma ** 2)
+        got = self._unprofiled(objective, theta, sigma)
+        return np.inf if got is None else got[0]
 
     # ---------------------------------------------------------------- fits
     def ml_fit(self):
@@ -251,11 +254,7 @@ class GaussianInference:
             term = self.cols[0]
             T = term.factor(self.theta)[None]
             C, D = st.C, st.D
-            E = []
-            for r, c in zip(term.rows, term.cols):
-                e = np.zeros((term.q, term.q))
-                e[r, c] = e[c, r] = 1.0
-                E.append(e)
+            E = _patterns(term)
         else:
             Q = int(st.offsets[-1])
             if Q > KR_DENSE_COLUMNS:
@@ -272,9 +271,7 @@ class GaussianInference:
                 off = int(st.offsets[k])
                 Tk = term.factor(self.theta[a:b])
                 T[0, off:off + G * q, off:off + G * q] = np.kron(np.eye(G), Tk)
-                for r, c in zip(term.rows, term.cols):
-                    e = np.zeros((q, q))
-                    e[r, c] = e[c, r] = 1.0
+                for e in _patterns(term):
                     full = np.zeros((Q, Q))
                     full[off:off + G * q, off:off + G * q] = np.kron(np.eye(G), e)
                     E.append(full)
@@ -433,27 +430,9 @@ class _VarianceProfile:
         f, g = self.inf.deviance_and_grad(self.objective, theta, sigma)
         if g is None:
             return np.inf, np.zeros_like(x)
-        grad = np.empty(x.size)
-        theta0 = np.concatenate([theta, [sigma]])
-        for i, k in enumerate(self.free):
-            h = 1e-7 * max(abs(phi[k]), 1e-3 * self.scale[i])
-            # central where both sides are correlation matrices, else one-sided (a
-            # correlation at its bound ±1)
-            sides = []
-            for sign in (1.0, -1.0):
-                other = phi.copy()
-                other[k] += sign * h
-                t, sg = self.inf.vmap.from_user(other)
-                sides.append(np.concatenate([t, [sg]]) if np.all(np.isfinite(t)) else None)
-            if sides[0] is not None and sides[1] is not None:
-                dtheta = (sides[0] - sides[1]) / (2.0 * h)
-            elif sides[0] is not None:
-                dtheta = (sides[0] - theta0) / h
-            elif sides[1] is not None:
-                dtheta = (theta0 - sides[1]) / h
-            else:
-                dtheta = np.zeros_like(theta0)
-            grad[i] = self.scale[i] * (g @ dtheta)
+        # the map φ → (θ, σ) differenced (a few small matrices), chained with the kernel's
+        J = self.inf.vmap.jacobian(phi, self.free, floor=1e-3 * self.scale)
+        grad = self.scale * (J @ g)
         return f, grad
 
     def profiled(self, v):
@@ -468,7 +447,8 @@ class _VarianceProfile:
         lo = np.array([b[0] for b in self.bounds])
         hi = np.array([b[1] for b in self.bounds])
         hat = self.phi_hat[self.free] / self.scale
-        first = self.last[min(self.last, key=lambda u: abs(u - v))] if self.last else hat
+        first = nearest_solution(self.last, v)
+        first = hat if first is None else first
         starts = [first]
         if self.is_cor.any():
             flipped = first.copy()
@@ -533,8 +513,8 @@ class _FixedProfile:
         # from the nearest solved θ (the optimum first); where that search ends with a
         # diagonal element at 0 — a stationary point, where a search stays — also from the
         # optimum; zero diagonal elements of a start lifted to 0.1
-        starts = [self.last[min(self.last, key=lambda u: abs(u - v))] if self.last
-                  else self.theta_hat]
+        near = nearest_solution(self.last, v)
+        starts = [self.theta_hat if near is None else near]
         best = None
         k = 0
         while k < len(starts):
@@ -550,6 +530,17 @@ class _FixedProfile:
                 starts.append(self.theta_hat)
         self.last[v] = best.x
         return signed_root(v, self.est, float(best.fun), self.dev_min)
+
+
+def _patterns(term):
+    """The q × q patterns ``E_k`` of a term's covariance parameters (Σ's entry (r, c) and
+    (c, r)): pbkrtest's ``G_k = Z E_k Z'``."""
+    out = []
+    for r, c in zip(term.rows, term.cols):
+        e = np.zeros((term.q, term.q))
+        e[r, c] = e[c, r] = 1.0
+        out.append(e)
+    return out
 
 
 #: Kenward–Roger with several grouping factors forms dense matrices of all their random

@@ -18,7 +18,8 @@ import numpy as np
 from scipy import linalg, optimize, stats
 
 __all__ = ["FactorMap", "VarianceMap", "richardson_gradient", "richardson_hessian",
-           "interval_end", "NewtonProfile", "profile_intervals", "profile_traces"]
+           "interval_end", "NewtonProfile", "profile_intervals", "profile_traces",
+           "nearest_solution"]
 
 #: a correlation is profiled inside (−1, 1) by this margin
 COR_EDGE = 1e-9
@@ -121,6 +122,44 @@ class VarianceMap:
                 theta[f.start:f.stop] = T[rows, cols]
             pos += len(rows)
         return theta, sigma
+
+
+    def jacobian(self, phi, coords=None, floor=None):
+        """d(θ[, σ])/dφ_k for each ``k`` of ``coords`` (default all; one row each) by central
+        differences of relative step 1e-7 (``floor``: per coordinate, the scale below which
+        the step stops shrinking, default 1e-2) — one-sided where a neighbour makes no
+        correlation matrix (a correlation at ±1), zero where neither side does."""
+        phi = np.asarray(phi, dtype=float)
+        coords = np.arange(phi.size) if coords is None else np.asarray(coords)
+        floor = np.full(coords.size, 1e-2) if floor is None else np.asarray(floor)
+
+        def point(v):
+            theta, sigma = self.from_user(v)
+            if not np.all(np.isfinite(theta)):
+                return None
+            return np.concatenate([theta, [sigma]]) if self.with_sigma else theta
+
+        here = point(phi)
+        rows = np.zeros((coords.size, self.n_theta + self.with_sigma))
+        for i, k in enumerate(coords):
+            h = 1e-7 * max(abs(phi[k]), floor[i])
+            up, dn = phi.copy(), phi.copy()
+            up[k] += h
+            dn[k] -= h
+            a, b = point(up), point(dn)
+            if a is not None and b is not None:
+                rows[i] = (a - b) / (2.0 * h)
+            elif a is not None and here is not None:
+                rows[i] = (a - here) / h
+            elif b is not None and here is not None:
+                rows[i] = (here - b) / h
+        return rows
+
+
+def nearest_solution(last, v):
+    """The solution stored in ``last`` (value → point) for the value nearest ``v``, or
+    None (a profile's searches start where the nearest one ended)."""
+    return last[min(last, key=lambda u: abs(u - v))] if last else None
 
 
 def _richardson(estimate, h0, levels=4):
@@ -240,9 +279,9 @@ class NewtonProfile:
                                   dtype=np.int64)
 
     def _start(self, v, fresh=False):
-        if self.last and not fresh:
-            near = min(self.last, key=lambda u: abs(u - v))
-            y = self.last[near].copy()
+        near = None if fresh else nearest_solution(self.last, v)
+        if near is not None:
+            y = near.copy()
         else:
             y = self.y_hat.copy()
             y[self.free] += self.tangent * (v - self.y_hat[self.j])
