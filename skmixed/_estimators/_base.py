@@ -163,13 +163,12 @@ class GroupedModelMixin:
             cov = self._re_covariance[f.name]
             if variance:
                 seen = _design.lookup_groups(values, f.levels, label)
-                if conditional and np.any((seen >= 0) & ~np.isfinite(
-                        self._re_cond_var[f.name][np.where(seen >= 0, seen, 0)]).all(axis=1)):
+                cv = self._re_cond_var[f.name][np.where(seen >= 0, seen, 0)]
+                if conditional and np.any((seen >= 0) & ~np.isfinite(cv).all(axis=1)):
                     raise ValueError("the conditional variances of the modes were not "
                                      "computed by this fit (solver='iterative'): use "
                                      "random_effects=False.")
                 zcz = np.einsum("ia,ab,ib->i", Z, cov, Z)
-                cv = self._re_cond_var[f.name][np.where(seen >= 0, seen, 0)]
                 var_new += zcz
                 var_cond += np.where(seen >= 0, np.einsum("ia,ia->i", Z * Z, cv), zcz)
                 continue
