@@ -23,6 +23,12 @@ other users can write to runs their code. Here instead:
   or does not unpickle is deleted with the rest of its function's entries, the function is
   compiled again and saved afresh, with one warning per process.
 
+A kernel with a ``prange`` loop (``@cached_njit(parallel=True)``) becomes a
+:class:`SizedKernel`: compiled serially for small problems, and with Numba's
+``parallel=True`` (its own cache files) only when a call is big enough for threads to pay.
+A new user's first small fit thus never waits for a parallel compilation, several times
+as long as a serial one.
+
 Files written from here: Numba's index (``.nbi``) and data (``.nbc``) files, in Numba's
 layout but sealed with the hash, and the generated kernel sources of
 :mod:`skmixed._kernels.codegen` and :mod:`skmixed._kernels.glmm_codegen`
@@ -41,12 +47,13 @@ import warnings
 from pathlib import Path
 
 import numba
+import numpy as np
 from numba.core import caching
 from numba.core.dispatcher import Dispatcher
 
 from .exceptions import KernelCacheWarning
 
-__all__ = ["cached_njit", "cache_folder", "source_file", "load_generated", "source_digest"]
+__all__ = ["cached_njit", "SizedKernel", "PARALLEL_MIN_SIZE", "cache_folder", "source_file", "load_generated", "source_digest"]
 
 _MAGIC = b"skmixed kernel cache 1\n"
 _DIGEST_SIZE = 32
@@ -285,8 +292,10 @@ class _CheckedCache(caching.FunctionCache):
 
     _impl_class = _Impl
 
-    def __init__(self, py_func):
+    def __init__(self, py_func, variant=""):
         super().__init__(py_func)
+        if variant:  # another compilation of the same function (its own files)
+            self._impl._filename_base += f".{variant}"
         self._cache_file = _SealedFiles(self._cache_path, self._impl.filename_base,
                                         self._impl.locator.get_source_stamp())
 
@@ -330,8 +339,9 @@ class _LazyCache(caching._Cache):
     """A dispatcher's cache, opened at its first compilation: :class:`_CheckedCache` if
     there is a usable cache folder and the function has a source file, else none."""
 
-    def __init__(self, py_func):
+    def __init__(self, py_func, variant=""):
         self._py_func = py_func
+        self._variant = variant
         self._cache = None
 
     def _open(self):
@@ -339,7 +349,7 @@ class _LazyCache(caching._Cache):
             self._cache = caching.NullCache()
             if cache_folder() is not None and os.path.isfile(self._py_func.__code__.co_filename):
                 try:
-                    self._cache = _CheckedCache(self._py_func)
+                    self._cache = _CheckedCache(self._py_func, self._variant)
                 except (OSError, RuntimeError):
                     pass  # no locator (folder not writable): compile in memory
                 except _UnsafeFolder as exc:
@@ -366,6 +376,53 @@ class _LazyCache(caching._Cache):
         self._open().flush()
 
 
+def _njit(f, options, variant=""):
+    dispatcher = numba.njit(**options)(f)
+    if isinstance(dispatcher, Dispatcher):  # not under NUMBA_DISABLE_JIT
+        dispatcher._cache = _LazyCache(dispatcher.py_func, variant)
+    return dispatcher
+
+
+#: the fewest elements of a call's largest array argument for which a ``prange`` kernel runs
+#: on Numba's thread pool (and is compiled for it): below, the pool's start and a parallel
+#: compilation cost more than threads save
+PARALLEL_MIN_SIZE = 100_000
+
+
+class SizedKernel:
+    """A kernel with a ``prange`` loop, compiled on demand serially (``prange`` as ``range``,
+    :attr:`serial`) or with ``parallel=True`` (:attr:`parallel`, cached under its own
+    name). A call runs the parallel one when an array argument has at least
+    :data:`PARALLEL_MIN_SIZE` elements, whatever the thread count (with one thread it runs
+    on the calling thread; one compilation per problem size class, not per ``n_jobs``), so
+    a small problem never compiles it. The loops run over blocks fixed by the problem, never by the threads
+    (:mod:`skmixed._kernels.blocks`): both give the same numbers. Called from Python only
+    (a jitted caller would need a dispatcher)."""
+
+    def __init__(self, py_func, options):
+        self.py_func = py_func
+        self.__name__ = py_func.__name__
+        self.__qualname__ = py_func.__qualname__
+        self.__doc__ = py_func.__doc__
+        self.__module__ = py_func.__module__
+        self.__wrapped__ = py_func
+        self.serial = _njit(py_func, {k: v for k, v in options.items() if k != "parallel"})
+        self._options = options
+        self._parallel = None
+
+    @property
+    def parallel(self):
+        if self._parallel is None:
+            self._parallel = _njit(self.py_func, self._options, variant="parallel")
+        return self._parallel
+
+    def __call__(self, *args):
+        size = max((a.size for a in args if isinstance(a, np.ndarray)), default=0)
+        if size >= PARALLEL_MIN_SIZE:
+            return self.parallel(*args)
+        return self.serial(*args)
+
+
 def cached_njit(func=None, **options):
     """``numba.njit(**options)`` with skmixed's disk cache (see the module docstring) in
     place of Numba's ``cache`` option. Use as ``@cached_njit`` or
@@ -374,9 +431,8 @@ def cached_njit(func=None, **options):
         raise TypeError("cached_njit always caches; do not pass cache=")
 
     def decorate(f):
-        dispatcher = numba.njit(**options)(f)
-        if isinstance(dispatcher, Dispatcher):  # not under NUMBA_DISABLE_JIT
-            dispatcher._cache = _LazyCache(dispatcher.py_func)
-        return dispatcher
+        if options.get("parallel"):
+            return SizedKernel(f, options)
+        return _njit(f, options)
 
     return decorate if func is None else decorate(func)

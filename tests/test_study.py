@@ -73,8 +73,10 @@ def test_study_models_threads_plots(tmp_path, capsys):
     assert st["threads"] == 2 and 0.0 <= st["serial_fraction"] <= 1.0
     report = (out / "report.md").read_text()
     assert "## Threads (Amdahl)" in report
-    # wall time vs rows: a 12,000-row subset (10 %) besides the full fit
-    assert [p["n_obs"] for p in result["scaling"]["lmm"]] == [12_000, 120_000]
+    # wall time vs rows: subsets of 1/8 to 1/2 (1/16 = 7,500 rows is below 10,000: said)
+    assert [p["n_obs"] for p in result["scaling"]["lmm"]] == [15_000, 30_000, 60_000,
+                                                               120_000]
+    assert "subsets of 7,500 rows skipped" in printed
     assert "## Wall time vs rows" in report
     for name in ("threads.png", "rows.png", "fixed_effects.png", "smooth_z.png"):
         assert (out / name).stat().st_size > 1000 and f"]({name})" in report

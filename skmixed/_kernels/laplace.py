@@ -4,7 +4,6 @@ family's parameter (:func:`laplace_groups`; the formulas in :mod:`.glmm`)."""
 import math
 
 import numpy as np
-from numba import prange
 
 from .._cache import cached_njit
 from .dense import chol_lower as _chol
@@ -76,7 +75,9 @@ def _laplace_pass(family, fpar, X, zcol, y, m, off, fw, lo, hi, beta, T, u, want
                 for j in range(p):
                     v1zzx[a, b, j] = v1zzx[b, a, j]
     if not fisher:
-        CF[:, :] = C
+        for a in range(q):
+            for b in range(q):
+                CF[a, b] = C[a, b]
     return ll
 
 
@@ -221,7 +222,7 @@ def _param_gradient(family, fpar, X, zcol, y, m, off, fw, lo, hi, beta, T, Tu, z
     return g - 2.0 * total
 
 
-@cached_njit(parallel=True)
+@cached_njit(nogil=True)
 def laplace_groups(family, fpar, X, zcol, y, m, off, fw, starts, beta, T, theta_rows, theta_cols,
                    u, J, dx, want_grad, max_steps, tol, dev_out, grad_out, conv_out, H_out,
                    ll_out):
@@ -244,7 +245,7 @@ def laplace_groups(family, fpar, X, zcol, y, m, off, fw, starts, beta, T, theta_
     G = starts.shape[0] - 1
     p = X.shape[1]
     q = zcol.shape[0]
-    for i in prange(G):
+    for i in range(G):
         lo = starts[i]
         hi = starts[i + 1]
         work = np.zeros((6 + 3 * q, max(q, 1)))
@@ -266,7 +267,8 @@ def laplace_groups(family, fpar, X, zcol, y, m, off, fw, starts, beta, T, theta_
                 moved = max(moved, abs(d) / (1.0 + abs(ui[a])))
         if not (moved < _NEAR or _refine_mode(family, fpar, X, zcol, y, m, off, fw, lo, hi, beta,
                                                T, ui, max_steps, work)):
-            ui[:] = u0
+            for a in range(q):
+                ui[a] = u0[a]
             f, _ = _mode(family, fpar, X, zcol, y, m, off, fw, lo, hi, beta, T, ui, max_steps, tol,
                          work)
             if not np.isfinite(f):

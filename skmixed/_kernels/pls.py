@@ -21,7 +21,6 @@ with ``P_i = M_i⁻¹ + M_i⁻¹B_i S⁻¹B_i'M_i⁻¹``, ``Q_i = −S⁻¹B_i'M
 
 import math
 
-import numba
 import numpy as np
 from numba import prange
 
@@ -88,21 +87,9 @@ def _pls_block(T, C, D, e, L_out, c_out, R_out, logdet_out, RtR_out, Rtc_out, cc
             RtR_out[ch, j, k] = RtR[j, k]
 
 @cached_njit(parallel=True)
-def _pls_parallel(T, C, D, e, L_out, c_out, R_out, logdet_out, RtR_out, Rtc_out, cc_out):
+def _pls_blocks(T, C, D, e, L_out, c_out, R_out, logdet_out, RtR_out, Rtc_out, cc_out):
     for ch in prange(logdet_out.shape[0]):
         _pls_block(T, C, D, e, L_out, c_out, R_out, logdet_out, RtR_out, Rtc_out, cc_out, ch)
-
-
-@cached_njit
-def _pls_serial(T, C, D, e, L_out, c_out, R_out, logdet_out, RtR_out, Rtc_out, cc_out):
-    for ch in range(logdet_out.shape[0]):
-        _pls_block(T, C, D, e, L_out, c_out, R_out, logdet_out, RtR_out, Rtc_out, cc_out, ch)
-
-
-def _serial():
-    """Run the blocks one after the other: one thread gains nothing from the pool, and
-    starting it costs tens of microseconds per evaluation. The blocks' sums are the same."""
-    return numba.get_num_threads() == 1
 
 
 def pls_groups(T, C, D, e, L_out, c_out, R_out, logdet_out, RtR_out, Rtc_out, cc_out):
@@ -116,10 +103,8 @@ def pls_groups(T, C, D, e, L_out, c_out, R_out, logdet_out, RtR_out, Rtc_out, cc
     args = (T, C, D, e, L_out, c_out, R_out, logdet_out, RtR_out, Rtc_out, cc_out)
     if logdet_out.shape[0] == 1:
         _pls_block(*args, 0)
-    elif _serial():
-        _pls_serial(*args)
     else:
-        _pls_parallel(*args)
+        _pls_blocks(*args)
 
 
 @cached_njit
@@ -228,17 +213,9 @@ def _gradient_block(T, C, D, e, L, c, R, beta, S_inv, theta_rows, theta_cols, re
         dr2_out[ch, kk] = dr2[kk]
 
 @cached_njit(parallel=True)
-def _gradient_parallel(T, C, D, e, L, c, R, beta, S_inv, theta_rows, theta_cols, reml,
-                       dlogdet_out, dr2_out):
-    for ch in prange(dlogdet_out.shape[0]):
-        _gradient_block(T, C, D, e, L, c, R, beta, S_inv, theta_rows, theta_cols, reml,
-                        dlogdet_out, dr2_out, ch)
-
-
-@cached_njit
-def _gradient_serial(T, C, D, e, L, c, R, beta, S_inv, theta_rows, theta_cols, reml,
+def _gradient_blocks(T, C, D, e, L, c, R, beta, S_inv, theta_rows, theta_cols, reml,
                      dlogdet_out, dr2_out):
-    for ch in range(dlogdet_out.shape[0]):
+    for ch in prange(dlogdet_out.shape[0]):
         _gradient_block(T, C, D, e, L, c, R, beta, S_inv, theta_rows, theta_cols, reml,
                         dlogdet_out, dr2_out, ch)
 
@@ -253,10 +230,8 @@ def pls_gradient_groups(T, C, D, e, L, c, R, beta, S_inv, theta_rows, theta_cols
     args = (T, C, D, e, L, c, R, beta, S_inv, theta_rows, theta_cols, reml, dlogdet_out, dr2_out)
     if dlogdet_out.shape[0] == 1:
         _gradient_block(*args, 0)
-    elif _serial():
-        _gradient_serial(*args)
     else:
-        _gradient_parallel(*args)
+        _gradient_blocks(*args)
 
 
 @cached_njit(parallel=True)

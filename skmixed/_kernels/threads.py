@@ -1,12 +1,15 @@
-"""Thread count for Numba's parallel kernels, set for the duration of a fit."""
+"""Thread count for the parallel kernels, set for the duration of a fit, and the pool that
+runs a per-group kernel over parts of the groups (:func:`over_groups`)."""
 
 import functools
 from contextlib import contextmanager
 
 import numba
+import numpy as np
 from threadpoolctl import ThreadpoolController
 
-__all__ = ["resolve_n_jobs", "numba_threads", "single_threaded_blas", "blas_threads"]
+__all__ = ["resolve_n_jobs", "numba_threads", "single_threaded_blas", "blas_threads",
+           "over_groups", "THREAD_MIN_ROWS"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -62,3 +65,42 @@ def numba_threads(n_jobs):
         yield numba.get_num_threads()
     finally:
         numba.set_num_threads(previous)
+
+
+#: the fewest rows for which :func:`over_groups` splits a pass over threads: below, waking
+#: a thread costs more than it saves
+THREAD_MIN_ROWS = 100_000
+
+
+@functools.lru_cache(maxsize=1)
+def _pool():
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(max_workers=numba.config.NUMBA_NUM_THREADS,
+                              thread_name_prefix="skmixed")
+
+
+def over_groups(kernel, starts, args_for):
+    """Run a per-group kernel (compiled with ``nogil=True``) over all groups, on
+    ``numba.get_num_threads()`` threads when there are :data:`THREAD_MIN_ROWS` rows.
+
+    ``starts``: the groups' first rows (G + 1 offsets); ``args_for(starts_part, groups)``
+    gives the kernel's arguments for the groups ``groups`` (a slice) with their offsets
+    ``starts_part``: the per-group outputs sliced alike, so each call writes only its own
+    groups. Every group's numbers are computed alone, so they do not depend on how the
+    groups are split: any thread count gives the same bits. The kernel is compiled once,
+    serially, for every problem size (a ``parallel=True`` compilation costs several times
+    as much)."""
+    n_groups = starts.shape[0] - 1
+    n_threads = numba.get_num_threads()
+    if n_threads == 1 or n_groups < 2 or starts[-1] - starts[0] < THREAD_MIN_ROWS:
+        return kernel(*args_for(starts, slice(0, n_groups)))
+    # two parts per thread, of about equal rows (one slow part does not hold the rest)
+    cuts = np.searchsorted(starts, np.linspace(starts[0], starts[-1], 2 * n_threads + 1))
+    cuts = np.unique(np.clip(cuts, 0, n_groups))
+    cuts[0], cuts[-1] = 0, n_groups
+    parts = [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+    futures = [_pool().submit(kernel, *args_for(starts[a:b + 1], slice(a, b)))
+               for a, b in parts]
+    for future in futures:
+        future.result()

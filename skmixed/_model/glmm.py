@@ -12,6 +12,7 @@ import numpy as np
 from .._cache import cached_njit
 from .._kernels import glmm as generic_kernels
 from .._kernels import blocks
+from .._kernels.threads import over_groups
 from .._kernels.glmm import fixed_glm_sums
 from .._kernels.glmm_codegen import SPECIALIZE_MIN_ROWS, specialized_kernels
 
@@ -230,12 +231,12 @@ class LaplaceDeviance:
         fpar, weights = 0.0, r.weights
         if self.param is not None:
             fpar, weights = self.param.fpar(x[n_bt]), self.param.weights(r.weights, x[n_bt])
-        self._kernels.laplace_groups(
-            self.family.code, fpar, r.X, r.zcol, r.y, r.m, r.offset, weights,
-            r.starts, beta,
-            self.term.factor(theta), self.term.rows, self.term.cols, self.u, self._J, dx,
-            want_grad, self.max_steps, self.mode_tol, self._dev, self._grad, self._conv,
-            self._H, self._ll)
+        T = self.term.factor(theta)
+        over_groups(self._kernels.laplace_groups, r.starts, lambda starts, g: (
+            self.family.code, fpar, r.X, r.zcol, r.y, r.m, r.offset, weights, starts, beta,
+            T, self.term.rows, self.term.cols, self.u[g], self._J[g], dx, want_grad,
+            self.max_steps, self.mode_tol, self._dev[g], self._grad[g], self._conv[g],
+            self._H[g], self._ll[g]))
         f = float(self._dev.sum())
         if self.param is not None:
             f = self.param.deviance(f, x[n_bt])

@@ -309,8 +309,16 @@ def test_cached_njit_refuses_the_cache_option():
 
 
 def _dispatchers(module):
-    return {name: obj for name, obj in vars(module).items()
-            if isinstance(obj, Dispatcher) and obj.py_func.__module__ == module.__name__}
+    found = {}
+    for name, obj in vars(module).items():
+        if getattr(obj, "py_func", None) is None or obj.py_func.__module__ != module.__name__:
+            continue
+        if isinstance(obj, Dispatcher):
+            found[name] = obj
+        elif isinstance(obj, cache.SizedKernel):  # both compilations of a prange kernel
+            found[name] = obj.serial
+            found[f"{name}[parallel]"] = obj.parallel
+    return found
 
 
 def test_every_kernel_is_compiled_through_cached_njit(monkeypatch, tmp_path):
@@ -328,6 +336,7 @@ def test_every_kernel_is_compiled_through_cached_njit(monkeypatch, tmp_path):
     kernels = {f"{m.__name__}.{name}": d for m in modules
                for name, d in _dispatchers(m).items()}
     assert len(kernels) > 50 and any("blocks." in k for k in kernels)
+    assert any(k.endswith("agq_groups[parallel]") for k in kernels)
     others = sorted(k for k, d in kernels.items() if not isinstance(d._cache, cache._LazyCache))
     assert others == []
 

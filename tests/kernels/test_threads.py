@@ -94,3 +94,131 @@ def test_numba_threads_two():
     with numba_threads(-2) as n:
         assert n == MAX_THREADS - 1
     assert numba.get_num_threads() == 1
+
+
+# --- which compilation runs, and the same bits whatever the threads ------------------------
+
+def _glmm_data(n, groups=40, seed=3):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    g = np.sort(rng.integers(0, groups, n))
+    x = rng.normal(size=n)
+    eta = -0.3 + 0.8 * x + rng.normal(scale=0.7, size=groups)[g]
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-eta))).astype(float)
+    return pd.DataFrame({"g": g, "x": x}), y
+
+
+def _fit_both(monkeypatch, make, X, y, **settings):
+    """Fits with 1 and 2 threads under the module settings given (``module.NAME``)."""
+    for name, value in settings.items():
+        monkeypatch.setattr(name, value)
+    return [make(n_jobs).fit(X, y) for n_jobs in (1, 2)]
+
+
+def test_glmm_groups_split_over_threads_give_the_same_bits(monkeypatch):
+    """``over_groups`` runs the Laplace kernel on parts of the groups in threads: each group
+    is computed alone, so forcing the split (THREAD_MIN_ROWS = 0) on 2 threads gives the
+    bits of one thread, and of the unsplit pass."""
+    import numpy as np
+
+    from skmixed import MixedGLM
+
+    X, y = _glmm_data(3_000)
+
+    def make(n_jobs):
+        return MixedGLM(groups="g", n_jobs=n_jobs)
+
+    one, two = _fit_both(monkeypatch, make, X, y,
+                         **{"skmixed._kernels.threads.THREAD_MIN_ROWS": 0})
+    unsplit = make(2)
+    monkeypatch.setattr("skmixed._kernels.threads.THREAD_MIN_ROWS", 10**12)
+    unsplit.fit(X, y)
+    for other in (two, unsplit):
+        np.testing.assert_array_equal(one.coef_, other.coef_)
+        np.testing.assert_array_equal(one.theta_, other.theta_)
+        assert one.loglik_ == other.loglik_
+
+
+def test_over_groups_splits_by_rows_and_covers_every_group(monkeypatch):
+    """Every group is passed exactly once, in parts of about equal rows."""
+    import numpy as np
+
+    from skmixed._kernels import threads
+
+    monkeypatch.setattr(threads, "THREAD_MIN_ROWS", 0)
+    starts = np.array([0, 5, 6, 40, 41, 42, 90, 100], dtype=np.int64)
+    seen = []
+
+    def kernel(part_starts, groups):
+        seen.append((groups.start, groups.stop, part_starts.tolist()))
+
+    with threads.numba_threads(2):
+        threads.over_groups(kernel, starts, lambda s, g: (s, g))
+    seen.sort()
+    assert seen[0][0] == 0 and seen[-1][1] == 7
+    assert all(a[1] == b[0] for a, b in zip(seen[:-1], seen[1:]))
+    for lo, hi, part in seen:
+        assert part == starts[lo:hi + 1].tolist()
+
+
+def test_serial_and_parallel_compilations_give_the_same_bits(monkeypatch):
+    """A prange kernel (:class:`skmixed._cache.SizedKernel`) runs its serial compilation
+    below PARALLEL_MIN_SIZE and the parallel one above: both sum over the same fixed
+    blocks, so a fit gives the same bits either way, on 1 or 2 threads."""
+    import numpy as np
+
+    from skmixed import MixedLM
+
+    rng = np.random.default_rng(7)
+    n = 4_000
+    import pandas as pd
+
+    g = rng.integers(0, 30, n)
+    X = pd.DataFrame({"g": g, "x": rng.normal(size=n)})
+    y = 1.0 + 0.5 * X["x"] + rng.normal(size=30)[g] + rng.normal(size=n)
+    # few rows per block, so the row pass really has several blocks
+    monkeypatch.setattr("skmixed._kernels.blocks.MIN_BLOCK_ROWS", 256)
+
+    def make(n_jobs):
+        return MixedLM(groups="g", n_jobs=n_jobs)
+
+    serial = _fit_both(monkeypatch, make, X, y, **{"skmixed._cache.PARALLEL_MIN_SIZE": 10**12})
+    parallel = _fit_both(monkeypatch, make, X, y, **{"skmixed._cache.PARALLEL_MIN_SIZE": 0})
+    from skmixed._kernels import pls
+
+    assert pls.conditional_modes_groups.parallel.signatures  # the parallel one did run
+    for model in serial[1:] + parallel:
+        np.testing.assert_array_equal(serial[0].coef_, model.coef_)
+        np.testing.assert_array_equal(serial[0].theta_, model.theta_)
+
+
+SMALL_FIT = """
+import sys, numpy as np, pandas as pd, warnings
+import skmixed
+from skmixed._cache import SizedKernel
+rng = np.random.default_rng(0)
+g = np.sort(rng.integers(0, 50, 5000)); x = rng.normal(size=5000)
+y = (rng.random(5000) < 1 / (1 + np.exp(-(0.5 * x + rng.normal(size=50)[g])))).astype(int)
+skmixed.MixedGLM(groups="g", n_jobs=2).fit(pd.DataFrame({"g": g, "x": x}), y)
+skmixed.MixedLM(groups="g", n_jobs=2).fit(pd.DataFrame({"g": g, "x": x}), x + y)
+kernels = [v for name, m in list(sys.modules.items()) if name.startswith(("skmixed", "skmixed_"))
+           for v in vars(m).values() if isinstance(v, SizedKernel)]
+assert len(kernels) > 10, len(kernels)
+compiled = [k.__qualname__ for k in kernels if k._parallel is not None and k._parallel.signatures]
+print("PARALLEL", compiled)
+"""
+
+
+def test_a_small_fit_never_compiles_a_parallel_kernel(tmp_path):
+    """A new user's first small fits (5,000 rows, 2 threads) compile only serial kernels:
+    a parallel compilation costs several times a serial one (the first-fit benchmark)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, SKMIXED_CACHE_DIR=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", SMALL_FIT], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert "PARALLEL []" in out, out
