@@ -7,12 +7,17 @@ serial fraction Amdahl's law implies, with a plot of wall time vs threads (``--p
     python -m pytest benchmarks/test_bench_threads.py --bench-full --benchmark-json=t.json
     python benchmarks/report.py t.json --threads --plot threads.png > threads.md
     python benchmarks/report.py --page a.json b.json --plot docs/medians.png > page.md
+    python -m pytest benchmarks/test_bench_threads.py -k speedup --bench-full \
+        --benchmark-json=s1.json   # (repeated: s2.json, ...)
+    python benchmarks/report.py --speedups s1.json s2.json > speedups.md
 """
 
 import json
 import sys
 
 import numpy as np
+
+from skmixed.study import thread_study as amdahl
 
 
 def table(path):
@@ -84,11 +89,14 @@ def thread_study(path, plot=None):
             if n == 1 or t1 is None:
                 lines.append(f"| {name} | {n} | {times[n] * 1e3:.1f} | | | |")
                 continue
-            speedup = t1 / times[n]
-            serial = min(1.0, max(0.0, (n / speedup - 1.0) / (n - 1.0)))
-            limit = f"{1 / serial:.1f}" if serial > 0 else "∞"
-            lines.append(f"| {name} | {n} | {times[n] * 1e3:.1f} | {speedup:.2f} | "
-                         f"{serial:.2f} | {limit} |")
+            st = amdahl({1: {"median_seconds": t1}, n: {"median_seconds": times[n]}})
+            if st["serial_fraction"] is None:
+                lines.append(f"| {name} | {n} | {times[n] * 1e3:.1f} | {st['speedup']:.2f} | "
+                             "none (no gain measured) | |")
+                continue
+            limit = f"{st['max_speedup']:.1f}" if st["serial_fraction"] > 0 else "∞"
+            lines.append(f"| {name} | {n} | {times[n] * 1e3:.1f} | {st['speedup']:.2f} | "
+                         f"{st['serial_fraction']:.2f} | {limit} |")
     if plot:
         import matplotlib
 
@@ -105,8 +113,30 @@ def thread_study(path, plot=None):
     return "\n".join(lines)
 
 
+def speedups(paths):
+    """Markdown rows of ``test_whole_fit_speedup`` (one or several runs): per estimator and
+    run, the medians with 1 and 2 threads and the median speed-up over the alternating
+    pairs with its spread (min–max)."""
+    lines = ["| estimator | rows | run | 1 thread (ms) | 2 threads (ms) | speed-up: median "
+             "(min–max over pairs) |", "|---|---|---|---|---|---|"]
+    rows = []
+    for run, path in enumerate(paths, 1):
+        for b in json.load(open(path))["benchmarks"]:
+            e = b.get("extra_info", {})
+            if "speedup_min" in e:
+                rows.append((e["estimator"], run, e))
+    for name, run, e in sorted(rows, key=lambda r: (r[0], r[1])):
+        lines.append(f"| {name} | {e['n_obs']:,} | {run} | {e['median_1_thread_ms']:.1f} | "
+                     f"{e['median_2_threads_ms']:.1f} | {e['speedup']:.2f} "
+                     f"({e['speedup_min']:.2f}–{e['speedup_max']:.2f}) |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
+    if "--speedups" in args:  # report.py --speedups run1.json run2.json ...
+        print(speedups([a for a in args if a.endswith(".json")]))
+        sys.exit()
     if "--page" in args:  # report.py --page a.json b.json ... [--plot medians.png]
         plot = args[args.index("--plot") + 1] if "--plot" in args else None
         files = [a for a in args if a.endswith(".json")]

@@ -29,7 +29,7 @@ from ._estimators.mixed_lm import MixedLM
 from .datasets import make_multilevel
 from .exceptions import RankDeficientWarning, SingularFitWarning
 
-__all__ = ["main", "run_study"]
+__all__ = ["main", "run_study", "thread_study", "describe_thread_study"]
 
 
 def _positive_int(text):
@@ -213,16 +213,29 @@ def run_study(n_obs=2_000_000, n_groups=2_000, threads=None, seed=12358, repeats
 def thread_study(timings):
     """Speed-up from 1 thread to the most timed and the serial fraction it implies by
     Amdahl's law, ``S(n) = 1 / (s + (1 − s)/n)`` → ``s = (n/S − 1)/(n − 1)``: where more
-    threads stop paying (S → 1/s). None without both 1 and more threads."""
+    threads stop paying (S → 1/s). None without both 1 and more threads. A speed-up of 1 or
+    less measured no gain from threads at all, so it implies no serial fraction
+    (``serial_fraction`` and ``max_speedup`` None)."""
     counts = sorted(int(k) for k in timings)
     if 1 not in counts or counts[-1] == 1:
         return None
     n = counts[-1]
     t1, tn = timings[1]["median_seconds"], timings[n]["median_seconds"]
     speedup = t1 / tn
+    if speedup <= 1.0:
+        return {"threads": n, "speedup": speedup, "serial_fraction": None,
+                "max_speedup": None}
     serial = min(1.0, max(0.0, (n / speedup - 1.0) / (n - 1.0)))
     return {"threads": n, "speedup": speedup, "serial_fraction": serial,
             "max_speedup": (1.0 / serial) if serial > 0 else float("inf")}
+
+
+def describe_thread_study(st):
+    """One line of :func:`thread_study`'s result for people."""
+    text = f"speed-up x{st['speedup']:.2f} on {st['threads']} threads"
+    if st["serial_fraction"] is None:
+        return text + " (no gain from threads measured: no Amdahl serial fraction)"
+    return text + f"; Amdahl serial fraction {st['serial_fraction']:.2f}"
 
 
 def _records(frame):
@@ -308,6 +321,10 @@ def format_report(result, plots=()):
                   "| model | n | speed-up | serial fraction | speed-up limit |",
                   "|---|---|---|---|---|"]
         for k, st in studies:
+            if st["serial_fraction"] is None:
+                lines.append(f"| {MODELS[k]} | {st['threads']} | {st['speedup']:.2f} | "
+                             "none (no gain measured) | |")
+                continue
             lines.append(f"| {MODELS[k]} | {st['threads']} | {st['speedup']:.2f} | "
                          f"{st['serial_fraction']:.2f} | {st['max_speedup']:.1f} |")
     if result.get("scaling"):
@@ -441,8 +458,7 @@ def main(argv=None):
                   f"{extra}")
         st = result[k]["thread_study"]
         if st:
-            print(f"  {MODELS[k]:<12} speed-up x{st['speedup']:.2f} on {st['threads']} "
-                  f"threads; Amdahl serial fraction {st['serial_fraction']:.2f}")
+            print(f"  {MODELS[k]:<12} {describe_thread_study(st)}")
     if args.out is not None:
         _write_outputs(result, args.out)
         print(f"wrote {args.out / 'results.json'} and {args.out / 'report.md'}")

@@ -66,11 +66,12 @@ def test_study_models_threads_plots(tmp_path, capsys):
     assert study.main(["--n-obs", "120000", "--n-groups", "100", "--threads", "1,2",
                        "--repeats", "1", "--models", "lmm,amm", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "Amdahl serial fraction" in printed and "GLMM" not in printed
+    assert "speed-up x" in printed and "GLMM" not in printed
     result = json.loads((out / "results.json").read_text())
     assert result["models"] == ["lmm", "amm"] and "glmm" not in result
     st = result["lmm"]["thread_study"]
-    assert st["threads"] == 2 and 0.0 <= st["serial_fraction"] <= 1.0
+    assert st["threads"] == 2
+    assert st["serial_fraction"] is None or 0.0 <= st["serial_fraction"] <= 1.0
     report = (out / "report.md").read_text()
     assert "## Threads (Amdahl)" in report
     # wall time vs rows: subsets of 1/8 to 1/2 (1/16 = 7,500 rows is below 10,000: said)
@@ -106,3 +107,19 @@ def test_thread_study_amdahl():
     assert st["serial_fraction"] == pytest.approx(0.2)
     assert st["max_speedup"] == pytest.approx(5.0)
     assert study.thread_study({1: {"median_seconds": 1.0}}) is None
+
+
+def test_no_serial_fraction_from_a_slowdown():
+    """A second thread that gains nothing (speed-up ≤ 1) implies no Amdahl serial fraction:
+    the study says so instead of printing s = 1."""
+    st = study.thread_study({1: {"median_seconds": 1.0}, 2: {"median_seconds": 1.05}})
+    assert st["speedup"] == pytest.approx(1 / 1.05)
+    assert st["serial_fraction"] is None and st["max_speedup"] is None
+    line = study.describe_thread_study(st)
+    assert "no gain from threads measured" in line and "serial fraction 1" not in line
+    result = {"data": {"n_obs": 10, "n_groups": 2, "seed": 0}, "truth": {}, "models": ["lmm"],
+              "machine": {}, "lmm": {"model": "y ~ x", "fixed_effects": [
+                  {"term": "(Intercept)", "estimate": 1.0, "std_error": 0.1}],
+                  "variance_components": [], "timings": {1: {"median_seconds": 1.0}},
+                  "thread_study": st}}
+    assert "none (no gain measured)" in study.format_report(result)
