@@ -11,7 +11,7 @@ from .dense import chol_solve as _chol_solve
 from .dense import inverse_from_chol, lower_matvec, lower_sandwich, tct_plus_identity
 from .glmm_rows import (_row_eta, _weighted_terms, _newton_step, _step_size, _mode, _refine_mode,
                         _NEAR, _ACCEPT, _FULL_PASSES)
-from ..families import has_param, observed_logdet, param_terms
+from ..families import observed_logdet, param_terms
 
 
 @cached_njit
@@ -225,7 +225,7 @@ def _param_gradient(family, fpar, X, zcol, y, m, off, fw, lo, hi, beta, T, Tu, z
 @cached_njit(nogil=True)
 def laplace_groups(family, fpar, X, zcol, y, m, off, fw, starts, beta, T, theta_rows, theta_cols,
                    u, J, dx, want_grad, max_steps, tol, dev_out, grad_out, conv_out, H_out,
-                   ll_out):
+                   ll_out, param_grad=None):
     """Laplace deviance per group (``dev_out[i]``) and, if ``want_grad``, its gradient over
     (β, θ) per group (``grad_out[i]``) and ∂û_i/∂(β, θ) (``J[i]``, q × (p + K)); conditional
     modes updated in place in ``u``, the information ``H_F`` at the mode in ``H_out[i]``,
@@ -324,7 +324,7 @@ def laplace_groups(family, fpar, X, zcol, y, m, off, fw, starts, beta, T, theta_
             _laplace_gradient(T, ui, L, Hinv, A, s_z, c_t, C, CF, sl_z, sl_x, wzx, v1zzx,
                               step, theta_rows, theta_cols, grad_out[i], J[i],
                               ll_out[i, 1:1 + grad_out.shape[1]])
-            if has_param(family):
+            if param_grad is not None:
                 grad_out[i, p + theta_rows.shape[0]] = _param_gradient(
                     family, fpar, X, zcol, y, m, off, fw, lo, hi, beta, T, Tu, z, L, A,
                     c_t, step)

@@ -208,6 +208,8 @@ class LaplaceDeviance:
         # the kernels' gradient has a column for it when they compute its derivative; their
         # log-likelihood sums have one more column otherwise (see laplace_groups)
         self._grad = np.zeros((G, p + term.n_theta + (n_param and self.param.in_kernels)))
+        # the kernels' gradient over the family's parameter: None compiles it out
+        self._param_grad = True if n_param and self.param.in_kernels else None
         self._kernels = kernels_for(family, rows, self.specialize_min_rows,
                                     weighted=n_param and self.param.scales_weights)
         self._ll = np.zeros((G, 1 + p + term.n_theta + n_param))
@@ -236,7 +238,7 @@ class LaplaceDeviance:
             self.family.code, fpar, r.X, r.zcol, r.y, r.m, r.offset, weights, starts, beta,
             T, self.term.rows, self.term.cols, self.u[g], self._J[g], dx, want_grad,
             self.max_steps, self.mode_tol, self._dev[g], self._grad[g], self._conv[g],
-            self._H[g], self._ll[g]))
+            self._H[g], self._ll[g], self._param_grad))
         f = float(self._dev.sum())
         if self.param is not None:
             f = self.param.deviance(f, x[n_bt])
