@@ -9,7 +9,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 __all__ = ["resolve_n_jobs", "numba_threads", "single_threaded_blas", "blas_threads",
-           "over_groups", "THREAD_MIN_ROWS"]
+           "over_groups", "over_rows", "THREAD_MIN_ROWS"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -80,6 +80,12 @@ def _pool():
                               thread_name_prefix="skmixed")
 
 
+def _run_parts(kernel, parts, args_for):
+    futures = [_pool().submit(kernel, *args_for(a, b)) for a, b in parts]
+    for future in futures:
+        future.result()
+
+
 def over_groups(kernel, starts, args_for):
     """Run a per-group kernel (compiled with ``nogil=True``) over all groups, on
     ``numba.get_num_threads()`` threads when there are :data:`THREAD_MIN_ROWS` rows.
@@ -100,7 +106,15 @@ def over_groups(kernel, starts, args_for):
     cuts = np.unique(np.clip(cuts, 0, n_groups))
     cuts[0], cuts[-1] = 0, n_groups
     parts = [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
-    futures = [_pool().submit(kernel, *args_for(starts[a:b + 1], slice(a, b)))
-               for a, b in parts]
-    for future in futures:
-        future.result()
+    _run_parts(kernel, parts, lambda a, b: args_for(starts[a:b + 1], slice(a, b)))
+
+
+def over_rows(kernel, n_rows, args_for):
+    """Run a per-row kernel (``nogil=True``; each row's outputs computed alone) over the
+    rows ``args_for(rows)`` gives the arguments for (``rows``: a slice), on the threads
+    of :func:`over_groups`, from :data:`THREAD_MIN_ROWS` rows on."""
+    n_threads = numba.get_num_threads()
+    if n_threads == 1 or n_rows < THREAD_MIN_ROWS:
+        return kernel(*args_for(slice(0, n_rows)))
+    cuts = np.linspace(0, n_rows, 2 * n_threads + 1).astype(np.int64)
+    _run_parts(kernel, list(zip(cuts[:-1], cuts[1:])), lambda a, b: args_for(slice(a, b)))

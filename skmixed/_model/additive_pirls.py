@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 from scipy import linalg
 
+from .._kernels.threads import over_rows
 from .additive import LOG_TAU_BOUNDS
 from .optimize import minimize
 from .spaces import BoxSpace
@@ -27,7 +28,7 @@ def _working(family, eta, y, m, prior):
                          "a Poisson mean of 0): the linear predictor diverges — "
                          "(quasi-)complete separation by the covariates or smooths; drop "
                          "or recode the separating terms.")
-    l1, info = family.score_information(y, eta, m)
+    l1, info = family.score_information(y, eta, m, over_rows=over_rows)
     return eta + l1 / np.maximum(info, 1e-300), prior * info
 
 

@@ -29,6 +29,7 @@ from types import SimpleNamespace
 import numpy as np
 from scipy import linalg, sparse
 
+from .._kernels.threads import over_rows
 from .multilevel import (DENSE_LIMIT, RestFactor, first_factor_inverse_blocks,
                          random_effects_matrix)
 from .optimize import minimize
@@ -351,7 +352,8 @@ class MultiLaplace:
     def _working_weights(self, eta):
         """ℓ' and the PIRLS weights per row: the family's (lme4's: the expected information
         for the probit and cloglog links)."""
-        return self.family.score_information(self.y, eta, self.m, self.fpar)
+        return self.family.score_information(self.y, eta, self.m, self.fpar,
+                                             over_rows=over_rows)
 
     def _warm_start(self, eta_of, u):
         """The modes' start u (a copy), its η and objective; LinAlgError where a nonzero

@@ -41,6 +41,7 @@ from types import SimpleNamespace
 import numpy as np
 from scipy import linalg
 
+from .._kernels.threads import over_rows
 from . import multilevel_glmm
 from .multilevel import DENSE_LIMIT
 from .multilevel_glmm import MultiLaplace
@@ -97,7 +98,8 @@ class PairLaplace(MultiLaplace):
         information of the probit and cloglog links) converge linearly and left the modes
         ~1e-5 off at the tolerance — the exact gradient takes them as exact. The modes are
         the same; the log determinant keeps the family's weights (lme4's)."""
-        l1, v = self.family.score_information(self.y, eta, self.m, self.fpar)
+        l1, v = self.family.score_information(self.y, eta, self.m, self.fpar,
+                                              over_rows=over_rows)
         if not self.family.observed_information:
             v = self.family.observed(self.y, eta, self.m, self.fpar)
         return l1, v

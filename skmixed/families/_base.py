@@ -84,13 +84,23 @@ class Family:
     def _log_base(self, y, m):
         return np.zeros_like(y)
 
-    def score_information(self, y, eta, m=None, fpar=0.0):
+    def score_information(self, y, eta, m=None, fpar=0.0, over_rows=None):
         """ℓ' and the working weight v_F per row: PIRLS's working response is
-        ``η + ℓ'/v_F``."""
+        ``η + ℓ'/v_F``. ``over_rows(kernel, n, args_for)``: runs the row kernel over parts
+        of the rows (``args_for(rows)``: its arguments for the slice ``rows``), e.g. on
+        threads; None: one call."""
         y = np.ascontiguousarray(y, dtype=np.float64)
+        m, eta = _empty(m), np.ascontiguousarray(eta, dtype=float)
         l1, v = np.empty_like(y), np.empty_like(y)
-        score_information(self.code, float(fpar), y, _empty(m),
-                          np.ascontiguousarray(eta, dtype=float), l1, v)
+        code, fpar = self.code, float(fpar)
+
+        def args_for(r):
+            return code, fpar, y[r], m[r] if m.size else m, eta[r], l1[r], v[r]
+
+        if over_rows is None:
+            score_information(*args_for(slice(None)))
+        else:
+            over_rows(score_information, y.shape[0], args_for)
         return l1, v
 
     def laplace_terms(self, y, eta, m=None, fpar=0.0):

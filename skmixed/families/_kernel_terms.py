@@ -204,7 +204,7 @@ def row_loglik(family, fpar, y, m, eta, out):
         out[r] = row_terms(family, fpar, y[r], mr, eta[r])[0]
 
 
-@cached_njit
+@cached_njit(nogil=True)
 def score_information(family, fpar, y, m, eta, l1, v):
     """ℓ' and v_F of every row (the PIRLS working response and weights). The Poisson's
     from :func:`row_derivs`, without ℓ's log y! (the same numbers in a third of the time);

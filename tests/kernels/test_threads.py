@@ -222,3 +222,28 @@ def test_a_small_fit_never_compiles_a_parallel_kernel(tmp_path):
     out = subprocess.run([sys.executable, "-c", SMALL_FIT], env=env, capture_output=True,
                          text=True, check=True).stdout
     assert "PARALLEL []" in out, out
+
+
+def test_pirls_working_weights_split_over_threads_give_the_same_bits(monkeypatch):
+    """``over_rows`` runs the families' per-row PIRLS terms on parts of the rows: a binomial
+    AdditiveMixed fit split over 2 threads (THREAD_MIN_ROWS = 0) has the bits of one."""
+    import numpy as np
+
+    from skmixed import AdditiveMixed
+
+    X, y = _glmm_data(3_000)
+
+    def make(n_jobs):
+        return AdditiveMixed(groups="g", family="binomial", n_jobs=n_jobs)
+
+    calls = []
+    from skmixed._kernels import threads
+
+    real = threads._run_parts
+    monkeypatch.setattr(threads, "_run_parts", lambda *a: calls.append(1) or real(*a))
+    one, two = _fit_both(monkeypatch, make, X, y,
+                         **{"skmixed._kernels.threads.THREAD_MIN_ROWS": 0})
+    assert calls  # the rows were split
+    np.testing.assert_array_equal(one.coef_, two.coef_)
+    np.testing.assert_array_equal(one.variance_components_["variance"],
+                                  two.variance_components_["variance"])
