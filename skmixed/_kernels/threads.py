@@ -2,6 +2,8 @@
 runs a per-group kernel over parts of the groups (:func:`over_groups`)."""
 
 import functools
+import os
+import threading
 from contextlib import contextmanager
 
 import numba
@@ -72,15 +74,26 @@ def numba_threads(n_jobs):
 THREAD_MIN_ROWS = 100_000
 
 
-@functools.lru_cache(maxsize=1)
-def _pool():
-    from concurrent.futures import ThreadPoolExecutor
+_POOL = {}  # process id → the pool (a forked child starts its own: threads do not fork)
 
-    return ThreadPoolExecutor(max_workers=numba.config.NUMBA_NUM_THREADS,
-                              thread_name_prefix="skmixed")
+
+def _pool():
+    pool = _POOL.get(os.getpid())
+    if pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL.clear()
+        pool = _POOL[os.getpid()] = ThreadPoolExecutor(
+            max_workers=numba.config.NUMBA_NUM_THREADS, thread_name_prefix="skmixed-kernel")
+    return pool
 
 
 def _run_parts(kernel, parts, args_for):
+    if threading.current_thread().name.startswith("skmixed-kernel"):
+        # a kernel's part never waits for the pool it runs on
+        for a, b in parts:
+            kernel(*args_for(a, b))
+        return
     futures = [_pool().submit(kernel, *args_for(a, b)) for a, b in parts]
     for future in futures:
         future.result()

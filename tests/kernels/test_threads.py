@@ -247,3 +247,39 @@ def test_pirls_working_weights_split_over_threads_give_the_same_bits(monkeypatch
     np.testing.assert_array_equal(one.coef_, two.coef_)
     np.testing.assert_array_equal(one.variance_components_["variance"],
                                   two.variance_components_["variance"])
+
+
+FORKED = """
+import os, numpy as np
+from skmixed._kernels import threads
+threads.THREAD_MIN_ROWS = 0
+starts = np.arange(0, 101, 10, dtype=np.int64)
+out = np.zeros(10)
+
+def kernel(s, g):
+    out[g] = s[1:] - s[:-1]
+
+with threads.numba_threads(2):
+    threads.over_groups(kernel, starts, lambda s, g: (s, g))   # the parent's pool
+    pid = os.fork()
+    if pid == 0:   # the child: the parent's pool threads did not fork
+        out[:] = 0
+        threads.over_groups(kernel, starts, lambda s, g: (s, g))
+        os._exit(0 if (out == 10).all() else 3)
+    _, status = os.waitpid(pid, 0)
+print("CHILD", os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_the_pool_works_in_a_forked_child():
+    """multiprocessing's fork (sklearn/joblib workers) copies the pool object but not its
+    threads: the child starts a pool of its own instead of waiting forever."""
+    import os
+    import subprocess
+    import sys
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork on this platform")
+    out = subprocess.run([sys.executable, "-c", FORKED], capture_output=True, text=True,
+                         timeout=120)
+    assert "CHILD 0" in out.stdout, out.stderr[-2000:]
