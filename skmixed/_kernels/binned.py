@@ -21,7 +21,6 @@ block order, so the sums are bit-identical on any number of threads.
 """
 
 import numpy as np
-from numba import prange
 
 from .blocks import block_bounds, cover, sum_spans
 from .._cache import cached_njit
@@ -35,10 +34,10 @@ def bin_layout(sizes):
     return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
 
-@cached_njit(parallel=True)
+@cached_njit(nogil=True)
 def binned_sums(X, y, w, bins, bin_offsets, codes, basis, col_offsets, plain_out,
                 bin_cnt_out, bin_sum_out, pair_out, grp_cnt_out, grp_sum_out, grp_basis_out,
-                span_out):
+                span_out, first=0, last=-1):
     """Accumulate the per-block sums (see the module docstring).
 
     Parameters
@@ -59,6 +58,8 @@ def binned_sums(X, y, w, bins, bin_offsets, codes, basis, col_offsets, plain_out
     grp_basis_out : (n_blocks, G, K) — M = Σ bins, K = Σ basis columns; none need be
         zeroed: block b zeroes its slices, the group tables only over its span
     span_out : (n_blocks, 2), int64 — the range of group codes block b met
+    first, last : the blocks computed, ``first`` to ``last - 1`` (default: all; threads run
+        ranges of them: :func:`skmixed._kernels.threads.over_blocks`)
     """
     n = y.shape[0]
     p = X.shape[1]
@@ -67,7 +68,7 @@ def binned_sums(X, y, w, bins, bin_offsets, codes, basis, col_offsets, plain_out
     n_blk = plain_out.shape[0]
     weighted = w.shape[0] > 0
     grouped = codes.shape[0] > 0
-    for k in prange(n_blk):
+    for k in range(first, n_blk if last < 0 else last):
         start, stop = block_bounds(n, n_blk, k)
         # the small per-row sums live in the thread's own array, written out at the end:
         # neighbouring blocks' slices of plain_out could share a cache line

@@ -22,12 +22,12 @@ own array).
 """
 
 import numpy as np
-from numba import prange
 
 from . import blocks
 from .blocks import block_bounds, cover, sum_spans
 from .._cache import cached_njit
 from .codegen import MAX_SPECIALIZED_COLUMNS, crossprod_kernel
+from .threads import over_blocks
 
 __all__ = ["crossprod_grouped", "grouped_crossprods", "GroupedSums"]
 
@@ -35,9 +35,9 @@ __all__ = ["crossprod_grouped", "grouped_crossprods", "GroupedSums"]
 SPECIALIZE_MIN_ROWS = 100_000
 
 
-@cached_njit(parallel=True)
+@cached_njit(nogil=True)
 def crossprod_grouped(X, y, w, codes, z_pos, shift, group_out, count_out, total_out,
-                      bad_out, span_out):
+                      bad_out, span_out, first=0, last=-1):
     """Accumulate per-block grouped cross-products (see module docstring).
 
     Parameters
@@ -64,6 +64,9 @@ def crossprod_grouped(X, y, w, codes, z_pos, shift, group_out, count_out, total_
         Rows skipped because their code is outside ``[0, n_groups)``.
     span_out : ndarray of shape (n_blocks, 2), int64
         The range of group codes each block met (empty: equal bounds).
+    first, last : int
+        The blocks computed, ``first`` to ``last - 1`` (default: all); threads run ranges
+        of them (:func:`skmixed._kernels.threads.over_blocks`).
     """
     n = y.shape[0]
     p = X.shape[1]
@@ -72,7 +75,7 @@ def crossprod_grouped(X, y, w, codes, z_pos, shift, group_out, count_out, total_
     n_blk = group_out.shape[0]
     n_groups = group_out.shape[1]
     weighted = w.shape[0] > 0
-    for c in prange(n_blk):
+    for c in range(first, n_blk if last < 0 else last):
         start, stop = block_bounds(n, n_blk, c)
         v = np.empty(m)
         total = np.zeros((m, m))
@@ -158,14 +161,16 @@ def grouped_crossprods(columns, y, w, codes, n_groups, z_pos, n_blocks=None, shi
     span_out = np.zeros((k, 2), dtype=np.int64)
     if p <= MAX_SPECIALIZED_COLUMNS and n >= SPECIALIZE_MIN_ROWS:
         kernel = crossprod_kernel(p, z_pos, w.shape[0] > 0)
-        kernel(*columns, y, w, codes, shift, group_out, count_out, total_out, bad_out,
-               span_out)
+        args = (*columns, y, w, codes, shift, group_out, count_out, total_out, bad_out,
+                span_out)
     else:
         X = np.empty((n, p), order="F")
         for j, col in enumerate(columns):
             X[:, j] = col
-        crossprod_grouped(X, np.asarray(y, dtype=np.float64), w, codes, z_pos, shift,
-                          group_out, count_out, total_out, bad_out, span_out)
+        kernel = crossprod_grouped
+        args = (X, np.asarray(y, dtype=np.float64), w, codes, z_pos, shift, group_out,
+                count_out, total_out, bad_out, span_out)
+    over_blocks(kernel, args, k, n)
     group_xv = np.zeros((n_groups, q, m))
     sum_spans(group_out.reshape(k, n_groups, q * m), span_out,
               group_xv.reshape(n_groups, q * m))

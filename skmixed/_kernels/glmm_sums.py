@@ -11,15 +11,18 @@ from .dense import lower_matvec, tct_plus_identity
 from .glmm_rows import _fixed_eta, _row_eta, _weighted_terms
 
 
-@cached_njit(parallel=True)
-def fixed_glm_sums(family, fpar, X, y, m, off, fw, beta, ll_out, score_out, info_out):
+@cached_njit(nogil=True)
+def fixed_glm_sums(family, fpar, X, y, m, off, fw, beta, ll_out, score_out, info_out, first=0,
+                   last=-1):
     """Per-block log-likelihood, score and information of the GLM without random effects
     (start values); the rows are split into ``ll_out.shape[0]`` fixed blocks
-    (:mod:`.blocks`), so the caller's sums over blocks do not depend on the threads."""
+    (:mod:`.blocks`), so the caller's sums over blocks do not depend on the threads. Blocks
+    ``first`` to ``last - 1`` (default: all; threads run ranges of them:
+    :func:`.threads.over_blocks`)."""
     n = X.shape[0]
     p = X.shape[1]
     n_blk = ll_out.shape[0]
-    for c in prange(n_blk):
+    for c in range(first, n_blk if last < 0 else last):
         ll = 0.0
         sc = np.zeros(p)
         info = np.zeros((p, p))
@@ -110,14 +113,13 @@ def pirls_joint_sums(family, fpar, X, zcol, y, m, off, fw, starts, beta, T, u, f
                 xvx_out[i, j, k] = xvx[min(j, k), max(j, k)]
 
 
-@cached_njit(parallel=True)
-def count_extreme_eta(X, zcol, off, fw, starts, beta, B, low, high):
-    """The number of rows (with positive weight) whose linear predictor
-    ``o + x'β + z'b_i`` (B: the groups' random effects, G × q) lies outside
-    ``[low, high]``."""
+@cached_njit(nogil=True)
+def count_extreme_eta(X, zcol, off, fw, starts, beta, B, low, high, counts):
+    """Per group (``counts[i]``), the number of rows (with positive weight) whose linear
+    predictor ``o + x'β + z'b_i`` (B: the groups' random effects, G × q) lies outside
+    ``[low, high]`` (threads run parts of the groups: :func:`.threads.over_groups`)."""
     G = starts.shape[0] - 1
-    counts = np.zeros(G, dtype=np.int64)
-    for i in prange(G):
+    for i in range(G):
         z = np.empty(zcol.shape[0])
         c = 0
         for r in range(starts[i], starts[i + 1]):
@@ -127,4 +129,3 @@ def count_extreme_eta(X, zcol, off, fw, starts, beta, B, low, high):
             if eta < low or eta > high:
                 c += 1
         counts[i] = c
-    return counts.sum()

@@ -11,7 +11,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 __all__ = ["resolve_n_jobs", "numba_threads", "single_threaded_blas", "blas_threads",
-           "over_groups", "over_rows", "THREAD_MIN_ROWS"]
+           "over_groups", "over_blocks", "over_rows", "THREAD_MIN_ROWS"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -120,6 +120,19 @@ def over_groups(kernel, starts, args_for):
     cuts[0], cuts[-1] = 0, n_groups
     parts = [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
     _run_parts(kernel, parts, lambda a, b: args_for(starts[a:b + 1], slice(a, b)))
+
+
+def over_blocks(kernel, args, n_blocks, n_rows):
+    """Run a blocked kernel (``nogil=True``) whose last two arguments are the range of
+    blocks ``first, last`` it computes (each block writes its own outputs, added in block
+    order by the caller: :mod:`.blocks`): all ``n_blocks`` at once, or contiguous ranges on
+    the threads of :func:`over_groups` from :data:`THREAD_MIN_ROWS` rows on. The blocks
+    are fixed by the problem, so any thread count gives the same bits."""
+    n_threads = numba.get_num_threads()
+    if n_threads == 1 or n_blocks < 2 or n_rows < THREAD_MIN_ROWS:
+        return kernel(*args, 0, n_blocks)
+    cuts = np.linspace(0, n_blocks, min(n_blocks, n_threads) + 1).astype(np.int64)
+    _run_parts(kernel, list(zip(cuts[:-1], cuts[1:])), lambda a, b: (*args, int(a), int(b)))
 
 
 def over_rows(kernel, n_rows, args_for):

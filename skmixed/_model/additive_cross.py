@@ -11,6 +11,7 @@ import numpy as np
 
 from .._kernels import blocks
 from .._kernels.binned import bin_layout, binned_sums, binned_table_size, sum_binned_blocks
+from .._kernels.threads import over_blocks
 
 __all__ = ["SmoothBlocks", "CrossProducts", "discretize", "crossproducts_from_tables"]
 
@@ -122,8 +123,9 @@ class CrossProducts:
                    gsum=np.empty((k, G, c)), gbasis=np.empty((k, G, K)),
                    span=np.zeros((k, 2), dtype=np.int64))
         keys = ("plain", "cnt", "sums", "pairs", "gcnt", "gsum", "gbasis", "span")
-        binned_sums(X, y, np.empty(0) if w is None else np.asarray(w, dtype=float), bins,
-                    bin_offsets, codes, basis, col_offsets, *[out[key] for key in keys])
+        weights = np.empty(0) if w is None else np.asarray(w, dtype=float)
+        over_blocks(binned_sums, (X, y, weights, bins, bin_offsets, codes, basis, col_offsets,
+                                  *[out[key] for key in keys]), k, y.shape[0])
         tot = sum_binned_blocks(out)
         widths = [X.shape[1]] + [b.shape[1] for b in Bc] + [1]
         edges = np.concatenate([[0], np.cumsum(widths)])
@@ -156,8 +158,9 @@ class CrossProducts:
             ZE = np.zeros((G, len(z), edges[-1]))
             for a, za in enumerate(z):
                 if a:  # a random slope: the per-group sums again, weighted by w·x
-                    binned_sums(X, y, w1 * za, bins, bin_offsets, codes, basis, col_offsets,
-                                *[out[key] for key in keys])
+                    over_blocks(binned_sums, (X, y, w1 * za, bins, bin_offsets, codes, basis,
+                                              col_offsets, *[out[key] for key in keys]),
+                                k, y.shape[0])
                     tot = sum_binned_blocks(out)
                 ZE[:, a, plain] = tot["gsum"]
                 for j in range(J):

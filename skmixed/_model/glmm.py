@@ -12,7 +12,7 @@ import numpy as np
 from .._cache import cached_njit
 from .._kernels import glmm as generic_kernels
 from .._kernels import blocks
-from .._kernels.threads import over_groups
+from .._kernels.threads import over_blocks, over_groups
 from .._kernels.glmm import fixed_glm_sums
 from .._kernels.glmm_codegen import SPECIALIZE_MIN_ROWS, specialized_kernels
 
@@ -98,8 +98,9 @@ def fit_fixed_glm(family, rows, n_blocks=None, max_iter=100, tol=1e-14, return_l
     info = np.zeros((n_blocks, p, p))
 
     def sums(beta):
-        fixed_glm_sums(family.code, float(fpar), X, rows.y, rows.m, rows.offset,
-                       rows.weights, beta, ll_out, score, info)
+        over_blocks(fixed_glm_sums, (family.code, float(fpar), X, rows.y, rows.m, rows.offset,
+                                     rows.weights, beta, ll_out, score, info),
+                    n_blocks, X.shape[0])
         return ll_out.sum(), score.sum(axis=0), info.sum(axis=0)
 
     beta = family.glm_start(X, rows.y, rows.weights)

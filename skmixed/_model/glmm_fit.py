@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 
 from .._kernels.glmm import count_extreme_eta
-from .._kernels.threads import single_threaded_blas
+from .._kernels.threads import over_groups, single_threaded_blas
 from ..exceptions import PerfectSeparationWarning
 from . import identifiability
 from .glmm import (GroupedRows, JointPIRLSDeviance, LaplaceDeviance, em_start,
@@ -35,9 +35,13 @@ def warn_fitted_bounds(family, rows, beta, modes):
     if family.eta_bounds is None:
         return
     low, high = family.eta_bounds
-    n_extreme = count_extreme_eta(rows.X, rows.zcol, rows.offset, rows.weights, rows.starts,
-                                  np.asarray(beta, dtype=float),
-                                  np.ascontiguousarray(modes, dtype=float), low, high)
+    beta = np.asarray(beta, dtype=float)
+    modes = np.ascontiguousarray(modes, dtype=float)
+    counts = np.zeros(rows.starts.shape[0] - 1, dtype=np.int64)
+    over_groups(count_extreme_eta, rows.starts, lambda starts, g: (
+        rows.X, rows.zcol, rows.offset, rows.weights, starts, beta, modes[g], low, high,
+        counts[g]))
+    n_extreme = int(counts.sum())
     if n_extreme:
         warnings.warn(
             f"fitted probabilities numerically 0 or 1 occurred in {n_extreme} row(s): "

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from skmixed._kernels.binned import bin_layout, binned_sums, sum_binned_blocks
+from skmixed._kernels.threads import over_blocks
 from skmixed._kernels.threads import numba_threads
 
 KEYS = ("plain", "cnt", "sums", "pairs", "gcnt", "gsum", "gbasis")
@@ -25,8 +26,10 @@ def run(X, y, w, bins, sizes, codes, G, n_blocks, basis, widths):
                sums=np.full((k, M, c), np.nan), pairs=np.full((k, K, K), np.nan),
                gcnt=np.full((k, G), np.nan), gsum=np.full((k, G, c), np.nan),
                gbasis=np.full((k, G, K), np.nan), span=np.zeros((k, 2), dtype=np.int64))
-    binned_sums(X, y, w, bins, offsets, codes, basis, col_offsets,
-                *[out[key] for key in KEYS + ("span",)])
+    # through the thread runner: on several threads (THREAD_MIN_ROWS permitting) each
+    # thread computes a range of the blocks
+    over_blocks(binned_sums, (X, y, w, bins, offsets, codes, basis, col_offsets,
+                              *[out[key] for key in KEYS + ("span",)]), k, y.shape[0])
     total = sum_binned_blocks(out)
     return [total[key] for key in KEYS], offsets
 
@@ -82,7 +85,7 @@ def test_binned_sums_against_numpy(weighted, grouped, n_blocks):
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 Numba threads")
 @pytest.mark.parametrize("n_blocks", [1, 2, 7])
-def test_binned_sums_threads_identical(n_blocks):
+def test_binned_sums_threads_identical(n_blocks, monkeypatch):
     """The blocks fix the summation order: 1 and 2 threads, with as many, fewer or more
     blocks than threads, give bit-identical sums (rows partly in group order, partly not)."""
     rng = np.random.default_rng(5)
@@ -94,6 +97,7 @@ def test_binned_sums_threads_identical(n_blocks):
     codes[: n // 2] = np.sort(codes[: n // 2])
     w = rng.uniform(0.5, 2.0, n)
     basis, widths = powers_basis([50])
+    monkeypatch.setattr("skmixed._kernels.threads.THREAD_MIN_ROWS", 0)  # split the blocks
     results = []
     for n_jobs in (1, 2, 1, 2):
         with numba_threads(n_jobs):

@@ -287,6 +287,8 @@ def test_bit_identical_on_any_thread_count(request, monkeypatch, kernel, n_block
         request.getfixturevalue("specialized")
     monkeypatch.setattr(blocks, "MIN_BLOCK_ROWS", 40)
     monkeypatch.setattr(blocks, "TABLE_RATIO", 1)
+    # threads run ranges of the blocks however few the rows (over_blocks)
+    monkeypatch.setattr("skmixed._kernels.threads.THREAD_MIN_ROWS", 0)
     rng = np.random.default_rng(8)
     X, y, w, codes = make_problem(rng, n=301, p=3, n_groups=11, weighted=True)
     codes[::3] = np.sort(codes[::3])  # runs of a group and scattered rows

@@ -214,9 +214,12 @@ def test_fixed_glm_sums_against_numpy(family, trials, offset, weights, n_blocks)
 
 @two_threads
 @pytest.mark.parametrize("n_blocks", [1, 2, 7])
-def test_fixed_glm_sums_threads_identical(n_blocks):
-    """The blocks fix the summation order: bit-identical on 1 and 2 threads, with fewer,
-    as many or more blocks than threads."""
+def test_fixed_glm_sums_threads_identical(n_blocks, monkeypatch):
+    """The blocks fix the summation order: bit-identical on 1 and 2 threads (ranges of the
+    blocks per thread: over_blocks), with fewer, as many or more blocks than threads."""
+    from skmixed._kernels.threads import over_blocks
+
+    monkeypatch.setattr("skmixed._kernels.threads.THREAD_MIN_ROWS", 0)
     rng = np.random.default_rng(3)
     X, y, m, off, w, beta = glm_rows(rng, POISSON_LOG, 101, False, True, True)
     out = []
@@ -224,7 +227,8 @@ def test_fixed_glm_sums_threads_identical(n_blocks):
         ll, score = np.zeros(n_blocks), np.zeros((n_blocks, 3))
         info = np.zeros((n_blocks, 3, 3))
         with numba_threads(n_jobs):
-            fixed_glm_sums(POISSON_LOG, 0.0, X, y, m, off, w, beta, ll, score, info)
+            over_blocks(fixed_glm_sums, (POISSON_LOG, 0.0, X, y, m, off, w, beta, ll, score,
+                                         info), n_blocks, X.shape[0])
         out.append((ll, score, info))
     for other in out[1:]:
         for a, b in zip(out[0], other):
