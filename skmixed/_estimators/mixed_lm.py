@@ -1,8 +1,8 @@
 """``MixedLM``: the linear mixed model, REML or ML, one grouping factor or several.
 
 The fit makes one Numba-parallel pass over the rows to per-group sufficient statistics
-(:mod:`skmixed._kernels.crossprod`), then minimizes the profiled deviance over θ
-(:mod:`skmixed._model.lmm`) with an exact gradient, never touching the rows again.
+(`skmixed._kernels.crossprod`), then minimizes the profiled deviance over θ
+(`skmixed._model.lmm`) with an exact gradient, never touching the rows again.
 """
 
 import time
@@ -211,7 +211,7 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         ----------
         X : DataFrame, array-like of shape (n_samples, n_features), or ChunkedData
             Fixed-effect columns plus the grouping column named by ``groups``; or a chunked
-            source (:mod:`skmixed.sources`: a Parquet dataset, an iterator of DataFrames)
+            source (`skmixed.sources`: a Parquet dataset, an iterator of DataFrames)
             read once, out of core, which names its target and weight columns (then y
             and sample_weight stay None); or a Dask DataFrame, with y (and
             sample_weight) Dask Series partitioned alike: every partition reduced to
@@ -380,8 +380,8 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------ predict
     def score(self, X, y=None, sample_weight=None):
-        """R² of :meth:`predict` (``RegressorMixin.score``); a chunked source raises the
-        TypeError ``predict`` raises."""
+        """R² of [`predict`][skmixed.MixedLM.predict] (``RegressorMixin.score``); a chunked source
+        raises the TypeError ``predict`` raises."""
         return super().score(X, score_target(X, y, type(self).__name__), sample_weight)
 
     def predict(self, X, *, random_effects=True, return_std=False):
@@ -397,7 +397,8 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
             population-level prediction.
         return_std : bool, default=False
             Also return the standard error of the predicted mean (θ and σ fixed; see
-            :meth:`predict_interval`, which also gives intervals of a new observation).
+            [`predict_interval`][skmixed.MixedLM.predict_interval], which also gives intervals of a
+            new observation).
 
         Returns
         -------
@@ -410,8 +411,8 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         return pred, np.sqrt(var)
 
     def predict_interval(self, X, level=0.95, *, random_effects=True, kind="prediction"):
-        """Intervals around :meth:`predict` (normal: the uncertainty of β̂ and of the
-        random effects is propagated, that of θ and σ is not).
+        """Intervals around [`predict`][skmixed.MixedLM.predict] (normal: the uncertainty of β̂ and
+        of the random effects is propagated, that of θ and σ is not).
 
         Parameters
         ----------
@@ -485,7 +486,7 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         -------
         pandas.DataFrame
             Long form: ``parameter``, ``value``, ``zeta``; plotted by
-            :func:`skmixed.plots.plot_profile`.
+            [`skmixed.plots.plot_profile`][skmixed.plots.plot_profile].
         """
         return _inference.profile_traces(self, parm, level, n_points)
 
@@ -503,13 +504,12 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
             then the fixed effects' names.
         level : float, default=0.95
         method : {"profile", "wald", "bootstrap"}, default="profile"
-            "profile": likelihood-profile intervals of the model refitted by maximum
-            likelihood (lme4's default; the ML deviance minimized over the other
-            parameters, its signed square root solved for the normal quantile).
-            "wald": estimate ± z·SE for the fixed effects (NaN for the variance
-            parameters, as lme4). "bootstrap": percentile intervals of
-            :meth:`bootstrap` (``n_boot``, ``random_state``, ``n_jobs``, ``progress``;
-            ``X`` with several grouping factors).
+            "profile": likelihood-profile intervals of the model refitted by maximum likelihood
+            (lme4's default; the ML deviance minimized over the other parameters, its signed square
+            root solved for the normal quantile). "wald": estimate ± z·SE for the fixed effects
+            (NaN for the variance parameters, as lme4). "bootstrap": percentile intervals of
+            [`bootstrap`][skmixed.MixedLM.bootstrap] (``n_boot``, ``random_state``, ``n_jobs``,
+            ``progress``; ``X`` with several grouping factors).
 
         Returns
         -------
@@ -525,13 +525,13 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         ``parametricbootstrap``): ``n_boot`` responses simulated from the fitted model
         (new random effects and residuals), each refitted.
 
-        With one grouping factor a replicate is drawn exactly in distribution as the sums
-        the fit reads (never the rows), so a replicate costs a fit from sums whatever the
-        number of rows. With several, responses for the rows of ``X`` (the data the model
-        was fitted to, unweighted) are simulated (:meth:`simulate`) and a clone of the
-        model is refitted to each. Replicate k draws from its own stream of
-        ``numpy.random.SeedSequence(random_state)``: the same ``random_state`` gives the
-        same replicates whatever ``n_jobs``. ``progress`` shows a tqdm bar.
+        With one grouping factor a replicate is drawn exactly in distribution as the sums the fit
+        reads (never the rows), so a replicate costs a fit from sums whatever the number of rows.
+        With several, responses for the rows of ``X`` (the data the model was fitted to,
+        unweighted) are simulated ([`simulate`][skmixed.MixedLM.simulate]) and a clone of the model
+        is refitted to each. Replicate k draws from its own stream of
+        ``numpy.random.SeedSequence(random_state)``: the same ``random_state`` gives the same
+        replicates whatever ``n_jobs``. ``progress`` shows a tqdm bar.
 
         Returns
         -------
