@@ -40,15 +40,25 @@ __all__ = ["MixedGLM"]
 class MixedGLM(GroupedModelMixin, BaseEstimator):
     """Generalized linear mixed model with one or several grouping factors (``glmer``).
 
-    ``g(E[y | b]) = offset + Xβ + Z b`` with ``b_i ~ N(0, Σ)`` per group; families binomial
-    (links logit, probit, cloglog), Poisson (log) and Gamma (log). The marginal likelihood is
-    approximated by the Laplace method (``n_agq=1``, lme4's default) or adaptive
-    Gauss–Hermite quadrature (``n_agq > 1``, a single random intercept), and maximized over
-    (β, θ). For probit and cloglog the approximation is lme4's: the conditional modes
+    ``g(E[y | b]) = offset + Xβ + Σ_k Z_k b_k`` with, for each grouping factor k,
+    ``b_kj ~ N(0, Σ_k)`` per level j; families binomial (links logit, probit, cloglog),
+    Poisson (log), Gamma (log) and the negative binomial ``nbinom2`` (log). The marginal
+    likelihood is approximated by the Laplace method (``n_agq=1``, lme4's default) or
+    adaptive Gauss–Hermite quadrature (``n_agq > 1``, one factor with a single random
+    intercept), and maximized over (β, θ). For probit and cloglog the approximation is lme4's: the conditional modes
     maximize the penalized log-likelihood, and the log determinant and the quadrature's
     scale use the expected (Fisher) information, as lme4's PIRLS weights do. Gamma's
     dispersion φ is a parameter of the Laplace approximation of the likelihood (as
-    glmmTMB; lme4's ``glmer`` uses a different, plug-in criterion — see the README).
+    glmmTMB; lme4's ``glmer`` uses a different, plug-in criterion — see the documentation's
+    MixedGLM page).
+
+    Several grouping factors, crossed or nested, are a list in ``groups``, as for
+    [`MixedLM`][skmixed.MixedLM]: ``groups=["g1", "g2"]`` is lme4's ``(1 | g1) + (1 | g2)``,
+    ``groups=["g1", ("g2", "g1")]`` its ``(1 | g1/g2)``, with ``random_slopes`` and
+    ``covariance`` as dicts by factor name; or a formula with several random terms,
+    ``skmixed.formula.glmer("y ~ x + (1 | g1) + (1 | g2)", df)``. Several factors are
+    fitted by the Laplace approximation (``n_agq=1``) for the binomial (logit, probit,
+    cloglog), Poisson and nbinom2 families (not Gamma), as lme4's ``glmer``.
 
     With ``family="binomial"`` and no ``trials`` the estimator is a classifier: y holds two
     class labels, ``predict`` returns labels, ``predict_proba`` probabilities. With ``trials``
@@ -64,9 +74,11 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         Binomial: "logit", "probit" or "cloglog"; Poisson, Gamma and nbinom2: "log". None:
         logit for binomial, log otherwise.
     groups : str, int or list, default=None
-        The grouping column of X (required); several factors as for [`MixedLM`][skmixed.MixedLM]
-        (binomial with any of its links, Poisson and nbinom2, by the Laplace approximation;
-        not Gamma).
+        The grouping column of X (required), or a list of them for several grouping factors,
+        crossed or nested, as for [`MixedLM`][skmixed.MixedLM]: ``["a", "b"]`` is
+        ``(1 | a) + (1 | b)``, ``["a", ("b", "a")]`` is ``(1 | a/b)`` (a tuple of columns is
+        their interaction). Several factors: binomial with any of its links, Poisson and
+        nbinom2, by the Laplace approximation (``n_agq=1``); not Gamma.
     random_slopes : sequence of str or int, or dict, default=()
         Columns with a random slope within groups (they stay fixed effects too); a dict by
         factor name with several factors.

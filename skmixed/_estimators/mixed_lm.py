@@ -56,21 +56,36 @@ def _checked_after_pass(design, sums, y, covariance, estimator_name):
 class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
     """Linear mixed-effects model with one or several grouping factors (lme4's ``lmer``).
 
-    ``y = Xβ + Z b + ε`` with ``b_i ~ N(0, Σ)`` per group and ``ε ~ N(0, σ²)``: a random
-    intercept per group and, optionally, random slopes on named columns, with correlated
+    ``y = Xβ + Σ_k Z_k b_k + ε`` with ``ε ~ N(0, σ²)`` and, for each grouping factor k,
+    ``b_kj ~ N(0, Σ_k)`` per level j (independent across levels and factors): a random
+    intercept per level and, optionally, random slopes on named columns, with correlated
     (``(1 + x | g)``) or independent (``(1 + x || g)``) random effects. Fitted by REML
     (default) or ML from per-group sufficient statistics collected in one parallel pass
     over the rows; the profiled deviance is then minimized over the relative covariance
-    factor θ with an exact gradient (L-BFGS-B), at a cost independent of the number of rows.
+    factor θ with an exact gradient (L-BFGS-B), at a cost independent of the number of rows
+    with one factor.
+
+    Several grouping factors, crossed or nested, are a list in ``groups``:
+    ``groups=["g1", "g2"]`` is lme4's ``(1 | g1) + (1 | g2)`` (crossed, e.g. users and
+    items), ``groups=["g1", ("g2", "g1")]`` its ``(1 | g1/g2)`` = ``(1 | g1) + (1 | g2:g1)``
+    (nested: a tuple of columns is their interaction); ``random_slopes`` and ``covariance``
+    are then dicts by factor name (``random_slopes={"g1": ["x"]}`` is ``(1 + x | g1) +
+    (1 | g2)``). The formula front end writes the same models as strings:
+    ``skmixed.formula.lmer("y ~ x + (1 | g1) + (1 | g2)", df)``. With several factors the
+    fit factors a blocked system (the first factor level by level, the others' Schur
+    complement densely or sparsely), or for large crossed intercept-only REML fits takes
+    iterative steps (``solver``).
 
     Parameters
     ----------
     groups : str, int or list, default=None
-        The grouping column of X (label, or position for arrays). Required; its values may
-        be any hashable labels (missing or infinite labels are errors, in fit and predict).
-        Not a fixed effect. Several grouping factors (nested or crossed): a list of
-        columns, a tuple of columns in it being their interaction (lme4's ``a:b``;
-        ``(1 | a/b)`` is ``["a", ("b", "a")]``).
+        The grouping column of X (label, or position for arrays), or a list of them for
+        several grouping factors. Required; its values may be any hashable labels (missing
+        or infinite labels are errors, in fit and predict). Not a fixed effect. Several
+        factors, crossed or nested: a list of columns, a tuple of columns in it being their
+        interaction (lme4's ``a:b``): ``["a", "b"]`` is ``(1 | a) + (1 | b)``,
+        ``["a", ("b", "a")]`` is ``(1 | a/b)``. A column used only inside an interaction is
+        not a fixed effect either.
     random_slopes : sequence of str or int, or dict, default=()
         Columns of X that get a random slope within groups (they stay fixed effects too);
         with several factors a dict ``{factor name: [columns]}``.
@@ -99,7 +114,8 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         only — crossed users × items with tens of thousands of levels, past what a dense
         factorization holds — average-information Newton steps with conjugate-gradient
         solves and stochastic traces (32 fixed random probes: deterministic, but the
-        optimum carries their Monte-Carlo error, measured in the README); the REML
+        optimum carries their Monte-Carlo error, measured in the documentation's "Several
+        grouping factors and formulas" page); the REML
         criterion (and AIC/BIC) and the conditional SDs of the modes are then NaN, the
         fixed effects' covariance is exact; ``max_iter`` caps its Newton steps (≤ 100),
         ``tol`` is not used (they stop when no variance moves by 1e-7 relative). "auto":
