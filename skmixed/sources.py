@@ -1,6 +1,6 @@
 """Data that arrive in chunks: fits that read each chunk once (out of core).
 
-A Gaussian mixed model needs only additive per-group sums of its rows (DESIGN §1, §6), so
+A Gaussian mixed model needs only additive per-group sums of its rows (Bates et al. 2015 §3), so
 [`MixedLM`][skmixed.MixedLM] can fit from a Parquet dataset or any iterator of DataFrame chunks
 without holding the rows: every chunk goes through the same Numba row pass as an
 in-memory fit and its per-group sums are added to the running totals (a group may be

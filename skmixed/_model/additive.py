@@ -1,4 +1,4 @@
-"""Gaussian additive models by exact REML in their mixed-model form (DESIGN §4).
+"""Gaussian additive models by exact REML in their mixed-model form.
 
 Each smooth ``s_j(z) = B_j(z) Z_j c_j`` (`PSpline`) splits
 into unpenalized null-space columns ``B_j Z_j F_j`` (fixed effects) and penalized range-space

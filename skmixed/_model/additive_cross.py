@@ -1,4 +1,4 @@
-"""The cross-products an additive model's REML needs from its rows (DESIGN §4): from the
+"""The cross-products an additive model's REML needs from its rows: from the
 columns themselves (`CrossProducts.dense`), from binned covariates in one pass over the
 rows as ``bam(discrete = TRUE)`` (`CrossProducts.binned`; Wood, Li, Shaddick &
 Augustin 2017), or from basis-free bin tables summed over chunks

@@ -1,4 +1,4 @@
-"""One additive mixed model fit (DESIGN §4, §8), to one
+"""One additive mixed model fit, to one
 `FitResult` on the user's columns: from the rows in memory
 (`fit_rows`: exact or binned smooths; a Gaussian y by one REML fit, a binomial or
 Poisson one by ``bam``'s performance iteration when binned, else by ``gam``'s

@@ -1,4 +1,4 @@
-"""The GLMM's Laplace / adaptive Gauss–Hermite deviance over (β, θ) (DESIGN §3).
+"""The GLMM's Laplace / adaptive Gauss–Hermite deviance over (β, θ).
 
 Rows are held in group order (a counting sort once per fit); each evaluation runs the
 per-group Newton iterations for the conditional modes (warm-started), then one more pass for

@@ -7,7 +7,7 @@ penalized least-squares problem whose blocked Cholesky factor gives
     ML:   d(θ) = Σ 2 log|L_i| + n (1 + log(2π r²/n))
     REML: d(θ) = Σ 2 log|L_i| + log|S| + (n − p)(1 + log(2π r²/(n − p)))
 
-with ``S = R_X'R_X`` and the penalized RSS ``r²`` (DESIGN §1). ``n = Σ w`` (frequency
+with ``S = R_X'R_X`` and the penalized RSS ``r²`` (Bates et al. 2015 §3). ``n = Σ w`` (frequency
 weights). Every evaluation costs O(G q³ + G q² p + p³) and never touches the rows.
 """
 
@@ -156,7 +156,7 @@ class ProfiledDeviance:
         return self.stats.n - self.stats.p if self.reml else self.stats.n
 
     def factor_groups(self, T):
-        """The blocked scheme's first step (DESIGN §1) at the factor ``T``: every group's
+        """The blocked scheme's first step (`multilevel`) at the factor ``T``: every group's
         ``L_i``, ``c_i``, ``R_i`` (left in `blocks`) and their reductions
         ``(Σ 2 log|L_i|, Σ R_i'R_i, Σ R_i'c_i, Σ ‖c_i‖²)``. With one grouping factor this is
         the whole random-effect part; with several (`skmixed._model.multilevel`) it

@@ -1,5 +1,5 @@
 """The linear mixed model with one grouping factor from its per-group sufficient statistics
-(DESIGN §1): the centring and scaling of the columns, the rank check, θ by the profiled
+(Bates et al. 2015 §3): the centring and scaling of the columns, the rank check, θ by the profiled
 deviance of `skmixed._model.lmm`, and the `FitResult`.
 The row pass that makes the statistics (in memory, chunked, Dask) is the data source's."""
 
@@ -20,7 +20,7 @@ __all__ = ["centring_shift", "response_shift", "fit_crossprods"]
 
 
 def centring_shift(design, y, fit_intercept, slope_pos=None):
-    """Values subtracted from ``v = [1, x…, y]`` in the row pass (DESIGN §1 sums): the
+    """Values subtracted from ``v = [1, x…, y]`` in the row pass (the sums of `lmm`): the
     fixed columns' centres of `ColumnScaling` (0 for
     random-slope columns — ``slope_pos``, default ``design.slope_pos`` — and without an
     intercept) and, with an intercept, the mean of a strided sample of y. It keeps

@@ -1,5 +1,5 @@
 """Linear mixed models with several grouping factors (nested or crossed): the blocked
-Cholesky factorization of DESIGN §1 (MixedModels.jl's scheme, Bates et al. 2015 §3).
+Cholesky factorization (MixedModels.jl's scheme, Bates et al. 2015 §3).
 
 With ``Λ = blockdiag(I_{G_k} ⊗ T_k)`` over the factors and ``A = Λ'Z'WZΛ + I``, the
 factor with the most random-effect columns comes first: its part of A is block diagonal
@@ -424,7 +424,7 @@ class MultiProfiledDeviance:
     def _finish(self, theta, logdet, solve, first, Kr, gr, pieces, rest=None):
         """From the first factor's reductions ``first = (Σ R_i'R_i, Σ R_i'c_i, Σ ‖c_i‖²)``
         and the factored rest block (``solve(b) = S_rr⁻¹b``): the fixed effects' Schur
-        complement, β, r² and the deviance (the last steps of DESIGN §1's blocked
+        complement, β, r² and the deviance (the last steps of the blocked
         factorization)."""
         st, p = self.stats, self.stats.p
         RtR, Rtc, cc = first

@@ -1,5 +1,5 @@
 """Generalized linear mixed models with several grouping factors: the Laplace
-approximation (lme4's ``nAGQ = 1``) over the blocked system of DESIGN §1.
+approximation (lme4's ``nAGQ = 1``) over the blocked system of `multilevel`.
 
 For fixed (θ, β) the conditional modes û maximize ``ℓ(η) − ‖u‖²/2`` with
 ``η = offset + Xβ + ZΛu`` (penalized IRLS: Newton steps with

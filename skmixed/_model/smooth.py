@@ -1,4 +1,4 @@
-"""Penalized regression splines for additive mixed models (DESIGN §4): mgcv's "ps" basis.
+"""Penalized regression splines for additive mixed models: mgcv's "ps" basis.
 
 A smooth ``s(z)`` is ``B(z) c`` with B the B-spline basis of `PSpline` and the
 wiggliness penalty ``λ c'Sc``. ``S = D'D`` for the ``m[1]``-th order differences of the
