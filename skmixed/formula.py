@@ -23,16 +23,15 @@ smooths and offset, and computed with NumPy and pandas on the DataFrame's column
   ``s(g, bs = "re")`` (a random intercept per g) and ``s(g, x, bs = "re")`` (a random
   slope of x per g).
 
-Anything else — another function, a string outside ``s(bs = ...)`` and ``C()``'s
-reference, ``[``, ``$``, a name with a part starting with ``__`` — is a
-:class:`FormulaError` whose message shows the formula with a caret under the offending
-token; so is a column that is not in the data. A ``.`` is part of a name, as in R
-(``Sepal.Length``), never attribute access. The grammar is in
-:mod:`skmixed._formula.grammar`.
+Anything else — another function, a string outside ``s(bs = ...)`` and ``C()``'s reference, ``[``,
+``$``, a name with a part starting with ``__`` — is a
+[`FormulaError`][skmixed.formula.FormulaError] whose message shows the formula with a caret under
+the offending token; so is a column that is not in the data. A ``.`` is part of a name, as in R
+(``Sepal.Length``), never attribute access. The grammar is in `skmixed._formula.grammar`.
 
-:func:`lmer`, :func:`glmer` and :func:`bam` return fitted estimators;
-:func:`from_formula` returns the configured estimator with its X and y (for pipelines and
-cross-validation).
+[`lmer`][skmixed.formula.lmer], [`glmer`][skmixed.formula.glmer] and [`bam`][skmixed.formula.bam]
+return fitted estimators; [`from_formula`][skmixed.formula.from_formula] returns the configured
+estimator with its X and y (for pipelines and cross-validation).
 """
 
 from dataclasses import dataclass, field
@@ -70,7 +69,8 @@ class ParsedFormula:
 
 
 def parse_formula(formula):
-    """Read a formula into its parts (:class:`ParsedFormula`) without looking at data."""
+    """Read a formula into its parts ([`ParsedFormula`][skmixed.formula.ParsedFormula]) without
+    looking at data."""
     if not isinstance(formula, str):
         raise TypeError(f"a formula is a string; got {type(formula).__name__}")
     lhs, rhs = parse(formula)
@@ -306,20 +306,20 @@ def from_formula(formula, data, kind="lmer", **params):
 
 
 def lmer(formula, data, REML=True, sample_weight=None, **params):
-    """``lme4::lmer``: a fitted :class:`~skmixed.MixedLM` (``REML=False`` for ML)."""
+    """``lme4::lmer``: a fitted [`MixedLM`][skmixed.MixedLM] (``REML=False`` for ML)."""
     est, X, y = from_formula(formula, data, "lmer", reml=REML, **params)
     return est.fit(X, y, sample_weight=sample_weight)
 
 
 def glmer(formula, data, family="binomial", nAGQ=1, sample_weight=None, **params):
-    """``lme4::glmer``: a fitted :class:`~skmixed.MixedGLM`."""
+    """``lme4::glmer``: a fitted [`MixedGLM`][skmixed.MixedGLM]."""
     est, X, y = from_formula(formula, data, "glmer", family=family, n_agq=nAGQ, **params)
     return est.fit(X, y, sample_weight=sample_weight)
 
 
 def bam(formula, data, family="gaussian", discrete=True, sample_weight=None, **params):
     """``mgcv::bam(discrete = TRUE)`` (``discrete=False``: ``gam(method = "REML")``): a
-    fitted :class:`~skmixed.AdditiveMixed`."""
+    fitted [`AdditiveMixed`][skmixed.AdditiveMixed]."""
     est, X, y = from_formula(formula, data, "bam", family=family, discrete=discrete,
                              **params)
     return est.fit(X, y, sample_weight=sample_weight)

@@ -1,7 +1,7 @@
 """Data that arrive in chunks: fits that read each chunk once (out of core).
 
-A Gaussian mixed model needs only additive per-group sums of its rows (DESIGN §1, §6), so
-:class:`~skmixed.MixedLM` can fit from a Parquet dataset or any iterator of DataFrame chunks
+A Gaussian mixed model needs only additive per-group sums of its rows (Bates et al. 2015 §3), so
+[`MixedLM`][skmixed.MixedLM] can fit from a Parquet dataset or any iterator of DataFrame chunks
 without holding the rows: every chunk goes through the same Numba row pass as an
 in-memory fit and its per-group sums are added to the running totals (a group may be
 spread over any number of chunks). Because X and y come together in each chunk, a source
@@ -68,14 +68,14 @@ class ChunkedData:
 
 
 def from_chunks(chunks, target, *, weight=None, ranges=None, progress=True):
-    """A :class:`ChunkedData` over an iterable of DataFrames (consumed once; a list can be
-    read again); ``ranges`` as :class:`ChunkedData`'s.
+    """A [`ChunkedData`][skmixed.sources.ChunkedData] over an iterable of DataFrames (consumed
+    once; a list can be read again); ``ranges`` as [`ChunkedData`][skmixed.sources.ChunkedData]'s.
 
-    Consecutive chunks of fewer than ``MIN_BLOCK_ROWS`` rows with the same columns and
-    dtypes are joined into blocks of at least that many rows (as :func:`from_parquet`
-    does): each block is one run of the row kernel, whose fixed cost would otherwise
-    dominate (60,000 rows in 7-row chunks took 25 s). A block of several chunks is named
-    ``"chunks i-j"`` in errors."""
+    Consecutive chunks of fewer than ``MIN_BLOCK_ROWS`` rows with the same columns and dtypes are
+    joined into blocks of at least that many rows (as
+    [`from_parquet`][skmixed.sources.from_parquet] does): each block is one run of the row kernel,
+    whose fixed cost would otherwise dominate (60,000 rows in 7-row chunks took 25 s). A block of
+    several chunks is named ``"chunks i-j"`` in errors."""
     n_chunks = None  # the progress bar's total: known when no chunk is joined to another
     if isinstance(chunks, (list, tuple)) and all(
             not isinstance(c, pd.DataFrame) or len(c) >= MIN_BLOCK_ROWS for c in chunks):
@@ -125,8 +125,9 @@ def _coalesced(numbered, min_rows):
 
 def from_parquet(path, target, *, columns=None, weight=None, batch_size=1_000_000,
                  ranges=None, progress=True):
-    """A :class:`ChunkedData` over a Parquet file or directory (``pyarrow``; the optional
-    extra ``parquet``), every file read once in blocks of consecutive rows.
+    """A [`ChunkedData`][skmixed.sources.ChunkedData] over a Parquet file or directory
+    (``pyarrow``; the optional extra ``parquet``), every file read once in blocks of consecutive
+    rows.
 
     Parameters
     ----------
@@ -147,8 +148,8 @@ def from_parquet(path, target, *, columns=None, weight=None, batch_size=1_000_00
         ``batch_size`` says: each block is one run of the row kernel, whose fixed cost
         would otherwise dominate (``batch_size=7`` on 60,000 rows made 8,572 runs).
     ranges : dict or None
-        ``{column: (min, max)}`` over all files, as :class:`ChunkedData`'s; given columns
-        override the range read from the files' statistics (needed when files were
+        ``{column: (min, max)}`` over all files, as [`ChunkedData`][skmixed.sources.ChunkedData]'s;
+        given columns override the range read from the files' statistics (needed when files were
         written without statistics, e.g. ``write_statistics=False``).
     progress : bool
         Show a progress bar over the blocks.

@@ -1,7 +1,7 @@
 """AdditiveMixed's prediction side, on a fitted model's internal columns: the linear
 predictor and its posterior SD at new rows, the smooths' values with their bands, the
-mgcv-style summary and the partial-effect plots (:class:`AdditivePrediction`, a mixin of
-:class:`skmixed.AdditiveMixed` whose public methods carry the documentation)."""
+mgcv-style summary and the partial-effect plots (`AdditivePrediction`, a mixin of
+[`skmixed.AdditiveMixed`][skmixed.AdditiveMixed] whose public methods carry the documentation)."""
 
 import numpy as np
 import pandas as pd
@@ -14,7 +14,8 @@ __all__ = ["AdditivePrediction"]
 
 
 class AdditivePrediction:
-    """Private methods of a fitted :class:`skmixed.AdditiveMixed` that read its fit."""
+    """Private methods of a fitted [`skmixed.AdditiveMixed`][skmixed.AdditiveMixed] that read its
+    fit."""
 
     def _keep_for_prediction(self, result, X, labels, scaling, target):
         """What prediction needs: the fit on its internal columns (``scaling``: the
@@ -42,7 +43,7 @@ class AdditivePrediction:
         self._target_name = target
 
     def _partial_effect(self, term, grid, level):
-        """:meth:`partial_effect`'s table."""
+        """`partial_effect`'s table."""
         labels = [_design.column_name(c) for c in self._labels["smooth"]]
         key = _design.column_name(term)
         if key not in labels and term in self._positions["smooth"]:
@@ -143,7 +144,7 @@ class AdditivePrediction:
         return design @ coef, np.sqrt(np.einsum("ij,jk,ik->i", design, cov, design))
 
     def _summary_text(self):
-        """The text of :meth:`summary` (mgcv's layout)."""
+        """The text of `summary` (mgcv's layout)."""
         smooths = [f's({_design.column_name(c)}, bs = "ps")' for c in self._labels["smooth"]]
         group = self._labels["group"]
         terms = ([] if self.fit_intercept else ["0"]) + [
@@ -177,7 +178,7 @@ class AdditivePrediction:
         return "\n".join(lines)
 
     def _plot_partial_effects(self, n_points, level, axes):
-        """:meth:`plot_partial_effects` (matplotlib imported here: an optional extra)."""
+        """`plot_partial_effects` (matplotlib imported here: an optional extra)."""
         try:
             import matplotlib.pyplot as plt
         except ImportError as exc:  # an optional extra

@@ -1,13 +1,13 @@
-"""AdditiveMixed's data sources: the rows in memory (:func:`used_group_codes`,
-:func:`parametric_columns`: the fit's internal columns; y's checks), a chunked source
-(:mod:`skmixed.sources`) read once, or a Dask DataFrame reduced where its partitions live,
-into basis-free bin tables (:class:`~skmixed._model.bin_tables.BinTables`, Gaussian, binned
-smooths), from which :func:`skmixed._model.additive_fit.fit_tables` fits.
+"""AdditiveMixed's data sources: the rows in memory (`used_group_codes`,
+`parametric_columns`: the fit's internal columns; y's checks), a chunked source
+(`skmixed.sources`) read once, or a Dask DataFrame reduced where its partitions live,
+into basis-free bin tables (`BinTables`, Gaussian, binned
+smooths), from which `skmixed._model.additive_fit.fit_tables` fits.
 
 A table source's layout (``info``) comes from the first chunk (or the Dask frame's head):
 the roles of the columns, the smooths' bin axes, the parametric columns' scaling, the
 slopes' scales and the constant subtracted from y
-(:func:`~skmixed._model.additive_fit.response_shift`); with the estimator's ``family``,
+(`response_shift`); with the estimator's ``family``,
 ``fit_intercept``, ``n_bins`` and name it is all a Dask worker needs to reduce a partition.
 """
 
@@ -58,7 +58,7 @@ def check_boundary_response(y, w, family):
 def used_group_codes(values, label, weights, name):
     """The rows' group codes (int64) among the levels with rows of positive weight (unused
     categories are not groups), and those levels; fewer than 2 is an error
-    (:func:`~skmixed._estimators._factors.drop_unused_levels`)."""
+    (`drop_unused_levels`)."""
     codes, levels = _design.encode_groups(values, label)
     factor = Factor(name=_design.column_name(label), labels=(label,), positions=(),
                     codes=np.asarray(codes, dtype=np.int64), levels=levels,
@@ -71,7 +71,7 @@ def used_group_codes(values, label, weights, name):
 
 def parametric_columns(columns, n, weights, fit_intercept, names, name):
     """The fit's parametric columns ``[1, x…]`` (n × p), centred and scaled
-    (:mod:`skmixed._model.scaling`; random slopes have their own columns, so every
+    (`skmixed._model.scaling`; random slopes have their own columns, so every
     parametric column is free), and lme4's rank check (MixedLM's): the later of collinear
     columns dropped with a RankDeficientWarning (``names``: the columns', intercept first)
     that points at the caller of ``fit``. Returns ``(X, scaling, kept, dropped names)``,
@@ -112,7 +112,7 @@ def _with_shift(info, y, n):
 
 def chunk_tables(source, layout_of, name):
     """One pass over a chunked source into bin tables. ``layout_of(X, ranges, notes)``
-    gives the layout (:func:`table_layout`) from the first chunk's columns; ``name``: the
+    gives the layout (`table_layout`) from the first chunk's columns; ``name``: the
     estimator's. Returns ``(tables, bin values per smooth, layout, the columns with no
     rows)``."""
     tables, info, X_first = None, None, None
@@ -133,7 +133,7 @@ def dask_tables(X, y, sample_weight, layout_of, name):
     """A Dask DataFrame into bin tables: the smooth covariates' ranges and distinct values
     first (a reduction over those columns only), then every partition reduced to its bin
     tables where it lives and the tables merged by group label. Returns as
-    :func:`chunk_tables`."""
+    `chunk_tables`."""
     import dask
 
     frame = dask_frame(X, y, sample_weight, name)

@@ -1,5 +1,5 @@
 """Shared pieces of MixedLM and MixedGLM: the one routine that sets the fitted attributes
-from a :class:`~skmixed._model.result.FitResult`, the linear predictor with the
+from a `FitResult`, the linear predictor with the
 population-level fallback for unseen levels, formula text. One type of fitted attribute
 whatever the number of grouping factors."""
 

@@ -181,7 +181,7 @@ def _join_partition(frame, *series, names, partition_info=None):
 
 
 def split_frame(frame):
-    """A joined partition (:func:`dask_frame`) back into X, y and w (or None)."""
+    """A joined partition (`dask_frame`) back into X, y and w (or None)."""
     w = frame["__w__"] if "__w__" in frame.columns else None
     return frame.drop(columns=[c for c in ("__y__", "__w__") if c in frame.columns]), \
         frame["__y__"], w
@@ -195,7 +195,7 @@ def _joined_partition_sums(frame, label, kinds, *args):
 def dask_pass(X, y, w, *, groups, random_slopes, fit_intercept, centring_shift,
               estimator_name):
     """One pass over a Dask DataFrame X and Series y (and weights w), joined by
-    :func:`dask_frame`: every partition reduced to its per-group sums where it lives (one
+    `dask_frame`: every partition reduced to its per-group sums where it lives (one
     task each), the small results gathered and added by group label as for chunks. The
     centring shift comes from the first rows (``head``)."""
     import dask
@@ -231,7 +231,7 @@ def dask_pass(X, y, w, *, groups, random_slopes, fit_intercept, centring_shift,
 
 def chunked_pass(source, *, groups, random_slopes, fit_intercept, centring_shift,
                  estimator_name):
-    """One pass over ``source`` (a :class:`~skmixed.sources.ChunkedData`)."""
+    """One pass over ``source`` (a [`ChunkedData`][skmixed.sources.ChunkedData])."""
     acc, template, shift, X_first, z_pos = None, None, None, None, None
     n_chunks = 0
     for label, frame, kinds in checked_chunks(source, f"{estimator_name}: row pass"):

@@ -1,6 +1,6 @@
 """The row pass of MixedLM with several grouping factors (nested or crossed, interactions,
 random slopes by factor) over a chunked source (skmixed.sources) or a Dask DataFrame: each
-chunk's or partition's sums (:mod:`skmixed._model.multilevel_sums`: per-level sums and
+chunk's or partition's sums (`skmixed._model.multilevel_sums`: per-level sums and
 the level-by-level contingency tables, sparse), its levels mapped by label onto the levels
 seen so far, added up.
 
@@ -8,7 +8,7 @@ At the end every factor's levels are put in the order an in-memory fit gives the
 value (an interaction's by its columns' values, in order), or by a categorical column's
 categories when every chunk has the same ones — what concatenating the chunks would keep —
 and levels without weight are dropped. The centring shift comes from the first rows, as
-in the one-factor pass (:mod:`skmixed._estimators._chunked`).
+in the one-factor pass (`skmixed._estimators._chunked`).
 """
 
 import os
@@ -117,7 +117,7 @@ class _FactorLevels:
 
     def ordered(self):
         """The running codes in the in-memory fit's order, and the levels' labels in it
-        (an interaction's named ``"v1:v2"``, as :func:`~._design.interaction` names
+        (an interaction's named ``"v1:v2"``, as `interaction` names
         them)."""
         levels, labels = self.running.levels, self.factor.labels
         columns = [levels] if len(labels) == 1 else list(zip(*levels))
@@ -171,7 +171,7 @@ class _Pass:
 
 def multi_chunked_pass(source, *, groups, random_slopes, covariance, fit_intercept,
                        estimator_name):
-    """One pass over ``source`` (a :class:`~skmixed.sources.ChunkedData`)."""
+    """One pass over ``source`` (a [`ChunkedData`][skmixed.sources.ChunkedData])."""
     model = _Model(list(groups), random_slopes, covariance, estimator_name)
     acc = template = shift = X_first = None
     n_chunks = 0
@@ -209,7 +209,7 @@ def _window():
 def multi_dask_pass(X, y, w, *, groups, random_slopes, covariance, fit_intercept,
                     estimator_name):
     """One pass over a Dask DataFrame X and Series y (and weights w), joined by
-    :func:`~._chunked.dask_frame`: every partition reduced to its sums where it lives
+    `dask_frame`: every partition reduced to its sums where it lives
     (one task each), added up on the client in partition order. The centring shift comes
     from the first rows (``head``)."""
     import dask

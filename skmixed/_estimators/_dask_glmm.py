@@ -1,7 +1,7 @@
 """MixedGLM on a Dask DataFrame: the rows are shuffled so that every group lives in one
 partition, and each partition becomes a Dask actor (a stateful object on its worker) that
 holds its groups' rows in group order with their Laplace deviance
-(:class:`~skmixed._model.glmm.LaplaceDeviance`: the conditional modes warm-started from its
+(`LaplaceDeviance`: the conditional modes warm-started from its
 last evaluation). The Laplace deviance and its exact gradient are sums over groups, so each
 evaluation of the client-side optimizer sends (β, θ) to the actors and adds up their
 (deviance, gradient) pairs — only those small summaries travel; the PIRLS steps for the
@@ -117,7 +117,7 @@ class DaskLaplace:
     evaluation's, which moves the result by PIRLS's tolerance only), so the optimizer
     continues where it was. After ``MAX_REBUILDS`` rebuilds of one partition within one
     evaluation, or a rebuild that fails or outlasts ``max(REBUILD_SECONDS, 3 × the first
-    build)``, a :class:`~skmixed.exceptions.LostWorkerError` names the worker."""
+    build)``, a [`LostWorkerError`][skmixed.exceptions.LostWorkerError] names the worker."""
 
     POLL_SECONDS = 2.0
     MAX_REBUILDS = 2

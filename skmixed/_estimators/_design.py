@@ -136,7 +136,7 @@ def check_label_types(labels, column):
 
 
 def _object_values_or(values, levels):
-    """What :func:`check_label_types` scans: an object column's values when its distinct
+    """What `check_label_types` scans: an object column's values when its distinct
     labels are not all text (factorizing merges True into 1, so they may hide it), else
     the distinct labels."""
     if getattr(values, "dtype", None) == object and \
@@ -146,7 +146,7 @@ def _object_values_or(values, levels):
 
 
 def _check_category_types(categories, cat_codes, column):
-    """:func:`check_label_types` over the categories in use (a categorical may declare
+    """`check_label_types` over the categories in use (a categorical may declare
     categories its rows never take)."""
     if _several_types(categories):
         used = np.bincount(cat_codes, minlength=len(categories)) > 0
@@ -166,7 +166,7 @@ def interaction(columns, labels):
 def interaction_levels(columns, labels):
     """The rows' codes of the interaction of grouping columns and its levels as tuples of
     the columns' values (one per combination present, in the order of the columns' sorted
-    values; :func:`interaction` names them). A chunked fit keeps the tuples: they sort as
+    values; `interaction` names them). A chunked fit keeps the tuples: they sort as
     the whole data's combinations do, their names need not."""
     codes, uniques = [], []
     for values, label in zip(columns, labels):
@@ -234,7 +234,7 @@ def encode_groups(values, label):
 def lookup_groups(values, levels, label):
     """Codes of ``values`` among fitted ``levels``; -1 for groups not seen in fit.
 
-    Missing, infinite, unhashable or mixed-type labels raise as in :func:`encode_groups`.
+    Missing, infinite, unhashable or mixed-type labels raise as in `encode_groups`.
     When most rows are unseen and the labels are of another type than the fitted ones (the
     strings "1", "2" for the integers 1, 2), a GroupLabelWarning says so.
     """
@@ -293,7 +293,7 @@ def fixed_columns(X, labels):
 
     Numeric numpy dtypes (bool, int, float) are handed over as they are (the row pass reads
     any of them); nullable and object columns are converted to float64 (missing → NaN).
-    Finiteness is not checked here: see :func:`check_finite_columns`.
+    Finiteness is not checked here: see `check_finite_columns`.
     """
     return [_numeric_values(column_values(X, label), label) for label in labels]
 
@@ -350,7 +350,7 @@ def fixed_block(X, labels):
 def check_target(y, n, estimator_name):
     """A float64 vector of length n (sklearn's messages and conversions).
 
-    Its finiteness is checked after the row pass (:func:`check_finite_columns`).
+    Its finiteness is checked after the row pass (`check_finite_columns`).
     """
     if y is None:
         raise ValueError(f"This {estimator_name} estimator requires y to be passed, "
@@ -455,7 +455,7 @@ def check_weights(sample_weight, n):
     return np.ascontiguousarray(w)
 
 
-#: rows hashed by :func:`data_key` (a strided sample)
+#: rows hashed by `data_key` (a strided sample)
 _KEY_ROWS = 4096
 
 

@@ -1,13 +1,13 @@
-"""The grouping factors of MixedLM and MixedGLM as a :class:`~skmixed._model.spec.ModelSpec`
+"""The grouping factors of MixedLM and MixedGLM as a `ModelSpec`
 (one factor or several, nested or crossed): resolving them in X, dropping unused levels, and
 the rows' random effects in predict.
 
-With several factors ``groups`` lists the factors: a column (label or position), or a tuple of columns for
-their interaction (lme4's ``a:b``; ``(1 | a/b)`` is ``["a", ("b", "a")]``, named ``b:a`` as
-lme4 names it). ``random_slopes`` is then a dict ``{factor name: [columns]}`` (a factor
-not in it has a random intercept only) and ``covariance`` a string for all factors or a
-dict by factor name. Every column not used by a factor is a fixed effect; slope columns
-stay fixed effects too.
+With several factors ``groups`` lists the factors: a column (label or position), or a tuple of
+columns for their interaction (lme4's ``a:b``; ``(1 | a/b)`` is ``["a", ("b", "a")]``, named
+``b:a`` as lme4 names it). ``random_slopes`` is then a dict ``{factor name: [columns]}`` (a factor
+not in it has a random intercept only) and ``covariance`` a string for all factors or a dict by
+factor name. Every column not used by a factor is a fixed effect; slope columns stay fixed effects
+too.
 """
 
 import numpy as np
@@ -43,7 +43,7 @@ def _factor_values(X, labels):
 
 def _encode_factor(X, labels, name, level_tuples):
     """A factor's codes and levels; ``level_tuples``: an interaction's levels as a list
-    of tuples of its columns' values (:func:`~._design.interaction_levels`)."""
+    of tuples of its columns' values (`interaction_levels`)."""
     if level_tuples and len(labels) > 1:
         codes, levels = _design.interaction_levels(
             [_design.column_values(X, c) for c in labels], labels)
@@ -116,7 +116,7 @@ def make_spec(X, *, groups, random_slopes, covariance, estimator_name, exclude=(
 
 
 def one_factor_spec(design, covariance, codes=True):
-    """The ModelSpec of a one-factor :class:`~skmixed._estimators._design.GroupedDesign`
+    """The ModelSpec of a one-factor `GroupedDesign`
     (``codes=False``: the rows' codes are not kept, e.g. after a row pass)."""
     factor = Factor(name=design.group_name, labels=(design.group_label,),
                     positions=(design.group_position,),

@@ -1,7 +1,7 @@
 """The inference methods of the fitted estimators as tables: confidence intervals (Wald,
 profile, parametric bootstrap), t tests of the fixed effects with Satterthwaite's degrees
-of freedom, likelihood-ratio tests between nested models (:func:`anova`), and R's way of
-printing p-values. The computations are :mod:`skmixed._model.lmm_inference`'s."""
+of freedom, likelihood-ratio tests between nested models ([`anova`][skmixed.anova]), and R's way of
+printing p-values. The computations are `skmixed._model.lmm_inference`'s."""
 
 import warnings
 from dataclasses import dataclass
@@ -160,7 +160,7 @@ class BootstrapResult:
 
     def confint(self, level=0.95, parm=None):
         """Percentile intervals (lme4's ``boot.type = "perc"``) over the replicates that
-        succeeded; a DataFrame as :meth:`MixedLM.confint`'s."""
+        succeeded; a DataFrame as [`MixedLM.confint`][skmixed.MixedLM.confint]'s."""
         level = _check_level(level)
         which = _select(list(self.replicates.columns), parm) or list(self.replicates.columns)
         reps = self.replicates[which].dropna()
@@ -228,7 +228,7 @@ def bootstrap(model, n_boot, random_state, n_jobs, progress, X=None):
     """``n_boot`` replicates simulated from the fitted model and refitted; replicate k
     draws from its own stream of ``SeedSequence(random_state)``, so results do not depend
     on ``n_jobs``. A one-factor MixedLM draws its sums (module docstring of
-    :mod:`skmixed._model.lmm_inference`); otherwise responses for the rows of ``X`` (the
+    `skmixed._model.lmm_inference`); otherwise responses for the rows of ``X`` (the
     fit's data) are simulated (``simulate``) and a clone of the model refitted."""
     from tqdm.auto import tqdm
 
@@ -659,7 +659,7 @@ def _fixed_rows_kept(model, Xf):
 def prediction_variances(model, X, random_effects, extra=None):
     """(the prediction on the link scale, the variance of its error, Σ z'Σz of a new
     group) per row. A one-factor MixedLM: exact for θ and σ fixed — the joint covariance
-    of (β̂, b̂ − b) (:meth:`GaussianInference.prediction_covariances`); a group unseen in
+    of (β̂, b̂ − b) (`GaussianInference.prediction_covariances`); a group unseen in
     fit adds z'Σz. Otherwise x'C(β̂)x plus each factor's z'Vz with V the diagonal of the
     modes' conditional covariance (the covariances between β̂ and the modes, and between a
     group's random effects, left out)."""

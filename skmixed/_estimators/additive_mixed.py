@@ -2,7 +2,7 @@
 and ``s(g, bs = "re")`` random intercepts).
 
 ``g(E[y]) = Xβ + Σ_j s_j(z_j) + b_group``: parametric columns, P-spline smooths
-(:class:`skmixed._model.smooth.PSpline`, mgcv's ``"ps"`` basis, sum-to-zero constrained) and
+(`skmixed._model.smooth.PSpline`, mgcv's ``"ps"`` basis, sum-to-zero constrained) and
 an optional random intercept per group. Each smooth is a random effect in disguise; the
 smoothing parameters and the group variance are estimated by REML of the mixed-model form
 (Gaussian, exact) or of the PIRLS working model at every step (binomial / Poisson,
@@ -11,11 +11,11 @@ smooth's covariate is binned as ``bam(discrete = TRUE)`` and every cross-product
 per-bin sums: no n × k basis is formed.
 
 The estimator validates the input and builds the model's specification; the fit is
-:mod:`skmixed._model.additive_fit`'s (from the rows, or from the bin tables of a chunked or
-Dask source, :mod:`skmixed._estimators._additive_sources`), whose
-:class:`~skmixed._model.result.FitResult` :meth:`AdditiveMixed._set_fitted` turns into the
+`skmixed._model.additive_fit`'s (from the rows, or from the bin tables of a chunked or
+Dask source, `skmixed._estimators._additive_sources`), whose
+`FitResult` `AdditiveMixed._set_fitted` turns into the
 fitted attributes; prediction, the summary and the plots are
-:mod:`skmixed._estimators._additive_predict`'s.
+`skmixed._estimators._additive_predict`'s.
 """
 
 import warnings
@@ -180,7 +180,7 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         ----------
         X : DataFrame, array-like of shape (n_samples, n_features), or ChunkedData
             Parametric columns, the smooths' covariates and (if named) the groups; or a
-            chunked source (:mod:`skmixed.sources`) read once, out of core (Gaussian,
+            chunked source (`skmixed.sources`) read once, out of core (Gaussian,
             binned), which names its target and weight columns.
         y : array-like of shape (n_samples,)
         sample_weight : array-like of shape (n_samples,), default=None
@@ -333,7 +333,7 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
                                  f"smooth of {label!r}: use n_bins >= k.")
 
     def _chunk_layout(self, X, ranges, range_notes):
-        """The columns' roles in the first chunk (:meth:`_roles`, checked) and their layout
+        """The columns' roles in the first chunk (`_roles`, checked) and their layout
         for the bin tables (skmixed._estimators._additive_sources)."""
         roles = self._roles(X)
         self._check_k_keys(roles[0])
@@ -358,7 +358,7 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         return int(self.k)
 
     def _family(self):
-        """The :class:`~skmixed.families.Family` of ``family`` (identity, logit, log)."""
+        """The [`Family`][skmixed.families.Family] of ``family`` (identity, logit, log)."""
         return get_family(self.family)
 
     def _check_levels(self, n_obs, n_levels, group_label, slope_labels, *, weighted):
@@ -391,7 +391,7 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
             tol=self.tol, max_iter=self.max_iter)
 
     def _set_fitted(self, result, X, labels, scaling, target):
-        """Every fitted attribute from the fit's :class:`~skmixed._model.result.FitResult`
+        """Every fitted attribute from the fit's `FitResult`
         (on the user's columns; a dropped column's coefficient is 0 in ``coef_`` and absent
         from ``fixed_effects_``, as MixedLM's), and what prediction needs of the fit on its
         internal columns (``scaling``: the parametric columns')."""
@@ -435,8 +435,8 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------ predict
     def score(self, X, y=None, sample_weight=None):
-        """R² of :meth:`predict` (``RegressorMixin.score``); a chunked source raises the
-        TypeError ``predict`` raises."""
+        """R² of [`predict`][skmixed.AdditiveMixed.predict] (``RegressorMixin.score``); a chunked
+        source raises the TypeError ``predict`` raises."""
         return super().score(X, score_target(X, y, type(self).__name__), sample_weight)
 
     def predict(self, X, *, random_effects=True, return_std=False):

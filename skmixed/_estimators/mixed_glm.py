@@ -4,7 +4,7 @@ factors.
 Rows are put in group order once (a counting sort, skipped when already sorted); each
 evaluation of the deviance runs warm-started per-group Newton steps for the conditional
 modes and, for the Laplace approximation, one more pass for its exact gradient over (β, θ)
-(:mod:`skmixed._model.glmm`). Standard errors come from the Hessian of the deviance over
+(`skmixed._model.glmm`). Standard errors come from the Hessian of the deviance over
 (β, θ) (finite differences of the exact gradient), as lme4's.
 """
 
@@ -40,15 +40,25 @@ __all__ = ["MixedGLM"]
 class MixedGLM(GroupedModelMixin, BaseEstimator):
     """Generalized linear mixed model with one or several grouping factors (``glmer``).
 
-    ``g(E[y | b]) = offset + Xβ + Z b`` with ``b_i ~ N(0, Σ)`` per group; families binomial
-    (links logit, probit, cloglog), Poisson (log) and Gamma (log). The marginal likelihood is
-    approximated by the Laplace method (``n_agq=1``, lme4's default) or adaptive
-    Gauss–Hermite quadrature (``n_agq > 1``, a single random intercept), and maximized over
-    (β, θ). For probit and cloglog the approximation is lme4's: the conditional modes
+    ``g(E[y | b]) = offset + Xβ + Σ_k Z_k b_k`` with, for each grouping factor k,
+    ``b_kj ~ N(0, Σ_k)`` per level j; families binomial (links logit, probit, cloglog),
+    Poisson (log), Gamma (log) and the negative binomial ``nbinom2`` (log). The marginal
+    likelihood is approximated by the Laplace method (``n_agq=1``, lme4's default) or
+    adaptive Gauss–Hermite quadrature (``n_agq > 1``, one factor with a single random
+    intercept), and maximized over (β, θ). For probit and cloglog the approximation is lme4's: the conditional modes
     maximize the penalized log-likelihood, and the log determinant and the quadrature's
     scale use the expected (Fisher) information, as lme4's PIRLS weights do. Gamma's
     dispersion φ is a parameter of the Laplace approximation of the likelihood (as
-    glmmTMB; lme4's ``glmer`` uses a different, plug-in criterion — see the README).
+    glmmTMB; lme4's ``glmer`` uses a different, plug-in criterion — see the documentation's
+    MixedGLM page).
+
+    Several grouping factors, crossed or nested, are a list in ``groups``, as for
+    [`MixedLM`][skmixed.MixedLM]: ``groups=["g1", "g2"]`` is lme4's ``(1 | g1) + (1 | g2)``,
+    ``groups=["g1", ("g2", "g1")]`` its ``(1 | g1/g2)``, with ``random_slopes`` and
+    ``covariance`` as dicts by factor name; or a formula with several random terms,
+    ``skmixed.formula.glmer("y ~ x + (1 | g1) + (1 | g2)", df)``. Several factors are
+    fitted by the Laplace approximation (``n_agq=1``) for the binomial (logit, probit,
+    cloglog), Poisson and nbinom2 families (not Gamma), as lme4's ``glmer``.
 
     With ``family="binomial"`` and no ``trials`` the estimator is a classifier: y holds two
     class labels, ``predict`` returns labels, ``predict_proba`` probabilities. With ``trials``
@@ -64,9 +74,11 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         Binomial: "logit", "probit" or "cloglog"; Poisson, Gamma and nbinom2: "log". None:
         logit for binomial, log otherwise.
     groups : str, int or list, default=None
-        The grouping column of X (required); several factors as for :class:`MixedLM`
-        (binomial with any of its links, Poisson and nbinom2, by the Laplace approximation;
-        not Gamma).
+        The grouping column of X (required), or a list of them for several grouping factors,
+        crossed or nested, as for [`MixedLM`][skmixed.MixedLM]: ``["a", "b"]`` is
+        ``(1 | a) + (1 | b)``, ``["a", ("b", "a")]`` is ``(1 | a/b)`` (a tuple of columns is
+        their interaction). Several factors: binomial with any of its links, Poisson and
+        nbinom2, by the Laplace approximation (``n_agq=1``); not Gamma.
     random_slopes : sequence of str or int, or dict, default=()
         Columns with a random slope within groups (they stay fixed effects too); a dict by
         factor name with several factors.
@@ -92,11 +104,10 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
     coef_, intercept_, theta_, fixed_effects_, fixed_cov_, variance_components_,
     random_effects_, random_effects_matrix_, group_levels_, n_groups_, n_iter_,
     converged_, optimization_, fixed_feature_names_, dropped_features_ :
-        As :class:`MixedLM`. ``sigma_`` is 1 for binomial, Poisson and nbinom2; for Gamma
-        it is √φ (φ the dispersion; the shape is 1/φ) and, as in lme4's output,
-        ``theta_`` is relative to it: the random-effect SDs on the link scale are
-        ``sigma_ * theta_`` (``variance_components_``, which has a ``Residual`` row with φ
-        for Gamma only).
+        As [`MixedLM`][skmixed.MixedLM]. ``sigma_`` is 1 for binomial, Poisson and nbinom2; for
+        Gamma it is √φ (φ the dispersion; the shape is 1/φ) and, as in lme4's output, ``theta_`` is
+        relative to it: the random-effect SDs on the link scale are ``sigma_ * theta_``
+        (``variance_components_``, which has a ``Residual`` row with φ for Gamma only).
     dispersion_ : float
         The family's estimated parameter: Gamma's dispersion φ (= ``sigma_**2``), the
         negative binomial's size k (glmmTMB's ``sigma()``, lme4's ``glmer.nb.theta``); 1
@@ -167,7 +178,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
             Fixed-effect columns, the grouping column and (if named) trials and offset; or
             a Dask DataFrame with y (and sample_weight) Dask Series from the same frame
             (a ``dask.distributed`` Client active). A chunked source
-            (:mod:`skmixed.sources`) is refused: the Laplace deviance revisits the rows at
+            (`skmixed.sources`) is refused: the Laplace deviance revisits the rows at
             every evaluation, a chunked source is read once.
         y : array-like of shape (n_samples,)
             Two class labels (binomial classifier), successes (with ``trials``) or counts.
@@ -481,7 +492,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         covariances between β̂ and the modes, and between a group's random effects, are
         left out; a group unseen in fit gets Σ) — mapped through the inverse link.
         Prediction intervals of a discrete response are not defined this way: use
-        :meth:`simulate`.
+        [`simulate`][skmixed.MixedGLM.simulate].
 
         Returns
         -------
@@ -547,9 +558,9 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
     def profile(self, X=None, y=None, sample_weight=None, *, parm=None, level=0.99,
                 n_points=21):
         """Profile traces (lme4's ``profile``) of the Laplace deviance: ζ on a grid of each
-        parameter between its ``level`` profile interval's ends; needs the data the model
-        was fitted to (as :meth:`confint`). A long DataFrame: ``parameter``, ``value``,
-        ``zeta``."""
+        parameter between its ``level`` profile interval's ends; needs the data the model was
+        fitted to (as [`confint`][skmixed.MixedGLM.confint]). A long DataFrame: ``parameter``,
+        ``value``, ``zeta``."""
         return _inference.profile_traces(self, parm, level, n_points, X, y, sample_weight)
 
     def score(self, X, y=None, sample_weight=None):
@@ -588,9 +599,9 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         level : float, default=0.95
         method : {"profile", "wald", "bootstrap"}, default="profile"
             "profile": likelihood-profile intervals of the Laplace (or quadrature) deviance
-            (binomial and Poisson, any number of factors, as lme4). "wald": estimate ± z·SE
-            for the fixed effects, NaN for the variance parameters (as lme4).
-            "bootstrap": percentile intervals of :meth:`bootstrap` on X (``n_boot``,
+            (binomial and Poisson, any number of factors, as lme4). "wald": estimate ± z·SE for the
+            fixed effects, NaN for the variance parameters (as lme4). "bootstrap": percentile
+            intervals of [`bootstrap`][skmixed.MixedGLM.bootstrap] on X (``n_boot``,
             ``random_state``, ``n_jobs``, ``progress``).
 
         Returns
@@ -603,13 +614,13 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
 
     def bootstrap(self, n_boot=1000, *, X=None, random_state=None, n_jobs=None,
                   progress=True):
-        """Parametric bootstrap (lme4's ``bootMer``): ``n_boot`` responses simulated for
-        the rows of ``X`` (the data the model was fitted to, unweighted) by
-        :meth:`simulate` (new random effects), a clone of the model refitted to each.
-        Replicate k draws from its own stream of ``SeedSequence(random_state)``: the same
-        replicates whatever ``n_jobs``. A :class:`~skmixed.BootstrapResult` (replicates
-        of the variance parameters and fixed effects; failed or non-converged refits are
-        NaN rows, counted in ``n_failed``)."""
+        """Parametric bootstrap (lme4's ``bootMer``): ``n_boot`` responses simulated for the rows
+        of ``X`` (the data the model was fitted to, unweighted) by
+        [`simulate`][skmixed.MixedGLM.simulate] (new random effects), a clone of the model refitted
+        to each. Replicate k draws from its own stream of ``SeedSequence(random_state)``: the same
+        replicates whatever ``n_jobs``. A [`BootstrapResult`][skmixed.BootstrapResult] (replicates
+        of the variance parameters and fixed effects; failed or non-converged refits are NaN rows,
+        counted in ``n_failed``)."""
         return _inference.bootstrap(self, n_boot, random_state, n_jobs, progress, X)
 
     def fixed_effects_test(self, ddf="asymptotic"):
@@ -624,8 +635,9 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         return self.fixed_effects_.copy()
 
     def summary(self, ddf=None):
-        """lme4-style text summary; p-values as R prints them (``< 2e-16``). ``ddf`` other
-        than None or "asymptotic" is an error (:meth:`fixed_effects_test`)."""
+        """lme4-style text summary; p-values as R prints them (``< 2e-16``). ``ddf`` other than
+        None or "asymptotic" is an error
+        ([`fixed_effects_test`][skmixed.MixedGLM.fixed_effects_test])."""
         check_is_fitted(self)
         if ddf is not None:
             self.fixed_effects_test(ddf)

@@ -1,8 +1,8 @@
 """``MixedLM``: the linear mixed model, REML or ML, one grouping factor or several.
 
 The fit makes one Numba-parallel pass over the rows to per-group sufficient statistics
-(:mod:`skmixed._kernels.crossprod`), then minimizes the profiled deviance over θ
-(:mod:`skmixed._model.lmm`) with an exact gradient, never touching the rows again.
+(`skmixed._kernels.crossprod`), then minimizes the profiled deviance over θ
+(`skmixed._model.lmm`) with an exact gradient, never touching the rows again.
 """
 
 import time
@@ -56,21 +56,36 @@ def _checked_after_pass(design, sums, y, covariance, estimator_name):
 class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
     """Linear mixed-effects model with one or several grouping factors (lme4's ``lmer``).
 
-    ``y = Xβ + Z b + ε`` with ``b_i ~ N(0, Σ)`` per group and ``ε ~ N(0, σ²)``: a random
-    intercept per group and, optionally, random slopes on named columns, with correlated
+    ``y = Xβ + Σ_k Z_k b_k + ε`` with ``ε ~ N(0, σ²)`` and, for each grouping factor k,
+    ``b_kj ~ N(0, Σ_k)`` per level j (independent across levels and factors): a random
+    intercept per level and, optionally, random slopes on named columns, with correlated
     (``(1 + x | g)``) or independent (``(1 + x || g)``) random effects. Fitted by REML
     (default) or ML from per-group sufficient statistics collected in one parallel pass
     over the rows; the profiled deviance is then minimized over the relative covariance
-    factor θ with an exact gradient (L-BFGS-B), at a cost independent of the number of rows.
+    factor θ with an exact gradient (L-BFGS-B), at a cost independent of the number of rows
+    with one factor.
+
+    Several grouping factors, crossed or nested, are a list in ``groups``:
+    ``groups=["g1", "g2"]`` is lme4's ``(1 | g1) + (1 | g2)`` (crossed, e.g. users and
+    items), ``groups=["g1", ("g2", "g1")]`` its ``(1 | g1/g2)`` = ``(1 | g1) + (1 | g2:g1)``
+    (nested: a tuple of columns is their interaction); ``random_slopes`` and ``covariance``
+    are then dicts by factor name (``random_slopes={"g1": ["x"]}`` is ``(1 + x | g1) +
+    (1 | g2)``). The formula front end writes the same models as strings:
+    ``skmixed.formula.lmer("y ~ x + (1 | g1) + (1 | g2)", df)``. With several factors the
+    fit factors a blocked system (the first factor level by level, the others' Schur
+    complement densely or sparsely), or for large crossed intercept-only REML fits takes
+    iterative steps (``solver``).
 
     Parameters
     ----------
     groups : str, int or list, default=None
-        The grouping column of X (label, or position for arrays). Required; its values may
-        be any hashable labels (missing or infinite labels are errors, in fit and predict).
-        Not a fixed effect. Several grouping factors (nested or crossed): a list of
-        columns, a tuple of columns in it being their interaction (lme4's ``a:b``;
-        ``(1 | a/b)`` is ``["a", ("b", "a")]``).
+        The grouping column of X (label, or position for arrays), or a list of them for
+        several grouping factors. Required; its values may be any hashable labels (missing
+        or infinite labels are errors, in fit and predict). Not a fixed effect. Several
+        factors, crossed or nested: a list of columns, a tuple of columns in it being their
+        interaction (lme4's ``a:b``): ``["a", "b"]`` is ``(1 | a) + (1 | b)``,
+        ``["a", ("b", "a")]`` is ``(1 | a/b)``. A column used only inside an interaction is
+        not a fixed effect either.
     random_slopes : sequence of str or int, or dict, default=()
         Columns of X that get a random slope within groups (they stay fixed effects too);
         with several factors a dict ``{factor name: [columns]}``.
@@ -99,7 +114,8 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         only — crossed users × items with tens of thousands of levels, past what a dense
         factorization holds — average-information Newton steps with conjugate-gradient
         solves and stochastic traces (32 fixed random probes: deterministic, but the
-        optimum carries their Monte-Carlo error, measured in the README); the REML
+        optimum carries their Monte-Carlo error, measured in the documentation's "Several
+        grouping factors and formulas" page); the REML
         criterion (and AIC/BIC) and the conditional SDs of the modes are then NaN, the
         fixed effects' covariance is exact; ``max_iter`` caps its Newton steps (≤ 100),
         ``tol`` is not used (they stop when no variance moves by 1e-7 relative). "auto":
@@ -211,7 +227,7 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         ----------
         X : DataFrame, array-like of shape (n_samples, n_features), or ChunkedData
             Fixed-effect columns plus the grouping column named by ``groups``; or a chunked
-            source (:mod:`skmixed.sources`: a Parquet dataset, an iterator of DataFrames)
+            source (`skmixed.sources`: a Parquet dataset, an iterator of DataFrames)
             read once, out of core, which names its target and weight columns (then y
             and sample_weight stay None); or a Dask DataFrame, with y (and
             sample_weight) Dask Series partitioned alike: every partition reduced to
@@ -380,8 +396,8 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------ predict
     def score(self, X, y=None, sample_weight=None):
-        """R² of :meth:`predict` (``RegressorMixin.score``); a chunked source raises the
-        TypeError ``predict`` raises."""
+        """R² of [`predict`][skmixed.MixedLM.predict] (``RegressorMixin.score``); a chunked source
+        raises the TypeError ``predict`` raises."""
         return super().score(X, score_target(X, y, type(self).__name__), sample_weight)
 
     def predict(self, X, *, random_effects=True, return_std=False):
@@ -397,7 +413,8 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
             population-level prediction.
         return_std : bool, default=False
             Also return the standard error of the predicted mean (θ and σ fixed; see
-            :meth:`predict_interval`, which also gives intervals of a new observation).
+            [`predict_interval`][skmixed.MixedLM.predict_interval], which also gives intervals of a
+            new observation).
 
         Returns
         -------
@@ -410,8 +427,8 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         return pred, np.sqrt(var)
 
     def predict_interval(self, X, level=0.95, *, random_effects=True, kind="prediction"):
-        """Intervals around :meth:`predict` (normal: the uncertainty of β̂ and of the
-        random effects is propagated, that of θ and σ is not).
+        """Intervals around [`predict`][skmixed.MixedLM.predict] (normal: the uncertainty of β̂ and
+        of the random effects is propagated, that of θ and σ is not).
 
         Parameters
         ----------
@@ -485,7 +502,7 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         -------
         pandas.DataFrame
             Long form: ``parameter``, ``value``, ``zeta``; plotted by
-            :func:`skmixed.plots.plot_profile`.
+            [`skmixed.plots.plot_profile`][skmixed.plots.plot_profile].
         """
         return _inference.profile_traces(self, parm, level, n_points)
 
@@ -503,13 +520,12 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
             then the fixed effects' names.
         level : float, default=0.95
         method : {"profile", "wald", "bootstrap"}, default="profile"
-            "profile": likelihood-profile intervals of the model refitted by maximum
-            likelihood (lme4's default; the ML deviance minimized over the other
-            parameters, its signed square root solved for the normal quantile).
-            "wald": estimate ± z·SE for the fixed effects (NaN for the variance
-            parameters, as lme4). "bootstrap": percentile intervals of
-            :meth:`bootstrap` (``n_boot``, ``random_state``, ``n_jobs``, ``progress``;
-            ``X`` with several grouping factors).
+            "profile": likelihood-profile intervals of the model refitted by maximum likelihood
+            (lme4's default; the ML deviance minimized over the other parameters, its signed square
+            root solved for the normal quantile). "wald": estimate ± z·SE for the fixed effects
+            (NaN for the variance parameters, as lme4). "bootstrap": percentile intervals of
+            [`bootstrap`][skmixed.MixedLM.bootstrap] (``n_boot``, ``random_state``, ``n_jobs``,
+            ``progress``; ``X`` with several grouping factors).
 
         Returns
         -------
@@ -525,13 +541,13 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         ``parametricbootstrap``): ``n_boot`` responses simulated from the fitted model
         (new random effects and residuals), each refitted.
 
-        With one grouping factor a replicate is drawn exactly in distribution as the sums
-        the fit reads (never the rows), so a replicate costs a fit from sums whatever the
-        number of rows. With several, responses for the rows of ``X`` (the data the model
-        was fitted to, unweighted) are simulated (:meth:`simulate`) and a clone of the
-        model is refitted to each. Replicate k draws from its own stream of
-        ``numpy.random.SeedSequence(random_state)``: the same ``random_state`` gives the
-        same replicates whatever ``n_jobs``. ``progress`` shows a tqdm bar.
+        With one grouping factor a replicate is drawn exactly in distribution as the sums the fit
+        reads (never the rows), so a replicate costs a fit from sums whatever the number of rows.
+        With several, responses for the rows of ``X`` (the data the model was fitted to,
+        unweighted) are simulated ([`simulate`][skmixed.MixedLM.simulate]) and a clone of the model
+        is refitted to each. Replicate k draws from its own stream of
+        ``numpy.random.SeedSequence(random_state)``: the same ``random_state`` gives the same
+        replicates whatever ``n_jobs``. ``progress`` shows a tqdm bar.
 
         Returns
         -------

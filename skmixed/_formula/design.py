@@ -37,7 +37,7 @@ _OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.t
 
 
 def column(formula, node, data):
-    """The data's column a :class:`Name` names."""
+    """The data's column a `Name` names."""
     if node.name not in data.columns:
         hint = (" ('.' is part of a name, as in R; attribute access is not supported)"
                 if "." in node.name else "")

@@ -23,8 +23,8 @@ with a part starting with ``__`` (Python's special names) is refused unless in b
 Any other character (``[``, ``$``, ``@``, ``;``, …) is an error, and so is nesting
 (parentheses, calls, signs, powers) deeper than 40 levels, which bounds the recursion;
 chains of operators (``x + x + … + x``, ``a:b:…``) are read and walked in loops
-(:func:`chain`), so their length is not bounded. The parser only builds the tree; which
-functions may be called, and where, is checked by :mod:`.terms`.
+(`chain`), so their length is not bounded. The parser only builds the tree; which
+functions may be called, and where, is checked by `terms`.
 """
 
 import math
@@ -105,7 +105,7 @@ class BinOp:  # arithmetic (+ - * / **) or, in a formula, its operators (+ - * /
 
 def chain(node, ops):
     """A left-associative chain ``((a op b) op c) …`` of operators in ``ops``: its first
-    operand and its :class:`BinOp` links in order (each link's ``right`` is the next
+    operand and its `BinOp` links in order (each link's ``right`` is the next
     operand). Walkers loop over a chain rather than recurse down it, so its length is not
     bounded by Python's recursion limit (``I(x + x + … + x)``, ``a:b:…:z``)."""
     links = []
@@ -427,7 +427,7 @@ class _Parser:
 
 def parse(formula):
     """``(response, rhs)``: the response as an arithmetic tree, the right-hand side as a
-    :class:`Sum` of its terms."""
+    `Sum` of its terms."""
     tokens = _tokenize(formula)
     _check_parentheses(formula, tokens)
     tildes = [k for k, t in enumerate(tokens) if t.kind == "op" and t.text == "~"]

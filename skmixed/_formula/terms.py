@@ -126,7 +126,7 @@ def _poly(formula, node):
 
 
 def factor(formula, node):
-    """The :class:`Factor` a formula-level leaf (a column or a call) stands for."""
+    """The `Factor` a formula-level leaf (a column or a call) stands for."""
     if isinstance(node, Name):
         return Factor(node.name, "column", node, node.pos)
     if isinstance(node, Call):

@@ -1,6 +1,6 @@
-"""Gaussian additive models by exact REML in their mixed-model form (DESIGN §4).
+"""Gaussian additive models by exact REML in their mixed-model form.
 
-Each smooth ``s_j(z) = B_j(z) Z_j c_j`` (:class:`~skmixed._model.smooth.PSpline`) splits
+Each smooth ``s_j(z) = B_j(z) Z_j c_j`` (`PSpline`) splits
 into unpenalized null-space columns ``B_j Z_j F_j`` (fixed effects) and penalized range-space
 columns ``B_j Z_j R_j`` whose coefficients ``b_j`` have the penalty ``λ_j ‖b_j‖²``. With
 ``b_j = σ τ_j u_j``, ``u_j ~ N(0, I)``, ``λ_j = 1/τ_j²``, the model is a linear mixed model
@@ -14,8 +14,8 @@ and r² the penalized residual sum of squares. ``d_R / 2`` is mgcv's REML score 
 model (the penalty eigenvalues cancel between mgcv's ``log|X'X + S_λ|`` and ``log|S_λ|₊``).
 Everything after one pass over the rows uses the cross-products of ``[X, R, y]`` only —
 computed exactly, or from binned covariates as ``bam(discrete = TRUE)``
-(:mod:`skmixed._model.additive_cross`). Binomial and Poisson models iterate REML fits of the
-PIRLS working model (:mod:`skmixed._model.additive_pirls`, as ``bam``'s fREML).
+(`skmixed._model.additive_cross`). Binomial and Poisson models iterate REML fits of the
+PIRLS working model (`skmixed._model.additive_pirls`, as ``bam``'s fREML).
 """
 
 from dataclasses import dataclass, field
@@ -43,11 +43,11 @@ class REMLFit:
     ``sigma``, ``beta`` (fixed columns), ``b`` (range-space coefficients, Λu), ``group``
     (the groups' random intercepts, or None), ``criterion`` (d_R), ``edf`` (per smooth,
     then the group block), ``edf_total``, the optimizer's record (``result``, an
-    :class:`~skmixed._model.optimize.OptSummary`), ``cov``, the
+    `OptSummary`), ``cov``, the
     posterior (Bayesian) covariance of ``(β, b)`` (mgcv's Vp; the groups integrated out) and,
     with groups, ``group_cov = (cross, var)``: each group's random intercept's posterior
     covariance with ``(β, b)`` (G × (p + q)) and its variance (G,); ``reml``, the
-    :class:`DenseREML` it came from (for :meth:`significance`)."""
+    `DenseREML` it came from (for `significance`)."""
 
     tau: np.ndarray
     sigma: float
@@ -65,7 +65,7 @@ class REMLFit:
     def significance(self):
         """Per smooth: the reference df and Wood's test, ``(ref_df, tests)`` with
         ``tests[:, 0]`` the statistic (χ² scale) and ``tests[:, 1]`` the p-value
-        (:meth:`DenseREML.significance`; computed on demand, once, for the final fit)."""
+        (`DenseREML.significance`; computed on demand, once, for the final fit)."""
         return self.reml.significance(self)
 
 
@@ -93,8 +93,8 @@ class DenseREML:
 
     @classmethod
     def from_crossproducts(cls, cross, sizes, fixed_of):
-        """The REML from precomputed cross-products (e.g. :meth:`CrossProducts.binned`);
-        ``sizes`` and ``fixed_of`` as :class:`~skmixed._model.additive_cross.SmoothBlocks`'."""
+        """The REML from precomputed cross-products (e.g. `CrossProducts.binned`);
+        ``sizes`` and ``fixed_of`` as `SmoothBlocks`'."""
         self = cls.__new__(cls)
         self._setup(cross, sizes, fixed_of)
         return self
@@ -195,12 +195,12 @@ class DenseREML:
         return self._criterion(log_tau, gradient=False)
 
     def criterion_and_gradient(self, log_tau):
-        """:meth:`criterion` and its exact gradient in log τ. With ``ρ_j = log λ_j =
+        """`criterion` and its exact gradient in log τ. With ``ρ_j = log λ_j =
         −2 log τ_j`` and ``M`` the penalized normal matrix in (u, β) coordinates
         (``log|M| = log|X'X + S_λ| − Σ_j q_j ρ_j``), the envelope theorem on the penalized
         residual sum of squares r² gives ``∂d_R/∂ρ_j = tr((M⁻¹)_jj) − q_j + c ‖û_j‖²``,
         ``c = (n − p)/r²`` (σ profiled) or ``1/σ²`` (σ known); j runs over the smooths
-        and the group block (q_g = G). One evaluation costs one :meth:`criterion` plus the
+        and the group block (q_g = G). One evaluation costs one `criterion` plus the
         diagonal of M⁻¹ (O(G q² + q³))."""
         return self._criterion(log_tau, gradient=True)
 
@@ -234,7 +234,7 @@ class DenseREML:
 
     def _inverse_diagonal(self, s):
         """The diagonal of ``M⁻¹`` over the smooths' u and the traces of its group block per
-        random-effect column (intercept, slopes), without :meth:`_inverse`'s off-diagonal
+        random-effect column (intercept, slopes), without `_inverse`'s off-diagonal
         pieces: with ``S = L L'`` and ``C = D⁻¹A_21`` (Gr × q), ``diag S⁻¹`` = column sums
         of ``(L⁻¹)²`` and ``diag (A⁻¹)_gg = diag D⁻¹ + diag(C S⁻¹ C')``, plus the fixed
         effects' share ``diag(A⁻¹K X⁻¹ K'A⁻¹)``."""
@@ -254,7 +254,7 @@ class DenseREML:
     def fit(self, log_tau0=None, bounds=LOG_TAU_BOUNDS):
         """REML over log τ within ``bounds`` from ``log_tau0`` (default 0): L-BFGS-B with
         the exact gradient, then (σ profiled: not the working fits of a PIRLS iteration,
-        which change every step) Newton steps to round-off (:func:`.optimize.minimize`'s
+        which change every step) Newton steps to round-off (`optimize.minimize`'s
         "lbfgs"; small dense algebra only: BLAS threads beside Numba's pool cost 20×). No
         smooth and no groups: a linear model, one evaluation."""
         x0 = np.zeros(self.n_tau) if log_tau0 is None else log_tau0
@@ -266,7 +266,7 @@ class DenseREML:
             return self.fit_at(res.theta_final, res)
 
     def fit_at(self, log_tau, result):
-        """The :class:`REMLFit` at given τ (``result``: the optimizer's record)."""
+        """The `REMLFit` at given τ (``result``: the optimizer's record)."""
         s = self.solve(log_tau)
         sys = s["sys"]
         sigma = (float(np.sqrt(self.scale)) if self.scale is not None
@@ -297,9 +297,9 @@ class DenseREML:
                        cov=sigma ** 2 * V, group_cov=group_cov, reml=self)
 
     def significance(self, fit):
-        """Per smooth of a :meth:`fit_at` result: the reference df (its alternative edf
+        """Per smooth of a `fit_at` result: the reference df (its alternative edf
         ``tr(2F − F²)``, at most its column count) and Wood's (2013) test that it is zero
-        (:func:`~skmixed._model.significance.smooth_test`: F-type with ``n − edf_total``
+        (`smooth_test`: F-type with ``n − edf_total``
         residual df when σ is estimated) from its coefficients ``(β_null, b)``, their block
         of the posterior and the Gram matrix of its columns (its blocks of FF, RF, RR).
         Returns ``(ref_df, tests)``, tests[:, 0] the statistic (χ² scale), [:, 1] the
@@ -324,8 +324,8 @@ class DenseREML:
         return np.array(ref_df), np.array(tests).reshape(-1, 2)
 
     def coefficients(self, s):
-        """β, b = Λu and the groups' random intercepts from a :meth:`solve` result (as the
-        attributes of a :class:`REMLFit`-like namespace, for a linear predictor; the PLS
+        """β, b = Λu and the groups' random intercepts from a `solve` result (as the
+        attributes of a `REMLFit`-like namespace, for a linear predictor; the PLS
         solution u is in y's units)."""
         sys = s["sys"]
         return SimpleNamespace(beta=s["beta"], b=sys["lam"] * s["u"][0],

@@ -1,9 +1,9 @@
-"""The cross-products an additive model's REML needs from its rows (DESIGN §4): from the
-columns themselves (:meth:`CrossProducts.dense`), from binned covariates in one pass over the
-rows as ``bam(discrete = TRUE)`` (:meth:`CrossProducts.binned`; Wood, Li, Shaddick &
+"""The cross-products an additive model's REML needs from its rows: from the
+columns themselves (`CrossProducts.dense`), from binned covariates in one pass over the
+rows as ``bam(discrete = TRUE)`` (`CrossProducts.binned`; Wood, Li, Shaddick &
 Augustin 2017), or from basis-free bin tables summed over chunks
-(:func:`crossproducts_from_tables`); and mgcv's binning of a covariate
-(:func:`discretize`)."""
+(`crossproducts_from_tables`); and mgcv's binning of a covariate
+(`discretize`)."""
 
 from dataclasses import dataclass
 
@@ -89,7 +89,7 @@ class CrossProducts:
         """From binned smooth covariates (``bam(discrete = TRUE)``): ``smooths`` lists per
         smooth ``(index, null, range)`` — the int bin of each row and the basis at the bin
         values in null-space and range-space coordinates (m × f, m × r). No n × k basis is
-        formed: one pass over the rows (:func:`skmixed._kernels.binned.binned_sums`, in
+        formed: one pass over the rows (`skmixed._kernels.binned.binned_sums`, in
         ``n_blocks`` fixed blocks, by default a function of the sizes only, so the sums are
         the same on any number of threads) gives per-bin sums, the smooths' pairwise basis
         products and per-group sums of basis rows, and every product with a smooth's
@@ -178,9 +178,9 @@ class CrossProducts:
 
 
 def crossproducts_from_tables(tables, smooths):
-    """:class:`CrossProducts` from :class:`~skmixed._model.bin_tables.BinTables` (after
+    """`CrossProducts` from `BinTables` (after
     ``finish``) and the smooths' ``(null, range)`` bases at their bin values: the same
-    products :meth:`CrossProducts.binned` forms in its pass, from the summed tables."""
+    products `CrossProducts.binned` forms in its pass, from the summed tables."""
     p = tables.p  # [X, y]
     p0 = p - 1
     Bc = [np.hstack([nul, rng]) for nul, rng in smooths]

@@ -1,14 +1,14 @@
-"""One additive mixed model fit (DESIGN §4, §8), to one
-:class:`~skmixed._model.result.FitResult` on the user's columns: from the rows in memory
-(:func:`fit_rows`: exact or binned smooths; a Gaussian y by one REML fit, a binomial or
+"""One additive mixed model fit, to one
+`FitResult` on the user's columns: from the rows in memory
+(`fit_rows`: exact or binned smooths; a Gaussian y by one REML fit, a binomial or
 Poisson one by ``bam``'s performance iteration when binned, else by ``gam``'s
 Laplace-approximate REML) or from basis-free bin tables summed over chunks or Dask
-partitions (:func:`fit_tables`, Gaussian).
+partitions (`fit_tables`, Gaussian).
 
-The fit runs on centred, scaled parametric columns (:mod:`skmixed._model.scaling`, the
-caller's :class:`~skmixed._model.scaling.ColumnScaling`), on random-slope columns divided by
-their power of ten (:func:`slope_scale`) and on a Gaussian y minus a constant near its
-values (:func:`response_shift`); the result maps them back. Its ``extra`` holds what the
+The fit runs on centred, scaled parametric columns (`skmixed._model.scaling`, the
+caller's `ColumnScaling`), on random-slope columns divided by
+their power of ten (`slope_scale`) and on a Gaussian y minus a constant near its
+values (`response_shift`); the result maps them back. Its ``extra`` holds what the
 additive model alone reports:
 
 * ``"smooths"``: per smooth ``edf``, ``ref_df``, ``statistic`` (mgcv's F when the
@@ -16,7 +16,7 @@ additive model alone reports:
   ``variance`` (arrays);
 * ``"edf_total"``; ``"note"``, why a fit did not converge (or None);
 * for prediction on the fit's internal columns: ``"reml_fit"`` (the
-  :class:`~skmixed._model.additive.REMLFit`: coefficients, posterior covariance, group
+  `REMLFit`: coefficients, posterior covariance, group
   modes), ``"layout"`` (``p0`` kept parametric columns, per smooth its spline and
   constraint ``F``, ``R``, the null and range widths, and whether the smooths were
   binned), ``"kept"`` (the kept parametric columns' positions, intercept first) and
@@ -46,7 +46,7 @@ __all__ = ["AdditiveSpec", "response_shift", "slope_scale", "smooth_bases", "row
 @dataclass(frozen=True)
 class AdditiveSpec:
     """An additive mixed model apart from its data: ``family``, a
-    :class:`~skmixed.families.Family` (Gaussian, binomial logit or Poisson log);
+    [`Family`][skmixed.families.Family] (Gaussian, binomial logit or Poisson log);
     ``fixed_names``, the parametric coefficients' names, the intercept first
     (before collinear ones are dropped); ``smooths``, per smooth its column label (named in
     errors) and basis dimension k; ``group``, the grouping factor's name or None, and
@@ -110,8 +110,8 @@ def smooth_bases(spec, values, counts, indexes=None):
 
 
 def row_bases(spec, columns, weights, discrete, n_bins):
-    """:func:`smooth_bases` from the smooths' covariate columns, each binned to at most
-    ``n_bins`` values (:func:`~skmixed._model.additive_cross.discretize`,
+    """`smooth_bases` from the smooths' covariate columns, each binned to at most
+    ``n_bins`` values (`discretize`,
     ``bam(discrete = TRUE)``) or at its distinct values."""
     values, counts, indexes = [], [], []
     for col in columns:
@@ -127,7 +127,7 @@ def fit_rows(spec, X, y, weights, bases, *, discrete, scaling, kept, dropped, co
              levels=None, slopes=()):
     """The fit from the rows: ``X`` the kept internal parametric columns (n × p0; ``kept``
     their positions among ``spec.fixed_names``, ``dropped`` the others' names), ``bases``
-    from :func:`row_bases`, ``codes`` the rows' groups among ``levels`` and ``slopes`` the
+    from `row_bases`, ``codes`` the rows' groups among ``levels`` and ``slopes`` the
     random-slope columns (user's units)."""
     family = spec.family
     scale = slope_scale(slopes)
@@ -156,9 +156,9 @@ def fit_rows(spec, X, y, weights, bases, *, discrete, scaling, kept, dropped, co
 
 
 def fit_tables(spec, tables, bases, *, levels, scaling, scales, y_shift, check_rank):
-    """The Gaussian fit from :class:`~skmixed._model.bin_tables.BinTables` (after
+    """The Gaussian fit from `BinTables` (after
     ``finish``; y summed minus ``y_shift``; the slopes divided by ``scales``) and ``bases``
-    from :func:`smooth_bases` at their bin values. ``check_rank(XtX)`` returns ``(kept,
+    from `smooth_bases` at their bin values. ``check_rank(XtX)`` returns ``(kept,
     dropped names)`` of the parametric columns from their cross-product (the caller's rank
     check, which warns)."""
     cross = crossproducts_from_tables(tables, [(b["null"], b["range"]) for b in bases])
@@ -176,7 +176,7 @@ def fit_tables(spec, tables, bases, *, levels, scaling, scales, y_shift, check_r
 
 def _gaussian_fit(reml, y_shift, spec):
     """The REML fit of a Gaussian model whose response is y − ``y_shift`` (the
-    intercept's constant, added back), after :func:`_check_residual_variation`. Returns
+    intercept's constant, added back), after `_check_residual_variation`. Returns
     ``(fit, converged, note)``: with a group's σ-relative SD at the upper bound of the
     search the residual variance is (numerically) 0 — y is an exact function of the fixed
     effects and the groups — and the fit is that bound's, not an estimate: not converged,
@@ -201,7 +201,7 @@ def _check_residual_variation(reml):
     linear model alone may fit exactly): its least-squares residual sum of squares from the
     REML's cross-products, ``y'Wy − F'Wy' (F'WF)⁻¹ F'Wy`` (F'WF has full rank: DenseREML
     checks it), F's columns scaled to unit norm so that their scales stay out of the
-    solve's rounding. With an intercept y'Wy is that of y minus :func:`response_shift`'s
+    solve's rounding. With an intercept y'Wy is that of y minus `response_shift`'s
     constant, a scale that does not depend on y's origin."""
     if not reml.n_tau:
         return
@@ -239,7 +239,7 @@ def _opt_summary(fit, method, n_iter, n_evals, converged, note):
 
 
 def _result(spec, fit, layout, levels, scaling, kept, dropped, scales, opt, note):
-    """The :class:`FitResult` of a REML fit on the internal columns (module docstring)."""
+    """The `FitResult` of a REML fit on the internal columns (module docstring)."""
     p0, J = layout["p0"], len(spec.smooths)
     beta, fixed_cov = scaling.to_original(fit.beta[:p0], fit.cov[:p0, :p0], kept)
     sigma = float(fit.sigma)

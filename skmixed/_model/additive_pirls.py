@@ -1,8 +1,8 @@
 """Binomial-logit and Poisson-log additive mixed models: the PIRLS working model at η
-(:func:`_working`), ``bam``'s performance iteration (:func:`performance_iteration`, REML of
+(`_working`), ``bam``'s performance iteration (`performance_iteration`, REML of
 the working model at every step) and ``gam(method = "REML")``'s Laplace-approximate REML
-optimized over the smoothing parameters (:func:`laplace_reml`); each step's REML is a
-:class:`~skmixed._model.additive.DenseREML`."""
+optimized over the smoothing parameters (`laplace_reml`); each step's REML is a
+`DenseREML`."""
 
 from types import SimpleNamespace
 
@@ -19,7 +19,7 @@ __all__ = ["performance_iteration", "laplace_reml"]
 
 def _working(family, eta, y, m, prior):
     """The PIRLS working response and weights at η (``family``: a
-    :class:`~skmixed.families.Family` of a canonical link, whose information is also its
+    [`Family`][skmixed.families.Family] of a canonical link, whose information is also its
     Fisher weight)."""
     # beyond |η| = 30 a probability is within 1e-13 of 0 or 1 (a Poisson mean below 1e-13):
     # the estimates run to infinity and the working weights underflow
@@ -40,9 +40,9 @@ def performance_iteration(make_reml, linear_predictor, y, eta0, family, m=None, 
     1 is fitted by REML — smoothing parameters and variance components re-estimated every
     step — and η moves to its fitted linear predictor, until η stops changing.
 
-    ``make_reml(z, w)`` returns the :class:`~skmixed._model.additive.DenseREML` of the
+    ``make_reml(z, w)`` returns the `DenseREML` of the
     working model (its cross-products from z and w); ``linear_predictor(fit)`` the fitted η
-    at every row; ``family`` a :class:`~skmixed.families.Family` of a canonical link.
+    at every row; ``family`` a [`Family`][skmixed.families.Family] of a canonical link.
     Returns ``(fit, eta, n_iter, converged)``."""
     m = np.ones_like(y) if m is None else m
     prior = np.ones_like(y) if weights is None else weights
@@ -70,9 +70,9 @@ def laplace_reml(make_reml, linear_predictor, y, eta0, family, m=None, weights=N
         V(τ) = −2 Σ w ℓ(η̂_τ) + ‖û_τ‖² + log|A| + log|R_X|²
 
     at the penalized maximum (β̂, û) for τ, found by PIRLS (Newton = Fisher scoring for these
-    canonical links) from the previous τ's η. Unlike :func:`performance_iteration` (PQL, as
+    canonical links) from the previous τ's η. Unlike `performance_iteration` (PQL, as
     ``bam``), the smoothing parameters optimize this criterion itself. ``family``: a
-    :class:`~skmixed.families.Family` of a canonical link.
+    [`Family`][skmixed.families.Family] of a canonical link.
     Returns ``(fit, eta, n_evaluations, converged)``."""
     m = np.ones_like(y) if m is None else m
     prior = np.ones_like(y) if weights is None else weights

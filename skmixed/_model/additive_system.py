@@ -1,6 +1,6 @@
-"""The columns of one additive mixed model fit — parametric X, the smooths' bases at their
-binned (or unique) values, the groups and their random slopes — and the REML of a
-(working) response on them: what :class:`skmixed.AdditiveMixed` fits, in memory."""
+"""The columns of one additive mixed model fit — parametric X, the smooths' bases at their binned
+(or unique) values, the groups and their random slopes — and the REML of a (working) response on
+them: what [`skmixed.AdditiveMixed`][skmixed.AdditiveMixed] fits, in memory."""
 
 import numpy as np
 

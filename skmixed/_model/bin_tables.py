@@ -6,11 +6,11 @@ A chunk's rows are reduced to tables indexed by the smooths' bins and the groups
 random-effect column z (1, slopes) ``Σ w z z'``, ``Σ w z [X, y]`` and the (group, bin)
 tables of ``Σ w z`` — none of which needs the smooths' bases, which depend on the bin counts
 of all rows. After the last chunk the bases are built and every product of
-:class:`~skmixed._model.additive_cross.CrossProducts` follows from the tables: ``B'diag(n)B``,
+`CrossProducts` follows from the tables: ``B'diag(n)B``,
 ``B'S``, ``B_j'T_jl B_l`` and ``(G × bin) @ B``. The tables are what
 ``bam(discrete = TRUE)``'s compressed data hold, summed instead of stored.
 
-Binning is mgcv's (:func:`~skmixed._model.additive_cross.discretize`): a smooth's distinct values
+Binning is mgcv's (`discretize`): a smooth's distinct values
 while there are at most ``n_bins`` of them (tables indexed by value, in order of first
 appearance), else ``n_bins`` equally spaced values over the covariate's range, which must
 be known before the first chunk (Parquet statistics, or the source's ``ranges``); the
@@ -36,7 +36,7 @@ def _padded_sum(a, b):
 
 class RunningLevels:
     """Group labels met over chunks → running codes (order of first appearance);
-    :meth:`sort_order` gives the order an in-memory fit sorts them in."""
+    `sort_order` gives the order an in-memory fit sorts them in."""
 
     def __init__(self):
         self.position, self.levels = {}, []

@@ -20,7 +20,7 @@ The REML score in the variance components φ = (σ², σ²θ₁², …) (Gilmour
 inverse (REML: β included): for the factors in S, ``E z_k'(S⁻¹z)_k`` over Rademacher probes
 z; for the first, ``Σ 1/l² + E (S⁻¹z)'E'diag(1/l⁴)Ez`` (E: the first factor's coupling to
 S's columns). The probes are drawn once from a fixed seed (where S has at most
-:data:`EXACT_TRACES_UP_TO` columns they are its scaled unit vectors: exact traces), so the
+`EXACT_TRACES_UP_TO` columns they are its scaled unit vectors: exact traces), so the
 score is a deterministic function of φ and Newton steps converge to its root; their Monte-Carlo error (relative
 ``~ 1/√(probes)`` of the off-diagonal part of M⁻¹, small where levels have many rows) is
 what separates the result from the exact REML optimum — the tests and the benchmark check
@@ -63,7 +63,7 @@ def block_pcg(matvec, precond, rhs, x0=None, *, tol, max_iter=2000):
     """Preconditioned conjugate gradients on every column of ``rhs`` (m × R) at once
     (one product with the operator per iteration for all columns; the columns' steps are
     independent). ``tol``: relative residual per column (scalar or (R,)). Returns
-    ``(X, iterations)``; raises :class:`PCGError` when a column has not converged."""
+    ``(X, iterations)``; raises `PCGError` when a column has not converged."""
     R = rhs.shape[1]
     tol = np.broadcast_to(np.asarray(tol, dtype=float), (R,))
     X = np.zeros_like(rhs) if x0 is None else x0.copy()
@@ -350,8 +350,8 @@ class IterativeREML:
     def fit(self, theta0, *, max_iter=50, tol=1e-7):
         """Newton (average information) from θ₀ (σ² from the first solve), projected on
         φ ≥ 0: a component a step pushes through 0 goes a tenth of the way there (the
-        others' step re-solved with it fixed), and one pushed there :data:`FREEZE_AFTER`
-        times in a row, or below :data:`BOUNDARY` σ², is 0 from then on (its score at the
+        others' step re-solved with it fixed), and one pushed there `FREEZE_AFTER`
+        times in a row, or below `BOUNDARY` σ², is 0 from then on (its score at the
         boundary is rounding noise: the boundary fit, θ_k = 0, as lme4's)."""
         K1 = len(self.factors) + 1
         phi = np.concatenate([[1.0], np.asarray(theta0, dtype=float) ** 2])

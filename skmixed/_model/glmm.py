@@ -1,10 +1,10 @@
-"""The GLMM's Laplace / adaptive Gauss–Hermite deviance over (β, θ) (DESIGN §3).
+"""The GLMM's Laplace / adaptive Gauss–Hermite deviance over (β, θ).
 
 Rows are held in group order (a counting sort once per fit); each evaluation runs the
 per-group Newton iterations for the conditional modes (warm-started), then one more pass for
 the exact gradient (Laplace) or one pass per quadrature node plus one at the mode (adaptive
 Gauss–Hermite, value and exact gradient), all in parallel over groups
-(:mod:`skmixed._kernels.glmm`).
+(`skmixed._kernels.glmm`).
 """
 
 import numpy as np
@@ -77,18 +77,18 @@ class GroupedRows:
         return self.starts.shape[0] - 1
 
 
-#: :func:`fit_fixed_glm` takes a step whole, without comparing ℓ, where its predicted
+#: `fit_fixed_glm` takes a step whole, without comparing ℓ, where its predicted
 #: increase of ℓ is below this multiple of |ℓ|
 ROUNDING_INCREASE = 1e-10
 
 
 def fit_fixed_glm(family, rows, n_blocks=None, max_iter=100, tol=1e-14, return_loglik=False,
                   fpar=0.0):
-    """β of the GLM (a :class:`~skmixed.families.Family`, its parameter ``fpar``) without
+    """β of the GLM (a [`Family`][skmixed.families.Family], its parameter ``fpar``) without
     random effects by Fisher scoring (Newton's method for canonical links) with step
     halving (start values); with ``return_loglik`` also its log-likelihood. The rows are
     summed in ``n_blocks`` fixed blocks (default: a function of the number of rows,
-    :func:`skmixed._kernels.blocks.n_blocks`), not per thread."""
+    `skmixed._kernels.blocks.n_blocks`), not per thread."""
     X = rows.X
     p = X.shape[1]
     if n_blocks is None:
@@ -144,7 +144,7 @@ def family_param_start(family, X, y, offset, weights, beta):
 
 def row_sample(rows, max_rows):
     """Every k-th row of ``rows`` (k = ⌈n / max_rows⌉; the rows themselves when n ≤
-    max_rows) as a :class:`GroupedRows` without group structure: a GLM start needs no more."""
+    max_rows) as a `GroupedRows` without group structure: a GLM start needs no more."""
     n = rows.y.shape[0]
     k = -(-n // max_rows)
     if k <= 1:
@@ -160,7 +160,7 @@ def row_sample(rows, max_rows):
 
 def kernels_for(family, rows, min_rows, weighted=False):
     """The kernel module for a fit: written out for the family and the design's shape once
-    there are ``min_rows`` rows (see :mod:`skmixed._kernels.glmm_codegen`), else the
+    there are ``min_rows`` rows (see `skmixed._kernels.glmm_codegen`), else the
     generic one. ``weighted``: the fit passes frequency weights even if the rows have none
     (Gamma's, scaled by its shape)."""
     return (specialized_kernels(family.code, rows, weighted) if rows.y.shape[0] >= min_rows
@@ -171,12 +171,12 @@ class LaplaceDeviance:
     """The deviance of a one-factor GLMM as a function of ``x = (β, θ)``, or ``(β, θ, a)``
     for a family with a parameter ``a`` estimated with the fit (Gamma's ρ = −log φ, the
     negative binomial's log k), carried as its
-    :meth:`~skmixed.families.Family.laplace_param` says.
+    [`laplace_param`][skmixed.families.Family.laplace_param] says.
 
     ``n_agq = 1`` gives the Laplace approximation, ``n_agq > 1`` (scalar random effect)
     adaptive Gauss–Hermite quadrature, both with their exact gradients. From
     ``specialize_min_rows`` rows on, the kernels are the generated ones for the family and
-    the design's shape (:mod:`skmixed._kernels.glmm_codegen`).
+    the design's shape (`skmixed._kernels.glmm_codegen`).
     """
 
     specialize_min_rows = SPECIALIZE_MIN_ROWS

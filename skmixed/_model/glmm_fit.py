@@ -1,9 +1,9 @@
 """The fit of a one-factor GLMM (the Numba Laplace, quadrature and joint-PIRLS objectives
-of :mod:`.glmm`): the rows in group order on the internal columns, start values, lme4's
+of `glmm`): the rows in group order on the internal columns, start values, lme4's
 stages (Laplace, then quadrature from its optimum), the family's parameter, the Hessian →
-covariance, the modes at the optimum, the :class:`~.result.FitResult` on the user's
-columns. Also a model with identical factors fitted once (:func:`fit_identical_once`) and
-the finish of an optimization over a distributed objective (:func:`fit_objective`)."""
+covariance, the modes at the optimum, the `FitResult` on the user's
+columns. Also a model with identical factors fitted once (`fit_identical_once`) and
+the finish of an optimization over a distributed objective (`fit_objective`)."""
 
 import time
 import warnings
@@ -51,10 +51,10 @@ def warn_fitted_bounds(family, rows, beta, modes):
 
 
 def fit_one_factor(family, rows, term, *, n_agq, tol, max_iter):
-    """Fit a GLMM with one grouping factor (``family``: a :class:`~skmixed.families.Family`,
-    ``rows``: :class:`.glmm.GroupedRows` on the internal columns, ``term``: the random-effect
+    """Fit a GLMM with one grouping factor (``family``: a [`Family`][skmixed.families.Family],
+    ``rows``: `glmm.GroupedRows` on the internal columns, ``term``: the random-effect
     term) by the Laplace approximation, adaptive quadrature (``n_agq > 1``) or lme4's
-    ``nAGQ = 0``. Returns a dict: ``opt`` (:class:`.optimize.OptSummary`, final point
+    ``nAGQ = 0``. Returns a dict: ``opt`` (`optimize.OptSummary`, final point
     ``(β, θ)``), ``deviance``, ``beta``, ``fixed_cov``, ``modes``, ``cond_var``, ``sigma``,
     ``dispersion`` and ``timings``."""
     timings = {}
@@ -157,8 +157,8 @@ def grouped_rows(design, y, w, extra_cols, order, starts, fit_intercept, stackle
     and the per-row vectors (``extra_cols``: "trials", "offset" if given) in group order
     (``order``, None when sorted); constant or collinear fixed columns dropped (lme4's rank
     check; ``stacklevel`` of its warning, from the caller). Returns the
-    :class:`.glmm.GroupedRows`, the kept names, the dropped ones and the
-    :class:`.multilevel_fit.BackTransform`."""
+    `glmm.GroupedRows`, the kept names, the dropped ones and the
+    `multilevel_fit.BackTransform`."""
     n = y.shape[0]
     factor = design.factors[0]
     names = (["(Intercept)"] if fit_intercept else []) + list(design.fixed_names)
@@ -198,7 +198,7 @@ def grouped_rows(design, y, w, extra_cols, order, starts, fit_intercept, stackle
 
 
 def one_factor_result(r, back, factor, names, dropped, n_obs):
-    """The FitResult of a one-factor fit's dict ``r`` (:func:`fit_one_factor`, or the
+    """The FitResult of a one-factor fit's dict ``r`` (`fit_one_factor`, or the
     distributed fit): estimates, θ, modes on the user's columns; the optimizer's final
     point becomes ``(β, θ)`` on them."""
     beta, fixed_cov = back(r["beta"], r["fixed_cov"])
@@ -218,7 +218,7 @@ def one_factor_result(r, back, factor, names, dropped, n_obs):
 def fit_glmm(family, design, y, w, extra_cols, *, n_agq, fit_intercept, tol, max_iter):
     """A one-factor GLMM of the ModelSpec ``design`` (unused levels dropped; ``extra_cols``:
     the "trials" and "offset" columns if given): rows put in group order, then
-    :func:`fit_one_factor`; a FitResult."""
+    `fit_one_factor`; a FitResult."""
     t0 = time.perf_counter()
     factor = design.factors[0]
     order, starts = group_order(np.asarray(factor.codes, dtype=np.int64), len(factor.levels))
@@ -236,7 +236,7 @@ def fit_identical_once(family, design, sets, y, w, extra_cols, *, n_agq, fit_int
     """A several-factor GLMM with sets of identical factors (same rows, same term): the
     model with each set's first factor only — through the one-factor path when one factor
     is left, seconds instead of minutes on 10⁵ rows — its θ and modes then split among the
-    copies (:func:`~.identifiability.split_identical`)."""
+    copies (`split_identical`)."""
     copies = {j for s in sets for j in s[1:]}
     reduced = ModelSpec(**{**vars(design), "factors": [
         f for j, f in enumerate(design.factors) if j not in copies]})

@@ -1,9 +1,9 @@
 """Profile-likelihood intervals of a GLMM (lme4's ``confint(m, method = "profile")`` for
 ``glmer``): the Laplace (or adaptive quadrature) deviance — one factor
-:class:`.glmm.LaplaceDeviance`, several the fit's :mod:`.multilevel_glmm` deviance — with
+`glmm.LaplaceDeviance`, several the fit's `multilevel_glmm` deviance — with
 its gradient (exact but for the general several-factor path), over the user's parameters
 ``y = (SDs and correlations, β)``; each profile point minimizes it over the others by
-:class:`.profiles.NewtonProfile` (the Hessian at the optimum, BFGS-updated), so a point
+`profiles.NewtonProfile` (the Hessian at the optimum, BFGS-updated), so a point
 costs a few passes over the rows (lme4 re-optimizes with a derivative-free method).
 
 Families with a dispersion or size parameter are not profiled (as lme4: "can't (yet)
@@ -103,7 +103,7 @@ class GLMMProfile:
         return profile_intervals(self._zetas(which), level)
 
     def traces(self, level, which=None, n_points=21):
-        """(name, values, ζ) per parameter (:func:`.profiles.profile_traces`)."""
+        """(name, values, ζ) per parameter (`profiles.profile_traces`)."""
         return profile_traces(self._zetas(which), level, n_points)
 
     def _zetas(self, which):

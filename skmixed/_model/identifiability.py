@@ -25,14 +25,13 @@ many repeated rows, and a weighted fit is checked as its repeated rows would be 
 weight 0 are absent; so are levels with no positive weight).
 
 **Identical factors.** Two grouping factors that split the rows into the same groups (up to
-relabelling: ``g`` and a recoded copy, or ``b`` and ``b:a`` when ``b``'s labels are unique
-across ``a``) contribute the same random-intercept column twice: only the sum of their
-intercept variances is identified. lme4 fits such a model silently and splits the variance;
-here an :class:`~skmixed.exceptions.IdentifiabilityWarning` names the factors. With equal
-terms the split is symmetric — each of m copies gets ``Σ/m`` — and every criterion equals
-that of the model with one copy and ``Σ``, which :func:`split_identical` expands (used by
-MixedGLM, whose Laplace fit would otherwise search the flat ridge with an m-times larger
-random-effect system).
+relabelling: ``g`` and a recoded copy, or ``b`` and ``b:a`` when ``b``'s labels are unique across
+``a``) contribute the same random-intercept column twice: only the sum of their intercept variances
+is identified. lme4 fits such a model silently and splits the variance; here an
+[`IdentifiabilityWarning`][skmixed.exceptions.IdentifiabilityWarning] names the factors. With equal
+terms the split is symmetric — each of m copies gets ``Σ/m`` — and every criterion equals that of
+the model with one copy and ``Σ``, which `split_identical` expands (used by MixedGLM, whose Laplace
+fit would otherwise search the flat ridge with an m-times larger random-effect system).
 """
 
 import warnings
@@ -161,9 +160,9 @@ def split_identical(fitted, factors, sets, w, sigma=1.0):
     ``Σ/m`` (θ/√m), modes ``b/m``, and conditional variances ``c/m² + diag(Σ)(m − 1)/m²``
     (b_k given the copies' sum b is normal with mean b/m and covariance Σ(m − 1)/m²).
 
-    ``fitted``: the reduced fit's :class:`~.result.FactorFit` list (one per kept factor, in
+    ``fitted``: the reduced fit's `FactorFit` list (one per kept factor, in
     the order of ``factors`` without the dropped copies); ``factors``: the full design's
-    factors (:class:`~.spec.Factor`), their codes on rows alike, unused levels dropped;
+    factors (`Factor`), their codes on rows alike, unused levels dropped;
     ``w``: the weights (rows of weight 0 do not count); ``sigma``: the scale of θ
     (Σ = σ²TT'). Returns a FactorFit for every factor, in ``factors``' order.
     """

@@ -7,7 +7,7 @@ penalized least-squares problem whose blocked Cholesky factor gives
     ML:   d(θ) = Σ 2 log|L_i| + n (1 + log(2π r²/n))
     REML: d(θ) = Σ 2 log|L_i| + log|S| + (n − p)(1 + log(2π r²/(n − p)))
 
-with ``S = R_X'R_X`` and the penalized RSS ``r²`` (DESIGN §1). ``n = Σ w`` (frequency
+with ``S = R_X'R_X`` and the penalized RSS ``r²`` (Bates et al. 2015 §3). ``n = Σ w`` (frequency
 weights). Every evaluation costs O(G q³ + G q² p + p³) and never touches the rows.
 """
 
@@ -122,7 +122,7 @@ class PLSState:
 class ProfiledDeviance:
     """Profiled ML/REML deviance of a one-factor LMM as a function of θ.
 
-    Preallocates the per-group blocks once; :meth:`evaluate` fills them for a θ.
+    Preallocates the per-group blocks once; `evaluate` fills them for a θ.
     """
 
     def __init__(self, stats, term, reml=True, n_blocks=None):
@@ -156,10 +156,10 @@ class ProfiledDeviance:
         return self.stats.n - self.stats.p if self.reml else self.stats.n
 
     def factor_groups(self, T):
-        """The blocked scheme's first step (DESIGN §1) at the factor ``T``: every group's
-        ``L_i``, ``c_i``, ``R_i`` (left in :attr:`blocks`) and their reductions
+        """The blocked scheme's first step (`multilevel`) at the factor ``T``: every group's
+        ``L_i``, ``c_i``, ``R_i`` (left in `blocks`) and their reductions
         ``(Σ 2 log|L_i|, Σ R_i'R_i, Σ R_i'c_i, Σ ‖c_i‖²)``. With one grouping factor this is
-        the whole random-effect part; with several (:mod:`skmixed._model.multilevel`) it
+        the whole random-effect part; with several (`skmixed._model.multilevel`) it
         eliminates the first factor before the others' Schur complement."""
         st = self.stats
         pls_groups(T, st.C, st.D, st.e, self._L, self._c, self._R,
@@ -173,7 +173,7 @@ class ProfiledDeviance:
         return self._L, self._c, self._R
 
     def evaluate(self, theta):
-        """Solve the PLS problem at θ; return a :class:`PLSState` (deviance inf if degenerate)."""
+        """Solve the PLS problem at θ; return a `PLSState` (deviance inf if degenerate)."""
         st = self.stats
         theta = np.asarray(theta, dtype=float)
         T = self.term.factor(theta)
@@ -214,7 +214,7 @@ class ProfiledDeviance:
     def gradient_parts(self, state):
         """``(∂ℓ/∂θ, ∂r²/∂θ)`` at an evaluated state: the log-determinant part ℓ of the
         deviance (with log|S| for REML) and the penalized RSS (the unprofiled deviance's
-        gradient, :mod:`.lmm_inference`)."""
+        gradient, `lmm_inference`)."""
         st = self.stats
         p = st.p
         if p:
@@ -229,7 +229,7 @@ class ProfiledDeviance:
     def conditional_modes(self, state):
         """Conditional modes ``b_i`` (G, q) and relative conditional covariances (G, q, q).
 
-        The buffers must hold ``state``'s θ (call :meth:`evaluate` at it first).
+        The buffers must hold ``state``'s θ (call `evaluate` at it first).
         """
         G, q = self.stats.n_groups, self.term.q
         modes = np.empty((G, q))

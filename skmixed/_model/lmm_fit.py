@@ -1,6 +1,6 @@
 """The linear mixed model with one grouping factor from its per-group sufficient statistics
-(DESIGN §1): the centring and scaling of the columns, the rank check, θ by the profiled
-deviance of :mod:`skmixed._model.lmm`, and the :class:`~skmixed._model.result.FitResult`.
+(Bates et al. 2015 §3): the centring and scaling of the columns, the rank check, θ by the profiled
+deviance of `skmixed._model.lmm`, and the `FitResult`.
 The row pass that makes the statistics (in memory, chunked, Dask) is the data source's."""
 
 import time
@@ -20,8 +20,8 @@ __all__ = ["centring_shift", "response_shift", "fit_crossprods"]
 
 
 def centring_shift(design, y, fit_intercept, slope_pos=None):
-    """Values subtracted from ``v = [1, x…, y]`` in the row pass (DESIGN §1 sums): the
-    fixed columns' centres of :class:`~skmixed._model.scaling.ColumnScaling` (0 for
+    """Values subtracted from ``v = [1, x…, y]`` in the row pass (the sums of `lmm`): the
+    fixed columns' centres of `ColumnScaling` (0 for
     random-slope columns — ``slope_pos``, default ``design.slope_pos`` — and without an
     intercept) and, with an intercept, the mean of a strided sample of y. It keeps
     ``y'y − Σ‖c_i‖² − ‖c_β‖²`` free of cancellation when y or a column has a large mean;

@@ -2,7 +2,7 @@
 of a REML fit, the unprofiled deviance over (θ, σ), profile-likelihood intervals,
 Satterthwaite's degrees of freedom, and the parametric bootstrap.
 
-What a fit keeps (:class:`GaussianInference`) is the cross-products of its internal
+What a fit keeps (`GaussianInference`) is the cross-products of its internal
 (centred and scaled) columns — O(levels), never the rows — so every method here costs what
 a few fits from sums cost, whatever the number of rows.
 
@@ -244,7 +244,7 @@ class GaussianInference:
         over the rows is, by Woodbury (``V⁻¹ = σ⁻²(I − Z K Z')``, ``K = Λ(I + Λ'Z'ZΛ)⁻¹Λ'``),
         one of ``Z'Z``, ``Z'X`` and ``X'X``: with one factor a sum over its groups of
         q × q blocks; with several, one dense block of all their columns (up to
-        :data:`KR_DENSE_COLUMNS`)."""
+        `KR_DENSE_COLUMNS`)."""
         if not self.reml:
             raise ValueError("ddf='Kenward-Roger' needs a REML fit (pbkrtest's), not ML; "
                              "refit with reml=True or use ddf='Satterthwaite'.")
@@ -327,7 +327,7 @@ class GaussianInference:
 
     # ---------------------------------------------------------------- bootstrap
     def bootstrap_plan(self):
-        """The per-fit constants of :meth:`bootstrap_replicate` (one factor only)."""
+        """The per-fit constants of `bootstrap_replicate` (one factor only)."""
         st = self.stats
         lam, V = np.linalg.eigh(st.C)  # (G, q), (G, q, q)
         tol = 1e-12 * np.maximum(lam.max(axis=1, keepdims=True), 1e-300)

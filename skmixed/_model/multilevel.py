@@ -1,5 +1,5 @@
 """Linear mixed models with several grouping factors (nested or crossed): the blocked
-Cholesky factorization of DESIGN §1 (MixedModels.jl's scheme, Bates et al. 2015 §3).
+Cholesky factorization (MixedModels.jl's scheme, Bates et al. 2015 §3).
 
 With ``Λ = blockdiag(I_{G_k} ⊗ T_k)`` over the factors and ``A = Λ'Z'WZΛ + I``, the
 factor with the most random-effect columns comes first: its part of A is block diagonal
@@ -44,7 +44,7 @@ _LOG_2PI = np.log(2.0 * np.pi)
 class FactorColumns:
     """One grouping factor's random-effect columns: ``codes`` (n,) in 0..G−1, ``values``
     (n, q): the row's random-effect covariates ([1, slopes…]), ``term`` its covariance
-    structure (:class:`~skmixed._model.terms.RandomEffectTerm`)."""
+    structure (`RandomEffectTerm`)."""
 
     codes: np.ndarray
     n_levels: int
@@ -57,7 +57,7 @@ class FactorColumns:
 
 
 #: the other factors' Schur complement is factored densely up to this many columns (InstEval:
-#: 1,156), and beyond it while its pattern is dense (:func:`dense_rest`)
+#: 1,156), and beyond it while its pattern is dense (`dense_rest`)
 DENSE_LIMIT = 4000
 #: a pattern with at least this share of the lower triangle's entries is dense (crossed
 #: factors: every item pair met by some user); a sparser one (nested factors) goes to
@@ -74,9 +74,9 @@ def _physical_memory():
 
 def dense_rest(B, ZZr):
     """Whether the rest factors' Schur complement ``A_rr − F'F`` is factored densely: up to
-    :data:`DENSE_LIMIT` columns always; beyond, when its pattern (ZZr's and the pairs of
+    `DENSE_LIMIT` columns always; beyond, when its pattern (ZZr's and the pairs of
     each first-factor level's nonzeros in ``B``, an upper bound of F'F's) fills at least
-    :data:`DENSE_SHARE` of the triangle and two dense copies take at most half the
+    `DENSE_SHARE` of the triangle and two dense copies take at most half the
     machine's memory (the crossed 20,000 × 5,000 case: 5,000 columns, 0.2 GB each)."""
     Qr = ZZr.shape[0]
     if Qr <= DENSE_LIMIT:
@@ -87,7 +87,7 @@ def dense_rest(B, ZZr):
 
 def nested_diagonal_rest(B, factors):
     """Whether the rest block's Schur complement is diagonal whatever θ: one
-    intercept-only factor after the first, nested in it (:func:`nested_rest`: each
+    intercept-only factor after the first, nested in it (`nested_rest`: each
     first-factor level meets at most one of its levels) — two nested factors."""
     return len(factors) == 2 and factors[1].term.q == 1 and nested_rest(B, factors)
 
@@ -120,9 +120,9 @@ def rest_pattern_share(B, ZZr):
 
 class RestFactor:
     """The other factors' Schur complement ``S = A_rr − F'F``, factored: a dense Cholesky
-    factor, or (``S`` sparse: more than :data:`DENSE_LIMIT` columns) SciPy's SuperLU with a
+    factor, or (``S`` sparse: more than `DENSE_LIMIT` columns) SciPy's SuperLU with a
     symmetric fill-reducing order and no pivoting (S is positive definite; a nonpositive
-    pivot means it is not, and raises LinAlgError). :meth:`solve` gives ``S⁻¹b``."""
+    pivot means it is not, and raises LinAlgError). `solve` gives ``S⁻¹b``."""
 
     def __init__(self, S):
         self.sparse = sparse.issparse(S)
@@ -424,7 +424,7 @@ class MultiProfiledDeviance:
     def _finish(self, theta, logdet, solve, first, Kr, gr, pieces, rest=None):
         """From the first factor's reductions ``first = (Σ R_i'R_i, Σ R_i'c_i, Σ ‖c_i‖²)``
         and the factored rest block (``solve(b) = S_rr⁻¹b``): the fixed effects' Schur
-        complement, β, r² and the deviance (the last steps of DESIGN §1's blocked
+        complement, β, r² and the deviance (the last steps of the blocked
         factorization)."""
         st, p = self.stats, self.stats.p
         RtR, Rtc, cc = first
@@ -491,8 +491,8 @@ HEAVY_FROM_COLUMNS = 1000
 
 class PairRows:
     """The rows of the pair table ``B`` (CSR, columns sorted) split into light ones, for the
-    pair kernels (:mod:`skmixed._kernels.sparse_pairs`), and heavy ones (see
-    :data:`HEAVY_ROW`), held as a dense block ``H`` (rows × Q_r) for BLAS: the Schur
+    pair kernels (`skmixed._kernels.sparse_pairs`), and heavy ones (see
+    `HEAVY_ROW`), held as a dense block ``H`` (rows × Q_r) for BLAS: the Schur
     complement's ``−F'F``, ``F S`` on F's pattern and the quadratic forms ``f_i'S f_i``
     for values ``data`` on B's pattern."""
 
@@ -523,7 +523,7 @@ class PairRows:
         return self.H
 
     def schur_lower(self, lam, zz_indptr, zz_indices, zz_data, data, out, n_parts):
-        """:func:`scaled_schur_lower` into ``out`` (Fortran order; ``zz_*``: the rest's
+        """`scaled_schur_lower` into ``out`` (Fortran order; ``zz_*``: the rest's
         own cross-products, lower triangle, CSR), heavy rows by syrk."""
         scaled_schur_lower(lam, zz_indptr, zz_indices, zz_data, self.light_indptr,
                            self.light_indices, self._light(data), out, n_parts)
@@ -535,7 +535,7 @@ class PairRows:
             out[...] = res
 
     def pattern_products(self, data, S, out):
-        """:func:`row_pattern_products` (``F S`` on B's pattern; S's lower triangle)."""
+        """`row_pattern_products` (``F S`` on B's pattern; S's lower triangle)."""
         light = out if self.all else np.empty(self.light_pos.size)
         row_pattern_products(self.light_indptr, self.light_indices, self._light(data), S,
                              light)
@@ -546,7 +546,7 @@ class PairRows:
         out[self.heavy_pos] = HS[self.heavy_r, self.heavy_c]
 
     def quadratic_forms(self, data, S, out):
-        """:func:`row_quadratic_forms` (``f_i'S f_i`` per row; S's lower triangle)."""
+        """`row_quadratic_forms` (``f_i'S f_i`` per row; S's lower triangle)."""
         row_quadratic_forms(self.light_indptr, self.light_indices, self._light(data), S, out)
         if self.all:
             return
@@ -664,7 +664,7 @@ class ScalarFactorsDeviance(MultiProfiledDeviance):
         return state.deviance, grad
 
     def last_state(self, theta):
-        """The state of the last :meth:`value_and_grad` if it was at θ (the optimizer's
+        """The state of the last `value_and_grad` if it was at θ (the optimizer's
         optimum, usually: its modes and variances are already there), else a new one."""
         last = getattr(self, "_last", None)
         if last is not None and np.array_equal(last.theta, np.asarray(theta, dtype=float)):
@@ -714,8 +714,8 @@ class ScalarFactorsDeviance(MultiProfiledDeviance):
         return grad
 
     def conditional_modes(self, state):
-        """As :meth:`MultiProfiledDeviance.conditional_modes` (scalar terms), from
-        :meth:`_spherical`."""
+        """As `MultiProfiledDeviance.conditional_modes` (scalar terms), from
+        `_spherical`."""
         u, var = self._spherical(state)
         out, start = [], 0
         for k, f in enumerate(self.factors):

@@ -1,12 +1,12 @@
 """Fits with several grouping factors (nested or crossed) from a
-:class:`~skmixed._model.spec.ModelSpec`: the LMM by the profiled deviance of
-:mod:`skmixed._model.multilevel`, the GLMM by the Laplace approximation of
-:mod:`skmixed._model.multilevel_glmm`; both return a :class:`~skmixed._model.result.FitResult`.
-The fixed columns are centred and scaled (:class:`~skmixed._model.scaling.ColumnScaling`)
-and collinear ones dropped first (:func:`prepare_fixed`); :class:`BackTransform` maps the
+`ModelSpec`: the LMM by the profiled deviance of
+`skmixed._model.multilevel`, the GLMM by the Laplace approximation of
+`skmixed._model.multilevel_glmm`; both return a `FitResult`.
+The fixed columns are centred and scaled (`ColumnScaling`)
+and collinear ones dropped first (`prepare_fixed`); `BackTransform` maps the
 estimates back to the user's columns. The LMM's cross-products come from the rows
-(:func:`fit_multi_lmm`) or from the sums of a chunked pass (:func:`fit_multi_sums`,
-:mod:`skmixed._model.multilevel_sums`); both then run :func:`fit_multi_crossproducts`."""
+(`fit_multi_lmm`) or from the sums of a chunked pass (`fit_multi_sums`,
+`skmixed._model.multilevel_sums`); both then run `fit_multi_crossproducts`."""
 
 import time
 from contextlib import ExitStack
@@ -65,7 +65,7 @@ def fit_multi_lmm(design, y, w, *, reml, fit_intercept, n_threads, tol, max_iter
 def fit_multi_sums(design, sums, shift, *, reml, fit_intercept, n_threads, tol, max_iter,
                    estimator_name, weighted, stacklevel, solver="auto"):
     """The LMM with several factors from the sums of a chunked row pass (``sums``: a
-    :class:`~skmixed._model.multilevel_sums.MultiSums` over the levels of ``design``'s
+    `MultiSums` over the levels of ``design``'s
     factors, unused ones dropped; ``shift``: what the pass subtracted from ``v = [1, x…,
     y]``): the columns' scales from the sums (as a one-factor fit's), collinear columns
     dropped, the in-memory fit's checks and optimization on the same cross-products.
@@ -123,7 +123,7 @@ def fit_multi_crossproducts(design, order, cols, stats, names, dropped, back, *,
     """Everything after the row pass (in memory or by chunks): θ by the profiled deviance
     of ``stats`` (a MultiCrossproducts of the internal columns, the factors ``cols`` in
     elimination ``order``), or by the iterative REML of
-    :mod:`~skmixed._model.crossed_iterative` (``solver``, :func:`use_iterative`), the
+    `crossed_iterative` (``solver``, `use_iterative`), the
     estimates mapped back by ``back``; ``y_shift``: what was subtracted from y (added to
     the intercept); ``repeated``: two factors split the rows identically (the checks'
     identical sets). A FitResult."""
@@ -212,8 +212,8 @@ def use_iterative(solver, cols, B, ZZr, *, reml, repeated=False):
     """Whether the fit is the iterative one: ``solver`` "iterative" (the model must be one
     it fits: REML, intercept-only factors, at least two), "exact" never, "auto" for such
     models whose rest block (``ZZr``; ``B`` the first factor's pairs with it) has at least
-    :data:`ITERATIVE_FROM` columns and is crossed with the first factor — not nested in it
-    (:func:`~skmixed._model.multilevel.nested_rest`: the exact path's diagonal or sparse
+    `ITERATIVE_FROM` columns and is crossed with the first factor — not nested in it
+    (`nested_rest`: the exact path's diagonal or sparse
     factorization is cheap there). Sparse crossed data (100,000 users × 10,000 items,
     five ratings each) count as crossed: their sparse LU fills in. ``repeated``: two
     factors split the rows identically — their variances' split is not identified and the
@@ -236,7 +236,7 @@ def use_iterative(solver, cols, B, ZZr, *, reml, repeated=False):
 
 def _fit_iterative(design, order, cols, stats, names, dropped, back, *, y_shift, timings,
                    max_iter):
-    """The iterative REML fit (:class:`~skmixed._model.crossed_iterative.IterativeREML`)
+    """The iterative REML fit (`IterativeREML`)
     as a FitResult: the criterion is not evaluated (NaN), nor the modes' conditional
     variances (NaN); the fixed effects' covariance is exact."""
     t1 = time.perf_counter()
@@ -292,7 +292,7 @@ GLMM_DENSE_THREADS_FROM = 2500
 
 def _dense_threads(objective, n_threads, start=None):
     """BLAS threads for an objective's dense rest block (``objective.rest_columns``): all
-    from ``start`` columns (:data:`DENSE_THREADS_FROM`), else one."""
+    from ``start`` columns (`DENSE_THREADS_FROM`), else one."""
     start = DENSE_THREADS_FROM if start is None else start
     return n_threads if objective.rest_columns >= start else 1
 
@@ -325,8 +325,8 @@ def _moment_start(stats, factors):
 def prepare_fixed(design, y, w, fit_intercept):
     """The weights (ones for none), the fixed columns, the fixed-effect block on the
     internal columns (intercept first, centred and scaled by
-    :class:`~skmixed._model.scaling.ColumnScaling`, collinear columns dropped), the kept
-    names, the dropped ones, and the map of the estimates back (:class:`BackTransform`)."""
+    `ColumnScaling`, collinear columns dropped), the kept
+    names, the dropped ones, and the map of the estimates back (`BackTransform`)."""
     n = y.shape[0]
     weights = w if w.size else np.ones(n)
     Xf = np.column_stack(design.columns) if design.columns else np.empty((n, 0))
@@ -351,7 +351,7 @@ class BackTransform:
         return self.scaling.to_original(beta, cov, self.kept)
 
     def factor_fit(self, factor, theta, modes, cond, scale=1.0):
-        """A factor's :class:`~skmixed._model.result.FactorFit` on the user's columns from
+        """A factor's `FactorFit` on the user's columns from
         the fit's own θ, modes (G, q) and their conditional covariances relative to
         ``scale`` — (G, q, q), or their diagonals (G, q)."""
         cond = np.asarray(cond)
@@ -370,12 +370,12 @@ class BackTransform:
 
 def slope_columns(design):
     """The fixed columns (positions) with a random slope in some factor: scaled, never
-    centred (:class:`~skmixed._model.scaling.ColumnScaling`)."""
+    centred (`ColumnScaling`)."""
     return sorted({int(j) for f in design.factors for j in f.slope_pos})
 
 
 def multi_centring_shift(design, y, fit_intercept):
-    """:func:`~skmixed._model.lmm_fit.centring_shift` of a several-factor ModelSpec."""
+    """`centring_shift` of a several-factor ModelSpec."""
     return centring_shift(design, y, fit_intercept, slope_pos=slope_columns(design))
 
 
@@ -432,7 +432,7 @@ def laplace_threads(lap, exact):
 
 def fit_multi_glmm(design, y, w, m, offset, *, family, fit_intercept, tol, max_iter):
     """Binomial (logit), Poisson or negative binomial (log) GLMM with several factors by
-    the Laplace approximation (:class:`~skmixed._model.multilevel_glmm.MultiLaplace`);
+    the Laplace approximation (`MultiLaplace`);
     start β from the GLM without random effects, θ = 1 (lme4's), the family's parameter
     from the GLM's residuals. A FitResult."""
     t0 = time.perf_counter()
@@ -476,9 +476,9 @@ def fit_multi_glmm(design, y, w, m, offset, *, family, fit_intercept, tol, max_i
 
 
 def glm_start(X, y, m, offset, w, family):
-    """β of the GLM without random effects (:func:`~skmixed._model.glmm.fit_fixed_glm` on
+    """β of the GLM without random effects (`fit_fixed_glm` on
     the rows as one block; ``m``, ``offset``, ``w`` may be empty: 0/1 y, no offset, unit
-    weights; ``family``: a :class:`~skmixed.families.Family`)."""
+    weights; ``family``: a [`Family`][skmixed.families.Family])."""
     n = y.shape[0]
     rows = GroupedRows(np.asfortranarray(X, dtype=float), np.array([-1], dtype=np.int64),
                        np.ascontiguousarray(y, dtype=float), np.asarray(m, dtype=float),

@@ -1,5 +1,5 @@
 """Generalized linear mixed models with several grouping factors: the Laplace
-approximation (lme4's ``nAGQ = 1``) over the blocked system of DESIGN §1.
+approximation (lme4's ``nAGQ = 1``) over the blocked system of `multilevel`.
 
 For fixed (θ, β) the conditional modes û maximize ``ℓ(η) − ‖u‖²/2`` with
 ``η = offset + Xβ + ZΛu`` (penalized IRLS: Newton steps with
@@ -9,18 +9,18 @@ decrease), and
     d(θ, β) = −2 ℓ(η̂) + ‖û‖² + log|A(û)|
 
 is the Laplace deviance (lme4's, for binomial logit and Poisson log: the Fisher and
-observed information agree). A is factored as in :mod:`skmixed._model.multilevel` — the
+observed information agree). A is factored as in `skmixed._model.multilevel` — the
 factor with most columns block-diagonal, the rest one dense Schur complement — from
 ``Z'VZ`` recomputed (a sparse product over the rows) at each IRLS step; with few
-random-effect columns (:data:`DENSE_SYSTEM_COLUMNS`) A is dense instead
-(:class:`DenseSystem`). (θ, β) are optimized by Newton steps (lme4: BOBYQA,
+random-effect columns (`DENSE_SYSTEM_COLUMNS`) A is dense instead
+(`DenseSystem`). (θ, β) are optimized by Newton steps (lme4: BOBYQA,
 derivative-free); the standard errors come from the Hessian of d over (θ, β), as lme4's
 (``use.hessian = TRUE``). Here the gradients and the Hessian are central differences of d;
-the exact gradient is in :mod:`skmixed._model.scalar_laplace` (intercept-only factors, a
-canonical link: a fixed pattern) and :mod:`skmixed._model.pair_laplace` (random slopes,
+the exact gradient is in `skmixed._model.scalar_laplace` (intercept-only factors, a
+canonical link: a fixed pattern) and `skmixed._model.pair_laplace` (random slopes,
 the negative binomial: A⁻¹ on the cells of each row's column pairs, from the dense system or
 a blocked one with a dense rest; the probit and cloglog links too). This class alone serves
-the rest: rest blocks past the dense limit, pairs of rows past :data:`PAIR_ROWS_LIMIT`. One
+the rest: rest blocks past the dense limit, pairs of rows past `PAIR_ROWS_LIMIT`. One
 grouping factor has MixedGLM's fast path.
 """
 
@@ -54,7 +54,7 @@ def _kron_terms(factors, thetas):
 
 class BlockedSystem:
     """``A = Λ'MΛ + I`` for a symmetric sparse M (Q × Q, Z'VZ over the factors' columns,
-    the first factor's part block diagonal): factored by the blocked scheme; :meth:`solve`
+    the first factor's part block diagonal): factored by the blocked scheme; `solve`
     and the log determinant."""
 
     def __init__(self, M, factors, thetas):
@@ -146,7 +146,7 @@ class BlockedSystem:
 #: the general path holds ``A = Λ'Z'VZΛ + I`` dense (one LAPACK Cholesky, no sparse
 #: matrices built per PIRLS step) when the factors have at most this many columns in all
 #: (a 500-column Cholesky takes well under a millisecond; the blocked sparse build of
-#: :class:`BlockedSystem` ~5 ms of Python per step: small slope models spent 70 % there)
+#: `BlockedSystem` ~5 ms of Python per step: small slope models spent 70 % there)
 DENSE_SYSTEM_COLUMNS = 500
 #: … and forms ``Z'VZ`` by bincounts over each row's pairs of columns while rows × pairs
 #: stay below this (else one sparse product)
@@ -155,7 +155,7 @@ PAIR_ROWS_LIMIT = 20_000_000
 
 class DenseSystem:
     """``A = Λ'MΛ + I`` held dense and factored by LAPACK (few random-effect columns):
-    :meth:`solve`, ``logdet``, :meth:`inverse_diagonal_blocks`; ``A`` is Λ'MΛ, written
+    `solve`, ``logdet``, `inverse_diagonal_blocks`; ``A`` is Λ'MΛ, written
     over."""
 
     def __init__(self, A):
@@ -197,9 +197,9 @@ class DenseSystem:
 
 class MultiLaplace:
     """The Laplace deviance over (θ, β) of a GLMM with several grouping factors (see the
-    module docstring). ``factors``: :class:`~skmixed._model.multilevel.FactorColumns`
+    module docstring). ``factors``: `FactorColumns`
     (the first is eliminated block by block); ``family``: a
-    :class:`~skmixed.families.Family` — with a parameter (the negative binomial's size k),
+    [`Family`][skmixed.families.Family] — with a parameter (the negative binomial's size k),
     x ends with log k."""
 
     #: whether value_and_grad's gradient is exact (else central differences: 2k + 1 values)
@@ -250,7 +250,7 @@ class MultiLaplace:
 
     def _row_pairs(self):
         """Each row's pairs of Z columns as cells of the dense Q × Q ``Z'VZ`` (cell
-        indices, the rows, the products of Z's values), for :meth:`_cross`; None where
+        indices, the rows, the products of Z's values), for `_cross`; None where
         rows × pairs is too large or rows differ in their number of entries."""
         Z, Q = self.Z, self.Z.shape[1]
         n = Z.shape[0]
@@ -296,7 +296,7 @@ class MultiLaplace:
         return out
 
     def _system_of(self, M, thetas):
-        """The factored ``A = Λ'MΛ + I``: :class:`DenseSystem` or :class:`BlockedSystem`."""
+        """The factored ``A = Λ'MΛ + I``: `DenseSystem` or `BlockedSystem`."""
         if not self.dense:
             return BlockedSystem(M, self.factors, thetas)
         LtM = self._lam(thetas, M, transpose=True)
@@ -317,7 +317,7 @@ class MultiLaplace:
     def _joint_factor(self, system, wv, K):
         """The β part of the joint Newton system ``[[X'VX, K'], [K, A]]`` at the system's
         point: (K, A⁻¹K, the Cholesky factor of the fixed effects' Schur complement
-        ``X'VX − K'A⁻¹K``), for :meth:`_joint_solve`."""
+        ``X'VX − K'A⁻¹K``), for `_joint_solve`."""
         X = self.X
         Y = system.solve(K)
         S = (X * wv[:, None]).T @ X - K.T @ Y
@@ -327,7 +327,7 @@ class MultiLaplace:
 
     def _joint_solve(self, system, joint, b_b, b_u):
         """``[[X'VX, K'], [K, A]] (d_β, d_u) = (b_β, b_u)`` with the β part ``joint``
-        (:meth:`_joint_factor`; b_u: (Q,) or (Q, m))."""
+        (`_joint_factor`; b_u: (Q,) or (Q, m))."""
         K, Y, factor = joint
         r_u = system.solve(b_u)
         d_b = linalg.cho_solve(factor, b_b - K.T @ r_u)
@@ -358,7 +358,7 @@ class MultiLaplace:
     def _warm_start(self, eta_of, u):
         """The modes' start u (a copy), its η and objective; LinAlgError where a nonzero
         start's objective is not finite (a trial θ far above the last overflows ZΛu: then
-        :meth:`_from_zero_on_failure` starts from 0). Returns (u, η, h)."""
+        `_from_zero_on_failure` starts from 0). Returns (u, η, h)."""
         with np.errstate(over="ignore", invalid="ignore"):
             eta = eta_of(u)
             h = self._objective(eta, u) if np.all(np.isfinite(eta)) else np.inf
@@ -411,12 +411,12 @@ class MultiLaplace:
         return self._system_of(self._M, thetas)
 
     def laplace_deviance(self, eta, u, system):
-        """``−2ℓ(η̂) + ‖û‖² + log|A(û)|`` from :meth:`modes`' output."""
+        """``−2ℓ(η̂) + ‖û‖² + log|A(û)|`` from `modes`' output."""
         return self._objective(eta, u) + system.logdet
 
     def state_at(self, x):
         """(û, the Laplace deviance, A⁻¹'s diagonal blocks per factor: the spherical
-        modes' conditional variances) at x = (θ, β[, extra]) (:meth:`modes` sets the
+        modes' conditional variances) at x = (θ, β[, extra]) (`modes` sets the
         family's parameter from x)."""
         u, eta, system = self.modes(x)
         return (u, self.laplace_deviance(eta, u, system),
@@ -519,10 +519,10 @@ class MultiLaplace:
         """lme4's two stages: θ by the ``nAGQ = 0`` deviance (β and u by joint PIRLS, the
         family's parameter at ``extra0``; L-BFGS-B with forward differences), then
         x = (θ, β, extra) by the Laplace deviance from there (Newton steps with
-        :meth:`hessian`, BFGS-updated; gradients by central differences — with the exact
+        `hessian`, BFGS-updated; gradients by central differences — with the exact
         gradient of a subclass (``exact_gradient``): L-BFGS on log θ, then Newton steps on
         differences of the gradient). Returns the
-        second stage's :class:`~skmixed._model.optimize.OptSummary`: its Hessian, fresh
+        second stage's `OptSummary`: its Hessian, fresh
         near the optimum, gives the standard errors; ``n_iter`` counts both stages,
         ``n_evals`` every deviance evaluation (gradients and Hessians included)."""
         extra0 = np.asarray(extra0, dtype=float)

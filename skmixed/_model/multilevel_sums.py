@@ -1,6 +1,6 @@
 """The sufficient statistics of an LMM with several grouping factors, gathered chunk by
 chunk (out of core, Dask partitions): the sums of
-:class:`~skmixed._model.multilevel.MultiCrossproducts`, added up from parts of the rows.
+`MultiCrossproducts`, added up from parts of the rows.
 
 Over ``v = [1, x − c, y − y₀]`` (the fixed columns shifted by centres c — 0 for random-slope
 columns — and y by y₀, both from the first rows: any value near the means keeps the sums
@@ -8,13 +8,13 @@ free of cancellation) a chunk gives
 
 * per factor k and level i, ``Z_ki'W v`` (q_k × m; its first row is the level's Σ w v, its
   columns at the term's positions the diagonal block ``Z_ki'WZ_ki``): the one-factor row
-  kernel (:func:`~skmixed._kernels.crossprod.grouped_crossprods`), once per factor;
+  kernel (`grouped_crossprods`), once per factor;
 * per pair of factors k < l, the weighted contingency table ``Z_k'WZ_l``
   (G_k q_k × G_l q_l, sparse: only the level pairs some row meets — never n × G);
 * ``v'Wv``.
 
 All are sums over rows, so chunks add up once their levels are mapped to running codes
-(the caller maps labels; :class:`RunningSums` takes the codes). :func:`multi_crossproducts`
+(the caller maps labels; `RunningSums` takes the codes). `multi_crossproducts`
 then divides by the columns' scales and keeps the independent fixed columns: the
 MultiCrossproducts an in-memory fit forms from its centred and scaled rows, to rounding
 (another centre only moves the intercept of the internal parametrization, which the
@@ -193,8 +193,8 @@ class RunningSums:
 
 
 def multi_crossproducts(sums, order, z_pos, scale, fixed):
-    """The :class:`~skmixed._model.multilevel.MultiCrossproducts` of ``sums`` (a
-    :class:`MultiSums`) on the internal columns: the factors in elimination ``order``,
+    """The `MultiCrossproducts` of ``sums`` (a
+    `MultiSums`) on the internal columns: the factors in elimination ``order``,
     ``z_pos[k]`` factor k's positions in v, ``scale`` (m,) what each column of v is divided
     by (1 for the constant and y), ``fixed`` the positions in v of the fixed-effect
     block's columns (the intercept, the kept columns)."""
@@ -229,7 +229,7 @@ def multi_crossproducts(sums, order, z_pos, scale, fixed):
 
 def identical_factors(sums, qs):
     """Sets (lists of 2 or more indices) of the factors that split the rows with positive
-    weight identically (:func:`~skmixed._model.identifiability.identical_factor_sets` from
+    weight identically (`identical_factor_sets` from
     the rows' codes), from the contingency tables: two factors with G levels each, all
     with weight, are one partition iff their table has G cells with weight (one per level
     of each)."""

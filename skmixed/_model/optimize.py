@@ -1,10 +1,10 @@
 """The one optimizer interface of the models, and the record of an optimization (lme4's
 optinfo, MixedModels.jl's OptSummary).
 
-:func:`minimize` minimizes a criterion (−2 log-likelihood, REML criterion, deviance) over a
-parameter space (:mod:`.spaces`) by a named method; every fit goes through it, and a new
+`minimize` minimizes a criterion (−2 log-likelihood, REML criterion, deviance) over a
+parameter space (`spaces`) by a named method; every fit goes through it, and a new
 method is a function here plus its entry in ``METHODS``. θ is searched without bounds
-where the criterion has an exact gradient (:mod:`.spaces`); Newton steps with a
+where the criterion has an exact gradient (`spaces`); Newton steps with a
 finite-difference Hessian finish those searches and give the convergence test: the
 predicted further decrease ``½ g'H⁻¹g``, in the criterion's own units.
 """
@@ -112,7 +112,7 @@ class FiniteDifferenceGradient:
 
 def minimize(objective, space, *, method, tol=1e-8, max_iter=1000, blas_threads=1,
              **options):
-    """Minimize ``objective`` over ``space`` by ``method``; returns an :class:`OptSummary`.
+    """Minimize ``objective`` over ``space`` by ``method``; returns an `OptSummary`.
 
     ``objective`` has ``value_and_grad(x) -> (f, g)`` (exact gradient) and/or ``value(x)``,
     optionally ``hessian(x)`` (used by "newton" instead of finite differences of the
@@ -208,7 +208,7 @@ class _Counted:
         return float(self.objective.value(np.asarray(x, dtype=float)))
 
     def hessian(self, x, g, step, central):
-        """The objective's own Hessian, else :func:`_hessian` of the gradient."""
+        """The objective's own Hessian, else `_hessian` of the gradient."""
         if hasattr(self.objective, "hessian"):
             return np.asarray(self.objective.hessian(x), dtype=float)
         return _hessian(self, x, g, step, central)

@@ -31,9 +31,9 @@ Newton system and ``Z̃a`` becomes ``Xa_β + Z̃a_u`` (the same formula).
 Both the leverages and the traces need A⁻¹ only where a row has two columns — on the cells of
 each row's column pairs (``(A⁻¹z̃_i)`` restricted to row i's columns, ``R_i``: lev_i =
 ``z̃_i'R_i``, the trace ``Σ_i wv_i z_i[a] R_i[b]`` for θ_j at the template's cell (a, b)):
-from the dense system's inverse, or from the blocked one (:meth:`~skmixed._model.
-multilevel_glmm.BlockedSystem.inverse_at`; a dense rest block). This is the scalar path's
-gradient (:mod:`skmixed._model.scalar_laplace`) for a general Λ.
+from the dense system's inverse, or from the blocked one
+(`skmixed._model.multilevel_glmm.BlockedSystem.inverse_at`; a dense rest block). This is the scalar path's
+gradient (`skmixed._model.scalar_laplace`) for a general Λ.
 """
 
 from types import SimpleNamespace
@@ -59,13 +59,13 @@ MODES_TOL = 1e-15
 
 
 def pair_laplace_applies(factors, family, y, w):
-    """Whether :class:`PairLaplace` fits the model: a family whose parameter, if any, the
+    """Whether `PairLaplace` fits the model: a family whose parameter, if any, the
     kernels take (binomial with any link, Poisson, the negative binomial), the rows'
-    column pairs within :data:`~skmixed._model.multilevel_glmm.PAIR_ROWS_LIMIT`, and a
-    dense system (at most :data:`~skmixed._model.multilevel_glmm.DENSE_SYSTEM_COLUMNS`
+    column pairs within `PAIR_ROWS_LIMIT`, and a
+    dense system (at most `DENSE_SYSTEM_COLUMNS`
     random-effect columns) or a blocked one with a dense rest (at most
-    :data:`~skmixed._model.multilevel.DENSE_LIMIT` columns after the first factor's, A⁻¹ on
-    the pattern within :data:`INVERSE_FLOPS`)."""
+    `DENSE_LIMIT` columns after the first factor's, A⁻¹ on
+    the pattern within `INVERSE_FLOPS`)."""
     param = family.laplace_param(y, w)
     if family.linear or not (param is None or param.in_kernels):
         return False
@@ -78,18 +78,18 @@ def pair_laplace_applies(factors, family, y, w):
 
 
 class PairLaplace(MultiLaplace):
-    """:class:`~skmixed._model.multilevel_glmm.MultiLaplace` with the exact gradient (module
+    """`MultiLaplace` with the exact gradient (module
     docstring): the Newton search differences it for its Hessian (the standard errors
     by central differences of it at the end)."""
 
     exact_gradient = True
 
     def modes(self, x, tol=MODES_TOL, max_iter=100):
-        """As the base class's, to :data:`MODES_TOL`."""
+        """As the base class's, to `MODES_TOL`."""
         return super().modes(x, tol=tol, max_iter=max_iter)
 
     def joint_modes(self, thetas, beta, tol=MODES_TOL, max_iter=100):
-        """As the base class's, to :data:`MODES_TOL`."""
+        """As the base class's, to `MODES_TOL`."""
         return super().joint_modes(thetas, beta, tol=tol, max_iter=max_iter)
 
     def _working_weights(self, eta):
@@ -125,8 +125,8 @@ class PairLaplace(MultiLaplace):
         return np.einsum("iab,ib->ia", inv, zt), z, zt
 
     def _gradient(self, thetas, u, system, joint=False):
-        """The gradient over (θ, β[, log k]) at the modes u of the last :meth:`modes`
-        (``joint``: of :meth:`joint_modes`, β among the modes) from the terms kept there."""
+        """The gradient over (θ, β[, log k]) at the modes u of the last `modes`
+        (``joint``: of `joint_modes`, β among the modes) from the terms kept there."""
         X = self.X
         _, l1, v, v1 = self._terms
         r, wv = self.w * l1, self.w * v

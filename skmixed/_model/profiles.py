@@ -1,5 +1,5 @@
 """What the profile-likelihood intervals and the numerical derivatives of inference share
-(:mod:`.lmm_inference`, :mod:`.glmm_inference`): the variance parameters on the user's
+(`lmm_inference`, `glmm_inference`): the variance parameters on the user's
 scale (lme4's SDs and correlations, and σ) and their map to θ; Richardson-extrapolated
 derivatives; the search for the ends of an interval, ``ζ(v) = ±z``; the profile of a
 smooth criterion with an exact gradient by Newton steps.
@@ -100,7 +100,7 @@ class VarianceMap:
         return np.array(out + ([sigma] if self.with_sigma else []))
 
     def from_user(self, phi):
-        """(internal θ, σ) of SDs/correlations (/σ): the inverse of :meth:`to_user`; θ is
+        """(internal θ, σ) of SDs/correlations (/σ): the inverse of `to_user`; θ is
         NaN where the correlations of a factor do not make a correlation matrix (the
         deviance there is infinite)."""
         sigma = float(phi[-1]) if self.with_sigma else 1.0
@@ -194,7 +194,7 @@ def richardson_gradient(f, x, rel=1e-2, floor=None):
 
 def richardson_hessian(f, x, rel=1e-2, floor=None):
     """Hessian of a scalar ``f`` at ``x`` by Richardson-extrapolated central second
-    differences (``floor`` as :func:`richardson_gradient`'s)."""
+    differences (``floor`` as `richardson_gradient`'s)."""
     x = np.asarray(x, dtype=float)
     k = x.size
     f0 = f(x)
@@ -365,7 +365,7 @@ def profile_intervals(zetas, level):
 
 
 def _end(name, zeta, est, step, target, bounds):
-    """:func:`interval_end`, or NaN with a warning naming the parameter where ζ does not
+    """`interval_end`, or NaN with a warning naming the parameter where ζ does not
     cross the target monotonically (a profile whose searches disagree) — or, for a ζ with
     a ``verify`` (a search started afresh from the optimum), where that search does not
     confirm ζ at the end to 1e-2."""

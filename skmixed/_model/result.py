@@ -1,6 +1,6 @@
-"""What a fit hands to its estimator: :class:`FitResult` (the fixed effects and their
+"""What a fit hands to its estimator: `FitResult` (the fixed effects and their
 covariance, each grouping factor's θ, modes and conditional variances as
-:class:`FactorFit`, σ, the criterion, the optimizer's record), and what every fit computes
+`FactorFit`, σ, the criterion, the optimizer's record), and what every fit computes
 the same way from its optimum: the fixed effects' covariance from the Hessian of the
 deviance, and the information criteria."""
 

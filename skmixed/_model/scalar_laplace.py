@@ -5,9 +5,9 @@ canonical links: binomial logit, Poisson log).
 
 Λ is diagonal (θ_k on factor k's columns), so ``A = ΛZ'VZΛ + I`` keeps one sparsity pattern
 for every θ and every PIRLS step: the first factor's diagonal, its level-by-level table with
-the other factors (``B``) and theirs among themselves, fixed once (:class:`ScalarPattern`);
+the other factors (``B``) and theirs among themselves, fixed once (`ScalarPattern`);
 each step only recomputes the values (weighted counts of the rows in each cell) and the
-blocked factorization of :mod:`skmixed._model.multilevel` (the first factor eliminated by
+blocked factorization of `skmixed._model.multilevel` (the first factor eliminated by
 scalings, the rest one Schur complement, dense — crossed factors fill it).
 
 The gradient of ``d(x) = −2ℓ(η̂) + ‖û‖² + log|A(η̂)|`` over x = (θ, β): the first two terms
@@ -17,7 +17,7 @@ is ``Σ_i w_i v'_i h_i ∂η̂_i/∂x`` with ``h_i`` row i's leverage ``z̃_i'A�
 ``∂û/∂x = A⁻¹ ∂g/∂x`` (g: the mode's equation ``ΛZ'r − u = 0``), all directions at once by
 one adjoint solve ``a = A⁻¹ΛZ's``. The leverages need A⁻¹ on the pattern only: the first
 factor's diagonal and its cells with the others from ``F S_rr⁻¹`` on F's pattern
-(:func:`~skmixed._kernels.sparse_pairs.row_pattern_products`), the rest from ``S_rr⁻¹``.
+(`row_pattern_products`), the rest from ``S_rr⁻¹``.
 """
 
 from types import SimpleNamespace
@@ -32,7 +32,7 @@ from .multilevel_glmm import MultiLaplace
 __all__ = ["ScalarLaplace", "ScalarPattern", "exact_laplace_applies"]
 
 #: evaluations whose modes, deviance and conditional variances are kept for the fit's
-#: report (:meth:`ScalarLaplace.state_at`; two vectors of Q each)
+#: report (`ScalarLaplace.state_at`; two vectors of Q each)
 STATES_KEPT = 16
 #: the modes are accepted where a fresh system's Newton decrement is below this multiple of
 #: |objective| (rounding leaves ~1e-33 on 1e5 crossed binomial rows)
@@ -46,12 +46,12 @@ CHORD_STEPS = 8
 
 
 def exact_laplace_applies(factors, family, y, w):
-    """Whether :class:`ScalarLaplace` fits this model: every factor intercept-only, a
+    """Whether `ScalarLaplace` fits this model: every factor intercept-only, a
     canonical link (Newton's information is the Laplace log determinant's), no family
     parameter estimated with the fit, and a rest block dense by
-    :func:`~skmixed._model.multilevel.dense_rest` (nested factors with thousands of outer
+    `dense_rest` (nested factors with thousands of outer
     levels have a sparse one: the general path's sparse LU). Returns the
-    :class:`ScalarPattern` when it applies, else None."""
+    `ScalarPattern` when it applies, else None."""
     if not (all(f.term.q == 1 for f in factors) and len(factors) > 1
             and family.canonical and not family.linear
             and family.laplace_param(y, w) is None):
@@ -71,7 +71,7 @@ class ScalarPattern:
     (first factor's levels × the other factors' columns, CSR, columns sorted) and the rest
     block's lower triangle ``R`` (CSR), with each row's cell in each (``pos_b``: (K−1, n),
     ``pos_r``: one row per pair of other factors, diagonal pairs included), so that the
-    values for row weights ``wv`` are bincounts (:meth:`values`)."""
+    values for row weights ``wv`` are bincounts (`values`)."""
 
     def __init__(self, factors):
         self.G = np.array([f.n_levels for f in factors], dtype=np.int64)
@@ -112,8 +112,8 @@ class ScalarPattern:
 class ScalarSystem:
     """``A = ΛMΛ + I`` for the pattern's values at θ, factored: ``l = √(θ₁² m₁ + 1)``
     per first-factor level, ``F = diag(θ₁/l) B diag(λ_r)``, the Schur complement
-    ``S_rr = λ_r R λ_r + I − F'F`` (dense, Cholesky in ``buffer``). :meth:`solve`,
-    ``logdet`` and, once, A⁻¹ on the pattern (:meth:`inverse_on_pattern`)."""
+    ``S_rr = λ_r R λ_r + I − F'F`` (dense, Cholesky in ``buffer``). `solve`,
+    ``logdet`` and, once, A⁻¹ on the pattern (`inverse_on_pattern`)."""
 
     def __init__(self, pattern, theta, values, buffer):
         d1, bvals, rvals = values
@@ -133,7 +133,7 @@ class ScalarSystem:
         self.joint = None  # the joint (β, u) step's β part (ScalarLaplace.joint_modes)
 
     def solve(self, b):
-        """A⁻¹b (b: (Q,) or (Q, m)); after :meth:`inverse_on_pattern` by S_rr⁻¹."""
+        """A⁻¹b (b: (Q,) or (Q, m)); after `inverse_on_pattern` by S_rr⁻¹."""
         G1 = self.l.size
         scale = self.l if b.ndim == 1 else self.l[:, None]
         b1 = b[:G1] / scale
@@ -150,7 +150,7 @@ class ScalarSystem:
 
     def inverse_on_pattern(self):
         """A⁻¹'s diagonal (Q,), its first-factor × rest cells on B's pattern, S_rr⁻¹'s
-        lower triangle (written over the factor: :meth:`solve` multiplies by it after;
+        lower triangle (written over the factor: `solve` multiplies by it after;
         computed once)."""
         if self.L is None:
             return self._inverse
@@ -174,9 +174,9 @@ class ScalarSystem:
 
 
 class ScalarLaplace(MultiLaplace):
-    """:class:`~skmixed._model.multilevel_glmm.MultiLaplace` for intercept-only factors and
-    a canonical link (:func:`exact_laplace_applies`): the same deviance, the PIRLS steps on
-    the fixed pattern (:class:`ScalarSystem`), and the exact gradient (module docstring);
+    """`MultiLaplace` for intercept-only factors and
+    a canonical link (`exact_laplace_applies`): the same deviance, the PIRLS steps on
+    the fixed pattern (`ScalarSystem`), and the exact gradient (module docstring);
     the Newton search differences the gradient for its Hessian."""
 
     exact_gradient = True
@@ -212,7 +212,7 @@ class ScalarLaplace(MultiLaplace):
                                for k, (c, f) in enumerate(zip(self.codes, self.factors))])
 
     def _lamzt_columns(self, theta, wv):
-        """``K = ΛZ'VX``: :meth:`_lamzt` of each weighted fixed column (Q × p)."""
+        """``K = ΛZ'VX``: `_lamzt` of each weighted fixed column (Q × p)."""
         X = self.X
         return np.column_stack([self._lamzt(theta, wv * X[:, j]) for j in range(X.shape[1])])
 
@@ -227,9 +227,9 @@ class ScalarLaplace(MultiLaplace):
         return -2.0 * float(self.w @ ll) + float(u @ u)
 
     def _start(self, key, point, v, eta_of):
-        """The modes' start at ``point`` (x for :meth:`modes`, θ for :meth:`joint_modes`):
+        """The modes' start at ``point`` (x for `modes`, θ for `joint_modes`):
         the last modes ``v``, or their first-order prediction ``v₀ + D (point − point₀)``
-        from the last gradient's point (``_tangents[key]``, :meth:`_tangent`) where that
+        from the last gradient's point (``_tangents[key]``, `_tangent`) where that
         has the lower objective — a finite-difference step's modes to ~1e-10, a Newton
         step's to a fraction of the PIRLS steps. Returns (v, η, h)."""
         eta = eta_of(v)
@@ -246,7 +246,7 @@ class ScalarLaplace(MultiLaplace):
         return v.copy(), eta, h
 
     def _tangent(self, key, point, v, system, theta, joint):
-        """Records ∂v̂/∂point at the modes for :meth:`_start`: the Newton matrix's inverse
+        """Records ∂v̂/∂point at the modes for `_start`: the Newton matrix's inverse
         times ∂g/∂point, g the modes' equations — ``ΛZ'r(η) − u`` (and ``X'r(η)``
         jointly), ``∂r/∂η = −wv`` (canonical link): along θ_k ``Z_k'r − ΛZ'(wv ∘ Z_k u_k)``
         (and ``−X'(wv ∘ Z_k u_k)``), along β_j ``−ΛZ'(wv ∘ x_j)``; solves by S_rr⁻¹
@@ -276,10 +276,10 @@ class ScalarLaplace(MultiLaplace):
         previous evaluation's, or one made at an earlier step) costs a row pass and a solve,
         a new one a dense Cholesky of the rest block (a second at 1e6 rows × 5,000 items).
         A step by an older factorization is taken while it lowers the objective and
-        :meth:`_chord_pays`; otherwise, and once the decrement is below the acceptance, the
+        `_chord_pays`; otherwise, and once the decrement is below the acceptance, the
         system is factored at the current point.
         The modes are accepted where the system is fresh and its Newton decrement is below
-        :data:`ACCEPT_DECREMENT` × |objective| (the gradient's formulas take them as exact:
+        `ACCEPT_DECREMENT` × |objective| (the gradient's formulas take them as exact:
         decrements of 1e-18 |d| left gradient errors of 4e-4, a review, 2026-12-03), or,
         where rounding keeps it above that, after a fresh Newton step from a decrement below
         ``tol`` × |objective| (the general path's rule). ``step_of(system, terms, v)``
@@ -345,8 +345,8 @@ class ScalarLaplace(MultiLaplace):
     @staticmethod
     def _chord_pays(decrement, previous, floor):
         """Whether to take another step by an older factorization: its decrement is still
-        above ``floor`` and, after the first, fell at least :data:`CHORD_RATE`-fold on the
-        last step, at a rate that reaches ``floor`` within :data:`CHORD_STEPS` more."""
+        above ``floor`` and, after the first, fell at least `CHORD_RATE`-fold on the
+        last step, at a rate that reaches ``floor`` within `CHORD_STEPS` more."""
         if not floor < decrement < np.inf:
             return False
         if not np.isfinite(previous):
@@ -355,7 +355,7 @@ class ScalarLaplace(MultiLaplace):
         return rate <= CHORD_RATE and np.log(floor / decrement) / np.log(rate) <= CHORD_STEPS
 
     def modes(self, x, tol=1e-10, max_iter=100):
-        """û at (θ, β) by :meth:`_solve_modes` on the fixed pattern, from :meth:`_start`;
+        """û at (θ, β) by `_solve_modes` on the fixed pattern, from `_start`;
         returns (û, η̂, the system at û)."""
         theta, beta = self._theta(x), x[len(self.factors):]
         base = self.offset + self.X @ beta
@@ -372,7 +372,7 @@ class ScalarLaplace(MultiLaplace):
         return self._solve_modes(theta, u, eta, h, eta_of, step_of, tol, max_iter)
 
     def _joint_of(self, system, theta, wv):
-        """The joint Newton system's β part (:meth:`_joint_factor`, ``K = ΛZ'VX`` by
+        """The joint Newton system's β part (`_joint_factor`, ``K = ΛZ'VX`` by
         per-level sums of each column) kept with the system: formed at its first use, at
         the system's own point (a fresh system is used first where it was factored), and
         reused by the steps by it as an older factorization and by the gradient and tangent
@@ -384,7 +384,7 @@ class ScalarLaplace(MultiLaplace):
     def joint_modes(self, thetas, beta, tol=1e-10, max_iter=100):
         """(β̂, û) jointly at θ (lme4's ``nAGQ = 0``) as the base class's, the Newton
         system on the fixed pattern (``K = ΛZ'VX`` by per-level sums of each column), by
-        :meth:`_solve_modes` from :meth:`_start`."""
+        `_solve_modes` from `_start`."""
         theta = np.concatenate(thetas)
         X, w, p = self.X, self.w, beta.size
 
@@ -410,7 +410,7 @@ class ScalarLaplace(MultiLaplace):
     def joint_value_and_grad(self, theta):
         """The ``nAGQ = 0`` deviance over θ (β and u minimizing it jointly, from the last
         joint modes: ``_joint``, set by ``fit`` at the start) and its exact gradient: as
-        :meth:`value_and_grad`'s, with the adjoint through the joint Newton system (β moves
+        `value_and_grad`'s, with the adjoint through the joint Newton system (β moves
         with θ too)."""
         theta = np.asarray(theta, dtype=float)
         self.n_evals += 1
@@ -434,7 +434,7 @@ class ScalarLaplace(MultiLaplace):
 
     def value_and_grad(self, x):
         """The Laplace deviance and its exact gradient over x = (θ, β) (an x among the
-        last :data:`STATES_KEPT` evaluated: kept)."""
+        last `STATES_KEPT` evaluated: kept)."""
         x = np.asarray(x, dtype=float)
         kept = self._states.get(x.tobytes())
         if kept is not None:
@@ -464,8 +464,8 @@ class ScalarLaplace(MultiLaplace):
         return f, g
 
     def state_at(self, x):
-        """As the base class's, kept from :meth:`value_and_grad` when it evaluated x
-        among its last :data:`STATES_KEPT` (no PIRLS and inverse again)."""
+        """As the base class's, kept from `value_and_grad` when it evaluated x
+        among its last `STATES_KEPT` (no PIRLS and inverse again)."""
         kept = self._states.get(np.asarray(x, dtype=float).tobytes())
         return kept[:3] if kept is not None else super().state_at(x)
 
@@ -501,8 +501,8 @@ class ScalarLaplace(MultiLaplace):
         return H
 
     def _gradient(self, theta, u, system, joint=False):
-        """The gradient over (θ, β) at the modes u of the last :meth:`modes` (``joint``:
-        of :meth:`joint_modes`, β among the modes: the adjoint solves the joint system).
+        """The gradient over (θ, β) at the modes u of the last `modes` (``joint``:
+        of `joint_modes`, β among the modes: the adjoint solves the joint system).
         Overwrites the system's factor (A⁻¹ on the pattern)."""
         K = len(self.factors)
         _, l1, v, v1 = self._terms

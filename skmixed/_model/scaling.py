@@ -28,7 +28,7 @@ variances ``d² ∘ v``. Only scaling, never centring, keeps every covariance st
 
 ML and Laplace criteria do not depend on the parametrization of β. REML's
 ``log |X'V⁻¹X|`` does: on the scaled columns it is lower by ``2 Σ log s_j`` (over the kept
-columns), which :meth:`ColumnScaling.reml_offset` returns for the caller to add back.
+columns), which `ColumnScaling.reml_offset` returns for the caller to add back.
 """
 
 from dataclasses import dataclass

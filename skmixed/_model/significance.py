@@ -109,7 +109,7 @@ TAIL_FLOOR = 1e-9
 
 def _mixture_tail(x, weights, res_df):
     """The upper tail of the weighted χ²₁ sum at x (over ``χ²_d/d`` with ``res_df``); below
-    :data:`TAIL_FLOOR`, the bound from replacing every weight by the largest (a sum that
+    `TAIL_FLOOR`, the bound from replacing every weight by the largest (a sum that
     dominates stochastically): ``P(w_max χ²_k > x)`` (``F_{k,d}`` with ``res_df``)."""
     w = np.asarray(weights, dtype=float)
     tail = (chi2_mixture_sf(x, w) if res_df is None else chi2_mixture_f_sf(x, w, res_df))

@@ -1,13 +1,13 @@
-"""Penalized regression splines for additive mixed models (DESIGN §4): mgcv's "ps" basis.
+"""Penalized regression splines for additive mixed models: mgcv's "ps" basis.
 
-A smooth ``s(z)`` is ``B(z) c`` with B the B-spline basis of :class:`PSpline` and the
+A smooth ``s(z)`` is ``B(z) c`` with B the B-spline basis of `PSpline` and the
 wiggliness penalty ``λ c'Sc``. ``S = D'D`` for the ``m[1]``-th order differences of the
 coefficients (Eilers & Marx's P-splines, as mgcv's ``bs = "ps"``). Identifiability with an
 intercept: the basis is constrained to sum to zero over the fitting data, ``Σ_rows B c = 0``,
 by reparametrizing ``c = Z c̃`` with Z an orthonormal basis of the constraint's null space
 (mgcv absorbs the same constraint by a Householder QR; any orthonormal Z gives the same fit).
 
-A smooth is a random effect in disguise (:meth:`PSpline.mixed_parts`): the eigenvectors of
+A smooth is a random effect in disguise (`PSpline.mixed_parts`): the eigenvectors of
 the constrained penalty split the basis into an unpenalized null space (fixed-effect columns;
 for a 2nd-order difference penalty the linear trend) and a penalized range space whose
 coefficients, rescaled by the penalty's eigenvalues, are i.i.d. with variance σ²/λ.
@@ -31,7 +31,7 @@ class PSpline:
         ``m[0] + 2`` is the B-spline order (2: cubic) and ``m[1]`` the order of the
         coefficient differences penalized, as mgcv's ``m``.
 
-    Attributes (after :meth:`fit`)
+    Attributes (after `fit`)
     ------------------------------
     knots_ : ndarray (k + m[0] + 2,)
         Equally spaced over the covariate's range widened by 0.1 % each side, with

@@ -1,11 +1,11 @@
-"""The parameter spaces the optimizers of :mod:`.optimize` search: where a search starts,
+"""The parameter spaces the optimizers of `optimize` search: where a search starts,
 its bounds, and the canonical form of a point.
 
 A space has ``start()``, ``lower()``, ``upper()`` (arrays of the parameter's length) and
 ``canonical(x)``. θ of a random-effect term is searched without bounds: the criterion
 depends on θ only through ``T T'``, which a sign flip of a column of T leaves unchanged, so
 a zero variance is an interior point (a bounded search stalls there: the gradient of a
-diagonal element at 0 vanishes); ``canonical`` flips the signs back (:meth:`~skmixed._model.terms.RandomEffectTerm.canonical`)
+diagonal element at 0 vanishes); ``canonical`` flips the signs back (`canonical`)
 and ``lower`` gives lme4's bounds (0 for a diagonal element), for the record and for the
 searches that do use bounds (bounded Brent; L-BFGS-B on the several-factor GLMM's nAGQ = 0
 deviance, which has no gradient).
@@ -42,7 +42,7 @@ class ThetaSpace:
 
 
 class ParamSpace:
-    """x = (``before``, θ, ``after``): θ from a :class:`ThetaSpace`, the parameters before
+    """x = (``before``, θ, ``after``): θ from a `ThetaSpace`, the parameters before
     and after it (a GLMM's β; Gamma's ρ, the negative binomial's log k; the several-factor
     GLMM's (β, log k) after θ) unbounded and left as they are."""
 

@@ -1,6 +1,6 @@
 """The specification of a grouped model: its fixed columns and its grouping factors (one or
 several, nested or crossed), each with its random-effect term. One type whatever the number
-of factors: a single factor is a :class:`ModelSpec` with one :class:`Factor`."""
+of factors: a single factor is a `ModelSpec` with one `Factor`."""
 
 from dataclasses import dataclass
 

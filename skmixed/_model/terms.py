@@ -4,7 +4,7 @@ The relative covariance of the q random effects of one group is ``T T'`` (in uni
 ``T`` lower triangular. θ lists the free elements of ``T`` in lme4's order: the lower
 triangle column by column (``"unstructured"``, lme4's ``(1 + x | g)``), or only the diagonal
 (``"diagonal"``, lme4's ``(1 + x || g)``). Reported θ has a non-negative diagonal, as lme4's
-(whose bounds are 0); the optimizer itself runs unconstrained (:meth:`canonical`).
+(whose bounds are 0); the optimizer itself runs unconstrained (`canonical`).
 """
 
 from dataclasses import dataclass, field

@@ -1,21 +1,23 @@
 """Response families: one class per family and link, the only place a family is named.
 
-A :class:`Family` carries everything the fits need to know of it — the link and its
-inverse, the variance, the log-likelihood, the response checks, the PIRLS working response,
-its parameter estimated with the fit (if any) and how the Laplace deviance carries it, and,
-for the Numba kernels, its code and its row terms (:func:`row_terms`: log-likelihood and the
-η-derivatives of one row). Estimators ask :func:`get_family` for the object and pass it
-down; the kernels receive ``family.code`` and the parameter's value (``fpar``: the negative
-binomial's size, 0 otherwise).
+A [`Family`][skmixed.families.Family] carries everything the fits need to know of it — the link and
+its inverse, the variance, the log-likelihood, the response checks, the PIRLS working response, its
+parameter estimated with the fit (if any) and how the Laplace deviance carries it, and, for the
+Numba kernels, its code and its row terms ([`row_terms`][skmixed.families.row_terms]:
+log-likelihood and the η-derivatives of one row). Estimators ask
+[`get_family`][skmixed.families.get_family] for the object and pass it down; the kernels receive
+``family.code`` and the parameter's value (``fpar``: the negative binomial's size, 0 otherwise).
 
-The modules: :mod:`._base` (the :class:`Family` interface), :mod:`._glm` (the families and
-:func:`get_family`), :mod:`._params` (the parameters estimated with the fit: the negative
-binomial's size, Gamma's dispersion) and :mod:`._kernel_terms` (the kernels' codes and row
+The modules: `_base` (the [`Family`][skmixed.families.Family] interface), `_glm` (the families and
+[`get_family`][skmixed.families.get_family]), `_params` (the parameters estimated with the fit: the
+negative binomial's size, Gamma's dispersion) and `_kernel_terms` (the kernels' codes and row
 terms).
 
-Adding a family: its row terms (a branch of :func:`row_terms`, and of :func:`param_terms`
-when it has a parameter), a subclass of :class:`Family` in :mod:`._glm` (with
-:meth:`Family.laplace_param` when it has a parameter), and an entry in its ``_LINKS``.
+Adding a family: its row terms (a branch of [`row_terms`][skmixed.families.row_terms], and of
+[`param_terms`][skmixed.families.param_terms] when it has a parameter), a subclass of
+[`Family`][skmixed.families.Family] in `_glm` (with
+[`Family.laplace_param`][skmixed.families.Family.laplace_param] when it has a parameter), and an
+entry in its ``_LINKS``.
 """
 
 from ._base import Family

@@ -1,5 +1,5 @@
-"""The :class:`Family` base class: what every path of a fit asks a family (the subclasses are
-in :mod:`._glm`), and the response checks they share."""
+"""The [`Family`][skmixed.families.Family] base class: what every path of a fit asks a family (the
+subclasses are in `_glm`), and the response checks they share."""
 
 import numpy as np
 
@@ -14,7 +14,7 @@ def _empty(a):
 
 
 class Family:
-    """One response family with its link (subclasses in :mod:`._glm`; :func:`get_family`).
+    """One response family with its link (subclasses in `_glm`; `get_family`).
 
     Attributes: ``name`` and ``link`` (R's names), ``code`` (the kernels'), ``canonical``
     (observed = expected information), ``kind`` (of the response: ``"proportion"``
@@ -113,7 +113,7 @@ class Family:
 
     def observed(self, y, eta, m=None, fpar=0.0):
         """The observed information ``−∂²ℓ/∂η²`` per row (v_F where
-        :attr:`observed_information`)."""
+        `observed_information`)."""
         y = np.ascontiguousarray(y, dtype=np.float64)
         v = np.empty_like(y)
         observed_rows(self.code, float(fpar), y, _empty(m),
@@ -169,7 +169,7 @@ class Family:
 
     def laplace_param(self, y, w):
         """How the Laplace deviance carries ``param`` for the rows ``y`` with frequency
-        weights ``w`` (empty: unit weights): an object of :mod:`._params`, None for a
+        weights ``w`` (empty: unit weights): an object of `_params`, None for a
         family without a parameter."""
         return None
 

@@ -1,6 +1,6 @@
 """The GLM families, one class per family and link (the link and its inverse, the
 log-likelihood's constants, the response checks, start values and the parameter estimated
-with the fit), and :func:`get_family`, which names them."""
+with the fit), and [`get_family`][skmixed.families.get_family], which names them."""
 
 import numpy as np
 from scipy import special
@@ -183,7 +183,7 @@ class NegativeBinomial(_Counts):
 
 class Gamma(_LogLink):
     """Gamma with log link; its dispersion φ is a parameter of the fit
-    (:class:`~skmixed.families._params.GammaDispersion`)."""
+    (`GammaDispersion`)."""
 
     name, label, code, kind = "gamma", "Gamma", GAMMA_LOG, "positive"
     residual_row = scale_estimated = True
@@ -240,8 +240,8 @@ FAMILY_NAMES = tuple(_LINKS)
 
 
 def get_family(name, link=None):
-    """The :class:`Family` of a name (``"binomial"``, ``"poisson"``, ``"gamma"``,
-    ``"nbinom2"``, ``"gaussian"``) and link (None: the default, R's)."""
+    """The [`Family`][skmixed.families.Family] of a name (``"binomial"``, ``"poisson"``,
+    ``"gamma"``, ``"nbinom2"``, ``"gaussian"``) and link (None: the default, R's)."""
     if name not in _LINKS:
         raise ValueError(f"unknown family {name!r}; valid families: {sorted(_LINKS)}.")
     link = link or _DEFAULT_LINK[name]

@@ -1,11 +1,12 @@
-"""The families' row terms for the Numba kernels: each family's code, the log-likelihood of
-one row and its η-derivatives (:func:`row_terms`, :func:`row_derivs`), the derivatives over
-the family's parameter (:func:`param_terms`), which information the Laplace log determinant
-uses (:func:`observed_logdet`), and the loops the :class:`~skmixed.families.Family` methods
-run over them. The kernels receive ``family.code`` and the parameter's value ``fpar`` (the
-negative binomial's size, 0 otherwise) and branch here; the code generator of
-:mod:`skmixed._kernels.glmm_codegen` writes out the logit's terms from
-:func:`product_row_source`. Its digest covers this file.
+"""The families' row terms for the Numba kernels: each family's code, the log-likelihood of one row
+and its η-derivatives ([`row_terms`][skmixed.families.row_terms],
+[`row_derivs`][skmixed.families.row_derivs]), the derivatives over the family's parameter
+([`param_terms`][skmixed.families.param_terms]), which information the Laplace log determinant uses
+([`observed_logdet`][skmixed.families.observed_logdet]), and the loops the
+[`Family`][skmixed.families.Family] methods run over them. The kernels receive ``family.code`` and
+the parameter's value ``fpar`` (the negative binomial's size, 0 otherwise) and branch here; the
+code generator of `skmixed._kernels.glmm_codegen` writes out the logit's terms from
+`product_row_source`. Its digest covers this file.
 """
 
 import math
@@ -34,11 +35,11 @@ _LOG_SQRT_2PI = 0.9189385332046728
 
 @cached_njit
 def observed_logdet(family):
-    """Families whose Laplace log determinant (and quadrature scale) uses the observed
-    information, for which :func:`row_terms` returns v_F = v: the canonical links, where
-    the two coincide, and Gamma and the negative binomial (the true Laplace approximation,
-    as glmmTMB's). The binomial probit and cloglog links use the expected information, as
-    lme4's PIRLS weights."""
+    """Families whose Laplace log determinant (and quadrature scale) uses the observed information,
+    for which [`row_terms`][skmixed.families.row_terms] returns v_F = v: the canonical links, where
+    the two coincide, and Gamma and the negative binomial (the true Laplace approximation, as
+    glmmTMB's). The binomial probit and cloglog links use the expected information, as lme4's PIRLS
+    weights."""
     return (family == BINOMIAL_LOGIT or family == POISSON_LOG or family == GAMMA_LOG
             or family == NBINOM2_LOG)
 
@@ -46,7 +47,7 @@ def observed_logdet(family):
 @cached_njit
 def has_param(family):
     """Families whose row terms depend on a parameter ``fpar`` estimated with the fit
-    (:func:`param_terms` gives the derivatives over its logarithm)."""
+    ([`param_terms`][skmixed.families.param_terms] gives the derivatives over its logarithm)."""
     return family == NBINOM2_LOG
 
 
@@ -103,9 +104,9 @@ def _nb2_parts(k, eta):
 
 @cached_njit
 def row_terms(family, fpar, y, m, eta):
-    """``(ℓ, ℓ', v, v_F, v_F')`` of one row: log-likelihood, its η-derivative, the
-    observed information ``v = −ℓ''``, the information the Laplace log determinant uses
-    ``v_F`` (the expected one, or v for :func:`observed_logdet` families) and
+    """``(ℓ, ℓ', v, v_F, v_F')`` of one row: log-likelihood, its η-derivative, the observed
+    information ``v = −ℓ''``, the information the Laplace log determinant uses ``v_F`` (the
+    expected one, or v for [`observed_logdet`][skmixed.families.observed_logdet] families) and
     ``v_F' = ∂v_F/∂η``. ``m``: binomial trials; ``fpar``: the family's parameter."""
     if family == BINOMIAL_LOGIT:
         # ℓ = k η − m log(1 + e^η) + log C(m, k); one exp serves μ and log(1 + e^η), and
@@ -206,10 +207,11 @@ def row_loglik(family, fpar, y, m, eta, out):
 
 @cached_njit(nogil=True)
 def score_information(family, fpar, y, m, eta, l1, v):
-    """ℓ' and v_F of every row (the PIRLS working response and weights). The Poisson's
-    from :func:`row_derivs`, without ℓ's log y! (the same numbers in a third of the time);
-    the others' from :func:`row_terms` (the logit's :func:`row_derivs` differs from it in
-    the last bit, and saves nothing measurable here)."""
+    """ℓ' and v_F of every row (the PIRLS working response and weights). The Poisson's from
+    [`row_derivs`][skmixed.families.row_derivs], without ℓ's log y! (the same numbers in a third of
+    the time); the others' from [`row_terms`][skmixed.families.row_terms] (the logit's
+    [`row_derivs`][skmixed.families.row_derivs] differs from it in the last bit, and saves nothing
+    measurable here)."""
     for r in range(y.shape[0]):
         mr = m[r] if m.shape[0] > 0 else 1.0
         if family == POISSON_LOG:
@@ -238,20 +240,20 @@ def observed_rows(family, fpar, y, m, eta, v):
 
 @cached_njit
 def param_rows(family, fpar, y, m, eta, la, l1a, va):
-    """:func:`param_terms` of every row (the Laplace deviance's gradient over the log of
-    the family's parameter)."""
+    """[`param_terms`][skmixed.families.param_terms] of every row (the Laplace deviance's gradient
+    over the log of the family's parameter)."""
     for r in range(y.shape[0]):
         mr = m[r] if m.shape[0] > 0 else 1.0
         la[r], l1a[r], va[r] = param_terms(family, fpar, y[r], mr, eta[r])
 
 
 def product_row_source(family, v):
-    """For the generated kernels (:mod:`skmixed._kernels.glmm_codegen`): the lines (indent 8)
-    setting ``l0, l1, <v>, vf, vf1`` of row r as :func:`row_terms` does for one trial and
-    unit weight, except that ``l0`` leaves out a term ``−log d_`` with ``d_`` in (1, 2],
-    which the generated pass multiplies into a running product (a multiply per row instead
-    of a log1p); None for a family without such a term. The logit's: ℓ = yη − max(η, 0) −
-    log(1 + e^{−|η|})."""
+    """For the generated kernels (`skmixed._kernels.glmm_codegen`): the lines (indent 8) setting
+    ``l0, l1, <v>, vf, vf1`` of row r as [`row_terms`][skmixed.families.row_terms] does for one
+    trial and unit weight, except that ``l0`` leaves out a term ``−log d_`` with ``d_`` in (1, 2],
+    which the generated pass multiplies into a running product (a multiply per row instead of a
+    log1p); None for a family without such a term. The logit's: ℓ = yη − max(η, 0) − log(1 +
+    e^{−|η|})."""
     if family != BINOMIAL_LOGIT:
         return None
     return ["        e_ = math.exp(-abs(eta))",

@@ -1,7 +1,7 @@
 """How the Laplace deviance carries a family's parameter estimated with the fit (the last
-element ``a`` of the optimizer's x; :meth:`~skmixed.families.Family.laplace_param`).
+element ``a`` of the optimizer's x; [`laplace_param`][skmixed.families.Family.laplace_param]).
 
-Each object answers, for the generic deviance of :class:`skmixed._model.glmm.LaplaceDeviance`:
+Each object answers, for the generic deviance of `skmixed._model.glmm.LaplaceDeviance`:
 
 * ``in_kernels``: whether the kernels take the parameter as their ``fpar`` and return the
   deviance's derivative over ``a`` as the last column of their gradient;
@@ -24,7 +24,7 @@ __all__ = ["SizeParameter", "GammaDispersion"]
 
 class SizeParameter:
     """The negative binomial's size k as ``a = log k``: the kernels' ``fpar`` and its exact
-    gradient (:func:`skmixed.families.param_terms`)."""
+    gradient ([`skmixed.families.param_terms`][skmixed.families.param_terms])."""
 
     in_kernels = True
     scales_weights = False

@@ -195,7 +195,7 @@ def parquet_folder(data, tmp_path_factory):
 
 
 def test_columns_of_one_read_parquet_frame(client, data, parquet_folder):
-    """The README's usage on Parquet data: X and y projected from one read_parquet frame,
+    """docs/outofcore.md's usage on Parquet data: X and y projected from one read_parquet frame,
     which the optimizer fuses into different partitions when they are projected apart
     (issue 13: "X has 4 partitions but y has 3") — MixedLM (with weights), AdditiveMixed
     and MixedGLM equal their in-memory fits."""

@@ -159,7 +159,7 @@ def test_random_slopes_in_one_of_two_factors():
 @pytest.mark.parametrize("family_name", ["binomial", "poisson"])
 @pytest.mark.parametrize("slope", [False, True])
 def test_one_factor_is_the_blocked_laplace_without_a_rest(family_name, slope):
-    """The several-factor Laplace deviance (the blocked system of DESIGN §1), given one
+    """The several-factor Laplace deviance (the blocked system of `multilevel`), given one
     factor, is the one-factor Laplace deviance of MixedGLM's fast path (per-group Numba
     Newton steps) at every (θ, β): one scheme, the single factor its special case."""
     from skmixed._model.glmm import GroupedRows, LaplaceDeviance

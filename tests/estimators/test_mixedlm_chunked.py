@@ -28,7 +28,7 @@ def _chunks(df, size):
 
 
 def _same_fit(a, b, rtol=1e-9, theta_rtol=1e-10):
-    """The bounds of the README's claim. The sums differ in rounding only (another order,
+    """The bounds of docs/outofcore.md's claim. The sums differ in rounding only (another order,
     the centring shift from the first chunk); θ is polished to the criterion's rounding
     level (skmixed._model.optimize._polish), so it agrees to 1e-10 (observed ≤ 1.5e-11 over
     30 data sets), the coefficients to 1e-9 (observed ≤ 3e-11)."""

@@ -298,7 +298,7 @@ def test_clone_and_cross_validation_with_several_factors():
 @pytest.mark.parametrize("reml", [True, False])
 @pytest.mark.parametrize("covariance", ["unstructured", "diagonal"])
 def test_one_factor_is_the_blocked_scheme_without_a_rest(reml, covariance):
-    """DESIGN §1's blocked scheme with one factor is the one-factor fast path: the several-
+    """The blocked scheme (`multilevel`) with one factor is the one-factor fast path: the several-
     factor deviance, given a single factor (no Schur complement after it), equals the
     one-factor deviance from the per-group sums at every θ, with the same β and modes —
     its first step is the one-factor kernel (ProfiledDeviance.factor_groups)."""

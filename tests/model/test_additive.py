@@ -1,5 +1,5 @@
 """Additive mixed models (skmixed._model.additive) against mgcv, at the tolerances the
-README states (measured figures in the tests' comments):
+documentation (docs/additive.md) states (measured figures in the tests' comments):
 
 * Gaussian ``gam(..., method = "REML")``: gamsim1 with four ``bs = "ps"`` smooths, with and
   without ``s(fac, bs = "re")``, and the study's ``y_nl ~ x + b + s(z) + s(g, bs = "re")``

@@ -49,7 +49,7 @@ def _convolution_sf(x, w1, w2):
 def test_unequal_weights_against_a_convolution(x):
     """The weights of a reference df of 3.98 (1, 1, 1.082, 0.9015); at x = 35.6851 mgcv's
     Davies algorithm gives 4.87e-7 (tests/estimators/test_additive_significance.py). Imhof's
-    inversion to 1e-10 absolute (measured ≤ 1.6e-12), as the README states."""
+    inversion to 1e-10 absolute (measured ≤ 1.6e-12), as docs/additive.md states."""
     w = [1.0, 1.0, 1.0820641, 0.9014989]
     exact = _convolution_sf(x, w[2], w[3])
     assert chi2_mixture_sf(x, w) == pytest.approx(exact, rel=0, abs=1e-10)

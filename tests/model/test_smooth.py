@@ -40,7 +40,7 @@ def test_basis_and_penalty_are_mgcvs(gamsim, reference, case):
     ps = PSpline(ref["k"], ref["m"]).fit(x)
     np.testing.assert_allclose(ps.knots_, ref["knots"], rtol=1e-13, atol=1e-13)
     rows = reference["rows"]
-    # the README: basis and penalty to 1e-12 (measured ≤ 5e-16 and 0)
+    # docs/additive.md: basis and penalty to 1e-12 (measured ≤ 5e-16 and 0)
     np.testing.assert_allclose(ps.basis(x[:rows]), ref["X"], rtol=0, atol=1e-12)
     np.testing.assert_allclose(ps.penalty_, ref["S"], atol=1e-13)
     assert np.linalg.matrix_rank(ps.penalty_) == ref["rank"]
