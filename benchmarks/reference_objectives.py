@@ -1,7 +1,7 @@
 """Reference objectives for the benchmarks, in plain NumPy (no skmixed kernel), so that a
 fast wrong kernel or an optimizer that stops short fails its benchmark:
 
-* :func:`check_lmm` — the profiled REML criterion of a one-factor LMM (DESIGN §1, from
+* :func:`check_lmm` — the profiled REML criterion of a one-factor LMM (Bates et al. 2015, §3, from
   per-group sums by ``np.bincount``) at the fit's θ must equal the fit's criterion, and
   L-BFGS-B on that criterion, started at the fit's θ, must not find a lower one;
 * :func:`check_additive` — a binned Gaussian AdditiveMixed fit must equal the same model

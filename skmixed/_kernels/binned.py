@@ -1,4 +1,5 @@
-"""One pass over the rows for additive models with binned covariates (DESIGN §4).
+"""One pass over the rows for additive models with binned covariates (mgcv's
+``bam(discrete = TRUE)``).
 
 Each row r has the plain columns ``v_r = [x_r1 … x_rp, y_r]``, a weight ``w_r``, one bin
 index per smooth covariate and (optionally) a group code. The pass accumulates what every

@@ -4,7 +4,7 @@ Each row r contributes through the extended row vector ``v_r = [1, x_r1 .. x_rp,
 (length ``m = p + 2``) and its weight ``w_r``:
 
 * per group g(r), the ``q`` rows of ``Σ w_r z_r v_r'`` where ``z_r = v_r[z_pos]`` are the
-  random-effect covariates (DESIGN §1: ``Z_i'WZ_i``, ``Z_i'WX_i`` and ``Z_i'Wy_i`` in one
+  random-effect covariates (Bates et al. 2015, §3: ``Z_i'WZ_i``, ``Z_i'WX_i`` and ``Z_i'Wy_i`` in one
   array), and the number of rows per group;
 * in total, the upper triangle of ``Σ w_r v_r v_r'`` (``X'WX``, ``X'Wy``, ``y'Wy``); its
   first row (``Σ w``, ``Σ w x``, ``Σ w y``) is the sum of the groups' intercept rows, so

@@ -125,7 +125,7 @@ def lower_sandwich(T, A, out):
 @cached_njit
 def tct_plus_identity(T, C, out):
     """``out = T'CT + I`` for a lower-triangular T: a group's penalized block
-    (Λ'Z'WZΛ + I in DESIGN §1)."""
+    (Λ'Z'WZΛ + I; Bates et al. 2015, §3)."""
     q = T.shape[0]
     for a in range(q):
         for b in range(q):

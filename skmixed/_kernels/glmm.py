@@ -12,7 +12,7 @@ evaluation. The Laplace deviance (lme4's nAGQ = 1) is
     d = Σ_i −2 f_i(û_i) + log det H_i
 
 with ℓ the full log-likelihood (log C(m, k) included). The gradient over (β, θ) (derivation
-in DESIGN §3, for canonical links, where observed = Fisher information):
+in this module, for canonical links, where observed = Fisher information):
 
     ∂d/∂β_k = −2 Σ ℓ'_j x_jk + Σ s_j x_jk + (Σ s_j z_j)'T ∂û/∂β_k
     ∂d/∂θ_m = −2 (Σℓ'_j z_j)_a û_b + 2 (H⁻¹T'C)_{ba} + (Σ s_j z_j)_a û_b + (Σ s_j z_j)'T ∂û/∂θ_m

@@ -1,4 +1,5 @@
-"""Per-group penalized least squares for one value of θ (DESIGN §1), and its gradient.
+"""Per-group penalized least squares for one value of θ (Bates et al. 2015, §3), and its
+gradient.
 
 With one grouping factor, ``Λ = I_G ⊗ T`` for a lower-triangular q×q factor ``T(θ)``, and the
 sufficient statistics of group i are ``C_i = Z_i'WZ_i`` (q×q), ``D_i = Z_i'WX_i`` (q×p) and

@@ -81,7 +81,7 @@ def row_pattern_products(indptr, indices, data, S, out):
 def scaled_schur_lower(lam, zz_indptr, zz_indices, zz_data, indptr, indices, data, out,
                        n_parts=1):
     """The lower triangle of ``diag(λ) ZZ diag(λ) + I − Σ_i f_i f_i'`` into ``out`` (the
-    rest factors' Schur complement of DESIGN §1, formed in place, ready for an in-place
+    rest factors' Schur complement (:mod:`skmixed._model.multilevel`), formed in place, ready for an in-place
     Cholesky factorization; the upper triangle is left as it was). ``ZZ``: its lower
     triangle as CSR (``zz_*``; ZZ is sparse — diagonal counts and the rest factors'
     contingency tables — and is never held dense). ``out`` column-major (Fortran order, as
