@@ -283,3 +283,35 @@ def test_the_pool_works_in_a_forked_child():
     out = subprocess.run([sys.executable, "-c", FORKED], capture_output=True, text=True,
                          timeout=120)
     assert "CHILD 0" in out.stdout, out.stderr[-2000:]
+
+
+NO_OPENMP = """
+import warnings
+from skmixed import AdditiveMixed, MixedGLM, MixedLM
+from skmixed.datasets import make_multilevel
+df = make_multilevel(100_000, 200, random_state=1)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    MixedLM(groups="g", n_jobs=2).fit(df[["x", "b", "g"]], df["y"])
+    MixedGLM(groups="g", n_jobs=2).fit(df[["x", "b", "g"]], df["y_bin"])
+    AdditiveMixed(groups="g", family="binomial", n_jobs=2).fit(df[["x", "b", "g"]], df["y_bin"])
+    AdditiveMixed(smooths=["z"], groups="g", n_jobs=2).fit(df[["x", "b", "z", "g"]], df["y_nl"])
+import sys
+from skmixed._cache import SizedKernel
+kernels = [v for name, m in list(sys.modules.items()) if name.startswith("skmixed")
+           for v in vars(m).values() if isinstance(v, SizedKernel)]
+print("PARALLEL", [k.__qualname__ for k in kernels if k._parallel is not None
+                   and k._parallel.signatures])
+"""
+
+
+def test_the_study_models_run_no_numba_parallel_region():
+    """The study's four models on 100,000 rows with 2 threads run their threaded passes on
+    skmixed's kernel pool: no Numba-parallel kernel is compiled or run, so Numba's OpenMP
+    team never wakes (nor spins beside BLAS or the next serial step)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", NO_OPENMP], capture_output=True, text=True,
+                         timeout=600)
+    assert "PARALLEL []" in out.stdout, out.stdout + out.stderr[-2000:]
