@@ -1,8 +1,9 @@
 """The same fit whatever ``n_jobs``: every parallel pass sums fixed blocks in block order
 (:mod:`skmixed._kernels.blocks`), so a fit on 1 or 2 threads gives bit-identical estimates
 (issue 13: ``n_jobs=1`` and ``2`` differed by 1e-9 in the coefficients at 2e6 rows). The
-block sizes are lowered here so that 60,000 rows split into several blocks in every pass
-(row passes, the fixed-effects GLM's start, the sweep over groups)."""
+block sizes and the thresholds of threading are lowered here so that 60,000 rows split
+into several blocks, and over the threads, in every pass (row passes, the fixed-effects
+GLM's start, the sweep over groups)."""
 
 import warnings
 
@@ -36,6 +37,10 @@ def data():
 def small_blocks(monkeypatch):
     monkeypatch.setattr(blocks, "MIN_BLOCK_ROWS", 5_000)
     monkeypatch.setattr(lmm, "_PARALLEL_WORK", 5_000)
+    # every pass threaded however small: the kernel pool's parts and Numba's parallel
+    # compilation of the prange kernels
+    monkeypatch.setattr("skmixed._kernels.threads.THREAD_MIN_ROWS", 0)
+    monkeypatch.setattr("skmixed._cache.PARALLEL_MIN_SIZE", 0)
 
 
 def _numbers(model, name):
