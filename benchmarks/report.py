@@ -10,6 +10,8 @@ serial fraction Amdahl's law implies, with a plot of wall time vs threads (``--p
     python -m pytest benchmarks/test_bench_threads.py -k speedup --bench-full \
         --benchmark-json=s1.json   # (repeated: s2.json, ...)
     python benchmarks/report.py --speedups s1.json s2.json > speedups.md
+    python -m pytest benchmarks/test_bench_first_use.py --benchmark-json=f1.json  # (f2 ...)
+    python benchmarks/report.py --first-use f1.json f2.json > first_use.md
 """
 
 import json
@@ -113,6 +115,32 @@ def thread_study(path, plot=None):
     return "\n".join(lines)
 
 
+def first_use(paths):
+    """Markdown rows of ``test_bench_first_use.py`` (one or several runs): per case the
+    measured seconds of each run beside its target."""
+    names = {"test_import_cold": ("`import skmixed` (its own modules' import time)", "own_s"),
+             "test_first_fit_cold[mixedlm_sleepstudy]": ("first MixedLM fit, sleepstudy "
+                                                         "`(Days \\| Subject)`", "fit_s"),
+             "test_first_fit_cold[mixedglm_binomial_20000]": (
+                 "first binomial MixedGLM (Laplace), 20,000 rows × 200 groups", "fit_s"),
+             "test_first_fit_cold[additive_one_smooth]": (
+                 "first AdditiveMixed, one smooth, 20,000 rows × 200 groups", "fit_s"),
+             "test_first_fit_cold[additive_binomial_one_smooth]": (
+                 "first binomial AdditiveMixed, one smooth, 20,000 rows", "fit_s"),
+             "test_study_cold": ("`python -m skmixed.study` (wall)", "wall_s")}
+    runs = [{b["name"]: b["extra_info"] for b in json.load(open(p))["benchmarks"]}
+            for p in paths]
+    lines = ["| first call, empty caches | target (s) | " + " | ".join(
+        f"run {k} (s)" for k in range(1, len(runs) + 1)) + " |",
+        "|---|---|" + "---|" * len(runs)]
+    for name, (label, key) in names.items():
+        cells = [f"{r[name][key]:.2f}" if name in r else "" for r in runs]
+        target = next((r[name]["target_s"] for r in runs if name in r), None)
+        if target is not None:
+            lines.append(f"| {label} | ≤ {target:g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def speedups(paths):
     """Markdown rows of ``test_whole_fit_speedup`` (one or several runs): per estimator and
     run, the medians with 1 and 2 threads and the median speed-up over the alternating
@@ -134,6 +162,9 @@ def speedups(paths):
 
 if __name__ == "__main__":
     args = sys.argv[1:]
+    if "--first-use" in args:  # report.py --first-use run1.json run2.json ...
+        print(first_use([a for a in args if a.endswith(".json")]))
+        sys.exit()
     if "--speedups" in args:  # report.py --speedups run1.json run2.json ...
         print(speedups([a for a in args if a.endswith(".json")]))
         sys.exit()
