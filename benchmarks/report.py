@@ -127,7 +127,9 @@ def first_use(paths):
                  "first AdditiveMixed, one smooth, 20,000 rows × 200 groups", "fit_s"),
              "test_first_fit_cold[additive_binomial_one_smooth]": (
                  "first binomial AdditiveMixed, one smooth, 20,000 rows", "fit_s"),
-             "test_study_cold": ("`python -m skmixed.study` (wall)", "wall_s")}
+             "test_study_cold": ("`python -m skmixed.study` (wall)", "wall_s"),
+             "test_next_process_loads_the_cache": (
+                 "the same MixedGLM fit in the next process (cache filled)", "fit_s")}
     runs = [{b["name"]: b["extra_info"] for b in json.load(open(p))["benchmarks"]}
             for p in paths]
     lines = ["| first call, empty caches | target (s) | " + " | ".join(
