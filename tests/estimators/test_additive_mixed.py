@@ -254,7 +254,11 @@ def test_plot_partial_effects(fitted, small):
     assert len(x) == 50 and x.min() < 0.01 and x.max() > 0.99
     band = fitted.partial_effect("z", x)
     np.testing.assert_allclose(effect, band["effect"])
-    assert "edf" in axes[0].get_ylabel()
+    ax = axes[0]
+    assert ax.get_xlabel() == "z" and ax.get_ylabel() == "s(z): effect on y"
+    assert "edf" in ax.get_title()
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["95% pointwise band", "estimate", "0 (centred)"]
     with pytest.raises(ValueError, match="no smooths"):
         AdditiveMixed(groups="g").fit(small[["g", "x"]], small["y"]).plot_partial_effects()
 
