@@ -20,7 +20,7 @@ from sklearn.model_selection import GroupKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from conftest import require_package
+from conftest import STRICT_CHECKS, require_package
 
 from skmixed import AdditiveMixed
 from skmixed.sources import from_chunks
@@ -58,7 +58,7 @@ def _expected_failed(estimator):
 
 @parametrize_with_checks([AdditiveMixed(), AdditiveMixed(groups=0),
                           AdditiveMixed(groups=0, random_slopes=[1])],
-                         expected_failed_checks=_expected_failed, xfail_strict=True)
+                         expected_failed_checks=_expected_failed, **STRICT_CHECKS)
 def test_sklearn_compatible_estimator(estimator, check):
     """Without smooths (the checks' random data have too few distinct values for a basis):
     the linear model by REML, with and without a random intercept (and slope) per
