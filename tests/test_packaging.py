@@ -1,14 +1,16 @@
 """Every third-party module skmixed imports belongs to a distribution pyproject.toml declares.
 
-Import names are mapped to distributions with :func:`importlib.metadata.packages_distributions`
-(``sklearn`` -> ``scikit-learn``), so the test needs the imported packages installed — the
+Import names are mapped to distributions as :func:`importlib.metadata.packages_distributions`
+does on Python 3.11+ (``sklearn`` -> ``scikit-learn``), so the test needs the imported packages installed — the
 ``test`` extra installs every optional one. A module-level import (run by ``import skmixed``
 or by importing the module) must be a core dependency; the optional features (plots, Parquet,
 dask, the R data sets) import theirs inside the functions that need them.
 """
 
 import ast
+import functools
 import importlib.metadata
+import inspect
 import re
 import sys
 from pathlib import Path
@@ -78,8 +80,26 @@ def _third_party_imports():
     return where
 
 
+@functools.cache
+def _packages_distributions():
+    """{import name: [distribution names]}: ``packages_distributions`` with the fallback
+    Python 3.11 added — the top-level names of the files a distribution installed, for
+    wheels without ``top_level.txt`` (numpy's and scikit-learn's, built with meson), which
+    Python 3.10's version leaves out."""
+    mapping = {}
+    for dist in importlib.metadata.distributions():
+        names = set((dist.read_text("top_level.txt") or "").split())
+        for file in dist.files or ():
+            top = file.parts[0] if len(file.parts) > 1 else inspect.getmodulename(str(file))
+            if top and "." not in top:
+                names.add(top)
+        for name in names:
+            mapping.setdefault(name, []).append(dist.metadata["Name"])
+    return mapping
+
+
 def _distributions(import_name):
-    dists = importlib.metadata.packages_distributions().get(import_name)
+    dists = _packages_distributions().get(import_name)
     if not dists:
         pytest.fail(f"{import_name!r} is imported by skmixed but no installed distribution "
                     "provides it: install the test extra, or declare the package and "
