@@ -1,6 +1,6 @@
 """The private scikit-learn names skmixed uses, in one place, each with a fallback.
 
-The estimators import everything else from sklearn's public API (sklearn >= 1.6:
+The estimators import everything else from sklearn's public API (public since sklearn 1.6:
 ``validate_data``, ``check_is_fitted``, ``sklearn.utils.metaestimators.available_if``,
 ``sklearn.utils.ClassifierTags``/``RegressorTags``). Five names have no public equivalent:
 
@@ -10,7 +10,7 @@ The estimators import everything else from sklearn's public API (sklearn >= 1.6:
   sklearn's messages and exception type;
 * ``_check_sample_weight`` and ``_get_feature_names`` (``sklearn.utils.validation``).
 
-Tested with scikit-learn 1.6 to 1.9 (pyproject.toml). When a scikit-learn release moves or
+Tested with scikit-learn 1.7 and 1.9 (pyproject.toml). When a scikit-learn release moves or
 removes one of them, the import below fails and the module falls back to the small
 implementations here (``SKLEARN_PRIVATE_API`` says which is in use): the estimators keep
 validating their parameters, with the fallback's messages, and this module is the only
