@@ -4,7 +4,9 @@ conditional modes (``qqmath(ranef(m))``), a caterpillar plot of the modes with i
 (``dotplot(ranef(m, condVar = TRUE))``), profile traces (``xyplot(profile(m))``) and the
 bootstrap replicates' distributions.
 
-Every function draws on ``ax`` (or new axes) and returns the axes.
+Every function draws on ``ax`` (or new axes) and returns the axes (a list for the
+one-panel-per-parameter plots); every panel has axis labels and a title, and its reference
+lines (zero, the fitted value, ζ = ±z) are in a legend.
 """
 
 import numpy as np
@@ -24,25 +26,59 @@ def _pyplot():
 
 
 def _axes(ax):
-    return _pyplot().subplots()[1] if ax is None else ax
+    return _pyplot().subplots(layout="constrained")[1] if ax is None else ax
+
+
+def _panels(n, axes, title):
+    """``n`` axes: the caller's, or a new grid of up to 3 columns titled ``title`` (spare
+    cells removed)."""
+    if axes is not None:
+        return np.ravel(axes)[:n]
+    cols = min(3, n)
+    rows = -(-n // cols)
+    fig, grid = _pyplot().subplots(rows, cols, figsize=(4 * cols, 3.2 * rows),
+                                   squeeze=False, layout="constrained")
+    grid = grid.ravel()
+    for spare in grid[n:]:
+        spare.remove()
+    fig.suptitle(title)
+    return grid[:n]
+
+
+def _parameter_axis(name):
+    """What a ``confint``/``profile`` parameter is, for an axis label (the variance
+    parameters and fixed effects are on the linear predictor's scale: y's units for a
+    MixedLM)."""
+    if name.startswith("sd_"):
+        return f"{name}: SD of a random effect"
+    if name.startswith("cor_"):
+        return f"{name}: correlation"
+    if name == "sigma":
+        return "sigma: residual SD (units of y)"
+    return f"{name}: coefficient"
 
 
 def plot_residuals(model, X, y, *, random_effects=True, ax=None):
     """Residuals against fitted values (conditional on the modes by default; Pearson
     residuals for a MixedGLM, lme4's ``plot(m)``), with a horizontal line at 0."""
     ax = _axes(ax)
+    given = "given the groups' modes" if random_effects else "population level"
     if type(model).__name__ == "MixedGLM":
         fitted = model._mean(model._eta(X, random_effects))
         resid = model.residuals(X, y, type="pearson", random_effects=random_effects)
-        ylabel = "Pearson residuals"
+        xlabel = "fitted mean μ̂ (scale of y)"
+        ylabel = "Pearson residual (y − μ̂) / √V(μ̂)"
+        title = f"Pearson residuals vs fitted means ({given})"
     else:
         fitted = model.predict(X, random_effects=random_effects)
         resid = model.residuals(X, y, random_effects=random_effects)
-        ylabel = "residuals"
-    ax.scatter(fitted, resid, s=6, alpha=0.5)
-    ax.axhline(0.0, color="grey", lw=1)
-    ax.set_xlabel("fitted values")
-    ax.set_ylabel(ylabel)
+        xlabel = "fitted value ŷ (units of y)"
+        ylabel = "residual y − ŷ (units of y)"
+        title = f"Residuals vs fitted values ({given})"
+    ax.scatter(fitted, resid, s=6, alpha=0.5, label="observations")
+    ax.axhline(0.0, color="grey", lw=1, label="zero residual")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.legend(loc="upper right", fontsize="small")
     return ax
 
 
@@ -64,11 +100,13 @@ def plot_qq(model, factor=None, term="(Intercept)", *, ax=None):
     modes = np.sort(rows["mode"].to_numpy())
     n = modes.size
     theo = stats.norm.ppf((np.arange(1, n + 1) - 0.5) / n)
-    ax.scatter(theo, modes, s=10)
+    ax.scatter(theo, modes, s=10, label=f"{n} levels of {factor}")
     sd = np.std(modes) if n > 1 else 1.0
-    ax.plot(theo, theo * sd + np.mean(modes), color="grey", lw=1)
-    ax.set_xlabel("standard normal quantiles")
-    ax.set_ylabel(f"{term} | {factor}")
+    ax.plot(theo, theo * sd + np.mean(modes), color="grey", lw=1,
+            label="normal with the modes' mean and SD")
+    ax.set(xlabel="standard normal quantile", ylabel=f"conditional mode of {term} | {factor}",
+           title=f"Normal QQ plot of the conditional modes: {term} | {factor}")
+    ax.legend(loc="upper left", fontsize="small")
     return ax
 
 
@@ -80,52 +118,55 @@ def plot_caterpillar(model, factor=None, term="(Intercept)", *, level=0.95, ax=N
     rows = rows.sort_values("mode")
     z = stats.norm.ppf(0.5 + level / 2.0)
     pos = np.arange(len(rows))
-    ax.errorbar(rows["mode"], pos, xerr=z * rows["cond_sd"], fmt="o", ms=3, lw=1)
-    ax.axvline(0.0, color="grey", lw=1)
+    ax.errorbar(rows["mode"], pos, xerr=z * rows["cond_sd"], fmt="o", ms=3, lw=1,
+                label=f"mode ± {z:.2f} conditional SD")
+    ax.axvline(0.0, color="grey", lw=1, label="0: the population mean")
     if len(rows) <= 60:
-        ax.set_yticks(pos, [str(v) for v in rows["level"]])
-    ax.set_xlabel(f"{term} | {factor}")
+        ax.set_yticks(pos, [str(v) for v in rows["level"]],
+                      fontsize="small" if len(rows) <= 30 else "x-small")
+    else:
+        ax.set_yticks([])
+    ax.set(xlabel=f"conditional mode of {term} | {factor}",
+           ylabel=f"level of {factor} ({len(rows)}, sorted by mode)",
+           title=f"Conditional modes with {level:.0%} intervals: {term} | {factor}")
+    ax.legend(loc="lower right", fontsize="small")
     return ax
 
 
 def plot_profile(profile, *, axes=None):
     """Profile traces: ζ against each parameter's value (a frame of ``profile()``), one
     panel per parameter, with the interval levels' ζ = ±z marked."""
-    plt = _pyplot()
     names = list(dict.fromkeys(profile["parameter"]))
-    if axes is None:
-        cols = min(3, len(names))
-        rows = -(-len(names) // cols)
-        axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)[1]
-    axes = np.ravel(axes)
-    z = stats.norm.ppf(0.5 + profile.attrs.get("level", 0.95) / 2.0)
+    level = profile.attrs.get("level", 0.95)
+    axes = _panels(len(names), axes, "Profile traces: ζ = signed √(deviance change); "
+                   f"the {level:.0%} interval is where |ζ| ≤ z")
+    z = stats.norm.ppf(0.5 + level / 2.0)
     for ax, name in zip(axes, names):
         part = profile[profile["parameter"] == name]
-        ax.plot(part["value"], part["zeta"], "-o", ms=2)
-        for h in (-z, 0.0, z):
-            ax.axhline(h, color="grey", lw=0.8, ls=":" if h else "-")
-        ax.set_title(name, fontsize=9)
-        ax.set_ylabel("ζ")
-    return axes
+        ax.plot(part["value"], part["zeta"], "-o", ms=2, label="ζ")
+        ax.axhline(0.0, color="grey", lw=0.8, label="ζ = 0: the estimate")
+        ax.axhline(z, color="grey", lw=0.8, ls=":", label=f"ζ = ±{z:.2f} ({level:.0%})")
+        ax.axhline(-z, color="grey", lw=0.8, ls=":")
+        ax.set(title=name, xlabel=_parameter_axis(name), ylabel="ζ")
+    axes[0].legend(loc="upper left", fontsize="x-small")
+    return list(axes)
 
 
 def plot_bootstrap(result, parm=None, *, axes=None, bins=40):
     """Histograms of a :class:`~skmixed.BootstrapResult`'s replicates, the fitted value
     marked."""
-    plt = _pyplot()
     names = list(result.replicates.columns) if parm is None else (
         [parm] if isinstance(parm, str) else list(parm))
     unknown = [k for k in names if k not in result.replicates.columns]
     if unknown:
         raise ValueError(f"parm: unknown parameter(s) {unknown}; the replicates have "
                          f"{list(result.replicates.columns)}.")
-    if axes is None:
-        cols = min(3, len(names))
-        rows = -(-len(names) // cols)
-        axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)[1]
-    axes = np.ravel(axes)
+    n_ok = len(result.replicates) - result.n_failed
+    axes = _panels(len(names), axes, f"Parametric bootstrap: {n_ok} replicates"
+                   + (f" ({result.n_failed} failed fits left out)" if result.n_failed else ""))
     for ax, name in zip(axes, names):
-        ax.hist(result.replicates[name].dropna(), bins=bins)
-        ax.axvline(result.estimates[name], color="black", lw=1)
-        ax.set_title(name, fontsize=9)
-    return axes
+        ax.hist(result.replicates[name].dropna(), bins=bins, label="replicates")
+        ax.axvline(result.estimates[name], color="black", lw=1, label="fitted value")
+        ax.set(title=name, xlabel=_parameter_axis(name), ylabel="replicates (count)")
+    axes[0].legend(loc="upper left", fontsize="x-small")
+    return list(axes)

@@ -10,6 +10,7 @@ sets it) such a skip is a failure instead, as is a missing package of the ``test
 """
 
 import importlib
+import inspect
 import json
 import os
 from pathlib import Path
@@ -50,6 +51,21 @@ def data_path(name):
             "in ../shared/data beside it; `Rscript tests/reference/study_sim.R 200000 200 "
             f"{path}` writes it (see tests/reference/README.md)")
     return path
+
+
+def _strict_checks():
+    """Keyword arguments for ``parametrize_with_checks``: ``xfail_strict=True`` where
+    scikit-learn has it (1.8+), so an expected failure that starts passing fails the run and
+    the lists cannot go stale; older releases (Python 3.10's newest is 1.7) run the same
+    checks without it."""
+    from sklearn.utils.estimator_checks import parametrize_with_checks
+
+    return ({"xfail_strict": True}
+            if "xfail_strict" in inspect.signature(parametrize_with_checks).parameters else {})
+
+
+#: ``@parametrize_with_checks([...], expected_failed_checks=..., **STRICT_CHECKS)``
+STRICT_CHECKS = _strict_checks()
 
 
 def require_package(module, extra):

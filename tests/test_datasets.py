@@ -16,6 +16,7 @@ from skmixed.datasets import (
     load_metacognition,
     load_sleepstudy,
     load_verbagg,
+    make_crossed,
     make_multilevel,
 )
 
@@ -101,11 +102,11 @@ def test_truth_attrs(study):
     )
     for key, value in expected.items():
         assert truth[key] == value
-    assert truth["group_effects"].shape == (200,)
+    assert np.shape(truth["group_effects"]) == (200,)
 
 
 def test_truth_survives_concat_of_copies():
-    """A numpy array in attrs must not break pandas' attrs comparison in concat/merge."""
+    """The truth in attrs must not break pandas' attrs comparison in concat/merge."""
     df = make_multilevel(100, 10, random_state=1)
     other = make_multilevel(100, 10, random_state=2)
     both = pd.concat([df, df.copy()])
@@ -114,6 +115,33 @@ def test_truth_survives_concat_of_copies():
     )
     assert pd.concat([df, other]).attrs == {}  # different truths: pandas drops attrs
     assert len(df.merge(other, on="g")) > 0
+
+
+@pytest.mark.parametrize("maker", [
+    lambda: make_multilevel(300, 12, random_state=4),
+    lambda: make_multilevel(300, 12, slope_sd=0.3, random_state=4),
+    lambda: make_crossed(300, 20, 10, random_state=4),
+], ids=["intercepts", "slopes", "crossed"])
+def test_parquet_round_trip_keeps_rows_and_truth(tmp_path, maker):
+    """``to_parquet`` writes attrs with json.dumps: the truth must be JSON-friendly."""
+    require_package("pyarrow", "parquet")
+    df = maker()
+    path = tmp_path / "sim.parquet"
+    df.to_parquet(path)
+    back = pd.read_parquet(path)
+    # Some pandas/pyarrow pairs read a categorical of ints back as the ints.
+    back = back.astype({c: df[c].dtype for c in ("g", "user", "item") if c in df})
+    pd.testing.assert_frame_equal(back, df)
+    assert back.attrs["truth"].keys() == df.attrs["truth"].keys()
+    for key, value in df.attrs["truth"].items():
+        np.testing.assert_array_equal(np.asarray(back.attrs["truth"][key]), np.asarray(value),
+                                      err_msg=key)  # exact: JSON keeps every float's digits
+
+
+def test_truth_is_not_copied_value_by_value():
+    """pandas deep-copies attrs into nearly every result; the effects are shared."""
+    df = make_multilevel(1_000, 100, random_state=0)
+    assert df[["x"]].attrs["truth"]["group_effects"] is df.attrs["truth"]["group_effects"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -160,7 +188,8 @@ def test_slope_sd_keeps_the_rest_of_the_stream():
     for column in ["g", "x", "b", "z"]:
         pd.testing.assert_series_equal(without[column], with_slopes[column])
     np.testing.assert_array_equal(
-        without.attrs["truth"]["group_effects"], with_slopes.attrs["truth"]["group_effects"][:, 0]
+        without.attrs["truth"]["group_effects"],
+        np.asarray(with_slopes.attrs["truth"]["group_effects"])[:, 0],
     )
     assert not np.allclose(without["y"], with_slopes["y"])
 
@@ -182,7 +211,7 @@ def test_covariates_have_their_distributions(study):
 
 
 def test_random_intercepts_have_group_sd(study):
-    effects = study.attrs["truth"]["group_effects"]
+    effects = np.asarray(study.attrs["truth"]["group_effects"])
     # SD of a sample SD of 200 normals is about 0.5 / sqrt(400) = 0.025
     assert abs(effects.std(ddof=1) - 0.5) < 0.1
     assert abs(effects.mean()) < 4 * 0.5 / np.sqrt(len(effects))
@@ -193,7 +222,7 @@ def test_group_level_draws_with_many_groups():
     df = make_multilevel(80_000, 40_000, group_sd=0.7, random_state=11)
     b_group = df["b"].to_numpy()[::2]
     assert abs(b_group.mean() - 0.5) < 4 * np.sqrt(0.25 / 40_000)
-    effects = df.attrs["truth"]["group_effects"]
+    effects = np.asarray(df.attrs["truth"]["group_effects"])
     assert abs(effects.std(ddof=1) - 0.7) < 4 * 0.7 / np.sqrt(2 * 40_000)
 
 
@@ -229,7 +258,7 @@ def test_y_bin_follows_expit_of_the_linear_predictor(study):
 
 def test_random_slopes_recovered():
     df = make_multilevel(100_000, 400, slope_sd=0.3, group_sd=0.0, random_state=5)
-    effects = df.attrs["truth"]["group_effects"]
+    effects = np.asarray(df.attrs["truth"]["group_effects"])
     assert effects.shape == (400, 2)
     np.testing.assert_array_equal(effects[:, 0], 0.0)
     assert abs(effects[:, 1].std(ddof=1) - 0.3) < 0.05
@@ -465,7 +494,8 @@ def test_make_crossed_levels_imbalance_and_seed():
     assert items.iloc[0] > 50 * items.iloc[-1]
     assert set(df["y_bin"].unique()) <= {0, 1}
     truth = df.attrs["truth"]
-    assert truth["user_effects"].shape == (2_000,) and truth["item_effects"].shape == (400,)
+    assert np.shape(truth["user_effects"]) == (2_000,)
+    assert np.shape(truth["item_effects"]) == (400,)
     same = make_crossed(50_000, 2_000, 400, random_state=1)
     pd.testing.assert_frame_equal(df, same)
     flat = make_crossed(50_000, 2_000, 400, user_activity=0, item_popularity=0,

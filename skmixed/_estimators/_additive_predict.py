@@ -189,16 +189,24 @@ class AdditivePrediction:
             raise ValueError("this model has no smooths to plot.")
         if axes is None:
             _, axes = plt.subplots(1, len(bases), figsize=(4 * len(bases), 3.2),
-                                   squeeze=False)
+                                   squeeze=False, layout="constrained")
             axes = list(axes[0])
+        # the smooths are on the linear predictor's scale, centred (mean 0 over the data)
+        scale = {"gaussian": "y", "binomial": "log-odds of y",
+                 "poisson": "log mean of y"}.get(self.family, "linear predictor")
         for ax, basis, term in zip(axes, bases, self.smooths_.index):
             knots = basis["spline"].knots_
             outer = basis["spline"].m[0] + 1
             # the fitted covariate's range, widened 0.1 % by the basis (mgcv's layout)
             lo, hi = knots[outer], knots[-outer - 1]
             band = self.partial_effect(basis["label"], np.linspace(lo, hi, n_points), level)
-            ax.fill_between(band["x"], band["lower"], band["upper"], alpha=0.3, lw=0)
-            ax.plot(band["x"], band["effect"])
-            ax.set_xlabel(_design.column_name(basis["label"]))
-            ax.set_ylabel(f"{term}, edf {self.smooths_.loc[term, 'edf']:.2f}")
+            ax.fill_between(band["x"], band["lower"], band["upper"], alpha=0.3, lw=0,
+                            label=f"{level:.0%} pointwise band")
+            ax.plot(band["x"], band["effect"], label="estimate")
+            ax.axhline(0.0, color="grey", lw=0.8, ls=":", label="0 (centred)")
+            column = _design.column_name(basis["label"])
+            ax.set(xlabel=column, ylabel=f"{term}: effect on {scale}",
+                   title=f"Partial effect of {column} ({term}, "
+                         f"edf {self.smooths_.loc[term, 'edf']:.2f})")
+            ax.legend(fontsize="x-small")
         return list(axes)

@@ -10,7 +10,6 @@ from numbers import Integral, Real
 import numpy as np
 import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..exceptions import SingularFitWarning
@@ -18,6 +17,7 @@ from .._model.result import lme4_order
 from . import _design, _factors
 from ._results import (fixed_effects_table, random_effects_table, variance_component_rows,
                        variance_components_frame)
+from ._sklearn_compat import Interval, StrOptions
 
 __all__ = ["GroupedModelMixin", "GROUPED_CONSTRAINTS"]
 

@@ -18,10 +18,11 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 from sklearn.utils import check_array
-from sklearn.utils.validation import _check_sample_weight, _get_feature_names, column_or_1d
+from sklearn.utils.validation import column_or_1d
 
 from ..exceptions import GroupLabelWarning
 from ..sources import refuse_chunked
+from ._sklearn_compat import check_feature_names, check_sample_weight
 
 __all__ = ["GroupedDesign", "as_table", "resolve_column", "encode_groups", "lookup_groups",
            "make_design", "fixed_columns", "check_finite_columns", "fixed_block",
@@ -45,7 +46,7 @@ def as_table(X, estimator_name):
         if not X.columns.is_unique:
             dup = sorted(map(str, X.columns[X.columns.duplicated()].unique()))
             raise ValueError(f"X has duplicate column names {dup}; column names must be unique.")
-        _get_feature_names(X)  # raises TypeError for a mix of str and non-str names
+        check_feature_names(X)  # raises TypeError for a mix of str and non-str names
         return X
     return check_array(X, dtype=None, ensure_all_finite=False, estimator=estimator_name)
 
@@ -450,8 +451,7 @@ def check_weights(sample_weight, n):
     """Frequency weights (non-negative, finite) or an empty array for unit weights."""
     if sample_weight is None:
         return np.empty(0)
-    w = _check_sample_weight(sample_weight, np.empty((n, 0)), dtype=np.float64,
-                             ensure_non_negative=True)
+    w = check_sample_weight(sample_weight, n, ensure_non_negative=True)
     return np.ascontiguousarray(w)
 
 

@@ -23,9 +23,8 @@ from numbers import Integral
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._kernels.threads import numba_threads
@@ -42,6 +41,7 @@ from ._additive_sources import (check_boundary_response, check_target, chunk_tab
 from ._base import GROUPED_CONSTRAINTS
 from ._chunked import is_dask
 from ._results import fixed_effects_table, random_effects_table
+from ._sklearn_compat import Interval, StrOptions, fit_context
 
 __all__ = ["AdditiveMixed"]
 
@@ -172,7 +172,7 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         self.max_iter = max_iter
 
     # ------------------------------------------------------------------ fit
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, sample_weight=None):
         """Fit the model.
 

@@ -14,11 +14,10 @@ from numbers import Integral
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sklearn.base import BaseEstimator, _fit_context
+from sklearn.base import BaseEstimator
 from sklearn.metrics import accuracy_score, r2_score
-from sklearn.utils._available_if import available_if
-from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils._tags import ClassifierTags, RegressorTags
+from sklearn.utils import ClassifierTags, RegressorTags
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
@@ -34,6 +33,7 @@ from ._chunked import is_dask
 from ._dask_glmm import fit_dask
 from ._base import GROUPED_CONSTRAINTS, GroupedModelMixin
 from ._results import summary_text
+from ._sklearn_compat import Interval, StrOptions, fit_context
 
 __all__ = ["MixedGLM"]
 
@@ -168,7 +168,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         return family.kind == "proportion" and self.trials is None
 
     # ------------------------------------------------------------------ fit
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, sample_weight=None):
         """Fit the model.
 

@@ -10,8 +10,7 @@ import time
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
-from sklearn.utils._param_validation import StrOptions
+from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
 from .._kernels.crossprod import grouped_crossprods
@@ -24,6 +23,7 @@ from ._base import GROUPED_CONSTRAINTS, GroupedModelMixin
 from ._chunked import chunked_pass, dask_pass, is_dask
 from ._chunked_multi import multi_chunked_pass, multi_dask_pass
 from ._results import summary_text
+from ._sklearn_compat import StrOptions, fit_context
 
 __all__ = ["MixedLM"]
 
@@ -219,7 +219,7 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         self.solver = solver
 
     # ------------------------------------------------------------------ fit
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, sample_weight=None):
         """Fit the model.
 

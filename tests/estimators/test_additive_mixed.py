@@ -20,7 +20,7 @@ from sklearn.model_selection import GroupKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from conftest import require_package
+from conftest import STRICT_CHECKS, require_package
 
 from skmixed import AdditiveMixed
 from skmixed.sources import from_chunks
@@ -58,7 +58,7 @@ def _expected_failed(estimator):
 
 @parametrize_with_checks([AdditiveMixed(), AdditiveMixed(groups=0),
                           AdditiveMixed(groups=0, random_slopes=[1])],
-                         expected_failed_checks=_expected_failed, xfail_strict=True)
+                         expected_failed_checks=_expected_failed, **STRICT_CHECKS)
 def test_sklearn_compatible_estimator(estimator, check):
     """Without smooths (the checks' random data have too few distinct values for a basis):
     the linear model by REML, with and without a random intercept (and slope) per
@@ -254,7 +254,11 @@ def test_plot_partial_effects(fitted, small):
     assert len(x) == 50 and x.min() < 0.01 and x.max() > 0.99
     band = fitted.partial_effect("z", x)
     np.testing.assert_allclose(effect, band["effect"])
-    assert "edf" in axes[0].get_ylabel()
+    ax = axes[0]
+    assert ax.get_xlabel() == "z" and ax.get_ylabel() == "s(z): effect on y"
+    assert "edf" in ax.get_title()
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["95% pointwise band", "estimate", "0 (centred)"]
     with pytest.raises(ValueError, match="no smooths"):
         AdditiveMixed(groups="g").fit(small[["g", "x"]], small["y"]).plot_partial_effects()
 

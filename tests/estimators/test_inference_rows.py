@@ -126,17 +126,37 @@ def test_glmm_simulate_counts_with_trials(data_file):
     assert np.allclose(sims, np.round(sims))
 
 
+def assert_readable(axes):
+    """Every panel has axis labels and a title; the first panel's legend names the
+    reference lines (the others share it)."""
+    axes = np.ravel(axes)
+    for ax in axes:
+        assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title(), (
+            ax.get_xlabel(), ax.get_ylabel(), ax.get_title())
+    legend = axes[0].get_legend()
+    assert legend is not None and all(t.get_text() for t in legend.get_texts())
+    assert len(legend.get_texts()) >= 2  # the data and at least one reference line
+
+
 def test_every_plot_draws(lmm_data, glmm_data):
     import matplotlib.pyplot as plt
     m, X, df = lmm_data
-    assert plots.plot_residuals(m, X.iloc[:500], df["y"].iloc[:500]) is not None
-    assert plots.plot_qq(m) is not None
-    assert plots.plot_caterpillar(m, "g") is not None
-    assert len(plots.plot_profile(m.profile(n_points=5))) >= 4
+    assert_readable(plots.plot_residuals(m, X.iloc[:500], df["y"].iloc[:500]))
+    assert_readable(plots.plot_qq(m))
+    assert_readable(plots.plot_caterpillar(m, "g"))
+    profile = plots.plot_profile(m.profile(n_points=5))
+    assert len(profile) == 5  # sd, sigma and three coefficients; no spare panels
+    assert len(profile[0].figure.axes) == 5
+    assert_readable(profile)
     boot = m.bootstrap(20, random_state=0, progress=False)
-    assert len(plots.plot_bootstrap(boot)) >= 4
+    bootstrap = plots.plot_bootstrap(boot)
+    assert len(bootstrap) >= 4
+    assert_readable(bootstrap)
+    assert bootstrap[0].figure.get_suptitle().startswith("Parametric bootstrap")
     g, Xg, dg = glmm_data
-    assert plots.plot_residuals(g, Xg, dg["y_bin"]) is not None
+    residuals = plots.plot_residuals(g, Xg, dg["y_bin"])
+    assert_readable(residuals)
+    assert "Pearson" in residuals.get_ylabel()
     with pytest.raises(ValueError, match="no random effect 'x'"):
         plots.plot_qq(m, term="x")
     plt.close("all")

@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 from scipy.special import expit
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
-from sklearn.utils._param_validation import InvalidParameterError
 
 from fitted_state import assert_refit_fails, snapshot
 from skmixed import MixedGLM, RankDeficientWarning, SingularFitWarning
+from skmixed._estimators._sklearn_compat import InvalidParameterError
 from skmixed.datasets import make_multilevel
 
 FITTED_ATTRIBUTES = ["coef_", "intercept_", "theta_", "fixed_effects_", "variance_components_",

@@ -23,6 +23,7 @@ from sklearn.utils import estimator_checks
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn.utils.validation import check_is_fitted
 
+from conftest import STRICT_CHECKS
 from fitted_state import assert_clone_is_unfitted
 from skmixed import GroupLabelWarning, MixedGLM, RankDeficientWarning, SingularFitWarning
 from skmixed.datasets import make_multilevel
@@ -95,7 +96,7 @@ def _expected_failed_checks(estimator):
 @parametrize_with_checks([MixedGLM(groups=0), MixedGLM(groups=0, link="probit"),
                           MixedGLM(groups=0, family="poisson"),
                           MixedGLM(groups=0, family="gamma")],
-                         expected_failed_checks=_expected_failed_checks, xfail_strict=True)
+                         expected_failed_checks=_expected_failed_checks, **STRICT_CHECKS)
 def test_sklearn_compatible_estimator(estimator, check):
     # The checks' tiny random data give boundary fits, collinear columns and separated
     # classes by design.

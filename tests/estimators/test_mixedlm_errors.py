@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils._param_validation import InvalidParameterError
 
 from fitted_state import assert_refit_fails, snapshot
 from skmixed import GroupLabelWarning, MixedLM, RankDeficientWarning, SingularFitWarning
+from skmixed._estimators._sklearn_compat import InvalidParameterError
 from skmixed.datasets import make_multilevel
 
 FITTED_ATTRIBUTES = ["coef_", "intercept_", "theta_", "sigma_", "fixed_effects_",

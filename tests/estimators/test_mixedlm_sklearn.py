@@ -16,6 +16,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn.utils.validation import check_is_fitted
 
+from conftest import STRICT_CHECKS
 from fitted_state import assert_clone_is_unfitted
 from skmixed import MixedLM, RankDeficientWarning, SingularFitWarning
 from skmixed.datasets import make_multilevel
@@ -62,7 +63,7 @@ EXPECTED_FAILED_CHECKS = {
 # Strict: a listed check that starts passing fails here, so the list cannot go stale.
 @parametrize_with_checks([MixedLM(groups=0)],
                          expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS,
-                         xfail_strict=True)
+                         **STRICT_CHECKS)
 def test_sklearn_compatible_estimator(estimator, check):
     # The checks' tiny random data give boundary fits and collinear columns by design.
     with warnings.catch_warnings():
