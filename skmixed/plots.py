@@ -153,7 +153,7 @@ def plot_profile(profile, *, axes=None):
 
 
 def plot_bootstrap(result, parm=None, *, axes=None, bins=40):
-    """Histograms of a :class:`~skmixed.BootstrapResult`'s replicates, the fitted value
+    """Histograms of a [`BootstrapResult`][skmixed.BootstrapResult]'s replicates, the fitted value
     marked."""
     names = list(result.replicates.columns) if parm is None else (
         [parm] if isinstance(parm, str) else list(parm))
