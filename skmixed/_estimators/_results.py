@@ -89,7 +89,26 @@ def n_obs_text(n_obs):
     n = float(n_obs)
     if n.is_integer():
         return str(int(n))
-    return f"{format_real([n], 7)[0]} (sum of weights)"
+    decimals = max(0, 7 - len(str(int(n))))  # R's 7 significant digits, never exponent form
+    text = f"{n:.{decimals}f}"
+    return (text.rstrip("0").rstrip(".") if "." in text else text) + " (sum of weights)"
+
+
+def frequency_quantiles(x, weights, probs):
+    """R's type 7 quantiles of ``x`` with each value repeated ``weights`` times (the
+    estimators' weights are frequency weights), without repeating them; NaNs dropped."""
+    x = np.asarray(x, dtype=float)
+    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=float)
+    keep = ~np.isnan(x) & (w > 0)
+    order = np.argsort(x[keep], kind="stable")
+    xs, cum = x[keep][order], np.cumsum(w[keep][order])
+    h = (cum[-1] - 1.0) * np.asarray(probs, dtype=float)
+    lo = np.floor(h)
+
+    def at(i):  # the value at 0-based position i of the repeated, sorted data
+        return xs[np.minimum(np.searchsorted(cum, i, side="right"), xs.size - 1)]
+
+    return at(lo) + (h - lo) * (at(np.minimum(lo + 1, cum[-1] - 1)) - at(lo))
 
 
 def _zapsmall(x, digits):
@@ -98,14 +117,14 @@ def _zapsmall(x, digits):
     return np.round(x, max(0, digits - int(np.ceil(np.log10(mx)))) if mx > 0 else digits)
 
 
-def residual_lines(resid, digits=4, hint=None):
-    """lme4's ``Scaled residuals:`` block: the quantiles (Min 1Q Median 3Q Max, R's type 7)
-    zapped to ``digits + 1`` and printed with ``digits``; without residuals, ``hint``."""
+def residual_lines(resid, weights=None, digits=4, hint=None):
+    """lme4's ``Scaled residuals:`` block: the quantiles (Min 1Q Median 3Q Max, R's type 7,
+    rows counted ``weights`` times) zapped to ``digits + 1`` and printed with ``digits``;
+    without residuals, ``hint``."""
     if resid is None:
         return [f"Scaled residuals: not shown ({hint})", ""]
-    r = np.asarray(resid, dtype=float)
-    r = r[~np.isnan(r)]
-    q = _zapsmall(np.quantile(r, [0.0, 0.25, 0.5, 0.75, 1.0]), digits + 1)
+    q = _zapsmall(frequency_quantiles(resid, weights, [0.0, 0.25, 0.5, 0.75, 1.0]),
+                  digits + 1)
     values = format_real(q, digits)
     names = ["Min", "1Q", "Median", "3Q", "Max"]
     w = max(len(v) for v in values + names)
@@ -182,14 +201,14 @@ def correlation_lines(names, cov, correlation=None, how_to_show=""):
 
 def summary_text(*, title, formula, criterion_name, criterion, vc, fixed, n_obs, group_name,
                  n_groups, extra_lines=(), stat="z", with_p=True, residuals=None,
-                 residuals_hint="", fixed_cov=None, correlation=None,
+                 residual_weights=None, residuals_hint="", fixed_cov=None, correlation=None,
                  correlation_hint="summary(correlation=True) or fixed_cov_"):
     """lme4's printout of a fitted mixed model (``print(summary(m))``): title, formula,
     criterion, scaled residuals, random effects, numbers of observations and groups,
     fixed effects (``printCoefmat``) and their correlations."""
     shown = f"{criterion:.1f}" if np.isfinite(criterion) else "not evaluated"
     lines = [title, f"Formula: {formula}", "", f"{criterion_name}: {shown}", ""]
-    lines += residual_lines(residuals, hint=residuals_hint)
+    lines += residual_lines(residuals, residual_weights, hint=residuals_hint)
     lines += random_effects_lines(vc)
     if isinstance(group_name, (list, tuple)):  # several grouping factors
         shown = "; ".join(f"{g}, {n}" for g, n in zip(group_name, n_groups))

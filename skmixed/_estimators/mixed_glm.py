@@ -640,9 +640,9 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         significance stars, their correlations; numbers formatted as R prints them.
 
         ``X, y, sample_weight`` (the data the model was fitted to, optional) give the
-        ``Scaled residuals:`` quantiles (Pearson residuals over σ, weighted by √w, as
-        lme4's). ``ddf`` other than None or "asymptotic" is an error
-        ([`fixed_effects_test`][skmixed.MixedGLM.fixed_effects_test]). ``correlation``: print
+        ``Scaled residuals:`` quantiles (Pearson residuals over σ as lme4's; a row of
+        weight w counts w times, as in the fit). ``ddf`` other than None or "asymptotic" is
+        an error ([`fixed_effects_test`][skmixed.MixedGLM.fixed_effects_test]). ``correlation``: print
         the fixed effects' correlation (None: as lme4, when at most 12 fixed effects)."""
         check_is_fitted(self)
         if isinstance(X, str):
@@ -662,8 +662,6 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         resid = None
         if X is not None and y is not None:
             resid = self.residuals(X, y, type="pearson") / self.sigma_
-            if sample_weight is not None:
-                resid = resid * np.sqrt(np.asarray(sample_weight, dtype=float))
         return summary_text(
             title=f"Generalized linear mixed model fit by maximum likelihood ({method}) "
                   f"[skmixed.MixedGLM]\n Family: {self.family}  "
@@ -672,7 +670,8 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
             criterion=self.deviance_, vc=self.variance_components_, fixed=self.fixed_effects_,
             n_obs=self.n_obs_, group_name=self._summary_groups()[0],
             n_groups=self._summary_groups()[1], extra_lines=extra, stat="z", with_p=True,
-            residuals=resid, residuals_hint="summary(X, y) with the fitted data prints them",
+            residuals=resid, residual_weights=sample_weight,
+            residuals_hint="summary(X, y) with the fitted data prints them",
             fixed_cov=self.fixed_cov_, correlation=correlation)
 
     def __sklearn_tags__(self):

@@ -585,9 +585,10 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         Parameters
         ----------
         X, y, sample_weight : the data the model was fitted to, optional
-            For the ``Scaled residuals:`` quantiles (Pearson residuals over σ, weighted by
-            √w, as lme4's ``residuals(m, "pearson", scaled = TRUE)``); a fitted model keeps
-            no rows, so without them the block says how to get it.
+            For the ``Scaled residuals:`` quantiles (Pearson residuals over σ, lme4's
+            ``residuals(m, "pearson", scaled = TRUE)``; a row of weight w counts w times, as
+            the frequency weights of the fit); a fitted model keeps no rows, so without them
+            the block says how to get it.
         ddf : {None, "Satterthwaite", "Kenward-Roger", "asymptotic"}, default=None
             None: lme4's table, ``Estimate Std. Error t value`` and no p-values.
             "Satterthwaite", "Kenward-Roger": lmerTest's ``df``, ``t value`` and
@@ -623,15 +624,13 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         resid = None
         if X is not None and y is not None:
             resid = self.residuals(X, y, type="pearson", scaled=True)
-            if sample_weight is not None:
-                resid = resid * np.sqrt(np.asarray(sample_weight, dtype=float))
         return summary_text(
             title=f"Linear mixed model fit by {method}{tests} [skmixed.MixedLM]",
             formula=self._formula(), criterion_name=crit_name, criterion=crit,
             vc=self.variance_components_, fixed=fixed, n_obs=self.n_obs_,
             group_name=self._summary_groups()[0], n_groups=self._summary_groups()[1],
             extra_lines=extra, stat="z" if key == "asymptotic" else "t",
-            with_p=key is not None, residuals=resid,
+            with_p=key is not None, residuals=resid, residual_weights=sample_weight,
             residuals_hint="summary(X, y) with the fitted data prints them",
             fixed_cov=self.fixed_cov_, correlation=correlation)
 
