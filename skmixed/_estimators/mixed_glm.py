@@ -642,8 +642,9 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         ``X, y, sample_weight`` (the data the model was fitted to, optional) give the
         ``Scaled residuals:`` quantiles (Pearson residuals over σ as lme4's; a row of
         weight w counts w times, as in the fit). ``ddf`` other than None or "asymptotic" is
-        an error ([`fixed_effects_test`][skmixed.MixedGLM.fixed_effects_test]). ``correlation``: print
-        the fixed effects' correlation (None: as lme4, when at most 12 fixed effects)."""
+        an error ([`fixed_effects_test`][skmixed.MixedGLM.fixed_effects_test]).
+        ``correlation``: print the fixed effects' correlation (None: as lme4, when at most 12
+        fixed effects)."""
         check_is_fitted(self)
         if isinstance(X, str):
             raise TypeError(f"summary(X, y): X is the data; the df method is a keyword "
