@@ -9,6 +9,8 @@ from scipy import stats
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _design
+from ._results import coef_lines
+from ._rprint import coef_table
 
 __all__ = ["AdditivePrediction"]
 
@@ -144,7 +146,8 @@ class AdditivePrediction:
         return design @ coef, np.sqrt(np.einsum("ij,jk,ik->i", design, cov, design))
 
     def _summary_text(self):
-        """The text of `summary` (mgcv's layout)."""
+        """The text of `summary`: mgcv's ``print(summary(gam))`` layout, then the variance
+        components and the REML criterion."""
         smooths = [f's({_design.column_name(c)}, bs = "ps")' for c in self._labels["smooth"]]
         group = self._labels["group"]
         terms = ([] if self.fit_intercept else ["0"]) + [
@@ -154,24 +157,35 @@ class AdditivePrediction:
             terms.append(f's({name}, bs = "re")')
             terms += [f's({name}, {_design.column_name(c)}, bs = "re")'
                       for c in self._labels["slope"]]
+        family = self._family()
         method = "binned (bam discrete)" if self._discrete else "exact (gam)"
-        lines = [f"Additive mixed model [skmixed.AdditiveMixed], family {self.family}, "
-                 f"REML ({method})",
-                 f"Formula: {self._target_name} ~ " + (" + ".join(terms) if terms else "1"),
-                 "",
-                 "Parametric coefficients:",
-                 self.fixed_effects_.to_string(float_format=lambda v: f"{v:.6g}"), ""]
+        lines = [f"Additive mixed model [skmixed.AdditiveMixed], REML, {method}", "",
+                 f"Family: {self.family}", f"Link function: {family.link}", "",
+                 "Formula:",
+                 f"{self._target_name} ~ " + (" + ".join(terms) if terms else "1"), ""]
+        fixed = self.fixed_effects_
+        if len(fixed):
+            # mgcv: t tests on the residual df n − edf when the scale is estimated
+            stat = "t" if family.scale_estimated else "z"
+            if family.scale_estimated:
+                fixed = fixed.assign(p_value=2.0 * stats.t.sf(
+                    np.abs(fixed["z"]), max(self._fit.reml.n - self.edf_, 1.0)))
+            lines += ["Parametric coefficients:"] + coef_lines(fixed, stat, True)
+        lines.append("")
         if len(self.smooths_):
-            stat = "F" if self._family().scale_estimated else "Chi.sq"
-            lines += [f"Smooth terms (approximate significance; statistic = {stat}):",
-                      self.smooths_.to_string(float_format=lambda v: f"{v:.6g}"), ""]
+            stat = "F" if family.scale_estimated else "Chi.sq"
+            table = self.smooths_[["edf", "ref_df", "statistic", "p_value"]]
+            lines += ["Approximate significance of smooth terms:"] + coef_table(
+                table.to_numpy(dtype=float), [str(t) for t in table.index],
+                ["edf", "Ref.df", stat, "p-value"], digits=4, cs_ind=(0,), tst_ind=(2,))
+            lines.append("")
         if len(self.variance_components_):
             lines += ["Variance components:",
-                      self.variance_components_.to_string(index=False,
+                      self.variance_components_.to_string(index=False, na_rep="",
                                                           float_format=lambda v: f"{v:.6g}"),
                       ""]
         lines.append(f"REML criterion (-2 restricted log-likelihood of the "
-                     f"{'' if self._family().linear else 'working '}model): "
+                     f"{'' if family.linear else 'working '}model): "
                      f"{self.reml_criterion_:.4f}; total edf {self.edf_:.3f}; "
                      f"{'converged' if self.converged_ else 'NOT converged'} after "
                      f"{self.n_iter_} iteration(s)")

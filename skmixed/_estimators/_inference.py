@@ -13,6 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..exceptions import ApproximationWarning, RefitMLWarning
 from . import _design
+from ._rprint import format_pval
 
 __all__ = ["anova", "format_p_value", "BootstrapResult", "DDF_METHODS"]
 
@@ -20,18 +21,15 @@ __all__ = ["anova", "format_p_value", "BootstrapResult", "DDF_METHODS"]
 DDF_METHODS = {"satterthwaite": "Satterthwaite", "kenward-roger": "Kenward-Roger",
                "asymptotic": "asymptotic"}
 
-#: R's ``.Machine$double.eps``: smaller p-values print as ``< 2e-16``
-_EPS = np.finfo(float).eps
-
-
 def format_p_value(p, digits=3):
-    """A p-value as R's ``format.pval`` prints it in coefficient tables: ``< 2e-16`` below
-    the machine epsilon, else ``digits`` significant digits."""
-    if not np.isfinite(p):
-        return "NA"
-    if p < _EPS:
-        return "< 2e-16"
-    return f"{p:.{digits}g}"
+    """p-values as R's ``format.pval`` prints them in coefficient tables (``printCoefmat``
+    of lme4's and mgcv's summaries, ``digits`` significant digits): a scalar gives a string,
+    an array the list of strings formatted together — those below ``.Machine$double.eps``
+    as ``< 2e-16``, or ``<2e-16`` when the others are at most 6 characters wide, exactly
+    as R spaces it."""
+    if np.ndim(p) == 0:
+        return format_pval([p], digits)[0]
+    return format_pval(p, digits)
 
 
 def inference_of(model, what):

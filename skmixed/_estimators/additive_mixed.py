@@ -466,9 +466,12 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         return self._partial_effect(term, grid, level)
 
     def summary(self):
-        """mgcv-style text summary: the model, parametric coefficients, smooth terms (edf,
-        reference df, F or χ² statistic, p-value, λ), variance components, REML
-        criterion."""
+        """mgcv's printout (``print(summary(gam))``): family, formula, parametric
+        coefficients (``t value`` and ``Pr(>|t|)`` on the residual df ``n − edf_`` when the
+        scale is estimated, else ``z value``), ``Approximate significance of smooth terms:``
+        (``edf``, ``Ref.df``, ``F`` or ``Chi.sq``, ``p-value``; λ is in ``smooths_``) with
+        significance stars, numbers as R prints them; then the variance components and the
+        REML criterion."""
         check_is_fitted(self)
         return self._summary_text()
 

@@ -634,11 +634,21 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
                              "fixed effects have asymptotic z tests (ddf='asymptotic').")
         return self.fixed_effects_.copy()
 
-    def summary(self, ddf=None):
-        """lme4-style text summary; p-values as R prints them (``< 2e-16``). ``ddf`` other than
-        None or "asymptotic" is an error
-        ([`fixed_effects_test`][skmixed.MixedGLM.fixed_effects_test])."""
+    def summary(self, X=None, y=None, sample_weight=None, *, ddf=None, correlation=None):
+        """lme4's printout of the fit (``print(summary(m))`` of a ``glmer`` fit): scaled
+        residuals, random effects, the fixed effects' ``z value`` and ``Pr(>|z|)`` with
+        significance stars, their correlations; numbers formatted as R prints them.
+
+        ``X, y, sample_weight`` (the data the model was fitted to, optional) give the
+        ``Scaled residuals:`` quantiles (Pearson residuals over σ as lme4's; a row of
+        weight w counts w times, as in the fit). ``ddf`` other than None or "asymptotic" is
+        an error ([`fixed_effects_test`][skmixed.MixedGLM.fixed_effects_test]).
+        ``correlation``: print the fixed effects' correlation (None: as lme4, when at most 12
+        fixed effects)."""
         check_is_fitted(self)
+        if isinstance(X, str):
+            raise TypeError(f"summary(X, y): X is the data; the df method is a keyword "
+                            f"argument: summary(ddf={X!r}).")
         if ddf is not None:
             self.fixed_effects_test(ddf)
         method = {0: "Laplace approximation, nAGQ = 0: β from the joint PIRLS",
@@ -650,14 +660,20 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         family = self._family()
         if family.param is not None:  # the family's estimated parameter (dispersion_)
             extra.insert(0, f"{family.label} {family.param}: {self.dispersion_:.6g}")
+        resid = None
+        if X is not None and y is not None:
+            resid = self.residuals(X, y, type="pearson") / self.sigma_
         return summary_text(
             title=f"Generalized linear mixed model fit by maximum likelihood ({method}) "
-                  f"[skmixed.MixedGLM]\n Family: {self.family} "
-                  f"({get_family(self.family, self.link).link})",
+                  f"[skmixed.MixedGLM]\n Family: {self.family}  "
+                  f"( {get_family(self.family, self.link).link} )",
             formula=self._glm_formula(), criterion_name="deviance (-2 logLik)",
             criterion=self.deviance_, vc=self.variance_components_, fixed=self.fixed_effects_,
             n_obs=self.n_obs_, group_name=self._summary_groups()[0],
-            n_groups=self._summary_groups()[1], extra_lines=extra)
+            n_groups=self._summary_groups()[1], extra_lines=extra, stat="z", with_p=True,
+            residuals=resid, residual_weights=sample_weight,
+            residuals_hint="summary(X, y) with the fitted data prints them",
+            fixed_cov=self.fixed_cov_, correlation=correlation)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -577,16 +577,42 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
         return _inference.fixed_effects_test(self, ddf)
 
     # ------------------------------------------------------------ summary
-    def summary(self, ddf=None):
-        """lme4-style text summary of the fit (random effects, fixed effects, criteria).
+    def summary(self, X=None, y=None, sample_weight=None, *, ddf=None, correlation=None):
+        """lme4's printout of the fit (``print(summary(m))``): criterion, scaled residuals,
+        random effects, fixed effects, their correlations; numbers formatted as R prints
+        them (``printCoefmat``, ``format.pval``).
 
-        ``ddf``: "Satterthwaite" or "Kenward-Roger" prints lmerTest's ``t value``, ``df``
-        and ``Pr(>|t|)``; None (default) the asymptotic z tests. p-values as R prints
-        them (``< 2e-16``)."""
+        Parameters
+        ----------
+        X, y, sample_weight : the data the model was fitted to, optional
+            For the ``Scaled residuals:`` quantiles (Pearson residuals over σ, lme4's
+            ``residuals(m, "pearson", scaled = TRUE)``; a row of weight w counts w times, as
+            the frequency weights of the fit); a fitted model keeps no rows, so without them
+            the block says how to get it.
+        ddf : {None, "Satterthwaite", "Kenward-Roger", "asymptotic"}, default=None
+            None: lme4's table, ``Estimate Std. Error t value`` and no p-values.
+            "Satterthwaite", "Kenward-Roger": lmerTest's ``df``, ``t value`` and
+            ``Pr(>|t|)`` with significance stars
+            ([`fixed_effects_test`][skmixed.MixedLM.fixed_effects_test]). "asymptotic":
+            ``z value`` and ``Pr(>|z|)`` from the normal distribution (the p-values of
+            ``fixed_effects_``; big data).
+        correlation : bool, default=None
+            Print the correlation of the fixed effects (from ``fixed_cov_``); None: as lme4,
+            when there are at most 12 fixed effects.
+
+        Returns
+        -------
+        str
+        """
         check_is_fitted(self)
-        fixed = self.fixed_effects_ if ddf is None else self.fixed_effects_test(ddf)
-        formula = self._formula()
+        if isinstance(X, str):
+            raise TypeError(f"summary(X, y): X is the data; the df method is a keyword "
+                            f"argument: summary(ddf={X!r}).")
+        key = None if ddf is None else _inference.ddf_key(ddf)
+        fixed = self.fixed_effects_ if key is None else self.fixed_effects_test(ddf)
         method = "REML" if self.reml else "maximum likelihood"
+        tests = {None: "", "asymptotic": ". Wald z tests (asymptotic normal p-values)"}.get(
+            key, f". t-tests use {_inference.DDF_METHODS.get(key)}'s method")
         crit_name = "REML criterion at convergence" if self.reml else "deviance"
         crit = self.reml_criterion_ if self.reml else self.deviance_
         extra = [f"AIC {self.aic_:.2f}  BIC {self.bic_:.2f}  logLik {self.loglik_:.2f}"
@@ -595,12 +621,18 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
                  self.optimization_.message + ")",
                  f"optimizer {self.optimization_.optimizer}: {self.n_iter_} iterations, "
                  f"{'converged' if self.converged_ else 'NOT converged'}"]
+        resid = None
+        if X is not None and y is not None:
+            resid = self.residuals(X, y, type="pearson", scaled=True)
         return summary_text(
-            title=f"Linear mixed model fit by {method} [skmixed.MixedLM]", formula=formula,
-            criterion_name=crit_name, criterion=crit, vc=self.variance_components_,
-            fixed=fixed, n_obs=self.n_obs_,
+            title=f"Linear mixed model fit by {method}{tests} [skmixed.MixedLM]",
+            formula=self._formula(), criterion_name=crit_name, criterion=crit,
+            vc=self.variance_components_, fixed=fixed, n_obs=self.n_obs_,
             group_name=self._summary_groups()[0], n_groups=self._summary_groups()[1],
-            extra_lines=extra)
+            extra_lines=extra, stat="z" if key == "asymptotic" else "t",
+            with_p=key is not None, residuals=resid, residual_weights=sample_weight,
+            residuals_hint="summary(X, y) with the fitted data prints them",
+            fixed_cov=self.fixed_cov_, correlation=correlation)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

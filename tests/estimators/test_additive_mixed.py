@@ -11,6 +11,7 @@
 """
 
 import pickle
+import re
 
 import numpy as np
 import pandas as pd
@@ -265,11 +266,14 @@ def test_plot_partial_effects(fitted, small):
 
 def test_summary_names_every_part(fitted):
     text = fitted.summary()
-    assert 'Formula: y ~ x + s(z, bs = "ps") + s(g, bs = "re")' in text
-    for part in ("Parametric coefficients:", "Smooth terms", "statistic = F", "ref_df",
-                 "p_value", "Variance components:", "REML criterion", "(Intercept)", "s(z)",
+    assert 'Formula:\ny ~ x + s(z, bs = "ps") + s(g, bs = "re")' in text
+    for part in ("Family: gaussian", "Link function: identity", "Parametric coefficients:",
+                 "Estimate Std. Error t value Pr(>|t|)",
+                 "Approximate significance of smooth terms:",
+                 "Variance components:", "REML criterion", "(Intercept)", "s(z)",
                  "Residual", "exact (gam)"):
         assert part in text
+    assert re.search(r"\n +edf +Ref\.df +F +p-value\n", text)
 
 
 @pytest.mark.parametrize("with_groups", [False, True])
