@@ -181,6 +181,7 @@ def run_study(n_obs=2_000_000, n_groups=2_000, threads=None, seed=12358, repeats
                                  "truth": (truth_z - truth_z.mean()).tolist()}
         result[key] = entry
         result[f"_{key}_model"] = model
+        result[f"_{key}_data"] = (Xk, yk)  # for the summary's scaled residuals
         bar.update()
     # wall time vs rows: each model on random subsets of 1/16 to 1/2 of the rows, the faster
     # of two fits (at the default size the kernels are those already compiled)
@@ -469,7 +470,7 @@ def main(argv=None):
     for k in ("lmm", "glmm"):
         if k in keys:
             print()
-            print(result[f"_{k}_model"].summary())
+            print(result[f"_{k}_model"].summary(*result[f"_{k}_data"]))
     print()
     print("fixed effects side by side (estimate (SE)):")
     print(f"  {'term':<12} {'truth':>6} " + " ".join(f"{MODELS[k]:>22}" for k in keys))
