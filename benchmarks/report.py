@@ -123,6 +123,9 @@ def first_use(paths):
                                                          "`(Days \\| Subject)`", "fit_s"),
              "test_first_fit_cold[mixedglm_binomial_20000]": (
                  "first binomial MixedGLM (Laplace), 20,000 rows × 200 groups", "fit_s"),
+             "test_first_fit_cold[mixedglm_binomial_200000]": (
+                 "first binomial MixedGLM, 200,000 rows × 2,000 groups (generated kernels)",
+                 "fit_s"),
              "test_first_fit_cold[additive_one_smooth]": (
                  "first AdditiveMixed, one smooth, 20,000 rows × 200 groups", "fit_s"),
              "test_first_fit_cold[additive_binomial_one_smooth]": (

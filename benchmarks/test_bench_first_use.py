@@ -6,7 +6,9 @@ ones the docs state (docs/first_use.md):
 * ``import skmixed``: at most 0.3 s of its own, beside what its dependencies take (the
   self time of the ``skmixed`` modules in ``python -X importtime``);
 * the first ``MixedLM`` fit of sleepstudy (``Reaction ~ Days + (Days | Subject)``) ≤ 5 s;
-* the first binomial ``MixedGLM`` (Laplace) fit of 20,000 rows in 200 groups ≤ 10 s;
+* the first binomial ``MixedGLM`` (Laplace) fit of 20,000 rows in 200 groups ≤ 10 s (and of
+  200,000 rows in 2,000 groups, where the kernels are generated for the design's shape,
+  ≤ 15 s: not a target of the issue, the figure the docs state for a new shape);
 * the first ``AdditiveMixed`` fit with one smooth (20,000 rows, ``y ~ s(x) + (1 | g)``,
   Gaussian and binomial) ≤ 10 s;
 * the default study, ``python -m skmixed.study``, cold, ≤ 25 s of wall time.
@@ -61,6 +63,18 @@ model.fit(pd.DataFrame({"g": g, "x": x}), y)
 t4 = time.perf_counter()
 assert model.converged_ and abs(model.coef_[0] - 0.8) < 0.1
 """,
+    "mixedglm_binomial_200000": """
+rng = np.random.default_rng(4)
+g = rng.integers(0, 2000, 200_000)
+x = rng.normal(size=200_000)
+eta = -0.5 + 0.8 * x + rng.normal(scale=0.6, size=2000)[g]
+y = (rng.random(200_000) < 1 / (1 + np.exp(-eta))).astype(int)
+model = skmixed.MixedGLM(groups="g", family="binomial")
+t3 = time.perf_counter()
+model.fit(pd.DataFrame({"g": g, "x": x}), y)
+t4 = time.perf_counter()
+assert model.converged_ and abs(model.coef_[0] - 0.8) < 0.05
+""",
     "additive_one_smooth": """
 rng = np.random.default_rng(2)
 g = rng.integers(0, 200, 20_000)
@@ -87,6 +101,7 @@ assert model.converged_
 }
 
 TARGETS = {"mixedlm_sleepstudy": 5.0, "mixedglm_binomial_20000": 10.0,
+           "mixedglm_binomial_200000": 15.0,
            "additive_one_smooth": 10.0, "additive_binomial_one_smooth": 10.0}
 
 
