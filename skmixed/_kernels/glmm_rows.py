@@ -11,7 +11,7 @@ from .dense import lower_matvec, tct_plus_identity
 from ..families import row_derivs, row_terms
 
 
-@cached_njit(inline="always")
+@cached_njit
 def _fixed_eta(X, off, beta, r):
     """``o_r + x_r'β`` (an empty offset array means no offset)."""
     eta = off[r] if off.shape[0] > 0 else 0.0
@@ -20,13 +20,13 @@ def _fixed_eta(X, off, beta, r):
     return eta
 
 
-@cached_njit(inline="always")
+@cached_njit
 def _re_covariate(X, zcol, r, a):
     """Random-effect covariate ``a`` of row r (``zcol[a] < 0``: the constant 1)."""
     return 1.0 if zcol[a] < 0 else X[r, zcol[a]]
 
 
-@cached_njit(inline="always")
+@cached_njit
 def _row_eta(X, zcol, off, beta, Tu, r, z):
     """η of row r at random effects ``Tu`` (``o_r + x_r'β + z_r'Tu``), its random-effect
     covariates written into z."""
@@ -37,7 +37,7 @@ def _row_eta(X, zcol, off, beta, Tu, r, z):
     return eta
 
 
-@cached_njit(inline="always")
+@cached_njit
 def _weighted_terms(family, fpar, y, m, fw, r, eta):
     """``(w, ℓ, ℓ', v, v')`` of row r: its frequency weight and :func:`row_terms` with its
     trials (empty arrays: weight 1, one trial)."""

@@ -33,7 +33,7 @@ _SQRT_HALF = 0.7071067811865476
 _LOG_SQRT_2PI = 0.9189385332046728
 
 
-@cached_njit(inline="always")
+@cached_njit
 def observed_logdet(family):
     """Families whose Laplace log determinant (and quadrature scale) uses the observed information,
     for which [`row_terms`][skmixed.families.row_terms] returns v_F = v: the canonical links, where
@@ -44,7 +44,7 @@ def observed_logdet(family):
             or family == NBINOM2_LOG)
 
 
-@cached_njit(inline="always")
+@cached_njit
 def has_param(family):
     """Families whose row terms depend on a parameter ``fpar`` estimated with the fit
     ([`param_terms`][skmixed.families.param_terms] gives the derivatives over its logarithm)."""
@@ -102,7 +102,7 @@ def _nb2_parts(k, eta):
     return math.exp(min(eta, 700.0)), hi + math.log1p(math.exp(-abs(lk - eta)))
 
 
-@cached_njit(inline="always")
+@cached_njit
 def row_terms(family, fpar, y, m, eta):
     """``(ℓ, ℓ', v, v_F, v_F')`` of one row: log-likelihood, its η-derivative, the observed
     information ``v = −ℓ''``, the information the Laplace log determinant uses ``v_F`` (the
@@ -153,7 +153,7 @@ def row_terms(family, fpar, y, m, eta):
     return ll, y * r - (m - y) * t, (m - y) * t + y * r * (q - 1.0), vf, vf * (2.0 - q)
 
 
-@cached_njit(inline="always")
+@cached_njit
 def row_derivs(family, fpar, y, m, eta):
     """``(ℓ', v)`` of one row without ℓ itself: the Newton passes for the modes need no
     logarithm (logit: one exp per row instead of an exp and a log1p)."""
