@@ -11,7 +11,8 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 __all__ = ["resolve_n_jobs", "numba_threads", "single_threaded_blas", "blas_threads",
-           "over_groups", "over_blocks", "over_rows", "THREAD_MIN_ROWS"]
+           "over_groups", "over_blocks", "over_rows", "THREAD_MIN_ROWS",
+           "LAPLACE_THREAD_MIN_ROWS"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -69,9 +70,12 @@ def numba_threads(n_jobs):
         numba.set_num_threads(previous)
 
 
-#: the fewest rows for which :func:`over_groups` splits a pass over threads: below, waking
-#: a thread costs more than it saves
+#: the fewest rows for which a pass is split over threads: below, waking a thread costs
+#: more than it saves (on a VM whose second core sleeps between passes, ~1-2 ms)
 THREAD_MIN_ROWS = 100_000
+#: the same for the Laplace deviance's passes, run many times per fit (threads stay awake):
+#: a second thread pays from ~10,000 rows (20,000 rows: 26 ms → 16 ms a fit)
+LAPLACE_THREAD_MIN_ROWS = 10_000
 
 
 _POOL = {}  # process id → the pool (a forked child starts its own: threads do not fork)
@@ -99,7 +103,7 @@ def _run_parts(kernel, parts, args_for):
         future.result()
 
 
-def over_groups(kernel, starts, args_for):
+def over_groups(kernel, starts, args_for, min_rows=None):
     """Run a per-group kernel (compiled with ``nogil=True``) over all groups, on
     ``numba.get_num_threads()`` threads when there are :data:`THREAD_MIN_ROWS` rows.
 
@@ -109,10 +113,12 @@ def over_groups(kernel, starts, args_for):
     groups. Every group's numbers are computed alone, so they do not depend on how the
     groups are split: any thread count gives the same bits. The kernel is compiled once,
     serially, for every problem size (a ``parallel=True`` compilation costs several times
-    as much)."""
+    as much). ``min_rows``: the fewest rows split (default :data:`THREAD_MIN_ROWS`; lower for
+    a kernel called many times per fit, whose threads stay awake between calls)."""
     n_groups = starts.shape[0] - 1
     n_threads = numba.get_num_threads()
-    if n_threads == 1 or n_groups < 2 or starts[-1] - starts[0] < THREAD_MIN_ROWS:
+    min_rows = THREAD_MIN_ROWS if min_rows is None else min_rows
+    if n_threads == 1 or n_groups < 2 or starts[-1] - starts[0] < min_rows:
         return kernel(*args_for(starts, slice(0, n_groups)))
     # two parts per thread, of about equal rows (one slow part does not hold the rest)
     cuts = np.searchsorted(starts, np.linspace(starts[0], starts[-1], 2 * n_threads + 1))

@@ -12,6 +12,7 @@ import numpy as np
 from .._cache import cached_njit
 from .._kernels import glmm as generic_kernels
 from .._kernels import blocks
+from .._kernels import threads
 from .._kernels.threads import over_blocks, over_groups
 from .._kernels.glmm import fixed_glm_sums
 from .._kernels.glmm_codegen import SPECIALIZE_MIN_ROWS, specialized_kernels
@@ -235,7 +236,9 @@ class LaplaceDeviance:
         if self.param is not None:
             fpar, weights = self.param.fpar(x[n_bt]), self.param.weights(r.weights, x[n_bt])
         T = self.term.factor(theta)
-        over_groups(self._kernels.laplace_groups, r.starts, lambda starts, g: (
+        over_groups(self._kernels.laplace_groups, r.starts,
+                    min_rows=threads.LAPLACE_THREAD_MIN_ROWS,
+                    args_for=lambda starts, g: (
             self.family.code, fpar, r.X, r.zcol, r.y, r.m, r.offset, weights, starts, beta,
             T, self.term.rows, self.term.cols, self.u[g], self._J[g], dx, want_grad,
             self.max_steps, self.mode_tol, self._dev[g], self._grad[g], self._conv[g],

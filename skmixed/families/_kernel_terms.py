@@ -158,7 +158,10 @@ def row_derivs(family, fpar, y, m, eta):
     """``(ℓ', v)`` of one row without ℓ itself: the Newton passes for the modes need no
     logarithm (logit: one exp per row instead of an exp and a log1p)."""
     if family == BINOMIAL_LOGIT:
-        mu = 1.0 / (1.0 + math.exp(-eta))
+        # μ as row_terms computes it (the same bits; one exp, no overflow for η ≪ 0)
+        e = math.exp(-abs(eta))
+        inv = 1.0 / (1.0 + e)
+        mu = inv if eta >= 0.0 else e * inv
         return y - m * mu, m * mu * (1.0 - mu)
     if family == POISSON_LOG:
         mu = math.exp(eta)
@@ -207,14 +210,14 @@ def row_loglik(family, fpar, y, m, eta, out):
 
 @cached_njit(nogil=True)
 def score_information(family, fpar, y, m, eta, l1, v):
-    """ℓ' and v_F of every row (the PIRLS working response and weights). The Poisson's from
-    [`row_derivs`][skmixed.families.row_derivs], without ℓ's log y! (the same numbers in a third of
-    the time); the others' from [`row_terms`][skmixed.families.row_terms] (the logit's
-    [`row_derivs`][skmixed.families.row_derivs] differs from it in the last bit, and saves nothing
-    measurable here)."""
+    """ℓ' and v_F of every row (the PIRLS working response and weights). The logit's and
+    the Poisson's from [`row_derivs`][skmixed.families.row_derivs] (the same bits), without ℓ
+    (no log1p, no log-binomial coefficient, no log y!: the terms are not inlined into this
+    loop, so the unused ℓ of [`row_terms`][skmixed.families.row_terms] would be computed);
+    the others' from `row_terms`."""
     for r in range(y.shape[0]):
         mr = m[r] if m.shape[0] > 0 else 1.0
-        if family == POISSON_LOG:
+        if family == POISSON_LOG or family == BINOMIAL_LOGIT:
             l1[r], v[r] = row_derivs(family, fpar, y[r], mr, eta[r])
         else:
             _, l1[r], _, v[r], _ = row_terms(family, fpar, y[r], mr, eta[r])

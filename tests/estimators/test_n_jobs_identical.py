@@ -40,6 +40,7 @@ def small_blocks(monkeypatch):
     # every pass threaded however small: the kernel pool's parts and Numba's parallel
     # compilation of the prange kernels
     monkeypatch.setattr("skmixed._kernels.threads.THREAD_MIN_ROWS", 0)
+    monkeypatch.setattr("skmixed._kernels.threads.LAPLACE_THREAD_MIN_ROWS", 0)
     monkeypatch.setattr("skmixed._cache.PARALLEL_MIN_SIZE", 0)
 
 

@@ -119,7 +119,7 @@ def _fit_both(monkeypatch, make, X, y, **settings):
 
 def test_glmm_groups_split_over_threads_give_the_same_bits(monkeypatch):
     """``over_groups`` runs the Laplace kernel on parts of the groups in threads: each group
-    is computed alone, so forcing the split (THREAD_MIN_ROWS = 0) on 2 threads gives the
+    is computed alone, so forcing the split (LAPLACE_THREAD_MIN_ROWS = 0) on 2 threads gives the
     bits of one thread, and of the unsplit pass."""
     import numpy as np
 
@@ -131,9 +131,9 @@ def test_glmm_groups_split_over_threads_give_the_same_bits(monkeypatch):
         return MixedGLM(groups="g", n_jobs=n_jobs)
 
     one, two = _fit_both(monkeypatch, make, X, y,
-                         **{"skmixed._kernels.threads.THREAD_MIN_ROWS": 0})
+                         **{"skmixed._kernels.threads.LAPLACE_THREAD_MIN_ROWS": 0})
     unsplit = make(2)
-    monkeypatch.setattr("skmixed._kernels.threads.THREAD_MIN_ROWS", 10**12)
+    monkeypatch.setattr("skmixed._kernels.threads.LAPLACE_THREAD_MIN_ROWS", 10**12)
     unsplit.fit(X, y)
     for other in (two, unsplit):
         np.testing.assert_array_equal(one.coef_, other.coef_)
