@@ -68,7 +68,8 @@ def build_parser():
                         help="groups (default 2,000)")
     parser.add_argument("--threads", type=_thread_list, default=None,
                         help="comma-separated thread counts to time, e.g. 1,2 "
-                             f"(default: 1 and {numba.config.NUMBA_NUM_THREADS})")
+                             f"(default: 1 and all threads, here "
+                             f"{numba.config.NUMBA_NUM_THREADS})")
     parser.add_argument("--seed", type=int, default=12358, help="random seed (default 12358)")
     parser.add_argument("--repeats", type=_positive_int, default=3,
                         help="timed fits per thread count; the median is reported (default 3)")

@@ -15,7 +15,7 @@ from ..exceptions import ApproximationWarning, RefitMLWarning
 from . import _design
 from ._rprint import format_pval
 
-__all__ = ["anova", "format_p_value", "BootstrapResult", "DDF_METHODS"]
+__all__ = ["anova", "format_p_value", "BootstrapResult", "DDF_METHODS", "check_fitted_data"]
 
 #: lmerTest's names of the denominator-df methods, by lower-case key
 DDF_METHODS = {"satterthwaite": "Satterthwaite", "kenward-roger": "Kenward-Roger",
@@ -212,6 +212,38 @@ def _check_rows(model, X):
         if np.any(seen < 0) or np.any(np.bincount(seen, minlength=len(f.levels)) == 0):
             raise ValueError(f"X's levels of {f.name!r} are not the fit's: pass the X the "
                              "model was fitted to.")
+
+
+def check_fitted_data(model, X, y, sample_weight=None):
+    """X, y (and sample_weight) are the data the model was fitted to, as far as a fitted
+    model (which keeps no rows) can tell: both or neither given, as many weights as rows,
+    the fingerprint of y with the sum of the weights (number, sum and a sample of the
+    responses, in order), the rows of X and every grouping factor's levels. Returns whether
+    data were given; raises ValueError naming what differs."""
+    if X is None and y is None:
+        if sample_weight is not None:
+            raise ValueError("sample_weight without X and y: pass the data the model was "
+                             "fitted to as X, y (and sample_weight).")
+        return False
+    if X is None or y is None:
+        raise ValueError(f"pass both X and y (the data the model was fitted to), not only "
+                         f"{'X' if y is None else 'y'}.")
+    n = len(y)
+    if sample_weight is None:
+        n_obs = float(n)
+    else:
+        w = np.asarray(sample_weight, dtype=float)
+        if w.shape != (n,):
+            raise ValueError(f"sample_weight has shape {w.shape}; y has {n} rows.")
+        n_obs = float(w.sum())
+    key = model._data_key
+    if key is not None and _design.data_key(y, n_obs) != key:
+        raise ValueError(f"y (with {n} rows, {n_obs:g} observations) is not the response the "
+                         f"model was fitted to ({key[1]} rows, {key[0]:g} observations): "
+                         "other rows, another order or other weights. Pass X, y and "
+                         "sample_weight as given to fit.")
+    _check_rows(model, X)
+    return True
 
 
 def _check_unweighted(model):

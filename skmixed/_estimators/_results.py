@@ -83,15 +83,20 @@ def random_effects_table(group_name, levels, re_names, modes, cond_var):
 COR_MAX = 12
 
 
-def n_obs_text(n_obs):
-    """The number of observations as lme4's ``%d`` prints it (never ``2e+06``); a weighted
-    fit's non-integer sum of weights with R's 7 significant digits."""
+def n_obs_text(n_obs, n_rows=None):
+    """The number of observations as lme4's ``%d`` prints it (never ``2e+06``). A weighted
+    fit (``n_rows`` given and other than the sum of weights) says so: its frequency weights'
+    sum, a non-integer one with R's 7 significant digits, and the rows."""
     n = float(n_obs)
     if n.is_integer():
-        return str(int(n))
-    decimals = max(0, 7 - len(str(int(n))))  # R's 7 significant digits, never exponent form
-    text = f"{n:.{decimals}f}"
-    return (text.rstrip("0").rstrip(".") if "." in text else text) + " (sum of weights)"
+        text = str(int(n))
+    else:
+        decimals = max(0, 7 - len(str(int(n))))  # R's 7 significant digits, no exponent
+        text = f"{n:.{decimals}f}"
+        text = text.rstrip("0").rstrip(".") if "." in text else text
+    if n_rows is None or float(n_rows) == n:
+        return text
+    return f"{text} (sum of frequency weights; {int(n_rows)} rows)"
 
 
 def frequency_quantiles(x, weights, probs):
@@ -199,14 +204,24 @@ def correlation_lines(names, cov, correlation=None, how_to_show=""):
         rows[1:], cols[:-1], [list(r[:-1]) for r in cells[1:]], right=False)
 
 
+def _r_cat(x):
+    """``cat(round(x, 1))`` as R prints it (lme4's criterion line): 7 significant digits,
+    no exponent — ``5685833`` for 5685832.958, ``1743.6`` for 1743.628."""
+    x = round(float(x), 1)
+    if abs(x) >= 1e7:
+        return str(int(round(x)))
+    text = f"{x:.7g}"
+    return f"{x:.0f}" if "e" in text else text
+
+
 def summary_text(*, title, formula, criterion_name, criterion, vc, fixed, n_obs, group_name,
-                 n_groups, extra_lines=(), stat="z", with_p=True, residuals=None,
+                 n_groups, n_rows=None, extra_lines=(), stat="z", with_p=True, residuals=None,
                  residual_weights=None, residuals_hint="", fixed_cov=None, correlation=None,
                  correlation_hint="summary(correlation=True) or fixed_cov_"):
     """lme4's printout of a fitted mixed model (``print(summary(m))``): title, formula,
     criterion, scaled residuals, random effects, numbers of observations and groups,
     fixed effects (``printCoefmat``) and their correlations."""
-    shown = f"{criterion:.1f}" if np.isfinite(criterion) else "not evaluated"
+    shown = _r_cat(criterion) if np.isfinite(criterion) else "not evaluated"
     lines = [title, f"Formula: {formula}", "", f"{criterion_name}: {shown}", ""]
     lines += residual_lines(residuals, residual_weights, hint=residuals_hint)
     lines += random_effects_lines(vc)
@@ -214,7 +229,7 @@ def summary_text(*, title, formula, criterion_name, criterion, vc, fixed, n_obs,
         shown = "; ".join(f"{g}, {n}" for g, n in zip(group_name, n_groups))
     else:
         shown = f"{group_name}, {n_groups}"
-    lines.append(f"Number of obs: {n_obs_text(n_obs)}, groups:  {shown}")
+    lines.append(f"Number of obs: {n_obs_text(n_obs, n_rows)}, groups:  {shown}")
     lines.extend(extra_lines)
     lines += ["", "Fixed effects:"] + coef_lines(fixed, stat, with_p)
     if fixed_cov is not None:

@@ -661,7 +661,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
         if family.param is not None:  # the family's estimated parameter (dispersion_)
             extra.insert(0, f"{family.label} {family.param}: {self.dispersion_:.6g}")
         resid = None
-        if X is not None and y is not None:
+        if _inference.check_fitted_data(self, X, y, sample_weight):
             resid = self.residuals(X, y, type="pearson") / self.sigma_
         return summary_text(
             title=f"Generalized linear mixed model fit by maximum likelihood ({method}) "
@@ -670,6 +670,7 @@ class MixedGLM(GroupedModelMixin, BaseEstimator):
             formula=self._glm_formula(), criterion_name="deviance (-2 logLik)",
             criterion=self.deviance_, vc=self.variance_components_, fixed=self.fixed_effects_,
             n_obs=self.n_obs_, group_name=self._summary_groups()[0],
+            n_rows=None if self._data_key is None else self._data_key[1],
             n_groups=self._summary_groups()[1], extra_lines=extra, stat="z", with_p=True,
             residuals=resid, residual_weights=sample_weight,
             residuals_hint="summary(X, y) with the fitted data prints them",

@@ -622,12 +622,13 @@ class MixedLM(GroupedModelMixin, RegressorMixin, BaseEstimator):
                  f"optimizer {self.optimization_.optimizer}: {self.n_iter_} iterations, "
                  f"{'converged' if self.converged_ else 'NOT converged'}"]
         resid = None
-        if X is not None and y is not None:
+        if _inference.check_fitted_data(self, X, y, sample_weight):
             resid = self.residuals(X, y, type="pearson", scaled=True)
         return summary_text(
             title=f"Linear mixed model fit by {method}{tests} [skmixed.MixedLM]",
             formula=self._formula(), criterion_name=crit_name, criterion=crit,
             vc=self.variance_components_, fixed=fixed, n_obs=self.n_obs_,
+            n_rows=None if self._data_key is None else self._data_key[1],
             group_name=self._summary_groups()[0], n_groups=self._summary_groups()[1],
             extra_lines=extra, stat="z" if key == "asymptotic" else "t",
             with_p=key is not None, residuals=resid, residual_weights=sample_weight,

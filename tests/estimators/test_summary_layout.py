@@ -125,14 +125,32 @@ def test_weighted_rows_count_as_repeated_rows(sleep):
     text = weighted.summary(X, y, sample_weight=w).splitlines()
     again = repeated.summary(X.iloc[rows], y.iloc[rows]).splitlines()
     assert block(text, "Scaled residuals:") == block(again, "Scaled residuals:")
-    assert any(line.startswith("Number of obs: 360, groups:") for line in text)
+    # a weighted fit says it is one (the same count in observations, unlike lme4's rows)
+    assert any(line.startswith("Number of obs: 360 (sum of frequency weights; 180 rows), "
+                               "groups:") for line in text)
+    assert any(line.startswith("Number of obs: 360, groups:") for line in again)
 
 
 def test_number_of_observations_is_never_in_exponent_form():
     assert n_obs_text(2_000_000.0) == "2000000"
     assert n_obs_text(180) == "180"
-    assert n_obs_text(1234.5) == "1234.5 (sum of weights)"
-    assert n_obs_text(2_000_000.25) == "2000000 (sum of weights)"  # R's 7 digits
+    assert n_obs_text(180, 180) == "180"
+    assert n_obs_text(1234.5, 1000) == "1234.5 (sum of frequency weights; 1000 rows)"
+    assert n_obs_text(360.0, 180) == "360 (sum of frequency weights; 180 rows)"
+    assert n_obs_text(2_000_000.25) == "2000000"  # R's 7 digits
+
+
+def test_summary_refuses_data_other_than_the_fitted(sleep):
+    """summary(X, y): the scaled residuals only from the fitted data — other rows, another
+    order, X without y, weights of another length are refused, naming what differs."""
+    model, X, y = sleep
+    shuffled = y.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    for args, match in [((X, shuffled), "not the response"),
+                        ((X.iloc[:90], y.iloc[:90]), "not the response"),
+                        ((X, None), "both X and y"),
+                        ((X, y, np.ones(5)), "sample_weight has shape")]:
+        with pytest.raises(ValueError, match=match):
+            model.summary(*args)
 
 
 def test_correlation_as_lme4_shows_it(sleep):
