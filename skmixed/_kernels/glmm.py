@@ -54,7 +54,7 @@ from .glmm_rows import (  # noqa: F401 (the drivers' names for glmm_codegen)
     _ACCEPT,
     _FAR,
     _FULL_PASSES)
-from .laplace import (_laplace_group,   # noqa: F401 (the drivers' names for glmm_codegen)
+from .laplace import (  # noqa: F401 (the drivers' names for glmm_codegen)
     _laplace_pass,
     _logdet_slope,
     _laplace_gradient,

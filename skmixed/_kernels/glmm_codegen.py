@@ -28,8 +28,8 @@ __all__ = ["specialized_kernels", "SPECIALIZE_MIN_ROWS"]
 SPECIALIZE_MIN_ROWS = 100_000
 
 # The drivers compiled again against the generated passes.
-_DRIVERS = ["_mode", "_refine_mode", "_laplace_group", "laplace_groups", "_agq_group",
-            "agq_groups", "agq_grad_groups", "pirls_joint_sums"]
+_DRIVERS = ["_mode", "_refine_mode", "laplace_groups", "_agq_group", "agq_groups",
+            "agq_grad_groups", "pirls_joint_sums"]
 _LOADED = {}
 # the modules whose kernels glmm gathers: their source is part of the generated code's
 _KERNEL_MODULES = (glmm_rows, laplace, agq, glmm_sums)

@@ -36,19 +36,12 @@ def _counting_order(codes, n_groups, order, starts):
         counts[g] += 1
 
 
-@cached_njit
-def _is_sorted(codes):
-    for r in range(1, codes.shape[0]):
-        if codes[r] < codes[r - 1]:
-            return False
-    return True
-
-
 def group_order(codes, n_groups):
     """``(order, starts)``: a stable counting sort of the rows by group (``order`` is None
     when the rows already are in group order) and the group offsets (length G + 1)."""
     starts = np.zeros(n_groups + 1, dtype=np.int64)
-    if _is_sorted(codes):
+    # NumPy, not a kernel: a first fit compiles one function fewer (a few ms at 2e6 rows)
+    if codes.shape[0] < 2 or not np.any(codes[1:] < codes[:-1]):
         counts = np.bincount(codes, minlength=n_groups)
         starts[1:] = np.cumsum(counts)
         return None, starts
