@@ -74,7 +74,7 @@ def numba_threads(n_jobs):
 #: more than it saves (on a VM whose second core sleeps between passes, ~1-2 ms)
 THREAD_MIN_ROWS = 100_000
 #: the same for the Laplace deviance's passes, run many times per fit (threads stay awake):
-#: a second thread pays from ~10,000 rows (20,000 rows: 26 ms → 16 ms a fit)
+#: a second thread pays from ~10,000 rows (a 20,000-row binomial fit: 34–36 → 25–26 ms)
 LAPLACE_THREAD_MIN_ROWS = 10_000
 
 
