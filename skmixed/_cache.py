@@ -53,7 +53,8 @@ from numba.core.dispatcher import Dispatcher
 
 from .exceptions import KernelCacheWarning
 
-__all__ = ["cached_njit", "SizedKernel", "PARALLEL_MIN_SIZE", "cache_folder", "source_file", "load_generated", "source_digest"]
+__all__ = ["cached_njit", "SizedKernel", "PARALLEL_MIN_SIZE", "cache_folder", "source_file",
+           "load_generated", "source_digest"]
 
 _MAGIC = b"skmixed kernel cache 1\n"
 _DIGEST_SIZE = 32
@@ -395,9 +396,9 @@ class SizedKernel:
     name). A call runs the parallel one when an array argument has at least
     :data:`PARALLEL_MIN_SIZE` elements, whatever the thread count (with one thread it runs
     on the calling thread; one compilation per problem size class, not per ``n_jobs``), so
-    a small problem never compiles it. The loops run over blocks fixed by the problem, never by the threads
-    (:mod:`skmixed._kernels.blocks`): both give the same numbers. Called from Python only
-    (a jitted caller would need a dispatcher)."""
+    a small problem never compiles it. The loops run over blocks fixed by the problem,
+    never by the threads (:mod:`skmixed._kernels.blocks`): both give the same numbers.
+    Called from Python only (a jitted caller would need a dispatcher)."""
 
     def __init__(self, py_func, options):
         self.py_func = py_func

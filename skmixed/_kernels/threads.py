@@ -92,6 +92,15 @@ def _pool():
     return pool
 
 
+def _threads_for(n_rows, n_parts, min_rows=None):
+    """The threads a pass of ``n_rows`` rows in ``n_parts`` separable parts runs on: the
+    current count, or 1 when there is one thread, one part or fewer than ``min_rows``
+    rows (default :data:`THREAD_MIN_ROWS`)."""
+    min_rows = THREAD_MIN_ROWS if min_rows is None else min_rows
+    n_threads = numba.get_num_threads()
+    return 1 if n_threads == 1 or n_parts < 2 or n_rows < min_rows else n_threads
+
+
 def _run_parts(kernel, parts, args_for):
     if threading.current_thread().name.startswith("skmixed-kernel"):
         # a kernel's part never waits for the pool it runs on
@@ -116,9 +125,8 @@ def over_groups(kernel, starts, args_for, min_rows=None):
     as much). ``min_rows``: the fewest rows split (default :data:`THREAD_MIN_ROWS`; lower for
     a kernel called many times per fit, whose threads stay awake between calls)."""
     n_groups = starts.shape[0] - 1
-    n_threads = numba.get_num_threads()
-    min_rows = THREAD_MIN_ROWS if min_rows is None else min_rows
-    if n_threads == 1 or n_groups < 2 or starts[-1] - starts[0] < min_rows:
+    n_threads = _threads_for(starts[-1] - starts[0], n_groups, min_rows)
+    if n_threads == 1:
         return kernel(*args_for(starts, slice(0, n_groups)))
     # two parts per thread, of about equal rows (one slow part does not hold the rest)
     cuts = np.searchsorted(starts, np.linspace(starts[0], starts[-1], 2 * n_threads + 1))
@@ -134,8 +142,8 @@ def over_blocks(kernel, args, n_blocks, n_rows):
     order by the caller: :mod:`.blocks`): all ``n_blocks`` at once, or contiguous ranges on
     the threads of :func:`over_groups` from :data:`THREAD_MIN_ROWS` rows on. The blocks
     are fixed by the problem, so any thread count gives the same bits."""
-    n_threads = numba.get_num_threads()
-    if n_threads == 1 or n_blocks < 2 or n_rows < THREAD_MIN_ROWS:
+    n_threads = _threads_for(n_rows, n_blocks)
+    if n_threads == 1:
         return kernel(*args, 0, n_blocks)
     cuts = np.linspace(0, n_blocks, min(n_blocks, n_threads) + 1).astype(np.int64)
     _run_parts(kernel, list(zip(cuts[:-1], cuts[1:])), lambda a, b: (*args, int(a), int(b)))
@@ -145,8 +153,8 @@ def over_rows(kernel, n_rows, args_for):
     """Run a per-row kernel (``nogil=True``; each row's outputs computed alone) over the
     rows ``args_for(rows)`` gives the arguments for (``rows``: a slice), on the threads
     of :func:`over_groups`, from :data:`THREAD_MIN_ROWS` rows on."""
-    n_threads = numba.get_num_threads()
-    if n_threads == 1 or n_rows < THREAD_MIN_ROWS:
+    n_threads = _threads_for(n_rows, n_rows)
+    if n_threads == 1:
         return kernel(*args_for(slice(0, n_rows)))
     cuts = np.linspace(0, n_rows, 2 * n_threads + 1).astype(np.int64)
     _run_parts(kernel, list(zip(cuts[:-1], cuts[1:])), lambda a, b: args_for(slice(a, b)))
