@@ -42,6 +42,22 @@ _REPORT = """
 print("RESULT " + json.dumps({"deps_s": t1 - t0, "import_s": t2 - t1, "fit_s": t4 - t3}))
 """
 
+def _binomial_glmm(seed, n_rows, n_groups, tol):
+    """A first binomial MixedGLM fit (Laplace) of simulated rows: slope 0.8, group SD 0.6."""
+    return f"""
+rng = np.random.default_rng({seed})
+g = rng.integers(0, {n_groups}, {n_rows})
+x = rng.normal(size={n_rows})
+eta = -0.5 + 0.8 * x + rng.normal(scale=0.6, size={n_groups})[g]
+y = (rng.random({n_rows}) < 1 / (1 + np.exp(-eta))).astype(int)
+model = skmixed.MixedGLM(groups="g", family="binomial")
+t3 = time.perf_counter()
+model.fit(pd.DataFrame({{"g": g, "x": x}}), y)
+t4 = time.perf_counter()
+assert model.converged_ and abs(model.coef_[0] - 0.8) < {tol}
+"""
+
+
 SCRIPTS = {
     "mixedlm_sleepstudy": f"""
 df = pd.read_csv({str(REPO / "tests" / "data" / "sleepstudy.csv")!r})
@@ -51,30 +67,9 @@ model.fit(df[["Subject", "Days"]], df["Reaction"])
 t4 = time.perf_counter()
 assert model.converged_ and abs(model.fixed_effects_["estimate"].iloc[1] - 10.467) < 1e-3
 """,
-    "mixedglm_binomial_20000": """
-rng = np.random.default_rng(1)
-g = rng.integers(0, 200, 20_000)
-x = rng.normal(size=20_000)
-eta = -0.5 + 0.8 * x + rng.normal(scale=0.6, size=200)[g]
-y = (rng.random(20_000) < 1 / (1 + np.exp(-eta))).astype(int)
-model = skmixed.MixedGLM(groups="g", family="binomial")
-t3 = time.perf_counter()
-model.fit(pd.DataFrame({"g": g, "x": x}), y)
-t4 = time.perf_counter()
-assert model.converged_ and abs(model.coef_[0] - 0.8) < 0.1
-""",
-    "mixedglm_binomial_200000": """
-rng = np.random.default_rng(4)
-g = rng.integers(0, 2000, 200_000)
-x = rng.normal(size=200_000)
-eta = -0.5 + 0.8 * x + rng.normal(scale=0.6, size=2000)[g]
-y = (rng.random(200_000) < 1 / (1 + np.exp(-eta))).astype(int)
-model = skmixed.MixedGLM(groups="g", family="binomial")
-t3 = time.perf_counter()
-model.fit(pd.DataFrame({"g": g, "x": x}), y)
-t4 = time.perf_counter()
-assert model.converged_ and abs(model.coef_[0] - 0.8) < 0.05
-""",
+    "mixedglm_binomial_20000": _binomial_glmm(seed=1, n_rows=20_000, n_groups=200, tol=0.1),
+    "mixedglm_binomial_200000": _binomial_glmm(seed=4, n_rows=200_000, n_groups=2000,
+                                               tol=0.05),
     "additive_one_smooth": """
 rng = np.random.default_rng(2)
 g = rng.integers(0, 200, 20_000)
