@@ -6,9 +6,11 @@ untimed fit each (compilation not timed). Run it alternately from each checkout:
     for r in 1 2; do for tree in ../before .; do
         PYTHONPATH=$tree python benchmarks/ab_fits.py; done; done
 
-Prints one line ``AB {json}`` per run; the data are ``make_multilevel``'s (seed 12358)."""
+Model keys as arguments run only those (``python benchmarks/ab_fits.py glmm``). Prints one
+line ``AB {json}`` per run; the data are ``make_multilevel``'s (seed 12358)."""
 
 import json
+import sys
 import time
 import warnings
 
@@ -27,11 +29,13 @@ MODELS = {
 }
 
 
-def main():
+def main(keys=()):
     out = {}
     for n_obs, n_groups, repeats in ((20_000, 200, 9), (2_000_000, 2_000, 5)):
         df = make_multilevel(n_obs, n_groups, random_state=12358)
         for key, (make, cols, target) in MODELS.items():
+            if keys and key not in keys:
+                continue
             X, y = df[cols], df[target]
             for n_jobs in (1, 2):
                 with warnings.catch_warnings():
@@ -47,4 +51,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
