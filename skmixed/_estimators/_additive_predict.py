@@ -158,9 +158,12 @@ class AdditivePrediction:
             terms += [f's({name}, {_design.column_name(c)}, bs = "re")'
                       for c in self._labels["slope"]]
         family = self._family()
-        method = "binned (bam discrete)" if self._discrete else "exact (gam)"
+        # a non-canonical family is fitted as bam, binned or not (fit_rows)
+        method = ("binned (bam discrete)" if self._discrete
+                  else "exact (gam)" if family.canonical else "exact (bam)")
         lines = [f"Additive mixed model [skmixed.AdditiveMixed], REML, {method}", "",
-                 f"Family: {self.family}", f"Link function: {family.link}", "",
+                 f"Family: {family.label if self.family == 'gamma' else self.family}",
+                 f"Link function: {family.link}", "",
                  "Formula:",
                  f"{self._target_name} ~ " + (" + ".join(terms) if terms else "1"), ""]
         fixed = self.fixed_effects_

@@ -70,10 +70,13 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         each other, each with its own variance (mgcv's ``s(g, x, bs = "re")``; lme4's
         ``(1 + x || g)``). A parametric column stays a fixed effect too; a smooth's column
         keeps its smooth. Needs ``groups``. (Correlated slopes: MixedLM/MixedGLM.)
-    family : {"gaussian", "binomial", "poisson"}, default="gaussian"
+    family : {"gaussian", "binomial", "poisson", "gamma"}, default="gaussian"
         Binomial (0/1 y, logit link) and Poisson (log link): with ``discrete`` by
         performance iteration (``bam``'s fREML), otherwise by the Laplace-approximate REML
-        optimized directly (``gam(method = "REML")``); the model predicts the mean of y.
+        optimized directly (``gam(method = "REML")``). Gamma (positive y, log link, the
+        dispersion estimated): always by ``bam``'s performance iteration (Fisher scoring;
+        each working model's REML estimates the dispersion), binned or not as ``discrete``
+        says. The model predicts the mean of y.
     discrete : bool or "auto", default="auto"
         Bin each smooth's covariate to at most ``n_bins`` values (``bam(discrete = TRUE)``);
         "auto": from 50,000 rows on.
@@ -147,7 +150,7 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         "k": [Interval(Integral, 4, None, closed="left"), dict],
         "groups": [str, Integral, None],
         "random_slopes": [list, tuple, str, Integral],
-        "family": [StrOptions({"gaussian", "binomial", "poisson"})],
+        "family": [StrOptions({"gaussian", "binomial", "poisson", "gamma"})],
         "discrete": ["boolean", StrOptions({"auto"})],
         "n_bins": [Interval(Integral, 4, None, closed="left")],
         "fit_intercept": GROUPED_CONSTRAINTS["fit_intercept"],

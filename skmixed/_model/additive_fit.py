@@ -46,7 +46,8 @@ __all__ = ["AdditiveSpec", "response_shift", "slope_scale", "smooth_bases", "row
 @dataclass(frozen=True)
 class AdditiveSpec:
     """An additive mixed model apart from its data: ``family``, a
-    [`Family`][skmixed.families.Family] (Gaussian, binomial logit or Poisson log);
+    [`Family`][skmixed.families.Family] (Gaussian, binomial logit, Poisson log or Gamma
+    log);
     ``fixed_names``, the parametric coefficients' names, the intercept first
     (before collinear ones are dropped); ``smooths``, per smooth its column label (named in
     errors) and basis dimension k; ``group``, the grouping factor's name or None, and
@@ -140,7 +141,10 @@ def fit_rows(spec, X, y, weights, bases, *, discrete, scaling, kept, dropped, co
         y_shift = response_shift(y, spec.fit_intercept)
         fit, converged, note = _gaussian_fit(model.reml(y - y_shift, weights), y_shift, spec)
         n_iter, n_evals, method = 1, _n_evals(fit), "L-BFGS-B + Newton"
-    elif discrete:  # bam(discrete = TRUE): performance iteration (PQL-type)
+    elif discrete or not family.canonical:
+        # bam (binned: discrete = TRUE): performance iteration (PQL-type); a non-canonical
+        # family (Gamma, log link: its dispersion estimated by each working REML) always,
+        # as bam — gam(method = "REML")'s Laplace REML serves the canonical links only
         fit, _, n_iter, converged = performance_iteration(
             model.reml, model.linear_predictor, y, family.start_eta(y), weights=weights,
             family=family, tol=spec.tol, max_iter=spec.max_iter)

@@ -18,9 +18,9 @@ __all__ = ["performance_iteration", "laplace_reml"]
 
 
 def _working(family, eta, y, m, prior):
-    """The PIRLS working response and weights at η (``family``: a
-    [`Family`][skmixed.families.Family] of a canonical link, whose information is also its
-    Fisher weight)."""
+    """The PIRLS working response ``η + ℓ'/w`` and weights ``prior · w`` at η, w the
+    expected information (Fisher scoring, as bam's; for a canonical link it is also the
+    observed one, computed with ℓ' in one kernel pass)."""
     # beyond |η| = 30 a probability is within 1e-13 of 0 or 1 (a Poisson mean below 1e-13):
     # the estimates run to infinity and the working weights underflow
     if family.diverged(eta):
@@ -29,20 +29,23 @@ def _working(family, eta, y, m, prior):
                          "(quasi-)complete separation by the covariates or smooths; drop "
                          "or recode the separating terms.")
     l1, info = family.score_information(y, eta, m, over_rows=over_rows)
+    if not family.canonical:
+        info = family.fisher_weights(eta, m)
     return eta + l1 / np.maximum(info, 1e-300), prior * info
 
 
 def performance_iteration(make_reml, linear_predictor, y, eta0, family, m=None, weights=None,
                           tol=1e-8, max_iter=100):
-    """A binomial-logit or Poisson-log additive mixed model by PIRLS "performance
-    iteration" (Gu 1992; mgcv's ``bam(method = "fREML")``): at the current η, the working
-    Gaussian model ``z = η + (y − E y)/v`` with weights v (the information) and known scale
-    1 is fitted by REML — smoothing parameters and variance components re-estimated every
-    step — and η moves to its fitted linear predictor, until η stops changing.
+    """A non-Gaussian additive mixed model by PIRLS "performance iteration" (Gu 1992;
+    mgcv's ``bam(method = "fREML")``): at the current η, the working Gaussian model
+    ``z = η + (y − μ)/μ'(η)`` with weights ``μ'(η)²/V(μ)`` (the expected information) is
+    fitted by REML — smoothing parameters and variance components re-estimated every step,
+    the scale known (1: binomial, Poisson) or estimated with them (Gamma's dispersion) — and
+    η moves to its fitted linear predictor, until η stops changing.
 
     ``make_reml(z, w)`` returns the `DenseREML` of the
     working model (its cross-products from z and w); ``linear_predictor(fit)`` the fitted η
-    at every row; ``family`` a [`Family`][skmixed.families.Family] of a canonical link.
+    at every row; ``family`` a [`Family`][skmixed.families.Family].
     Returns ``(fit, eta, n_iter, converged)``."""
     m = np.ones_like(y) if m is None else m
     prior = np.ones_like(y) if weights is None else weights
@@ -51,7 +54,7 @@ def performance_iteration(make_reml, linear_predictor, y, eta0, family, m=None, 
     for it in range(1, max_iter + 1):
         z, w = _working(family, eta, y, m, prior)
         reml = make_reml(z, w)
-        reml.scale = 1.0
+        reml.scale = None if family.scale_estimated else 1.0
         fit = reml.fit(log_tau)
         log_tau = np.log(fit.tau)
         eta_new = linear_predictor(fit)

@@ -103,6 +103,15 @@ class Family:
             over_rows(score_information, y.shape[0], args_for)
         return l1, v
 
+    def fisher_weights(self, eta, m=None, fpar=1.0):
+        """The expected information per row, ``m μ'(η)²/V(μ)`` (unit dispersion): the
+        working weights of Fisher scoring (bam's PIRLS); the same as `score_information`'s
+        v_F for a canonical link."""
+        eta = np.asarray(eta, dtype=float)
+        d = self.mean_derivative(eta)
+        w = d * d / self.variance(self.mean(eta), fpar)
+        return w if m is None else np.asarray(m, dtype=float) * w
+
     def laplace_terms(self, y, eta, m=None, fpar=0.0):
         """ℓ, ℓ', v_F and ∂v_F/∂η per row (the Laplace deviance and its exact gradient)."""
         y = np.ascontiguousarray(y, dtype=np.float64)

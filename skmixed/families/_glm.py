@@ -186,6 +186,7 @@ class Gamma(_LogLink):
     (`GammaDispersion`)."""
 
     name, label, code, kind = "gamma", "Gamma", GAMMA_LOG, "positive"
+    canonical = False  # log link: the observed information y/μ, the expected one 1
     residual_row = scale_estimated = True
     param = "dispersion"
 
