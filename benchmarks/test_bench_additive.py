@@ -25,6 +25,8 @@ MODELS = {
     "binomial": (dict(family="binomial"), ["x", "b", "g"], "y_bin"),
     # Gamma (log link, dispersion estimated): bam's performance iteration, Fisher weights
     "gamma": (dict(family="gamma"), ["x", "b", "g"], "y_gamma"),
+    # the negative binomial (mgcv's nb()): its size re-estimated at every step's means
+    "nbinom2": (dict(family="nbinom2"), ["x", "b", "g"], "y_nb"),
     # s(g, x, bs = "re") besides: one more binned pass (weights w·x) per fit
     "gaussian_slope": (dict(smooths=["z"], random_slopes=["x"]), ["x", "b", "z", "g"],
                        "y_nl"),
@@ -38,12 +40,15 @@ def pytest_generate_tests(metafunc):
 
 
 def _frame(n_obs, n_groups):
-    """The study's rows and a Gamma response of shape 3 whose log mean is 0.3 of y's
-    standardized value (the study has none; drawn the same way every time)."""
+    """The study's rows with a Gamma response of shape 3 and a negative binomial one of size
+    2 whose log mean is 0.3 of y's standardized value (the study has neither; drawn the
+    same way every time)."""
     df = simulated(n_obs, n_groups)
     eta = 0.3 * (df["y"] - df["y"].mean()) / df["y"].std()
     rng = np.random.default_rng(5)
-    return df.assign(y_gamma=rng.gamma(3.0, np.exp(eta) / 3.0))
+    mu = np.exp(eta)
+    return df.assign(y_gamma=rng.gamma(3.0, mu / 3.0),
+                     y_nb=rng.negative_binomial(2.0, 2.0 / (2.0 + mu)))
 
 
 def _fit(X, y, **params):

@@ -145,6 +145,15 @@ class AdditivePrediction:
         design = self._model_info["bases"][j]["spline"].design(x)
         return design @ coef, np.sqrt(np.einsum("ij,jk,ik->i", design, cov, design))
 
+    def _family_label(self):
+        """mgcv's name of the family (``family$family``): ``Gamma``, ``Negative
+        Binomial(k)`` with the size fitted, the others as named."""
+        if self.family == "gamma":
+            return "Gamma"
+        if self.family == "nbinom2":
+            return f"Negative Binomial({self.dispersion_:.3f})"
+        return self.family
+
     def _summary_text(self):
         """The text of `summary`: mgcv's ``print(summary(gam))`` layout, then the variance
         components and the REML criterion."""
@@ -162,7 +171,7 @@ class AdditivePrediction:
         method = ("binned (bam discrete)" if self._discrete
                   else "exact (gam)" if family.canonical else "exact (bam)")
         lines = [f"Additive mixed model [skmixed.AdditiveMixed], REML, {method}", "",
-                 f"Family: {family.label if self.family == 'gamma' else self.family}",
+                 f"Family: {self._family_label()}",
                  f"Link function: {family.link}", "",
                  "Formula:",
                  f"{self._target_name} ~ " + (" + ".join(terms) if terms else "1"), ""]

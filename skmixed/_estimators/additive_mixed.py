@@ -70,13 +70,15 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         each other, each with its own variance (mgcv's ``s(g, x, bs = "re")``; lme4's
         ``(1 + x || g)``). A parametric column stays a fixed effect too; a smooth's column
         keeps its smooth. Needs ``groups``. (Correlated slopes: MixedLM/MixedGLM.)
-    family : {"gaussian", "binomial", "poisson", "gamma"}, default="gaussian"
+    family : {"gaussian", "binomial", "poisson", "gamma", "nbinom2"}, default="gaussian"
         Binomial (0/1 y, logit link) and Poisson (log link): with ``discrete`` by
         performance iteration (``bam``'s fREML), otherwise by the Laplace-approximate REML
         optimized directly (``gam(method = "REML")``). Gamma (positive y, log link, the
-        dispersion estimated): always by ``bam``'s performance iteration (Fisher scoring;
-        each working model's REML estimates the dispersion), binned or not as ``discrete``
-        says. The model predicts the mean of y.
+        dispersion estimated) and the negative binomial (``"nbinom2"``: counts, log link,
+        Var y = μ + μ²/k with the size k estimated, mgcv's ``nb()``): always by ``bam``'s
+        performance iteration (Fisher scoring; each working model's REML estimates Gamma's
+        dispersion, and k is re-estimated by maximum likelihood at every step's means, as
+        bam), binned or not as ``discrete`` says. The model predicts the mean of y.
     discrete : bool or "auto", default="auto"
         Bin each smooth's covariate to at most ``n_bins`` values (``bam(discrete = TRUE)``);
         "auto": from 50,000 rows on.
@@ -133,7 +135,11 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
     n_groups_ : dict of str to int
         Their number, by factor name (lme4's ``ngrps()``).
     sigma_ : float
-        Residual SD (Gaussian; 1 otherwise).
+        Residual SD (Gaussian; Gamma: √φ; 1 otherwise).
+    dispersion_ : float
+        The family's estimated parameter: the scale (Gaussian σ², Gamma's dispersion φ;
+        mgcv's ``sig2``), the negative binomial's size k (mgcv's ``nb()`` θ); 1 for
+        binomial and Poisson.
     reml_criterion_ : float
         ``−2 ×`` the restricted log-likelihood of the (working) mixed model (mgcv's REML
         score ×2 for Gaussian ``gam``).
@@ -150,7 +156,7 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         "k": [Interval(Integral, 4, None, closed="left"), dict],
         "groups": [str, Integral, None],
         "random_slopes": [list, tuple, str, Integral],
-        "family": [StrOptions({"gaussian", "binomial", "poisson", "gamma"})],
+        "family": [StrOptions({"gaussian", "binomial", "poisson", "gamma", "nbinom2"})],
         "discrete": ["boolean", StrOptions({"auto"})],
         "n_bins": [Interval(Integral, 4, None, closed="left")],
         "fit_intercept": GROUPED_CONSTRAINTS["fit_intercept"],
@@ -430,6 +436,9 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         self.variance_components_ = pd.DataFrame(rows, columns=["group", "var1", "variance",
                                                                 "sd"])
         self.sigma_ = float(sigma)
+        family = self._family()
+        self.dispersion_ = (float(sigma) ** 2 if family.scale_estimated
+                            else extra["fpar"] if family.param == "size" else 1.0)
         self.reml_criterion_ = float(result.criterion)
         self.edf_ = float(extra["edf_total"])
         self.n_iter_ = int(result.opt.n_iter)

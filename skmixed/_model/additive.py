@@ -61,6 +61,7 @@ class REMLFit:
     cov: np.ndarray = None
     group_cov: tuple = None
     reml: object = field(default=None, repr=False)
+    fpar: float = 0.0  # the family's parameter (a negative binomial's size), if any
 
     def significance(self):
         """Per smooth: the reference df and Wood's test, ``(ref_df, tests)`` with

@@ -46,8 +46,8 @@ __all__ = ["AdditiveSpec", "response_shift", "slope_scale", "smooth_bases", "row
 @dataclass(frozen=True)
 class AdditiveSpec:
     """An additive mixed model apart from its data: ``family``, a
-    [`Family`][skmixed.families.Family] (Gaussian, binomial logit, Poisson log or Gamma
-    log);
+    [`Family`][skmixed.families.Family] (Gaussian, binomial logit, Poisson log, Gamma
+    log or negative binomial log);
     ``fixed_names``, the parametric coefficients' names, the intercept first
     (before collinear ones are dropped); ``smooths``, per smooth its column label (named in
     errors) and basis dimension k; ``group``, the grouping factor's name or None, and
@@ -143,11 +143,13 @@ def fit_rows(spec, X, y, weights, bases, *, discrete, scaling, kept, dropped, co
         n_iter, n_evals, method = 1, _n_evals(fit), "L-BFGS-B + Newton"
     elif discrete or not family.canonical:
         # bam (binned: discrete = TRUE): performance iteration (PQL-type); a non-canonical
-        # family (Gamma, log link: its dispersion estimated by each working REML) always,
-        # as bam — gam(method = "REML")'s Laplace REML serves the canonical links only
+        # family (Gamma, negative binomial: log link; the dispersion estimated by each
+        # working REML, the size at each step's means) always, as bam — gam(method =
+        # "REML")'s Laplace REML serves the canonical links only
         fit, _, n_iter, converged = performance_iteration(
             model.reml, model.linear_predictor, y, family.start_eta(y), weights=weights,
-            family=family, tol=spec.tol, max_iter=spec.max_iter)
+            family=family, tol=spec.tol, max_iter=spec.max_iter,
+            newton=bool(discrete) and family.extended)
         n_evals, method = n_iter, "performance iteration"
     else:  # gam(method = "REML"): the Laplace-approximate REML, outer iteration
         fit, _, n_evals, converged = laplace_reml(
@@ -270,5 +272,6 @@ def _result(spec, fit, layout, levels, scaling, kept, dropped, scales, opt, note
         n_params=int(fit.beta.size + fit.tau.size + scale_estimated), n_obs=float(fit.reml.n),
         opt=opt,
         extra=dict(smooths=smooths, edf_total=float(fit.edf_total), note=note,
+                   fpar=float(fit.fpar),
                    reml_fit=fit, layout=layout, kept=kept,
                    slope_scale=np.asarray(scales, dtype=float)))

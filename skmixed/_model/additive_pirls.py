@@ -7,7 +7,7 @@ optimized over the smoothing parameters (`laplace_reml`); each step's REML is a
 from types import SimpleNamespace
 
 import numpy as np
-from scipy import linalg
+from scipy import linalg, optimize
 
 from .._kernels.threads import over_rows
 from .additive import LOG_TAU_BOUNDS
@@ -17,10 +17,12 @@ from .spaces import BoxSpace
 __all__ = ["performance_iteration", "laplace_reml"]
 
 
-def _working(family, eta, y, m, prior):
+def _working(family, eta, y, m, prior, fpar=0.0, newton=False):
     """The PIRLS working response ``η + ℓ'/w`` and weights ``prior · w`` at η, w the
-    expected information (Fisher scoring, as bam's; for a canonical link it is also the
-    observed one, computed with ℓ' in one kernel pass)."""
+    expected information (Fisher scoring, as bam's) or with ``newton`` the observed one
+    (Newton steps: bam's discrete method for mgcv's extended families) — the same for a
+    canonical link, computed with ℓ' in one kernel pass; ``fpar`` the family's parameter
+    (the negative binomial's size)."""
     # beyond |η| = 30 a probability is within 1e-13 of 0 or 1 (a Poisson mean below 1e-13):
     # the estimates run to infinity and the working weights underflow
     if family.diverged(eta):
@@ -28,37 +30,65 @@ def _working(family, eta, y, m, prior):
                          "a Poisson mean of 0): the linear predictor diverges — "
                          "(quasi-)complete separation by the covariates or smooths; drop "
                          "or recode the separating terms.")
-    l1, info = family.score_information(y, eta, m, over_rows=over_rows)
-    if not family.canonical:
-        info = family.fisher_weights(eta, m)
+    l1, info = family.score_information(y, eta, m, fpar=fpar, over_rows=over_rows)
+    if not (family.canonical or newton):
+        info = family.fisher_weights(eta, m, fpar=fpar)
     return eta + l1 / np.maximum(info, 1e-300), prior * info
 
 
+#: the search interval of the negative binomial's log size at fixed means: from far beyond
+#: any data's overdispersion (k = e^-10) to a Poisson within 1e-11 of its variance
+LOG_SIZE_BOUNDS = (-10.0, 25.0)
+
+
+def size_at_means(family, y, eta, prior):
+    """The negative binomial's size k maximizing Σ w ℓ(y; μ, k) at fixed means μ = e^η
+    (mgcv's ``estimate.theta`` in bam's iteration), by a bounded 1-D search in log k to
+    ~1e-10; at the upper bound the data show no overdispersion."""
+    def nll(log_k):
+        return -family.loglik(y, eta, None, prior, fpar=float(np.exp(log_k)))
+
+    res = optimize.minimize_scalar(nll, bounds=LOG_SIZE_BOUNDS, method="bounded",
+                                   options={"xatol": 1e-10})
+    return float(np.exp(res.x))
+
+
 def performance_iteration(make_reml, linear_predictor, y, eta0, family, m=None, weights=None,
-                          tol=1e-8, max_iter=100):
+                          tol=1e-8, max_iter=100, newton=False):
     """A non-Gaussian additive mixed model by PIRLS "performance iteration" (Gu 1992;
     mgcv's ``bam(method = "fREML")``): at the current η, the working Gaussian model
     ``z = η + (y − μ)/μ'(η)`` with weights ``μ'(η)²/V(μ)`` (the expected information) is
     fitted by REML — smoothing parameters and variance components re-estimated every step,
-    the scale known (1: binomial, Poisson) or estimated with them (Gamma's dispersion) — and
-    η moves to its fitted linear predictor, until η stops changing.
+    the scale known (1: binomial, Poisson, negative binomial) or estimated with them (Gamma's
+    dispersion); the negative binomial's size is re-estimated at the current means before
+    every step (`size_at_means`) — and η moves to its fitted linear predictor, until η and
+    the size stop changing. ``newton``: the working weights are the observed information
+    (bam's discrete method does so for mgcv's extended families, the negative binomial
+    here; the fixed point of η is the same, the REML's smoothing parameters are not).
 
     ``make_reml(z, w)`` returns the `DenseREML` of the
     working model (its cross-products from z and w); ``linear_predictor(fit)`` the fitted η
     at every row; ``family`` a [`Family`][skmixed.families.Family].
-    Returns ``(fit, eta, n_iter, converged)``."""
+    Returns ``(fit, eta, n_iter, converged)``; ``fit.fpar`` is the family's parameter (the
+    size; 0 for a family without one)."""
     m = np.ones_like(y) if m is None else m
     prior = np.ones_like(y) if weights is None else weights
     eta = np.asarray(eta0, dtype=float)
-    log_tau, fit = None, None
+    log_tau, fit, fpar = None, None, 0.0
     for it in range(1, max_iter + 1):
-        z, w = _working(family, eta, y, m, prior)
+        fpar_old = fpar
+        if family.param == "size":
+            fpar = size_at_means(family, y, eta, prior)
+        z, w = _working(family, eta, y, m, prior, fpar, newton)
         reml = make_reml(z, w)
         reml.scale = None if family.scale_estimated else 1.0
         fit = reml.fit(log_tau)
+        fit.fpar = fpar
         log_tau = np.log(fit.tau)
         eta_new = linear_predictor(fit)
         change = np.max(np.abs(eta_new - eta))
+        if family.param == "size":  # and the size's relative change
+            change = max(change, abs(np.log(fpar / fpar_old)) if fpar_old else np.inf)
         eta = eta_new
         if change < tol * (1.0 + np.max(np.abs(eta))):
             return fit, eta, it, True

@@ -182,6 +182,10 @@ class Family:
         family without a parameter."""
         return None
 
+    # one of mgcv's "extended families" (its parameter estimated in the fit: nb(), tw()),
+    # whose PIRLS bam's discrete method runs with Newton (observed-information) weights
+    extended = False
+
     # the response
     def check_y(self, y, trials=None, trials_label=None):
         """Refuse a response this family cannot have (ValueError naming the first bad

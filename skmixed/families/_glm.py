@@ -155,6 +155,7 @@ class NegativeBinomial(_Counts):
 
     name, code, label = "nbinom2", NBINOM2_LOG, "negative binomial"
     canonical = False
+    extended = True  # mgcv's nb()
     param = "size"
     glm_fpar = 1e6  # the start GLM: a negative binomial this close to the Poisson
 

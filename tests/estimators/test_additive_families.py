@@ -82,3 +82,71 @@ def test_gamma_recovers_a_simulated_dispersion():
     assert abs(vc["Residual"] ** 2 - 0.25) < 0.01
     assert abs(vc["g"] - 0.3) < 0.06
     assert abs(model.coef_[0] - 0.3) < 4 * model.fixed_effects_["std_error"]["x"]
+
+
+# ----------------------------------------------------------------------- negative binomial
+@pytest.fixture(scope="module")
+def nb_data(data_file):
+    df = pd.read_csv(data_file("gamsim1_nb.csv"))
+    df["fac"] = df["fac"].astype("category")
+    return df
+
+
+# measured (2026-12-04): edf ≤ 1.3e-7 relative, the SD of fac ≤ 1.5e-7, the size k ≤ 1.2e-8;
+# the exact fit's fitted means 2.3e-8 and intercept 1.4e-9. bam's discrete method takes
+# Newton (observed-information) steps for nb(), its exact one Fisher scoring: with the other
+# weights the edf differ by 1.6e-3 (the same fixed point of η, other smoothing parameters)
+@pytest.mark.parametrize("discrete, entry", [(True, "bam_nb_disc"), (False, "bam_nb")])
+def test_negative_binomial_against_bam(nb_data, load_reference, discrete, entry):
+    ref = load_reference("mgcv_families.json")[entry]
+    model = AdditiveMixed(smooths=["x0", "x1", "x2"], groups="fac", family="nbinom2",
+                          discrete=discrete).fit(nb_data[COLUMNS], nb_data["ynb"])
+    assert model.converged_ and model.n_iter_ >= 2
+    edf = list(ref["edf"].values())
+    np.testing.assert_allclose(model.smooths_["edf"], edf[:3], rtol=1e-5)
+    np.testing.assert_allclose(model.dispersion_, ref["theta"], rtol=1e-5)
+    sds = {row["_row"]: row["std.dev"] for row in ref["vcomp_sd"]}
+    vc = model.variance_components_.set_index("group")["sd"]
+    np.testing.assert_allclose(vc["fac"], sds["s(fac)"], rtol=1e-5)
+    assert "Residual" not in vc.index and model.sigma_ == 1.0
+    # bam marks nb()'s scale as estimated and prints F = χ²/Ref.df; ours is χ² (known scale
+    # 1, as gam prints it). Measured: within 0.98 % of bam's (as Gamma's s(x2), not
+    # explained yet: an open gap, not a tolerance of the method)
+    F = [row["F"] for row in ref["s_table"][:3]]
+    np.testing.assert_allclose(model.smooths_["statistic"] / model.smooths_["ref_df"], F,
+                               rtol=1.5e-2)
+    head = np.asarray(ref["fitted_head"])
+    fitted = model.predict(nb_data[COLUMNS].iloc[:head.size])
+    if discrete:
+        assert np.sqrt(np.mean((fitted - head) ** 2) / np.mean(head ** 2)) < 1e-2
+    else:
+        np.testing.assert_allclose(fitted, head, rtol=1e-5)
+        np.testing.assert_allclose(model.intercept_, ref["coef_parametric"]["(Intercept)"],
+                                   rtol=1e-5)
+    assert "Family: Negative Binomial(1.371)" in model.summary()
+
+
+def test_negative_binomial_recovers_a_simulated_size():
+    """Size 1.5, a known smooth and group SD 0.3 on 20,000 rows: k within 10 %, the slope
+    within 4 standard errors."""
+    rng = np.random.default_rng(11)
+    n, G = 20_000, 100
+    g = rng.integers(0, G, n)
+    z = rng.uniform(size=n)
+    x = rng.normal(size=n)
+    mu = np.exp(0.5 + 0.3 * x + np.sin(2 * np.pi * z) + rng.normal(scale=0.3, size=G)[g])
+    y = rng.negative_binomial(1.5, 1.5 / (1.5 + mu))
+    X = pd.DataFrame({"x": x, "z": z, "g": pd.Categorical(g)})
+    model = AdditiveMixed(smooths=["z"], groups="g", family="nbinom2").fit(X, y)
+    assert abs(model.dispersion_ / 1.5 - 1) < 0.1
+    assert abs(model.variance_components_.set_index("group")["sd"]["g"] - 0.3) < 0.06
+    assert abs(model.coef_[0] - 0.3) < 4 * model.fixed_effects_["std_error"]["x"]
+
+
+def test_negative_binomial_refuses_non_counts(nb_data):
+    y = nb_data["ynb"].to_numpy(float).copy()
+    y[3] = 2.5
+    model = AdditiveMixed(smooths=["x0"], family="nbinom2")
+    with pytest.raises(ValueError, match="row 3"):
+        model.fit(nb_data[["x0"]], y)
+    assert not hasattr(model, "coef_")
