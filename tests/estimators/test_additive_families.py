@@ -12,11 +12,16 @@ from skmixed import AdditiveMixed
 COLUMNS = ["x0", "x1", "x2", "fac"]
 
 
-@pytest.fixture(scope="module")
-def gamma_data(data_file):
-    df = pd.read_csv(data_file("gamsim1_gamma.csv"))
+def _gamsim(data_file, name):
+    """A CSV of mgcv_families.R: gamsim1's covariates, its groups as a category, a y."""
+    df = pd.read_csv(data_file(name))
     df["fac"] = df["fac"].astype("category")
     return df
+
+
+@pytest.fixture(scope="module")
+def gamma_data(data_file):
+    return _gamsim(data_file, "gamsim1_gamma.csv")
 
 
 # measured (2026-12-04): edf ≤ 1.6e-7 relative, SDs of fac and of the scale ≤ 7e-8, fitted
@@ -87,9 +92,7 @@ def test_gamma_recovers_a_simulated_dispersion():
 # ----------------------------------------------------------------------- negative binomial
 @pytest.fixture(scope="module")
 def nb_data(data_file):
-    df = pd.read_csv(data_file("gamsim1_nb.csv"))
-    df["fac"] = df["fac"].astype("category")
-    return df
+    return _gamsim(data_file, "gamsim1_nb.csv")
 
 
 # measured (2026-12-04): edf ≤ 1.3e-7 relative, the SD of fac ≤ 1.5e-7, the size k ≤ 1.2e-8;
