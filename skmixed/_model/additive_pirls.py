@@ -7,7 +7,7 @@ optimized over the smoothing parameters (`laplace_reml`); each step's REML is a
 from types import SimpleNamespace
 
 import numpy as np
-from scipy import linalg, optimize
+from scipy import linalg, special
 
 from .._kernels.threads import over_rows
 from .additive import LOG_TAU_BOUNDS
@@ -41,16 +41,58 @@ def _working(family, eta, y, m, prior, fpar=0.0, newton=False):
 LOG_SIZE_BOUNDS = (-10.0, 25.0)
 
 
-def size_at_means(family, y, eta, prior):
-    """The negative binomial's size k maximizing Σ w ℓ(y; μ, k) at fixed means μ = e^η
-    (mgcv's ``estimate.theta`` in bam's iteration), by a bounded 1-D search in log k to
-    ~1e-10; at the upper bound the data show no overdispersion."""
-    def nll(log_k):
-        return -family.loglik(y, eta, None, prior, fpar=float(np.exp(log_k)))
+def size_at_means(y, eta, prior, start=1.0, tol=1e-9, distinct=None):
+    """The negative binomial's size k maximizing ``Σ w ℓ(y; μ, k)`` at fixed means μ = e^η
+    (mgcv's ``estimate.theta`` in bam's iteration): Newton steps in log k from ``start``,
+    halved until ℓ does not decrease, until a step is below ``tol``; within
+    `LOG_SIZE_BOUNDS` (at the upper bound the data show no overdispersion). The
+    log-gamma and digamma terms depend on the count only: summed over its distinct values
+    (weighted; ``distinct``: ``np.unique(y, return_inverse=True)`` if known), the rest is
+    O(n) arithmetic per step. Near the optimum a step is at the rounding of ℓ's sums
+    (~1e-10 of log k over millions of rows): ``tol`` 1e-9."""
+    values, inverse = np.unique(y, return_inverse=True) if distinct is None else distinct
+    counts = np.bincount(inverse, weights=prior)
+    total = float(prior.sum())
+    wy = prior * y
+    wy_log_mu = float(wy @ eta)
 
-    res = optimize.minimize_scalar(nll, bounds=LOG_SIZE_BOUNDS, method="bounded",
-                                   options={"xatol": 1e-10})
-    return float(np.exp(res.x))
+    mu = np.exp(eta)
+
+    def terms(a, order):
+        k = np.exp(a)
+        km = k + mu
+        log_km = np.log(km)
+        ll = (counts @ (special.gammaln(values + k) - special.gammaln(values + 1.0))
+              - total * special.gammaln(k) + total * k * np.log(k)
+              - k * float(prior @ log_km) - float(wy @ log_km) + wy_log_mu)
+        if not order:
+            return ll
+        # ∂ℓ/∂k and ∂²ℓ/∂k², then in a = log k
+        g = (counts @ special.digamma(values + k) - total * special.digamma(k)
+             + total * (np.log(k) + 1.0) - float(prior @ log_km)
+             - float(prior @ ((k + y) / km)))
+        h = (counts @ special.polygamma(1, values + k) - total * special.polygamma(1, k)
+             + total / k - float(prior @ (1.0 / km))
+             + float(prior @ ((k + y) / km ** 2)) - float(prior @ (1.0 / km)))
+        return ll, k * g, k * g + k * k * h
+
+    lo, hi = LOG_SIZE_BOUNDS
+    a = float(np.clip(np.log(start), lo, hi))
+    ll, g, h = terms(a, 2)
+    for _ in range(100):
+        step = -g / h if h < 0 else np.sign(g) * 1.0  # ascent: Newton where concave
+        step = float(np.clip(a + np.clip(step, -4.0, 4.0), lo, hi) - a)
+        for _ in range(60):
+            if terms(a + step, 0) >= ll - 1e-12 * abs(ll):
+                break
+            step *= 0.5
+        else:
+            break  # no step increases ℓ: at its maximum to rounding
+        a += step
+        ll, g, h = terms(a, 2)
+        if abs(step) < tol:
+            break
+    return float(np.exp(a))
 
 
 def performance_iteration(make_reml, linear_predictor, y, eta0, family, m=None, weights=None,
@@ -75,10 +117,15 @@ def performance_iteration(make_reml, linear_predictor, y, eta0, family, m=None, 
     prior = np.ones_like(y) if weights is None else weights
     eta = np.asarray(eta0, dtype=float)
     log_tau, fit, fpar = None, None, 0.0
+    distinct = np.unique(y, return_inverse=True) if family.param == "size" else None
     for it in range(1, max_iter + 1):
         fpar_old = fpar
         if family.param == "size":
-            fpar = size_at_means(family, y, eta, prior)
+            # the start's means are the data's (η of y itself: no overdispersion left to
+            # see), so the first step takes k by the moments of y (as bam, which estimates
+            # it from its second step on)
+            fpar = (size_at_means(y, eta, prior, start=fpar, distinct=distinct) if fpar
+                    else family.moment_size(y, prior))
         z, w = _working(family, eta, y, m, prior, fpar, newton)
         reml = make_reml(z, w)
         reml.scale = None if family.scale_estimated else 1.0

@@ -96,7 +96,7 @@ def nb_data(data_file):
 
 
 # measured (2026-12-04): edf ≤ 1.3e-7 relative, the SD of fac ≤ 1.5e-7, the size k ≤ 1.2e-8;
-# the exact fit's fitted means 2.3e-8 and intercept 1.4e-9. bam's discrete method takes
+# the exact fit's fitted means 3.4e-8 and intercept 1.4e-9. bam's discrete method takes
 # Newton (observed-information) steps for nb(), its exact one Fisher scoring: with the other
 # weights the edf differ by 1.6e-3 (the same fixed point of η, other smoothing parameters)
 @pytest.mark.parametrize("discrete, entry", [(True, "bam_nb_disc"), (False, "bam_nb")])
