@@ -570,11 +570,18 @@ def _log_lbfgs(fun, space, tol, max_iter, stop_step=None):
     # 10⁴ times the residual one was reported converged at θ = e⁸ = 2981)
     at_ceiling = bool(np.any(np.where(logged, res.x >= _LOG_THETA_CEILING - 1e-9,
                                       np.abs(res.x) >= _THETA_CEILING * (1 - 1e-12))))
+    message = str(res.message) + ("; θ at the search's upper bound" * at_ceiling)
+    # a line search that found no decrease (ABNORMAL) with the gradient within 10 × gtol:
+    # the criterion's rounding, not a non-optimum (a crossed fit from chunks ended there
+    # with |g| = 1.1 gtol on one CPU and converged with 0.97 gtol on two; its θ 4e-8 apart)
+    noise = (not res.success and "ABNORMAL" in str(res.message)
+             and np.max(np.abs(free_grad)) <= 10.0 * gtol)
+    if noise:
+        message += " (accepted: the line search is at the criterion's rounding noise)"
     return dict(name="L-BFGS-B on log θ (exact gradient)", start=theta_of(x0), x=theta,
-                f=f, g=grad, n_iter=res.nit,
-                message=str(res.message) + ("; θ at the search's upper bound" * at_ceiling),
-                converged=(res.success or stopped or np.max(np.abs(free_grad)) <= gtol)
-                and not at_ceiling)
+                f=f, g=grad, n_iter=res.nit, message=message,
+                converged=(res.success or stopped or noise
+                           or np.max(np.abs(free_grad)) <= gtol) and not at_ceiling)
 
 
 def _brent(fun, space, tol, max_iter, xtol=1e-7, upper=20.0):
