@@ -161,6 +161,7 @@ class CyclicCubicSpline(SmoothBasis):
 
     bs = "cc"
     min_k = 4
+    cyclic = True
 
     def __init__(self, k=10, ends=None):
         self.k = self._check_k(k)
