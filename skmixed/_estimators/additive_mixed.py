@@ -358,8 +358,10 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         """The columns' roles in the first chunk (`_roles`, checked) and their layout
         for the bin tables (skmixed._estimators._additive_sources)."""
         roles = self._roles(X)
-        self._spec(*roles)  # the smooths' parameters checked
-        self._check_bins(roles[0])
+        smooth_labels, group_label, slope_labels, param_labels = roles
+        # the smooths' parameters checked before the pass over the chunks
+        self._spec(param_labels, smooth_labels, group_label, slope_labels)
+        self._check_bins(smooth_labels)
         return table_layout(X, roles, ranges, range_notes, family=self.family,
                             fit_intercept=self.fit_intercept, n_bins=self.n_bins,
                             name=type(self).__name__)

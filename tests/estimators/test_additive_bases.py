@@ -37,6 +37,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from skmixed import AdditiveMixed
 from skmixed._model.additive_cross import discretize
 from skmixed.formula import FormulaError, bam
+from skmixed.sources import from_chunks
 
 REFERENCE = Path(__file__).resolve().parents[1] / "reference" / "mgcv_bases.json"
 SMOOTHS = ["x0", "x1", "x2"]
@@ -206,3 +207,19 @@ def test_cyclic_ends_recover_a_daily_cycle(hours):
     assert effect[0] == pytest.approx(effect[3], abs=1e-12)
     assert effect[1] > 0.7 and effect[2] < -0.7
     assert model.smooths_.loc["s(hour)", "ref_df"] == 8
+
+
+def test_chunked_source_fits_as_in_memory(hours):
+    """Out of core (basis-free bin tables summed over chunks) as in memory, binned: the
+    bases are built from the tables' values and counts as from the rows'."""
+    X, y = hours
+    params = dict(smooths=["hour", "z"], bs={"hour": "cc", "z": "cr"}, k={"hour": 8},
+                  knots={"hour": (0, 24)}, discrete=True)
+    memory = AdditiveMixed(**params).fit(X, y)
+    frame = X.assign(y=y)
+    chunked = AdditiveMixed(**params).fit(from_chunks(
+        [frame.iloc[i:i + 250] for i in range(0, len(frame), 250)], target="y",
+        progress=False))
+    np.testing.assert_allclose(chunked.smooths_["edf"], memory.smooths_["edf"], rtol=1e-6)
+    np.testing.assert_allclose(chunked.reml_criterion_, memory.reml_criterion_, rtol=1e-12)
+    np.testing.assert_allclose(chunked.predict(X), memory.predict(X), rtol=1e-8)
