@@ -126,9 +126,11 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         ``statistic`` and ``p_value`` of the approximate test that the smooth is zero
         (Wood 2013; mgcv's ``summary.gam``): for Gaussian models mgcv's F (the Wald
         statistic over ``ref_df``, referred to an F-type distribution with ``n − edf_``
-        residual df), otherwise mgcv's Chi.sq; ``lambda`` (= 1/τ², relative to the
-        residual variance, on the constrained basis with the basis's unscaled penalty:
-        mgcv's ``sp`` differs by mgcv's penalty scaling)
+        residual df), otherwise mgcv's Chi.sq (a smooth with no unpenalized part, e.g.
+        "cc", gets mgcv's random-effect test, its rank as ``ref_df``); ``lambda`` (= 1/τ²,
+        relative to the residual variance, on the constrained basis: for "cr" and "cc"
+        with the penalty scaled as mgcv scales it, so mgcv's ``sp``; for "ps" with the
+        unscaled difference penalty)
         and ``variance``, σ²τ² of its penalized part. The p-values ignore the uncertainty
         of the smoothing parameters (as mgcv's) and are computed to an absolute accuracy of
         about 1e-10 (mgcv's are to about 1e-6).

@@ -66,6 +66,8 @@ class CubicRegressionSpline(SmoothBasis):
         F with δ = Fβ: zero first and last rows, ``B⁻¹D`` between.
     penalty_ : ndarray (k, k)
         ``D'B⁻¹D`` (∫ f''²).
+    penalty_scale_ : float
+        The fit's penalty is ``penalty_ / penalty_scale_`` (mgcv's scaling).
     constraint_ : ndarray (k, k - 1)
         Z, orthonormal, spanning the coefficients whose basis sums to zero over the data.
     """
@@ -155,6 +157,8 @@ class CyclicCubicSpline(SmoothBasis):
         ``B⁻¹D`` (cyclic): δ = that × β.
     penalty_ : ndarray (k - 1, k - 1)
         ``D'B⁻¹D``.
+    penalty_scale_ : float
+        The fit's penalty is ``penalty_ / penalty_scale_`` (mgcv's scaling).
     constraint_ : ndarray (k - 1, k - 2)
         Z, orthonormal, spanning the coefficients whose basis sums to zero over the data.
     """

@@ -31,6 +31,13 @@ class SmoothBasis:
 
     bs = None
     min_k = 3
+    #: whether the penalty is rescaled to the size of the basis as mgcv's smoothCon does
+    #: (``scale.penalty = TRUE``): S / (‖S‖₁ / ‖X‖∞²), X the basis at the data. Then λ
+    #: (1/τ²) is mgcv's ``sp``, and the search over log τ starts at a λ of the basis's
+    #: scale (a cubic spline's ∫f''² is of order (k/range)³: unscaled, a binomial fit from
+    #: λ = 1 stopped at a local optimum). The P-spline keeps its unscaled difference
+    #: penalty, whose size is already that of its basis (and whose λ skmixed reported first).
+    scale_penalty = True
 
     def _check_k(self, k):
         if not (isinstance(k, (int, np.integer)) and k >= self.min_k):
@@ -60,20 +67,26 @@ class SmoothBasis:
 
     def _constrain(self, x, weights):
         """Σ_rows B(x) c = 0 (rows weighted by ``weights``): Z spans the null space of the
-        column sums (one Householder QR)."""
+        column sums (one Householder QR); and the penalty's scale (`scale_penalty`) from
+        the basis at the values of positive weight."""
         B = self.basis(x)
         sums = B.sum(axis=0) if weights is None else np.asarray(weights, dtype=float) @ B
         q, _ = linalg.qr(sums[:, None], mode="full")
         self.constraint_ = q[:, 1:]
+        self.penalty_scale_ = 1.0
+        if self.scale_penalty:
+            used = B if weights is None else B[np.asarray(weights) > 0]
+            size = np.abs(used).sum(axis=1).max() ** 2
+            self.penalty_scale_ = float(np.abs(self.penalty_).sum(axis=0).max() / size)
 
     def design(self, x):
         """The constrained basis ``B(x) Z`` (n × (k_coef − 1))."""
         return self.basis(x) @ self.constraint_
 
     def constrained_penalty(self):
-        """``Z'SZ``, the penalty of the constrained coefficients."""
+        """``Z'SZ / penalty_scale_``, the penalty of the constrained coefficients."""
         Z = self.constraint_
-        return Z.T @ self.penalty_ @ Z
+        return Z.T @ self.penalty_ @ Z / self.penalty_scale_
 
     def mixed_parts(self, tol=1e-10):
         """``(F, R, d)``: the constrained basis split as a mixed model, ``design(x) c̃ =
@@ -111,6 +124,7 @@ class PSpline(SmoothBasis):
 
     bs = "ps"
     min_k = 4
+    scale_penalty = False
 
     def __init__(self, k=10, m=(2, 2)):
         m = tuple(int(v) for v in m)

@@ -14,6 +14,8 @@ Tolerances (the issue's), measured in brackets over the four fits:
 * REML score: never above mgcv's, within 1e-3 (gam 8.0e-8 lower; bam 4.0e-5 lower — the
   same offset with equal edf to 1e-9, so a constant of bam's fREML score, not the fit);
 * SDs of the random effects and the residual 1e-4 relative (gam 5.7e-9; bam 2.5e-11);
+* λ per smooth is mgcv's ``sp`` (the cr and cc penalties are scaled as mgcv scales them):
+  1e-3 relative (gam 2.0e-4 on s(x2); bam 1.3e-9);
 * the smooth table (summary.gam): Ref.df 1e-4 absolute (2.3e-6; s(x1), the cyclic smooth,
   has no unpenalized part and gets mgcv's random-effect test: Ref.df = its rank, 8,
   exactly), the F statistic 1e-3 relative (2.4e-4, on s(x2), whose fractional Ref.df blends
@@ -24,6 +26,16 @@ Tolerances (the issue's), measured in brackets over the four fits:
   constant per smooth (spread 1.9e-9): bam centres its smooths over its compressed data (the
   bins, padded to a common length), skmixed over the data, in both paths, so its binned and
   exact partial effects agree; the intercept takes the constant (fitted values agree).
+
+The binomial model (``yb``; gam's Laplace REML, bam's performance iteration): fitted
+probabilities 1e-5 relative (gam 2.3e-7, bam 3.0e-7 at the binned covariates), edf 1e-3
+absolute (1.4e-5), s(fac)'s SD 1e-4 relative (7.1e-7), λ = sp 1e-4 (1.3e-6), Ref.df 1e-4
+absolute (1.4e-6), Chi.sq 1e-3 relative (2.7e-4 on s(x2)), p-values 1e-6 absolute (s(x0):
+ours 8.7e-7, mgcv's 4.1e-7 from Davies' algorithm at its default accuracy; see
+test_additive_significance.py), the smooths at new points as the Gaussian's (gam 2.4e-7;
+bam spread 3.8e-7). Their REML scores are not compared: gam's Laplace score and bam's
+working-model fREML score are other quantities than skmixed's criterion for these families
+(as for the P-spline fits in test_additive_mixed.py).
 """
 
 import json
@@ -43,8 +55,10 @@ REFERENCE = Path(__file__).resolve().parents[1] / "reference" / "mgcv_bases.json
 SMOOTHS = ["x0", "x1", "x2"]
 BS = {"x0": "cr", "x1": "cc", "x2": "cr"}
 ENDS = {"x1": (-0.05, 1.05)}
-CASES = {"gam_reml": (False, None), "bam_disc": (True, None),
+CASES = {"gam_reml": (False, None), "bam_disc": (True, None),  # (discrete, knots)
          "gam_reml_ends": (False, ENDS), "bam_disc_ends": (True, ENDS)}
+BINOMIAL = {"gam_bin_reml": (False, None), "bam_bin_disc": (True, None)}
+ALL_CASES = {**CASES, **BINOMIAL}
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +74,13 @@ def reference():
 @pytest.fixture(scope="module")
 def fits(gamsim):
     X = gamsim[SMOOTHS + ["fac"]]
-    return {entry: AdditiveMixed(smooths=SMOOTHS, bs=BS, knots=knots, groups="fac",
-                                 discrete=discrete).fit(X, gamsim["y"])
-            for entry, (discrete, knots) in CASES.items()}
+    out = {entry: AdditiveMixed(smooths=SMOOTHS, bs=BS, knots=knots, groups="fac",
+                                discrete=discrete).fit(X, gamsim["y"])
+           for entry, (discrete, knots) in CASES.items()}
+    out.update({entry: AdditiveMixed(smooths=SMOOTHS, bs=BS, groups="fac", family="binomial",
+                                     discrete=discrete).fit(X, gamsim["yb"])
+                for entry, (discrete, _) in BINOMIAL.items()})
+    return out
 
 
 def binned(X):
@@ -92,26 +110,44 @@ def test_fitted_values_edf_reml_and_sds(gamsim, reference, fits, entry):
                                rtol=1e-4)
 
 
-@pytest.mark.parametrize("entry", CASES)
-def test_smooth_table(reference, fits, entry):
+@pytest.mark.parametrize("entry", ALL_CASES)
+def test_smooth_table_and_lambda(reference, fits, entry):
     table, ref = fits[entry].smooths_, reference[entry]["s_table"]
+    gaussian = entry in CASES
     assert list(table.index) == ref["term"][:3]
     np.testing.assert_allclose(table["ref_df"], ref["ref_df"][:3], rtol=0, atol=1e-4)
     assert table["ref_df"].iloc[1] == 8  # the cyclic smooth's rank: k − 2
     np.testing.assert_allclose(table["statistic"], ref["stat"][:3], rtol=1e-3)
-    np.testing.assert_allclose(table["p_value"], ref["p_value"][:3], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(table["p_value"], ref["p_value"][:3], rtol=0,
+                               atol=1e-10 if gaussian else 1e-6)
+    sp = list(reference[entry]["sp"].values())[:3]
+    np.testing.assert_allclose(table["lambda"], sp, rtol=1e-3 if gaussian else 1e-4)
 
 
-@pytest.mark.parametrize("entry", CASES)
+@pytest.mark.parametrize("entry", ALL_CASES)
 def test_smooths_at_new_points(reference, fits, entry):
     ref, model = reference[entry], fits[entry]
     for column in SMOOTHS:
         ours = model.partial_effect(column, ref["new_x"])["effect"].to_numpy()
         diff = ours - np.asarray(ref["terms_new"][f"s({column})"])
-        if CASES[entry][0]:  # bam: the same smooth up to its centring constant
+        if ALL_CASES[entry][0]:  # bam: the same smooth up to its centring constant
             assert np.ptp(diff) < 1e-6
         else:
             np.testing.assert_allclose(diff, 0.0, atol=1e-4)
+
+
+@pytest.mark.parametrize("entry", BINOMIAL)
+def test_binomial_fitted_values_edf_and_sd(gamsim, reference, fits, entry):
+    ref, model = reference[entry], fits[entry]
+    assert model.converged_
+    X = gamsim[SMOOTHS + ["fac"]]
+    rows = np.asarray(ref["fitted_rows"]) - 1
+    fitted = model.predict((binned(X) if BINOMIAL[entry][0] else X).iloc[rows])
+    np.testing.assert_allclose(fitted, ref["fitted"], rtol=1e-5)
+    edf = np.r_[model.smooths_["edf"].to_numpy(), model._fit.edf[-1]]
+    np.testing.assert_allclose(edf, list(ref["edf"].values()), rtol=0, atol=1e-3)
+    np.testing.assert_allclose(model.variance_components_["sd"].iloc[0],
+                               ref["vcomp_sd"][-1]["std.dev"], rtol=1e-4)
 
 
 def test_binned_and_exact_partial_effects_agree(fits):

@@ -64,7 +64,8 @@ def test_constrained_basis_spans_mgcvs_with_its_penalty_eigenvalues(gamsim, refe
     theirs = np.asarray(ref["X_constrained"])
     coef = np.linalg.lstsq(theirs, ours, rcond=None)[0]
     np.testing.assert_allclose(theirs @ coef, ours, atol=1e-12)
-    eig = np.sort(np.linalg.eigvalsh(basis.constrained_penalty()))[::-1]
+    # mgcv's unscaled penalty (scale.penalty = FALSE): ours times its scale
+    eig = np.sort(np.linalg.eigvalsh(basis.constrained_penalty() * basis.penalty_scale_))[::-1]
     theirs_eig = np.asarray(ref["S_constrained_eigen"])
     np.testing.assert_allclose(eig, theirs_eig, rtol=0, atol=1e-12 * theirs_eig.max())
     np.testing.assert_allclose(basis.design(x).sum(axis=0), 0.0, atol=1e-9)

@@ -8,7 +8,8 @@
 #   (and with the cc's ends given, knots = list(x1 = c(-0.05, 1.05))) by
 #   gam(method = "REML") and bam(discrete = TRUE, method = "fREML"): fitted values (every 8th row),
 #   edf per smooth, REML score, scale, random-effect SD, summary's smooth table and the
-#   smooths' values at new points (predict type = "terms").
+#   smooths' values at new points (predict type = "terms"); and the same model of the 0/1
+#   response yb (binomial, logit) by gam(method = "REML") and bam(discrete = TRUE).
 # Run from the repository root:
 #     Rscript tests/reference/mgcv_bases.R tests/reference
 # Needs R with mgcv and jsonlite (Debian: r-cran-mgcv r-cran-jsonlite).
@@ -57,6 +58,7 @@ fit_summary <- function(m) {
 }
 
 f <- y ~ s(x0, bs = "cr") + s(x1, bs = "cc") + s(x2, bs = "cr") + s(fac, bs = "re")
+fb <- update(f, yb ~ .)
 ends <- list(x1 = c(-0.05, 1.05))
 out <- list(
   data = "gamsim1.csv", rows = 50, mgcv = as.character(packageVersion("mgcv")),
@@ -66,5 +68,8 @@ out <- list(
   bam_disc = fit_summary(bam(f, data = gs, discrete = TRUE, method = "fREML")),
   gam_reml_ends = fit_summary(gam(f, data = gs, method = "REML", knots = ends)),
   bam_disc_ends = fit_summary(bam(f, data = gs, discrete = TRUE, method = "fREML",
-                                  knots = ends)))
+                                  knots = ends)),
+  gam_bin_reml = fit_summary(gam(fb, data = gs, family = binomial, method = "REML")),
+  bam_bin_disc = fit_summary(bam(fb, data = gs, family = binomial, discrete = TRUE,
+                                 method = "fREML")))
 write_json(out, file.path(outdir, "mgcv_bases.json"), digits = NA, auto_unbox = TRUE)
