@@ -38,8 +38,6 @@ working-model fREML score are other quantities than skmixed's criterion for thes
 (as for the P-spline fits in test_additive_mixed.py).
 """
 
-import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -51,7 +49,6 @@ from skmixed._model.additive_cross import discretize
 from skmixed.formula import FormulaError, bam
 from skmixed.sources import from_chunks
 
-REFERENCE = Path(__file__).resolve().parents[1] / "reference" / "mgcv_bases.json"
 SMOOTHS = ["x0", "x1", "x2"]
 BS = {"x0": "cr", "x1": "cc", "x2": "cr"}
 ENDS = {"x1": (-0.05, 1.05)}
@@ -62,23 +59,18 @@ ALL_CASES = {**CASES, **BINOMIAL}
 
 
 @pytest.fixture(scope="module")
-def gamsim(data_file):
-    return pd.read_csv(data_file("gamsim1.csv"))
+def reference(load_reference):
+    return load_reference("mgcv_bases.json")
 
 
 @pytest.fixture(scope="module")
-def reference():
-    return json.loads(REFERENCE.read_text())
-
-
-@pytest.fixture(scope="module")
-def fits(gamsim):
-    X = gamsim[SMOOTHS + ["fac"]]
+def fits(gamsim1):
+    X = gamsim1[SMOOTHS + ["fac"]]
     out = {entry: AdditiveMixed(smooths=SMOOTHS, bs=BS, knots=knots, groups="fac",
-                                discrete=discrete).fit(X, gamsim["y"])
+                                discrete=discrete).fit(X, gamsim1["y"])
            for entry, (discrete, knots) in CASES.items()}
     out.update({entry: AdditiveMixed(smooths=SMOOTHS, bs=BS, groups="fac", family="binomial",
-                                     discrete=discrete).fit(X, gamsim["yb"])
+                                     discrete=discrete).fit(X, gamsim1["yb"])
                 for entry, (discrete, _) in BINOMIAL.items()})
     return out
 
@@ -93,9 +85,9 @@ def binned(X):
 
 
 @pytest.mark.parametrize("entry", CASES)
-def test_fitted_values_edf_reml_and_sds(gamsim, reference, fits, entry):
+def test_fitted_values_edf_reml_and_sds(gamsim1, reference, fits, entry):
     ref, model = reference[entry], fits[entry]
-    X = gamsim[SMOOTHS + ["fac"]]
+    X = gamsim1[SMOOTHS + ["fac"]]
     rows = np.asarray(ref["fitted_rows"]) - 1  # R's 1-based rows
     fitted = model.predict((binned(X) if CASES[entry][0] else X).iloc[rows])
     np.testing.assert_allclose(fitted, ref["fitted"], rtol=1e-5)
@@ -137,10 +129,10 @@ def test_smooths_at_new_points(reference, fits, entry):
 
 
 @pytest.mark.parametrize("entry", BINOMIAL)
-def test_binomial_fitted_values_edf_and_sd(gamsim, reference, fits, entry):
+def test_binomial_fitted_values_edf_and_sd(gamsim1, reference, fits, entry):
     ref, model = reference[entry], fits[entry]
     assert model.converged_
-    X = gamsim[SMOOTHS + ["fac"]]
+    X = gamsim1[SMOOTHS + ["fac"]]
     rows = np.asarray(ref["fitted_rows"]) - 1
     fitted = model.predict((binned(X) if BINOMIAL[entry][0] else X).iloc[rows])
     np.testing.assert_allclose(fitted, ref["fitted"], rtol=1e-5)
@@ -164,9 +156,9 @@ def test_binned_and_exact_partial_effects_agree(fits):
     assert abs(fits["bam_disc"].intercept_ - fits["gam_reml"].intercept_) < 2e-3
 
 
-def test_cyclic_prediction_wraps_and_summary_names_the_bases(gamsim, fits):
+def test_cyclic_prediction_wraps_and_summary_names_the_bases(gamsim1, fits):
     model = fits["gam_reml_ends"]
-    X = gamsim[SMOOTHS + ["fac"]].iloc[:50]
+    X = gamsim1[SMOOTHS + ["fac"]].iloc[:50]
     shifted = X.assign(x1=X["x1"] + 1.1)  # one period of the cycle (-0.05, 1.05)
     np.testing.assert_allclose(model.predict(shifted), model.predict(X), rtol=1e-12)
     text = model.summary()
@@ -174,17 +166,17 @@ def test_cyclic_prediction_wraps_and_summary_names_the_bases(gamsim, fits):
             in text)
 
 
-def test_formula_front_end(gamsim, fits):
+def test_formula_front_end(gamsim1, fits):
     formula = ('y ~ s(x0, bs = "cr") + s(x1, bs = "cc") + s(x2, bs = "cr") + '
                's(fac, bs = "re")')
-    model = bam(formula, gamsim, discrete=False, knots=ENDS)
+    model = bam(formula, gamsim1, discrete=False, knots=ENDS)
     assert model.bs == BS and model.knots == ENDS
     np.testing.assert_allclose(model.smooths_["edf"], fits["gam_reml_ends"].smooths_["edf"],
                                rtol=1e-10)
     with pytest.raises(FormulaError, match=r'bs = "cr" \(cubic regression spline\)'):
-        bam('y ~ s(x0, bs = "xx")', gamsim)
+        bam('y ~ s(x0, bs = "xx")', gamsim1)
     with pytest.raises(FormulaError, match=r'k must be an integer >= 4 for bs = "cc"'):
-        bam('y ~ s(x1, bs = "cc", k = 3)', gamsim)
+        bam('y ~ s(x1, bs = "cc", k = 3)', gamsim1)
 
 
 @pytest.fixture(scope="module")
