@@ -10,15 +10,24 @@ tests/reference/mgcv_bases.R on the gamsim1 data:
 * the mixed-model split: cr's null space is the line, cc has none (its constant is
   constrained away);
 * a cyclic spline's value, slope and curvature agree at the two ends of its cycle;
-* bad parameters and covariates raise errors that say what would be valid.
+* bad parameters and covariates raise errors that say what would be valid;
+* a gam fit of cr, cc and re smooths evaluated at mgcv's smoothing parameters is mgcv's
+  (fitted values, edf, REML score, the smooth table — the cyclic smooth's by mgcv's
+  random-effect test — to 1e-6 or better).
 """
 
 
+from types import SimpleNamespace
+
 import numpy as np
+import pandas as pd
 import pytest
 
+from skmixed._model.additive_fit import AdditiveSpec, row_bases
+from skmixed._model.additive_system import AdditiveSystem
 from skmixed._model.bases import BASES, SmoothTerm, make_basis
 from skmixed._model.cubic_splines import CubicRegressionSpline, CyclicCubicSpline
+from skmixed.families import get_family
 
 CASES = ["cr_x0_k10", "cr_x2_k5", "cc_x1_k10", "cc_x1_k6_ends"]
 
@@ -139,3 +148,45 @@ def test_knots_skip_empty_bins():
     np.testing.assert_allclose(cr.knots_, np.quantile(values[weights > 0],
                                                       np.linspace(0, 1, 4)))
     np.testing.assert_allclose(weights @ cr.design(values), 0.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("entry, columns, bs", [
+    ("gam_reml", ["x0", "x1", "x2"], ["cr", "cc", "cr"]),
+    ("gam_null_cc", ["x0", "x2", "x3"], ["cr", "cr", "cc"]),
+])
+def test_the_fit_at_mgcvs_smoothing_parameters_is_mgcvs(gamsim1, reference, entry, columns,
+                                                        bs):
+    """``gam(... + s(fac, bs = "re"), method = "REML")`` evaluated at mgcv's own smoothing
+    parameters (λ_j = sp_j: the cr and cc penalties are scaled as mgcv's; τ = sp^{-1/2}), so
+    that the optimizers' stopping points drop out: fitted values 1e-10 relative (measured
+    6.1e-13), edf 1e-9 (1.1e-12), the REML score 1e-6 (1.1e-8), Ref.df 1e-9, the statistic
+    1e-5 relative (3.9e-7: mgcv's test uses its scale estimate; s(x2) 1e-3, 5.9e-4 — its
+    fractional Ref.df blends two eigen-directions, see
+    tests/estimators/test_additive_significance.py) and, on gam_null_cc, whose cyclic s(x3)
+    (no effect in gamSim(1)) gets mgcv's random-effect test, its p-value 1e-6 absolute
+    (0.4088127 vs mgcv's 0.4088129)."""
+    ref = reference[entry]
+    spec = AdditiveSpec(family=get_family("gaussian"), fit_intercept=True,
+                        fixed_names=("(Intercept)",), group="fac",
+                        smooths=tuple(SmoothTerm(c, 10, b) for c, b in zip(columns, bs)))
+    n = len(gamsim1)
+    bases = row_bases(spec, [gamsim1[c].to_numpy() for c in columns], np.ones(n), False, 1000)
+    codes, levels = pd.factorize(gamsim1["fac"], sort=True)
+    model = AdditiveSystem(np.ones((n, 1)), bases, codes, len(levels), False)
+    reml = model.reml(gamsim1["y"].to_numpy(), np.ones(n))
+    log_tau = -0.5 * np.log(list(ref["sp"].values()))
+    fit = reml.fit_at(log_tau, SimpleNamespace(fmin=reml.criterion(log_tau)))
+    rows = np.asarray(ref["fitted_rows"]) - 1
+    np.testing.assert_allclose(model.linear_predictor(fit)[rows], ref["fitted"], rtol=1e-10)
+    np.testing.assert_allclose(fit.edf, list(ref["edf"].values()), rtol=0, atol=1e-9)
+    assert fit.criterion / 2 == pytest.approx(ref["reml_score"], abs=1e-6)
+    ref_df, tests = fit.significance()
+    table = ref["s_table"]
+    np.testing.assert_allclose(ref_df, table["ref_df"][:3], rtol=0, atol=1e-9)
+    fractional = [columns.index("x2")]  # Ref.df 8.99: two eigen-directions blended
+    exact = [j for j in range(3) if j not in fractional]
+    statistic = tests[:, 0] / ref_df  # mgcv's F
+    np.testing.assert_allclose(statistic[exact], np.asarray(table["stat"])[exact], rtol=1e-5)
+    np.testing.assert_allclose(statistic[fractional], np.asarray(table["stat"])[fractional],
+                               rtol=1e-3)
+    np.testing.assert_allclose(tests[:, 1], table["p_value"][:3], rtol=0, atol=1e-6)

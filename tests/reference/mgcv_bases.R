@@ -9,7 +9,10 @@
 #   gam(method = "REML") and bam(discrete = TRUE, method = "fREML"): fitted values (every 8th row),
 #   edf per smooth, REML score, scale, random-effect SD, summary's smooth table and the
 #   smooths' values at new points (predict type = "terms"); and the same model of the 0/1
-#   response yb (binomial, logit) by gam(method = "REML") and bam(discrete = TRUE).
+#   response yb (binomial, logit) by gam(method = "REML") and bam(discrete = TRUE); and
+#   y (and yb) ~ s(x0, bs = "cr") + s(x2, bs = "cr") + s(x3, bs = "cc") + s(fac, bs = "re")
+#   by gam(method = "REML"): x3 has no effect, so its cyclic smooth's test (mgcv's
+#   random-effect test) has a p-value away from 0.
 # Run from the repository root:
 #     Rscript tests/reference/mgcv_bases.R tests/reference
 # Needs R with mgcv and jsonlite (Debian: r-cran-mgcv r-cran-jsonlite).
@@ -41,8 +44,9 @@ fit_summary <- function(m) {
   rows <- seq(1, length(m$y), by = 8)  # every 8th row (1-based), to keep the file small
   capture.output(vcomp <- gam.vcomp(m, rescale = FALSE))  # it prints
   edf <- sapply(m$smooth, function(s) sum(m$edf[s$first.para:s$last.para]))
-  nd <- data.frame(x0 = new_x, x1 = new_x, x2 = new_x, fac = gs$fac[1])
+  nd <- data.frame(x0 = new_x, x1 = new_x, x2 = new_x, x3 = new_x, fac = gs$fac[1])
   terms <- predict(m, nd, type = "terms")
+  labels <- setdiff(sapply(m$smooth, function(s) s$label), "s(fac)")
   list(formula = paste(deparse(formula(m)), collapse = ""), method = m$method,
        coef_parametric = as.list(coef(m)[!grepl("^s\\(", names(coef(m)))]),
        edf = as.list(setNames(edf, sapply(m$smooth, function(s) s$label))),
@@ -52,13 +56,14 @@ fit_summary <- function(m) {
                       ref_df = unname(st[, "Ref.df"]), stat = unname(st[, 3]),
                       p_value = unname(st[, 4])),
        fitted_rows = rows, fitted = as.numeric(fitted(m))[rows], new_x = new_x,
-       terms_new = lapply(setNames(nm = c("s(x0)", "s(x1)", "s(x2)")),
-                          function(t) unname(terms[, t])),
+       terms_new = lapply(setNames(nm = labels), function(t) unname(terms[, t])),
        mgcv = as.character(packageVersion("mgcv")))
 }
 
 f <- y ~ s(x0, bs = "cr") + s(x1, bs = "cc") + s(x2, bs = "cr") + s(fac, bs = "re")
 fb <- update(f, yb ~ .)
+# x3 has no effect in gamSim(1): a cyclic smooth with a p-value away from 0
+f0 <- y ~ s(x0, bs = "cr") + s(x2, bs = "cr") + s(x3, bs = "cc") + s(fac, bs = "re")
 ends <- list(x1 = c(-0.05, 1.05))
 out <- list(
   data = "gamsim1.csv", rows = 50, mgcv = as.character(packageVersion("mgcv")),
@@ -71,5 +76,8 @@ out <- list(
                                   knots = ends)),
   gam_bin_reml = fit_summary(gam(fb, data = gs, family = binomial, method = "REML")),
   bam_bin_disc = fit_summary(bam(fb, data = gs, family = binomial, discrete = TRUE,
-                                 method = "fREML")))
+                                 method = "fREML")),
+  gam_null_cc = fit_summary(gam(f0, data = gs, method = "REML")),
+  gam_bin_null_cc = fit_summary(gam(update(f0, yb ~ .), data = gs, family = binomial,
+                                    method = "REML")))
 write_json(out, file.path(outdir, "mgcv_bases.json"), digits = NA, auto_unbox = TRUE)
