@@ -1,6 +1,6 @@
 """Gaussian additive models by exact REML in their mixed-model form.
 
-Each smooth ``s_j(z) = B_j(z) Z_j c_j`` (`PSpline`) splits
+Each smooth ``s_j(z) = B_j(z) Z_j c_j`` (a basis of `skmixed._model.bases`) splits
 into unpenalized null-space columns ``B_j Z_j F_j`` (fixed effects) and penalized range-space
 columns ``B_j Z_j R_j`` whose coefficients ``b_j`` have the penalty ``λ_j ‖b_j‖²``. With
 ``b_j = σ τ_j u_j``, ``u_j ~ N(0, I)``, ``λ_j = 1/τ_j²``, the model is a linear mixed model

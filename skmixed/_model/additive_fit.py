@@ -47,9 +47,9 @@ class AdditiveSpec:
     """An additive mixed model apart from its data: ``family``, a
     [`Family`][skmixed.families.Family] (Gaussian, binomial logit or Poisson log);
     ``fixed_names``, the parametric coefficients' names, the intercept first
-    (before collinear ones are dropped); ``smooths``, per smooth its
-    `SmoothTerm` (column label, basis dimension k, basis,
-    cyclic ends); ``group``, the grouping factor's name or None, and
+    (before collinear ones are dropped); ``smooths``, per smooth its `SmoothTerm` (column
+    label, basis dimension k, basis, a cyclic basis's ends); ``group``, the grouping
+    factor's name or None, and
     ``slopes``, the names of its independent random slopes (lme4's ``(1 + x || g)``);
     ``tol`` and ``max_iter`` of the performance iteration."""
 

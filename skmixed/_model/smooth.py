@@ -92,7 +92,7 @@ class SmoothBasis:
         """``(F, R, d)``: the constrained basis split as a mixed model, ``design(x) c̃ =
         design(x) (F β + R b)`` with F the penalty's null space (unpenalized, fixed; it may
         have no column, e.g. a cyclic smooth's) and ``R = U_+ diag(d)^{-1/2}`` its range
-        space scaled so that ``c̃'(Z'SZ)c̃ = b'b``."""
+        space scaled so that ``c̃' constrained_penalty() c̃ = b'b``."""
         S = self.constrained_penalty()
         eigval, eigvec = linalg.eigh(S)
         positive = eigval > tol * eigval.max()
