@@ -19,9 +19,11 @@ smooths and offset, and computed with NumPy and pandas on the DataFrame's column
 * ``cbind(successes, failures)`` as a binomial response (MixedGLM's trials), each a column
   or an expression of columns (``cbind(k, n - k)``) holding counts; a proportion
   (``k / n ~ …``) is refused with a pointer to ``cbind``;
-* smooths (AdditiveMixed): ``s(z)``, ``s(z, k = 20)``, ``s(z, bs = "ps")``,
-  ``s(g, bs = "re")`` (a random intercept per g) and ``s(g, x, bs = "re")`` (a random
-  slope of x per g).
+* smooths (AdditiveMixed): ``s(z)``, ``s(z, k = 20)``, ``s(z, bs = "ps")`` (P-spline, the
+  default), ``s(z, bs = "cr")`` (cubic regression spline), ``s(z, bs = "cc")`` (cyclic
+  cubic spline; the ends of its cycle as mgcv's ``knots = list(z = c(0, 24))``:
+  ``bam(..., knots={"z": (0, 24)})``), ``s(g, bs = "re")`` (a random intercept per g) and
+  ``s(g, x, bs = "re")`` (a random slope of x per g).
 
 Anything else — another function, a string outside ``s(bs = ...)`` and ``C()``'s reference, ``[``,
 ``$``, a name with a part starting with ``__`` — is a
@@ -205,7 +207,7 @@ def _random_spec(parsed, data, fixed):
 
 def _smooth_columns(parsed, data, X):
     """AdditiveMixed's parameters from the s() terms; their columns are added to X."""
-    smooths, k, groups, slopes = [], {}, None, []
+    smooths, k, bs, groups, slopes = [], {}, {}, None, []
     for sm in parsed.smooths:
         values = _lookup(parsed, data, sm.covariate, sm.pos)
         if sm.bs == "re":
@@ -223,12 +225,16 @@ def _smooth_columns(parsed, data, X):
         smooths.append(sm.covariate)
         if sm.k is not None:
             k[sm.covariate] = sm.k
+        if sm.bs != "ps":
+            bs[sm.covariate] = sm.bs
         X[sm.covariate] = values.to_numpy(dtype=float)
     if groups is not None:
         X[groups] = data[groups]
     base = dict(smooths=smooths, groups=groups, random_slopes=slopes)
     if k:
         base["k"] = {**{s: 10 for s in smooths}, **k}
+    if bs:
+        base["bs"] = {**{s: "ps" for s in smooths}, **bs}
     return base
 
 
@@ -319,7 +325,8 @@ def glmer(formula, data, family="binomial", nAGQ=1, sample_weight=None, **params
 
 def bam(formula, data, family="gaussian", discrete=True, sample_weight=None, **params):
     """``mgcv::bam(discrete = TRUE)`` (``discrete=False``: ``gam(method = "REML")``): a
-    fitted [`AdditiveMixed`][skmixed.AdditiveMixed]."""
+    fitted [`AdditiveMixed`][skmixed.AdditiveMixed]. ``knots={"z": (a, b)}`` gives the
+    ends of the cycle of ``s(z, bs = "cc")`` (mgcv's ``knots = list(z = c(a, b))``)."""
     est, X, y = from_formula(formula, data, "bam", family=family, discrete=discrete,
                              **params)
     return est.fit(X, y, sample_weight=sample_weight)

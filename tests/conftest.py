@@ -84,6 +84,15 @@ def data_file():
 
 
 @pytest.fixture(scope="session")
+def gamsim1():
+    """mgcv's gamSim(1) data with a grouping factor (``tests/data/gamsim1.csv``, made by
+    tests/reference/make_ref.R), read once: tests must not change it."""
+    import pandas as pd
+
+    return pd.read_csv(data_path("gamsim1.csv"))
+
+
+@pytest.fixture(scope="session")
 def load_reference():
     """``load_reference(name) -> dict``: the JSON ``tests/reference/<name>``."""
 

@@ -157,7 +157,8 @@ class AdditivePrediction:
     def _summary_text(self):
         """The text of `summary`: mgcv's ``print(summary(gam))`` layout, then the variance
         components and the REML criterion."""
-        smooths = [f's({_design.column_name(c)}, bs = "ps")' for c in self._labels["smooth"]]
+        smooths = [f's({_design.column_name(c)}, bs = "{b["spline"].bs}")'
+                   for c, b in zip(self._labels["smooth"], self._model_info["bases"])]
         group = self._labels["group"]
         terms = ([] if self.fit_intercept else ["0"]) + [
             _design.column_name(c) for c in self._labels["param"]] + smooths
@@ -221,10 +222,8 @@ class AdditivePrediction:
         scale = {"gaussian": "y", "binomial": "log-odds of y",
                  "poisson": "log mean of y"}.get(self.family, "linear predictor")
         for ax, basis, term in zip(axes, bases, self.smooths_.index):
-            knots = basis["spline"].knots_
-            outer = basis["spline"].m[0] + 1
-            # the fitted covariate's range, widened 0.1 % by the basis (mgcv's layout)
-            lo, hi = knots[outer], knots[-outer - 1]
+            # the fitted covariate's range (a P-spline's widened 0.1 %, a cycle's ends)
+            lo, hi = basis["spline"].domain
             band = self.partial_effect(basis["label"], np.linspace(lo, hi, n_points), level)
             ax.fill_between(band["x"], band["lower"], band["upper"], alpha=0.3, lw=0,
                             label=f"{level:.0%} pointwise band")

@@ -1,8 +1,9 @@
-"""``AdditiveMixed``: additive mixed models (mgcv's ``gam``/``bam`` with ``bs = "ps"`` smooths
-and ``s(g, bs = "re")`` random intercepts).
+"""``AdditiveMixed``: additive mixed models (mgcv's ``gam``/``bam`` with ``bs = "ps"``,
+``"cr"`` or ``"cc"`` smooths and ``s(g, bs = "re")`` random intercepts).
 
-``g(E[y]) = Xβ + Σ_j s_j(z_j) + b_group``: parametric columns, P-spline smooths
-(`skmixed._model.smooth.PSpline`, mgcv's ``"ps"`` basis, sum-to-zero constrained) and
+``g(E[y]) = Xβ + Σ_j s_j(z_j) + b_group``: parametric columns, smooths (mgcv's P-spline,
+cubic regression spline and cyclic cubic bases, `skmixed._model.bases`, sum-to-zero
+constrained) and
 an optional random intercept per group. Each smooth is a random effect in disguise; the
 smoothing parameters and the group variance are estimated by REML of the mixed-model form
 (Gaussian, exact) or of the PIRLS working model at every step (binomial / Poisson,
@@ -30,6 +31,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .._kernels.threads import numba_threads
 from .._model import identifiability as _identifiability
 from .._model.additive_fit import AdditiveSpec, fit_rows, fit_tables, row_bases, smooth_bases
+from .._model.bases import BASES, SmoothTerm
 from .._model.identifiability import independent_fixed_columns
 from ..families import FAMILY_NAMES, get_family
 from ..sources import ChunkedData, score_target
@@ -49,7 +51,7 @@ _DISCRETE_FROM_ROWS = 50_000
 
 
 class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
-    """Additive mixed model: parametric effects, P-spline smooths, a random intercept and
+    """Additive mixed model: parametric effects, spline smooths, a random intercept and
     optional independent random slopes per group; smoothing parameters and variance
     components by REML (mgcv's ``gam`` with
     ``method = "REML"``, or ``bam(discrete = TRUE)`` with binned covariates).
@@ -57,10 +59,25 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
     Parameters
     ----------
     smooths : sequence of str or int, default=()
-        Columns of X with a smooth ``s(z, bs = "ps")``; the other columns (except
+        Columns of X with a smooth ``s(z, bs = bs)``; the other columns (except
         ``groups``) are parametric (linear) effects.
     k : int or dict, default=10
-        Basis dimension per smooth (a dict maps a column to its k), as mgcv's k.
+        Basis dimension per smooth (a dict maps a column to its k; others get 10), as
+        mgcv's k: at least 4 for "ps" and "cc", 3 for "cr". A "cc" smooth has k − 1
+        coefficients (k knots, the last the first).
+    bs : {"ps", "cr", "cc"} or dict, default="ps"
+        The smooths' basis (a dict maps a column to its basis; others get "ps"), as mgcv's
+        ``bs``: "ps", P-splines (cubic B-splines, 2nd-order difference penalty); "cr", the
+        cubic regression spline (knots at the quantiles of the covariate's distinct
+        values, ∫f''² penalty; linear beyond the data's range); "cc", the cyclic cubic
+        spline (value, slope and curvature agree at the two ends of the cycle; no
+        unpenalized part). All are constrained to sum to zero over the data and give mgcv's
+        fits.
+    knots : dict, default=None
+        The ends of the cycle of "cc" smooths: a column mapped to ``(a, b)`` with ``a < b``
+        covering its values (mgcv's ``knots = list(z = c(a, b))``, e.g. ``{"hour": (0,
+        24)}``); without it a cycle spans the covariate's range. Prediction wraps values
+        outside the cycle into it.
     groups : str or int, default=None
         Grouping column for a random intercept (mgcv's ``s(g, bs = "re")``); None: none.
         A Gaussian model needs fewer groups than observations (the sum of the weights), as
@@ -114,8 +131,11 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         ``statistic`` and ``p_value`` of the approximate test that the smooth is zero
         (Wood 2013; mgcv's ``summary.gam``): for Gaussian models mgcv's F (the Wald
         statistic over ``ref_df``, referred to an F-type distribution with ``n − edf_``
-        residual df), otherwise mgcv's Chi.sq; ``lambda`` (= 1/τ², relative to the
-        residual variance, on the constrained basis with the unscaled difference penalty)
+        residual df), otherwise mgcv's Chi.sq (a smooth with no unpenalized part, e.g.
+        "cc", gets mgcv's random-effect test, its rank as ``ref_df``); ``lambda`` (= 1/τ²,
+        relative to the residual variance, on the constrained basis: for "cr" and "cc"
+        with the penalty scaled as mgcv scales it, so mgcv's ``sp``; for "ps" with the
+        unscaled difference penalty)
         and ``variance``, σ²τ² of its penalized part. The p-values ignore the uncertainty
         of the smoothing parameters (as mgcv's) and are computed to an absolute accuracy of
         about 1e-10 (mgcv's are to about 1e-6).
@@ -153,7 +173,9 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
 
     _parameter_constraints = {
         "smooths": [list, tuple],
-        "k": [Interval(Integral, 4, None, closed="left"), dict],
+        "k": [Interval(Integral, 3, None, closed="left"), dict],
+        "bs": [StrOptions(set(BASES)), dict],
+        "knots": [dict, None],
         "groups": [str, Integral, None],
         "random_slopes": [list, tuple, str, Integral],
         "family": [StrOptions({"gaussian", "binomial", "poisson", "gamma", "nbinom2"})],
@@ -165,11 +187,13 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         "max_iter": GROUPED_CONSTRAINTS["max_iter"],
     }
 
-    def __init__(self, *, smooths=(), k=10, groups=None, random_slopes=(), family="gaussian",
-                 discrete="auto", n_bins=1000, fit_intercept=True, n_jobs=None, tol=1e-8,
-                 max_iter=100):
+    def __init__(self, *, smooths=(), k=10, bs="ps", knots=None, groups=None, random_slopes=(),
+                 family="gaussian", discrete="auto", n_bins=1000, fit_intercept=True,
+                 n_jobs=None, tol=1e-8, max_iter=100):
         self.smooths = smooths
         self.k = k
+        self.bs = bs
+        self.knots = knots
         self.groups = groups
         self.random_slopes = random_slopes
         self.family = family
@@ -221,16 +245,17 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
                                              group_label, weights, name)
         check_boundary_response(y_arr, w, self.family)
         discrete = (n >= _DISCRETE_FROM_ROWS) if self.discrete == "auto" else self.discrete
-        self._check_k_keys(smooth_labels)
         spec = self._spec(param_labels, smooth_labels, group_label, slope_labels)
         if discrete:
             self._check_bins(smooth_labels)
         # the fit runs on centred, scaled columns, mapped back after
         X_param, scaling, kept, dropped = parametric_columns(
             param_cols, n, weights, self.fit_intercept, list(spec.fixed_names), name)
-        # fixed effects: the parametric columns and each smooth's linear trend (its
-        # penalty's null space after the sum-to-zero constraint)
-        n_fixed = X_param.shape[1] + len(smooth_labels)
+        bases = row_bases(spec, smooth_cols, weights, discrete, self.n_bins)
+        # fixed effects: the parametric columns and each smooth's unpenalized part (its
+        # penalty's null space after the sum-to-zero constraint: a line, or nothing for a
+        # cyclic smooth)
+        n_fixed = X_param.shape[1] + sum(b["null"].shape[1] for b in bases)
         if weights.sum() <= n_fixed:
             raise ValueError(f"{name} needs more observations ({weights.sum():g}, the sum "
                              "of sample_weight: frequency weights count rows) than fixed "
@@ -238,7 +263,6 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         if group_label is not None:
             self._check_levels(weights.sum(), len(levels), group_label, slope_labels,
                                weighted=bool(w.size))
-        bases = row_bases(spec, smooth_cols, weights, discrete, self.n_bins)
         with numba_threads(self.n_jobs):
             result = fit_rows(spec, X_param, y_arr, weights, bases, discrete=discrete,
                               scaling=scaling, kept=kept, dropped=dropped, codes=codes,
@@ -345,26 +369,38 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         """The columns' roles in the first chunk (`_roles`, checked) and their layout
         for the bin tables (skmixed._estimators._additive_sources)."""
         roles = self._roles(X)
-        self._check_k_keys(roles[0])
-        self._check_bins(roles[0])
+        smooth_labels, group_label, slope_labels, param_labels = roles
+        # the smooths' parameters checked before the pass over the chunks
+        self._spec(param_labels, smooth_labels, group_label, slope_labels)
+        self._check_bins(smooth_labels)
         return table_layout(X, roles, ranges, range_notes, family=self.family,
                             fit_intercept=self.fit_intercept, n_bins=self.n_bins,
                             name=type(self).__name__)
 
-    def _check_k_keys(self, smooth_labels):
-        if isinstance(self.k, dict):
-            unknown = [key for key in self.k if key not in smooth_labels]
+    def _check_keys(self, smooth_labels):
+        """The dict parameters (k, bs, knots) name smooths only."""
+        for param in ("k", "bs", "knots"):
+            value = getattr(self, param)
+            unknown = ([key for key in value if key not in smooth_labels]
+                       if isinstance(value, dict) else [])
             if unknown:
-                raise ValueError(f"k names {unknown}, which are not smooths; smooths: "
+                raise ValueError(f"{param} names {unknown}, which are not smooths; smooths: "
                                  f"{[_design.column_name(c) for c in smooth_labels]}.")
 
+    def _smooth_term(self, label):
+        """The `SmoothTerm` of the smooth of column ``label`` (its k, basis and cyclic
+        ends; checked, errors naming the column)."""
+        k = self.k.get(label, 10) if isinstance(self.k, dict) else self.k
+        if not (isinstance(k, Integral) and not isinstance(k, bool)):
+            raise ValueError(f"k[{label!r}]={k!r}: an integer >= 3.")
+        bs = self.bs.get(label, "ps") if isinstance(self.bs, dict) else self.bs
+        if bs not in BASES:
+            raise ValueError(f"bs[{label!r}]={bs!r}: one of {sorted(BASES)}.")
+        ends = (self.knots or {}).get(label)
+        return SmoothTerm(label, int(k), bs, ends)
+
     def _k_of(self, label):
-        if isinstance(self.k, dict):
-            k = self.k.get(label, 10)
-            if not (isinstance(k, Integral) and k >= 3):
-                raise ValueError(f"k[{label!r}]={k!r}: an integer >= 4.")
-            return int(k)
-        return int(self.k)
+        return self._smooth_term(label).k
 
     def _family(self):
         """The [`Family`][skmixed.families.Family] of ``family`` (identity, logit, log)."""
@@ -391,10 +427,11 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
 
     def _spec(self, param_labels, smooth_labels, group_label, slope_labels):
         """The model apart from its data (skmixed._model.additive_fit.AdditiveSpec)."""
+        self._check_keys(smooth_labels)
         return AdditiveSpec(
             family=self._family(), fit_intercept=self.fit_intercept,
             fixed_names=tuple(self._fixed_names(param_labels)),
-            smooths=tuple((label, self._k_of(label)) for label in smooth_labels),
+            smooths=tuple(self._smooth_term(label) for label in smooth_labels),
             group=None if group_label is None else _design.column_name(group_label),
             slopes=tuple(_design.column_name(c) for c in slope_labels),
             tol=self.tol, max_iter=self.max_iter)

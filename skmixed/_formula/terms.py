@@ -16,6 +16,7 @@ from itertools import product
 
 import numpy as np
 
+from .._model.bases import BASES
 from .grammar import BinOp, Call, FormulaError, Name, Num, Random, Str, Sum, Unary, chain, label
 
 __all__ = ["ELEMENTWISE", "Factor", "RandomTerm", "Smooth", "check_arith", "factor",
@@ -32,6 +33,9 @@ _ARITH_OPS = ("+", "-", "*", "/", "**")
 _CONTRASTS = {"Treatment": "reference", "contr.treatment": "base"}
 _BOOLEANS = {"True": True, "TRUE": True, "T": True, "False": False, "FALSE": False,
              "F": False}
+#: what the names of s()'s smooth bases (those of skmixed._model.bases.BASES) stand for
+_BASIS_NAMES = {"ps": "P-spline", "cr": "cubic regression spline", "cc": "cyclic cubic spline",
+                "tp": "thin-plate regression spline"}
 FUNCTIONS = ("C(x[, Treatment(ref)]), I(expr), poly(x, degree[, raw = TRUE]), scale, "
              "center, " + ", ".join(k for k in ELEMENTWISE if not k.startswith("np."))
              + " (also as np.log etc.)")
@@ -319,17 +323,18 @@ class Smooth:
 
 
 def smooth(formula, node):
-    """``s(z)``, ``s(z, k = 20)``, ``s(z, bs = "ps")``, ``s(g, bs = "re")``,
-    ``s(g, x, bs = "re")``."""
+    """``s(z)``, ``s(z, k = 20)``, ``s(z, bs = "ps")`` (or another smooth basis),
+    ``s(g, bs = "re")``, ``s(g, x, bs = "re")``."""
     kwargs = {k: v for k, v, _ in node.kwargs}
     for key, _, pos in node.kwargs:
         if key not in ("k", "bs"):
             raise FormulaError(formula, pos, f"s(): unsupported argument(s) {[key]} (k and "
                                "bs are)")
     bs = _literal(formula, kwargs["bs"], "s()'s bs") if "bs" in kwargs else "ps"
-    if bs not in ("ps", "re"):
-        _fail(formula, kwargs["bs"], f"s(): bs = {bs!r} is not supported; bs = \"ps\" "
-              "(P-spline) and bs = \"re\" (random effect) are")
+    if bs not in BASES and bs != "re":
+        _fail(formula, kwargs["bs"], f"s(): bs = {bs!r} is not supported; the supported are "
+              + ", ".join(f'bs = "{b}" ({_BASIS_NAMES.get(b, b)})' for b in BASES)
+              + ' and bs = "re" (random effect)')
     if not node.args or len(node.args) > (2 if bs == "re" else 1):
         _fail(formula, node, "s() takes one covariate (two with bs = \"re\": the group and a "
               "slope column)")
@@ -337,8 +342,10 @@ def smooth(formula, node):
         if not isinstance(arg, Name):
             _fail(formula, arg, "s(): a covariate is a column name")
     k = _literal(formula, kwargs["k"], "s()'s k") if "k" in kwargs else None
-    if k is not None and (not isinstance(k, int) or k < 4):
-        _fail(formula, kwargs["k"], f"s(): k must be an integer >= 4; got {k!r}")
+    least = BASES[bs].min_k if bs in BASES else 1
+    if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < least):
+        _fail(formula, kwargs["k"], f"s(): k must be an integer >= {least} for bs = "
+              f"\"{bs}\"; got {k!r}")
     return Smooth(node.args[0].name, node.args[1].name if len(node.args) > 1 else None, bs,
                   k, node.pos)
 

@@ -1,6 +1,6 @@
 """Gaussian additive models by exact REML in their mixed-model form.
 
-Each smooth ``s_j(z) = B_j(z) Z_j c_j`` (`PSpline`) splits
+Each smooth ``s_j(z) = B_j(z) Z_j c_j`` (a basis of `skmixed._model.bases`) splits
 into unpenalized null-space columns ``B_j Z_j F_j`` (fixed effects) and penalized range-space
 columns ``B_j Z_j R_j`` whose coefficients ``b_j`` have the penalty ``λ_j ‖b_j‖²``. With
 ``b_j = σ τ_j u_j``, ``u_j ~ N(0, I)``, ``λ_j = 1/τ_j²``, the model is a linear mixed model
@@ -27,7 +27,7 @@ from scipy import linalg
 from .._kernels.threads import single_threaded_blas
 from .additive_cross import CrossProducts
 from .optimize import minimize
-from .significance import alternative_edf_terms, smooth_test
+from .significance import alternative_edf_terms, penalized_term_test, smooth_test
 from .spaces import BoxSpace
 
 __all__ = ["DenseREML", "REMLFit", "LOG_TAU_BOUNDS"]
@@ -303,6 +303,8 @@ class DenseREML:
         (`smooth_test`: F-type with ``n − edf_total``
         residual df when σ is estimated) from its coefficients ``(β_null, b)``, their block
         of the posterior and the Gram matrix of its columns (its blocks of FF, RF, RR).
+        A smooth with no unpenalized columns (a cyclic one) gets mgcv's random-effect
+        test instead (`_penalized_term_test`), with its rank as reference df.
         Returns ``(ref_df, tests)``, tests[:, 0] the statistic (χ² scale), [:, 1] the
         p-value."""
         inv = self._inverse(self.solve(np.log(fit.tau)))
@@ -313,6 +315,11 @@ class DenseREML:
             fixed = list(fixed)
             rng = np.arange(start, start + size)
             start += size
+            if not fixed:
+                rank, stat, p_value = self._penalized_term_test(fit, rng, res_df)
+                ref_df.append(rank)
+                tests.append((stat, p_value))
+                continue
             blocks = [inv["cov_uu"][:, rng]] + ([inv["cov_gu"][:, rng]] if self.G else [])
             edf1 = len(fixed) + float(np.sum(alternative_edf_terms(blocks)))
             gram = np.block([[self.FF[np.ix_(fixed, fixed)], self.RF[rng][:, fixed].T],
@@ -323,6 +330,30 @@ class DenseREML:
             tests.append(smooth_test(np.concatenate([coef.beta[fixed], coef.b[rng]]),
                                      V[np.ix_(idx, idx)], gram, ref, res_df))
         return np.array(ref_df), np.array(tests).reshape(-1, 2)
+
+    def _penalized_term_test(self, fit, rng, res_df):
+        """mgcv's ``reTest`` of the smooth whose range-space coordinates are ``rng``
+        (`penalized_term_test`), the groups' random effects treated as part of the error as
+        mgcv's ``recov`` does: with ``X₁`` the non-random columns (fixed and range), ``V =
+        I + Z Σ_g Z'`` and ``S₁`` their penalty (``1/τ_j²`` on smooth j's range), the
+        information is the smooth's Schur complement in ``X₁'V X₁ + S₁`` and its
+        frequentist covariance ``σ²(P − P S₁ P)`` over its block, ``σ²P`` the posterior
+        covariance of the non-random coefficients (``fit.cov``)."""
+        p, J = self.p, len(self.sizes)
+        penalty = np.concatenate([np.zeros(p),
+                                  np.repeat(1.0 / fit.tau[:J] ** 2, self.sizes)])
+        H = np.block([[self.FF, self.RF.T], [self.RF, self.RR]]) + np.diag(penalty)
+        if self.G:
+            ZX = np.concatenate([self.ZF, self.ZR], axis=2)  # G × r × (p + q)
+            H += np.einsum("gap,a,gaq->pq", ZX, fit.tau[J:] ** 2, ZX)
+        m = p + rng
+        other = np.setdiff1d(np.arange(p + self.q), m)
+        info = H[np.ix_(m, m)] - H[np.ix_(m, other)] @ np.linalg.solve(
+            H[np.ix_(other, other)], H[np.ix_(other, m)])
+        scale = fit.sigma ** 2
+        P = fit.cov / scale
+        cov = scale * (P[np.ix_(m, m)] - P[m] @ (penalty[:, None] * P[:, m]))
+        return penalized_term_test(fit.b[rng], info, cov, scale, res_df)
 
     def coefficients(self, s):
         """β, b = Λu and the groups' random intercepts from a `solve` result (as the

@@ -36,7 +36,6 @@ from .identifiability import check_residual_variation
 from .optimize import OptSummary
 from .result import FactorFit, FitResult
 from .scaling import SAMPLE_ROWS, ColumnScaling
-from .smooth import PSpline
 from .terms import RandomEffectTerm
 
 __all__ = ["AdditiveSpec", "response_shift", "slope_scale", "smooth_bases", "row_bases",
@@ -49,8 +48,9 @@ class AdditiveSpec:
     [`Family`][skmixed.families.Family] (Gaussian, binomial logit, Poisson log, Gamma
     log or negative binomial log);
     ``fixed_names``, the parametric coefficients' names, the intercept first
-    (before collinear ones are dropped); ``smooths``, per smooth its column label (named in
-    errors) and basis dimension k; ``group``, the grouping factor's name or None, and
+    (before collinear ones are dropped); ``smooths``, per smooth its `SmoothTerm` (column
+    label, basis dimension k, basis, a cyclic basis's ends); ``group``, the grouping
+    factor's name or None, and
     ``slopes``, the names of its independent random slopes (lme4's ``(1 + x || g)``);
     ``tol`` and ``max_iter`` of the performance iteration."""
 
@@ -90,20 +90,17 @@ def slope_scale(columns):
 
 
 def smooth_bases(spec, values, counts, indexes=None):
-    """Per smooth of ``spec``: its P-spline on the covariate's distinct (or binned)
+    """Per smooth of ``spec``: its basis on the covariate's distinct (or binned)
     ``values`` with their summed weights ``counts``, sum-to-zero constrained and split into
     the penalty's null and range spaces — a dict of ``label``, ``spline``, ``F``, ``R`` and
     the basis at the values in null and range coordinates (``null``, ``range``); with
     ``indexes``, each row's value (``index``)."""
     bases = []
-    for j, ((label, k), v, cnt) in enumerate(zip(spec.smooths, values, counts)):
-        try:
-            spline = PSpline(k).fit(v, weights=cnt)
-        except ValueError as exc:
-            raise ValueError(f"smooth of {label!r}: {exc}") from None
+    for j, (term, v, cnt) in enumerate(zip(spec.smooths, values, counts)):
+        spline = term.fit(v, weights=cnt)
         F, R, _ = spline.mixed_parts()
         basis = spline.design(v)
-        bases.append(dict(label=label, spline=spline, null=basis @ F, range=basis @ R,
+        bases.append(dict(label=term.label, spline=spline, null=basis @ F, range=basis @ R,
                           F=F, R=R))
         if indexes is not None:
             bases[-1]["index"] = indexes[j]

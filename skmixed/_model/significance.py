@@ -20,7 +20,8 @@ import warnings
 import numpy as np
 from scipy import integrate, linalg, stats
 
-__all__ = ["alternative_edf_terms", "chi2_mixture_sf", "chi2_mixture_f_sf", "smooth_test"]
+__all__ = ["alternative_edf_terms", "chi2_mixture_sf", "chi2_mixture_f_sf", "smooth_test",
+           "penalized_term_test"]
 
 
 def chi2_mixture_sf(x, weights, dfs=None):
@@ -186,3 +187,34 @@ def smooth_test(coef, cov, gram, ref_df, res_df=None):
             p = (stats.f.sf(stat / df_chi, df_chi, res_df)
                  + stats.f.sf(stat_flip / df_chi, df_chi, res_df)) / 2
     return float(stat), float(min(1.0, p))
+
+
+def penalized_term_test(coef, info, cov, scale, res_df=None):
+    """The test mgcv's ``summary.gam`` applies instead to a smooth with no unpenalized part
+    (e.g. a cyclic one: its penalty's null space, the constant, is constrained away): Wood's
+    (2013, *Biometrika* 100, 1005–1010) test for a random effect (mgcv's ``reTest``).
+
+    With ``I_m`` the smooth's block of the penalized information matrix with the other
+    non-random coefficients eliminated (``info``) and ``V_e`` the frequentist covariance of
+    its coefficients (``cov``), the statistic ``T = ĉ'I_m ĉ / φ`` is referred to
+    ``Σ_i e_i χ²_1`` with ``e_i`` the eigenvalues of ``V_e I_m / φ``: divided by an
+    independent ``χ²_d / d`` (``d = round(res_df)``, at least 1) when the scale φ is
+    estimated. The reference df is the number of positive ``e_i``.
+
+    Returns
+    -------
+    rank : int
+    statistic : float
+        T (χ² scale; divide by ``rank`` for mgcv's F).
+    p_value : float
+    """
+    coef = np.asarray(coef, dtype=float)
+    stat = float(coef @ info @ coef) / scale
+    ev = np.linalg.eigvals(cov @ info).real / scale
+    ev[ev < 0] = 0.0
+    rank = int(np.sum(ev > ev.max() * np.finfo(float).eps ** 0.8))
+    if res_df is None:
+        return rank, stat, chi2_mixture_sf(stat, ev)
+    d = max(1, int(round(res_df)))
+    return rank, stat, chi2_mixture_sf(0.0, np.append(ev, -stat / d),
+                                       np.append(np.ones(ev.size), d))

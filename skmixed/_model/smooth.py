@@ -1,4 +1,5 @@
-"""Penalized regression splines for additive mixed models: mgcv's "ps" basis.
+"""Penalized regression splines for additive mixed models: what every smooth basis shares
+(`SmoothBasis`: the sum-to-zero constraint, the mixed-model split) and mgcv's "ps" basis.
 
 A smooth ``s(z)`` is ``B(z) c`` with B the B-spline basis of `PSpline` and the
 wiggliness penalty ``λ c'Sc``. ``S = D'D`` for the ``m[1]``-th order differences of the
@@ -17,10 +18,89 @@ import numpy as np
 from scipy import linalg
 from scipy.interpolate import BSpline
 
-__all__ = ["PSpline"]
+__all__ = ["SmoothBasis", "PSpline"]
 
 
-class PSpline:
+class SmoothBasis:
+    """What every smooth basis shares once its subclass's ``fit`` has set its knots and
+    ``penalty_`` (k × k, of the unconstrained coefficients) and called `_constrain`: the
+    sum-to-zero constraint, the constrained design and penalty and the mixed-model split.
+    A subclass defines ``bs`` (mgcv's name), ``min_k``, ``fit(x, weights)``, ``basis(x)``
+    (the unconstrained basis, n × k_coef) and ``domain`` (the covariate interval the basis
+    was placed over, for plots)."""
+
+    bs = None
+    min_k = 3
+    #: whether the penalty is rescaled to the size of the basis as mgcv's smoothCon does
+    #: (``scale.penalty = TRUE``): S / (‖S‖₁ / ‖X‖∞²), X the basis at the data. Then λ
+    #: (1/τ²) is mgcv's ``sp``, and the search over log τ starts at a λ of the basis's
+    #: scale (a cubic spline's ∫f''² is of order (k/range)³: unscaled, a binomial fit from
+    #: λ = 1 stopped at a local optimum). The P-spline keeps its unscaled difference
+    #: penalty, whose size is already that of its basis (and whose λ skmixed reported first).
+    scale_penalty = True
+
+    def _check_k(self, k):
+        if not (isinstance(k, (int, np.integer)) and k >= self.min_k):
+            raise ValueError(f"k={k!r} is too small for a bs = {self.bs!r} smooth: k must be "
+                             f"an integer >= {self.min_k}.")
+        return int(k)
+
+    def _covariate(self, x, weights):
+        """x checked (finite, 1-D, not constant) and its distinct values with positive
+        weight (the data's; the occupied bins of a binned covariate), at least k."""
+        x = np.asarray(x, dtype=float)
+        if x.ndim != 1 or x.size == 0 or not np.all(np.isfinite(x)):
+            raise ValueError("a smooth's covariate must be a non-empty 1-D array of finite "
+                             "values.")
+        lo, hi = float(x.min()), float(x.max())
+        if not hi > lo:
+            raise ValueError(f"a smooth of a constant covariate (every value is {lo:g}) "
+                             "has no shape to estimate.")
+        if hi - lo <= 1e-9 * max(abs(lo), abs(hi)):
+            raise ValueError(f"a smooth of a nearly constant covariate (values from {lo!r} to "
+                             f"{hi!r}) has no shape to estimate: rescale or drop it.")
+        distinct = np.unique(x if weights is None else x[np.asarray(weights) > 0])
+        if distinct.size < self.k:
+            raise ValueError(f"k={self.k} basis functions but the covariate has only "
+                             f"{distinct.size} distinct values: use k <= {distinct.size}.")
+        return x, distinct
+
+    def _constrain(self, x, weights):
+        """Σ_rows B(x) c = 0 (rows weighted by ``weights``): Z spans the null space of the
+        column sums (one Householder QR); and the penalty's scale (`scale_penalty`) from
+        the basis at the values of positive weight."""
+        B = self.basis(x)
+        sums = B.sum(axis=0) if weights is None else np.asarray(weights, dtype=float) @ B
+        q, _ = linalg.qr(sums[:, None], mode="full")
+        self.constraint_ = q[:, 1:]
+        self.penalty_scale_ = 1.0
+        if self.scale_penalty:
+            used = B if weights is None else B[np.asarray(weights) > 0]
+            size = np.abs(used).sum(axis=1).max() ** 2
+            self.penalty_scale_ = float(np.abs(self.penalty_).sum(axis=0).max() / size)
+
+    def design(self, x):
+        """The constrained basis ``B(x) Z`` (n × (k_coef − 1))."""
+        return self.basis(x) @ self.constraint_
+
+    def constrained_penalty(self):
+        """``Z'SZ / penalty_scale_``, the penalty of the constrained coefficients."""
+        Z = self.constraint_
+        return Z.T @ self.penalty_ @ Z / self.penalty_scale_
+
+    def mixed_parts(self, tol=1e-10):
+        """``(F, R, d)``: the constrained basis split as a mixed model, ``design(x) c̃ =
+        design(x) (F β + R b)`` with F the penalty's null space (unpenalized, fixed; it may
+        have no column, e.g. a cyclic smooth's) and ``R = U_+ diag(d)^{-1/2}`` its range
+        space scaled so that ``c̃' constrained_penalty() c̃ = b'b``."""
+        S = self.constrained_penalty()
+        eigval, eigvec = linalg.eigh(S)
+        positive = eigval > tol * eigval.max()
+        d = eigval[positive]
+        return eigvec[:, ~positive], eigvec[:, positive] / np.sqrt(d), d
+
+
+class PSpline(SmoothBasis):
     """mgcv's P-spline basis (``s(z, bs = "ps", k, m)``) fitted to a covariate.
 
     Parameters
@@ -41,6 +121,10 @@ class PSpline:
     constraint_ : ndarray (k, k - 1)
         Z, orthonormal, spanning the coefficients whose basis sums to zero over the data.
     """
+
+    bs = "ps"
+    min_k = 4
+    scale_penalty = False
 
     def __init__(self, k=10, m=(2, 2)):
         m = tuple(int(v) for v in m)
@@ -63,21 +147,8 @@ class PSpline:
     def fit(self, x, weights=None):
         """Knots, penalty and the sum-to-zero constraint from the covariate's values;
         ``weights`` (e.g. the row counts of binned values) weight the constraint's sums."""
-        x = np.asarray(x, dtype=float)
-        if x.ndim != 1 or x.size == 0 or not np.all(np.isfinite(x)):
-            raise ValueError("a smooth's covariate must be a non-empty 1-D array of finite "
-                             "values.")
+        x, _ = self._covariate(x, weights)
         lo, hi = float(x.min()), float(x.max())
-        if not hi > lo:
-            raise ValueError(f"a smooth of a constant covariate (every value is {lo:g}) "
-                             "has no shape to estimate.")
-        if hi - lo <= 1e-9 * max(abs(lo), abs(hi)):
-            raise ValueError(f"a smooth of a nearly constant covariate (values from {lo!r} to "
-                             f"{hi!r}) has no shape to estimate: rescale or drop it.")
-        n_distinct = np.unique(x if weights is None else x[np.asarray(weights) > 0]).size
-        if n_distinct < self.k:
-            raise ValueError(f"k={self.k} basis functions but the covariate has only "
-                             f"{n_distinct} distinct values: use k <= {n_distinct}.")
         n_interior = self.k - self.m[0]
         width = hi - lo
         lo, hi = lo - 0.001 * width, hi + 0.001 * width
@@ -87,11 +158,7 @@ class PSpline:
                                   n_interior + 2 * outer)
         D = np.diff(np.eye(self.k), n=self.m[1], axis=0)
         self.penalty_ = D.T @ D
-        # Σ_rows B(x) c = 0: Z spans the null space of the column sums (one Householder QR)
-        B = self.basis(x)
-        sums = B.sum(axis=0) if weights is None else np.asarray(weights, dtype=float) @ B
-        q, _ = linalg.qr(sums[:, None], mode="full")
-        self.constraint_ = q[:, 1:]
+        self._constrain(x, weights)
         return self
 
     def basis(self, x):
@@ -100,21 +167,8 @@ class PSpline:
         x = np.asarray(x, dtype=float)
         return BSpline.design_matrix(x, self.knots_, self.degree, extrapolate=True).toarray()
 
-    def design(self, x):
-        """The constrained basis ``B(x) Z`` (n × (k − 1))."""
-        return self.basis(x) @ self.constraint_
-
-    def constrained_penalty(self):
-        """``Z'SZ``, the penalty of the constrained coefficients."""
-        Z = self.constraint_
-        return Z.T @ self.penalty_ @ Z
-
-    def mixed_parts(self, tol=1e-10):
-        """``(F, R, d)``: the constrained basis split as a mixed model, ``design(x) c̃ =
-        design(x) (F β + R b)`` with F the penalty's null space (unpenalized, fixed) and
-        ``R = U_+ diag(d)^{-1/2}`` its range space scaled so that ``c̃'(Z'SZ)c̃ = b'b``."""
-        S = self.constrained_penalty()
-        eigval, eigvec = linalg.eigh(S)
-        positive = eigval > tol * eigval.max()
-        d = eigval[positive]
-        return eigvec[:, ~positive], eigvec[:, positive] / np.sqrt(d), d
+    @property
+    def domain(self):
+        """The covariate's range widened by 0.1 % each side (the inner knots' span)."""
+        outer = self.m[0] + 1
+        return float(self.knots_[outer]), float(self.knots_[-outer - 1])

@@ -1,0 +1,55 @@
+"""The smooth bases an additive model can use, by mgcv's ``bs`` name, and one smooth term
+of a model (`SmoothTerm`: its column, basis dimension, basis and, for a cyclic basis, the
+ends of its cycle).
+
+Every basis class has the interface of `skmixed._model.smooth.SmoothBasis`: ``cls(k)``
+(``cls(k, ends=…)`` when ``cls.cyclic``), ``fit(x, weights)``, ``basis``, ``design``,
+``constrained_penalty``, ``mixed_parts`` and ``domain``; a new basis is one more entry of
+`BASES`.
+"""
+
+from dataclasses import dataclass
+
+from .cubic_splines import CubicRegressionSpline, CyclicCubicSpline
+from .smooth import PSpline
+
+__all__ = ["BASES", "SmoothTerm", "make_basis"]
+
+#: mgcv's ``bs`` name -> basis class (the thin-plate "tp" basis plugs in here)
+BASES = {"ps": PSpline, "cr": CubicRegressionSpline, "cc": CyclicCubicSpline}
+
+
+def make_basis(bs, k, ends=None):
+    """An unfitted basis ``bs`` of dimension k; ``ends`` (a, b) for a cyclic one."""
+    if bs not in BASES:
+        raise ValueError(f"unknown smooth basis bs={bs!r}; the bases are {sorted(BASES)}.")
+    cls = BASES[bs]
+    if ends is None:
+        return cls(k)
+    if not getattr(cls, "cyclic", False):
+        raise ValueError(f"the ends of a cycle are given for cyclic smooths (bs='cc') only; "
+                         f"this smooth has bs={bs!r}.")
+    return cls(k, ends=ends)
+
+
+@dataclass(frozen=True)
+class SmoothTerm:
+    """One smooth ``s(label, bs = bs, k = k)`` of a model (``label``: its column, named in
+    errors); ``ends``: the ends of a cyclic smooth's cycle, or None."""
+
+    label: object
+    k: int = 10
+    bs: str = "ps"
+    ends: tuple = None
+
+    def __post_init__(self):
+        self.fit(None)  # the values checked now, before any data are read
+
+    def fit(self, x, weights=None):
+        """Its basis fitted to the covariate's values ``x`` (weighted by ``weights``; x None:
+        unfitted); a bad parameter or covariate is a ValueError that names the column."""
+        try:
+            basis = make_basis(self.bs, self.k, self.ends)
+            return basis if x is None else basis.fit(x, weights=weights)
+        except ValueError as exc:
+            raise ValueError(f"smooth of {self.label!r}: {exc}") from None
