@@ -10,11 +10,12 @@ monomials of degree < m spanning J's null space) and ``J(f) = δ'Eδ``, ``E_ij =
     η(r) = (−1)^{m+1+d/2} / (2^{2m−1} π^{d/2} (m−1)! (m−d/2)!) r^{2m−d} log r   (d even)
     η(r) = Γ(d/2 − m) / (2^{2m} π^{d/2} (m−1)!) r^{2m−d}                      (d odd).
 
-The regression spline keeps the k − M ... k leading directions: with ``E = U D U'`` and
-``U_k`` the eigenvectors of the k eigenvalues largest in magnitude, ``δ = U_k Z δ̃`` with Z
-(k × (k − M)) an orthonormal basis of ``T'U_k δ = 0``. The basis at x is
-``[η(‖x − x_i‖)_i U_k Z, φ(x)]`` (k columns) with penalty ``Z'D_k Z`` on the first k − M
-coefficients and none on the polynomials.
+The regression spline of basis dimension k truncates δ to E's leading directions: with
+``E = U D U'`` and ``U_k`` the eigenvectors of the k eigenvalues largest in magnitude,
+``δ = U_k Z δ̃`` with Z (k × (k − M)) an orthonormal basis of ``{δ̃ : T'U_k δ̃ = 0}``. The
+basis at x is ``[η(‖x − x_i‖)_i U_k Z, φ(x)]`` (k columns) with penalty ``Z'D_k Z`` on the
+first k − M coefficients and none on the polynomials (with exactly k knots nothing is
+truncated: ``U_k = I``, penalty ``Z'EZ``).
 
 As mgcv (``smooth.construct.tp.smooth.spec``, C ``tprs_setup``): the covariates are centred
 by their means; the knots are the distinct covariate points, or — with more than
@@ -22,9 +23,9 @@ by their means; the knots are the distinct covariate points, or — with more th
 sample(nu, max_knots)`` (`r_sample`) from the distinct points in mgcv's order
 (``uniquecombs(ordered = TRUE)``: ascending for one covariate, and for several the C-locale
 order of the strings ``paste0(x1, "*", x2, …)``, R's 15-significant-digit numbers); each
-column is scaled to root mean square 1 over the data. Fitted values do not depend on these
-last choices or on the eigenvectors' signs, only on the span of the basis and the penalty
-(J itself, so λ means what mgcv's unscaled ``S`` means). mgcv's leading eigenvectors come
+column is scaled to root mean square 1 over the data. Fitted values depend on the knots
+but not on the centring, the scaling or the eigenvectors' signs, only on the span of the
+basis and the penalty (J itself, so λ means what mgcv's unscaled ``S`` means). mgcv's leading eigenvectors come
 from its own Lanczos iteration (tolerance ε^0.7), ours from ARPACK (or LAPACK for few
 knots), so the two bases span the same space to about 1e-10.
 
@@ -162,6 +163,8 @@ class ThinPlate:
 
     Attributes (after `fit`)
     ------------------------
+    d_, m_, k_ : int
+        The number of covariates, the penalty order and the basis dimension used.
     shift_ : ndarray (d,)
         The covariates' means, subtracted before anything else.
     knots_ : ndarray (n_knots, d)
@@ -228,32 +231,32 @@ class ThinPlate:
                 points = points[r_sample(points.shape[0], self.max_knots, self.seed) - 1]
         self.knots_ = points
         self.powers_ = polynomial_powers(d, self.m_)
-        self._set_radial(k, M)
-        self.scale_ = np.ones(k)
-        raw = self.basis(x)
+        self.radial_, penalty = self._truncated_radial(k, M)
+        raw = self._raw_basis(centred)
         sq = raw ** 2
         self.scale_ = np.sqrt(sq.mean(axis=0) if w is None else w @ sq / w.sum())
-        self.penalty_ = self._raw_penalty / np.outer(self.scale_, self.scale_)
+        self.penalty_ = penalty / np.outer(self.scale_, self.scale_)
         B = raw / self.scale_
         sums = B.sum(axis=0) if w is None else w @ B
         q, _ = linalg.qr(sums[:, None], mode="full")
         self.constraint_ = q[:, 1:]
         return self
 
-    def _points(self, x):
+    @staticmethod
+    def _points(x, d=None):
+        """x as an n × d array of finite values (d, when given, the fitted dimension)."""
         x = np.asarray(x, dtype=float)
         if x.ndim == 1:
             x = x[:, None]
         if x.ndim != 2 or x.size == 0 or not np.all(np.isfinite(x)):
             raise ValueError("a thin-plate smooth's covariates must be a non-empty 1-D array "
                              "or n × d array of finite values.")
-        if hasattr(self, "d_") and x.shape[1] != self.d_:
-            raise ValueError(f"the smooth was fitted to {self.d_} covariate(s), not "
-                             f"{x.shape[1]}.")
+        if d is not None and x.shape[1] != d:
+            raise ValueError(f"the smooth was fitted to {d} covariate(s), not {x.shape[1]}.")
         return x
 
-    def _set_radial(self, k, M):
-        """``radial_`` = U_k Z and the penalty from E over the knots."""
+    def _truncated_radial(self, k, M):
+        """``(U_k Z, penalty)`` from E over the knots (unscaled columns)."""
         knots = self.knots_
         E = radial(knots, knots, self.d_, self.m_)
         T = self._polynomials(knots)
@@ -266,27 +269,30 @@ class ThinPlate:
         # Z: orthonormal basis of {δ̃ : T'U δ̃ = 0}, the complement of range(U'T)
         q, _ = linalg.qr(U.T @ T, mode="full")
         Z = q[:, M:]
-        self.radial_ = U @ Z
         inner = Z.T @ (U.T @ E @ U if values is None else values[:, None] * Z)
         S = np.zeros((k, k))
         S[:k - M, :k - M] = 0.5 * (inner + inner.T)
-        self._raw_penalty = S
+        return U @ Z, S
 
     def _polynomials(self, centred):
         return np.prod(centred[:, None, :] ** self.powers_[None, :, :], axis=2)
 
-    def basis(self, x):
-        """The unconstrained basis at x (n × k): ``[η(‖x − knots‖) U_k Z, φ(x)]``, columns
-        divided by ``scale_``; rows in chunks, so that n × n_knots is never held."""
-        centred = self._points(x) - self.shift_
-        out = np.empty((centred.shape[0], self.radial_.shape[1] + self.powers_.shape[0]))
+    def _raw_basis(self, centred):
+        """``[η(‖x − knots‖) U_k Z, φ(x)]`` at centred points, in chunks of rows so that
+        n × n_knots is never held."""
+        width = self.radial_.shape[1]
+        out = np.empty((centred.shape[0], width + self.powers_.shape[0]))
         step = max(1, _CHUNK // self.knots_.shape[0])
         for a in range(0, centred.shape[0], step):
             part = centred[a:a + step]
-            out[a:a + step, :self.radial_.shape[1]] = (
-                radial(part, self.knots_, self.d_, self.m_) @ self.radial_)
-            out[a:a + step, self.radial_.shape[1]:] = self._polynomials(part)
-        return out / self.scale_
+            out[a:a + step, :width] = radial(part, self.knots_, self.d_, self.m_) @ self.radial_
+            out[a:a + step, width:] = self._polynomials(part)
+        return out
+
+    def basis(self, x):
+        """The unconstrained basis at x (n × k): ``[η(‖x − knots‖) U_k Z, φ(x)]`` (centred
+        x), columns divided by ``scale_``."""
+        return self._raw_basis(self._points(x, self.d_) - self.shift_) / self.scale_
 
     def design(self, x):
         """The constrained basis ``basis(x) Z`` (n × (k − 1))."""
@@ -297,12 +303,16 @@ class ThinPlate:
         Z = self.constraint_
         return Z.T @ self.penalty_ @ Z
 
-    def mixed_parts(self, tol=1e-10):
-        """``(F, R, d)`` as `PSpline.mixed_parts`: F the constrained penalty's null space
-        (the non-constant polynomials, fixed), ``R = U_+ diag(d)^{-1/2}`` its range space
-        scaled so that the penalty is ``b'b``."""
-        S = self.constrained_penalty()
-        eigval, eigvec = linalg.eigh(S)
-        positive = eigval > tol * eigval.max()
-        d = eigval[positive]
-        return eigvec[:, ~positive], eigvec[:, positive] / np.sqrt(d), d
+    def mixed_parts(self):
+        """``(F, R, d)`` as `PSpline.mixed_parts`: ``design(x) c̃ = design(x) (F β + R b)``
+        with F the constrained penalty's null space — its M − 1 smallest eigenvalues' vectors,
+        the non-constant polynomials (the constant is constrained away) — unpenalized
+        (fixed), and ``R = U_+ diag(d)^{-1/2}`` the range space, scaled so that the penalty
+        is ``b'b``. The null space's size is known, so no tolerance splits the spectrum."""
+        eigval, eigvec = linalg.eigh(self.constrained_penalty())
+        n_null = self.powers_.shape[0] - 1
+        d = eigval[n_null:]
+        if not d[0] > 1e3 * np.finfo(float).eps * d[-1]:
+            raise ValueError(f"the penalty of the thin-plate smooth (k={self.k_}) is "
+                             "numerically singular beyond the polynomials: use a smaller k.")
+        return eigvec[:, :n_null], eigvec[:, n_null:] / np.sqrt(d), d

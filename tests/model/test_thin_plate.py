@@ -1,7 +1,7 @@
 """The thin-plate regression spline (skmixed._model.thin_plate) against mgcv's ``bs = "tp"``,
 the reference made by tests/reference/mgcv_tp.R on tests/data/tp_sim.csv.gz (d = 1 with 500
-and 5,000 distinct values, d = 2 with 600 and 2,500 points; the larger ones draw 2,000
-knots):
+and 5,000 distinct values, d = 2 with 600 and 2,500 points, d = 3 with 400 points; the
+5,000 and 2,500 draw 2,000 knots):
 
 * R's ``set.seed(1); sample(n, 2000)`` reproduced draw for draw, and mgcv's knots exactly;
 * the basis and penalty, compared through what does not depend on the basis chosen within
@@ -23,7 +23,8 @@ from scipy import optimize
 from skmixed._model.r_sample import RUniform, r_sample
 from skmixed._model.thin_plate import ThinPlate, r_character
 
-CASES = ["d1_500", "d1_5000", "d1_500_k20", "d2_600", "d2_2500"]
+CASES = ["d1_500", "d1_5000", "d1_500_k20", "d2_600", "d2_2500", "d3_400"]
+COVARIATES = ["x", "z", "w"]
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ def sim(data_file):
 
 def _data(sim, ref):
     rows = sim[sim["set"] == ref["set"]]
-    x = rows[["x"] if ref["d"] == 1 else ["x", "z"]].to_numpy()
+    x = rows[COVARIATES[:ref["d"]]].to_numpy()
     return x, rows["y"].to_numpy()
 
 
@@ -115,12 +116,12 @@ def test_penalized_fit_at_fixed_lambda_is_mgcvs(fitted, reference, case):
     beta, A, X, _ = _penalized_fit(tp, x, y, ref["lambda"])
     rows = np.asarray(ref["pls_rows"]) - 1
     theirs = np.asarray(ref["pls_fitted"])
-    # measured ≤ 2.4e-11 relative (mgcv's Lanczos eigenvectors are converged to ~1e-11)
+    # measured ≤ 4.3e-11 relative (mgcv's Lanczos eigenvectors are converged to ~1e-11)
     np.testing.assert_allclose((X @ beta)[rows], theirs, rtol=0,
                                atol=1e-9 * np.abs(theirs).max())
     np.testing.assert_allclose(np.trace(np.linalg.solve(A, X.T @ X)), ref["pls_edf"],
                                rtol=1e-9)
-    new = pd.DataFrame(ref["new_points"])[["x"] if ref["d"] == 1 else ["x", "z"]].to_numpy()
+    new = pd.DataFrame(ref["new_points"])[COVARIATES[:ref["d"]]].to_numpy()
     predicted = _with_intercept(tp.design(new)) @ beta
     theirs = np.asarray(ref["pls_predicted"])
     np.testing.assert_allclose(predicted, theirs, rtol=0, atol=1e-9 * np.abs(theirs).max())
@@ -139,7 +140,7 @@ def test_penalty_and_span_are_mgcvs(fitted, reference, case):
     # measured ≤ 2.9e-11 relative
     np.testing.assert_allclose(mu[:-n_null], theirs[:-n_null], rtol=1e-9)
     np.testing.assert_allclose(mu[-n_null:], 0.0, atol=1e-12 * mu[0])
-    # mgcv's constrained basis spans ours (measured ≤ 1.5e-9 on columns of RMS ≈ 1)
+    # mgcv's constrained basis spans ours (measured ≤ 4.0e-9 on columns of RMS ≈ 1)
     theirs = np.asarray(ref["X"])
     ours = X[:ref["rows"]]
     R = np.linalg.lstsq(theirs, ours, rcond=None)[0]
@@ -173,7 +174,7 @@ def _reml(tp, x, y):
                 score=best.fun, ldet_S=ldet_S)
 
 
-@pytest.mark.parametrize("case", ["d1_500", "d1_5000", "d2_600", "d2_2500"])
+@pytest.mark.parametrize("case", ["d1_500", "d1_5000", "d2_600", "d2_2500", "d3_400"])
 def test_reml_fit_is_gams(fitted, reference, case):
     ref = reference["cases"][case]
     gam = ref["gam"]
@@ -197,12 +198,12 @@ def test_reml_fit_is_gams(fitted, reference, case):
     ldet_S_mgcv = np.sum(np.log(np.linalg.eigvalsh(S_mgcv)[M_p - 1:]))
     score = (fit["score"] - np.linalg.slogdet(R)[1] + 0.5 * fit["ldet_S"]
              - 0.5 * ldet_S_mgcv)
-    # flat at the optimum, so equal far beyond λ's agreement: measured ≤ 1.3e-11 relative
+    # flat at the optimum, so equal far beyond λ's agreement: measured ≤ 1.9e-10 relative
     np.testing.assert_allclose(score, gam["reml_score"], rtol=1e-9)
 
 
 def test_sum_to_zero_and_mixed_parts(fitted):
-    for case, n_null in [("d1_500", 1), ("d2_600", 2)]:
+    for case, n_null in [("d1_500", 1), ("d2_600", 2), ("d3_400", 9)]:
         tp, x, _ = fitted[case]
         D = tp.design(x)
         np.testing.assert_allclose(D.sum(axis=0), 0.0, atol=1e-9 * x.shape[0])
@@ -211,11 +212,26 @@ def test_sum_to_zero_and_mixed_parts(fitted):
         assert F.shape[1] == n_null and R.shape[1] == tp.k_ - 1 - n_null and np.all(d > 0)
         np.testing.assert_allclose(S @ F, 0.0, atol=1e-10 * np.abs(S).max())
         np.testing.assert_allclose(R.T @ S @ R, np.eye(R.shape[1]), atol=1e-9)
-        # the null space is the linear polynomials (centred over the data)
+        # the null space is the polynomials of degree < m (linear for d = 1, 2; quadratic
+        # for d = 3, where m = 3)
         trend = D @ F
-        lin = np.column_stack([np.ones(x.shape[0]), x])
-        coef = np.linalg.lstsq(lin, trend, rcond=None)[0]
-        np.testing.assert_allclose(lin @ coef, trend, atol=1e-9)
+        poly = np.column_stack([np.prod(x ** p, axis=1) for p in tp.powers_])
+        coef = np.linalg.lstsq(poly, trend, rcond=None)[0]
+        np.testing.assert_allclose(poly @ coef, trend, atol=1e-9)
+
+
+def test_large_basis_splits_by_the_known_null_space():
+    # eigenvalues spanning 1e-11 (k = 200 in one covariate): the split counts the
+    # polynomials instead of thresholding the spectrum
+    x = np.random.default_rng(1).uniform(size=600)
+    tp = ThinPlate(k=200).fit(x)
+    F, R, d = tp.mixed_parts()
+    assert F.shape[1] == 1 and R.shape[1] == 198 and d[0] < 1e-9 * d[-1]
+    # measured 7.4e-7: S's rounding (1e-16 of its largest eigenvalue) is ~1e-5 of its
+    # smallest positive ones
+    np.testing.assert_allclose(R.T @ tp.constrained_penalty() @ R, np.eye(198), atol=1e-5)
+    # refitting to another number of covariates is a new smooth
+    assert tp.fit(np.column_stack([x, x ** 2])).design(np.ones((2, 2))).shape == (2, 29)
 
 
 def test_distinct_values_with_counts_fit_as_rows(sim, reference):
