@@ -1,4 +1,4 @@
-"""Thin-plate regression splines: mgcv's default smooth, ``s(x)`` and ``s(x, z)`` (``bs = "tp"``).
+"""Thin-plate regression splines, mgcv's default smooth: ``s(x)``, ``s(x, z)`` (``bs = "tp"``).
 
 Wood (2003), "Thin plate regression splines", JRSS B 65, 95–114. The thin-plate spline of
 d covariates with penalty order m (2m > d) minimizes ``‖y − f‖² + λ J_md(f)``, J the
@@ -25,9 +25,9 @@ sample(nu, max_knots)`` (`r_sample`) from the distinct points in mgcv's order
 order of the strings ``paste0(x1, "*", x2, …)``, R's 15-significant-digit numbers); each
 column is scaled to root mean square 1 over the data. Fitted values depend on the knots
 but not on the centring, the scaling or the eigenvectors' signs, only on the span of the
-basis and the penalty (J itself, so λ means what mgcv's unscaled ``S`` means). mgcv's leading eigenvectors come
-from its own Lanczos iteration (tolerance ε^0.7), ours from ARPACK (or LAPACK for few
-knots), so the two bases span the same space to about 1e-10.
+basis and the penalty (J itself, so λ means what mgcv's unscaled ``S`` means). mgcv's
+leading eigenvectors come from its own Lanczos iteration (tolerance ε^0.7), ours from ARPACK
+(or LAPACK for few knots), so the two bases span the same space to about 1e-10.
 
 Identifiability and the mixed-model split as `PSpline`: the basis is constrained to sum to
 zero over the data, then the penalty's null space (the non-constant polynomials) gives fixed
@@ -161,6 +161,10 @@ class ThinPlate:
     seed : int, default=1
         mgcv's ``xt$seed``, the R seed of that draw.
 
+    Where mgcv would warn and raise k to M + 1, or silently use the default m when
+    2m ≤ d, this raises a ValueError. Not reproduced: ``m = c(m, 0)`` (null space dropped),
+    ``bs = "ts"`` (shrinkage), user-supplied knots and ``by`` variables.
+
     Attributes (after `fit`)
     ------------------------
     d_, m_, k_ : int
@@ -197,7 +201,13 @@ class ThinPlate:
         """Knots, basis and penalty from the covariates ``x`` (n,) or (n × d), one row per
         observation or per distinct point; ``weights`` (e.g. the rows' counts at distinct
         points) weight the sum-to-zero constraint, the centring and the column scaling (the
-        last two do not change the fit)."""
+        last two do not change the fit); points of weight 0 are not knots.
+
+        The knots are mgcv's whether x holds the rows or the distinct points, with one
+        exception: for d ≥ 2 and more than ``max_knots`` distinct points, mgcv orders them
+        by strings of the values centred by R's ``mean()`` of the rows, which only rows
+        (``weights=None``) reproduce bit for bit; a weighted mean may differ in the last
+        bit and, rarely, move a point in that order and so change the draw."""
         x = self._points(x)
         n, d = x.shape
         w = None if weights is None else np.asarray(weights, dtype=float)

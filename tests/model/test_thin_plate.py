@@ -67,7 +67,7 @@ def _system(tp, x):
 
 
 def _penalized_fit(tp, x, y, lam, system=None):
-    """``[1, design] β`` minimizing ``‖y − Xβ‖² + λ β'Sβ``: (β, A = X'X + λS, X, S)."""
+    """``[1, design] β`` minimizing ``‖y − Xβ‖² + λ β'Sβ``: (β, X'X + λS, X, S)."""
     X, S = _system(tp, x) if system is None else system
     A = X.T @ X + lam * S
     return np.linalg.solve(A, X.T @ y), A, X, S
