@@ -22,6 +22,8 @@ ROWS_QUICK = [10_000, 200_000]
 ROWS_FULL = [10_000, 200_000, 1_000_000, 2_000_000]
 MODELS = {
     "gaussian": (dict(smooths=["z"]), ["x", "b", "z", "g"], "y_nl"),
+    # mgcv's default basis for s(z), the thin-plate spline (issue 18: as fast as "ps")
+    "gaussian_tp": (dict(smooths=["z"], bs="tp"), ["x", "b", "z", "g"], "y_nl"),
     "binomial": (dict(family="binomial"), ["x", "b", "g"], "y_bin"),
     # Gamma (log link, dispersion estimated): bam's performance iteration, Fisher weights
     "gamma": (dict(family="gamma"), ["x", "b", "g"], "y_gamma"),

@@ -225,8 +225,7 @@ def _smooth_columns(parsed, data, X):
         smooths.append(sm.covariate)
         if sm.k is not None:
             k[sm.covariate] = sm.k
-        if sm.bs != "ps":
-            bs[sm.covariate] = sm.bs
+        bs[sm.covariate] = sm.bs
         X[sm.covariate] = values.to_numpy(dtype=float)
     if groups is not None:
         X[groups] = data[groups]
@@ -234,7 +233,7 @@ def _smooth_columns(parsed, data, X):
     if k:
         base["k"] = {**{s: 10 for s in smooths}, **k}
     if bs:
-        base["bs"] = {**{s: "ps" for s in smooths}, **bs}
+        base["bs"] = bs
     return base
 
 

@@ -65,14 +65,16 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         Basis dimension per smooth (a dict maps a column to its k; others get 10), as
         mgcv's k: at least 4 for "ps" and "cc", 3 for "cr". A "cc" smooth has k − 1
         coefficients (k knots, the last the first).
-    bs : {"ps", "cr", "cc"} or dict, default="ps"
+    bs : {"ps", "cr", "cc", "tp"} or dict, default="ps"
         The smooths' basis (a dict maps a column to its basis; others get "ps"), as mgcv's
         ``bs``: "ps", P-splines (cubic B-splines, 2nd-order difference penalty); "cr", the
         cubic regression spline (knots at the quantiles of the covariate's distinct
         values, ∫f''² penalty; linear beyond the data's range); "cc", the cyclic cubic
         spline (value, slope and curvature agree at the two ends of the cycle; no
-        unpenalized part). All are constrained to sum to zero over the data and give mgcv's
-        fits.
+        unpenalized part); "tp", the thin-plate regression spline (mgcv's default for
+        ``s()``, and a formula's: the eigen-truncated radial basis of the distinct values,
+        at most 2,000 of them drawn as mgcv draws them). All are constrained to sum to zero
+        over the data and give mgcv's fits.
     knots : dict, default=None
         The ends of the cycle of "cc" smooths: a column mapped to ``(a, b)`` with ``a < b``
         covering its values (mgcv's ``knots = list(z = c(a, b))``, e.g. ``{"hour": (0,

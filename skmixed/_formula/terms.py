@@ -317,20 +317,22 @@ def random_terms(formula, node):
 class Smooth:
     covariate: str
     by: str = None  # s(g, x, bs = "re"): the slope column
-    bs: str = "ps"
+    bs: str = "tp"  # mgcv's default for s()
     k: int = None
     pos: int = field(default=0, repr=False, compare=False)
 
 
 def smooth(formula, node):
-    """``s(z)``, ``s(z, k = 20)``, ``s(z, bs = "ps")`` (or another smooth basis),
+    """``s(z)`` (mgcv's default basis, "tp"), ``s(z, k = 20)``, ``s(z, bs = "ps")`` (or
+    another smooth basis),
     ``s(g, bs = "re")``, ``s(g, x, bs = "re")``."""
     kwargs = {k: v for k, v, _ in node.kwargs}
     for key, _, pos in node.kwargs:
         if key not in ("k", "bs"):
             raise FormulaError(formula, pos, f"s(): unsupported argument(s) {[key]} (k and "
                                "bs are)")
-    bs = _literal(formula, kwargs["bs"], "s()'s bs") if "bs" in kwargs else "ps"
+    # no bs: mgcv's default, the thin-plate regression spline
+    bs = _literal(formula, kwargs["bs"], "s()'s bs") if "bs" in kwargs else "tp"
     if bs not in BASES and bs != "re":
         _fail(formula, kwargs["bs"], f"s(): bs = {bs!r} is not supported; the supported are "
               + ", ".join(f'bs = "{b}" ({_BASIS_NAMES.get(b, b)})' for b in BASES)

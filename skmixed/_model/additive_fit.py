@@ -30,6 +30,7 @@ import numpy as np
 from ..families import Family
 from .additive import LOG_TAU_BOUNDS, DenseREML
 from .additive_cross import crossproducts_from_tables, discretize
+from .._kernels.threads import single_threaded_blas
 from .additive_pirls import laplace_reml, performance_iteration
 from .additive_system import AdditiveSystem, null_positions
 from .identifiability import check_residual_variation
@@ -97,8 +98,11 @@ def smooth_bases(spec, values, counts, indexes=None):
     ``indexes``, each row's value (``index``)."""
     bases = []
     for j, (term, v, cnt) in enumerate(zip(spec.smooths, values, counts)):
-        spline = term.fit(v, weights=cnt)
-        F, R, _ = spline.mixed_parts()
+        # small dense algebra (a thin-plate basis: the eigenvectors of ≤ 2,000 knots' radial
+        # matrix), where BLAS threads beside Numba's cost more than they give (2.3× slower)
+        with single_threaded_blas():
+            spline = term.fit(v, weights=cnt)
+            F, R, _ = spline.mixed_parts()
         basis = spline.design(v)
         bases.append(dict(label=term.label, spline=spline, null=basis @ F, range=basis @ R,
                           F=F, R=R))

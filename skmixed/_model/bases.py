@@ -12,11 +12,13 @@ from dataclasses import dataclass
 
 from .cubic_splines import CubicRegressionSpline, CyclicCubicSpline
 from .smooth import PSpline
+from .thin_plate import ThinPlateSmooth
 
 __all__ = ["BASES", "SmoothTerm", "make_basis"]
 
-#: mgcv's ``bs`` name -> basis class (the thin-plate "tp" basis plugs in here)
-BASES = {"ps": PSpline, "cr": CubicRegressionSpline, "cc": CyclicCubicSpline}
+#: mgcv's ``bs`` name -> basis class
+BASES = {"ps": PSpline, "cr": CubicRegressionSpline, "cc": CyclicCubicSpline,
+         "tp": ThinPlateSmooth}
 
 
 def make_basis(bs, k, ends=None):

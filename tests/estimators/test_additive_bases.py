@@ -199,7 +199,7 @@ def hours():
     (dict(bs="cc", k={"hour": 3, "z": 5}), r"smooth of 'hour': k=3 is too small for a "
                                            r"bs = 'cc' smooth: k must be an integer >= 4"),
     (dict(bs={"hour": "cr"}, k=3), r"smooth of 'z': k=3 is too small for B-splines"),
-    (dict(bs={"hour": "xx"}), r"bs\['hour'\]='xx': one of \['cc', 'cr', 'ps'\]"),
+    (dict(bs={"hour": "xx"}), r"bs\['hour'\]='xx': one of \['cc', 'cr', 'ps', 'tp'\]"),
     (dict(bs={"w": "cc"}), r"bs names \['w'\], which are not smooths"),
     (dict(knots={"w": (0, 1)}), r"knots names \['w'\], which are not smooths"),
 ])
