@@ -208,8 +208,13 @@ def _random_spec(parsed, data, fixed):
 def _smooth_columns(parsed, data, X):
     """AdditiveMixed's parameters from the s() terms; their columns are added to X."""
     smooths, k, bs, groups, slopes = [], {}, {}, None, []
+    parametric = set(X.columns)
     for sm in parsed.smooths:
         values = _lookup(parsed, data, sm.covariate, sm.pos)
+        if sm.bs != "re" and sm.covariate in parametric:
+            raise FormulaError(parsed.formula, sm.pos, f"{sm.covariate!r} is both a parametric "
+                               "term and a smooth's covariate: the smooth holds its linear "
+                               "trend (the two are collinear); drop the parametric term")
         if sm.bs == "re":
             if groups not in (None, sm.covariate):
                 raise FormulaError(parsed.formula, sm.pos, "bam(): random effects of one "

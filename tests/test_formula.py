@@ -392,3 +392,13 @@ def test_an_exploding_interaction_is_refused_at_its_operator():
     assert len(parse_formula("y ~ " + "*".join(names[:13]) + " + (1 | g)").terms) == 2**13 - 1
     with pytest.raises(FormulaError, match="interactions multiply"):
         parse_formula("y ~ (" + " + ".join(names) + ")^5 + (1 | g)")
+
+
+def test_a_smooths_covariate_as_a_parametric_term_is_refused():
+    """``s(temp) + temp``: the parametric column was silently replaced by the smooth's (no
+    coefficient for it); the column API refuses the collinear model, so does the formula."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"temp": rng.uniform(size=300)})
+    df["y"] = np.sin(5 * df["temp"]) + rng.normal(size=300)
+    with pytest.raises(FormulaError, match="'temp' is both a parametric term and a smooth"):
+        bam('y ~ s(temp, bs = "cr") + temp', df)

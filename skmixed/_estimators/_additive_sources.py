@@ -39,13 +39,16 @@ def check_target(y, n, family, name):
 def check_boundary_response(y, w, family):
     """Binomial y of one class, or Poisson y of zeros only (rows of positive weight; ``w``
     empty for unit weights): the maximum-likelihood mean is at the boundary, as MixedGLM
-    refuses."""
+    refuses; a constant Gamma y: no dispersion to estimate."""
     kind = get_family(family).kind
-    if kind not in ("proportion", "count"):
+    if kind not in ("proportion", "count", "positive"):
         return
     y = y[w > 0] if w.size else y
     if not y.size:
         return  # no observations: refused with the fixed effects' count
+    if kind == "positive" and np.ptp(y) == 0:
+        raise ValueError(f"every {family} y is {y[0]:g}: the model fits it exactly and no "
+                         "dispersion is left to estimate.")
     if kind == "proportion" and np.ptp(y) == 0:
         what = f"only {'successes (y = 1)' if y[0] else 'failures (y = 0)'}"
     elif kind == "count" and not np.any(y):

@@ -253,18 +253,40 @@ class DenseREML:
         return diag_u, diag_g.sum(axis=0)
 
     def fit(self, log_tau0=None, bounds=LOG_TAU_BOUNDS):
-        """REML over log τ within ``bounds`` from ``log_tau0`` (default 0): L-BFGS-B with
+        """REML over log τ within ``bounds`` from ``log_tau0`` (default: `_start`), L-BFGS-B with
         the exact gradient, then (σ profiled: not the working fits of a PIRLS iteration,
         which change every step) Newton steps to round-off (`optimize.minimize`'s
         "lbfgs"; small dense algebra only: BLAS threads beside Numba's pool cost 20×). No
         smooth and no groups: a linear model, one evaluation."""
-        x0 = np.zeros(self.n_tau) if log_tau0 is None else log_tau0
-        res = minimize(SimpleNamespace(value=self.criterion,
-                                       value_and_grad=self.criterion_and_gradient),
-                       BoxSpace(x0, *bounds), method="lbfgs", tol=1e-7, max_iter=500,
-                       polish=self.scale is None)
+        def search(x0):
+            return minimize(SimpleNamespace(value=self.criterion,
+                                            value_and_grad=self.criterion_and_gradient),
+                            BoxSpace(x0, *bounds), method="lbfgs", tol=1e-7, max_iter=500,
+                            polish=self.scale is None)
+
+        res = search(self._start() if log_tau0 is None else np.asarray(log_tau0, dtype=float))
+        # a log τ at the lower bound (a smooth reduced to its null space, a variance at 0)
+        # where the criterion is flat: the search may have jumped there past an interior
+        # optimum from its first steepest-descent step (noisy y: edf 1 where mgcv's was
+        # 3.2); searched again from inside, the lower criterion kept
+        low = res.theta_final <= bounds[0] + 1e-6
+        for inside in (-2.0, -5.0) if low.any() else ():
+            x0 = res.theta_final.copy()
+            x0[low] = inside
+            again = search(x0)
+            if again.fmin < res.fmin - 1e-9 * abs(res.fmin):
+                res = again
         with single_threaded_blas():
             return self.fit_at(res.theta_final, res)
+
+    #: the common log τ the search may start from (`_start`)
+    START_GRID = (0.0, -2.0, -4.0, -6.0, 2.0)
+
+    def _start(self):
+        """The start of the search: the common log τ of `START_GRID` with the lowest
+        criterion (from log τ = 0 alone a noisy y's first step jumped to the lower bound)."""
+        values = [self.criterion(np.full(self.n_tau, g)) for g in self.START_GRID]
+        return np.full(self.n_tau, self.START_GRID[int(np.argmin(values))])
 
     def fit_at(self, log_tau, result):
         """The `REMLFit` at given τ (``result``: the optimizer's record)."""

@@ -288,7 +288,8 @@ class ThinPlate:
         # Z: orthonormal basis of {δ̃ : T'U δ̃ = 0}, the complement of range(U'T)
         q, _ = linalg.qr(U.T @ T, mode="full")
         Z = q[:, M:]
-        inner = Z.T @ (U.T @ E @ U if values is None else values[:, None] * Z)
+        # Z'(U'EU)Z: U'EU is E itself without truncation (U = I), diag(values) with it
+        inner = Z.T @ (E @ Z if values is None else values[:, None] * Z)
         S = np.zeros((k, k))
         S[:k - M, :k - M] = 0.5 * (inner + inner.T)
         return U @ Z, S
@@ -357,8 +358,11 @@ class ThinPlateSmooth(ThinPlate):
         x = np.asarray(x, dtype=float)
         if x.ndim != 1:
             raise ValueError("an additive model's thin-plate smooth has one covariate.")
-        super().fit(x, weights)
         used = x if weights is None else x[np.asarray(weights) > 0]
+        if used.size and np.all(np.isfinite(used)) and np.ptp(used) == 0:
+            raise ValueError(f"a smooth of a constant covariate (every value is {used[0]:g}) "
+                             "has no shape to estimate.")
+        super().fit(x, weights)
         self.domain_ = (float(used.min()), float(used.max()))
         size = np.abs(self.basis(used)).sum(axis=1).max() ** 2
         self.penalty_scale_ = float(np.abs(self.penalty_).sum(axis=0).max() / size)

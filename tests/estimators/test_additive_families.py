@@ -153,3 +153,10 @@ def test_negative_binomial_refuses_non_counts(nb_data):
     with pytest.raises(ValueError, match="row 3"):
         model.fit(nb_data[["x0"]], y)
     assert not hasattr(model, "coef_")
+
+
+def test_a_constant_gamma_response_is_refused():
+    model = AdditiveMixed(smooths=["x"], family="gamma")
+    with pytest.raises(ValueError, match="every gamma y is 3: .* no dispersion"):
+        model.fit(pd.DataFrame({"x": np.linspace(0, 1, 100)}), np.full(100, 3.0))
+    assert not hasattr(model, "coef_")

@@ -84,3 +84,20 @@ def test_bad_thin_plate_input(params, match):
     with pytest.raises(ValueError, match=match):
         model.fit(pd.DataFrame({"x": x}), y)
     assert not hasattr(model, "coef_")
+
+
+def test_k_equal_to_the_distinct_values(tmp_path):
+    """k = the number of distinct values: every value a knot, nothing truncated (it crashed
+    on a shape mismatch); mgcv's gam(y ~ s(x, k = 4), method = "REML") on these data gives
+    edf 2.738075."""
+    rng = np.random.default_rng(1)
+    d = pd.DataFrame({"x": rng.integers(0, 4, 200).astype(float)})
+    d["y"] = np.sin(d["x"]) + rng.normal(0, 1, 200)
+    model = bam("y ~ s(x, k = 4)", d, discrete=False)
+    np.testing.assert_allclose(model.smooths_["edf"].iloc[0], 2.738075, atol=1e-5)
+
+
+def test_a_constant_covariate_is_named():
+    X = pd.DataFrame({"x": np.full(50, 2.0)})
+    with pytest.raises(ValueError, match="smooth of 'x': a smooth of a constant covariate"):
+        AdditiveMixed(smooths=["x"], bs="tp").fit(X, np.arange(50.0))
