@@ -328,7 +328,8 @@ def glmer(formula, data, family="binomial", nAGQ=1, sample_weight=None, **params
 
 
 def bam(formula, data, family="gaussian", discrete=True, sample_weight=None, **params):
-    """``mgcv::bam(discrete = TRUE)`` (``discrete=False``: ``gam(method = "REML")``): a
+    """``mgcv::bam(discrete = TRUE)`` (``discrete=False``: ``gam(method = "REML")``; for
+    Gamma and the negative binomial ``bam`` without binning): a
     fitted [`AdditiveMixed`][skmixed.AdditiveMixed]. ``knots={"z": (a, b)}`` gives the
     ends of the cycle of ``s(z, bs = "cc")`` (mgcv's ``knots = list(z = c(a, b))``)."""
     est, X, y = from_formula(formula, data, "bam", family=family, discrete=discrete,

@@ -491,13 +491,14 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         return super().score(X, score_target(X, y, type(self).__name__), sample_weight)
 
     def predict(self, X, *, random_effects=True, return_std=False):
-        """The mean of y: fitted smooths (extrapolated beyond the data's range from the
-        end polynomials), parametric effects and the group's random intercept (groups not
-        seen in fit, or ``random_effects=False``: population level).
+        """The mean of y: fitted smooths (beyond the data's range: "ps" extrapolated from
+        its end polynomials, "cr" and "tp" linearly, "cc" wrapped into its cycle),
+        parametric effects and the group's random intercept (groups not seen in fit, or
+        ``random_effects=False``: population level).
 
         With ``return_std=True`` also the standard error of that mean from the posterior
-        covariance (mgcv's ``predict(se.fit = TRUE)``; binomial and Poisson by the delta
-        method, ``|dμ/dη|`` times the SE of η)."""
+        covariance (mgcv's ``predict(se.fit = TRUE)``; other families than Gaussian by the
+        delta method, ``|dμ/dη|`` times the SE of η)."""
         family = self._family()
         if not return_std:
             return family.mean(self._eta(X, random_effects))
