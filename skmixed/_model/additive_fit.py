@@ -23,6 +23,7 @@ additive model alone reports:
   ``"slope_scale"`` (the slopes' scales).
 """
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -147,11 +148,29 @@ def fit_rows(spec, X, y, weights, bases, *, discrete, scaling, kept, dropped, co
         # family (Gamma, negative binomial: log link; the dispersion estimated by each
         # working REML, the size at each step's means) always, as bam — gam(method =
         # "REML")'s Laplace REML serves the canonical links only
-        fit, _, n_iter, converged = performance_iteration(
-            model.reml, model.linear_predictor, y, family.start_eta(y), weights=weights,
-            family=family, tol=spec.tol, max_iter=spec.max_iter,
-            newton=bool(discrete) and family.extended)
+        newton = bool(discrete) and family.extended
+        try:
+            fit, _, n_iter, converged = performance_iteration(
+                model.reml, model.linear_predictor, y, family.start_eta(y), weights=weights,
+                family=family, tol=spec.tol, max_iter=spec.max_iter, newton=newton)
+        except ValueError:  # the linear predictor ran off (a fitted mean at 0)
+            if newton or not family.extended:
+                raise
+            fit, n_iter, converged = None, 0, False
         n_evals, method = n_iter, "performance iteration"
+        if family.extended and not newton and not converged:
+            # Fisher scoring diverged (an exact negative binomial fit: the size → 0 while η
+            # ran off, where bam's converges); Newton steps (observed information, as
+            # bam's discrete method takes) converge there, to other smoothing parameters
+            # than bam's Fisher scoring would give
+            fit, _, n_iter, converged = performance_iteration(
+                model.reml, model.linear_predictor, y, family.start_eta(y), weights=weights,
+                family=family, tol=spec.tol, max_iter=spec.max_iter, newton=True)
+            n_evals, method = n_iter, "performance iteration (Newton weights)"
+            warnings.warn("Fisher scoring (bam's exact method) diverged for this "
+                          f"{family.label} model; fitted with Newton steps (observed "
+                          "information, as bam(discrete = TRUE)): the smoothing parameters "
+                          "may differ slightly from bam's.", UserWarning, stacklevel=4)
     else:  # gam(method = "REML"): the Laplace-approximate REML, outer iteration
         fit, _, n_evals, converged = laplace_reml(
             model.reml, model.linear_predictor, y, family.start_eta(y), weights=weights,
