@@ -148,11 +148,14 @@ def fit_rows(spec, X, y, weights, bases, *, discrete, scaling, kept, dropped, co
         # family (Gamma, negative binomial: log link; the dispersion estimated by each
         # working REML, the size at each step's means) always, as bam — gam(method =
         # "REML")'s Laplace REML serves the canonical links only
-        newton = bool(discrete) and family.extended
-        try:
-            fit, _, n_iter, converged = performance_iteration(
+        def pql(newton):
+            return performance_iteration(
                 model.reml, model.linear_predictor, y, family.start_eta(y), weights=weights,
                 family=family, tol=spec.tol, max_iter=spec.max_iter, newton=newton)
+
+        newton = bool(discrete) and family.extended
+        try:
+            fit, _, n_iter, converged = pql(newton)
         except ValueError:  # the linear predictor ran off (a fitted mean at 0)
             if newton or not family.extended:
                 raise
@@ -163,9 +166,7 @@ def fit_rows(spec, X, y, weights, bases, *, discrete, scaling, kept, dropped, co
             # ran off, where bam's converges); Newton steps (observed information, as
             # bam's discrete method takes) converge there, to other smoothing parameters
             # than bam's Fisher scoring would give
-            fit, _, n_iter, converged = performance_iteration(
-                model.reml, model.linear_predictor, y, family.start_eta(y), weights=weights,
-                family=family, tol=spec.tol, max_iter=spec.max_iter, newton=True)
+            fit, _, n_iter, converged = pql(True)
             n_evals, method = n_iter, "performance iteration (Newton weights)"
             warnings.warn("Fisher scoring (bam's exact method) diverged for this "
                           f"{family.label} model; fitted with Newton steps (observed "

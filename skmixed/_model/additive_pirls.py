@@ -125,7 +125,8 @@ def performance_iteration(make_reml, linear_predictor, y, eta0, family, m=None, 
             # see), so the first step takes k by the moments of y (as bam, which estimates
             # it from its second step on)
             fpar = (size_at_means(y, eta, prior, start=fpar, distinct=distinct) if fpar
-                    else family.moment_size(y, prior))
+                    else float(np.exp(family.param_start(
+                        y, np.full_like(y, prior @ y / prior.sum()), prior))))
         z, w = _working(family, eta, y, m, prior, fpar, newton)
         reml = make_reml(z, w)
         reml.scale = None if family.scale_estimated else 1.0

@@ -18,7 +18,13 @@ import numpy as np
 from scipy import linalg
 from scipy.interpolate import BSpline
 
-__all__ = ["SmoothBasis", "PSpline"]
+__all__ = ["SmoothBasis", "PSpline", "smoothcon_scale"]
+
+
+def smoothcon_scale(penalty, basis):
+    """mgcv's ``smoothCon`` penalty scale ``‖S‖₁ / ‖X‖∞²`` (S the unconstrained penalty, X
+    the basis at the data): the penalty divided by it has the size of the basis."""
+    return float(np.abs(penalty).sum(axis=0).max() / np.abs(basis).sum(axis=1).max() ** 2)
 
 
 class SmoothBasis:
@@ -76,8 +82,7 @@ class SmoothBasis:
         self.penalty_scale_ = 1.0
         if self.scale_penalty:
             used = B if weights is None else B[np.asarray(weights) > 0]
-            size = np.abs(used).sum(axis=1).max() ** 2
-            self.penalty_scale_ = float(np.abs(self.penalty_).sum(axis=0).max() / size)
+            self.penalty_scale_ = smoothcon_scale(self.penalty_, used)
 
     def design(self, x):
         """The constrained basis ``B(x) Z`` (n × (k_coef − 1))."""

@@ -42,6 +42,7 @@ from scipy import linalg
 from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, eigsh
 
 from .r_sample import r_sample
+from .smooth import smoothcon_scale
 
 __all__ = ["ThinPlateSmooth", "ThinPlate"]
 
@@ -364,8 +365,7 @@ class ThinPlateSmooth(ThinPlate):
                              "has no shape to estimate.")
         super().fit(x, weights)
         self.domain_ = (float(used.min()), float(used.max()))
-        size = np.abs(self.basis(used)).sum(axis=1).max() ** 2
-        self.penalty_scale_ = float(np.abs(self.penalty_).sum(axis=0).max() / size)
+        self.penalty_scale_ = smoothcon_scale(self.penalty_, self.basis(used))
         return self
 
     @property

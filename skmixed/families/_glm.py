@@ -170,14 +170,6 @@ class NegativeBinomial(_Counts):
     def laplace_param(self, y, w):
         return SizeParameter()
 
-    def moment_size(self, y, w):
-        """k of the moments of y alone, ``Var y = ȳ + ȳ²/k`` (weighted by w), clipped to
-        ``[e^-5, e^10]`` (no excess variance: the upper end, a Poisson)."""
-        mean = float(w @ y / w.sum())
-        excess = float(w @ (y - mean) ** 2 / w.sum()) - mean
-        return float(np.clip(mean * mean / excess, np.exp(-5.0), np.exp(10.0))
-                     if excess > 0 else np.exp(10.0))
-
     def variance(self, mu, fpar=1.0):
         return mu + mu * mu / fpar
 
