@@ -22,6 +22,8 @@ import functools
 import platform
 
 import numba
+import numpy as np
+import pandas as pd
 import pytest
 
 from skmixed.datasets import make_multilevel
@@ -40,6 +42,18 @@ def grid(request, quick, full):
 def simulated(n_obs, n_groups, slope_sd=0.0):
     """The study's simulated data (cached: the same frame for every benchmark of a size)."""
     return make_multilevel(n_obs, n_groups, slope_sd=slope_sd, random_state=12358)
+
+
+def with_by_factor(df, n_levels=10):
+    """The study's rows with a factor ``f`` of ``n_levels`` levels ("l0", "l1", …: row i at
+    level i mod n_levels) and its treatment indicators ``f_l1`` … (the main effect of
+    ``f + s(z, by = f)``), for the ``by =`` benchmarks (issue 18)."""
+    codes = np.arange(len(df)) % n_levels
+    levels = [f"l{i}" for i in range(n_levels)]
+    out = df.assign(f=pd.Categorical.from_codes(codes, levels))
+    for i in range(1, n_levels):
+        out[f"f_l{i}"] = (codes == i).astype(float)
+    return out
 
 
 def _cpu_name():

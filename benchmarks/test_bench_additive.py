@@ -14,10 +14,12 @@ import numpy as np
 import pytest
 
 from skmixed import AdditiveMixed
+from skmixed._model.additive_cross import discretize
 
-from conftest import simulated
-from reference_objectives import check_additive
+from conftest import simulated, with_by_factor
+from reference_objectives import check_additive, check_penalized_scores
 
+BY_DUMMIES = [f"f_l{i}" for i in range(1, 10)]
 ROWS_QUICK = [10_000, 200_000]
 ROWS_FULL = [10_000, 200_000, 1_000_000, 2_000_000]
 MODELS = {
@@ -32,6 +34,9 @@ MODELS = {
     # s(g, x, bs = "re") besides: one more binned pass (weights w·x) per fit
     "gaussian_slope": (dict(smooths=["z"], random_slopes=["x"]), ["x", "b", "z", "g"],
                        "y_nl"),
+    # issue 18: f + s(z, by = f), f of 10 levels (tp, mgcv's default basis): ≤ 2 s at 2e6
+    "gaussian_by10": (dict(smooths=["z"], by={"z": "f"}, bs="tp"),
+                      ["x", "b"] + BY_DUMMIES + ["z", "f", "g"], "y_nl"),
 }
 
 
@@ -45,7 +50,7 @@ def _frame(n_obs, n_groups):
     """The study's rows with a Gamma response of shape 3 and a negative binomial one of size
     2 whose log mean is 0.3 of y's standardized value (the study has neither; drawn the
     same way every time)."""
-    df = simulated(n_obs, n_groups)
+    df = with_by_factor(simulated(n_obs, n_groups))
     eta = 0.3 * (df["y"] - df["y"].mean()) / df["y"].std()
     rng = np.random.default_rng(5)
     mu = np.exp(eta)
@@ -60,8 +65,17 @@ def _fit(X, y, **params):
 
 
 def _check(model, df, cols, target, params):
-    """A fast wrong fit must fail: see the module docstring."""
+    """A fast wrong fit must fail: see the module docstring. A ``by`` fit (not from
+    chunks) solves its penalized likelihood equations at the binned covariates, where it
+    fits."""
     assert model.converged_
+    if params.get("by") and model._discrete:
+        binned = df.copy()
+        for c in params["smooths"]:
+            values, index = discretize(df[c].to_numpy(), model.n_bins)
+            binned[c] = values[index]
+        check_penalized_scores(model, binned, target, cols)
+        return
     check_additive(model, df, cols, target, dict(params, groups="g"))
 
 
@@ -95,7 +109,7 @@ def test_additive_memory_2e6(benchmark, machine_info, model):
     import tracemalloc
 
     params, cols, target = MODELS[model]
-    df = simulated(2_000_000, 2_000)
+    df = _frame(2_000_000, 2_000)
 
     def run():
         tracemalloc.start()
@@ -132,6 +146,7 @@ def test_binned_pass_threads(benchmark, machine_info, n_jobs):
     y = df["y_nl"].to_numpy()
     codes = pd.Categorical(df["g"]).codes.astype(np.int64)
     bins = index[None, :]
+    smooth_by = np.array([[0, -1, -1, -1]])  # one smooth, no by variable
     basis = np.random.default_rng(0).random((1000, 11))
     offsets, cols = np.array([0, 1000]), np.array([0, 11])
     k = n_blocks(len(df), binned_table_size(4, 1000, 11, 2000))
@@ -142,7 +157,9 @@ def test_binned_pass_threads(benchmark, machine_info, n_jobs):
                        sums=np.empty((k, 1000, 4)), pairs=np.empty((k, 11, 11)),
                        gcnt=np.empty((k, 2000)), gsum=np.empty((k, 2000, 4)),
                        gbasis=np.empty((k, 2000, 11)), span=np.zeros((k, 2), dtype=np.int64))
-            binned_sums(X, y, np.empty(0), bins, offsets, codes, basis, cols, *out.values())
+            binned_sums(X, y, np.empty(0), bins, offsets, codes, basis, cols, smooth_by,
+                        np.zeros((0, len(df))), np.zeros((0, len(df)), dtype=np.int32),
+                        *out.values())
             return sum_binned_blocks(out)
 
     total = benchmark.pedantic(run, rounds=5, warmup_rounds=1)

@@ -19,10 +19,12 @@ smooths and offset, and computed with NumPy and pandas on the DataFrame's column
 * ``cbind(successes, failures)`` as a binomial response (MixedGLM's trials), each a column
   or an expression of columns (``cbind(k, n - k)``) holding counts; a proportion
   (``k / n ~ …``) is refused with a pointer to ``cbind``;
-* smooths (AdditiveMixed): ``s(z)``, ``s(z, k = 20)``, ``s(z, bs = "ps")`` (P-spline, the
-  default), ``s(z, bs = "cr")`` (cubic regression spline), ``s(z, bs = "cc")`` (cyclic
+* smooths (AdditiveMixed): ``s(z)`` (a thin-plate regression spline, mgcv's default),
+  ``s(z, k = 20)``, ``s(z, bs = "ps")`` (P-spline), ``s(z, bs = "cr")`` (cubic regression spline), ``s(z, bs = "cc")`` (cyclic
   cubic spline; the ends of its cycle as mgcv's ``knots = list(z = c(0, 24))``:
-  ``bam(..., knots={"z": (0, 24)})``), ``s(g, bs = "re")`` (a random intercept per g) and
+  ``bam(..., knots={"z": (0, 24)})``), ``s(z, by = v)`` (mgcv's by variable: numeric, a
+  varying coefficient; a factor, one smooth per level — write its main effect too,
+  ``y ~ f + s(z, by = f)``), ``s(g, bs = "re")`` (a random intercept per g) and
   ``s(g, x, bs = "re")`` (a random slope of x per g).
 
 Anything else — another function, a string outside ``s(bs = ...)`` and ``C()``'s reference, ``[``,
@@ -207,7 +209,7 @@ def _random_spec(parsed, data, fixed):
 
 def _smooth_columns(parsed, data, X):
     """AdditiveMixed's parameters from the s() terms; their columns are added to X."""
-    smooths, k, bs, groups, slopes = [], {}, {}, None, []
+    smooths, k, bs, by_vars, groups, slopes = [], {}, {}, {}, None, []
     parametric = set(X.columns)
     for sm in parsed.smooths:
         values = _lookup(parsed, data, sm.covariate, sm.pos)
@@ -232,6 +234,17 @@ def _smooth_columns(parsed, data, X):
             k[sm.covariate] = sm.k
         bs[sm.covariate] = sm.bs
         X[sm.covariate] = values.to_numpy(dtype=float)
+        if sm.by_var is not None:
+            by_values = _lookup(parsed, data, sm.by_var, sm.pos)
+            if sm.by_var in parametric or sm.by_var == sm.covariate:
+                raise FormulaError(parsed.formula, sm.pos, f"s({sm.covariate}, by = "
+                                   f"{sm.by_var}): {sm.by_var!r} is also "
+                                   f"{'a parametric term' if sm.by_var in parametric else 'the covariate'}"
+                                   ": a numeric by variable's smooth holds its linear effect "
+                                   "(drop the parametric term); a factor's main effect is "
+                                   "written as the factor, e.g. y ~ f + s(x, by = f)")
+            X[sm.by_var] = by_values
+            by_vars[sm.covariate] = sm.by_var
     if groups is not None:
         X[groups] = data[groups]
     base = dict(smooths=smooths, groups=groups, random_slopes=slopes)
@@ -239,6 +252,8 @@ def _smooth_columns(parsed, data, X):
         base["k"] = {**{s: 10 for s in smooths}, **k}
     if bs:
         base["bs"] = bs
+    if by_vars:
+        base["by"] = by_vars
     return base
 
 

@@ -9,10 +9,20 @@ from scipy import stats
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _design
+from ._additive_by import multipliers_at
 from ._results import coef_lines
 from ._rprint import coef_table
 
-__all__ = ["AdditivePrediction"]
+__all__ = ["AdditivePrediction", "smooth_name"]
+
+
+def smooth_name(label, by):
+    """mgcv's name of a smooth of column ``label``: ``s(x)``, ``s(x):v`` (numeric ``by``
+    v), ``s(x):va`` (level a of a factor ``by`` v); ``by`` as `expand_by`'s info."""
+    name = f"s({_design.column_name(label)})"
+    if by is None:
+        return name
+    return f"{name}:{_design.column_name(by[0])}" + ("" if by[1] is None else f"{by[1]}")
 
 
 class AdditivePrediction:
@@ -23,7 +33,7 @@ class AdditivePrediction:
         """What prediction needs: the fit on its internal columns (``scaling``: the
         parametric columns'; ``result.extra``: skmixed._model.additive_fit's), the columns'
         labels and positions in X, the target's name."""
-        param_labels, smooth_labels, group_label, slope_labels = labels
+        param_labels, smooth_labels, group_label, slope_labels, by_info = labels
         extra = result.extra
         self._fit, self._model_info = extra["reml_fit"], extra["layout"]
         self._scaling, self._slope_scale = scaling, extra["slope_scale"]
@@ -32,7 +42,7 @@ class AdditivePrediction:
         self._kept_params = [j - int(self.fit_intercept) for j in extra["kept"]
                              if j >= int(self.fit_intercept)]
         self._labels = dict(param=param_labels, smooth=smooth_labels, group=group_label,
-                            slope=slope_labels)
+                            slope=slope_labels, by=list(by_info))
         all_labels = (list(X.columns) if isinstance(X, pd.DataFrame)
                       else list(range(self.n_features_in_)))
         position = {c: i for i, c in enumerate(all_labels)}
@@ -40,23 +50,37 @@ class AdditivePrediction:
         self._positions = dict(param=[position[c] for c in param_labels],
                                smooth=[position[c] for c in smooth_labels],
                                group=None if group_label is None else position[group_label],
-                               slope=[position[c] for c in slope_labels])
+                               slope=[position[c] for c in slope_labels],
+                               by={b[0]: position[b[0]] for b in by_info if b is not None})
         self._fitted_on_frame = isinstance(X, pd.DataFrame)
         self._target_name = target
 
     def _partial_effect(self, term, grid, level):
         """`partial_effect`'s table."""
+        j = self._smooth_index(term)
+        grid = np.asarray(grid, dtype=float)
+        effect, se = self._smooth_values(j, grid)
+        zq = stats.norm.ppf(0.5 + level / 2.0)
+        return pd.DataFrame({"x": grid, "effect": effect, "std_error": se,
+                             "lower": effect - zq * se, "upper": effect + zq * se})
+
+    def _smooth_index(self, term):
+        """The position of smooth ``term``: its name in ``smooths_`` (``"s(x)"``,
+        ``"s(x):fa"``), or its column (label or position) when one smooth has it."""
+        names = list(self.smooths_.index)
+        if isinstance(term, str) and term in names:
+            return names.index(term)
         labels = [_design.column_name(c) for c in self._labels["smooth"]]
         key = _design.column_name(term)
         if key not in labels and term in self._positions["smooth"]:
             key = labels[self._positions["smooth"].index(term)]  # a column position
-        if key not in labels:
-            raise ValueError(f"{term!r} is not a smooth of this model; smooths: {labels}.")
-        grid = np.asarray(grid, dtype=float)
-        effect, se = self._smooth_values(labels.index(key), grid)
-        zq = stats.norm.ppf(0.5 + level / 2.0)
-        return pd.DataFrame({"x": grid, "effect": effect, "std_error": se,
-                             "lower": effect - zq * se, "upper": effect + zq * se})
+        hits = [j for j, c in enumerate(labels) if c == key]
+        if len(hits) == 1:
+            return hits[0]
+        if hits:
+            raise ValueError(f"{term!r} has {len(hits)} smooths (the levels of a by factor); "
+                             f"name one of {[names[j] for j in hits]}.")
+        raise ValueError(f"{term!r} is not a smooth of this model; smooths: {names}.")
 
     def _keys(self, X_table, kind):
         """The keys of the fitted columns of ``kind`` in X: labels when fit and X are both
@@ -72,6 +96,18 @@ class AdditivePrediction:
             cols = X_table.columns
             return cols[positions] if kind == "group" else [cols[i] for i in positions]
         return positions
+
+    def _by_key(self, X_table):
+        """A ``by`` column's key in X (as `_keys`: its label, or its position)."""
+        def key_of(label):
+            if isinstance(X_table, pd.DataFrame):
+                if self._fitted_on_frame:
+                    if label not in X_table.columns:
+                        raise ValueError(f"X lacks the column(s) {[label]} seen in fit.")
+                    return label
+                return X_table.columns[self._positions["by"][label]]
+            return self._positions["by"][label]
+        return key_of
 
     def _columns(self, X_table, kind):
         return _design.fixed_columns(X_table, self._keys(X_table, kind))
@@ -96,8 +132,11 @@ class AdditivePrediction:
         blocks = [np.ones((n, 1))] if self.fit_intercept else []
         blocks += [c[:, None] for c in params]
         nulls, ranges = [], []
-        for basis, col in zip(info["bases"], smooth_cols):
+        mults = multipliers_at(X_table, self._labels["by"], self._by_key(X_table))
+        for basis, col, mult in zip(info["bases"], smooth_cols, mults):
             design = basis["spline"].design(np.asarray(col, dtype=float))
+            if mult is not None:
+                design *= mult[:, None]
             nulls.append(design @ basis["F"])
             ranges.append(design @ basis["R"])
         V_rows = (np.hstack(blocks + nulls + ranges) if blocks + nulls + ranges
@@ -157,8 +196,13 @@ class AdditivePrediction:
     def _summary_text(self):
         """The text of `summary`: mgcv's ``print(summary(gam))`` layout, then the variance
         components and the REML criterion."""
-        smooths = [f's({_design.column_name(c)}, bs = "{b["spline"].bs}")'
-                   for c, b in zip(self._labels["smooth"], self._model_info["bases"])]
+        smooths = []
+        for c, b, by in zip(self._labels["smooth"], self._model_info["bases"],
+                            self._labels["by"]):
+            by_arg = "" if by is None else f", by = {_design.column_name(by[0])}"
+            text = f's({_design.column_name(c)}{by_arg}, bs = "{b["spline"].bs}")'
+            if text not in smooths:  # a factor by's levels: one term
+                smooths.append(text)
         group = self._labels["group"]
         terms = ([] if self.fit_intercept else ["0"]) + [
             _design.column_name(c) for c in self._labels["param"]] + smooths
@@ -224,7 +268,7 @@ class AdditivePrediction:
         for ax, basis, term in zip(axes, bases, self.smooths_.index):
             # the fitted covariate's range (a P-spline's widened 0.1 %, a cycle's ends)
             lo, hi = basis["spline"].domain
-            band = self.partial_effect(basis["label"], np.linspace(lo, hi, n_points), level)
+            band = self.partial_effect(term, np.linspace(lo, hi, n_points), level)
             ax.fill_between(band["x"], band["lower"], band["upper"], alpha=0.3, lw=0,
                             label=f"{level:.0%} pointwise band")
             ax.plot(band["x"], band["effect"], label="estimate")

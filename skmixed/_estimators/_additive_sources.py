@@ -16,7 +16,7 @@ import numpy as np
 from .._model.additive_fit import response_shift, slope_scale
 from .._model.bin_tables import BinTables, SmoothAxis
 from .._model.identifiability import boundary_response_error, independent_fixed_columns
-from .._model.scaling import ColumnScaling
+from .._model.scaling import ColumnScaling, weighted_gram
 from .._model.spec import Factor
 from ..families import get_family
 from ..sources import checked_chunks, chunk_columns
@@ -87,9 +87,8 @@ def parametric_columns(columns, n, weights, fit_intercept, names, name):
     if n <= X.shape[1]:
         raise ValueError(f"{name} needs more rows than parametric columns; got "
                          f"n_samples = {n} for {X.shape[1]} column(s).")
-    kept, dropped = independent_fixed_columns((X * weights[:, None]).T @ X, names,
-                                              stacklevel=4)
-    return X[:, kept], scaling, kept, dropped
+    kept, dropped = independent_fixed_columns(weighted_gram(X, weights), names, stacklevel=4)
+    return (X if len(kept) == X.shape[1] else X[:, kept]), scaling, kept, dropped
 
 
 def table_layout(X, roles, ranges, range_notes, *, family, fit_intercept, n_bins, name):

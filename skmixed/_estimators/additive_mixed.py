@@ -1,9 +1,11 @@
 """``AdditiveMixed``: additive mixed models (mgcv's ``gam``/``bam`` with ``bs = "ps"``,
-``"cr"`` or ``"cc"`` smooths and ``s(g, bs = "re")`` random intercepts).
+``"cr"``, ``"cc"`` or ``"tp"`` smooths, ``by =`` variables and ``s(g, bs = "re")`` random
+intercepts).
 
 ``g(E[y]) = Xβ + Σ_j s_j(z_j) + b_group``: parametric columns, smooths (mgcv's P-spline,
-cubic regression spline and cyclic cubic bases, `skmixed._model.bases`, sum-to-zero
-constrained) and
+cubic regression spline, cyclic cubic and thin-plate bases, `skmixed._model.bases`,
+sum-to-zero constrained; a smooth ``by`` a factor is one smooth per level, ``by`` a
+numeric column a varying coefficient, `skmixed._estimators._additive_by`) and
 an optional random intercept per group. Each smooth is a random effect in disguise; the
 smoothing parameters and the group variance are estimated by REML of the mixed-model form
 (Gaussian, exact) or of the PIRLS working model at every step (binomial / Poisson,
@@ -20,6 +22,7 @@ fitted attributes; prediction, the summary and the plots are
 """
 
 import warnings
+from dataclasses import replace
 from numbers import Integral
 
 import numpy as np
@@ -36,7 +39,8 @@ from .._model.identifiability import independent_fixed_columns
 from ..families import FAMILY_NAMES, get_family
 from ..sources import ChunkedData, score_target
 from . import _design
-from ._additive_predict import AdditivePrediction
+from ._additive_by import expand_by
+from ._additive_predict import AdditivePrediction, smooth_name
 from ._additive_sources import (check_boundary_response, check_target, chunk_tables,
                                 dask_tables, parametric_columns, table_layout,
                                 used_group_codes)
@@ -80,6 +84,17 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         covering its values (mgcv's ``knots = list(z = c(a, b))``, e.g. ``{"hour": (0,
         24)}``); without it a cycle spans the covariate's range. Prediction wraps values
         outside the cycle into it.
+    by : dict, default=None
+        mgcv's ``s(z, by = v)``: a smooth's column mapped to its ``by`` column, which is then
+        not a parametric column. A numeric ``by`` multiplies the smooth (a varying
+        coefficient ``v·f(z)``; the smooth is not centred, so its unpenalized part holds
+        ``v`` itself). A factor ``by`` (a pandas categorical, strings, objects or booleans;
+        integer codes are numbers, as in R) gives one smooth per level, each centred and
+        zero off its level, named ``s(z):vlevel`` in ``smooths_`` as mgcv names them; as
+        in mgcv the factor's main effect is not added: give its indicator columns as
+        parametric columns (e.g. ``pd.get_dummies(df.v, drop_first=True)``; the formula
+        ``bam("y ~ v + s(z, by = v)")`` does it). Every level needs rows and at least two
+        values of z. In-memory data only (not chunked or Dask sources).
     groups : str or int, default=None
         Grouping column for a random intercept (mgcv's ``s(g, bs = "re")``); None: none.
         A Gaussian model needs fewer groups than observations (the sum of the weights), as
@@ -128,7 +143,8 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         That posterior covariance of the parametric coefficients (intercept first), in the
         order of ``fixed_effects_``.
     smooths_ : DataFrame
-        Per smooth: ``edf``; ``ref_df``, the reference degrees of freedom of its test (the
+        Per smooth (indexed by mgcv's labels: ``s(z)``, ``s(z):v`` for a numeric ``by``,
+        ``s(z):va`` for level a of a factor ``by``): ``edf``; ``ref_df``, the reference degrees of freedom of its test (the
         alternative edf ``tr(2F − F²)`` over its coefficients, at most its basis size);
         ``statistic`` and ``p_value`` of the approximate test that the smooth is zero
         (Wood 2013; mgcv's ``summary.gam``): for Gaussian models mgcv's F (the Wald
@@ -178,6 +194,7 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         "k": [Interval(Integral, 3, None, closed="left"), dict],
         "bs": [StrOptions(set(BASES)), dict],
         "knots": [dict, None],
+        "by": [dict, None],
         "groups": [str, Integral, None],
         "random_slopes": [list, tuple, str, Integral],
         "family": [StrOptions({"gaussian", "binomial", "poisson", "gamma", "nbinom2"})],
@@ -189,13 +206,14 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         "max_iter": GROUPED_CONSTRAINTS["max_iter"],
     }
 
-    def __init__(self, *, smooths=(), k=10, bs="ps", knots=None, groups=None, random_slopes=(),
-                 family="gaussian", discrete="auto", n_bins=1000, fit_intercept=True,
-                 n_jobs=None, tol=1e-8, max_iter=100):
+    def __init__(self, *, smooths=(), k=10, bs="ps", knots=None, by=None, groups=None,
+                 random_slopes=(), family="gaussian", discrete="auto", n_bins=1000,
+                 fit_intercept=True, n_jobs=None, tol=1e-8, max_iter=100):
         self.smooths = smooths
         self.k = k
         self.bs = bs
         self.knots = knots
+        self.by = by
         self.groups = groups
         self.random_slopes = random_slopes
         self.family = family
@@ -241,19 +259,23 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         param_cols = _design.fixed_columns(X_table, param_labels)
         smooth_cols = _design.fixed_columns(X_table, smooth_labels)
         _design.check_finite_columns(param_cols + smooth_cols, param_labels + smooth_labels)
+        discrete = (n >= _DISCRETE_FROM_ROWS) if self.discrete == "auto" else self.discrete
         codes, levels = None, None
         if group_label is not None:
             codes, levels = used_group_codes(_design.column_values(X_table, group_label),
                                              group_label, weights, name)
         check_boundary_response(y_arr, w, self.family)
-        discrete = (n >= _DISCRETE_FROM_ROWS) if self.discrete == "auto" else self.discrete
         spec = self._spec(param_labels, smooth_labels, group_label, slope_labels)
         if discrete:
             self._check_bins(smooth_labels)
+        by_labels = self._by_labels(X_table, smooth_labels)
+        terms, smooth_cols, by, by_info = expand_by(X_table, spec.smooths, smooth_cols,
+                                                    by_labels, weights, discrete, self.n_bins)
+        spec = replace(spec, smooths=tuple(terms))
         # the fit runs on centred, scaled columns, mapped back after
         X_param, scaling, kept, dropped = parametric_columns(
             param_cols, n, weights, self.fit_intercept, list(spec.fixed_names), name)
-        bases = row_bases(spec, smooth_cols, weights, discrete, self.n_bins)
+        bases = row_bases(spec, smooth_cols, weights, discrete, self.n_bins, by)
         # fixed effects: the parametric columns and each smooth's unpenalized part (its
         # penalty's null space after the sum-to-zero constraint: a line, or nothing for a
         # cyclic smooth)
@@ -270,7 +292,8 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
                               scaling=scaling, kept=kept, dropped=dropped, codes=codes,
                               levels=levels,
                               slopes=_design.fixed_columns(X_table, slope_labels))
-        self._set_fitted(result, X, (param_labels, smooth_labels, group_label, slope_labels),
+        self._set_fitted(result, X, (param_labels, [t.label for t in terms], group_label,
+                                     slope_labels, by_info),
                          scaling, getattr(y, "name", None) or "y")
         if not result.opt.converged:
             warnings.warn(result.extra["note"] or f"{name} did not converge in "
@@ -298,6 +321,9 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
                                 weighted=sample_weight is not None)
 
     def _check_tables_fit(self, what):
+        if self.by:
+            raise ValueError(f"{type(self).__name__} fits smooths with by= variables from "
+                             f"data in memory only, not from {what}.")
         if not self._family().linear or self.discrete is False:
             raise ValueError(f"{type(self).__name__} fits {what} for family='gaussian' "
                              "with binned smooths (discrete=True or 'auto') only.")
@@ -307,6 +333,7 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         name = type(self).__name__
         labels = (info["param"], info["smooth"], info["group"], info["slopes"])
         spec = self._spec(*labels)
+        labels += ([None] * len(info["smooth"]),)
         bases = smooth_bases(spec, values, tables.cnt)
         levels = None
         if info["group"] is not None:
@@ -338,6 +365,7 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         smooth_labels = [_design.resolve_column(X_table, s, "smooths") for s in self.smooths]
         if len(set(smooth_labels)) != len(smooth_labels):
             raise ValueError(f"smooths lists a column twice: {list(self.smooths)}.")
+        self._check_keys(smooth_labels)
         group_label = (None if self.groups is None
                        else _design.resolve_column(X_table, self.groups, "groups"))
         if group_label is not None and group_label in smooth_labels:
@@ -356,8 +384,26 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
             raise ValueError(f"random_slopes lists a column twice: {list(slopes)}.")
         labels = (list(X_table.columns) if isinstance(X_table, pd.DataFrame)
                   else list(range(X_table.shape[1])))
-        param_labels = [c for c in labels if c not in smooth_labels and c != group_label]
+        by_labels = [b for b in self._by_labels(X_table, smooth_labels) if b is not None]
+        if group_label is not None and group_label in by_labels:
+            raise ValueError(f"the grouping column {group_label!r} cannot also be a by "
+                             "variable.")
+        param_labels = [c for c in labels if c not in smooth_labels and c != group_label
+                        and c not in by_labels]
         return smooth_labels, group_label, slope_labels, param_labels
+
+    def _by_labels(self, X_table, smooth_labels):
+        """Per smooth its ``by`` column's label, or None (``by``'s keys name smooths)."""
+        by = self.by or {}
+        out = []
+        for label in smooth_labels:
+            key = by.get(label, by.get(_design.column_name(label)))
+            if key is not None:
+                key = _design.resolve_column(X_table, key, f"by[{label!r}]")
+                if key == label:
+                    raise ValueError(f"by[{label!r}] is the smooth's own column.")
+            out.append(key)
+        return out
 
     def _check_bins(self, smooth_labels):
         """Binned smooths need at least k bins."""
@@ -380,8 +426,8 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
                             name=type(self).__name__)
 
     def _check_keys(self, smooth_labels):
-        """The dict parameters (k, bs, knots) name smooths only."""
-        for param in ("k", "bs", "knots"):
+        """The dict parameters (k, bs, knots, by) name smooths only."""
+        for param in ("k", "bs", "knots", "by"):
             value = getattr(self, param)
             unknown = ([key for key in value if key not in smooth_labels]
                        if isinstance(value, dict) else [])
@@ -443,7 +489,7 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         (on the user's columns; a dropped column's coefficient is 0 in ``coef_`` and absent
         from ``fixed_effects_``, as MixedLM's), and what prediction needs of the fit on its
         internal columns (``scaling``: the parametric columns')."""
-        param_labels, smooth_labels, group_label, slope_labels = labels
+        param_labels, smooth_labels, group_label, slope_labels, by_info = labels
         validate_data(self, X, reset=True, skip_check_array=True)
         extra = result.extra
         kept = extra["kept"]
@@ -455,7 +501,7 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         self.intercept_ = float(full[0]) if self.fit_intercept else 0.0
         self.coef_ = full[int(self.fit_intercept):].copy()
         self.smooths_ = pd.DataFrame(extra["smooths"], index=pd.Index(
-            [f"s({_design.column_name(c)})" for c in smooth_labels], name="term"))
+            [smooth_name(c, b) for c, b in zip(smooth_labels, by_info)], name="term"))
         for stale in ("random_effects_", "group_levels_", "n_groups_",
                       "random_effects_matrix_"):
             if hasattr(self, stale):

@@ -320,17 +320,24 @@ class Smooth:
     bs: str = "tp"  # mgcv's default for s()
     k: int = None
     pos: int = field(default=0, repr=False, compare=False)
+    by_var: str = None  # s(z, by = v): mgcv's by variable (numeric or factor)
 
 
 def smooth(formula, node):
     """``s(z)`` (mgcv's default basis, "tp"), ``s(z, k = 20)``, ``s(z, bs = "ps")`` (or
-    another smooth basis),
+    another smooth basis), ``s(z, by = v)``,
     ``s(g, bs = "re")``, ``s(g, x, bs = "re")``."""
     kwargs = {k: v for k, v, _ in node.kwargs}
     for key, _, pos in node.kwargs:
-        if key not in ("k", "bs"):
-            raise FormulaError(formula, pos, f"s(): unsupported argument(s) {[key]} (k and "
-                               "bs are)")
+        if key not in ("k", "bs", "by"):
+            raise FormulaError(formula, pos, f"s(): unsupported argument(s) {[key]} (k, bs "
+                               "and by are)")
+    by_var = None
+    if "by" in kwargs:
+        if not isinstance(kwargs["by"], Name):
+            _fail(formula, kwargs["by"], "s(): by = a column name (a numeric variable or a "
+                  "factor)")
+        by_var = kwargs["by"].name
     # no bs: mgcv's default, the thin-plate regression spline
     bs = _literal(formula, kwargs["bs"], "s()'s bs") if "bs" in kwargs else "tp"
     if bs not in BASES and bs != "re":
@@ -348,8 +355,11 @@ def smooth(formula, node):
     if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < least):
         _fail(formula, kwargs["k"], f"s(): k must be an integer >= {least} for bs = "
               f"\"{bs}\"; got {k!r}")
+    if by_var is not None and bs == "re":
+        _fail(formula, kwargs["by"], 's(): by = is for smooths; a random slope is s(g, x, '
+              'bs = "re")')
     return Smooth(node.args[0].name, node.args[1].name if len(node.args) > 1 else None, bs,
-                  k, node.pos)
+                  k, node.pos, by_var)
 
 
 def offset(formula, node):

@@ -2,15 +2,18 @@
 ``bam(discrete = TRUE)``).
 
 Each row r has the plain columns ``v_r = [x_r1 … x_rp, y_r]``, a weight ``w_r``, one bin
-index per smooth covariate and (optionally) a group code. The pass accumulates what every
-cross-product with a smooth's columns needs — never the n × k basis:
+index per smooth covariate and (optionally) a group code; smooth j's basis row is multiplied
+by the row's ``m_rj`` (mgcv's ``by =``: a numeric variable's value, or 1 at a factor's
+level and 0 elsewhere; 1 without ``by``). The pass accumulates what every cross-product
+with a smooth's columns needs — never the n × k basis:
 
 * ``plain``: ``Σ w v v'`` (upper triangle, then mirrored);
-* per smooth j and bin b: ``Σ w`` and ``Σ w v`` over the rows in the bin;
-* per pair of smooths (j < l): ``Σ w B_j(z_j)' B_l(z_l)`` — each row adds the outer
-  product of its bins' basis rows (k_j k_l numbers; an m_j × m_l bin table per thread
-  would cost a megabyte of page faults per pair);
-* per group g: ``Σ w``, ``Σ w v`` and ``Σ w B(z)`` — each row adds its bin's row of the
+* per smooth j and bin b: ``Σ w m²`` and ``Σ w m v`` over the rows in the bin;
+* per pair of smooths (j < l): ``Σ w m_j m_l B_j(z_j)' B_l(z_l)`` — each row adds the
+  outer product of its bins' basis rows (k_j k_l numbers; an m_j × m_l bin table per
+  thread would cost a megabyte of page faults per pair); a smooth whose multiplier is 0
+  (another level of its factor) adds nothing and costs nothing;
+* per group g: ``Σ w``, ``Σ w v`` and ``Σ w m B(z)`` — each row adds its bin's row of the
   smooths' (m-row) bases, so the group × basis product needs no group × bin table (whose
   first touch, G × m pages per thread, serializes the threads on page faults).
 
@@ -36,9 +39,9 @@ def bin_layout(sizes):
 
 
 @cached_njit(nogil=True)
-def binned_sums(X, y, w, bins, bin_offsets, codes, basis, col_offsets, plain_out,
-                bin_cnt_out, bin_sum_out, pair_out, grp_cnt_out, grp_sum_out, grp_basis_out,
-                span_out, first=0, last=-1):
+def binned_sums(X, y, w, bins, bin_offsets, codes, basis, col_offsets, smooth_by, by_num,
+                by_fac, plain_out, bin_cnt_out, bin_sum_out, pair_out, grp_cnt_out,
+                grp_sum_out, grp_basis_out, span_out, first=0, last=-1):
     """Accumulate the per-block sums (see the module docstring).
 
     Parameters
@@ -46,13 +49,19 @@ def binned_sums(X, y, w, bins, bin_offsets, codes, basis, col_offsets, plain_out
     X : ndarray (n, p), float64, y : ndarray (n,) — the plain columns are ``[X, y]``
         (read in place: no (n, p + 1) copy per PIRLS step)
     w : ndarray (n,) or (0,) — weights (empty: 1)
-    bins : ndarray (J, n), int32 — bin of each row per smooth
+    bins : ndarray (C, n), int32 — bin of each row per binned covariate
     bin_offsets : ndarray (J + 1,), int64 — smooth j's bins are
         ``bin_offsets[j]:bin_offsets[j + 1]`` of the flat per-bin outputs
     codes : ndarray (n,) or (0,), int64 — group codes (empty: no groups)
     basis : ndarray (M, K) — the smooths' bases at their bins, smooth j in rows
         ``bin_offsets[j]:bin_offsets[j + 1]`` and columns ``col_offsets[j]:col_offsets[j + 1]``
     col_offsets : ndarray (J + 1,), int64
+    smooth_by : ndarray (J, 4), int64 — per smooth: its covariate's row of ``bins``, the
+        row of ``by_num`` multiplying its basis (−1: none), the row of ``by_fac`` and the
+        level its basis is nonzero at (−1: none) — mgcv's ``by =`` a numeric variable or a
+        factor; a row's basis row is multiplied by that number (0 off the level) and the
+        smooth is skipped where it is 0
+    by_num : ndarray (B, n), float64; by_fac : ndarray (F, n), int32
     plain_out : (n_blocks, c, c); bin_cnt_out : (n_blocks, M); bin_sum_out : (n_blocks, M, c)
     pair_out : (n_blocks, K, K) — the (j < l) blocks get Σ w B_j' B_l
     grp_cnt_out : (n_blocks, G); grp_sum_out : (n_blocks, G, c)
@@ -65,7 +74,7 @@ def binned_sums(X, y, w, bins, bin_offsets, codes, basis, col_offsets, plain_out
     n = y.shape[0]
     p = X.shape[1]
     c = p + 1
-    J = bins.shape[0]
+    J = smooth_by.shape[0]
     n_blk = plain_out.shape[0]
     weighted = w.shape[0] > 0
     grouped = codes.shape[0] > 0
@@ -86,6 +95,7 @@ def binned_sums(X, y, w, bins, bin_offsets, codes, basis, col_offsets, plain_out
         lo = 0
         hi = 0
         v = np.empty(c)
+        mult = np.empty(J)
         for r in range(start, stop):
             for a in range(p):
                 v[a] = X[r, a]
@@ -96,15 +106,28 @@ def binned_sums(X, y, w, bins, bin_offsets, codes, basis, col_offsets, plain_out
                 for b in range(a, c):
                     plain[a, b] += wv * v[b]
             for j in range(J):
-                bj = bin_offsets[j] + bins[j, r]
-                cnt[bj] += wr
+                m = 1.0
+                if smooth_by[j, 2] >= 0 and by_fac[smooth_by[j, 2], r] != smooth_by[j, 3]:
+                    m = 0.0
+                elif smooth_by[j, 1] >= 0:
+                    m = by_num[smooth_by[j, 1], r]
+                mult[j] = m
+            for j in range(J):
+                mj = mult[j]
+                if mj == 0.0:
+                    continue
+                row_j = bin_offsets[j] + bins[smooth_by[j, 0], r]
+                wm = wr * mj
+                cnt[row_j] += wm * mj
                 for a in range(c):
-                    sums[bj, a] += wr * v[a]
-                row_j = bin_offsets[j] + bins[j, r]
+                    sums[row_j, a] += wm * v[a]
                 for l in range(j + 1, J):
-                    row_l = bin_offsets[l] + bins[l, r]
+                    if mult[l] == 0.0:
+                        continue
+                    row_l = bin_offsets[l] + bins[smooth_by[l, 0], r]
+                    wml = wm * mult[l]
                     for a in range(col_offsets[j], col_offsets[j + 1]):
-                        wb = wr * basis[row_j, a]
+                        wb = wml * basis[row_j, a]
                         for b in range(col_offsets[l], col_offsets[l + 1]):
                             pairs[a, b] += wb * basis[row_l, b]
             if grouped:
@@ -118,9 +141,12 @@ def binned_sums(X, y, w, bins, bin_offsets, codes, basis, col_offsets, plain_out
                 for a in range(c):
                     gsum[g, a] += wr * v[a]
                 for j in range(J):
-                    row = bin_offsets[j] + bins[j, r]
+                    if mult[j] == 0.0:
+                        continue
+                    row = bin_offsets[j] + bins[smooth_by[j, 0], r]
+                    wm = wr * mult[j]
                     for col in range(col_offsets[j], col_offsets[j + 1]):
-                        gbasis[g, col] += wr * basis[row, col]
+                        gbasis[g, col] += wm * basis[row, col]
         for a in range(c):
             for b in range(c):
                 plain_out[k, a, b] = plain[min(a, b), max(a, b)]

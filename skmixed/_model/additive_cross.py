@@ -13,7 +13,8 @@ from .._kernels import blocks
 from .._kernels.binned import bin_layout, binned_sums, binned_table_size, sum_binned_blocks
 from .._kernels.threads import over_blocks
 
-__all__ = ["SmoothBlocks", "CrossProducts", "discretize", "crossproducts_from_tables"]
+__all__ = ["SmoothBlocks", "CrossProducts", "discretize", "by_multipliers",
+           "crossproducts_from_tables"]
 
 @dataclass
 class SmoothBlocks:
@@ -85,7 +86,7 @@ class CrossProducts:
 
     @classmethod
     def binned(cls, X, y, smooths, w=None, groups=None, n_groups=None, n_blocks=None,
-               slopes=None):
+               slopes=None, by=None):
         """From binned smooth covariates (``bam(discrete = TRUE)``): ``smooths`` lists per
         smooth ``(index, null, range)`` — the int bin of each row and the basis at the bin
         values in null-space and range-space coordinates (m × f, m × r). No n × k basis is
@@ -95,6 +96,7 @@ class CrossProducts:
         products and per-group sums of basis rows, and every product with a smooth's
         columns comes from them and the m-row bases. Each random-slope column x (of
         ``slopes``, n × m) takes one more pass, with weights w·x, for its per-group sums.
+        ``by`` lists per smooth its row multipliers (`by_multipliers`; None: all 1).
         Columns are ordered ``[X, null₁ … null_J, range₁ … range_J, y]``."""
         y = np.ascontiguousarray(y, dtype=float)
         X = np.asarray(X, dtype=float)
@@ -102,8 +104,8 @@ class CrossProducts:
         J = len(smooths)
         sizes = np.array([nul.shape[0] for _, nul, _ in smooths], dtype=np.int64)
         bin_offsets = bin_layout(sizes)
-        bins = (np.stack([np.asarray(idx, dtype=np.int32) for idx, _, _ in smooths])
-                if J else np.zeros((0, y.shape[0]), dtype=np.int32))
+        bins, smooth_by, by_num, by_fac = by_multipliers(
+            [idx for idx, _, _ in smooths], [None] * J if by is None else by, y.shape[0])
         codes = (np.asarray(groups, dtype=np.int64) if groups is not None
                  else np.empty(0, dtype=np.int64))
         G = (int(n_groups if n_groups is not None else codes.max() + 1)
@@ -125,7 +127,8 @@ class CrossProducts:
         keys = ("plain", "cnt", "sums", "pairs", "gcnt", "gsum", "gbasis", "span")
         weights = np.empty(0) if w is None else np.asarray(w, dtype=float)
         over_blocks(binned_sums, (X, y, weights, bins, bin_offsets, codes, basis, col_offsets,
-                                  *[out[key] for key in keys]), k, y.shape[0])
+                                  smooth_by, by_num, by_fac, *[out[key] for key in keys]),
+                    k, y.shape[0])
         tot = sum_binned_blocks(out)
         widths = [X.shape[1]] + [b.shape[1] for b in Bc] + [1]
         edges = np.concatenate([[0], np.cumsum(widths)])
@@ -159,8 +162,8 @@ class CrossProducts:
             for a, za in enumerate(z):
                 if a:  # a random slope: the per-group sums again, weighted by w·x
                     over_blocks(binned_sums, (X, y, w1 * za, bins, bin_offsets, codes, basis,
-                                              col_offsets, *[out[key] for key in keys]),
-                                k, y.shape[0])
+                                              col_offsets, smooth_by, by_num, by_fac,
+                                              *[out[key] for key in keys]), k, y.shape[0])
                     tot = sum_binned_blocks(out)
                 ZE[:, a, plain] = tot["gsum"]
                 for j in range(J):
@@ -175,6 +178,39 @@ class CrossProducts:
         cols = list(kept) + list(range(self.p, self.p + self.q + 1))
         return CrossProducts(self.M[np.ix_(cols, cols)], self.n, len(kept), self.q,
                              self.ZZ, None if self.ZW is None else self.ZW[:, :, cols])
+
+
+def by_multipliers(indexes, by, n):
+    """The binned pass's view of the smooths' covariates and ``by`` multipliers
+    (`skmixed._kernels.binned.binned_sums`): ``(bins, smooth_by, by_num, by_fac)`` —
+    the distinct bin-index arrays (C × n; smooths of one covariate, e.g. the levels of a
+    ``by`` factor, share one), per smooth its row of ``bins``, of ``by_num`` and of ``by_fac``
+    and its level, and the numeric and factor ``by`` columns. ``by[j]`` is None, ``("num",
+    values)`` or ``("fac", codes, level)``; arrays are shared by identity."""
+    J = len(indexes)
+    smooth_by = np.full((J, 4), -1, dtype=np.int64)
+    rows = {"bins": [], "num": [], "fac": []}
+    seen = {"bins": {}, "num": {}, "fac": {}}
+
+    def row_of(kind, array):
+        if id(array) not in seen[kind]:
+            seen[kind][id(array)] = len(rows[kind])
+            rows[kind].append(array)
+        return seen[kind][id(array)]
+
+    for j, (idx, spec) in enumerate(zip(indexes, by)):
+        smooth_by[j, 0] = row_of("bins", idx)
+        if spec is not None and spec[0] == "num":
+            smooth_by[j, 1] = row_of("num", spec[1])
+        elif spec is not None:
+            smooth_by[j, 2], smooth_by[j, 3] = row_of("fac", spec[1]), int(spec[2])
+
+    def stack(kind, dtype):
+        if not rows[kind]:
+            return np.zeros((0, n), dtype=dtype)
+        return np.stack([np.asarray(a, dtype=dtype) for a in rows[kind]])
+
+    return stack("bins", np.int32), smooth_by, stack("num", float), stack("fac", np.int32)
 
 
 def crossproducts_from_tables(tables, smooths):

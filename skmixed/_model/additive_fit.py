@@ -91,39 +91,84 @@ def slope_scale(columns):
                                       slope_pos=range(len(columns))).scale
 
 
-def smooth_bases(spec, values, counts, indexes=None):
+def smooth_bases(spec, values, counts, indexes=None, by=None):
     """Per smooth of ``spec``: its basis on the covariate's distinct (or binned)
-    ``values`` with their summed weights ``counts``, sum-to-zero constrained and split into
-    the penalty's null and range spaces — a dict of ``label``, ``spline``, ``F``, ``R`` and
-    the basis at the values in null and range coordinates (``null``, ``range``); with
-    ``indexes``, each row's value (``index``)."""
-    bases = []
+    ``values`` with their summed weights ``counts``, sum-to-zero constrained (not when
+    multiplied by a non-constant numeric ``by``, as mgcv) and split into the penalty's null
+    and range spaces — a dict of ``label``, ``spline``, ``F``, ``R``, the basis at the
+    values in null and range coordinates (``null``, ``range``) and ``by`` (the rows'
+    multiplier: None, ``("num", values)`` or ``("fac", codes, level)``); with ``indexes``,
+    each row's value (``index``). The copies of one smooth for the levels of a ``by``
+    factor (one covariate: the same array of values) share one basis, constrained over all
+    rows as mgcv's."""
+    by = [None] * len(spec.smooths) if by is None else by
+    bases, shared = [], {}
     for j, (term, v, cnt) in enumerate(zip(spec.smooths, values, counts)):
-        # small dense algebra (a thin-plate basis: the eigenvectors of ≤ 2,000 knots' radial
-        # matrix), where BLAS threads beside Numba's cost more than they give (2.3× slower)
-        with single_threaded_blas():
-            spline = term.fit(v, weights=cnt)
-            F, R, _ = spline.mixed_parts()
-        basis = spline.design(v)
-        bases.append(dict(label=term.label, spline=spline, null=basis @ F, range=basis @ R,
-                          F=F, R=R))
+        centred = by[j] is None or by[j][0] == "fac" or _constant(by[j][1])
+        key = (id(v), term.k, term.bs, term.ends, centred)
+        if key not in shared:
+            # small dense algebra (a thin-plate basis: the eigenvectors of ≤ 2,000 knots'
+            # radial matrix), where BLAS threads beside Numba's cost more than they give
+            with single_threaded_blas():
+                spline = term.fit(v, weights=cnt, centred=centred)
+                F, R, _ = spline.mixed_parts()
+            basis = spline.design(v)
+            shared[key] = dict(spline=spline, null=basis @ F, range=basis @ R, F=F, R=R)
+        bases.append(dict(shared[key], label=term.label, by=by[j]))
         if indexes is not None:
             bases[-1]["index"] = indexes[j]
     return bases
 
 
-def row_bases(spec, columns, weights, discrete, n_bins):
+def _constant(by_values):
+    """mgcv's test of a numeric ``by`` that leaves the smooth's constraint in place (its
+    sd at most 1000 ε × its mean: a constant multiplier)."""
+    return not np.std(by_values, ddof=1) > np.mean(by_values) * np.finfo(float).eps * 1000
+
+
+def row_bases(spec, columns, weights, discrete, n_bins, by=None):
     """`smooth_bases` from the smooths' covariate columns, each binned to at most
     ``n_bins`` values (`discretize`,
-    ``bam(discrete = TRUE)``) or at its distinct values."""
-    values, counts, indexes = [], [], []
-    for col in columns:
-        x = np.asarray(col, dtype=float)
-        v, index = discretize(x, n_bins) if discrete else np.unique(x, return_inverse=True)
+    ``bam(discrete = TRUE)``) or at its distinct values; ``by`` as `smooth_bases`'s. A
+    column passed for several smooths (the levels of a ``by`` factor) is binned once; a
+    factor level whose rows (of positive weight) hold one value (bin) of the covariate is
+    a ValueError: its copy of the smooth has no shape."""
+    by = [None] * len(columns) if by is None else by
+    values, counts, indexes, done, spans = [], [], [], {}, {}
+    for term, col, mult in zip(spec.smooths, columns, by):
+        if id(col) not in done:
+            x = np.asarray(col, dtype=float)
+            v, index = discretize(x, n_bins) if discrete else np.unique(x, return_inverse=True)
+            done[id(col)] = (v, index, np.bincount(index, weights=weights, minlength=v.size))
+        v, index, cnt = done[id(col)]
+        if mult is not None and mult[0] == "fac":
+            key = (id(col), id(mult[1]))
+            if key not in spans:
+                spans[key] = _level_spans(index, mult[1], weights)
+            lo, hi = spans[key]
+            if not hi[mult[2]] > lo[mult[2]]:
+                raise ValueError(
+                    f"the smooth of {term.label!r} by {term.by!r}: level {term.level!r} has a "
+                    f"single {'bin' if discrete else 'value'} of {term.label!r} "
+                    f"({v[index[np.argmax(np.asarray(mult[1]) == mult[2])]]:g}), so its copy of "
+                    "the smooth has no shape to estimate.")
         values.append(v)
         indexes.append(index)
-        counts.append(np.bincount(index, weights=weights, minlength=v.size))
-    return smooth_bases(spec, values, counts, indexes)
+        counts.append(cnt)
+    return smooth_bases(spec, values, counts, indexes, by)
+
+
+def _level_spans(index, codes, weights):
+    """Per factor level the smallest and largest value index over its rows of positive
+    weight (one grouped pass; a level without rows: (+big, −1))."""
+    keep = np.asarray(weights) > 0
+    index, codes = np.asarray(index)[keep], np.asarray(codes)[keep]
+    n_levels = int(codes.max()) + 1 if codes.size else 0
+    lo = np.full(n_levels, np.iinfo(np.int64).max)
+    hi = np.full(n_levels, -1, dtype=np.int64)
+    np.minimum.at(lo, codes, index)
+    np.maximum.at(hi, codes, index)
+    return lo, hi
 
 
 def fit_rows(spec, X, y, weights, bases, *, discrete, scaling, kept, dropped, codes=None,
@@ -245,6 +290,7 @@ def _layout(bases, p0, discrete):
     spline, constraint and null/range widths, and whether the smooths were binned."""
     return dict(p0=p0, bases=[dict(label=b["label"], spline=b["spline"], F=b["F"], R=b["R"])
                               for b in bases],
+                by=[None if b.get("by") is None else b["by"][0] for b in bases],
                 null_widths=[b["null"].shape[1] for b in bases],
                 range_widths=[b["range"].shape[1] for b in bases], discrete=bool(discrete))
 

@@ -7,7 +7,7 @@ import numpy as np
 from .additive import DenseREML
 from .additive_cross import CrossProducts, SmoothBlocks
 
-__all__ = ["AdditiveSystem", "null_positions"]
+__all__ = ["AdditiveSystem", "null_positions", "multiplier"]
 
 
 def null_positions(p0, null_widths):
@@ -18,6 +18,21 @@ def null_positions(p0, null_widths):
         out.append(list(range(start, start + f)))
         start += f
     return out
+
+
+def multiplier(by):
+    """The rows' multiplier of a smooth's basis: a numeric ``by`` variable's values, or 1 at
+    a factor's level and 0 elsewhere (``by``: ``("num", values)`` or ``("fac", codes,
+    level)``)."""
+    if by[0] == "num":
+        return np.asarray(by[1], dtype=float)
+    return (np.asarray(by[1]) == by[2]).astype(float)
+
+
+def _rows(basis, part):
+    """A smooth's ``part`` ("null" or "range") at the rows, times its ``by`` multiplier."""
+    rows = basis[part][basis["index"]]
+    return rows if basis.get("by") is None else rows * multiplier(basis["by"])[:, None]
 
 
 class AdditiveSystem:
@@ -39,7 +54,8 @@ class AdditiveSystem:
             cross = CrossProducts.binned(self.X, y, [(b["index"], b["null"], b["range"])
                                                      for b in self.bases], w=w,
                                          groups=groups, n_groups=self.G or None,
-                                         slopes=self.slopes)
+                                         slopes=self.slopes,
+                                         by=[b.get("by") for b in self.bases])
             return DenseREML.from_crossproducts(cross, self.range_widths, self.fixed_of)
         return DenseREML(self._dense_blocks(), y, w, groups=groups,
                          n_groups=self.G or None, slopes=self.slopes)
@@ -48,8 +64,8 @@ class AdditiveSystem:
         """The exact fit's n-row columns, formed once (every PIRLS step of a binomial or
         Poisson fit builds a new working model from them)."""
         if self._blocks is None:
-            fixed = np.hstack([self.X] + [b["null"][b["index"]] for b in self.bases])
-            random = (np.hstack([b["range"][b["index"]] for b in self.bases]) if self.bases
+            fixed = np.hstack([self.X] + [_rows(b, "null") for b in self.bases])
+            random = (np.hstack([_rows(b, "range") for b in self.bases]) if self.bases
                       else np.empty((self.X.shape[0], 0)))
             self._blocks = SmoothBlocks(fixed, random, self.range_widths, self.fixed_of)
         return self._blocks
@@ -59,8 +75,9 @@ class AdditiveSystem:
         eta = self.X @ fit.beta[:p0]
         cb, cr = p0, 0
         for b, f, r in zip(self.bases, self.null_widths, self.range_widths):
-            eta = eta + (b["null"] @ fit.beta[cb:cb + f] + b["range"] @ fit.b[cr:cr + r])[
+            values = (b["null"] @ fit.beta[cb:cb + f] + b["range"] @ fit.b[cr:cr + r])[
                 b["index"]]
+            eta = eta + (values if b.get("by") is None else values * multiplier(b["by"]))
             cb, cr = cb + f, cr + r
         if self.G:
             eta = eta + fit.group[self.codes, 0]

@@ -11,7 +11,7 @@ Every basis class has the interface of `skmixed._model.smooth.SmoothBasis`: ``cl
 from dataclasses import dataclass
 
 from .cubic_splines import CubicRegressionSpline, CyclicCubicSpline
-from .smooth import PSpline
+from .smooth import PSpline, drop_constraint
 from .thin_plate import ThinPlateSmooth
 
 __all__ = ["BASES", "SmoothTerm", "make_basis"]
@@ -36,22 +36,40 @@ def make_basis(bs, k, ends=None):
 
 @dataclass(frozen=True)
 class SmoothTerm:
-    """One smooth ``s(label, bs = bs, k = k)`` of a model (``label``: its column, named in
-    errors); ``ends``: the ends of a cyclic smooth's cycle, or None."""
+    """One smooth ``s(label, bs = bs, k = k, by = by)`` of a model (``label``: its column,
+    named in errors); ``ends``: the ends of a cyclic smooth's cycle, or None; ``by``: the
+    name of mgcv's ``by`` variable, or None, and ``level``: for a factor ``by``, the level
+    this copy of the smooth belongs to (None: a numeric ``by``, which multiplies the
+    smooth)."""
 
     label: object
     k: int = 10
     bs: str = "ps"
     ends: tuple = None
+    by: str = None
+    level: object = None
 
     def __post_init__(self):
         self.fit(None)  # the values checked now, before any data are read
 
-    def fit(self, x, weights=None):
+    @property
+    def name(self):
+        """mgcv's label: ``s(x)``, ``s(x):z`` (numeric by), ``s(x):fa`` (level a of f)."""
+        name = f"s({self.label})"
+        if self.by is None:
+            return name
+        return f"{name}:{self.by}" + ("" if self.level is None else f"{self.level}")
+
+    def fit(self, x, weights=None, centred=True):
         """Its basis fitted to the covariate's values ``x`` (weighted by ``weights``; x None:
-        unfitted); a bad parameter or covariate is a ValueError that names the column."""
+        unfitted), sum-to-zero constrained unless not ``centred``
+        (`skmixed._model.smooth.drop_constraint`); a bad parameter or covariate is a
+        ValueError that names the column."""
         try:
             basis = make_basis(self.bs, self.k, self.ends)
-            return basis if x is None else basis.fit(x, weights=weights)
+            if x is None:
+                return basis
+            basis = basis.fit(x, weights=weights)
+            return basis if centred else drop_constraint(basis)
         except ValueError as exc:
             raise ValueError(f"smooth of {self.label!r}: {exc}") from None

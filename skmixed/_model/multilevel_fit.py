@@ -30,7 +30,7 @@ from .pair_laplace import PairLaplace, pair_laplace_applies
 from .optimize import FiniteDifferenceGradient, OptSummary, minimize
 from .result import FactorFit, FitResult, fixed_covariance, lme4_order
 from .scalar_laplace import ScalarLaplace, exact_laplace_applies
-from .scaling import ColumnScaling
+from .scaling import ColumnScaling, weighted_gram
 from .spaces import ThetaSpace
 
 __all__ = ["fit_multi_lmm", "fit_multi_sums", "fit_multi_crossproducts", "check_multi_lmm",
@@ -335,7 +335,7 @@ def prepare_fixed(design, y, w, fit_intercept):
     X = np.column_stack([np.ones(n), Xf]) if fit_intercept else Xf.copy()
     scaling.transform(X, first=int(fit_intercept))
     names = (["(Intercept)"] if fit_intercept else []) + list(design.fixed_names)
-    XtX = (X * weights[:, None]).T @ X
+    XtX = weighted_gram(X, weights)
     kept, dropped = identifiability.independent_fixed_columns(XtX, names, stacklevel=6)
     return (weights, Xf, np.ascontiguousarray(X[:, kept]), [names[j] for j in kept], dropped,
             BackTransform(scaling, kept))

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ColumnScaling", "SAMPLE_ROWS"]
+__all__ = ["ColumnScaling", "SAMPLE_ROWS", "weighted_gram"]
 
 SAMPLE_ROWS = 4096
 
@@ -171,3 +171,13 @@ class ColumnScaling:
         if kept is not None:
             log_s = log_s[np.asarray(kept, dtype=np.int64)]
         return 2.0 * float(np.sum(log_s))
+
+
+def weighted_gram(X, w, rows=65_536):
+    """``X' diag(w) X`` over blocks of ``rows`` rows: no n × p temporary (whose first
+    touch costs more than the product on a big X)."""
+    out = np.zeros((X.shape[1], X.shape[1]))
+    for a in range(0, X.shape[0], rows):
+        part = X[a:a + rows]
+        out += (part * w[a:a + rows, None]).T @ part
+    return out

@@ -18,7 +18,16 @@ import numpy as np
 from scipy import linalg
 from scipy.interpolate import BSpline
 
-__all__ = ["SmoothBasis", "PSpline", "smoothcon_scale"]
+__all__ = ["SmoothBasis", "PSpline", "smoothcon_scale", "drop_constraint"]
+
+
+def drop_constraint(basis):
+    """The fitted ``basis`` without its sum-to-zero constraint (Z = I), as mgcv's smoothCon
+    leaves a smooth multiplied by a non-constant numeric ``by`` variable: the product is
+    not confounded with the intercept, and its penalty's null space keeps the constant."""
+    basis.constraint_ = np.eye(basis.constraint_.shape[0])
+    basis.centred_ = False
+    return basis
 
 
 def smoothcon_scale(penalty, basis):
@@ -79,6 +88,7 @@ class SmoothBasis:
         sums = B.sum(axis=0) if weights is None else np.asarray(weights, dtype=float) @ B
         q, _ = linalg.qr(sums[:, None], mode="full")
         self.constraint_ = q[:, 1:]
+        self.centred_ = True
         self.penalty_scale_ = 1.0
         if self.scale_penalty:
             used = B if weights is None else B[np.asarray(weights) > 0]

@@ -260,6 +260,7 @@ class ThinPlate:
         sums = B.sum(axis=0) if w is None else w @ B
         q, _ = linalg.qr(sums[:, None], mode="full")
         self.constraint_ = q[:, 1:]
+        self.centred_ = True
         return self
 
     @staticmethod
@@ -327,11 +328,12 @@ class ThinPlate:
     def mixed_parts(self):
         """``(F, R, d)`` as `PSpline.mixed_parts`: ``design(x) c̃ = design(x) (F β + R b)``
         with F the constrained penalty's null space — its M − 1 smallest eigenvalues' vectors,
-        the non-constant polynomials (the constant is constrained away) — unpenalized
+        the non-constant polynomials (the constant is constrained away; all M polynomials
+        without the constraint, `skmixed._model.smooth.drop_constraint`) — unpenalized
         (fixed), and ``R = U_+ diag(d)^{-1/2}`` the range space, scaled so that the penalty
         is ``b'b``. The null space's size is known, so no tolerance splits the spectrum."""
         eigval, eigvec = linalg.eigh(self.constrained_penalty())
-        n_null = self.powers_.shape[0] - 1
+        n_null = self.powers_.shape[0] - int(self.centred_)
         d = eigval[n_null:]
         if not d[0] > 1e3 * np.finfo(float).eps * d[-1]:
             raise ValueError(f"the penalty of the thin-plate smooth (k={self.k_}) is "

@@ -10,12 +10,13 @@ import pytest
 
 from skmixed._kernels.binned import bin_layout, binned_sums, sum_binned_blocks
 from skmixed._kernels.threads import over_blocks
+from skmixed._model.additive_cross import by_multipliers
 from skmixed._kernels.threads import numba_threads
 
 KEYS = ("plain", "cnt", "sums", "pairs", "gcnt", "gsum", "gbasis")
 
 
-def run(X, y, w, bins, sizes, codes, G, n_blocks, basis, widths):
+def run(X, y, w, bins, sizes, codes, G, n_blocks, basis, widths, by=None):
     """The kernel's outputs added over the blocks, and the smooths' bin offsets. The
     buffers start as garbage (NaN): the kernel zeroes what it uses."""
     offsets = bin_layout(sizes)
@@ -28,8 +29,11 @@ def run(X, y, w, bins, sizes, codes, G, n_blocks, basis, widths):
                gbasis=np.full((k, G, K), np.nan), span=np.zeros((k, 2), dtype=np.int64))
     # through the thread runner: on several threads (THREAD_MIN_ROWS permitting) each
     # thread computes a range of the blocks
-    over_blocks(binned_sums, (X, y, w, bins, offsets, codes, basis, col_offsets,
-                              *[out[key] for key in KEYS + ("span",)]), k, y.shape[0])
+    rows, smooth_by, by_num, by_fac = by_multipliers(
+        list(bins), [None] * len(bins) if by is None else by, y.shape[0])
+    over_blocks(binned_sums, (X, y, w, rows, offsets, codes, basis, col_offsets, smooth_by,
+                              by_num, by_fac, *[out[key] for key in KEYS + ("span",)]),
+                k, y.shape[0])
     total = sum_binned_blocks(out)
     return [total[key] for key in KEYS], offsets
 
@@ -81,6 +85,49 @@ def test_binned_sums_against_numpy(weighted, grouped, n_blocks):
         np.testing.assert_allclose(gcnt, np.bincount(codes, wv, minlength=G), rtol=1e-12)
         np.testing.assert_allclose(gsum[:, 1], np.bincount(codes, wv * V[:, 1], G),
                                    rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_blocks", [1, 4])
+def test_binned_sums_by_multipliers(n_blocks):
+    """mgcv's ``by =``: smooth 0 multiplied by a numeric column, smooths 1 and 2 the levels
+    1 and 0 of a factor, sharing one covariate's bins — every sum as NumPy's with the rows'
+    basis multiplied (0 off the level)."""
+    rng = np.random.default_rng(6)
+    n, sizes, G = 611, [7, 5, 5], 4
+    X = np.asfortranarray(rng.normal(size=(n, 1)))
+    y = rng.normal(size=n)
+    V = np.column_stack([X, y])
+    z_bins = rng.integers(0, 5, n).astype(np.int32)
+    bins = [rng.integers(0, 7, n).astype(np.int32), z_bins, z_bins]
+    num = rng.normal(size=n)
+    fac = rng.integers(0, 3, n).astype(np.int32)
+    mult = np.stack([num, (fac == 1).astype(float), (fac == 0).astype(float)])
+    wv = rng.uniform(0.5, 2.0, n)
+    codes = rng.integers(0, G, n)
+    basis, widths = powers_basis(sizes)
+    (plain, cnt, sums, pairs, _, _, gbasis), offsets = run(
+        X, y, wv, bins, sizes, codes, G, n_blocks, basis, widths,
+        by=[("num", num), ("fac", fac, 1), ("fac", fac, 0)])
+    np.testing.assert_allclose(plain, (V * wv[:, None]).T @ V, rtol=1e-12)
+    rows = [basis[offsets[j] + bins[j]][:, 2 * j:2 * j + 2] * mult[j][:, None]
+            for j in range(3)]
+    for j, m in enumerate(sizes):
+        b = slice(offsets[j], offsets[j + 1])
+        np.testing.assert_allclose(cnt[b], np.bincount(bins[j], wv * mult[j] ** 2, m),
+                                   rtol=1e-12, atol=1e-12)
+        for a in range(2):
+            np.testing.assert_allclose(sums[b, a], np.bincount(bins[j], wv * mult[j] * V[:, a],
+                                                               m), rtol=1e-12, atol=1e-12)
+        for l in range(j + 1, 3):
+            np.testing.assert_allclose(pairs[2 * j:2 * j + 2, 2 * l:2 * l + 2],
+                                       (rows[j] * wv[:, None]).T @ rows[l], rtol=1e-12,
+                                       atol=1e-12)
+        for col in range(2):
+            np.testing.assert_allclose(gbasis[:, 2 * j + col],
+                                       np.bincount(codes, wv * rows[j][:, col], G),
+                                       rtol=1e-12, atol=1e-12)
+    # two levels of one factor never meet in a row
+    np.testing.assert_array_equal(pairs[2:4, 4:6], 0.0)
 
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 Numba threads")
