@@ -95,6 +95,12 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         parametric columns (e.g. ``pd.get_dummies(df.v, drop_first=True)``; the formula
         ``bam("y ~ v + s(z, by = v)")`` does it). Every level needs rows and at least two
         values of z. In-memory data only (not chunked or Dask sources).
+    select : bool, default=False
+        mgcv's ``select = TRUE``: each smooth's unpenalized part (its linear trend; with a
+        numeric ``by``, also the constant) gets a penalty of its own, with its own
+        smoothing parameter (``smooths_["lambda_null"]``), so REML can shrink a smooth to
+        zero: an edf near 0 removes it. Every smooth's test is then mgcv's random-effect
+        test, as in mgcv.
     groups : str or int, default=None
         Grouping column for a random intercept (mgcv's ``s(g, bs = "re")``); None: none.
         A Gaussian model needs fewer groups than observations (the sum of the weights), as
@@ -154,8 +160,9 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         relative to the residual variance, on the constrained basis: for "cr" and "cc"
         with the penalty scaled as mgcv scales it, so mgcv's ``sp``; for "ps" with the
         unscaled difference penalty)
-        and ``variance``, σ²τ² of its penalized part. The p-values ignore the uncertainty
-        of the smoothing parameters (as mgcv's) and are computed to an absolute accuracy of
+        and ``variance``, σ²τ² of its penalized part; with ``select=True`` also
+        ``lambda_null``, the λ of its null-space penalty (NaN: a smooth without one).
+        The p-values ignore the uncertainty of the smoothing parameters (as mgcv's) and are computed to an absolute accuracy of
         about 1e-10 (mgcv's are to about 1e-6).
     variance_components_ : DataFrame
         The group random intercept's and slopes' variances and SDs, and the residual
@@ -195,6 +202,7 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         "bs": [StrOptions(set(BASES)), dict],
         "knots": [dict, None],
         "by": [dict, None],
+        "select": ["boolean"],
         "groups": [str, Integral, None],
         "random_slopes": [list, tuple, str, Integral],
         "family": [StrOptions({"gaussian", "binomial", "poisson", "gamma", "nbinom2"})],
@@ -206,14 +214,15 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         "max_iter": GROUPED_CONSTRAINTS["max_iter"],
     }
 
-    def __init__(self, *, smooths=(), k=10, bs="ps", knots=None, by=None, groups=None,
-                 random_slopes=(), family="gaussian", discrete="auto", n_bins=1000,
-                 fit_intercept=True, n_jobs=None, tol=1e-8, max_iter=100):
+    def __init__(self, *, smooths=(), k=10, bs="ps", knots=None, by=None, select=False,
+                 groups=None, random_slopes=(), family="gaussian", discrete="auto",
+                 n_bins=1000, fit_intercept=True, n_jobs=None, tol=1e-8, max_iter=100):
         self.smooths = smooths
         self.k = k
         self.bs = bs
         self.knots = knots
         self.by = by
+        self.select = select
         self.groups = groups
         self.random_slopes = random_slopes
         self.family = family
@@ -482,7 +491,7 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
             smooths=tuple(self._smooth_term(label) for label in smooth_labels),
             group=None if group_label is None else _design.column_name(group_label),
             slopes=tuple(_design.column_name(c) for c in slope_labels),
-            tol=self.tol, max_iter=self.max_iter)
+            tol=self.tol, max_iter=self.max_iter, select=bool(self.select))
 
     def _set_fitted(self, result, X, labels, scaling, target):
         """Every fitted attribute from the fit's `FitResult`

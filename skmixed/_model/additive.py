@@ -90,17 +90,17 @@ class DenseREML:
     def __init__(self, blocks, y, weights=None, groups=None, n_groups=None, slopes=None):
         cross = CrossProducts.dense(blocks.fixed, blocks.random, y, weights, groups, n_groups,
                                     slopes)
-        self._setup(cross, blocks.sizes, blocks.fixed_of)
+        self._setup(cross, blocks.sizes, blocks.fixed_of, blocks.smooth_blocks)
 
     @classmethod
-    def from_crossproducts(cls, cross, sizes, fixed_of):
+    def from_crossproducts(cls, cross, sizes, fixed_of, smooth_blocks=None):
         """The REML from precomputed cross-products (e.g. `CrossProducts.binned`);
-        ``sizes`` and ``fixed_of`` as `SmoothBlocks`'."""
+        ``sizes``, ``fixed_of`` and ``smooth_blocks`` as `SmoothBlocks`'."""
         self = cls.__new__(cls)
-        self._setup(cross, sizes, fixed_of)
+        self._setup(cross, sizes, fixed_of, smooth_blocks)
         return self
 
-    def _setup(self, cross, sizes, fixed_of):
+    def _setup(self, cross, sizes, fixed_of, smooth_blocks=None):
         M, p, q = cross.M, cross.p, cross.q
         self.n, self.p, self.q = cross.n, p, q
         self.FF, self.RF, self.RR = M[:p, :p], M[p:p + q, :p], M[p:p + q, p:p + q]
@@ -110,8 +110,11 @@ class DenseREML:
                              "smooths' linear trends) is collinear: e.g. a parametric copy "
                              "of a smooth's covariate, or two smooths of the same column; "
                              "drop one of them.")
-        self.sizes = list(sizes)
-        self.fixed_of = list(fixed_of)
+        self.sizes = list(sizes)  # per penalized block (its own τ)
+        self.fixed_of = list(fixed_of)  # per smooth
+        # per smooth its blocks (one, or two with select=True: range and null space)
+        self.smooth_blocks = ([[j] for j in range(len(self.sizes))] if smooth_blocks is None
+                              else [list(b) for b in smooth_blocks])
         self.G, self.r = 0, 0
         if cross.ZZ is not None:
             # per group: Z'Z (r × r) and the sums Z'F, Z'R, Z'y
@@ -332,11 +335,9 @@ class DenseREML:
         inv = self._inverse(self.solve(np.log(fit.tau)))
         res_df = None if self.scale is not None else self.n - fit.edf_total
         coef, V = fit, fit.cov
-        ref_df, tests, start, p = [], [], 0, self.p
-        for size, fixed in zip(self.sizes, self.fixed_of):
+        ref_df, tests, p = [], [], self.p
+        for rng, fixed in zip(self._smooth_ranges(), self.fixed_of):
             fixed = list(fixed)
-            rng = np.arange(start, start + size)
-            start += size
             if not fixed:
                 rank, stat, p_value = self._penalized_term_test(fit, rng, res_df)
                 ref_df.append(rank)
@@ -361,7 +362,7 @@ class DenseREML:
         information is the smooth's Schur complement in ``X₁'V X₁ + S₁`` and its
         frequentist covariance ``σ²(P − P S₁ P)`` over its block, ``σ²P`` the posterior
         covariance of the non-random coefficients (``fit.cov``)."""
-        p, J = self.p, len(self.sizes)
+        p, J = self.p, len(self.sizes)  # J penalized blocks
         penalty = np.concatenate([np.zeros(p),
                                   np.repeat(1.0 / fit.tau[:J] ** 2, self.sizes)])
         H = np.block([[self.FF, self.RF.T], [self.RF, self.RR]]) + np.diag(penalty)
@@ -411,16 +412,21 @@ class DenseREML:
                             + AiK_g.reshape(G, r, -1) @ AX.reshape(G, r, -1).transpose(0, 2, 1))
         return out
 
+    def _smooth_ranges(self):
+        """Per smooth the positions of its penalized coordinates among the q (its blocks')."""
+        starts = np.concatenate([[0], np.cumsum(self.sizes)]).astype(int)
+        return [np.concatenate([np.arange(starts[k], starts[k + 1]) for k in blocks])
+                .astype(int) if blocks else np.zeros(0, dtype=int)
+                for blocks in self.smooth_blocks]
+
     def _edf(self, inv):
         """Per smooth (and the group blocks last, one per random-effect column): its
         null-space dimension plus
         ``Σ_i (1 − (M⁻¹)_ii)`` over its random coefficients (u coordinates): the trace of
         its block of the hat-matrix decomposition (mgcv's edf)."""
         diag1 = np.diag(inv["cov_uu"])
-        edf, start = [], 0
-        for size, fixed in zip(self.sizes, self.fixed_of):
-            edf.append(len(fixed) + np.sum(1.0 - diag1[start:start + size]))
-            start += size
+        edf = [len(fixed) + np.sum(1.0 - diag1[rng])
+               for rng, fixed in zip(self._smooth_ranges(), self.fixed_of)]
         if self.G:
             edf.extend(np.sum(1.0 - np.diagonal(inv["var_g"], axis1=1, axis2=2), axis=0))
         return np.array(edf)

@@ -19,14 +19,17 @@ __all__ = ["SmoothBlocks", "CrossProducts", "discretize", "by_multipliers",
 @dataclass
 class SmoothBlocks:
     """The columns of an additive model: ``fixed`` (n × p: parametric columns and the
-    smooths' null spaces) and ``random`` (n × q, the smooths' range spaces one after
-    another), ``sizes`` (q_j per smooth) and ``fixed_of`` (per smooth, the indices of its
-    null-space columns in ``fixed``)."""
+    smooths' null spaces) and ``random`` (n × q, the smooths' penalized blocks one after
+    another), ``sizes`` (the columns of each penalized block, each with its own τ),
+    ``fixed_of`` (per smooth, the indices of its null-space columns in ``fixed``) and
+    ``smooth_blocks`` (per smooth its blocks; None: one each — with ``select=True`` a
+    smooth's null space is a second block)."""
 
     fixed: np.ndarray
     random: np.ndarray
     sizes: list
     fixed_of: list
+    smooth_blocks: list = None
 
 
 def discretize(x, n_bins=1000):

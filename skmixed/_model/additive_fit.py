@@ -33,7 +33,7 @@ from .additive import LOG_TAU_BOUNDS, DenseREML
 from .additive_cross import crossproducts_from_tables, discretize
 from .._kernels.threads import single_threaded_blas
 from .additive_pirls import laplace_reml, performance_iteration
-from .additive_system import AdditiveSystem, null_positions
+from .additive_system import AdditiveSystem, null_positions, penalized_blocks
 from .identifiability import check_residual_variation
 from .optimize import OptSummary
 from .result import FactorFit, FitResult
@@ -54,7 +54,9 @@ class AdditiveSpec:
     label, basis dimension k, basis, a cyclic basis's ends); ``group``, the grouping
     factor's name or None, and
     ``slopes``, the names of its independent random slopes (lme4's ``(1 + x || g)``);
-    ``tol`` and ``max_iter`` of the performance iteration."""
+    ``tol`` and ``max_iter`` of the performance iteration; ``select``: mgcv's
+    ``select = TRUE``, each smooth's null space penalized too (its own τ), so that a smooth
+    can be removed entirely."""
 
     family: Family
     fit_intercept: bool
@@ -64,6 +66,7 @@ class AdditiveSpec:
     slopes: tuple = ()
     tol: float = 1e-8
     max_iter: int = 100
+    select: bool = False
 
     @property
     def term(self):
@@ -114,10 +117,26 @@ def smooth_bases(spec, values, counts, indexes=None, by=None):
                 F, R, _ = spline.mixed_parts()
             basis = spline.design(v)
             shared[key] = dict(spline=spline, null=basis @ F, range=basis @ R, F=F, R=R)
+            if spec.select and F.shape[1]:
+                shared[key] = _select_blocks(shared[key])
         bases.append(dict(shared[key], label=term.label, by=by[j]))
         if indexes is not None:
             bases[-1]["index"] = indexes[j]
     return bases
+
+
+def _select_blocks(basis):
+    """mgcv's ``select = TRUE`` for one smooth: its null-space columns penalized too, with
+    their own smoothing parameter, so they join the range columns as a second penalized
+    block (``blocks``: the two widths) and the smooth has no fixed columns. mgcv's extra
+    penalty is the projector on the penalty's null space in its coefficients, which are
+    this basis's up to the constraint's orthogonal rotation (the same columns: tp's are
+    scaled as mgcv's); with F orthonormal it is ``β'β`` on the null-space coefficients —
+    already the identity of the mixed-model form."""
+    return dict(basis, null=basis["null"][:, :0], F=basis["F"][:, :0],
+                range=np.hstack([basis["range"], basis["null"]]),
+                R=np.hstack([basis["R"], basis["F"]]),
+                blocks=[basis["R"].shape[1], basis["F"].shape[1]])
 
 
 def _constant(by_values):
@@ -239,8 +258,9 @@ def fit_tables(spec, tables, bases, *, levels, scaling, scales, y_shift, check_r
     if len(kept) < p0:
         cross, p0 = cross.subset_fixed(kept), len(kept)
     layout = _layout(bases, p0, True)
-    reml = DenseREML.from_crossproducts(cross, layout["range_widths"],
-                                        null_positions(p0, layout["null_widths"]))
+    sizes, smooth_blocks = penalized_blocks(bases)
+    reml = DenseREML.from_crossproducts(cross, sizes, null_positions(p0, layout["null_widths"]),
+                                        smooth_blocks)
     fit, converged, note = _gaussian_fit(reml, y_shift, spec)
     opt = _opt_summary(fit, "L-BFGS-B + Newton", 1, _n_evals(fit), converged, note)
     return _result(spec, fit, layout, levels, scaling, kept, dropped, scales, opt, note)
@@ -258,7 +278,7 @@ def _gaussian_fit(reml, y_shift, spec):
     if y_shift:
         fit.beta[0] += y_shift
     note = None
-    if np.any(np.log(fit.tau[len(spec.smooths):]) >= LOG_TAU_BOUNDS[1] - 1e-6):
+    if np.any(np.log(fit.tau[len(reml.sizes):]) >= LOG_TAU_BOUNDS[1] - 1e-6):
         note = (f"the residual variance is (numerically) 0 next to the variance of the "
                 f"{spec.group!r} random effects: y is an exact function of the other terms "
                 "and the groups, so the residual SD is the optimizer's bound (the random "
@@ -318,10 +338,16 @@ def _result(spec, fit, layout, levels, scaling, kept, dropped, scales, opt, note
     sigma = float(fit.sigma)
     ref_df, tests = fit.significance()
     scale_estimated = spec.family.scale_estimated
+    blocks = fit.reml.smooth_blocks
+    tau = fit.tau[[b[0] for b in blocks]]  # each smooth's range block (its main penalty)
     smooths = {"edf": fit.edf[:J], "ref_df": ref_df,
                "statistic": tests[:, 0] / (ref_df if scale_estimated else 1.0),
-               "p_value": tests[:, 1], "lambda": 1.0 / fit.tau[:J] ** 2,
-               "variance": (sigma * fit.tau[:J]) ** 2}
+               "p_value": tests[:, 1], "lambda": 1.0 / tau ** 2,
+               "variance": (sigma * tau) ** 2}
+    if spec.select:  # the null-space penalty's λ (none: a smooth without a null space)
+        smooths["lambda_null"] = np.array([1.0 / fit.tau[b[1]] ** 2 if len(b) > 1
+                                           else np.nan for b in blocks])
+    J = len(fit.reml.sizes)  # the groups' τ come after every penalized block
     factors = []
     if spec.group is not None:
         # the internal slopes are x / s: θ and modes × 1/s, conditional variances × 1/s²

@@ -7,7 +7,7 @@ import numpy as np
 from .additive import DenseREML
 from .additive_cross import CrossProducts, SmoothBlocks
 
-__all__ = ["AdditiveSystem", "null_positions", "multiplier"]
+__all__ = ["AdditiveSystem", "null_positions", "penalized_blocks", "multiplier"]
 
 
 def null_positions(p0, null_widths):
@@ -18,6 +18,18 @@ def null_positions(p0, null_widths):
         out.append(list(range(start, start + f)))
         start += f
     return out
+
+
+def penalized_blocks(bases):
+    """The penalized blocks' sizes (each its own τ) and, per smooth, its blocks: a smooth's
+    range space, and with ``select=True`` its null space as a second block (a basis's
+    ``blocks``: the widths of its range columns' parts; default one)."""
+    sizes, smooth_blocks = [], []
+    for b in bases:
+        parts = b.get("blocks") or [b["range"].shape[1]]
+        smooth_blocks.append(list(range(len(sizes), len(sizes) + len(parts))))
+        sizes.extend(parts)
+    return sizes, smooth_blocks
 
 
 def multiplier(by):
@@ -47,6 +59,7 @@ class AdditiveSystem:
         self.null_widths = [b["null"].shape[1] for b in bases]
         self.range_widths = [b["range"].shape[1] for b in bases]
         self.fixed_of = null_positions(X.shape[1], self.null_widths)
+        self.sizes, self.smooth_blocks = penalized_blocks(bases)
 
     def reml(self, y, w):
         groups = self.codes if self.G else None
@@ -56,7 +69,8 @@ class AdditiveSystem:
                                          groups=groups, n_groups=self.G or None,
                                          slopes=self.slopes,
                                          by=[b.get("by") for b in self.bases])
-            return DenseREML.from_crossproducts(cross, self.range_widths, self.fixed_of)
+            return DenseREML.from_crossproducts(cross, self.sizes, self.fixed_of,
+                                                self.smooth_blocks)
         return DenseREML(self._dense_blocks(), y, w, groups=groups,
                          n_groups=self.G or None, slopes=self.slopes)
 
@@ -67,7 +81,8 @@ class AdditiveSystem:
             fixed = np.hstack([self.X] + [_rows(b, "null") for b in self.bases])
             random = (np.hstack([_rows(b, "range") for b in self.bases]) if self.bases
                       else np.empty((self.X.shape[0], 0)))
-            self._blocks = SmoothBlocks(fixed, random, self.range_widths, self.fixed_of)
+            self._blocks = SmoothBlocks(fixed, random, self.sizes, self.fixed_of,
+                                        self.smooth_blocks)
         return self._blocks
 
     def linear_predictor(self, fit):
