@@ -24,7 +24,8 @@ smooths and offset, and computed with NumPy and pandas on the DataFrame's column
   cubic spline; the ends of its cycle as mgcv's ``knots = list(z = c(0, 24))``:
   ``bam(..., knots={"z": (0, 24)})``), ``s(z, by = v)`` (mgcv's by variable: numeric, a
   varying coefficient; a factor, one smooth per level — write its main effect too,
-  ``y ~ f + s(z, by = f)``), ``s(g, bs = "re")`` (a random intercept per g) and
+  ``y ~ f + s(z, by = f)``), ``s(x, z)`` (an isotropic thin-plate smooth of two or more
+  covariates), ``s(g, bs = "re")`` (a random intercept per g) and
   ``s(g, x, bs = "re")`` (a random slope of x per g).
 
 Anything else — another function, a string outside ``s(bs = ...)`` and ``C()``'s reference, ``[``,
@@ -229,27 +230,43 @@ def _smooth_columns(parsed, data, X):
                     X[sm.by] = by.to_numpy(dtype=float)
                 slopes.append(sm.by)
             continue
-        smooths.append(sm.covariate)
-        if sm.k is not None:
-            k[sm.covariate] = sm.k
-        bs[sm.covariate] = sm.bs
+        label = (sm.covariate,) + sm.more if sm.more else sm.covariate
+        used = {c for s in smooths for c in (s if isinstance(s, tuple) else (s,))}
+        repeated = [c for c in (sm.covariate,) + sm.more if c in used]
+        if repeated:
+            raise FormulaError(parsed.formula, sm.pos, f"{repeated[0]!r} is the covariate of "
+                               "two smooths (e.g. s(x) + s(x, by = f)): not supported yet; "
+                               "one smooth per covariate")
         X[sm.covariate] = values.to_numpy(dtype=float)
+        for extra in sm.more:
+            if extra in parametric:
+                raise FormulaError(parsed.formula, sm.pos, f"{extra!r} is both a parametric "
+                                   "term and a smooth's covariate: the smooth holds its linear "
+                                   "trend (the two are collinear); drop the parametric term")
+            X[extra] = _lookup(parsed, data, extra, sm.pos).to_numpy(dtype=float)
+        smooths.append(label)
+        if sm.k is not None:
+            k[label] = sm.k
+        bs[label] = sm.bs
         if sm.by_var is not None:
             by_values = _lookup(parsed, data, sm.by_var, sm.pos)
-            if sm.by_var in parametric or sm.by_var == sm.covariate:
+            if sm.by_var == sm.covariate:
                 raise FormulaError(parsed.formula, sm.pos, f"s({sm.covariate}, by = "
-                                   f"{sm.by_var}): {sm.by_var!r} is also "
-                                   f"{'a parametric term' if sm.by_var in parametric else 'the covariate'}"
-                                   ": a numeric by variable's smooth holds its linear effect "
+                                   f"{sm.by_var}): a smooth multiplied by its own covariate is "
+                                   "not supported; copy the column under another name")
+            if sm.by_var in parametric:
+                raise FormulaError(parsed.formula, sm.pos, f"s({sm.covariate}, by = "
+                                   f"{sm.by_var}): {sm.by_var!r} is also a parametric term: a "
+                                   "numeric by variable's smooth holds its linear effect "
                                    "(drop the parametric term); a factor's main effect is "
                                    "written as the factor, e.g. y ~ f + s(x, by = f)")
             X[sm.by_var] = by_values
-            by_vars[sm.covariate] = sm.by_var
+            by_vars[label] = sm.by_var
     if groups is not None:
         X[groups] = data[groups]
     base = dict(smooths=smooths, groups=groups, random_slopes=slopes)
     if k:
-        base["k"] = {**{s: 10 for s in smooths}, **k}
+        base["k"] = {**{s: 10 for s in smooths if not isinstance(s, tuple)}, **k}
     if bs:
         base["bs"] = bs
     if by_vars:

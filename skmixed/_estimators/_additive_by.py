@@ -60,7 +60,20 @@ def expand_by(X_table, terms, columns, by_labels, weights, discrete, n_bins):
             mults.append(("num", num))
             info.append((by, None))
             continue
-        codes, levels = _design.encode_groups(values, by)
+        if isinstance(values.dtype, pd.CategoricalDtype) and values.cat.ordered:
+            raise ValueError(
+                f"the by factor {name!r} is ordered: mgcv gives an ordered factor no smooth "
+                "for its first level, for the difference smooths of y ~ f + s(x) + "
+                "s(x, by = f), which need one covariate in two smooths — not supported yet. "
+                "Make it unordered (one smooth per level): "
+                "Series.cat.as_unordered().")
+        try:
+            codes, levels = _design.encode_groups(values, by)
+        except ValueError as exc:  # the grouping column's wording, for a by factor
+            raise ValueError(str(exc).replace("(the grouping column)", "(a by factor)")
+                             .replace("the grouping column", "the by factor")
+                             .replace("every row needs a group", "every row needs a level")
+                             ) from None
         used = np.bincount(codes, weights=weights, minlength=len(levels))
         for code, level in enumerate(levels):
             if not used[code] > 0:

@@ -16,10 +16,37 @@ from ._rprint import coef_table
 __all__ = ["AdditivePrediction", "smooth_name"]
 
 
+def smooth_label_name(label):
+    """A smooth's covariates as mgcv writes them: ``x``, or ``x,z`` for a tuple."""
+    if isinstance(label, tuple):
+        return ",".join(_design.column_name(c) for c in label)
+    return _design.column_name(label)
+
+
+def covariate_columns(labels):
+    """The columns of the smooths ``labels`` (a tuple: a smooth of several), flattened."""
+    return [c for label in labels
+            for c in (label if isinstance(label, tuple) else (label,))]
+
+
+def smooth_arrays(X_table, keys):
+    """Each smooth's covariate values from X: a 1-D array, or n × d for a tuple of keys
+    (made once per smooth: the levels of a by factor share it)."""
+    out = []
+    for key in keys:
+        if isinstance(key, tuple):
+            out.append(np.column_stack([np.asarray(c, dtype=float)
+                                        for c in _design.fixed_columns(X_table, list(key))]))
+        else:
+            out.append(_design.fixed_columns(X_table, [key])[0])
+    return out
+
+
 def smooth_name(label, by):
-    """mgcv's name of a smooth of column ``label``: ``s(x)``, ``s(x):v`` (numeric ``by``
-    v), ``s(x):va`` (level a of a factor ``by`` v); ``by`` as `expand_by`'s info."""
-    name = f"s({_design.column_name(label)})"
+    """mgcv's name of a smooth of column ``label``: ``s(x)``, ``s(x,z)``, ``s(x):v``
+    (numeric ``by`` v), ``s(x):va`` (level a of a factor ``by`` v); ``by`` as
+    `expand_by`'s info."""
+    name = f"s({smooth_label_name(label)})"
     if by is None:
         return name
     return f"{name}:{_design.column_name(by[0])}" + ("" if by[1] is None else f"{by[1]}")
@@ -48,7 +75,8 @@ class AdditivePrediction:
         position = {c: i for i, c in enumerate(all_labels)}
         # positions too: predict may get an array after a DataFrame fit, or the reverse
         self._positions = dict(param=[position[c] for c in param_labels],
-                               smooth=[position[c] for c in smooth_labels],
+                               smooth=[tuple(position[x] for x in c) if isinstance(c, tuple)
+                                       else position[c] for c in smooth_labels],
                                group=None if group_label is None else position[group_label],
                                slope=[position[c] for c in slope_labels],
                                by={b[0]: position[b[0]] for b in by_info if b is not None})
@@ -58,10 +86,18 @@ class AdditivePrediction:
     def _partial_effect(self, term, grid, level):
         """`partial_effect`'s table."""
         j = self._smooth_index(term)
+        label = self._labels["smooth"][j]
         grid = np.asarray(grid, dtype=float)
+        if isinstance(label, tuple):  # a smooth of d covariates: an n × d grid of points
+            if grid.ndim != 2 or grid.shape[1] != len(label):
+                raise ValueError(f"the smooth of {list(label)} needs grid points as an n × "
+                                 f"{len(label)} array; got shape {grid.shape}.")
+            columns = {_design.column_name(c): grid[:, i] for i, c in enumerate(label)}
+        else:
+            columns = {"x": grid}
         effect, se = self._smooth_values(j, grid)
         zq = stats.norm.ppf(0.5 + level / 2.0)
-        return pd.DataFrame({"x": grid, "effect": effect, "std_error": se,
+        return pd.DataFrame({**columns, "effect": effect, "std_error": se,
                              "lower": effect - zq * se, "upper": effect + zq * se})
 
     def _smooth_index(self, term):
@@ -70,8 +106,8 @@ class AdditivePrediction:
         names = list(self.smooths_.index)
         if isinstance(term, str) and term in names:
             return names.index(term)
-        labels = [_design.column_name(c) for c in self._labels["smooth"]]
-        key = _design.column_name(term)
+        labels = [smooth_label_name(c) for c in self._labels["smooth"]]
+        key = smooth_label_name(tuple(term) if isinstance(term, list) else term)
         if key not in labels and term in self._positions["smooth"]:
             key = labels[self._positions["smooth"].index(term)]  # a column position
         hits = [j for j, c in enumerate(labels) if c == key]
@@ -88,13 +124,17 @@ class AdditivePrediction:
         labels, positions = self._labels[kind], self._positions[kind]
         if isinstance(X_table, pd.DataFrame):
             if self._fitted_on_frame:
-                needed = [labels] if kind == "group" else labels
+                needed = ([labels] if kind == "group" else covariate_columns(labels)
+                          if kind == "smooth" else labels)
                 missing = [c for c in needed if c not in X_table.columns]
                 if missing:
                     raise ValueError(f"X lacks the column(s) {missing} seen in fit.")
                 return labels
             cols = X_table.columns
-            return cols[positions] if kind == "group" else [cols[i] for i in positions]
+            if kind == "group":
+                return cols[positions]
+            return [tuple(cols[j] for j in i) if isinstance(i, tuple) else cols[i]
+                    for i in positions]
         return positions
 
     def _by_key(self, X_table):
@@ -126,8 +166,10 @@ class AdditivePrediction:
                   for j, c in enumerate(self._columns(X_table, "param"))]
         _design.check_finite_columns(params, self._keys(X_table, "param"))
         params = [params[j] for j in self._kept_params]  # not those dropped as collinear
-        smooth_cols = self._columns(X_table, "smooth")
-        _design.check_finite_columns(smooth_cols, self._keys(X_table, "smooth"))
+        smooth_keys = self._keys(X_table, "smooth")
+        flat = covariate_columns(smooth_keys)
+        _design.check_finite_columns(_design.fixed_columns(X_table, flat), flat)
+        smooth_cols = smooth_arrays(X_table, smooth_keys)
         # the rows' coefficient vectors over (β, b): [intercept, parametric, nulls, ranges]
         blocks = [np.ones((n, 1))] if self.fit_intercept else []
         blocks += [c[:, None] for c in params]
@@ -200,7 +242,7 @@ class AdditivePrediction:
         for c, b, by in zip(self._labels["smooth"], self._model_info["bases"],
                             self._labels["by"]):
             by_arg = "" if by is None else f", by = {_design.column_name(by[0])}"
-            text = f's({_design.column_name(c)}{by_arg}, bs = "{b["spline"].bs}")'
+            text = f's({smooth_label_name(c).replace(",", ", ")}{by_arg}, bs = "{b["spline"].bs}")'
             if text not in smooths:  # a factor by's levels: one term
                 smooths.append(text)
         group = self._labels["group"]
@@ -266,16 +308,44 @@ class AdditivePrediction:
         scale = {"gaussian": "y", "binomial": "log-odds of y",
                  "poisson": "log mean of y"}.get(self.family, "linear predictor")
         for ax, basis, term in zip(axes, bases, self.smooths_.index):
+            if isinstance(basis["label"], tuple):
+                self._plot_surface(ax, basis, term, n_points, scale)
+                continue
             # the fitted covariate's range (a P-spline's widened 0.1 %, a cycle's ends)
             lo, hi = basis["spline"].domain
             band = self.partial_effect(term, np.linspace(lo, hi, n_points), level)
             ax.fill_between(band["x"], band["lower"], band["upper"], alpha=0.3, lw=0,
                             label=f"{level:.0%} pointwise band")
             ax.plot(band["x"], band["effect"], label="estimate")
-            ax.axhline(0.0, color="grey", lw=0.8, ls=":", label="0 (centred)")
+            centred = getattr(basis["spline"], "centred_", True)
+            ax.axhline(0.0, color="grey", lw=0.8, ls=":",
+                       label="0 (centred)" if centred else "0")
             column = _design.column_name(basis["label"])
-            ax.set(xlabel=column, ylabel=f"{term}: effect on {scale}",
+            # a numeric by: the smooth is the coefficient function of the by variable
+            by = self._labels["by"][list(self.smooths_.index).index(term)]
+            what = (f"effect on {scale}" if by is None or by[1] is not None
+                    else f"coefficient of {_design.column_name(by[0])}")
+            ax.set(xlabel=column, ylabel=f"{term}: {what}",
                    title=f"Partial effect of {column} ({term}, "
                          f"edf {self.smooths_.loc[term, 'edf']:.2f})")
             ax.legend(fontsize="x-small")
         return list(axes)
+
+    def _plot_surface(self, ax, basis, term, n_points, scale):
+        """A smooth of two covariates as a filled contour over their ranges in the data,
+        with a colour bar (of more covariates: not drawn)."""
+        ranges = basis["spline"].domain
+        names = [_design.column_name(c) for c in basis["label"]]
+        if len(ranges) != 2:
+            ax.set_axis_off()
+            ax.set_title(f"{term}: {len(ranges)} covariates (not drawn)")
+            return
+        side = max(10, int(np.sqrt(n_points * 20)))
+        gx, gz = np.meshgrid(np.linspace(*ranges[0], side), np.linspace(*ranges[1], side))
+        effect = self.partial_effect(term, np.column_stack([gx.ravel(), gz.ravel()]))
+        filled = ax.contourf(gx, gz, effect["effect"].to_numpy().reshape(gx.shape), levels=20,
+                             cmap="viridis")
+        ax.figure.colorbar(filled, ax=ax, label=f"effect on {scale}")
+        ax.set(xlabel=names[0], ylabel=names[1],
+               title=f"Partial effect of {names[0]}, {names[1]} ({term}, "
+                     f"edf {self.smooths_.loc[term, 'edf']:.2f})")

@@ -39,8 +39,10 @@ from .._model.identifiability import independent_fixed_columns
 from ..families import FAMILY_NAMES, get_family
 from ..sources import ChunkedData, score_target
 from . import _design
+from .._model.thin_plate import default_order, null_space_dimension
 from ._additive_by import expand_by
-from ._additive_predict import AdditivePrediction, smooth_name
+from ._additive_predict import (AdditivePrediction, covariate_columns, smooth_arrays,
+                                smooth_label_name, smooth_name)
 from ._additive_sources import (check_boundary_response, check_target, chunk_tables,
                                 dask_tables, parametric_columns, table_layout,
                                 used_group_codes)
@@ -54,6 +56,15 @@ __all__ = ["AdditiveMixed"]
 _DISCRETE_FROM_ROWS = 50_000
 
 
+def _resolve_smooth(X_table, entry):
+    """A ``smooths`` entry's column label, or for a list or tuple of columns (a smooth of
+    several covariates, mgcv's ``s(x, z)``) the tuple of their labels."""
+    if isinstance(entry, (list, tuple)):
+        labels = tuple(_design.resolve_column(X_table, c, "smooths") for c in entry)
+        return labels if len(labels) > 1 else labels[0]
+    return _design.resolve_column(X_table, entry, "smooths")
+
+
 class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
     """Additive mixed model: parametric effects, spline smooths, a random intercept and
     optional independent random slopes per group; smoothing parameters and variance
@@ -62,13 +73,17 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
 
     Parameters
     ----------
-    smooths : sequence of str or int, default=()
-        Columns of X with a smooth ``s(z, bs = bs)``; the other columns (except
-        ``groups``) are parametric (linear) effects.
+    smooths : sequence of str or int, or of tuples of them, default=()
+        Columns of X with a smooth ``s(z, bs = bs)``; a tuple of columns, e.g.
+        ``("x", "z")``, is mgcv's ``s(x, z)``: an isotropic thin-plate spline of those
+        covariates. The other columns (except ``groups`` and ``by`` columns) are parametric
+        (linear) effects.
     k : int or dict, default=10
-        Basis dimension per smooth (a dict maps a column to its k; others get 10), as
-        mgcv's k: at least 4 for "ps" and "cc", 3 for "cr". A "cc" smooth has k − 1
-        coefficients (k knots, the last the first).
+        Basis dimension per smooth (a dict maps a column — or a tuple of columns — to its
+        k; others get 10), as mgcv's k: at least 4 for "ps" and "cc", 3 for "cr" and
+        "tp". A "cc" smooth has k − 1 coefficients (k knots, the last the first). A smooth
+        of several covariates takes its k from a dict only, else mgcv's default (30 for
+        two covariates, 110 for three).
     bs : {"ps", "cr", "cc", "tp"} or dict, default="ps"
         The smooths' basis (a dict maps a column to its basis; others get "ps"), as mgcv's
         ``bs``: "ps", P-splines (cubic B-splines, 2nd-order difference penalty); "cr", the
@@ -77,8 +92,9 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         spline (value, slope and curvature agree at the two ends of the cycle; no
         unpenalized part); "tp", the thin-plate regression spline (mgcv's default for
         ``s()``, and a formula's: the eigen-truncated radial basis of the distinct values,
-        at most 2,000 of them drawn as mgcv draws them). All are constrained to sum to zero
-        over the data and give mgcv's fits.
+        at most 2,000 of them drawn as mgcv draws them; the only basis of a smooth of
+        several covariates, which gets it whatever ``bs`` says unless a dict names it). All
+        are constrained to sum to zero over the data and give mgcv's fits.
     knots : dict, default=None
         The ends of the cycle of "cc" smooths: a column mapped to ``(a, b)`` with ``a < b``
         covering its values (mgcv's ``knots = list(z = c(a, b))``, e.g. ``{"hour": (0,
@@ -266,8 +282,10 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         y_arr = check_target(y, n, self.family, name)
         smooth_labels, group_label, slope_labels, param_labels = self._roles(X_table)
         param_cols = _design.fixed_columns(X_table, param_labels)
-        smooth_cols = _design.fixed_columns(X_table, smooth_labels)
-        _design.check_finite_columns(param_cols + smooth_cols, param_labels + smooth_labels)
+        flat = covariate_columns(smooth_labels)
+        _design.check_finite_columns(param_cols + _design.fixed_columns(X_table, flat),
+                                     param_labels + flat)
+        smooth_cols = smooth_arrays(X_table, smooth_labels)
         discrete = (n >= _DISCRETE_FROM_ROWS) if self.discrete == "auto" else self.discrete
         codes, levels = None, None
         if group_label is not None:
@@ -330,9 +348,9 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
                                 weighted=sample_weight is not None)
 
     def _check_tables_fit(self, what):
-        if self.by:
-            raise ValueError(f"{type(self).__name__} fits smooths with by= variables from "
-                             f"data in memory only, not from {what}.")
+        if self.by or any(isinstance(s, (list, tuple)) and len(s) > 1 for s in self.smooths):
+            raise ValueError(f"{type(self).__name__} fits smooths with by= variables or of "
+                             f"several covariates from data in memory only, not from {what}.")
         if not self._family().linear or self.discrete is False:
             raise ValueError(f"{type(self).__name__} fits {what} for family='gaussian' "
                              "with binned smooths (discrete=True or 'auto') only.")
@@ -371,13 +389,13 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
     def _roles(self, X_table):
         """The columns' roles: smooths, the grouping column, random slopes and the
         parametric rest, each resolved and checked (in-memory, chunked and Dask fits)."""
-        smooth_labels = [_design.resolve_column(X_table, s, "smooths") for s in self.smooths]
-        if len(set(smooth_labels)) != len(smooth_labels):
+        smooth_labels = [_resolve_smooth(X_table, s) for s in self.smooths]
+        if len(set(covariate_columns(smooth_labels))) != len(covariate_columns(smooth_labels)):
             raise ValueError(f"smooths lists a column twice: {list(self.smooths)}.")
         self._check_keys(smooth_labels)
         group_label = (None if self.groups is None
                        else _design.resolve_column(X_table, self.groups, "groups"))
-        if group_label is not None and group_label in smooth_labels:
+        if group_label is not None and group_label in covariate_columns(smooth_labels):
             raise ValueError(f"the grouping column {group_label!r} cannot also be a smooth.")
         slopes = self.random_slopes
         if isinstance(slopes, (str, int, np.integer)):
@@ -397,7 +415,8 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         if group_label is not None and group_label in by_labels:
             raise ValueError(f"the grouping column {group_label!r} cannot also be a by "
                              "variable.")
-        param_labels = [c for c in labels if c not in smooth_labels and c != group_label
+        covariates = covariate_columns(smooth_labels)
+        param_labels = [c for c in labels if c not in covariates and c != group_label
                         and c not in by_labels]
         return smooth_labels, group_label, slope_labels, param_labels
 
@@ -406,17 +425,20 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         by = self.by or {}
         out = []
         for label in smooth_labels:
-            key = by.get(label, by.get(_design.column_name(label)))
+            key = by.get(label, by.get(smooth_label_name(label)))
             if key is not None:
                 key = _design.resolve_column(X_table, key, f"by[{label!r}]")
-                if key == label:
+                if key in covariate_columns([label]):
                     raise ValueError(f"by[{label!r}] is the smooth's own column.")
             out.append(key)
         return out
 
     def _check_bins(self, smooth_labels):
-        """Binned smooths need at least k bins."""
+        """Binned smooths of one covariate need at least k bins (several covariates are
+        binned on mgcv's grid per covariate)."""
         for label in smooth_labels:
+            if isinstance(label, tuple):
+                continue
             k = self._k_of(label)
             if self.n_bins < k:
                 raise ValueError(f"n_bins={self.n_bins} is smaller than k={k} of the "
@@ -442,17 +464,28 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
                        if isinstance(value, dict) else [])
             if unknown:
                 raise ValueError(f"{param} names {unknown}, which are not smooths; smooths: "
-                                 f"{[_design.column_name(c) for c in smooth_labels]}.")
+                                 f"{[smooth_label_name(c) for c in smooth_labels]}.")
 
     def _smooth_term(self, label):
         """The `SmoothTerm` of the smooth of column ``label`` (its k, basis and cyclic
-        ends; checked, errors naming the column)."""
-        k = self.k.get(label, 10) if isinstance(self.k, dict) else self.k
+        ends; checked, errors naming the column). A smooth of several columns (a tuple) is
+        a thin-plate spline whose k comes from a dict, else mgcv's default (30 for two
+        covariates, 110 for three)."""
+        multi = isinstance(label, tuple)
+        default_k = (null_space_dimension(len(label), default_order(len(label)))
+                     + (27 if len(label) == 2 else 100)) if multi else 10
+        k = (self.k.get(label, default_k) if isinstance(self.k, dict)
+             else default_k if multi else self.k)
         if not (isinstance(k, Integral) and not isinstance(k, bool)):
             raise ValueError(f"k[{label!r}]={k!r}: an integer >= 3.")
-        bs = self.bs.get(label, "ps") if isinstance(self.bs, dict) else self.bs
+        bs = (self.bs.get(label, "tp" if multi else "ps") if isinstance(self.bs, dict)
+              else "tp" if multi else self.bs)
         if bs not in BASES:
             raise ValueError(f"bs[{label!r}]={bs!r}: one of {sorted(BASES)}.")
+        if multi and bs != "tp":
+            raise ValueError(f"the smooth of {list(label)} has {len(label)} covariates: only "
+                             f"bs='tp' (an isotropic thin-plate spline) takes several; got "
+                             f"bs={bs!r}.")
         ends = (self.knots or {}).get(label)
         return SmoothTerm(label, int(k), bs, ends)
 

@@ -321,6 +321,7 @@ class Smooth:
     k: int = None
     pos: int = field(default=0, repr=False, compare=False)
     by_var: str = None  # s(z, by = v): mgcv's by variable (numeric or factor)
+    more: tuple = ()  # s(x, z): the further covariates of a thin-plate smooth
 
 
 def smooth(formula, node):
@@ -344,9 +345,12 @@ def smooth(formula, node):
         _fail(formula, kwargs["bs"], f"s(): bs = {bs!r} is not supported; the supported are "
               + ", ".join(f'bs = "{b}" ({_BASIS_NAMES.get(b, b)})' for b in BASES)
               + ' and bs = "re" (random effect)')
-    if not node.args or len(node.args) > (2 if bs == "re" else 1):
-        _fail(formula, node, "s() takes one covariate (two with bs = \"re\": the group and a "
+    if not node.args or (len(node.args) > 2 and bs == "re"):
+        _fail(formula, node, "s() takes covariates (bs = \"re\": the group and at most one "
               "slope column)")
+    if len(node.args) > 1 and bs not in ("re", "tp"):
+        _fail(formula, node, f"s() of {len(node.args)} covariates is an isotropic thin-plate "
+              f"spline (bs = \"tp\", the default); bs = {bs!r} takes one")
     for arg in node.args:
         if not isinstance(arg, Name):
             _fail(formula, arg, "s(): a covariate is a column name")
@@ -358,6 +362,9 @@ def smooth(formula, node):
     if by_var is not None and bs == "re":
         _fail(formula, kwargs["by"], 's(): by = is for smooths; a random slope is s(g, x, '
               'bs = "re")')
+    if bs != "re":
+        return Smooth(node.args[0].name, None, bs, k, node.pos, by_var,
+                      tuple(a.name for a in node.args[1:]))
     return Smooth(node.args[0].name, node.args[1].name if len(node.args) > 1 else None, bs,
                   k, node.pos, by_var)
 

@@ -30,11 +30,18 @@ from .optimize import minimize
 from .significance import alternative_edf_terms, penalized_term_test, smooth_test
 from .spaces import BoxSpace
 
-__all__ = ["DenseREML", "REMLFit", "LOG_TAU_BOUNDS"]
+__all__ = ["DenseREML", "REMLFit", "LOG_TAU_BOUNDS", "at_lower_bound"]
 
 #: The bounds of the REML search over each log τ (σ-relative SD of a smooth or of a group's
 #: random effect): a τ at the upper bound is e^10 ≈ 22,026 times σ.
 LOG_TAU_BOUNDS = (-15.0, 10.0)
+
+
+def at_lower_bound(log_tau, bounds=LOG_TAU_BOUNDS):
+    """Which log τ end at (or within 2 of) the search's lower bound: a smooth reduced to
+    its null space (λ ≥ e^26), where the criterion is flat and a search may have stopped
+    short of an interior optimum (the fits search again from inside)."""
+    return np.asarray(log_tau) <= bounds[0] + 2.0
 
 
 @dataclass
@@ -107,8 +114,10 @@ class DenseREML:
         self.Fy, self.Ry, self.yy = M[:p, -1], M[p:p + q, -1], M[-1, -1]
         if p and np.linalg.matrix_rank(self.FF) < p:
             raise ValueError("the fixed part of the model (the parametric columns and the "
-                             "smooths' linear trends) is collinear: e.g. a parametric copy "
-                             "of a smooth's covariate, or two smooths of the same column; "
+                             "smooths' unpenalized parts) is collinear: e.g. a parametric "
+                             "copy of a smooth's covariate, two smooths of the same column, "
+                             "or a numeric by variable (its smooth holds the variable itself) "
+                             "that equals a parametric column or an indicator of a level; "
                              "drop one of them.")
         self.sizes = list(sizes)  # per penalized block (its own τ)
         self.fixed_of = list(fixed_of)  # per smooth
@@ -272,7 +281,7 @@ class DenseREML:
         # where the criterion is flat: the search may have jumped there past an interior
         # optimum from its first steepest-descent step (noisy y: edf 1 where mgcv's was
         # 3.2); searched again from inside, the lower criterion kept
-        low = res.theta_final <= bounds[0] + 1e-6
+        low = at_lower_bound(res.theta_final, bounds)
         for inside in (-2.0, -5.0) if low.any() else ():
             x0 = res.theta_final.copy()
             x0[low] = inside

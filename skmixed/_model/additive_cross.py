@@ -13,7 +13,7 @@ from .._kernels import blocks
 from .._kernels.binned import bin_layout, binned_sums, binned_table_size, sum_binned_blocks
 from .._kernels.threads import over_blocks
 
-__all__ = ["SmoothBlocks", "CrossProducts", "discretize", "by_multipliers",
+__all__ = ["SmoothBlocks", "CrossProducts", "discretize", "discretize_points", "by_multipliers",
            "crossproducts_from_tables"]
 
 @dataclass
@@ -44,6 +44,27 @@ def discretize(x, n_bins=1000):
     grid = np.linspace(lo, hi, n_bins)
     index = np.rint((x - lo) / (grid[1] - grid[0])).astype(np.int32)
     return grid, index
+
+
+def discretize_points(x, m=None):
+    """mgcv's ``bam(discrete = TRUE)`` binning of the covariates of one smooth of d ≥ 2 of
+    them (its ``compress.df``): the distinct rows if there are at most m^d (m = 100 for
+    d = 2, 25 beyond), else each covariate rounded to the nearest of m equally spaced values
+    over its range, then the distinct rows. Returns ``(values, index)`` with
+    ``x ≈ values[index]`` (values: u × d)."""
+    x = np.asarray(x, dtype=float)
+    d = x.shape[1]
+    m = (100 if d == 2 else 25) if m is None else int(m)
+    values, index = np.unique(x, axis=0, return_inverse=True)
+    if values.shape[0] > m ** d:
+        lo, hi = x.min(axis=0), x.max(axis=0)
+        step = (hi - lo) / (m - 1)
+        codes = np.rint((x - lo) / step).astype(np.int64)
+        flat = codes @ (m ** np.arange(d, dtype=np.int64)[::-1])
+        used, index = np.unique(flat, return_inverse=True)
+        grid = np.stack([(used // m ** (d - 1 - j)) % m for j in range(d)], axis=1)
+        values = lo + grid * step
+    return values, np.asarray(index, dtype=np.int32).ravel()
 
 
 @dataclass

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..families import Family
 from .additive import LOG_TAU_BOUNDS, DenseREML
-from .additive_cross import crossproducts_from_tables, discretize
+from .additive_cross import crossproducts_from_tables, discretize, discretize_points
 from .._kernels.threads import single_threaded_blas
 from .additive_pirls import laplace_reml, performance_iteration
 from .additive_system import AdditiveSystem, null_positions, penalized_blocks
@@ -157,8 +157,15 @@ def row_bases(spec, columns, weights, discrete, n_bins, by=None):
     for term, col, mult in zip(spec.smooths, columns, by):
         if id(col) not in done:
             x = np.asarray(col, dtype=float)
-            v, index = discretize(x, n_bins) if discrete else np.unique(x, return_inverse=True)
-            done[id(col)] = (v, index, np.bincount(index, weights=weights, minlength=v.size))
+            if x.ndim == 2:  # a smooth of several covariates: bam's grid per covariate
+                v, index = (discretize_points(x) if discrete
+                            else np.unique(x, axis=0, return_inverse=True))
+                index = np.asarray(index).ravel()
+            else:
+                v, index = (discretize(x, n_bins) if discrete
+                            else np.unique(x, return_inverse=True))
+            done[id(col)] = (v, index, np.bincount(index, weights=weights,
+                                                   minlength=v.shape[0]))
         v, index, cnt = done[id(col)]
         if mult is not None and mult[0] == "fac":
             key = (id(col), id(mult[1]))
@@ -166,11 +173,12 @@ def row_bases(spec, columns, weights, discrete, n_bins, by=None):
                 spans[key] = _level_spans(index, mult[1], weights)
             lo, hi = spans[key]
             if not hi[mult[2]] > lo[mult[2]]:
+                value = v[index[np.argmax(np.asarray(mult[1]) == mult[2])]]
                 raise ValueError(
                     f"the smooth of {term.label!r} by {term.by!r}: level {term.level!r} has a "
                     f"single {'bin' if discrete else 'value'} of {term.label!r} "
-                    f"({v[index[np.argmax(np.asarray(mult[1]) == mult[2])]]:g}), so its copy of "
-                    "the smooth has no shape to estimate.")
+                    f"({np.round(value, 6).tolist()}), so its copy of the smooth has no shape "
+                    "to estimate.")
         values.append(v)
         indexes.append(index)
         counts.append(cnt)

@@ -10,7 +10,7 @@ import numpy as np
 from scipy import linalg, special
 
 from .._kernels.threads import over_rows
-from .additive import LOG_TAU_BOUNDS
+from .additive import LOG_TAU_BOUNDS, at_lower_bound
 from .optimize import minimize
 from .spaces import BoxSpace
 
@@ -191,8 +191,21 @@ def laplace_reml(make_reml, linear_predictor, y, eta0, family, m=None, weights=N
     # forward differences of step 1e-6 in log τ: with SciPy's 1e-8 the PIRLS's own
     # rounding (~1e-12 of V) made the gradient noisy and the stop wander by ~1e-6 in edf
     # (no smooth and no groups: a GLM, one evaluation, the PIRLS alone)
-    res = minimize(SimpleNamespace(value=criterion), BoxSpace(np.zeros(reml0.n_tau), *bounds),
-                   method="lbfgs", tol=1e-7, max_iter=15000, ftol=1e-13, eps=1e-6)
+    def search(x0):
+        return minimize(SimpleNamespace(value=criterion), BoxSpace(x0, *bounds),
+                        method="lbfgs", tol=1e-7, max_iter=15000, ftol=1e-13, eps=1e-6)
+
+    res = search(np.zeros(reml0.n_tau))
+    # a log τ at the lower bound (a smooth reduced to its null space, λ = ∞), where the
+    # criterion is flat: searched again from inside, the lower criterion kept (as
+    # DenseREML.fit: a nearly linear smooth stopped at edf 1.000 where gam finds 1.42)
+    low = at_lower_bound(res.theta_final, bounds)
+    for inside in (-2.0, -5.0) if low.any() else ():
+        x0 = res.theta_final.copy()
+        x0[low] = inside
+        again = search(x0)
+        if again.fmin < res.fmin - 1e-9 * abs(res.fmin):
+            res = again
     reml, s, eta = pirls(res.theta_final)
     # the final working model at τ̂: coefficients, edf, Vp (σ = 1)
     return reml.fit_at(res.theta_final, res), eta, state["evals"], res.converged

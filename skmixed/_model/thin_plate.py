@@ -342,13 +342,14 @@ class ThinPlate:
 
 
 class ThinPlateSmooth(ThinPlate):
-    """``s(x, bs = "tp", k)`` of one covariate in an additive model: `ThinPlate` with the
-    interface of `skmixed._model.smooth.SmoothBasis` (``bs``, ``min_k``, ``domain``) and
-    its penalty scaled as mgcv's ``smoothCon`` scales it (``S / (‖S‖₁ / ‖X‖∞²)``, X the
-    basis at the data), so that the smoothing parameter is mgcv's ``sp``."""
+    """``s(x, bs = "tp", k)`` (or ``s(x, z, …)``: an isotropic smooth of d covariates) in an
+    additive model: `ThinPlate` with the interface of `skmixed._model.smooth.SmoothBasis`
+    (``bs``, ``min_k``, ``domain``) and its penalty scaled as mgcv's ``smoothCon`` scales it
+    (``S / (‖S‖₁ / ‖X‖∞²)``, X the basis at the data), so that the smoothing parameter is
+    mgcv's ``sp``."""
 
     bs = "tp"
-    min_k = 3  # the constant and the linear trend, and one penalized function
+    min_k = 3  # one covariate: the constant and the linear trend, and one penalized function
     cyclic = False
 
     def __init__(self, k=10):
@@ -358,21 +359,29 @@ class ThinPlateSmooth(ThinPlate):
         super().__init__(k=int(k))
 
     def fit(self, x, weights=None):
+        """As `ThinPlate.fit`, x of shape (n,) (one covariate) or (n, d); a covariate that
+        is constant over the rows of positive weight is refused."""
         x = np.asarray(x, dtype=float)
-        if x.ndim != 1:
-            raise ValueError("an additive model's thin-plate smooth has one covariate.")
+        if x.ndim not in (1, 2):
+            raise ValueError("a thin-plate smooth's covariates are a 1-D array or n × d.")
         used = x if weights is None else x[np.asarray(weights) > 0]
-        if used.size and np.all(np.isfinite(used)) and np.ptp(used) == 0:
-            raise ValueError(f"a smooth of a constant covariate (every value is {used[0]:g}) "
-                             "has no shape to estimate.")
+        cols = used.reshape(used.shape[0], -1)
+        if cols.size and np.all(np.isfinite(cols)):
+            for j in range(cols.shape[1]):
+                if np.ptp(cols[:, j]) == 0:
+                    where = "" if cols.shape[1] == 1 else f" (covariate {j + 1})"
+                    raise ValueError(f"a smooth of a constant covariate{where} (every value "
+                                     f"is {cols[0, j]:g}) has no shape to estimate.")
         super().fit(x, weights)
-        self.domain_ = (float(used.min()), float(used.max()))
+        ranges = [(float(c.min()), float(c.max())) for c in cols.T]
+        self.domain_ = ranges[0] if x.ndim == 1 else tuple(ranges)
         self.penalty_scale_ = smoothcon_scale(self.penalty_, self.basis(used))
         return self
 
     @property
     def domain(self):
-        """The covariate's range in the data (for plots)."""
+        """The covariate's range in the data (for plots); with d covariates, one (lo, hi)
+        per covariate."""
         return self.domain_
 
     def constrained_penalty(self):

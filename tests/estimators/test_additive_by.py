@@ -211,7 +211,7 @@ def test_bad_by_input_is_refused_clearly(gamsim4):
         model.predict(new)
     from skmixed.sources import from_chunks
 
-    with pytest.raises(ValueError, match="by= variables from data in memory only"):
+    with pytest.raises(ValueError, match="by= variables or of several covariates from data in memory only"):
         AdditiveMixed(smooths=["x2"], by={"x2": "x0"}).fit(
             from_chunks([X[["x0", "x2"]].assign(y=y)], target="y"))
 
@@ -230,3 +230,41 @@ def test_by_factor_of_numpy_columns_and_clone(gamsim4):
         gamsim4[["x2", "fac", "fac2", "fac3"]], gamsim4["y"])
     np.testing.assert_allclose(model.smooths_["edf"], frame.smooths_["edf"], rtol=1e-10)
     assert clone(est).get_params()["by"] == {0: 1}
+
+
+def test_nearly_linear_binomial_smooths_are_not_stopped_at_the_bound(reference, data_file):
+    """A nearly linear smooth (edf 1.42 in mgcv) whose search passed near λ = ∞ (log τ
+    within 2 of the bound, where the criterion is flat) is searched again from inside:
+    binned by-factor fit (bam's performance iteration) and exact fit (gam's Laplace REML)
+    both stopped at edf 1.000 before."""
+    data = pd.read_csv(data_file("by_binomial.csv"))
+    X = data[["x", "f"]].assign(**{f"f{k}": (data["f"] == k) * 1.0 for k in "bcd"})
+    binned = AdditiveMixed(smooths=["x"], by={"x": "f"}, bs="cr", family="binomial",
+                           discrete=True).fit(X, data["yb"])
+    ref = reference["bam_bin_by"]
+    np.testing.assert_allclose(binned.smooths_["edf"], list(ref["edf"].values()), atol=1e-4)
+    level_c = data[data["f"] == "c"]
+    exact = AdditiveMixed(smooths=["x"], bs="cr", family="binomial", discrete=False).fit(
+        level_c[["x"]], level_c["yb"])
+    assert abs(exact.smooths_["edf"].iloc[0] - reference["gam_bin_level_c"]["edf"]["s(x)"]) \
+        < 1e-4
+
+
+def test_ordered_factors_and_wording(gamsim4):
+    """An ordered by factor is refused (mgcv gives it no first-level smooth, for
+    difference smooths that need one covariate in two smooths); a factor by's errors say
+    "by factor", not "grouping column"; s(x, by = x) and a covariate in two smooths are
+    refused by the formula with the reason."""
+    X = gamsim4[["x2", "fac", "fac2", "fac3"]].copy()
+    y = gamsim4["y"]
+    ordered = X.assign(fac=X["fac"].cat.as_ordered())
+    with pytest.raises(ValueError, match="'fac' is ordered.*as_unordered"):
+        AdditiveMixed(smooths=["x2"], by={"x2": "fac"}).fit(ordered, y)
+    missing = X.assign(fac=X["fac"].astype(object).where(np.arange(len(X)) != 3, None))
+    with pytest.raises(ValueError, match=r"'fac' \(a by factor\) contains NaN"):
+        AdditiveMixed(smooths=["x2"], by={"x2": "fac"}).fit(missing, y)
+    data = gamsim4.assign(fac=gamsim4["fac"].astype(str))
+    with pytest.raises(FormulaError, match="multiplied by its own covariate"):
+        bam("y ~ s(x2, by = x2)", data)
+    with pytest.raises(FormulaError, match="'x2' is the covariate of two smooths"):
+        bam("y ~ fac + s(x2) + s(x2, by = fac)", data)

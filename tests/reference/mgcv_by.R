@@ -11,7 +11,12 @@
 #   confidence ~ sex + s(visibility, by = sex) + s(id, bs = "re"): gam(method = "REML") and
 #   bam(discrete = TRUE); fitted values (every 4th row), edf per smooth, REML score, scale,
 #   random-effect SD, summary's smooth table, parametric coefficients and predictions at
-#   new rows. The "_tight" entries are the gam fits run to mgcv's exact optimum
+#   new rows; and on tests/data/by_binomial.csv (6,000 rows drawn in Python, numpy
+#   default_rng(9): x uniform, f of 4 levels with probabilities .5/.3/.15/.05, a 0/1 yb whose
+#   logit is sin(2 pi x), x^2, -x or cos(2 pi x) by level plus noise; x rounded to 8
+#   decimals) the binomial yb ~ f + s(x, by = f, bs = "cr") by bam(discrete = TRUE) and
+#   level c's nearly linear yb ~ s(x, bs = "cr") by gam (edf 1.42: a fit that stops at the
+#   bound of its smoothing parameter gives 1.00). The "_tight" entries are the gam fits run to mgcv's exact optimum
 #   (gam.control: conv.tol = 1e-12, epsilon = 1e-12): with its default tolerance gam stops
 #   where the REML score is flat in a nearly linear smooth's smoothing parameter
 #   (e.g. s(x0), edf 1.01 instead of 1.00), up to 1e-3 in edf and 7e-4 in the score away.
@@ -36,6 +41,8 @@ write.csv(d, file.path(datadir, "gamsim4.csv"), row.names = FALSE)
 d <- read.csv(file.path(datadir, "gamsim4.csv"))
 d$fac <- factor(d$fac)
 d$g <- factor(d$g)
+bb <- read.csv(file.path(datadir, "by_binomial.csv"))
+bb$f <- factor(bb$f)
 meta <- read.csv(file.path(datadir, "metacognition.csv"))
 meta$sex <- factor(meta$sex)
 meta$id <- factor(meta$id)
@@ -89,6 +96,12 @@ out <- list(
                                  nd),
   gam_bin_cr_tight = fit_summary(gam(f_bin, data = d, family = binomial, method = "REML",
                                      control = tight), nd),
+  bam_bin_by = fit_summary(bam(yb ~ f + s(x, by = f, bs = "cr"), data = bb,
+                               family = binomial, discrete = TRUE, method = "fREML"),
+                           data.frame(x = c(0.2, 0.7), f = factor(c("a", "c"), levels(bb$f)))),
+  gam_bin_level_c = fit_summary(gam(yb ~ s(x, bs = "cr"), data = bb[bb$f == "c", ],
+                                    family = binomial, method = "REML", control = tight),
+                                data.frame(x = c(0.2, 0.7))),
   gam_meta = fit_summary(gam(f_meta, data = meta, method = "REML"), nm),
   bam_meta = fit_summary(bam(f_meta, data = meta, discrete = TRUE, method = "fREML"), nm))
 write_json(out, file.path(outdir, "mgcv_by.json"), digits = NA, auto_unbox = TRUE)
