@@ -225,9 +225,15 @@ def _smooth_columns(parsed, data, X):
                                    f"{sm.covariate!r})")
             groups = sm.covariate
             if sm.by:
-                by = _lookup(parsed, data, sm.by, sm.pos)
-                if sm.by not in X.columns:
-                    X[sm.by] = by.to_numpy(dtype=float)
+                _lookup(parsed, data, sm.by, sm.pos)
+                if sm.by not in parametric:
+                    # AdditiveMixed keeps a random slope's column as a fixed effect too;
+                    # mgcv's s(g, v, bs = "re") alone has no fixed slope: not the same model
+                    raise FormulaError(parsed.formula, sm.pos, f"s({sm.covariate}, {sm.by}, "
+                                       f"bs = \"re\") needs {sm.by!r} as a parametric term "
+                                       f"too (y ~ {sm.by} + …): bam() fits a random slope "
+                                       "beside its fixed slope (lme4's (1 + v || g)); a random "
+                                       "slope without the fixed one is not supported")
                 slopes.append(sm.by)
             continue
         label = (sm.covariate,) + sm.more if sm.more else sm.covariate

@@ -402,3 +402,13 @@ def test_a_smooths_covariate_as_a_parametric_term_is_refused():
     df["y"] = np.sin(5 * df["temp"]) + rng.normal(size=300)
     with pytest.raises(FormulaError, match="'temp' is both a parametric term and a smooth"):
         bam('y ~ s(temp, bs = "cr") + temp', df)
+
+
+def test_bam_random_slope_needs_its_fixed_slope():
+    """mgcv's s(g, v, bs = "re") alone has no fixed slope; AdditiveMixed keeps one beside
+    every random slope, so the formula must say so (not a silently different model)."""
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"g": rng.integers(0, 10, 200), "v": rng.normal(size=200),
+                       "y": rng.normal(size=200)})
+    with pytest.raises(FormulaError, match="needs 'v' as a parametric term too"):
+        bam('y ~ s(g, bs = "re") + s(g, v, bs = "re")', df)

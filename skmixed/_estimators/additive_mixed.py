@@ -139,7 +139,9 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         Bin each smooth's covariate to at most ``n_bins`` values (``bam(discrete = TRUE)``);
         "auto": from 50,000 rows on.
     n_bins : int, default=1000
-        Bins per smooth covariate when discrete (mgcv's default for one covariate).
+        Bins per smooth covariate when discrete (mgcv's default for one covariate; a smooth
+        of several covariates is binned on mgcv's grid instead: 100 values per covariate for
+        two, 25 for three, when there are more distinct points than the grid holds).
     fit_intercept : bool, default=True
         With an intercept a Gaussian y is fitted minus a constant near its values (the
         intercept takes it back), so its origin does not matter; without one y is used as

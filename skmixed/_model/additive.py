@@ -288,6 +288,17 @@ class DenseREML:
             again = search(x0)
             if again.fmin < res.fmin - 1e-9 * abs(res.fmin):
                 res = again
+        # select=True (a smooth of two blocks, range and null space): the criterion may
+        # have an interior optimum and a lower one with the smooth removed (both blocks at
+        # λ = ∞), which a search from a common start need not reach; each such smooth is
+        # tried removed (its blocks near the lower bound, where the search leaves them)
+        for blocks in self.smooth_blocks:
+            if len(blocks) > 1 and not np.all(at_lower_bound(res.theta_final[blocks], bounds)):
+                x0 = res.theta_final.copy()
+                x0[blocks] = bounds[0] + 3.0
+                again = search(x0)
+                if again.fmin < res.fmin - 1e-9 * abs(res.fmin):
+                    res = again
         with single_threaded_blas():
             return self.fit_at(res.theta_final, res)
 

@@ -94,7 +94,7 @@ def slope_scale(columns):
                                       slope_pos=range(len(columns))).scale
 
 
-def smooth_bases(spec, values, counts, indexes=None, by=None):
+def smooth_bases(spec, values, counts, indexes=None, by=None, binned=False):
     """Per smooth of ``spec``: its basis on the covariate's distinct (or binned)
     ``values`` with their summed weights ``counts``, sum-to-zero constrained (not when
     multiplied by a non-constant numeric ``by``, as mgcv) and split into the penalty's null
@@ -103,7 +103,7 @@ def smooth_bases(spec, values, counts, indexes=None, by=None):
     multiplier: None, ``("num", values)`` or ``("fac", codes, level)``); with ``indexes``,
     each row's value (``index``). The copies of one smooth for the levels of a ``by``
     factor (one covariate: the same array of values) share one basis, constrained over all
-    rows as mgcv's."""
+    rows as mgcv's. ``binned``: the values are bins (`row_bases`' discrete fits)."""
     by = [None] * len(spec.smooths) if by is None else by
     bases, shared = [], {}
     for j, (term, v, cnt) in enumerate(zip(spec.smooths, values, counts)):
@@ -112,8 +112,10 @@ def smooth_bases(spec, values, counts, indexes=None, by=None):
         if key not in shared:
             # small dense algebra (a thin-plate basis: the eigenvectors of ≤ 2,000 knots'
             # radial matrix), where BLAS threads beside Numba's cost more than they give
+            # binned points of several covariates: centred by their plain mean, as bam
+            options = dict(centre_points=True) if binned and np.ndim(v) == 2 else {}
             with single_threaded_blas():
-                spline = term.fit(v, weights=cnt, centred=centred)
+                spline = term.fit(v, weights=cnt, centred=centred, **options)
                 F, R, _ = spline.mixed_parts()
             basis = spline.design(v)
             shared[key] = dict(spline=spline, null=basis @ F, range=basis @ R, F=F, R=R)
@@ -182,7 +184,7 @@ def row_bases(spec, columns, weights, discrete, n_bins, by=None):
         values.append(v)
         indexes.append(index)
         counts.append(cnt)
-    return smooth_bases(spec, values, counts, indexes, by)
+    return smooth_bases(spec, values, counts, indexes, by, binned=bool(discrete))
 
 
 def _level_spans(index, codes, weights):
@@ -244,10 +246,15 @@ def fit_rows(spec, X, y, weights, bases, *, discrete, scaling, kept, dropped, co
                           f"{family.label} model; fitted with Newton steps (observed "
                           "information, as bam(discrete = TRUE)): the smoothing parameters "
                           "may differ slightly from bam's.", UserWarning, stacklevel=4)
-    else:  # gam(method = "REML"): the Laplace-approximate REML, outer iteration
+    else:  # gam(method = "REML"): the Laplace-approximate REML, outer iteration, from the
+        # performance iteration's τ (from τ = 1 alone a nearly linear smooth's search could
+        # end at λ = ∞, edf 1, where gam finds an interior optimum)
+        start = performance_iteration(model.reml, model.linear_predictor, y,
+                                      family.start_eta(y), weights=weights, family=family,
+                                      tol=spec.tol, max_iter=spec.max_iter)
         fit, _, n_evals, converged = laplace_reml(
-            model.reml, model.linear_predictor, y, family.start_eta(y), weights=weights,
-            family=family)
+            model.reml, model.linear_predictor, y, start[1], weights=weights, family=family,
+            log_tau0=np.log(start[0].tau))
         n_iter, method = fit.result.n_iter + 1, "L-BFGS-B (Laplace REML)"
     opt = _opt_summary(fit, method, n_iter, n_evals, converged, note)
     return _result(spec, fit, _layout(bases, X.shape[1], discrete), levels, scaling, kept,

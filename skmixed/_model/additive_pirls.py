@@ -144,7 +144,7 @@ def performance_iteration(make_reml, linear_predictor, y, eta0, family, m=None, 
 
 
 def laplace_reml(make_reml, linear_predictor, y, eta0, family, m=None, weights=None,
-                 tol=1e-10, max_iter=200, bounds=LOG_TAU_BOUNDS):
+                 tol=1e-10, max_iter=200, bounds=LOG_TAU_BOUNDS, log_tau0=None):
     """``gam(method = "REML")`` for binomial logit / Poisson log: the Laplace approximation
     of the restricted likelihood (Wood 2011), optimized over τ ("outer iteration"):
 
@@ -153,7 +153,8 @@ def laplace_reml(make_reml, linear_predictor, y, eta0, family, m=None, weights=N
     at the penalized maximum (β̂, û) for τ, found by PIRLS (Newton = Fisher scoring for these
     canonical links) from the previous τ's η. Unlike `performance_iteration` (PQL, as
     ``bam``), the smoothing parameters optimize this criterion itself. ``family``: a
-    [`Family`][skmixed.families.Family] of a canonical link.
+    [`Family`][skmixed.families.Family] of a canonical link. ``log_tau0``: where the
+    search starts (default 0; e.g. the performance iteration's τ, near this optimum).
     Returns ``(fit, eta, n_evaluations, converged)``."""
     m = np.ones_like(y) if m is None else m
     prior = np.ones_like(y) if weights is None else weights
@@ -195,7 +196,8 @@ def laplace_reml(make_reml, linear_predictor, y, eta0, family, m=None, weights=N
         return minimize(SimpleNamespace(value=criterion), BoxSpace(x0, *bounds),
                         method="lbfgs", tol=1e-7, max_iter=15000, ftol=1e-13, eps=1e-6)
 
-    res = search(np.zeros(reml0.n_tau))
+    res = search(np.zeros(reml0.n_tau) if log_tau0 is None
+                 else np.clip(np.asarray(log_tau0, dtype=float), *bounds))
     # a log τ at the lower bound (a smooth reduced to its null space, λ = ∞), where the
     # criterion is flat: searched again from inside, the lower criterion kept (as
     # DenseREML.fit: a nearly linear smooth stopped at edf 1.000 where gam finds 1.42)

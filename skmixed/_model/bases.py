@@ -60,16 +60,17 @@ class SmoothTerm:
             return name
         return f"{name}:{self.by}" + ("" if self.level is None else f"{self.level}")
 
-    def fit(self, x, weights=None, centred=True):
+    def fit(self, x, weights=None, centred=True, **options):
         """Its basis fitted to the covariate's values ``x`` (weighted by ``weights``; x None:
         unfitted), sum-to-zero constrained unless not ``centred``
-        (`skmixed._model.smooth.drop_constraint`); a bad parameter or covariate is a
-        ValueError that names the column."""
+        (`skmixed._model.smooth.drop_constraint`); ``options`` go to the basis's ``fit``
+        (a thin plate's ``centre_points``); a bad parameter or covariate is a ValueError
+        that names the column."""
         try:
             basis = make_basis(self.bs, self.k, self.ends)
             if x is None:
                 return basis
-            basis = basis.fit(x, weights=weights)
+            basis = basis.fit(x, weights=weights, **options)
             return basis if centred else drop_constraint(basis)
         except ValueError as exc:
             raise ValueError(f"smooth of {self.label!r}: {exc}") from None

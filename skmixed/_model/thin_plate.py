@@ -207,11 +207,14 @@ class ThinPlate:
         self.max_knots = int(max_knots)
         self.seed = int(seed)
 
-    def fit(self, x, weights=None):
+    def fit(self, x, weights=None, centre_points=False):
         """Knots, basis and penalty from the covariates ``x`` (n,) or (n × d), one row per
         observation or per distinct point; ``weights`` (e.g. the rows' counts at distinct
         points) weight the sum-to-zero constraint, the centring and the column scaling (the
         last two do not change the fit); points of weight 0 are not knots.
+        ``centre_points``: centre by the unweighted mean of the given points, as
+        ``bam(discrete = TRUE)`` does for its binned points (with more than ``max_knots``
+        points the centring orders them for mgcv's draw of the knots).
 
         The knots are mgcv's whether x holds the rows or the distinct points, with one
         exception: for d ≥ 2 and more than ``max_knots`` distinct points, mgcv orders them
@@ -234,7 +237,7 @@ class ThinPlate:
             raise ValueError(f"k={k} is too small for a thin-plate spline of order m={self.m_} "
                              f"in {d} covariate(s): its {M} polynomials need k >= {M + 1}.")
         self.k_ = k
-        self.shift_ = (np.array([r_mean(c) for c in x.T]) if w is None
+        self.shift_ = (np.array([r_mean(c) for c in x.T]) if w is None or centre_points
                        else np.average(x, axis=0, weights=w))
         centred = x - self.shift_
         active = centred if w is None else centred[w > 0]
@@ -358,7 +361,7 @@ class ThinPlateSmooth(ThinPlate):
                              f"integer >= {self.min_k}.")
         super().__init__(k=int(k))
 
-    def fit(self, x, weights=None):
+    def fit(self, x, weights=None, centre_points=False):
         """As `ThinPlate.fit`, x of shape (n,) (one covariate) or (n, d); a covariate that
         is constant over the rows of positive weight is refused."""
         x = np.asarray(x, dtype=float)
@@ -372,7 +375,7 @@ class ThinPlateSmooth(ThinPlate):
                     where = "" if cols.shape[1] == 1 else f" (covariate {j + 1})"
                     raise ValueError(f"a smooth of a constant covariate{where} (every value "
                                      f"is {cols[0, j]:g}) has no shape to estimate.")
-        super().fit(x, weights)
+        super().fit(x, weights, centre_points)
         ranges = [(float(c.min()), float(c.max())) for c in cols.T]
         self.domain_ = ranges[0] if x.ndim == 1 else tuple(ranges)
         self.penalty_scale_ = smoothcon_scale(self.penalty_, self.basis(used))

@@ -147,3 +147,28 @@ def test_chunked_select_equals_in_memory(gamsim1):
     np.testing.assert_allclose(chunked.smooths_["edf"], memory.smooths_["edf"], rtol=1e-8)
     np.testing.assert_allclose(chunked.reml_criterion_, memory.reml_criterion_, rtol=1e-10)
     assert "s(x0)" in memory.summary()
+
+
+def test_select_finds_the_removed_optimum(data_file, reference):
+    """From a common start the search ends at an interior optimum with s(b) at edf 3.3;
+    the lower optimum removes s(b) (mgcv's): each two-block smooth is also tried removed."""
+    data = pd.read_csv(data_file("select_tp.csv"))
+    ref = reference["gam_tp_select_removes"]
+    model = AdditiveMixed(smooths=["x", "b"], bs="tp", select=True, discrete=False).fit(
+        data[["x", "b"]], data["y"])
+    _fitted(model, data[["x", "b"]], ref, 1e-5)
+    _edf(model, ref, 1e-3)
+    score = model.reml_criterion_ / 2
+    assert score <= ref["reml_score"] + 1e-6 and ref["reml_score"] - score < 1e-3
+
+
+def test_exact_binomial_starts_from_the_performance_iteration(data_file, reference):
+    """gam's Laplace REML searched from the performance iteration's τ: from τ = 1 the
+    nearly linear fit ended with s(b) at edf 1.000 (mgcv: 2.850)."""
+    data = pd.read_csv(data_file("select_tp.csv"))
+    ref = reference["gam_bin_near_linear"]
+    X = data[["x", "b", "g"]]
+    model = AdditiveMixed(smooths=["x", "b"], bs="cr", groups="g", family="binomial",
+                          discrete=False).fit(X, data["yb"])
+    _fitted(model, X, ref, 1e-5)
+    _edf(model, ref, 1e-3)

@@ -7,6 +7,13 @@
 # * the binomial yb ~ s(x0, bs = "cr") + s(x2, bs = "cr") + s(x3, bs = "cr"), gam (tight);
 # * a numeric by (no centring constraint: a two-dimensional null space)
 #   yv ~ s(x2, by = x1) + s(x0) with tp and with cr bases, gam (tight);
+# * tests/data/select_tp.csv, written here (n = 500, set.seed(11): y = sin(2 pi x) +
+#   0.5 cos(3 z) + 0.3 x [fac = b] + a random intercept of g (10 levels, SD 0.3) +
+#   N(0, 0.3^2), b of no effect; yb a 0/1 response of half the terms and the intercepts),
+#   y ~ s(x) + s(b) (tp) with select = TRUE, where a search from a common start ends at an
+#   interior optimum with s(b) at edf 3.3 and the lower one removes s(b); and
+#   yb ~ s(x, bs = "cr") + s(b, bs = "cr") + s(g, bs = "re") without select, binomial, where
+#   s(x) is nearly linear (a search from tau = 1 ended at edf 1 for s(b)); gam (tight);
 # each: fitted values (every 8th row), edf per smooth, REML score, sp (both penalties per
 # smooth), SDs and summary's smooth table.
 # Run from the repository root:
@@ -19,6 +26,20 @@ datadir <- file.path(dirname(outdir), "data")
 gs <- read.csv(file.path(datadir, "gamsim1.csv"))
 gs$fac <- factor(gs$fac)
 g4 <- read.csv(file.path(datadir, "gamsim4.csv"))
+set.seed(11)  # the draws of a reviewer's data set, in this order
+n <- 500
+x <- runif(n); z <- runif(n); w <- runif(n); b <- runif(n)
+fac <- factor(sample(c("a", "b", "c"), n, TRUE))
+g <- factor(sprintf("g%02d", sample(1:10, n, TRUE)))
+v <- rnorm(n)
+f_st <- sin(2 * pi * x) + 0.5 * cos(3 * z) + 0.3 * (fac == "b") * x
+ge <- rnorm(10, 0, .3)[as.integer(g)]
+st <- data.frame(y = round(f_st + ge + rnorm(n, 0, .3), 8), x = round(x, 8),
+                 b = round(b, 8), g = g)
+st$yb <- rbinom(n, 1, plogis(0.5 * f_st + ge))
+write.csv(st, file.path(datadir, "select_tp.csv"), row.names = FALSE)
+st <- read.csv(file.path(datadir, "select_tp.csv"))
+st$g <- factor(st$g)
 tight <- gam.control(epsilon = 1e-12, newton = list(conv.tol = 1e-12, maxHalf = 60),
                      outerPIsteps = 0)
 
@@ -53,5 +74,10 @@ out <- list(
                                       method = "REML", select = TRUE, control = tight)),
   gam_num_cr_select = fit_summary(gam(yv ~ s(x2, by = x1, bs = "cr") + s(x0, bs = "cr"),
                                       data = g4, method = "REML", select = TRUE,
-                                      control = tight)))
+                                      control = tight)),
+  gam_tp_select_removes = fit_summary(gam(y ~ s(x) + s(b), data = st, method = "REML",
+                                          select = TRUE, control = tight)),
+  gam_bin_near_linear = fit_summary(gam(yb ~ s(x, bs = "cr") + s(b, bs = "cr") +
+                                          s(g, bs = "re"), data = st, family = binomial,
+                                        method = "REML", control = tight)))
 write_json(out, file.path(outdir, "mgcv_select.json"), digits = NA, auto_unbox = TRUE)
