@@ -20,13 +20,14 @@ smooths and offset, and computed with NumPy and pandas on the DataFrame's column
   or an expression of columns (``cbind(k, n - k)``) holding counts; a proportion
   (``k / n ~ …``) is refused with a pointer to ``cbind``;
 * smooths (AdditiveMixed): ``s(z)`` (a thin-plate regression spline, mgcv's default),
-  ``s(z, k = 20)``, ``s(z, bs = "ps")`` (P-spline), ``s(z, bs = "cr")`` (cubic regression spline), ``s(z, bs = "cc")`` (cyclic
-  cubic spline; the ends of its cycle as mgcv's ``knots = list(z = c(0, 24))``:
-  ``bam(..., knots={"z": (0, 24)})``), ``s(z, by = v)`` (mgcv's by variable: numeric, a
-  varying coefficient; a factor, one smooth per level — write its main effect too,
-  ``y ~ f + s(z, by = f)``), ``s(x, z)`` (an isotropic thin-plate smooth of two or more
-  covariates), ``s(g, bs = "re")`` (a random intercept per g) and
-  ``s(g, x, bs = "re")`` (a random slope of x per g).
+  ``s(z, k = 20)``, ``s(z, bs = "ps")`` (P-spline), ``s(z, bs = "cr")`` (cubic regression
+  spline), ``s(z, bs = "cc")`` (cyclic cubic spline; the ends of its cycle as mgcv's
+  ``knots = list(z = c(0, 24))``: ``bam(..., knots={"z": (0, 24)})``), ``s(z, by = v)``
+  (mgcv's by variable: numeric, a varying coefficient; a factor, one smooth per level —
+  write its main effect too, ``y ~ f + s(z, by = f)``), ``s(x, z)`` (an isotropic
+  thin-plate smooth of two or more covariates), ``s(g, bs = "re")`` (a random intercept
+  per g) and ``s(g, x, bs = "re")`` (a random slope of x per g, beside x's fixed slope: x
+  must be a parametric term too).
 
 Anything else — another function, a string outside ``s(bs = ...)`` and ``C()``'s reference, ``[``,
 ``$``, a name with a part starting with ``__`` — is a

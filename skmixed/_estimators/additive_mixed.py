@@ -167,9 +167,10 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         That posterior covariance of the parametric coefficients (intercept first), in the
         order of ``fixed_effects_``.
     smooths_ : DataFrame
-        Per smooth (indexed by mgcv's labels: ``s(z)``, ``s(z):v`` for a numeric ``by``,
-        ``s(z):va`` for level a of a factor ``by``): ``edf``; ``ref_df``, the reference degrees of freedom of its test (the
-        alternative edf ``tr(2F − F²)`` over its coefficients, at most its basis size);
+        Per smooth (indexed by mgcv's labels: ``s(z)``, ``s(x,z)``, ``s(z):v`` for a
+        numeric ``by``, ``s(z):va`` for level a of a factor ``by``): ``edf``; ``ref_df``,
+        the reference degrees of freedom of its test (the alternative edf ``tr(2F − F²)``
+        over its coefficients, at most its basis size);
         ``statistic`` and ``p_value`` of the approximate test that the smooth is zero
         (Wood 2013; mgcv's ``summary.gam``): for Gaussian models mgcv's F (the Wald
         statistic over ``ref_df``, referred to an F-type distribution with ``n − edf_``
@@ -180,8 +181,8 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         unscaled difference penalty)
         and ``variance``, σ²τ² of its penalized part; with ``select=True`` also
         ``lambda_null``, the λ of its null-space penalty (NaN: a smooth without one).
-        The p-values ignore the uncertainty of the smoothing parameters (as mgcv's) and are computed to an absolute accuracy of
-        about 1e-10 (mgcv's are to about 1e-6).
+        The p-values ignore the uncertainty of the smoothing parameters (as mgcv's) and are
+        computed to an absolute accuracy of about 1e-10 (mgcv's are to about 1e-6).
     variance_components_ : DataFrame
         The group random intercept's and slopes' variances and SDs, and the residual
         (Gaussian).

@@ -110,10 +110,10 @@ def smooth_bases(spec, values, counts, indexes=None, by=None, binned=False):
         centred = by[j] is None or by[j][0] == "fac" or _constant(by[j][1])
         key = (id(v), term.k, term.bs, term.ends, centred)
         if key not in shared:
-            # small dense algebra (a thin-plate basis: the eigenvectors of ≤ 2,000 knots'
-            # radial matrix), where BLAS threads beside Numba's cost more than they give
             # binned points of several covariates: centred by their plain mean, as bam
             options = dict(centre_points=True) if binned and np.ndim(v) == 2 else {}
+            # small dense algebra (a thin-plate basis: the eigenvectors of ≤ 2,000 knots'
+            # radial matrix), where BLAS threads beside Numba's cost more than they give
             with single_threaded_blas():
                 spline = term.fit(v, weights=cnt, centred=centred, **options)
                 F, R, _ = spline.mixed_parts()
@@ -249,12 +249,17 @@ def fit_rows(spec, X, y, weights, bases, *, discrete, scaling, kept, dropped, co
     else:  # gam(method = "REML"): the Laplace-approximate REML, outer iteration, from the
         # performance iteration's τ (from τ = 1 alone a nearly linear smooth's search could
         # end at λ = ∞, edf 1, where gam finds an interior optimum)
-        start = performance_iteration(model.reml, model.linear_predictor, y,
-                                      family.start_eta(y), weights=weights, family=family,
-                                      tol=spec.tol, max_iter=spec.max_iter)
+        eta0, log_tau0 = family.start_eta(y), None
+        try:
+            start = performance_iteration(model.reml, model.linear_predictor, y, eta0,
+                                          weights=weights, family=family, tol=spec.tol,
+                                          max_iter=spec.max_iter)
+            eta0, log_tau0 = start[1], np.log(start[0].tau)
+        except ValueError:  # the PQL's linear predictor ran off: the Laplace REML's own start
+            pass
         fit, _, n_evals, converged = laplace_reml(
-            model.reml, model.linear_predictor, y, start[1], weights=weights, family=family,
-            log_tau0=np.log(start[0].tau))
+            model.reml, model.linear_predictor, y, eta0, weights=weights, family=family,
+            log_tau0=log_tau0)
         n_iter, method = fit.result.n_iter + 1, "L-BFGS-B (Laplace REML)"
     opt = _opt_summary(fit, method, n_iter, n_evals, converged, note)
     return _result(spec, fit, _layout(bases, X.shape[1], discrete), levels, scaling, kept,
