@@ -30,7 +30,8 @@ from .optimize import minimize
 from .significance import alternative_edf_terms, penalized_term_test, smooth_test
 from .spaces import BoxSpace
 
-__all__ = ["DenseREML", "REMLFit", "LOG_TAU_BOUNDS", "at_lower_bound"]
+__all__ = ["DenseREML", "REMLFit", "LOG_TAU_BOUNDS", "at_lower_bound",
+           "search_again_from_inside"]
 
 #: The bounds of the REML search over each log τ (σ-relative SD of a smooth or of a group's
 #: random effect): a τ at the upper bound is e^10 ≈ 22,026 times σ.
@@ -42,6 +43,23 @@ def at_lower_bound(log_tau, bounds=LOG_TAU_BOUNDS):
     its null space (λ ≥ e^26), where the criterion is flat and a search may have stopped
     short of an interior optimum (the fits search again from inside)."""
     return np.asarray(log_tau) <= bounds[0] + 2.0
+
+
+def search_again_from_inside(search, res, bounds=LOG_TAU_BOUNDS):
+    """``res`` (an optimizer record) or, where some log τ ended `at_lower_bound`, the lower
+    of it and ``search`` (x0 → record) started with those log τ at −2 and at −5: the
+    criterion is flat there, and a search may have jumped past an interior optimum."""
+    low = at_lower_bound(res.theta_final, bounds)
+    for inside in (-2.0, -5.0) if low.any() else ():
+        x0 = res.theta_final.copy()
+        x0[low] = inside
+        res = _lower(res, search(x0))
+    return res
+
+
+def _lower(res, again):
+    """The record with the lower criterion; ``again`` only when lower beyond rounding."""
+    return again if again.fmin < res.fmin - 1e-9 * abs(res.fmin) else res
 
 
 @dataclass
@@ -281,13 +299,7 @@ class DenseREML:
         # where the criterion is flat: the search may have jumped there past an interior
         # optimum from its first steepest-descent step (noisy y: edf 1 where mgcv's was
         # 3.2); searched again from inside, the lower criterion kept
-        low = at_lower_bound(res.theta_final, bounds)
-        for inside in (-2.0, -5.0) if low.any() else ():
-            x0 = res.theta_final.copy()
-            x0[low] = inside
-            again = search(x0)
-            if again.fmin < res.fmin - 1e-9 * abs(res.fmin):
-                res = again
+        res = search_again_from_inside(search, res, bounds)
         # select=True (a smooth of two blocks, range and null space): the criterion may
         # have an interior optimum and a lower one with the smooth removed (both blocks at
         # λ = ∞), which a search from a common start need not reach; each such smooth is
@@ -296,9 +308,7 @@ class DenseREML:
             if len(blocks) > 1 and not np.all(at_lower_bound(res.theta_final[blocks], bounds)):
                 x0 = res.theta_final.copy()
                 x0[blocks] = bounds[0] + 3.0
-                again = search(x0)
-                if again.fmin < res.fmin - 1e-9 * abs(res.fmin):
-                    res = again
+                res = _lower(res, search(x0))
         with single_threaded_blas():
             return self.fit_at(res.theta_final, res)
 

@@ -10,7 +10,7 @@ import numpy as np
 from scipy import linalg, special
 
 from .._kernels.threads import over_rows
-from .additive import LOG_TAU_BOUNDS, at_lower_bound
+from .additive import LOG_TAU_BOUNDS, search_again_from_inside
 from .optimize import minimize
 from .spaces import BoxSpace
 
@@ -201,13 +201,7 @@ def laplace_reml(make_reml, linear_predictor, y, eta0, family, m=None, weights=N
     # a log τ at the lower bound (a smooth reduced to its null space, λ = ∞), where the
     # criterion is flat: searched again from inside, the lower criterion kept (as
     # DenseREML.fit: a nearly linear smooth stopped at edf 1.000 where gam finds 1.42)
-    low = at_lower_bound(res.theta_final, bounds)
-    for inside in (-2.0, -5.0) if low.any() else ():
-        x0 = res.theta_final.copy()
-        x0[low] = inside
-        again = search(x0)
-        if again.fmin < res.fmin - 1e-9 * abs(res.fmin):
-            res = again
+    res = search_again_from_inside(search, res, bounds)
     reml, s, eta = pirls(res.theta_final)
     # the final working model at τ̂: coefficients, edf, Vp (σ = 1)
     return reml.fit_at(res.theta_final, res), eta, state["evals"], res.converged

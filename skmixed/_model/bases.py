@@ -52,14 +52,6 @@ class SmoothTerm:
     def __post_init__(self):
         self.fit(None)  # the values checked now, before any data are read
 
-    @property
-    def name(self):
-        """mgcv's label: ``s(x)``, ``s(x):z`` (numeric by), ``s(x):fa`` (level a of f)."""
-        name = f"s({self.label})"
-        if self.by is None:
-            return name
-        return f"{name}:{self.by}" + ("" if self.level is None else f"{self.level}")
-
     def fit(self, x, weights=None, centred=True, **options):
         """Its basis fitted to the covariate's values ``x`` (weighted by ``weights``; x None:
         unfitted), sum-to-zero constrained unless not ``centred``
