@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from skmixed import AdditiveMixed
+from skmixed._estimators._additive_predict import covariate_columns
 from skmixed._model.additive_cross import discretize
 
 from conftest import simulated, with_by_factor
@@ -37,6 +38,10 @@ MODELS = {
     # issue 18: f + s(z, by = f), f of 10 levels (tp, mgcv's default basis): ≤ 2 s at 2e6
     "gaussian_by10": (dict(smooths=["z"], by={"z": "f"}, bs="tp"),
                       ["x", "b"] + BY_DUMMIES + ["z", "f", "g"], "y_nl"),
+    # issue 18: b + te(x, z) + s(g, bs = "re") (mgcv's default te: cubic regression margins
+    # of k = 5, each binned to 1,000 values): ≤ 2 s at 2e6
+    "gaussian_te": (dict(smooths=[("x", "z")], bs={("x", "z"): "te"}), ["x", "b", "z", "g"],
+                    "y_nl"),
 }
 
 
@@ -65,13 +70,14 @@ def _fit(X, y, **params):
 
 
 def _check(model, df, cols, target, params):
-    """A fast wrong fit must fail: see the module docstring. A ``by`` fit (not from
-    chunks) solves its penalized likelihood equations at the binned covariates, where it
-    fits."""
+    """A fast wrong fit must fail: see the module docstring. A ``by`` or tensor-product
+    fit (not from chunks) solves its penalized likelihood equations at the binned
+    covariates (a tensor product's margins binned one by one), where it fits."""
     assert model.converged_
-    if params.get("by") and model._discrete:
+    tensor = any(isinstance(c, tuple) for c in params.get("smooths", ()))
+    if (params.get("by") or tensor) and model._discrete:
         binned = df.copy()
-        for c in params["smooths"]:
+        for c in covariate_columns(params["smooths"]):
             values, index = discretize(df[c].to_numpy(), model.n_bins)
             binned[c] = values[index]
         check_penalized_scores(model, binned, target, cols)

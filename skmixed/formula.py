@@ -87,7 +87,7 @@ def parse_formula(formula):
     fixed = []
     for sign, item in rhs.items:
         special = isinstance(item, Random) or (isinstance(item, Call) and
-                                               item.func in ("s", "offset"))
+                                               item.func in ("s", "te", "ti", "offset"))
         if special and sign == "-":
             raise FormulaError(formula, item.pos, "random effects, s() and offset() are added "
                                "with '+', not removed")
@@ -95,6 +95,8 @@ def parse_formula(formula):
             parsed.random += _terms.random_terms(formula, item)
         elif special and item.func == "s":
             parsed.smooths.append(_terms.smooth(formula, item))
+        elif special and item.func in ("te", "ti"):
+            parsed.smooths.append(_terms.tensor(formula, item))
         elif special:
             if parsed.offset_node is not None:
                 raise FormulaError(formula, item.pos, "only one offset() term is supported")
@@ -209,12 +211,21 @@ def _random_spec(parsed, data, fixed):
     return dict(groups=groups, random_slopes=slopes, covariance=covariance), group_cols
 
 
+def _is_interaction(bs):
+    """Whether a smooth's ``bs`` is a ti() interaction's."""
+    return isinstance(bs, tuple) and bs[0] == "ti"
+
+
 def _smooth_columns(parsed, data, X):
     """AdditiveMixed's parameters from the s() terms; their columns are added to X."""
     smooths, k, bs, by_vars, groups, slopes = [], {}, {}, {}, None, []
     parametric = set(X.columns)
     for sm in parsed.smooths:
         values = _lookup(parsed, data, sm.covariate, sm.pos)
+        if _is_interaction(sm.bs) and set((sm.covariate,) + sm.more) & parametric:
+            raise FormulaError(parsed.formula, sm.pos, "a ti() covariate that is also a "
+                               "parametric term is not supported: give the parametric term "
+                               "a copy of the column")
         if sm.bs != "re" and sm.covariate in parametric:
             raise FormulaError(parsed.formula, sm.pos, f"{sm.covariate!r} is both a parametric "
                                "term and a smooth's covariate: the smooth holds its linear "
@@ -238,8 +249,13 @@ def _smooth_columns(parsed, data, X):
                 slopes.append(sm.by)
             continue
         label = (sm.covariate,) + sm.more if sm.more else sm.covariate
-        used = {c for s in smooths for c in (s if isinstance(s, tuple) else (s,))}
-        repeated = [c for c in (sm.covariate,) + sm.more if c in used]
+        # a covariate in one smooth, apart from ti() interactions (they hold no main effect)
+        interaction = isinstance(sm.bs, tuple) and sm.bs[0] == "ti"
+        used = {c for s in smooths if not _is_interaction(bs[s])
+                for c in (s if isinstance(s, tuple) else (s,))}
+        repeated = [] if interaction else [c for c in (sm.covariate,) + sm.more if c in used]
+        if label in smooths:
+            repeated = [sm.covariate]
         if repeated:
             raise FormulaError(parsed.formula, sm.pos, f"{repeated[0]!r} is the covariate of "
                                "two smooths (e.g. s(x) + s(x, by = f)): not supported yet; "

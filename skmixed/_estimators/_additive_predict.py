@@ -42,11 +42,11 @@ def smooth_arrays(X_table, keys):
     return out
 
 
-def smooth_name(label, by):
+def smooth_name(label, by, kind="s"):
     """mgcv's name of a smooth of column ``label``: ``s(x)``, ``s(x,z)``, ``s(x):v``
     (numeric ``by`` v), ``s(x):va`` (level a of a factor ``by`` v); ``by`` as
-    `expand_by`'s info."""
-    name = f"s({smooth_label_name(label)})"
+    `expand_by`'s info; ``kind`` "te" or "ti" for a tensor product (``te(x,z)``)."""
+    name = f"{kind}({smooth_label_name(label)})"
     if by is None:
         return name
     return f"{name}:{_design.column_name(by[0])}" + ("" if by[1] is None else f"{by[1]}")
@@ -242,7 +242,12 @@ class AdditivePrediction:
         for c, b, by in zip(self._labels["smooth"], self._model_info["bases"],
                             self._labels["by"]):
             by_arg = "" if by is None else f", by = {_design.column_name(by[0])}"
-            text = f's({smooth_label_name(c).replace(",", ", ")}{by_arg}, bs = "{b["spline"].bs}")'
+            spline = b["spline"]
+            covariates = smooth_label_name(c).replace(",", ", ")
+            text = (f'{spline.bs}({covariates}, bs = c('
+                    + ", ".join(f'"{m.bs}"' for m in spline.margins_) + '))'
+                    if hasattr(spline, "margins_")
+                    else f's({covariates}{by_arg}, bs = "{spline.bs}")')
             if text not in smooths:  # a factor by's levels: one term
                 smooths.append(text)
         group = self._labels["group"]

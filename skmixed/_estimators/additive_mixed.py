@@ -1,6 +1,6 @@
 """``AdditiveMixed``: additive mixed models (mgcv's ``gam``/``bam`` with ``bs = "ps"``,
-``"cr"``, ``"cc"`` or ``"tp"`` smooths, ``by =`` variables and ``s(g, bs = "re")`` random
-intercepts).
+``"cr"``, ``"cc"`` or ``"tp"`` smooths, tensor products ``te()``/``ti()``, ``by =``
+variables and ``s(g, bs = "re")`` random intercepts).
 
 ``g(E[y]) = Xβ + Σ_j s_j(z_j) + b_group``: parametric columns, smooths (mgcv's P-spline,
 cubic regression spline, cyclic cubic and thin-plate bases, `skmixed._model.bases`,
@@ -34,7 +34,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .._kernels.threads import numba_threads
 from .._model import identifiability as _identifiability
 from .._model.additive_fit import AdditiveSpec, fit_rows, fit_tables, row_bases, smooth_bases
-from .._model.bases import BASES, SmoothTerm
+from .._model.bases import BASES, TENSORS, SmoothTerm
 from .._model.identifiability import independent_fixed_columns
 from ..families import FAMILY_NAMES, get_family
 from ..sources import ChunkedData, score_target
@@ -76,14 +76,16 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
     smooths : sequence of str or int, or of tuples of them, default=()
         Columns of X with a smooth ``s(z, bs = bs)``; a tuple of columns, e.g.
         ``("x", "z")``, is mgcv's ``s(x, z)``: an isotropic thin-plate spline of those
-        covariates. The other columns (except ``groups`` and ``by`` columns) are parametric
-        (linear) effects.
+        covariates, or with ``bs`` "te"/"ti" mgcv's tensor product ``te(x, z)`` /
+        ``ti(x, z)`` (a ti() interaction may share its columns with other smooths). The
+        other columns (except ``groups`` and ``by`` columns) are parametric (linear) effects.
     k : int or dict, default=10
         Basis dimension per smooth (a dict maps a column — or a tuple of columns — to its
         k; others get 10), as mgcv's k: at least 4 for "ps" and "cc", 3 for "cr" and
         "tp". A "cc" smooth has k − 1 coefficients (k knots, the last the first). A smooth
         of several covariates takes its k from a dict only, else mgcv's default (30 for
-        two covariates, 110 for three).
+        two covariates, 110 for three); a tensor product's k is an int (each margin) or one
+        per margin, default 5 each (mgcv's).
     bs : {"ps", "cr", "cc", "tp"} or dict, default="ps"
         The smooths' basis (a dict maps a column to its basis; others get "ps"), as mgcv's
         ``bs``: "ps", P-splines (cubic B-splines, 2nd-order difference penalty); "cr", the
@@ -92,9 +94,13 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         spline (value, slope and curvature agree at the two ends of the cycle; no
         unpenalized part); "tp", the thin-plate regression spline (mgcv's default for
         ``s()``, and a formula's: the eigen-truncated radial basis of the distinct values,
-        at most 2,000 of them drawn as mgcv draws them; the only basis of a smooth of
-        several covariates, which gets it whatever ``bs`` says unless a dict names it). All
-        are constrained to sum to zero over the data and give mgcv's fits.
+        at most 2,000 of them drawn as mgcv draws them; the basis of a smooth of several
+        covariates unless a dict names "te" or "ti" for it). All
+        are constrained to sum to zero over the data and give mgcv's fits. A tuple of
+        columns mapped to "te" or "ti" is mgcv's tensor product of cubic regression margins
+        (its default), or to a tuple of the kind and the margins' bases, e.g.
+        ``("te", "tp", "cr")``; ``smooths_["lambda_margins"]`` then holds its margins'
+        smoothing parameters (mgcv's sp).
     knots : dict, default=None
         The ends of the cycle of "cc" smooths: a column mapped to ``(a, b)`` with ``a < b``
         covering its values (mgcv's ``knots = list(z = c(a, b))``, e.g. ``{"hour": (0,
@@ -393,9 +399,13 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         """The columns' roles: smooths, the grouping column, random slopes and the
         parametric rest, each resolved and checked (in-memory, chunked and Dask fits)."""
         smooth_labels = [_resolve_smooth(X_table, s) for s in self.smooths]
-        if len(set(covariate_columns(smooth_labels))) != len(covariate_columns(smooth_labels)):
-            raise ValueError(f"smooths lists a column twice: {list(self.smooths)}.")
         self._check_keys(smooth_labels)
+        # a column is in one smooth, apart from ti() interactions (no main effects), which
+        # may share it with each other and with the covariate's own smooth
+        plain = covariate_columns([c for c in smooth_labels if self._smooth_kind(c) != "ti"])
+        if len(set(plain)) != len(plain) or len(set(smooth_labels)) != len(smooth_labels):
+            raise ValueError(f"smooths lists a column twice: {list(self.smooths)} (only "
+                             "ti() interactions may share a column with other smooths).")
         group_label = (None if self.groups is None
                        else _design.resolve_column(X_table, self.groups, "groups"))
         if group_label is not None and group_label in covariate_columns(smooth_labels):
@@ -433,6 +443,9 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
                 key = _design.resolve_column(X_table, key, f"by[{label!r}]")
                 if key in covariate_columns([label]):
                     raise ValueError(f"by[{label!r}] is the smooth's own column.")
+                if self._smooth_kind(label) != "s":
+                    raise ValueError(f"by[{label!r}]: a tensor product with a by variable is "
+                                     "not supported yet.")
             out.append(key)
         return out
 
@@ -473,24 +486,58 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         """The `SmoothTerm` of the smooth of column ``label`` (its k, basis and cyclic
         ends; checked, errors naming the column). A smooth of several columns (a tuple) is
         a thin-plate spline whose k comes from a dict, else mgcv's default (30 for two
-        covariates, 110 for three)."""
+        covariates, 110 for three), or a tensor product (`_tensor_term`)."""
         multi = isinstance(label, tuple)
+        bs = (self.bs.get(label, "tp" if multi else "ps") if isinstance(self.bs, dict)
+              else "tp" if multi else self.bs)
+        if multi and (isinstance(bs, tuple) or bs in TENSORS):
+            return self._tensor_term(label, bs)
         default_k = (null_space_dimension(len(label), default_order(len(label)))
                      + (27 if len(label) == 2 else 100)) if multi else 10
         k = (self.k.get(label, default_k) if isinstance(self.k, dict)
              else default_k if multi else self.k)
         if not (isinstance(k, Integral) and not isinstance(k, bool)):
             raise ValueError(f"k[{label!r}]={k!r}: an integer >= 3.")
-        bs = (self.bs.get(label, "tp" if multi else "ps") if isinstance(self.bs, dict)
-              else "tp" if multi else self.bs)
-        if bs not in BASES:
-            raise ValueError(f"bs[{label!r}]={bs!r}: one of {sorted(BASES)}.")
+        if not isinstance(bs, str) or bs not in BASES:
+            raise ValueError(f"bs[{label!r}]={bs!r}: one of {sorted(BASES)}"
+                             + (" or, for several covariates, 'te' or 'ti'" if multi else "")
+                             + ".")
         if multi and bs != "tp":
-            raise ValueError(f"the smooth of {list(label)} has {len(label)} covariates: only "
-                             f"bs='tp' (an isotropic thin-plate spline) takes several; got "
-                             f"bs={bs!r}.")
+            raise ValueError(f"the smooth of {list(label)} has {len(label)} covariates: "
+                             f"bs='tp' (an isotropic thin-plate spline), 'te' or 'ti' "
+                             f"(tensor products) take several; got bs={bs!r}.")
         ends = (self.knots or {}).get(label)
         return SmoothTerm(label, int(k), bs, ends)
+
+    def _tensor_term(self, label, bs):
+        """mgcv's ``te()``/``ti()`` of the columns ``label``: ``bs`` "te" or "ti" (cubic
+        regression margins, mgcv's default) or a tuple ``("te", "tp", "cr")``, the margins'
+        bases after the kind; k from a dict, an int (each margin) or a tuple (per margin),
+        default 5 each (mgcv's)."""
+        d = len(label)
+        kind, margins = (bs, ("cr",) * d) if isinstance(bs, str) else (bs[0], tuple(bs[1:]))
+        if kind not in TENSORS or len(margins) != d or any(
+                not isinstance(b, str) or b not in BASES for b in margins):
+            raise ValueError(f"bs[{label!r}]={bs!r}: a tensor product is 'te' or 'ti', or "
+                             f"a tuple of 'te'/'ti' and {d} margin bases from "
+                             f"{sorted(BASES)}, e.g. ('te', 'tp', 'cr').")
+        if not 2 <= d <= 3:
+            raise ValueError(f"a tensor product of {d} covariates {list(label)}: 2 or 3.")
+        k = self.k.get(label, 5) if isinstance(self.k, dict) else 5
+        k = (k,) * d if isinstance(k, Integral) and not isinstance(k, bool) else k
+        if not (isinstance(k, (tuple, list)) and len(k) == d and all(
+                isinstance(v, Integral) and not isinstance(v, bool) for v in k)):
+            raise ValueError(f"k[{label!r}]={k!r}: an integer or {d} integers (one per "
+                             "margin).")
+        if (self.knots or {}).get(label) is not None:
+            raise ValueError(f"knots[{label!r}]: the ends of a cycle are given for "
+                             "one-covariate cyclic smooths only, not tensor products.")
+        return SmoothTerm(label, tuple(int(v) for v in k), kind, margins=margins)
+
+    def _smooth_kind(self, label):
+        """mgcv's name of the smooth of ``label``: "s", or "te"/"ti" (a tensor product)."""
+        bs = self._smooth_term(label).bs
+        return bs if bs in TENSORS else "s"
 
     def _k_of(self, label):
         return self._smooth_term(label).k
@@ -546,7 +593,8 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         self.intercept_ = float(full[0]) if self.fit_intercept else 0.0
         self.coef_ = full[int(self.fit_intercept):].copy()
         self.smooths_ = pd.DataFrame(extra["smooths"], index=pd.Index(
-            [smooth_name(c, b) for c, b in zip(smooth_labels, by_info)], name="term"))
+            [smooth_name(c, b, self._smooth_kind(c)) for c, b in zip(smooth_labels, by_info)],
+            name="term"))
         for stale in ("random_effects_", "group_levels_", "n_groups_",
                       "random_effects_matrix_"):
             if hasattr(self, stale):

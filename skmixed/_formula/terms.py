@@ -369,6 +369,46 @@ def smooth(formula, node):
                   k, node.pos, by_var)
 
 
+def _literals(formula, node, what, n):
+    """A literal or R's ``c(…)`` of n literals, as a tuple of n values (one literal:
+    repeated)."""
+    if isinstance(node, Call) and node.func == "c":
+        if node.kwargs or len(node.args) != n:
+            _fail(formula, node, f"{what}: one value or c() of {n} values (one per margin)")
+        return tuple(_literal(formula, a, what) for a in node.args)
+    return (_literal(formula, node, what),) * n
+
+
+def tensor(formula, node):
+    """mgcv's tensor products ``te(x, z)`` and ``ti(x, z)`` of 2 or 3 covariates, with
+    ``k`` and ``bs`` one value or ``c()`` of one per margin (mgcv's defaults: k = 5, cubic
+    regression margins)."""
+    kind = node.func
+    kwargs = {k: v for k, v, _ in node.kwargs}
+    for key, _, pos in node.kwargs:
+        if key not in ("k", "bs"):
+            raise FormulaError(formula, pos, f"{kind}(): unsupported argument(s) {[key]} (k "
+                               "and bs are)")
+    if not 2 <= len(node.args) <= 3:
+        _fail(formula, node, f"{kind}() takes 2 or 3 covariates (one per margin)")
+    for arg in node.args:
+        if not isinstance(arg, Name):
+            _fail(formula, arg, f"{kind}(): a covariate is a column name")
+    n = len(node.args)
+    bs = _literals(formula, kwargs["bs"], f"{kind}()'s bs", n) if "bs" in kwargs else ("cr",) * n
+    for b in bs:
+        if b not in BASES:
+            _fail(formula, kwargs["bs"], f"{kind}(): margin bs = {b!r} is not supported; the "
+                  f"supported are {', '.join(repr(v) for v in BASES)}")
+    k = _literals(formula, kwargs["k"], f"{kind}()'s k", n) if "k" in kwargs else (5,) * n
+    for v, b in zip(k, bs):
+        if not isinstance(v, int) or isinstance(v, bool) or v < BASES[b].min_k:
+            _fail(formula, kwargs["k"], f"{kind}(): each margin's k must be an integer >= "
+                  f"{BASES[b].min_k} for bs = \"{b}\"; got {v!r}")
+    return Smooth(node.args[0].name, None, (kind,) + bs, k, node.pos, None,
+                  tuple(a.name for a in node.args[1:]))
+
+
 def offset(formula, node):
     """``offset(expr)``: its arithmetic tree."""
     if len(node.args) != 1 or node.kwargs:

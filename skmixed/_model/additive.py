@@ -62,6 +62,92 @@ def _lower(res, again):
     return again if again.fmin < res.fmin - 1e-9 * abs(res.fmin) else res
 
 
+def dominance_basis(lam, pens, tol=1e-9):
+    """An orthonormal basis T of a several-penalty block in which ``T'P_λT`` (``P_λ =
+    Σ_k λ_k P_k``) has a Cholesky factor accurate to rounding whatever the λ_k (a
+    tensor-product margin's λ may be e^30 times another's): the range of the largest
+    ``λ_k P_k`` first, then, within its null space, the range of the next, and so on (the
+    idea of Wood's 2011 stable log-determinant of a sum of penalties); the huge entries
+    then sit in leading diagonal blocks, whose Cholesky step leaves the rest exact.
+    Returns T and the ``T'P_kT``. T depends on the penalties' order only (cached)."""
+    order = tuple(np.argsort([-l * np.abs(P).max() for l, P in zip(lam, pens)],
+                             kind="stable"))
+    key = (id(pens[0]), order)
+    if key not in _DOMINANCE:
+        rest, cols, ends = np.eye(pens[0].shape[0]), [], {}
+        for k in order:
+            e, V = linalg.eigh(rest.T @ pens[k] @ rest)
+            big = e > tol * e.max() if e.size and e.max() > 0 else np.zeros(e.size, bool)
+            cols.append(rest @ V[:, big])
+            rest = rest @ V[:, ~big]
+            ends[k] = sum(c.shape[1] for c in cols)
+        T = np.hstack(cols + [rest])
+        parts = []
+        for k, P in enumerate(pens):
+            part = T.T @ P @ T
+            # P_k vanishes on the later groups (they lie in its null space): exact zeros
+            # there, not rounding, which λ_k ≫ the later λ would blow up
+            part[ends[k]:] = 0.0
+            part[:, ends[k]:] = 0.0
+            parts.append(part)
+        _DOMINANCE[key] = (pens, T, parts)
+    _, T, parts = _DOMINANCE[key]
+    return T, parts
+
+
+#: dominance_basis's cache: (id of a block's first penalty, order) -> (penalties, T, T'P_kT)
+#: (the penalties are kept so that the id stays theirs)
+_DOMINANCE = {}
+
+
+class Scales:
+    """Λ, the map from the spherical u to a smooth's range-space coefficients b = Λu
+    (block diagonal over the penalized blocks): ``τ_j I`` over a block whose penalty is the
+    identity (one τ), and a square root of ``P_λ⁻¹`` over a block with several penalties
+    (a tensor product's, one λ_k = 1/τ_k² each): ``Λ = T L⁻ᵀ`` with ``T'P_λT = LL'``
+    (`dominance_basis`), so that ``b'P_λ b = u'u``.
+    ``left(M)`` is ΛM (over M's first axis), ``right(M)`` MΛ (over its last); without
+    several-penalty blocks both are products with the vector ``diag``."""
+
+    def __init__(self, tau, sizes, penalties):
+        edges = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+        self.diag = np.ones(edges[-1])
+        self.full = []  # (a, b, Λ block, λ, P_k list) per several-penalty block
+        t = 0
+        for j, pens in enumerate(penalties):
+            a, b = edges[j], edges[j + 1]
+            if pens is None:
+                self.diag[a:b] = tau[t]
+                t += 1
+                continue
+            lam = tau[t:t + len(pens)] ** -2.0
+            t += len(pens)
+            T, parts = dominance_basis(lam, pens)
+            L = linalg.cholesky(sum(l * P for l, P in zip(lam, parts)), lower=True)
+            self.full.append((a, b, T @ linalg.solve_triangular(L, np.eye(b - a),
+                                                                 lower=True).T, lam, pens))
+
+    def left(self, M):
+        out = self.diag.reshape((-1,) + (1,) * (np.ndim(M) - 1)) * M
+        for a, b, Lam, _, _ in self.full:
+            out[a:b] = Lam @ M[a:b]
+        return out
+
+    def right(self, M):
+        out = M * self.diag
+        for a, b, Lam, _, _ in self.full:
+            out[..., a:b] = M[..., a:b] @ Lam
+        return out
+
+    def penalty(self):
+        """The penalty of b over all penalized blocks (q × q): ``1/τ_j²`` on an identity
+        block's diagonal, ``P_λ`` over a several-penalty block."""
+        P = np.diag(np.where(self.diag > 0, 1.0 / self.diag ** 2, 0.0))
+        for a, b, _, lam, pens in self.full:
+            P[a:b, a:b] = sum(l * Pk for l, Pk in zip(lam, pens))
+        return P
+
+
 @dataclass
 class REMLFit:
     """The REML fit: ``tau`` (σ-relative SD per smooth, then the groups'; λ = 1/τ²),
@@ -115,17 +201,18 @@ class DenseREML:
     def __init__(self, blocks, y, weights=None, groups=None, n_groups=None, slopes=None):
         cross = CrossProducts.dense(blocks.fixed, blocks.random, y, weights, groups, n_groups,
                                     slopes)
-        self._setup(cross, blocks.sizes, blocks.fixed_of, blocks.smooth_blocks)
+        self._setup(cross, blocks.sizes, blocks.fixed_of, blocks.smooth_blocks,
+                    blocks.penalties)
 
     @classmethod
-    def from_crossproducts(cls, cross, sizes, fixed_of, smooth_blocks=None):
+    def from_crossproducts(cls, cross, sizes, fixed_of, smooth_blocks=None, penalties=None):
         """The REML from precomputed cross-products (e.g. `CrossProducts.binned`);
-        ``sizes``, ``fixed_of`` and ``smooth_blocks`` as `SmoothBlocks`'."""
+        ``sizes``, ``fixed_of``, ``smooth_blocks`` and ``penalties`` as `SmoothBlocks`'."""
         self = cls.__new__(cls)
-        self._setup(cross, sizes, fixed_of, smooth_blocks)
+        self._setup(cross, sizes, fixed_of, smooth_blocks, penalties)
         return self
 
-    def _setup(self, cross, sizes, fixed_of, smooth_blocks=None):
+    def _setup(self, cross, sizes, fixed_of, smooth_blocks=None, penalties=None):
         M, p, q = cross.M, cross.p, cross.q
         self.n, self.p, self.q = cross.n, p, q
         self.FF, self.RF, self.RR = M[:p, :p], M[p:p + q, :p], M[p:p + q, p:p + q]
@@ -137,10 +224,17 @@ class DenseREML:
                              "or a numeric by variable (its smooth holds the variable itself) "
                              "that equals a parametric column or an indicator of a level; "
                              "drop one of them.")
-        self.sizes = list(sizes)  # per penalized block (its own τ)
+        self.sizes = list(sizes)  # per penalized block
+        # per block its penalties (None: the identity, one τ; else several P_k, a τ each)
+        self.penalties = [None] * len(self.sizes) if penalties is None else list(penalties)
+        # the block of each smooth τ (the groups' come after them)
+        self.tau_block = [j for j, pens in enumerate(self.penalties)
+                          for _ in range(1 if pens is None else len(pens))]
+        self.n_smooth_tau = len(self.tau_block)
         self.fixed_of = list(fixed_of)  # per smooth
-        # per smooth its blocks (one, or two with select=True: range and null space)
-        self.smooth_blocks = ([[j] for j in range(len(self.sizes))] if smooth_blocks is None
+        # per smooth its τ (one; two with select=True: range and null space; a tensor
+        # product's one per margin)
+        self.smooth_blocks = ([[j] for j in range(self.n_smooth_tau)] if smooth_blocks is None
                               else [list(b) for b in smooth_blocks])
         self.G, self.r = 0, 0
         if cross.ZZ is not None:
@@ -152,15 +246,20 @@ class DenseREML:
 
     @property
     def n_tau(self):
-        return len(self.sizes) + self.r
+        return self.n_smooth_tau + self.r
+
+    def scales(self, log_tau):
+        """Λ at τ (`Scales`)."""
+        tau = np.exp(np.asarray(log_tau, dtype=float))
+        return Scales(tau[:self.n_smooth_tau], self.sizes, self.penalties)
 
     def _system(self, log_tau):
         """The pieces of A and of the right-hand sides at τ, and a solver for A."""
         tau = np.exp(np.asarray(log_tau, dtype=float))
-        lam = np.repeat(tau[:len(self.sizes)], self.sizes)
-        A11 = lam[:, None] * self.RR * lam[None, :] + np.eye(self.q)
-        K1 = lam[:, None] * self.RF
-        g1 = lam * self.Ry
+        lam = self.scales(log_tau)
+        A11 = lam.right(lam.right(self.RR).T).T + np.eye(self.q)
+        K1 = lam.right(self.RF.T).T
+        g1 = lam.right(self.Ry)
         if self.G == 0:
             S = linalg.cholesky(A11, lower=True)
             logdet = 2.0 * np.log(np.diag(S)).sum()
@@ -171,7 +270,7 @@ class DenseREML:
             return dict(lam=lam, tau_g=None, solve=solve, logdet=logdet, K=(K1, None),
                         g=(g1, None), S=S)
         G, r = self.G, self.r
-        tg = tau[len(self.sizes):]
+        tg = tau[self.n_smooth_tau:]
         a22 = tg[None, :, None] * self.ZZ * tg[None, None, :] + np.eye(r)
         if r == 1:
             Dinv = 1.0 / a22
@@ -179,7 +278,7 @@ class DenseREML:
         else:
             Dinv = np.linalg.inv(a22)
             logdet_22 = np.linalg.slogdet(a22)[1].sum()
-        A21 = (tg[None, :, None] * self.ZR * lam[None, None, :]).reshape(G * r, self.q)
+        A21 = lam.right(tg[None, :, None] * self.ZR).reshape(G * r, self.q)
         C = (Dinv @ A21.reshape(G, r, self.q)).reshape(G * r, self.q)  # D⁻¹A_21
         S = linalg.cholesky(A11 - A21.T @ C, lower=True)
         logdet = logdet_22 + 2.0 * np.log(np.diag(S)).sum()
@@ -256,12 +355,35 @@ class DenseREML:
             return value
         diag_u, trace_g = self._inverse_diagonal(s)
         edges = np.cumsum([0] + self.sizes)
-        d_rho = [diag_u[a:b].sum() - (b - a) + c * float(s["u"][0][a:b] @ s["u"][0][a:b])
-                 for a, b in zip(edges[:-1], edges[1:])]
+        u = s["u"][0]
+        d_rho = []
+        for (a, b), pens in zip(zip(edges[:-1], edges[1:]), self.penalties):
+            if pens is None:
+                d_rho.append(diag_u[a:b].sum() - (b - a) + c * float(u[a:b] @ u[a:b]))
+            else:
+                d_rho.extend(self._several_penalty_gradient(s, a, b, c))
         if self.G:
             u_g = s["u"][1].reshape(self.G, self.r)
             d_rho.extend(trace_g - self.G + c * np.sum(u_g ** 2, axis=0))
         return value, -2.0 * np.asarray(d_rho)
+
+    def _several_penalty_gradient(self, s, a, b, c):
+        """``∂d_R/∂ρ_k`` (ρ_k = log λ_k) of the block ``a:b`` with several penalties:
+        with ``Q_k = λ_k Λ'P_kΛ`` over the block (``Σ_k Q_k = I``), ``tr(M⁻¹ Q_k) − tr(Q_k)
+        + c u'Q_k u`` (the identity block's formula with I split into the Q_k), M⁻¹'s block
+        in u coordinates from the Cholesky factors (S's: the groups already eliminated)."""
+        sys = s["sys"]
+        Linv = linalg.solve_triangular(sys["S"], np.eye(self.q), lower=True)[:, a:b]
+        RXinv = linalg.solve_triangular(s["RX"], np.eye(self.p), lower=True)
+        W = s["AiK"][0][a:b] @ RXinv.T
+        Minv = Linv.T @ Linv + W @ W.T
+        u = s["u"][0][a:b]
+        _, _, Lam, lam, pens = next(f for f in sys["lam"].full if f[0] == a)
+        out = []
+        for l, P in zip(lam, pens):
+            Q = l * (Lam.T @ P @ Lam)
+            out.append(float(np.sum(Minv * Q) - np.trace(Q) + c * u @ Q @ u))
+        return out
 
     def _inverse_diagonal(self, s):
         """The diagonal of ``M⁻¹`` over the smooths' u and the traces of its group block per
@@ -336,14 +458,14 @@ class DenseREML:
         # the posterior in (β, b = Λu) coordinates, in units of σ² (mgcv's Vp)
         V = np.empty((p + self.q, p + self.q))
         V[:p, :p] = inv["Xinv"]
-        V[p:, :p] = lam[:, None] * inv["cov_ub"]
+        V[p:, :p] = lam.left(inv["cov_ub"])
         V[:p, p:] = V[p:, :p].T
-        V[p:, p:] = lam[:, None] * inv["cov_uu"] * lam[None, :]
+        V[p:, p:] = lam.left(lam.left(inv["cov_uu"]).T)
         group_cov = None
         if self.G:
             tg = sys["tau_g"]
             rows = np.tile(tg, self.G)[:, None]  # τ of each group-part coordinate
-            cross = rows * np.hstack([inv["cov_gb"], inv["cov_gu"] * lam[None, :]])
+            cross = rows * np.hstack([inv["cov_gb"], lam.right(inv["cov_gu"])])
             group_cov = (sigma ** 2 * cross,
                          sigma ** 2 * tg[None, :, None] * inv["var_g"] * tg[None, None, :])
         return REMLFit(tau=np.exp(np.asarray(log_tau, dtype=float)), sigma=sigma,
@@ -392,10 +514,10 @@ class DenseREML:
         information is the smooth's Schur complement in ``X₁'V X₁ + S₁`` and its
         frequentist covariance ``σ²(P − P S₁ P)`` over its block, ``σ²P`` the posterior
         covariance of the non-random coefficients (``fit.cov``)."""
-        p, J = self.p, len(self.sizes)  # J penalized blocks
-        penalty = np.concatenate([np.zeros(p),
-                                  np.repeat(1.0 / fit.tau[:J] ** 2, self.sizes)])
-        H = np.block([[self.FF, self.RF.T], [self.RF, self.RR]]) + np.diag(penalty)
+        p, J = self.p, self.n_smooth_tau
+        penalty = np.zeros((p + self.q, p + self.q))
+        penalty[p:, p:] = self.scales(np.log(fit.tau)).penalty()
+        H = np.block([[self.FF, self.RF.T], [self.RF, self.RR]]) + penalty
         if self.G:
             ZX = np.concatenate([self.ZF, self.ZR], axis=2)  # G × r × (p + q)
             H += np.einsum("gap,a,gaq->pq", ZX, fit.tau[J:] ** 2, ZX)
@@ -405,7 +527,7 @@ class DenseREML:
             H[np.ix_(other, other)], H[np.ix_(other, m)])
         scale = fit.sigma ** 2
         P = fit.cov / scale
-        cov = scale * (P[np.ix_(m, m)] - P[m] @ (penalty[:, None] * P[:, m]))
+        cov = scale * (P[np.ix_(m, m)] - P[m] @ penalty @ P[:, m])
         return penalized_term_test(fit.b[rng], info, cov, scale, res_df)
 
     def coefficients(self, s):
@@ -413,7 +535,7 @@ class DenseREML:
         attributes of a `REMLFit`-like namespace, for a linear predictor; the PLS
         solution u is in y's units)."""
         sys = s["sys"]
-        return SimpleNamespace(beta=s["beta"], b=sys["lam"] * s["u"][0],
+        return SimpleNamespace(beta=s["beta"], b=sys["lam"].left(s["u"][0]),
                                group=None if self.G == 0
                                else sys["tau_g"] * s["u"][1].reshape(self.G, self.r))
 
@@ -445,9 +567,12 @@ class DenseREML:
     def _smooth_ranges(self):
         """Per smooth the positions of its penalized coordinates among the q (its blocks')."""
         starts = np.concatenate([[0], np.cumsum(self.sizes)]).astype(int)
-        return [np.concatenate([np.arange(starts[k], starts[k + 1]) for k in blocks])
-                .astype(int) if blocks else np.zeros(0, dtype=int)
-                for blocks in self.smooth_blocks]
+        out = []
+        for taus in self.smooth_blocks:
+            blocks = list(dict.fromkeys(self.tau_block[t] for t in taus))
+            out.append(np.concatenate([np.arange(starts[k], starts[k + 1]) for k in blocks])
+                       .astype(int) if blocks else np.zeros(0, dtype=int))
+        return out
 
     def _edf(self, inv):
         """Per smooth (and the group blocks last, one per random-effect column): its

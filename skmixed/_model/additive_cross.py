@@ -12,8 +12,10 @@ import numpy as np
 from .._kernels import blocks
 from .._kernels.binned import bin_layout, binned_sums, binned_table_size, sum_binned_blocks
 from .._kernels.threads import over_blocks
+from .scaling import weighted_gram
 
-__all__ = ["SmoothBlocks", "CrossProducts", "discretize", "discretize_points", "by_multipliers",
+__all__ = ["SmoothBlocks", "CrossProducts", "discretize", "discretize_points",
+           "discretize_margins", "by_multipliers",
            "crossproducts_from_tables"]
 
 @dataclass
@@ -22,14 +24,16 @@ class SmoothBlocks:
     smooths' null spaces) and ``random`` (n × q, the smooths' penalized blocks one after
     another), ``sizes`` (the columns of each penalized block, each with its own τ),
     ``fixed_of`` (per smooth, the indices of its null-space columns in ``fixed``) and
-    ``smooth_blocks`` (per smooth its blocks; None: one each — with ``select=True`` a
-    smooth's null space is a second block)."""
+    ``smooth_blocks`` (per smooth its τ; None: one each — with ``select=True`` a
+    smooth's null space is a second block) and ``penalties`` (per block None, the identity,
+    or a tensor product's several penalties; None: all the identity)."""
 
     fixed: np.ndarray
     random: np.ndarray
     sizes: list
     fixed_of: list
     smooth_blocks: list = None
+    penalties: list = None
 
 
 def discretize(x, n_bins=1000):
@@ -37,9 +41,12 @@ def discretize(x, n_bins=1000):
     there are at most ``n_bins``, else rounded to the nearest of ``n_bins`` equally spaced
     values over its range. Returns ``(values, index)`` with ``x ≈ values[index]``."""
     x = np.asarray(x, dtype=float)
-    values, index = np.unique(x, return_inverse=True)
-    if values.size <= n_bins:
-        return values, index.astype(np.int32)
+    # a strided sample with more distinct values than bins already decides it (no sort of
+    # every row: a continuous covariate of millions of rows)
+    if np.unique(x[::max(1, x.size // (20 * n_bins))]).size <= n_bins:
+        values, index = np.unique(x, return_inverse=True)
+        if values.size <= n_bins:
+            return values, index.astype(np.int32)
     lo, hi = float(x.min()), float(x.max())
     grid = np.linspace(lo, hi, n_bins)
     index = np.rint((x - lo) / (grid[1] - grid[0])).astype(np.int32)
@@ -64,6 +71,30 @@ def discretize_points(x, m=None):
         used, index = np.unique(flat, return_inverse=True)
         grid = np.stack([(used // m ** (d - 1 - j)) % m for j in range(d)], axis=1)
         values = lo + grid * step
+    return values, np.asarray(index, dtype=np.int32).ravel()
+
+
+def discretize_margins(x, n_bins=1000):
+    """``bam(discrete = TRUE)``'s binning of a tensor product's covariates (n × d): each
+    margin binned as one covariate (`discretize`), then the distinct combinations of the
+    margins' bins. Returns ``(values, index)`` with ``x ≈ values[index]`` (u × d)."""
+    x = np.asarray(x, dtype=float)
+    grids, flat = [], np.zeros(x.shape[0], dtype=np.int64)
+    for col in x.T:
+        grid, idx = discretize(col, n_bins)
+        grids.append(grid)
+        flat = flat * grid.size + idx
+    size = int(np.prod([g.size for g in grids]))
+    if size <= 8 * x.shape[0]:  # the combinations counted in a table: no sort of the rows
+        seen = np.bincount(flat, minlength=size) > 0
+        used = np.flatnonzero(seen)
+        index = (np.cumsum(seen) - 1)[flat]
+    else:
+        used, index = np.unique(flat, return_inverse=True)
+    values = np.empty((used.size, x.shape[1]))
+    for j in range(x.shape[1] - 1, -1, -1):
+        values[:, j] = grids[j][used % grids[j].size]
+        used = used // grids[j].size
     return values, np.asarray(index, dtype=np.int32).ravel()
 
 
@@ -135,11 +166,14 @@ class CrossProducts:
         G = (int(n_groups if n_groups is not None else codes.max() + 1)
              if groups is not None else 0)
         M = int(bin_offsets[-1])
-        Bc = [np.hstack([nul, rng]) for _, nul, rng in smooths]
-        col_offsets = bin_layout([b.shape[1] for b in Bc])
+        col_offsets = bin_layout([nul.shape[1] + rng.shape[1] for _, nul, rng in smooths])
         basis = np.zeros((M, int(col_offsets[-1])))
-        for j, b in enumerate(Bc):
-            basis[bin_offsets[j]:bin_offsets[j + 1], col_offsets[j]:col_offsets[j + 1]] = b
+        Bc = []  # per smooth [null, range] at its bins: a view of its block of `basis`
+        for j, (_, nul, rng) in enumerate(smooths):
+            block = basis[bin_offsets[j]:bin_offsets[j + 1], col_offsets[j]:col_offsets[j + 1]]
+            block[:, :nul.shape[1]] = nul
+            block[:, nul.shape[1]:] = rng
+            Bc.append(block)
         K = basis.shape[1]
         if n_blocks is None:
             n_blocks = blocks.n_blocks(y.shape[0], binned_table_size(c, M, K, G))
@@ -162,7 +196,7 @@ class CrossProducts:
         for j in range(J):
             b = slice(bin_offsets[j], bin_offsets[j + 1])
             cols = slice(edges[j + 1], edges[j + 2])
-            E[cols, cols] = (Bc[j] * tot["cnt"][b][:, None]).T @ Bc[j]
+            E[cols, cols] = weighted_gram(Bc[j], tot["cnt"][b])
             E[cols, plain] = Bc[j].T @ tot["sums"][b]
             E[plain, cols] = E[cols, plain].T
             for l in range(j + 1, J):

@@ -30,7 +30,8 @@ import numpy as np
 
 from ..families import Family
 from .additive import LOG_TAU_BOUNDS, DenseREML
-from .additive_cross import crossproducts_from_tables, discretize, discretize_points
+from .additive_cross import (crossproducts_from_tables, discretize, discretize_margins,
+                             discretize_points)
 from .._kernels.threads import single_threaded_blas
 from .additive_pirls import laplace_reml, performance_iteration
 from .additive_system import AdditiveSystem, null_positions, penalized_blocks
@@ -108,7 +109,7 @@ def smooth_bases(spec, values, counts, indexes=None, by=None, binned=False):
     bases, shared = [], {}
     for j, (term, v, cnt) in enumerate(zip(spec.smooths, values, counts)):
         centred = by[j] is None or by[j][0] == "fac" or _constant(by[j][1])
-        key = (id(v), term.k, term.bs, term.ends, centred)
+        key = (id(v), term.k, term.bs, term.ends, term.margins, centred)
         if key not in shared:
             # binned points of several covariates: centred by their plain mean, as bam
             options = dict(centre_points=True) if binned and np.ndim(v) == 2 else {}
@@ -119,6 +120,12 @@ def smooth_bases(spec, values, counts, indexes=None, by=None, binned=False):
                 F, R, _ = spline.mixed_parts()
             basis = spline.design(v)
             shared[key] = dict(spline=spline, null=basis @ F, range=basis @ R, F=F, R=R)
+            if hasattr(spline, "range_penalties"):  # a tensor product: one per margin
+                if spec.select:
+                    raise ValueError(f"select=True with the tensor product {term.bs}() of "
+                                     f"{list(term.label)} is not supported: fit it without "
+                                     "select, or use s() smooths.")
+                shared[key]["penalties"] = spline.range_penalties()
             if spec.select and F.shape[1]:
                 shared[key] = _select_blocks(shared[key])
         bases.append(dict(shared[key], label=term.label, by=by[j]))
@@ -159,7 +166,11 @@ def row_bases(spec, columns, weights, discrete, n_bins, by=None):
     for term, col, mult in zip(spec.smooths, columns, by):
         if id(col) not in done:
             x = np.asarray(col, dtype=float)
-            if x.ndim == 2:  # a smooth of several covariates: bam's grid per covariate
+            if x.ndim == 2 and discrete and term.margins is not None:
+                # a tensor product: each margin binned as a smooth of one covariate (bam's
+                # discrete method bins the margins separately), then the distinct points
+                v, index = discretize_margins(x, n_bins)
+            elif x.ndim == 2:  # a smooth of several covariates: bam's grid per covariate
                 v, index = (discretize_points(x) if discrete
                             else np.unique(x, axis=0, return_inverse=True))
                 index = np.asarray(index).ravel()
@@ -278,9 +289,9 @@ def fit_tables(spec, tables, bases, *, levels, scaling, scales, y_shift, check_r
     if len(kept) < p0:
         cross, p0 = cross.subset_fixed(kept), len(kept)
     layout = _layout(bases, p0, True)
-    sizes, smooth_blocks = penalized_blocks(bases)
+    sizes, smooth_blocks, penalties = penalized_blocks(bases)
     reml = DenseREML.from_crossproducts(cross, sizes, null_positions(p0, layout["null_widths"]),
-                                        smooth_blocks)
+                                        smooth_blocks, penalties)
     fit, converged, note = _gaussian_fit(reml, y_shift, spec)
     opt = _opt_summary(fit, "L-BFGS-B + Newton", 1, _n_evals(fit), converged, note)
     return _result(spec, fit, layout, levels, scaling, kept, dropped, scales, opt, note)
@@ -298,7 +309,7 @@ def _gaussian_fit(reml, y_shift, spec):
     if y_shift:
         fit.beta[0] += y_shift
     note = None
-    if np.any(np.log(fit.tau[len(reml.sizes):]) >= LOG_TAU_BOUNDS[1] - 1e-6):
+    if np.any(np.log(fit.tau[reml.n_smooth_tau:]) >= LOG_TAU_BOUNDS[1] - 1e-6):
         note = (f"the residual variance is (numerically) 0 next to the variance of the "
                 f"{spec.group!r} random effects: y is an exact function of the other terms "
                 "and the groups, so the residual SD is the optimizer's bound (the random "
@@ -364,10 +375,16 @@ def _result(spec, fit, layout, levels, scaling, kept, dropped, scales, opt, note
                "statistic": tests[:, 0] / (ref_df if scale_estimated else 1.0),
                "p_value": tests[:, 1], "lambda": 1.0 / tau ** 2,
                "variance": (sigma * tau) ** 2}
+    reml = fit.reml
+    tensor = [reml.penalties[reml.tau_block[b[0]]] is not None for b in blocks]
+    if any(tensor):  # a tensor product: one λ per margin (the first is "lambda")
+        smooths["variance"] = np.where(tensor, np.nan, smooths["variance"])
+        smooths["lambda_margins"] = [tuple(1.0 / fit.tau[b] ** 2) if t else None
+                                     for b, t in zip(blocks, tensor)]
     if spec.select:  # the null-space penalty's λ (none: a smooth without a null space)
         smooths["lambda_null"] = np.array([1.0 / fit.tau[b[1]] ** 2 if len(b) > 1
                                            else np.nan for b in blocks])
-    J = len(fit.reml.sizes)  # the groups' τ come after every penalized block
+    J = fit.reml.n_smooth_tau  # the groups' τ come after every smooth's
     factors = []
     if spec.group is not None:
         # the internal slopes are x / s: θ and modes × 1/s, conditional variances × 1/s²

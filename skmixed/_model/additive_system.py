@@ -21,15 +21,20 @@ def null_positions(p0, null_widths):
 
 
 def penalized_blocks(bases):
-    """The penalized blocks' sizes (each its own τ) and, per smooth, its blocks: a smooth's
-    range space, and with ``select=True`` its null space as a second block (a basis's
-    ``blocks``: the widths of its range columns' parts; default one)."""
-    sizes, smooth_blocks = [], []
+    """The penalized blocks' sizes, per smooth its τ indices and per block its penalties:
+    a smooth's range space is one block, with one τ (identity penalty) or, for a tensor
+    product (a basis's ``penalties``), one τ per penalty; with ``select=True`` its null space
+    is a second block (a basis's ``blocks``: the widths of its range columns' parts)."""
+    sizes, smooth_blocks, penalties, n_tau = [], [], [], 0
     for b in bases:
         parts = b.get("blocks") or [b["range"].shape[1]]
-        smooth_blocks.append(list(range(len(sizes), len(sizes) + len(parts))))
+        pens = b.get("penalties")
+        n = len(parts) if pens is None else len(pens)
+        smooth_blocks.append(list(range(n_tau, n_tau + n)))
+        n_tau += n
         sizes.extend(parts)
-    return sizes, smooth_blocks
+        penalties.extend([None] * len(parts) if pens is None else [pens])
+    return sizes, smooth_blocks, penalties
 
 
 def multiplier(by):
@@ -59,7 +64,7 @@ class AdditiveSystem:
         self.null_widths = [b["null"].shape[1] for b in bases]
         self.range_widths = [b["range"].shape[1] for b in bases]
         self.fixed_of = null_positions(X.shape[1], self.null_widths)
-        self.sizes, self.smooth_blocks = penalized_blocks(bases)
+        self.sizes, self.smooth_blocks, self.penalties = penalized_blocks(bases)
 
     def reml(self, y, w):
         groups = self.codes if self.G else None
@@ -70,7 +75,7 @@ class AdditiveSystem:
                                          slopes=self.slopes,
                                          by=[b.get("by") for b in self.bases])
             return DenseREML.from_crossproducts(cross, self.sizes, self.fixed_of,
-                                                self.smooth_blocks)
+                                                self.smooth_blocks, self.penalties)
         return DenseREML(self._dense_blocks(), y, w, groups=groups,
                          n_groups=self.G or None, slopes=self.slopes)
 
@@ -82,7 +87,7 @@ class AdditiveSystem:
             random = (np.hstack([_rows(b, "range") for b in self.bases]) if self.bases
                       else np.empty((self.X.shape[0], 0)))
             self._blocks = SmoothBlocks(fixed, random, self.sizes, self.fixed_of,
-                                        self.smooth_blocks)
+                                        self.smooth_blocks, self.penalties)
         return self._blocks
 
     def linear_predictor(self, fit):

@@ -12,17 +12,29 @@ from dataclasses import dataclass
 
 from .cubic_splines import CubicRegressionSpline, CyclicCubicSpline
 from .smooth import PSpline, drop_constraint
+from .tensor import TensorSmooth
 from .thin_plate import ThinPlateSmooth
 
-__all__ = ["BASES", "SmoothTerm", "make_basis"]
+__all__ = ["BASES", "TENSORS", "SmoothTerm", "make_basis"]
 
 #: mgcv's ``bs`` name -> basis class
 BASES = {"ps": PSpline, "cr": CubicRegressionSpline, "cc": CyclicCubicSpline,
          "tp": ThinPlateSmooth}
 
+#: mgcv's tensor-product smooths: ``te`` (a full product, centred) and ``ti`` (the
+#: interaction alone: margins centred)
+TENSORS = ("te", "ti")
 
-def make_basis(bs, k, ends=None):
-    """An unfitted basis ``bs`` of dimension k; ``ends`` (a, b) for a cyclic one."""
+
+def make_basis(bs, k, ends=None, margins=None):
+    """An unfitted basis ``bs`` of dimension k; ``ends`` (a, b) for a cyclic one; for a
+    tensor product (bs "te" or "ti") ``margins`` its margins' bases and k one per margin."""
+    if bs in TENSORS:
+        if ends is not None:
+            raise ValueError("the ends of a cycle are given for cyclic smooths (bs='cc') "
+                             "only, not for tensor-product margins.")
+        return TensorSmooth([make_basis(b, kj) for b, kj in zip(margins, k)],
+                            interaction=bs == "ti")
     if bs not in BASES:
         raise ValueError(f"unknown smooth basis bs={bs!r}; the bases are {sorted(BASES)}.")
     cls = BASES[bs]
@@ -40,7 +52,8 @@ class SmoothTerm:
     named in errors); ``ends``: the ends of a cyclic smooth's cycle, or None; ``by``: the
     name of mgcv's ``by`` variable, or None, and ``level``: for a factor ``by``, the level
     this copy of the smooth belongs to (None: a numeric ``by``, which multiplies the
-    smooth)."""
+    smooth). A tensor product (``bs`` "te" or "ti") has ``margins``, its margins' bases,
+    and ``k``, a tuple: one per margin."""
 
     label: object
     k: int = 10
@@ -48,6 +61,7 @@ class SmoothTerm:
     ends: tuple = None
     by: str = None
     level: object = None
+    margins: tuple = None
 
     def __post_init__(self):
         self.fit(None)  # the values checked now, before any data are read
@@ -59,7 +73,7 @@ class SmoothTerm:
         (a thin plate's ``centre_points``); a bad parameter or covariate is a ValueError
         that names the column."""
         try:
-            basis = make_basis(self.bs, self.k, self.ends)
+            basis = make_basis(self.bs, self.k, self.ends, self.margins)
             if x is None:
                 return basis
             basis = basis.fit(x, weights=weights, **options)

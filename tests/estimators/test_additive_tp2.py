@@ -89,7 +89,7 @@ def test_formula_plot_and_errors(gamsim2):
     assert len(ax.figure.axes) == 2  # the filled contour and its colour bar
     with pytest.raises(ValueError, match=r"n × 2 array"):
         columns.partial_effect(XZ, [0.5, 0.5])
-    with pytest.raises(ValueError, match="only bs='tp'"):
+    with pytest.raises(ValueError, match="'te' or 'ti'"):
         AdditiveMixed(smooths=[XZ], bs={XZ: "cr"}, groups="g").fit(X, gamsim2["y"])
     with pytest.raises(ValueError, match="k=3 is too small"):
         AdditiveMixed(smooths=[XZ], k={XZ: 3}, groups="g").fit(X, gamsim2["y"])
