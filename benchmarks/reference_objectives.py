@@ -167,9 +167,9 @@ def check_glmm(model, df, y, fixed, n_agq, rtol=1e-9, max_step=1e-3):
 
 def check_penalized_scores(model, df, y, columns, max_step=1e-6, group="g"):
     """An AdditiveMixed fit of ``y ~ … + s(g, bs = "re")`` (and slopes' ``s(g, x, bs =
-    "re")``) from ``df[columns]``, Gaussian, binomial, Gamma or negative binomial, solves
-    its penalized likelihood equations at its fitted variances: with μ̂ the fitted means and
-    r the score residual ∂ℓ/∂η (y − μ̂ for the canonical links), X'r = 0 for the
+    "re")``) from ``df[columns]``, Gaussian, binomial, Gamma, Tweedie or negative binomial,
+    solves its penalized likelihood equations at its fitted variances: with μ̂ the fitted
+    means and r the score residual ∂ℓ/∂η (y − μ̂ for the canonical links), X'r = 0 for the
     parametric columns and Σ_g z r = b̂_g φ / τ² per group and random-effect column z
     (1 or a slope's column; φ = σ² or 1), each score times its standard error (the
     coefficient's; the mode's conditional SD over φ) below ``max_step``. Needs fitted means
@@ -183,10 +183,13 @@ def check_penalized_scores(model, df, y, columns, max_step=1e-6, group="g"):
     else:
         mu, phi = model.predict(X), model.sigma_ ** 2
     # the score's working residual ∂ℓ/∂η: y − μ for the canonical links, (y − μ)/μ for
-    # Gamma's log link, k(y − μ)/(k + μ) for the negative binomial's
+    # Gamma's log link, (y − μ) μ^(1−p) for Tweedie's, k(y − μ)/(k + μ) for the negative
+    # binomial's
     resid = target - mu
     if model.family == "gamma":
         resid = resid / mu
+    elif model.family == "tweedie":  # the quasi-score (y − μ) μ^(1−p)
+        resid = resid * mu ** (1.0 - model.power)
     elif model.family == "nbinom2":
         resid = model.dispersion_ * resid / (model.dispersion_ + mu)
     se = model.fixed_effects_["std_error"].to_numpy()

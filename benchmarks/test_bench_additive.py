@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from skmixed import AdditiveMixed
+from skmixed.families import Tweedie
 from skmixed._estimators._additive_predict import covariate_columns
 from skmixed._model.additive_cross import discretize
 
@@ -30,6 +31,8 @@ MODELS = {
     "binomial": (dict(family="binomial"), ["x", "b", "g"], "y_bin"),
     # Gamma (log link, dispersion estimated): bam's performance iteration, Fisher weights
     "gamma": (dict(family="gamma"), ["x", "b", "g"], "y_gamma"),
+    # Tweedie, power 1.5 fixed (mgcv's Tweedie(1.5)): as Gamma, weights μ^(2−p)
+    "tweedie": (dict(family="tweedie", power=1.5), ["x", "b", "g"], "y_tw"),
     # the negative binomial (mgcv's nb()): its size re-estimated at every step's means
     "nbinom2": (dict(family="nbinom2"), ["x", "b", "g"], "y_nb"),
     # s(g, x, bs = "re") besides: one more binned pass (weights w·x) per fit
@@ -52,15 +55,16 @@ def pytest_generate_tests(metafunc):
 
 
 def _frame(n_obs, n_groups):
-    """The study's rows with a Gamma response of shape 3 and a negative binomial one of size
-    2 whose log mean is 0.3 of y's standardized value (the study has neither; drawn the
-    same way every time)."""
+    """The study's rows with a Gamma response of shape 3, a negative binomial one of size
+    2 and a Tweedie one (p = 1.5, φ = 1) whose log mean is 0.3 of y's standardized value
+    (the study has none; drawn the same way every time)."""
     df = with_by_factor(simulated(n_obs, n_groups))
     eta = 0.3 * (df["y"] - df["y"].mean()) / df["y"].std()
     rng = np.random.default_rng(5)
     mu = np.exp(eta)
     return df.assign(y_gamma=rng.gamma(3.0, mu / 3.0),
-                     y_nb=rng.negative_binomial(2.0, 2.0 / (2.0 + mu)))
+                     y_nb=rng.negative_binomial(2.0, 2.0 / (2.0 + mu)),
+                     y_tw=Tweedie(1.5).sample(rng, mu.to_numpy(), fpar=1.0))
 
 
 def _fit(X, y, **params):

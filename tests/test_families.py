@@ -86,6 +86,8 @@ def test_loglik_against_scipy():
 
 def test_unknown_family_and_link_name_what_is_valid():
     with pytest.raises(ValueError, match="valid families"):
+        get_family("tweedy")
+    with pytest.raises(ValueError, match="needs its power"):
         get_family("tweedie")
     with pytest.raises(ValueError, match=r"valid links: \['cloglog', 'logit', 'probit'\]"):
         get_family("binomial", "log")

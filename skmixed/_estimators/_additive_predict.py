@@ -228,11 +228,13 @@ class AdditivePrediction:
 
     def _family_label(self):
         """mgcv's name of the family (``family$family``): ``Gamma``, ``Negative
-        Binomial(k)`` with the size fitted, the others as named."""
+        Binomial(k)`` with the size fitted, ``Tweedie(p=1.5)``, the others as named."""
         if self.family == "gamma":
             return "Gamma"
         if self.family == "nbinom2":
             return f"Negative Binomial({self.dispersion_:.3f})"
+        if self.family == "tweedie":
+            return self._family().r_name
         return self.family
 
     def _summary_text(self):

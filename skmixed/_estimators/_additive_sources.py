@@ -18,7 +18,7 @@ from .._model.bin_tables import BinTables, SmoothAxis
 from .._model.identifiability import boundary_response_error, independent_fixed_columns
 from .._model.scaling import ColumnScaling, weighted_gram
 from .._model.spec import Factor
-from ..families import get_family
+from ..families import Family, get_family
 from ..sources import checked_chunks, chunk_columns
 from . import _design, _factors
 from ._chunked import dask_frame
@@ -27,12 +27,18 @@ __all__ = ["check_target", "check_boundary_response", "used_group_codes",
            "parametric_columns", "table_layout", "chunk_tables", "dask_tables"]
 
 
+def _family_of(family):
+    """A `Family`, or the one of a name."""
+    return family if isinstance(family, Family) else get_family(family)
+
+
 def check_target(y, n, family, name):
-    """y as a float64 vector of length n, finite and valid for ``family``."""
+    """y as a float64 vector of length n, finite and valid for ``family`` (a `Family` or
+    a name)."""
     y_arr = _design.check_target(y, n, name)
     if not np.isfinite(y_arr).all():
         raise ValueError("Input y contains NaN or infinity.")
-    get_family(family).check_y(y_arr)
+    _family_of(family).check_y(y_arr)
     return y_arr
 
 
@@ -40,14 +46,15 @@ def check_boundary_response(y, w, family):
     """Binomial y of one class, or Poisson y of zeros only (rows of positive weight; ``w``
     empty for unit weights): the maximum-likelihood mean is at the boundary, as MixedGLM
     refuses; a constant Gamma y: no dispersion to estimate."""
-    kind = get_family(family).kind
+    family = _family_of(family)
+    kind = family.kind
     if kind not in ("proportion", "count", "positive"):
         return
     y = y[w > 0] if w.size else y
     if not y.size:
         return  # no observations: refused with the fixed effects' count
     if kind == "positive" and np.ptp(y) == 0:
-        raise ValueError(f"every {family} y is {y[0]:g}: the model fits it exactly and no "
+        raise ValueError(f"every {family.label} y is {y[0]:g}: the model fits it exactly and no "
                          "dispersion is left to estimate.")
     if kind == "proportion" and np.ptp(y) == 0:
         what = f"only {'successes (y = 1)' if y[0] else 'failures (y = 0)'}"

@@ -23,7 +23,7 @@ fitted attributes; prediction, the summary and the plots are
 
 import warnings
 from dataclasses import replace
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
@@ -36,7 +36,7 @@ from .._model import identifiability as _identifiability
 from .._model.additive_fit import AdditiveSpec, fit_rows, fit_tables, row_bases, smooth_bases
 from .._model.bases import BASES, TENSORS, SmoothTerm
 from .._model.identifiability import independent_fixed_columns
-from ..families import FAMILY_NAMES, get_family
+from ..families import get_family
 from ..sources import ChunkedData, score_target
 from . import _design
 from .._model.thin_plate import default_order, null_space_dimension
@@ -132,7 +132,8 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         each other, each with its own variance (mgcv's ``s(g, x, bs = "re")``; lme4's
         ``(1 + x || g)``). A parametric column stays a fixed effect too; a smooth's column
         keeps its smooth. Needs ``groups``. (Correlated slopes: MixedLM/MixedGLM.)
-    family : {"gaussian", "binomial", "poisson", "gamma", "nbinom2"}, default="gaussian"
+    family : {"gaussian", "binomial", "poisson", "gamma", "nbinom2", "tweedie"}, \
+            default="gaussian"
         Binomial (0/1 y, logit link) and Poisson (log link): with ``discrete`` by
         performance iteration (``bam``'s fREML), otherwise by the Laplace-approximate REML
         optimized directly (``gam(method = "REML")``). Gamma (positive y, log link, the
@@ -140,7 +141,13 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         Var y = μ + μ²/k with the size k estimated, mgcv's ``nb()``): always by ``bam``'s
         performance iteration (Fisher scoring; each working model's REML estimates Gamma's
         dispersion, and k is re-estimated by maximum likelihood at every step's means, as
-        bam), binned or not as ``discrete`` says. The model predicts the mean of y.
+        bam), binned or not as ``discrete`` says. Tweedie (``"tweedie"``: y ≥ 0 with exact
+        zeros, log link, Var y = φ μ^p with the power p given as ``power`` and φ estimated,
+        mgcv's ``Tweedie(p)``): by ``bam``'s performance iteration as Gamma. The model
+        predicts the mean of y.
+    power : float, default=None
+        The Tweedie family's power p, 1 < p < 2 (mgcv's ``Tweedie(p = 1.5)``; fixed, not
+        estimated); only with ``family="tweedie"``, which needs it.
     discrete : bool or "auto", default="auto"
         Bin each smooth's covariate to at most ``n_bins`` values (``bam(discrete = TRUE)``);
         "auto": from 50,000 rows on.
@@ -230,7 +237,9 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         "select": ["boolean"],
         "groups": [str, Integral, None],
         "random_slopes": [list, tuple, str, Integral],
-        "family": [StrOptions({"gaussian", "binomial", "poisson", "gamma", "nbinom2"})],
+        "family": [StrOptions({"gaussian", "binomial", "poisson", "gamma", "nbinom2",
+                               "tweedie"})],
+        "power": [Interval(Real, 1, 2, closed="neither"), None],
         "discrete": ["boolean", StrOptions({"auto"})],
         "n_bins": [Interval(Integral, 4, None, closed="left")],
         "fit_intercept": GROUPED_CONSTRAINTS["fit_intercept"],
@@ -240,8 +249,9 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
     }
 
     def __init__(self, *, smooths=(), k=10, bs="ps", knots=None, by=None, select=False,
-                 groups=None, random_slopes=(), family="gaussian", discrete="auto",
-                 n_bins=1000, fit_intercept=True, n_jobs=None, tol=1e-8, max_iter=100):
+                 groups=None, random_slopes=(), family="gaussian", power=None,
+                 discrete="auto", n_bins=1000, fit_intercept=True, n_jobs=None, tol=1e-8,
+                 max_iter=100):
         self.smooths = smooths
         self.k = k
         self.bs = bs
@@ -251,6 +261,7 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         self.groups = groups
         self.random_slopes = random_slopes
         self.family = family
+        self.power = power
         self.discrete = discrete
         self.n_bins = n_bins
         self.fit_intercept = fit_intercept
@@ -288,7 +299,7 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         weights = w if w.size else np.ones(n)
         if n < 2:
             raise ValueError(f"{name} needs at least 2 samples; got n_samples = {n}.")
-        y_arr = check_target(y, n, self.family, name)
+        y_arr = check_target(y, n, self._family(), name)
         smooth_labels, group_label, slope_labels, param_labels = self._roles(X_table)
         param_cols = _design.fixed_columns(X_table, param_labels)
         flat = covariate_columns(smooth_labels)
@@ -300,7 +311,7 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         if group_label is not None:
             codes, levels = used_group_codes(_design.column_values(X_table, group_label),
                                              group_label, weights, name)
-        check_boundary_response(y_arr, w, self.family)
+        check_boundary_response(y_arr, w, self._family())
         spec = self._spec(param_labels, smooth_labels, group_label, slope_labels)
         if discrete:
             self._check_bins(smooth_labels)
@@ -543,8 +554,9 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         return self._smooth_term(label).k
 
     def _family(self):
-        """The [`Family`][skmixed.families.Family] of ``family`` (identity, logit, log)."""
-        return get_family(self.family)
+        """The [`Family`][skmixed.families.Family] of ``family`` (identity, logit, log; the
+        Tweedie one with ``power``)."""
+        return get_family(self.family, power=self.power)
 
     def _check_levels(self, n_obs, n_levels, group_label, slope_labels, *, weighted):
         """Gaussian: refuse as many groups as observations, as MixedLM and lme4's lmer
@@ -692,6 +704,6 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         tags.target_tags.required = True
         # proportions and counts; an invalid family (refused by fit) must not raise here:
         # check_is_fitted and the HTML repr read the tags of any estimator
-        if self.family not in FAMILY_NAMES or self._family().kind != "continuous":
+        if self.family != "gaussian":
             tags.target_tags.positive_only = True
         return tags

@@ -130,6 +130,11 @@ def performance_iteration(make_reml, linear_predictor, y, eta0, family, m=None, 
         z, w = _working(family, eta, y, m, prior, fpar, newton)
         reml = make_reml(z, w)
         reml.scale = None if family.scale_estimated else 1.0
+        if family.scale_estimated:
+            # the observations are the prior weights' (w holds the working information
+            # too: μ^(2−p) for a Tweedie, 1 for Gamma), and (n − p) divides the profiled
+            # dispersion
+            reml.n = float(prior.sum())
         fit = reml.fit(log_tau)
         fit.fpar = fpar
         log_tau = np.log(fit.tau)

@@ -22,7 +22,7 @@ entry in its ``_LINKS``.
 
 from ._base import Family
 from ._glm import (FAMILY_NAMES, Binomial, Gamma, Gaussian, NegativeBinomial, Poisson,
-                   get_family)
+                   Tweedie, get_family)
 from ._kernel_terms import (BINOMIAL_CLOGLOG, BINOMIAL_LOGIT, BINOMIAL_PROBIT, GAMMA_LOG,
                             GAUSSIAN_IDENTITY, NBINOM2_LOG, POISSON_LOG, has_param,
                             observed_logdet, param_terms, product_row_source, row_derivs,

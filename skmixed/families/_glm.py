@@ -10,8 +10,8 @@ from ._kernel_terms import (_LOG_SQRT_2PI, BINOMIAL_CLOGLOG, BINOMIAL_LOGIT, BIN
                             GAMMA_LOG, NBINOM2_LOG, POISSON_LOG)
 from ._params import GammaDispersion, SizeParameter
 
-__all__ = ["Gaussian", "Binomial", "Poisson", "NegativeBinomial", "Gamma", "get_family",
-           "FAMILY_NAMES"]
+__all__ = ["Gaussian", "Binomial", "Poisson", "NegativeBinomial", "Gamma", "Tweedie",
+           "get_family", "FAMILY_NAMES"]
 
 class Gaussian(Family):
     name, label, link = "gaussian", "Gaussian", "identity"
@@ -231,19 +231,102 @@ class Gamma(_LogLink):
                                self.start_eta(y) * sw, rcond=None)[0]
 
 
+class Tweedie(_LogLink):
+    """Tweedie with log link and a fixed power ``1 < p < 2`` (a compound Poisson–Gamma
+    response: exact zeros and positive values): ``Var y = φ μ^p``, the dispersion φ
+    estimated with the fit (mgcv's ``Tweedie(p)``, or ``tw(theta = p)``). Its fits use the
+    quasi-likelihood score ``(y − μ) μ^(1−p)`` and weights ``μ^(2−p)`` (additive models:
+    ``bam``'s performance iteration); no Numba row terms (not a MixedGLM family)."""
+
+    name, label, kind = "tweedie", "Tweedie", "nonnegative"
+    canonical = False
+    residual_row = scale_estimated = True
+    code = -1  # no kernel row terms
+
+    def __init__(self, power=1.5):
+        power = float(power)
+        if not 1.0 < power < 2.0:
+            raise ValueError(f"the Tweedie power must be between 1 and 2 (a compound "
+                             f"Poisson–Gamma response); got {power!r}.")
+        self.power = power
+
+    def __repr__(self):
+        return f"Tweedie(power={self.power!r}, link='log')"
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.power == self.power
+
+    def __hash__(self):
+        return hash(("Tweedie", self.power))
+
+    @property
+    def r_name(self):
+        """mgcv's ``family$family``: ``Tweedie(p=1.5)``."""
+        return f"Tweedie(p={self.power:g})"
+
+    def check_y(self, y, trials=None, trials_label=None):
+        if not np.all(y >= 0):
+            first_bad(~(y >= 0), y, "Tweedie y must be non-negative")
+        if not np.any(y > 0):
+            raise ValueError("every Tweedie y is 0: a mean of 0 has no log.")
+
+    def diverged(self, eta):
+        return bool(np.any(np.asarray(eta) < -30.0))
+
+    def variance(self, mu, fpar=1.0):
+        return np.asarray(mu, dtype=float) ** self.power
+
+    def unit_deviance(self, y, mu, m=1.0, fpar=1.0):
+        y, mu, p = np.asarray(y, dtype=float), np.asarray(mu, dtype=float), self.power
+        return 2.0 * (y ** (2.0 - p) / ((1.0 - p) * (2.0 - p)) - y * mu ** (1.0 - p) / (1.0 - p)
+                      + mu ** (2.0 - p) / (2.0 - p))
+
+    def sample(self, rng, mu, m=1.0, fpar=1.0):
+        """Compound Poisson–Gamma draws: N ~ Poisson(μ^(2−p)/(φ(2−p))) Gamma terms of shape
+        (2−p)/(p−1) and scale φ(p−1)μ^(p−1) (``fpar``: φ)."""
+        mu, p = np.asarray(mu, dtype=float), self.power
+        counts = rng.poisson(mu ** (2.0 - p) / (fpar * (2.0 - p)))
+        shape = counts * (2.0 - p) / (p - 1.0)
+        out = np.zeros_like(mu)
+        hit = counts > 0
+        out[hit] = rng.gamma(shape[hit], (fpar * (p - 1.0) * mu ** (p - 1.0))[hit])
+        return out
+
+    def start_eta(self, y):
+        """mgcv's ``mustart``: y, and 0.1 where y is 0."""
+        y = np.asarray(y, dtype=float)
+        return np.log(y + 0.1 * (y == 0))
+
+    def score_information(self, y, eta, m=None, fpar=0.0, over_rows=None):
+        """ℓ' = ``(y − μ) μ^(1−p)`` (the quasi-score in η, unit dispersion) and the
+        expected information ``μ^(2−p)`` per row."""
+        y, eta = np.asarray(y, dtype=float), np.asarray(eta, dtype=float)
+        mu = np.exp(eta)
+        return (y - mu) * mu ** (1.0 - self.power), mu ** (2.0 - self.power)
+
+    def loglik(self, y, eta, m=None, w=None, fpar=0.0, constants=True):
+        raise NotImplementedError("the Tweedie family has no row log-likelihood here "
+                                  "(additive models fit it by quasi-likelihood).")
+
+
 _LINKS = {"gaussian": {"identity": Gaussian}, "binomial": {lk: Binomial for lk in Binomial._CODES},
           "poisson": {"log": Poisson}, "gamma": {"log": Gamma},
-          "nbinom2": {"log": NegativeBinomial}}
+          "nbinom2": {"log": NegativeBinomial}, "tweedie": {"log": Tweedie}}
 # the link used when link=None: the canonical one, except for Gamma and the negative
 # binomial (log; Gamma's canonical inverse link is not supported)
 _DEFAULT_LINK = {"gaussian": "identity", "binomial": "logit", "poisson": "log",
-                 "gamma": "log", "nbinom2": "log"}
+                 "gamma": "log", "nbinom2": "log", "tweedie": "log"}
 FAMILY_NAMES = tuple(_LINKS)
 
 
-def get_family(name, link=None):
+def get_family(name, link=None, power=None):
     """The [`Family`][skmixed.families.Family] of a name (``"binomial"``, ``"poisson"``,
-    ``"gamma"``, ``"nbinom2"``, ``"gaussian"``) and link (None: the default, R's)."""
+    ``"gamma"``, ``"nbinom2"``, ``"tweedie"``, ``"gaussian"``) and link (None: the default,
+    R's); ``power``: the Tweedie power (required for it, refused for the others)."""
+    if (power is None) != (name != "tweedie"):
+        raise ValueError("the Tweedie family needs its power, 1 < p < 2 (e.g. power=1.5)"
+                         if name == "tweedie" else
+                         f"power={power!r} is the Tweedie family's; family={name!r} has none.")
     if name not in _LINKS:
         raise ValueError(f"unknown family {name!r}; valid families: {sorted(_LINKS)}.")
     link = link or _DEFAULT_LINK[name]
@@ -251,4 +334,6 @@ def get_family(name, link=None):
         raise ValueError(f"unknown link {link!r} for family {name!r}; valid links: "
                          f"{sorted(_LINKS[name])}.")
     cls = _LINKS[name][link]
+    if cls is Tweedie:
+        return cls(power)
     return cls(link) if cls is Binomial else cls()
