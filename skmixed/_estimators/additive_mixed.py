@@ -454,9 +454,6 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
                 key = _design.resolve_column(X_table, key, f"by[{label!r}]")
                 if key in covariate_columns([label]):
                     raise ValueError(f"by[{label!r}] is the smooth's own column.")
-                if self._smooth_kind(label) != "s":
-                    raise ValueError(f"by[{label!r}]: a tensor product with a by variable is "
-                                     "not supported yet.")
             out.append(key)
         return out
 
@@ -484,10 +481,13 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
                             name=type(self).__name__)
 
     def _check_keys(self, smooth_labels):
-        """The dict parameters (k, bs, knots, by) name smooths only."""
+        """The dict parameters (k, bs, knots, by) name smooths only (``knots`` may also
+        name a tensor product's cyclic margin by its column)."""
+        margins = [c for label in smooth_labels if isinstance(label, tuple) for c in label]
         for param in ("k", "bs", "knots", "by"):
             value = getattr(self, param)
-            unknown = ([key for key in value if key not in smooth_labels]
+            named = list(smooth_labels) + (margins if param == "knots" else [])
+            unknown = ([key for key in value if key not in named]
                        if isinstance(value, dict) else [])
             if unknown:
                 raise ValueError(f"{param} names {unknown}, which are not smooths; smooths: "
@@ -540,10 +540,14 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
                 isinstance(v, Integral) and not isinstance(v, bool) for v in k)):
             raise ValueError(f"k[{label!r}]={k!r}: an integer or {d} integers (one per "
                              "margin).")
-        if (self.knots or {}).get(label) is not None:
-            raise ValueError(f"knots[{label!r}]: the ends of a cycle are given for "
-                             "one-covariate cyclic smooths only, not tensor products.")
-        return SmoothTerm(label, tuple(int(v) for v in k), kind, margins=margins)
+        knots = self.knots or {}
+        if knots.get(label) is not None:
+            raise ValueError(f"knots[{label!r}]: a tensor product's cyclic margin takes the "
+                             "ends of its cycle by its column, e.g. knots={'hour': (0, 24)}.")
+        ends = tuple(knots.get(c) for c in label)
+        return SmoothTerm(label, tuple(int(v) for v in k), kind,
+                          ends=ends if any(e is not None for e in ends) else None,
+                          margins=margins)
 
     def _smooth_kind(self, label):
         """mgcv's name of the smooth of ``label``: "s", or "te"/"ti" (a tensor product)."""

@@ -324,21 +324,27 @@ class Smooth:
     more: tuple = ()  # s(x, z): the further covariates of a thin-plate smooth
 
 
+def _smooth_arguments(formula, node):
+    """A smooth term's keyword arguments (k, bs and by only; others a FormulaError) and its
+    ``by`` column's name (or None)."""
+    kwargs = {k: v for k, v, _ in node.kwargs}
+    for key, _, pos in node.kwargs:
+        if key not in ("k", "bs", "by"):
+            raise FormulaError(formula, pos, f"{node.func}(): unsupported argument(s) {[key]} "
+                               "(k, bs and by are)")
+    if "by" not in kwargs:
+        return kwargs, None
+    if not isinstance(kwargs["by"], Name):
+        _fail(formula, kwargs["by"], f"{node.func}(): by = a column name (a numeric variable "
+              "or a factor)")
+    return kwargs, kwargs["by"].name
+
+
 def smooth(formula, node):
     """``s(z)`` (mgcv's default basis, "tp"), ``s(z, k = 20)``, ``s(z, bs = "ps")`` (or
     another smooth basis), ``s(z, by = v)``,
     ``s(g, bs = "re")``, ``s(g, x, bs = "re")``."""
-    kwargs = {k: v for k, v, _ in node.kwargs}
-    for key, _, pos in node.kwargs:
-        if key not in ("k", "bs", "by"):
-            raise FormulaError(formula, pos, f"s(): unsupported argument(s) {[key]} (k, bs "
-                               "and by are)")
-    by_var = None
-    if "by" in kwargs:
-        if not isinstance(kwargs["by"], Name):
-            _fail(formula, kwargs["by"], "s(): by = a column name (a numeric variable or a "
-                  "factor)")
-        by_var = kwargs["by"].name
+    kwargs, by_var = _smooth_arguments(formula, node)
     # no bs: mgcv's default, the thin-plate regression spline
     bs = _literal(formula, kwargs["bs"], "s()'s bs") if "bs" in kwargs else "tp"
     if bs not in BASES and bs != "re":
@@ -382,13 +388,9 @@ def _literals(formula, node, what, n):
 def tensor(formula, node):
     """mgcv's tensor products ``te(x, z)`` and ``ti(x, z)`` of 2 or 3 covariates, with
     ``k`` and ``bs`` one value or ``c()`` of one per margin (mgcv's defaults: k = 5, cubic
-    regression margins)."""
+    regression margins) and ``by`` as ``s()``'s."""
     kind = node.func
-    kwargs = {k: v for k, v, _ in node.kwargs}
-    for key, _, pos in node.kwargs:
-        if key not in ("k", "bs"):
-            raise FormulaError(formula, pos, f"{kind}(): unsupported argument(s) {[key]} (k "
-                               "and bs are)")
+    kwargs, by_var = _smooth_arguments(formula, node)
     if not 2 <= len(node.args) <= 3:
         _fail(formula, node, f"{kind}() takes 2 or 3 covariates (one per margin)")
     for arg in node.args:
@@ -405,7 +407,7 @@ def tensor(formula, node):
         if not isinstance(v, int) or isinstance(v, bool) or v < BASES[b].min_k:
             _fail(formula, kwargs["k"], f"{kind}(): each margin's k must be an integer >= "
                   f"{BASES[b].min_k} for bs = \"{b}\"; got {v!r}")
-    return Smooth(node.args[0].name, None, (kind,) + bs, k, node.pos, None,
+    return Smooth(node.args[0].name, None, (kind,) + bs, k, node.pos, by_var,
                   tuple(a.name for a in node.args[1:]))
 
 

@@ -39,10 +39,12 @@ LOG_TAU_BOUNDS = (-15.0, 10.0)
 
 
 def at_lower_bound(log_tau, bounds=LOG_TAU_BOUNDS):
-    """Which log τ end at (or within 2 of) the search's lower bound: a smooth reduced to
-    its null space (λ ≥ e^26), where the criterion is flat and a search may have stopped
-    short of an interior optimum (the fits search again from inside)."""
-    return np.asarray(log_tau) <= bounds[0] + 2.0
+    """Which log τ end at or near the search's lower bound (within 7 of it: λ ≥ e^16): a
+    smooth (or a tensor product's margin) reduced to its null space, where the criterion
+    is flat and a search may have stopped on the plateau, short of an interior optimum (the
+    fits search again from inside; a Poisson te() stopped at log τ = −12.8, where a search
+    from inside found a criterion 0.2 lower)."""
+    return np.asarray(log_tau) <= bounds[0] + 7.0
 
 
 def search_again_from_inside(search, res, bounds=LOG_TAU_BOUNDS):

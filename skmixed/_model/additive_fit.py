@@ -221,6 +221,11 @@ def fit_rows(spec, X, y, weights, bases, *, discrete, scaling, kept, dropped, co
     scale = slope_scale(slopes)
     slope_values = (np.column_stack([np.asarray(c, dtype=float) / s
                                      for c, s in zip(slopes, scale)]) if len(slopes) else None)
+    n_coef = X.shape[1] + sum(b["null"].shape[1] + b["range"].shape[1] for b in bases)
+    if n_coef > X.shape[0]:
+        raise ValueError(f"the model has {n_coef} coefficients (parametric and smooths') but "
+                         f"the data have {X.shape[0]} rows: use smaller k (mgcv refuses "
+                         "it too: more coefficients than data).")
     model = AdditiveSystem(X, bases, codes, len(levels) if levels is not None else 0,
                            discrete, slope_values)
     note = None

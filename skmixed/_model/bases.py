@@ -28,12 +28,11 @@ TENSORS = ("te", "ti")
 
 def make_basis(bs, k, ends=None, margins=None):
     """An unfitted basis ``bs`` of dimension k; ``ends`` (a, b) for a cyclic one; for a
-    tensor product (bs "te" or "ti") ``margins`` its margins' bases and k one per margin."""
-    if bs in TENSORS:
-        if ends is not None:
-            raise ValueError("the ends of a cycle are given for cyclic smooths (bs='cc') "
-                             "only, not for tensor-product margins.")
-        return TensorSmooth([make_basis(b, kj) for b, kj in zip(margins, k)],
+    tensor product (bs "te" or "ti") ``margins`` its margins' bases, k and ``ends`` one per
+    margin."""
+    if bs in TENSORS:  # ends: None, or one per margin (a cyclic margin's, or None)
+        ends = (None,) * len(margins) if ends is None else ends
+        return TensorSmooth([make_basis(b, kj, e) for b, kj, e in zip(margins, k, ends)],
                             interaction=bs == "ti")
     if bs not in BASES:
         raise ValueError(f"unknown smooth basis bs={bs!r}; the bases are {sorted(BASES)}.")

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from skmixed import AdditiveMixed
-from skmixed._model.additive_cross import discretize_margins
+from skmixed._model.additive_cross import discretize, discretize_margins
 from skmixed.formula import FormulaError, bam
 
 XZ = ("x", "z")
@@ -161,6 +161,9 @@ def test_predict_plot_and_errors(gamsim2):
         AdditiveMixed(smooths=[XZ], bs={XZ: "te"}, groups="g").fit(few[["x", "z", "g"]], y)
     with pytest.raises(ValueError, match=r"k\[\('x', 'z'\)\]=\(5, 5, 5\): an integer or 2"):
         AdditiveMixed(smooths=[XZ], bs={XZ: "te"}, k={XZ: (5, 5, 5)}).fit(X, y)
+    with pytest.raises(ValueError, match="900 coefficients .* 600 rows: use smaller k"):
+        AdditiveMixed(smooths=[XZ], bs={XZ: "te"}, k={XZ: 30}, discrete=False).fit(
+            X[["x", "z"]], y)
     with pytest.raises(ValueError, match="a tensor product is 'te' or 'ti'"):
         AdditiveMixed(smooths=[XZ], bs={XZ: ("te", "cr", "nope")}).fit(X, y)
     with pytest.raises(ValueError, match="smooths lists a column twice"):
@@ -168,14 +171,82 @@ def test_predict_plot_and_errors(gamsim2):
     with pytest.raises(ValueError, match="select=True with the tensor product"):
         AdditiveMixed(smooths=[XZ], bs={XZ: "te"}, select=True, groups="g",
                       discrete=False).fit(X, y)
-    with pytest.raises(ValueError, match="tensor product with a by variable"):
-        AdditiveMixed(smooths=[XZ], bs={XZ: "te"}, by={XZ: "g"}).fit(X, y)
     for text, match in [("y ~ te(x)", "2 or 3 covariates"),
                         ("y ~ te(x, z, k = c(5, 5, 5))", r"c\(\) of 2 values"),
                         ('y ~ te(x, z, bs = "xx")', "margin bs = 'xx' is not supported"),
                         ("y ~ te(x, z, k = 2)", "k must be an integer >= 3"),
-                        ("y ~ te(x, z, by = g)", "unsupported argument"),
+                        ("y ~ te(x, z, m = 2)", "unsupported argument"),
                         ("y ~ te(x, z) + s(x)", "two smooths"),
                         ("y ~ x + ti(x, z)", "ti\\(\\) covariate that is also a parametric")]:
         with pytest.raises(FormulaError, match=match):
             bam(text, gamsim2)
+
+
+@pytest.mark.parametrize("entry, knots", [("gam_te_cc_knots", {"hour": (0, 24)}),
+                                          ("gam_te_cc", None)])
+def test_cyclic_margin_with_its_ends_equals_mgcv(data_file, reference, entry, knots):
+    """te(x, hour, bs = c("cr", "cc")) on hours 2 to 20: the cycle's ends given by the
+    margin's column (mgcv's knots = list(hour = c(0, 24))) or, without, the data's range
+    — two different models (edf 7.83 and 6.88)."""
+    ref = reference[entry]
+    d = pd.read_csv(data_file("te_cyclic.csv"))
+    params = {} if knots is None else {"knots": knots}
+    model = bam('y ~ te(x, hour, bs = c("cr", "cc"))', d, discrete=False, **params)
+    _check(model, d[model.feature_names_in_], ref, {"te(x,hour)": "te(x,hour)"})
+    grid = pd.DataFrame(ref["new_data"])[["x", "hour"]].to_numpy()
+    np.testing.assert_allclose(model.partial_effect(("x", "hour"), grid)["effect"],
+                               ref["terms_new"]["te(x,hour)"], rtol=1e-5, atol=1e-7)
+    columns = AdditiveMixed(smooths=[("x", "hour")], bs={("x", "hour"): ("te", "cr", "cc")},
+                            discrete=False, **params).fit(d[["x", "hour"]], d["y"])
+    np.testing.assert_allclose(columns.smooths_["edf"], model.smooths_["edf"], rtol=1e-10)
+
+
+def test_poisson_margin_is_not_left_on_a_plateau(data_file, reference):
+    """A Poisson te() whose REML search (gam's Laplace REML; bam's performance iteration
+    warm-started from it) once stopped with one margin's λ at 1.2e10 on a flat stretch
+    (edf 5.418), 0.2 above gam's optimum (edf 5.991): a log τ near the lower bound is
+    searched again from inside."""
+    ref = reference["gam_te_poisson"]
+    d = pd.read_csv(data_file("te_poisson.csv"))
+    model = bam("yp ~ te(a, b)", d, family="poisson", discrete=False)
+    rows = np.asarray(ref["fitted_rows"]) - 1
+    np.testing.assert_allclose(model.predict(d.iloc[rows][model.feature_names_in_]),
+                               ref["fitted"], rtol=1e-5)
+    assert abs(model.smooths_.loc["te(a,b)", "edf"] - ref["edf"]["te(a,b)"]) < 1e-3
+    np.testing.assert_allclose(model.smooths_.loc["te(a,b)", "lambda_margins"],
+                               [ref["sp"]["te(a,b)1"], ref["sp"]["te(a,b)2"]], rtol=1e-4)
+
+
+@pytest.mark.parametrize("entry, discrete", [("gam_te_by", False), ("bam_te_by", True)])
+def test_tensor_product_by_a_factor_equals_mgcv(data_file, reference, entry, discrete):
+    """y ~ fac + te(x0, x2, by = fac) + s(g, bs = "re") (gamSim(4)): one tensor product
+    per level with its own two λ, each centred; bam(discrete = TRUE) compared at the
+    binned covariates (each margin binned to 1,000 values of the 1,200 distinct ones)."""
+    ref = reference[entry]
+    d = pd.read_csv(data_file("gamsim4.csv"))
+    d["fac"] = d["fac"].astype(str)
+    model = bam('y ~ fac + te(x0, x2, by = fac) + s(g, bs = "re")', d, discrete=discrete)
+    # the formula's columns: the factor's indicators beside it
+    X = d.assign(**{f"fac[T.{v}]": (d["fac"] == v).astype(float) for v in ("2", "3")})
+    X = X[model.feature_names_in_]
+    if discrete:
+        X = X.assign(**{c: (lambda v: v[0][v[1]])(discretize(d[c].to_numpy(), 1000))
+                        for c in ("x0", "x2")})
+    names = {f"te(x0,x2):fac{v}": f"te(x0,x2):fac{v}" for v in (1, 2, 3)}
+    # bam's fREML score of its binned data is not compared
+    _check(model, X, ref, names, score=not discrete)
+    # the λ of gam's fit (bam's stop where its score is flat: up to 4.5 % apart, the edf
+    # within the tolerance)
+    for v in (1, 2, 3) if not discrete else ():
+        np.testing.assert_allclose(
+            model.smooths_.loc[f"te(x0,x2):fac{v}", "lambda_margins"],
+            [ref["sp"][f"te(x0,x2):fac{v}1"], ref["sp"][f"te(x0,x2):fac{v}2"]], rtol=1e-4)
+
+
+def test_tensor_product_by_a_number_equals_mgcv(data_file, reference):
+    """yv ~ te(x0, x2, by = x1): a varying-coefficient surface, not centred (its null space
+    holds x1 itself); the x0 margin's λ goes to ∞."""
+    ref = reference["gam_te_by_num"]
+    d = pd.read_csv(data_file("gamsim4.csv"))
+    model = bam("yv ~ te(x0, x2, by = x1)", d, discrete=False)
+    _check(model, d[model.feature_names_in_], ref, {"te(x0,x2):x1": "te(x0,x2):x1"})

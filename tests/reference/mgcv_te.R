@@ -1,5 +1,6 @@
 # mgcv's tensor-product smooths, te() and ti(), in additive (mixed) models, for
-# tests/estimators/test_additive_te.py (issue 18). It only reads existing data:
+# tests/estimators/test_additive_te.py (issue 18). It writes tests/data/te_cyclic.csv and
+# reads the rest:
 # * tests/data/gamsim2.csv (mgcv_tp2.R's gamSim(2) surface, 600 rows, 12-level factor g):
 #   y ~ te(x, z) + s(g, bs = "re") (mgcv's default cr margins, k = 5 each) by
 #   gam(method = "REML") (to its exact optimum) and bam(discrete = TRUE);
@@ -11,7 +12,15 @@
 # * tests/data/gamsim1.csv: y ~ te(x0, x1, x2, k = c(4, 4, 4)) + s(x3) and the binomial
 #   yb ~ te(x1, x2) + s(fac, bs = "re") by gam (every 8th row);
 # * tests/data/metacognition.csv: confidence ~ te(visibility, trial) + s(id, bs = "re") by gam
-#   and bam discrete (every 10th row).
+#   and bam discrete (every 10th row);
+# * tests/data/te_cyclic.csv (written here, set.seed(5): hours 2 to 20 of a 24-hour cycle):
+#   y ~ te(x, hour, bs = c("cr", "cc")) by gam, with knots = list(hour = c(0, 24)) and
+#   without (every 5th row);
+# * tests/data/te_poisson.csv (1,000 rows drawn in Python, numpy default_rng(103): a, b
+#   uniform, yp Poisson with log mean (0.3 sin(4a) b + 0.5 cos(3b)) / 2, after 1,000 unused
+#   normal draws): yp ~ te(a, b), Poisson, by gam (every 10th row);
+# * tests/data/gamsim4.csv (mgcv_by.R's): y ~ fac + te(x0, x2, by = fac) + s(g, bs = "re") by
+#   gam and bam discrete, yv ~ te(x0, x2, by = x1) (numeric by) by gam (every 6th row).
 # Each entry: edf, sp, scale, REML score, SDs, the smooth table, fitted values, the te/ti
 # terms at new points and the coefficients. "te_basis": smoothCon(te(x, z)) of gamsim2.csv
 # (margins' knots, reparameterisation and penalties, the first rows of the basis and the
@@ -38,6 +47,25 @@ nd3 <- data.frame(x0 = c(0.1, 0.5, 0.9, 0.3), x1 = c(0.2, 0.5, 0.8, 0.9),
                   x2 = c(0.7, 0.4, 0.1, 0.5), x3 = c(0.5, 0.5, 0.5, 0.5))
 ndb <- data.frame(x1 = c(0.1, 0.5, 0.9, 0.3), x2 = c(0.2, 0.5, 0.8, 0.9), fac = g1$fac[1])
 ndm <- data.frame(visibility = c(10, 50, 90, 30), trial = c(5, 20, 35, 40), id = meta$id[1])
+
+# a cyclic margin whose data do not span its cycle (hours 2 to 20 of 0 to 24), written here
+set.seed(5)
+cyc <- data.frame(x = round(runif(500), 8), hour = round(runif(500, 2, 20), 8))
+cyc$y <- round(sin(2 * pi * cyc$hour / 24) * (1 + cyc$x) + rnorm(500, 0, 0.3), 8)
+write.csv(cyc, file.path(datadir, "te_cyclic.csv"), row.names = FALSE)
+cyc <- read.csv(file.path(datadir, "te_cyclic.csv"))
+ndc <- data.frame(x = c(0.1, 0.5, 0.9, 0.3), hour = c(3, 8, 15, 19.5))
+# a Poisson surface (1,000 rows drawn in Python: numpy default_rng(103), see README.md)
+pois <- read.csv(file.path(datadir, "te_poisson.csv"))
+ndp <- data.frame(a = c(0.1, 0.5, 0.9, 0.3), b = c(0.2, 0.5, 0.8, 0.9))
+
+# mgcv_by.R's gamSim(4) "by factor" data with a random intercept g
+g4 <- read.csv(file.path(datadir, "gamsim4.csv"))
+g4$fac <- factor(g4$fac)
+g4$g <- factor(g4$g)
+nd4 <- data.frame(x0 = c(0.1, 0.5, 0.9, 0.3), x2 = c(0.2, 0.5, 0.8, 0.9),
+                  x1 = c(0.5, 0.5, 0.5, 0.5), fac = factor(1:3, levels = 1:3)[c(1, 2, 3, 1)],
+                  g = g4$g[1])
 
 fit_summary <- function(m, every, nd) {
   st <- summary(m)$s.table
@@ -97,5 +125,18 @@ out <- list(
                                     data = g1, method = "REML", control = tight), 8, ndb),
   meta_te_gam = fit_summary(gam(fm, data = meta, method = "REML", control = tight), 10, ndm),
   meta_te_bam = fit_summary(bam(fm, data = meta, discrete = TRUE, method = "fREML"), 10, ndm),
+  gam_te_cc_knots = fit_summary(gam(y ~ te(x, hour, bs = c("cr", "cc")), data = cyc,
+                                    knots = list(hour = c(0, 24)), method = "REML",
+                                    control = tight), 5, ndc),
+  gam_te_cc = fit_summary(gam(y ~ te(x, hour, bs = c("cr", "cc")), data = cyc,
+                              method = "REML", control = tight), 5, ndc),
+  gam_te_poisson = fit_summary(gam(yp ~ te(a, b), family = poisson, data = pois,
+                                   method = "REML", control = tight), 10, ndp),
+  gam_te_by = fit_summary(gam(y ~ fac + te(x0, x2, by = fac) + s(g, bs = "re"), data = g4,
+                              method = "REML", control = tight), 6, nd4),
+  bam_te_by = fit_summary(bam(y ~ fac + te(x0, x2, by = fac) + s(g, bs = "re"), data = g4,
+                              discrete = TRUE, method = "fREML"), 6, nd4),
+  gam_te_by_num = fit_summary(gam(yv ~ te(x0, x2, by = x1), data = g4, method = "REML",
+                                  control = tight), 6, nd4),
   te_basis = te_basis())
 write_json(out, file.path(outdir, "mgcv_te.json"), digits = NA, auto_unbox = TRUE)
