@@ -87,8 +87,9 @@ def test_loglik_against_scipy():
 def test_unknown_family_and_link_name_what_is_valid():
     with pytest.raises(ValueError, match="valid families"):
         get_family("tweedy")
-    with pytest.raises(ValueError, match="needs its power"):
-        get_family("tweedie")
+    assert get_family("tweedie").power is None  # estimated: mgcv's tw()
+    with pytest.raises(ValueError, match="the Tweedie family's; family='poisson'"):
+        get_family("poisson", power=1.5)
     with pytest.raises(ValueError, match=r"valid links: \['cloglog', 'logit', 'probit'\]"):
         get_family("binomial", "log")
 

@@ -228,13 +228,15 @@ class AdditivePrediction:
 
     def _family_label(self):
         """mgcv's name of the family (``family$family``): ``Gamma``, ``Negative
-        Binomial(k)`` with the size fitted, ``Tweedie(p=1.5)``, the others as named."""
+        Binomial(k)`` with the size fitted, ``Tweedie(1.5)`` (``Tweedie(p=1.554)``: p estimated), the
+        others as named."""
         if self.family == "gamma":
             return "Gamma"
         if self.family == "nbinom2":
             return f"Negative Binomial({self.dispersion_:.3f})"
-        if self.family == "tweedie":
-            return self._family().r_name
+        if self.family == "tweedie":  # as mgcv prints Tweedie(p) and tw()
+            return (f"Tweedie({self.power_:g})" if self.power is not None
+                    else f"Tweedie(p={self.power_:.3f})")
         return self.family
 
     def _summary_text(self):

@@ -142,12 +142,15 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         performance iteration (Fisher scoring; each working model's REML estimates Gamma's
         dispersion, and k is re-estimated by maximum likelihood at every step's means, as
         bam), binned or not as ``discrete`` says. Tweedie (``"tweedie"``: y ≥ 0 with exact
-        zeros, log link, Var y = φ μ^p with the power p given as ``power`` and φ estimated,
-        mgcv's ``Tweedie(p)``): by ``bam``'s performance iteration as Gamma. The model
-        predicts the mean of y.
+        zeros, log link, Var y = φ μ^p, φ estimated; the power p given as ``power``, mgcv's
+        ``Tweedie(p)``, or estimated, mgcv's ``tw()``): by ``bam``'s performance iteration
+        as Gamma (estimated p: as the negative binomial's size). The model predicts the mean
+        of y.
     power : float, default=None
-        The Tweedie family's power p, 1 < p < 2 (mgcv's ``Tweedie(p = 1.5)``; fixed, not
-        estimated); only with ``family="tweedie"``, which needs it.
+        The Tweedie family's power p, 1 < p < 2, held fixed (mgcv's ``Tweedie(p = 1.5)``);
+        None with ``family="tweedie"``: p estimated with the fit (mgcv's ``tw()``: p and φ
+        by maximum likelihood of the Tweedie density at each step's means; ``power_``).
+        Only with ``family="tweedie"``.
     discrete : bool or "auto", default="auto"
         Bin each smooth's covariate to at most ``n_bins`` values (``bam(discrete = TRUE)``);
         "auto": from 50,000 rows on.
@@ -212,11 +215,14 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
     n_groups_ : dict of str to int
         Their number, by factor name (lme4's ``ngrps()``).
     sigma_ : float
-        Residual SD (Gaussian; Gamma: √φ; 1 otherwise).
+        Residual SD (Gaussian; Gamma and Tweedie: √φ; 1 otherwise).
     dispersion_ : float
-        The family's estimated parameter: the scale (Gaussian σ², Gamma's dispersion φ;
-        mgcv's ``sig2``), the negative binomial's size k (mgcv's ``nb()`` θ); 1 for
-        binomial and Poisson.
+        The family's estimated parameter: the scale (Gaussian σ², Gamma's and Tweedie's
+        dispersion φ; mgcv's ``sig2``), the negative binomial's size k (mgcv's ``nb()``
+        θ); 1 for binomial and Poisson.
+    power_ : float
+        The Tweedie family's power p: ``power``, or its estimate (``power=None``, mgcv's
+        ``tw()``). Tweedie fits only.
     reml_criterion_ : float
         ``−2 ×`` the restricted log-likelihood of the (working) mixed model (mgcv's REML
         score ×2 for Gaussian ``gam``).
@@ -633,6 +639,8 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         family = self._family()
         self.dispersion_ = (float(sigma) ** 2 if family.scale_estimated
                             else extra["fpar"] if family.param == "size" else 1.0)
+        if self.family == "tweedie":  # given, or estimated (tw())
+            self.power_ = float(self.power if self.power is not None else extra["fpar"])
         self.reml_criterion_ = float(result.criterion)
         self.edf_ = float(extra["edf_total"])
         self.n_iter_ = int(result.opt.n_iter)

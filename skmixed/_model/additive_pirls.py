@@ -10,6 +10,7 @@ import numpy as np
 from scipy import linalg, special
 
 from .._kernels.threads import over_rows
+from ..families._tweedie import tweedie_power_dispersion
 from .additive import LOG_TAU_BOUNDS, search_again_from_inside
 from .optimize import minimize
 from .spaces import BoxSpace
@@ -118,6 +119,7 @@ def performance_iteration(make_reml, linear_predictor, y, eta0, family, m=None, 
     eta = np.asarray(eta0, dtype=float)
     log_tau, fit, fpar = None, None, 0.0
     distinct = np.unique(y, return_inverse=True) if family.param == "size" else None
+    step_family, phi = family, None
     for it in range(1, max_iter + 1):
         fpar_old = fpar
         if family.param == "size":
@@ -127,9 +129,19 @@ def performance_iteration(make_reml, linear_predictor, y, eta0, family, m=None, 
             fpar = (size_at_means(y, eta, prior, start=fpar, distinct=distinct) if fpar
                     else float(np.exp(family.param_start(
                         y, np.full_like(y, prior @ y / prior.sum()), prior))))
-        z, w = _working(family, eta, y, m, prior, fpar, newton)
+        elif family.param == "power":
+            # tw(): the first step at p = 1.5 with φ by the working REML; from the second
+            # on, p and φ by maximum likelihood at the current means (bam's estimate.theta)
+            # and φ held fixed in the step's REML
+            if it > 1:
+                fpar, phi = tweedie_power_dispersion(y, np.exp(eta), prior, fpar, phi)
+            else:
+                fpar = 1.5
+            step_family = family.at_power(fpar)
+        z, w = _working(step_family, eta, y, m, prior, fpar, newton)
         reml = make_reml(z, w)
-        reml.scale = None if family.scale_estimated else 1.0
+        reml.scale = (phi if phi is not None
+                      else None if family.scale_estimated else 1.0)
         if family.scale_estimated:
             # the observations are the prior weights' (w holds the working information
             # too: μ^(2−p) for a Tweedie, 1 for Gamma), and (n − p) divides the profiled
@@ -137,10 +149,12 @@ def performance_iteration(make_reml, linear_predictor, y, eta0, family, m=None, 
             reml.n = float(prior.sum())
         fit = reml.fit(log_tau)
         fit.fpar = fpar
+        if phi is None and family.param == "power":
+            phi = fit.sigma ** 2  # the first step's REML: where the ML search starts
         log_tau = np.log(fit.tau)
         eta_new = linear_predictor(fit)
         change = np.max(np.abs(eta_new - eta))
-        if family.param == "size":  # and the size's relative change
+        if family.param in ("size", "power"):  # and the parameter's relative change
             change = max(change, abs(np.log(fpar / fpar_old)) if fpar_old else np.inf)
         eta = eta_new
         if change < tol * (1.0 + np.max(np.abs(eta))):

@@ -232,11 +232,14 @@ class Gamma(_LogLink):
 
 
 class Tweedie(_LogLink):
-    """Tweedie with log link and a fixed power ``1 < p < 2`` (a compound Poisson–Gamma
-    response: exact zeros and positive values): ``Var y = φ μ^p``, the dispersion φ
-    estimated with the fit (mgcv's ``Tweedie(p)``, or ``tw(theta = p)``). Its fits use the
-    quasi-likelihood score ``(y − μ) μ^(1−p)`` and weights ``μ^(2−p)`` (additive models:
-    ``bam``'s performance iteration); no Numba row terms (not a MixedGLM family)."""
+    """Tweedie with log link and a power ``1 < p < 2`` (a compound Poisson–Gamma response:
+    exact zeros and positive values): ``Var y = φ μ^p``, the dispersion φ estimated with the
+    fit. A given power is mgcv's ``Tweedie(p)``: its fits use the quasi-likelihood score
+    ``(y − μ) μ^(1−p)`` and weights ``μ^(2−p)``. ``power=None`` is mgcv's ``tw()``: p and φ
+    estimated with the fit by maximum likelihood of the Tweedie density at each step's means
+    (`skmixed.families._tweedie`; an "extended family": `at_power` gives each step's
+    fixed-power family). Additive models only (``bam``'s performance iteration); no Numba
+    row terms (not a MixedGLM family)."""
 
     name, label, kind = "tweedie", "Tweedie", "nonnegative"
     canonical = False
@@ -244,11 +247,21 @@ class Tweedie(_LogLink):
     code = -1  # no kernel row terms
 
     def __init__(self, power=1.5):
-        power = float(power)
-        if not 1.0 < power < 2.0:
-            raise ValueError(f"the Tweedie power must be between 1 and 2 (a compound "
-                             f"Poisson–Gamma response); got {power!r}.")
+        if power is not None:
+            power = float(power)
+            if not 1.0 < power < 2.0:
+                raise ValueError(f"the Tweedie power must be between 1 and 2 (a compound "
+                                 f"Poisson–Gamma response); got {power!r}.")
         self.power = power
+        # tw(): the power estimated with the fit (an extended family, as the negative
+        # binomial: bam's discrete method takes Newton steps)
+        self.extended = power is None
+        self.param = "power" if power is None else None
+
+    def at_power(self, power):
+        """The family with the power fixed at ``power`` (a step of the estimated power's
+        iteration)."""
+        return Tweedie(power)
 
     def __repr__(self):
         return f"Tweedie(power={self.power!r}, link='log')"
@@ -259,11 +272,6 @@ class Tweedie(_LogLink):
     def __hash__(self):
         return hash(("Tweedie", self.power))
 
-    @property
-    def r_name(self):
-        """mgcv's ``family$family``: ``Tweedie(p=1.5)``."""
-        return f"Tweedie(p={self.power:g})"
-
     def check_y(self, y, trials=None, trials_label=None):
         if not np.all(y >= 0):
             first_bad(~(y >= 0), y, "Tweedie y must be non-negative")
@@ -271,7 +279,9 @@ class Tweedie(_LogLink):
             raise ValueError("every Tweedie y is 0: a mean of 0 has no log.")
 
     def diverged(self, eta):
-        return bool(np.any(np.asarray(eta) < -30.0))
+        """A mean that underflows (η below −700): a Tweedie fit may run far down where y is
+        0 over a whole region (mgcv's converges there at η ≈ −380)."""
+        return bool(np.any(np.asarray(eta) < -700.0))
 
     def variance(self, mu, fpar=1.0):
         return np.asarray(mu, dtype=float) ** self.power
@@ -298,11 +308,15 @@ class Tweedie(_LogLink):
         return np.log(y + 0.1 * (y == 0))
 
     def score_information(self, y, eta, m=None, fpar=0.0, over_rows=None):
-        """ℓ' = ``(y − μ) μ^(1−p)`` (the quasi-score in η, unit dispersion) and the
-        expected information ``μ^(2−p)`` per row."""
+        """ℓ' = ``(y − μ) μ^(1−p)`` (the score in η, unit dispersion) and the observed
+        information ``(2 − p) μ^(2−p) + (p − 1) y μ^(1−p)`` per row."""
         y, eta = np.asarray(y, dtype=float), np.asarray(eta, dtype=float)
         mu = np.exp(eta)
-        return (y - mu) * mu ** (1.0 - self.power), mu ** (2.0 - self.power)
+        p = self.power
+        # the observed information −∂²ℓ/∂η² (Newton steps: bam's discrete method for tw());
+        # Fisher scoring takes `fisher_weights`, μ^(2−p)
+        return ((y - mu) * mu ** (1.0 - p),
+                (2.0 - p) * mu ** (2.0 - p) + (p - 1.0) * y * mu ** (1.0 - p))
 
     def loglik(self, y, eta, m=None, w=None, fpar=0.0, constants=True):
         raise NotImplementedError("the Tweedie family has no row log-likelihood here "
@@ -322,11 +336,10 @@ FAMILY_NAMES = tuple(_LINKS)
 def get_family(name, link=None, power=None):
     """The [`Family`][skmixed.families.Family] of a name (``"binomial"``, ``"poisson"``,
     ``"gamma"``, ``"nbinom2"``, ``"tweedie"``, ``"gaussian"``) and link (None: the default,
-    R's); ``power``: the Tweedie power (required for it, refused for the others)."""
-    if (power is None) != (name != "tweedie"):
-        raise ValueError("the Tweedie family needs its power, 1 < p < 2 (e.g. power=1.5)"
-                         if name == "tweedie" else
-                         f"power={power!r} is the Tweedie family's; family={name!r} has none.")
+    R's); ``power``: the Tweedie power (None: estimated, mgcv's ``tw()``; refused for the
+    other families)."""
+    if power is not None and name != "tweedie":
+        raise ValueError(f"power={power!r} is the Tweedie family's; family={name!r} has none.")
     if name not in _LINKS:
         raise ValueError(f"unknown family {name!r}; valid families: {sorted(_LINKS)}.")
     link = link or _DEFAULT_LINK[name]

@@ -10,8 +10,10 @@
 # keeps the scale at 1 (sig2 = 1, the same fit as Tweedie(p = 1.5) with scale = 1), unlike
 # gam(tw(theta = 1.5)); for bam with tw, gam.vcomp gives no scale row (and warns while
 # making its intervals, which are not kept). The scale is well above the 1.2 drawn: the
-# gamSim noise in y is part of the log mean and not in the model. Also mgcv's ldTweedie log density at a few points
-# (p = 1.2, 1.5, 1.8; phi = 1.2), to check a Tweedie log density implementation.
+# gamSim noise in y is part of the log mean and not in the model. Also mgcv's ldTweedie log
+# density at a few points
+# (p = 1.2, 1.5, 1.8; phi = 1.2), to check a Tweedie log density implementation; and
+# Tweedie(p = 1.5) by bam (binned and not) of the same data with y set to 0 wherever x0 < 0.2.
 # Run from the repository root:
 #     Rscript tests/reference/mgcv_tweedie.R tests/reference
 # Needs R with mgcv and jsonlite (Debian: r-cran-mgcv r-cran-jsonlite).
@@ -47,6 +49,9 @@ summ <- function(fit, n_head = 20, every = 10) {
 f <- yt ~ s(x0, bs = "ps") + s(x1, bs = "ps") + s(x2, bs = "ps") + s(fac, bs = "re")
 ld <- function(p, phi = 1.2, y = c(0, 0.1, 1, 2.5, 10), mu = c(0.5, 1, 1, 3, 8))
   list(p = p, phi = phi, y = y, mu = mu, logd = unname(ldTweedie(y, mu, p = p, phi = phi)[, 1]))
+# y = 0 wherever x0 < 0.2: the fitted means there run towards 0 (η far below −30)
+dz <- d
+dz$yt[dz$x0 < 0.2] <- 0
 out <- list(
   zero_share = mean(d$yt == 0),
   bam_tweedie_disc = summ(bam(f, data = d, family = Tweedie(p = 1.5, link = "log"),
@@ -58,6 +63,9 @@ out <- list(
   bam_tw = summ(bam(f, data = d, family = tw())),
   bam_tw_fixed = summ(bam(f, data = d, family = tw(theta = 1.5), discrete = TRUE)),
   gam_tw_reml = summ(gam(f, data = d, family = tw(), method = "REML")),
+  bam_tweedie_zero_region = summ(bam(f, data = dz, family = Tweedie(p = 1.5, link = "log"))),
+  bam_tweedie_zero_region_disc = summ(bam(f, data = dz, family = Tweedie(p = 1.5, link = "log"),
+                                          discrete = TRUE)),
   ld_tweedie = list(ld(1.5), ld(1.2), ld(1.8)))
 write_json(out, file.path(outdir, "mgcv_tweedie.json"), digits = NA, auto_unbox = TRUE,
            pretty = TRUE)
