@@ -121,10 +121,6 @@ def smooth_bases(spec, values, counts, indexes=None, by=None, binned=False):
             basis = spline.design(v)
             shared[key] = dict(spline=spline, null=basis @ F, range=basis @ R, F=F, R=R)
             if hasattr(spline, "range_penalties"):  # a tensor product: one per margin
-                if spec.select:
-                    raise ValueError(f"select=True with the tensor product {term.bs}() of "
-                                     f"{list(term.label)} is not supported: fit it without "
-                                     "select, or use s() smooths.")
                 shared[key]["penalties"] = spline.range_penalties()
             if spec.select and F.shape[1]:
                 shared[key] = _select_blocks(shared[key])
@@ -381,14 +377,18 @@ def _result(spec, fit, layout, levels, scaling, kept, dropped, scales, opt, note
                "p_value": tests[:, 1], "lambda": 1.0 / tau ** 2,
                "variance": (sigma * tau) ** 2}
     reml = fit.reml
+    # per smooth the τ of its range block (one; a tensor product's margins) and the rest
+    # (select=True: its null space's)
+    main = [[t for t in b if reml.tau_block[t] == reml.tau_block[b[0]]] for b in blocks]
+    rest = [[t for t in b if t not in m] for b, m in zip(blocks, main)]
     tensor = [reml.penalties[reml.tau_block[b[0]]] is not None for b in blocks]
     if any(tensor):  # a tensor product: one λ per margin (the first is "lambda")
         smooths["variance"] = np.where(tensor, np.nan, smooths["variance"])
-        smooths["lambda_margins"] = [tuple(1.0 / fit.tau[b] ** 2) if t else None
-                                     for b, t in zip(blocks, tensor)]
+        smooths["lambda_margins"] = [tuple(1.0 / fit.tau[m] ** 2) if t else None
+                                     for m, t in zip(main, tensor)]
     if spec.select:  # the null-space penalty's λ (none: a smooth without a null space)
-        smooths["lambda_null"] = np.array([1.0 / fit.tau[b[1]] ** 2 if len(b) > 1
-                                           else np.nan for b in blocks])
+        smooths["lambda_null"] = np.array([1.0 / fit.tau[r[0]] ** 2 if r else np.nan
+                                           for r in rest])
     J = fit.reml.n_smooth_tau  # the groups' τ come after every smooth's
     factors = []
     if spec.group is not None:

@@ -28,12 +28,14 @@ def penalized_blocks(bases):
     sizes, smooth_blocks, penalties, n_tau = [], [], [], 0
     for b in bases:
         parts = b.get("blocks") or [b["range"].shape[1]]
-        pens = b.get("penalties")
-        n = len(parts) if pens is None else len(pens)
+        # a tensor product's penalties are its range block's (the first); a null-space
+        # block of select=True has the identity
+        pens = [b.get("penalties")] + [None] * (len(parts) - 1)
+        n = sum(1 if p is None else len(p) for p in pens)
         smooth_blocks.append(list(range(n_tau, n_tau + n)))
         n_tau += n
         sizes.extend(parts)
-        penalties.extend([None] * len(parts) if pens is None else [pens])
+        penalties.extend(pens)
     return sizes, smooth_blocks, penalties
 
 

@@ -20,7 +20,10 @@
 #   uniform, yp Poisson with log mean (0.3 sin(4a) b + 0.5 cos(3b)) / 2, after 1,000 unused
 #   normal draws): yp ~ te(a, b), Poisson, by gam (every 10th row);
 # * tests/data/gamsim4.csv (mgcv_by.R's): y ~ fac + te(x0, x2, by = fac) + s(g, bs = "re") by
-#   gam and bam discrete, yv ~ te(x0, x2, by = x1) (numeric by) by gam (every 6th row).
+#   gam and bam discrete, yv ~ te(x0, x2, by = x1) (numeric by) by gam (every 6th row);
+# * select = TRUE (each tensor product's null space penalized too): gamsim2's
+#   y ~ te(x, z) + s(g, bs = "re") and gamsim1's y ~ te(x0, x3) + s(x2) (x3 has no effect)
+#   by gam.
 # Each entry: edf, sp, scale, REML score, SDs, the smooth table, fitted values, the te/ti
 # terms at new points and the coefficients. "te_basis": smoothCon(te(x, z)) of gamsim2.csv
 # (margins' knots, reparameterisation and penalties, the first rows of the basis and the
@@ -138,5 +141,9 @@ out <- list(
                               discrete = TRUE, method = "fREML"), 6, nd4),
   gam_te_by_num = fit_summary(gam(yv ~ te(x0, x2, by = x1), data = g4, method = "REML",
                                   control = tight), 6, nd4),
+  gam_te_select = fit_summary(gam(f, data = d, method = "REML", select = TRUE,
+                                  control = tight), 4, nd2),
+  gam_te_select_x3 = fit_summary(gam(y ~ te(x0, x3) + s(x2), data = g1, method = "REML",
+                                     select = TRUE, control = tight), 8, nd3),
   te_basis = te_basis())
 write_json(out, file.path(outdir, "mgcv_te.json"), digits = NA, auto_unbox = TRUE)
