@@ -16,8 +16,9 @@ a term is e^−37 of it (mgcv's ``ldTweedie`` sums the same series).
 import math
 
 import numpy as np
-from numba import njit
 from scipy import optimize
+
+from .._cache import cached_njit
 
 __all__ = ["tweedie_log_density", "tweedie_power_dispersion", "POWER_BOUNDS"]
 
@@ -25,29 +26,31 @@ __all__ = ["tweedie_log_density", "tweedie_power_dispersion", "POWER_BOUNDS"]
 POWER_BOUNDS = (1.01, 1.99)
 
 
-@njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
+def _log_term(j, log_z, alpha):
+    """log W_j."""
+    return j * log_z - math.lgamma(j + 1.0) - math.lgamma(-j * alpha)
+
+
+@cached_njit(nogil=True)
 def _log_series(y, phi, p):
     """log Σ_j W_j for one y > 0."""
     alpha = (2.0 - p) / (1.0 - p)
     log_z = (-alpha * math.log(y) + alpha * math.log(p - 1.0) - (1.0 - alpha) * math.log(phi)
              - math.log(2.0 - p))
     peak = max(1.0, math.floor(y ** (2.0 - p) / (phi * (2.0 - p))))
-
-    def term(j):
-        return j * log_z - math.lgamma(j + 1.0) - math.lgamma(-j * alpha)
-
-    top = term(peak)
+    top = _log_term(peak, log_z, alpha)
     total = 1.0  # the peak's, relative to it
     j = peak + 1.0
     while True:
-        t = term(j) - top
+        t = _log_term(j, log_z, alpha) - top
         total += math.exp(t)
         if t < -37.0:
             break
         j += 1.0
     j = peak - 1.0
     while j >= 1.0:
-        t = term(j) - top
+        t = _log_term(j, log_z, alpha) - top
         total += math.exp(t)
         if t < -37.0:
             break
@@ -55,7 +58,7 @@ def _log_series(y, phi, p):
     return top + math.log(total)
 
 
-@njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def _log_density(y, mu, phi, p, out):
     for i in range(y.shape[0]):
         kappa = mu[i] ** (2.0 - p) / (2.0 - p)
