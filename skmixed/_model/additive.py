@@ -38,20 +38,23 @@ __all__ = ["DenseREML", "REMLFit", "LOG_TAU_BOUNDS", "at_lower_bound",
 LOG_TAU_BOUNDS = (-15.0, 10.0)
 
 
-def at_lower_bound(log_tau, bounds=LOG_TAU_BOUNDS):
-    """Which log τ end at or near the search's lower bound (within 7 of it: λ ≥ e^16): a
-    smooth (or a tensor product's margin) reduced to its null space, where the criterion
-    is flat and a search may have stopped on the plateau, short of an interior optimum (the
-    fits search again from inside; a Poisson te() stopped at log τ = −12.8, where a search
-    from inside found a criterion 0.2 lower)."""
-    return np.asarray(log_tau) <= bounds[0] + 7.0
+def at_lower_bound(log_tau, bounds=LOG_TAU_BOUNDS, margins=None):
+    """Which log τ end at or near the search's lower bound — within 2 of it (λ ≥ e^26), or
+    within 7 (λ ≥ e^16) for a tensor product's (``margins``: a mask of those τ) — a
+    smooth or margin reduced to its null space, where the criterion is flat and a search may
+    have stopped on the plateau, short of an interior optimum (the fits search again from
+    inside; a Poisson te() stopped with a margin at log τ = −12.8, where a search from
+    inside found a criterion 0.2 lower)."""
+    log_tau = np.asarray(log_tau)
+    width = 2.0 if margins is None else np.where(margins, 7.0, 2.0)
+    return log_tau <= bounds[0] + width
 
 
-def search_again_from_inside(search, res, bounds=LOG_TAU_BOUNDS):
+def search_again_from_inside(search, res, bounds=LOG_TAU_BOUNDS, margins=None):
     """``res`` (an optimizer record) or, where some log τ ended `at_lower_bound`, the lower
     of it and ``search`` (x0 → record) started with those log τ at −2 and at −5: the
     criterion is flat there, and a search may have jumped past an interior optimum."""
-    low = at_lower_bound(res.theta_final, bounds)
+    low = at_lower_bound(res.theta_final, bounds, margins)
     for inside in (-2.0, -5.0) if low.any() else ():
         x0 = res.theta_final.copy()
         x0[low] = inside
@@ -251,6 +254,16 @@ class DenseREML:
     def n_tau(self):
         return self.n_smooth_tau + self.r
 
+    @property
+    def margin_taus(self):
+        """A mask over the τ: those of a tensor product (its margins', and with
+        select=True its null space's)."""
+        mask = np.zeros(self.n_tau, dtype=bool)
+        for taus in self.smooth_blocks:
+            if any(self.penalties[self.tau_block[t]] is not None for t in taus):
+                mask[taus] = True
+        return mask
+
     def scales(self, log_tau):
         """Λ at τ (`Scales`)."""
         tau = np.exp(np.asarray(log_tau, dtype=float))
@@ -424,7 +437,7 @@ class DenseREML:
         # where the criterion is flat: the search may have jumped there past an interior
         # optimum from its first steepest-descent step (noisy y: edf 1 where mgcv's was
         # 3.2); searched again from inside, the lower criterion kept
-        res = search_again_from_inside(search, res, bounds)
+        res = search_again_from_inside(search, res, bounds, self.margin_taus)
         # select=True (a smooth of two blocks, range and null space): the criterion may
         # have an interior optimum and a lower one with the smooth removed (both blocks at
         # λ = ∞), which a search from a common start need not reach; each such smooth is
