@@ -378,6 +378,10 @@ def lmer(formula, data, REML=True, sample_weight=None, **params):
 
 def glmer(formula, data, family="binomial", nAGQ=1, sample_weight=None, **params):
     """``lme4::glmer``: a fitted [`MixedGLM`][skmixed.MixedGLM]."""
+    if family == "tweedie" or "power" in params:
+        raise ValueError("glmer(): the Tweedie family is AdditiveMixed's, e.g. bam('y ~ x + "
+                         "s(g, bs = \"re\")', data, family='tweedie'); MixedGLM's families "
+                         "are binomial, poisson, gamma and nbinom2.")
     est, X, y = from_formula(formula, data, "glmer", family=family, n_agq=nAGQ, **params)
     return est.fit(X, y, sample_weight=sample_weight)
 

@@ -9,6 +9,7 @@ from scipy import stats
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _design
+from .._model.thin_plate import default_dimension
 from ._additive_by import multipliers_at
 from ._results import coef_lines
 from ._rprint import coef_table
@@ -50,6 +51,22 @@ def smooth_name(label, by, kind="s"):
     if by is None:
         return name
     return f"{name}:{_design.column_name(by[0])}" + ("" if by[1] is None else f"{by[1]}")
+
+
+def _smooth_text(label, term, spline, by):
+    """mgcv's formula term of a smooth: ``s(x, bs = "cr")``, with ``k = …`` when not the
+    default (10 for one covariate, mgcv's for several; 5 per tensor margin) and
+    ``by = …``; ``te(x, z, k = c(6, 4), bs = c("tp", "cr"))``."""
+    covariates = smooth_label_name(label).replace(",", ", ")
+    by_arg = "" if by is None else f", by = {_design.column_name(by[0])}"
+    if hasattr(spline, "margins_"):
+        k = "" if all(v == 5 for v in term.k) else (
+            ", k = c(" + ", ".join(str(v) for v in term.k) + ")")
+        return (f"{spline.bs}({covariates}{k}{by_arg}, bs = c("
+                + ", ".join(f'"{m.bs}"' for m in spline.margins_) + "))")
+    default = default_dimension(len(label)) if isinstance(label, tuple) else 10
+    k = "" if term.k == default else f", k = {term.k}"
+    return f's({covariates}{k}{by_arg}, bs = "{spline.bs}")'
 
 
 class AdditivePrediction:
@@ -245,13 +262,7 @@ class AdditivePrediction:
         smooths = []
         for c, b, by in zip(self._labels["smooth"], self._model_info["bases"],
                             self._labels["by"]):
-            by_arg = "" if by is None else f", by = {_design.column_name(by[0])}"
-            spline = b["spline"]
-            covariates = smooth_label_name(c).replace(",", ", ")
-            text = (f'{spline.bs}({covariates}, bs = c('
-                    + ", ".join(f'"{m.bs}"' for m in spline.margins_) + '))'
-                    if hasattr(spline, "margins_")
-                    else f's({covariates}{by_arg}, bs = "{spline.bs}")')
+            text = _smooth_text(c, self._smooth_term(c), b["spline"], by)
             if text not in smooths:  # a factor by's levels: one term
                 smooths.append(text)
         group = self._labels["group"]

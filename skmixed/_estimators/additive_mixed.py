@@ -39,7 +39,7 @@ from .._model.identifiability import independent_fixed_columns
 from ..families import get_family
 from ..sources import ChunkedData, score_target
 from . import _design
-from .._model.thin_plate import default_order, null_space_dimension
+from .._model.thin_plate import default_dimension
 from ._additive_by import expand_by
 from ._additive_predict import (AdditivePrediction, covariate_columns, smooth_arrays,
                                 smooth_label_name, smooth_name)
@@ -509,8 +509,7 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
               else "tp" if multi else self.bs)
         if multi and (isinstance(bs, tuple) or bs in TENSORS):
             return self._tensor_term(label, bs)
-        default_k = (null_space_dimension(len(label), default_order(len(label)))
-                     + (27 if len(label) == 2 else 100)) if multi else 10
+        default_k = default_dimension(len(label)) if multi else 10
         k = (self.k.get(label, default_k) if isinstance(self.k, dict)
              else default_k if multi else self.k)
         if not (isinstance(k, Integral) and not isinstance(k, bool)):

@@ -56,6 +56,13 @@ def default_order(d):
     return (d + 1) // 2 + 1
 
 
+def default_dimension(d, m=None):
+    """mgcv's default k of a thin-plate smooth of d covariates with penalty order m (None:
+    `default_order`): M + 8 (d = 1: 10), M + 27 (d = 2: 30), M + 100 (d ≥ 3)."""
+    m = default_order(d) if m is None else m
+    return null_space_dimension(d, m) + _DEFAULT_FREE[min(d, 3) - 1]
+
+
 def null_space_dimension(d, m):
     """M = C(m + d − 1, d), the number of monomials of degree < m in d variables."""
     return math.comb(m + d - 1, d)
@@ -232,7 +239,7 @@ class ThinPlate:
             raise ValueError(f"m={self.m_}: a thin-plate spline of {d} covariates needs a "
                              f"penalty order m > {d / 2:g}.")
         M = null_space_dimension(d, self.m_)
-        k = M + _DEFAULT_FREE[min(d, 3) - 1] if self.k is None else self.k
+        k = default_dimension(d, self.m_) if self.k is None else self.k
         if k < M + 1:
             raise ValueError(f"k={k} is too small for a thin-plate spline of order m={self.m_} "
                              f"in {d} covariate(s): its {M} polynomials need k >= {M + 1}.")

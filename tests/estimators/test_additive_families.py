@@ -273,7 +273,11 @@ def test_tweedie_log_density_equals_mgcv(load_reference):
 
 
 def test_tweedie_refuses_bad_powers_and_y(tweedie_data):
+    from skmixed.formula import glmer
+
     X, y = tweedie_data[COLUMNS], tweedie_data["yt"]
+    with pytest.raises(ValueError, match="the Tweedie family is AdditiveMixed's"):
+        glmer("yt ~ x0 + (1 | fac)", tweedie_data, family="tweedie", power=1.5)
     with pytest.raises(ValueError, match="Tweedie family's; family='gamma'"):
         AdditiveMixed(smooths=["x0"], groups="fac", family="gamma", power=1.5).fit(X, y + 1)
     with pytest.raises(ValueError, match="power"):

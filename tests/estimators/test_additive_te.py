@@ -151,6 +151,9 @@ def test_predict_plot_and_errors(gamsim2):
     np.testing.assert_allclose(formula.predict(X.head(7)), model.predict(X.head(7)),
                                rtol=1e-10)
     assert 'te(x, z, bs = c("cr", "cr"))' in model.summary()
+    other = bam('y ~ te(x, z, k = c(6, 4), bs = c("tp", "cr")) + s(g, bs = "re")', gamsim2,
+                discrete=False)
+    assert 'te(x, z, k = c(6, 4), bs = c("tp", "cr"))' in other.summary()
     (ax,) = model.plot_partial_effects()
     assert len(ax.figure.axes) == 2  # the filled contour and its colour bar
     # beyond the data's range: finite (cubic regression margins extrapolate linearly)
