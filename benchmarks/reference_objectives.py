@@ -189,7 +189,7 @@ def check_penalized_scores(model, df, y, columns, max_step=1e-6, group="g"):
     if model.family == "gamma":
         resid = resid / mu
     elif model.family == "tweedie":  # the quasi-score (y − μ) μ^(1−p)
-        resid = resid * mu ** (1.0 - model.power)
+        resid = resid * mu ** (1.0 - model.power_)
     elif model.family == "nbinom2":
         resid = model.dispersion_ * resid / (model.dispersion_ + mu)
     se = model.fixed_effects_["std_error"].to_numpy()

@@ -33,6 +33,8 @@ MODELS = {
     "gamma": (dict(family="gamma"), ["x", "b", "g"], "y_gamma"),
     # Tweedie, power 1.5 fixed (mgcv's Tweedie(1.5)): as Gamma, weights μ^(2−p)
     "tweedie": (dict(family="tweedie", power=1.5), ["x", "b", "g"], "y_tw"),
+    # the power estimated (mgcv's tw()): its likelihood at each step's means, every row
+    "tweedie_tw": (dict(family="tweedie"), ["x", "b", "g"], "y_tw"),
     # the negative binomial (mgcv's nb()): its size re-estimated at every step's means
     "nbinom2": (dict(family="nbinom2"), ["x", "b", "g"], "y_nb"),
     # s(g, x, bs = "re") besides: one more binned pass (weights w·x) per fit

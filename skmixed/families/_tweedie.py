@@ -16,9 +16,11 @@ a term is e^−37 of it (mgcv's ``ldTweedie`` sums the same series).
 import math
 
 import numpy as np
-from scipy import optimize
 
 from .._cache import cached_njit
+from .._kernels import blocks
+from .._kernels.threads import over_blocks
+from ._kernel_terms import special_digamma
 
 __all__ = ["tweedie_log_density", "tweedie_power_dispersion", "POWER_BOUNDS"]
 
@@ -70,6 +72,116 @@ def _log_density(y, mu, phi, p, out):
                       + _log_series(y[i], phi, p))
 
 
+@cached_njit(nogil=True)
+def _trigamma(x):
+    """ψ'(x) for x > 0: the recurrence to x ≥ 12, then the asymptotic series."""
+    acc = 0.0
+    while x < 12.0:
+        acc += 1.0 / (x * x)
+        x += 1.0
+    s = 1.0 / (x * x)
+    return acc + 1.0 / x + 0.5 * s + s / x * (1.0 / 6 - s * (1.0 / 30 - s * (1.0 / 42
+                                                                          - s / 30)))
+
+
+@cached_njit(nogil=True)
+def _series_derivs(y, phi, p, out):
+    """log Σ_j W_j for one y > 0 and its derivatives in (φ, p) into ``out`` (6: value,
+    ∂φ, ∂p, ∂φφ, ∂φp, ∂pp), from the terms' weights over j (the log-sum's derivatives are
+    the weighted means of the terms', the second ones plus their weighted covariance)."""
+    alpha = (2.0 - p) / (1.0 - p)
+    a1 = 1.0 / (1.0 - p) ** 2  # dα/dp
+    a2 = 2.0 / (1.0 - p) ** 3
+    base = -math.log(y) + math.log(p - 1.0) + math.log(phi)
+    log_z = (-alpha * math.log(y) + alpha * math.log(p - 1.0) - (1.0 - alpha) * math.log(phi)
+             - math.log(2.0 - p))
+    z_phi = -(1.0 - alpha) / phi  # ∂ log z / ∂φ
+    z_p = a1 * base + alpha / (p - 1.0) + 1.0 / (2.0 - p)
+    z_pp = a2 * base + 2.0 * a1 / (p - 1.0) - alpha / (p - 1.0) ** 2 + 1.0 / (2.0 - p) ** 2
+    peak = max(1.0, math.floor(y ** (2.0 - p) / (phi * (2.0 - p))))
+    top = _log_term(peak, log_z, alpha)
+    s0 = s_f = s_p = s_ff = s_fp = s_pp = 0.0
+    for direction in (1.0, -1.0):
+        j = peak if direction > 0 else peak - 1.0
+        while j >= 1.0:
+            e = math.exp(_log_term(j, log_z, alpha) - top)
+            psi = special_digamma(-j * alpha)
+            d_f = j * z_phi
+            d_p = j * z_p + j * a1 * psi
+            s0 += e
+            s_f += e * d_f
+            s_p += e * d_p
+            s_ff += e * (j * (1.0 - alpha) / (phi * phi) + d_f * d_f)
+            s_fp += e * (j * a1 / phi + d_f * d_p)
+            s_pp += e * (j * z_pp + j * a2 * psi - j * j * a1 * a1 * _trigamma(-j * alpha)
+                         + d_p * d_p)
+            if e < 8.5e-17 and j != peak:  # e^-37
+                break
+            j += direction
+    m_f, m_p = s_f / s0, s_p / s0
+    out[0] = top + math.log(s0)
+    out[1] = m_f
+    out[2] = m_p
+    out[3] = s_ff / s0 - m_f * m_f
+    out[4] = s_fp / s0 - m_f * m_p
+    out[5] = s_pp / s0 - m_p * m_p
+
+
+@cached_njit(nogil=True)
+def _loglik_derivs(y, mu, w, phi, p, out):
+    """Σ w log f(y; μ, φ, p) and its first and second derivatives in (φ, p) into ``out``
+    (6, as `_series_derivs`)."""
+    row = np.empty(6)
+    for k in range(6):
+        out[k] = 0.0
+    u, v = 1.0 - p, 2.0 - p
+    for i in range(y.shape[0]):
+        L = math.log(mu[i])
+        eu, ev = math.exp(u * L), math.exp(v * L)
+        theta, kappa = eu / u, ev / v
+        theta_p = eu * (1.0 - u * L) / (u * u)
+        kappa_p = ev * (1.0 - v * L) / (v * v)
+        theta_pp = eu * (L * L * u * u - 2.0 * L * u + 2.0) / (u * u * u)
+        kappa_pp = ev * (L * L * v * v - 2.0 * L * v + 2.0) / (v * v * v)
+        c, c_p, c_pp = y[i] * theta - kappa, y[i] * theta_p - kappa_p, \
+            y[i] * theta_pp - kappa_pp
+        row[0] = c / phi
+        row[1] = -c / (phi * phi)
+        row[2] = c_p / phi
+        row[3] = 2.0 * c / (phi * phi * phi)
+        row[4] = -c_p / (phi * phi)
+        row[5] = c_pp / phi
+        if y[i] > 0.0:
+            series = np.empty(6)
+            _series_derivs(y[i], phi, p, series)
+            row[0] += series[0] - math.log(y[i])
+            for k in range(1, 6):
+                row[k] += series[k]
+        for k in range(6):
+            out[k] += w[i] * row[k]
+
+
+@cached_njit(nogil=True)
+def _loglik_derivs_blocks(y, mu, w, phi, p, edges, out, first, last):
+    """`_loglik_derivs` of the rows ``edges[b]:edges[b + 1]`` into ``out[b]``, for the blocks
+    ``first <= b < last`` (`skmixed._kernels.threads.over_blocks`)."""
+    for b in range(first, last):
+        lo, hi = edges[b], edges[b + 1]
+        _loglik_derivs(y[lo:hi], mu[lo:hi], w[lo:hi], phi, p, out[b])
+
+
+def loglik_derivs(y, mu, w, phi, p):
+    """``Σ w log f`` and its derivatives in (φ, p) (6, as `_series_derivs`), summed over
+    fixed blocks of rows on the kernel threads (the blocks depend on the row count only,
+    so any thread count gives the same sums)."""
+    k = blocks.n_blocks(y.shape[0])
+    edges = np.linspace(0, y.shape[0], k + 1).astype(np.int64)
+    out = np.zeros((k, 6))
+    over_blocks(_loglik_derivs_blocks, (y, mu, w, float(phi), float(p), edges, out), k,
+                y.shape[0])
+    return out.sum(axis=0)
+
+
 def tweedie_log_density(y, mu, phi, p):
     """log f(y; μ, φ, p) per row (1 < p < 2, φ > 0, μ > 0, y ≥ 0)."""
     y = np.ascontiguousarray(y, dtype=float)
@@ -86,24 +198,46 @@ def _power(t):
     return (b + a * e) / (1.0 + e) if t > 0 else (b * e + a) / (e + 1.0)
 
 
-def tweedie_power_dispersion(y, mu, w, p0=1.5, phi0=None):
-    """The power p and dispersion φ maximizing ``Σ w log f(y; μ, φ, p)`` at fixed means μ
-    (mgcv's ``estimate.theta`` for ``tw()``): L-BFGS-B over mgcv's θ of p (bounded to
-    `POWER_BOUNDS` by its map) and log φ (within e^±6 of ``phi0``), from ``p0`` and
-    ``phi0`` (default: the Pearson estimate at p0). Returns ``(p, φ)``."""
-    y, mu, w = (np.asarray(a, dtype=float) for a in (y, mu, w))
+def tweedie_power_dispersion(y, mu, w, p0=1.5, phi0=None, tol=1e-10, max_iter=100):
+    """The power p and dispersion φ maximizing ``ℓ = Σ w log f(y; μ, φ, p)`` at fixed means μ
+    (mgcv's ``estimate.theta`` for ``tw()``): Newton steps over mgcv's θ of p (bounded to
+    `POWER_BOUNDS` by its map) and log φ with the exact gradient and Hessian
+    (`_loglik_derivs`; the Hessian's eigenvalues made positive where it is not concave, a
+    step at most 4, halved until ℓ does not decrease), from ``p0`` and ``phi0`` (default:
+    the Pearson estimate at p0), until every gradient entry is below ``tol`` |ℓ|. Returns
+    ``(p, φ)``."""
+    y, mu, w = (np.ascontiguousarray(a, dtype=float) for a in (y, mu, w))
     if phi0 is None:  # the Pearson estimate at p0
         phi0 = float(w @ ((y - mu) ** 2 / mu ** p0)) / float(w.sum())
     a, b = POWER_BOUNDS
     q = (min(max(p0, a + 1e-6), b - 1e-6) - a) / (b - a)
-    x0 = np.array([math.log(q / (1.0 - q)), math.log(max(phi0, 1e-10))])
+    x = np.array([math.log(q / (1.0 - q)), math.log(max(phi0, 1e-10))])
+    def at(x, derivs):
+        p, phi = _power(x[0]), math.exp(x[1])
+        d = loglik_derivs(y, mu, w, phi, p)
+        if not derivs:
+            return d[0]
+        sg = 1.0 / (1.0 + math.exp(-x[0]))
+        dp, ddp = (b - a) * sg * (1 - sg), (b - a) * sg * (1 - sg) * (1 - 2 * sg)
+        g = np.array([d[2] * dp, d[1] * phi])
+        H = np.array([[d[5] * dp * dp + d[2] * ddp, d[4] * phi * dp],
+                      [d[4] * phi * dp, d[3] * phi * phi + d[1] * phi]])
+        return d[0], g, H
 
-    def nll(x):
-        return -float(w @ tweedie_log_density(y, mu, math.exp(x[1]), _power(x[0])))
-
-    # log φ within e^±6 of the start: far out (φ → 0) the series needs ~10^5 terms per row
-    # (a quasi-Newton step there once cost two minutes); the maximum is near the start
-    bounds = [(-25.0, 25.0), (x0[1] - 6.0, x0[1] + 6.0)]
-    res = optimize.minimize(nll, x0, method="L-BFGS-B", bounds=bounds,
-                            options=dict(ftol=1e-15, gtol=1e-9, maxiter=500))
-    return _power(res.x[0]), math.exp(res.x[1])
+    ll, g, H = at(x, True)
+    for _ in range(max_iter):
+        if np.all(np.abs(g) < tol * abs(ll)):
+            break
+        val, vec = np.linalg.eigh(-H)  # ascent on ℓ: −H positive definite near the top
+        val = np.maximum(np.abs(val), 1e-7 * np.abs(val).max())
+        step = vec @ ((vec.T @ g) / val)
+        step *= min(1.0, 4.0 / np.abs(step).max())
+        for _ in range(30):
+            if at(x + step, False) >= ll - 1e-13 * abs(ll):
+                break
+            step = step / 2.0
+        else:
+            break  # no step increases ℓ: at its maximum to rounding
+        x = x + step
+        ll, g, H = at(x, True)
+    return _power(x[0]), math.exp(x[1])
