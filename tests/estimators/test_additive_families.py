@@ -288,3 +288,28 @@ def test_tweedie_refuses_bad_powers_and_y(tweedie_data):
     with pytest.raises(ValueError, match="every Tweedie y is 0"):
         AdditiveMixed(smooths=["x0"], groups="fac", family="tweedie", power=1.5).fit(
             X, 0 * y)
+
+
+def test_tweedie_likelihood_derivatives_equal_differences():
+    """The exact gradient and Hessian in (φ, p) that tw()'s Newton steps take, against
+    central differences of the summed log density (1e-5 relative; measured ≤ 5.7e-6, the
+    differences' own error)."""
+    from skmixed.families import Tweedie
+    from skmixed.families._tweedie import loglik_derivs, tweedie_log_density
+
+    rng = np.random.default_rng(1)
+    mu = np.exp(rng.normal(0, 0.5, 300))
+    y = Tweedie(1.4).sample(rng, mu, fpar=1.3)
+    w = rng.uniform(0.5, 2.0, 300)
+
+    def f(phi, p):
+        return float(w @ tweedie_log_density(y, mu, phi, p))
+
+    phi, p, h = 1.1, 1.45, 1e-5
+    numeric = [f(phi, p), (f(phi + h, p) - f(phi - h, p)) / (2 * h),
+               (f(phi, p + h) - f(phi, p - h)) / (2 * h),
+               (f(phi + h, p) - 2 * f(phi, p) + f(phi - h, p)) / h ** 2,
+               (f(phi + h, p + h) - f(phi + h, p - h) - f(phi - h, p + h)
+                + f(phi - h, p - h)) / (4 * h * h),
+               (f(phi, p + h) - 2 * f(phi, p) + f(phi, p - h)) / h ** 2]
+    np.testing.assert_allclose(loglik_derivs(y, mu, w, phi, p), numeric, rtol=1e-5)
