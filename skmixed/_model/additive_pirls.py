@@ -10,9 +10,9 @@ import numpy as np
 from scipy import linalg, special
 
 from .._kernels.threads import over_rows
-from ..families._tweedie import tweedie_power_dispersion
 from .additive import LOG_TAU_BOUNDS, search_again_from_inside
 from .optimize import minimize
+from .tweedie_power import tweedie_power_dispersion
 from .spaces import BoxSpace
 
 __all__ = ["performance_iteration", "laplace_reml"]

@@ -1,6 +1,6 @@
-"""The Tweedie density for 1 < p < 2 (a compound Poisson–Gamma law) and the maximum-likelihood
-power and dispersion at fixed means (mgcv's ``tw()``, whose ``estimate.theta`` does this at
-every step of ``bam``'s iteration).
+"""The Tweedie density for 1 < p < 2 (a compound Poisson–Gamma law) and the row kernels of its
+log-likelihood's derivatives in (φ, p), which mgcv's ``tw()`` maximizes over the power and
+dispersion at fixed means (`skmixed._model.tweedie_power`).
 
 The density of y > 0 is Dunn & Smyth's (2005) series
 
@@ -18,11 +18,9 @@ import math
 import numpy as np
 
 from .._cache import cached_njit
-from .._kernels import blocks
-from .._kernels.threads import over_blocks
 from ._kernel_terms import special_digamma
 
-__all__ = ["tweedie_log_density", "tweedie_power_dispersion", "POWER_BOUNDS"]
+__all__ = ["tweedie_log_density", "loglik_derivs_blocks", "POWER_BOUNDS"]
 
 #: mgcv's tw() search interval of the power (its a and b)
 POWER_BOUNDS = (1.01, 1.99)
@@ -162,24 +160,12 @@ def _loglik_derivs(y, mu, w, phi, p, out):
 
 
 @cached_njit(nogil=True)
-def _loglik_derivs_blocks(y, mu, w, phi, p, edges, out, first, last):
+def loglik_derivs_blocks(y, mu, w, phi, p, edges, out, first, last):
     """`_loglik_derivs` of the rows ``edges[b]:edges[b + 1]`` into ``out[b]``, for the blocks
     ``first <= b < last`` (`skmixed._kernels.threads.over_blocks`)."""
     for b in range(first, last):
         lo, hi = edges[b], edges[b + 1]
         _loglik_derivs(y[lo:hi], mu[lo:hi], w[lo:hi], phi, p, out[b])
-
-
-def loglik_derivs(y, mu, w, phi, p):
-    """``Σ w log f`` and its derivatives in (φ, p) (6, as `_series_derivs`), summed over
-    fixed blocks of rows on the kernel threads (the blocks depend on the row count only,
-    so any thread count gives the same sums)."""
-    k = blocks.n_blocks(y.shape[0])
-    edges = np.linspace(0, y.shape[0], k + 1).astype(np.int64)
-    out = np.zeros((k, 6))
-    over_blocks(_loglik_derivs_blocks, (y, mu, w, float(phi), float(p), edges, out), k,
-                y.shape[0])
-    return out.sum(axis=0)
 
 
 def tweedie_log_density(y, mu, phi, p):
@@ -189,55 +175,3 @@ def tweedie_log_density(y, mu, phi, p):
     out = np.empty_like(y)
     _log_density(y, mu, float(phi), float(p), out)
     return out
-
-
-def _power(t):
-    """mgcv's tw() map of its θ to the power: (a + b e^θ)/(1 + e^θ) in POWER_BOUNDS."""
-    a, b = POWER_BOUNDS
-    e = math.exp(-abs(t))
-    return (b + a * e) / (1.0 + e) if t > 0 else (b * e + a) / (e + 1.0)
-
-
-def tweedie_power_dispersion(y, mu, w, p0=1.5, phi0=None, tol=1e-10, max_iter=100):
-    """The power p and dispersion φ maximizing ``ℓ = Σ w log f(y; μ, φ, p)`` at fixed means μ
-    (mgcv's ``estimate.theta`` for ``tw()``): Newton steps over mgcv's θ of p (bounded to
-    `POWER_BOUNDS` by its map) and log φ with the exact gradient and Hessian
-    (`_loglik_derivs`; the Hessian's eigenvalues made positive where it is not concave, a
-    step at most 4, halved until ℓ does not decrease), from ``p0`` and ``phi0`` (default:
-    the Pearson estimate at p0), until every gradient entry is below ``tol`` |ℓ|. Returns
-    ``(p, φ)``."""
-    y, mu, w = (np.ascontiguousarray(a, dtype=float) for a in (y, mu, w))
-    if phi0 is None:  # the Pearson estimate at p0
-        phi0 = float(w @ ((y - mu) ** 2 / mu ** p0)) / float(w.sum())
-    a, b = POWER_BOUNDS
-    q = (min(max(p0, a + 1e-6), b - 1e-6) - a) / (b - a)
-    x = np.array([math.log(q / (1.0 - q)), math.log(max(phi0, 1e-10))])
-    def at(x, derivs):
-        p, phi = _power(x[0]), math.exp(x[1])
-        d = loglik_derivs(y, mu, w, phi, p)
-        if not derivs:
-            return d[0]
-        sg = 1.0 / (1.0 + math.exp(-x[0]))
-        dp, ddp = (b - a) * sg * (1 - sg), (b - a) * sg * (1 - sg) * (1 - 2 * sg)
-        g = np.array([d[2] * dp, d[1] * phi])
-        H = np.array([[d[5] * dp * dp + d[2] * ddp, d[4] * phi * dp],
-                      [d[4] * phi * dp, d[3] * phi * phi + d[1] * phi]])
-        return d[0], g, H
-
-    ll, g, H = at(x, True)
-    for _ in range(max_iter):
-        if np.all(np.abs(g) < tol * abs(ll)):
-            break
-        val, vec = np.linalg.eigh(-H)  # ascent on ℓ: −H positive definite near the top
-        val = np.maximum(np.abs(val), 1e-7 * np.abs(val).max())
-        step = vec @ ((vec.T @ g) / val)
-        step *= min(1.0, 4.0 / np.abs(step).max())
-        for _ in range(30):
-            if at(x + step, False) >= ll - 1e-13 * abs(ll):
-                break
-            step = step / 2.0
-        else:
-            break  # no step increases ℓ: at its maximum to rounding
-        x = x + step
-        ll, g, H = at(x, True)
-    return _power(x[0]), math.exp(x[1])
