@@ -314,3 +314,24 @@ def test_tweedie_likelihood_derivatives_equal_differences():
                 + f(phi - h, p - h)) / (4 * h * h),
                (f(phi, p + h) - 2 * f(phi, p) + f(phi, p - h)) / h ** 2]
     np.testing.assert_allclose(loglik_derivs(y, mu, w, phi, p), numeric, rtol=1e-5)
+
+
+@pytest.mark.parametrize("power", [1.3, None])
+def test_tweedie_fit_does_not_depend_on_the_unit_of_y(power):
+    """y × 1e-3 (another unit) is the same model: the means × 1e-3, φ × 1e-3^(2−p), the
+    same edf and p. Before, mgcv's start (zeros at 0.1, the rest ~1e-3) put the first
+    working REML on a plateau the warm-started steps never left (edf 1 where bam finds
+    4.81); the converged step's REML is now also searched from its own start, as bam's."""
+    from skmixed.families import Tweedie
+
+    rng = np.random.default_rng(0)
+    x, z = rng.uniform(size=1000), rng.uniform(size=1000)
+    y = Tweedie(1.3).sample(rng, np.exp(-2.2 + np.sin(2 * np.pi * x) + z), fpar=1.0)
+    X = pd.DataFrame({"x": x, "z": z})
+    fits = [AdditiveMixed(smooths=["x"], family="tweedie", power=power,
+                          discrete=False).fit(X, y * c) for c in (1.0, 1e-3)]
+    np.testing.assert_allclose(fits[1].smooths_["edf"], fits[0].smooths_["edf"], rtol=1e-5)
+    np.testing.assert_allclose(fits[1].power_, fits[0].power_, rtol=1e-6)
+    np.testing.assert_allclose(fits[1].dispersion_ / 1e-3 ** (2 - fits[1].power_),
+                               fits[0].dispersion_, rtol=1e-5)
+    assert fits[0].smooths_["edf"].iloc[0] > 4
