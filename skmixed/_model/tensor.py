@@ -28,7 +28,7 @@ import warnings
 import numpy as np
 from scipy import linalg
 
-from .smooth import smoothcon_scale
+from .smooth import drop_constraint, smoothcon_scale
 
 __all__ = ["TensorSmooth", "row_kronecker"]
 
@@ -95,10 +95,8 @@ class TensorSmooth:
                 fitted = margin.fit(x[:, j], weights=weights)
             except ValueError as exc:
                 raise ValueError(f"margin {j + 1} of the tensor product: {exc}") from None
-            if not self.interaction:  # te: the margins unconstrained
-                fitted.constraint_ = np.eye(fitted.constraint_.shape[0])
-                fitted.centred_ = False
-            self.margins_.append(fitted)
+            # te: the margins unconstrained (the product is constrained)
+            self.margins_.append(fitted if self.interaction else drop_constraint(fitted))
         everywhere = weights is None or np.all(np.asarray(weights) > 0)
         used = x if everywhere else x[np.asarray(weights) > 0]
         self.reparam_ = [self._values_at_points(m, used[:, j])
