@@ -33,44 +33,6 @@ def _log_term(j, log_z, alpha):
 
 
 @cached_njit(nogil=True)
-def _log_series(y, phi, p):
-    """log Σ_j W_j for one y > 0."""
-    alpha = (2.0 - p) / (1.0 - p)
-    log_z = (-alpha * math.log(y) + alpha * math.log(p - 1.0) - (1.0 - alpha) * math.log(phi)
-             - math.log(2.0 - p))
-    peak = max(1.0, math.floor(y ** (2.0 - p) / (phi * (2.0 - p))))
-    top = _log_term(peak, log_z, alpha)
-    total = 1.0  # the peak's, relative to it
-    j = peak + 1.0
-    while True:
-        t = _log_term(j, log_z, alpha) - top
-        total += math.exp(t)
-        if t < -37.0:
-            break
-        j += 1.0
-    j = peak - 1.0
-    while j >= 1.0:
-        t = _log_term(j, log_z, alpha) - top
-        total += math.exp(t)
-        if t < -37.0:
-            break
-        j -= 1.0
-    return top + math.log(total)
-
-
-@cached_njit(nogil=True)
-def _log_density(y, mu, phi, p, out):
-    for i in range(y.shape[0]):
-        kappa = mu[i] ** (2.0 - p) / (2.0 - p)
-        if y[i] == 0.0:
-            out[i] = -kappa / phi
-        else:
-            theta = mu[i] ** (1.0 - p) / (1.0 - p)
-            out[i] = ((y[i] * theta - kappa) / phi - math.log(y[i])
-                      + _log_series(y[i], phi, p))
-
-
-@cached_njit(nogil=True)
 def _trigamma(x):
     """ψ'(x) for x > 0: the recurrence to x ≥ 12, then the asymptotic series."""
     acc = 0.0
@@ -126,37 +88,51 @@ def _series_derivs(y, phi, p, out):
 
 
 @cached_njit(nogil=True)
+def _row_derivs(y, mu, phi, p, row, series):
+    """log f(y; μ, φ, p) of one row and its derivatives in (φ, p) into ``row`` (6, as
+    `_series_derivs`; ``series``: a buffer of 6)."""
+    u, v = 1.0 - p, 2.0 - p
+    L = math.log(mu)
+    eu, ev = math.exp(u * L), math.exp(v * L)
+    theta, kappa = eu / u, ev / v
+    theta_p = eu * (1.0 - u * L) / (u * u)
+    kappa_p = ev * (1.0 - v * L) / (v * v)
+    theta_pp = eu * (L * L * u * u - 2.0 * L * u + 2.0) / (u * u * u)
+    kappa_pp = ev * (L * L * v * v - 2.0 * L * v + 2.0) / (v * v * v)
+    c, c_p, c_pp = y * theta - kappa, y * theta_p - kappa_p, y * theta_pp - kappa_pp
+    row[0] = c / phi
+    row[1] = -c / (phi * phi)
+    row[2] = c_p / phi
+    row[3] = 2.0 * c / (phi * phi * phi)
+    row[4] = -c_p / (phi * phi)
+    row[5] = c_pp / phi
+    if y > 0.0:
+        _series_derivs(y, phi, p, series)
+        row[0] += series[0] - math.log(y)
+        for k in range(1, 6):
+            row[k] += series[k]
+
+
+@cached_njit(nogil=True)
 def _loglik_derivs(y, mu, w, phi, p, out):
     """Σ w log f(y; μ, φ, p) and its first and second derivatives in (φ, p) into ``out``
     (6, as `_series_derivs`)."""
-    row = np.empty(6)
+    row, series = np.empty(6), np.empty(6)
     for k in range(6):
         out[k] = 0.0
-    u, v = 1.0 - p, 2.0 - p
     for i in range(y.shape[0]):
-        L = math.log(mu[i])
-        eu, ev = math.exp(u * L), math.exp(v * L)
-        theta, kappa = eu / u, ev / v
-        theta_p = eu * (1.0 - u * L) / (u * u)
-        kappa_p = ev * (1.0 - v * L) / (v * v)
-        theta_pp = eu * (L * L * u * u - 2.0 * L * u + 2.0) / (u * u * u)
-        kappa_pp = ev * (L * L * v * v - 2.0 * L * v + 2.0) / (v * v * v)
-        c, c_p, c_pp = y[i] * theta - kappa, y[i] * theta_p - kappa_p, \
-            y[i] * theta_pp - kappa_pp
-        row[0] = c / phi
-        row[1] = -c / (phi * phi)
-        row[2] = c_p / phi
-        row[3] = 2.0 * c / (phi * phi * phi)
-        row[4] = -c_p / (phi * phi)
-        row[5] = c_pp / phi
-        if y[i] > 0.0:
-            series = np.empty(6)
-            _series_derivs(y[i], phi, p, series)
-            row[0] += series[0] - math.log(y[i])
-            for k in range(1, 6):
-                row[k] += series[k]
+        _row_derivs(y[i], mu[i], phi, p, row, series)
         for k in range(6):
             out[k] += w[i] * row[k]
+
+
+@cached_njit(nogil=True)
+def _log_density(y, mu, phi, p, out):
+    """log f(y; μ, φ, p) of every row into ``out`` (`_row_derivs`' value)."""
+    row, series = np.empty(6), np.empty(6)
+    for i in range(y.shape[0]):
+        _row_derivs(y[i], mu[i], phi, p, row, series)
+        out[i] = row[0]
 
 
 @cached_njit(nogil=True)
