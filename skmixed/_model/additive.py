@@ -68,18 +68,18 @@ def _lower(res, again):
     return again if again.fmin < res.fmin - 1e-11 * abs(res.fmin) else res
 
 
-def dominance_basis(lam, pens, tol=1e-9):
+def dominance_basis(lam, pens, cache, tol=1e-9):
     """An orthonormal basis T of a several-penalty block in which ``T'P_λT`` (``P_λ =
     Σ_k λ_k P_k``) has a Cholesky factor accurate to rounding whatever the λ_k (a
     tensor-product margin's λ may be e^30 times another's): the range of the largest
     ``λ_k P_k`` first, then, within its null space, the range of the next, and so on (the
     idea of Wood's 2011 stable log-determinant of a sum of penalties); the huge entries
     then sit in leading diagonal blocks, whose Cholesky step leaves the rest exact.
-    Returns T and the ``T'P_kT``. T depends on the penalties' order only (cached)."""
+    Returns T and the ``T'P_kT``. T depends on the penalties' order only: kept in
+    ``cache`` (a dict of the block's, keyed by the order)."""
     order = tuple(np.argsort([-l * np.abs(P).max() for l, P in zip(lam, pens)],
                              kind="stable"))
-    key = (id(pens[0]), order)
-    if key not in _DOMINANCE:
+    if order not in cache:
         rest, cols, ends = np.eye(pens[0].shape[0]), [], {}
         for k in order:
             e, V = linalg.eigh(rest.T @ pens[k] @ rest)
@@ -96,14 +96,8 @@ def dominance_basis(lam, pens, tol=1e-9):
             part[ends[k]:] = 0.0
             part[:, ends[k]:] = 0.0
             parts.append(part)
-        _DOMINANCE[key] = (pens, T, parts)
-    _, T, parts = _DOMINANCE[key]
-    return T, parts
-
-
-#: dominance_basis's cache: (id of a block's first penalty, order) -> (penalties, T, T'P_kT)
-#: (the penalties are kept so that the id stays theirs)
-_DOMINANCE = {}
+        cache[order] = (T, parts)
+    return cache[order]
 
 
 class Scales:
@@ -113,9 +107,10 @@ class Scales:
     (a tensor product's, one λ_k = 1/τ_k² each): ``Λ = T L⁻ᵀ`` with ``T'P_λT = LL'``
     (`dominance_basis`), so that ``b'P_λ b = u'u``.
     ``left(M)`` is ΛM (over M's first axis), ``right(M)`` MΛ (over its last); without
-    several-penalty blocks both are products with the vector ``diag``."""
+    several-penalty blocks both are products with the vector ``diag``. ``caches``: per
+    block, `dominance_basis`'s (the REML's, kept across evaluations)."""
 
-    def __init__(self, tau, sizes, penalties):
+    def __init__(self, tau, sizes, penalties, caches):
         edges = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
         self.diag = np.ones(edges[-1])
         self.full = []  # (a, b, Λ block, λ, P_k list) per several-penalty block
@@ -128,7 +123,7 @@ class Scales:
                 continue
             lam = tau[t:t + len(pens)] ** -2.0
             t += len(pens)
-            T, parts = dominance_basis(lam, pens)
+            T, parts = dominance_basis(lam, pens, caches[j])
             L = linalg.cholesky(sum(l * P for l, P in zip(lam, parts)), lower=True)
             self.full.append((a, b, T @ linalg.solve_triangular(L, np.eye(b - a),
                                                                  lower=True).T, lam, pens))
@@ -234,6 +229,8 @@ class DenseREML:
         # per block its penalties (None: the identity, one τ; else several P_k, a τ each)
         self.penalties = [None] * len(self.sizes) if penalties is None else list(penalties)
         # the block of each smooth τ (the groups' come after them)
+        # per several-penalty block `dominance_basis`'s bases by the penalties' order
+        self._dominance = [{} for _ in self.penalties]
         self.tau_block = [j for j, pens in enumerate(self.penalties)
                           for _ in range(1 if pens is None else len(pens))]
         self.n_smooth_tau = len(self.tau_block)
@@ -267,7 +264,8 @@ class DenseREML:
     def scales(self, log_tau):
         """Λ at τ (`Scales`)."""
         tau = np.exp(np.asarray(log_tau, dtype=float))
-        return Scales(tau[:self.n_smooth_tau], self.sizes, self.penalties)
+        return Scales(tau[:self.n_smooth_tau], self.sizes, self.penalties,
+                      self._dominance)
 
     def _system(self, log_tau):
         """The pieces of A and of the right-hand sides at τ, and a solver for A."""
@@ -369,7 +367,7 @@ class DenseREML:
             c = dof / s["r2"]
         if not gradient:
             return value
-        diag_u, trace_g = self._inverse_diagonal(s)
+        diag_u, trace_g, factors = self._inverse_diagonal(s)
         edges = np.cumsum([0] + self.sizes)
         u = s["u"][0]
         d_rho = []
@@ -377,21 +375,20 @@ class DenseREML:
             if pens is None:
                 d_rho.append(diag_u[a:b].sum() - (b - a) + c * float(u[a:b] @ u[a:b]))
             else:
-                d_rho.extend(self._several_penalty_gradient(s, a, b, c))
+                d_rho.extend(self._several_penalty_gradient(s, a, b, c, factors))
         if self.G:
             u_g = s["u"][1].reshape(self.G, self.r)
             d_rho.extend(trace_g - self.G + c * np.sum(u_g ** 2, axis=0))
         return value, -2.0 * np.asarray(d_rho)
 
-    def _several_penalty_gradient(self, s, a, b, c):
+    def _several_penalty_gradient(self, s, a, b, c, factors):
         """``∂d_R/∂ρ_k`` (ρ_k = log λ_k) of the block ``a:b`` with several penalties:
         with ``Q_k = λ_k Λ'P_kΛ`` over the block (``Σ_k Q_k = I``), ``tr(M⁻¹ Q_k) − tr(Q_k)
         + c u'Q_k u`` (the identity block's formula with I split into the Q_k), M⁻¹'s block
-        in u coordinates from the Cholesky factors (S's: the groups already eliminated)."""
+        in u coordinates ``L⁻ᵀL⁻¹ + WW'`` from `_inverse_diagonal`'s ``factors`` (L⁻¹ of
+        S's Cholesky factor, the groups already eliminated, and W = A⁻¹K R_X⁻ᵀ)."""
         sys = s["sys"]
-        Linv = linalg.solve_triangular(sys["S"], np.eye(self.q), lower=True)[:, a:b]
-        RXinv = linalg.solve_triangular(s["RX"], np.eye(self.p), lower=True)
-        W = s["AiK"][0][a:b] @ RXinv.T
+        Linv, W = factors[0][:, a:b], factors[1][a:b]
         Minv = Linv.T @ Linv + W @ W.T
         u = s["u"][0][a:b]
         _, _, Lam, lam, pens = next(f for f in sys["lam"].full if f[0] == a)
@@ -406,19 +403,21 @@ class DenseREML:
         random-effect column (intercept, slopes), without `_inverse`'s off-diagonal
         pieces: with ``S = L L'`` and ``C = D⁻¹A_21`` (Gr × q), ``diag S⁻¹`` = column sums
         of ``(L⁻¹)²`` and ``diag (A⁻¹)_gg = diag D⁻¹ + diag(C S⁻¹ C')``, plus the fixed
-        effects' share ``diag(A⁻¹K X⁻¹ K'A⁻¹)``."""
+        effects' share ``diag(A⁻¹K X⁻¹ K'A⁻¹)``. Also returns ``(L⁻¹, A⁻¹K R_X⁻ᵀ)`` over the
+        smooths (the several-penalty blocks' gradient uses them)."""
         sys = s["sys"]
         Linv = linalg.solve_triangular(sys["S"], np.eye(self.q), lower=True)
         RXinv = linalg.solve_triangular(s["RX"], np.eye(self.p), lower=True)
         AiK_s, AiK_g = s["AiK"]
-        diag_u = np.sum(Linv ** 2, axis=0) + np.sum((AiK_s @ RXinv.T) ** 2, axis=1)
+        W = AiK_s @ RXinv.T
+        diag_u = np.sum(Linv ** 2, axis=0) + np.sum(W ** 2, axis=1)
         if not self.G:
-            return diag_u, 0.0
+            return diag_u, 0.0, (Linv, W)
         G, r = self.G, self.r
         diag_g = (np.diagonal(sys["Dinv"], axis1=1, axis2=2)
                   + np.sum((Linv @ sys["C"].T) ** 2, axis=0).reshape(G, r)
                   + np.sum((AiK_g @ RXinv.T) ** 2, axis=1).reshape(G, r))
-        return diag_u, diag_g.sum(axis=0)
+        return diag_u, diag_g.sum(axis=0), (Linv, W)
 
     def fit(self, log_tau0=None, bounds=LOG_TAU_BOUNDS):
         """REML over log τ within ``bounds`` from ``log_tau0`` (default: `_start`), L-BFGS-B with
