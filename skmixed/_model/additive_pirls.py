@@ -165,7 +165,8 @@ def performance_iteration(make_reml, linear_predictor, y, eta0, family, m=None, 
             fresh = reml.fit()
             if not fresh.criterion < fit.criterion - 1e-11 * abs(fit.criterion):
                 return fit, eta, it, True
-            fit, fresh.fpar = fresh, fpar
+            fresh.fpar = fpar
+            fit = fresh
             log_tau = np.log(fit.tau)
             eta = linear_predictor(fit)
     return fit, eta, max_iter, False

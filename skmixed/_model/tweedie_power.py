@@ -15,7 +15,7 @@ __all__ = ["loglik_derivs", "tweedie_power_dispersion"]
 
 
 def loglik_derivs(y, mu, w, phi, p):
-    """``Σ w log f`` and its derivatives in (φ, p) (6, as `_series_derivs`), summed over
+    """``Σ w log f`` and its derivatives in (φ, p) (value, ∂φ, ∂p, ∂φφ, ∂φp, ∂pp), summed over
     fixed blocks of rows on the kernel threads (the blocks depend on the row count only,
     so any thread count gives the same sums)."""
     k = blocks.n_blocks(y.shape[0])
@@ -24,7 +24,6 @@ def loglik_derivs(y, mu, w, phi, p):
     over_blocks(loglik_derivs_blocks, (y, mu, w, float(phi), float(p), edges, out), k,
                 y.shape[0])
     return out.sum(axis=0)
-
 
 
 def _power(t):
@@ -38,7 +37,7 @@ def tweedie_power_dispersion(y, mu, w, p0=1.5, phi0=None, tol=1e-10, max_iter=10
     """The power p and dispersion φ maximizing ``ℓ = Σ w log f(y; μ, φ, p)`` at fixed means μ
     (mgcv's ``estimate.theta`` for ``tw()``): Newton steps over mgcv's θ of p (bounded to
     `POWER_BOUNDS` by its map) and log φ with the exact gradient and Hessian
-    (`_loglik_derivs`; the Hessian's eigenvalues made positive where it is not concave, a
+    (`loglik_derivs`; the Hessian's eigenvalues made positive where it is not concave, a
     step at most 4, halved until ℓ does not decrease), from ``p0`` and ``phi0`` (default:
     the Pearson estimate at p0), until every gradient entry is below ``tol`` |ℓ|. Returns
     ``(p, φ)``."""
@@ -48,6 +47,7 @@ def tweedie_power_dispersion(y, mu, w, p0=1.5, phi0=None, tol=1e-10, max_iter=10
     a, b = POWER_BOUNDS
     q = (min(max(p0, a + 1e-6), b - 1e-6) - a) / (b - a)
     x = np.array([math.log(q / (1.0 - q)), math.log(max(phi0, 1e-10))])
+
     def at(x, derivs):
         p, phi = _power(x[0]), math.exp(x[1])
         d = loglik_derivs(y, mu, w, phi, p)
