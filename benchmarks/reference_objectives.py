@@ -165,7 +165,7 @@ def check_glmm(model, df, y, fixed, n_agq, rtol=1e-9, max_step=1e-3):
         assert step < max_step, (k, step)
 
 
-def check_penalized_scores(model, df, y, columns, max_step=1e-6, group="g"):
+def check_penalized_scores(model, df, y, columns, max_step=1e-6):
     """An AdditiveMixed fit of ``y ~ … + s(g, bs = "re")`` (and slopes' ``s(g, x, bs =
     "re")``) from ``df[columns]``, Gaussian, binomial, Gamma, Tweedie or negative binomial,
     solves its penalized likelihood equations at its fitted variances: with μ̂ the fitted
@@ -195,14 +195,15 @@ def check_penalized_scores(model, df, y, columns, max_step=1e-6, group="g"):
     se = model.fixed_effects_["std_error"].to_numpy()
     steps = np.abs(parametric.T @ resid) * se / phi
     assert np.all(steps < max_step), steps
-    codes = df[group].cat.codes.to_numpy()
-    variances = model.variance_components_.set_index("var1")["variance"]
-    for term, modes in model.random_effects_.groupby("term", sort=False):
+    variances = model.variance_components_.set_index(["group", "var1"])["variance"]
+    # every grouping factor (several: crossed), each random-effect column
+    for (name, term), modes in model.random_effects_.groupby(["group", "term"], sort=False):
+        codes = model.group_levels_[name].get_indexer(df[name])
         z = np.ones(len(df)) if term == "(Intercept)" else df[term].to_numpy(float)
         scores = (np.bincount(codes, z * resid, minlength=len(modes))
-                  - modes["mode"].to_numpy() * phi / variances[term])
+                  - modes["mode"].to_numpy() * phi / variances[(name, term)])
         worst = np.max(np.abs(scores) * modes["cond_sd"].to_numpy() / phi)
-        assert worst < max_step, (term, worst)
+        assert worst < max_step, (name, term, worst)
 
 
 def check_additive(model, df, columns, target, params):

@@ -11,6 +11,7 @@ chunked claim); an exact or binomial fit by its penalized likelihood equations i
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from skmixed import AdditiveMixed
@@ -47,6 +48,10 @@ MODELS = {
     # of k = 5, each binned to 1,000 values): ≤ 2 s at 2e6
     "gaussian_te": (dict(smooths=[("x", "z")], bs={("x", "z"): "te"}), ["x", "b", "z", "g"],
                     "y_nl"),
+    # issue 18: a second, crossed grouping factor h (100 levels) besides g:
+    # y ~ x + b + s(z) + s(g, bs = "re") + s(h, bs = "re")
+    "gaussian_crossed": (dict(smooths=["z"], groups=["g", "h"]), ["x", "b", "z", "g", "h"],
+                         "y_h"),
 }
 
 
@@ -64,15 +69,19 @@ def _frame(n_obs, n_groups):
     eta = 0.3 * (df["y"] - df["y"].mean()) / df["y"].std()
     rng = np.random.default_rng(5)
     mu = np.exp(eta)
+    # a factor h of 100 levels crossed with g, with random effects of SD 0.5 in y_h
+    h = rng.integers(0, 100, len(df))
     return df.assign(y_gamma=rng.gamma(3.0, mu / 3.0),
                      y_nb=rng.negative_binomial(2.0, 2.0 / (2.0 + mu)),
-                     y_tw=Tweedie(1.5).sample(rng, mu.to_numpy(), fpar=1.0))
+                     y_tw=Tweedie(1.5).sample(rng, mu.to_numpy(), fpar=1.0),
+                     h=pd.Categorical.from_codes(h, [f"h{i:03d}" for i in range(100)]),
+                     y_h=df["y_nl"] + rng.normal(0.0, 0.5, 100)[h])
 
 
 def _fit(X, y, **params):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        return AdditiveMixed(groups="g", **params).fit(X, y)
+        return AdditiveMixed(**{"groups": "g", **params}).fit(X, y)
 
 
 def _check(model, df, cols, target, params):
@@ -81,14 +90,15 @@ def _check(model, df, cols, target, params):
     covariates (a tensor product's margins binned one by one), where it fits."""
     assert model.converged_
     tensor = any(isinstance(c, tuple) for c in params.get("smooths", ()))
-    if (params.get("by") or tensor) and model._discrete:
+    crossed = isinstance(params.get("groups"), list)
+    if (params.get("by") or tensor or crossed) and model._discrete:
         binned = df.copy()
         for c in covariate_columns(params["smooths"]):
             values, index = discretize(df[c].to_numpy(), model.n_bins)
             binned[c] = values[index]
         check_penalized_scores(model, binned, target, cols)
         return
-    check_additive(model, df, cols, target, dict(params, groups="g"))
+    check_additive(model, df, cols, target, {"groups": "g", **params})
 
 
 @pytest.mark.parametrize("model", list(MODELS))

@@ -7,7 +7,7 @@ The fits are checked to agree (:data:`AGREEMENT`): every fixed effect, and lmer'
 criterion (ours not above, 1e-8 relative), glmer's log-likelihood (ours not below, within
 1e-3), bam's edf of s(z) (1e-5) and group and residual SDs (1e-4). Quick grid: 200,000 rows × 2,000 groups;
 ``--bench-full``: 2,000,000 × 2,000 (also ``bam_by``: a 10-level ``by`` factor;
-``bam_te``: ``te(x, z)``). Small
+``bam_te``: ``te(x, z)``; ``bam_crossed``: a second, crossed factor). Small
 data: lme4's data sets against lmer/glmer, and mgcv's gam on the additive models of
 tests/data (a ``by`` factor, ``s(x, z)``, ``select = TRUE``). statsmodels is the peer in
 test_bench_mixedlm.py."""
@@ -47,13 +47,19 @@ R_MODELS = {  # the fit, and what R reports of it
                "s(g, bs = 're'), data = d, discrete = TRUE)",
                "fixef = unname(coef(m)[1:2]), edf = unname(summary(m)$edf[1]), "
                "sd = unname(gam.vcomp(m, rescale = FALSE)[c('s(g)', 'scale'), 1])"),
+    # issue 18: a second grouping factor h (100 levels) crossed with g
+    "bam_crossed": ("library(mgcv); f <- function(d) bam(y_h ~ x + b + s(z, bs = 'ps') + "
+                    "s(g, bs = 're') + s(h, bs = 're'), data = d, discrete = TRUE)",
+                    "fixef = unname(coef(m)[1:3]), edf = unname(summary(m)$edf[1]), "
+                    "sd = unname(gam.vcomp(m, rescale = FALSE)[c('s(g)', 's(h)', 'scale'), "
+                    "1])"),
 }
 # fixed effects, relative (measured at 200,000 rows, 2026-11-25): lmer 1e-6 (2.7e-10); glmer
 # 1e-4 (2.5e-5: lme4's optimizer stops short, its log-likelihood 2.3e-4 below ours); bam's
 # slopes 1e-4 (1.0e-5; bam centres s(z) on the binned z, which moves its intercept: not
 # compared); bam's edf of s(z) 1e-5 (3.8e-7), SDs 1e-4 (9.4e-6)
 AGREEMENT = {"lmer": 1e-6, "glmer": 1e-4, "bam": 1e-4, "bam_tp": 1e-4, "bam_by": 1e-4,
-             "bam_te": 1e-4}
+             "bam_te": 1e-4, "bam_crossed": 1e-4}
 # bam_by: the ten by-level smooths' edf 1e-4 relative (1.1e-5 at 200,000 rows, 2026-12-04)
 # bam_te: the tensor product's edf 1e-2 relative (5.2e-3 at 2,000,000 rows, 2026-12-04): bam
 # stops with the x margin's sp at 3.9e6 (its gradient in log sp −0.013), ours goes on to
@@ -83,8 +89,12 @@ def csv_data(request, tmp_path_factory):
     full = request.config.getoption("--bench-full")
     n_obs = 2_000_000 if full else 200_000
     df = with_by_factor(simulated(n_obs, 2_000))
+    # a factor h of 100 levels crossed with g, with random effects of SD 0.5 in y_h
+    rng = np.random.default_rng(7)
+    h = rng.integers(0, 100, n_obs)
+    df = df.assign(h=h, y_h=df["y_nl"] + rng.normal(0.0, 0.5, 100)[h])
     path = tmp_path_factory.mktemp("peers") / "study.csv"
-    df[["g", "x", "b", "z", "y", "y_bin", "y_nl", "f"]].to_csv(path, index=False)
+    df[["g", "h", "x", "b", "z", "y", "y_bin", "y_nl", "y_h", "f"]].to_csv(path, index=False)
     return df, path, n_obs
 
 
@@ -102,6 +112,9 @@ def _skmixed_fit(kind, df):
     if kind == "bam_te":
         return AdditiveMixed(smooths=[("x", "z")], bs={("x", "z"): "te"}, groups="g").fit(
             df[["x", "b", "z", "g"]], df["y_nl"])
+    if kind == "bam_crossed":
+        return AdditiveMixed(smooths=["z"], groups=["g", "h"]).fit(
+            df[["x", "b", "z", "g", "h"]], df["y_h"])
     bs = "tp" if kind == "bam_tp" else "ps"
     return AdditiveMixed(smooths=["z"], bs=bs, groups="g").fit(df[["x", "b", "z", "g"]],
                                                              df["y_nl"])
@@ -115,7 +128,7 @@ def test_r_peer(benchmark, machine_info, csv_data, kind):
     df, path, n_obs = csv_data
     setup, report = R_MODELS[kind]
     script = (f"{setup}; suppressMessages(library(jsonlite)); d <- read.csv('{path}'); "
-              "d$g <- factor(d$g); d$f <- factor(d$f); "
+              "d$g <- factor(d$g); d$f <- factor(d$f); d$h <- factor(d$h); "
               "t <- system.time(m <- f(d))[['elapsed']]; "
               f"cat(toJSON(list(seconds = t, {report}), auto_unbox = TRUE, digits = NA))")
 

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from pandas.api import types as ptypes
 
 from ._estimators._design import interaction
 from ._formula import terms as _terms
@@ -211,6 +212,11 @@ def _random_spec(parsed, data, fixed):
     return dict(groups=groups, random_slopes=slopes, covariance=covariance), group_cols
 
 
+def _is_numeric(values):
+    """A numeric column (a random slope's), not a factor (an interaction's)."""
+    return ptypes.is_numeric_dtype(values.dtype) and not ptypes.is_bool_dtype(values.dtype)
+
+
 def _is_interaction(bs):
     """Whether a smooth's ``bs`` is a ti() interaction's."""
     return isinstance(bs, tuple) and bs[0] == "ti"
@@ -218,7 +224,7 @@ def _is_interaction(bs):
 
 def _smooth_columns(parsed, data, X):
     """AdditiveMixed's parameters from the s() terms; their columns are added to X."""
-    smooths, k, bs, by_vars, groups, slopes = [], {}, {}, {}, None, []
+    smooths, k, bs, by_vars, groups, slopes = [], {}, {}, {}, [], {}
     parametric = set(X.columns)
     for sm in parsed.smooths:
         values = _lookup(parsed, data, sm.covariate, sm.pos)
@@ -231,13 +237,31 @@ def _smooth_columns(parsed, data, X):
                                "term and a smooth's covariate: the smooth holds its linear "
                                "trend (the two are collinear); drop the parametric term")
         if sm.bs == "re":
-            if groups not in (None, sm.covariate):
-                raise FormulaError(parsed.formula, sm.pos, "bam(): random effects of one "
-                                   f"grouping factor only (got {groups!r} and "
-                                   f"{sm.covariate!r})")
-            groups = sm.covariate
+            factor_by = sm.by and not _is_numeric(_lookup(parsed, data, sm.by, sm.pos))
+            for c in [sm.covariate] + ([sm.by] if factor_by else []):
+                if c in parametric:
+                    raise FormulaError(parsed.formula, sm.pos, f"{c!r} is both a parametric "
+                                       "term and a random effect's grouping factor: a column "
+                                       "has one role")
+            if factor_by:
+                # s(g, v, bs = "re") with a factor v: the interaction g:v (mgcv's
+                # model matrix of g:v), e.g. a nested (1 | g/v) as s(g) + s(g, v)
+                factor = (sm.covariate, sm.by)
+                if factor in groups:
+                    raise FormulaError(parsed.formula, sm.pos, f"the random effect of "
+                                       f"{sm.covariate}:{sm.by} is given twice")
+                groups.append(factor)
+                continue
+            if sm.covariate not in groups:
+                if sm.by:
+                    raise FormulaError(parsed.formula, sm.pos, f"s({sm.covariate}, "
+                                       f"{sm.by}, bs = \"re\") needs the random intercept "
+                                       f"s({sm.covariate}, bs = \"re\") before it")
+                groups.append(sm.covariate)
+            elif not sm.by:
+                raise FormulaError(parsed.formula, sm.pos, f"s({sm.covariate}, bs = \"re\") "
+                                   "is given twice")
             if sm.by:
-                _lookup(parsed, data, sm.by, sm.pos)
                 if sm.by not in parametric:
                     # AdditiveMixed keeps a random slope's column as a fixed effect too;
                     # mgcv's s(g, v, bs = "re") alone has no fixed slope: not the same model
@@ -246,7 +270,7 @@ def _smooth_columns(parsed, data, X):
                                        f"too (y ~ {sm.by} + …): bam() fits a random slope "
                                        "beside its fixed slope (lme4's (1 + v || g)); a random "
                                        "slope without the fixed one is not supported")
-                slopes.append(sm.by)
+                slopes.setdefault(sm.covariate, []).append(sm.by)
             continue
         label = (sm.covariate,) + sm.more if sm.more else sm.covariate
         # a covariate in one smooth, apart from ti() interactions (they hold no main effect)
@@ -285,9 +309,15 @@ def _smooth_columns(parsed, data, X):
                                    "written as the factor, e.g. y ~ f + s(x, by = f)")
             X[sm.by_var] = by_values
             by_vars[label] = sm.by_var
-    if groups is not None:
-        X[groups] = data[groups]
-    base = dict(smooths=smooths, groups=groups, random_slopes=slopes)
+    for g in groups:
+        for c in (g if isinstance(g, tuple) else (g,)):
+            X[c] = data[c]
+    if len(groups) > 1:  # several factors: a list, the slopes by factor name
+        base = dict(smooths=smooths, groups=groups,
+                    random_slopes={g: v for g, v in slopes.items()})
+    else:
+        base = dict(smooths=smooths, groups=groups[0] if groups else None,
+                    random_slopes=slopes.get(groups[0], []) if groups else [])
     if k:
         base["k"] = {**{s: 10 for s in smooths if not isinstance(s, tuple)}, **k}
     if bs:

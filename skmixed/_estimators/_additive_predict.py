@@ -11,6 +11,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from . import _design
 from .._model.thin_plate import default_dimension
 from ._additive_by import multipliers_at
+from ._factors import factor_values
 from ._results import coef_lines
 from ._rprint import coef_table
 
@@ -77,16 +78,16 @@ class AdditivePrediction:
         """What prediction needs: the fit on its internal columns (``scaling``: the
         parametric columns'; ``result.extra``: skmixed._model.additive_fit's), the columns'
         labels and positions in X, the target's name."""
-        param_labels, smooth_labels, group_label, slope_labels, by_info = labels
+        param_labels, smooth_labels, factors, by_info = labels
         extra = result.extra
         self._fit, self._model_info = extra["reml_fit"], extra["layout"]
-        self._scaling, self._slope_scale = scaling, extra["slope_scale"]
+        self._scaling, self._factor_layout = scaling, extra["factors"]
         self._discrete = extra["layout"]["discrete"]
         # the kept parametric columns (positions among param_labels)
         self._kept_params = [j - int(self.fit_intercept) for j in extra["kept"]
                              if j >= int(self.fit_intercept)]
-        self._labels = dict(param=param_labels, smooth=smooth_labels, group=group_label,
-                            slope=slope_labels, by=list(by_info))
+        self._labels = dict(param=param_labels, smooth=smooth_labels, factors=list(factors),
+                            by=list(by_info))
         all_labels = (list(X.columns) if isinstance(X, pd.DataFrame)
                       else list(range(self.n_features_in_)))
         position = {c: i for i, c in enumerate(all_labels)}
@@ -94,8 +95,8 @@ class AdditivePrediction:
         self._positions = dict(param=[position[c] for c in param_labels],
                                smooth=[tuple(position[x] for x in c) if isinstance(c, tuple)
                                        else position[c] for c in smooth_labels],
-                               group=None if group_label is None else position[group_label],
-                               slope=[position[c] for c in slope_labels],
+                               factors=[(tuple(position[c] for c in f.labels),
+                                         [position[c] for c in f.slopes]) for f in factors],
                                by={b[0]: position[b[0]] for b in by_info if b is not None})
         self._fitted_on_frame = isinstance(X, pd.DataFrame)
         self._target_name = target
@@ -141,15 +142,12 @@ class AdditivePrediction:
         labels, positions = self._labels[kind], self._positions[kind]
         if isinstance(X_table, pd.DataFrame):
             if self._fitted_on_frame:
-                needed = ([labels] if kind == "group" else covariate_columns(labels)
-                          if kind == "smooth" else labels)
+                needed = covariate_columns(labels) if kind == "smooth" else labels
                 missing = [c for c in needed if c not in X_table.columns]
                 if missing:
                     raise ValueError(f"X lacks the column(s) {missing} seen in fit.")
                 return labels
             cols = X_table.columns
-            if kind == "group":
-                return cols[positions]
             return [tuple(cols[j] for j in i) if isinstance(i, tuple) else cols[i]
                     for i in positions]
         return positions
@@ -200,28 +198,80 @@ class AdditivePrediction:
             ranges.append(design @ basis["R"])
         V_rows = (np.hstack(blocks + nulls + ranges) if blocks + nulls + ranges
                   else np.zeros((n, 0)))
-        eta = V_rows @ np.concatenate([fit.beta, fit.b])
-        var = np.einsum("ij,jk,ik->i", V_rows, fit.cov, V_rows) if return_std else None
-        if random_effects and self._labels["group"] is not None:
-            key = self._keys(X_table, "group")
-            (levels,) = self.group_levels_.values()
-            codes = _design.lookup_groups(_design.column_values(X_table, key), levels, key)
-            seen = codes >= 0  # unseen groups: population level (random effect 0)
-            c = codes[seen]
-            # the row's random-effect columns z = [1, slopes…]
-            z = np.column_stack([np.ones(n)] + [  # the fit's internal slope columns
-                np.asarray(col, dtype=float) / sc for col, sc in
-                zip(self._columns(X_table, "slope"), self._slope_scale)])[seen]
-            eta[seen] += np.sum(z * fit.group[c], axis=1)
-            if return_std:
-                cross, gvar = fit.group_cov
-                r = z.shape[1]
-                # Var(v'θ + z'g_i) = v'Vv + z'V_i z + 2 Σ_a z_a v'Cov(θ, g_ia)
-                var[seen] += np.einsum("ia,iab,ib->i", z, gvar[c], z)
-                for a in range(r):
-                    var[seen] += 2.0 * z[:, a] * np.sum(V_rows[seen] * cross[c * r + a],
-                                                        axis=1)
+        # (β, b) without b's further factors' blocks (after the smooths')
+        P = V_rows.shape[1]
+        eta = V_rows @ np.concatenate([fit.beta, fit.b])[:P]
+        var = (np.einsum("ij,jk,ik->i", V_rows, fit.cov[:P, :P], V_rows) if return_std
+               else None)
+        if random_effects and self._labels["factors"]:
+            self._add_random_effects(X_table, V_rows, eta, var)
         return (eta, np.sqrt(np.maximum(var, 0.0))) if return_std else eta
+
+    def _factor_keys(self, X_table, i):
+        """Factor i's columns and its slopes' columns in X (as `_keys`)."""
+        f = self._labels["factors"][i]
+        positions, slope_positions = self._positions["factors"][i]
+        if isinstance(X_table, pd.DataFrame):
+            if self._fitted_on_frame:
+                missing = [c for c in list(f.labels) + list(f.slopes)
+                           if c not in X_table.columns]
+                if missing:
+                    raise ValueError(f"X lacks the column(s) {missing} seen in fit.")
+                return f.labels, f.slopes
+            cols = X_table.columns
+            return tuple(cols[j] for j in positions), [cols[j] for j in slope_positions]
+        return positions, slope_positions
+
+    def _add_random_effects(self, X_table, V_rows, eta, var):
+        """Add to ``eta`` (and ``var``, unless None) the rows' random effects of every
+        grouping factor (0 for a level not seen in fit, which is population level). The
+        eliminated factor's come from the REML's groups (``fit.group``, their posterior
+        ``group_cov``), the others' from their penalized blocks of b (the posterior
+        ``fit.cov``); each term is a column of θ = (β, b) times the row's multiplier
+        (1, or the slope): ``Var(v'θ + Σ_t m_t θ_t + z'g_i) = v'Vv + Σ_ts m_t m_s V_ts +
+        2 Σ_t m_t v'V_·t + z'V_i z + 2 Σ_a z_a (v'C_ia + Σ_t m_t C_ia,t)``."""
+        fit, layout = self._fit, self._factor_layout
+        n, P = V_rows.shape  # P = p + the smooths' range columns
+        starts = P + np.concatenate([[0], np.cumsum(
+            [len(layout.levels[i]) for i, _ in layout.extras])]).astype(int)
+        theta = np.concatenate([fit.beta, fit.b])
+        terms = []  # per further-factor term: the rows' column of θ and multiplier
+        main = None
+        for i, f in enumerate(self._labels["factors"]):
+            keys, slope_keys = self._factor_keys(X_table, i)
+            codes = _design.lookup_groups(factor_values(X_table, keys), layout.levels[i],
+                                          keys[0] if len(keys) == 1 else f.name)
+            seen = codes >= 0  # unseen groups: population level (random effect 0)
+            # the row's random-effect columns z = [1, slopes…] (the fit's internal slopes)
+            z = np.column_stack([np.ones(n)] + [
+                np.asarray(col, dtype=float) / sc for col, sc in
+                zip(_design.fixed_columns(X_table, list(slope_keys)), layout.scales[i])])
+            z[~seen] = 0.0
+            safe = np.where(seen, codes, 0)
+            if i == layout.main:
+                main = (safe, z)
+                eta += np.sum(z * fit.group[safe], axis=1)
+                continue
+            for t, (owner, a) in enumerate(layout.extras):
+                if owner == i:
+                    terms.append((starts[t] + safe, z[:, a]))
+                    eta += z[:, a] * theta[starts[t] + safe]
+        if var is None:
+            return
+        V = fit.cov
+        for t, (idx, m) in enumerate(terms):
+            var += 2.0 * m * np.sum(V_rows * V[:P, idx].T, axis=1)
+            for idx2, m2 in terms:
+                var += m * m2 * V[idx, idx2]
+        if main is not None:
+            c, z = main
+            cross, gvar = fit.group_cov
+            r = z.shape[1]
+            var += np.einsum("ia,iab,ib->i", z, gvar[c], z)
+            for a in range(r):
+                rows = cross[c * r + a]
+                var += 2.0 * z[:, a] * (np.sum(V_rows * rows[:, :P], axis=1) + sum(
+                    m * rows[np.arange(n), idx] for idx, m in terms))
 
     def _smooth_coefficients(self, j):
         """Smooth j's coefficients on its constrained basis and their posterior
@@ -265,14 +315,11 @@ class AdditivePrediction:
             text = _smooth_text(c, self._smooth_term(c), b["spline"], by)
             if text not in smooths:  # a factor by's levels: one term
                 smooths.append(text)
-        group = self._labels["group"]
         terms = ([] if self.fit_intercept else ["0"]) + [
             _design.column_name(c) for c in self._labels["param"]] + smooths
-        if group is not None:
-            name = _design.column_name(group)
-            terms.append(f's({name}, bs = "re")')
-            terms += [f's({name}, {_design.column_name(c)}, bs = "re")'
-                      for c in self._labels["slope"]]
+        for f in self._labels["factors"]:
+            terms.append(f's({f.name}, bs = "re")')
+            terms += [f's({f.name}, {_design.column_name(c)}, bs = "re")' for c in f.slopes]
         family = self._family()
         # a non-canonical family is fitted as bam, binned or not (fit_rows)
         method = ("binned (bam discrete)" if self._discrete

@@ -16,7 +16,7 @@ import pandas as pd
 from .._model.spec import Factor, ModelSpec
 from . import _design
 
-__all__ = ["is_multi", "make_spec", "one_factor_spec", "drop_unused_levels",
+__all__ = ["is_multi", "factor_entries", "make_spec", "one_factor_spec", "drop_unused_levels",
            "random_effects_of_rows"]
 
 
@@ -51,13 +51,10 @@ def _encode_factor(X, labels, name, level_tuples):
     return _design.encode_groups(_factor_values(X, labels), name)
 
 
-def make_spec(X, *, groups, random_slopes, covariance, estimator_name, exclude=(),
-              level_tuples=False):
-    """Resolve the factors, their slopes and the fixed columns (all but the factors' and
-    ``exclude``'s: trials, offset); encode the factors. ``level_tuples``: interactions'
-    levels as tuples of values, not names (a chunk of a chunked fit)."""
-    if len(groups) == 0:
-        raise ValueError(f"{estimator_name} needs at least one grouping factor in groups.")
+def factor_entries(X, groups, random_slopes):
+    """The factors of ``groups`` (a list) resolved in X: per factor its columns (a tuple)
+    and name (``b:a`` for an interaction), and ``random_slopes`` (a dict by factor name or
+    column, or empty) as ``{name: [columns]}``."""
     entries = [_entry_labels(X, e) for e in groups]
     names = [":".join(_design.column_name(c) for c in labs) for labs in entries]
     if len(set(names)) != len(names):
@@ -76,6 +73,17 @@ def make_spec(X, *, groups, random_slopes, covariance, estimator_name, exclude=(
     else:
         raise ValueError("with several grouping factors, random_slopes must be a dict "
                          "{factor name: [columns]} (e.g. {'g': ['x']}).")
+    return entries, names, slopes_by
+
+
+def make_spec(X, *, groups, random_slopes, covariance, estimator_name, exclude=(),
+              level_tuples=False):
+    """Resolve the factors, their slopes and the fixed columns (all but the factors' and
+    ``exclude``'s: trials, offset); encode the factors. ``level_tuples``: interactions'
+    levels as tuples of values, not names (a chunk of a chunked fit)."""
+    if len(groups) == 0:
+        raise ValueError(f"{estimator_name} needs at least one grouping factor in groups.")
+    entries, names, slopes_by = factor_entries(X, groups, random_slopes)
     if isinstance(covariance, dict):
         unknown = [k for k in covariance if k not in names]
         if unknown:

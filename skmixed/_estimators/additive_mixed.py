@@ -1,6 +1,6 @@
 """``AdditiveMixed``: additive mixed models (mgcv's ``gam``/``bam`` with ``bs = "ps"``,
 ``"cr"``, ``"cc"`` or ``"tp"`` smooths, tensor products ``te()``/``ti()``, ``by =``
-variables and ``s(g, bs = "re")`` random intercepts).
+variables and ``s(g, bs = "re")`` random effects of one or several factors).
 
 ``g(E[y]) = Xβ + Σ_j s_j(z_j) + b_group``: parametric columns, smooths (mgcv's P-spline,
 cubic regression spline, cyclic cubic and thin-plate bases, `skmixed._model.bases`,
@@ -23,6 +23,7 @@ fitted attributes; prediction, the summary and the plots are
 
 import warnings
 from dataclasses import replace
+from typing import NamedTuple
 from numbers import Integral, Real
 
 import numpy as np
@@ -47,11 +48,21 @@ from ._additive_sources import (check_boundary_response, check_target, chunk_tab
                                 dask_tables, parametric_columns, table_layout,
                                 used_group_codes)
 from ._base import GROUPED_CONSTRAINTS
+from ._factors import factor_entries, factor_values
 from ._chunked import is_dask
 from ._results import fixed_effects_table, random_effects_table
 from ._sklearn_compat import Interval, StrOptions, fit_context
 
 __all__ = ["AdditiveMixed"]
+
+
+class GroupTerm(NamedTuple):
+    """A grouping factor: its ``name`` (``b:a`` for an interaction), the columns holding it
+    (``labels``; several: their interaction) and its random slopes' columns (``slopes``)."""
+
+    name: str
+    labels: tuple
+    slopes: list
 
 _DISCRETE_FROM_ROWS = 50_000
 
@@ -123,15 +134,25 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         smoothing parameter (``smooths_["lambda_null"]``), so REML can shrink a smooth to
         zero: an edf near 0 removes it. Every smooth's test is then mgcv's random-effect
         test, as in mgcv.
-    groups : str or int, default=None
+    groups : str, int or list, default=None
         Grouping column for a random intercept (mgcv's ``s(g, bs = "re")``); None: none.
-        A Gaussian model needs fewer groups than observations (the sum of the weights), as
-        MixedLM and lme4's ``lmer``; binomial and Poisson ones may have a group per row.
-    random_slopes : sequence of str or int, default=()
+        Several factors, crossed or nested, as MixedLM's: a list of columns, a tuple in it
+        being their interaction — ``["g1", "g2"]`` is ``s(g1, bs = "re") + s(g2, bs =
+        "re")`` (lme4's ``(1 | g1) + (1 | g2)``), ``["a", ("a", "b")]`` is lme4's
+        ``(1 | a/b)`` (mgcv: ``s(a, bs = "re") + s(ab, bs = "re")`` with ``ab =
+        interaction(a, b)``). The factor with the most random effects is eliminated group
+        by group; every other one's levels are dense penalized columns (as mgcv's), whose
+        cost grows with the cube of their number (a few thousand at most). A grouping
+        column is not a fixed effect. A Gaussian model needs fewer groups than observations
+        (the sum of the weights), as MixedLM and lme4's ``lmer``; binomial and Poisson ones
+        may have a group per row.
+    random_slopes : sequence of str or int, or dict, default=()
         Columns of X with a random slope per group, independent of the intercept and of
         each other, each with its own variance (mgcv's ``s(g, x, bs = "re")``; lme4's
-        ``(1 + x || g)``). A parametric column stays a fixed effect too; a smooth's column
-        keeps its smooth. Needs ``groups``. (Correlated slopes: MixedLM/MixedGLM.)
+        ``(1 + x || g)``); with several factors a dict ``{factor name: [columns]}`` (an
+        interaction's name is ``"a:b"``). A parametric column stays a fixed effect too; a
+        smooth's column keeps its smooth. Needs ``groups``. (Correlated slopes:
+        MixedLM/MixedGLM.)
     family : {"gaussian", "binomial", "poisson", "gamma", "nbinom2", "tweedie"}, \
             default="gaussian"
         Binomial (0/1 y, logit link) and Poisson (log link): with ``discrete`` by
@@ -207,7 +228,7 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         (group, level, term, mode, cond_sd; cond_sd from the posterior covariance, mgcv's
         Vp, which includes the fixed effects' uncertainty).
     random_effects_matrix_ : dict of str to ndarray of shape (n_levels, q)
-        The same modes as a matrix per grouping factor (one, keyed by its name as in
+        The same modes as a matrix per grouping factor (keyed by its name as in
         ``variance_components_["group"]``; lme4's ``ranef()``), columns intercept then
         slopes, rows in ``group_levels_`` order.
     group_levels_ : dict of str to pandas.Index
@@ -241,8 +262,8 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         "knots": [dict, None],
         "by": [dict, None],
         "select": ["boolean"],
-        "groups": [str, Integral, None],
-        "random_slopes": [list, tuple, str, Integral],
+        "groups": [str, Integral, list, tuple, None],
+        "random_slopes": [list, tuple, str, Integral, dict],
         "family": [StrOptions({"gaussian", "binomial", "poisson", "gamma", "nbinom2",
                                "tweedie"})],
         "power": [Interval(Real, 1, 2, closed="neither"), None],
@@ -306,19 +327,17 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         if n < 2:
             raise ValueError(f"{name} needs at least 2 samples; got n_samples = {n}.")
         y_arr = check_target(y, n, self._family(), name)
-        smooth_labels, group_label, slope_labels, param_labels = self._roles(X_table)
+        smooth_labels, factors, param_labels = self._roles(X_table)
         param_cols = _design.fixed_columns(X_table, param_labels)
         flat = covariate_columns(smooth_labels)
         _design.check_finite_columns(param_cols + _design.fixed_columns(X_table, flat),
                                      param_labels + flat)
         smooth_cols = smooth_arrays(X_table, smooth_labels)
         discrete = (n >= _DISCRETE_FROM_ROWS) if self.discrete == "auto" else self.discrete
-        codes, levels = None, None
-        if group_label is not None:
-            codes, levels = used_group_codes(_design.column_values(X_table, group_label),
-                                             group_label, weights, name)
+        groups = [used_group_codes(factor_values(X_table, f.labels), f.name, weights, name)
+                  for f in factors]
         check_boundary_response(y_arr, w, self._family())
-        spec = self._spec(param_labels, smooth_labels, group_label, slope_labels)
+        spec = self._spec(param_labels, smooth_labels, factors)
         if discrete:
             self._check_bins(smooth_labels)
         by_labels = self._by_labels(X_table, smooth_labels)
@@ -337,16 +356,15 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
             raise ValueError(f"{name} needs more observations ({weights.sum():g}, the sum "
                              "of sample_weight: frequency weights count rows) than fixed "
                              f"effects ({n_fixed}).")
-        if group_label is not None:
-            self._check_levels(weights.sum(), len(levels), group_label, slope_labels,
-                               weighted=bool(w.size))
+        self._check_levels(weights.sum(), [(f, len(levels)) for f, (_, levels) in
+                                           zip(factors, groups)], weighted=bool(w.size))
         with numba_threads(self.n_jobs):
             result = fit_rows(spec, X_param, y_arr, weights, bases, discrete=discrete,
-                              scaling=scaling, kept=kept, dropped=dropped, codes=codes,
-                              levels=levels,
-                              slopes=_design.fixed_columns(X_table, slope_labels))
-        self._set_fitted(result, X, (param_labels, [t.label for t in terms], group_label,
-                                     slope_labels, by_info),
+                              scaling=scaling, kept=kept, dropped=dropped,
+                              groups=[(codes, levels, _design.fixed_columns(X_table, f.slopes))
+                                      for f, (codes, levels) in zip(factors, groups)])
+        self._set_fitted(result, X, (param_labels, [t.label for t in terms], factors,
+                                     by_info),
                          scaling, getattr(y, "name", None) or "y")
         if not result.opt.converged:
             warnings.warn(result.extra["note"] or f"{name} did not converge in "
@@ -384,9 +402,11 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
     def _fit_tables(self, tables, values, info, X_first, target, weighted):
         """The fit from bin tables (``info``: their layout, ``X_first``: the columns)."""
         name = type(self).__name__
-        labels = (info["param"], info["smooth"], info["group"], info["slopes"])
-        spec = self._spec(*labels)
-        labels += ([None] * len(info["smooth"]),)
+        factors = ([] if info["group"] is None else
+                   [GroupTerm(_design.column_name(info["group"]), (info["group"],),
+                              info["slopes"])])
+        spec = self._spec(info["param"], info["smooth"], factors)
+        labels = (info["param"], info["smooth"], factors, [None] * len(info["smooth"]))
         bases = smooth_bases(spec, values, tables.cnt)
         levels = None
         if info["group"] is not None:
@@ -395,8 +415,8 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
                                  f"{info['group']!r}; found {len(tables.group_levels)}.")
             _design.check_label_types(pd.Index(tables.group_levels, dtype=object),
                                       info["group"])
-            self._check_levels(tables.n, int(np.count_nonzero(tables.zz[:, 0, 0] > 0)),
-                               info["group"], info["slopes"], weighted=weighted)
+            self._check_levels(tables.n, [(factors[0], int(np.count_nonzero(
+                tables.zz[:, 0, 0] > 0)))], weighted=weighted)
             levels = pd.Index(tables.group_levels)
 
         def check_rank(XtX):  # the RankDeficientWarning points at the caller of fit
@@ -423,32 +443,51 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         if len(set(plain)) != len(plain) or len(set(smooth_labels)) != len(smooth_labels):
             raise ValueError(f"smooths lists a column twice: {list(self.smooths)} (only "
                              "ti() interactions may share a column with other smooths).")
-        group_label = (None if self.groups is None
-                       else _design.resolve_column(X_table, self.groups, "groups"))
-        if group_label is not None and group_label in covariate_columns(smooth_labels):
-            raise ValueError(f"the grouping column {group_label!r} cannot also be a smooth.")
-        slopes = self.random_slopes
-        if isinstance(slopes, (str, int, np.integer)):
-            slopes = (slopes,)
-        slope_labels = [_design.resolve_column(X_table, c, "random_slopes") for c in slopes]
-        if slope_labels and group_label is None:
-            raise ValueError(f"random_slopes={list(slopes)} need groups=<the grouping "
-                             "column>.")
-        if group_label is not None and group_label in slope_labels:
-            raise ValueError(f"the grouping column {group_label!r} cannot also be a random "
-                             "slope.")
-        if len(set(slope_labels)) != len(slope_labels):
-            raise ValueError(f"random_slopes lists a column twice: {list(slopes)}.")
+        factors = self._factors(X_table)
+        grouping = {c for f in factors for c in f.labels}
+        covariates = covariate_columns(smooth_labels)
+        by_labels = [b for b in self._by_labels(X_table, smooth_labels) if b is not None]
+        for f in factors:
+            for c in f.labels:
+                role = ("a smooth" if c in covariates else "a by variable" if c in by_labels
+                        else "a random slope" if any(c in g.slopes for g in factors)
+                        else None)
+                if role:
+                    raise ValueError(f"the grouping column {c!r} cannot also be {role}.")
         labels = (list(X_table.columns) if isinstance(X_table, pd.DataFrame)
                   else list(range(X_table.shape[1])))
-        by_labels = [b for b in self._by_labels(X_table, smooth_labels) if b is not None]
-        if group_label is not None and group_label in by_labels:
-            raise ValueError(f"the grouping column {group_label!r} cannot also be a by "
-                             "variable.")
-        covariates = covariate_columns(smooth_labels)
-        param_labels = [c for c in labels if c not in covariates and c != group_label
+        param_labels = [c for c in labels if c not in covariates and c not in grouping
                         and c not in by_labels]
-        return smooth_labels, group_label, slope_labels, param_labels
+        return smooth_labels, factors, param_labels
+
+    def _factors(self, X_table):
+        """The grouping factors (`GroupTerm`, the user's order) from ``groups`` and
+        ``random_slopes``: one column, or a list of columns and tuples of columns (an
+        interaction, lme4's ``a:b``; ``["a", ("b", "a")]`` is ``(1 | a/b)``), as MixedLM's;
+        slopes a sequence (one factor) or a dict by factor name."""
+        groups, slopes = self.groups, self.random_slopes
+        if isinstance(slopes, (str, int, np.integer)):
+            slopes = (slopes,)
+        if groups is None:
+            if slopes:
+                raise ValueError(f"random_slopes={slopes!r} need groups=<the grouping "
+                                 "column>.")
+            return []
+        entries = list(groups) if isinstance(groups, (list, tuple)) else [groups]
+        if not entries:
+            raise ValueError("groups is an empty list: give a grouping column or None.")
+        if len(entries) == 1 and not isinstance(slopes, dict):
+            slopes = {entries[0]: list(slopes)} if len(slopes) else {}
+        label_sets, names, by_name = factor_entries(X_table, entries, slopes)
+        out = []
+        for labs, nm in zip(label_sets, names):
+            cols = [_design.resolve_column(X_table, c, "random_slopes")
+                    for c in by_name.get(nm, [])]
+            if len(set(cols)) != len(cols):
+                raise ValueError(f"random_slopes of {nm!r} lists a column twice: "
+                                 f"{by_name[nm]}.")
+            out.append(GroupTerm(nm, labs, cols))
+        return out
 
     def _by_labels(self, X_table, smooth_labels):
         """Per smooth its ``by`` column's label, or None (``by``'s keys name smooths)."""
@@ -477,10 +516,15 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
     def _chunk_layout(self, X, ranges, range_notes):
         """The columns' roles in the first chunk (`_roles`, checked) and their layout
         for the bin tables (skmixed._estimators._additive_sources)."""
-        roles = self._roles(X)
-        smooth_labels, group_label, slope_labels, param_labels = roles
+        smooth_labels, factors, param_labels = self._roles(X)
+        if len(factors) > 1 or (factors and len(factors[0].labels) > 1):
+            raise ValueError(f"{type(self).__name__} fits several grouping factors (or an "
+                             "interaction) from data in memory only, not from a chunked or "
+                             "Dask source.")
         # the smooths' parameters checked before the pass over the chunks
-        self._spec(param_labels, smooth_labels, group_label, slope_labels)
+        self._spec(param_labels, smooth_labels, factors)
+        roles = (smooth_labels, factors[0].labels[0] if factors else None,
+                 factors[0].slopes if factors else [], param_labels)
         self._check_bins(smooth_labels)
         return table_layout(X, roles, ranges, range_notes, family=self.family,
                             fit_intercept=self.fit_intercept, n_bins=self.n_bins,
@@ -567,7 +611,7 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         Tweedie one with ``power``)."""
         return get_family(self.family, power=self.power)
 
-    def _check_levels(self, n_obs, n_levels, group_label, slope_labels, *, weighted):
+    def _check_levels(self, n_obs, factors, *, weighted):
         """Gaussian: refuse as many groups as observations, as MixedLM and lme4's lmer
         (skmixed._model.identifiability); mgcv fits ``s(g, bs = "re")`` with a level
         per row, but its group and residual variances are then one variance, split
@@ -575,10 +619,13 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         as glmer."""
         if self._family().observation_level_effects:
             return
-        terms = ["(Intercept)"] + [_design.column_name(c) for c in slope_labels]
+        if not factors:
+            return
         # independent slopes: mgcv's separate s(g, x, bs = "re") terms, lme4's (1 + x || g)
         _identifiability.check_levels_vs_observations(
-            n_obs, [(_design.column_name(group_label), n_levels, terms, "diagonal")],
+            n_obs, [(f.name, n_levels, ["(Intercept)"] + [_design.column_name(c)
+                                                          for c in f.slopes], "diagonal")
+                    for f, n_levels in factors],
             type(self).__name__, weighted=weighted)
 
     def _fixed_names(self, param_labels):
@@ -586,15 +633,15 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         return (["(Intercept)"] if self.fit_intercept else []) + [
             _design.column_name(c) for c in param_labels]
 
-    def _spec(self, param_labels, smooth_labels, group_label, slope_labels):
+    def _spec(self, param_labels, smooth_labels, factors):
         """The model apart from its data (skmixed._model.additive_fit.AdditiveSpec)."""
         self._check_keys(smooth_labels)
         return AdditiveSpec(
             family=self._family(), fit_intercept=self.fit_intercept,
             fixed_names=tuple(self._fixed_names(param_labels)),
             smooths=tuple(self._smooth_term(label) for label in smooth_labels),
-            group=None if group_label is None else _design.column_name(group_label),
-            slopes=tuple(_design.column_name(c) for c in slope_labels),
+            factors=tuple((f.name, tuple(_design.column_name(c) for c in f.slopes))
+                          for f in factors),
             tol=self.tol, max_iter=self.max_iter, select=bool(self.select))
 
     def _set_fitted(self, result, X, labels, scaling, target):
@@ -602,7 +649,7 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         (on the user's columns; a dropped column's coefficient is 0 in ``coef_`` and absent
         from ``fixed_effects_``, as MixedLM's), and what prediction needs of the fit on its
         internal columns (``scaling``: the parametric columns')."""
-        param_labels, smooth_labels, group_label, slope_labels, by_info = labels
+        param_labels, smooth_labels, _, by_info = labels
         validate_data(self, X, reset=True, skip_check_array=True)
         extra = result.extra
         kept = extra["kept"]
@@ -624,12 +671,12 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         rows = [(f.name, term, (sigma * t) ** 2, sigma * t)
                 for f in result.factors for term, t in zip(f.term.names, f.theta)]
         if result.factors:
-            (f,) = result.factors
-            self.random_effects_ = random_effects_table(f.name, f.levels, list(f.term.names),
-                                                        f.modes, f.cond_var)
-            self.group_levels_ = {f.name: f.levels}
-            self.n_groups_ = {f.name: len(f.levels)}
-            self.random_effects_matrix_ = {f.name: f.modes}
+            self.random_effects_ = pd.concat(
+                [random_effects_table(f.name, f.levels, list(f.term.names), f.modes,
+                                      f.cond_var) for f in result.factors], ignore_index=True)
+            self.group_levels_ = {f.name: f.levels for f in result.factors}
+            self.n_groups_ = {f.name: len(f.levels) for f in result.factors}
+            self.random_effects_matrix_ = {f.name: f.modes for f in result.factors}
         if self._family().residual_row:
             rows.append(("Residual", None, sigma ** 2, sigma))
         self.variance_components_ = pd.DataFrame(rows, columns=["group", "var1", "variance",

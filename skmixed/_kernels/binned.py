@@ -10,7 +10,8 @@ with a smooth's columns needs — never the n × k basis:
 * ``plain``: ``Σ w v v'`` (upper triangle, then mirrored);
 * per smooth j and bin b: ``Σ w m²`` and ``Σ w m v`` over the rows in the bin;
 * per pair of smooths (j < l): ``Σ w m_j m_l B_j(z_j)' B_l(z_l)`` — each row adds the
-  outer product of its bins' basis rows (k_j k_l numbers; an m_j × m_l bin table per
+  outer product of its bins' basis rows (k_j k_l numbers; k_l for an indicator basis, a
+  random effect's factor; an m_j × m_l bin table per
   thread would cost a megabyte of page faults per pair); a smooth whose multiplier is 0
   (another level of its factor) adds nothing and costs nothing;
 * per group g: ``Σ w``, ``Σ w v`` and ``Σ w m B(z)`` — each row adds its bin's row of the
@@ -53,14 +54,18 @@ def binned_sums(X, y, w, bins, bin_offsets, codes, basis, col_offsets, smooth_by
     bin_offsets : ndarray (J + 1,), int64 — smooth j's bins are
         ``bin_offsets[j]:bin_offsets[j + 1]`` of the flat per-bin outputs
     codes : ndarray (n,) or (0,), int64 — group codes (empty: no groups)
-    basis : ndarray (M, K) — the smooths' bases at their bins, smooth j in rows
+    basis : ndarray (M, Kb) — the smooths' bases at their bins, smooth j in rows
         ``bin_offsets[j]:bin_offsets[j + 1]`` and columns ``col_offsets[j]:col_offsets[j + 1]``
-    col_offsets : ndarray (J + 1,), int64
-    smooth_by : ndarray (J, 4), int64 — per smooth: its covariate's row of ``bins``, the
+        (Kb: up to the first indicator)
+    col_offsets : ndarray (J + 1,), int64 — smooth j's columns in the pair and group tables
+    smooth_by : ndarray (J, 5), int64 — per smooth: its covariate's row of ``bins``, the
         row of ``by_num`` multiplying its basis (−1: none), the row of ``by_fac`` and the
         level its basis is nonzero at (−1: none) — mgcv's ``by =`` a numeric variable or a
         factor; a row's basis row is multiplied by that number (0 off the level) and the
-        smooth is skipped where it is 0
+        smooth is skipped where it is 0 — and 1 for an indicator basis (a random effect's
+        factor, mgcv's ``s(g, bs = "re")``: the basis row of bin b is the unit vector e_b,
+        so a row adds to one column of the pair and group tables and ``basis`` holds no
+        columns for it; indicators come after every other smooth), else 0
     by_num : ndarray (B, n), float64; by_fac : ndarray (F, n), int32
     plain_out : (n_blocks, c, c); bin_cnt_out : (n_blocks, M); bin_sum_out : (n_blocks, M, c)
     pair_out : (n_blocks, K, K) — the (j < l) blocks get Σ w B_j' B_l
@@ -96,6 +101,7 @@ def binned_sums(X, y, w, bins, bin_offsets, codes, basis, col_offsets, smooth_by
         hi = 0
         v = np.empty(c)
         mult = np.empty(J)
+        indicator = smooth_by[:, 4] > 0
         for r in range(start, stop):
             for a in range(p):
                 v[a] = X[r, a]
@@ -126,10 +132,18 @@ def binned_sums(X, y, w, bins, bin_offsets, codes, basis, col_offsets, smooth_by
                         continue
                     row_l = bin_offsets[l] + bins[smooth_by[l, 0], r]
                     wml = wm * mult[l]
-                    for a in range(col_offsets[j], col_offsets[j + 1]):
-                        wb = wml * basis[row_j, a]
-                        for b in range(col_offsets[l], col_offsets[l + 1]):
-                            pairs[a, b] += wb * basis[row_l, b]
+                    if indicator[j]:  # two indicators (they come last): one entry
+                        pairs[col_offsets[j] + row_j - bin_offsets[j],
+                              col_offsets[l] + row_l - bin_offsets[l]] += wml
+                    elif indicator[l]:  # a smooth's basis row into one column
+                        b = col_offsets[l] + row_l - bin_offsets[l]
+                        for a in range(col_offsets[j], col_offsets[j + 1]):
+                            pairs[a, b] += wml * basis[row_j, a]
+                    else:
+                        for a in range(col_offsets[j], col_offsets[j + 1]):
+                            wb = wml * basis[row_j, a]
+                            for b in range(col_offsets[l], col_offsets[l + 1]):
+                                pairs[a, b] += wb * basis[row_l, b]
             if grouped:
                 g = codes[r]
                 if g < lo or g >= hi:
@@ -145,6 +159,9 @@ def binned_sums(X, y, w, bins, bin_offsets, codes, basis, col_offsets, smooth_by
                         continue
                     row = bin_offsets[j] + bins[smooth_by[j, 0], r]
                     wm = wr * mult[j]
+                    if indicator[j]:
+                        gbasis[g, col_offsets[j] + row - bin_offsets[j]] += wm
+                        continue
                     for col in range(col_offsets[j], col_offsets[j + 1]):
                         gbasis[g, col] += wm * basis[row, col]
         for a in range(c):

@@ -524,25 +524,37 @@ class DenseREML:
 
     def _penalized_term_test(self, fit, rng, res_df):
         """mgcv's ``reTest`` of the smooth whose range-space coordinates are ``rng``
-        (`penalized_term_test`), the groups' random effects treated as part of the error as
-        mgcv's ``recov`` does: with ``X₁`` the non-random columns (fixed and range), ``V =
-        I + Z Σ_g Z'`` and ``S₁`` their penalty (``1/τ_j²`` on smooth j's range), the
+        (`penalized_term_test`), the groups' random effects (and further factors') treated
+        as part of the error as mgcv's ``recov`` does: with ``X₁`` the non-random columns
+        (fixed and range), ``V = I + Z Σ_g Z'`` and ``S₁`` their penalty (``1/τ_j²`` on smooth j's range), the
         information is the smooth's Schur complement in ``X₁'V X₁ + S₁`` and its
         frequentist covariance ``σ²(P − P S₁ P)`` over its block, ``σ²P`` the posterior
         covariance of the non-random coefficients (``fit.cov``)."""
         p, J = self.p, self.n_smooth_tau
         penalty = np.zeros((p + self.q, p + self.q))
         penalty[p:, p:] = self.scales(np.log(fit.tau)).penalty()
-        H = np.block([[self.FF, self.RF.T], [self.RF, self.RR]]) + penalty
+        gram = np.block([[self.FF, self.RF.T], [self.RF, self.RR]])
+        H = gram + penalty
         if self.G:
             ZX = np.concatenate([self.ZF, self.ZR], axis=2)  # G × r × (p + q)
             H += np.einsum("gap,a,gaq->pq", ZX, fit.tau[J:] ** 2, ZX)
-        m = p + rng
-        other = np.setdiff1d(np.arange(p + self.q), m)
+        # further factors' random effects (blocks of no smooth) are part of the error too:
+        # their columns' Z Σ Z' added as the groups', their coefficients integrated out
+        starts = np.concatenate([[0], np.cumsum(self.sizes)]).astype(int)
+        first = sum(len(b) for b in self.smooth_blocks)  # their τ follow the smooths'
+        extra = []
+        for t, k in enumerate(self.extra_blocks):
+            cols = p + np.arange(starts[k], starts[k + 1])
+            H += fit.tau[first + t] ** 2 * gram[:, cols] @ gram[cols]
+            extra.extend(cols)
+        keep = np.setdiff1d(np.arange(p + self.q), extra)
+        H, penalty = H[np.ix_(keep, keep)], penalty[np.ix_(keep, keep)]
+        m = np.searchsorted(keep, p + rng)
+        other = np.setdiff1d(np.arange(keep.size), m)
         info = H[np.ix_(m, m)] - H[np.ix_(m, other)] @ np.linalg.solve(
             H[np.ix_(other, other)], H[np.ix_(other, m)])
         scale = fit.sigma ** 2
-        P = fit.cov / scale
+        P = fit.cov[np.ix_(keep, keep)] / scale
         cov = scale * (P[np.ix_(m, m)] - P[m] @ penalty @ P[:, m])
         return penalized_term_test(fit.b[rng], info, cov, scale, res_df)
 
@@ -590,14 +602,25 @@ class DenseREML:
                        .astype(int) if blocks else np.zeros(0, dtype=int))
         return out
 
+    @property
+    def extra_blocks(self):
+        """The penalized blocks that belong to no smooth (further grouping factors' random
+        effects, after the smooths' blocks)."""
+        used = {self.tau_block[t] for taus in self.smooth_blocks for t in taus}
+        return [k for k in range(len(self.sizes)) if k not in used]
+
     def _edf(self, inv):
-        """Per smooth (and the group blocks last, one per random-effect column): its
+        """Per smooth, then per block of no smooth (`extra_blocks`), then the group
+        columns (one per random-effect column): its
         null-space dimension plus
         ``Σ_i (1 − (M⁻¹)_ii)`` over its random coefficients (u coordinates): the trace of
         its block of the hat-matrix decomposition (mgcv's edf)."""
         diag1 = np.diag(inv["cov_uu"])
         edf = [len(fixed) + np.sum(1.0 - diag1[rng])
                for rng, fixed in zip(self._smooth_ranges(), self.fixed_of)]
+        # the penalized blocks of no smooth (further factors' random effects), one each
+        starts = np.concatenate([[0], np.cumsum(self.sizes)]).astype(int)
+        edf.extend(np.sum(1.0 - diag1[starts[k]:starts[k + 1]]) for k in self.extra_blocks)
         if self.G:
             edf.extend(np.sum(1.0 - np.diagonal(inv["var_g"], axis1=1, axis2=2), axis=0))
         return np.array(edf)

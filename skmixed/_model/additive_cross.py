@@ -14,7 +14,7 @@ from .._kernels.binned import bin_layout, binned_sums, binned_table_size, sum_bi
 from .._kernels.threads import over_blocks
 from .scaling import weighted_gram
 
-__all__ = ["SmoothBlocks", "CrossProducts", "discretize", "discretize_points",
+__all__ = ["SmoothBlocks", "CrossProducts", "Indicator", "discretize", "discretize_points",
            "discretize_margins", "by_multipliers",
            "crossproducts_from_tables"]
 
@@ -98,6 +98,15 @@ def discretize_margins(x, n_bins=1000):
     return values, np.asarray(index, dtype=np.int32).ravel()
 
 
+class Indicator:
+    """The basis of a random effect's factor of G levels (mgcv's ``s(g, bs = "re")``) in
+    `CrossProducts.binned`'s list of smooths: at level (bin) b the unit vector e_b — the
+    G × G identity, never formed."""
+
+    def __init__(self, size):
+        self.shape = (int(size), int(size))
+
+
 @dataclass
 class CrossProducts:
     """What the REML needs from the rows: ``M = W'diag(w)W`` over ``W = [F, R, y]`` (p fixed
@@ -159,22 +168,32 @@ class CrossProducts:
         J = len(smooths)
         sizes = np.array([nul.shape[0] for _, nul, _ in smooths], dtype=np.int64)
         bin_offsets = bin_layout(sizes)
-        bins, smooth_by, by_num, by_fac = by_multipliers(
-            [idx for idx, _, _ in smooths], [None] * J if by is None else by, y.shape[0])
         codes = (np.asarray(groups, dtype=np.int64) if groups is not None
                  else np.empty(0, dtype=np.int64))
         G = (int(n_groups if n_groups is not None else codes.max() + 1)
              if groups is not None else 0)
         M = int(bin_offsets[-1])
-        col_offsets = bin_layout([nul.shape[1] + rng.shape[1] for _, nul, rng in smooths])
-        basis = np.zeros((M, int(col_offsets[-1])))
-        Bc = []  # per smooth [null, range] at its bins: a view of its block of `basis`
+        widths = [nul.shape[1] + rng.shape[1] for _, nul, rng in smooths]
+        col_offsets = bin_layout(widths)
+        # an indicator's columns (after every smooth's) are never formed in `basis`
+        indicator = [isinstance(rng, Indicator) for _, _, rng in smooths]
+        if indicator != sorted(indicator):
+            raise ValueError("indicator bases must come after the smooths")
+        basis = np.zeros((M, int(col_offsets[indicator.index(True)] if any(indicator)
+                                 else col_offsets[-1])))
+        Bc = []  # per smooth [null, range] at its bins (a view of `basis`), or an Indicator
         for j, (_, nul, rng) in enumerate(smooths):
+            if indicator[j]:
+                Bc.append(rng)
+                continue
             block = basis[bin_offsets[j]:bin_offsets[j + 1], col_offsets[j]:col_offsets[j + 1]]
             block[:, :nul.shape[1]] = nul
             block[:, nul.shape[1]:] = rng
             Bc.append(block)
-        K = basis.shape[1]
+        K = int(col_offsets[-1])
+        bins, smooth_by, by_num, by_fac = by_multipliers(
+            [idx for idx, _, _ in smooths], [None] * J if by is None else by, y.shape[0],
+            indicator)
         if n_blocks is None:
             n_blocks = blocks.n_blocks(y.shape[0], binned_table_size(c, M, K, G))
         k = max(1, min(int(n_blocks), y.shape[0]))
@@ -196,8 +215,12 @@ class CrossProducts:
         for j in range(J):
             b = slice(bin_offsets[j], bin_offsets[j + 1])
             cols = slice(edges[j + 1], edges[j + 2])
-            E[cols, cols] = weighted_gram(Bc[j], tot["cnt"][b])
-            E[cols, plain] = Bc[j].T @ tot["sums"][b]
+            if indicator[j]:  # a factor's levels: its counts and sums themselves
+                E[cols, cols] = np.diag(tot["cnt"][b])
+                E[cols, plain] = tot["sums"][b]
+            else:
+                E[cols, cols] = weighted_gram(Bc[j], tot["cnt"][b])
+                E[cols, plain] = Bc[j].T @ tot["sums"][b]
             E[plain, cols] = E[cols, plain].T
             for l in range(j + 1, J):
                 other = slice(edges[l + 1], edges[l + 2])
@@ -238,15 +261,18 @@ class CrossProducts:
                              self.ZZ, None if self.ZW is None else self.ZW[:, :, cols])
 
 
-def by_multipliers(indexes, by, n):
+def by_multipliers(indexes, by, n, indicator=None):
     """The binned pass's view of the smooths' covariates and ``by`` multipliers
     (`skmixed._kernels.binned.binned_sums`): ``(bins, smooth_by, by_num, by_fac)`` —
     the distinct bin-index arrays (C × n; smooths of one covariate, e.g. the levels of a
     ``by`` factor, share one), per smooth its row of ``bins``, of ``by_num`` and of ``by_fac``
-    and its level, and the numeric and factor ``by`` columns. ``by[j]`` is None, ``("num",
-    values)`` or ``("fac", codes, level)``; arrays are shared by identity."""
+    and its level (and whether its basis is an ``indicator``, a random effect's factor:
+    per smooth a bool, default none), and the numeric and factor ``by`` columns. ``by[j]``
+    is None, ``("num", values)`` or ``("fac", codes, level)``; arrays are shared by
+    identity."""
     J = len(indexes)
-    smooth_by = np.full((J, 4), -1, dtype=np.int64)
+    smooth_by = np.full((J, 5), -1, dtype=np.int64)
+    smooth_by[:, 4] = 0 if indicator is None else np.asarray(indicator, dtype=np.int64)
     rows = {"bins": [], "num": [], "fac": []}
     seen = {"bins": {}, "num": {}, "fac": {}}
 

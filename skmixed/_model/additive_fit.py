@@ -20,7 +20,8 @@ additive model alone reports:
   modes), ``"layout"`` (``p0`` kept parametric columns, per smooth its spline and
   constraint ``F``, ``R``, the null and range widths, and whether the smooths were
   binned), ``"kept"`` (the kept parametric columns' positions, intercept first) and
-  ``"slope_scale"`` (the slopes' scales).
+  ``"factors"`` (a `RandomLayout`: the grouping factors' levels, slopes' scales and how the
+  fit holds them).
 """
 
 import warnings
@@ -41,7 +42,8 @@ from .result import FactorFit, FitResult
 from .scaling import SAMPLE_ROWS, ColumnScaling
 from .terms import RandomEffectTerm
 
-__all__ = ["AdditiveSpec", "response_shift", "slope_scale", "smooth_bases", "row_bases",
+__all__ = ["AdditiveSpec", "RandomLayout", "random_effects_system", "response_shift",
+           "slope_scale", "smooth_bases", "row_bases",
            "fit_rows", "fit_tables"]
 
 
@@ -52,9 +54,9 @@ class AdditiveSpec:
     log or negative binomial log);
     ``fixed_names``, the parametric coefficients' names, the intercept first
     (before collinear ones are dropped); ``smooths``, per smooth its `SmoothTerm` (column
-    label, basis dimension k, basis, a cyclic basis's ends); ``group``, the grouping
-    factor's name or None, and
-    ``slopes``, the names of its independent random slopes (lme4's ``(1 + x || g)``);
+    label, basis dimension k, basis, a cyclic basis's ends); ``factors``, per grouping
+    factor (crossed or nested, in the user's order) its name and the names of its
+    independent random slopes (lme4's ``(1 + x || g)``);
     ``tol`` and ``max_iter`` of the performance iteration; ``select``: mgcv's
     ``select = TRUE``, each smooth's null space penalized too (its own τ), so that a smooth
     can be removed entirely."""
@@ -63,16 +65,14 @@ class AdditiveSpec:
     fit_intercept: bool
     fixed_names: tuple
     smooths: tuple = ()
-    group: str = None
-    slopes: tuple = ()
+    factors: tuple = ()
     tol: float = 1e-8
     max_iter: int = 100
     select: bool = False
 
-    @property
-    def term(self):
-        """The groups' random-effect term: intercept and independent slopes."""
-        return RandomEffectTerm(("(Intercept)",) + tuple(self.slopes), "diagonal")
+    def term(self, i):
+        """Factor i's random-effect term: intercept and independent slopes."""
+        return RandomEffectTerm(("(Intercept)",) + tuple(self.factors[i][1]), "diagonal")
 
 
 def response_shift(y, fit_intercept):
@@ -207,23 +207,78 @@ def _level_spans(index, codes, weights):
     return lo, hi
 
 
-def fit_rows(spec, X, y, weights, bases, *, discrete, scaling, kept, dropped, codes=None,
-             levels=None, slopes=()):
+#: the most random effects the factors besides the eliminated one may have in all (dense
+#: penalized columns: an evaluation of the REML costs O(G q²); 1,000 of them beside 2,000
+#: groups took 12 s at 200,000 rows), and the most entries of their table crossed with the
+#: eliminated factor's random effects (G r × q, float64)
+MAX_DENSE_EFFECTS = 5_000
+MAX_CROSS_TABLE = 5e7
+
+
+@dataclass
+class RandomLayout:
+    """How a fit holds its grouping factors (in the user's order): ``levels`` and the
+    slopes' ``scales`` per factor; ``main``, the factor whose random effects the REML
+    eliminates group by group (None: no factor); ``extras``, per penalized block after
+    the smooths' its factor and term (0: intercept, a: slope a)."""
+
+    levels: list
+    scales: list
+    main: int = None
+    extras: tuple = ()
+
+
+def random_effects_system(groups):
+    """The factors' random effects as the fit holds them: ``groups`` per factor ``(codes,
+    levels, slope columns)``. The factor with the most random effects (levels × terms) is
+    eliminated group by group (its q × q cost is then linear in its levels); every other
+    factor's terms are indicator blocks among the penalized ones (cost cubic in their
+    levels). Returns ``(RandomLayout, main codes, main levels count, main slope values,
+    extras)`` for `AdditiveSystem` (slopes divided by their scale, `slope_scale`)."""
+    scales = [slope_scale(slopes) for _, _, slopes in groups]
+    values = [np.column_stack([np.asarray(c, dtype=float) / sc
+                               for c, sc in zip(slopes, scale)]) if len(slopes) else None
+              for (_, _, slopes), scale in zip(groups, scales)]
+    layout = RandomLayout(levels=[lv for _, lv, _ in groups], scales=scales)
+    if not groups:
+        return layout, None, 0, None, []
+    main = int(np.argmax([len(lv) * (1 + len(sl)) for _, lv, sl in groups]))
+    extras, owners = [], []
+    for i, (codes, levels, slopes) in enumerate(groups):
+        if i == main:
+            continue
+        codes32 = np.asarray(codes, dtype=np.int32)
+        for a in range(1 + len(slopes)):
+            extras.append(dict(codes=codes32, G=len(levels),
+                               mult=None if a == 0 else values[i][:, a - 1]))
+            owners.append((i, a))
+    layout.main, layout.extras = main, tuple(owners)
+    codes, levels, slopes = groups[main]
+    dense = sum(e["G"] for e in extras)
+    if dense > MAX_DENSE_EFFECTS or dense * len(levels) * (1 + len(slopes)) > MAX_CROSS_TABLE:
+        raise ValueError(
+            f"the grouping factors other than the largest have {dense:,} random effects in "
+            f"all, which the fit holds as dense penalized columns (as mgcv's s(g, bs = "
+            f"\"re\")), crossed with the largest factor's {len(levels):,} groups: at most "
+            f"{MAX_DENSE_EFFECTS:,} columns and {MAX_CROSS_TABLE:.0e} table entries (beyond, a "
+            "fit takes minutes and gigabytes). Use fewer levels, or MixedLM (sparse crossed "
+            "factors) for a model without smooths.")
+    return layout, codes, len(levels), values[main], extras
+
+
+def fit_rows(spec, X, y, weights, bases, *, discrete, scaling, kept, dropped, groups=()):
     """The fit from the rows: ``X`` the kept internal parametric columns (n × p0; ``kept``
     their positions among ``spec.fixed_names``, ``dropped`` the others' names), ``bases``
-    from `row_bases`, ``codes`` the rows' groups among ``levels`` and ``slopes`` the
-    random-slope columns (user's units)."""
+    from `row_bases`, ``groups`` per factor of ``spec.factors`` the rows' codes among its
+    levels, the levels and its random-slope columns (user's units)."""
     family = spec.family
-    scale = slope_scale(slopes)
-    slope_values = (np.column_stack([np.asarray(c, dtype=float) / s
-                                     for c, s in zip(slopes, scale)]) if len(slopes) else None)
     n_coef = X.shape[1] + sum(b["null"].shape[1] + b["range"].shape[1] for b in bases)
     if n_coef > X.shape[0]:
         raise ValueError(f"the model has {n_coef} coefficients (parametric and smooths') but "
                          f"the data have {X.shape[0]} rows: use smaller k (mgcv refuses "
                          "it too: more coefficients than data).")
-    model = AdditiveSystem(X, bases, codes, len(levels) if levels is not None else 0,
-                           discrete, slope_values)
+    layout, codes, n_groups, slope_values, extras = random_effects_system(groups)
+    model = AdditiveSystem(X, bases, codes, n_groups, discrete, slope_values, extras)
     note = None
     if family.linear:  # one REML fit, on y minus a constant near it
         y_shift = response_shift(y, spec.fit_intercept)
@@ -274,8 +329,8 @@ def fit_rows(spec, X, y, weights, bases, *, discrete, scaling, kept, dropped, co
             log_tau0=log_tau0)
         n_iter, method = fit.result.n_iter + 1, "L-BFGS-B (Laplace REML)"
     opt = _opt_summary(fit, method, n_iter, n_evals, converged, note)
-    return _result(spec, fit, _layout(bases, X.shape[1], discrete), levels, scaling, kept,
-                   dropped, scale, opt, note)
+    return _result(spec, fit, _layout(bases, X.shape[1], discrete), layout, scaling, kept,
+                   dropped, opt, note)
 
 
 def fit_tables(spec, tables, bases, *, levels, scaling, scales, y_shift, check_rank):
@@ -295,7 +350,8 @@ def fit_tables(spec, tables, bases, *, levels, scaling, scales, y_shift, check_r
                                         smooth_blocks, penalties)
     fit, converged, note = _gaussian_fit(reml, y_shift, spec)
     opt = _opt_summary(fit, "L-BFGS-B + Newton", 1, _n_evals(fit), converged, note)
-    return _result(spec, fit, layout, levels, scaling, kept, dropped, scales, opt, note)
+    factors = RandomLayout([levels], [scales], 0) if spec.factors else RandomLayout([], [])
+    return _result(spec, fit, layout, factors, scaling, kept, dropped, opt, note)
 
 
 def _gaussian_fit(reml, y_shift, spec):
@@ -310,9 +366,12 @@ def _gaussian_fit(reml, y_shift, spec):
     if y_shift:
         fit.beta[0] += y_shift
     note = None
-    if np.any(np.log(fit.tau[reml.n_smooth_tau:]) >= LOG_TAU_BOUNDS[1] - 1e-6):
+    # the random effects' τ: the groups' and the further factors' blocks (after smooths')
+    first = sum(len(b) for b in reml.smooth_blocks)
+    if np.any(np.log(fit.tau[first:]) >= LOG_TAU_BOUNDS[1] - 1e-6):
+        names = ", ".join(repr(name) for name, _ in spec.factors)
         note = (f"the residual variance is (numerically) 0 next to the variance of the "
-                f"{spec.group!r} random effects: y is an exact function of the other terms "
+                f"{names} random effects: y is an exact function of the other terms "
                 "and the groups, so the residual SD is the optimizer's bound (the random "
                 f"effects' SD / e^{LOG_TAU_BOUNDS[1]:g}), not an estimate, and the variances "
                 "are not identified.")
@@ -363,8 +422,9 @@ def _opt_summary(fit, method, n_iter, n_evals, converged, note):
         converged=bool(converged), message=note or fit.result.message)
 
 
-def _result(spec, fit, layout, levels, scaling, kept, dropped, scales, opt, note):
-    """The `FitResult` of a REML fit on the internal columns (module docstring)."""
+def _result(spec, fit, layout, factors, scaling, kept, dropped, opt, note):
+    """The `FitResult` of a REML fit on the internal columns (module docstring);
+    ``factors``, a `RandomLayout`."""
     p0, J = layout["p0"], len(spec.smooths)
     beta, fixed_cov = scaling.to_original(fit.beta[:p0], fit.cov[:p0, :p0], kept)
     sigma = float(fit.sigma)
@@ -389,24 +449,47 @@ def _result(spec, fit, layout, levels, scaling, kept, dropped, scales, opt, note
     if spec.select:  # the null-space penalty's λ (none: a smooth without a null space)
         smooths["lambda_null"] = np.array([1.0 / fit.tau[r[0]] ** 2 if r else np.nan
                                            for r in rest])
-    J = fit.reml.n_smooth_tau  # the groups' τ come after every smooth's
-    factors = []
-    if spec.group is not None:
-        # the internal slopes are x / s: θ and modes × 1/s, conditional variances × 1/s²
-        d = np.concatenate([[1.0], 1.0 / np.asarray(scales, dtype=float)])
-        factors.append(FactorFit(
-            name=spec.group, levels=levels, term=spec.term, theta=fit.tau[J:] * d,
-            theta_internal=fit.tau[J:].copy(), modes=fit.group * d,
-            cond_var=np.diagonal(fit.group_cov[1], axis1=1, axis2=2) * d * d))
+    fits = _factor_fits(spec, fit, factors)
     kept = [int(j) for j in kept]
     return FitResult(
         names=[spec.fixed_names[j] for j in kept], beta=beta, fixed_cov=fixed_cov,
-        dropped=list(dropped), factors=factors, sigma=sigma,
+        dropped=list(dropped), factors=fits, sigma=sigma,
         criterion=float(fit.criterion) + scaling.reml_offset(kept),
         # β (parametric and the smooths' null spaces), the τ, and σ when estimated
         n_params=int(fit.beta.size + fit.tau.size + scale_estimated), n_obs=float(fit.reml.n),
         opt=opt,
         extra=dict(smooths=smooths, edf_total=float(fit.edf_total), note=note,
                    fpar=float(fit.fpar),
-                   reml_fit=fit, layout=layout, kept=kept,
-                   slope_scale=np.asarray(scales, dtype=float)))
+                   reml_fit=fit, layout=layout, kept=kept, factors=factors))
+
+
+def _factor_fits(spec, fit, factors):
+    """Per grouping factor (the user's order) its `FactorFit`: the eliminated factor's
+    from the REML's groups, the others' from their penalized blocks (modes b = Λu,
+    conditional variances from the posterior covariance). The internal slopes are x / s:
+    θ and modes × 1/s, conditional variances × 1/s²."""
+    reml = fit.reml
+    J = reml.n_smooth_tau  # the eliminated factor's τ come after every block's
+    theta, modes, cond_var = {}, {}, {}
+    if factors.main is not None:
+        theta[factors.main] = fit.tau[J:]
+        modes[factors.main] = fit.group
+        cond_var[factors.main] = np.diagonal(fit.group_cov[1], axis1=1, axis2=2)
+    starts = np.concatenate([[0], np.cumsum(reml.sizes)]).astype(int)
+    first_tau = sum(len(b) for b in reml.smooth_blocks)
+    p = fit.beta.size
+    for t, (k, (i, a)) in enumerate(zip(reml.extra_blocks, factors.extras)):
+        G, m = len(factors.levels[i]), 1 + len(spec.factors[i][1])
+        if i not in theta:
+            theta[i], modes[i], cond_var[i] = np.empty(m), np.empty((G, m)), np.empty((G, m))
+        rng = np.arange(starts[k], starts[k + 1])
+        theta[i][a] = fit.tau[first_tau + t]
+        modes[i][:, a] = fit.b[rng]
+        cond_var[i][:, a] = np.diag(fit.cov)[p + rng]
+    out = []
+    for i, (name, _) in enumerate(spec.factors):
+        d = np.concatenate([[1.0], 1.0 / np.asarray(factors.scales[i], dtype=float)])
+        out.append(FactorFit(name=name, levels=factors.levels[i], term=spec.term(i),
+                             theta=theta[i] * d, theta_internal=theta[i].copy(),
+                             modes=modes[i] * d, cond_var=cond_var[i] * d * d))
+    return out

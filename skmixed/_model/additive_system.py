@@ -5,7 +5,7 @@ them: what [`skmixed.AdditiveMixed`][skmixed.AdditiveMixed] fits, in memory."""
 import numpy as np
 
 from .additive import DenseREML
-from .additive_cross import CrossProducts, SmoothBlocks
+from .additive_cross import CrossProducts, Indicator, SmoothBlocks
 
 __all__ = ["AdditiveSystem", "null_positions", "penalized_blocks", "multiplier"]
 
@@ -56,26 +56,40 @@ def _rows(basis, part):
 
 class AdditiveSystem:
     """The columns of one fit: parametric X, the smooths' binned (or unique-value) bases,
-    the groups; builds the REML of a (working) response and its linear predictor."""
+    the groups; builds the REML of a (working) response and its linear predictor.
 
-    def __init__(self, X, bases, codes, n_groups, discrete, slopes=None):
+    ``codes``/``n_groups``/``slopes``: the factor whose random effects the REML eliminates
+    group by group (`DenseREML`'s groups). ``extras``: the random-effect terms of further
+    factors (crossed or nested: mgcv's ``s(g2, bs = "re")`` and ``s(g2, x, bs = "re")``),
+    each a penalized block of its own after the smooths' (identity penalty, one τ) — a
+    dict of ``codes`` (int32, each row's level), ``G`` (levels) and ``mult`` (None for
+    the intercept, else the rows' slope values). Their columns are indicators, never
+    formed: the cross-products come from the binned pass (`CrossProducts.binned`,
+    exact when the smooths' "bins" are their distinct values)."""
+
+    def __init__(self, X, bases, codes, n_groups, discrete, slopes=None, extras=()):
         self.X, self.bases, self.codes, self.G = X, bases, codes, n_groups
         self.slopes = slopes
         self.discrete = discrete
+        self.extras = list(extras)
         self._blocks = None
         self.null_widths = [b["null"].shape[1] for b in bases]
         self.range_widths = [b["range"].shape[1] for b in bases]
         self.fixed_of = null_positions(X.shape[1], self.null_widths)
         self.sizes, self.smooth_blocks, self.penalties = penalized_blocks(bases)
+        self.sizes += [e["G"] for e in self.extras]
+        self.penalties += [None] * len(self.extras)
 
     def reml(self, y, w):
         groups = self.codes if self.G else None
-        if self.discrete:
-            cross = CrossProducts.binned(self.X, y, [(b["index"], b["null"], b["range"])
-                                                     for b in self.bases], w=w,
-                                         groups=groups, n_groups=self.G or None,
-                                         slopes=self.slopes,
-                                         by=[b.get("by") for b in self.bases])
+        if self.discrete or self.extras:
+            smooths = [(b["index"], b["null"], b["range"]) for b in self.bases]
+            smooths += [(e["codes"], np.zeros((e["G"], 0)), Indicator(e["G"]))
+                        for e in self.extras]
+            by = [b.get("by") for b in self.bases] + [
+                None if e["mult"] is None else ("num", e["mult"]) for e in self.extras]
+            cross = CrossProducts.binned(self.X, y, smooths, w=w, groups=groups,
+                                         n_groups=self.G or None, slopes=self.slopes, by=by)
             return DenseREML.from_crossproducts(cross, self.sizes, self.fixed_of,
                                                 self.smooth_blocks, self.penalties)
         return DenseREML(self._dense_blocks(), y, w, groups=groups,
@@ -101,6 +115,10 @@ class AdditiveSystem:
                 b["index"]]
             eta = eta + (values if b.get("by") is None else values * multiplier(b["by"]))
             cb, cr = cb + f, cr + r
+        for e in self.extras:
+            values = fit.b[cr:cr + e["G"]][e["codes"]]
+            eta = eta + (values if e["mult"] is None else values * e["mult"])
+            cr += e["G"]
         if self.G:
             eta = eta + fit.group[self.codes, 0]
             for a in range(1, fit.group.shape[1]):

@@ -144,7 +144,7 @@ def test_predict_return_std_with_slopes_is_the_posterior_sd(discrete):
     design = basis["spline"].design(z)
     ind = np.eye(G)[g]
     # the fit's τ belong to its internal slope column x / s (skmixed._model.scaling)
-    xs = x / model._slope_scale[0]
+    xs = x / model._factor_layout.scales[0][0]
     C = np.hstack([np.ones((n, 1)), x[:, None], design @ basis["F"], design @ basis["R"], ind,
                    ind * xs[:, None]])
     tau = model._fit.tau

@@ -16,12 +16,13 @@ from skmixed._kernels.threads import numba_threads
 KEYS = ("plain", "cnt", "sums", "pairs", "gcnt", "gsum", "gbasis")
 
 
-def run(X, y, w, bins, sizes, codes, G, n_blocks, basis, widths, by=None):
+def run(X, y, w, bins, sizes, codes, G, n_blocks, basis, widths, by=None, indicator=None):
     """The kernel's outputs added over the blocks, and the smooths' bin offsets. The
     buffers start as garbage (NaN): the kernel zeroes what it uses."""
     offsets = bin_layout(sizes)
-    c, M, K = X.shape[1] + 1, int(offsets[-1]), basis.shape[1]
     col_offsets = bin_layout(widths)
+    # K: every smooth's columns in the tables (an indicator's are not in `basis`)
+    c, M, K = X.shape[1] + 1, int(offsets[-1]), int(col_offsets[-1])
     k = n_blocks
     out = dict(plain=np.zeros((k, c, c)), cnt=np.full((k, M), np.nan),
                sums=np.full((k, M, c), np.nan), pairs=np.full((k, K, K), np.nan),
@@ -30,7 +31,7 @@ def run(X, y, w, bins, sizes, codes, G, n_blocks, basis, widths, by=None):
     # through the thread runner: on several threads (THREAD_MIN_ROWS permitting) each
     # thread computes a range of the blocks
     rows, smooth_by, by_num, by_fac = by_multipliers(
-        list(bins), [None] * len(bins) if by is None else by, y.shape[0])
+        list(bins), [None] * len(bins) if by is None else by, y.shape[0], indicator)
     over_blocks(binned_sums, (X, y, w, rows, offsets, codes, basis, col_offsets, smooth_by,
                               by_num, by_fac, *[out[key] for key in KEYS + ("span",)]),
                 k, y.shape[0])
@@ -128,6 +129,46 @@ def test_binned_sums_by_multipliers(n_blocks):
                                        rtol=1e-12, atol=1e-12)
     # two levels of one factor never meet in a row
     np.testing.assert_array_equal(pairs[2:4, 4:6], 0.0)
+
+
+@pytest.mark.parametrize("n_blocks", [1, 4])
+def test_binned_sums_indicator_bases(n_blocks):
+    """A random effect's factor as an indicator basis (mgcv's s(h, bs = "re"), its basis
+    at level b the unit vector e_b, never formed): smooth 0 an ordinary basis, smooths 1
+    (intercept) and 2 (a slope: multiplied by a numeric column) indicators of one factor of
+    6 levels — every pair and group sum as NumPy's with the dense identity basis."""
+    rng = np.random.default_rng(8)
+    n, H, G = 577, 6, 5
+    X = np.asfortranarray(rng.normal(size=(n, 1)))
+    y = rng.normal(size=n)
+    z_bins = rng.integers(0, 7, n).astype(np.int32)
+    h = rng.integers(0, H, n).astype(np.int32)
+    slope = rng.normal(size=n)
+    wv = rng.uniform(0.5, 2.0, n)
+    codes = rng.integers(0, G, n)
+    smooth_basis, _ = powers_basis([7])
+    dense = np.zeros((7 + 2 * H, 2 + 2 * H))  # the identity blocks written out, for NumPy
+    dense[:7, :2] = smooth_basis
+    dense[7:7 + H, 2:2 + H] = np.eye(H)
+    dense[7 + H:, 2 + H:] = np.eye(H)
+    (_, cnt, sums, pairs, _, _, gbasis), offsets = run(
+        X, y, wv, [z_bins, h, h], [7, H, H], codes, G, n_blocks, smooth_basis, [2, H, H],
+        by=[None, None, ("num", slope)], indicator=[False, True, True])
+    mult = [np.ones(n), np.ones(n), slope]
+    rows = [dense[offsets[j] + b] * mult[j][:, None] for j, b in enumerate([z_bins, h, h])]
+    cols = [slice(0, 2), slice(2, 2 + H), slice(2 + H, 2 + 2 * H)]
+    rows = [r[:, c] for r, c in zip(rows, cols)]
+    for j in range(3):
+        for l in range(j + 1, 3):
+            np.testing.assert_allclose(pairs[cols[j], cols[l]], (rows[j] * wv[:, None]).T
+                                       @ rows[l], rtol=1e-12, atol=1e-12)
+        ind = np.eye(G)[codes]
+        np.testing.assert_allclose(gbasis[:, cols[j]], (ind * wv[:, None]).T @ rows[j],
+                                   rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(cnt[offsets[2]:offsets[3]], np.bincount(h, wv * slope ** 2, H),
+                               rtol=1e-12)
+    np.testing.assert_allclose(sums[offsets[1]:offsets[2], 1], np.bincount(h, wv * y, H),
+                               rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 Numba threads")

@@ -1,0 +1,286 @@
+"""AdditiveMixed with several random-effect factors against mgcv 1.8-41 (issue 18; reference
+made by tests/reference/mgcv_re.R): crossed factors (``s(g1, bs = "re") + s(g2, bs = "re")``),
+independent random slopes on each (``s(g1, x, bs = "re") + s(g2, x, bs = "re")``), a binomial
+crossed model (tests/data/crossed_re.csv: 4,000 rows, 60 × 15 levels) and, on real data
+(metacognition.csv), the nested ``s(id, bs = "re") + s(idblock, bs = "re")`` (lme4's
+``(1 | id/block)``), by ``gam(method = "REML")`` run to its exact optimum and by
+``bam(discrete = TRUE)``.
+
+Tolerances (the issue's), measured in brackets (2026-12-04):
+
+* gam: fitted values 1e-5 relative to their SD (≤ 5.6e-10; binomial 3.4e-8), edf of the
+  smooth and total 1e-3 (≤ 6.2e-8; binomial 2.0e-7), Gaussian REML score never above mgcv's
+  (1e-6 allowed for rounding) and within 1e-3 (≤ 6.9e-9 apart), the random effects' SDs
+  1e-4 relative (≤ 1.2e-11; binomial 1.2e-7; a slope variance at 0, where the score is
+  flat, only near 0 in both: < 0.01 σ), predictions at new rows with and without the
+  random effects 1e-5, the smooth's reference df 1e-6 (≤ 3e-8) and Wood's statistic 2e-3
+  relative (≤ 4e-12 crossed; 2.6e-4 nested and 6.7e-5 binomial: with a fractional reference
+  df it follows the signs of blended eigenvectors, as for te()); a cyclic smooth (no null
+  space) by mgcv's reTest with both factors' random effects as part of the error: its
+  statistic 1.6e-15 relative (before that was built: 264.6 against mgcv's 321.7);
+* bam(discrete = TRUE) bins the parametric covariate x too (its discrete method discretizes
+  every covariate, also of the parametric part and of a random slope): fitted on x rounded
+  to bam's bins, fitted values ≤ 1.4e-6 relative, edf ≤ 1.6e-4 (bam stops with the g1 slope's
+  SD at 0.0008 σ where we go to 0), SDs ≤ 1.5e-7; on the raw x our fit is gam's model with
+  z binned (fitted 2.2e-3 of SD from bam's). bam's fREML score is another quantity.
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from skmixed import AdditiveMixed
+from skmixed._model.additive_cross import discretize
+from skmixed.formula import FormulaError, bam
+from skmixed.sources import from_chunks
+
+
+@pytest.fixture(scope="module")
+def reference(load_reference):
+    return load_reference("mgcv_re.json")
+
+
+@pytest.fixture(scope="module")
+def crossed(data_file):
+    return pd.read_csv(data_file("crossed_re.csv"))
+
+
+@pytest.fixture(scope="module")
+def meta(data_file):
+    d = pd.read_csv(data_file("metacognition.csv"))
+    d["male"] = (d["sex"] == "male").astype(float)
+    return d
+
+
+SLOPES = {"g1": ["x"], "g2": ["x"]}
+#: entry -> (response, columns, estimator parameters, data set, new rows' columns)
+CASES = {
+    "crossed_tp": ("y", ["x", "z", "g1", "g2"],
+                   dict(smooths=["z"], bs="tp", groups=["g1", "g2"]), "crossed"),
+    "slopes_cr": ("y", ["x", "z", "g1", "g2"],
+                  dict(smooths=["z"], bs="cr", groups=["g1", "g2"], random_slopes=SLOPES),
+                  "crossed"),
+    "cc_crossed": ("y", ["x", "z", "g1", "g2"],
+                   dict(smooths=["z"], bs="cc", knots={"z": (0.0, 1.0)}, groups=["g1", "g2"]),
+                   "crossed"),
+    "binomial": ("yb", ["x", "z", "g1", "g2"],
+                 dict(smooths=["z"], bs="cr", groups=["g1", "g2"], family="binomial"),
+                 "crossed"),
+    "meta_nested": ("confidence", ["male", "visibility", "id", "block"],
+                    dict(smooths=["visibility"], bs="tp", groups=["id", ("id", "block")]),
+                    "meta"),
+}
+
+
+def _binned(X, columns):
+    """X with ``columns`` on bam's bins (1,000 per covariate)."""
+    out = X.copy()
+    for c in columns:
+        values, index = discretize(X[c].to_numpy(), 1000)
+        out[c] = values[index]
+    return out
+
+
+def _new_rows(ref, case):
+    nd = pd.DataFrame(ref["new_data"])
+    if case == "meta_nested":
+        nd["male"] = (nd["sex"] == "male").astype(float)
+        nd["id"] = nd["id"].astype(int)
+        nd["block"] = nd["idblock"].str.split(".").str[1].astype(int)
+    return nd[CASES[case][1]]
+
+
+def _fit(case, discrete, crossed, meta, bin_x=False):
+    response, columns, params, data = CASES[case]
+    data = crossed if data == "crossed" else meta
+    X = data[columns]
+    if bin_x:  # as bam(discrete = TRUE) does with the parametric covariate
+        X = _binned(X, ["x"])
+    return AdditiveMixed(**params, discrete=discrete).fit(X, data[response]), X
+
+
+def _sds(model):
+    """The fitted SDs by mgcv's term names: s(g1), s(g1,x) (gam) / s(x,g1) (bam), scale."""
+    out = {}
+    for _, row in model.variance_components_.iterrows():
+        if row["group"] == "Residual":
+            out["scale"] = row["sd"]
+        elif row["var1"] == "(Intercept)":
+            out[f"s({row['group'].replace('id:block', 'idblock')})"] = row["sd"]
+        else:
+            out[f"s({row['group']},{row['var1']})"] = row["sd"]
+            out[f"s({row['var1']},{row['group']})"] = row["sd"]
+    return out
+
+
+def _check(model, X, ref, case, smooth):
+    rows = np.asarray(ref["fitted_rows"]) - 1  # R's 1-based rows
+    fitted = model.predict(X.iloc[rows])
+    np.testing.assert_allclose(fitted, ref["fitted"], rtol=0,
+                               atol=1e-5 * np.std(ref["fitted"]))
+    assert abs(model.smooths_["edf"].iloc[0] - ref["edf"][f"s({smooth})"]) < 1e-3
+    assert abs(model.edf_ - ref["edf_total"]) < 1e-3
+    sds, sigma = _sds(model), ref["vcomp_sd_rescaled"].get("scale", 1.0)
+    for term, value in ref["vcomp_sd_rescaled"].items():
+        if term == f"s({smooth})":
+            continue
+        if value < 1e-2 * sigma:  # a variance at 0: the score is flat there
+            assert sds[term] < 1e-2 * sigma, term
+        else:
+            np.testing.assert_allclose(sds[term], value, rtol=1e-4, err_msg=term)
+    nd = _new_rows(ref, case)
+    np.testing.assert_allclose(model.predict(nd), ref["predicted"], rtol=1e-5)
+    np.testing.assert_allclose(model.predict(nd, random_effects=False),
+                               ref["predicted_population"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_exact_fits_equal_gam(case, reference, crossed, meta):
+    ref = reference[f"gam_{case}"]
+    model, X = _fit(case, False, crossed, meta)
+    smooth = CASES[case][2]["smooths"][0]
+    _check(model, X, ref, case, smooth)
+    coef = list(ref["coef_parametric"].values())
+    np.testing.assert_allclose(model.fixed_effects_["estimate"], coef, rtol=0,
+                               atol=1e-5 * np.abs(coef).max())
+    table, st = model.smooths_.iloc[0], ref["s_table"]
+    np.testing.assert_allclose(table["ref_df"], st["ref_df"][0], rtol=1e-6)
+    np.testing.assert_allclose(table["statistic"], st["stat"][0], rtol=2e-3)
+    if CASES[case][2].get("family", "gaussian") == "gaussian":
+        score = model.reml_criterion_ / 2  # mgcv's REML score is half the criterion
+        assert score <= ref["reml_score"] + 1e-6
+        assert ref["reml_score"] - score < 1e-3
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c != "cc_crossed"])
+def test_binned_fits_equal_bam(case, reference, crossed, meta):
+    ref = reference[f"bam_{case}"]
+    model, X = _fit(case, True, crossed, meta, bin_x=CASES[case][3] == "crossed")
+    smooth = CASES[case][2]["smooths"][0]
+    _check(model, _binned(X, [smooth]), ref, case, smooth)
+
+
+def test_crossed_fit_on_raw_x_is_gams_model_binned(reference, crossed, meta):
+    """Without binning x the binned fit is gam's model with z on bins: close to gam's."""
+    model, X = _fit("crossed_tp", True, crossed, meta)
+    ref = reference["gam_crossed_tp"]
+    rows = np.asarray(ref["fitted_rows"]) - 1
+    fitted = model.predict(X.iloc[rows])
+    assert np.max(np.abs(fitted - ref["fitted"])) < 5e-3 * np.std(ref["fitted"])
+
+
+def test_results_do_not_depend_on_factor_order_or_threads(crossed, meta):
+    """The REML eliminates the factor with the most random effects whatever its place
+    in groups; the result is reported in the user's order, the same on 1 and 2 threads."""
+    X, y = crossed[["x", "z", "g1", "g2"]], crossed["y"]
+    a = AdditiveMixed(smooths=["z"], bs="cr", groups=["g1", "g2"], random_slopes=SLOPES,
+                      discrete=True, n_jobs=1).fit(X, y)
+    b = AdditiveMixed(smooths=["z"], bs="cr", groups=["g2", "g1"], random_slopes=SLOPES,
+                      discrete=True, n_jobs=2).fit(X, y)
+    assert list(a.variance_components_["group"])[:4] == ["g1", "g1", "g2", "g2"]
+    assert list(b.variance_components_["group"])[:4] == ["g2", "g2", "g1", "g1"]
+    np.testing.assert_allclose(a.predict(X), b.predict(X), rtol=1e-9)
+    ra = a.random_effects_.set_index(["group", "level", "term"]).sort_index()
+    rb = b.random_effects_.set_index(["group", "level", "term"]).sort_index()
+    np.testing.assert_allclose(ra.to_numpy(), rb.to_numpy(), rtol=1e-6, atol=1e-12)
+    assert set(a.group_levels_) == {"g1", "g2"} and a.n_groups_ == {"g1": 60, "g2": 15}
+    np.testing.assert_allclose(a.random_effects_matrix_["g2"],
+                               b.random_effects_matrix_["g2"], rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+def test_prediction_standard_errors_are_the_posterior_sd(crossed, discrete):
+    """``predict(return_std=True)`` against the dense posterior over [parametric, smooth
+    null, smooth range, g1 indicators (the eliminated factor), g2 indicators, g2
+    indicators × x (the further factor's blocks)]; unseen levels: population level."""
+    d = crossed.iloc[:1500].assign(z=lambda f: np.round(f["z"], 2))  # ≤ 101 bins: exact
+    X, y = d[["x", "z", "g1", "g2"]], d["y"].to_numpy()
+    model = AdditiveMixed(smooths=["z"], bs="cr", groups=["g2", "g1"],
+                          random_slopes={"g2": ["x"]}, discrete=discrete).fit(X, y)
+    layout = model._factor_layout
+    assert layout.main == 1 and layout.extras == ((0, 0), (0, 1))  # g1 is eliminated
+    basis = model._model_info["bases"][0]
+    design = basis["spline"].design(d["z"].to_numpy())
+    ind = {f: np.eye(len(layout.levels[i]))[layout.levels[i].get_indexer(d[f])]
+           for i, f in enumerate(["g2", "g1"])}
+    xs = d["x"].to_numpy() / layout.scales[0][0]
+    C = np.hstack([np.ones((len(d), 1)), d[["x"]].to_numpy(), design @ basis["F"],
+                   design @ basis["R"], ind["g2"], ind["g2"] * xs[:, None], ind["g1"]])
+    tau = model._fit.tau  # the smooth's, g2's intercept and slope, then g1's
+    penalty = np.concatenate([np.zeros(2 + basis["F"].shape[1]),
+                              np.full(basis["R"].shape[1], tau[0] ** -2.0),
+                              np.full(15, tau[1] ** -2.0), np.full(15, tau[2] ** -2.0),
+                              np.full(60, tau[3] ** -2.0)])
+    A = C.T @ C + np.diag(penalty)
+    coef = np.linalg.solve(A, C.T @ y)
+    cov = model.sigma_ ** 2 * np.linalg.inv(A)
+    rows = slice(0, 40)
+    mean, se = model.predict(X.iloc[rows], return_std=True)
+    np.testing.assert_allclose(mean, C[rows] @ coef, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(se, np.sqrt(np.einsum("ij,jk,ik->i", C[rows], cov, C[rows])),
+                               rtol=1e-6)
+    unseen = X.iloc[:5].assign(g1="new", g2="new")
+    np.testing.assert_allclose(model.predict(unseen, return_std=True)[1],
+                               model.predict(unseen, random_effects=False,
+                                             return_std=True)[1], rtol=1e-12)
+
+
+def test_formula_front_end(crossed, meta, reference):
+    """bam(): several s(g, bs = "re") terms, random slopes s(g, x, bs = "re") by factor,
+    a factor second argument as an interaction (nested: s(id) + s(id, block))."""
+    m = bam('y ~ x + s(z, bs = "cr") + s(g1, bs = "re") + s(g2, bs = "re") + '
+            's(g1, x, bs = "re") + s(g2, x, bs = "re")', crossed, discrete=False)
+    assert m.get_params()["groups"] == ["g1", "g2"]
+    assert m.get_params()["random_slopes"] == SLOPES
+    rows = np.asarray(reference["gam_slopes_cr"]["fitted_rows"]) - 1
+    np.testing.assert_allclose(m.predict(crossed.iloc[rows][["x", "z", "g1", "g2"]]),
+                               reference["gam_slopes_cr"]["fitted"], rtol=1e-5)
+    d = meta.assign(block=meta["block"].astype(str))
+    m = bam('confidence ~ male + s(visibility) + s(id, bs = "re") + s(id, block, bs = "re")',
+            d, discrete=False)
+    assert m.get_params()["groups"] == ["id", ("id", "block")]
+    sd = m.variance_components_.set_index("group")["sd"]
+    np.testing.assert_allclose(sd["id:block"],
+                               reference["gam_meta_nested"]["vcomp_sd"]["s(idblock)"],
+                               rtol=1e-4)
+    assert 's(id:block, bs = "re")' in m.summary()
+    for formula, message in [
+            ('y ~ x + s(g1, x, bs = "re")', "needs the random intercept"),
+            ('y ~ x + s(g1, bs = "re") + s(g1, bs = "re")', "given twice")]:
+        with pytest.raises(FormulaError, match=message):
+            bam(formula, crossed)
+
+
+def test_bad_input(crossed):
+    X, y = crossed[["x", "z", "g1", "g2"]], crossed["y"]
+    cases = [
+        (dict(groups=["g1", "g1"]), "lists a factor twice"),
+        (dict(groups=["g1", "g2"], random_slopes=["x"]), "must be a dict"),
+        (dict(groups=["g1", "g2"], random_slopes={"g3": ["x"]}), "not factors in groups"),
+        (dict(groups=["g1", "z"], smooths=["z"]), "cannot also be a smooth"),
+        (dict(groups=["g1", "g2"], random_slopes={"g1": ["g2"]}), "cannot also be a random"),
+        (dict(groups=[]), "empty"),
+        (dict(groups=["g1", "nope"]), "nope"),
+    ]
+    for params, message in cases:
+        est = AdditiveMixed(**{"smooths": [], **params})
+        with pytest.raises(ValueError, match=message):
+            est.fit(X, y)
+        assert not hasattr(est, "coef_")
+    frame = crossed[["x", "z", "g1", "g2", "y"]]
+    source = from_chunks([frame.iloc[i:i + 2000] for i in range(0, 4000, 2000)],
+                         target="y", ranges={"z": (0.0, 1.0)}, progress=False)
+    with pytest.raises(ValueError, match="in memory only"):
+        AdditiveMixed(smooths=["z"], groups=["g1", "g2"]).fit(source)
+
+
+def test_too_many_dense_random_effects_are_refused():
+    """Factors besides the eliminated one are dense columns: beyond the limit a clear
+    error before any large table is formed."""
+    rng = np.random.default_rng(3)
+    n = 30_000
+    X = pd.DataFrame({"z": rng.uniform(size=n), "g": rng.integers(0, 6_000, n),
+                      "h": rng.integers(0, 5_500, n)})
+    y = rng.normal(size=n)
+    with pytest.raises(ValueError, match="dense penalized columns"):
+        AdditiveMixed(smooths=["z"], groups=["g", "h"]).fit(X, y)
