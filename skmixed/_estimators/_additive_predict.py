@@ -318,8 +318,12 @@ class AdditivePrediction:
         terms = ([] if self.fit_intercept else ["0"]) + [
             _design.column_name(c) for c in self._labels["param"]] + smooths
         for f in self._labels["factors"]:
+            slopes = [_design.column_name(c) for c in f.slopes]
+            if f.covariance == "unstructured":  # correlated: gamm's random = list(…)
+                terms.append(f"(1 + {' + '.join(slopes)} | {f.name})")
+                continue
             terms.append(f's({f.name}, bs = "re")')
-            terms += [f's({f.name}, {_design.column_name(c)}, bs = "re")' for c in f.slopes]
+            terms += [f's({f.name}, {c}, bs = "re")' for c in slopes]
         family = self._family()
         # a non-canonical family is fitted as bam, binned or not (fit_rows)
         method = ("binned (bam discrete)" if self._discrete

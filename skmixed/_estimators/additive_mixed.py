@@ -50,7 +50,7 @@ from ._additive_sources import (check_boundary_response, check_target, chunk_tab
 from ._base import GROUPED_CONSTRAINTS
 from ._factors import factor_entries, factor_values
 from ._chunked import is_dask
-from ._results import fixed_effects_table, random_effects_table
+from ._results import fixed_effects_table, random_effects_table, variance_component_rows
 from ._sklearn_compat import Interval, StrOptions, fit_context
 
 __all__ = ["AdditiveMixed"]
@@ -58,11 +58,13 @@ __all__ = ["AdditiveMixed"]
 
 class GroupTerm(NamedTuple):
     """A grouping factor: its ``name`` (``b:a`` for an interaction), the columns holding it
-    (``labels``; several: their interaction) and its random slopes' columns (``slopes``)."""
+    (``labels``; several: their interaction), its random slopes' columns (``slopes``) and
+    their ``covariance`` ("diagonal": independent; "unstructured": correlated)."""
 
     name: str
     labels: tuple
     slopes: list
+    covariance: str = "diagonal"
 
 _DISCRETE_FROM_ROWS = 50_000
 
@@ -151,8 +153,15 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         each other, each with its own variance (mgcv's ``s(g, x, bs = "re")``; lme4's
         ``(1 + x || g)``); with several factors a dict ``{factor name: [columns]}`` (an
         interaction's name is ``"a:b"``). A parametric column stays a fixed effect too; a
-        smooth's column keeps its smooth. Needs ``groups``. (Correlated slopes:
-        MixedLM/MixedGLM.)
+        smooth's column keeps its smooth. Needs ``groups``.
+    covariance : {"diagonal", "unstructured"} or dict, default="diagonal"
+        The covariance of a group's random intercept and slopes: independent ("diagonal",
+        mgcv's separate ``s(g, x, bs = "re")`` terms, lme4's ``(1 + x || g)``) or
+        correlated ("unstructured": lme4's ``(1 + x | g)``, mgcv's ``gamm(…, random =
+        list(g = ~ 1 + x))``; ``variance_components_`` then has the correlations, lme4's
+        ``as.data.frame(VarCorr())`` rows with ``var2``); with several factors a dict by
+        factor name, one factor "unstructured" at most (it is the one eliminated group by
+        group).
     family : {"gaussian", "binomial", "poisson", "gamma", "nbinom2", "tweedie"}, \
             default="gaussian"
         Binomial (0/1 y, logit link) and Poisson (log link): with ``discrete`` by
@@ -222,7 +231,9 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         computed to an absolute accuracy of about 1e-10 (mgcv's are to about 1e-6).
     variance_components_ : DataFrame
         The group random intercept's and slopes' variances and SDs, and the residual
-        (Gaussian).
+        (Gaussian); columns ``group``, ``var1``, ``var2``, ``variance``, ``sd`` (lme4's
+        ``as.data.frame(VarCorr())``: a row with ``var2`` is a covariance, its ``sd`` the
+        correlation — correlated slopes only).
     random_effects_ : DataFrame
         The groups' predicted random effects, lme4's ``as.data.frame(ranef(m))`` layout
         (group, level, term, mode, cond_sd; cond_sd from the posterior covariance, mgcv's
@@ -264,6 +275,7 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         "select": ["boolean"],
         "groups": [str, Integral, list, tuple, None],
         "random_slopes": [list, tuple, str, Integral, dict],
+        "covariance": [StrOptions({"diagonal", "unstructured"}), dict],
         "family": [StrOptions({"gaussian", "binomial", "poisson", "gamma", "nbinom2",
                                "tweedie"})],
         "power": [Interval(Real, 1, 2, closed="neither"), None],
@@ -276,8 +288,8 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
     }
 
     def __init__(self, *, smooths=(), k=10, bs="ps", knots=None, by=None, select=False,
-                 groups=None, random_slopes=(), family="gaussian", power=None,
-                 discrete="auto", n_bins=1000, fit_intercept=True, n_jobs=None, tol=1e-8,
+                 groups=None, random_slopes=(), covariance="diagonal", family="gaussian",
+                 power=None, discrete="auto", n_bins=1000, fit_intercept=True, n_jobs=None, tol=1e-8,
                  max_iter=100):
         self.smooths = smooths
         self.k = k
@@ -287,6 +299,7 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         self.select = select
         self.groups = groups
         self.random_slopes = random_slopes
+        self.covariance = covariance
         self.family = family
         self.power = power
         self.discrete = discrete
@@ -486,7 +499,22 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
             if len(set(cols)) != len(cols):
                 raise ValueError(f"random_slopes of {nm!r} lists a column twice: "
                                  f"{by_name[nm]}.")
-            out.append(GroupTerm(nm, labs, cols))
+            cov = (self.covariance.get(nm, "diagonal") if isinstance(self.covariance, dict)
+                   else self.covariance)
+            if cov not in ("diagonal", "unstructured"):
+                raise ValueError(f"covariance of {nm!r} must be 'diagonal' or "
+                                 f"'unstructured'; got {cov!r}.")
+            out.append(GroupTerm(nm, labs, cols, cov if cols else "diagonal"))
+        if isinstance(self.covariance, dict):
+            unknown = [k for k in self.covariance if k not in names]
+            if unknown:
+                raise ValueError(f"covariance names {unknown}, not factors in groups "
+                                 f"({names}).")
+        correlated = [f.name for f in out if f.covariance == "unstructured"]
+        if len(correlated) > 1:
+            raise ValueError(f"correlated random slopes (covariance='unstructured') for one "
+                             f"grouping factor only; got {correlated}: give the others "
+                             "'diagonal' (a dict by factor name).")
         return out
 
     def _by_labels(self, X_table, smooth_labels):
@@ -517,10 +545,11 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         """The columns' roles in the first chunk (`_roles`, checked) and their layout
         for the bin tables (skmixed._estimators._additive_sources)."""
         smooth_labels, factors, param_labels = self._roles(X)
-        if len(factors) > 1 or (factors and len(factors[0].labels) > 1):
+        if len(factors) > 1 or (factors and (len(factors[0].labels) > 1
+                                             or factors[0].covariance != "diagonal")):
             raise ValueError(f"{type(self).__name__} fits several grouping factors (or an "
-                             "interaction) from data in memory only, not from a chunked or "
-                             "Dask source.")
+                             "interaction, or correlated slopes) from data in memory only, "
+                             "not from a chunked or Dask source.")
         # the smooths' parameters checked before the pass over the chunks
         self._spec(param_labels, smooth_labels, factors)
         roles = (smooth_labels, factors[0].labels[0] if factors else None,
@@ -640,8 +669,8 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
             family=self._family(), fit_intercept=self.fit_intercept,
             fixed_names=tuple(self._fixed_names(param_labels)),
             smooths=tuple(self._smooth_term(label) for label in smooth_labels),
-            factors=tuple((f.name, tuple(_design.column_name(c) for c in f.slopes))
-                          for f in factors),
+            factors=tuple((f.name, tuple(_design.column_name(c) for c in f.slopes),
+                           f.covariance) for f in factors),
             tol=self.tol, max_iter=self.max_iter, select=bool(self.select))
 
     def _set_fitted(self, result, X, labels, scaling, target):
@@ -668,19 +697,30 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
             if hasattr(self, stale):
                 delattr(self, stale)  # a refit without groups
         sigma = result.sigma
-        rows = [(f.name, term, (sigma * t) ** 2, sigma * t)
-                for f in result.factors for term, t in zip(f.term.names, f.theta)]
+        rows = []
+        for f in result.factors:
+            names = list(f.term.names)
+            if f.term.covariance == "unstructured":  # variances, then correlations
+                T = np.zeros((len(names), len(names)))
+                T[np.triu_indices(len(names))[::-1]] = f.theta  # lme4's column order
+                rows += variance_component_rows(f.name, names, "unstructured", T @ T.T,
+                                                sigma)
+            else:
+                rows += [(f.name, term, None, (sigma * t) ** 2, sigma * t)
+                         for term, t in zip(names, f.theta)]
         if result.factors:
-            self.random_effects_ = pd.concat(
-                [random_effects_table(f.name, f.levels, list(f.term.names), f.modes,
-                                      f.cond_var) for f in result.factors], ignore_index=True)
+            self.random_effects_ = random_effects_table(
+                [f.name for f in result.factors], [f.levels for f in result.factors],
+                [list(f.term.names) for f in result.factors],
+                [f.modes for f in result.factors], [f.cond_var for f in result.factors])
             self.group_levels_ = {f.name: f.levels for f in result.factors}
             self.n_groups_ = {f.name: len(f.levels) for f in result.factors}
             self.random_effects_matrix_ = {f.name: f.modes for f in result.factors}
         if self._family().residual_row:
-            rows.append(("Residual", None, sigma ** 2, sigma))
-        self.variance_components_ = pd.DataFrame(rows, columns=["group", "var1", "variance",
-                                                                "sd"])
+            rows.append(("Residual", None, None, sigma ** 2, sigma))
+        # lme4's as.data.frame(VarCorr()): a row with var2 is a correlation (its "sd")
+        self.variance_components_ = pd.DataFrame(rows, columns=["group", "var1", "var2",
+                                                                "variance", "sd"])
         self.sigma_ = float(sigma)
         family = self._family()
         self.dispersion_ = (float(sigma) ** 2 if family.scale_estimated

@@ -173,7 +173,8 @@ class REMLFit:
     cov: np.ndarray = None
     group_cov: tuple = None
     reml: object = field(default=None, repr=False)
-    fpar: float = 0.0  # the family's parameter (a negative binomial's size), if any
+    fpar: float = 0.0
+    theta: np.ndarray = None  # the REML's parameters (log τ; T's off-diagonal as it is)  # the family's parameter (a negative binomial's size), if any
 
     def significance(self):
         """Per smooth: the reference df and Wood's test, ``(ref_df, tests)`` with
@@ -199,21 +200,25 @@ class DenseREML:
     (index ``i r + a``).
     """
 
-    def __init__(self, blocks, y, weights=None, groups=None, n_groups=None, slopes=None):
+    def __init__(self, blocks, y, weights=None, groups=None, n_groups=None, slopes=None,
+                 unstructured=False):
         cross = CrossProducts.dense(blocks.fixed, blocks.random, y, weights, groups, n_groups,
                                     slopes)
         self._setup(cross, blocks.sizes, blocks.fixed_of, blocks.smooth_blocks,
-                    blocks.penalties)
+                    blocks.penalties, unstructured)
 
     @classmethod
-    def from_crossproducts(cls, cross, sizes, fixed_of, smooth_blocks=None, penalties=None):
+    def from_crossproducts(cls, cross, sizes, fixed_of, smooth_blocks=None, penalties=None,
+                           unstructured=False):
         """The REML from precomputed cross-products (e.g. `CrossProducts.binned`);
-        ``sizes``, ``fixed_of``, ``smooth_blocks`` and ``penalties`` as `SmoothBlocks`'."""
+        ``sizes``, ``fixed_of``, ``smooth_blocks`` and ``penalties`` as `SmoothBlocks`';
+        ``unstructured``: the groups' random effects correlated (`group_factor`)."""
         self = cls.__new__(cls)
-        self._setup(cross, sizes, fixed_of, smooth_blocks, penalties)
+        self._setup(cross, sizes, fixed_of, smooth_blocks, penalties, unstructured)
         return self
 
-    def _setup(self, cross, sizes, fixed_of, smooth_blocks=None, penalties=None):
+    def _setup(self, cross, sizes, fixed_of, smooth_blocks=None, penalties=None,
+               unstructured=False):
         M, p, q = cross.M, cross.p, cross.q
         self.n, self.p, self.q = cross.n, p, q
         self.FF, self.RF, self.RR = M[:p, :p], M[p:p + q, :p], M[p:p + q, p:p + q]
@@ -246,10 +251,43 @@ class DenseREML:
             self.ZZ = cross.ZZ
             sums = cross.ZW
             self.ZF, self.ZR, self.Zy = sums[:, :, :p], sums[:, :, p:p + q], sums[:, :, -1]
+        # the groups' parameters: r log τ (independent), or T's lower triangle column by
+        # column, log of its diagonal (correlated: lme4's θ order)
+        self.unstructured = bool(unstructured) and self.r > 1
+        self._tril = ([(a, b) for b in range(self.r) for a in range(b, self.r)]
+                      if self.unstructured else [(a, a) for a in range(self.r)])
 
     @property
     def n_tau(self):
-        return self.n_smooth_tau + self.r
+        return self.n_smooth_tau + len(self._tril)
+
+    @property
+    def log_mask(self):
+        """Which parameters are on the log scale (all but a correlated block's
+        off-diagonal entries of T)."""
+        return np.array([True] * self.n_smooth_tau + [a == b for a, b in self._tril],
+                        dtype=bool)
+
+    def natural(self, theta):
+        """The parameters on their natural scale: τ = e^θ on the log ones, T's
+        off-diagonal entries as they are (lme4's θ for the groups)."""
+        theta = np.asarray(theta, dtype=float)
+        return np.where(self.log_mask, np.exp(np.where(self.log_mask, theta, 0.0)), theta)
+
+    def search_bounds(self, bounds=LOG_TAU_BOUNDS):
+        """Per parameter the search's (lower, upper): ``bounds`` for the log τ, ±e^upper
+        for T's off-diagonal entries (σ-relative)."""
+        wide = np.exp(bounds[1])
+        return (np.where(self.log_mask, bounds[0], -wide),
+                np.where(self.log_mask, bounds[1], wide))
+
+    def group_factor(self, theta):
+        """T (r × r lower triangular), the groups' random effects ``g_i = σ T u_i``
+        (``Cov g_i = σ² T T'``): diagonal for independent slopes."""
+        T = np.zeros((self.r, self.r))
+        for (a, b), v in zip(self._tril, self.natural(theta)[self.n_smooth_tau:]):
+            T[a, b] = v
+        return T
 
     @property
     def margin_taus(self):
@@ -263,13 +301,12 @@ class DenseREML:
 
     def scales(self, log_tau):
         """Λ at τ (`Scales`)."""
-        tau = np.exp(np.asarray(log_tau, dtype=float))
-        return Scales(tau[:self.n_smooth_tau], self.sizes, self.penalties,
-                      self._dominance)
+        tau = np.exp(np.asarray(log_tau, dtype=float)[:self.n_smooth_tau])
+        return Scales(tau, self.sizes, self.penalties, self._dominance)
 
     def _system(self, log_tau):
         """The pieces of A and of the right-hand sides at τ, and a solver for A."""
-        tau = np.exp(np.asarray(log_tau, dtype=float))
+        tau = self.natural(log_tau)
         lam = self.scales(log_tau)
         A11 = lam.right(lam.right(self.RR).T).T + np.eye(self.q)
         K1 = lam.right(self.RF.T).T
@@ -284,6 +321,8 @@ class DenseREML:
             return dict(lam=lam, tau_g=None, solve=solve, logdet=logdet, K=(K1, None),
                         g=(g1, None), S=S)
         G, r = self.G, self.r
+        if self.unstructured:
+            return self._correlated_system(log_tau, lam, A11, K1, g1)
         tg = tau[self.n_smooth_tau:]
         a22 = tg[None, :, None] * self.ZZ * tg[None, None, :] + np.eye(r)
         if r == 1:
@@ -304,8 +343,32 @@ class DenseREML:
             x1 = linalg.cho_solve((S, True), r1 - A21.T @ t2)
             return x1, t2 - C @ x1
 
-        return dict(lam=lam, tau_g=tg, solve=solve, logdet=logdet, K=(K1, K2), g=(g1, g2),
-                    S=S, A21=A21, C=C, Dinv=Dinv)
+        return dict(lam=lam, tau_g=tg, T=np.diag(tg), solve=solve, logdet=logdet,
+                    K=(K1, K2), g=(g1, g2), S=S, A21=A21, C=C, Dinv=Dinv)
+
+    def _correlated_system(self, log_tau, lam, A11, K1, g1):
+        """`_system`'s group part for correlated random effects: with T = `group_factor`,
+        ``a_22,i = T'Z_i'Z_iT + I``, ``A_21,i = T'Z_i'RΛ``, ``K_2,i = T'Z_i'F``,
+        ``g_2,i = T'Z_i'y``."""
+        G, r = self.G, self.r
+        T = self.group_factor(log_tau)
+        a22 = np.einsum("ba,gbc,cd->gad", T, self.ZZ, T) + np.eye(r)
+        Dinv = np.linalg.inv(a22)
+        logdet_22 = np.linalg.slogdet(a22)[1].sum()
+        A21 = lam.right(np.einsum("ba,gbq->gaq", T, self.ZR)).reshape(G * r, self.q)
+        C = (Dinv @ A21.reshape(G, r, self.q)).reshape(G * r, self.q)
+        S = linalg.cholesky(A11 - A21.T @ C, lower=True)
+        logdet = logdet_22 + 2.0 * np.log(np.diag(S)).sum()
+        K2 = np.einsum("ba,gbp->gap", T, self.ZF).reshape(G * r, self.p)
+        g2 = (self.Zy @ T).reshape(G * r)
+
+        def solve(r1, r2):
+            t2 = (Dinv @ r2.reshape(G, r, -1)).reshape(r2.shape)
+            x1 = linalg.cho_solve((S, True), r1 - A21.T @ t2)
+            return x1, t2 - C @ x1
+
+        return dict(lam=lam, tau_g=None, T=T, solve=solve, logdet=logdet, K=(K1, K2),
+                    g=(g1, g2), S=S, A21=A21, C=C, Dinv=Dinv)
 
     @staticmethod
     def _dot(a, b):
@@ -376,10 +439,33 @@ class DenseREML:
                 d_rho.append(diag_u[a:b].sum() - (b - a) + c * float(u[a:b] @ u[a:b]))
             else:
                 d_rho.extend(self._several_penalty_gradient(s, a, b, c, factors))
+        if self.unstructured:
+            return value, np.concatenate([-2.0 * np.asarray(d_rho),
+                                          self._correlated_gradient(s, c)])
         if self.G:
             u_g = s["u"][1].reshape(self.G, self.r)
             d_rho.extend(trace_g - self.G + c * np.sum(u_g ** 2, axis=0))
         return value, -2.0 * np.asarray(d_rho)
+
+    def _correlated_gradient(self, s, c):
+        """The criterion's gradient in the correlated groups' parameters (T's lower
+        triangle; log of its diagonal). With W̃ the columns in (u, β) coordinates and
+        ``∂W̃/∂T_ab`` putting group i's column a of Z into its u-column b: ``∂ log|M| /
+        ∂T_ab = 2 Σ_i (M⁻¹ W̃'Z_i)_{(i,b),a}`` (M⁻¹'s rows of group i: its covariances with
+        the smooths' u, its own block and β, times ``ΛR'Z_i``, ``T'Z_i'Z_i``, ``F'Z_i``) and,
+        by the envelope theorem, ``∂r²/∂T_ab = −2 Σ_i (Z_i'r̃)_a u_ib`` (r̃ the PLS
+        residual) — no T⁻¹, so it holds on the boundary too."""
+        sys, inv = s["sys"], self._inverse(s)
+        G, r, T = self.G, self.r, sys["T"]
+        u_s, u_g = s["u"][0], s["u"][1].reshape(G, r)
+        A = sys["lam"].right(self.ZR)  # Z_i'RΛ, G × r × q
+        logdet = (np.einsum("gbq,gaq->ab", inv["cov_gu"].reshape(G, r, -1), A)
+                  + np.einsum("gbc,dc,gda->ab", inv["var_g"], T, self.ZZ)
+                  + np.einsum("gbp,gap->ab", inv["cov_gb"].reshape(G, r, -1), self.ZF))
+        zr = (self.Zy - self.ZF @ s["beta"] - A @ u_s
+              - np.einsum("gad,db,gb->ga", self.ZZ, T, u_g))  # Z_i'r̃
+        d = 2.0 * logdet - 2.0 * c * (zr.T @ u_g)  # ∂/∂T_ab at [a, b]
+        return np.array([d[a, b] * (T[a, a] if a == b else 1.0) for a, b in self._tril])
 
     def _several_penalty_gradient(self, s, a, b, c, factors):
         """``∂d_R/∂ρ_k`` (ρ_k = log λ_k) of the block ``a:b`` with several penalties:
@@ -424,7 +510,10 @@ class DenseREML:
         the exact gradient, then (σ profiled: not the working fits of a PIRLS iteration,
         which change every step) Newton steps to round-off (`optimize.minimize`'s
         "lbfgs"; small dense algebra only: BLAS threads beside Numba's pool cost 20×). No
-        smooth and no groups: a linear model, one evaluation."""
+        smooth and no groups: a linear model, one evaluation. Correlated groups' off-diagonal
+        entries of T are searched within ±e^(upper bound)."""
+        bounds = self.search_bounds(bounds)
+
         def search(x0):
             return minimize(SimpleNamespace(value=self.criterion,
                                             value_and_grad=self.criterion_and_gradient),
@@ -443,9 +532,10 @@ class DenseREML:
         # tried removed (its blocks near the lower bound, where the search leaves them)
         for blocks in self.smooth_blocks:
             several = len({self.tau_block[t] for t in blocks}) > 1  # not a tensor's margins
-            if several and not np.all(at_lower_bound(res.theta_final[blocks], bounds)):
+            if several and not np.all(at_lower_bound(res.theta_final[blocks],
+                                                     (bounds[0][blocks], bounds[1][blocks]))):
                 x0 = res.theta_final.copy()
-                x0[blocks] = bounds[0] + 3.0
+                x0[blocks] = bounds[0][blocks] + 3.0
                 res = _lower(res, search(x0))
         with single_threaded_blas():
             return self.fit_at(res.theta_final, res)
@@ -456,8 +546,8 @@ class DenseREML:
     def _start(self):
         """The start of the search: the common log τ of `START_GRID` with the lowest
         criterion (from log τ = 0 alone a noisy y's first step jumped to the lower bound)."""
-        values = [self.criterion(np.full(self.n_tau, g)) for g in self.START_GRID]
-        return np.full(self.n_tau, self.START_GRID[int(np.argmin(values))])
+        starts = [np.where(self.log_mask, g, 0.0) for g in self.START_GRID]  # T_ab = 0
+        return starts[int(np.argmin([self.criterion(x) for x in starts]))]
 
     def fit_at(self, log_tau, result):
         """The `REMLFit` at given τ (``result``: the optimizer's record)."""
@@ -478,13 +568,13 @@ class DenseREML:
         V[:p, p:] = V[p:, :p].T
         V[p:, p:] = lam.left(lam.left(inv["cov_uu"]).T)
         group_cov = None
-        if self.G:
-            tg = sys["tau_g"]
-            rows = np.tile(tg, self.G)[:, None]  # τ of each group-part coordinate
-            cross = rows * np.hstack([inv["cov_gb"], lam.right(inv["cov_gu"])])
-            group_cov = (sigma ** 2 * cross,
-                         sigma ** 2 * tg[None, :, None] * inv["var_g"] * tg[None, None, :])
-        return REMLFit(tau=np.exp(np.asarray(log_tau, dtype=float)), sigma=sigma,
+        if self.G:  # g_i = T u_i: its covariances T (u_i's)
+            T, G, r = sys["T"], self.G, self.r
+            cross = np.hstack([inv["cov_gb"], lam.right(inv["cov_gu"])]).reshape(G, r, -1)
+            group_cov = (sigma ** 2 * (T @ cross).reshape(G * r, -1),
+                         sigma ** 2 * (T @ inv["var_g"] @ T.T))
+        return REMLFit(tau=self.natural(log_tau), theta=np.asarray(log_tau, dtype=float),
+                       sigma=sigma,
                        beta=coef.beta, b=coef.b, group=coef.group,
                        criterion=float(result.fmin), edf=edf,
                        edf_total=float(self.p - n_fixed_smooth + edf.sum()), result=result,
@@ -500,7 +590,7 @@ class DenseREML:
         test instead (`_penalized_term_test`), with its rank as reference df.
         Returns ``(ref_df, tests)``, tests[:, 0] the statistic (χ² scale), [:, 1] the
         p-value."""
-        inv = self._inverse(self.solve(np.log(fit.tau)))
+        inv = self._inverse(self.solve(fit.theta))
         res_df = None if self.scale is not None else self.n - fit.edf_total
         coef, V = fit, fit.cov
         ref_df, tests, p = [], [], self.p
@@ -530,14 +620,15 @@ class DenseREML:
         information is the smooth's Schur complement in ``X₁'V X₁ + S₁`` and its
         frequentist covariance ``σ²(P − P S₁ P)`` over its block, ``σ²P`` the posterior
         covariance of the non-random coefficients (``fit.cov``)."""
-        p, J = self.p, self.n_smooth_tau
+        p = self.p
         penalty = np.zeros((p + self.q, p + self.q))
-        penalty[p:, p:] = self.scales(np.log(fit.tau)).penalty()
+        penalty[p:, p:] = self.scales(fit.theta).penalty()
         gram = np.block([[self.FF, self.RF.T], [self.RF, self.RR]])
         H = gram + penalty
         if self.G:
             ZX = np.concatenate([self.ZF, self.ZR], axis=2)  # G × r × (p + q)
-            H += np.einsum("gap,a,gaq->pq", ZX, fit.tau[J:] ** 2, ZX)
+            T = self.group_factor(fit.theta)
+            H += np.einsum("gap,ab,gbq->pq", ZX, T @ T.T, ZX)
         # further factors' random effects (blocks of no smooth) are part of the error too:
         # their columns' Z Σ Z' added as the groups', their coefficients integrated out
         starts = np.concatenate([[0], np.cumsum(self.sizes)]).astype(int)
@@ -565,6 +656,8 @@ class DenseREML:
         sys = s["sys"]
         return SimpleNamespace(beta=s["beta"], b=sys["lam"].left(s["u"][0]),
                                group=None if self.G == 0
+                               else s["u"][1].reshape(self.G, self.r) @ sys["T"].T
+                               if self.unstructured
                                else sys["tau_g"] * s["u"][1].reshape(self.G, self.r))
 
     def _inverse(self, s):

@@ -55,8 +55,9 @@ class AdditiveSpec:
     ``fixed_names``, the parametric coefficients' names, the intercept first
     (before collinear ones are dropped); ``smooths``, per smooth its `SmoothTerm` (column
     label, basis dimension k, basis, a cyclic basis's ends); ``factors``, per grouping
-    factor (crossed or nested, in the user's order) its name and the names of its
-    independent random slopes (lme4's ``(1 + x || g)``);
+    factor (crossed or nested, in the user's order) its name, the names of its random
+    slopes and their covariance ("diagonal": lme4's ``(1 + x || g)``, "unstructured":
+    ``(1 + x | g)``, one factor at most);
     ``tol`` and ``max_iter`` of the performance iteration; ``select``: mgcv's
     ``select = TRUE``, each smooth's null space penalized too (its own τ), so that a smooth
     can be removed entirely."""
@@ -71,8 +72,17 @@ class AdditiveSpec:
     select: bool = False
 
     def term(self, i):
-        """Factor i's random-effect term: intercept and independent slopes."""
-        return RandomEffectTerm(("(Intercept)",) + tuple(self.factors[i][1]), "diagonal")
+        """Factor i's random-effect term: intercept and slopes (independent, or
+        correlated: its covariance)."""
+        _, slopes, covariance = self.factors[i]
+        return RandomEffectTerm(("(Intercept)",) + tuple(slopes), covariance)
+
+    @property
+    def correlated(self):
+        """The factor with correlated random effects (covariance "unstructured"), or
+        None."""
+        hits = [i for i, f in enumerate(self.factors) if f[2] == "unstructured"]
+        return hits[0] if hits else None
 
 
 def response_shift(y, fit_intercept):
@@ -228,9 +238,10 @@ class RandomLayout:
     extras: tuple = ()
 
 
-def random_effects_system(groups):
+def random_effects_system(groups, correlated=None):
     """The factors' random effects as the fit holds them: ``groups`` per factor ``(codes,
-    levels, slope columns)``. The factor with the most random effects (levels × terms) is
+    levels, slope columns)``. The factor with correlated random effects (``correlated``,
+    its index) or else the one with the most random effects (levels × terms) is
     eliminated group by group (its q × q cost is then linear in its levels); every other
     factor's terms are indicator blocks among the penalized ones (cost cubic in their
     levels). Returns ``(RandomLayout, main codes, main levels count, main slope values,
@@ -242,7 +253,8 @@ def random_effects_system(groups):
     layout = RandomLayout(levels=[lv for _, lv, _ in groups], scales=scales)
     if not groups:
         return layout, None, 0, None, []
-    main = int(np.argmax([len(lv) * (1 + len(sl)) for _, lv, sl in groups]))
+    main = (int(np.argmax([len(lv) * (1 + len(sl)) for _, lv, sl in groups]))
+            if correlated is None else correlated)
     extras, owners = [], []
     for i, (codes, levels, slopes) in enumerate(groups):
         if i == main:
@@ -277,8 +289,10 @@ def fit_rows(spec, X, y, weights, bases, *, discrete, scaling, kept, dropped, gr
         raise ValueError(f"the model has {n_coef} coefficients (parametric and smooths') but "
                          f"the data have {X.shape[0]} rows: use smaller k (mgcv refuses "
                          "it too: more coefficients than data).")
-    layout, codes, n_groups, slope_values, extras = random_effects_system(groups)
-    model = AdditiveSystem(X, bases, codes, n_groups, discrete, slope_values, extras)
+    layout, codes, n_groups, slope_values, extras = random_effects_system(groups,
+                                                                          spec.correlated)
+    model = AdditiveSystem(X, bases, codes, n_groups, discrete, slope_values, extras,
+                           unstructured=spec.correlated is not None)
     note = None
     if family.linear:  # one REML fit, on y minus a constant near it
         y_shift = response_shift(y, spec.fit_intercept)
@@ -321,7 +335,7 @@ def fit_rows(spec, X, y, weights, bases, *, discrete, scaling, kept, dropped, gr
             start = performance_iteration(model.reml, model.linear_predictor, y, eta0,
                                           weights=weights, family=family, tol=spec.tol,
                                           max_iter=spec.max_iter)
-            eta0, log_tau0 = start[1], np.log(start[0].tau)
+            eta0, log_tau0 = start[1], start[0].theta
         except ValueError:  # the PQL's linear predictor ran off: the Laplace REML's own start
             pass
         fit, _, n_evals, converged = laplace_reml(
@@ -368,8 +382,8 @@ def _gaussian_fit(reml, y_shift, spec):
     note = None
     # the random effects' τ: the groups' and the further factors' blocks (after smooths')
     first = sum(len(b) for b in reml.smooth_blocks)
-    if np.any(np.log(fit.tau[first:]) >= LOG_TAU_BOUNDS[1] - 1e-6):
-        names = ", ".join(repr(name) for name, _ in spec.factors)
+    if np.any((fit.theta >= LOG_TAU_BOUNDS[1] - 1e-6)[first:] & reml.log_mask[first:]):
+        names = ", ".join(repr(f[0]) for f in spec.factors)
         note = (f"the residual variance is (numerically) 0 next to the variance of the "
                 f"{names} random effects: y is an exact function of the other terms "
                 "and the groups, so the residual SD is the optimizer's bound (the random "
@@ -487,9 +501,13 @@ def _factor_fits(spec, fit, factors):
         modes[i][:, a] = fit.b[rng]
         cond_var[i][:, a] = np.diag(fit.cov)[p + rng]
     out = []
-    for i, (name, _) in enumerate(spec.factors):
+    for i, (name, _, _) in enumerate(spec.factors):
         d = np.concatenate([[1.0], 1.0 / np.asarray(factors.scales[i], dtype=float)])
-        out.append(FactorFit(name=name, levels=factors.levels[i], term=spec.term(i),
-                             theta=theta[i] * d, theta_internal=theta[i].copy(),
+        term = spec.term(i)
+        # θ: T's entries by row a (lme4's order within the term), × 1/s_a
+        rows = (np.array([a for b in range(d.size) for a in range(b, d.size)])
+                if term.covariance == "unstructured" else np.arange(d.size))
+        out.append(FactorFit(name=name, levels=factors.levels[i], term=term,
+                             theta=theta[i] * d[rows], theta_internal=theta[i].copy(),
                              modes=modes[i] * d, cond_var=cond_var[i] * d * d))
     return out

@@ -151,7 +151,7 @@ def performance_iteration(make_reml, linear_predictor, y, eta0, family, m=None, 
         fit.fpar = fpar
         if phi is None and family.param == "power":
             phi = fit.sigma ** 2  # the first step's REML: where the ML search starts
-        log_tau = np.log(fit.tau)
+        log_tau = fit.theta
         eta_new = linear_predictor(fit)
         change = np.max(np.abs(eta_new - eta))
         if family.param in ("size", "power"):  # and the parameter's relative change
@@ -167,7 +167,7 @@ def performance_iteration(make_reml, linear_predictor, y, eta0, family, m=None, 
                 return fit, eta, it, True
             fresh.fpar = fpar
             fit = fresh
-            log_tau = np.log(fit.tau)
+            log_tau = fit.theta
             eta = linear_predictor(fit)
     return fit, eta, max_iter, False
 
@@ -218,6 +218,7 @@ def laplace_reml(make_reml, linear_predictor, y, eta0, family, m=None, weights=N
         return -2.0 * family.loglik(y, eta, m, prior, constants=False) + u2 + logdet
 
     reml0 = make_reml(*_working(family, state["eta"], y, m, prior))
+    bounds = reml0.search_bounds(bounds)
     # forward differences of step 1e-6 in log τ: with SciPy's 1e-8 the PIRLS's own
     # rounding (~1e-12 of V) made the gradient noisy and the stop wander by ~1e-6 in edf
     # (no smooth and no groups: a GLM, one evaluation, the PIRLS alone)

@@ -59,7 +59,7 @@ class AdditiveSystem:
     the groups; builds the REML of a (working) response and its linear predictor.
 
     ``codes``/``n_groups``/``slopes``: the factor whose random effects the REML eliminates
-    group by group (`DenseREML`'s groups). ``extras``: the random-effect terms of further
+    group by group (`DenseREML`'s groups; ``unstructured``: correlated). ``extras``: the random-effect terms of further
     factors (crossed or nested: mgcv's ``s(g2, bs = "re")`` and ``s(g2, x, bs = "re")``),
     each a penalized block of its own after the smooths' (identity penalty, one τ) — a
     dict of ``codes`` (int32, each row's level), ``G`` (levels) and ``mult`` (None for
@@ -67,9 +67,10 @@ class AdditiveSystem:
     formed: the cross-products come from the binned pass (`CrossProducts.binned`,
     exact when the smooths' "bins" are their distinct values)."""
 
-    def __init__(self, X, bases, codes, n_groups, discrete, slopes=None, extras=()):
+    def __init__(self, X, bases, codes, n_groups, discrete, slopes=None, extras=(),
+                 unstructured=False):
         self.X, self.bases, self.codes, self.G = X, bases, codes, n_groups
-        self.slopes = slopes
+        self.slopes, self.unstructured = slopes, unstructured
         self.discrete = discrete
         self.extras = list(extras)
         self._blocks = None
@@ -91,9 +92,10 @@ class AdditiveSystem:
             cross = CrossProducts.binned(self.X, y, smooths, w=w, groups=groups,
                                          n_groups=self.G or None, slopes=self.slopes, by=by)
             return DenseREML.from_crossproducts(cross, self.sizes, self.fixed_of,
-                                                self.smooth_blocks, self.penalties)
-        return DenseREML(self._dense_blocks(), y, w, groups=groups,
-                         n_groups=self.G or None, slopes=self.slopes)
+                                                self.smooth_blocks, self.penalties,
+                                                self.unstructured)
+        return DenseREML(self._dense_blocks(), y, w, groups=groups, n_groups=self.G or None,
+                         slopes=self.slopes, unstructured=self.unstructured)
 
     def _dense_blocks(self):
         """The exact fit's n-row columns, formed once (every PIRLS step of a binomial or

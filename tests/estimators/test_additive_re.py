@@ -284,3 +284,123 @@ def test_too_many_dense_random_effects_are_refused():
     y = rng.normal(size=n)
     with pytest.raises(ValueError, match="dense penalized columns"):
         AdditiveMixed(smooths=["z"], groups=["g", "h"]).fit(X, y)
+
+
+# ------------------------------------------------------------- correlated random slopes
+@pytest.fixture(scope="module")
+def sleepstudy(data_file):
+    return pd.read_csv(data_file("sleepstudy.csv"))
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+def test_correlated_slopes_equal_lmer(sleepstudy, load_reference, discrete):
+    """covariance="unstructured" without smooths is lme4's (Days | Subject): against lmer
+    run to its exact optimum (tests/reference/lme4_inference.R, "_tight"): REML criterion
+    not above and 1e-10 relative (measured ≤ 6.7e-16 apart), SDs, correlation, σ, fixed
+    effects and their SEs 1e-6 (≤ 3.6e-7: the criterion is flat there to 1e-15)."""
+    ref = load_reference("lme4_inference.json")["sleepstudy_slope_reml_tight"]["fit"]
+    model = AdditiveMixed(groups="Subject", random_slopes=["Days"], covariance="unstructured",
+                          discrete=discrete).fit(sleepstudy[["Days", "Subject"]],
+                                                 sleepstudy["Reaction"])
+    assert model.reml_criterion_ <= ref["REMLcrit"] * (1 + 1e-12)
+    np.testing.assert_allclose(model.reml_criterion_, ref["REMLcrit"], rtol=1e-10)
+    vc = model.variance_components_
+    np.testing.assert_allclose(vc["sd"].iloc[:2], list(ref["re_sd"]["Subject"].values()),
+                               rtol=1e-6)
+    assert vc["var2"].iloc[2] == "Days" and vc["var1"].iloc[2] == "(Intercept)"
+    np.testing.assert_allclose(vc["sd"].iloc[2], ref["re_cor"]["Subject"], rtol=1e-6)
+    np.testing.assert_allclose(model.sigma_, ref["sigma"], rtol=1e-6)
+    np.testing.assert_allclose(model.fixed_effects_["estimate"], list(ref["fixef"].values()),
+                               rtol=1e-8)
+    np.testing.assert_allclose(model.fixed_effects_["std_error"], list(ref["se"].values()),
+                               rtol=1e-6)
+    assert "Subject" in model.summary()
+
+
+def test_correlated_gradient_is_exact(sleepstudy):
+    """The REML's gradient in T's entries (log diagonal, raw off-diagonal) against central
+    differences, away from the optimum and on the boundary side."""
+    model = AdditiveMixed(smooths=["Days"], k={"Days": 5}, bs="cr", groups="Subject",
+                          random_slopes=["Days"], covariance="unstructured",
+                          discrete=False).fit(sleepstudy[["Days", "Subject"]],
+                                              sleepstudy["Reaction"])
+    reml = model._fit.reml
+    for shift in ([0.3, -0.2, 0.5, -0.4], [0.0, 1.0, -2.0, -3.0]):
+        theta = model._fit.theta + np.array(shift)
+        _, grad = reml.criterion_and_gradient(theta)
+        numeric = [(reml.criterion(theta + e) - reml.criterion(theta - e)) / 2e-6
+                   for e in np.eye(theta.size) * 1e-6]
+        np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-5)
+
+
+def test_correlated_slopes_equal_gamm(reference, crossed):
+    """With a smooth: mgcv's gamm(y ~ x + s(z, bs = "cr"), random = list(g2 = ~ 1 + x))
+    (nlme's lme, REML, tight): fitted values 1e-5 relative to their SD (measured 6.1e-8;
+    population level 1.0e-8), the SDs, the correlation and σ 1e-4 (≤ 5.0e-7), the edf of
+    s(z) 1e-3 (3.3e-7)."""
+    ref = reference["gamm_correlated_cr"]
+    X = crossed[["x", "z", "g2"]]
+    model = AdditiveMixed(smooths=["z"], bs="cr", groups="g2", random_slopes=["x"],
+                          covariance="unstructured", discrete=False).fit(X, crossed["y"])
+    rows = np.asarray(ref["fitted_rows"]) - 1
+    np.testing.assert_allclose(model.predict(X.iloc[rows]), ref["fitted"], rtol=0,
+                               atol=1e-5 * np.std(ref["fitted"]))
+    np.testing.assert_allclose(model.predict(X.iloc[rows], random_effects=False),
+                               ref["fitted_population"], rtol=0,
+                               atol=1e-5 * np.std(ref["fitted"]))
+    vc = model.variance_components_
+    np.testing.assert_allclose(vc["sd"].iloc[:3], [ref["sd_intercept"], ref["sd_x"],
+                                                   ref["corr"]], rtol=1e-4)
+    np.testing.assert_allclose(model.sigma_, ref["sigma"], rtol=1e-4)
+    assert abs(model.smooths_["edf"].iloc[0] - np.atleast_1d(ref["edf"])[0]) < 1e-3
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+def test_correlated_prediction_is_the_posterior(crossed, discrete):
+    """predict(return_std=True) with correlated slopes against the dense posterior: the
+    groups' coefficients with prior precision (TT')⁻¹ ⊗ I per group, in σ² units."""
+    d = crossed.iloc[:1500].assign(z=lambda f: np.round(f["z"], 2))
+    X, y = d[["x", "z", "g2"]], d["y"].to_numpy()
+    model = AdditiveMixed(smooths=["z"], bs="cr", groups="g2", random_slopes=["x"],
+                          covariance="unstructured", discrete=discrete).fit(X, y)
+    layout, fit = model._factor_layout, model._fit
+    basis = model._model_info["bases"][0]
+    design = basis["spline"].design(d["z"].to_numpy())
+    G = len(layout.levels[0])
+    ind = np.eye(G)[layout.levels[0].get_indexer(d["g2"])]
+    xs = d["x"].to_numpy() / layout.scales[0][0]
+    C = np.hstack([np.ones((len(d), 1)), d[["x"]].to_numpy(), design @ basis["F"],
+                   design @ basis["R"], ind, ind * xs[:, None]])
+    T = fit.reml.group_factor(fit.theta)
+    precision = np.kron(np.linalg.inv(T @ T.T), np.eye(G))
+    q0 = 2 + basis["F"].shape[1]
+    penalty = np.zeros((C.shape[1], C.shape[1]))
+    r = basis["R"].shape[1]
+    penalty[q0:q0 + r, q0:q0 + r] = np.eye(r) / fit.tau[0] ** 2
+    penalty[q0 + r:, q0 + r:] = precision
+    A = C.T @ C + penalty
+    rows = slice(0, 40)
+    mean, se = model.predict(X.iloc[rows], return_std=True)
+    np.testing.assert_allclose(mean, C[rows] @ np.linalg.solve(A, C.T @ y), rtol=1e-8,
+                               atol=1e-10)
+    cov = model.sigma_ ** 2 * np.linalg.inv(A)
+    np.testing.assert_allclose(se, np.sqrt(np.einsum("ij,jk,ik->i", C[rows], cov, C[rows])),
+                               rtol=1e-6)
+
+
+def test_correlated_slopes_bad_input(crossed):
+    X, y = crossed[["x", "z", "g1", "g2"]], crossed["y"]
+    for params, message in [
+            (dict(groups=["g1", "g2"], random_slopes={"g1": ["x"], "g2": ["x"]},
+                  covariance="unstructured"), "one grouping factor only"),
+            (dict(groups=["g1", "g2"], covariance={"g3": "unstructured"}),
+             "not factors in groups")]:
+        est = AdditiveMixed(smooths=["z"], **params)
+        with pytest.raises(ValueError, match=message):
+            est.fit(X, y)
+    frame = crossed[["x", "z", "g2", "y"]]
+    source = from_chunks([frame.iloc[:2000], frame.iloc[2000:]], target="y",
+                         ranges={"z": (0.0, 1.0)}, progress=False)
+    with pytest.raises(ValueError, match="in memory only"):
+        AdditiveMixed(smooths=["z"], groups="g2", random_slopes=["x"],
+                      covariance="unstructured").fit(source)

@@ -167,7 +167,7 @@ def test_the_fit_at_mgcvs_smoothing_parameters_is_mgcvs(gamsim1, reference, entr
     (0.4088127 vs mgcv's 0.4088129)."""
     ref = reference[entry]
     spec = AdditiveSpec(family=get_family("gaussian"), fit_intercept=True,
-                        fixed_names=("(Intercept)",), factors=(("fac", ()),),
+                        fixed_names=("(Intercept)",), factors=(("fac", (), "diagonal"),),
                         smooths=tuple(SmoothTerm(c, 10, b) for c, b in zip(columns, bs)))
     n = len(gamsim1)
     bases = row_bases(spec, [gamsim1[c].to_numpy() for c in columns], np.ones(n), False, 1000)

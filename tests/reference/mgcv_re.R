@@ -17,7 +17,8 @@
 #   edf per smooth, REML score, scale, the random effects' SDs (gam.vcomp, also with
 #   rescale = TRUE: a random slope's on x's scale), parametric
 #   coefficients, the summary's smooth table and predictions at new rows (a seen level of
-#   each factor, an unseen one excluded from the terms).
+#   each factor, an unseen one excluded from the terms); and correlated random slopes by gamm
+#   (nlme's lme, REML): y ~ x + s(z, bs = "cr") with random = list(g2 = ~ 1 + x).
 # Run from the repository root:
 #     Rscript tests/reference/mgcv_re.R tests/reference
 # Needs R with mgcv and jsonlite (Debian: r-cran-mgcv r-cran-jsonlite).
@@ -104,4 +105,21 @@ out <- list(
                           method = "fREML"), nd),
   gam_meta_nested = summ(gam(f_meta, data = meta, method = "REML", control = tight), nm),
   bam_meta_nested = summ(bam(f_meta, data = meta, discrete = TRUE, method = "fREML"), nm))
+# correlated random slopes: gamm (nlme's lme, REML) with random = list(g2 = ~ 1 + x), lme4's
+# (1 + x | g2), to nlme's tight tolerances (fitted values: the lme's, in the data's row order)
+gm <- gamm(y ~ x + s(z, bs = "cr"), random = list(g2 = ~ 1 + x), data = d, method = "REML",
+           control = nlme::lmeControl(opt = "optim", rel.tol = 1e-12, msMaxIter = 500,
+                                      msTol = 1e-12, tolerance = 1e-10))
+# g2's covariance matrix (VarCorr prints the correlation rounded to 2 digits)
+vc <- as.matrix(gm$lme$modelStruct$reStruct$g2) * gm$lme$sigma^2
+rows <- seq(1, nrow(d), by = 4)
+out$gamm_correlated_cr <- list(
+  formula = "y ~ x + s(z, bs = 'cr'), random = list(g2 = ~ 1 + x)",
+  edf = unname(summary(gm$gam)$edf), coef_parametric = as.list(coef(gm$gam)[1:2]),
+  sd_intercept = sqrt(vc[1, 1]), sd_x = sqrt(vc[2, 2]),
+  corr = vc[1, 2] / sqrt(vc[1, 1] * vc[2, 2]),
+  sigma = gm$lme$sigma, fitted_rows = rows,
+  fitted = as.numeric(fitted(gm$lme))[rows],
+  fitted_population = as.numeric(predict(gm$gam, d))[rows],
+  logLik_reml = as.numeric(logLik(gm$lme)), mgcv = as.character(packageVersion("mgcv")))
 write_json(out, file.path(outdir, "mgcv_re.json"), digits = NA, auto_unbox = TRUE)
