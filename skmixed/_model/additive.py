@@ -50,14 +50,25 @@ def at_lower_bound(log_tau, bounds=LOG_TAU_BOUNDS, margins=None):
     return log_tau <= bounds[0] + width
 
 
-def search_again_from_inside(search, res, bounds=LOG_TAU_BOUNDS, margins=None):
+def search_again_from_inside(search, res, bounds=LOG_TAU_BOUNDS, margins=None, smooths=()):
     """``res`` (an optimizer record) or, where some log τ ended `at_lower_bound`, the lower
     of it and ``search`` (x0 → record) started with those log τ at −2 and at −5: the
-    criterion is flat there, and a search may have jumped past an interior optimum."""
+    criterion is flat there, and a search may have jumped past an interior optimum. When
+    several ``smooths`` (per smooth its τ indices) have such τ, each is also moved inside
+    on its own, the others kept (with select=True, a tensor product's margins stayed at
+    the bound when every removed smooth was moved inside together: REML 318.7232 where
+    moving the tensor product alone found 318.6430, below mgcv's 318.6431)."""
     low = at_lower_bound(res.theta_final, bounds, margins)
     for inside in (-2.0, -5.0) if low.any() else ():
         x0 = res.theta_final.copy()
         x0[low] = inside
+        res = _lower(res, search(x0))
+    touched = [taus for taus in smooths if low[list(taus)].any()]
+    for taus in touched if len(touched) > 1 else ():
+        x0 = res.theta_final.copy()
+        mine = np.zeros(low.size, dtype=bool)
+        mine[list(taus)] = low[list(taus)]
+        x0[mine] = -2.0
         res = _lower(res, search(x0))
     return res
 
@@ -525,11 +536,13 @@ class DenseREML:
         # where the criterion is flat: the search may have jumped there past an interior
         # optimum from its first steepest-descent step (noisy y: edf 1 where mgcv's was
         # 3.2); searched again from inside, the lower criterion kept
-        res = search_again_from_inside(search, res, bounds, self.margin_taus)
+        res = search_again_from_inside(search, res, bounds, self.margin_taus,
+                                       self.smooth_blocks)
         # select=True (a smooth of two blocks, range and null space): the criterion may
         # have an interior optimum and a lower one with the smooth removed (both blocks at
         # λ = ∞), which a search from a common start need not reach; each such smooth is
         # tried removed (its blocks near the lower bound, where the search leaves them)
+        before = res
         for blocks in self.smooth_blocks:
             several = len({self.tau_block[t] for t in blocks}) > 1  # not a tensor's margins
             if several and not np.all(at_lower_bound(res.theta_final[blocks],
@@ -537,6 +550,9 @@ class DenseREML:
                 x0 = res.theta_final.copy()
                 x0[blocks] = bounds[0][blocks] + 3.0
                 res = _lower(res, search(x0))
+        if res is not before:  # a new optimum: its own plateaus searched from inside
+            res = search_again_from_inside(search, res, bounds, self.margin_taus,
+                                           self.smooth_blocks)
         with single_threaded_blas():
             return self.fit_at(res.theta_final, res)
 
