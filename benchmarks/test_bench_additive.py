@@ -233,3 +233,21 @@ def test_additive_smooth_count(benchmark, machine_info, n_smooths):
                                 warmup_rounds=1)
     machine_info(n_smooths=n_smooths, edf=[round(e, 3) for e in fitted.smooths_["edf"]])
     _check(fitted, df, cols, "y_nl", dict(smooths=smooths))
+
+
+@pytest.mark.parametrize("h_levels", [100, 1_000])
+def test_additive_second_factor_levels(benchmark, machine_info, h_levels):
+    """Issue 18: a second grouping factor's levels are dense penalized columns (the REML
+    costs O(G q²) per evaluation): 200,000 rows × 2,000 groups of g with a crossed factor
+    h of 100 or 1,000 levels, y ~ x + b + s(z) + s(g, re) + s(h, re), one fit."""
+    df = simulated(200_000, 2_000)
+    rng = np.random.default_rng(8)
+    h = rng.integers(0, h_levels, len(df))
+    df = df.assign(h=h, y_h=df["y_nl"] + rng.normal(0.0, 0.5, h_levels)[h])
+    cols = ["x", "b", "z", "g", "h"]
+    fitted = benchmark.pedantic(_fit, args=(df[cols], df["y_h"]),
+                                kwargs=dict(smooths=["z"], groups=["g", "h"]), rounds=1,
+                                warmup_rounds=0)
+    machine_info(h_levels=h_levels, sd=[round(v, 4) for v in
+                                        fitted.variance_components_["sd"]])
+    assert fitted.converged_

@@ -224,7 +224,7 @@ def _is_interaction(bs):
 
 def _smooth_columns(parsed, data, X):
     """AdditiveMixed's parameters from the s() terms; their columns are added to X."""
-    smooths, k, bs, by_vars, groups, slopes = [], {}, {}, {}, [], {}
+    smooths, k, bs, by_vars, groups, slopes, intercepts = [], {}, {}, {}, [], {}, set()
     parametric = set(X.columns)
     for sm in parsed.smooths:
         values = _lookup(parsed, data, sm.covariate, sm.pos)
@@ -252,15 +252,19 @@ def _smooth_columns(parsed, data, X):
                                        f"{sm.covariate}:{sm.by} is given twice")
                 groups.append(factor)
                 continue
-            if sm.covariate not in groups:
-                if sm.by:
-                    raise FormulaError(parsed.formula, sm.pos, f"s({sm.covariate}, "
-                                       f"{sm.by}, bs = \"re\") needs the random intercept "
-                                       f"s({sm.covariate}, bs = \"re\") before it")
-                groups.append(sm.covariate)
-            elif not sm.by:
+            if not sm.by and sm.covariate in intercepts:
                 raise FormulaError(parsed.formula, sm.pos, f"s({sm.covariate}, bs = \"re\") "
                                    "is given twice")
+            if sm.by and not any(o.bs == "re" and not o.by and o.covariate == sm.covariate
+                                 for o in parsed.smooths):
+                raise FormulaError(parsed.formula, sm.pos, f"s({sm.covariate}, {sm.by}, bs = "
+                                   f"\"re\") needs the random intercept s({sm.covariate}, "
+                                   "bs = \"re\") too (AdditiveMixed fits a slope beside "
+                                   "the intercept)")
+            if not sm.by:
+                intercepts.add(sm.covariate)
+            if sm.covariate not in groups:
+                groups.append(sm.covariate)
             if sm.by:
                 if sm.by not in parametric:
                     # AdditiveMixed keeps a random slope's column as a fixed effect too;
@@ -315,8 +319,10 @@ def _smooth_columns(parsed, data, X):
     if len(groups) > 1:  # several factors: a list, the slopes by factor name
         base = dict(smooths=smooths, groups=groups,
                     random_slopes={g: v for g, v in slopes.items()})
-    else:
-        base = dict(smooths=smooths, groups=groups[0] if groups else None,
+    else:  # one factor (an interaction in a list: a bare tuple lists two factors)
+        base = dict(smooths=smooths,
+                    groups=(None if not groups else list(groups) if isinstance(groups[0], tuple)
+                            else groups[0]),
                     random_slopes=slopes.get(groups[0], []) if groups else [])
     if k:
         base["k"] = {**{s: 10 for s in smooths if not isinstance(s, tuple)}, **k}

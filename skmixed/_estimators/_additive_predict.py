@@ -322,8 +322,10 @@ class AdditivePrediction:
             if f.covariance == "unstructured":  # correlated: gamm's random = list(…)
                 terms.append(f"(1 + {' + '.join(slopes)} | {f.name})")
                 continue
-            terms.append(f's({f.name}, bs = "re")')
-            terms += [f's({f.name}, {c}, bs = "re")' for c in slopes]
+            # mgcv writes an interaction's random effect s(a, b, bs = "re")
+            name = ", ".join(_design.column_name(c) for c in f.labels)
+            terms.append(f's({name}, bs = "re")')
+            terms += [f's({name}, {c}, bs = "re")' for c in slopes]
         family = self._family()
         # a non-canonical family is fitted as bam, binned or not (fit_rows)
         method = ("binned (bam discrete)" if self._discrete

@@ -144,7 +144,7 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         ``(1 | a/b)`` (mgcv: ``s(a, bs = "re") + s(ab, bs = "re")`` with ``ab =
         interaction(a, b)``). The factor with the most random effects is eliminated group
         by group; every other one's levels are dense penalized columns (as mgcv's), whose
-        cost grows with the cube of their number (a few thousand at most). A grouping
+        cost grows with the square of their number (2,000 at most in all). A grouping
         column is not a fixed effect. A Gaussian model needs fewer groups than observations
         (the sum of the weights), as MixedLM and lme4's ``lmer``; binomial and Poisson ones
         may have a group per row.
@@ -161,7 +161,8 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         list(g = ~ 1 + x))``; ``variance_components_`` then has the correlations, lme4's
         ``as.data.frame(VarCorr())`` rows with ``var2``); with several factors a dict by
         factor name, one factor "unstructured" at most (it is the one eliminated group by
-        group).
+        group), with one random slope (two or more correlated slopes are refused: the
+        search can stop in local optima; MixedLM fits them).
     family : {"gaussian", "binomial", "poisson", "gamma", "nbinom2", "tweedie"}, \
             default="gaussian"
         Binomial (0/1 y, logit link) and Poisson (log link): with ``discrete`` by
@@ -510,6 +511,14 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
             if unknown:
                 raise ValueError(f"covariance names {unknown}, not factors in groups "
                                  f"({names}).")
+        for f in out:
+            if f.covariance == "unstructured" and len(f.slopes) > 1:
+                raise ValueError(
+                    f"covariance='unstructured' takes one random slope (lme4's (1 + x | g)); "
+                    f"{f.name!r} has {len(f.slopes)}: with two or more correlated slopes the "
+                    "REML search can stop in a local optimum. Use "
+                    "independent slopes (covariance='diagonal'), or MixedLM for a model "
+                    "without smooths.")
         correlated = [f.name for f in out if f.covariance == "unstructured"]
         if len(correlated) > 1:
             raise ValueError(f"correlated random slopes (covariance='unstructured') for one "

@@ -18,7 +18,8 @@ computed exactly, or from binned covariates as ``bam(discrete = TRUE)``
 PIRLS working model (`skmixed._model.additive_pirls`, as ``bam``'s fREML).
 """
 
-from dataclasses import dataclass, field
+import copy
+from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -38,7 +39,7 @@ __all__ = ["DenseREML", "REMLFit", "LOG_TAU_BOUNDS", "at_lower_bound",
 LOG_TAU_BOUNDS = (-15.0, 10.0)
 
 
-def at_lower_bound(log_tau, bounds=LOG_TAU_BOUNDS, margins=None):
+def at_lower_bound(log_tau, bounds=LOG_TAU_BOUNDS, margins=None, active=None):
     """Which log τ end at or near the search's lower bound — within 2 of it (λ ≥ e^26), or
     within 7 (λ ≥ e^16) for a tensor product's (``margins``: a mask of those τ) — a
     smooth or margin reduced to its null space, where the criterion is flat and a search may
@@ -47,10 +48,12 @@ def at_lower_bound(log_tau, bounds=LOG_TAU_BOUNDS, margins=None):
     inside found a criterion 0.2 lower)."""
     log_tau = np.asarray(log_tau)
     width = 2.0 if margins is None else np.where(margins, 7.0, 2.0)
-    return log_tau <= bounds[0] + width
+    low = log_tau <= bounds[0] + width
+    return low if active is None else low & active  # ``active``: the log τ (not T's)
 
 
-def search_again_from_inside(search, res, bounds=LOG_TAU_BOUNDS, margins=None, smooths=()):
+def search_again_from_inside(search, res, bounds=LOG_TAU_BOUNDS, margins=None, smooths=(),
+                             active=None):
     """``res`` (an optimizer record) or, where some log τ ended `at_lower_bound`, the lower
     of it and ``search`` (x0 → record) started with those log τ at −2 and at −5: the
     criterion is flat there, and a search may have jumped past an interior optimum. When
@@ -58,7 +61,7 @@ def search_again_from_inside(search, res, bounds=LOG_TAU_BOUNDS, margins=None, s
     on its own, the others kept (with select=True, a tensor product's margins stayed at
     the bound when every removed smooth was moved inside together: REML 318.7232 where
     moving the tensor product alone found 318.6430, below mgcv's 318.6431)."""
-    low = at_lower_bound(res.theta_final, bounds, margins)
+    low = at_lower_bound(res.theta_final, bounds, margins, active)
     for inside in (-2.0, -5.0) if low.any() else ():
         x0 = res.theta_final.copy()
         x0[low] = inside
@@ -263,7 +266,10 @@ class DenseREML:
             sums = cross.ZW
             self.ZF, self.ZR, self.Zy = sums[:, :, :p], sums[:, :, p:p + q], sums[:, :, -1]
         # the groups' parameters: r log τ (independent), or T's lower triangle column by
-        # column, log of its diagonal (correlated: lme4's θ order)
+        # column (correlated: lme4's θ order), its diagonal on the log scale (`_linear`:
+        # as it is, ≥ 0 — `fit`'s last search, where a diagonal entry at the log scale's
+        # bound has a zero gradient and would stay there)
+        self._linear = False
         self.unstructured = bool(unstructured) and self.r > 1
         self._tril = ([(a, b) for b in range(self.r) for a in range(b, self.r)]
                       if self.unstructured else [(a, a) for a in range(self.r)])
@@ -275,21 +281,29 @@ class DenseREML:
     @property
     def log_mask(self):
         """Which parameters are on the log scale (all but a correlated block's
-        off-diagonal entries of T)."""
-        return np.array([True] * self.n_smooth_tau + [a == b for a, b in self._tril],
-                        dtype=bool)
+        off-diagonal entries of T, and its diagonal in `_linear` mode)."""
+        return np.array([True] * self.n_smooth_tau
+                        + [a == b and not self._linear for a, b in self._tril], dtype=bool)
+
+    @property
+    def _linear_diagonal(self):
+        """A correlated block's diagonal entries of T while searched as they are."""
+        return np.array([False] * self.n_smooth_tau
+                        + [self._linear and a == b for a, b in self._tril], dtype=bool)
 
     def natural(self, theta):
-        """The parameters on their natural scale: τ = e^θ on the log ones, T's
-        off-diagonal entries as they are (lme4's θ for the groups)."""
+        """The parameters on their natural scale: τ = e^θ on the log ones, T's other
+        entries as they are (lme4's θ for the groups)."""
         theta = np.asarray(theta, dtype=float)
         return np.where(self.log_mask, np.exp(np.where(self.log_mask, theta, 0.0)), theta)
 
     def search_bounds(self, bounds=LOG_TAU_BOUNDS):
         """Per parameter the search's (lower, upper): ``bounds`` for the log τ, ±e^upper
-        for T's off-diagonal entries (σ-relative)."""
+        for T's off-diagonal entries (σ-relative) and [0, e^upper] for its diagonal in
+        `_linear` mode."""
         wide = np.exp(bounds[1])
-        return (np.where(self.log_mask, bounds[0], -wide),
+        return (np.where(self.log_mask, bounds[0],
+                         np.where(self._linear_diagonal, 0.0, -wide)),
                 np.where(self.log_mask, bounds[1], wide))
 
     def group_factor(self, theta):
@@ -460,7 +474,7 @@ class DenseREML:
 
     def _correlated_gradient(self, s, c):
         """The criterion's gradient in the correlated groups' parameters (T's lower
-        triangle; log of its diagonal). With W̃ the columns in (u, β) coordinates and
+        triangle, as it is). With W̃ the columns in (u, β) coordinates and
         ``∂W̃/∂T_ab`` putting group i's column a of Z into its u-column b: ``∂ log|M| /
         ∂T_ab = 2 Σ_i (M⁻¹ W̃'Z_i)_{(i,b),a}`` (M⁻¹'s rows of group i: its covariances with
         the smooths' u, its own block and β, times ``ΛR'Z_i``, ``T'Z_i'Z_i``, ``F'Z_i``) and,
@@ -476,7 +490,8 @@ class DenseREML:
         zr = (self.Zy - self.ZF @ s["beta"] - A @ u_s
               - np.einsum("gad,db,gb->ga", self.ZZ, T, u_g))  # Z_i'r̃
         d = 2.0 * logdet - 2.0 * c * (zr.T @ u_g)  # ∂/∂T_ab at [a, b]
-        return np.array([d[a, b] * (T[a, a] if a == b else 1.0) for a, b in self._tril])
+        scale = T if not self._linear else np.ones_like(T)  # ∂/∂ log T_aa = T_aa ∂/∂T_aa
+        return np.array([d[a, b] * (scale[a, a] if a == b else 1.0) for a, b in self._tril])
 
     def _several_penalty_gradient(self, s, a, b, c, factors):
         """``∂d_R/∂ρ_k`` (ρ_k = log λ_k) of the block ``a:b`` with several penalties:
@@ -523,21 +538,39 @@ class DenseREML:
         "lbfgs"; small dense algebra only: BLAS threads beside Numba's pool cost 20×). No
         smooth and no groups: a linear model, one evaluation. Correlated groups' off-diagonal
         entries of T are searched within ±e^(upper bound)."""
-        bounds = self.search_bounds(bounds)
+        box, bounds = bounds, self.search_bounds(bounds)
 
-        def search(x0):
+        def search(x0, box_=None):
             return minimize(SimpleNamespace(value=self.criterion,
                                             value_and_grad=self.criterion_and_gradient),
-                            BoxSpace(x0, *bounds), method="lbfgs", tol=1e-7, max_iter=500,
+                            BoxSpace(x0, *(bounds if box_ is None else box_)),
+                            method="lbfgs", tol=1e-7, max_iter=500,
                             polish=self.scale is None)
 
         res = search(self._start() if log_tau0 is None else np.asarray(log_tau0, dtype=float))
+        for _ in range(3):  # L-BFGS-B can stop on a stalled line search ("relative
+            # reduction of f") far from the optimum: restarted from there, fresh memory
+            if "REDUCTION OF F" not in str(res.message).upper():
+                break
+            again = _lower(res, search(res.theta_final))
+            if again is res:
+                break
+            res = again
+        if self.unstructured and log_tau0 is None:
+            # also from the independent (diagonal) model's optimum, which the correlated one
+            # nests, and from every start of the grid: from a common start alone a search
+            # stopped 22 above lmer's optimum
+            res = _lower(res, search(self._independent_optimum(box)))
+            for g in self.START_GRID:
+                res = _lower(res, self._linear_search(
+                    search, SimpleNamespace(theta_final=np.where(self.log_mask, g, 0.0),
+                                            fmin=np.inf), box))
         # a log τ at the lower bound (a smooth reduced to its null space, a variance at 0)
         # where the criterion is flat: the search may have jumped there past an interior
         # optimum from its first steepest-descent step (noisy y: edf 1 where mgcv's was
         # 3.2); searched again from inside, the lower criterion kept
         res = search_again_from_inside(search, res, bounds, self.margin_taus,
-                                       self.smooth_blocks)
+                                       self.smooth_blocks, self.log_mask)
         # select=True (a smooth of two blocks, range and null space): the criterion may
         # have an interior optimum and a lower one with the smooth removed (both blocks at
         # λ = ∞), which a search from a common start need not reach; each such smooth is
@@ -552,9 +585,39 @@ class DenseREML:
                 res = _lower(res, search(x0))
         if res is not before:  # a new optimum: its own plateaus searched from inside
             res = search_again_from_inside(search, res, bounds, self.margin_taus,
-                                           self.smooth_blocks)
+                                           self.smooth_blocks, self.log_mask)
+        if self.unstructured:
+            res = self._linear_search(search, res, box)
         with single_threaded_blas():
             return self.fit_at(res.theta_final, res)
+
+    def _independent_optimum(self, bounds):
+        """The parameters of this correlated model at the optimum of the independent one
+        (T diagonal: the same REML with one τ per random-effect column)."""
+        independent = copy.copy(self)
+        independent.unstructured = False
+        independent._tril = [(a, a) for a in range(self.r)]
+        theta = independent.fit(bounds=bounds).theta
+        log_t = theta[self.n_smooth_tau:]
+        return np.concatenate([theta[:self.n_smooth_tau],
+                               [log_t[a] if a == b else 0.0 for a, b in self._tril]])
+
+    def _linear_search(self, search, res, bounds):
+        """``res`` or, if lower, the optimum of a search in `_linear` mode from it (T's
+        diagonal as it is, ≥ 0: a diagonal entry at the log scale's bound, where its
+        gradient vanishes, can come back), mapped back to the log scale (an entry at 0 to
+        the bound: T_aa = e^−15 σ)."""
+        diagonal = np.array([False] * self.n_smooth_tau + [a == b for a, b in self._tril])
+        x0 = np.where(diagonal, np.exp(np.where(diagonal, res.theta_final, 0.0)),
+                      res.theta_final)
+        self._linear = True
+        try:
+            lin = search(x0, self.search_bounds(bounds))
+        finally:
+            self._linear = False
+        back = np.where(diagonal, np.log(np.maximum(lin.theta_final, np.exp(bounds[0]))),
+                        lin.theta_final)
+        return _lower(res, replace(lin, theta_final=back, fmin=self.criterion(back)))
 
     #: the common log τ the search may start from (`_start`)
     START_GRID = (0.0, -2.0, -4.0, -6.0, 2.0)

@@ -219,10 +219,11 @@ def _level_spans(index, codes, weights):
 
 #: the most random effects the factors besides the eliminated one may have in all (dense
 #: penalized columns: an evaluation of the REML costs O(G q²); 1,000 of them beside 2,000
-#: groups took 12 s at 200,000 rows), and the most entries of their table crossed with the
-#: eliminated factor's random effects (G r × q, float64)
-MAX_DENSE_EFFECTS = 5_000
-MAX_CROSS_TABLE = 5e7
+#: groups took 12 s at 200,000 rows, 3,000 beside 3,000 152 s and 1.2 GB in a review), and
+#: the most entries of their table crossed with the eliminated factor's random effects
+#: (G r × q, float64)
+MAX_DENSE_EFFECTS = 2_000
+MAX_CROSS_TABLE = 4e6
 
 
 @dataclass

@@ -232,7 +232,7 @@ def laplace_reml(make_reml, linear_predictor, y, eta0, family, m=None, weights=N
     # criterion is flat: searched again from inside, the lower criterion kept (as
     # DenseREML.fit: a nearly linear smooth stopped at edf 1.000 where gam finds 1.42)
     res = search_again_from_inside(search, res, bounds, reml0.margin_taus,
-                                   reml0.smooth_blocks)
+                                   reml0.smooth_blocks, reml0.log_mask)
     reml, s, eta = pirls(res.theta_final)
     # the final working model at τ̂: coefficients, edf, Vp (σ = 1)
     return reml.fit_at(res.theta_final, res), eta, state["evals"], res.converged
