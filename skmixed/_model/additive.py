@@ -649,7 +649,8 @@ class DenseREML:
         group_cov = None
         if self.G:  # g_i = T u_i: its covariances T (u_i's)
             T, G, r = sys["T"], self.G, self.r
-            cross = np.hstack([inv["cov_gb"], lam.right(inv["cov_gu"])]).reshape(G, r, -1)
+            # Cov(g, b = Λu) = Cov(g, u) Λ' (Λ is not symmetric over a tensor block)
+            cross = np.hstack([inv["cov_gb"], lam.left(inv["cov_gu"].T).T]).reshape(G, r, -1)
             group_cov = (sigma ** 2 * (T @ cross).reshape(G * r, -1),
                          sigma ** 2 * (T @ inv["var_g"] @ T.T))
         return REMLFit(tau=self.natural(log_tau), theta=np.asarray(log_tau, dtype=float),
