@@ -160,8 +160,17 @@ def interaction(columns, labels):
     built from the columns' codes. ``columns``: the columns' values; ``labels``: their
     names (for errors)."""
     codes, levels = interaction_levels(columns, labels)
-    return pd.Categorical.from_codes(codes, [":".join(str(v) for v in level)
+    return pd.Categorical.from_codes(codes, [":".join(_level_name(v) for v in level)
                                              for level in levels])
+
+
+def _level_name(value):
+    """A level's name in an interaction's label: a whole float as R prints it (3.0 -> "3"),
+    so that the same groups stored as int or float (a CSV read back, a predict frame) get
+    the same label."""
+    if isinstance(value, (float, np.floating)) and np.isfinite(value) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def interaction_levels(columns, labels):

@@ -486,3 +486,18 @@ def test_tensor_product_prediction_with_groups_is_the_posterior(crossed):
     cov = model.sigma_ ** 2 * np.linalg.inv(A)
     np.testing.assert_allclose(se, np.sqrt(np.einsum("ij,jk,ik->i", C[rows], cov, C[rows])),
                                rtol=1e-5)
+
+
+def test_interaction_levels_do_not_depend_on_int_or_float(meta):
+    """An interaction's levels are named as R prints them (a whole float 3.0 as "3"): a
+    predict frame with block as float finds the levels fitted from int (they were all
+    "unseen" — population level — in a review: up to 0.53 apart), in AdditiveMixed and
+    MixedLM alike."""
+    from skmixed import MixedLM
+
+    X, y = meta[["visibility", "id", "block"]], meta["confidence"]
+    as_float = X.iloc[:20].assign(block=X["block"].iloc[:20].astype(float))
+    for model in (AdditiveMixed(smooths=["visibility"], groups=["id", ("id", "block")],
+                                discrete=False), MixedLM(groups=["id", ("id", "block")])):
+        model.fit(X, y)
+        np.testing.assert_array_equal(model.predict(as_float), model.predict(X.iloc[:20]))
