@@ -135,7 +135,8 @@ class _FactorLevels:
         order = np.lexsort(ranks[::-1])
         if len(labels) == 1:
             return order, pd.Index(levels)[order]
-        return order, pd.Index([":".join(str(v) for v in levels[i]) for i in order])
+        return order, pd.Index([":".join(_design.level_name(v) for v in levels[i])
+                                for i in order])
 
 
 class _Pass:

@@ -27,7 +27,7 @@ from ._sklearn_compat import check_feature_names, check_sample_weight
 __all__ = ["GroupedDesign", "as_table", "resolve_column", "encode_groups", "lookup_groups",
            "make_design", "fixed_columns", "check_finite_columns", "fixed_block",
            "check_target", "check_weights", "missing_groups_error", "drop_unused_levels",
-           "check_label_types", "interaction", "interaction_levels"]
+           "check_label_types", "interaction", "interaction_levels", "level_name"]
 
 
 def as_table(X, estimator_name):
@@ -160,15 +160,16 @@ def interaction(columns, labels):
     built from the columns' codes. ``columns``: the columns' values; ``labels``: their
     names (for errors)."""
     codes, levels = interaction_levels(columns, labels)
-    return pd.Categorical.from_codes(codes, [":".join(_level_name(v) for v in level)
+    return pd.Categorical.from_codes(codes, [":".join(level_name(v) for v in level)
                                              for level in levels])
 
 
-def _level_name(value):
-    """A level's name in an interaction's label: a whole float as R prints it (3.0 -> "3"),
-    so that the same groups stored as int or float (a CSV read back, a predict frame) get
-    the same label."""
-    if isinstance(value, (float, np.floating)) and np.isfinite(value) and value.is_integer():
+def level_name(value):
+    """A level's name in an interaction's label: a whole float as R prints it (3.0 -> "3";
+    below 1e15), so that the same groups stored as int or float (a CSV read back, a predict
+    frame, a chunk) get the same label."""
+    if (isinstance(value, (float, np.floating)) and np.isfinite(value)
+            and value.is_integer() and abs(value) < 1e15):
         return str(int(value))
     return str(value)
 

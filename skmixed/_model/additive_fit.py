@@ -223,7 +223,7 @@ def _level_spans(index, codes, weights):
 #: the most entries of their table crossed with the eliminated factor's random effects
 #: (G r × q, float64)
 MAX_DENSE_EFFECTS = 2_000
-MAX_CROSS_TABLE = 4e6
+MAX_CROSS_TABLE = 5e7
 
 
 @dataclass
@@ -268,11 +268,13 @@ def random_effects_system(groups, correlated=None):
     layout.main, layout.extras = main, tuple(owners)
     codes, levels, slopes = groups[main]
     dense = sum(e["G"] for e in extras)
+    eliminated = ("the factor with correlated slopes (eliminated group by group)"
+                  if correlated is not None else "the largest (eliminated group by group)")
     if dense > MAX_DENSE_EFFECTS or dense * len(levels) * (1 + len(slopes)) > MAX_CROSS_TABLE:
         raise ValueError(
-            f"the grouping factors other than the largest have {dense:,} random effects in "
-            f"all, which the fit holds as dense penalized columns (as mgcv's s(g, bs = "
-            f"\"re\")), crossed with the largest factor's {len(levels):,} groups: at most "
+            f"the grouping factors other than {eliminated} have {dense:,} random "
+            f"effects in all, which the fit holds as dense penalized columns (as mgcv's s(g, "
+            f"bs = \"re\")), crossed with its {len(levels):,} groups: at most "
             f"{MAX_DENSE_EFFECTS:,} columns and {MAX_CROSS_TABLE:.0e} table entries (beyond, a "
             "fit takes minutes and gigabytes). Use fewer levels, or MixedLM (sparse crossed "
             "factors) for a model without smooths.")

@@ -501,3 +501,23 @@ def test_interaction_levels_do_not_depend_on_int_or_float(meta):
                                 discrete=False), MixedLM(groups=["id", ("id", "block")])):
         model.fit(X, y)
         np.testing.assert_array_equal(model.predict(as_float), model.predict(X.iloc[:20]))
+
+
+def test_chunked_interaction_levels_match_predict(meta):
+    """A chunked MixedLM fit names an interaction's levels as the in-memory fit and predict
+    do (whole floats as "3"): with float group columns its predictions were all population
+    level after the naming change (a re-review)."""
+    from skmixed import MixedLM
+
+    d = meta[["visibility", "id", "block", "confidence"]].astype(
+        {"id": float, "block": float})
+    X, y = d[["visibility", "id", "block"]], d["confidence"]
+    memory = MixedLM(groups=["id", ("id", "block")]).fit(X, y)
+    source = from_chunks([d.iloc[:4000], d.iloc[4000:]], target="confidence",
+                         progress=False)
+    chunked = MixedLM(groups=["id", ("id", "block")]).fit(source)
+    assert list(chunked.group_levels_["id:block"]) == list(memory.group_levels_["id:block"])
+    np.testing.assert_allclose(chunked.predict(X.iloc[:50]), memory.predict(X.iloc[:50]),
+                               rtol=1e-6)
+    assert not np.allclose(chunked.predict(X.iloc[:50]),
+                           chunked.predict(X.iloc[:50], random_effects=False))
