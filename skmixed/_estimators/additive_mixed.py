@@ -493,6 +493,14 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         if len(entries) == 1 and not isinstance(slopes, dict):
             slopes = {entries[0]: list(slopes)} if len(slopes) else {}
         label_sets, names, by_name = factor_entries(X_table, entries, slopes)
+        covariance = self.covariance
+        if isinstance(covariance, dict):  # keys: factor names or groups' entries
+            unknown = [k for k in covariance if k not in names and k not in entries]
+            if unknown:
+                raise ValueError(f"covariance names {unknown}, not factors in groups "
+                                 f"({names}).")
+            covariance = {names[entries.index(k)] if k in entries else k: v
+                          for k, v in covariance.items()}
         out = []
         for labs, nm in zip(label_sets, names):
             cols = [_design.resolve_column(X_table, c, "random_slopes")
@@ -500,17 +508,12 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
             if len(set(cols)) != len(cols):
                 raise ValueError(f"random_slopes of {nm!r} lists a column twice: "
                                  f"{by_name[nm]}.")
-            cov = (self.covariance.get(nm, "diagonal") if isinstance(self.covariance, dict)
-                   else self.covariance)
+            cov = (covariance.get(nm, "diagonal") if isinstance(covariance, dict)
+                   else covariance)
             if cov not in ("diagonal", "unstructured"):
                 raise ValueError(f"covariance of {nm!r} must be 'diagonal' or "
                                  f"'unstructured'; got {cov!r}.")
             out.append(GroupTerm(nm, labs, cols, cov if cols else "diagonal"))
-        if isinstance(self.covariance, dict):
-            unknown = [k for k in self.covariance if k not in names]
-            if unknown:
-                raise ValueError(f"covariance names {unknown}, not factors in groups "
-                                 f"({names}).")
         for f in out:
             if f.covariance == "unstructured" and len(f.slopes) > 1:
                 raise ValueError(

@@ -396,6 +396,18 @@ def test_correlated_prediction_is_the_posterior(crossed, discrete):
                                rtol=1e-6)
 
 
+def test_covariance_dict_takes_column_positions(sleepstudy):
+    """With an array X the factor is a position: covariance={1: …} as random_slopes={1: …}
+    (an int key was refused: factor names are strings)."""
+    X = np.column_stack([sleepstudy["Days"], sleepstudy["Subject"]])
+    a = AdditiveMixed(groups=1, random_slopes={1: [0]}, covariance={1: "unstructured"},
+                      discrete=False).fit(X, sleepstudy["Reaction"])
+    b = AdditiveMixed(groups=1, random_slopes=[0], covariance="unstructured",
+                      discrete=False).fit(X, sleepstudy["Reaction"])
+    pd.testing.assert_frame_equal(a.variance_components_, b.variance_components_)
+    assert len(a.variance_components_) == 4  # two SDs, the correlation, the residual
+
+
 def test_correlated_slopes_bad_input(crossed):
     X, y = crossed[["x", "z", "g1", "g2"]], crossed["y"]
     for params, message in [
