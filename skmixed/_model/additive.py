@@ -558,13 +558,8 @@ class DenseREML:
             res = again
         if self.unstructured and log_tau0 is None:
             # also from the independent (diagonal) model's optimum, which the correlated one
-            # nests, and from every start of the grid: from a common start alone a search
-            # stopped 22 above lmer's optimum
+            # nests: from a common start alone a search stopped 22 above lmer's optimum
             res = _lower(res, search(self._independent_optimum(box)))
-            for g in self.START_GRID:
-                res = _lower(res, self._linear_search(
-                    search, SimpleNamespace(theta_final=np.where(self.log_mask, g, 0.0),
-                                            fmin=np.inf), box))
         # a log τ at the lower bound (a smooth reduced to its null space, a variance at 0)
         # where the criterion is flat: the search may have jumped there past an interior
         # optimum from its first steepest-descent step (noisy y: edf 1 where mgcv's was
