@@ -259,7 +259,7 @@ class AdditivePrediction:
         if var is None:
             return
         V = fit.cov
-        for t, (idx, m) in enumerate(terms):
+        for idx, m in terms:
             var += 2.0 * m * np.sum(V_rows * V[:P, idx].T, axis=1)
             for idx2, m2 in terms:
                 var += m * m2 * V[idx, idx2]

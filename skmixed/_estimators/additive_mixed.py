@@ -290,8 +290,8 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
 
     def __init__(self, *, smooths=(), k=10, bs="ps", knots=None, by=None, select=False,
                  groups=None, random_slopes=(), covariance="diagonal", family="gaussian",
-                 power=None, discrete="auto", n_bins=1000, fit_intercept=True, n_jobs=None, tol=1e-8,
-                 max_iter=100):
+                 power=None, discrete="auto", n_bins=1000, fit_intercept=True, n_jobs=None,
+                 tol=1e-8, max_iter=100):
         self.smooths = smooths
         self.k = k
         self.bs = bs

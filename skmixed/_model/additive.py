@@ -187,8 +187,8 @@ class REMLFit:
     cov: np.ndarray = None
     group_cov: tuple = None
     reml: object = field(default=None, repr=False)
-    fpar: float = 0.0
-    theta: np.ndarray = None  # the REML's parameters (log τ; T's off-diagonal as it is)  # the family's parameter (a negative binomial's size), if any
+    fpar: float = 0.0  # the family's parameter (a negative binomial's size), if any
+    theta: np.ndarray = None  # the REML's parameters (log τ; T's off-diagonal as it is)
 
     def significance(self):
         """Per smooth: the reference df and Wood's test, ``(ref_df, tests)`` with
@@ -691,8 +691,8 @@ class DenseREML:
         """mgcv's ``reTest`` of the smooth whose range-space coordinates are ``rng``
         (`penalized_term_test`), the groups' random effects (and further factors') treated
         as part of the error as mgcv's ``recov`` does: with ``X₁`` the non-random columns
-        (fixed and range), ``V = I + Z Σ_g Z'`` and ``S₁`` their penalty (``1/τ_j²`` on smooth j's range), the
-        information is the smooth's Schur complement in ``X₁'V X₁ + S₁`` and its
+        (fixed and range), ``V = I + Z Σ_g Z'`` and ``S₁`` their penalty (``1/τ_j²`` on
+        smooth j's range), the information is the smooth's Schur complement in ``X₁'V X₁ + S₁`` and its
         frequentist covariance ``σ²(P − P S₁ P)`` over its block, ``σ²P`` the posterior
         covariance of the non-random coefficients (``fit.cov``)."""
         p = self.p

@@ -59,8 +59,9 @@ class AdditiveSystem:
     the groups; builds the REML of a (working) response and its linear predictor.
 
     ``codes``/``n_groups``/``slopes``: the factor whose random effects the REML eliminates
-    group by group (`DenseREML`'s groups; ``unstructured``: correlated). ``extras``: the random-effect terms of further
-    factors (crossed or nested: mgcv's ``s(g2, bs = "re")`` and ``s(g2, x, bs = "re")``),
+    group by group (`DenseREML`'s groups; ``unstructured``: correlated). ``extras``: the
+    random-effect terms of further factors (crossed or nested: mgcv's ``s(g2, bs = "re")``
+    and ``s(g2, x, bs = "re")``),
     each a penalized block of its own after the smooths' (identity penalty, one τ) — a
     dict of ``codes`` (int32, each row's level), ``G`` (levels) and ``mult`` (None for
     the intercept, else the rows' slope values). Their columns are indicators, never
