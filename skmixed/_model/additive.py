@@ -273,6 +273,15 @@ class DenseREML:
         self.unstructured = bool(unstructured) and self.r > 1
         self._tril = ([(a, b) for b in range(self.r) for a in range(b, self.r)]
                       if self.unstructured else [(a, a) for a in range(self.r)])
+        # correlated effects are fitted on the slopes minus their (weighted) means, z' = Mz
+        # (the model is the same; its parameters stay moderate: x + 1e5 put the intercept's
+        # SD at x = 0 beyond the search's bounds); results map back, g = M'g'
+        self._M = np.eye(self.r)
+        if self.unstructured:
+            self._M[1:, 0] = -self.ZZ[:, 0, 1:].sum(axis=0) / self.ZZ[:, 0, 0].sum()
+            self.ZZ = self._M @ self.ZZ @ self._M.T
+            self.ZF, self.ZR = self._M @ self.ZF, self._M @ self.ZR
+            self.Zy = self.Zy @ self._M.T
 
     @property
     def n_tau(self):
@@ -296,6 +305,16 @@ class DenseREML:
         entries as they are (lme4's θ for the groups)."""
         theta = np.asarray(theta, dtype=float)
         return np.where(self.log_mask, np.exp(np.where(self.log_mask, theta, 0.0)), theta)
+
+    def reported(self, theta):
+        """`natural`, with a correlated block's T in the slopes' own columns: the lower
+        triangular L with LL' = M'TT'M (from the QR decomposition of (M'T)'; lme4's θ)."""
+        out = self.natural(theta)
+        if self.unstructured:
+            q, R = np.linalg.qr((self._M.T @ self.group_factor(theta)).T)
+            L = (R * np.where(np.diag(R) < 0, -1.0, 1.0)[:, None]).T
+            out[self.n_smooth_tau:] = [L[a, b] for a, b in self._tril]
+        return out
 
     def search_bounds(self, bounds=LOG_TAU_BOUNDS):
         """Per parameter the search's (lower, upper): ``bounds`` for the log τ, ±e^upper
@@ -588,7 +607,8 @@ class DenseREML:
 
     def _independent_optimum(self, bounds):
         """The parameters of this correlated model at the optimum of the independent one
-        (T diagonal: the same REML with one τ per random-effect column)."""
+        (T diagonal: the same REML, of the centred slopes, with one τ per random-effect
+        column)."""
         independent = copy.copy(self)
         independent.unstructured = False
         independent._tril = [(a, a) for a in range(self.r)]
@@ -646,9 +666,10 @@ class DenseREML:
             T, G, r = sys["T"], self.G, self.r
             # Cov(g, b = Λu) = Cov(g, u) Λ' (Λ is not symmetric over a tensor block)
             cross = np.hstack([inv["cov_gb"], lam.left(inv["cov_gu"].T).T]).reshape(G, r, -1)
-            group_cov = (sigma ** 2 * (T @ cross).reshape(G * r, -1),
-                         sigma ** 2 * (T @ inv["var_g"] @ T.T))
-        return REMLFit(tau=self.natural(log_tau), theta=np.asarray(log_tau, dtype=float),
+            MT = self._M.T @ T  # the slopes' own columns (centred for correlated effects)
+            group_cov = (sigma ** 2 * (MT @ cross).reshape(G * r, -1),
+                         sigma ** 2 * (MT @ inv["var_g"] @ MT.T))
+        return REMLFit(tau=self.reported(log_tau), theta=np.asarray(log_tau, dtype=float),
                        sigma=sigma,
                        beta=coef.beta, b=coef.b, group=coef.group,
                        criterion=float(result.fmin), edf=edf,
@@ -731,7 +752,7 @@ class DenseREML:
         sys = s["sys"]
         return SimpleNamespace(beta=s["beta"], b=sys["lam"].left(s["u"][0]),
                                group=None if self.G == 0
-                               else s["u"][1].reshape(self.G, self.r) @ sys["T"].T
+                               else s["u"][1].reshape(self.G, self.r) @ sys["T"].T @ self._M
                                if self.unstructured
                                else sys["tau_g"] * s["u"][1].reshape(self.G, self.r))
 

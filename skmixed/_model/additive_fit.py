@@ -247,7 +247,11 @@ def random_effects_system(groups, correlated=None):
     factor's terms are indicator blocks among the penalized ones (cost cubic in their
     levels). Returns ``(RandomLayout, main codes, main levels count, main slope values,
     extras)`` for `AdditiveSystem` (slopes divided by their scale, `slope_scale`)."""
-    scales = [slope_scale(slopes) for _, _, slopes in groups]
+    # a correlated factor's slopes by the power of ten of their spread about the mean (its
+    # fit centres them: x + 1e6 would otherwise be divided by 1e6)
+    scales = [slope_scale([np.asarray(c, dtype=float) - np.mean(c) for c in slopes]
+                          if i == correlated else slopes)
+              for i, (_, _, slopes) in enumerate(groups)]
     values = [np.column_stack([np.asarray(c, dtype=float) / sc
                                for c, sc in zip(slopes, scale)]) if len(slopes) else None
               for (_, _, slopes), scale in zip(groups, scales)]
