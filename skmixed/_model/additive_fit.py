@@ -296,6 +296,13 @@ def fit_rows(spec, X, y, weights, bases, *, discrete, scaling, kept, dropped, gr
         raise ValueError(f"the model has {n_coef} coefficients (parametric and smooths') but "
                          f"the data have {X.shape[0]} rows: use smaller k (mgcv refuses "
                          "it too: more coefficients than data).")
+    for (name, slope_names, _), (_, _, slopes) in zip(spec.factors, groups):
+        for label, column in zip(slope_names, slopes):
+            used = np.asarray(column, dtype=float)[np.asarray(weights) > 0]
+            if used.size and np.ptp(used) == 0:  # a review: its SD came out arbitrary
+                raise ValueError(f"the random slope {label!r} of {name!r} is constant "
+                                 f"({used[0]:g}): its variance is not identified beside the "
+                                 "random intercept's; drop it from random_slopes.")
     layout, codes, n_groups, slope_values, extras = random_effects_system(groups,
                                                                           spec.correlated)
     model = AdditiveSystem(X, bases, codes, n_groups, discrete, slope_values, extras,

@@ -554,3 +554,15 @@ def test_correlated_fit_does_not_depend_on_the_slopes_origin(sleepstudy, shift):
                                base.variance_components_["sd"].iloc[1], rtol=1e-6)
     np.testing.assert_allclose(moved.predict(X.assign(Days=X["Days"] + shift)),
                                base.predict(X), rtol=1e-6)
+
+
+@pytest.mark.parametrize("value", [0.0, 3.0])
+@pytest.mark.parametrize("covariance", ["diagonal", "unstructured"])
+def test_constant_random_slope_is_refused(sleepstudy, value, covariance):
+    """A constant (or all-zero) slope column: its variance is not identified beside the
+    intercept's (a review: an arbitrary SD, no warning) — a clear error naming it."""
+    X = sleepstudy[["Days", "Subject"]].assign(c=value)
+    est = AdditiveMixed(groups="Subject", random_slopes=["c"], covariance=covariance)
+    with pytest.raises(ValueError, match="random slope 'c' of 'Subject' is constant"):
+        est.fit(X, sleepstudy["Reaction"])
+    assert not hasattr(est, "coef_")
