@@ -232,8 +232,8 @@ class AdditivePrediction:
         2 Σ_t m_t v'V_·t + z'V_i z + 2 Σ_a z_a (v'C_ia + Σ_t m_t C_ia,t)``."""
         fit, layout = self._fit, self._factor_layout
         n, P = V_rows.shape  # P = p + the smooths' range columns
-        starts = P + np.concatenate([[0], np.cumsum(
-            [len(layout.levels[i]) for i, _ in layout.extras])]).astype(int)
+        # each further-factor term's first column of θ = (β, b): its block's in b, after β
+        starts = fit.beta.size + fit.reml.block_starts[fit.reml.extra_blocks]
         theta = np.concatenate([fit.beta, fit.b])
         terms = []  # per further-factor term: the rows' column of θ and multiplier
         main = None

@@ -713,8 +713,7 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         for f in result.factors:
             names = list(f.term.names)
             if f.term.covariance == "unstructured":  # variances, then correlations
-                T = np.zeros((len(names), len(names)))
-                T[np.triu_indices(len(names))[::-1]] = f.theta  # lme4's column order
+                T = f.term.factor(f.theta)
                 rows += variance_component_rows(f.name, names, "unstructured", T @ T.T,
                                                 sigma)
             else:

@@ -30,6 +30,7 @@ from .additive_cross import CrossProducts
 from .optimize import minimize
 from .significance import alternative_edf_terms, penalized_term_test, smooth_test
 from .spaces import BoxSpace
+from .terms import RandomEffectTerm
 
 __all__ = ["DenseREML", "REMLFit", "LOG_TAU_BOUNDS", "at_lower_bound",
            "search_again_from_inside"]
@@ -271,8 +272,7 @@ class DenseREML:
         # bound has a zero gradient and would stay there)
         self._linear = False
         self.unstructured = bool(unstructured) and self.r > 1
-        self._tril = ([(a, b) for b in range(self.r) for a in range(b, self.r)]
-                      if self.unstructured else [(a, a) for a in range(self.r)])
+        self._term = self._group_term(self.unstructured)
         # correlated effects are fitted on the slopes minus their (weighted) means, z' = Mz
         # (the model is the same; its parameters stay moderate: x + 1e5 put the intercept's
         # SD at x = 0 beyond the search's bounds); results map back, g = M'g'
@@ -283,22 +283,44 @@ class DenseREML:
             self.ZF, self.ZR = self._M @ self.ZF, self._M @ self.ZR
             self.Zy = self.Zy @ self._M.T
 
+    def _group_term(self, correlated):
+        """The groups' T layout (`RandomEffectTerm`: its ``rows``/``cols``, lme4's θ
+        order, and ``factor``)."""
+        return RandomEffectTerm(tuple(str(a) for a in range(self.r)),
+                                "unstructured" if correlated else "diagonal")
+
     @property
     def n_tau(self):
-        return self.n_smooth_tau + len(self._tril)
+        return self.n_smooth_tau + self._term.n_theta
+
+    @property
+    def block_starts(self):
+        """Where each penalized block's coordinates start among the q (and q at the
+        end)."""
+        return np.concatenate([[0], np.cumsum(self.sizes)]).astype(int)
+
+    @property
+    def extra_taus(self):
+        """The τ of `extra_blocks` (one each, in order: after every smooth's)."""
+        return range(self.n_smooth_tau - len(self.extra_blocks), self.n_smooth_tau)
+
+    @property
+    def _t_diagonal(self):
+        """Which parameters are diagonal entries of the groups' T."""
+        return np.concatenate([np.zeros(self.n_smooth_tau, dtype=bool),
+                               self._term.rows == self._term.cols])
 
     @property
     def log_mask(self):
         """Which parameters are on the log scale (all but a correlated block's
         off-diagonal entries of T, and its diagonal in `_linear` mode)."""
-        return np.array([True] * self.n_smooth_tau
-                        + [a == b and not self._linear for a, b in self._tril], dtype=bool)
+        return (np.arange(self.n_tau) < self.n_smooth_tau) | (
+            self._t_diagonal & (not self._linear))
 
     @property
     def _linear_diagonal(self):
         """A correlated block's diagonal entries of T while searched as they are."""
-        return np.array([False] * self.n_smooth_tau
-                        + [self._linear and a == b for a, b in self._tril], dtype=bool)
+        return self._t_diagonal & self._linear
 
     def natural(self, theta):
         """The parameters on their natural scale: τ = e^θ on the log ones, T's other
@@ -311,9 +333,9 @@ class DenseREML:
         triangular L with LL' = M'TT'M (from the QR decomposition of (M'T)'; lme4's θ)."""
         out = self.natural(theta)
         if self.unstructured:
-            q, R = np.linalg.qr((self._M.T @ self.group_factor(theta)).T)
-            L = (R * np.where(np.diag(R) < 0, -1.0, 1.0)[:, None]).T
-            out[self.n_smooth_tau:] = [L[a, b] for a, b in self._tril]
+            _, R = np.linalg.qr((self._M.T @ self.group_factor(theta)).T)
+            out[self.n_smooth_tau:] = self._term.canonical(R.T[self._term.rows,
+                                                                 self._term.cols])
         return out
 
     def search_bounds(self, bounds=LOG_TAU_BOUNDS):
@@ -328,10 +350,7 @@ class DenseREML:
     def group_factor(self, theta):
         """T (r × r lower triangular), the groups' random effects ``g_i = σ T u_i``
         (``Cov g_i = σ² T T'``): diagonal for independent slopes."""
-        T = np.zeros((self.r, self.r))
-        for (a, b), v in zip(self._tril, self.natural(theta)[self.n_smooth_tau:]):
-            T[a, b] = v
-        return T
+        return self._term.factor(self.natural(theta)[self.n_smooth_tau:])
 
     @property
     def margin_taus(self):
@@ -475,7 +494,7 @@ class DenseREML:
         if not gradient:
             return value
         diag_u, trace_g, factors = self._inverse_diagonal(s)
-        edges = np.cumsum([0] + self.sizes)
+        edges = self.block_starts
         u = s["u"][0]
         d_rho = []
         for (a, b), pens in zip(zip(edges[:-1], edges[1:]), self.penalties):
@@ -509,8 +528,11 @@ class DenseREML:
         zr = (self.Zy - self.ZF @ s["beta"] - A @ u_s
               - np.einsum("gad,db,gb->ga", self.ZZ, T, u_g))  # Z_i'r̃
         d = 2.0 * logdet - 2.0 * c * (zr.T @ u_g)  # ∂/∂T_ab at [a, b]
-        scale = T if not self._linear else np.ones_like(T)  # ∂/∂ log T_aa = T_aa ∂/∂T_aa
-        return np.array([d[a, b] * (scale[a, a] if a == b else 1.0) for a, b in self._tril])
+        grad = d[self._term.rows, self._term.cols]
+        if not self._linear:  # ∂/∂ log T_aa = T_aa ∂/∂T_aa
+            diagonal = self._term.rows == self._term.cols
+            grad[diagonal] *= np.diag(T)
+        return grad
 
     def _several_penalty_gradient(self, s, a, b, c, factors):
         """``∂d_R/∂ρ_k`` (ρ_k = log λ_k) of the block ``a:b`` with several penalties:
@@ -611,18 +633,19 @@ class DenseREML:
         column)."""
         independent = copy.copy(self)
         independent.unstructured = False
-        independent._tril = [(a, a) for a in range(self.r)]
+        independent._term = self._group_term(False)
         theta = independent.fit(bounds=bounds).theta
-        log_t = theta[self.n_smooth_tau:]
+        # log T_aa on the diagonal, 0 off it (the log scale's 0 is never read there)
         return np.concatenate([theta[:self.n_smooth_tau],
-                               [log_t[a] if a == b else 0.0 for a, b in self._tril]])
+                               theta[self.n_smooth_tau:][self._term.rows]
+                               * (self._term.rows == self._term.cols)])
 
     def _linear_search(self, search, res, bounds):
         """``res`` or, if lower, the optimum of a search in `_linear` mode from it (T's
         diagonal as it is, ≥ 0: a diagonal entry at the log scale's bound, where its
         gradient vanishes, can come back), mapped back to the log scale (an entry at 0 to
         the bound: T_aa = e^−15 σ)."""
-        diagonal = np.array([False] * self.n_smooth_tau + [a == b for a, b in self._tril])
+        diagonal = self._t_diagonal
         x0 = np.where(diagonal, np.exp(np.where(diagonal, res.theta_final, 0.0)),
                       res.theta_final)
         self._linear = True
@@ -713,9 +736,9 @@ class DenseREML:
         (`penalized_term_test`), the groups' random effects (and further factors') treated
         as part of the error as mgcv's ``recov`` does: with ``X₁`` the non-random columns
         (fixed and range), ``V = I + Z Σ_g Z'`` and ``S₁`` their penalty (``1/τ_j²`` on
-        smooth j's range), the information is the smooth's Schur complement in ``X₁'V X₁ + S₁`` and its
-        frequentist covariance ``σ²(P − P S₁ P)`` over its block, ``σ²P`` the posterior
-        covariance of the non-random coefficients (``fit.cov``)."""
+        smooth j's range), the information is the smooth's Schur complement in
+        ``X₁'V X₁ + S₁`` and its frequentist covariance ``σ²(P − P S₁ P)`` over its block,
+        ``σ²P`` the posterior covariance of the non-random coefficients (``fit.cov``)."""
         p = self.p
         penalty = np.zeros((p + self.q, p + self.q))
         penalty[p:, p:] = self.scales(fit.theta).penalty()
@@ -727,12 +750,11 @@ class DenseREML:
             H += np.einsum("gap,ab,gbq->pq", ZX, T @ T.T, ZX)
         # further factors' random effects (blocks of no smooth) are part of the error too:
         # their columns' Z Σ Z' added as the groups', their coefficients integrated out
-        starts = np.concatenate([[0], np.cumsum(self.sizes)]).astype(int)
-        first = sum(len(b) for b in self.smooth_blocks)  # their τ follow the smooths'
+        starts = self.block_starts
         extra = []
-        for t, k in enumerate(self.extra_blocks):
+        for t, k in zip(self.extra_taus, self.extra_blocks):
             cols = p + np.arange(starts[k], starts[k + 1])
-            H += fit.tau[first + t] ** 2 * gram[:, cols] @ gram[cols]
+            H += fit.tau[t] ** 2 * gram[:, cols] @ gram[cols]
             extra.extend(cols)
         keep = np.setdiff1d(np.arange(p + self.q), extra)
         H, penalty = H[np.ix_(keep, keep)], penalty[np.ix_(keep, keep)]
@@ -783,7 +805,7 @@ class DenseREML:
 
     def _smooth_ranges(self):
         """Per smooth the positions of its penalized coordinates among the q (its blocks')."""
-        starts = np.concatenate([[0], np.cumsum(self.sizes)]).astype(int)
+        starts = self.block_starts
         out = []
         for taus in self.smooth_blocks:
             blocks = list(dict.fromkeys(self.tau_block[t] for t in taus))
@@ -808,7 +830,7 @@ class DenseREML:
         edf = [len(fixed) + np.sum(1.0 - diag1[rng])
                for rng, fixed in zip(self._smooth_ranges(), self.fixed_of)]
         # the penalized blocks of no smooth (further factors' random effects), one each
-        starts = np.concatenate([[0], np.cumsum(self.sizes)]).astype(int)
+        starts = self.block_starts
         edf.extend(np.sum(1.0 - diag1[starts[k]:starts[k + 1]]) for k in self.extra_blocks)
         if self.G:
             edf.extend(np.sum(1.0 - np.diagonal(inv["var_g"], axis1=1, axis2=2), axis=0))

@@ -394,8 +394,8 @@ def _gaussian_fit(reml, y_shift, spec):
     if y_shift:
         fit.beta[0] += y_shift
     note = None
-    # the random effects' τ: the groups' and the further factors' blocks (after smooths')
-    first = sum(len(b) for b in reml.smooth_blocks)
+    # the random effects' τ: the further factors' blocks (after the smooths') and the groups'
+    first = reml.extra_taus.start
     if np.any((fit.theta >= LOG_TAU_BOUNDS[1] - 1e-6)[first:] & reml.log_mask[first:]):
         names = ", ".join(repr(f[0]) for f in spec.factors)
         note = (f"the residual variance is (numerically) 0 next to the variance of the "
@@ -503,25 +503,21 @@ def _factor_fits(spec, fit, factors):
         theta[factors.main] = fit.tau[J:]
         modes[factors.main] = fit.group
         cond_var[factors.main] = np.diagonal(fit.group_cov[1], axis1=1, axis2=2)
-    starts = np.concatenate([[0], np.cumsum(reml.sizes)]).astype(int)
-    first_tau = sum(len(b) for b in reml.smooth_blocks)
-    p = fit.beta.size
-    for t, (k, (i, a)) in enumerate(zip(reml.extra_blocks, factors.extras)):
+    starts, p = reml.block_starts, fit.beta.size
+    for t, k, (i, a) in zip(reml.extra_taus, reml.extra_blocks, factors.extras):
         G, m = len(factors.levels[i]), 1 + len(spec.factors[i][1])
         if i not in theta:
             theta[i], modes[i], cond_var[i] = np.empty(m), np.empty((G, m)), np.empty((G, m))
         rng = np.arange(starts[k], starts[k + 1])
-        theta[i][a] = fit.tau[first_tau + t]
+        theta[i][a] = fit.tau[t]
         modes[i][:, a] = fit.b[rng]
         cond_var[i][:, a] = np.diag(fit.cov)[p + rng]
     out = []
     for i, (name, _, _) in enumerate(spec.factors):
         d = np.concatenate([[1.0], 1.0 / np.asarray(factors.scales[i], dtype=float)])
         term = spec.term(i)
-        # θ: T's entries by row a (lme4's order within the term), × 1/s_a
-        rows = (np.array([a for b in range(d.size) for a in range(b, d.size)])
-                if term.covariance == "unstructured" else np.arange(d.size))
+        # θ: T's entries (lme4's order within the term), row a × 1/s_a
         out.append(FactorFit(name=name, levels=factors.levels[i], term=term,
-                             theta=theta[i] * d[rows], theta_internal=theta[i].copy(),
+                             theta=theta[i] * d[term.rows], theta_internal=theta[i].copy(),
                              modes=modes[i] * d, cond_var=cond_var[i] * d * d))
     return out
