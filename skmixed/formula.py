@@ -222,6 +222,11 @@ def _is_interaction(bs):
     return isinstance(bs, tuple) and bs[0] == "ti"
 
 
+def _is_factor_smooth(bs):
+    """Whether a smooth's ``bs`` is an fs factor-smooth interaction's."""
+    return bs == "fs" or isinstance(bs, tuple) and bs[0] == "fs"
+
+
 def _smooth_columns(parsed, data, X):
     """AdditiveMixed's parameters from the s() terms; their columns are added to X."""
     smooths, k, bs, by_vars, groups, slopes, intercepts = [], {}, {}, {}, [], {}, set()
@@ -278,8 +283,9 @@ def _smooth_columns(parsed, data, X):
             continue
         label = (sm.covariate,) + sm.more if sm.more else sm.covariate
         # a covariate in one smooth, apart from ti() interactions (they hold no main effect)
-        interaction = isinstance(sm.bs, tuple) and sm.bs[0] == "ti"
-        used = {c for s in smooths if not _is_interaction(bs[s])
+        # (nor fs smooths: no main effect, e.g. s(x) + s(x, f, bs = "fs"))
+        interaction = _is_interaction(sm.bs) or _is_factor_smooth(sm.bs)
+        used = {c for s in smooths if not (_is_interaction(bs[s]) or _is_factor_smooth(bs[s]))
                 for c in (s if isinstance(s, tuple) else (s,))}
         repeated = [] if interaction else [c for c in (sm.covariate,) + sm.more if c in used]
         if label in smooths:
@@ -290,6 +296,9 @@ def _smooth_columns(parsed, data, X):
                                "one smooth per covariate")
         X[sm.covariate] = values.to_numpy(dtype=float)
         for extra in sm.more:
+            if _is_factor_smooth(sm.bs):
+                X[extra] = _lookup(parsed, data, extra, sm.pos)  # the factor, as it is
+                continue
             if extra in parametric:
                 raise FormulaError(parsed.formula, sm.pos, f"{extra!r} is both a parametric "
                                    "term and a smooth's covariate: the smooth holds its linear "

@@ -49,6 +49,13 @@ def expand_by(X_table, terms, columns, by_labels, weights, discrete, n_bins):
         values = _design.column_values(X_table, by)
         if not isinstance(values, pd.Series):
             values = pd.Series(values)
+        if term.bs == "fs":
+            codes, levels = _factor_codes(values, by, name, term, weights, "fs factor")
+            out_terms.append(term)
+            out_cols.append(col)
+            mults.append(("fs", codes, len(levels)))
+            info.append((by, ("fs", levels)))
+            continue
         if not is_factor(values):
             num = np.asarray(_design.fixed_columns(X_table, [by])[0], dtype=float)
             _design.check_finite_columns([num], [by])
@@ -67,26 +74,38 @@ def expand_by(X_table, terms, columns, by_labels, weights, discrete, n_bins):
                 "s(x, by = f), which need one covariate in two smooths — not supported yet. "
                 "Make it unordered (one smooth per level): "
                 "Series.cat.as_unordered().")
-        try:
-            codes, levels = _design.encode_groups(values, by)
-        except ValueError as exc:  # the grouping column's wording, for a by factor
-            raise ValueError(str(exc).replace("(the grouping column)", "(a by factor)")
-                             .replace("the grouping column", "the by factor")
-                             .replace("every row needs a group", "every row needs a level")
-                             ) from None
-        used = np.bincount(codes, weights=weights, minlength=len(levels))
+        codes, levels = _factor_codes(values, by, name, term, weights, "by factor")
         for code, level in enumerate(levels):
-            if not used[code] > 0:
-                raise ValueError(
-                    f"the by factor {name!r} of the smooth of {term.label!r} has no rows"
-                    f"{' of positive weight' if np.any(weights != 1) else ''} at level "
-                    f"{level!r}: its copy of the smooth would be all zero. Drop the unused "
-                    "level (e.g. Series.cat.remove_unused_categories()).")
             out_terms.append(replace(term, by=name, level=level))
             out_cols.append(col)
             mults.append(("fac", codes, code))
             info.append((by, level))
     return out_terms, out_cols, mults, info
+
+
+def _factor_codes(values, by, name, term, weights, what):
+    """A factor column's codes and levels for the copies of a smooth (a ``by`` factor's or
+    an fs smooth's, ``what``); a level without rows of positive weight is a ValueError."""
+    if what == "fs factor" and not is_factor(values):
+        raise ValueError(f"the factor {name!r} of the factor-smooth interaction of "
+                         f"{term.label!r} (bs='fs') holds numbers: give it as categories "
+                         "(e.g. Series.astype('category')), one curve per level.")
+    try:
+        codes, levels = _design.encode_groups(values, by)
+    except ValueError as exc:  # the grouping column's wording, for a by factor
+        raise ValueError(str(exc).replace("(the grouping column)", f"(a {what})")
+                         .replace("the grouping column", f"the {what}")
+                         .replace("every row needs a group", "every row needs a level")
+                         ) from None
+    used = np.bincount(codes, weights=weights, minlength=len(levels))
+    for code, level in enumerate(levels):
+        if not used[code] > 0:
+            raise ValueError(
+                f"the {what} {name!r} of the smooth of {term.label!r} has no rows"
+                f"{' of positive weight' if np.any(weights != 1) else ''} at level "
+                f"{level!r}: its copy of the smooth would be all zero. Drop the unused "
+                "level (e.g. Series.cat.remove_unused_categories()).")
+    return codes, levels
 
 
 def multipliers_at(X_table, info, key_of):
@@ -102,6 +121,9 @@ def multipliers_at(X_table, info, key_of):
         by, level = entry
         key = key_of(by)
         values = _design.column_values(X_table, key)
+        if isinstance(level, tuple):  # an fs smooth's factor: the rows' level codes
+            out.append(_design.lookup_groups(values, level[1], key))
+            continue
         if level is None:
             num = np.asarray(_design.fixed_columns(X_table, [key])[0], dtype=float)
             _design.check_finite_columns([num], [key])

@@ -49,7 +49,7 @@ def smooth_name(label, by, kind="s"):
     (numeric ``by`` v), ``s(x):va`` (level a of a factor ``by`` v); ``by`` as
     `expand_by`'s info; ``kind`` "te" or "ti" for a tensor product (``te(x,z)``)."""
     name = f"{kind}({smooth_label_name(label)})"
-    if by is None:
+    if by is None or isinstance(by[1], tuple):  # (an fs smooth's factor is in its label)
         return name
     return f"{name}:{_design.column_name(by[0])}" + ("" if by[1] is None else f"{by[1]}")
 
@@ -59,6 +59,10 @@ def _smooth_text(label, term, spline, by):
     default (10 for one covariate, mgcv's for several; 5 per tensor margin) and
     ``by = …``; ``te(x, z, k = c(6, 4), bs = c("tp", "cr"))``."""
     covariates = smooth_label_name(label).replace(",", ", ")
+    if spline.bs == "fs":  # s(x, f, bs = "fs"), its base as mgcv's xt
+        k = "" if term.k == 10 else f", k = {term.k}"
+        base = spline.base.bs
+        return f's({covariates}{k}, bs = "fs"' + ("" if base == "tp" else f', xt = "{base}"') + ")"
     by_arg = "" if by is None else f", by = {_design.column_name(by[0])}"
     if hasattr(spline, "margins_"):
         k = "" if all(v == 5 for v in term.k) else (
@@ -68,6 +72,16 @@ def _smooth_text(label, term, spline, by):
     default = default_dimension(len(label)) if isinstance(label, tuple) else 10
     k = "" if term.k == default else f", k = {term.k}"
     return f's({covariates}{k}{by_arg}, bs = "{spline.bs}")'
+
+
+def _level_columns(design, codes, n_levels):
+    """An fs smooth's columns at rows of levels ``codes`` (−1: unseen, all 0): each row's
+    basis ``design`` (n × k) in its level's k of the levels' n_levels × k columns."""
+    n, k = design.shape
+    out = np.zeros((n, n_levels * k))
+    seen = np.flatnonzero(codes >= 0)
+    out[seen[:, None], codes[seen, None] * k + np.arange(k)] = design[seen]
+    return out
 
 
 class AdditivePrediction:
@@ -106,7 +120,17 @@ class AdditivePrediction:
         j = self._smooth_index(term)
         label = self._labels["smooth"][j]
         grid = np.asarray(grid, dtype=float)
-        if isinstance(label, tuple):  # a smooth of d covariates: an n × d grid of points
+        n_levels = self._model_info["levels"][j]
+        if n_levels:  # an fs smooth: every level's curve over the grid, level by level
+            if grid.ndim != 1:
+                raise ValueError(f"the factor-smooth interaction {self.smooths_.index[j]} "
+                                 "needs a 1-D grid of its covariate (every level's curve is "
+                                 f"given); got shape {grid.shape}.")
+            levels = self._labels["by"][j][1][1]
+            columns = {"x": np.tile(grid, n_levels),
+                       _design.column_name(label[1]): np.repeat(np.asarray(levels),
+                                                                grid.size)}
+        elif isinstance(label, tuple):  # a smooth of d covariates: an n × d grid of points
             if grid.ndim != 2 or grid.shape[1] != len(label):
                 raise ValueError(f"the smooth of {list(label)} needs grid points as an n × "
                                  f"{len(label)} array; got shape {grid.shape}.")
@@ -181,7 +205,9 @@ class AdditivePrediction:
                   for j, c in enumerate(self._columns(X_table, "param"))]
         _design.check_finite_columns(params, self._keys(X_table, "param"))
         params = [params[j] for j in self._kept_params]  # not those dropped as collinear
-        smooth_keys = self._keys(X_table, "smooth")
+        # (an fs smooth's covariate; its factor comes with the by columns)
+        smooth_keys = [k[0] if n_levels else k for k, n_levels in
+                       zip(self._keys(X_table, "smooth"), info["levels"])]
         flat = covariate_columns(smooth_keys)
         _design.check_finite_columns(_design.fixed_columns(X_table, flat), flat)
         smooth_cols = smooth_arrays(X_table, smooth_keys)
@@ -190,8 +216,13 @@ class AdditivePrediction:
         blocks += [c[:, None] for c in params]
         nulls, ranges = [], []
         mults = multipliers_at(X_table, self._labels["by"], self._by_key(X_table))
-        for basis, col, mult in zip(info["bases"], smooth_cols, mults):
+        for basis, col, mult, n_levels in zip(info["bases"], smooth_cols, mults,
+                                              info["levels"]):
             design = basis["spline"].design(np.asarray(col, dtype=float))
+            if n_levels:  # an fs smooth: the row's level's columns (none at an unseen level)
+                nulls.append(design[:, :0])
+                ranges.append(_level_columns(design, mult, n_levels))
+                continue
             if mult is not None:
                 design *= mult[:, None]
             nulls.append(design @ basis["F"])
@@ -284,13 +315,19 @@ class AdditivePrediction:
         idx = list(range(start_f, start_f + f)) + [len(fit.beta) + i
                                                    for i in range(start_r, start_r + r)]
         basis = info["bases"][j]
-        G = np.hstack([basis["F"], basis["R"]])  # constrained coefficients per (β_null, b)
         coef = np.concatenate([fit.beta[start_f:start_f + f], fit.b[start_r:start_r + r]])
+        if info["levels"][j]:  # an fs smooth: its levels' coefficients are its own
+            return coef, fit.cov[np.ix_(idx, idx)]
+        G = np.hstack([basis["F"], basis["R"]])  # constrained coefficients per (β_null, b)
         return G @ coef, G @ fit.cov[np.ix_(idx, idx)] @ G.T
 
     def _smooth_values(self, j, x):
         coef, cov = self._smooth_coefficients(j)
         design = self._model_info["bases"][j]["spline"].design(x)
+        n_levels = self._model_info["levels"][j]
+        if n_levels:  # an fs smooth: each level's curve in turn
+            design = _level_columns(np.tile(design, (n_levels, 1)),
+                                    np.repeat(np.arange(n_levels), design.shape[0]), n_levels)
         return design @ coef, np.sqrt(np.einsum("ij,jk,ik->i", design, cov, design))
 
     def _family_label(self):
@@ -380,7 +417,11 @@ class AdditivePrediction:
         # the smooths are on the linear predictor's scale, centred (mean 0 over the data)
         scale = {"gaussian": "y", "binomial": "log-odds of y",
                  "poisson": "log mean of y"}.get(self.family, "linear predictor")
-        for ax, basis, term in zip(axes, bases, self.smooths_.index):
+        for ax, basis, term, n_levels in zip(axes, bases, self.smooths_.index,
+                                             self._model_info["levels"]):
+            if n_levels:
+                self._plot_levels(ax, basis, term, n_points, scale)
+                continue
             if isinstance(basis["label"], tuple):
                 self._plot_surface(ax, basis, term, n_points, scale)
                 continue
@@ -403,6 +444,18 @@ class AdditivePrediction:
                          f"edf {self.smooths_.loc[term, 'edf']:.2f})")
             ax.legend(fontsize="x-small")
         return list(axes)
+
+    def _plot_levels(self, ax, basis, term, n_points, scale):
+        """An fs smooth: every level's curve in one panel (as mgcv's plot)."""
+        lo, hi = basis["spline"].domain
+        curves = self.partial_effect(term, np.linspace(lo, hi, n_points))
+        factor = curves.columns[1]
+        for _, curve in curves.groupby(factor, sort=False):
+            ax.plot(curve["x"], curve["effect"], lw=0.8)
+        names = [_design.column_name(c) for c in basis["label"]]
+        ax.set(xlabel=names[0], ylabel=f"{term}: effect on {scale}",
+               title=f"{term}: a curve per level of {names[1]} "
+                     f"(edf {self.smooths_.loc[term, 'edf']:.2f})")
 
     def _plot_surface(self, ax, basis, term, n_points, scale):
         """A smooth of two covariates as a filled contour over their ranges in the data,

@@ -113,7 +113,17 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         columns mapped to "te" or "ti" is mgcv's tensor product of cubic regression margins
         (its default), or to a tuple of the kind and the margins' bases, e.g.
         ``("te", "tp", "cr")``; ``smooths_["lambda_margins"]`` then holds its margins'
-        smoothing parameters (mgcv's sp).
+        smoothing parameters (mgcv's sp). A pair ``(x, f)`` mapped to "fs" is mgcv's
+        factor-smooth interaction ``s(x, f, bs = "fs")``: one smooth of x per level of the
+        factor f (a categorical, strings or objects), all with one smoothing parameter for
+        their wiggliness and one each for their constants and their slopes (random curves;
+        ``lambda_margins`` holds the three), no fixed part and no sum-to-zero constraint,
+        so that ``s(x) + s(x, f, bs = "fs")`` is a common curve and the levels' departures;
+        its base is a thin-plate spline (mgcv's default) or, with ``("fs", "cr")``, the
+        one named (mgcv's ``xt``); k (default 10) is the base's. mgcv's own fs basis of the
+        constant and the slope follows rounding noise (a model that moves with the last
+        bits of x); here it is fixed to 1 and (x − mean) / sd over the data. The levels'
+        coefficients are dense penalized columns: levels × k ≤ 2,000. In-memory data only.
     knots : dict, default=None
         The ends of the cycle of "cc" smooths: a column mapped to ``(a, b)`` with ``a < b``
         covering its values (mgcv's ``knots = list(z = c(a, b))``, e.g. ``{"hour": (0,
@@ -343,10 +353,11 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         y_arr = check_target(y, n, self._family(), name)
         smooth_labels, factors, param_labels = self._roles(X_table)
         param_cols = _design.fixed_columns(X_table, param_labels)
-        flat = covariate_columns(smooth_labels)
+        covariates = [self._covariate_label(c) for c in smooth_labels]
+        flat = covariate_columns(covariates)
         _design.check_finite_columns(param_cols + _design.fixed_columns(X_table, flat),
                                      param_labels + flat)
-        smooth_cols = smooth_arrays(X_table, smooth_labels)
+        smooth_cols = smooth_arrays(X_table, covariates)
         discrete = (n >= _DISCRETE_FROM_ROWS) if self.discrete == "auto" else self.discrete
         groups = [used_group_codes(factor_values(X_table, f.labels), f.name, weights, name)
                   for f in factors]
@@ -453,10 +464,12 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         self._check_keys(smooth_labels)
         # a column is in one smooth, apart from ti() interactions (no main effects), which
         # may share it with each other and with the covariate's own smooth
-        plain = covariate_columns([c for c in smooth_labels if self._smooth_kind(c) != "ti"])
+        plain = covariate_columns([c for c in smooth_labels
+                                   if self._smooth_kind(c) not in ("ti", "fs")])
         if len(set(plain)) != len(plain) or len(set(smooth_labels)) != len(smooth_labels):
             raise ValueError(f"smooths lists a column twice: {list(self.smooths)} (only "
-                             "ti() interactions may share a column with other smooths).")
+                             "ti() interactions and fs factor-smooth interactions may share "
+                             "a column with other smooths).")
         factors = self._factors(X_table)
         grouping = {c for f in factors for c in f.labels}
         covariates = covariate_columns(smooth_labels)
@@ -535,6 +548,12 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         out = []
         for label in smooth_labels:
             key = by.get(label, by.get(smooth_label_name(label)))
+            if self._smooth_kind(label) == "fs":  # its factor is a by factor of its own
+                if key is not None:
+                    raise ValueError(f"by[{label!r}]: a factor-smooth interaction takes no "
+                                     "by variable (it has its factor).")
+                out.append(label[1])
+                continue
             if key is not None:
                 key = _design.resolve_column(X_table, key, f"by[{label!r}]")
                 if key in covariate_columns([label]):
@@ -557,6 +576,9 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         """The columns' roles in the first chunk (`_roles`, checked) and their layout
         for the bin tables (skmixed._estimators._additive_sources)."""
         smooth_labels, factors, param_labels = self._roles(X)
+        if any(self._smooth_kind(c) == "fs" for c in smooth_labels):
+            raise ValueError(f"{type(self).__name__} fits factor-smooth interactions (bs='fs') "
+                             "from data in memory only, not from a chunked or Dask source.")
         if len(factors) > 1 or (factors and (len(factors[0].labels) > 1
                                              or factors[0].covariance != "diagonal")):
             raise ValueError(f"{type(self).__name__} fits several grouping factors (or an "
@@ -592,6 +614,8 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         multi = isinstance(label, tuple)
         bs = (self.bs.get(label, "tp" if multi else "ps") if isinstance(self.bs, dict)
               else "tp" if multi else self.bs)
+        if multi and (bs == "fs" or isinstance(bs, tuple) and bs[:1] == ("fs",)):
+            return self._factor_smooth_term(label, bs)
         if multi and (isinstance(bs, tuple) or bs in TENSORS):
             return self._tensor_term(label, bs)
         default_k = default_dimension(len(label)) if multi else 10
@@ -609,6 +633,23 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
                              f"(tensor products) take several; got bs={bs!r}.")
         ends = (self.knots or {}).get(label)
         return SmoothTerm(label, int(k), bs, ends)
+
+    def _factor_smooth_term(self, label, bs):
+        """mgcv's ``s(x, f, bs = "fs")`` of the columns ``label`` = (x, f): ``bs`` "fs" (a
+        thin-plate base, mgcv's default) or ``("fs", base)``; k from a dict, default 10; a
+        cyclic base's ends from ``knots[label]``."""
+        base = "tp" if bs == "fs" else bs[1] if len(bs) == 2 else None
+        if base not in BASES:
+            raise ValueError(f"bs[{label!r}]={bs!r}: a factor-smooth interaction is 'fs' or "
+                             f"('fs', base) with a base from {sorted(BASES)}.")
+        if len(label) != 2:
+            raise ValueError(f"a factor-smooth interaction (bs='fs') takes a covariate and a "
+                             f"factor, e.g. ('x', 'f'); got {list(label)}.")
+        k = self.k.get(label, 10) if isinstance(self.k, dict) else 10
+        if not (isinstance(k, Integral) and not isinstance(k, bool)):
+            raise ValueError(f"k[{label!r}]={k!r}: an integer >= 3.")
+        return SmoothTerm(label, int(k), "fs", (self.knots or {}).get(label),
+                          by=_design.column_name(label[1]), margins=(base,))
 
     def _tensor_term(self, label, bs):
         """mgcv's ``te()``/``ti()`` of the columns ``label``: ``bs`` "te" or "ti" (cubic
@@ -640,9 +681,14 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
                           margins=margins)
 
     def _smooth_kind(self, label):
-        """mgcv's name of the smooth of ``label``: "s", or "te"/"ti" (a tensor product)."""
+        """mgcv's name of the smooth of ``label``: "s", or "te"/"ti" (a tensor product), or
+        "fs" (a factor-smooth interaction, written ``s(x,f)``)."""
         bs = self._smooth_term(label).bs
-        return bs if bs in TENSORS else "s"
+        return bs if bs in TENSORS or bs == "fs" else "s"
+
+    def _covariate_label(self, label):
+        """The covariate column(s) of the smooth of ``label`` (an fs smooth's x alone)."""
+        return label[0] if self._smooth_kind(label) == "fs" else label
 
     def _k_of(self, label):
         return self._smooth_term(label).k
@@ -702,7 +748,8 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         self.intercept_ = float(full[0]) if self.fit_intercept else 0.0
         self.coef_ = full[int(self.fit_intercept):].copy()
         self.smooths_ = pd.DataFrame(extra["smooths"], index=pd.Index(
-            [smooth_name(c, b, self._smooth_kind(c)) for c, b in zip(smooth_labels, by_info)],
+            [smooth_name(c, b, self._smooth_kind(c).replace("fs", "s"))
+             for c, b in zip(smooth_labels, by_info)],
             name="term"))
         for stale in ("random_effects_", "group_levels_", "n_groups_",
                       "random_effects_matrix_"):

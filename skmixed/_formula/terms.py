@@ -329,9 +329,9 @@ def _smooth_arguments(formula, node):
     ``by`` column's name (or None)."""
     kwargs = {k: v for k, v, _ in node.kwargs}
     for key, _, pos in node.kwargs:
-        if key not in ("k", "bs", "by"):
+        if key not in ("k", "bs", "by", "xt"):
             raise FormulaError(formula, pos, f"{node.func}(): unsupported argument(s) {[key]} "
-                               "(k, bs and by are)")
+                               "(k, bs and by are; xt the base of bs = \"fs\")")
     if "by" not in kwargs:
         return kwargs, None
     if not isinstance(kwargs["by"], Name):
@@ -343,10 +343,15 @@ def _smooth_arguments(formula, node):
 def smooth(formula, node):
     """``s(z)`` (mgcv's default basis, "tp"), ``s(z, k = 20)``, ``s(z, bs = "ps")`` (or
     another smooth basis), ``s(z, by = v)``,
-    ``s(g, bs = "re")``, ``s(g, x, bs = "re")``."""
+    ``s(g, bs = "re")``, ``s(g, x, bs = "re")``, ``s(x, f, bs = "fs")`` (``xt = "cr"``: its
+    base)."""
     kwargs, by_var = _smooth_arguments(formula, node)
     # no bs: mgcv's default, the thin-plate regression spline
     bs = _literal(formula, kwargs["bs"], "s()'s bs") if "bs" in kwargs else "tp"
+    if bs == "fs":
+        return _factor_smooth(formula, node, kwargs, by_var)
+    if "xt" in kwargs:
+        _fail(formula, kwargs["xt"], 's(): xt is the base smooth of bs = "fs" only')
     if bs not in BASES and bs != "re":
         _fail(formula, kwargs["bs"], f"s(): bs = {bs!r} is not supported; the supported are "
               + ", ".join(f'bs = "{b}" ({_BASIS_NAMES.get(b, b)})' for b in BASES)
@@ -373,6 +378,26 @@ def smooth(formula, node):
                       tuple(a.name for a in node.args[1:]))
     return Smooth(node.args[0].name, node.args[1].name if len(node.args) > 1 else None, bs,
                   k, node.pos, by_var)
+
+
+def _factor_smooth(formula, node, kwargs, by_var):
+    """``s(x, f, bs = "fs")``, ``xt = "cr"`` its base (mgcv's default: "tp")."""
+    if len(node.args) != 2 or not all(isinstance(a, Name) for a in node.args):
+        _fail(formula, node, 's(x, f, bs = "fs") takes a covariate and a factor (column names)')
+    if by_var is not None:
+        _fail(formula, kwargs["by"], 's(x, f, bs = "fs"): by = is not supported (f is its '
+              'factor)')
+    base = _literal(formula, kwargs["xt"], "s()'s xt") if "xt" in kwargs else "tp"
+    if base not in BASES:
+        _fail(formula, kwargs["xt"], f's(x, f, bs = "fs"): xt = {base!r} is not a base smooth; '
+              "the bases are " + ", ".join(f'"{b}"' for b in BASES))
+    k = _literal(formula, kwargs["k"], "s()'s k") if "k" in kwargs else None
+    if k is not None and (not isinstance(k, int) or isinstance(k, bool)
+                          or k < BASES[base].min_k):
+        _fail(formula, kwargs["k"], f"s(): k must be an integer >= {BASES[base].min_k} for "
+              f"an fs smooth of base \"{base}\"; got {k!r}")
+    return Smooth(node.args[0].name, None, "fs" if base == "tp" else ("fs", base), k, node.pos,
+                  None, (node.args[1].name,))
 
 
 def _literals(formula, node, what, n):

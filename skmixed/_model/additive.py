@@ -198,6 +198,16 @@ class REMLFit:
         return self.reml.significance(self)
 
 
+def _null_space(G, tol=1e-10):
+    """A basis of the null space of G (symmetric positive semi-definite), from the
+    eigenvalues of G scaled to a unit diagonal (so that it does not depend on the columns'
+    units; those below ``tol`` × the largest count as 0: exact collinearity leaves
+    ~1e-15)."""
+    d = np.sqrt(np.maximum(np.diag(G), np.finfo(float).tiny))
+    val, vec = linalg.eigh(G / np.outer(d, d))
+    return vec[:, val <= tol * val.max()] / d[:, None]
+
+
 class DenseREML:
     """Profiled REML of ``y = Fβ + R b + Z g + e`` with ``b_j ~ N(0, σ²τ_j² I)`` per smooth
     and, when ``groups`` (integer codes) are given, per group i the random effects
@@ -765,7 +775,22 @@ class DenseREML:
         scale = fit.sigma ** 2
         P = fit.cov[np.ix_(keep, keep)] / scale
         cov = scale * (P[np.ix_(m, m)] - P[m] @ penalty @ P[:, m])
-        return penalized_term_test(fit.b[rng], info, cov, scale, res_df)
+        # where the smooth is confounded with unpenalized columns (an fs smooth's level
+        # constants and slopes with the intercept and a line: X n = 0 for an n penalized on
+        # the smooth's columns alone), V_e S₁n = 0 exactly; rounding left 1e-10 of V_e's
+        # largest eigenvalue there (counted as rank, where mgcv's factorization counts
+        # none): those directions are taken out
+        null = _null_space(H - penalty)
+        others = np.setdiff1d(np.flatnonzero(np.any(penalty != 0, axis=0)), m)
+        if null.shape[1] and others.size:
+            null = null @ linalg.null_space(null[others], rcond=1e-8)
+        if null.shape[1]:
+            confounded = linalg.orth((penalty @ null)[m])
+            cov = cov - confounded @ (confounded.T @ cov)
+            cov = cov - (cov @ confounded) @ confounded.T
+        val, vec = linalg.eigh((cov + cov.T) / 2.0)
+        root = vec * np.sqrt(np.maximum(val, 0.0))  # V_e = B B'
+        return penalized_term_test(fit.b[rng], info, root, scale, res_df)
 
     def coefficients(self, s):
         """β, b = Λu and the groups' random intercepts from a `solve` result (as the

@@ -15,7 +15,7 @@ from .._kernels.threads import over_blocks
 from .scaling import weighted_gram
 
 __all__ = ["SmoothBlocks", "CrossProducts", "Indicator", "discretize", "discretize_points",
-           "discretize_margins", "by_multipliers",
+           "discretize_margins", "discretize_factor_smooth", "by_multipliers",
            "crossproducts_from_tables"]
 
 @dataclass
@@ -72,6 +72,28 @@ def discretize_points(x, m=None):
         grid = np.stack([(used // m ** (d - 1 - j)) % m for j in range(d)], axis=1)
         values = lo + grid * step
     return values, np.asarray(index, dtype=np.int32).ravel()
+
+
+def discretize_factor_smooth(x, codes, m=100):
+    """``bam(discrete = TRUE)``'s binning of the covariate of ``s(x, f, bs = "fs")`` (its
+    ``compress.df`` of the two columns x and f, ``codes`` the rows' levels): the distinct x
+    if the rows hold at most m × (levels) distinct (x, f) pairs, else x rounded to the
+    nearest of m equally spaced values over its range. Returns ``(values, index,
+    n_levels_at)``: ``x ≈ values[index]`` and per value the number of levels with rows
+    there (mgcv builds the basis on the distinct pairs, each once)."""
+    x = np.asarray(x, dtype=float)
+    codes = np.asarray(codes, dtype=np.int64)
+    L = int(codes.max()) + 1
+    values, index = np.unique(x, return_inverse=True)
+    pairs = np.unique(index.astype(np.int64).ravel() * L + codes)
+    if pairs.size > m * np.unique(codes).size:
+        lo, hi = float(x.min()), float(x.max())
+        grid, index = np.unique(np.rint((x - lo) / ((hi - lo) / (m - 1))).astype(np.int64),
+                                return_inverse=True)
+        values = lo + grid * ((hi - lo) / (m - 1))
+        pairs = np.unique(index.astype(np.int64).ravel() * L + codes)
+    return (values, np.asarray(index, dtype=np.int32).ravel(),
+            np.bincount(pairs // L, minlength=values.size).astype(float))
 
 
 def discretize_margins(x, n_bins=1000):

@@ -31,11 +31,12 @@ import numpy as np
 
 from ..families import Family
 from .additive import LOG_TAU_BOUNDS, DenseREML
-from .additive_cross import (crossproducts_from_tables, discretize, discretize_margins,
-                             discretize_points)
+from .additive_cross import (crossproducts_from_tables, discretize,
+                             discretize_factor_smooth, discretize_margins, discretize_points)
 from .._kernels.threads import single_threaded_blas
 from .additive_pirls import laplace_reml, performance_iteration
-from .additive_system import AdditiveSystem, null_positions, penalized_blocks
+from .additive_system import (AdditiveSystem, coefficient_width, null_positions,
+                              penalized_blocks)
 from .identifiability import check_residual_variation
 from .optimize import OptSummary
 from .result import FactorFit, FitResult
@@ -114,11 +115,15 @@ def smooth_bases(spec, values, counts, indexes=None, by=None, binned=False):
     multiplier: None, ``("num", values)`` or ``("fac", codes, level)``); with ``indexes``,
     each row's value (``index``). The copies of one smooth for the levels of a ``by``
     factor (one covariate: the same array of values) share one basis, constrained over all
-    rows as mgcv's. ``binned``: the values are bins (`row_bases`' discrete fits)."""
+    rows as mgcv's. ``binned``: the values are bins (`row_bases`' discrete fits). A
+    factor-smooth interaction (``by[j]`` ``("fs", codes, n_levels)``) has one level's basis
+    in ``range`` and ``levels``, the rows' level codes and the levels' count: its
+    coefficients are the levels' in turn (`coefficient_width`)."""
     by = [None] * len(spec.smooths) if by is None else by
     bases, shared = [], {}
     for j, (term, v, cnt) in enumerate(zip(spec.smooths, values, counts)):
-        centred = by[j] is None or by[j][0] == "fac" or _constant(by[j][1])
+        # (a factor-smooth interaction is never constrained: its basis is its own)
+        centred = by[j] is None or by[j][0] in ("fac", "fs") or _constant(by[j][1])
         key = (id(v), term.k, term.bs, term.ends, term.margins, centred)
         if key not in shared:
             # binned points of several covariates: centred by their plain mean, as bam
@@ -132,9 +137,13 @@ def smooth_bases(spec, values, counts, indexes=None, by=None, binned=False):
             shared[key] = dict(spline=spline, null=basis @ F, range=basis @ R, F=F, R=R)
             if hasattr(spline, "range_penalties"):  # a tensor product: one per margin
                 shared[key]["penalties"] = spline.range_penalties()
+            if by[j] is not None and by[j][0] == "fs":  # mgcv's, over every level
+                shared[key]["penalties"] = spline.penalties(by[j][2])
             if spec.select and F.shape[1]:
                 shared[key] = _select_blocks(shared[key])
         bases.append(dict(shared[key], label=term.label, by=by[j]))
+        if by[j] is not None and by[j][0] == "fs":  # the rows' levels, the levels' count
+            bases[-1].update(by=None, levels=(by[j][1], by[j][2]))
         if indexes is not None:
             bases[-1]["index"] = indexes[j]
     return bases
@@ -170,6 +179,21 @@ def row_bases(spec, columns, weights, discrete, n_bins, by=None):
     by = [None] * len(columns) if by is None else by
     values, counts, indexes, done, spans = [], [], [], {}, {}
     for term, col, mult in zip(spec.smooths, columns, by):
+        if mult is not None and mult[0] == "fs":  # binned with its factor, as bam's
+            if mult[2] * term.k > MAX_DENSE_EFFECTS:
+                raise ValueError(
+                    f"the factor-smooth interaction {term.label!r} has {mult[2]:,} levels × "
+                    f"k={term.k} = {mult[2] * term.k:,} coefficients, which the fit holds as "
+                    f"dense penalized columns: at most {MAX_DENSE_EFFECTS:,} (use a smaller "
+                    "k, or random intercepts and slopes by groups= and random_slopes=).")
+            v, index = np.unique(np.asarray(col, dtype=float), return_inverse=True)
+            cnt = np.bincount(index, weights=weights, minlength=v.shape[0])
+            if discrete:
+                v, index, cnt = discretize_factor_smooth(col, mult[1])
+            values.append(v)
+            indexes.append(np.asarray(index, dtype=np.int32).ravel())
+            counts.append(cnt)
+            continue
         if id(col) not in done:
             x = np.asarray(col, dtype=float)
             if x.ndim == 2 and discrete and term.margins is not None:
@@ -291,7 +315,7 @@ def fit_rows(spec, X, y, weights, bases, *, discrete, scaling, kept, dropped, gr
     from `row_bases`, ``groups`` per factor of ``spec.factors`` the rows' codes among its
     levels, the levels and its random-slope columns (user's units)."""
     family = spec.family
-    n_coef = X.shape[1] + sum(b["null"].shape[1] + b["range"].shape[1] for b in bases)
+    n_coef = X.shape[1] + sum(b["null"].shape[1] + coefficient_width(b) for b in bases)
     if n_coef > X.shape[0]:
         raise ValueError(f"the model has {n_coef} coefficients (parametric and smooths') but "
                          f"the data have {X.shape[0]} rows: use smaller k (mgcv refuses "
@@ -431,7 +455,9 @@ def _layout(bases, p0, discrete):
                               for b in bases],
                 by=[None if b.get("by") is None else b["by"][0] for b in bases],
                 null_widths=[b["null"].shape[1] for b in bases],
-                range_widths=[b["range"].shape[1] for b in bases], discrete=bool(discrete))
+                range_widths=[coefficient_width(b) for b in bases],
+                levels=[b["levels"][1] if "levels" in b else None for b in bases],
+                discrete=bool(discrete))
 
 
 def _n_evals(fit):

@@ -7,7 +7,8 @@ import numpy as np
 from .additive import DenseREML
 from .additive_cross import CrossProducts, Indicator, SmoothBlocks
 
-__all__ = ["AdditiveSystem", "null_positions", "penalized_blocks", "multiplier"]
+__all__ = ["AdditiveSystem", "coefficient_width", "kernel_smooths", "null_positions",
+           "penalized_blocks", "multiplier"]
 
 
 def null_positions(p0, null_widths):
@@ -20,6 +21,28 @@ def null_positions(p0, null_widths):
     return out
 
 
+def coefficient_width(basis):
+    """A smooth's penalized (range) coefficients: its range columns, for every level of a
+    factor-smooth interaction (a basis's ``levels``)."""
+    return basis["range"].shape[1] * (basis["levels"][1] if "levels" in basis else 1)
+
+
+def kernel_smooths(bases):
+    """The smooths as the binned pass takes them, ``(index, null, range)`` and ``by`` each:
+    a factor-smooth interaction as one copy of its basis per level (zero off the level,
+    mgcv's ``by`` a factor), in level order — its coefficients'."""
+    smooths, by = [], []
+    for b in bases:
+        if "levels" in b:
+            codes, n_levels = b["levels"]
+            smooths += [(b["index"], b["null"], b["range"])] * n_levels
+            by += [("fac", codes, level) for level in range(n_levels)]
+        else:
+            smooths.append((b["index"], b["null"], b["range"]))
+            by.append(b.get("by"))
+    return smooths, by
+
+
 def penalized_blocks(bases):
     """The penalized blocks' sizes, per smooth its τ indices and per block its penalties:
     a smooth's range space is one block, with one τ (identity penalty) or, for a tensor
@@ -27,7 +50,7 @@ def penalized_blocks(bases):
     is a second block (a basis's ``blocks``: the widths of its range columns' parts)."""
     sizes, smooth_blocks, penalties, n_tau = [], [], [], 0
     for b in bases:
-        parts = b.get("blocks") or [b["range"].shape[1]]
+        parts = b.get("blocks") or [coefficient_width(b)]
         # a tensor product's penalties are its range block's (the first); a null-space
         # block of select=True has the identity
         pens = [b.get("penalties")] + [None] * (len(parts) - 1)
@@ -76,7 +99,7 @@ class AdditiveSystem:
         self.extras = list(extras)
         self._blocks = None
         self.null_widths = [b["null"].shape[1] for b in bases]
-        self.range_widths = [b["range"].shape[1] for b in bases]
+        self.range_widths = [coefficient_width(b) for b in bases]
         self.fixed_of = null_positions(X.shape[1], self.null_widths)
         self.sizes, self.smooth_blocks, self.penalties = penalized_blocks(bases)
         self.sizes += [e["G"] for e in self.extras]
@@ -84,12 +107,13 @@ class AdditiveSystem:
 
     def reml(self, y, w):
         groups = self.codes if self.G else None
-        if self.discrete or self.extras:
-            smooths = [(b["index"], b["null"], b["range"]) for b in self.bases]
+        # further factors and factor-smooth interactions take the binned pass (exact at
+        # the distinct values): their columns are never formed
+        if self.discrete or self.extras or any("levels" in b for b in self.bases):
+            smooths, by = kernel_smooths(self.bases)
             smooths += [(e["codes"], np.zeros((e["G"], 0)), Indicator(e["G"]))
                         for e in self.extras]
-            by = [b.get("by") for b in self.bases] + [
-                None if e["mult"] is None else ("num", e["mult"]) for e in self.extras]
+            by += [None if e["mult"] is None else ("num", e["mult"]) for e in self.extras]
             cross = CrossProducts.binned(self.X, y, smooths, w=w, groups=groups,
                                          n_groups=self.G or None, slopes=self.slopes, by=by)
             return DenseREML.from_crossproducts(cross, self.sizes, self.fixed_of,
@@ -114,6 +138,12 @@ class AdditiveSystem:
         eta = self.X @ fit.beta[:p0]
         cb, cr = p0, 0
         for b, f, r in zip(self.bases, self.null_widths, self.range_widths):
+            if "levels" in b:  # per level its curve, at the rows of the level
+                codes, n_levels = b["levels"]
+                curves = b["range"] @ fit.b[cr:cr + r].reshape(n_levels, -1).T
+                eta = eta + curves[b["index"], codes]
+                cb, cr = cb + f, cr + r
+                continue
             values = (b["null"] @ fit.beta[cb:cb + f] + b["range"] @ fit.b[cr:cr + r])[
                 b["index"]]
             eta = eta + (values if b.get("by") is None else values * multiplier(b["by"]))

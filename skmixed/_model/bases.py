@@ -11,6 +11,7 @@ Every basis class has the interface of `skmixed._model.smooth.SmoothBasis`: ``cl
 from dataclasses import dataclass
 
 from .cubic_splines import CubicRegressionSpline, CyclicCubicSpline
+from .factor_smooth import FactorSmooth
 from .smooth import PSpline, drop_constraint
 from .tensor import TensorSmooth
 from .thin_plate import ThinPlateSmooth
@@ -29,7 +30,9 @@ TENSORS = ("te", "ti")
 def make_basis(bs, k, ends=None, margins=None):
     """An unfitted basis ``bs`` of dimension k; ``ends`` (a, b) for a cyclic one; for a
     tensor product (bs "te" or "ti") ``margins`` its margins' bases, k and ``ends`` one per
-    margin."""
+    margin; for a factor-smooth interaction (bs "fs") ``margins`` holds its base's."""
+    if bs == "fs":  # a factor-smooth interaction on its base (margins: (base,))
+        return FactorSmooth(make_basis(margins[0], k, ends))
     if bs in TENSORS:  # ends: None, or one per margin (a cyclic margin's, or None)
         ends = (None,) * len(margins) if ends is None else ends
         return TensorSmooth([make_basis(b, kj, e) for b, kj, e in zip(margins, k, ends)],
@@ -52,7 +55,9 @@ class SmoothTerm:
     name of mgcv's ``by`` variable, or None, and ``level``: for a factor ``by``, the level
     this copy of the smooth belongs to (None: a numeric ``by``, which multiplies the
     smooth). A tensor product (``bs`` "te" or "ti") has ``margins``, its margins' bases,
-    and ``k``, a tuple: one per margin."""
+    and ``k``, a tuple: one per margin. A factor-smooth interaction (``bs`` "fs", mgcv's
+    ``s(x, f, bs = "fs")``) has ``label`` (x, f), ``margins`` (its base's bs) and ``by``
+    the factor's name."""
 
     label: object
     k: int = 10

@@ -191,17 +191,19 @@ def smooth_test(coef, cov, gram, ref_df, res_df=None):
     return float(stat), float(min(1.0, p))
 
 
-def penalized_term_test(coef, info, cov, scale, res_df=None):
+def penalized_term_test(coef, info, root, scale, res_df=None):
     """The test mgcv's ``summary.gam`` applies instead to a smooth with no unpenalized part
     (e.g. a cyclic one: its penalty's null space, the constant, is constrained away): Wood's
     (2013, *Biometrika* 100, 1005–1010) test for a random effect (mgcv's ``reTest``).
 
     With ``I_m`` the smooth's block of the penalized information matrix with the other
-    non-random coefficients eliminated (``info``) and ``V_e`` the frequentist covariance of
-    its coefficients (``cov``), the statistic ``T = ĉ'I_m ĉ / φ`` is referred to
-    ``Σ_i e_i χ²_1`` with ``e_i`` the eigenvalues of ``V_e I_m / φ``: divided by an
+    non-random coefficients eliminated (``info``) and ``V_e = B B'`` the frequentist
+    covariance of its coefficients (``root``: B, m × r), the statistic ``T = ĉ'I_m ĉ / φ``
+    is referred to ``Σ_i e_i χ²_1`` with ``e_i`` the eigenvalues of ``V_e I_m / φ``
+    (those of ``B' I_m B / φ``): divided by an
     independent ``χ²_d / d`` (``d = round(res_df)``, at least 1) when the scale φ is
-    estimated. The reference df is the number of positive ``e_i``.
+    estimated. The reference df is the number of positive ``e_i`` (above ε^0.8 of the
+    largest, as mgcv's).
 
     Returns
     -------
@@ -212,7 +214,7 @@ def penalized_term_test(coef, info, cov, scale, res_df=None):
     """
     coef = np.asarray(coef, dtype=float)
     stat = float(coef @ info @ coef) / scale
-    ev = np.linalg.eigvals(cov @ info).real / scale
+    ev = linalg.eigvalsh(root.T @ info @ root) / scale
     ev[ev < 0] = 0.0
     rank = int(np.sum(ev > ev.max() * np.finfo(float).eps ** 0.8))
     if res_df is None:
