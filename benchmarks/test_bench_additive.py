@@ -1,6 +1,8 @@
 """AdditiveMixed benchmarks on the study's data: Gaussian ``y_nl ~ x + b + s(z) + s(g, re)``
-(also with ``s(g, x, re)``, a random slope) and binomial ``y_bin ~ x + b + s(g, re)`` (and Gamma, the same terms), rows 1e4…2e6, binned (discrete) or exact, and the
-peak extra memory at 2e6 rows. Quick grid by default, ``--bench-full`` for rows up to 2e6.
+(also with ``s(g, x, re)``, a random slope, and the other terms of issue 18: tp, by, te, a
+crossed factor, fs) and binomial ``y_bin ~ x + b + s(g, re)`` (and Gamma, the same terms),
+rows 1e4…2e6, binned (discrete) or exact, and the peak extra memory at 2e6 rows. Quick grid
+by default, ``--bench-full`` for rows up to 2e6.
 Targets (issue 5, this 2-core machine): 2e6 × 2000 Gaussian ≤ 1 s, binomial ≤ 3 s,
 memory ≤ 500 MB. Every fit is checked against a reference: a binned Gaussian fit against the
 same model fitted from chunks (``from_chunks``: NumPy bin tables instead of the binned Numba
@@ -17,7 +19,7 @@ import pytest
 from skmixed import AdditiveMixed
 from skmixed.families import Tweedie
 from skmixed._estimators._additive_predict import covariate_columns
-from skmixed._model.additive_cross import discretize
+from skmixed._model.additive_cross import discretize, discretize_factor_smooth
 
 from conftest import simulated, with_by_factor
 from reference_objectives import check_additive, check_penalized_scores
@@ -52,6 +54,10 @@ MODELS = {
     # y ~ x + b + s(z) + s(g, bs = "re") + s(h, bs = "re")
     "gaussian_crossed": (dict(smooths=["z"], groups=["g", "h"]), ["x", "b", "z", "g", "h"],
                          "y_h"),
+    # issue 18: random curves of x per level of f (10 levels; mgcv's default tp base):
+    # y ~ b + s(z) + s(x, f, bs = "fs") + s(g, bs = "re")
+    "gaussian_fs": (dict(smooths=["z", ("x", "f")], bs={("x", "f"): "fs"}),
+                    ["b", "z", "x", "f", "g"], "y_nl"),
 }
 
 
@@ -93,9 +99,13 @@ def _check(model, df, cols, target, params):
     crossed = isinstance(params.get("groups"), list)
     if (params.get("by") or tensor or crossed) and model._discrete:
         binned = df.copy()
-        for c in covariate_columns(params["smooths"]):
+        fs = [c for c in params["smooths"] if params.get("bs", {}).get(c) == "fs"]
+        for c in covariate_columns([s for s in params["smooths"] if s not in fs]):
             values, index = discretize(df[c].to_numpy(), model.n_bins)
             binned[c] = values[index]
+        for x, f in fs:  # binned with its factor (bam's compress.df of x and f)
+            values, index, _ = discretize_factor_smooth(df[x].to_numpy(), df[f].cat.codes)
+            binned[x] = values[index]
         check_penalized_scores(model, binned, target, cols)
         return
     check_additive(model, df, cols, target, {"groups": "g", **params})

@@ -40,7 +40,7 @@ return fitted estimators; [`from_formula`][skmixed.formula.from_formula] returns
 estimator with its X and y (for pipelines and cross-validation).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -233,6 +233,10 @@ def _smooth_columns(parsed, data, X):
     parametric = set(X.columns)
     for sm in parsed.smooths:
         values = _lookup(parsed, data, sm.covariate, sm.pos)
+        if _is_factor_smooth(sm.bs) and not _is_numeric(values) and _is_numeric(
+                _lookup(parsed, data, sm.more[0], sm.pos)):  # s(f, x, bs = "fs"), as mgcv
+            sm = replace(sm, covariate=sm.more[0], more=(sm.covariate,))
+            values = _lookup(parsed, data, sm.covariate, sm.pos)
         if _is_interaction(sm.bs) and set((sm.covariate,) + sm.more) & parametric:
             raise FormulaError(parsed.formula, sm.pos, "a ti() covariate that is also a "
                                "parametric term is not supported: give the parametric term "

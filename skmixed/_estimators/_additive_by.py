@@ -50,7 +50,7 @@ def expand_by(X_table, terms, columns, by_labels, weights, discrete, n_bins):
         if not isinstance(values, pd.Series):
             values = pd.Series(values)
         if term.bs == "fs":
-            codes, levels = _factor_codes(values, by, name, term, weights, "fs factor")
+            codes, levels = _factor_codes(values, by, name, term, weights, "factor")
             out_terms.append(term)
             out_cols.append(col)
             mults.append(("fs", codes, len(levels)))
@@ -84,19 +84,17 @@ def expand_by(X_table, terms, columns, by_labels, weights, discrete, n_bins):
 
 
 def _factor_codes(values, by, name, term, weights, what):
-    """A factor column's codes and levels for the copies of a smooth (a ``by`` factor's or
-    an fs smooth's, ``what``); a level without rows of positive weight is a ValueError."""
-    if what == "fs factor" and not is_factor(values):
+    """A factor column's codes and levels for the copies of a smooth (``what``: "by factor",
+    or "factor": an fs smooth's); a level without rows of positive weight is a
+    ValueError."""
+    if what == "factor" and not is_factor(values):
         raise ValueError(f"the factor {name!r} of the factor-smooth interaction of "
                          f"{term.label!r} (bs='fs') holds numbers: give it as categories "
                          "(e.g. Series.astype('category')), one curve per level.")
     try:
         codes, levels = _design.encode_groups(values, by)
     except ValueError as exc:  # the grouping column's wording, for a by factor
-        raise ValueError(str(exc).replace("(the grouping column)", f"(a {what})")
-                         .replace("the grouping column", f"the {what}")
-                         .replace("every row needs a group", "every row needs a level")
-                         ) from None
+        raise ValueError(_reworded(str(exc), what)) from None
     used = np.bincount(codes, weights=weights, minlength=len(levels))
     for code, level in enumerate(levels):
         if not used[code] > 0:
@@ -106,6 +104,13 @@ def _factor_codes(values, by, name, term, weights, what):
                 f"{level!r}: its copy of the smooth would be all zero. Drop the unused "
                 "level (e.g. Series.cat.remove_unused_categories()).")
     return codes, levels
+
+
+def _reworded(message, what):
+    """A grouping column's error message, for a factor of smooths (``what``)."""
+    return (message.replace("(the grouping column)", f"(a {what})")
+            .replace("the grouping column", f"the {what}")
+            .replace("every row needs a group", "every row needs a level"))
 
 
 def multipliers_at(X_table, info, key_of):
@@ -122,7 +127,10 @@ def multipliers_at(X_table, info, key_of):
         key = key_of(by)
         values = _design.column_values(X_table, key)
         if isinstance(level, tuple):  # an fs smooth's factor: the rows' level codes
-            out.append(_design.lookup_groups(values, level[1], key))
+            try:
+                out.append(_design.lookup_groups(values, level[1], key))
+            except ValueError as exc:
+                raise ValueError(_reworded(str(exc), "factor")) from None
             continue
         if level is None:
             num = np.asarray(_design.fixed_columns(X_table, [key])[0], dtype=float)

@@ -126,8 +126,9 @@ class AdditivePrediction:
                 raise ValueError(f"the factor-smooth interaction {self.smooths_.index[j]} "
                                  "needs a 1-D grid of its covariate (every level's curve is "
                                  f"given); got shape {grid.shape}.")
-            levels = self._labels["by"][j][1][1]
-            columns = {"x": np.tile(grid, n_levels),
+            levels = self._labels["by"][j][1][1]  # (columns named as the covariate's and
+            # the factor's: a factor named "x" must not take the grid's place)
+            columns = {_design.column_name(label[0]): np.tile(grid, n_levels),
                        _design.column_name(label[1]): np.repeat(np.asarray(levels),
                                                                 grid.size)}
         elif isinstance(label, tuple):  # a smooth of d covariates: an n × d grid of points
@@ -449,9 +450,9 @@ class AdditivePrediction:
         """An fs smooth: every level's curve in one panel (as mgcv's plot)."""
         lo, hi = basis["spline"].domain
         curves = self.partial_effect(term, np.linspace(lo, hi, n_points))
-        factor = curves.columns[1]
+        covariate, factor = curves.columns[:2]
         for _, curve in curves.groupby(factor, sort=False):
-            ax.plot(curve["x"], curve["effect"], lw=0.8)
+            ax.plot(curve[covariate], curve["effect"], lw=0.8)
         names = [_design.column_name(c) for c in basis["label"]]
         ax.set(xlabel=names[0], ylabel=f"{term}: effect on {scale}",
                title=f"{term}: a curve per level of {names[1]} "

@@ -41,7 +41,7 @@ from ..families import get_family
 from ..sources import ChunkedData, score_target
 from . import _design
 from .._model.thin_plate import default_dimension
-from ._additive_by import expand_by
+from ._additive_by import expand_by, is_factor
 from ._additive_predict import (AdditivePrediction, covariate_columns, smooth_arrays,
                                 smooth_label_name, smooth_name)
 from ._additive_sources import (check_boundary_response, check_target, chunk_tables,
@@ -354,6 +354,12 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         smooth_labels, factors, param_labels = self._roles(X_table)
         param_cols = _design.fixed_columns(X_table, param_labels)
         covariates = [self._covariate_label(c) for c in smooth_labels]
+        for label in smooth_labels:
+            if self._smooth_kind(label) == "fs" and is_factor(
+                    pd.Series(_design.column_values(X_table, label[0]))):
+                raise ValueError(f"the factor-smooth interaction {label!r}: its first column "
+                                 "is the covariate, its second the factor, e.g. ('x', 'f'); "
+                                 f"{label[0]!r} holds categories.")
         flat = covariate_columns(covariates)
         _design.check_finite_columns(param_cols + _design.fixed_columns(X_table, flat),
                                      param_labels + flat)

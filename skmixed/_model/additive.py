@@ -199,13 +199,14 @@ class REMLFit:
 
 
 def _null_space(G, tol=1e-10):
-    """A basis of the null space of G (symmetric positive semi-definite), from the
-    eigenvalues of G scaled to a unit diagonal (so that it does not depend on the columns'
-    units; those below ``tol`` × the largest count as 0: exact collinearity leaves
+    """An orthonormal basis of the null space of G (symmetric positive semi-definite), from
+    the eigenvalues of G scaled to a unit diagonal (so that it does not depend on the
+    columns' units; those below ``tol`` × the largest count as 0: exact collinearity leaves
     ~1e-15)."""
     d = np.sqrt(np.maximum(np.diag(G), np.finfo(float).tiny))
     val, vec = linalg.eigh(G / np.outer(d, d))
-    return vec[:, val <= tol * val.max()] / d[:, None]
+    null = vec[:, val <= tol * val.max()] / d[:, None]
+    return linalg.orth(null) if null.shape[1] else null
 
 
 class DenseREML:
@@ -782,8 +783,11 @@ class DenseREML:
         # none): those directions are taken out
         null = _null_space(H - penalty)
         others = np.setdiff1d(np.flatnonzero(np.any(penalty != 0, axis=0)), m)
-        if null.shape[1] and others.size:
-            null = null @ linalg.null_space(null[others], rcond=1e-8)
+        if null.shape[1] and others.size:  # (null: orthonormal; its part on the other
+            # penalized columns may be rounding alone: an absolute tolerance)
+            _, sv, vt = linalg.svd(null[others])
+            rank = int(np.sum(sv > 1e-8))
+            null = null @ vt[rank:].T
         if null.shape[1]:
             confounded = linalg.orth((penalty @ null)[m])
             cov = cov - confounded @ (confounded.T @ cov)

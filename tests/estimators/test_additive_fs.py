@@ -1,9 +1,10 @@
 """AdditiveMixed's factor-smooth interactions ``s(x, f, bs = "fs")`` against mgcv 1.8-41
 (issue 18; reference made by tests/reference/mgcv_fs.R): a thin-plate base (mgcv's
 default), a cubic regression base (``xt = "cr"``) beside a parametric z, a common curve and
-the levels' departures (``s(x) + s(x, f, bs = "fs")``), a binomial fit, ``bam(discrete =
-TRUE)`` on 20,000 rows (tests/data/fs_sim.csv: 3,000 rows, 12 levels; fs_big.csv.gz) and real
-data, lme4's sleepstudy (``Reaction ~ s(Days, Subject, bs = "fs", k = 5)``).
+the levels' departures (``s(x) + s(x, f, bs = "fs")``), the fs smooth beside ``s(z)`` (its
+test's reference df), a binomial fit, ``bam(discrete = TRUE)`` on 20,000 rows
+(tests/data/fs_sim.csv: 3,000 rows, 12 levels; fs_big.csv.gz) and real data, lme4's
+sleepstudy (``Reaction ~ s(Days, Subject, bs = "fs", k = 5)``).
 
 mgcv's own fs basis of the null space (the constant and the line of every level) comes from
 eigenvectors whose eigenvalues are rounding noise: it moves with the last bits of x (the R
@@ -61,6 +62,8 @@ CASES = {
                   "sim", False),
     "gam_fs_main": ("y", ["x", "f"], dict(smooths=["x", FS], bs={"x": "tp", FS: "fs"},
                                           k={FS: 5}), "sim", False),
+    "gam_fs_plus_z": ("y", ["z", "x", "f"], dict(smooths=[FS, "z"], bs={FS: "fs", "z": "tp"},
+                                                 k={FS: 5}), "sim", False),
     "gam_fs_binomial": ("yb", ["x", "f"], dict(smooths=[FS], bs={FS: "fs"},
                                                family="binomial"), "sim", False),
     "bam_fs_big": ("y", ["x", "f"], dict(smooths=[FS], bs={FS: "fs"}), "big", True),
@@ -105,8 +108,9 @@ def test_agrees_with_mgcv(fits, reference, sim, big, sleep, entry):
         assert model.reml_criterion_ / 2 == pytest.approx(ref["reml_score"], abs=1e-3)
     # the fs smooth's three smoothing parameters: mgcv's sp (a tp smooth's λ is not: the
     # docstring of AdditiveMixed)
-    np.testing.assert_allclose(model.smooths_["lambda_margins"].iloc[-1],
-                               list(ref["sp"].values())[-3:], rtol=1e-3)
+    fs = [k for k in ref["sp"] if k.startswith("s(" + ",".join(cols[-2:]))]
+    np.testing.assert_allclose(model.smooths_.loc[fs[0][:-1], "lambda_margins"],
+                               [ref["sp"][k] for k in fs], rtol=1e-3)
     # predictions at new rows (seen levels) and their standard errors (mgcv's: link scale)
     new = pd.DataFrame(ref["new_data"]).astype({cols[-1]: str})[cols]
     mean, se = model.predict(new, return_std=True)
@@ -114,16 +118,15 @@ def test_agrees_with_mgcv(fits, reference, sim, big, sleep, entry):
     if model.family == "binomial":
         se = se / (mean * (1 - mean))
     np.testing.assert_allclose(se, ref["se_fit"], rtol=1e-5)
-    table = ref["s_table"]
-    np.testing.assert_array_equal(model.smooths_["ref_df"].iloc[-1],
-                                  np.atleast_1d(table["ref_df"])[-1])
-    np.testing.assert_allclose(model.smooths_["statistic"].iloc[-1],
-                               np.atleast_1d(table["stat"])[-1], rtol=1e-6)
-    if entry == "gam_fs_main":  # Wood's test of s(x) beside it
-        np.testing.assert_allclose(model.smooths_["ref_df"].iloc[0], table["ref_df"][0],
-                                   rtol=1e-6)
-        np.testing.assert_allclose(model.smooths_["statistic"].iloc[0], table["stat"][0],
-                                   rtol=5e-3)
+    # the smooth tests: the fs smooth's (mgcv's reTest) reference df exactly; Wood's test of
+    # another smooth beside it (a fractional reference df)
+    table = pd.DataFrame({k: np.atleast_1d(table_v) for k, table_v in ref["s_table"].items()})
+    for term, ref_df, stat in zip(table["term"], table["ref_df"], table["stat"]):
+        fs_term = term == fs[0][:-1]
+        np.testing.assert_allclose(model.smooths_.loc[term, "ref_df"], ref_df,
+                                   rtol=0 if fs_term else 1e-6)
+        np.testing.assert_allclose(model.smooths_.loc[term, "statistic"], stat,
+                                   rtol=1e-6 if fs_term else 5e-3)
 
 
 def test_basis_is_fixed_and_mgcv_own_rotation_differs(reference, fits):
@@ -147,6 +150,15 @@ def test_partial_effect_and_unseen_level(fits, sim):
                                rtol=0, atol=1e-12)
     unseen = model.predict(pd.DataFrame({"x": grid, "f": "new"}))
     np.testing.assert_allclose(unseen, model.intercept_, rtol=0, atol=1e-12)
+    # the table's columns are named as the covariate and the factor (a review: a factor
+    # named "x" took the grid's column)
+    renamed = sim.rename(columns={"x": "t", "f": "x"})
+    fs = ("t", "x")
+    other = AdditiveMixed(smooths=[fs], bs={fs: "fs"}, discrete=False).fit(renamed[["t", "x"]],
+                                                                           renamed["y"])
+    table = other.partial_effect("s(t,x)", grid)
+    assert list(table.columns[:2]) == ["t", "x"]
+    np.testing.assert_allclose(table["effect"], curves["effect"], rtol=0, atol=1e-9)
 
 
 def test_formula_gives_the_column_fit(fits, sim):
@@ -158,6 +170,9 @@ def test_formula_gives_the_column_fit(fits, sim):
         assert model.reml_criterion_ == pytest.approx(fits[entry].reml_criterion_, rel=1e-10)
         assert list(model.smooths_.index) == list(fits[entry].smooths_.index)
     assert 's(x, f, k = 5, bs = "fs")' in model.summary()
+    # mgcv finds the factor wherever it is written: s(f, x, bs = "fs") is the same smooth
+    swapped = bam("y ~ s(x) + s(f, x, bs = 'fs', k = 5)", sim, discrete=False)
+    assert swapped.reml_criterion_ == model.reml_criterion_
     with pytest.raises(FormulaError, match="not a base smooth"):
         bam("y ~ s(x, f, bs = 'fs', xt = 'zz')", sim, discrete=False)
     with pytest.raises(FormulaError, match="xt is the base smooth"):
@@ -168,6 +183,8 @@ def test_formula_gives_the_column_fit(fits, sim):
 
 def test_bad_input_is_refused(sim):
     X = sim[["x", "f", "z"]]
+    with pytest.raises(ValueError, match="its first column is the covariate"):
+        AdditiveMixed(smooths=[("f", "x")], bs={("f", "x"): "fs"}).fit(X, sim["y"])
     with pytest.raises(ValueError, match="holds numbers"):
         AdditiveMixed(smooths=[("x", "z")], bs={("x", "z"): "fs"}).fit(X[["x", "z"]], sim["y"])
     with pytest.raises(ValueError, match="takes no by variable"):

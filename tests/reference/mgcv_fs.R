@@ -18,7 +18,8 @@
 #   0/1 yb with logit sin(2 pi x) + level curve; values rounded to 8 decimals and read back;
 # * gam(method = "REML", tight) of y ~ s(x, f, bs = "fs") (tp base, k = 10), of
 #   y ~ z + s(x, f, bs = "fs", xt = "cr", k = 8), of y ~ s(x) + s(x, f, bs = "fs", k = 5)
-#   (a common curve and the levels' departures), of the binomial yb ~ s(x, f, bs = "fs"), and
+#   (a common curve and the levels' departures), of y ~ s(x, f, bs = "fs", k = 5) + s(z) (the
+#   fs test's rank beside another smooth), of the binomial yb ~ s(x, f, bs = "fs"), and
 #   bam(discrete = TRUE) of the first on 20,000 rows drawn the same way (fs_big.csv.gz);
 # * real data: lme4's sleepstudy, Reaction ~ s(Days, Subject, bs = "fs", k = 5) (gam, tight).
 # Run from the repository root:
@@ -108,6 +109,8 @@ out <- list(
                        method = "REML", control = tight), nd),
   gam_fs_main = summ(gam(y ~ s(x) + s(x, f, bs = "fsc", k = 5), data = d, method = "REML",
                          control = tight), nd),
+  gam_fs_plus_z = summ(gam(y ~ s(x, f, bs = "fsc", k = 5) + s(z), data = d, method = "REML",
+                           control = tight), nd),
   gam_fs_binomial = summ(gam(yb ~ s(x, f, bs = "fsc"), data = d, family = binomial,
                              method = "REML", control = tight), nd),
   bam_fs_big = summ(bam(f1, data = dbig, discrete = TRUE, method = "fREML"), nd),
