@@ -171,8 +171,7 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         list(g = ~ 1 + x))``; ``variance_components_`` then has the correlations, lme4's
         ``as.data.frame(VarCorr())`` rows with ``var2``); with several factors a dict by
         factor name, one factor "unstructured" at most (it is the one eliminated group by
-        group), with one random slope (two or more correlated slopes are refused: the
-        search can stop in local optima; MixedLM fits them).
+        group), with one random slope or more (lme4's ``(1 + x1 + x2 | g)``).
     family : {"gaussian", "binomial", "poisson", "gamma", "nbinom2", "tweedie"}, \
             default="gaussian"
         Binomial (0/1 y, logit link) and Poisson (log link): with ``discrete`` by
@@ -533,14 +532,6 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
                 raise ValueError(f"covariance of {nm!r} must be 'diagonal' or "
                                  f"'unstructured'; got {cov!r}.")
             out.append(GroupTerm(nm, labs, cols, cov if cols else "diagonal"))
-        for f in out:
-            if f.covariance == "unstructured" and len(f.slopes) > 1:
-                raise ValueError(
-                    f"covariance='unstructured' takes one random slope (lme4's (1 + x | g)); "
-                    f"{f.name!r} has {len(f.slopes)}: with two or more correlated slopes the "
-                    "REML search can stop in a local optimum. Use "
-                    "independent slopes (covariance='diagonal'), or MixedLM for a model "
-                    "without smooths.")
         correlated = [f.name for f in out if f.covariance == "unstructured"]
         if len(correlated) > 1:
             raise ValueError(f"correlated random slopes (covariance='unstructured') for one "

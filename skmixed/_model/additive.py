@@ -328,11 +328,6 @@ class DenseREML:
         return (np.arange(self.n_tau) < self.n_smooth_tau) | (
             self._t_diagonal & (not self._linear))
 
-    @property
-    def _linear_diagonal(self):
-        """A correlated block's diagonal entries of T while searched as they are."""
-        return self._t_diagonal & self._linear
-
     def natural(self, theta):
         """The parameters on their natural scale: τ = e^θ on the log ones, T's other
         entries as they are (lme4's θ for the groups)."""
@@ -351,11 +346,10 @@ class DenseREML:
 
     def search_bounds(self, bounds=LOG_TAU_BOUNDS):
         """Per parameter the search's (lower, upper): ``bounds`` for the log τ, ±e^upper
-        for T's off-diagonal entries (σ-relative) and [0, e^upper] for its diagonal in
-        `_linear` mode."""
+        for T's other entries (σ-relative; in `_linear` mode its diagonal too: the sign of a
+        column of T does not change TT', and at 0 a bound would stop the search)."""
         wide = np.exp(bounds[1])
-        return (np.where(self.log_mask, bounds[0],
-                         np.where(self._linear_diagonal, 0.0, -wide)),
+        return (np.where(self.log_mask, bounds[0], -wide),
                 np.where(self.log_mask, bounds[1], wide))
 
     def group_factor(self, theta):
@@ -593,6 +587,20 @@ class DenseREML:
         box, bounds = bounds, self.search_bounds(bounds)
 
         def search(x0, box_=None):
+            res = once(x0, box_)
+            for _ in range(3):  # L-BFGS-B can stop on a stalled line search ("relative
+                # reduction of f", "abnormal termination") far from the optimum: restarted
+                # from there, fresh memory
+                if not any(s in str(res.message).upper() for s in ("REDUCTION OF F",
+                                                                     "ABNORMAL")):
+                    break
+                again = _lower(res, once(res.theta_final, box_))
+                if again is res:
+                    break
+                res = again
+            return res
+
+        def once(x0, box_):
             return minimize(SimpleNamespace(value=self.criterion,
                                             value_and_grad=self.criterion_and_gradient),
                             BoxSpace(x0, *(bounds if box_ is None else box_)),
@@ -600,14 +608,6 @@ class DenseREML:
                             polish=self.scale is None)
 
         res = search(self._start() if log_tau0 is None else np.asarray(log_tau0, dtype=float))
-        for _ in range(3):  # L-BFGS-B can stop on a stalled line search ("relative
-            # reduction of f") far from the optimum: restarted from there, fresh memory
-            if "REDUCTION OF F" not in str(res.message).upper():
-                break
-            again = _lower(res, search(res.theta_final))
-            if again is res:
-                break
-            res = again
         if self.unstructured and log_tau0 is None:
             # also from the independent (diagonal) model's optimum, which the correlated one
             # nests: from a common start alone a search stopped 22 above lmer's optimum
@@ -662,10 +662,23 @@ class DenseREML:
         self._linear = True
         try:
             lin = search(x0, self.search_bounds(bounds))
+            # with two or more slopes the criterion has local optima (a review's data sets:
+            # up to 2.5 above lmer's from the starts above alone): also from lme4's start
+            # T = cI, on the centred slopes and on the slopes as given, c = 0.01 … 10 (the
+            # smooths' τ as found)
+            if self.r > 2:
+                Minv = np.linalg.inv(self._M)
+                for C in (np.eye(self.r), Minv.T @ Minv):
+                    for c in (0.01, 0.1, 1.0, 10.0):
+                        start = x0.copy()
+                        L = c * np.linalg.cholesky(C)
+                        start[self.n_smooth_tau:] = L[self._term.rows, self._term.cols]
+                        lin = _lower(lin, search(start, self.search_bounds(bounds)))
         finally:
             self._linear = False
-        back = np.where(diagonal, np.log(np.maximum(lin.theta_final, np.exp(bounds[0]))),
-                        lin.theta_final)
+        x = lin.theta_final.copy()  # T with a non-negative diagonal (the same TT')
+        x[self.n_smooth_tau:] = self._term.canonical(x[self.n_smooth_tau:])
+        back = np.where(diagonal, np.log(np.maximum(x, np.exp(bounds[0]))), x)
         return _lower(res, replace(lin, theta_final=back, fmin=self.criterion(back)))
 
     #: the common log τ the search may start from (`_start`)

@@ -427,6 +427,12 @@ def _gaussian_fit(reml, y_shift, spec):
                 "and the groups, so the residual SD is the optimizer's bound (the random "
                 f"effects' SD / e^{LOG_TAU_BOUNDS[1]:g}), not an estimate, and the variances "
                 "are not identified.")
+    elif not fit.result.converged:  # e.g. L-BFGS-B's line search on a criterion whose
+        # rounding is above its steps (random effects' SDs ~1e3 times the residual SD)
+        note = (f"the REML search stopped before convergence ({fit.result.message}): the "
+                "fit may not be the optimum. A residual SD far below the random effects' "
+                "(a nearly exact fit) leaves the criterion too noisy to search: rescale or "
+                "simplify the random effects (MixedLM fits models without smooths).")
     return fit, fit.result.converged and note is None, note
 
 
