@@ -46,14 +46,14 @@ def variance_component_rows(group_name, re_names, covariance, rel_cov, sigma):
     return rows
 
 
-def variance_components_frame(rows):
-    """The variance components' DataFrame from rows of :data:`VC_COLUMNS`: the names as
-    object columns with None where a row has none (lme4's NA), whatever string dtype pandas
-    would infer."""
-    cols = list(zip(*rows)) if rows else [()] * len(VC_COLUMNS)
+def variance_components_frame(rows, columns=VC_COLUMNS):
+    """The variance components' DataFrame from rows of ``columns`` (:data:`VC_COLUMNS`;
+    AdditiveMixed names the last "sd"): the names as object columns with None where a row
+    has none (lme4's NA), whatever string dtype pandas would infer."""
+    cols = list(zip(*rows)) if rows else [()] * len(columns)
     data = {name: pd.Series(list(col), dtype=object)
-            for name, col in zip(VC_COLUMNS[:3], cols[:3])}
-    data.update({name: pd.Series(col, dtype=float) for name, col in zip(VC_COLUMNS[3:],
+            for name, col in zip(columns[:3], cols[:3])}
+    data.update({name: pd.Series(col, dtype=float) for name, col in zip(columns[3:],
                                                                          cols[3:])})
     frame = pd.DataFrame(data)
     frame["group"] = frame["group"].astype(str)

@@ -50,7 +50,8 @@ from ._additive_sources import (check_boundary_response, check_target, chunk_tab
 from ._base import GROUPED_CONSTRAINTS
 from ._factors import factor_entries, factor_values
 from ._chunked import is_dask
-from ._results import fixed_effects_table, random_effects_table, variance_component_rows
+from ._results import (fixed_effects_table, random_effects_table, variance_component_rows,
+                       variance_components_frame)
 from ._sklearn_compat import Interval, StrOptions, fit_context
 
 __all__ = ["AdditiveMixed"]
@@ -774,8 +775,8 @@ class AdditiveMixed(AdditivePrediction, RegressorMixin, BaseEstimator):
         if self._family().residual_row:
             rows.append(("Residual", None, None, sigma ** 2, sigma))
         # lme4's as.data.frame(VarCorr()): a row with var2 is a correlation (its "sd")
-        self.variance_components_ = pd.DataFrame(rows, columns=["group", "var1", "var2",
-                                                                "variance", "sd"])
+        self.variance_components_ = variance_components_frame(
+            rows, ["group", "var1", "var2", "variance", "sd"])
         self.sigma_ = float(sigma)
         family = self._family()
         self.dispersion_ = (float(sigma) ** 2 if family.scale_estimated

@@ -589,3 +589,15 @@ def test_constant_random_slope_is_refused(sleepstudy, value, covariance):
     with pytest.raises(ValueError, match="random slope 'c' of 'Subject' is constant"):
         est.fit(X, sleepstudy["Reaction"])
     assert not hasattr(est, "coef_")
+
+
+def test_variance_components_name_cells_are_none_where_absent(data_file):
+    """lme4's NA in ``as.data.frame(VarCorr())`` is None in every name column, as MixedLM's
+    (a correlated fit's var2 had mixed NaN and None)."""
+    sleep = pd.read_csv(data_file("sleepstudy.csv"))
+    for covariance in ("diagonal", "unstructured"):
+        model = AdditiveMixed(groups="Subject", random_slopes=["Days"], covariance=covariance,
+                              discrete=False).fit(sleep[["Days", "Subject"]], sleep["Reaction"])
+        names = model.variance_components_[["group", "var1", "var2"]]
+        assert all(v is None or isinstance(v, str) for v in names.to_numpy().ravel())
+        assert model.variance_components_["var2"].iloc[0] is None
