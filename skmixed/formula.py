@@ -282,7 +282,10 @@ def _smooth_columns(parsed, data, X):
                                        f"bs = \"re\") needs {sm.by!r} as a parametric term "
                                        f"too (y ~ {sm.by} + …): bam() fits a random slope "
                                        "beside its fixed slope (lme4's (1 + v || g)); a random "
-                                       "slope without the fixed one is not supported")
+                                       "slope without the fixed one is not supported. (A "
+                                       f"numeric {sm.by!r} is a slope, as in mgcv; for the "
+                                       f"nested factor {sm.covariate}:{sm.by} give {sm.by!r} "
+                                       "as categories, R's factor().)")
                 slopes.setdefault(sm.covariate, []).append(sm.by)
             continue
         label = (sm.covariate,) + sm.more if sm.more else sm.covariate

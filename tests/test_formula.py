@@ -412,3 +412,7 @@ def test_bam_random_slope_needs_its_fixed_slope():
                        "y": rng.normal(size=200)})
     with pytest.raises(FormulaError, match="needs 'v' as a parametric term too"):
         bam('y ~ s(g, bs = "re") + s(g, v, bs = "re")', df)
+    # an integer-coded nested factor reads as a slope (as in mgcv): the message says how to
+    # make it a factor
+    with pytest.raises(FormulaError, match="give 'v' as categories"):
+        bam('y ~ s(g, bs = "re") + s(g, v, bs = "re")', df.assign(v=df["g"] % 3))
