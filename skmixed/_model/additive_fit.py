@@ -429,10 +429,13 @@ def _gaussian_fit(reml, y_shift, spec):
                 "are not identified.")
     elif not fit.result.converged:  # e.g. L-BFGS-B's line search on a criterion whose
         # rounding is above its steps (random effects' SDs ~1e3 times the residual SD)
-        note = (f"the REML search stopped before convergence ({fit.result.message}): the "
-                "fit may not be the optimum. A residual SD far below the random effects' "
-                "(a nearly exact fit) leaves the criterion too noisy to search: rescale or "
-                "simplify the random effects (MixedLM fits models without smooths).")
+        note = (f"the REML search stopped before its convergence test passed "
+                f"({fit.result.message}): the fit may not be the optimum (it often is: the "
+                "criterion's rounding can stop the search there). A residual SD far below "
+                "the random effects' (a nearly exact fit) or correlated slopes of very "
+                "different scales can stop it short: compare with covariance='diagonal', "
+                "fewer correlated slopes, or MixedLM (no smooths), and prefer the fit with "
+                "the lower reml_criterion_.")
     return fit, fit.result.converged and note is None, note
 
 

@@ -10,6 +10,7 @@ predicted further decrease ``½ g'H⁻¹g``, in the criterion's own units.
 """
 
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
@@ -232,9 +233,13 @@ def _hessian(fun, x, grad, rel_step=1e-5, central=True, coords=None):
 
 
 def _newton_step(H, g):
-    """``H⁻¹g`` (least squares if H is singular) and ``½ g'H⁻¹g``."""
+    """``H⁻¹g`` (least squares if H is singular) and ``½ g'H⁻¹g`` (an ill-conditioned H
+    — a flat direction at a singular fit — is no news to the caller: no LinAlgWarning; a
+    step is kept only if it lowers the criterion)."""
     try:
-        step = linalg.solve(H, g, assume_a="sym")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", linalg.LinAlgWarning)
+            step = linalg.solve(H, g, assume_a="sym")
     except (linalg.LinAlgError, ValueError):
         step = linalg.lstsq(H, g)[0]
     return step, 0.5 * float(g @ step)
