@@ -99,7 +99,8 @@ def _check(model, df, cols, target, params):
     crossed = isinstance(params.get("groups"), list)
     if (params.get("by") or tensor or crossed) and model._discrete:
         binned = df.copy()
-        fs = [c for c in params["smooths"] if params.get("bs", {}).get(c) == "fs"]
+        bs = params.get("bs")
+        fs = [c for c in params["smooths"] if isinstance(bs, dict) and bs.get(c) == "fs"]
         for c in covariate_columns([s for s in params["smooths"] if s not in fs]):
             values, index = discretize(df[c].to_numpy(), model.n_bins)
             binned[c] = values[index]

@@ -84,16 +84,24 @@ def discretize_factor_smooth(x, codes, m=100):
     x = np.asarray(x, dtype=float)
     codes = np.asarray(codes, dtype=np.int64)
     L = int(codes.max()) + 1
-    values, index = np.unique(x, return_inverse=True)
-    pairs = np.unique(index.astype(np.int64).ravel() * L + codes)
-    if pairs.size > m * np.unique(codes).size:
-        lo, hi = float(x.min()), float(x.max())
-        grid, index = np.unique(np.rint((x - lo) / ((hi - lo) / (m - 1))).astype(np.int64),
-                                return_inverse=True)
-        values = lo + grid * ((hi - lo) / (m - 1))
-        pairs = np.unique(index.astype(np.int64).ravel() * L + codes)
-    return (values, np.asarray(index, dtype=np.int32).ravel(),
-            np.bincount(pairs // L, minlength=values.size).astype(float))
+    limit = m * np.unique(codes).size
+    # more distinct pairs in the first rows than the limit: more in all (no sort of x)
+    head = slice(0, min(x.size, 4 * limit))
+    if np.unique(np.column_stack([x[head], codes[head]]), axis=0).shape[0] <= limit:
+        values, index = np.unique(x, return_inverse=True)
+        index = index.astype(np.int64).ravel()
+        pairs = np.unique(index * L + codes)
+        if pairs.size <= limit:
+            return (values, index.astype(np.int32),
+                    np.bincount(pairs // L, minlength=values.size).astype(float))
+    lo, hi = float(x.min()), float(x.max())
+    grid = np.rint((x - lo) / ((hi - lo) / (m - 1))).astype(np.int64)  # 0 … m − 1
+    present = np.bincount(grid * L + codes, minlength=m * L).reshape(m, L) > 0
+    used = present.any(axis=1)
+    position = np.cumsum(used) - 1
+    values = lo + np.flatnonzero(used) * ((hi - lo) / (m - 1))
+    return (values, position[grid].astype(np.int32),
+            present[used].sum(axis=1).astype(float))
 
 
 def discretize_margins(x, n_bins=1000):

@@ -186,10 +186,11 @@ def row_bases(spec, columns, weights, discrete, n_bins, by=None):
                     f"k={term.k} = {mult[2] * term.k:,} coefficients, which the fit holds as "
                     f"dense penalized columns: at most {MAX_DENSE_EFFECTS:,} (use a smaller "
                     "k, or random intercepts and slopes by groups= and random_slopes=).")
-            v, index = np.unique(np.asarray(col, dtype=float), return_inverse=True)
-            cnt = np.bincount(index, weights=weights, minlength=v.shape[0])
             if discrete:
                 v, index, cnt = discretize_factor_smooth(col, mult[1])
+            else:
+                v, index = np.unique(np.asarray(col, dtype=float), return_inverse=True)
+                cnt = np.bincount(index, weights=weights, minlength=v.shape[0])
             values.append(v)
             indexes.append(np.asarray(index, dtype=np.int32).ravel())
             counts.append(cnt)
