@@ -794,10 +794,10 @@ class DenseREML:
         # the smooth's columns alone), V_e S₁n = 0 exactly; rounding left 1e-10 of V_e's
         # largest eigenvalue there (counted as rank, where mgcv's factorization counts
         # none): those directions are taken out
-        null = _null_space(H - penalty)
+        null = _null_space(H - penalty)  # orthonormal: its part on the other penalized
+        # columns may be rounding alone, hence an absolute tolerance
         others = np.setdiff1d(np.flatnonzero(np.any(penalty != 0, axis=0)), m)
-        if null.shape[1] and others.size:  # (null: orthonormal; its part on the other
-            # penalized columns may be rounding alone: an absolute tolerance)
+        if null.shape[1] and others.size:
             _, sv, vt = linalg.svd(null[others])
             rank = int(np.sum(sv > 1e-8))
             null = null @ vt[rank:].T
