@@ -233,10 +233,10 @@ def _smooth_columns(parsed, data, X):
     parametric = set(X.columns)
     for sm in parsed.smooths:
         values = _lookup(parsed, data, sm.covariate, sm.pos)
-        if _is_factor_smooth(sm.bs) and not _is_numeric(values) and _is_numeric(
-                _lookup(parsed, data, sm.more[0], sm.pos)):  # s(f, x, bs = "fs"), as mgcv
-            sm = replace(sm, covariate=sm.more[0], more=(sm.covariate,))
-            values = _lookup(parsed, data, sm.covariate, sm.pos)
+        if _is_factor_smooth(sm.bs) and not _is_numeric(values):
+            other = _lookup(parsed, data, sm.more[0], sm.pos)
+            if _is_numeric(other):  # s(f, x, bs = "fs"): the factor first, as mgcv allows
+                sm, values = replace(sm, covariate=sm.more[0], more=(sm.covariate,)), other
         if _is_interaction(sm.bs) and set((sm.covariate,) + sm.more) & parametric:
             raise FormulaError(parsed.formula, sm.pos, "a ti() covariate that is also a "
                                "parametric term is not supported: give the parametric term "

@@ -365,11 +365,7 @@ def smooth(formula, node):
     for arg in node.args:
         if not isinstance(arg, Name):
             _fail(formula, arg, "s(): a covariate is a column name")
-    k = _literal(formula, kwargs["k"], "s()'s k") if "k" in kwargs else None
-    least = BASES[bs].min_k if bs in BASES else 1
-    if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < least):
-        _fail(formula, kwargs["k"], f"s(): k must be an integer >= {least} for bs = "
-              f"\"{bs}\"; got {k!r}")
+    k = _smooth_k(formula, kwargs, BASES[bs].min_k if bs in BASES else 1, f'bs = "{bs}"')
     if by_var is not None and bs == "re":
         _fail(formula, kwargs["by"], 's(): by = is for smooths; a random slope is s(g, x, '
               'bs = "re")')
@@ -378,6 +374,16 @@ def smooth(formula, node):
                       tuple(a.name for a in node.args[1:]))
     return Smooth(node.args[0].name, node.args[1].name if len(node.args) > 1 else None, bs,
                   k, node.pos, by_var)
+
+
+def _smooth_k(formula, kwargs, least, what):
+    """s()'s ``k`` (None when not given): an integer at least ``least``, else a
+    FormulaError for ``what`` (the basis)."""
+    k = _literal(formula, kwargs["k"], "s()'s k") if "k" in kwargs else None
+    if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < least):
+        _fail(formula, kwargs["k"], f"s(): k must be an integer >= {least} for {what}; "
+              f"got {k!r}")
+    return k
 
 
 def _factor_smooth(formula, node, kwargs, by_var):
@@ -391,11 +397,7 @@ def _factor_smooth(formula, node, kwargs, by_var):
     if base not in BASES:
         _fail(formula, kwargs["xt"], f's(x, f, bs = "fs"): xt = {base!r} is not a base smooth; '
               "the bases are " + ", ".join(f'"{b}"' for b in BASES))
-    k = _literal(formula, kwargs["k"], "s()'s k") if "k" in kwargs else None
-    if k is not None and (not isinstance(k, int) or isinstance(k, bool)
-                          or k < BASES[base].min_k):
-        _fail(formula, kwargs["k"], f"s(): k must be an integer >= {BASES[base].min_k} for "
-              f"an fs smooth of base \"{base}\"; got {k!r}")
+    k = _smooth_k(formula, kwargs, BASES[base].min_k, f'an fs smooth of base "{base}"')
     return Smooth(node.args[0].name, None, "fs" if base == "tp" else ("fs", base), k, node.pos,
                   None, (node.args[1].name,))
 

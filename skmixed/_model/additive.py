@@ -279,8 +279,8 @@ class DenseREML:
             self.ZF, self.ZR, self.Zy = sums[:, :, :p], sums[:, :, p:p + q], sums[:, :, -1]
         # the groups' parameters: r log τ (independent), or T's lower triangle column by
         # column (correlated: lme4's θ order), its diagonal on the log scale (`_linear`:
-        # as it is, ≥ 0 — `fit`'s last search, where a diagonal entry at the log scale's
-        # bound has a zero gradient and would stay there)
+        # as it is, of either sign — `fit`'s last search, where a diagonal entry at the log
+        # scale's bound has a zero gradient and would stay there)
         self._linear = False
         self.unstructured = bool(unstructured) and self.r > 1
         self._term = self._group_term(self.unstructured)
@@ -653,15 +653,17 @@ class DenseREML:
 
     def _linear_search(self, search, res, bounds):
         """``res`` or, if lower, the optimum of a search in `_linear` mode from it (T's
-        diagonal as it is, ≥ 0: a diagonal entry at the log scale's bound, where its
-        gradient vanishes, can come back), mapped back to the log scale (an entry at 0 to
-        the bound: T_aa = e^−15 σ)."""
+        diagonal as it is, of either sign: a diagonal entry at the log scale's bound, where
+        its gradient vanishes, can come back), its columns' signs made those of a
+        non-negative diagonal and mapped back to the log scale (an entry at 0 to the bound:
+        T_aa = e^−15 σ)."""
         diagonal = self._t_diagonal
         x0 = np.where(diagonal, np.exp(np.where(diagonal, res.theta_final, 0.0)),
                       res.theta_final)
         self._linear = True
         try:
-            lin = search(x0, self.search_bounds(bounds))
+            box = self.search_bounds(bounds)
+            lin = search(x0, box)
             # with two or more slopes the criterion has local optima (a review's data sets:
             # up to 2.5 above lmer's from the starts above alone): also from lme4's start
             # T = cI, on the centred slopes and on the slopes as given, c = 0.01 … 10 (the
@@ -673,7 +675,7 @@ class DenseREML:
                         start = x0.copy()
                         L = c * np.linalg.cholesky(C)
                         start[self.n_smooth_tau:] = L[self._term.rows, self._term.cols]
-                        lin = _lower(lin, search(start, self.search_bounds(bounds)))
+                        lin = _lower(lin, search(start, box))
         finally:
             self._linear = False
         x = lin.theta_final.copy()  # T with a non-negative diagonal (the same TT')

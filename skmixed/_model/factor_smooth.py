@@ -29,12 +29,9 @@ class FactorSmooth:
     `penalties` gives mgcv's penalties over all levels' coefficients."""
 
     bs = "fs"
-    cyclic = False
 
     def __init__(self, base):
         self.base = base
-        self.min_k = base.min_k
-        self.k = getattr(base, "k", None)
 
     @property
     def domain(self):
@@ -71,21 +68,17 @@ class FactorSmooth:
         P_range = linalg.solve_triangular(Rq, eigvec[:, n_null:]) / np.sqrt(top)
         # every penalized column of mean square 1 together (mgcv's unit.fnorm)
         P_range = P_range / np.sqrt(np.sum(w @ (X @ P_range) ** 2) / (w.sum() * rank))
-        targets = [np.ones_like(x)]
-        if n_null == 2:
+        P_null = np.zeros((k, 0))
+        if n_null:  # 1 and, with a line in the null space, (x − mean) / sd
             mean = float(w @ x / w.sum())
             sd = float(np.sqrt(w @ (x - mean) ** 2 / w.sum()))
-            targets.append((x - mean) / sd)
-        targets = np.column_stack(targets[:n_null]) if n_null else np.zeros((x.shape[0], 0))
-        if n_null:
+            targets = np.column_stack([np.ones_like(x), (x - mean) / sd][:n_null])
             XN = X @ null
             A = np.linalg.lstsq(sw[:, None] * XN, sw[:, None] * targets, rcond=None)[0]
             if not np.allclose(XN @ A, targets, atol=1e-8, rtol=0.0):
                 raise ValueError("the fs smooth's base has a penalty null space other than the "
                                  "constant and the line: use 'tp', 'cr', 'ps' or 'cc'.")
             P_null = null @ A
-        else:
-            P_null = np.zeros((k, 0))
         self.P_ = np.hstack([P_range, P_null])
         self.rank_, self.n_null_, self.k_ = rank, n_null, k
         # each penalty (the identity on its columns) scaled as mgcv's smoothCon scales it,
@@ -93,11 +86,8 @@ class FactorSmooth:
         self.penalty_size_ = float(np.max(np.abs(X[w > 0] @ self.P_).sum(axis=1)) ** 2)
         return self
 
-    def basis(self, x):
-        return self.base.basis(x)
-
     def design(self, x):
-        """One level's columns at x (n × k): ``basis(x) P``."""
+        """One level's columns at x (n × k): the base's basis at x times ``P_``."""
         return self.base.design(x) @ self.P_
 
     def mixed_parts(self):
